@@ -1,0 +1,237 @@
+//! The task behind one open WebSocket: writes queued frames, answers pings, keeps the peer alive.
+//!
+//! One hand-written poll loop instead of `select!` over futures, so that an idle socket's state is
+//! a few hundred bytes: the reader state machine, a small read buffer and one timer.
+//! The write buffer exists only while frames are in flight.
+
+use std::future::poll_fn;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::time::{Instant, Sleep};
+
+use crate::socket::Socket;
+use crate::ws::{self, Event, FrameReader, close_code};
+
+/// Frames moved from the outbox per write: large enough to batch a burst into one syscall.
+const MAX_BATCH: usize = 64 * 1024;
+/// A peer flooding pings without reading loses its pongs beyond this much unwritten output.
+const MAX_PENDING_CONTROL: usize = 16 * 1024;
+/// Reads are small because clients of a push gateway only send control frames.
+const READ_CHUNK: usize = 256;
+
+#[derive(Debug, Clone, Copy)]
+pub struct ConnectionConfig {
+    /// Server pings this often; a peer that has not answered by the next ping is dropped.
+    pub ping_interval: Duration,
+    /// Largest data message a client may send (it is read and discarded).
+    pub max_client_message: u64,
+    /// How long to wait for the peer's close frame after sending ours.
+    pub close_timeout: Duration,
+}
+
+/// How the connection ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Ended {
+    /// A close handshake completed; `code` is the one this side sent.
+    Closed { code: u16, initiated_by_peer: bool },
+    /// The peer vanished (EOF or I/O error) without a close handshake.
+    Abnormal,
+    /// The peer stopped answering pings.
+    PingTimeout,
+    /// Our close frame went out but the peer never answered it.
+    CloseTimeout,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Phase {
+    Open,
+    /// Our close frame is queued; `peer_done` once the peer's close arrived or it can't send more.
+    Closing { code: u16, by_peer: bool, peer_done: bool },
+}
+
+/// Runs the connection until it ends. `first_ping` spreads the pings of many sockets in time.
+pub async fn run<S>(io: S, socket: &Socket, config: ConnectionConfig, first_ping: Duration) -> Ended
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
+    let mut conn = Connection {
+        io,
+        socket,
+        config,
+        reader: FrameReader::new(config.max_client_message),
+        rbuf: [0; READ_CHUNK],
+        wbuf: Vec::new(),
+        wpos: 0,
+        flush_pending: false,
+        phase: Phase::Open,
+        awaiting_pong: false,
+    };
+    let timer = tokio::time::sleep(first_ping);
+    tokio::pin!(timer);
+    poll_fn(|cx| conn.poll(cx, timer.as_mut())).await
+}
+
+/// Opens and immediately closes a socket that has no right to exist (e.g. a bad token).
+pub async fn reject<S>(mut io: S, code: u16, reason: &'static str, config: ConnectionConfig)
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
+    use tokio::io::AsyncWriteExt;
+    let mut frame = Vec::with_capacity(128);
+    ws::put_close_frame(&mut frame, code, reason);
+    let _ = tokio::time::timeout(config.close_timeout, async {
+        io.write_all(&frame).await?;
+        io.flush().await?;
+        io.shutdown().await
+    })
+    .await;
+}
+
+struct Connection<'a, S> {
+    io: S,
+    socket: &'a Socket,
+    config: ConnectionConfig,
+    reader: FrameReader,
+    rbuf: [u8; READ_CHUNK],
+    wbuf: Vec<u8>,
+    wpos: usize,
+    flush_pending: bool,
+    phase: Phase,
+    awaiting_pong: bool,
+}
+
+impl<S: AsyncRead + AsyncWrite + Unpin> Connection<'_, S> {
+    fn poll(&mut self, cx: &mut Context<'_>, mut timer: Pin<&mut Sleep>) -> Poll<Ended> {
+        loop {
+            let mut progress = false;
+
+            if self.reading() {
+                let mut buf = ReadBuf::new(&mut self.rbuf);
+                match Pin::new(&mut self.io).poll_read(cx, &mut buf) {
+                    Poll::Ready(Ok(())) => {
+                        let n = buf.filled().len();
+                        if n == 0 {
+                            match &mut self.phase {
+                                Phase::Open => return Poll::Ready(Ended::Abnormal),
+                                Phase::Closing { peer_done, .. } => *peer_done = true,
+                            }
+                        } else {
+                            self.on_input(n, timer.as_mut());
+                        }
+                        progress = true;
+                    }
+                    Poll::Ready(Err(_)) => return Poll::Ready(Ended::Abnormal),
+                    Poll::Pending => (),
+                }
+            }
+
+            if self.phase == Phase::Open && self.wpos == self.wbuf.len() {
+                // Register before looking, so a frame queued right after the look wakes us.
+                self.socket.register(cx.waker());
+                let before = self.wbuf.len();
+                if let Some(close) = self.socket.drain_into(&mut self.wbuf, MAX_BATCH) {
+                    self.start_close(close.code, close.reason, false, timer.as_mut());
+                }
+                progress |= self.wbuf.len() != before;
+            }
+
+            if self.wpos < self.wbuf.len() {
+                match Pin::new(&mut self.io).poll_write(cx, &self.wbuf[self.wpos..]) {
+                    Poll::Ready(Ok(0)) | Poll::Ready(Err(_)) => return Poll::Ready(Ended::Abnormal),
+                    Poll::Ready(Ok(n)) => {
+                        self.wpos += n;
+                        if self.wpos == self.wbuf.len() {
+                            // Keep no buffer between bursts: idle sockets must stay small.
+                            self.wbuf = Vec::new();
+                            self.wpos = 0;
+                            self.flush_pending = true;
+                        }
+                        progress = true;
+                    }
+                    Poll::Pending => (),
+                }
+            }
+            if self.flush_pending {
+                match Pin::new(&mut self.io).poll_flush(cx) {
+                    Poll::Ready(Ok(())) => self.flush_pending = false,
+                    Poll::Ready(Err(_)) => return Poll::Ready(Ended::Abnormal),
+                    Poll::Pending => (),
+                }
+            }
+
+            if let Phase::Closing { code, by_peer, peer_done: true } = self.phase {
+                if self.wbuf.is_empty() && !self.flush_pending {
+                    // Best effort: the close handshake is complete whatever shutdown says.
+                    let _ = Pin::new(&mut self.io).poll_shutdown(cx);
+                    return Poll::Ready(Ended::Closed { code, initiated_by_peer: by_peer });
+                }
+            }
+
+            if timer.as_mut().poll(cx).is_ready() {
+                match self.phase {
+                    Phase::Closing { .. } => return Poll::Ready(Ended::CloseTimeout),
+                    Phase::Open if self.awaiting_pong => return Poll::Ready(Ended::PingTimeout),
+                    Phase::Open => {
+                        ws::put_frame(&mut self.wbuf, ws::OP_PING, b"");
+                        self.awaiting_pong = true;
+                        timer.as_mut().reset(Instant::now() + self.config.ping_interval);
+                    }
+                }
+                progress = true;
+            }
+
+            if !progress {
+                return Poll::Pending;
+            }
+        }
+    }
+
+    fn reading(&self) -> bool {
+        !matches!(self.phase, Phase::Closing { peer_done: true, .. })
+    }
+
+    fn on_input(&mut self, n: usize, timer: Pin<&mut Sleep>) {
+        // Any frame proves the peer is alive.
+        self.awaiting_pong = false;
+        let mut peer_close = None;
+        let wbuf = &mut self.wbuf;
+        let pending = wbuf.len() - self.wpos;
+        let res = self.reader.feed(&mut self.rbuf[..n], &mut |event| match event {
+            Event::Ping(payload) if pending < MAX_PENDING_CONTROL => {
+                ws::put_frame(wbuf, ws::OP_PONG, payload)
+            }
+            Event::Close { code, .. } => peer_close = Some(code.unwrap_or(close_code::NORMAL)),
+            Event::Ping(_) | Event::Pong | Event::Message => (),
+        });
+        match res {
+            Err(violation) => {
+                self.start_close(violation.code, violation.reason, false, timer);
+                self.mark_peer_done();
+            }
+            Ok(true) => {
+                let code = peer_close.unwrap_or(close_code::NORMAL);
+                self.start_close(code, "", true, timer);
+                self.mark_peer_done();
+            }
+            Ok(false) => (),
+        }
+    }
+
+    fn start_close(&mut self, code: u16, reason: &str, by_peer: bool, timer: Pin<&mut Sleep>) {
+        if self.phase != Phase::Open {
+            return;
+        }
+        ws::put_close_frame(&mut self.wbuf, code, reason);
+        self.phase = Phase::Closing { code, by_peer, peer_done: false };
+        timer.reset(Instant::now() + self.config.close_timeout);
+    }
+
+    fn mark_peer_done(&mut self) {
+        if let Phase::Closing { peer_done, .. } = &mut self.phase {
+            *peer_done = true;
+        }
+    }
+}

@@ -1,0 +1,221 @@
+//! Gateways (tenants of the WebSocket service) and the single-use tickets that open their sockets.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::{Duration, SystemTime};
+
+use crate::hub::Hub;
+use crate::socket::{QueueLimits, SocketId, Tag};
+
+/// Who may get socket URIs and send messages (the original `ACCESS_CONTROL`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AccessControl {
+    /// Anyone may get a socket and send.
+    None,
+    /// EDS users, as allowed by `Permissions`; the security token always.
+    Eds,
+    /// Only the security token: an app's server hands out sockets.
+    Custom,
+}
+
+/// The original `EDS_PERMISSIONS`: subjects (`"*"` or `"usergroups.<id>"`) allowed to read and write.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Permissions {
+    pub read: Vec<String>,
+    pub write: Vec<String>,
+}
+
+impl Default for Permissions {
+    fn default() -> Permissions {
+        Permissions { read: vec!["*".into()], write: vec!["*".into()] }
+    }
+}
+
+impl Permissions {
+    /// Whether a user in `groups` is among `subjects` (a list of this struct).
+    pub fn allows(subjects: &[String], user_id: &str, groups: &[String]) -> bool {
+        subjects.iter().any(|s| {
+            s == "*"
+                || s.strip_prefix("users.") == Some(user_id)
+                || s.strip_prefix("usergroups.").is_some_and(|g| groups.iter().any(|have| have == g))
+        })
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GatewayConfig {
+    pub name: String,
+    pub access: AccessControl,
+    /// The admin bearer token (`SECURITY_TOKEN`); without one, admin calls are refused.
+    pub security_token: Option<String>,
+    pub eds_backend_id: Option<String>,
+    pub eds_permissions: Permissions,
+    pub eds_uri: String,
+}
+
+pub struct Gateway {
+    pub id: String,
+    pub hub: Hub,
+    config: RwLock<GatewayConfig>,
+}
+
+impl Gateway {
+    pub fn config(&self) -> GatewayConfig {
+        self.config.read().expect("config lock").clone()
+    }
+
+    pub fn set_config(&self, config: GatewayConfig) {
+        *self.config.write().expect("config lock") = config;
+    }
+}
+
+/// A socket that may be opened once, before `expires_at`.
+#[derive(Clone)]
+pub struct Ticket {
+    pub gateway: Arc<Gateway>,
+    pub tags: Box<[Tag]>,
+    pub expires_at: SystemTime,
+}
+
+/// Every gateway of this server and the tickets not yet used.
+pub struct Gateways {
+    gateways: RwLock<HashMap<String, Arc<Gateway>>>,
+    tickets: Mutex<HashMap<SocketId, Ticket>>,
+    limits: QueueLimits,
+    max_tickets: usize,
+}
+
+pub const DEFAULT_GATEWAY: &str = "default";
+pub const TICKET_LIFETIME: Duration = Duration::from_secs(5 * 60);
+
+impl Gateways {
+    pub fn new(limits: QueueLimits, max_tickets: usize) -> Gateways {
+        Gateways {
+            gateways: RwLock::default(),
+            tickets: Mutex::default(),
+            limits,
+            max_tickets,
+        }
+    }
+
+    /// Creates or reconfigures a gateway.
+    pub fn upsert(&self, id: &str, config: GatewayConfig) -> Arc<Gateway> {
+        let mut gateways = self.gateways.write().expect("gateways lock");
+        if let Some(existing) = gateways.get(id) {
+            existing.set_config(config);
+            return existing.clone();
+        }
+        let gateway = Arc::new(Gateway {
+            id: id.to_owned(),
+            hub: Hub::new(self.limits),
+            config: RwLock::new(config),
+        });
+        gateways.insert(id.to_owned(), gateway.clone());
+        gateway
+    }
+
+    pub fn get(&self, id: &str) -> Option<Arc<Gateway>> {
+        self.gateways.read().expect("gateways lock").get(id).cloned()
+    }
+
+    pub fn list(&self) -> Vec<Arc<Gateway>> {
+        let mut res: Vec<_> = self.gateways.read().expect("gateways lock").values().cloned().collect();
+        res.sort_by(|a, b| a.id.cmp(&b.id));
+        res
+    }
+
+    /// Removes a gateway, its tickets, and closes its sockets.
+    pub fn remove(&self, id: &str) -> Option<Arc<Gateway>> {
+        let gateway = self.gateways.write().expect("gateways lock").remove(id)?;
+        self.tickets.lock().expect("tickets lock").retain(|_, t| !Arc::ptr_eq(&t.gateway, &gateway));
+        gateway.hub.close_all(crate::ws::close_code::GOING_AWAY, "gateway deleted");
+        Some(gateway)
+    }
+
+    /// Issues a single-use ticket; `None` when too many are outstanding.
+    pub fn issue_ticket(&self, gateway: &Arc<Gateway>, tags: Box<[Tag]>) -> Option<(SocketId, SystemTime)> {
+        let now = SystemTime::now();
+        let mut tickets = self.tickets.lock().expect("tickets lock");
+        if tickets.len() >= self.max_tickets {
+            tickets.retain(|_, t| t.expires_at > now);
+            if tickets.len() >= self.max_tickets {
+                return None;
+            }
+        }
+        let id = SocketId::random();
+        let expires_at = now + TICKET_LIFETIME;
+        tickets.insert(id, Ticket { gateway: gateway.clone(), tags, expires_at });
+        Some((id, expires_at))
+    }
+
+    /// Takes a ticket for use; an expired one is gone as if it never existed.
+    pub fn redeem(&self, id: &SocketId) -> Option<Ticket> {
+        let ticket = self.tickets.lock().expect("tickets lock").remove(id)?;
+        (ticket.expires_at > SystemTime::now()).then_some(ticket)
+    }
+
+    /// Withdraws an unused ticket of `gateway`.
+    pub fn cancel_ticket(&self, gateway: &Arc<Gateway>, id: &SocketId) -> bool {
+        let mut tickets = self.tickets.lock().expect("tickets lock");
+        match tickets.get(id) {
+            Some(t) if Arc::ptr_eq(&t.gateway, gateway) => tickets.remove(id).is_some(),
+            _ => false,
+        }
+    }
+
+    /// Drops expired tickets; run periodically.
+    pub fn sweep_tickets(&self) -> usize {
+        let now = SystemTime::now();
+        let mut tickets = self.tickets.lock().expect("tickets lock");
+        let before = tickets.len();
+        tickets.retain(|_, t| t.expires_at > now);
+        before - tickets.len()
+    }
+
+    pub fn close_all(&self, code: u16, reason: &'static str) {
+        for gateway in self.list() {
+            gateway.hub.close_all(code, reason);
+        }
+    }
+
+    pub fn connected(&self) -> usize {
+        self.list().iter().map(|g| g.hub.len()).sum()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config() -> GatewayConfig {
+        GatewayConfig {
+            name: "t".into(),
+            access: AccessControl::None,
+            security_token: None,
+            eds_backend_id: None,
+            eds_permissions: Permissions::default(),
+            eds_uri: String::new(),
+        }
+    }
+
+    #[test]
+    fn tickets_are_single_use_and_bounded() {
+        let gateways = Gateways::new(QueueLimits { max_bytes: 1024, max_frames: 4 }, 2);
+        let gw = gateways.upsert("g", config());
+        let (a, _) = gateways.issue_ticket(&gw, Box::new([])).unwrap();
+        let (_b, _) = gateways.issue_ticket(&gw, Box::new([])).unwrap();
+        assert!(gateways.issue_ticket(&gw, Box::new([])).is_none());
+        assert!(gateways.redeem(&a).is_some());
+        assert!(gateways.redeem(&a).is_none());
+        assert!(gateways.issue_ticket(&gw, Box::new([])).is_some());
+    }
+
+    #[test]
+    fn permissions_match_star_groups_and_users() {
+        let subjects = vec!["usergroups.12345".to_owned(), "users.u1".to_owned()];
+        assert!(Permissions::allows(&subjects, "x", &["12345".into()]));
+        assert!(Permissions::allows(&subjects, "u1", &[]));
+        assert!(!Permissions::allows(&subjects, "x", &["999".into()]));
+        assert!(Permissions::allows(&["*".into()], "x", &[]));
+    }
+}

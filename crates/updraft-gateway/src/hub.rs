@@ -1,0 +1,236 @@
+//! The sockets connected to one gateway on this node, indexed by id and by tag, and the fan-out.
+
+use std::collections::HashMap;
+use std::sync::{Arc, RwLock};
+
+use bytes::Bytes;
+
+use crate::socket::{Enqueued, QueueLimits, Socket, SocketId, Tag};
+use crate::ws;
+
+const N_SHARDS: usize = 16;
+
+/// Who a message is for. A socket matching several receivers gets the message once.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Receivers {
+    /// Every socket of the gateway (`"*"` in the wire format).
+    pub everyone: bool,
+    pub sockets: Vec<SocketId>,
+    pub tags: Vec<String>,
+}
+
+/// What one fan-out did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Fanout {
+    pub delivered: u64,
+    /// Sockets dropped because their outbox overflowed.
+    pub dropped: u64,
+}
+
+pub struct Hub {
+    shards: Box<[RwLock<Shard>]>,
+    limits: QueueLimits,
+}
+
+#[derive(Default)]
+struct Shard {
+    sockets: HashMap<SocketId, Arc<Socket>>,
+    by_tag: HashMap<Tag, HashMap<SocketId, Arc<Socket>>>,
+}
+
+impl Hub {
+    pub fn new(limits: QueueLimits) -> Hub {
+        Hub { shards: (0..N_SHARDS).map(|_| RwLock::default()).collect(), limits }
+    }
+
+    pub fn limits(&self) -> QueueLimits {
+        self.limits
+    }
+
+    pub fn insert(&self, socket: Arc<Socket>) {
+        let mut shard = self.shard(&socket.id).write().expect("hub lock");
+        for tag in socket.tags.iter() {
+            shard.by_tag.entry(tag.clone()).or_default().insert(socket.id, socket.clone());
+        }
+        shard.sockets.insert(socket.id, socket);
+    }
+
+    /// Removes the socket if it is still the one registered under its id.
+    pub fn remove(&self, socket: &Arc<Socket>) -> bool {
+        let mut shard = self.shard(&socket.id).write().expect("hub lock");
+        match shard.sockets.get(&socket.id) {
+            Some(current) if Arc::ptr_eq(current, socket) => (),
+            _ => return false,
+        }
+        shard.sockets.remove(&socket.id);
+        for tag in socket.tags.iter() {
+            if let Some(members) = shard.by_tag.get_mut(tag) {
+                members.remove(&socket.id);
+                if members.is_empty() {
+                    shard.by_tag.remove(tag);
+                }
+            }
+        }
+        true
+    }
+
+    pub fn get(&self, id: &SocketId) -> Option<Arc<Socket>> {
+        self.shard(id).read().expect("hub lock").sockets.get(id).cloned()
+    }
+
+    pub fn len(&self) -> usize {
+        self.shards.iter().map(|s| s.read().expect("hub lock").sockets.len()).sum()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    pub fn list(&self) -> Vec<Arc<Socket>> {
+        let mut res = Vec::new();
+        for shard in self.shards.iter() {
+            res.extend(shard.read().expect("hub lock").sockets.values().cloned());
+        }
+        res
+    }
+
+    /// Asks every socket to close, e.g. on shutdown.
+    pub fn close_all(&self, code: u16, reason: &'static str) {
+        for socket in self.list() {
+            socket.request_close(code, reason);
+        }
+    }
+
+    /// Delivers a text message to every matching socket on this node.
+    /// The frame is encoded once and the same bytes are queued for every receiver.
+    pub fn publish(&self, data: &[u8], receivers: &Receivers) -> Fanout {
+        let frame = ws::encode_frame(ws::OP_TEXT, data);
+        let mut res = Fanout::default();
+        if receivers.everyone {
+            for shard in self.shards.iter() {
+                let shard = shard.read().expect("hub lock");
+                for socket in shard.sockets.values() {
+                    self.deliver(socket, &frame, &mut res);
+                }
+            }
+            return res;
+        }
+        let single_source = receivers.sockets.len() + receivers.tags.len() == 1;
+        if single_source {
+            // One receiver cannot match a socket twice: deliver without collecting.
+            if let Some(id) = receivers.sockets.first() {
+                if let Some(socket) = self.get(id) {
+                    self.deliver(&socket, &frame, &mut res);
+                }
+            } else {
+                let tag = receivers.tags[0].as_str();
+                for shard in self.shards.iter() {
+                    let shard = shard.read().expect("hub lock");
+                    for socket in shard.by_tag.get(tag).into_iter().flat_map(|m| m.values()) {
+                        self.deliver(socket, &frame, &mut res);
+                    }
+                }
+            }
+            return res;
+        }
+        let mut targets: Vec<Arc<Socket>> = Vec::new();
+        for id in &receivers.sockets {
+            targets.extend(self.get(id));
+        }
+        for shard in self.shards.iter() {
+            let shard = shard.read().expect("hub lock");
+            for tag in &receivers.tags {
+                targets.extend(shard.by_tag.get(tag.as_str()).into_iter().flat_map(|m| m.values().cloned()));
+            }
+        }
+        targets.sort_unstable_by_key(|s| s.id);
+        targets.dedup_by_key(|s| s.id);
+        for socket in &targets {
+            self.deliver(socket, &frame, &mut res);
+        }
+        res
+    }
+
+    fn deliver(&self, socket: &Socket, frame: &Bytes, res: &mut Fanout) {
+        match socket.enqueue(frame, self.limits) {
+            Enqueued::Queued => res.delivered += 1,
+            Enqueued::Overflowed => res.dropped += 1,
+            Enqueued::Closed => (),
+        }
+    }
+
+    fn shard(&self, id: &SocketId) -> &RwLock<Shard> {
+        &self.shards[id.shard(self.shards.len())]
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn hub() -> Hub {
+        Hub::new(QueueLimits { max_bytes: 1 << 20, max_frames: 3 })
+    }
+
+    fn socket(tags: &[&str]) -> Arc<Socket> {
+        Arc::new(Socket::new(SocketId::random(), tags.iter().map(|t| Tag::from(*t)).collect()))
+    }
+
+    fn queued(socket: &Socket) -> usize {
+        let mut buf = Vec::new();
+        socket.drain_into(&mut buf, usize::MAX);
+        let frame_len = ws::encode_frame(ws::OP_TEXT, b"m").len();
+        buf.len() / frame_len
+    }
+
+    #[test]
+    fn a_socket_matching_twice_gets_one_copy() {
+        let hub = hub();
+        let a = socket(&["red", "blue"]);
+        let b = socket(&["blue"]);
+        let c = socket(&[]);
+        for s in [&a, &b, &c] {
+            hub.insert(s.clone());
+        }
+        let to = Receivers { everyone: false, sockets: vec![a.id], tags: vec!["red".into(), "blue".into()] };
+        assert_eq!(hub.publish(b"m", &to), Fanout { delivered: 2, dropped: 0 });
+        assert_eq!((queued(&a), queued(&b), queued(&c)), (1, 1, 0));
+
+        let all = Receivers { everyone: true, ..Receivers::default() };
+        assert_eq!(hub.publish(b"m", &all).delivered, 3);
+        let nobody = Receivers::default();
+        assert_eq!(hub.publish(b"m", &nobody).delivered, 0);
+    }
+
+    #[test]
+    fn removal_clears_the_tag_index() {
+        let hub = hub();
+        let a = socket(&["red"]);
+        hub.insert(a.clone());
+        assert!(hub.remove(&a));
+        assert!(!hub.remove(&a));
+        let to = Receivers { tags: vec!["red".into()], ..Receivers::default() };
+        assert_eq!(hub.publish(b"m", &to).delivered, 0);
+        assert!(hub.is_empty());
+    }
+
+    #[test]
+    fn an_overflowing_outbox_drops_only_that_socket() {
+        let hub = hub();
+        let slow = socket(&[]);
+        let fast = socket(&[]);
+        hub.insert(slow.clone());
+        hub.insert(fast.clone());
+        let all = Receivers { everyone: true, ..Receivers::default() };
+        for _ in 0..3 {
+            hub.publish(b"m", &all);
+            queued(&fast);
+        }
+        assert_eq!(hub.publish(b"m", &all), Fanout { delivered: 1, dropped: 1 });
+        let mut buf = Vec::new();
+        let close = slow.drain_into(&mut buf, usize::MAX).expect("close requested");
+        assert_eq!(close.code, ws::close_code::TRY_AGAIN_LATER);
+        assert!(buf.is_empty());
+        assert_eq!(hub.publish(b"m", &all).delivered, 1);
+    }
+}

@@ -1,0 +1,15 @@
+//! The Managed WebSocket gateway, below HTTP: who is connected, who a message is for, and the
+//! task that writes frames to each socket.
+//!
+//! This crate knows the WebSocket wire format and nothing of HTTP routing or JSON bodies.
+
+pub mod connection;
+pub mod gateway;
+pub mod hub;
+pub mod socket;
+pub mod ws;
+
+pub use connection::{ConnectionConfig, Ended};
+pub use gateway::{AccessControl, Gateway, GatewayConfig, Gateways, Permissions, Ticket};
+pub use hub::{Fanout, Hub, Receivers};
+pub use socket::{QueueLimits, Socket, SocketId, Tag};

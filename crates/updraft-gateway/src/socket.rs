@@ -1,0 +1,168 @@
+//! One connected socket as the rest of the gateway sees it: identity, tags and a bounded outbox.
+
+use std::collections::VecDeque;
+use std::fmt;
+use std::sync::{Arc, Mutex};
+use std::time::SystemTime;
+
+use atomic_waker::AtomicWaker;
+use bytes::Bytes;
+
+/// 32 random bytes, shown as 64 lower-case hex characters; also the single-use connect token.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct SocketId([u8; 32]);
+
+impl SocketId {
+    pub fn random() -> SocketId {
+        SocketId(rand::random())
+    }
+
+    pub fn parse(text: &str) -> Option<SocketId> {
+        let mut raw = [0u8; 32];
+        hex::decode_to_slice(text, &mut raw).ok()?;
+        // Only the canonical lower-case spelling names a socket.
+        if text.bytes().any(|b| b.is_ascii_uppercase()) {
+            return None;
+        }
+        Some(SocketId(raw))
+    }
+
+    /// Which shard of the registry holds this socket.
+    pub(crate) fn shard(&self, n_shards: usize) -> usize {
+        self.0[0] as usize % n_shards
+    }
+}
+
+impl fmt::Display for SocketId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut buf = [0u8; 64];
+        hex::encode_to_slice(self.0, &mut buf).expect("64 bytes");
+        f.write_str(std::str::from_utf8(&buf).expect("hex is ASCII"))
+    }
+}
+
+impl fmt::Debug for SocketId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Display::fmt(self, f)
+    }
+}
+
+/// Tags are shared between sockets and the tag index.
+pub type Tag = Arc<str>;
+
+/// Bounds of one socket's outbox: a reader that falls further behind is dropped.
+#[derive(Debug, Clone, Copy)]
+pub struct QueueLimits {
+    pub max_bytes: usize,
+    pub max_frames: usize,
+}
+
+/// Why the connection task should close the socket.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CloseRequest {
+    pub code: u16,
+    pub reason: &'static str,
+}
+
+pub struct Socket {
+    pub id: SocketId,
+    pub tags: Box<[Tag]>,
+    pub connected_at: SystemTime,
+    outbox: Mutex<Outbox>,
+    waker: AtomicWaker,
+}
+
+#[derive(Default)]
+struct Outbox {
+    frames: VecDeque<Bytes>,
+    bytes: usize,
+    close: Option<CloseRequest>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Enqueued {
+    Queued,
+    /// The socket is closing; the frame was not queued.
+    Closed,
+    /// The outbox overflowed: the frame and everything queued were dropped and the socket closes.
+    Overflowed,
+}
+
+impl Socket {
+    pub fn new(id: SocketId, tags: Box<[Tag]>) -> Socket {
+        Socket {
+            id,
+            tags,
+            connected_at: SystemTime::now(),
+            outbox: Mutex::new(Outbox::default()),
+            waker: AtomicWaker::new(),
+        }
+    }
+
+    pub fn has_tag(&self, tag: &str) -> bool {
+        self.tags.iter().any(|t| &**t == tag)
+    }
+
+    /// Queues an encoded frame for the connection task to write.
+    pub fn enqueue(&self, frame: &Bytes, limits: QueueLimits) -> Enqueued {
+        let mut outbox = self.outbox.lock().expect("outbox lock");
+        if outbox.close.is_some() {
+            return Enqueued::Closed;
+        }
+        if outbox.frames.len() >= limits.max_frames
+            || outbox.bytes + frame.len() > limits.max_bytes
+        {
+            outbox.frames = VecDeque::new();
+            outbox.bytes = 0;
+            outbox.close = Some(CloseRequest {
+                code: crate::ws::close_code::TRY_AGAIN_LATER,
+                reason: "slow consumer: send queue overflow",
+            });
+            drop(outbox);
+            self.waker.wake();
+            return Enqueued::Overflowed;
+        }
+        let was_empty = outbox.frames.is_empty();
+        outbox.frames.push_back(frame.clone());
+        outbox.bytes += frame.len();
+        drop(outbox);
+        // A non-empty outbox means the task is already due to run; no second wake needed.
+        if was_empty {
+            self.waker.wake();
+        }
+        Enqueued::Queued
+    }
+
+    /// Asks the connection task to close the socket with `code`; queued frames are dropped.
+    pub fn request_close(&self, code: u16, reason: &'static str) {
+        let mut outbox = self.outbox.lock().expect("outbox lock");
+        if outbox.close.is_none() {
+            outbox.close = Some(CloseRequest { code, reason });
+            outbox.frames = VecDeque::new();
+            outbox.bytes = 0;
+        }
+        drop(outbox);
+        self.waker.wake();
+    }
+
+    /// Registers the connection task's waker before it looks at the outbox.
+    pub(crate) fn register(&self, waker: &std::task::Waker) {
+        self.waker.register(waker);
+    }
+
+    /// Moves queued frames into `buf` until it holds about `max` bytes.
+    /// Returns a close request when one is pending (frames queued before it are still moved).
+    pub(crate) fn drain_into(&self, buf: &mut Vec<u8>, max: usize) -> Option<CloseRequest> {
+        let mut outbox = self.outbox.lock().expect("outbox lock");
+        while buf.len() < max {
+            let Some(frame) = outbox.frames.pop_front() else { break };
+            outbox.bytes -= frame.len();
+            buf.extend_from_slice(&frame);
+        }
+        if outbox.frames.is_empty() && outbox.frames.capacity() > 64 {
+            // Give a burst's queue memory back; idle sockets must stay small.
+            outbox.frames = VecDeque::new();
+        }
+        outbox.close.clone()
+    }
+}
