@@ -1,0 +1,76 @@
+//! The bus that carries a published message to every node that may hold a receiver.
+//!
+//! One implementation per deployment, chosen at start-up: [`LocalBus`] on a single node;
+//! distributed ones (Redis, NATS) carry one copy per node, never one per socket.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+
+use bytes::Bytes;
+
+/// A message for the sockets of one gateway. Receivers are kept as given: each node
+/// resolves them against its own sockets.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Publication {
+    pub gateway: String,
+    pub data: Bytes,
+    pub everyone: bool,
+    pub sockets: Vec<String>,
+    pub tags: Vec<String>,
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("bus unavailable: {0}")]
+pub struct BusError(pub String);
+
+pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+
+/// What a node does with a publication that reached it.
+pub type Deliver = Arc<dyn Fn(&Publication) + Send + Sync>;
+
+pub trait Bus: Send + Sync {
+    /// Resolves once the publication is accepted for delivery on every node.
+    fn publish(&self, publication: Publication) -> BoxFuture<'_, Result<(), BusError>>;
+}
+
+/// The single-node bus: publishing is delivering, with no copy and no hop.
+pub struct LocalBus {
+    deliver: Deliver,
+}
+
+impl LocalBus {
+    pub fn new(deliver: Deliver) -> LocalBus {
+        LocalBus { deliver }
+    }
+}
+
+impl Bus for LocalBus {
+    fn publish(&self, publication: Publication) -> BoxFuture<'_, Result<(), BusError>> {
+        (self.deliver)(&publication);
+        Box::pin(std::future::ready(Ok(())))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Mutex;
+
+    use super::*;
+
+    #[tokio::test]
+    async fn local_bus_delivers_before_publish_returns() {
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        let sink = seen.clone();
+        let bus = LocalBus::new(Arc::new(move |p: &Publication| sink.lock().unwrap().push(p.clone())));
+        let publication = Publication {
+            gateway: "default".into(),
+            data: Bytes::from_static(b"hi"),
+            everyone: true,
+            sockets: vec![],
+            tags: vec![],
+        };
+        bus.publish(publication.clone()).await.unwrap();
+        assert_eq!(*seen.lock().unwrap(), vec![publication]);
+    }
+}

@@ -32,13 +32,10 @@ impl Default for Permissions {
 }
 
 impl Permissions {
-    /// Whether a user in `groups` is among `subjects` (a list of this struct).
+    /// Whether a user is among `subjects` (one list of this struct): by `"*"`, by one of its
+    /// group subjects (`usergroups.<id>`), or by `users.<id>` (an addition to the original).
     pub fn allows(subjects: &[String], user_id: &str, groups: &[String]) -> bool {
-        subjects.iter().any(|s| {
-            s == "*"
-                || s.strip_prefix("users.") == Some(user_id)
-                || s.strip_prefix("usergroups.").is_some_and(|g| groups.iter().any(|have| have == g))
-        })
+        subjects.iter().any(|s| s == "*" || s.strip_prefix("users.") == Some(user_id) || groups.contains(s))
     }
 }
 
@@ -213,9 +210,9 @@ mod tests {
     #[test]
     fn permissions_match_star_groups_and_users() {
         let subjects = vec!["usergroups.12345".to_owned(), "users.u1".to_owned()];
-        assert!(Permissions::allows(&subjects, "x", &["12345".into()]));
+        assert!(Permissions::allows(&subjects, "x", &["usergroups.12345".into()]));
         assert!(Permissions::allows(&subjects, "u1", &[]));
-        assert!(!Permissions::allows(&subjects, "x", &["999".into()]));
+        assert!(!Permissions::allows(&subjects, "x", &["usergroups.999".into()]));
         assert!(Permissions::allows(&["*".into()], "x", &[]));
     }
 }

@@ -1,0 +1,124 @@
+//! The one table of API errors: each code's HTTP status and wire reason live here and nowhere else.
+
+use std::borrow::Cow;
+
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use serde_json::json;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Code {
+    /// No credentials where they are required.
+    AuthorizationRequired,
+    /// Credentials present but wrong, or a scheme other than Bearer.
+    InvalidCredentials,
+    /// Valid credentials without the needed permission.
+    AccessDenied,
+    NotFound,
+    /// The body is not JSON.
+    InvalidJson,
+    /// A field is missing or has the wrong type.
+    ValidationFailed,
+    PayloadTooLarge,
+    /// A gateway with that id already exists.
+    Conflict,
+    BadRequest,
+    /// The upgrade request is not a valid WebSocket handshake.
+    UpgradeRequired,
+    /// Too many outstanding socket tickets, or an identity provider that does not answer.
+    Unavailable,
+    Internal,
+}
+
+impl Code {
+    fn status(self) -> StatusCode {
+        match self {
+            Code::AuthorizationRequired | Code::InvalidCredentials => StatusCode::UNAUTHORIZED,
+            Code::AccessDenied => StatusCode::FORBIDDEN,
+            Code::NotFound => StatusCode::NOT_FOUND,
+            Code::InvalidJson | Code::ValidationFailed => StatusCode::UNPROCESSABLE_ENTITY,
+            Code::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            Code::Conflict => StatusCode::CONFLICT,
+            Code::BadRequest => StatusCode::BAD_REQUEST,
+            Code::UpgradeRequired => StatusCode::UPGRADE_REQUIRED,
+            Code::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
+            Code::Internal => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    fn reason(self) -> &'static str {
+        match self {
+            Code::AuthorizationRequired | Code::InvalidCredentials => "Unauthorized",
+            Code::AccessDenied => "AccessDenied",
+            Code::NotFound => "NotFound",
+            Code::InvalidJson => "InvalidJson",
+            Code::ValidationFailed => "ValidationFailed",
+            Code::PayloadTooLarge => "PayloadTooLarge",
+            Code::Conflict => "Conflict",
+            Code::BadRequest => "BadRequest",
+            Code::UpgradeRequired => "UpgradeRequired",
+            Code::Unavailable => "ServiceUnavailable",
+            Code::Internal => "InternalError",
+        }
+    }
+
+    fn default_message(self) -> &'static str {
+        match self {
+            Code::AuthorizationRequired => "Authorization header is required",
+            Code::InvalidCredentials | Code::AccessDenied => "Access denied",
+            Code::NotFound => "Not found",
+            Code::InvalidJson => "Invalid json",
+            Code::ValidationFailed => "Validation failed",
+            Code::PayloadTooLarge => "Request body is too large",
+            Code::Conflict => "Already exists",
+            Code::BadRequest => "Bad request",
+            Code::UpgradeRequired => "WebSocket upgrade required",
+            Code::Unavailable => "Service unavailable",
+            Code::Internal => "Internal error",
+        }
+    }
+}
+
+/// An error as the API answers it.
+/// Wire form: `{"error":{"reason","message"}}` (the hosted MWS form), or for field validation
+/// `{"errors":[{"reason","property","message"}]}`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ApiError {
+    pub code: Code,
+    pub message: Cow<'static, str>,
+    pub property: Option<&'static str>,
+}
+
+impl ApiError {
+    pub fn new(code: Code) -> ApiError {
+        ApiError { code, message: Cow::Borrowed(code.default_message()), property: None }
+    }
+
+    pub fn with_message(code: Code, message: impl Into<Cow<'static, str>>) -> ApiError {
+        ApiError { code, message: message.into(), property: None }
+    }
+
+    /// A field that failed validation.
+    pub fn field(property: &'static str, message: impl Into<Cow<'static, str>>) -> ApiError {
+        ApiError { code: Code::ValidationFailed, message: message.into(), property: Some(property) }
+    }
+}
+
+impl From<Code> for ApiError {
+    fn from(code: Code) -> ApiError {
+        ApiError::new(code)
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let reason = self.code.reason();
+        let body = match self.property {
+            Some(property) => json!({
+                "errors": [{ "reason": reason, "property": property, "message": self.message }]
+            }),
+            None => json!({ "error": { "reason": reason, "message": self.message } }),
+        };
+        (self.code.status(), axum::Json(body)).into_response()
+    }
+}

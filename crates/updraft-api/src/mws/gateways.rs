@@ -1,0 +1,200 @@
+//! Gateways as tenants: the admin API that creates, lists and deletes them, each gateway's
+//! configuration endpoint, and the file that keeps them across restarts.
+
+use std::path::PathBuf;
+use std::sync::Mutex;
+
+use axum::body::Body;
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::{Json, Router};
+use serde_json::{Value, json};
+use updraft_gateway::gateway::DEFAULT_GATEWAY;
+use updraft_gateway::{AccessControl, Gateway, GatewayConfig, Gateways, Permissions};
+
+use super::config_wire;
+use crate::ApiState;
+use crate::auth;
+use crate::body::read_json;
+use crate::error::{ApiError, Code};
+
+pub fn routes() -> Router<ApiState> {
+    Router::new()
+        .route("/v1/gateways", get(list).post(create))
+        .route("/v1/gateways/{gateway_id}", get(show).delete(remove))
+        .route("/v1/gateways/{gateway_id}/configuration", get(show_configuration).put(set_configuration))
+}
+
+/// Created gateways live in one JSON file, rewritten whole (temp file + rename) on each change.
+pub struct GatewayFile {
+    path: PathBuf,
+    write_lock: Mutex<()>,
+}
+
+impl GatewayFile {
+    pub fn new(path: PathBuf) -> GatewayFile {
+        GatewayFile { path, write_lock: Mutex::new(()) }
+    }
+
+    /// Loads saved gateways into `gateways`.
+    pub fn load(&self, gateways: &Gateways, default_eds_uri: &str) -> std::io::Result<usize> {
+        let text = match std::fs::read_to_string(&self.path) {
+            Ok(text) => text,
+            Err(err) if err.kind() == std::io::ErrorKind::NotFound => return Ok(0),
+            Err(err) => return Err(err),
+        };
+        let saved: Vec<Value> = serde_json::from_str(&text).map_err(std::io::Error::other)?;
+        for entry in &saved {
+            let id = entry["id"].as_str().ok_or_else(|| std::io::Error::other("gateway without id"))?;
+            let config = config_wire::apply(&blank(default_eds_uri), Some(entry["configuration"].clone()))
+                .map_err(|e| std::io::Error::other(e.message))?;
+            let config = GatewayConfig { security_token: entry["securityToken"].as_str().map(str::to_owned), ..config };
+            gateways.upsert(id, config);
+        }
+        Ok(saved.len())
+    }
+
+    fn save(&self, gateways: &Gateways) -> std::io::Result<()> {
+        let _guard = self.write_lock.lock().expect("gateway file lock");
+        let saved: Vec<Value> = gateways
+            .list()
+            .iter()
+            .filter(|g| g.id != DEFAULT_GATEWAY)
+            .map(|g| {
+                let config = g.config();
+                json!({"id": g.id, "securityToken": config.security_token, "configuration": config_wire::to_json(&config)})
+            })
+            .collect();
+        let tmp = self.path.with_extension("json.tmp");
+        let text = serde_json::to_vec_pretty(&saved).map_err(std::io::Error::other)?;
+        {
+            use std::io::Write;
+            let mut file = std::fs::File::create(&tmp)?;
+            file.write_all(&text)?;
+            file.sync_all()?;
+        }
+        std::fs::rename(&tmp, &self.path)
+    }
+}
+
+fn blank(eds_uri: &str) -> GatewayConfig {
+    GatewayConfig {
+        name: String::new(),
+        access: AccessControl::None,
+        security_token: None,
+        eds_backend_id: None,
+        eds_permissions: Permissions::default(),
+        eds_uri: eds_uri.to_owned(),
+    }
+}
+
+fn require_server_admin(state: &ApiState, headers: &HeaderMap) -> Result<(), ApiError> {
+    let creds = auth::credentials(headers)?;
+    if state.admin_token.is_none() {
+        return Err(ApiError::with_message(Code::AccessDenied, "The admin API is disabled: set UPDRAFT_ADMIN_TOKEN"));
+    }
+    auth::require_token(&creds, state.admin_token.as_deref())
+}
+
+/// The gateway's own security token or the server admin token.
+fn require_gateway_admin(state: &ApiState, gateway: &Gateway, headers: &HeaderMap) -> Result<(), ApiError> {
+    let creds = auth::credentials(headers)?;
+    if auth::is_token(&creds, state.admin_token.as_deref()) {
+        return Ok(());
+    }
+    auth::require_token(&creds, gateway.config().security_token.as_deref())
+}
+
+fn find(state: &ApiState, id: &str) -> Result<std::sync::Arc<Gateway>, ApiError> {
+    state.gateways.get(id).ok_or_else(|| ApiError::with_message(Code::NotFound, "Gateway not found"))
+}
+
+fn gateway_json(gateway: &std::sync::Arc<Gateway>) -> Value {
+    let config = gateway.config();
+    let mut body = config_wire::to_json(&config);
+    body["id"] = json!(gateway.id);
+    body["securityToken"] = json!(config.security_token);
+    body
+}
+
+fn persist(state: &ApiState) -> Result<(), ApiError> {
+    let Some(file) = &state.gateway_file else { return Ok(()) };
+    file.save(&state.gateways).map_err(|err| {
+        tracing::error!(%err, "could not save gateways");
+        ApiError::with_message(Code::Internal, "Could not save the gateway configuration")
+    })
+}
+
+async fn create(State(state): State<ApiState>, headers: HeaderMap, body: Body) -> Result<Response, ApiError> {
+    require_server_admin(&state, &headers)?;
+    let body = read_json(body, state.limits.max_body_bytes).await?.unwrap_or_else(|| json!({}));
+    let id = match body.get("id") {
+        None | Some(Value::Null) => hex24(),
+        Some(Value::String(id)) if valid_id(id) => id.clone(),
+        Some(_) => return Err(ApiError::field("id", "Id must be 1-64 characters of [a-zA-Z0-9_-]")),
+    };
+    if state.gateways.get(&id).is_some() {
+        return Err(ApiError::with_message(Code::Conflict, "A gateway with this id exists"));
+    }
+    let mut config = config_wire::apply(&blank(&state.default_eds_uri), Some(body))?;
+    config.security_token = Some(hex_secret());
+    let gateway = state.gateways.upsert(&id, config);
+    persist(&state)?;
+    Ok((StatusCode::CREATED, Json(gateway_json(&gateway))).into_response())
+}
+
+async fn list(State(state): State<ApiState>, headers: HeaderMap) -> Result<Response, ApiError> {
+    require_server_admin(&state, &headers)?;
+    let results: Vec<Value> = state.gateways.list().iter().map(|g| gateway_json(g)).collect();
+    Ok(Json(json!({ "results": results })).into_response())
+}
+
+async fn show(State(state): State<ApiState>, Path(id): Path<String>, headers: HeaderMap) -> Result<Response, ApiError> {
+    require_server_admin(&state, &headers)?;
+    Ok(Json(gateway_json(&find(&state, &id)?)).into_response())
+}
+
+async fn remove(State(state): State<ApiState>, Path(id): Path<String>, headers: HeaderMap) -> Result<Response, ApiError> {
+    require_server_admin(&state, &headers)?;
+    if id == DEFAULT_GATEWAY {
+        return Err(ApiError::with_message(Code::BadRequest, "The default gateway cannot be deleted"));
+    }
+    state.gateways.remove(&id).ok_or_else(|| ApiError::with_message(Code::NotFound, "Gateway not found"))?;
+    persist(&state)?;
+    Ok(Json(json!({})).into_response())
+}
+
+async fn show_configuration(State(state): State<ApiState>, Path(id): Path<String>, headers: HeaderMap) -> Result<Response, ApiError> {
+    let gateway = find(&state, &id)?;
+    require_gateway_admin(&state, &gateway, &headers)?;
+    Ok(Json(config_wire::to_json(&gateway.config())).into_response())
+}
+
+async fn set_configuration(State(state): State<ApiState>, Path(id): Path<String>, headers: HeaderMap, body: Body) -> Result<Response, ApiError> {
+    let gateway = find(&state, &id)?;
+    require_gateway_admin(&state, &gateway, &headers)?;
+    let config = config_wire::apply(&gateway.config(), read_json(body, state.limits.max_body_bytes).await?)?;
+    gateway.set_config(config);
+    if gateway.id != DEFAULT_GATEWAY {
+        persist(&state)?;
+    }
+    Ok(Json(config_wire::to_json(&gateway.config())).into_response())
+}
+
+fn valid_id(id: &str) -> bool {
+    (1..=64).contains(&id.len()) && id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+}
+
+fn hex24() -> String {
+    hex_of(&rand::random::<[u8; 12]>())
+}
+
+fn hex_secret() -> String {
+    hex_of(&rand::random::<[u8; 32]>())
+}
+
+fn hex_of(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}

@@ -1,0 +1,102 @@
+//! The WebSocket upgrade: any path with `?token=<socket id>`, as the original accepted.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::body::Body;
+use axum::extract::{Request, State};
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use hyper_util::rt::TokioIo;
+use updraft_gateway::ws::{self, close_code};
+use updraft_gateway::{Socket, SocketId, connection};
+
+use crate::ApiState;
+use crate::error::{ApiError, Code};
+
+/// Takes WebSocket handshakes before routing; everything else goes on to the routes.
+pub async fn intercept(State(state): State<ApiState>, req: Request, next: Next) -> Response {
+    if req.method() == Method::GET && wants_websocket(req.headers()) {
+        return accept(state, req);
+    }
+    next.run(req).await
+}
+
+fn wants_websocket(headers: &HeaderMap) -> bool {
+    headers
+        .get(header::UPGRADE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.split(',').any(|p| p.trim().eq_ignore_ascii_case("websocket")))
+}
+
+fn has_token(headers: &HeaderMap, name: header::HeaderName, token: &str) -> bool {
+    headers
+        .get_all(name)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .any(|p| p.trim().eq_ignore_ascii_case(token))
+}
+
+fn accept(state: ApiState, mut req: Request) -> Response {
+    let headers = req.headers();
+    if !has_token(headers, header::CONNECTION, "upgrade") {
+        return ApiError::with_message(Code::BadRequest, "Connection: Upgrade is required").into_response();
+    }
+    if headers.get(header::SEC_WEBSOCKET_VERSION).map(HeaderValue::as_bytes) != Some(b"13") {
+        let mut res = ApiError::with_message(Code::UpgradeRequired, "Only WebSocket version 13 is supported").into_response();
+        res.headers_mut().insert(header::SEC_WEBSOCKET_VERSION, HeaderValue::from_static("13"));
+        return res;
+    }
+    let Some(key) = headers.get(header::SEC_WEBSOCKET_KEY).filter(|k| ws::is_valid_client_key(k.as_bytes())) else {
+        return ApiError::with_message(Code::BadRequest, "Sec-WebSocket-Key is missing or invalid").into_response();
+    };
+    let accept_key = ws::accept_key(key.as_bytes());
+    let Some(on_upgrade) = req.extensions_mut().remove::<hyper::upgrade::OnUpgrade>() else {
+        return ApiError::with_message(Code::BadRequest, "This connection cannot be upgraded").into_response();
+    };
+    // The ticket is used up by the attempt, whether or not the connection then opens.
+    let ticket = token(req.uri().query()).and_then(|id| Some((id, state.gateways.redeem(&id)?)));
+    let config = state.connection;
+    tokio::spawn(async move {
+        let upgraded = match on_upgrade.await {
+            Ok(upgraded) => TokioIo::new(upgraded),
+            Err(err) => {
+                tracing::debug!(%err, "upgrade failed");
+                return;
+            }
+        };
+        let Some((id, ticket)) = ticket else {
+            metrics::counter!("updraft_mws_connections_rejected_total").increment(1);
+            connection::reject(upgraded, close_code::POLICY_VIOLATION, "invalid, expired or used token", config).await;
+            return;
+        };
+        let socket = Arc::new(Socket::new(id, ticket.tags));
+        let hub = &ticket.gateway.hub;
+        hub.insert(socket.clone());
+        let connected = metrics::gauge!("updraft_mws_sockets_connected");
+        connected.increment(1);
+        let ended = connection::run(upgraded, &socket, config, first_ping(config.ping_interval)).await;
+        hub.remove(&socket);
+        connected.decrement(1);
+        tracing::debug!(socket = %socket.id, ?ended, "socket closed");
+    });
+    let mut res = Response::new(Body::empty());
+    *res.status_mut() = StatusCode::SWITCHING_PROTOCOLS;
+    let h = res.headers_mut();
+    h.insert(header::UPGRADE, HeaderValue::from_static("websocket"));
+    h.insert(header::CONNECTION, HeaderValue::from_static("Upgrade"));
+    h.insert(header::SEC_WEBSOCKET_ACCEPT, HeaderValue::from_str(&accept_key).expect("base64 is a valid header"));
+    res
+}
+
+fn token(query: Option<&str>) -> Option<SocketId> {
+    query?.split('&').find_map(|pair| SocketId::parse(pair.strip_prefix("token=")?))
+}
+
+/// Spreads first pings over the second half of the interval so reconnect storms don't ping in step.
+fn first_ping(interval: Duration) -> Duration {
+    let half = interval / 2;
+    half + half.mul_f64(rand::random::<f64>())
+}

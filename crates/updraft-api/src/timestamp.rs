@@ -1,0 +1,23 @@
+//! Timestamps on the wire: fixed-width ISO 8601 UTC with milliseconds (`2013-06-28T16:38:32.369Z`).
+
+use std::time::SystemTime;
+
+use time::OffsetDateTime;
+use time::macros::format_description;
+
+pub fn format(at: SystemTime) -> String {
+    let format = format_description!("[year]-[month]-[day]T[hour]:[minute]:[second].[subsecond digits:3]Z");
+    OffsetDateTime::from(at).format(&format).expect("a UTC time always formats")
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::{Duration, UNIX_EPOCH};
+
+    #[test]
+    fn fixed_width_with_milliseconds() {
+        let at = UNIX_EPOCH + Duration::from_millis(1_372_437_512_369);
+        assert_eq!(super::format(at), "2013-06-28T16:38:32.369Z");
+        assert_eq!(super::format(UNIX_EPOCH), "1970-01-01T00:00:00.000Z");
+    }
+}

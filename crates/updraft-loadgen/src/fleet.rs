@@ -1,0 +1,391 @@
+//! Opening, holding and closing many WebSocket connections.
+
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::sync::{Semaphore, mpsc, watch};
+use tokio::task::JoinHandle;
+
+use crate::http::{self, HttpConn, Target};
+use crate::report::{SharedReport, round};
+use crate::ws::{self, Event, FrameDecoder, OP_CLOSE, OP_PONG, READ_BUF, WsConn, WsUri};
+
+/// Above this the load generator and the server would both run into the
+/// 20,000 open-file hard limit of the bench machine.
+pub const MAX_SOCKETS: usize = 19_000;
+/// File descriptors kept free for HTTP connections, stdio and the runtime.
+const FD_HEADROOM: u64 = 200;
+const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(15);
+
+static START: OnceLock<Instant> = OnceLock::new();
+
+/// Nanoseconds since process start; the latency scenario's clock.
+pub fn now_ns() -> u64 {
+    START.get_or_init(Instant::now).elapsed().as_nanos() as u64
+}
+
+/// Counters shared by every reader task. Updated once per read batch, not per
+/// message, to keep the receive path cheap.
+#[derive(Debug, Default)]
+pub struct RecvStats {
+    pub messages: AtomicU64,
+    pub payload_bytes: AtomicU64,
+    /// Messages whose size differed from `expect_size` (when non-zero).
+    pub size_mismatches: AtomicU64,
+    pub expect_size: u64,
+    pub last_delivery_ns: AtomicU64,
+    pub pings: AtomicU64,
+    pub open: AtomicU64,
+    pub closed_by_server: AtomicU64,
+    pub read_errors: AtomicU64,
+    pub first_error: Mutex<Option<String>>,
+    /// Publish→delivery latencies in ns; `Some` only in the latency scenario.
+    pub latencies: Option<Mutex<Vec<u64>>>,
+}
+
+impl RecvStats {
+    pub fn new(expect_size: u64, track_latency: bool) -> Self {
+        Self {
+            expect_size,
+            latencies: track_latency.then(|| Mutex::new(Vec::with_capacity(1 << 16))),
+            ..Self::default()
+        }
+    }
+
+    pub fn note_error(&self, e: impl std::fmt::Display) {
+        let mut slot = self.first_error.lock().unwrap_or_else(|e| e.into_inner());
+        if slot.is_none() {
+            *slot = Some(e.to_string());
+        }
+    }
+}
+
+/// How each socket's connect URI is obtained.
+#[derive(Debug, Clone, Copy)]
+pub enum UriSource {
+    /// `GET /v1/websocket_uri` (anonymous, no tags).
+    Anonymous,
+    /// `POST /v1/sockets` with tag `t{i % tags}` for socket `i`.
+    Tagged { tags: usize },
+}
+
+pub struct ConnectOpts {
+    pub sockets: usize,
+    pub source: UriSource,
+    pub http_connections: usize,
+    pub handshake_concurrency: usize,
+}
+
+/// A connected socket: its index in the request order and its MWS id.
+#[derive(Debug, Clone)]
+pub struct SocketInfo {
+    pub index: usize,
+    pub id: String,
+}
+
+pub struct Fleet {
+    pub connected: Vec<SocketInfo>,
+    pub failures: usize,
+    readers: Vec<JoinHandle<()>>,
+    shutdown: watch::Sender<bool>,
+}
+
+/// Refuses socket counts this process cannot hold.
+pub fn check_capacity(sockets: usize) -> Result<()> {
+    anyhow::ensure!(
+        sockets <= MAX_SOCKETS,
+        "refusing {sockets} sockets: at most {MAX_SOCKETS} per process (open-file hard limit is 20,000); \
+         run several load generators instead"
+    );
+    if let Some(limit) = crate::proc_stats::max_open_files() {
+        anyhow::ensure!(
+            sockets as u64 + FD_HEADROOM <= limit,
+            "{sockets} sockets need ~{} open files but the soft limit is {limit}; run `ulimit -n 20000` first",
+            sockets as u64 + FD_HEADROOM
+        );
+    }
+    Ok(())
+}
+
+/// Fetches every URI, then opens every socket; both phases are timed and
+/// recorded in `report`. Each socket then stays open in its own reader task.
+pub async fn connect(
+    target: &Arc<Target>,
+    opts: &ConnectOpts,
+    stats: &Arc<RecvStats>,
+    report: &SharedReport,
+) -> Result<Fleet> {
+    check_capacity(opts.sockets)?;
+    report.set("sockets_requested", opts.sockets);
+    let started = Instant::now();
+
+    let uris = fetch_uris(target, opts).await?;
+    let fetch_s = started.elapsed().as_secs_f64();
+    let fetch_failures = uris.iter().filter(|u| u.is_err()).count();
+    report.set("uri_fetch_s", round(fetch_s, 4));
+    report.set("uri_fetch_failures", fetch_failures);
+    if let Some(Err(e)) = uris.iter().find(|u| u.is_err()) {
+        stats.note_error(format!("{e:#}"));
+    }
+
+    let (shutdown, shutdown_rx) = watch::channel(false);
+    let permits = Arc::new(Semaphore::new(opts.handshake_concurrency.max(1)));
+    let (done_tx, mut done_rx) = mpsc::unbounded_channel::<(usize, Result<String>)>();
+    let mut readers = Vec::with_capacity(opts.sockets);
+    let hs_started = Instant::now();
+    let mut pending = 0usize;
+    for (index, uri) in uris.into_iter().enumerate() {
+        let Ok(uri) = uri else { continue };
+        let permit = permits.clone().acquire_owned().await.expect("semaphore never closed");
+        let done_tx = done_tx.clone();
+        let stats = stats.clone();
+        let shutdown_rx = shutdown_rx.clone();
+        let fallback = target.addr;
+        pending += 1;
+        readers.push(tokio::spawn(async move {
+            let parsed = match WsUri::parse(&uri) {
+                Ok(p) => p,
+                Err(e) => {
+                    let _ = done_tx.send((index, Err(e)));
+                    return;
+                }
+            };
+            let id = parsed.token().unwrap_or_default().to_string();
+            let conn = tokio::time::timeout(HANDSHAKE_TIMEOUT, ws::handshake(&parsed, fallback))
+                .await
+                .context("handshake timed out")
+                .and_then(|r| r);
+            drop(permit);
+            match conn {
+                Ok(conn) => {
+                    stats.open.fetch_add(1, Ordering::Relaxed);
+                    let _ = done_tx.send((index, Ok(id)));
+                    drop(done_tx);
+                    read_loop(conn, &stats, shutdown_rx).await;
+                    stats.open.fetch_sub(1, Ordering::Relaxed);
+                }
+                Err(e) => {
+                    let _ = done_tx.send((index, Err(e)));
+                }
+            }
+        }));
+    }
+    drop(done_tx);
+
+    let mut connected = Vec::with_capacity(pending);
+    let mut failures = fetch_failures;
+    while let Some((index, result)) = done_rx.recv().await {
+        match result {
+            Ok(id) => connected.push(SocketInfo { index, id }),
+            Err(e) => {
+                failures += 1;
+                stats.note_error(format!("{e:#}"));
+            }
+        }
+    }
+    connected.sort_by_key(|s| s.index);
+    let handshake_s = hs_started.elapsed().as_secs_f64();
+    let total_s = started.elapsed().as_secs_f64();
+    report.set("sockets_connected", connected.len());
+    report.set("connect_failures", failures);
+    report.set("handshake_s", round(handshake_s, 4));
+    report.set("connect_s", round(total_s, 4));
+    report.set("connect_per_s", round(opts.sockets as f64 / total_s, 1));
+    report.set("handshake_per_s", round(connected.len() as f64 / handshake_s, 1));
+    Ok(Fleet {
+        connected,
+        failures,
+        readers,
+        shutdown,
+    })
+}
+
+/// Obtains one URI per socket over a few keep-alive connections in parallel.
+async fn fetch_uris(target: &Arc<Target>, opts: &ConnectOpts) -> Result<Vec<Result<String>>> {
+    if matches!(opts.source, UriSource::Tagged { .. }) {
+        anyhow::ensure!(
+            target.admin_token.is_some(),
+            "POST /v1/sockets needs --admin-token"
+        );
+    }
+    let next = Arc::new(AtomicUsize::new(0));
+    let mut workers = Vec::new();
+    for _ in 0..opts.http_connections.clamp(1, opts.sockets.max(1)) {
+        let (target, next, source, total) = (target.clone(), next.clone(), opts.source, opts.sockets);
+        workers.push(tokio::spawn(async move {
+            let mut conn = HttpConn::new(target);
+            let mut out = Vec::new();
+            loop {
+                let i = next.fetch_add(1, Ordering::Relaxed);
+                if i >= total {
+                    break;
+                }
+                let uri = match source {
+                    UriSource::Anonymous => http::fetch_websocket_uri(&mut conn).await,
+                    UriSource::Tagged { tags } => http::create_socket(&mut conn, &[tag_name(i % tags)]).await,
+                };
+                out.push((i, uri));
+            }
+            out
+        }));
+    }
+    let mut uris: Vec<Option<Result<String>>> = (0..opts.sockets).map(|_| None).collect();
+    for w in workers {
+        for (i, uri) in w.await? {
+            uris[i] = Some(uri);
+        }
+    }
+    Ok(uris
+        .into_iter()
+        .map(|u| u.unwrap_or_else(|| Err(anyhow::anyhow!("URI never fetched"))))
+        .collect())
+}
+
+pub fn tag_name(i: usize) -> String {
+    format!("t{i}")
+}
+
+impl Fleet {
+    /// Sends a close frame on every socket and waits (bounded) for the
+    /// readers to finish; returns how long that took.
+    pub async fn close_all(self, limit: Duration) -> Duration {
+        let started = Instant::now();
+        let _ = self.shutdown.send(true);
+        let all = async {
+            for r in self.readers {
+                let _ = r.await;
+            }
+        };
+        let _ = tokio::time::timeout(limit, all).await;
+        started.elapsed()
+    }
+}
+
+/// Receives until EOF, a server close, an error or shutdown. Counts messages,
+/// answers pings, and records latencies when asked.
+async fn read_loop(mut conn: WsConn, stats: &RecvStats, mut shutdown: watch::Receiver<bool>) {
+    let mut decoder = FrameDecoder::new(stats.latencies.is_some());
+    // Registered once rather than per read: re-creating it each iteration
+    // would touch the watch channel's waiter list on every read.
+    let shutdown_signal = shutdown.changed();
+    tokio::pin!(shutdown_signal);
+    let mut lat_batch: Vec<u64> = Vec::new();
+    loop {
+        let (mut count, mut bytes, mut mismatched) = (0u64, 0u64, 0u64);
+        let mut pong = None;
+        let mut close = None;
+        let arrived = now_ns();
+        let expect = stats.expect_size;
+        let track = stats.latencies.is_some();
+        let decoded = decoder.decode(&conn.buf[..conn.filled], |event| match event {
+            Event::Message { prefix, len } => {
+                count += 1;
+                bytes += len;
+                if expect != 0 && len != expect {
+                    mismatched += 1;
+                }
+                if track && let Some(sent) = parse_timestamp(prefix) {
+                    lat_batch.push(arrived.saturating_sub(sent));
+                }
+            }
+            Event::Ping(payload) => pong = Some(ws::masked_control_frame(OP_PONG, payload)),
+            Event::Pong => {}
+            Event::Close(payload) => close = Some(ws::masked_control_frame(OP_CLOSE, &payload[..payload.len().min(2)])),
+        });
+        let used = match decoded {
+            Ok(used) => used,
+            Err(e) => {
+                stats.read_errors.fetch_add(1, Ordering::Relaxed);
+                stats.note_error(format!("frame error: {e:#}"));
+                return;
+            }
+        };
+        conn.buf.copy_within(used..conn.filled, 0);
+        conn.filled -= used;
+        if count > 0 {
+            stats.messages.fetch_add(count, Ordering::Relaxed);
+            stats.payload_bytes.fetch_add(bytes, Ordering::Relaxed);
+            stats.last_delivery_ns.fetch_max(arrived, Ordering::Relaxed);
+            if mismatched > 0 {
+                stats.size_mismatches.fetch_add(mismatched, Ordering::Relaxed);
+            }
+            if !lat_batch.is_empty()
+                && let Some(all) = &stats.latencies
+            {
+                all.lock().unwrap_or_else(|e| e.into_inner()).append(&mut lat_batch);
+            }
+        }
+        if let Some(pong) = pong {
+            stats.pings.fetch_add(1, Ordering::Relaxed);
+            let _ = conn.stream.write_all(&pong).await;
+        }
+        if let Some(close) = close {
+            stats.closed_by_server.fetch_add(1, Ordering::Relaxed);
+            let _ = conn.stream.write_all(&close).await;
+            return;
+        }
+        if conn.filled == READ_BUF {
+            stats.note_error("frame header does not fit the read buffer");
+            return;
+        }
+
+        tokio::select! {
+            biased;
+            _ = &mut shutdown_signal => {
+                close_gracefully(&mut conn).await;
+                return;
+            }
+            read = conn.stream.read(&mut conn.buf[conn.filled..]) => match read {
+                Ok(0) => {
+                    stats.closed_by_server.fetch_add(1, Ordering::Relaxed);
+                    return;
+                }
+                Ok(n) => conn.filled += n,
+                Err(e) => {
+                    stats.read_errors.fetch_add(1, Ordering::Relaxed);
+                    stats.note_error(format!("read: {e}"));
+                    return;
+                }
+            },
+        }
+    }
+}
+
+/// Client-initiated close (1000), then waits briefly for the server to
+/// finish the closing handshake so the server, not us, holds TIME_WAIT.
+async fn close_gracefully(conn: &mut WsConn) {
+    let frame = ws::masked_control_frame(OP_CLOSE, &1000u16.to_be_bytes());
+    if conn.stream.write_all(&frame).await.is_err() {
+        return;
+    }
+    let drain = async {
+        let mut scratch = [0u8; 512];
+        while matches!(conn.stream.read(&mut scratch).await, Ok(n) if n > 0) {}
+    };
+    let _ = tokio::time::timeout(Duration::from_secs(3), drain).await;
+}
+
+/// Leading ASCII digits of a latency payload: the send time in ns.
+pub fn parse_timestamp(prefix: &[u8]) -> Option<u64> {
+    let digits = prefix.iter().take_while(|b| b.is_ascii_digit()).count();
+    std::str::from_utf8(&prefix[..digits]).ok()?.parse().ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn timestamp_prefix() {
+        assert_eq!(parse_timestamp(b"12345 xxxx"), Some(12345));
+        assert_eq!(parse_timestamp(b"xx"), None);
+    }
+
+    #[test]
+    fn refuses_too_many_sockets() {
+        assert!(check_capacity(MAX_SOCKETS + 1).is_err());
+    }
+}
