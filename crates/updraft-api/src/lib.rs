@@ -69,9 +69,12 @@ impl ApiState {
 
 /// Every route of the API, with WebSocket handshakes taken before routing and CORS around all.
 pub fn router(state: ApiState) -> Router {
-    mws::routes()
+    let routes = mws::routes()
         .fallback(|| async { error::ApiError::with_message(error::Code::NotFound, "No such endpoint") })
-        .layer(axum::middleware::from_fn_with_state(state.clone(), mws::upgrade::intercept))
+        .with_state(state.clone());
+    // Layers on a router with only a fallback see every request, before any route matches.
+    Router::new()
+        .fallback_service(routes)
+        .layer(axum::middleware::from_fn_with_state(state, mws::upgrade::intercept))
         .layer(axum::middleware::from_fn(cors::cors))
-        .with_state(state)
 }

@@ -18,8 +18,6 @@ use crate::ws;
 /// The gateway under test, shared by every HTTP connection.
 #[derive(Debug)]
 pub struct Target {
-    /// The `--target` URL as given, used to label output.
-    pub url: String,
     pub host_header: String,
     pub addr: SocketAddr,
     pub admin_token: Option<String>,
@@ -32,7 +30,10 @@ impl Target {
             .with_context(|| format!("--target must be an http:// URL, got {url}"))?;
         let authority = rest.split('/').next().unwrap_or_default();
         ensure!(!authority.is_empty(), "--target has no host: {url}");
-        let with_port = if authority.rsplit_once(':').is_some_and(|(_, p)| p.parse::<u16>().is_ok()) {
+        let with_port = if authority
+            .rsplit_once(':')
+            .is_some_and(|(_, p)| p.parse::<u16>().is_ok())
+        {
             authority.to_string()
         } else {
             format!("{authority}:80")
@@ -43,7 +44,6 @@ impl Target {
             .next()
             .with_context(|| format!("{with_port} resolved to nothing"))?;
         Ok(Self {
-            url: url.trim_end_matches('/').to_string(),
             host_header: authority.to_string(),
             addr,
             admin_token,
@@ -99,18 +99,29 @@ impl HttpConn {
     }
 
     /// Sends one request. `admin` adds the bearer token when one is configured.
-    pub async fn request(&mut self, method: &str, path: &str, body: Option<&[u8]>, admin: bool) -> Result<Response> {
+    pub async fn request(
+        &mut self,
+        method: &str,
+        path: &str,
+        body: Option<&[u8]>,
+        admin: bool,
+    ) -> Result<Response> {
         self.req.clear();
         let t = &self.target;
-        self.req
-            .extend_from_slice(format!("{method} {path} HTTP/1.1\r\nHost: {}\r\n", t.host_header).as_bytes());
+        self.req.extend_from_slice(
+            format!("{method} {path} HTTP/1.1\r\nHost: {}\r\n", t.host_header).as_bytes(),
+        );
         if admin && let Some(token) = &t.admin_token {
             self.req
                 .extend_from_slice(format!("Authorization: Bearer {token}\r\n").as_bytes());
         }
         if let Some(body) = body {
             self.req.extend_from_slice(
-                format!("Content-Type: application/json\r\nContent-Length: {}\r\n\r\n", body.len()).as_bytes(),
+                format!(
+                    "Content-Type: application/json\r\nContent-Length: {}\r\n\r\n",
+                    body.len()
+                )
+                .as_bytes(),
             );
             self.req.extend_from_slice(body);
         } else {
@@ -165,7 +176,9 @@ impl HttpConn {
             .with_context(|| format!("bad status line in {head:?}"))?;
         let (mut content_length, mut chunked, mut close) = (None, false, false);
         for line in lines {
-            let Some((name, value)) = line.split_once(':') else { continue };
+            let Some((name, value)) = line.split_once(':') else {
+                continue;
+            };
             let value = value.trim();
             if name.eq_ignore_ascii_case("content-length") {
                 content_length = Some(value.parse::<usize>().context("bad Content-Length")?);
@@ -181,7 +194,10 @@ impl HttpConn {
         } else if let Some(len) = content_length {
             while self.buf.len() < head_end + len {
                 let stream = self.stream.as_mut().expect("connected");
-                ensure!(stream.read_buf(&mut self.buf).await? > 0, "connection closed inside body");
+                ensure!(
+                    stream.read_buf(&mut self.buf).await? > 0,
+                    "connection closed inside body"
+                );
             }
             let body = self.buf[head_end..head_end + len].to_vec();
             self.buf.drain(..head_end + len);
@@ -211,7 +227,8 @@ impl HttpConn {
             let line_end = self.fill_until(pos, b"\r\n").await?;
             let size_str = std::str::from_utf8(&self.buf[pos..line_end])?;
             let size_str = size_str.split(';').next().unwrap_or_default().trim();
-            let size = usize::from_str_radix(size_str, 16).with_context(|| format!("bad chunk size {size_str:?}"))?;
+            let size = usize::from_str_radix(size_str, 16)
+                .with_context(|| format!("bad chunk size {size_str:?}"))?;
             pos = line_end + 2;
             if size == 0 {
                 // Optional trailers, then an empty line.
@@ -246,7 +263,10 @@ impl HttpConn {
 
     async fn read_more(&mut self) -> Result<()> {
         let stream = self.stream.as_mut().context("not connected")?;
-        ensure!(stream.read_buf(&mut self.buf).await? > 0, "connection closed inside chunked body");
+        ensure!(
+            stream.read_buf(&mut self.buf).await? > 0,
+            "connection closed inside chunked body"
+        );
         Ok(())
     }
 }

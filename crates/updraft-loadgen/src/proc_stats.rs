@@ -22,7 +22,10 @@ pub fn cpu_seconds(pid: Pid) -> Result<f64> {
     let path = format!("/proc/{}/stat", pid.path());
     let stat = std::fs::read_to_string(&path).with_context(|| format!("read {path}"))?;
     // The command name (field 2) may contain spaces; fields resume after ')'.
-    let after = stat.rsplit_once(')').map(|(_, r)| r).context("malformed stat")?;
+    let after = stat
+        .rsplit_once(')')
+        .map(|(_, r)| r)
+        .context("malformed stat")?;
     let fields: Vec<&str> = after.split_whitespace().collect();
     // `after` starts at field 3 (state), so utime (14) is index 11.
     let ticks = |i: usize| -> Result<u64> {

@@ -24,7 +24,7 @@ pub const READ_BUF: usize = 4096;
 /// latency scenario's ASCII timestamp needs at most 20).
 pub const PREFIX_LEN: usize = 32;
 
-const WS_GUID: &str = "258EAFA5-E914-47DA-95CA-C5AB0DC11B7E";
+const WS_GUID: &str = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11";
 
 pub const OP_CONT: u8 = 0x0;
 pub const OP_TEXT: u8 = 0x1;
@@ -38,7 +38,10 @@ pub const OP_PONG: u8 = 0xA;
 pub enum Event<'a> {
     /// A complete data message. `prefix` holds its first bytes (only when
     /// prefix capture is enabled, else empty); `len` is the total payload size.
-    Message { prefix: &'a [u8], len: u64 },
+    Message {
+        prefix: &'a [u8],
+        len: u64,
+    },
     Ping(&'a [u8]),
     Pong,
     Close(&'a [u8]),
@@ -111,7 +114,10 @@ impl FrameDecoder {
                 }
                 OP_TEXT | OP_BINARY | OP_CONT => {
                     let starts = opcode != OP_CONT;
-                    ensure!(starts != self.in_message, "unexpected frame opcode {opcode}");
+                    ensure!(
+                        starts != self.in_message,
+                        "unexpected frame opcode {opcode}"
+                    );
                     if starts {
                         // Wait for the prefix to be contiguous before consuming
                         // the header, so it never has to be stitched together.
@@ -156,7 +162,10 @@ fn parse_header(b: &[u8]) -> Result<Option<(usize, bool, u8, u64)>> {
         return Ok(None);
     }
     let fin = b[0] & 0x80 != 0;
-    ensure!(b[0] & 0x70 == 0, "RSV bits set (no extension was negotiated)");
+    ensure!(
+        b[0] & 0x70 == 0,
+        "RSV bits set (no extension was negotiated)"
+    );
     ensure!(b[1] & 0x80 == 0, "server frame is masked");
     let opcode = b[0] & 0x0F;
     Ok(match b[1] & 0x7F {
@@ -203,7 +212,10 @@ impl WsUri {
             Some(i) => (&rest[..i], format!("/{}", &rest[i..])),
             None => (rest, "/".to_string()),
         };
-        let with_port = if authority.rsplit_once(':').is_some_and(|(_, p)| p.parse::<u16>().is_ok()) {
+        let with_port = if authority
+            .rsplit_once(':')
+            .is_some_and(|(_, p)| p.parse::<u16>().is_ok())
+        {
             authority.to_string()
         } else {
             format!("{authority}:80")
@@ -218,9 +230,7 @@ impl WsUri {
     /// The `token` query parameter (the socket id in MWS).
     pub fn token(&self) -> Option<&str> {
         let query = self.path.split_once('?')?.1;
-        query
-            .split('&')
-            .find_map(|kv| kv.strip_prefix("token="))
+        query.split('&').find_map(|kv| kv.strip_prefix("token="))
     }
 }
 
@@ -233,7 +243,7 @@ fn next_source_ip() -> Ipv4Addr {
     let slot = NEXT_SOURCE.fetch_add(1, Ordering::Relaxed) / SOCKETS_PER_SOURCE;
     let x = 1 + (slot / 250) % 250;
     let y = 1 + slot % 250;
-    Ipv4Addr::new(127, x as u8, y as u8)
+    Ipv4Addr::new(127, 0, x as u8, y as u8)
 }
 
 /// Opens a TCP connection; loopback targets get a rotating source address.
@@ -248,7 +258,10 @@ pub async fn connect_tcp(addr: SocketAddr) -> Result<TcpStream> {
         IpAddr::V4(_) => TcpSocket::new_v4()?,
         IpAddr::V6(_) => TcpSocket::new_v6()?,
     };
-    let stream = socket.connect(addr).await.with_context(|| format!("connect {addr}"))?;
+    let stream = socket
+        .connect(addr)
+        .await
+        .with_context(|| format!("connect {addr}"))?;
     stream.set_nodelay(true)?;
     Ok(stream)
 }
@@ -289,13 +302,16 @@ pub async fn handshake(uri: &WsUri, fallback: SocketAddr) -> Result<WsConn> {
         status_line.split_whitespace().nth(1) == Some("101"),
         "upgrade refused: {status_line}"
     );
-    let expected = BASE64.encode(Sha1::digest(format!("{key}{WS_GUID}").as_bytes()));
+    let expected = accept_key(&key);
     let accept = head.lines().find_map(|l| {
         let (name, value) = l.split_once(':')?;
         name.eq_ignore_ascii_case("sec-websocket-accept")
             .then(|| value.trim())
     });
-    ensure!(accept == Some(expected.as_str()), "bad Sec-WebSocket-Accept: {accept:?}");
+    ensure!(
+        accept == Some(expected.as_str()),
+        "bad Sec-WebSocket-Accept: {accept:?}"
+    );
 
     // Frames may already have arrived behind the 101 response.
     buf.copy_within(head_end..filled, 0);
@@ -304,6 +320,14 @@ pub async fn handshake(uri: &WsUri, fallback: SocketAddr) -> Result<WsConn> {
         buf,
         filled: filled - head_end,
     })
+}
+
+/// `Sec-WebSocket-Accept` value the server must return for `key`.
+fn accept_key(key: &str) -> String {
+    let mut sha = Sha1::new();
+    sha.update(key.as_bytes());
+    sha.update(WS_GUID.as_bytes());
+    BASE64.encode(sha.finalize())
 }
 
 pub fn find_subslice(hay: &[u8], needle: &[u8]) -> Option<usize> {
@@ -365,7 +389,12 @@ mod tests {
             let mut dec = FrameDecoder::new(true);
             assert_eq!(
                 feed(&mut dec, &wire, chunk),
-                ["msg 5 hello", "ping p1", "msg 0 ", "msg 17 123456789 padding"],
+                [
+                    "msg 5 hello",
+                    "ping p1",
+                    "msg 0 ",
+                    "msg 17 123456789 padding"
+                ],
                 "chunk size {chunk}"
             );
         }
@@ -417,8 +446,20 @@ mod tests {
         assert_eq!(pong[0], 0x80 | OP_PONG);
         assert_eq!(pong[1], 0x80 | 9, "mask bit and length");
         let mask = &pong[2..6];
-        let unmasked: Vec<u8> = pong[6..].iter().enumerate().map(|(i, b)| b ^ mask[i % 4]).collect();
+        let unmasked: Vec<u8> = pong[6..]
+            .iter()
+            .enumerate()
+            .map(|(i, b)| b ^ mask[i % 4])
+            .collect();
         assert_eq!(unmasked, b"heartbeat");
+    }
+
+    #[test]
+    fn accept_key_matches_rfc_example() {
+        assert_eq!(
+            accept_key("dGhlIHNhbXBsZSBub25jZQ=="),
+            "s3pPLMBiTxaQ9kYGzzhZRbK+xOo="
+        );
     }
 
     #[test]

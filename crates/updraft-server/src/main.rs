@@ -1,1 +1,26 @@
-fn main() {}
+use clap::Parser;
+use updraft_server::config::{Cli, Command};
+use updraft_server::{Application, telemetry};
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Serve(args) => {
+            let settings = args.resolve()?;
+            telemetry::init_logs(settings.json_logs);
+            let app = Application::build(settings).await?;
+            app.run_until_stopped(shutdown_signal()).await
+        }
+    }
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).expect("SIGTERM handler");
+    tokio::select! {
+        _ = ctrl_c => (),
+        _ = term.recv() => (),
+    }
+    tracing::info!("shutting down");
+}

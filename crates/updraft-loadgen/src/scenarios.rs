@@ -1,0 +1,568 @@
+//! The load scenarios. Each records its figures into the shared report and
+//! returns whether the run was complete (every socket connected, every
+//! expected message delivered).
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use anyhow::Result;
+use clap::Args;
+use serde_json::json;
+use tokio::task::JoinHandle;
+
+use crate::fleet::{self, ConnectOpts, RecvStats, UriSource, now_ns};
+use crate::http::{self, HttpConn, Target};
+use crate::proc_stats::{self, Pid};
+use crate::report::{SharedReport, round};
+
+/// Settings shared by every scenario.
+pub struct Common {
+    pub target: Arc<Target>,
+    pub server_pid: Option<u32>,
+    pub http_connections: usize,
+    pub handshake_concurrency: usize,
+    /// Waits give up here (slightly before the hard deadline) so the
+    /// scenario can still compute and record its partial figures.
+    pub soft_deadline: tokio::time::Instant,
+    pub report: SharedReport,
+}
+
+impl Common {
+    fn connect_opts(&self, sockets: usize, source: UriSource) -> ConnectOpts {
+        ConnectOpts {
+            sockets,
+            source,
+            http_connections: self.http_connections,
+            handshake_concurrency: self.handshake_concurrency,
+        }
+    }
+
+    fn server_rss(&self) -> Option<u64> {
+        let pid = self.server_pid?;
+        proc_stats::rss_kib(Pid::Other(pid))
+            .inspect_err(|e| eprintln!("warning: {e:#}"))
+            .ok()
+    }
+
+    fn server_cpu(&self) -> Option<f64> {
+        let pid = self.server_pid?;
+        proc_stats::cpu_seconds(Pid::Other(pid))
+            .inspect_err(|e| eprintln!("warning: {e:#}"))
+            .ok()
+    }
+
+    fn record_self_rss(&self) {
+        if let Ok(kib) = proc_stats::rss_kib(Pid::SelfProcess) {
+            self.report.set("loadgen_rss_kib", kib);
+        }
+    }
+
+    fn record_recv_errors(&self, stats: &RecvStats) {
+        let r = &self.report;
+        r.set(
+            "closed_by_server",
+            stats.closed_by_server.load(Ordering::Relaxed),
+        );
+        r.set("read_errors", stats.read_errors.load(Ordering::Relaxed));
+        r.set("pings_answered", stats.pings.load(Ordering::Relaxed));
+        if let Some(e) = stats
+            .first_error
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .as_ref()
+        {
+            r.set("first_error", e.as_str());
+        }
+    }
+
+    async fn sleep(&self, d: Duration) {
+        tokio::time::sleep_until((tokio::time::Instant::now() + d).min(self.soft_deadline)).await;
+    }
+}
+
+#[derive(Debug, Args)]
+pub struct IdleArgs {
+    #[arg(long, default_value_t = 1000)]
+    pub sockets: usize,
+    /// Time to let the server settle before the second RSS reading.
+    #[arg(long, default_value_t = 3.0)]
+    pub settle_seconds: f64,
+}
+
+/// Memory cost of idle connections on the server.
+pub async fn idle(c: &Common, a: &IdleArgs) -> Result<bool> {
+    let stats = Arc::new(RecvStats::new(0, false));
+    let before = c.server_rss();
+    let fleet = fleet::connect(
+        &c.target,
+        &c.connect_opts(a.sockets, UriSource::Anonymous),
+        &stats,
+        &c.report,
+    )
+    .await?;
+    c.sleep(Duration::from_secs_f64(a.settle_seconds)).await;
+    let after = c.server_rss();
+    if let (Some(before), Some(after)) = (before, after) {
+        c.report.set("rss_before_kib", before);
+        c.report.set("rss_after_kib", after);
+        // Per connected socket, so failures do not inflate the figure.
+        let delta = after.saturating_sub(before) as f64 * 1024.0;
+        if !fleet.connected.is_empty() {
+            c.report.set(
+                "rss_per_socket_bytes",
+                round(delta / fleet.connected.len() as f64, 0),
+            );
+        }
+    } else {
+        c.report
+            .set("rss_note", "pass --server-pid for server memory figures");
+    }
+    c.record_self_rss();
+    c.report
+        .set("open_at_end", stats.open.load(Ordering::Relaxed));
+    c.record_recv_errors(&stats);
+    Ok(fleet.failures == 0 && stats.open.load(Ordering::Relaxed) as usize == a.sockets)
+}
+
+#[derive(Debug, Args)]
+pub struct ConnectRateArgs {
+    #[arg(long, default_value_t = 1000)]
+    pub sockets: usize,
+}
+
+/// Connection establishment throughput, then an orderly close of everything.
+pub async fn connect_rate(c: &Common, a: &ConnectRateArgs) -> Result<bool> {
+    let stats = Arc::new(RecvStats::new(0, false));
+    let fleet = fleet::connect(
+        &c.target,
+        &c.connect_opts(a.sockets, UriSource::Anonymous),
+        &stats,
+        &c.report,
+    )
+    .await?;
+    let failures = fleet.failures;
+    if let Some(kib) = c.server_rss() {
+        c.report.set("server_rss_kib", kib);
+    }
+    c.record_self_rss();
+    let left = c
+        .soft_deadline
+        .saturating_duration_since(tokio::time::Instant::now());
+    let closing = fleet.close_all(left).await;
+    c.report.set("close_s", round(closing.as_secs_f64(), 4));
+    c.report
+        .set("open_after_close", stats.open.load(Ordering::Relaxed));
+    c.record_recv_errors(&stats);
+    Ok(failures == 0 && stats.open.load(Ordering::Relaxed) == 0)
+}
+
+#[derive(Debug, Args)]
+pub struct BroadcastArgs {
+    #[arg(long, default_value_t = 1000)]
+    pub sockets: usize,
+    #[arg(long, default_value_t = 100)]
+    pub messages: usize,
+    /// Bytes of `data` per message.
+    #[arg(long, default_value_t = 100)]
+    pub size: usize,
+    /// Concurrent keep-alive publishing connections.
+    #[arg(long, default_value_t = 4)]
+    pub publishers: usize,
+    /// Give up once nothing has arrived for this long after publishing ended.
+    #[arg(long, default_value_t = 5.0)]
+    pub stall_seconds: f64,
+}
+
+/// Fan-out throughput: every message to every socket.
+pub async fn broadcast(c: &Common, a: &BroadcastArgs) -> Result<bool> {
+    let stats = Arc::new(RecvStats::new(a.size as u64, false));
+    let fleet = fleet::connect(
+        &c.target,
+        &c.connect_opts(a.sockets, UriSource::Anonymous),
+        &stats,
+        &c.report,
+    )
+    .await?;
+    let body = message_body(&"x".repeat(a.size), json!({ "sockets": ["*"], "tags": [] }));
+    let expected = (fleet.connected.len() * a.messages) as u64;
+    let phase = Phase {
+        bodies: Arc::new(vec![body]),
+        messages: a.messages,
+        publishers: a.publishers,
+        expected,
+        stall: Duration::from_secs_f64(a.stall_seconds),
+    };
+    let complete = phase.run(c, &stats).await;
+    c.record_self_rss();
+    c.record_recv_errors(&stats);
+    Ok(complete && fleet.failures == 0)
+}
+
+#[derive(Debug, Args)]
+pub struct TaggedArgs {
+    #[arg(long, default_value_t = 1000)]
+    pub sockets: usize,
+    /// Number of distinct tags; socket i gets tag `t{i % tags}`.
+    #[arg(long, default_value_t = 100)]
+    pub tags: usize,
+    #[arg(long, default_value_t = 1000)]
+    pub messages: usize,
+    #[arg(long, default_value_t = 100)]
+    pub size: usize,
+    #[arg(long, default_value_t = 4)]
+    pub publishers: usize,
+    #[arg(long, default_value_t = 5.0)]
+    pub stall_seconds: f64,
+}
+
+/// Tag-routed fan-out: each message to one random tag's sockets.
+pub async fn tagged(c: &Common, a: &TaggedArgs) -> Result<bool> {
+    anyhow::ensure!(a.tags > 0, "--tags must be at least 1");
+    let stats = Arc::new(RecvStats::new(a.size as u64, false));
+    let source = UriSource::Tagged { tags: a.tags };
+    let fleet = fleet::connect(
+        &c.target,
+        &c.connect_opts(a.sockets, source),
+        &stats,
+        &c.report,
+    )
+    .await?;
+
+    // Expected deliveries only count sockets that actually connected.
+    let mut per_tag = vec![0u64; a.tags];
+    for s in &fleet.connected {
+        per_tag[s.index % a.tags] += 1;
+    }
+    let data = "x".repeat(a.size);
+    let mut expected = 0;
+    let bodies: Vec<Vec<u8>> = (0..a.messages)
+        .map(|_| {
+            let tag = rand::random_range(0..a.tags);
+            expected += per_tag[tag];
+            message_body(
+                &data,
+                json!({ "sockets": [], "tags": [fleet::tag_name(tag)] }),
+            )
+        })
+        .collect();
+    c.report.set("tags", a.tags);
+    let phase = Phase {
+        bodies: Arc::new(bodies),
+        messages: a.messages,
+        publishers: a.publishers,
+        expected,
+        stall: Duration::from_secs_f64(a.stall_seconds),
+    };
+    let complete = phase.run(c, &stats).await;
+    c.record_self_rss();
+    c.record_recv_errors(&stats);
+    Ok(complete && fleet.failures == 0)
+}
+
+#[derive(Debug, Args)]
+pub struct LatencyArgs {
+    #[arg(long, default_value_t = 1000)]
+    pub sockets: usize,
+    /// Messages per second, paced open-loop.
+    #[arg(long, default_value_t = 1000)]
+    pub rate: u64,
+    #[arg(long, default_value_t = 10.0)]
+    pub seconds: f64,
+    #[arg(long, default_value_t = 100)]
+    pub size: usize,
+    /// Concurrent publishing connections, so one slow request does not
+    /// delay the schedule.
+    #[arg(long, default_value_t = 16)]
+    pub publishers: usize,
+    /// How long to wait for stragglers after the last publish.
+    #[arg(long, default_value_t = 2.0)]
+    pub grace_seconds: f64,
+}
+
+/// Publish→delivery latency for unicast messages at a fixed rate.
+pub async fn latency(c: &Common, a: &LatencyArgs) -> Result<bool> {
+    anyhow::ensure!(a.rate > 0, "--rate must be positive");
+    let stats = Arc::new(RecvStats::new(a.size as u64, true));
+    let fleet = fleet::connect(
+        &c.target,
+        &c.connect_opts(a.sockets, UriSource::Anonymous),
+        &stats,
+        &c.report,
+    )
+    .await?;
+    anyhow::ensure!(!fleet.connected.is_empty(), "no socket connected");
+    let ids: Arc<Vec<String>> = Arc::new(fleet.connected.iter().map(|s| s.id.clone()).collect());
+    anyhow::ensure!(
+        ids.iter().all(|id| !id.is_empty()),
+        "socket URIs carry no token= parameter to address sockets by"
+    );
+
+    let total = (a.rate as f64 * a.seconds).round() as usize;
+    let interval_ns = 1e9 / a.rate as f64;
+    let sent_ok = Arc::new(AtomicU64::new(0));
+    let errors = Arc::new(AtomicU64::new(0));
+    let late = Arc::new(AtomicU64::new(0));
+    let max_lag = Arc::new(AtomicU64::new(0));
+    let next = Arc::new(AtomicUsize::new(0));
+    let start = tokio::time::Instant::now() + Duration::from_millis(10);
+    let deadline = c.soft_deadline;
+    let mut workers: Vec<JoinHandle<Option<String>>> = Vec::new();
+    for _ in 0..a.publishers.max(1) {
+        let (target, ids, next) = (c.target.clone(), ids.clone(), next.clone());
+        let (sent_ok, errors, late, max_lag) = (
+            sent_ok.clone(),
+            errors.clone(),
+            late.clone(),
+            max_lag.clone(),
+        );
+        let size = a.size;
+        workers.push(tokio::spawn(async move {
+            let mut conn = HttpConn::new(target);
+            let mut first_error = None;
+            loop {
+                let k = next.fetch_add(1, Ordering::Relaxed);
+                if k >= total {
+                    break;
+                }
+                let due = start + Duration::from_nanos((k as f64 * interval_ns) as u64);
+                if due >= deadline {
+                    break;
+                }
+                tokio::time::sleep_until(due).await;
+                // Lag behind the schedule shows whether the publishers kept
+                // up (the timestamp is the actual send time, so a stalled
+                // server hides part of its stall from the percentiles).
+                // Tokio timers round up to the next millisecond, hence the
+                // 2 ms threshold for "late".
+                let lag = tokio::time::Instant::now()
+                    .saturating_duration_since(due)
+                    .as_micros() as u64;
+                max_lag.fetch_max(lag, Ordering::Relaxed);
+                if lag > LATE_SEND_US {
+                    late.fetch_add(1, Ordering::Relaxed);
+                }
+                let receiver = &ids[rand::random_range(0..ids.len())];
+                let mut data = now_ns().to_string();
+                while data.len() < size {
+                    data.push('x');
+                }
+                let body = message_body(&data, json!({ "sockets": [receiver], "tags": [] }));
+                match http::publish(&mut conn, &body).await {
+                    Ok(()) => {
+                        sent_ok.fetch_add(1, Ordering::Relaxed);
+                    }
+                    Err(e) => {
+                        errors.fetch_add(1, Ordering::Relaxed);
+                        first_error.get_or_insert_with(|| format!("{e:#}"));
+                    }
+                }
+            }
+            first_error
+        }));
+    }
+    let mut first_error = None;
+    for w in workers {
+        if let Some(e) = w.await? {
+            first_error.get_or_insert(e);
+        }
+    }
+    let publish_s = start.elapsed().as_secs_f64();
+    let sent = sent_ok.load(Ordering::Relaxed);
+
+    // Wait for stragglers.
+    let grace_end = (tokio::time::Instant::now() + Duration::from_secs_f64(a.grace_seconds))
+        .min(c.soft_deadline);
+    while stats.messages.load(Ordering::Relaxed) < sent && tokio::time::Instant::now() < grace_end {
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    let received = stats.messages.load(Ordering::Relaxed);
+
+    let mut lat = std::mem::take(
+        &mut *stats
+            .latencies
+            .as_ref()
+            .expect("tracking")
+            .lock()
+            .unwrap_or_else(|e| e.into_inner()),
+    );
+    lat.sort_unstable();
+    let r = &c.report;
+    r.set("rate_target", a.rate);
+    r.set("messages_planned", total);
+    r.set("messages_sent", sent);
+    r.set("rate_achieved", round(sent as f64 / publish_s, 1));
+    r.set("publish_errors", errors.load(Ordering::Relaxed));
+    if let Some(e) = first_error {
+        r.set("first_publish_error", e);
+    }
+    r.set("late_sends", late.load(Ordering::Relaxed));
+    r.set("max_send_lag_us", max_lag.load(Ordering::Relaxed));
+    r.set("received", received);
+    r.set("lost", sent.saturating_sub(received));
+    r.set(
+        "size_mismatches",
+        stats.size_mismatches.load(Ordering::Relaxed),
+    );
+    r.set("latency_count", lat.len());
+    if !lat.is_empty() {
+        let mean = lat.iter().sum::<u64>() as f64 / lat.len() as f64;
+        r.set("latency_mean_us", round(mean / 1e3, 1));
+        for (name, q) in [("p50", 0.5), ("p90", 0.9), ("p99", 0.99), ("p999", 0.999)] {
+            r.set(
+                &format!("latency_{name}_us"),
+                round(percentile(&lat, q) as f64 / 1e3, 1),
+            );
+        }
+        r.set("latency_max_us", round(lat[lat.len() - 1] as f64 / 1e3, 1));
+    }
+    c.record_self_rss();
+    c.record_recv_errors(&stats);
+    Ok(fleet.failures == 0 && sent as usize == total && received >= sent)
+}
+
+const LATE_SEND_US: u64 = 2000;
+
+/// Nearest-rank percentile of sorted samples.
+fn percentile(sorted: &[u64], q: f64) -> u64 {
+    let rank = ((q * sorted.len() as f64).ceil() as usize).clamp(1, sorted.len());
+    sorted[rank - 1]
+}
+
+fn message_body(data: &str, receivers: serde_json::Value) -> Vec<u8> {
+    serde_json::to_vec(&json!({ "data": data, "receivers": receivers })).expect("JSON of strings")
+}
+
+/// A publish-as-fast-as-possible phase with delivery counting, shared by
+/// broadcast and tagged.
+struct Phase {
+    /// Message `i` uses `bodies[i % bodies.len()]`.
+    bodies: Arc<Vec<Vec<u8>>>,
+    messages: usize,
+    publishers: usize,
+    expected: u64,
+    stall: Duration,
+}
+
+impl Phase {
+    async fn run(self, c: &Common, stats: &Arc<RecvStats>) -> bool {
+        let r = &c.report;
+        r.set("messages", self.messages);
+        r.set("expected", self.expected);
+        let cpu_before = c.server_cpu();
+        let self_cpu_before = proc_stats::cpu_seconds(Pid::SelfProcess).ok();
+        let base = stats.messages.load(Ordering::Relaxed);
+        let t0 = Instant::now();
+        let t0_ns = now_ns();
+
+        let next = Arc::new(AtomicUsize::new(0));
+        let errors = Arc::new(AtomicU64::new(0));
+        let mut workers: Vec<JoinHandle<Option<String>>> = Vec::new();
+        for _ in 0..self.publishers.clamp(1, self.messages.max(1)) {
+            let (target, next, errors, bodies) = (
+                c.target.clone(),
+                next.clone(),
+                errors.clone(),
+                self.bodies.clone(),
+            );
+            let messages = self.messages;
+            workers.push(tokio::spawn(async move {
+                let mut conn = HttpConn::new(target);
+                let mut first_error = None;
+                loop {
+                    let i = next.fetch_add(1, Ordering::Relaxed);
+                    if i >= messages {
+                        break;
+                    }
+                    if let Err(e) = http::publish(&mut conn, &bodies[i % bodies.len()]).await {
+                        errors.fetch_add(1, Ordering::Relaxed);
+                        first_error.get_or_insert_with(|| format!("{e:#}"));
+                    }
+                }
+                first_error
+            }));
+        }
+
+        // Poll the shared counter; stop when everything arrived, when nothing
+        // more arrives after publishing ended, or at the deadline.
+        let mut publish_s = None;
+        let mut last_count = 0;
+        let mut last_progress = Instant::now();
+        let mut deadline_hit = false;
+        loop {
+            let got = stats.messages.load(Ordering::Relaxed) - base;
+            if got != last_count {
+                last_count = got;
+                last_progress = Instant::now();
+            }
+            if publish_s.is_none() && workers.iter().all(|w| w.is_finished()) {
+                publish_s = Some(t0.elapsed().as_secs_f64());
+                last_progress = last_progress.max(Instant::now());
+            }
+            if got >= self.expected && publish_s.is_some() {
+                break;
+            }
+            if publish_s.is_some() && last_progress.elapsed() >= self.stall {
+                break;
+            }
+            if tokio::time::Instant::now() >= c.soft_deadline {
+                deadline_hit = true;
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(2)).await;
+        }
+        let cpu_after = c.server_cpu();
+        let self_cpu_after = proc_stats::cpu_seconds(Pid::SelfProcess).ok();
+
+        let mut first_error = None;
+        for w in workers {
+            if w.is_finished()
+                && let Ok(Some(e)) = w.await
+            {
+                first_error.get_or_insert(e);
+            }
+        }
+        let deliveries = stats.messages.load(Ordering::Relaxed) - base;
+        let last_ns = stats.last_delivery_ns.load(Ordering::Relaxed);
+        let seconds = if deliveries > 0 {
+            last_ns.saturating_sub(t0_ns) as f64 / 1e9
+        } else {
+            t0.elapsed().as_secs_f64()
+        };
+        if let Some(p) = publish_s {
+            r.set("publish_s", round(p, 4));
+            r.set("publish_per_s", round(self.messages as f64 / p, 1));
+        }
+        r.set("publish_errors", errors.load(Ordering::Relaxed));
+        if let Some(e) = first_error {
+            r.set("first_publish_error", e);
+        }
+        r.set("deliveries", deliveries);
+        r.set("missing", self.expected.saturating_sub(deliveries));
+        r.set(
+            "size_mismatches",
+            stats.size_mismatches.load(Ordering::Relaxed),
+        );
+        r.set("seconds", round(seconds, 4));
+        r.set(
+            "deliveries_per_s",
+            round(deliveries as f64 / seconds.max(1e-9), 0),
+        );
+        if let (Some(b), Some(a)) = (cpu_before, cpu_after) {
+            r.set("server_cpu_s", round(a - b, 2));
+            if deliveries > 0 {
+                r.set(
+                    "server_cpu_us_per_delivery",
+                    round((a - b) * 1e6 / deliveries as f64, 4),
+                );
+            }
+        }
+        if let (Some(b), Some(a)) = (self_cpu_before, self_cpu_after) {
+            r.set("loadgen_cpu_s", round(a - b, 2));
+        }
+        !deadline_hit
+            && deliveries == self.expected
+            && errors.load(Ordering::Relaxed) == 0
+            && stats.size_mismatches.load(Ordering::Relaxed) == 0
+    }
+}

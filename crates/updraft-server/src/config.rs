@@ -1,0 +1,263 @@
+//! Settings of `updraft serve`: command line, then environment, then a TOML file, then defaults.
+//!
+//! The original MWS variables (`ACCESS_CONTROL`, `SECURITY_TOKEN`, `EDS_*`, `APP_DOMAIN`) keep
+//! their names so an existing deployment's environment works unchanged.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::{Context, format_err};
+use clap::{Args, Parser, Subcommand};
+use serde::Deserialize;
+use updraft_gateway::{AccessControl, Permissions};
+
+#[derive(Debug, Parser)]
+#[command(name = "updraft", version, about = "Qt Cloud Services, self-hosted, in one binary")]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Start every service on one listener.
+    Serve(ServeArgs),
+}
+
+#[derive(Debug, Clone, Args, Deserialize, Default)]
+#[serde(deny_unknown_fields, rename_all = "snake_case")]
+pub struct ServeArgs {
+    /// A TOML file with any of these settings (snake_case keys); flags and env win over it.
+    #[arg(long, env = "UPDRAFT_CONFIG")]
+    #[serde(skip)]
+    pub config: Option<PathBuf>,
+    /// Address to listen on [default: 127.0.0.1:8080].
+    #[arg(long, env = "UPDRAFT_LISTEN")]
+    pub listen: Option<SocketAddr>,
+    /// Where Updraft keeps its data [default: ./updraft-data].
+    #[arg(long, env = "UPDRAFT_DATA_DIR")]
+    pub data_dir: Option<PathBuf>,
+    /// PEM certificate chain: serve HTTPS and WSS.
+    #[arg(long, env = "UPDRAFT_TLS_CERT", requires = "tls_key")]
+    pub tls_cert: Option<PathBuf>,
+    /// PEM private key for --tls-cert.
+    #[arg(long, env = "UPDRAFT_TLS_KEY", requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
+    /// Bearer token of the server admin API (`/v1/gateways`); unset disables that API.
+    #[arg(long, env = "UPDRAFT_ADMIN_TOKEN")]
+    pub admin_token: Option<String>,
+    /// Default gateway access control: none, eds or custom [default: none].
+    #[arg(long, env = "ACCESS_CONTROL")]
+    pub access_control: Option<String>,
+    /// Default gateway admin bearer token.
+    #[arg(long, env = "SECURITY_TOKEN")]
+    pub security_token: Option<String>,
+    /// EDS backend whose user tokens the default gateway accepts (eds mode).
+    #[arg(long, env = "EDS_BACKEND_ID")]
+    pub eds_backend_id: Option<String>,
+    /// JSON `{"read":[subjects],"write":[subjects]}` [default: everyone].
+    #[arg(long, env = "EDS_PERMISSIONS")]
+    pub eds_permissions: Option<String>,
+    /// EDS endpoint that verifies user tokens [default: https://api.engin.io/v1/user].
+    #[arg(long, env = "EDS_URI")]
+    pub eds_uri: Option<String>,
+    /// Host (and port) put in socket URIs [default: the listen address].
+    #[arg(long, env = "APP_DOMAIN")]
+    pub app_domain: Option<String>,
+    /// Largest request body [default: 1048576].
+    #[arg(long, env = "UPDRAFT_MAX_BODY_BYTES")]
+    pub max_body_bytes: Option<usize>,
+    /// Largest message a client may send on a socket (it is discarded) [default: 65536].
+    #[arg(long, env = "UPDRAFT_MAX_CLIENT_MESSAGE_BYTES")]
+    pub max_client_message_bytes: Option<u64>,
+    /// Bytes queued for one socket before it is dropped as too slow [default: 4194304].
+    #[arg(long, env = "UPDRAFT_SOCKET_QUEUE_BYTES")]
+    pub socket_queue_bytes: Option<usize>,
+    /// Frames queued for one socket before it is dropped as too slow [default: 4096].
+    #[arg(long, env = "UPDRAFT_SOCKET_QUEUE_FRAMES")]
+    pub socket_queue_frames: Option<usize>,
+    /// Seconds between server pings; a peer silent for two intervals is dropped [default: 45].
+    #[arg(long, env = "UPDRAFT_PING_INTERVAL_SECS")]
+    pub ping_interval_secs: Option<u64>,
+    /// Socket URIs handed out and not yet used, across gateways [default: 1000000].
+    #[arg(long, env = "UPDRAFT_MAX_PENDING_SOCKETS")]
+    pub max_pending_sockets: Option<usize>,
+    /// Log format: text or json [default: text].
+    #[arg(long, env = "UPDRAFT_LOG_FORMAT")]
+    pub log_format: Option<String>,
+}
+
+/// Everything `Application::build` needs, resolved and validated.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    pub listen: SocketAddr,
+    pub data_dir: PathBuf,
+    pub tls: Option<TlsFiles>,
+    pub admin_token: Option<String>,
+    pub default_gateway: DefaultGateway,
+    pub app_domain: Option<String>,
+    pub max_body_bytes: usize,
+    pub max_client_message_bytes: u64,
+    pub socket_queue_bytes: usize,
+    pub socket_queue_frames: usize,
+    pub ping_interval: Duration,
+    pub max_pending_sockets: usize,
+    pub json_logs: bool,
+}
+
+#[derive(Debug, Clone)]
+pub struct TlsFiles {
+    pub cert: PathBuf,
+    pub key: PathBuf,
+}
+
+#[derive(Debug, Clone)]
+pub struct DefaultGateway {
+    pub access: AccessControl,
+    pub security_token: Option<String>,
+    pub eds_backend_id: Option<String>,
+    pub eds_permissions: Permissions,
+    pub eds_uri: String,
+}
+
+pub const DEFAULT_EDS_URI: &str = "https://api.engin.io/v1/user";
+
+impl ServeArgs {
+    /// Fills what flags and env left open from the config file, then from defaults.
+    pub fn resolve(self) -> anyhow::Result<Settings> {
+        let file = match &self.config {
+            Some(path) => {
+                let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+                toml::from_str::<ServeArgs>(&text).with_context(|| format!("parsing {}", path.display()))?
+            }
+            None => ServeArgs::default(),
+        };
+        let a = self.or(file);
+        let access = match a.access_control.as_deref().map(str::trim).filter(|s| !s.is_empty()) {
+            None | Some("none") => AccessControl::None,
+            Some("eds") => AccessControl::Eds,
+            Some("custom") => AccessControl::Custom,
+            Some(other) => return Err(format_err!("ACCESS_CONTROL must be none, eds or custom, not {other:?}")),
+        };
+        let eds_permissions = match a.eds_permissions.as_deref().filter(|s| !s.trim().is_empty()) {
+            None => Permissions::default(),
+            Some(text) => parse_permissions(text)?,
+        };
+        let json_logs = match a.log_format.as_deref() {
+            None | Some("text") => false,
+            Some("json") => true,
+            Some(other) => return Err(format_err!("log format must be text or json, not {other:?}")),
+        };
+        let ping_interval = Duration::from_secs(a.ping_interval_secs.unwrap_or(45));
+        if ping_interval.is_zero() {
+            return Err(format_err!("the ping interval must be at least one second"));
+        }
+        Ok(Settings {
+            listen: a.listen.unwrap_or_else(|| "127.0.0.1:8080".parse().expect("valid address")),
+            data_dir: a.data_dir.unwrap_or_else(|| PathBuf::from("./updraft-data")),
+            tls: match (a.tls_cert, a.tls_key) {
+                (Some(cert), Some(key)) => Some(TlsFiles { cert, key }),
+                (None, None) => None,
+                _ => return Err(format_err!("--tls-cert and --tls-key go together")),
+            },
+            admin_token: a.admin_token.filter(|t| !t.is_empty()),
+            default_gateway: DefaultGateway {
+                access,
+                // An empty token must never match an empty bearer.
+                security_token: a.security_token.filter(|t| !t.is_empty()),
+                eds_backend_id: a.eds_backend_id.filter(|t| !t.is_empty()),
+                eds_permissions,
+                eds_uri: a.eds_uri.filter(|t| !t.is_empty()).unwrap_or_else(|| DEFAULT_EDS_URI.to_owned()),
+            },
+            app_domain: a.app_domain.filter(|t| !t.is_empty()),
+            max_body_bytes: a.max_body_bytes.unwrap_or(1 << 20),
+            max_client_message_bytes: a.max_client_message_bytes.unwrap_or(64 * 1024),
+            socket_queue_bytes: a.socket_queue_bytes.unwrap_or(4 << 20),
+            socket_queue_frames: a.socket_queue_frames.unwrap_or(4096),
+            ping_interval,
+            max_pending_sockets: a.max_pending_sockets.unwrap_or(1_000_000),
+            json_logs,
+        })
+    }
+
+    fn or(self, file: ServeArgs) -> ServeArgs {
+        ServeArgs {
+            config: self.config,
+            listen: self.listen.or(file.listen),
+            data_dir: self.data_dir.or(file.data_dir),
+            tls_cert: self.tls_cert.or(file.tls_cert),
+            tls_key: self.tls_key.or(file.tls_key),
+            admin_token: self.admin_token.or(file.admin_token),
+            access_control: self.access_control.or(file.access_control),
+            security_token: self.security_token.or(file.security_token),
+            eds_backend_id: self.eds_backend_id.or(file.eds_backend_id),
+            eds_permissions: self.eds_permissions.or(file.eds_permissions),
+            eds_uri: self.eds_uri.or(file.eds_uri),
+            app_domain: self.app_domain.or(file.app_domain),
+            max_body_bytes: self.max_body_bytes.or(file.max_body_bytes),
+            max_client_message_bytes: self.max_client_message_bytes.or(file.max_client_message_bytes),
+            socket_queue_bytes: self.socket_queue_bytes.or(file.socket_queue_bytes),
+            socket_queue_frames: self.socket_queue_frames.or(file.socket_queue_frames),
+            ping_interval_secs: self.ping_interval_secs.or(file.ping_interval_secs),
+            max_pending_sockets: self.max_pending_sockets.or(file.max_pending_sockets),
+            log_format: self.log_format.or(file.log_format),
+        }
+    }
+}
+
+fn parse_permissions(text: &str) -> anyhow::Result<Permissions> {
+    let value: serde_json::Value = serde_json::from_str(text).context("EDS_PERMISSIONS is not JSON")?;
+    let list = |key: &str| -> anyhow::Result<Vec<String>> {
+        match value.get(key) {
+            // The original denies a permission that is not listed.
+            None => Ok(Vec::new()),
+            Some(serde_json::Value::Array(items)) => items
+                .iter()
+                .map(|i| i.as_str().map(str::to_owned).ok_or_else(|| format_err!("EDS_PERMISSIONS.{key} must list strings")))
+                .collect(),
+            Some(_) => Err(format_err!("EDS_PERMISSIONS.{key} must be an array")),
+        }
+    };
+    if !value.is_object() {
+        return Err(format_err!("EDS_PERMISSIONS must be an object"));
+    }
+    Ok(Permissions { read: list("read")?, write: list("write")? })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(args: &[&str]) -> anyhow::Result<Settings> {
+        let cli = Cli::try_parse_from(std::iter::once("updraft").chain(std::iter::once("serve")).chain(args.iter().copied()))?;
+        let Command::Serve(args) = cli.command;
+        args.resolve()
+    }
+
+    #[test]
+    fn flags_win_over_the_file_and_the_file_over_defaults() {
+        let dir = std::env::temp_dir().join(format!("updraft-config-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = dir.join("updraft.toml");
+        std::fs::write(&file, "listen = \"127.0.0.1:9999\"\naccess_control = \"custom\"\nping_interval_secs = 10\n").unwrap();
+        let s = parse(&["--config", file.to_str().unwrap(), "--listen", "127.0.0.1:7000"]).unwrap();
+        assert_eq!(s.listen, "127.0.0.1:7000".parse().unwrap());
+        assert_eq!(s.default_gateway.access, AccessControl::Custom);
+        assert_eq!(s.ping_interval, Duration::from_secs(10));
+        assert_eq!(s.max_body_bytes, 1 << 20);
+        std::fs::write(&file, "no_such_setting = 1\n").unwrap();
+        assert!(parse(&["--config", file.to_str().unwrap()]).is_err());
+    }
+
+    #[test]
+    fn bad_values_are_refused_with_a_reason() {
+        let err = parse(&["--access-control", "open"]).unwrap_err().to_string();
+        assert!(err.contains("none, eds or custom"), "{err}");
+        assert!(parse(&["--eds-permissions", "{not json"]).is_err());
+        assert!(parse(&["--eds-permissions", r#"{"read":"*"}"#]).is_err());
+        let s = parse(&["--eds-permissions", r#"{"read":["*"],"write":["usergroups.12345"]}"#]).unwrap();
+        assert_eq!(s.default_gateway.eds_permissions.write, ["usergroups.12345"]);
+        assert!(parse(&["--ping-interval-secs", "0"]).is_err());
+    }
+}

@@ -1,0 +1,149 @@
+//! Building the application from settings and running it until a shutdown signal.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use axum::Router;
+use axum::extract::Request;
+use axum::http::header;
+use axum::response::IntoResponse;
+use axum::routing::get;
+use axum::serve::ListenerExt;
+use tokio::net::TcpListener;
+use tower::Layer;
+use tower_http::normalize_path::NormalizePathLayer;
+use updraft_api::{ApiContext, ApiState, GatewayFile, Limits, PublicAddress};
+use updraft_bus::{Bus, LocalBus};
+use updraft_gateway::gateway::DEFAULT_GATEWAY;
+use updraft_gateway::ws::close_code;
+use updraft_gateway::{ConnectionConfig, GatewayConfig, Gateways, QueueLimits};
+
+use crate::config::Settings;
+use crate::telemetry;
+use crate::tls::{self, TlsListener};
+
+/// How long open sockets get to finish their close handshake at shutdown.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
+
+pub struct Application {
+    local_addr: SocketAddr,
+    listener: Listener,
+    router: Router,
+    gateways: Arc<Gateways>,
+}
+
+enum Listener {
+    Plain(TcpListener),
+    Tls(TlsListener),
+}
+
+impl Application {
+    /// Binds the listener (port 0 picks a free one) and wires every service.
+    pub async fn build(settings: Settings) -> anyhow::Result<Application> {
+        let metrics = telemetry::metrics();
+        // One crypto provider for every rustls user (the TLS listener, the EDS client).
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        std::fs::create_dir_all(&settings.data_dir)
+            .with_context(|| format!("creating data dir {}", settings.data_dir.display()))?;
+        let tcp = TcpListener::bind(settings.listen).await.with_context(|| format!("binding {}", settings.listen))?;
+        let local_addr = tcp.local_addr()?;
+        let listener = match &settings.tls {
+            Some(files) => Listener::Tls(TlsListener::new(tcp, tls::server_config(files)?)?),
+            None => Listener::Plain(tcp),
+        };
+
+        let queue = QueueLimits { max_bytes: settings.socket_queue_bytes, max_frames: settings.socket_queue_frames };
+        let gateways = Arc::new(Gateways::new(queue, settings.max_pending_sockets));
+        let d = &settings.default_gateway;
+        gateways.upsert(
+            DEFAULT_GATEWAY,
+            GatewayConfig {
+                name: DEFAULT_GATEWAY.to_owned(),
+                access: d.access,
+                security_token: d.security_token.clone(),
+                eds_backend_id: d.eds_backend_id.clone(),
+                eds_permissions: d.eds_permissions.clone(),
+                eds_uri: d.eds_uri.clone(),
+            },
+        );
+        let gateway_file = GatewayFile::new(settings.data_dir.join("gateways.json"));
+        let loaded = gateway_file.load(&gateways, &d.eds_uri).context("loading gateways.json")?;
+
+        let bus: Arc<dyn Bus> = Arc::new(LocalBus::new(updraft_api::mws::delivery::deliver_locally(gateways.clone())));
+        let public = PublicAddress {
+            ws_scheme: if settings.tls.is_some() { "wss" } else { "ws" },
+            host: settings.app_domain.clone().unwrap_or_else(|| local_addr.to_string()),
+        };
+        let state = ApiState::new(ApiContext {
+            gateways: gateways.clone(),
+            bus,
+            eds: Default::default(),
+            public,
+            admin_token: settings.admin_token.clone(),
+            limits: Limits { max_body_bytes: settings.max_body_bytes },
+            connection: ConnectionConfig {
+                ping_interval: settings.ping_interval,
+                max_client_message: settings.max_client_message_bytes,
+                close_timeout: Duration::from_secs(3),
+            },
+            gateway_file: Some(gateway_file),
+            default_eds_uri: d.eds_uri.clone(),
+        });
+        let router = Router::new()
+            .route(
+                "/metrics",
+                get(move || async move { ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], metrics.render()) }),
+            )
+            .route("/healthz", get(|| async { axum::Json(serde_json::json!({"status": "ok"})).into_response() }))
+            .fallback_service(updraft_api::router(state));
+
+        spawn_ticket_sweeper(Arc::downgrade(&gateways));
+        tracing::info!(%local_addr, tls = settings.tls.is_some(), gateways = loaded + 1, "updraft listening");
+        Ok(Application { local_addr, listener, router, gateways })
+    }
+
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local_addr
+    }
+
+    /// Serves until `shutdown` resolves, then closes every socket with 1001 and drains.
+    pub async fn run_until_stopped(self, shutdown: impl Future<Output = ()> + Send + 'static) -> anyhow::Result<()> {
+        let gateways = self.gateways.clone();
+        let graceful = async move {
+            shutdown.await;
+            gateways.close_all(close_code::GOING_AWAY, "server shutting down");
+        };
+        let app = NormalizePathLayer::trim_trailing_slash().layer(self.router);
+        let service = axum::ServiceExt::<Request>::into_make_service(app);
+        match self.listener {
+            Listener::Plain(tcp) => {
+                let tcp = tcp.tap_io(|stream| {
+                    // Small frames must leave at once, not wait for Nagle.
+                    let _ = stream.set_nodelay(true);
+                });
+                axum::serve(tcp, service).with_graceful_shutdown(graceful).await?
+            }
+            Listener::Tls(tls) => axum::serve(tls, service).with_graceful_shutdown(graceful).await?,
+        }
+        let deadline = Instant::now() + SHUTDOWN_GRACE;
+        while self.gateways.connected() > 0 && Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        Ok(())
+    }
+}
+
+/// Forgets socket URIs that expired unused; stops when the application is gone.
+fn spawn_ticket_sweeper(gateways: std::sync::Weak<Gateways>) {
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(Duration::from_secs(30));
+        loop {
+            tick.tick().await;
+            let Some(gateways) = gateways.upgrade() else { return };
+            gateways.sweep_tickets();
+        }
+    });
+}

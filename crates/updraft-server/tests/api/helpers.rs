@@ -1,0 +1,194 @@
+//! `spawn_app`: a real Updraft on a free loopback port with a fresh data dir, plus typed helpers.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use futures_util::StreamExt;
+use reqwest::{Method, StatusCode};
+use serde_json::Value;
+use tokio::net::TcpStream;
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
+use updraft_server::Application;
+use updraft_server::config::ServeArgs;
+
+pub const ADMIN: &str = "supersecret";
+
+pub type Ws = WebSocketStream<MaybeTlsStream<TcpStream>>;
+
+pub struct TestApp {
+    pub addr: SocketAddr,
+    pub base: String,
+    pub client: reqwest::Client,
+    stop: Option<oneshot::Sender<()>>,
+    task: Option<JoinHandle<anyhow::Result<()>>>,
+    _data_dir: Option<tempfile::TempDir>,
+}
+
+/// The settings the original MWS specs ran with (`.env.test`), on a free port.
+pub fn spec_args() -> ServeArgs {
+    ServeArgs {
+        access_control: Some("eds".into()),
+        security_token: Some(ADMIN.into()),
+        eds_backend_id: Some("dummy".into()),
+        eds_permissions: Some(r#"{"read": ["*"], "write": ["usergroups.12345"]}"#.into()),
+        ..open_args()
+    }
+}
+
+/// No access control, an admin token for the admin-only calls.
+pub fn open_args() -> ServeArgs {
+    ServeArgs {
+        listen: Some("127.0.0.1:0".parse().unwrap()),
+        access_control: Some("none".into()),
+        security_token: Some(ADMIN.into()),
+        ..ServeArgs::default()
+    }
+}
+
+pub async fn spawn_app(args: ServeArgs) -> TestApp {
+    let data_dir = tempfile::tempdir().unwrap();
+    let args = ServeArgs { data_dir: Some(args.data_dir.clone().unwrap_or_else(|| data_dir.path().to_owned())), ..args };
+    let mut app = spawn_in(args).await;
+    app._data_dir = Some(data_dir);
+    app
+}
+
+/// Starts an application on exactly these settings (the caller owns the data dir).
+pub async fn spawn_in(args: ServeArgs) -> TestApp {
+    let settings = args.resolve().expect("valid test settings");
+    let app = Application::build(settings).await.expect("application starts");
+    let addr = app.local_addr();
+    let (stop, stopped) = oneshot::channel::<()>();
+    let task = tokio::spawn(app.run_until_stopped(async move {
+        let _ = stopped.await;
+    }));
+    TestApp {
+        addr,
+        base: format!("http://{addr}"),
+        client: reqwest::Client::new(),
+        stop: Some(stop),
+        task: Some(task),
+        _data_dir: None,
+    }
+}
+
+impl TestApp {
+    /// Sends a request; `body` goes out raw with no Content-Type, as the npm SDK and rack-test do.
+    pub async fn call(&self, method: Method, path: &str, token: Option<&str>, body: Option<&str>) -> (StatusCode, Value) {
+        let mut req = self.client.request(method, format!("{}{path}", self.base));
+        if let Some(token) = token {
+            req = req.header("Authorization", format!("Bearer {token}"));
+        }
+        if let Some(body) = body {
+            req = req.body(body.to_owned());
+        }
+        let res = req.send().await.expect("request sent");
+        let status = res.status();
+        let text = res.text().await.unwrap();
+        let json = if text.is_empty() { Value::Null } else { serde_json::from_str(&text).unwrap_or(Value::String(text)) };
+        (status, json)
+    }
+
+    pub async fn get(&self, path: &str, token: Option<&str>) -> (StatusCode, Value) {
+        self.call(Method::GET, path, token, None).await
+    }
+
+    pub async fn post(&self, path: &str, token: Option<&str>, body: &str) -> (StatusCode, Value) {
+        self.call(Method::POST, path, token, Some(body)).await
+    }
+
+    /// A socket URI from `POST /v1/sockets` with these tags.
+    pub async fn socket_uri(&self, tags: &[&str]) -> (String, String) {
+        let body = serde_json::json!({ "tags": tags }).to_string();
+        let (status, res) = self.post("/v1/sockets", Some(ADMIN), &body).await;
+        assert_eq!(status, StatusCode::CREATED, "{res}");
+        (res["id"].as_str().unwrap().to_owned(), res["uri"].as_str().unwrap().to_owned())
+    }
+
+    /// Opens a socket with these tags and waits until the server lists it.
+    pub async fn connect(&self, tags: &[&str]) -> (String, Ws) {
+        let (id, uri) = self.socket_uri(tags).await;
+        let (ws, _) = tokio_tungstenite::connect_async(uri.as_str()).await.expect("socket opens");
+        self.wait_connected(&id).await;
+        (id, ws)
+    }
+
+    pub async fn wait_connected(&self, id: &str) {
+        for _ in 0..200 {
+            if self.get(&format!("/v1/sockets/{id}"), Some(ADMIN)).await.0 == StatusCode::OK {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        panic!("socket {id} never registered");
+    }
+
+    pub async fn send(&self, data: &str, sockets: &[&str], tags: &[&str]) {
+        let body = serde_json::json!({ "data": data, "receivers": { "sockets": sockets, "tags": tags } });
+        let (status, res) = self.post("/v1/messages", Some(ADMIN), &body.to_string()).await;
+        assert_eq!(status, StatusCode::CREATED, "{res}");
+    }
+
+    pub async fn metric(&self, name: &str) -> f64 {
+        let text = self.client.get(format!("{}/metrics", self.base)).send().await.unwrap().text().await.unwrap();
+        text.lines()
+            .filter(|l| l.starts_with(name) && l[name.len()..].starts_with([' ', '{']))
+            .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+            .sum()
+    }
+
+    /// Stops the server as SIGTERM would and waits for it to finish.
+    pub async fn stop(mut self) {
+        let _ = self.stop.take().unwrap().send(());
+        let task = self.task.take().unwrap();
+        tokio::time::timeout(Duration::from_secs(10), task).await.expect("stops in time").unwrap().unwrap();
+    }
+}
+
+impl Drop for TestApp {
+    fn drop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+    }
+}
+
+/// The next text frame, failing after two seconds.
+pub async fn next_text(ws: &mut Ws) -> String {
+    loop {
+        let msg = tokio::time::timeout(Duration::from_secs(2), ws.next())
+            .await
+            .expect("a frame within 2 s")
+            .expect("socket still open")
+            .expect("valid frame");
+        match msg {
+            Message::Text(text) => return text.to_string(),
+            Message::Ping(_) | Message::Pong(_) => continue,
+            other => panic!("expected text, got {other:?}"),
+        }
+    }
+}
+
+/// Asserts that no text frame arrives within `ms` milliseconds.
+pub async fn assert_silent(ws: &mut Ws, ms: u64) {
+    if let Ok(Some(Ok(Message::Text(text)))) = tokio::time::timeout(Duration::from_millis(ms), ws.next()).await {
+        panic!("unexpected frame {text}");
+    }
+}
+
+/// The close code the server sent, failing after three seconds.
+pub async fn close_code(ws: &mut Ws) -> u16 {
+    loop {
+        let msg = tokio::time::timeout(Duration::from_secs(3), ws.next()).await.expect("closed within 3 s");
+        match msg {
+            Some(Ok(Message::Close(Some(frame)))) => return frame.code.into(),
+            Some(Ok(Message::Close(None))) => return 1005,
+            Some(Ok(_)) => continue,
+            Some(Err(err)) => panic!("error instead of close: {err}"),
+            None => panic!("stream ended without a close frame"),
+        }
+    }
+}

@@ -1,0 +1,11 @@
+//! Integration tests: a real server on loopback, driven over HTTP and WebSocket like a client.
+
+mod access;
+mod bad_input;
+mod eds_stub;
+mod gateways;
+mod helpers;
+mod lifecycle;
+mod original_spec;
+mod routing;
+mod tls;
