@@ -128,11 +128,18 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<'_, S> {
                 }
             }
 
-            if self.phase == Phase::Open && self.wpos == self.wbuf.len() {
+            if self.phase == Phase::Open {
                 // Register before looking, so a frame queued right after the look wakes us.
                 self.socket.register(cx.waker());
                 let before = self.wbuf.len();
-                if let Some(close) = self.socket.drain_into(&mut self.wbuf, MAX_BATCH) {
+                let close = if self.wpos == self.wbuf.len() {
+                    self.socket.drain_into(&mut self.wbuf, MAX_BATCH)
+                } else {
+                    // Still writing: only a close request matters now. A peer that stopped
+                    // reading never takes our close frame; the close timeout then ends it.
+                    self.socket.close_requested()
+                };
+                if let Some(close) = close {
                     self.start_close(close.code, close.reason, false, timer.as_mut());
                 }
                 progress |= self.wbuf.len() != before;

@@ -80,18 +80,20 @@ pub struct Gateways {
     tickets: Mutex<HashMap<SocketId, Ticket>>,
     limits: QueueLimits,
     max_tickets: usize,
+    ticket_lifetime: Duration,
 }
 
 pub const DEFAULT_GATEWAY: &str = "default";
-pub const TICKET_LIFETIME: Duration = Duration::from_secs(5 * 60);
 
 impl Gateways {
-    pub fn new(limits: QueueLimits, max_tickets: usize) -> Gateways {
+    /// `ticket_lifetime` is how long a handed-out socket URI stays usable (5 minutes originally).
+    pub fn new(limits: QueueLimits, max_tickets: usize, ticket_lifetime: Duration) -> Gateways {
         Gateways {
             gateways: RwLock::default(),
             tickets: Mutex::default(),
             limits,
             max_tickets,
+            ticket_lifetime,
         }
     }
 
@@ -140,7 +142,7 @@ impl Gateways {
             }
         }
         let id = SocketId::random();
-        let expires_at = now + TICKET_LIFETIME;
+        let expires_at = now + self.ticket_lifetime;
         tickets.insert(id, Ticket { gateway: gateway.clone(), tags, expires_at });
         Some((id, expires_at))
     }
@@ -197,7 +199,7 @@ mod tests {
 
     #[test]
     fn tickets_are_single_use_and_bounded() {
-        let gateways = Gateways::new(QueueLimits { max_bytes: 1024, max_frames: 4 }, 2);
+        let gateways = Gateways::new(QueueLimits { max_bytes: 1024, max_frames: 4 }, 2, Duration::from_secs(300));
         let gw = gateways.upsert("g", config());
         let (a, _) = gateways.issue_ticket(&gw, Box::new([])).unwrap();
         let (_b, _) = gateways.issue_ticket(&gw, Box::new([])).unwrap();
@@ -205,6 +207,16 @@ mod tests {
         assert!(gateways.redeem(&a).is_some());
         assert!(gateways.redeem(&a).is_none());
         assert!(gateways.issue_ticket(&gw, Box::new([])).is_some());
+    }
+
+    #[test]
+    fn expired_tickets_cannot_be_redeemed() {
+        let gateways = Gateways::new(QueueLimits { max_bytes: 1024, max_frames: 4 }, 10, Duration::ZERO);
+        let gw = gateways.upsert("g", config());
+        let (a, _) = gateways.issue_ticket(&gw, Box::new([])).unwrap();
+        assert!(gateways.redeem(&a).is_none());
+        gateways.issue_ticket(&gw, Box::new([])).unwrap();
+        assert_eq!(gateways.sweep_tickets(), 1);
     }
 
     #[test]

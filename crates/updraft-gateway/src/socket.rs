@@ -150,6 +150,10 @@ impl Socket {
         self.waker.register(waker);
     }
 
+    pub(crate) fn close_requested(&self) -> Option<CloseRequest> {
+        self.outbox.lock().expect("outbox lock").close.clone()
+    }
+
     /// Moves queued frames into `buf` until it holds about `max` bytes.
     /// Returns a close request when one is pending (frames queued before it are still moved).
     pub(crate) fn drain_into(&self, buf: &mut Vec<u8>, max: usize) -> Option<CloseRequest> {

@@ -83,6 +83,9 @@ pub struct ServeArgs {
     /// Socket URIs handed out and not yet used, across gateways [default: 1000000].
     #[arg(long, env = "UPDRAFT_MAX_PENDING_SOCKETS")]
     pub max_pending_sockets: Option<usize>,
+    /// Seconds a socket URI stays usable [default: 300].
+    #[arg(long, env = "UPDRAFT_SOCKET_URI_TTL_SECS")]
+    pub socket_uri_ttl_secs: Option<u64>,
     /// Log format: text or json [default: text].
     #[arg(long, env = "UPDRAFT_LOG_FORMAT")]
     pub log_format: Option<String>,
@@ -103,6 +106,7 @@ pub struct Settings {
     pub socket_queue_frames: usize,
     pub ping_interval: Duration,
     pub max_pending_sockets: usize,
+    pub socket_uri_ttl: Duration,
     pub json_logs: bool,
 }
 
@@ -177,6 +181,7 @@ impl ServeArgs {
             socket_queue_frames: a.socket_queue_frames.unwrap_or(4096),
             ping_interval,
             max_pending_sockets: a.max_pending_sockets.unwrap_or(1_000_000),
+            socket_uri_ttl: Duration::from_secs(a.socket_uri_ttl_secs.unwrap_or(300)),
             json_logs,
         })
     }
@@ -201,6 +206,7 @@ impl ServeArgs {
             socket_queue_frames: self.socket_queue_frames.or(file.socket_queue_frames),
             ping_interval_secs: self.ping_interval_secs.or(file.ping_interval_secs),
             max_pending_sockets: self.max_pending_sockets.or(file.max_pending_sockets),
+            socket_uri_ttl_secs: self.socket_uri_ttl_secs.or(file.socket_uri_ttl_secs),
             log_format: self.log_format.or(file.log_format),
         }
     }

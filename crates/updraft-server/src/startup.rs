@@ -56,7 +56,7 @@ impl Application {
         };
 
         let queue = QueueLimits { max_bytes: settings.socket_queue_bytes, max_frames: settings.socket_queue_frames };
-        let gateways = Arc::new(Gateways::new(queue, settings.max_pending_sockets));
+        let gateways = Arc::new(Gateways::new(queue, settings.max_pending_sockets, settings.socket_uri_ttl));
         let d = &settings.default_gateway;
         gateways.upsert(
             DEFAULT_GATEWAY,

@@ -192,3 +192,97 @@ pub async fn close_code(ws: &mut Ws) -> u16 {
         }
     }
 }
+
+/// A WebSocket opened by hand, for sending frames no library would send.
+pub struct RawSocket {
+    pub stream: TcpStream,
+}
+
+impl RawSocket {
+    /// Opens `uri` (`ws://host:port/?token=...`) and checks the 101 answer.
+    pub async fn open(uri: &str) -> RawSocket {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let rest = uri.strip_prefix("ws://").unwrap();
+        let (host, path) = rest.split_once('/').unwrap();
+        let mut stream = TcpStream::connect(host).await.unwrap();
+        let req = format!(
+            "GET /{path} HTTP/1.1\r\nHost: {host}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+             Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
+        );
+        stream.write_all(req.as_bytes()).await.unwrap();
+        let mut head = Vec::new();
+        while !head.ends_with(b"\r\n\r\n") {
+            let mut byte = [0u8; 1];
+            stream.read_exact(&mut byte).await.unwrap();
+            head.push(byte[0]);
+        }
+        let head = String::from_utf8(head).unwrap();
+        assert!(head.starts_with("HTTP/1.1 101"), "{head}");
+        assert!(head.contains("s3pPLMBiTxaQ9kYGzzhZRbK+xOo="), "{head}");
+        RawSocket { stream }
+    }
+
+    /// Sends one client frame, masked as the protocol requires (`masked = false` breaks that rule).
+    pub async fn send_frame(&mut self, first_byte: u8, payload: &[u8], masked: bool) {
+        use tokio::io::AsyncWriteExt;
+        let mask = [1u8, 2, 3, 4];
+        let mut frame = vec![first_byte];
+        let bit = if masked { 0x80 } else { 0 };
+        match payload.len() {
+            n if n < 126 => frame.push(bit | n as u8),
+            n if n <= 0xFFFF => {
+                frame.push(bit | 126);
+                frame.extend_from_slice(&(n as u16).to_be_bytes());
+            }
+            n => {
+                frame.push(bit | 127);
+                frame.extend_from_slice(&(n as u64).to_be_bytes());
+            }
+        }
+        if masked {
+            frame.extend_from_slice(&mask);
+            frame.extend(payload.iter().enumerate().map(|(i, b)| b ^ mask[i % 4]));
+        } else {
+            frame.extend_from_slice(payload);
+        }
+        // The server may close before taking all of a large frame.
+        let _ = self.stream.write_all(&frame).await;
+    }
+
+    /// Reads server frames until a close arrives; returns its code. Fails after three seconds.
+    pub async fn close_code(&mut self) -> u16 {
+        loop {
+            let (opcode, payload) = self.next_frame().await.expect("a close frame before EOF");
+            if opcode == 0x8 {
+                return u16::from_be_bytes([payload[0], payload[1]]);
+            }
+        }
+    }
+
+    /// The next server frame as (opcode, payload); `None` at EOF.
+    pub async fn next_frame(&mut self) -> Option<(u8, Vec<u8>)> {
+        use tokio::io::AsyncReadExt;
+        let read = async {
+            let mut head = [0u8; 2];
+            self.stream.read_exact(&mut head).await.ok()?;
+            assert_eq!(head[1] & 0x80, 0, "server frames are not masked");
+            let len = match head[1] & 0x7F {
+                126 => {
+                    let mut b = [0u8; 2];
+                    self.stream.read_exact(&mut b).await.ok()?;
+                    u16::from_be_bytes(b) as usize
+                }
+                127 => {
+                    let mut b = [0u8; 8];
+                    self.stream.read_exact(&mut b).await.ok()?;
+                    u64::from_be_bytes(b) as usize
+                }
+                n => n as usize,
+            };
+            let mut payload = vec![0u8; len];
+            self.stream.read_exact(&mut payload).await.ok()?;
+            Some((head[0] & 0x0F, payload))
+        };
+        tokio::time::timeout(Duration::from_secs(3), read).await.expect("a frame within 3 s")
+    }
+}
