@@ -32,7 +32,9 @@ pub fn credentials(headers: &HeaderMap) -> Result<Credentials, ApiError> {
     let Ok(value) = value.to_str() else { return Ok(Credentials::Unusable) };
     let mut parts = value.split_ascii_whitespace();
     match (parts.next(), parts.next()) {
-        (Some(scheme), Some(token)) if scheme.eq_ignore_ascii_case("bearer") => Ok(Credentials::Bearer(token.to_owned())),
+        (Some(scheme), Some(token)) if scheme.eq_ignore_ascii_case("bearer") => {
+            Ok(Credentials::Bearer(token.to_owned()))
+        }
         _ => Ok(Credentials::Unusable),
     }
 }
@@ -59,7 +61,9 @@ pub fn require_token(creds: &Credentials, expected: Option<&str>) -> Result<(), 
     Err(match creds {
         Credentials::None => ApiError::new(Code::AuthorizationRequired),
         Credentials::Bearer(_) => ApiError::new(Code::InvalidCredentials),
-        Credentials::Unusable => ApiError::with_message(Code::InvalidCredentials, "Access denied: only Bearer tokens are accepted"),
+        Credentials::Unusable => {
+            ApiError::with_message(Code::InvalidCredentials, "Access denied: only Bearer tokens are accepted")
+        }
     })
 }
 
@@ -81,9 +85,9 @@ impl Caller {
     /// Tags a socket opened by this caller carries, so EDS changes can be routed to it.
     pub fn socket_tags(&self) -> Vec<String> {
         match self {
-            Caller::User(user) => std::iter::once(format!("users.{}", user.id))
-                .chain(user.groups.iter().cloned())
-                .collect(),
+            Caller::User(user) => {
+                std::iter::once(format!("users.{}", user.id)).chain(user.groups.iter().cloned()).collect()
+            }
             Caller::Admin | Caller::Anonymous => Vec::new(),
         }
     }
@@ -97,10 +101,13 @@ pub enum Need {
     Write,
 }
 
+/// EDS URI, backend id, token.
+type CacheKey = (String, String, String);
+
 /// Verifies EDS user tokens with `GET <EDS_URI>` and remembers answers briefly.
 pub struct EdsVerifier {
     client: reqwest::Client,
-    cache: Mutex<HashMap<(String, String, String), (Instant, Option<EdsUser>)>>,
+    cache: Mutex<HashMap<CacheKey, (Instant, Option<EdsUser>)>>,
 }
 
 impl Default for EdsVerifier {
@@ -143,10 +150,10 @@ impl EdsVerifier {
             return Ok(None);
         };
         let key = (config.eds_uri.clone(), backend.to_owned(), token.to_owned());
-        if let Some((at, user)) = self.cache.lock().expect("cache lock").get(&key) {
-            if at.elapsed() < EDS_CACHE_TTL {
-                return Ok(user.clone());
-            }
+        if let Some((at, user)) = self.cache.lock().expect("cache lock").get(&key)
+            && at.elapsed() < EDS_CACHE_TTL
+        {
+            return Ok(user.clone());
         }
         let res = self
             .client
@@ -230,7 +237,10 @@ mod tests {
             "usergroups": ["g1", {"id": "g2"}, {"id": "12345", "objectType": "usergroups"}],
         }))
         .unwrap();
-        assert_eq!(Caller::User(user).socket_tags(), ["users.u1", "usergroups.g1", "usergroups.g2", "usergroups.12345"]);
+        assert_eq!(
+            Caller::User(user).socket_tags(),
+            ["users.u1", "usergroups.g1", "usergroups.g2", "usergroups.12345"]
+        );
         assert_eq!(parse_user(&json!({"username": "x"})), None);
     }
 

@@ -9,8 +9,7 @@ use crate::error::{ApiError, Code};
 pub async fn read_json(body: Body, limit: usize) -> Result<Option<Value>, ApiError> {
     let bytes = axum::body::to_bytes(body, limit).await.map_err(|err| {
         // `to_bytes` reports an exceeded limit as its source error.
-        let too_large = std::error::Error::source(&err)
-            .is_some_and(|src| src.is::<http_body_util::LengthLimitError>());
+        let too_large = std::error::Error::source(&err).is_some_and(|src| src.is::<http_body_util::LengthLimitError>());
         if too_large {
             ApiError::with_message(Code::PayloadTooLarge, format!("Request body is larger than {limit} bytes"))
         } else {

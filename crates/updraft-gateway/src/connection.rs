@@ -49,7 +49,11 @@ pub enum Ended {
 enum Phase {
     Open,
     /// Our close frame is queued; `peer_done` once the peer's close arrived or it can't send more.
-    Closing { code: u16, by_peer: bool, peer_done: bool },
+    Closing {
+        code: u16,
+        by_peer: bool,
+        peer_done: bool,
+    },
 }
 
 /// Runs the connection until it ends. `first_ping` spreads the pings of many sockets in time.
@@ -169,12 +173,13 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<'_, S> {
                 }
             }
 
-            if let Phase::Closing { code, by_peer, peer_done: true } = self.phase {
-                if self.wbuf.is_empty() && !self.flush_pending {
-                    // Best effort: the close handshake is complete whatever shutdown says.
-                    let _ = Pin::new(&mut self.io).poll_shutdown(cx);
-                    return Poll::Ready(Ended::Closed { code, initiated_by_peer: by_peer });
-                }
+            if let Phase::Closing { code, by_peer, peer_done: true } = self.phase
+                && self.wbuf.is_empty()
+                && !self.flush_pending
+            {
+                // Best effort: the close handshake is complete whatever shutdown says.
+                let _ = Pin::new(&mut self.io).poll_shutdown(cx);
+                return Poll::Ready(Ended::Closed { code, initiated_by_peer: by_peer });
             }
 
             if timer.as_mut().poll(cx).is_ready() {
@@ -207,9 +212,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<'_, S> {
         let wbuf = &mut self.wbuf;
         let pending = wbuf.len() - self.wpos;
         let res = self.reader.feed(&mut self.rbuf[..n], &mut |event| match event {
-            Event::Ping(payload) if pending < MAX_PENDING_CONTROL => {
-                ws::put_frame(wbuf, ws::OP_PONG, payload)
-            }
+            Event::Ping(payload) if pending < MAX_PENDING_CONTROL => ws::put_frame(wbuf, ws::OP_PONG, payload),
             Event::Close { code, .. } => peer_close = Some(code.unwrap_or(close_code::NORMAL)),
             Event::Ping(_) | Event::Pong | Event::Message => (),
         });

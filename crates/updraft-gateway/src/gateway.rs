@@ -88,13 +88,7 @@ pub const DEFAULT_GATEWAY: &str = "default";
 impl Gateways {
     /// `ticket_lifetime` is how long a handed-out socket URI stays usable (5 minutes originally).
     pub fn new(limits: QueueLimits, max_tickets: usize, ticket_lifetime: Duration) -> Gateways {
-        Gateways {
-            gateways: RwLock::default(),
-            tickets: Mutex::default(),
-            limits,
-            max_tickets,
-            ticket_lifetime,
-        }
+        Gateways { gateways: RwLock::default(), tickets: Mutex::default(), limits, max_tickets, ticket_lifetime }
     }
 
     /// Creates or reconfigures a gateway.
@@ -104,11 +98,7 @@ impl Gateways {
             existing.set_config(config);
             return existing.clone();
         }
-        let gateway = Arc::new(Gateway {
-            id: id.to_owned(),
-            hub: Hub::new(self.limits),
-            config: RwLock::new(config),
-        });
+        let gateway = Arc::new(Gateway { id: id.to_owned(), hub: Hub::new(self.limits), config: RwLock::new(config) });
         gateways.insert(id.to_owned(), gateway.clone());
         gateway
     }

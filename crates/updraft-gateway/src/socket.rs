@@ -109,9 +109,7 @@ impl Socket {
         if outbox.close.is_some() {
             return Enqueued::Closed;
         }
-        if outbox.frames.len() >= limits.max_frames
-            || outbox.bytes + frame.len() > limits.max_bytes
-        {
+        if outbox.frames.len() >= limits.max_frames || outbox.bytes + frame.len() > limits.max_bytes {
             outbox.frames = VecDeque::new();
             outbox.bytes = 0;
             outbox.close = Some(CloseRequest {

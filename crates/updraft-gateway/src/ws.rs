@@ -88,7 +88,10 @@ pub enum Event<'a> {
     Ping(&'a [u8]),
     Pong,
     /// The peer's close; `code` is absent for an empty close payload.
-    Close { code: Option<u16>, reason: &'a str },
+    Close {
+        code: Option<u16>,
+        reason: &'a str,
+    },
     /// A complete data message went by (its content is ignored by a push gateway).
     Message,
 }
@@ -153,11 +156,7 @@ impl FrameReader {
 
     /// Consumes `data` (unmasking it in place) and reports events through `on_event`.
     /// Stops at the first close frame: whatever follows it is not read.
-    pub fn feed(
-        &mut self,
-        mut data: &mut [u8],
-        on_event: &mut dyn FnMut(Event<'_>),
-    ) -> Result<bool, Violation> {
+    pub fn feed(&mut self, mut data: &mut [u8], on_event: &mut dyn FnMut(Event<'_>)) -> Result<bool, Violation> {
         while !data.is_empty() {
             match self.stage {
                 Stage::Header => {

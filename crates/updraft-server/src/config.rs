@@ -220,7 +220,9 @@ fn parse_permissions(text: &str) -> anyhow::Result<Permissions> {
             None => Ok(Vec::new()),
             Some(serde_json::Value::Array(items)) => items
                 .iter()
-                .map(|i| i.as_str().map(str::to_owned).ok_or_else(|| format_err!("EDS_PERMISSIONS.{key} must list strings")))
+                .map(|i| {
+                    i.as_str().map(str::to_owned).ok_or_else(|| format_err!("EDS_PERMISSIONS.{key} must list strings"))
+                })
                 .collect(),
             Some(_) => Err(format_err!("EDS_PERMISSIONS.{key} must be an array")),
         }
@@ -236,7 +238,9 @@ mod tests {
     use super::*;
 
     fn parse(args: &[&str]) -> anyhow::Result<Settings> {
-        let cli = Cli::try_parse_from(std::iter::once("updraft").chain(std::iter::once("serve")).chain(args.iter().copied()))?;
+        let cli = Cli::try_parse_from(
+            std::iter::once("updraft").chain(std::iter::once("serve")).chain(args.iter().copied()),
+        )?;
         let Command::Serve(args) = cli.command;
         args.resolve()
     }
@@ -246,7 +250,8 @@ mod tests {
         let dir = std::env::temp_dir().join(format!("updraft-config-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
         let file = dir.join("updraft.toml");
-        std::fs::write(&file, "listen = \"127.0.0.1:9999\"\naccess_control = \"custom\"\nping_interval_secs = 10\n").unwrap();
+        std::fs::write(&file, "listen = \"127.0.0.1:9999\"\naccess_control = \"custom\"\nping_interval_secs = 10\n")
+            .unwrap();
         let s = parse(&["--config", file.to_str().unwrap(), "--listen", "127.0.0.1:7000"]).unwrap();
         assert_eq!(s.listen, "127.0.0.1:7000".parse().unwrap());
         assert_eq!(s.default_gateway.access, AccessControl::Custom);

@@ -3,7 +3,7 @@
 
 pub mod config;
 mod startup;
-mod tls;
 pub mod telemetry;
+mod tls;
 
 pub use startup::Application;

@@ -27,6 +27,12 @@ fn describe() {
     metrics::describe_gauge!("updraft_mws_sockets_connected", "WebSockets open now");
     metrics::describe_counter!("updraft_mws_messages_published_total", "Messages accepted for delivery");
     metrics::describe_counter!("updraft_mws_frames_delivered_total", "Frames queued to sockets");
-    metrics::describe_counter!("updraft_mws_sockets_dropped_slow_total", "Sockets closed because their send queue overflowed");
-    metrics::describe_counter!("updraft_mws_connections_rejected_total", "Upgrades refused for an unknown, expired or used token");
+    metrics::describe_counter!(
+        "updraft_mws_sockets_dropped_slow_total",
+        "Sockets closed because their send queue overflowed"
+    );
+    metrics::describe_counter!(
+        "updraft_mws_connections_rejected_total",
+        "Upgrades refused for an unknown, expired or used token"
+    );
 }

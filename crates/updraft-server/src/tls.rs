@@ -24,7 +24,8 @@ pub fn server_config(files: &TlsFiles) -> anyhow::Result<Arc<ServerConfig>> {
         .collect::<Result<Vec<_>, _>>()
         .with_context(|| format!("parsing {}", files.cert.display()))?;
     let key = PrivateKeyDer::from_pem_file(&files.key).with_context(|| format!("reading {}", files.key.display()))?;
-    let mut config = ServerConfig::builder().with_no_client_auth().with_single_cert(certs, key).context("TLS certificate")?;
+    let mut config =
+        ServerConfig::builder().with_no_client_auth().with_single_cert(certs, key).context("TLS certificate")?;
     config.alpn_protocols = vec![b"http/1.1".to_vec()];
     Ok(Arc::new(config))
 }

@@ -147,7 +147,7 @@ async fn create(State(state): State<ApiState>, headers: HeaderMap, body: Body) -
 
 async fn list(State(state): State<ApiState>, headers: HeaderMap) -> Result<Response, ApiError> {
     require_server_admin(&state, &headers)?;
-    let results: Vec<Value> = state.gateways.list().iter().map(|g| gateway_json(g)).collect();
+    let results: Vec<Value> = state.gateways.list().iter().map(gateway_json).collect();
     Ok(Json(json!({ "results": results })).into_response())
 }
 
@@ -156,7 +156,11 @@ async fn show(State(state): State<ApiState>, Path(id): Path<String>, headers: He
     Ok(Json(gateway_json(&find(&state, &id)?)).into_response())
 }
 
-async fn remove(State(state): State<ApiState>, Path(id): Path<String>, headers: HeaderMap) -> Result<Response, ApiError> {
+async fn remove(
+    State(state): State<ApiState>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
     require_server_admin(&state, &headers)?;
     if id == DEFAULT_GATEWAY {
         return Err(ApiError::with_message(Code::BadRequest, "The default gateway cannot be deleted"));
@@ -166,13 +170,22 @@ async fn remove(State(state): State<ApiState>, Path(id): Path<String>, headers: 
     Ok(Json(json!({})).into_response())
 }
 
-async fn show_configuration(State(state): State<ApiState>, Path(id): Path<String>, headers: HeaderMap) -> Result<Response, ApiError> {
+async fn show_configuration(
+    State(state): State<ApiState>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
     let gateway = find(&state, &id)?;
     require_gateway_admin(&state, &gateway, &headers)?;
     Ok(Json(config_wire::to_json(&gateway.config())).into_response())
 }
 
-async fn set_configuration(State(state): State<ApiState>, Path(id): Path<String>, headers: HeaderMap, body: Body) -> Result<Response, ApiError> {
+async fn set_configuration(
+    State(state): State<ApiState>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Response, ApiError> {
     let gateway = find(&state, &id)?;
     require_gateway_admin(&state, &gateway, &headers)?;
     let config = config_wire::apply(&gateway.config(), read_json(body, state.limits.max_body_bytes).await?)?;

@@ -32,7 +32,12 @@ pub fn routes() -> Router<ApiState> {
         .route("/sockets/{socket_id}", get(get_socket).delete(delete_socket))
         .route("/webhook_receivers/enginio", post(enginio_webhook));
     Router::new()
-        .route("/", get(|| async { Json(json!({"name": "MWS", "deployedAt": timestamp::format(std::time::SystemTime::now())})) }))
+        .route(
+            "/",
+            get(|| async {
+                Json(json!({"name": "MWS", "deployedAt": timestamp::format(std::time::SystemTime::now())}))
+            }),
+        )
         .merge(gateways::routes())
         .nest("/v1", per_gateway.clone())
         .nest("/v1/gateways/{gateway_id}", per_gateway)
@@ -46,7 +51,11 @@ fn gateway(state: &ApiState, params: &std::collections::HashMap<String, String>)
 
 type Params = Path<std::collections::HashMap<String, String>>;
 
-async fn websocket_uri(State(state): State<ApiState>, Path(params): Params, headers: HeaderMap) -> Result<Response, ApiError> {
+async fn websocket_uri(
+    State(state): State<ApiState>,
+    Path(params): Params,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
     let gateway = gateway(&state, &params)?;
     let creds = auth::credentials(&headers)?;
     let caller = state.eds.authorize(&gateway.config(), &creds, Need::Read).await?;
@@ -56,7 +65,12 @@ async fn websocket_uri(State(state): State<ApiState>, Path(params): Params, head
     Ok(Json(body).into_response())
 }
 
-async fn create_socket(State(state): State<ApiState>, Path(params): Params, headers: HeaderMap, body: Body) -> Result<Response, ApiError> {
+async fn create_socket(
+    State(state): State<ApiState>,
+    Path(params): Params,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Response, ApiError> {
     let gateway = gateway(&state, &params)?;
     require_admin(&gateway, &headers)?;
     let tags = wire::socket_tags(read_json(body, state.limits.max_body_bytes).await?)?;
@@ -70,7 +84,11 @@ async fn create_socket(State(state): State<ApiState>, Path(params): Params, head
     Ok((StatusCode::CREATED, Json(body)).into_response())
 }
 
-fn issue(state: &ApiState, gateway: &Arc<Gateway>, tags: &[String]) -> Result<(SocketId, std::time::SystemTime), ApiError> {
+fn issue(
+    state: &ApiState,
+    gateway: &Arc<Gateway>,
+    tags: &[String],
+) -> Result<(SocketId, std::time::SystemTime), ApiError> {
     let tags: Box<[Tag]> = tags.iter().map(|t| Tag::from(t.as_str())).collect();
     state
         .gateways
@@ -78,7 +96,12 @@ fn issue(state: &ApiState, gateway: &Arc<Gateway>, tags: &[String]) -> Result<(S
         .ok_or_else(|| ApiError::with_message(Code::Unavailable, "Too many sockets waiting to connect"))
 }
 
-async fn send_message(State(state): State<ApiState>, Path(params): Params, headers: HeaderMap, body: Body) -> Result<Response, ApiError> {
+async fn send_message(
+    State(state): State<ApiState>,
+    Path(params): Params,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Response, ApiError> {
     let gateway = gateway(&state, &params)?;
     let creds = auth::credentials(&headers)?;
     state.eds.authorize(&gateway.config(), &creds, Need::Write).await?;
@@ -87,7 +110,12 @@ async fn send_message(State(state): State<ApiState>, Path(params): Params, heade
     Ok((StatusCode::CREATED, Json(message.echo())).into_response())
 }
 
-async fn enginio_webhook(State(state): State<ApiState>, Path(params): Params, headers: HeaderMap, body: Body) -> Result<Response, ApiError> {
+async fn enginio_webhook(
+    State(state): State<ApiState>,
+    Path(params): Params,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Response, ApiError> {
     let gateway = gateway(&state, &params)?;
     require_admin(&gateway, &headers)?;
     let message = wire::enginio_message(read_json(body, state.limits.max_body_bytes).await?)?;
@@ -112,7 +140,11 @@ async fn publish(state: &ApiState, gateway: &Gateway, message: &wire::Message) -
     })
 }
 
-async fn list_sockets(State(state): State<ApiState>, Path(params): Params, headers: HeaderMap) -> Result<Response, ApiError> {
+async fn list_sockets(
+    State(state): State<ApiState>,
+    Path(params): Params,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
     let gateway = gateway(&state, &params)?;
     require_admin(&gateway, &headers)?;
     let mut sockets = gateway.hub.list();
@@ -121,7 +153,11 @@ async fn list_sockets(State(state): State<ApiState>, Path(params): Params, heade
     Ok(Json(json!({ "results": results })).into_response())
 }
 
-async fn get_socket(State(state): State<ApiState>, Path(params): Params, headers: HeaderMap) -> Result<Response, ApiError> {
+async fn get_socket(
+    State(state): State<ApiState>,
+    Path(params): Params,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
     let gateway = gateway(&state, &params)?;
     require_admin(&gateway, &headers)?;
     let socket = socket_id(&params).and_then(|id| gateway.hub.get(&id)).ok_or_else(socket_not_found)?;
@@ -129,7 +165,11 @@ async fn get_socket(State(state): State<ApiState>, Path(params): Params, headers
 }
 
 /// Closes the live connection (the original only forgot the record) or withdraws an unused URI.
-async fn delete_socket(State(state): State<ApiState>, Path(params): Params, headers: HeaderMap) -> Result<Response, ApiError> {
+async fn delete_socket(
+    State(state): State<ApiState>,
+    Path(params): Params,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
     let gateway = gateway(&state, &params)?;
     require_admin(&gateway, &headers)?;
     let id = socket_id(&params).ok_or_else(socket_not_found)?;

@@ -45,7 +45,8 @@ fn accept(state: ApiState, mut req: Request) -> Response {
         return ApiError::with_message(Code::BadRequest, "Connection: Upgrade is required").into_response();
     }
     if headers.get(header::SEC_WEBSOCKET_VERSION).map(HeaderValue::as_bytes) != Some(b"13") {
-        let mut res = ApiError::with_message(Code::UpgradeRequired, "Only WebSocket version 13 is supported").into_response();
+        let mut res =
+            ApiError::with_message(Code::UpgradeRequired, "Only WebSocket version 13 is supported").into_response();
         res.headers_mut().insert(header::SEC_WEBSOCKET_VERSION, HeaderValue::from_static("13"));
         return res;
     }

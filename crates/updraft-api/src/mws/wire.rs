@@ -23,7 +23,9 @@ impl Message {
         };
         let data = match body.remove("data") {
             None | Some(Value::Null) => return Err(ApiError::field("data", "Data is required")),
-            Some(Value::String(s)) if s.trim().is_empty() => return Err(ApiError::field("data", "Data can't be blank")),
+            Some(Value::String(s)) if s.trim().is_empty() => {
+                return Err(ApiError::field("data", "Data can't be blank"));
+            }
             Some(Value::String(s)) => s,
             Some(other) => other.to_string(),
         };

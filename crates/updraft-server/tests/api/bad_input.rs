@@ -52,13 +52,8 @@ async fn malformed_and_mistyped_messages_get_422_and_send_nothing() {
 async fn non_bearer_schemes_are_refused_where_authorization_is_required() {
     let app = spawn_app(spec_args()).await;
     for header in ["Basic c3VwZXJzZWNyZXQ=", "supersecret", "Token supersecret"] {
-        let res = app
-            .client
-            .get(format!("{}/v1/sockets", app.base))
-            .header("Authorization", header)
-            .send()
-            .await
-            .unwrap();
+        let res =
+            app.client.get(format!("{}/v1/sockets", app.base)).header("Authorization", header).send().await.unwrap();
         assert_eq!(res.status(), StatusCode::UNAUTHORIZED, "{header}");
         let body: serde_json::Value = res.json().await.unwrap();
         assert_eq!(body["error"]["reason"], "Unauthorized");

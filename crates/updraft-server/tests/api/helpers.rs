@@ -6,6 +6,7 @@ use std::time::Duration;
 use futures_util::StreamExt;
 use reqwest::{Method, StatusCode};
 use serde_json::Value;
+use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpStream;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
@@ -50,7 +51,8 @@ pub fn open_args() -> ServeArgs {
 
 pub async fn spawn_app(args: ServeArgs) -> TestApp {
     let data_dir = tempfile::tempdir().unwrap();
-    let args = ServeArgs { data_dir: Some(args.data_dir.clone().unwrap_or_else(|| data_dir.path().to_owned())), ..args };
+    let args =
+        ServeArgs { data_dir: Some(args.data_dir.clone().unwrap_or_else(|| data_dir.path().to_owned())), ..args };
     let mut app = spawn_in(args).await;
     app._data_dir = Some(data_dir);
     app
@@ -77,7 +79,13 @@ pub async fn spawn_in(args: ServeArgs) -> TestApp {
 
 impl TestApp {
     /// Sends a request; `body` goes out raw with no Content-Type, as the npm SDK and rack-test do.
-    pub async fn call(&self, method: Method, path: &str, token: Option<&str>, body: Option<&str>) -> (StatusCode, Value) {
+    pub async fn call(
+        &self,
+        method: Method,
+        path: &str,
+        token: Option<&str>,
+        body: Option<&str>,
+    ) -> (StatusCode, Value) {
         let mut req = self.client.request(method, format!("{}{path}", self.base));
         if let Some(token) = token {
             req = req.header("Authorization", format!("Bearer {token}"));
@@ -88,7 +96,8 @@ impl TestApp {
         let res = req.send().await.expect("request sent");
         let status = res.status();
         let text = res.text().await.unwrap();
-        let json = if text.is_empty() { Value::Null } else { serde_json::from_str(&text).unwrap_or(Value::String(text)) };
+        let json =
+            if text.is_empty() { Value::Null } else { serde_json::from_str(&text).unwrap_or(Value::String(text)) };
         (status, json)
     }
 
@@ -157,7 +166,7 @@ impl Drop for TestApp {
 }
 
 /// The next text frame, failing after two seconds.
-pub async fn next_text(ws: &mut Ws) -> String {
+pub async fn next_text<S: AsyncRead + AsyncWrite + Unpin>(ws: &mut WebSocketStream<S>) -> String {
     loop {
         let msg = tokio::time::timeout(Duration::from_secs(2), ws.next())
             .await
@@ -173,14 +182,14 @@ pub async fn next_text(ws: &mut Ws) -> String {
 }
 
 /// Asserts that no text frame arrives within `ms` milliseconds.
-pub async fn assert_silent(ws: &mut Ws, ms: u64) {
+pub async fn assert_silent<S: AsyncRead + AsyncWrite + Unpin>(ws: &mut WebSocketStream<S>, ms: u64) {
     if let Ok(Some(Ok(Message::Text(text)))) = tokio::time::timeout(Duration::from_millis(ms), ws.next()).await {
         panic!("unexpected frame {text}");
     }
 }
 
 /// The close code the server sent, failing after three seconds.
-pub async fn close_code(ws: &mut Ws) -> u16 {
+pub async fn close_code<S: AsyncRead + AsyncWrite + Unpin>(ws: &mut WebSocketStream<S>) -> u16 {
     loop {
         let msg = tokio::time::timeout(Duration::from_secs(3), ws.next()).await.expect("closed within 3 s");
         match msg {

@@ -19,7 +19,8 @@ fn keys(value: &Value) -> Vec<String> {
 #[tokio::test]
 async fn cors_headers_echo_the_origin() {
     let app = spawn_app(spec_args()).await;
-    let res = app.client.get(format!("{}/", app.base)).header("Origin", "http://test.domain.local").send().await.unwrap();
+    let res =
+        app.client.get(format!("{}/", app.base)).header("Origin", "http://test.domain.local").send().await.unwrap();
     assert_eq!(res.headers()["access-control-allow-origin"], "http://test.domain.local");
     assert_eq!(res.headers()["access-control-allow-methods"], "GET, POST, PUT, DELETE, OPTIONS");
     let body: Value = res.json().await.unwrap();
@@ -30,7 +31,14 @@ async fn cors_headers_echo_the_origin() {
 #[tokio::test]
 async fn messages_post_returns_the_message_byte_for_byte() {
     let app = spawn_app(spec_args()).await;
-    let res = app.client.post(format!("{}/v1/messages", app.base)).bearer_auth(ADMIN).body(VALID_MESSAGE).send().await.unwrap();
+    let res = app
+        .client
+        .post(format!("{}/v1/messages", app.base))
+        .bearer_auth(ADMIN)
+        .body(VALID_MESSAGE)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(res.status(), StatusCode::CREATED);
     assert_eq!(res.headers()["content-type"], "application/json");
     assert_eq!(res.text().await.unwrap(), VALID_MESSAGE);
@@ -247,7 +255,8 @@ async fn access_control_defaults_to_none_and_restricts_in_eds_and_custom() {
     let open = spawn_app(updraft_server::config::ServeArgs { access_control: None, ..open_args() }).await;
     assert_eq!(open.get("/v1/websocket_uri", None).await.0, StatusCode::OK);
     for mode in ["eds", "custom"] {
-        let app = spawn_app(updraft_server::config::ServeArgs { access_control: Some(mode.into()), ..spec_args() }).await;
+        let app =
+            spawn_app(updraft_server::config::ServeArgs { access_control: Some(mode.into()), ..spec_args() }).await;
         assert_eq!(app.get("/v1/websocket_uri", None).await.0, StatusCode::UNAUTHORIZED, "{mode}");
         assert_eq!(app.get("/v1/websocket_uri", Some(ADMIN)).await.0, StatusCode::OK, "{mode}");
     }
@@ -257,7 +266,8 @@ async fn access_control_defaults_to_none_and_restricts_in_eds_and_custom() {
 #[tokio::test]
 async fn tokens_are_required_and_checked_against_eds() {
     let eds = eds_stub::start().await;
-    let args = updraft_server::config::ServeArgs { eds_uri: Some(eds.uri.clone()), security_token: None, ..spec_args() };
+    let args =
+        updraft_server::config::ServeArgs { eds_uri: Some(eds.uri.clone()), security_token: None, ..spec_args() };
     let app = spawn_app(args).await;
     let (status, _) = app.get("/v1/websocket_uri", None).await;
     assert_eq!(status, StatusCode::UNAUTHORIZED);
@@ -266,7 +276,8 @@ async fn tokens_are_required_and_checked_against_eds() {
     assert_eq!(body["error"]["message"], "Access denied");
     assert_eq!(eds.calls(), 1);
     // Without SECURITY_TOKEN, an empty bearer is not an admin (the original's nil == nil).
-    let res = app.client.post(format!("{}/v1/sockets", app.base)).header("Authorization", "Bearer").send().await.unwrap();
+    let res =
+        app.client.post(format!("{}/v1/sockets", app.base)).header("Authorization", "Bearer").send().await.unwrap();
     assert_eq!(res.status(), StatusCode::UNAUTHORIZED);
 }
 
