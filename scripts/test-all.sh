@@ -1,0 +1,30 @@
+#!/usr/bin/env bash
+# Every test suite of Updraft: formatting and lints, Rust unit and integration tests (real server
+# on loopback), then the interop suites (Python `websockets`, Node `ws`) against the real binary.
+# Installs what it needs that a fresh Debian 12 machine with Rust lacks.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+have() { command -v "$1" >/dev/null 2>&1; }
+apt_missing=()
+have python3 || apt_missing+=(python3 python3-pip)
+have node || apt_missing+=(nodejs)
+have npm || apt_missing+=(npm)
+if ((${#apt_missing[@]})); then
+  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${apt_missing[@]}"
+fi
+
+echo "== rustfmt, clippy"
+cargo fmt --all --check
+cargo clippy --workspace --all-targets --quiet -- -D warnings
+
+echo "== Rust tests"
+if cargo nextest --version >/dev/null 2>&1; then
+  cargo nextest run --workspace --no-fail-fast
+else
+  cargo test --workspace --no-fail-fast
+fi
+
+echo "== interop"
+cargo build --quiet -p updraft-server
+UPDRAFT_BIN="$PWD/target/debug/updraft" bash interop/run.sh
