@@ -1,16 +1,18 @@
 //! The task behind one open WebSocket: writes queued frames, answers pings, keeps the peer alive.
 //!
 //! One hand-written poll loop instead of `select!` over futures, so that an idle socket's state is
-//! a few hundred bytes: the reader state machine, a small read buffer and one timer.
-//! The write buffer exists only while frames are in flight.
+//! a few hundred bytes: the reader state machine and a few flags. Reads go through a stack buffer,
+//! the write buffer exists only while frames are in flight, there is no per-socket ping timer
+//! (the hub's heartbeat flags sockets due for a ping), and a timer exists only while closing.
 
 use std::future::poll_fn;
 use std::pin::Pin;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
+use bytes::Bytes;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
-use tokio::time::{Instant, Sleep};
+use tokio::time::Sleep;
 
 use crate::socket::Socket;
 use crate::ws::{self, Event, FrameReader, close_code};
@@ -19,12 +21,13 @@ use crate::ws::{self, Event, FrameReader, close_code};
 const MAX_BATCH: usize = 64 * 1024;
 /// A peer flooding pings without reading loses its pongs beyond this much unwritten output.
 const MAX_PENDING_CONTROL: usize = 16 * 1024;
-/// Reads are small because clients of a push gateway only send control frames.
-const READ_CHUNK: usize = 256;
+/// Stack buffer per read; clients of a push gateway send little.
+const READ_CHUNK: usize = 2048;
 
 #[derive(Debug, Clone, Copy)]
 pub struct ConnectionConfig {
-    /// Server pings this often; a peer that has not answered by the next ping is dropped.
+    /// Every socket is pinged this often (see `Gateways::run_heartbeat`); a peer that has not
+    /// answered by the next ping is dropped.
     pub ping_interval: Duration,
     /// Largest data message a client may send (it is read and discarded).
     pub max_client_message: u64,
@@ -56,8 +59,9 @@ enum Phase {
     },
 }
 
-/// Runs the connection until it ends. `first_ping` spreads the pings of many sockets in time.
-pub async fn run<S>(io: S, socket: &Socket, config: ConnectionConfig, first_ping: Duration) -> Ended
+/// Runs the connection until it ends. `prefix` holds bytes the client sent right behind its
+/// handshake, already read by the HTTP server.
+pub async fn run<S>(io: S, prefix: Bytes, socket: &Socket, config: &ConnectionConfig) -> Ended
 where
     S: AsyncRead + AsyncWrite + Unpin,
 {
@@ -66,20 +70,21 @@ where
         socket,
         config,
         reader: FrameReader::new(config.max_client_message),
-        rbuf: [0; READ_CHUNK],
         wbuf: Vec::new(),
         wpos: 0,
         flush_pending: false,
         phase: Phase::Open,
         awaiting_pong: false,
+        close_timer: None,
     };
-    let timer = tokio::time::sleep(first_ping);
-    tokio::pin!(timer);
-    poll_fn(|cx| conn.poll(cx, timer.as_mut())).await
+    if !prefix.is_empty() {
+        conn.on_input(&mut prefix.to_vec());
+    }
+    poll_fn(|cx| conn.poll(cx)).await
 }
 
 /// Opens and immediately closes a socket that has no right to exist (e.g. a bad token).
-pub async fn reject<S>(mut io: S, code: u16, reason: &'static str, config: ConnectionConfig)
+pub async fn reject<S>(mut io: S, code: u16, reason: &'static str, config: &ConnectionConfig)
 where
     S: AsyncRead + AsyncWrite + Unpin,
 {
@@ -97,23 +102,24 @@ where
 struct Connection<'a, S> {
     io: S,
     socket: &'a Socket,
-    config: ConnectionConfig,
+    config: &'a ConnectionConfig,
     reader: FrameReader,
-    rbuf: [u8; READ_CHUNK],
     wbuf: Vec<u8>,
     wpos: usize,
     flush_pending: bool,
     phase: Phase,
     awaiting_pong: bool,
+    close_timer: Option<Pin<Box<Sleep>>>,
 }
 
 impl<S: AsyncRead + AsyncWrite + Unpin> Connection<'_, S> {
-    fn poll(&mut self, cx: &mut Context<'_>, mut timer: Pin<&mut Sleep>) -> Poll<Ended> {
+    fn poll(&mut self, cx: &mut Context<'_>) -> Poll<Ended> {
         loop {
             let mut progress = false;
 
             if self.reading() {
-                let mut buf = ReadBuf::new(&mut self.rbuf);
+                let mut chunk = [0u8; READ_CHUNK];
+                let mut buf = ReadBuf::new(&mut chunk);
                 match Pin::new(&mut self.io).poll_read(cx, &mut buf) {
                     Poll::Ready(Ok(())) => {
                         let n = buf.filled().len();
@@ -123,7 +129,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<'_, S> {
                                 Phase::Closing { peer_done, .. } => *peer_done = true,
                             }
                         } else {
-                            self.on_input(n, timer.as_mut());
+                            self.on_input(&mut chunk[..n]);
                         }
                         progress = true;
                     }
@@ -135,6 +141,14 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<'_, S> {
             if self.phase == Phase::Open {
                 // Register before looking, so a frame queued right after the look wakes us.
                 self.socket.register(cx.waker());
+                if self.socket.take_heartbeat() {
+                    if self.awaiting_pong {
+                        return Poll::Ready(Ended::PingTimeout);
+                    }
+                    ws::put_frame(&mut self.wbuf, ws::OP_PING, b"");
+                    self.awaiting_pong = true;
+                    progress = true;
+                }
                 let before = self.wbuf.len();
                 let close = if self.wpos == self.wbuf.len() {
                     self.socket.drain_into(&mut self.wbuf, MAX_BATCH)
@@ -144,7 +158,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<'_, S> {
                     self.socket.close_requested()
                 };
                 if let Some(close) = close {
-                    self.start_close(close.code, close.reason, false, timer.as_mut());
+                    self.start_close(close.code, close.reason, false);
                 }
                 progress |= self.wbuf.len() != before;
             }
@@ -181,18 +195,10 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<'_, S> {
                 let _ = Pin::new(&mut self.io).poll_shutdown(cx);
                 return Poll::Ready(Ended::Closed { code, initiated_by_peer: by_peer });
             }
-
-            if timer.as_mut().poll(cx).is_ready() {
-                match self.phase {
-                    Phase::Closing { .. } => return Poll::Ready(Ended::CloseTimeout),
-                    Phase::Open if self.awaiting_pong => return Poll::Ready(Ended::PingTimeout),
-                    Phase::Open => {
-                        ws::put_frame(&mut self.wbuf, ws::OP_PING, b"");
-                        self.awaiting_pong = true;
-                        timer.as_mut().reset(Instant::now() + self.config.ping_interval);
-                    }
-                }
-                progress = true;
+            if let Some(timer) = &mut self.close_timer
+                && timer.as_mut().poll(cx).is_ready()
+            {
+                return Poll::Ready(Ended::CloseTimeout);
             }
 
             if !progress {
@@ -205,38 +211,38 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<'_, S> {
         !matches!(self.phase, Phase::Closing { peer_done: true, .. })
     }
 
-    fn on_input(&mut self, n: usize, timer: Pin<&mut Sleep>) {
+    fn on_input(&mut self, data: &mut [u8]) {
         // Any frame proves the peer is alive.
         self.awaiting_pong = false;
         let mut peer_close = None;
         let wbuf = &mut self.wbuf;
         let pending = wbuf.len() - self.wpos;
-        let res = self.reader.feed(&mut self.rbuf[..n], &mut |event| match event {
+        let res = self.reader.feed(data, &mut |event| match event {
             Event::Ping(payload) if pending < MAX_PENDING_CONTROL => ws::put_frame(wbuf, ws::OP_PONG, payload),
             Event::Close { code, .. } => peer_close = Some(code.unwrap_or(close_code::NORMAL)),
             Event::Ping(_) | Event::Pong | Event::Message => (),
         });
         match res {
             Err(violation) => {
-                self.start_close(violation.code, violation.reason, false, timer);
+                self.start_close(violation.code, violation.reason, false);
                 self.mark_peer_done();
             }
             Ok(true) => {
                 let code = peer_close.unwrap_or(close_code::NORMAL);
-                self.start_close(code, "", true, timer);
+                self.start_close(code, "", true);
                 self.mark_peer_done();
             }
             Ok(false) => (),
         }
     }
 
-    fn start_close(&mut self, code: u16, reason: &str, by_peer: bool, timer: Pin<&mut Sleep>) {
+    fn start_close(&mut self, code: u16, reason: &str, by_peer: bool) {
         if self.phase != Phase::Open {
             return;
         }
         ws::put_close_frame(&mut self.wbuf, code, reason);
         self.phase = Phase::Closing { code, by_peer, peer_done: false };
-        timer.reset(Instant::now() + self.config.close_timeout);
+        self.close_timer = Some(Box::pin(tokio::time::sleep(self.config.close_timeout)));
     }
 
     fn mark_peer_done(&mut self) {

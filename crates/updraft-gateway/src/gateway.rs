@@ -4,7 +4,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, SystemTime};
 
-use crate::hub::Hub;
+use crate::hub::{Hub, N_SHARDS};
 use crate::socket::{QueueLimits, SocketId, Tag};
 
 /// Who may get socket URIs and send messages (the original `ACCESS_CONTROL`).
@@ -159,6 +159,21 @@ impl Gateways {
         let before = tickets.len();
         tickets.retain(|_, t| t.expires_at > now);
         before - tickets.len()
+    }
+
+    /// Pings every socket once per `interval`, one hub shard at a time; returns when `gateways`
+    /// is dropped. One task for all sockets instead of a timer per socket keeps sockets small.
+    pub async fn run_heartbeat(gateways: std::sync::Weak<Gateways>, interval: Duration) {
+        let mut tick = tokio::time::interval(interval / N_SHARDS as u32);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        tick.tick().await;
+        for shard in (0..N_SHARDS).cycle() {
+            tick.tick().await;
+            let Some(gateways) = gateways.upgrade() else { return };
+            for gateway in gateways.list() {
+                gateway.hub.heartbeat(shard);
+            }
+        }
     }
 
     pub fn close_all(&self, code: u16, reason: &'static str) {

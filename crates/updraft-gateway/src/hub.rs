@@ -8,7 +8,8 @@ use bytes::Bytes;
 use crate::socket::{Enqueued, QueueLimits, Socket, SocketId, Tag};
 use crate::ws;
 
-const N_SHARDS: usize = 16;
+/// Shards of the registry: fewer lock collisions, and the heartbeat's unit of work.
+pub const N_SHARDS: usize = 16;
 
 /// Who a message is for. A socket matching several receivers gets the message once.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -92,6 +93,13 @@ impl Hub {
             res.extend(shard.read().expect("hub lock").sockets.values().cloned());
         }
         res
+    }
+
+    /// Flags every socket of one shard as due for a ping; shards take turns so pings spread out.
+    pub fn heartbeat(&self, shard: usize) {
+        for socket in self.shards[shard % N_SHARDS].read().expect("hub lock").sockets.values() {
+            socket.heartbeat();
+        }
     }
 
     /// Asks every socket to close, e.g. on shutdown.

@@ -2,6 +2,7 @@
 
 use std::collections::VecDeque;
 use std::fmt;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::SystemTime;
 
@@ -70,6 +71,8 @@ pub struct Socket {
     pub connected_at: SystemTime,
     outbox: Mutex<Outbox>,
     waker: AtomicWaker,
+    /// Set by the hub's heartbeat: the connection task owes the peer a ping.
+    ping_due: AtomicBool,
 }
 
 #[derive(Default)]
@@ -96,6 +99,7 @@ impl Socket {
             connected_at: SystemTime::now(),
             outbox: Mutex::new(Outbox::default()),
             waker: AtomicWaker::new(),
+            ping_due: AtomicBool::new(false),
         }
     }
 
@@ -141,6 +145,16 @@ impl Socket {
         }
         drop(outbox);
         self.waker.wake();
+    }
+
+    /// Asks the connection task to ping the peer (and to drop it if the last ping went unanswered).
+    pub fn heartbeat(&self) {
+        self.ping_due.store(true, Ordering::Release);
+        self.waker.wake();
+    }
+
+    pub(crate) fn take_heartbeat(&self) -> bool {
+        self.ping_due.load(Ordering::Acquire) && self.ping_due.swap(false, Ordering::AcqRel)
     }
 
     /// Registers the connection task's waker before it looks at the outbox.

@@ -139,11 +139,7 @@ pub async fn connect(
     let mut pending = 0usize;
     for (index, uri) in uris.into_iter().enumerate() {
         let Ok(uri) = uri else { continue };
-        let permit = permits
-            .clone()
-            .acquire_owned()
-            .await
-            .expect("semaphore never closed");
+        let permit = permits.clone().acquire_owned().await.expect("semaphore never closed");
         let done_tx = done_tx.clone();
         let stats = stats.clone();
         let shutdown_rx = shutdown_rx.clone();
@@ -198,31 +194,19 @@ pub async fn connect(
     report.set("handshake_s", round(handshake_s, 4));
     report.set("connect_s", round(total_s, 4));
     report.set("connect_per_s", round(opts.sockets as f64 / total_s, 1));
-    report.set(
-        "handshake_per_s",
-        round(connected.len() as f64 / handshake_s, 1),
-    );
-    Ok(Fleet {
-        connected,
-        failures,
-        readers,
-        shutdown,
-    })
+    report.set("handshake_per_s", round(connected.len() as f64 / handshake_s, 1));
+    Ok(Fleet { connected, failures, readers, shutdown })
 }
 
 /// Obtains one URI per socket over a few keep-alive connections in parallel.
 async fn fetch_uris(target: &Arc<Target>, opts: &ConnectOpts) -> Result<Vec<Result<String>>> {
     if matches!(opts.source, UriSource::Tagged { .. }) {
-        anyhow::ensure!(
-            target.admin_token.is_some(),
-            "POST /v1/sockets needs --admin-token"
-        );
+        anyhow::ensure!(target.admin_token.is_some(), "POST /v1/sockets needs --admin-token");
     }
     let next = Arc::new(AtomicUsize::new(0));
     let mut workers = Vec::new();
     for _ in 0..opts.http_connections.clamp(1, opts.sockets.max(1)) {
-        let (target, next, source, total) =
-            (target.clone(), next.clone(), opts.source, opts.sockets);
+        let (target, next, source, total) = (target.clone(), next.clone(), opts.source, opts.sockets);
         workers.push(tokio::spawn(async move {
             let mut conn = HttpConn::new(target);
             let mut out = Vec::new();
@@ -233,9 +217,7 @@ async fn fetch_uris(target: &Arc<Target>, opts: &ConnectOpts) -> Result<Vec<Resu
                 }
                 let uri = match source {
                     UriSource::Anonymous => http::fetch_websocket_uri(&mut conn).await,
-                    UriSource::Tagged { tags } => {
-                        http::create_socket(&mut conn, &[tag_name(i % tags)]).await
-                    }
+                    UriSource::Tagged { tags } => http::create_socket(&mut conn, &[tag_name(i % tags)]).await,
                 };
                 out.push((i, uri));
             }
@@ -248,10 +230,7 @@ async fn fetch_uris(target: &Arc<Target>, opts: &ConnectOpts) -> Result<Vec<Resu
             uris[i] = Some(uri);
         }
     }
-    Ok(uris
-        .into_iter()
-        .map(|u| u.unwrap_or_else(|| Err(anyhow::anyhow!("URI never fetched"))))
-        .collect())
+    Ok(uris.into_iter().map(|u| u.unwrap_or_else(|| Err(anyhow::anyhow!("URI never fetched")))).collect())
 }
 
 pub fn tag_name(i: usize) -> String {
@@ -303,12 +282,7 @@ async fn read_loop(mut conn: WsConn, stats: &RecvStats, mut shutdown: watch::Rec
             }
             Event::Ping(payload) => pong = Some(ws::masked_control_frame(OP_PONG, payload)),
             Event::Pong => {}
-            Event::Close(payload) => {
-                close = Some(ws::masked_control_frame(
-                    OP_CLOSE,
-                    &payload[..payload.len().min(2)],
-                ))
-            }
+            Event::Close(payload) => close = Some(ws::masked_control_frame(OP_CLOSE, &payload[..payload.len().min(2)])),
         });
         let used = match decoded {
             Ok(used) => used,
@@ -325,16 +299,12 @@ async fn read_loop(mut conn: WsConn, stats: &RecvStats, mut shutdown: watch::Rec
             stats.payload_bytes.fetch_add(bytes, Ordering::Relaxed);
             stats.last_delivery_ns.fetch_max(arrived, Ordering::Relaxed);
             if mismatched > 0 {
-                stats
-                    .size_mismatches
-                    .fetch_add(mismatched, Ordering::Relaxed);
+                stats.size_mismatches.fetch_add(mismatched, Ordering::Relaxed);
             }
             if !lat_batch.is_empty()
                 && let Some(all) = &stats.latencies
             {
-                all.lock()
-                    .unwrap_or_else(|e| e.into_inner())
-                    .append(&mut lat_batch);
+                all.lock().unwrap_or_else(|e| e.into_inner()).append(&mut lat_batch);
             }
         }
         if let Some(pong) = pong {

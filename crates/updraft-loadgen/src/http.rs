@@ -25,15 +25,11 @@ pub struct Target {
 
 impl Target {
     pub async fn resolve(url: &str, admin_token: Option<String>) -> Result<Self> {
-        let rest = url
-            .strip_prefix("http://")
-            .with_context(|| format!("--target must be an http:// URL, got {url}"))?;
+        let rest =
+            url.strip_prefix("http://").with_context(|| format!("--target must be an http:// URL, got {url}"))?;
         let authority = rest.split('/').next().unwrap_or_default();
         ensure!(!authority.is_empty(), "--target has no host: {url}");
-        let with_port = if authority
-            .rsplit_once(':')
-            .is_some_and(|(_, p)| p.parse::<u16>().is_ok())
-        {
+        let with_port = if authority.rsplit_once(':').is_some_and(|(_, p)| p.parse::<u16>().is_ok()) {
             authority.to_string()
         } else {
             format!("{authority}:80")
@@ -43,11 +39,7 @@ impl Target {
             .with_context(|| format!("resolve {with_port}"))?
             .next()
             .with_context(|| format!("{with_port} resolved to nothing"))?;
-        Ok(Self {
-            host_header: authority.to_string(),
-            addr,
-            admin_token,
-        })
+        Ok(Self { host_header: authority.to_string(), addr, admin_token })
     }
 }
 
@@ -60,11 +52,7 @@ pub struct Response {
 impl Response {
     pub fn json<T: for<'de> Deserialize<'de>>(&self) -> Result<T> {
         serde_json::from_slice(&self.body).with_context(|| {
-            format!(
-                "bad JSON in HTTP {} response: {}",
-                self.status,
-                String::from_utf8_lossy(&self.body)
-            )
+            format!("bad JSON in HTTP {} response: {}", self.status, String::from_utf8_lossy(&self.body))
         })
     }
 
@@ -90,38 +78,20 @@ pub struct HttpConn {
 
 impl HttpConn {
     pub fn new(target: Arc<Target>) -> Self {
-        Self {
-            target,
-            stream: None,
-            buf: Vec::with_capacity(16 * 1024),
-            req: Vec::with_capacity(1024),
-        }
+        Self { target, stream: None, buf: Vec::with_capacity(16 * 1024), req: Vec::with_capacity(1024) }
     }
 
     /// Sends one request. `admin` adds the bearer token when one is configured.
-    pub async fn request(
-        &mut self,
-        method: &str,
-        path: &str,
-        body: Option<&[u8]>,
-        admin: bool,
-    ) -> Result<Response> {
+    pub async fn request(&mut self, method: &str, path: &str, body: Option<&[u8]>, admin: bool) -> Result<Response> {
         self.req.clear();
         let t = &self.target;
-        self.req.extend_from_slice(
-            format!("{method} {path} HTTP/1.1\r\nHost: {}\r\n", t.host_header).as_bytes(),
-        );
+        self.req.extend_from_slice(format!("{method} {path} HTTP/1.1\r\nHost: {}\r\n", t.host_header).as_bytes());
         if admin && let Some(token) = &t.admin_token {
-            self.req
-                .extend_from_slice(format!("Authorization: Bearer {token}\r\n").as_bytes());
+            self.req.extend_from_slice(format!("Authorization: Bearer {token}\r\n").as_bytes());
         }
         if let Some(body) = body {
             self.req.extend_from_slice(
-                format!(
-                    "Content-Type: application/json\r\nContent-Length: {}\r\n\r\n",
-                    body.len()
-                )
-                .as_bytes(),
+                format!("Content-Type: application/json\r\nContent-Length: {}\r\n\r\n", body.len()).as_bytes(),
             );
             self.req.extend_from_slice(body);
         } else {
@@ -194,10 +164,7 @@ impl HttpConn {
         } else if let Some(len) = content_length {
             while self.buf.len() < head_end + len {
                 let stream = self.stream.as_mut().expect("connected");
-                ensure!(
-                    stream.read_buf(&mut self.buf).await? > 0,
-                    "connection closed inside body"
-                );
+                ensure!(stream.read_buf(&mut self.buf).await? > 0, "connection closed inside body");
             }
             let body = self.buf[head_end..head_end + len].to_vec();
             self.buf.drain(..head_end + len);
@@ -227,8 +194,7 @@ impl HttpConn {
             let line_end = self.fill_until(pos, b"\r\n").await?;
             let size_str = std::str::from_utf8(&self.buf[pos..line_end])?;
             let size_str = size_str.split(';').next().unwrap_or_default().trim();
-            let size = usize::from_str_radix(size_str, 16)
-                .with_context(|| format!("bad chunk size {size_str:?}"))?;
+            let size = usize::from_str_radix(size_str, 16).with_context(|| format!("bad chunk size {size_str:?}"))?;
             pos = line_end + 2;
             if size == 0 {
                 // Optional trailers, then an empty line.
@@ -263,10 +229,7 @@ impl HttpConn {
 
     async fn read_more(&mut self) -> Result<()> {
         let stream = self.stream.as_mut().context("not connected")?;
-        ensure!(
-            stream.read_buf(&mut self.buf).await? > 0,
-            "connection closed inside chunked body"
-        );
+        ensure!(stream.read_buf(&mut self.buf).await? > 0, "connection closed inside chunked body");
         Ok(())
     }
 }
@@ -291,27 +254,20 @@ pub struct SocketGrant {
 
 /// Fetches one single-use connect URI.
 pub async fn fetch_websocket_uri(conn: &mut HttpConn) -> Result<String> {
-    let resp = conn
-        .request("GET", "/v1/websocket_uri", None, true)
-        .await?
-        .expect_status(200, "GET /v1/websocket_uri")?;
+    let resp =
+        conn.request("GET", "/v1/websocket_uri", None, true).await?.expect_status(200, "GET /v1/websocket_uri")?;
     Ok(resp.json::<SocketGrant>()?.uri)
 }
 
 /// Creates a socket with tags (admin API); returns its connect URI.
 pub async fn create_socket(conn: &mut HttpConn, tags: &[String]) -> Result<String> {
     let body = serde_json::to_vec(&serde_json::json!({ "tags": tags }))?;
-    let resp = conn
-        .request("POST", "/v1/sockets", Some(&body), true)
-        .await?
-        .expect_status(201, "POST /v1/sockets")?;
+    let resp = conn.request("POST", "/v1/sockets", Some(&body), true).await?.expect_status(201, "POST /v1/sockets")?;
     Ok(resp.json::<SocketGrant>()?.uri)
 }
 
 /// Publishes a message whose JSON body the caller has already encoded.
 pub async fn publish(conn: &mut HttpConn, body: &[u8]) -> Result<()> {
-    conn.request("POST", "/v1/messages", Some(body), true)
-        .await?
-        .expect_status(201, "POST /v1/messages")?;
+    conn.request("POST", "/v1/messages", Some(body), true).await?.expect_status(201, "POST /v1/messages")?;
     Ok(())
 }

@@ -84,18 +84,11 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     fleet::now_ns(); // pin the latency clock's origin at process start
 
-    let threads = cli
-        .threads
-        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
+    let threads = cli.threads.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
     let runtime = if threads <= 1 {
-        tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
+        tokio::runtime::Builder::new_current_thread().enable_all().build()
     } else {
-        tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(threads)
-            .enable_all()
-            .build()
+        tokio::runtime::Builder::new_multi_thread().worker_threads(threads).enable_all().build()
     };
     let runtime = match runtime {
         Ok(rt) => rt,
@@ -149,6 +142,12 @@ async fn run(cli: Cli) -> ExitCode {
             report.set("complete", true);
             ExitCode::SUCCESS
         }
+        Ok(Ok(false)) if tokio::time::Instant::now() >= soft_deadline => {
+            // The scenario gave up at the soft deadline with partial figures.
+            report.set("complete", false);
+            report.set("error", format!("--max-seconds {} reached", cli.max_seconds));
+            ExitCode::from(2)
+        }
         Ok(Ok(false)) => {
             report.set("complete", false);
             ExitCode::FAILURE
@@ -160,26 +159,15 @@ async fn run(cli: Cli) -> ExitCode {
         }
         Err(_) => {
             report.set("complete", false);
-            report.set(
-                "error",
-                format!("--max-seconds {} reached", cli.max_seconds),
-            );
+            report.set("error", format!("--max-seconds {} reached", cli.max_seconds));
             ExitCode::from(2)
         }
     };
     report.set("elapsed_s", round(started.elapsed().as_secs_f64(), 3));
 
     let r = report.lock();
-    let label = cli
-        .label
-        .as_deref()
-        .map(|l| format!(" [{l}]"))
-        .unwrap_or_default();
-    println!(
-        "updraft-loadgen {} -> {}{label}",
-        cli.scenario.name(),
-        cli.target
-    );
+    let label = cli.label.as_deref().map(|l| format!(" [{l}]")).unwrap_or_default();
+    println!("updraft-loadgen {} -> {}{label}", cli.scenario.name(), cli.target);
     print!("{}", r.to_human());
     if cli.json {
         println!("{}", r.to_json_line());

@@ -22,17 +22,11 @@ pub fn cpu_seconds(pid: Pid) -> Result<f64> {
     let path = format!("/proc/{}/stat", pid.path());
     let stat = std::fs::read_to_string(&path).with_context(|| format!("read {path}"))?;
     // The command name (field 2) may contain spaces; fields resume after ')'.
-    let after = stat
-        .rsplit_once(')')
-        .map(|(_, r)| r)
-        .context("malformed stat")?;
+    let after = stat.rsplit_once(')').map(|(_, r)| r).context("malformed stat")?;
     let fields: Vec<&str> = after.split_whitespace().collect();
     // `after` starts at field 3 (state), so utime (14) is index 11.
     let ticks = |i: usize| -> Result<u64> {
-        fields
-            .get(i)
-            .and_then(|f| f.parse().ok())
-            .with_context(|| format!("no field {} in {path}", i + 3))
+        fields.get(i).and_then(|f| f.parse().ok()).with_context(|| format!("no field {} in {path}", i + 3))
     };
     Ok((ticks(11)? + ticks(12)?) as f64 / CLK_TCK)
 }

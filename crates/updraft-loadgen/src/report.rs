@@ -27,11 +27,8 @@ impl Report {
 
     /// One JSON object, keys in insertion order.
     pub fn to_json_line(&self) -> String {
-        let fields: Vec<String> = self
-            .entries
-            .iter()
-            .map(|(k, v)| format!("{}:{}", Value::from(k.as_str()), v))
-            .collect();
+        let fields: Vec<String> =
+            self.entries.iter().map(|(k, v)| format!("{}:{}", Value::from(k.as_str()), v)).collect();
         format!("{{{}}}", fields.join(","))
     }
 

@@ -40,16 +40,12 @@ impl Common {
 
     fn server_rss(&self) -> Option<u64> {
         let pid = self.server_pid?;
-        proc_stats::rss_kib(Pid::Other(pid))
-            .inspect_err(|e| eprintln!("warning: {e:#}"))
-            .ok()
+        proc_stats::rss_kib(Pid::Other(pid)).inspect_err(|e| eprintln!("warning: {e:#}")).ok()
     }
 
     fn server_cpu(&self) -> Option<f64> {
         let pid = self.server_pid?;
-        proc_stats::cpu_seconds(Pid::Other(pid))
-            .inspect_err(|e| eprintln!("warning: {e:#}"))
-            .ok()
+        proc_stats::cpu_seconds(Pid::Other(pid)).inspect_err(|e| eprintln!("warning: {e:#}")).ok()
     }
 
     fn record_self_rss(&self) {
@@ -60,18 +56,10 @@ impl Common {
 
     fn record_recv_errors(&self, stats: &RecvStats) {
         let r = &self.report;
-        r.set(
-            "closed_by_server",
-            stats.closed_by_server.load(Ordering::Relaxed),
-        );
+        r.set("closed_by_server", stats.closed_by_server.load(Ordering::Relaxed));
         r.set("read_errors", stats.read_errors.load(Ordering::Relaxed));
         r.set("pings_answered", stats.pings.load(Ordering::Relaxed));
-        if let Some(e) = stats
-            .first_error
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .as_ref()
-        {
+        if let Some(e) = stats.first_error.lock().unwrap_or_else(|e| e.into_inner()).as_ref() {
             r.set("first_error", e.as_str());
         }
     }
@@ -94,13 +82,7 @@ pub struct IdleArgs {
 pub async fn idle(c: &Common, a: &IdleArgs) -> Result<bool> {
     let stats = Arc::new(RecvStats::new(0, false));
     let before = c.server_rss();
-    let fleet = fleet::connect(
-        &c.target,
-        &c.connect_opts(a.sockets, UriSource::Anonymous),
-        &stats,
-        &c.report,
-    )
-    .await?;
+    let fleet = fleet::connect(&c.target, &c.connect_opts(a.sockets, UriSource::Anonymous), &stats, &c.report).await?;
     c.sleep(Duration::from_secs_f64(a.settle_seconds)).await;
     let after = c.server_rss();
     if let (Some(before), Some(after)) = (before, after) {
@@ -109,18 +91,13 @@ pub async fn idle(c: &Common, a: &IdleArgs) -> Result<bool> {
         // Per connected socket, so failures do not inflate the figure.
         let delta = after.saturating_sub(before) as f64 * 1024.0;
         if !fleet.connected.is_empty() {
-            c.report.set(
-                "rss_per_socket_bytes",
-                round(delta / fleet.connected.len() as f64, 0),
-            );
+            c.report.set("rss_per_socket_bytes", round(delta / fleet.connected.len() as f64, 0));
         }
     } else {
-        c.report
-            .set("rss_note", "pass --server-pid for server memory figures");
+        c.report.set("rss_note", "pass --server-pid for server memory figures");
     }
     c.record_self_rss();
-    c.report
-        .set("open_at_end", stats.open.load(Ordering::Relaxed));
+    c.report.set("open_at_end", stats.open.load(Ordering::Relaxed));
     c.record_recv_errors(&stats);
     Ok(fleet.failures == 0 && stats.open.load(Ordering::Relaxed) as usize == a.sockets)
 }
@@ -134,25 +111,16 @@ pub struct ConnectRateArgs {
 /// Connection establishment throughput, then an orderly close of everything.
 pub async fn connect_rate(c: &Common, a: &ConnectRateArgs) -> Result<bool> {
     let stats = Arc::new(RecvStats::new(0, false));
-    let fleet = fleet::connect(
-        &c.target,
-        &c.connect_opts(a.sockets, UriSource::Anonymous),
-        &stats,
-        &c.report,
-    )
-    .await?;
+    let fleet = fleet::connect(&c.target, &c.connect_opts(a.sockets, UriSource::Anonymous), &stats, &c.report).await?;
     let failures = fleet.failures;
     if let Some(kib) = c.server_rss() {
         c.report.set("server_rss_kib", kib);
     }
     c.record_self_rss();
-    let left = c
-        .soft_deadline
-        .saturating_duration_since(tokio::time::Instant::now());
+    let left = c.soft_deadline.saturating_duration_since(tokio::time::Instant::now());
     let closing = fleet.close_all(left).await;
     c.report.set("close_s", round(closing.as_secs_f64(), 4));
-    c.report
-        .set("open_after_close", stats.open.load(Ordering::Relaxed));
+    c.report.set("open_after_close", stats.open.load(Ordering::Relaxed));
     c.record_recv_errors(&stats);
     Ok(failures == 0 && stats.open.load(Ordering::Relaxed) == 0)
 }
@@ -177,13 +145,7 @@ pub struct BroadcastArgs {
 /// Fan-out throughput: every message to every socket.
 pub async fn broadcast(c: &Common, a: &BroadcastArgs) -> Result<bool> {
     let stats = Arc::new(RecvStats::new(a.size as u64, false));
-    let fleet = fleet::connect(
-        &c.target,
-        &c.connect_opts(a.sockets, UriSource::Anonymous),
-        &stats,
-        &c.report,
-    )
-    .await?;
+    let fleet = fleet::connect(&c.target, &c.connect_opts(a.sockets, UriSource::Anonymous), &stats, &c.report).await?;
     let body = message_body(&"x".repeat(a.size), json!({ "sockets": ["*"], "tags": [] }));
     let expected = (fleet.connected.len() * a.messages) as u64;
     let phase = Phase {
@@ -221,13 +183,7 @@ pub async fn tagged(c: &Common, a: &TaggedArgs) -> Result<bool> {
     anyhow::ensure!(a.tags > 0, "--tags must be at least 1");
     let stats = Arc::new(RecvStats::new(a.size as u64, false));
     let source = UriSource::Tagged { tags: a.tags };
-    let fleet = fleet::connect(
-        &c.target,
-        &c.connect_opts(a.sockets, source),
-        &stats,
-        &c.report,
-    )
-    .await?;
+    let fleet = fleet::connect(&c.target, &c.connect_opts(a.sockets, source), &stats, &c.report).await?;
 
     // Expected deliveries only count sockets that actually connected.
     let mut per_tag = vec![0u64; a.tags];
@@ -240,10 +196,7 @@ pub async fn tagged(c: &Common, a: &TaggedArgs) -> Result<bool> {
         .map(|_| {
             let tag = rand::random_range(0..a.tags);
             expected += per_tag[tag];
-            message_body(
-                &data,
-                json!({ "sockets": [], "tags": [fleet::tag_name(tag)] }),
-            )
+            message_body(&data, json!({ "sockets": [], "tags": [fleet::tag_name(tag)] }))
         })
         .collect();
     c.report.set("tags", a.tags);
@@ -284,19 +237,10 @@ pub struct LatencyArgs {
 pub async fn latency(c: &Common, a: &LatencyArgs) -> Result<bool> {
     anyhow::ensure!(a.rate > 0, "--rate must be positive");
     let stats = Arc::new(RecvStats::new(a.size as u64, true));
-    let fleet = fleet::connect(
-        &c.target,
-        &c.connect_opts(a.sockets, UriSource::Anonymous),
-        &stats,
-        &c.report,
-    )
-    .await?;
+    let fleet = fleet::connect(&c.target, &c.connect_opts(a.sockets, UriSource::Anonymous), &stats, &c.report).await?;
     anyhow::ensure!(!fleet.connected.is_empty(), "no socket connected");
     let ids: Arc<Vec<String>> = Arc::new(fleet.connected.iter().map(|s| s.id.clone()).collect());
-    anyhow::ensure!(
-        ids.iter().all(|id| !id.is_empty()),
-        "socket URIs carry no token= parameter to address sockets by"
-    );
+    anyhow::ensure!(ids.iter().all(|id| !id.is_empty()), "socket URIs carry no token= parameter to address sockets by");
 
     let total = (a.rate as f64 * a.seconds).round() as usize;
     let interval_ns = 1e9 / a.rate as f64;
@@ -310,12 +254,7 @@ pub async fn latency(c: &Common, a: &LatencyArgs) -> Result<bool> {
     let mut workers: Vec<JoinHandle<Option<String>>> = Vec::new();
     for _ in 0..a.publishers.max(1) {
         let (target, ids, next) = (c.target.clone(), ids.clone(), next.clone());
-        let (sent_ok, errors, late, max_lag) = (
-            sent_ok.clone(),
-            errors.clone(),
-            late.clone(),
-            max_lag.clone(),
-        );
+        let (sent_ok, errors, late, max_lag) = (sent_ok.clone(), errors.clone(), late.clone(), max_lag.clone());
         let size = a.size;
         workers.push(tokio::spawn(async move {
             let mut conn = HttpConn::new(target);
@@ -335,9 +274,7 @@ pub async fn latency(c: &Common, a: &LatencyArgs) -> Result<bool> {
                 // server hides part of its stall from the percentiles).
                 // Tokio timers round up to the next millisecond, hence the
                 // 2 ms threshold for "late".
-                let lag = tokio::time::Instant::now()
-                    .saturating_duration_since(due)
-                    .as_micros() as u64;
+                let lag = tokio::time::Instant::now().saturating_duration_since(due).as_micros() as u64;
                 max_lag.fetch_max(lag, Ordering::Relaxed);
                 if lag > LATE_SEND_US {
                     late.fetch_add(1, Ordering::Relaxed);
@@ -371,21 +308,14 @@ pub async fn latency(c: &Common, a: &LatencyArgs) -> Result<bool> {
     let sent = sent_ok.load(Ordering::Relaxed);
 
     // Wait for stragglers.
-    let grace_end = (tokio::time::Instant::now() + Duration::from_secs_f64(a.grace_seconds))
-        .min(c.soft_deadline);
+    let grace_end = (tokio::time::Instant::now() + Duration::from_secs_f64(a.grace_seconds)).min(c.soft_deadline);
     while stats.messages.load(Ordering::Relaxed) < sent && tokio::time::Instant::now() < grace_end {
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
     let received = stats.messages.load(Ordering::Relaxed);
 
-    let mut lat = std::mem::take(
-        &mut *stats
-            .latencies
-            .as_ref()
-            .expect("tracking")
-            .lock()
-            .unwrap_or_else(|e| e.into_inner()),
-    );
+    let mut lat =
+        std::mem::take(&mut *stats.latencies.as_ref().expect("tracking").lock().unwrap_or_else(|e| e.into_inner()));
     lat.sort_unstable();
     let r = &c.report;
     r.set("rate_target", a.rate);
@@ -400,19 +330,13 @@ pub async fn latency(c: &Common, a: &LatencyArgs) -> Result<bool> {
     r.set("max_send_lag_us", max_lag.load(Ordering::Relaxed));
     r.set("received", received);
     r.set("lost", sent.saturating_sub(received));
-    r.set(
-        "size_mismatches",
-        stats.size_mismatches.load(Ordering::Relaxed),
-    );
+    r.set("size_mismatches", stats.size_mismatches.load(Ordering::Relaxed));
     r.set("latency_count", lat.len());
     if !lat.is_empty() {
         let mean = lat.iter().sum::<u64>() as f64 / lat.len() as f64;
         r.set("latency_mean_us", round(mean / 1e3, 1));
         for (name, q) in [("p50", 0.5), ("p90", 0.9), ("p99", 0.99), ("p999", 0.999)] {
-            r.set(
-                &format!("latency_{name}_us"),
-                round(percentile(&lat, q) as f64 / 1e3, 1),
-            );
+            r.set(&format!("latency_{name}_us"), round(percentile(&lat, q) as f64 / 1e3, 1));
         }
         r.set("latency_max_us", round(lat[lat.len() - 1] as f64 / 1e3, 1));
     }
@@ -459,12 +383,7 @@ impl Phase {
         let errors = Arc::new(AtomicU64::new(0));
         let mut workers: Vec<JoinHandle<Option<String>>> = Vec::new();
         for _ in 0..self.publishers.clamp(1, self.messages.max(1)) {
-            let (target, next, errors, bodies) = (
-                c.target.clone(),
-                next.clone(),
-                errors.clone(),
-                self.bodies.clone(),
-            );
+            let (target, next, errors, bodies) = (c.target.clone(), next.clone(), errors.clone(), self.bodies.clone());
             let messages = self.messages;
             workers.push(tokio::spawn(async move {
                 let mut conn = HttpConn::new(target);
@@ -524,11 +443,8 @@ impl Phase {
         }
         let deliveries = stats.messages.load(Ordering::Relaxed) - base;
         let last_ns = stats.last_delivery_ns.load(Ordering::Relaxed);
-        let seconds = if deliveries > 0 {
-            last_ns.saturating_sub(t0_ns) as f64 / 1e9
-        } else {
-            t0.elapsed().as_secs_f64()
-        };
+        let seconds =
+            if deliveries > 0 { last_ns.saturating_sub(t0_ns) as f64 / 1e9 } else { t0.elapsed().as_secs_f64() };
         if let Some(p) = publish_s {
             r.set("publish_s", round(p, 4));
             r.set("publish_per_s", round(self.messages as f64 / p, 1));
@@ -539,22 +455,13 @@ impl Phase {
         }
         r.set("deliveries", deliveries);
         r.set("missing", self.expected.saturating_sub(deliveries));
-        r.set(
-            "size_mismatches",
-            stats.size_mismatches.load(Ordering::Relaxed),
-        );
+        r.set("size_mismatches", stats.size_mismatches.load(Ordering::Relaxed));
         r.set("seconds", round(seconds, 4));
-        r.set(
-            "deliveries_per_s",
-            round(deliveries as f64 / seconds.max(1e-9), 0),
-        );
+        r.set("deliveries_per_s", round(deliveries as f64 / seconds.max(1e-9), 0));
         if let (Some(b), Some(a)) = (cpu_before, cpu_after) {
             r.set("server_cpu_s", round(a - b, 2));
             if deliveries > 0 {
-                r.set(
-                    "server_cpu_us_per_delivery",
-                    round((a - b) * 1e6 / deliveries as f64, 4),
-                );
+                r.set("server_cpu_us_per_delivery", round((a - b) * 1e6 / deliveries as f64, 4));
             }
         }
         if let (Some(b), Some(a)) = (self_cpu_before, self_cpu_after) {

@@ -68,10 +68,7 @@ pub struct FrameDecoder {
 
 impl FrameDecoder {
     pub fn new(capture_prefix: bool) -> Self {
-        Self {
-            capture_prefix,
-            ..Self::default()
-        }
+        Self { capture_prefix, ..Self::default() }
     }
 
     /// Decodes as many events as `buf` allows and returns how many bytes were
@@ -114,18 +111,11 @@ impl FrameDecoder {
                 }
                 OP_TEXT | OP_BINARY | OP_CONT => {
                     let starts = opcode != OP_CONT;
-                    ensure!(
-                        starts != self.in_message,
-                        "unexpected frame opcode {opcode}"
-                    );
+                    ensure!(starts != self.in_message, "unexpected frame opcode {opcode}");
                     if starts {
                         // Wait for the prefix to be contiguous before consuming
                         // the header, so it never has to be stitched together.
-                        let want = if self.capture_prefix {
-                            len.min(PREFIX_LEN as u64) as usize
-                        } else {
-                            0
-                        };
+                        let want = if self.capture_prefix { len.min(PREFIX_LEN as u64) as usize } else { 0 };
                         if rest.len() < header + want {
                             return Ok(pos);
                         }
@@ -149,10 +139,7 @@ impl FrameDecoder {
 
     fn finish_message(&mut self, on_event: &mut impl FnMut(Event<'_>)) {
         self.skip_ends_message = false;
-        on_event(Event::Message {
-            prefix: &self.prefix[..self.prefix_len],
-            len: self.msg_len,
-        });
+        on_event(Event::Message { prefix: &self.prefix[..self.prefix_len], len: self.msg_len });
     }
 }
 
@@ -162,10 +149,7 @@ fn parse_header(b: &[u8]) -> Result<Option<(usize, bool, u8, u64)>> {
         return Ok(None);
     }
     let fin = b[0] & 0x80 != 0;
-    ensure!(
-        b[0] & 0x70 == 0,
-        "RSV bits set (no extension was negotiated)"
-    );
+    ensure!(b[0] & 0x70 == 0, "RSV bits set (no extension was negotiated)");
     ensure!(b[1] & 0x80 == 0, "server frame is masked");
     let opcode = b[0] & 0x0F;
     Ok(match b[1] & 0x7F {
@@ -204,27 +188,18 @@ pub struct WsUri {
 
 impl WsUri {
     pub fn parse(uri: &str) -> Result<Self> {
-        let rest = uri
-            .strip_prefix("ws://")
-            .with_context(|| format!("only ws:// URIs are supported: {uri}"))?;
+        let rest = uri.strip_prefix("ws://").with_context(|| format!("only ws:// URIs are supported: {uri}"))?;
         let (authority, path) = match rest.find(['/', '?']) {
             Some(i) if rest.as_bytes()[i] == b'/' => (&rest[..i], rest[i..].to_string()),
             Some(i) => (&rest[..i], format!("/{}", &rest[i..])),
             None => (rest, "/".to_string()),
         };
-        let with_port = if authority
-            .rsplit_once(':')
-            .is_some_and(|(_, p)| p.parse::<u16>().is_ok())
-        {
+        let with_port = if authority.rsplit_once(':').is_some_and(|(_, p)| p.parse::<u16>().is_ok()) {
             authority.to_string()
         } else {
             format!("{authority}:80")
         };
-        Ok(Self {
-            host_header: authority.to_string(),
-            addr: with_port.parse().ok(),
-            path,
-        })
+        Ok(Self { host_header: authority.to_string(), addr: with_port.parse().ok(), path })
     }
 
     /// The `token` query parameter (the socket id in MWS).
@@ -258,10 +233,7 @@ pub async fn connect_tcp(addr: SocketAddr) -> Result<TcpStream> {
         IpAddr::V4(_) => TcpSocket::new_v4()?,
         IpAddr::V6(_) => TcpSocket::new_v6()?,
     };
-    let stream = socket
-        .connect(addr)
-        .await
-        .with_context(|| format!("connect {addr}"))?;
+    let stream = socket.connect(addr).await.with_context(|| format!("connect {addr}"))?;
     stream.set_nodelay(true)?;
     Ok(stream)
 }
@@ -298,28 +270,17 @@ pub async fn handshake(uri: &WsUri, fallback: SocketAddr) -> Result<WsConn> {
     };
     let head = std::str::from_utf8(&buf[..head_end]).context("handshake response not UTF-8")?;
     let status_line = head.lines().next().unwrap_or_default();
-    ensure!(
-        status_line.split_whitespace().nth(1) == Some("101"),
-        "upgrade refused: {status_line}"
-    );
+    ensure!(status_line.split_whitespace().nth(1) == Some("101"), "upgrade refused: {status_line}");
     let expected = accept_key(&key);
     let accept = head.lines().find_map(|l| {
         let (name, value) = l.split_once(':')?;
-        name.eq_ignore_ascii_case("sec-websocket-accept")
-            .then(|| value.trim())
+        name.eq_ignore_ascii_case("sec-websocket-accept").then(|| value.trim())
     });
-    ensure!(
-        accept == Some(expected.as_str()),
-        "bad Sec-WebSocket-Accept: {accept:?}"
-    );
+    ensure!(accept == Some(expected.as_str()), "bad Sec-WebSocket-Accept: {accept:?}");
 
     // Frames may already have arrived behind the 101 response.
     buf.copy_within(head_end..filled, 0);
-    Ok(WsConn {
-        stream,
-        buf,
-        filled: filled - head_end,
-    })
+    Ok(WsConn { stream, buf, filled: filled - head_end })
 }
 
 /// `Sec-WebSocket-Accept` value the server must return for `key`.
@@ -389,12 +350,7 @@ mod tests {
             let mut dec = FrameDecoder::new(true);
             assert_eq!(
                 feed(&mut dec, &wire, chunk),
-                [
-                    "msg 5 hello",
-                    "ping p1",
-                    "msg 0 ",
-                    "msg 17 123456789 padding"
-                ],
+                ["msg 5 hello", "ping p1", "msg 0 ", "msg 17 123456789 padding"],
                 "chunk size {chunk}"
             );
         }
@@ -446,20 +402,13 @@ mod tests {
         assert_eq!(pong[0], 0x80 | OP_PONG);
         assert_eq!(pong[1], 0x80 | 9, "mask bit and length");
         let mask = &pong[2..6];
-        let unmasked: Vec<u8> = pong[6..]
-            .iter()
-            .enumerate()
-            .map(|(i, b)| b ^ mask[i % 4])
-            .collect();
+        let unmasked: Vec<u8> = pong[6..].iter().enumerate().map(|(i, b)| b ^ mask[i % 4]).collect();
         assert_eq!(unmasked, b"heartbeat");
     }
 
     #[test]
     fn accept_key_matches_rfc_example() {
-        assert_eq!(
-            accept_key("dGhlIHNhbXBsZSBub25jZQ=="),
-            "s3pPLMBiTxaQ9kYGzzhZRbK+xOo="
-        );
+        assert_eq!(accept_key("dGhlIHNhbXBsZSBub25jZQ=="), "s3pPLMBiTxaQ9kYGzzhZRbK+xOo=");
     }
 
     #[test]

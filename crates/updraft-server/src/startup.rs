@@ -48,7 +48,7 @@ impl Application {
         let _ = rustls::crypto::ring::default_provider().install_default();
         std::fs::create_dir_all(&settings.data_dir)
             .with_context(|| format!("creating data dir {}", settings.data_dir.display()))?;
-        let tcp = TcpListener::bind(settings.listen).await.with_context(|| format!("binding {}", settings.listen))?;
+        let tcp = bind(settings.listen).with_context(|| format!("binding {}", settings.listen))?;
         let local_addr = tcp.local_addr()?;
         let listener = match &settings.tls {
             Some(files) => Listener::Tls(TlsListener::new(tcp, tls::server_config(files)?)?),
@@ -101,6 +101,7 @@ impl Application {
             .fallback_service(updraft_api::router(state));
 
         spawn_ticket_sweeper(Arc::downgrade(&gateways));
+        tokio::spawn(Gateways::run_heartbeat(Arc::downgrade(&gateways), settings.ping_interval));
         tracing::info!(%local_addr, tls = settings.tls.is_some(), gateways = loaded + 1, "updraft listening");
         Ok(Application { local_addr, listener, router, gateways })
     }
@@ -134,6 +135,15 @@ impl Application {
         }
         Ok(())
     }
+}
+
+/// A listener with a deep accept queue: with the default 128, a burst of connects overflows it and
+/// clients wait for the one-second SYN retry.
+fn bind(addr: SocketAddr) -> std::io::Result<TcpListener> {
+    let socket = if addr.is_ipv4() { tokio::net::TcpSocket::new_v4()? } else { tokio::net::TcpSocket::new_v6()? };
+    socket.set_reuseaddr(true)?;
+    socket.bind(addr)?;
+    socket.listen(4096)
 }
 
 /// Forgets socket URIs that expired unused; stops when the application is gone.

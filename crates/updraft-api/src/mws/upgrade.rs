@@ -1,14 +1,15 @@
 //! The WebSocket upgrade: any path with `?token=<socket id>`, as the original accepted.
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use axum::body::Body;
 use axum::extract::{Request, State};
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
+use bytes::Bytes;
 use hyper_util::rt::TokioIo;
+use tokio::net::TcpStream;
 use updraft_gateway::ws::{self, close_code};
 use updraft_gateway::{Socket, SocketId, connection};
 
@@ -59,27 +60,38 @@ fn accept(state: ApiState, mut req: Request) -> Response {
     };
     // The ticket is used up by the attempt, whether or not the connection then opens.
     let ticket = token(req.uri().query()).and_then(|id| Some((id, state.gateways.redeem(&id)?)));
-    let config = state.connection;
+    let state_for_task = state.clone();
     tokio::spawn(async move {
         let upgraded = match on_upgrade.await {
-            Ok(upgraded) => TokioIo::new(upgraded),
+            Ok(upgraded) => upgraded,
             Err(err) => {
                 tracing::debug!(%err, "upgrade failed");
                 return;
             }
         };
+        let config = &state_for_task.connection;
         let Some((id, ticket)) = ticket else {
             metrics::counter!("updraft_mws_connections_rejected_total").increment(1);
-            connection::reject(upgraded, close_code::POLICY_VIOLATION, "invalid, expired or used token", config).await;
+            connection::reject(
+                TokioIo::new(upgraded),
+                close_code::POLICY_VIOLATION,
+                "invalid, expired or used token",
+                config,
+            )
+            .await;
             return;
         };
         let socket = Arc::new(Socket::new(id, ticket.tags));
-        let hub = &ticket.gateway.hub;
-        hub.insert(socket.clone());
+        let gateway = ticket.gateway;
+        gateway.hub.insert(socket.clone());
         let connected = metrics::gauge!("updraft_mws_sockets_connected");
         connected.increment(1);
-        let ended = connection::run(upgraded, &socket, config, first_ping(config.ping_interval)).await;
-        hub.remove(&socket);
+        // Unwrapping hyper's boxed stream saves memory on every open socket.
+        let ended = match upgraded.downcast::<TokioIo<TcpStream>>() {
+            Ok(parts) => connection::run(parts.io.into_inner(), parts.read_buf, &socket, config).await,
+            Err(upgraded) => connection::run(TokioIo::new(upgraded), Bytes::new(), &socket, config).await,
+        };
+        gateway.hub.remove(&socket);
         connected.decrement(1);
         tracing::debug!(socket = %socket.id, ?ended, "socket closed");
     });
@@ -94,10 +106,4 @@ fn accept(state: ApiState, mut req: Request) -> Response {
 
 fn token(query: Option<&str>) -> Option<SocketId> {
     query?.split('&').find_map(|pair| SocketId::parse(pair.strip_prefix("token=")?))
-}
-
-/// Spreads first pings over the second half of the interval so reconnect storms don't ping in step.
-fn first_ping(interval: Duration) -> Duration {
-    let half = interval / 2;
-    half + half.mul_f64(rand::random::<f64>())
 }

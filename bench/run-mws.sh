@@ -1,0 +1,197 @@
+#!/usr/bin/env bash
+# Measures Updraft beside a Node.js `ws` gateway on the same MWS API and
+# prints a Markdown comparison table.
+#
+# Each server is pinned to CPU 0 and the load generator to CPU 1, and each
+# scenario runs against a freshly started server so that memory and CPU
+# figures belong to that scenario alone. Every step is time-bounded.
+#
+# Usage: bench/run-mws.sh                   # both peers, all scenarios
+#        PEERS=node-ws bench/run-mws.sh     # only one peer
+#        SCENARIOS="idle latency" bench/run-mws.sh
+# Knobs (environment): SOCKETS LAT_SOCKETS LAT_RATE LAT_SECONDS SIZE
+#   BCAST_MESSAGES TAGS TAG_MESSAGES SKIP_BUILD=1 RESULTS_DIR
+set -euo pipefail
+
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+TARGET_DIR=${CARGO_TARGET_DIR:-$ROOT/target}
+LOADGEN=$TARGET_DIR/release/updraft-loadgen
+UPDRAFT=$TARGET_DIR/release/updraft
+NODE_PEER=$ROOT/bench/peers/node-ws
+
+PEERS=${PEERS:-"updraft node-ws"}
+SCENARIOS=${SCENARIOS:-"idle broadcast tagged latency connect-rate"}
+SOCKETS=${SOCKETS:-19000}
+LAT_SOCKETS=${LAT_SOCKETS:-10000}
+LAT_RATE=${LAT_RATE:-1000}
+LAT_SECONDS=${LAT_SECONDS:-20}
+SIZE=${SIZE:-100}
+BCAST_MESSAGES=${BCAST_MESSAGES:-100}
+TAGS=${TAGS:-100}
+TAG_MESSAGES=${TAG_MESSAGES:-5000}
+ADMIN_TOKEN=bench-admin
+UPDRAFT_PORT=18080
+NODE_PORT=18090
+
+# 19k sockets on each side need the full open-file allowance.
+ulimit -n "$(ulimit -Hn)"
+if (( $(ulimit -n) < SOCKETS + 500 )); then
+    echo "warning: open-file limit $(ulimit -n) is too low for $SOCKETS sockets" >&2
+fi
+
+RESULTS_DIR=${RESULTS_DIR:-$(mktemp -d -t updraft-bench.XXXXXX)}
+mkdir -p "$RESULTS_DIR"
+echo "results and logs: $RESULTS_DIR" >&2
+
+SERVER_PID=""
+DATA_DIRS=()
+stop_server() {
+    if [[ -n $SERVER_PID ]] && kill -0 "$SERVER_PID" 2>/dev/null; then
+        kill -TERM "$SERVER_PID" 2>/dev/null || true
+        for _ in $(seq 50); do
+            kill -0 "$SERVER_PID" 2>/dev/null || break
+            sleep 0.1
+        done
+        kill -KILL "$SERVER_PID" 2>/dev/null || true
+        wait "$SERVER_PID" 2>/dev/null || true
+    fi
+    SERVER_PID=""
+}
+cleanup() {
+    stop_server
+    for d in "${DATA_DIRS[@]}"; do rm -rf "$d"; done
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+# --- build -----------------------------------------------------------------
+if [[ -z ${SKIP_BUILD:-} ]]; then
+    (cd "$ROOT" && cargo build --release -p updraft-server -p updraft-loadgen) ||
+        { echo "warning: workspace build failed; building the load generator alone" >&2
+          (cd "$ROOT" && cargo build --release -p updraft-loadgen); }
+fi
+[[ -x $LOADGEN ]] || { echo "error: $LOADGEN missing" >&2; exit 1; }
+if [[ " $PEERS " == *" node-ws "* && ! -d $NODE_PEER/node_modules/ws ]]; then
+    (cd "$NODE_PEER" && npm ci --no-audit --no-fund --loglevel=error)
+fi
+
+# --- servers ---------------------------------------------------------------
+peer_port() { [[ $1 == updraft ]] && echo $UPDRAFT_PORT || echo $NODE_PORT; }
+
+start_server() {
+    local peer=$1 log=$RESULTS_DIR/$1.$2.server.log
+    case $peer in
+        updraft)
+            local data
+            data=$(mktemp -d -t updraft-data.XXXXXX)
+            DATA_DIRS+=("$data")
+            ACCESS_CONTROL=none SECURITY_TOKEN=$ADMIN_TOKEN \
+                taskset -c 0 "$UPDRAFT" serve --listen 127.0.0.1:$UPDRAFT_PORT --data-dir "$data" \
+                >"$log" 2>&1 &
+            ;;
+        node-ws)
+            PORT=$NODE_PORT taskset -c 0 node "$NODE_PEER/server.js" >"$log" 2>&1 &
+            ;;
+    esac
+    SERVER_PID=$!
+    wait_port "$(peer_port "$peer")" || { echo "error: $peer did not come up; see $log" >&2; tail -5 "$log" >&2; return 1; }
+}
+
+# Waits up to 30 s until the port accepts connections.
+wait_port() {
+    for _ in $(seq 300); do
+        kill -0 "$SERVER_PID" 2>/dev/null || return 1
+        if (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; then return 0; fi
+        sleep 0.1
+    done
+    return 1
+}
+
+# --- scenarios -------------------------------------------------------------
+scenario_args() {
+    case $1 in
+        idle) echo "--sockets $SOCKETS --max-seconds 60" ;;
+        broadcast) echo "--sockets $SOCKETS --messages $BCAST_MESSAGES --size $SIZE --publishers 4 --max-seconds 120" ;;
+        tagged) echo "--sockets $SOCKETS --tags $TAGS --messages $TAG_MESSAGES --size $SIZE --publishers 4 --max-seconds 90" ;;
+        latency) echo "--sockets $LAT_SOCKETS --rate $LAT_RATE --seconds $LAT_SECONDS --size $SIZE --max-seconds $((LAT_SECONDS + 60))" ;;
+        connect-rate) echo "--sockets $SOCKETS --max-seconds 60" ;;
+        *) echo "unknown scenario $1" >&2; return 1 ;;
+    esac
+}
+
+run_one() {
+    local peer=$1 scenario=$2 port args out=$RESULTS_DIR/$1.$2
+    port=$(peer_port "$peer")
+    args=$(scenario_args "$scenario")
+    echo "== $peer: $scenario" >&2
+    start_server "$peer" "$scenario" || return 0
+    # The load generator stops itself at --max-seconds; `timeout` is a backstop.
+    local max=${args##*--max-seconds }
+    # shellcheck disable=SC2086
+    timeout --kill-after=5 $((max + 20)) taskset -c 1 "$LOADGEN" "$scenario" $args \
+        --target "http://127.0.0.1:$port" --admin-token $ADMIN_TOKEN \
+        --server-pid "$SERVER_PID" --label "$peer" --json >"$out.txt" 2>&1 ||
+        echo "   (exit $?: incomplete run, partial figures kept)" >&2
+    grep '^{' "$out.txt" | tail -1 >"$out.json" || true
+    sed -e '/^{/d' -e 's/^/   /' "$out.txt" >&2
+    stop_server
+    sleep 2 # let TIME_WAIT and the kernel's socket cleanup settle
+}
+
+for peer in $PEERS; do
+    if [[ $peer == updraft && ! -x $UPDRAFT ]]; then
+        echo "warning: $UPDRAFT not built; skipping updraft" >&2
+        continue
+    fi
+    for scenario in $SCENARIOS; do
+        run_one "$peer" "$scenario"
+    done
+done
+
+# --- table -----------------------------------------------------------------
+RESULTS_DIR=$RESULTS_DIR SCENARIOS=$SCENARIOS node - <<'EOF'
+const fs = require('node:fs');
+const path = require('node:path');
+const dir = process.env.RESULTS_DIR;
+// [scenario, JSON key, label, which direction is better]
+const rows = [
+  ['idle', 'rss_per_socket_bytes', 'server RSS bytes/socket', 'lower'],
+  ['idle', 'connect_per_s', 'connects/s (incl. URI fetch)', 'higher'],
+  ['broadcast', 'deliveries_per_s', 'deliveries/s', 'higher'],
+  ['broadcast', 'server_cpu_us_per_delivery', 'server CPU µs/delivery', 'lower'],
+  ['broadcast', 'missing', 'missing deliveries', 'lower'],
+  ['tagged', 'deliveries_per_s', 'deliveries/s', 'higher'],
+  ['tagged', 'server_cpu_us_per_delivery', 'server CPU µs/delivery', 'lower'],
+  ['tagged', 'missing', 'missing deliveries', 'lower'],
+  ['latency', 'latency_p50_us', 'p50 µs', 'lower'],
+  ['latency', 'latency_p99_us', 'p99 µs', 'lower'],
+  ['latency', 'latency_p999_us', 'p99.9 µs', 'lower'],
+  ['latency', 'latency_max_us', 'max µs', 'lower'],
+  ['latency', 'lost', 'lost messages', 'lower'],
+  ['connect-rate', 'connect_per_s', 'connects/s (incl. URI fetch)', 'higher'],
+  ['connect-rate', 'handshake_per_s', 'handshakes/s', 'higher'],
+  ['connect-rate', 'close_s', 'close all, s', 'lower'],
+];
+const load = (peer, scenario) => {
+  try {
+    return JSON.parse(fs.readFileSync(path.join(dir, `${peer}.${scenario}.json`), 'utf8'));
+  } catch {
+    return null;
+  }
+};
+const fmt = (v) => (v === undefined || v === null ? 'n/a' : Number.isInteger(v) ? String(v) : v.toFixed(v >= 100 ? 0 : 2));
+const wanted = process.env.SCENARIOS.split(/\s+/);
+console.log('| scenario | metric | updraft | node-ws | ratio (updraft/node-ws) |');
+console.log('|---|---|---:|---:|---:|');
+for (const [scenario, key, label, better] of rows) {
+  if (!wanted.includes(scenario)) continue;
+  const u = load('updraft', scenario);
+  const n = load('node-ws', scenario);
+  const uv = u?.[key];
+  const nv = n?.[key];
+  const mark = (r, v) => (r && r.complete === false && v !== undefined ? '*' : '');
+  const ratio = typeof uv === 'number' && typeof nv === 'number' && nv !== 0 ? (uv / nv).toFixed(2) : 'n/a';
+  console.log(`| ${scenario} | ${label} (${better} is better) | ${fmt(uv)}${mark(u, uv)} | ${fmt(nv)}${mark(n, nv)} | ${ratio} |`);
+}
+console.log('\n`*` = that run was incomplete (deadline, failures or missing deliveries); see the per-run logs.');
+EOF
