@@ -5,8 +5,9 @@
 //! the write buffer exists only while frames are in flight, there is no per-socket ping timer
 //! (the hub's heartbeat flags sockets due for a ping), and a timer exists only while closing.
 
-use std::future::poll_fn;
+use std::future::Future;
 use std::pin::Pin;
+use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
@@ -59,28 +60,42 @@ enum Phase {
     },
 }
 
-/// Runs the connection until it ends. `prefix` holds bytes the client sent right behind its
-/// handshake, already read by the HTTP server.
-pub async fn run<S>(io: S, prefix: Bytes, socket: &Socket, config: &ConnectionConfig) -> Ended
-where
-    S: AsyncRead + AsyncWrite + Unpin,
-{
-    let mut conn = Connection {
-        io,
-        socket,
-        config,
-        reader: FrameReader::new(config.max_client_message),
-        wbuf: Vec::new(),
-        wpos: 0,
-        flush_pending: false,
-        phase: Phase::Open,
-        awaiting_pong: false,
-        close_timer: None,
-    };
-    if !prefix.is_empty() {
-        conn.on_input(&mut prefix.to_vec());
+impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
+    /// The connection of `socket` over `io`; await it to serve the socket until it ends.
+    /// `prefix` holds bytes the client sent right behind its handshake, already read by the
+    /// HTTP server.
+    pub fn new(io: S, prefix: Bytes, socket: Arc<Socket>, config: &ConnectionConfig) -> Connection<S> {
+        let mut conn = Connection {
+            io,
+            socket,
+            close_timeout: config.close_timeout,
+            reader: FrameReader::new(config.max_client_message),
+            wbuf: Vec::new(),
+            wpos: 0,
+            flush_pending: false,
+            phase: Phase::Open,
+            awaiting_pong: false,
+            close_timer: None,
+        };
+        if !prefix.is_empty() {
+            conn.on_input(&mut prefix.to_vec());
+        }
+        conn
     }
-    poll_fn(|cx| conn.poll(cx)).await
+
+    pub fn socket(&self) -> &Arc<Socket> {
+        &self.socket
+    }
+}
+
+/// A plain struct rather than an `async fn`: the future is exactly these fields, which matters
+/// when hundreds of thousands of them sit idle.
+impl<S: AsyncRead + AsyncWrite + Unpin> Future for Connection<S> {
+    type Output = Ended;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Ended> {
+        self.get_mut().poll_connection(cx)
+    }
 }
 
 /// Opens and immediately closes a socket that has no right to exist (e.g. a bad token).
@@ -99,10 +114,10 @@ where
     .await;
 }
 
-struct Connection<'a, S> {
+pub struct Connection<S> {
     io: S,
-    socket: &'a Socket,
-    config: &'a ConnectionConfig,
+    socket: Arc<Socket>,
+    close_timeout: Duration,
     reader: FrameReader,
     wbuf: Vec<u8>,
     wpos: usize,
@@ -112,8 +127,8 @@ struct Connection<'a, S> {
     close_timer: Option<Pin<Box<Sleep>>>,
 }
 
-impl<S: AsyncRead + AsyncWrite + Unpin> Connection<'_, S> {
-    fn poll(&mut self, cx: &mut Context<'_>) -> Poll<Ended> {
+impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
+    fn poll_connection(&mut self, cx: &mut Context<'_>) -> Poll<Ended> {
         loop {
             let mut progress = false;
 
@@ -242,7 +257,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<'_, S> {
         }
         ws::put_close_frame(&mut self.wbuf, code, reason);
         self.phase = Phase::Closing { code, by_peer, peer_done: false };
-        self.close_timer = Some(Box::pin(tokio::time::sleep(self.config.close_timeout)));
+        self.close_timer = Some(Box::pin(tokio::time::sleep(self.close_timeout)));
     }
 
     fn mark_peer_done(&mut self) {

@@ -9,7 +9,7 @@ pub mod hub;
 pub mod socket;
 pub mod ws;
 
-pub use connection::{ConnectionConfig, Ended};
+pub use connection::{Connection, ConnectionConfig, Ended};
 pub use gateway::{AccessControl, Gateway, GatewayConfig, Gateways, Permissions, Ticket};
 pub use hub::{Fanout, Hub, Receivers};
 pub use socket::{QueueLimits, Socket, SocketId, Tag};

@@ -124,8 +124,8 @@ pub struct FrameReader {
     mask: [u8; 4],
     mask_idx: u8,
     remaining: u64,
-    control: [u8; 125],
-    control_len: u8,
+    /// Payload of the control frame being read; empty (no allocation) between control frames.
+    control: Vec<u8>,
     /// Opcode of the data message in progress (for continuation frames).
     message: Option<u8>,
     message_len: u64,
@@ -145,8 +145,7 @@ impl FrameReader {
             mask: [0; 4],
             mask_idx: 0,
             remaining: 0,
-            control: [0; 125],
-            control_len: 0,
+            control: Vec::new(),
             message: None,
             message_len: 0,
             utf8_tail: [0; 4],
@@ -181,9 +180,7 @@ impl FrameReader {
                     self.unmask(chunk);
                     self.remaining -= take as u64;
                     if self.opcode >= OP_CLOSE {
-                        let start = self.control_len as usize;
-                        self.control[start..start + take].copy_from_slice(chunk);
-                        self.control_len += take as u8;
+                        self.control.extend_from_slice(chunk);
                     } else if self.message == Some(OP_TEXT) {
                         self.check_utf8(chunk)?;
                     }
@@ -263,7 +260,7 @@ impl FrameReader {
         self.opcode = opcode;
         self.fin = fin;
         self.remaining = len;
-        self.control_len = 0;
+        self.control.clear();
         self.stage = Stage::Payload;
         Ok(())
     }
@@ -306,25 +303,32 @@ impl FrameReader {
     fn finish_frame(&mut self, on_event: &mut dyn FnMut(Event<'_>)) -> Result<bool, Violation> {
         self.stage = Stage::Header;
         self.header_len = 0;
-        let payload = &self.control[..self.control_len as usize];
-        match self.opcode {
-            OP_PING => on_event(Event::Ping(payload)),
-            OP_PONG => on_event(Event::Pong),
-            OP_CLOSE => {
-                let (code, reason) = parse_close(payload)?;
-                on_event(Event::Close { code, reason });
-                return Ok(true);
+        let res = match self.opcode {
+            OP_PING => {
+                on_event(Event::Ping(&self.control));
+                Ok(false)
             }
+            OP_PONG => {
+                on_event(Event::Pong);
+                Ok(false)
+            }
+            OP_CLOSE => parse_close(&self.control).map(|(code, reason)| {
+                on_event(Event::Close { code, reason });
+                true
+            }),
             _ if self.fin => {
                 if self.message == Some(OP_TEXT) && self.utf8_tail_len != 0 {
                     return Err(violation(close_code::INVALID_DATA, "invalid UTF-8 in text message"));
                 }
                 self.message = None;
                 on_event(Event::Message);
+                Ok(false)
             }
-            _ => (),
-        }
-        Ok(false)
+            _ => Ok(false),
+        };
+        // Idle sockets keep no control buffer.
+        self.control = Vec::new();
+        res
     }
 }
 

@@ -2,6 +2,7 @@
 //! Integration tests drive [`Application`] exactly as `main` does.
 
 pub mod config;
+mod serve;
 mod startup;
 pub mod telemetry;
 mod tls;

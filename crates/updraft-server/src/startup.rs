@@ -11,7 +11,6 @@ use axum::extract::Request;
 use axum::http::header;
 use axum::response::IntoResponse;
 use axum::routing::get;
-use axum::serve::ListenerExt;
 use tokio::net::TcpListener;
 use tower::Layer;
 use tower_http::normalize_path::NormalizePathLayer;
@@ -22,6 +21,7 @@ use updraft_gateway::ws::close_code;
 use updraft_gateway::{ConnectionConfig, GatewayConfig, Gateways, QueueLimits};
 
 use crate::config::Settings;
+use crate::serve::{self, Listener};
 use crate::telemetry;
 use crate::tls::{self, TlsListener};
 
@@ -35,11 +35,6 @@ pub struct Application {
     gateways: Arc<Gateways>,
 }
 
-enum Listener {
-    Plain(TcpListener),
-    Tls(TlsListener),
-}
-
 impl Application {
     /// Binds the listener (port 0 picks a free one) and wires every service.
     pub async fn build(settings: Settings) -> anyhow::Result<Application> {
@@ -51,7 +46,7 @@ impl Application {
         let tcp = bind(settings.listen).with_context(|| format!("binding {}", settings.listen))?;
         let local_addr = tcp.local_addr()?;
         let listener = match &settings.tls {
-            Some(files) => Listener::Tls(TlsListener::new(tcp, tls::server_config(files)?)?),
+            Some(files) => Listener::Tls(TlsListener::new(tcp, tls::server_config(files)?)),
             None => Listener::Plain(tcp),
         };
 
@@ -119,16 +114,8 @@ impl Application {
         };
         let app = NormalizePathLayer::trim_trailing_slash().layer(self.router);
         let service = axum::ServiceExt::<Request>::into_make_service(app);
-        match self.listener {
-            Listener::Plain(tcp) => {
-                let tcp = tcp.tap_io(|stream| {
-                    // Small frames must leave at once, not wait for Nagle.
-                    let _ = stream.set_nodelay(true);
-                });
-                axum::serve(tcp, service).with_graceful_shutdown(graceful).await?
-            }
-            Listener::Tls(tls) => axum::serve(tls, service).with_graceful_shutdown(graceful).await?,
-        }
+        let service = tower::ServiceExt::oneshot(service, ()).await.unwrap_or_else(|never| match never {});
+        serve::serve(self.listener, service, graceful).await;
         let deadline = Instant::now() + SHUTDOWN_GRACE;
         while self.gateways.connected() > 0 && Instant::now() < deadline {
             tokio::time::sleep(Duration::from_millis(20)).await;

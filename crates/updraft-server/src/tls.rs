@@ -1,6 +1,5 @@
 //! HTTPS/WSS: a listener whose accepted connections are TLS streams (rustls, ring provider).
 
-use std::io;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
@@ -33,13 +32,11 @@ pub fn server_config(files: &TlsFiles) -> anyhow::Result<Arc<ServerConfig>> {
 /// Accepts TCP and completes TLS handshakes off the accept path, so one slow client does not
 /// hold up the others.
 pub struct TlsListener {
-    local_addr: SocketAddr,
-    ready: mpsc::Receiver<(TlsStream<TcpStream>, SocketAddr)>,
+    ready: tokio::sync::Mutex<mpsc::Receiver<(TlsStream<TcpStream>, SocketAddr)>>,
 }
 
 impl TlsListener {
-    pub fn new(tcp: TcpListener, config: Arc<ServerConfig>) -> io::Result<TlsListener> {
-        let local_addr = tcp.local_addr()?;
+    pub fn new(tcp: TcpListener, config: Arc<ServerConfig>) -> TlsListener {
         let (tx, ready) = mpsc::channel(1024);
         let acceptor = TlsAcceptor::from(config);
         tokio::spawn(async move {
@@ -70,23 +67,17 @@ impl TlsListener {
                 }
             }
         });
-        Ok(TlsListener { local_addr, ready })
+        TlsListener { ready: tokio::sync::Mutex::new(ready) }
     }
 }
 
-impl axum::serve::Listener for TlsListener {
-    type Io = TlsStream<TcpStream>;
-    type Addr = SocketAddr;
-
-    async fn accept(&mut self) -> (Self::Io, Self::Addr) {
-        match self.ready.recv().await {
-            Some(conn) => conn,
+impl TlsListener {
+    /// The next connection whose TLS handshake completed.
+    pub async fn accept(&self) -> TlsStream<TcpStream> {
+        match self.ready.lock().await.recv().await {
+            Some((stream, _peer)) => stream,
             // The acceptor task only ends when this listener is dropped.
             None => std::future::pending().await,
         }
-    }
-
-    fn local_addr(&self) -> io::Result<SocketAddr> {
-        Ok(self.local_addr)
     }
 }

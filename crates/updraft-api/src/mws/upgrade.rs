@@ -9,9 +9,10 @@ use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
 use hyper_util::rt::TokioIo;
+use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpStream;
 use updraft_gateway::ws::{self, close_code};
-use updraft_gateway::{Socket, SocketId, connection};
+use updraft_gateway::{Connection, Gateway, Socket, SocketId, connection};
 
 use crate::ApiState;
 use crate::error::{ApiError, Code};
@@ -82,18 +83,19 @@ fn accept(state: ApiState, mut req: Request) -> Response {
             return;
         };
         let socket = Arc::new(Socket::new(id, ticket.tags));
-        let gateway = ticket.gateway;
-        gateway.hub.insert(socket.clone());
-        let connected = metrics::gauge!("updraft_mws_sockets_connected");
-        connected.increment(1);
-        // Unwrapping hyper's boxed stream saves memory on every open socket.
-        let ended = match upgraded.downcast::<TokioIo<TcpStream>>() {
-            Ok(parts) => connection::run(parts.io.into_inner(), parts.read_buf, &socket, config).await,
-            Err(upgraded) => connection::run(TokioIo::new(upgraded), Bytes::new(), &socket, config).await,
-        };
-        gateway.hub.remove(&socket);
-        connected.decrement(1);
-        tracing::debug!(socket = %socket.id, ?ended, "socket closed");
+        ticket.gateway.hub.insert(socket.clone());
+        // Unwrapping hyper's boxed stream saves memory on every open socket. The connection
+        // gets a task of its own so that this task's state is not carried for its lifetime.
+        match upgraded.downcast::<TokioIo<TcpStream>>() {
+            Ok(parts) => {
+                let conn = Connection::new(parts.io.into_inner(), parts.read_buf, socket, config);
+                tokio::spawn(serve(conn, ticket.gateway));
+            }
+            Err(upgraded) => {
+                let conn = Connection::new(TokioIo::new(upgraded), Bytes::new(), socket, config);
+                tokio::spawn(serve(conn, ticket.gateway));
+            }
+        }
     });
     let mut res = Response::new(Body::empty());
     *res.status_mut() = StatusCode::SWITCHING_PROTOCOLS;
@@ -102,6 +104,17 @@ fn accept(state: ApiState, mut req: Request) -> Response {
     h.insert(header::CONNECTION, HeaderValue::from_static("Upgrade"));
     h.insert(header::SEC_WEBSOCKET_ACCEPT, HeaderValue::from_str(&accept_key).expect("base64 is a valid header"));
     res
+}
+
+/// Serves an open socket until it ends, then unregisters it.
+async fn serve<S: AsyncRead + AsyncWrite + Unpin>(conn: Connection<S>, gateway: Arc<Gateway>) {
+    let connected = metrics::gauge!("updraft_mws_sockets_connected");
+    connected.increment(1);
+    let socket = conn.socket().clone();
+    let ended = conn.await;
+    gateway.hub.remove(&socket);
+    connected.decrement(1);
+    tracing::debug!(socket = %socket.id, ?ended, "socket closed");
 }
 
 fn token(query: Option<&str>) -> Option<SocketId> {

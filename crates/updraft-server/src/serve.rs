@@ -1,0 +1,108 @@
+//! The accept loop: HTTP/1.1 with upgrades over plain TCP or TLS, with graceful shutdown.
+//!
+//! Not `axum::serve`: its auto-detecting connection wraps every stream in a private type, so an
+//! upgraded WebSocket could not be unwrapped back into the bare `TcpStream` that keeps idle
+//! sockets small (see `updraft_gateway::ws`).
+
+use std::future::Future;
+use std::time::Duration;
+
+use axum::extract::Request;
+use hyper::body::Incoming;
+use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper_util::service::TowerToHyperService;
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tower::Service;
+
+use crate::tls::TlsListener;
+
+/// A client has this long to send its request headers.
+const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(30);
+/// In-flight HTTP requests get this long to finish at shutdown.
+const DRAIN_TIMEOUT: Duration = Duration::from_secs(5);
+
+pub enum Listener {
+    Plain(TcpListener),
+    Tls(TlsListener),
+}
+
+/// Serves `service` until `shutdown` resolves, then waits (bounded) for open requests.
+pub async fn serve<S>(listener: Listener, service: S, shutdown: impl Future<Output = ()>)
+where
+    S: Service<Request<Incoming>, Response = axum::response::Response, Error = std::convert::Infallible>
+        + Clone
+        + Send
+        + 'static,
+    S::Future: Send + 'static,
+{
+    // Every connection task holds a receiver: `closed()` resolves when the last one is done.
+    let (stop, stopping) = watch::channel(false);
+    tokio::pin!(shutdown);
+    loop {
+        match &listener {
+            Listener::Plain(tcp) => {
+                let accepted = tokio::select! {
+                    res = tcp.accept() => res,
+                    () = &mut shutdown => break,
+                };
+                match accepted {
+                    Ok((stream, _)) => {
+                        // Small frames must leave at once, not wait for Nagle.
+                        let _ = stream.set_nodelay(true);
+                        spawn_connection(TokioIo::new(stream), service.clone(), stopping.clone());
+                    }
+                    Err(err) => {
+                        // Out of file descriptors and similar: back off instead of spinning.
+                        tracing::warn!(%err, "accept failed");
+                        tokio::time::sleep(Duration::from_millis(50)).await;
+                    }
+                }
+            }
+            Listener::Tls(tls) => {
+                let stream = tokio::select! {
+                    stream = tls.accept() => stream,
+                    () = &mut shutdown => break,
+                };
+                spawn_connection(TokioIo::new(stream), service.clone(), stopping.clone());
+            }
+        }
+    }
+    drop(listener);
+    drop(stopping);
+    let _ = stop.send(true);
+    if tokio::time::timeout(DRAIN_TIMEOUT, stop.closed()).await.is_err() {
+        tracing::warn!("some HTTP requests were still open at shutdown");
+    }
+}
+
+fn spawn_connection<I, S>(io: TokioIo<I>, service: S, mut stopping: watch::Receiver<bool>)
+where
+    I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+    S: Service<Request<Incoming>, Response = axum::response::Response, Error = std::convert::Infallible>
+        + Clone
+        + Send
+        + 'static,
+    S::Future: Send + 'static,
+{
+    let conn = hyper::server::conn::http1::Builder::new()
+        .timer(TokioTimer::new())
+        .header_read_timeout(HEADER_READ_TIMEOUT)
+        .serve_connection(io, TowerToHyperService::new(service))
+        .with_upgrades();
+    tokio::spawn(async move {
+        tokio::pin!(conn);
+        let res = tokio::select! {
+            res = conn.as_mut() => res,
+            _ = async { let _ = stopping.wait_for(|stop| *stop).await; } => {
+                // Finish the request in flight, take no new one.
+                conn.as_mut().graceful_shutdown();
+                conn.await
+            }
+        };
+        if let Err(err) = res {
+            tracing::debug!(%err, "HTTP connection ended with an error");
+        }
+    });
+}
