@@ -5,7 +5,7 @@ use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, SystemTime};
 
 use crate::hub::{Hub, N_SHARDS};
-use crate::socket::{QueueLimits, SocketId, Tag};
+use crate::socket::{IdBuildHasher, QueueLimits, SocketId, Tag};
 
 /// Who may get socket URIs and send messages (the original `ACCESS_CONTROL`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -77,7 +77,7 @@ pub struct Ticket {
 /// Every gateway of this server and the tickets not yet used.
 pub struct Gateways {
     gateways: RwLock<HashMap<String, Arc<Gateway>>>,
-    tickets: Mutex<HashMap<SocketId, Ticket>>,
+    tickets: Mutex<HashMap<SocketId, Ticket, IdBuildHasher>>,
     limits: QueueLimits,
     max_tickets: usize,
     ticket_lifetime: Duration,
@@ -139,7 +139,14 @@ impl Gateways {
 
     /// Takes a ticket for use; an expired one is gone as if it never existed.
     pub fn redeem(&self, id: &SocketId) -> Option<Ticket> {
-        let ticket = self.tickets.lock().expect("tickets lock").remove(id)?;
+        let mut tickets = self.tickets.lock().expect("tickets lock");
+        let ticket = tickets.remove(id)?;
+        // After a burst of connects, give the table's memory back (halving keeps this amortized).
+        if tickets.capacity() > 1024 && tickets.len() * 4 < tickets.capacity() {
+            let len = tickets.len();
+            tickets.shrink_to(len * 2);
+        }
+        drop(tickets);
         (ticket.expires_at > SystemTime::now()).then_some(ticket)
     }
 

@@ -1,11 +1,13 @@
 //! The sockets connected to one gateway on this node, indexed by id and by tag, and the fan-out.
 
-use std::collections::HashMap;
+use std::borrow::Borrow;
+use std::collections::{HashMap, HashSet};
+use std::hash::{Hash, Hasher};
 use std::sync::{Arc, RwLock};
 
 use bytes::Bytes;
 
-use crate::socket::{Enqueued, QueueLimits, Socket, SocketId, Tag};
+use crate::socket::{Enqueued, IdBuildHasher, QueueLimits, Socket, SocketId, Tag};
 use crate::ws;
 
 /// Shards of the registry: fewer lock collisions, and the heartbeat's unit of work.
@@ -35,8 +37,32 @@ pub struct Hub {
 
 #[derive(Default)]
 struct Shard {
-    sockets: HashMap<SocketId, Arc<Socket>>,
-    by_tag: HashMap<Tag, HashMap<SocketId, Arc<Socket>>>,
+    sockets: HashSet<ById, IdBuildHasher>,
+    by_tag: HashMap<Tag, HashSet<ById, IdBuildHasher>>,
+}
+
+/// A socket in a set, found by its id: an entry is one pointer, not an id and a pointer.
+#[derive(Clone)]
+struct ById(Arc<Socket>);
+
+impl PartialEq for ById {
+    fn eq(&self, other: &ById) -> bool {
+        self.0.id == other.0.id
+    }
+}
+
+impl Eq for ById {}
+
+impl Hash for ById {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        self.0.id.hash(state);
+    }
+}
+
+impl Borrow<SocketId> for ById {
+    fn borrow(&self) -> &SocketId {
+        &self.0.id
+    }
 }
 
 impl Hub {
@@ -51,16 +77,16 @@ impl Hub {
     pub fn insert(&self, socket: Arc<Socket>) {
         let mut shard = self.shard(&socket.id).write().expect("hub lock");
         for tag in socket.tags.iter() {
-            shard.by_tag.entry(tag.clone()).or_default().insert(socket.id, socket.clone());
+            shard.by_tag.entry(tag.clone()).or_default().replace(ById(socket.clone()));
         }
-        shard.sockets.insert(socket.id, socket);
+        shard.sockets.replace(ById(socket));
     }
 
     /// Removes the socket if it is still the one registered under its id.
     pub fn remove(&self, socket: &Arc<Socket>) -> bool {
         let mut shard = self.shard(&socket.id).write().expect("hub lock");
         match shard.sockets.get(&socket.id) {
-            Some(current) if Arc::ptr_eq(current, socket) => (),
+            Some(current) if Arc::ptr_eq(&current.0, socket) => (),
             _ => return false,
         }
         shard.sockets.remove(&socket.id);
@@ -76,7 +102,7 @@ impl Hub {
     }
 
     pub fn get(&self, id: &SocketId) -> Option<Arc<Socket>> {
-        self.shard(id).read().expect("hub lock").sockets.get(id).cloned()
+        self.shard(id).read().expect("hub lock").sockets.get(id).map(|s| s.0.clone())
     }
 
     pub fn len(&self) -> usize {
@@ -90,15 +116,15 @@ impl Hub {
     pub fn list(&self) -> Vec<Arc<Socket>> {
         let mut res = Vec::new();
         for shard in self.shards.iter() {
-            res.extend(shard.read().expect("hub lock").sockets.values().cloned());
+            res.extend(shard.read().expect("hub lock").sockets.iter().map(|s| s.0.clone()));
         }
         res
     }
 
     /// Flags every socket of one shard as due for a ping; shards take turns so pings spread out.
     pub fn heartbeat(&self, shard: usize) {
-        for socket in self.shards[shard % N_SHARDS].read().expect("hub lock").sockets.values() {
-            socket.heartbeat();
+        for socket in self.shards[shard % N_SHARDS].read().expect("hub lock").sockets.iter() {
+            socket.0.heartbeat();
         }
     }
 
@@ -117,8 +143,8 @@ impl Hub {
         if receivers.everyone {
             for shard in self.shards.iter() {
                 let shard = shard.read().expect("hub lock");
-                for socket in shard.sockets.values() {
-                    self.deliver(socket, &frame, &mut res);
+                for socket in shard.sockets.iter() {
+                    self.deliver(&socket.0, &frame, &mut res);
                 }
             }
             return res;
@@ -134,8 +160,8 @@ impl Hub {
                 let tag = receivers.tags[0].as_str();
                 for shard in self.shards.iter() {
                     let shard = shard.read().expect("hub lock");
-                    for socket in shard.by_tag.get(tag).into_iter().flat_map(|m| m.values()) {
-                        self.deliver(socket, &frame, &mut res);
+                    for socket in shard.by_tag.get(tag).into_iter().flatten() {
+                        self.deliver(&socket.0, &frame, &mut res);
                     }
                 }
             }
@@ -148,7 +174,7 @@ impl Hub {
         for shard in self.shards.iter() {
             let shard = shard.read().expect("hub lock");
             for tag in &receivers.tags {
-                targets.extend(shard.by_tag.get(tag.as_str()).into_iter().flat_map(|m| m.values().cloned()));
+                targets.extend(shard.by_tag.get(tag.as_str()).into_iter().flatten().map(|s| s.0.clone()));
             }
         }
         targets.sort_unstable_by_key(|s| s.id);

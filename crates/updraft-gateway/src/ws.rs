@@ -113,6 +113,30 @@ enum Stage {
     Payload,
 }
 
+/// A control frame's payload (at most 125 bytes, checked before any is stored).
+struct ControlPayload {
+    bytes: [u8; 125],
+    len: u8,
+}
+
+impl Default for ControlPayload {
+    fn default() -> ControlPayload {
+        ControlPayload { bytes: [0; 125], len: 0 }
+    }
+}
+
+impl ControlPayload {
+    fn extend(&mut self, chunk: &[u8]) {
+        let start = self.len as usize;
+        self.bytes[start..start + chunk.len()].copy_from_slice(chunk);
+        self.len += chunk.len() as u8;
+    }
+
+    fn as_slice(&self) -> &[u8] {
+        &self.bytes[..self.len as usize]
+    }
+}
+
 /// Incremental reader of client frames.
 pub struct FrameReader {
     max_message: u64,
@@ -124,8 +148,8 @@ pub struct FrameReader {
     mask: [u8; 4],
     mask_idx: u8,
     remaining: u64,
-    /// Payload of the control frame being read; empty (no allocation) between control frames.
-    control: Vec<u8>,
+    /// Payload of the control frame being read; no allocation between control frames.
+    control: Option<Box<ControlPayload>>,
     /// Opcode of the data message in progress (for continuation frames).
     message: Option<u8>,
     message_len: u64,
@@ -145,7 +169,7 @@ impl FrameReader {
             mask: [0; 4],
             mask_idx: 0,
             remaining: 0,
-            control: Vec::new(),
+            control: None,
             message: None,
             message_len: 0,
             utf8_tail: [0; 4],
@@ -180,7 +204,7 @@ impl FrameReader {
                     self.unmask(chunk);
                     self.remaining -= take as u64;
                     if self.opcode >= OP_CLOSE {
-                        self.control.extend_from_slice(chunk);
+                        self.control.get_or_insert_with(Default::default).extend(chunk);
                     } else if self.message == Some(OP_TEXT) {
                         self.check_utf8(chunk)?;
                     }
@@ -260,7 +284,7 @@ impl FrameReader {
         self.opcode = opcode;
         self.fin = fin;
         self.remaining = len;
-        self.control.clear();
+        self.control = None;
         self.stage = Stage::Payload;
         Ok(())
     }
@@ -303,16 +327,18 @@ impl FrameReader {
     fn finish_frame(&mut self, on_event: &mut dyn FnMut(Event<'_>)) -> Result<bool, Violation> {
         self.stage = Stage::Header;
         self.header_len = 0;
-        let res = match self.opcode {
+        let control = self.control.take();
+        let payload = control.as_deref().map(ControlPayload::as_slice).unwrap_or_default();
+        match self.opcode {
             OP_PING => {
-                on_event(Event::Ping(&self.control));
+                on_event(Event::Ping(payload));
                 Ok(false)
             }
             OP_PONG => {
                 on_event(Event::Pong);
                 Ok(false)
             }
-            OP_CLOSE => parse_close(&self.control).map(|(code, reason)| {
+            OP_CLOSE => parse_close(payload).map(|(code, reason)| {
                 on_event(Event::Close { code, reason });
                 true
             }),
@@ -325,10 +351,7 @@ impl FrameReader {
                 Ok(false)
             }
             _ => Ok(false),
-        };
-        // Idle sockets keep no control buffer.
-        self.control = Vec::new();
-        res
+        }
     }
 }
 

@@ -1,12 +1,6 @@
 use clap::Parser;
-use mimalloc::MiMalloc;
 use updraft_server::config::{Cli, Command};
 use updraft_server::{Application, telemetry};
-
-/// mimalloc returns freed memory to the system and packs small objects tightly: what a server
-/// holding many small per-socket objects after bursts of short-lived handshakes needs.
-#[global_allocator]
-static GLOBAL: MiMalloc = MiMalloc;
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {

@@ -82,7 +82,6 @@ impl Application {
             connection: ConnectionConfig {
                 ping_interval: settings.ping_interval,
                 max_client_message: settings.max_client_message_bytes,
-                close_timeout: Duration::from_secs(3),
             },
             gateway_file: Some(gateway_file),
             default_eds_uri: d.eds_uri.clone(),

@@ -1,6 +1,9 @@
 //! The WebSocket upgrade: any path with `?token=<socket id>`, as the original accepted.
 
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
+use std::task::{Context, Poll, ready};
 
 use axum::body::Body;
 use axum::extract::{Request, State};
@@ -73,13 +76,8 @@ fn accept(state: ApiState, mut req: Request) -> Response {
         let config = &state_for_task.connection;
         let Some((id, ticket)) = ticket else {
             metrics::counter!("updraft_mws_connections_rejected_total").increment(1);
-            connection::reject(
-                TokioIo::new(upgraded),
-                close_code::POLICY_VIOLATION,
-                "invalid, expired or used token",
-                config,
-            )
-            .await;
+            connection::reject(TokioIo::new(upgraded), close_code::POLICY_VIOLATION, "invalid, expired or used token")
+                .await;
             return;
         };
         let socket = Arc::new(Socket::new(id, ticket.tags));
@@ -89,11 +87,11 @@ fn accept(state: ApiState, mut req: Request) -> Response {
         match upgraded.downcast::<TokioIo<TcpStream>>() {
             Ok(parts) => {
                 let conn = Connection::new(parts.io.into_inner(), parts.read_buf, socket, config);
-                tokio::spawn(serve(conn, ticket.gateway));
+                Serve::spawn(conn, ticket.gateway);
             }
             Err(upgraded) => {
                 let conn = Connection::new(TokioIo::new(upgraded), Bytes::new(), socket, config);
-                tokio::spawn(serve(conn, ticket.gateway));
+                Serve::spawn(conn, ticket.gateway);
             }
         }
     });
@@ -106,15 +104,35 @@ fn accept(state: ApiState, mut req: Request) -> Response {
     res
 }
 
-/// Serves an open socket until it ends, then unregisters it.
-async fn serve<S: AsyncRead + AsyncWrite + Unpin>(conn: Connection<S>, gateway: Arc<Gateway>) {
-    let connected = metrics::gauge!("updraft_mws_sockets_connected");
-    connected.increment(1);
-    let socket = conn.socket().clone();
-    let ended = conn.await;
-    gateway.hub.remove(&socket);
-    connected.decrement(1);
-    tracing::debug!(socket = %socket.id, ?ended, "socket closed");
+/// Serves an open socket until it ends, then unregisters it. A plain struct rather than an
+/// `async fn`, whose state would hold the connection twice (argument and awaited future).
+struct Serve<S> {
+    conn: Connection<S>,
+    gateway: Arc<Gateway>,
+}
+
+impl<S> Serve<S> {
+    fn spawn(conn: Connection<S>, gateway: Arc<Gateway>)
+    where
+        S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+    {
+        metrics::gauge!("updraft_mws_sockets_connected").increment(1);
+        tokio::spawn(Serve { conn, gateway });
+    }
+}
+
+impl<S: AsyncRead + AsyncWrite + Unpin> Future for Serve<S> {
+    type Output = ();
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        let this = self.get_mut();
+        let ended = ready!(Pin::new(&mut this.conn).poll(cx));
+        let socket = this.conn.socket();
+        this.gateway.hub.remove(socket);
+        metrics::gauge!("updraft_mws_sockets_connected").decrement(1);
+        tracing::debug!(socket = %socket.id, ?ended, "socket closed");
+        Poll::Ready(())
+    }
 }
 
 fn token(query: Option<&str>) -> Option<SocketId> {
