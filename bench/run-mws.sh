@@ -10,7 +10,8 @@
 #        PEERS=node-ws bench/run-mws.sh     # only one peer
 #        SCENARIOS="idle latency" bench/run-mws.sh
 # Knobs (environment): SOCKETS LAT_SOCKETS LAT_RATE LAT_SECONDS SIZE
-#   BCAST_MESSAGES TAGS TAG_MESSAGES SKIP_BUILD=1 RESULTS_DIR
+#   BCAST_MESSAGES TAGS TAG_MESSAGES REPEAT SKIP_BUILD=1 RESULTS_DIR
+# Each figure is the median over REPEAT rounds (default 3).
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -29,6 +30,7 @@ SIZE=${SIZE:-100}
 BCAST_MESSAGES=${BCAST_MESSAGES:-100}
 TAGS=${TAGS:-100}
 TAG_MESSAGES=${TAG_MESSAGES:-5000}
+REPEAT=${REPEAT:-3}
 ADMIN_TOKEN=bench-admin
 UPDRAFT_PORT=18080
 NODE_PORT=18090
@@ -120,10 +122,10 @@ scenario_args() {
 }
 
 run_one() {
-    local peer=$1 scenario=$2 port args out=$RESULTS_DIR/$1.$2
+    local peer=$1 scenario=$2 round=$3 port args out=$RESULTS_DIR/$1.$2.$3
     port=$(peer_port "$peer")
     args=$(scenario_args "$scenario")
-    echo "== $peer: $scenario" >&2
+    echo "== $peer: $scenario (round $round of $REPEAT)" >&2
     start_server "$peer" "$scenario" || return 0
     # The load generator stops itself at --max-seconds; `timeout` is a backstop.
     local max=${args##*--max-seconds }
@@ -138,13 +140,16 @@ run_one() {
     sleep 2 # let TIME_WAIT and the kernel's socket cleanup settle
 }
 
-for peer in $PEERS; do
-    if [[ $peer == updraft && ! -x $UPDRAFT ]]; then
-        echo "warning: $UPDRAFT not built; skipping updraft" >&2
-        continue
-    fi
+if [[ $PEERS == *updraft* && ! -x $UPDRAFT ]]; then
+    echo "warning: $UPDRAFT not built; skipping updraft" >&2
+    PEERS=${PEERS//updraft/}
+fi
+# Rounds interleave the peers so that a noisy moment of the machine hits both alike.
+for round in $(seq "$REPEAT"); do
     for scenario in $SCENARIOS; do
-        run_one "$peer" "$scenario"
+        for peer in $PEERS; do
+            run_one "$peer" "$scenario" "$round"
+        done
     done
 done
 
@@ -172,12 +177,29 @@ const rows = [
   ['connect-rate', 'handshake_per_s', 'handshakes/s', 'higher'],
   ['connect-rate', 'close_s', 'close all, s', 'lower'],
 ];
+// Every round's figures for one peer and scenario.
+const runs = (peer, scenario) =>
+  fs
+    .readdirSync(dir)
+    .filter((f) => f.startsWith(`${peer}.${scenario}.`) && f.endsWith('.json'))
+    .flatMap((f) => {
+      try {
+        return [JSON.parse(fs.readFileSync(path.join(dir, f), 'utf8'))];
+      } catch {
+        return [];
+      }
+    });
+const median = (values) => {
+  const v = values.filter((x) => typeof x === 'number').sort((a, b) => a - b);
+  if (v.length === 0) return undefined;
+  return v.length % 2 ? v[(v.length - 1) / 2] : (v[v.length / 2 - 1] + v[v.length / 2]) / 2;
+};
 const load = (peer, scenario) => {
-  try {
-    return JSON.parse(fs.readFileSync(path.join(dir, `${peer}.${scenario}.json`), 'utf8'));
-  } catch {
-    return null;
-  }
+  const all = runs(peer, scenario);
+  if (all.length === 0) return null;
+  const res = { complete: all.every((r) => r.complete !== false), rounds: all.length };
+  for (const key of new Set(all.flatMap((r) => Object.keys(r)))) res[key] = median(all.map((r) => r[key]));
+  return res;
 };
 const fmt = (v) => (v === undefined || v === null ? 'n/a' : Number.isInteger(v) ? String(v) : v.toFixed(v >= 100 ? 0 : 2));
 const wanted = process.env.SCENARIOS.split(/\s+/);
@@ -193,5 +215,5 @@ for (const [scenario, key, label, better] of rows) {
   const ratio = typeof uv === 'number' && typeof nv === 'number' && nv !== 0 ? (uv / nv).toFixed(2) : 'n/a';
   console.log(`| ${scenario} | ${label} (${better} is better) | ${fmt(uv)}${mark(u, uv)} | ${fmt(nv)}${mark(n, nv)} | ${ratio} |`);
 }
-console.log('\n`*` = that run was incomplete (deadline, failures or missing deliveries); see the per-run logs.');
+console.log(`\nMedians over each scenario's rounds. \`*\` = a round was incomplete (deadline, failures or missing deliveries); see the per-run logs.`);
 EOF
