@@ -6,11 +6,14 @@ pub mod gateways;
 pub mod upgrade;
 mod wire;
 
+use std::collections::HashMap;
 use std::sync::Arc;
+use std::time::SystemTime;
 
 use axum::body::Body;
-use axum::extract::{Path, State};
-use axum::http::{HeaderMap, StatusCode};
+use axum::extract::{FromRequestParts, Path, State};
+use axum::http::StatusCode;
+use axum::http::request::Parts;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
@@ -19,7 +22,7 @@ use updraft_bus::Publication;
 use updraft_gateway::gateway::DEFAULT_GATEWAY;
 use updraft_gateway::{Gateway, SocketId, Tag};
 
-use crate::auth::{self, Need};
+use crate::auth::{self, Caller, Credentials, Need};
 use crate::body::read_json;
 use crate::error::{ApiError, Code};
 use crate::{ApiState, timestamp};
@@ -32,49 +35,61 @@ pub fn routes() -> Router<ApiState> {
         .route("/sockets/{socket_id}", get(get_socket).delete(delete_socket))
         .route("/webhook_receivers/enginio", post(enginio_webhook));
     Router::new()
-        .route(
-            "/",
-            get(|| async {
-                Json(json!({"name": "MWS", "deployedAt": timestamp::format(std::time::SystemTime::now())}))
-            }),
-        )
+        .route("/", get(|| async { Json(json!({"name": "MWS", "deployedAt": timestamp::format(SystemTime::now())})) }))
         .merge(gateways::routes())
         .nest("/v1", per_gateway.clone())
         .nest("/v1/gateways/{gateway_id}", per_gateway)
 }
 
-/// The gateway a request addresses: named in the path, or the default one.
-fn gateway(state: &ApiState, params: &std::collections::HashMap<String, String>) -> Result<Arc<Gateway>, ApiError> {
-    let id = params.get("gateway_id").map(String::as_str).unwrap_or(DEFAULT_GATEWAY);
-    state.gateways.get(id).ok_or_else(|| ApiError::with_message(Code::NotFound, "Gateway not found"))
+/// What every gateway call starts from: the gateway the path names (or the default one) and the
+/// caller's credentials.
+struct Target {
+    gateway: Arc<Gateway>,
+    creds: Credentials,
+    params: HashMap<String, String>,
 }
 
-type Params = Path<std::collections::HashMap<String, String>>;
+impl FromRequestParts<ApiState> for Target {
+    type Rejection = ApiError;
 
-async fn websocket_uri(
-    State(state): State<ApiState>,
-    Path(params): Params,
-    headers: HeaderMap,
-) -> Result<Response, ApiError> {
-    let gateway = gateway(&state, &params)?;
-    let creds = auth::credentials(&headers)?;
-    let caller = state.eds.authorize(&gateway.config(), &creds, Need::Read).await?;
-    let tags = caller.socket_tags();
-    let (id, expires_at) = issue(&state, &gateway, &tags)?;
+    async fn from_request_parts(parts: &mut Parts, state: &ApiState) -> Result<Target, ApiError> {
+        let Path(params) = Path::<HashMap<String, String>>::from_request_parts(parts, state)
+            .await
+            .map_err(|_| ApiError::with_message(Code::NotFound, "No such endpoint"))?;
+        let id = params.get("gateway_id").map(String::as_str).unwrap_or(DEFAULT_GATEWAY);
+        let gateway =
+            state.gateways.get(id).ok_or_else(|| ApiError::with_message(Code::NotFound, "Gateway not found"))?;
+        let creds = auth::credentials(&parts.headers)?;
+        Ok(Target { gateway, creds, params })
+    }
+}
+
+impl Target {
+    /// Calls only the gateway's security token may make.
+    fn require_admin(&self) -> Result<(), ApiError> {
+        auth::require_token(&self.creds, self.gateway.config().security_token.as_deref())
+    }
+
+    async fn authorize(&self, state: &ApiState, need: Need) -> Result<Caller, ApiError> {
+        state.eds.authorize(&self.gateway.config(), &self.creds, need).await
+    }
+
+    fn socket_id(&self) -> Option<SocketId> {
+        SocketId::parse(self.params.get("socket_id")?)
+    }
+}
+
+async fn websocket_uri(State(state): State<ApiState>, target: Target) -> Result<Response, ApiError> {
+    let tags = target.authorize(&state, Need::Read).await?.socket_tags();
+    let (id, expires_at) = issue(&state, &target.gateway, &tags)?;
     let body = json!({"uri": state.socket_uri(&id), "expiresAt": timestamp::format(expires_at), "tags": tags});
     Ok(Json(body).into_response())
 }
 
-async fn create_socket(
-    State(state): State<ApiState>,
-    Path(params): Params,
-    headers: HeaderMap,
-    body: Body,
-) -> Result<Response, ApiError> {
-    let gateway = gateway(&state, &params)?;
-    require_admin(&gateway, &headers)?;
+async fn create_socket(State(state): State<ApiState>, target: Target, body: Body) -> Result<Response, ApiError> {
+    target.require_admin()?;
     let tags = wire::socket_tags(read_json(body, state.limits.max_body_bytes).await?)?;
-    let (id, expires_at) = issue(&state, &gateway, &tags)?;
+    let (id, expires_at) = issue(&state, &target.gateway, &tags)?;
     let body = json!({
         "id": id.to_string(),
         "uri": state.socket_uri(&id),
@@ -84,11 +99,7 @@ async fn create_socket(
     Ok((StatusCode::CREATED, Json(body)).into_response())
 }
 
-fn issue(
-    state: &ApiState,
-    gateway: &Arc<Gateway>,
-    tags: &[String],
-) -> Result<(SocketId, std::time::SystemTime), ApiError> {
+fn issue(state: &ApiState, gateway: &Arc<Gateway>, tags: &[String]) -> Result<(SocketId, SystemTime), ApiError> {
     let tags: Box<[Tag]> = tags.iter().map(|t| Tag::from(t.as_str())).collect();
     state
         .gateways
@@ -96,34 +107,20 @@ fn issue(
         .ok_or_else(|| ApiError::with_message(Code::Unavailable, "Too many sockets waiting to connect"))
 }
 
-async fn send_message(
-    State(state): State<ApiState>,
-    Path(params): Params,
-    headers: HeaderMap,
-    body: Body,
-) -> Result<Response, ApiError> {
-    let gateway = gateway(&state, &params)?;
-    let creds = auth::credentials(&headers)?;
-    state.eds.authorize(&gateway.config(), &creds, Need::Write).await?;
+async fn send_message(State(state): State<ApiState>, target: Target, body: Body) -> Result<Response, ApiError> {
+    target.authorize(&state, Need::Write).await?;
     let message = wire::Message::parse(read_json(body, state.limits.max_body_bytes).await?)?;
-    publish(&state, &gateway, &message).await?;
-    Ok((StatusCode::CREATED, Json(message.echo())).into_response())
+    publish(&state, &target.gateway, message).await
 }
 
-async fn enginio_webhook(
-    State(state): State<ApiState>,
-    Path(params): Params,
-    headers: HeaderMap,
-    body: Body,
-) -> Result<Response, ApiError> {
-    let gateway = gateway(&state, &params)?;
-    require_admin(&gateway, &headers)?;
+async fn enginio_webhook(State(state): State<ApiState>, target: Target, body: Body) -> Result<Response, ApiError> {
+    target.require_admin()?;
     let message = wire::enginio_message(read_json(body, state.limits.max_body_bytes).await?)?;
-    publish(&state, &gateway, &message).await?;
-    Ok((StatusCode::CREATED, Json(message.echo())).into_response())
+    publish(&state, &target.gateway, message).await
 }
 
-async fn publish(state: &ApiState, gateway: &Gateway, message: &wire::Message) -> Result<(), ApiError> {
+/// Hands a validated message to the bus and answers 201 with the message as accepted.
+async fn publish(state: &ApiState, gateway: &Gateway, message: wire::Message) -> Result<Response, ApiError> {
     let sockets = message.sockets.clone().unwrap_or_default();
     let everyone = sockets.iter().any(|s| s == "*");
     let publication = Publication {
@@ -137,60 +134,37 @@ async fn publish(state: &ApiState, gateway: &Gateway, message: &wire::Message) -
     state.bus.publish(publication).await.map_err(|err| {
         tracing::error!(%err, "publish failed");
         ApiError::with_message(Code::Unavailable, "Message bus unavailable")
-    })
+    })?;
+    Ok((StatusCode::CREATED, Json(message.echo())).into_response())
 }
 
-async fn list_sockets(
-    State(state): State<ApiState>,
-    Path(params): Params,
-    headers: HeaderMap,
-) -> Result<Response, ApiError> {
-    let gateway = gateway(&state, &params)?;
-    require_admin(&gateway, &headers)?;
-    let mut sockets = gateway.hub.list();
+async fn list_sockets(target: Target) -> Result<Response, ApiError> {
+    target.require_admin()?;
+    let mut sockets = target.gateway.hub.list();
     sockets.sort_by_key(|s| s.connected_at);
     let results: Vec<Value> = sockets.iter().map(|s| wire::socket_json(s)).collect();
     Ok(Json(json!({ "results": results })).into_response())
 }
 
-async fn get_socket(
-    State(state): State<ApiState>,
-    Path(params): Params,
-    headers: HeaderMap,
-) -> Result<Response, ApiError> {
-    let gateway = gateway(&state, &params)?;
-    require_admin(&gateway, &headers)?;
-    let socket = socket_id(&params).and_then(|id| gateway.hub.get(&id)).ok_or_else(socket_not_found)?;
+async fn get_socket(target: Target) -> Result<Response, ApiError> {
+    target.require_admin()?;
+    let socket = target.socket_id().and_then(|id| target.gateway.hub.get(&id)).ok_or_else(socket_not_found)?;
     Ok(Json(wire::socket_json(&socket)).into_response())
 }
 
 /// Closes the live connection (the original only forgot the record) or withdraws an unused URI.
-async fn delete_socket(
-    State(state): State<ApiState>,
-    Path(params): Params,
-    headers: HeaderMap,
-) -> Result<Response, ApiError> {
-    let gateway = gateway(&state, &params)?;
-    require_admin(&gateway, &headers)?;
-    let id = socket_id(&params).ok_or_else(socket_not_found)?;
-    if let Some(socket) = gateway.hub.get(&id) {
-        gateway.hub.remove(&socket);
+async fn delete_socket(State(state): State<ApiState>, target: Target) -> Result<Response, ApiError> {
+    target.require_admin()?;
+    let id = target.socket_id().ok_or_else(socket_not_found)?;
+    if let Some(socket) = target.gateway.hub.get(&id) {
+        target.gateway.hub.remove(&socket);
         socket.request_close(updraft_gateway::ws::close_code::NORMAL, "socket deleted");
-    } else if !state.gateways.cancel_ticket(&gateway, &id) {
+    } else if !state.gateways.cancel_ticket(&target.gateway, &id) {
         return Err(socket_not_found());
     }
     Ok(Json(json!({})).into_response())
 }
 
-fn socket_id(params: &std::collections::HashMap<String, String>) -> Option<SocketId> {
-    SocketId::parse(params.get("socket_id")?)
-}
-
 fn socket_not_found() -> ApiError {
     ApiError::with_message(Code::NotFound, "Socket not found")
-}
-
-fn require_admin(gateway: &Gateway, headers: &HeaderMap) -> Result<(), ApiError> {
-    let creds = auth::credentials(headers)?;
-    auth::require_token(&creds, gateway.config().security_token.as_deref())
 }
