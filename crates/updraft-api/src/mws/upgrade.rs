@@ -64,7 +64,7 @@ fn accept(state: ApiState, mut req: Request) -> Response {
     };
     // The ticket is used up by the attempt, whether or not the connection then opens.
     let ticket = token(req.uri().query()).and_then(|id| Some((id, state.gateways.redeem(&id)?)));
-    let state_for_task = state.clone();
+    let config = state.connection;
     tokio::spawn(async move {
         let upgraded = match on_upgrade.await {
             Ok(upgraded) => upgraded,
@@ -73,7 +73,6 @@ fn accept(state: ApiState, mut req: Request) -> Response {
                 return;
             }
         };
-        let config = &state_for_task.connection;
         let Some((id, ticket)) = ticket else {
             metrics::counter!("updraft_mws_connections_rejected_total").increment(1);
             connection::reject(TokioIo::new(upgraded), close_code::POLICY_VIOLATION, "invalid, expired or used token")
@@ -86,11 +85,11 @@ fn accept(state: ApiState, mut req: Request) -> Response {
         // gets a task of its own so that this task's state is not carried for its lifetime.
         match upgraded.downcast::<TokioIo<TcpStream>>() {
             Ok(parts) => {
-                let conn = Connection::new(parts.io.into_inner(), parts.read_buf, socket, config);
+                let conn = Connection::new(parts.io.into_inner(), parts.read_buf, socket, &config);
                 Serve::spawn(conn, ticket.gateway);
             }
             Err(upgraded) => {
-                let conn = Connection::new(TokioIo::new(upgraded), Bytes::new(), socket, config);
+                let conn = Connection::new(TokioIo::new(upgraded), Bytes::new(), socket, &config);
                 Serve::spawn(conn, ticket.gateway);
             }
         }
