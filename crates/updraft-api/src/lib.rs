@@ -8,7 +8,6 @@ mod body;
 mod cors;
 pub mod error;
 pub mod mws;
-pub mod timestamp;
 
 use std::ops::Deref;
 use std::sync::Arc;

@@ -19,13 +19,14 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde_json::{Value, json};
 use updraft_bus::Publication;
+use updraft_core::timestamp;
 use updraft_gateway::gateway::DEFAULT_GATEWAY;
 use updraft_gateway::{Gateway, SocketId, Tag};
 
+use crate::ApiState;
 use crate::auth::{self, Caller, Credentials, Need};
 use crate::body::read_json;
 use crate::error::{ApiError, Code};
-use crate::{ApiState, timestamp};
 
 pub fn routes() -> Router<ApiState> {
     let per_gateway = Router::new()

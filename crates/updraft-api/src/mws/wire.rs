@@ -1,10 +1,10 @@
 //! Wire shapes of the MWS API and their validation, with the original server's tolerances.
 
 use serde_json::{Map, Value, json};
+use updraft_core::timestamp;
 use updraft_gateway::Socket;
 
 use crate::error::ApiError;
-use crate::timestamp;
 
 /// A validated `POST /v1/messages` body.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -1,0 +1,4 @@
+//! Plain domain types every service shares. No I/O, no HTTP, no storage.
+
+pub mod ids;
+pub mod timestamp;

@@ -1,0 +1,70 @@
+//! Durable storage of EDS objects behind one trait, [`Store`], chosen once at start-up.
+//! [`SqliteStore`] is the embedded default; a PostgreSQL store will implement the same trait.
+//!
+//! A stored object is its whole JSON document, reserved properties included (`id`,
+//! `objectType`, `createdAt`, `updatedAt`, `creator`, `updater`), so that filters and sorts treat
+//! every property alike. The store sets the reserved ones; callers never do.
+//!
+//! This crate knows SQL and JSON documents, and nothing of HTTP.
+
+mod document;
+mod sqlite;
+
+use std::future::Future;
+use std::pin::Pin;
+
+use serde_json::{Map, Value};
+use updraft_core::ids::ObjectId;
+
+pub use sqlite::{SqliteOptions, SqliteStore};
+
+pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The database failed; the operation changed nothing.
+    #[error("storage failure: {0}")]
+    Database(String),
+}
+
+impl From<sqlx::Error> for StoreError {
+    fn from(err: sqlx::Error) -> StoreError {
+        StoreError::Database(err.to_string())
+    }
+}
+
+/// One collection of one backend: `("5376019e698b3c6ad500095a", "objects.todos")`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Collection<'a> {
+    pub backend: &'a str,
+    /// The object type as the API names it: `objects.<name>`, `users`, `usergroups`.
+    pub object_type: &'a str,
+}
+
+/// Who made a change: a user id, or nobody for anonymous and server-side calls.
+pub type Author<'a> = Option<&'a str>;
+
+pub trait Store: Send + Sync {
+    /// Stores a new object made of `properties` (reserved properties in it are ignored).
+    fn insert<'a>(
+        &'a self,
+        at: Collection<'a>,
+        properties: Map<String, Value>,
+        author: Author<'a>,
+    ) -> BoxFuture<'a, Result<Value, StoreError>>;
+
+    fn get<'a>(&'a self, at: Collection<'a>, id: ObjectId) -> BoxFuture<'a, Result<Option<Value>, StoreError>>;
+
+    /// Merges `patch` into the object (top-level keys replace, reserved ones are ignored) and
+    /// refreshes `updatedAt`, which only ever grows; `None` when there is no such object.
+    fn update<'a>(
+        &'a self,
+        at: Collection<'a>,
+        id: ObjectId,
+        patch: Map<String, Value>,
+        author: Author<'a>,
+    ) -> BoxFuture<'a, Result<Option<Value>, StoreError>>;
+
+    /// The deleted object, `None` when there was none.
+    fn delete<'a>(&'a self, at: Collection<'a>, id: ObjectId) -> BoxFuture<'a, Result<Option<Value>, StoreError>>;
+}

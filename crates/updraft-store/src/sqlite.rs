@@ -1,0 +1,192 @@
+//! The embedded store: one SQLite file in WAL mode, one writer connection, a few readers.
+//!
+//! `synchronous = FULL`: a write is acknowledged only once it is in the WAL on disk, so no
+//! acknowledged write is lost to a crash or a power cut.
+
+use std::path::PathBuf;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use serde_json::{Map, Value};
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous};
+use updraft_core::ids::ObjectId;
+
+use crate::document::{self, new_document};
+use crate::{Author, BoxFuture, Collection, Store, StoreError};
+
+/// Each schema change is one step; `PRAGMA user_version` records how many have run.
+const MIGRATIONS: &[&str] = &["CREATE TABLE objects (
+        backend TEXT NOT NULL,
+        object_type TEXT NOT NULL,
+        id TEXT NOT NULL,
+        doc BLOB NOT NULL,
+        created_ms INTEGER NOT NULL,
+        updated_ms INTEGER NOT NULL,
+        PRIMARY KEY (backend, object_type, id)
+    ) WITHOUT ROWID"];
+
+#[derive(Debug, Clone)]
+pub struct SqliteOptions {
+    pub path: PathBuf,
+    /// Connections serving reads; writes go through one connection.
+    pub readers: u32,
+}
+
+pub struct SqliteStore {
+    writer: SqlitePool,
+    readers: SqlitePool,
+}
+
+impl SqliteStore {
+    /// Opens (creating if needed) the database and brings its schema up to date.
+    pub async fn open(options: &SqliteOptions) -> Result<SqliteStore, StoreError> {
+        let connect = SqliteConnectOptions::new()
+            .filename(&options.path)
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            .synchronous(SqliteSynchronous::Full)
+            .busy_timeout(Duration::from_secs(5))
+            .foreign_keys(true);
+        let writer = SqlitePoolOptions::new().max_connections(1).connect_with(connect.clone()).await?;
+        migrate(&writer).await?;
+        let readers = SqlitePoolOptions::new()
+            .max_connections(options.readers.max(1))
+            .connect_with(connect.read_only(true))
+            .await?;
+        Ok(SqliteStore { writer, readers })
+    }
+
+    pub async fn close(&self) {
+        self.readers.close().await;
+        self.writer.close().await;
+    }
+
+    async fn read_doc(
+        &self,
+        pool: &SqlitePool,
+        at: Collection<'_>,
+        id: ObjectId,
+    ) -> Result<Option<(Map<String, Value>, i64)>, StoreError> {
+        let row: Option<(String, i64)> = sqlx::query_as(
+            "SELECT json(doc), updated_ms FROM objects WHERE backend = ? AND object_type = ? AND id = ?",
+        )
+        .bind(at.backend)
+        .bind(at.object_type)
+        .bind(id.to_string())
+        .fetch_optional(pool)
+        .await?;
+        row.map(|(text, updated)| Ok((parse_doc(&text)?, updated))).transpose()
+    }
+}
+
+async fn migrate(writer: &SqlitePool) -> Result<(), StoreError> {
+    let mut tx = writer.begin().await?;
+    let (version,): (i64,) = sqlx::query_as("PRAGMA user_version").fetch_one(&mut *tx).await?;
+    for (step, sql) in MIGRATIONS.iter().enumerate().skip(version.max(0) as usize) {
+        sqlx::query(*sql).execute(&mut *tx).await?;
+        // PRAGMA takes no bound parameters; the value is our own integer.
+        let set_version = format!("PRAGMA user_version = {}", step + 1);
+        sqlx::query(sqlx::AssertSqlSafe(set_version)).execute(&mut *tx).await?;
+    }
+    tx.commit().await?;
+    Ok(())
+}
+
+fn parse_doc(text: &str) -> Result<Map<String, Value>, StoreError> {
+    match serde_json::from_str(text) {
+        Ok(Value::Object(doc)) => Ok(doc),
+        _ => Err(StoreError::Database("a stored document is not a JSON object".into())),
+    }
+}
+
+fn now_ms() -> i64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64)
+}
+
+impl Store for SqliteStore {
+    fn insert<'a>(
+        &'a self,
+        at: Collection<'a>,
+        properties: Map<String, Value>,
+        author: Author<'a>,
+    ) -> BoxFuture<'a, Result<Value, StoreError>> {
+        Box::pin(async move {
+            let id = ObjectId::generate();
+            let now = now_ms();
+            let doc = new_document(at, id, properties, author, now);
+            let text = Value::Object(doc).to_string();
+            sqlx::query(
+                "INSERT INTO objects (backend, object_type, id, doc, created_ms, updated_ms)
+                 VALUES (?, ?, ?, jsonb(?), ?, ?)",
+            )
+            .bind(at.backend)
+            .bind(at.object_type)
+            .bind(id.to_string())
+            .bind(&text)
+            .bind(now)
+            .bind(now)
+            .execute(&self.writer)
+            .await?;
+            Ok(serde_json::from_str(&text).expect("we just serialized it"))
+        })
+    }
+
+    fn get<'a>(&'a self, at: Collection<'a>, id: ObjectId) -> BoxFuture<'a, Result<Option<Value>, StoreError>> {
+        Box::pin(async move { Ok(self.read_doc(&self.readers, at, id).await?.map(|(doc, _)| Value::Object(doc))) })
+    }
+
+    fn update<'a>(
+        &'a self,
+        at: Collection<'a>,
+        id: ObjectId,
+        patch: Map<String, Value>,
+        author: Author<'a>,
+    ) -> BoxFuture<'a, Result<Option<Value>, StoreError>> {
+        Box::pin(async move {
+            // Read and write on the single writer connection: no other write can slip between.
+            let mut tx = self.writer.begin().await?;
+            let row: Option<(String, i64)> = sqlx::query_as(
+                "SELECT json(doc), updated_ms FROM objects WHERE backend = ? AND object_type = ? AND id = ?",
+            )
+            .bind(at.backend)
+            .bind(at.object_type)
+            .bind(id.to_string())
+            .fetch_optional(&mut *tx)
+            .await?;
+            let Some((text, previous)) = row else { return Ok(None) };
+            let mut doc = parse_doc(&text)?;
+            // Clients drop notifications older than their copy: updatedAt must only grow.
+            let updated = now_ms().max(previous + 1);
+            document::merge(&mut doc, patch, author, updated);
+            let text = Value::Object(doc).to_string();
+            sqlx::query(
+                "UPDATE objects SET doc = jsonb(?), updated_ms = ? WHERE backend = ? AND object_type = ? AND id = ?",
+            )
+            .bind(&text)
+            .bind(updated)
+            .bind(at.backend)
+            .bind(at.object_type)
+            .bind(id.to_string())
+            .execute(&mut *tx)
+            .await?;
+            tx.commit().await?;
+            Ok(Some(serde_json::from_str(&text).expect("we just serialized it")))
+        })
+    }
+
+    fn delete<'a>(&'a self, at: Collection<'a>, id: ObjectId) -> BoxFuture<'a, Result<Option<Value>, StoreError>> {
+        Box::pin(async move {
+            let row: Option<(String,)> = sqlx::query_as(
+                "DELETE FROM objects WHERE backend = ? AND object_type = ? AND id = ? RETURNING json(doc)",
+            )
+            .bind(at.backend)
+            .bind(at.object_type)
+            .bind(id.to_string())
+            .fetch_optional(&self.writer)
+            .await?;
+            row.map(|(text,)| parse_doc(&text).map(Value::Object)).transpose()
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,83 @@
+use serde_json::json;
+
+use super::*;
+
+const TODOS: Collection<'static> = Collection { backend: "5376019e698b3c6ad500095a", object_type: "objects.todos" };
+
+async fn open(dir: &tempfile::TempDir) -> SqliteStore {
+    SqliteStore::open(&SqliteOptions { path: dir.path().join("eds.sqlite3"), readers: 2 }).await.unwrap()
+}
+
+fn props(value: Value) -> Map<String, Value> {
+    value.as_object().unwrap().clone()
+}
+
+#[tokio::test]
+async fn objects_are_created_read_updated_and_deleted() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(&dir).await;
+    let created = store.insert(TODOS, props(json!({"title": "milk", "id": "forged"})), Some("u1")).await.unwrap();
+    let id = ObjectId::parse(created["id"].as_str().unwrap()).unwrap();
+    assert_eq!(created["title"], "milk");
+    assert_eq!(created["objectType"], "objects.todos");
+    assert_eq!(created["createdAt"], created["updatedAt"]);
+
+    assert_eq!(store.get(TODOS, id).await.unwrap(), Some(created.clone()));
+    let other = Collection { object_type: "objects.lists", ..TODOS };
+    assert_eq!(store.get(other, id).await.unwrap(), None, "an id names an object of one collection only");
+
+    let updated = store.update(TODOS, id, props(json!({"done": true})), Some("u2")).await.unwrap().unwrap();
+    assert_eq!((updated["title"].clone(), updated["done"].clone()), (json!("milk"), json!(true)));
+    assert_eq!(updated["updater"], json!({"id": "u2", "objectType": "users"}));
+    assert_eq!(updated["createdAt"], created["createdAt"]);
+
+    assert_eq!(store.delete(TODOS, id).await.unwrap(), Some(updated));
+    assert_eq!(store.get(TODOS, id).await.unwrap(), None);
+    assert_eq!(store.delete(TODOS, id).await.unwrap(), None);
+    assert_eq!(store.update(TODOS, id, Map::new(), None).await.unwrap(), None);
+}
+
+#[tokio::test]
+async fn updated_at_only_grows_even_within_one_millisecond() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(&dir).await;
+    let created = store.insert(TODOS, Map::new(), None).await.unwrap();
+    let id = ObjectId::parse(created["id"].as_str().unwrap()).unwrap();
+    let mut last = created["updatedAt"].as_str().unwrap().to_owned();
+    for n in 0..20 {
+        let doc = store.update(TODOS, id, props(json!({"n": n})), None).await.unwrap().unwrap();
+        let at = doc["updatedAt"].as_str().unwrap().to_owned();
+        assert!(at > last, "{at} after {last}");
+        last = at;
+    }
+}
+
+#[tokio::test]
+async fn acknowledged_writes_survive_reopening() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(&dir).await;
+    let created = store.insert(TODOS, props(json!({"kept": [1, {"a": null}]})), None).await.unwrap();
+    store.close().await;
+    drop(store);
+    let store = open(&dir).await;
+    let id = ObjectId::parse(created["id"].as_str().unwrap()).unwrap();
+    assert_eq!(store.get(TODOS, id).await.unwrap(), Some(created));
+}
+
+#[tokio::test]
+async fn concurrent_writers_each_get_their_object() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = std::sync::Arc::new(open(&dir).await);
+    let tasks: Vec<_> = (0..50)
+        .map(|n| {
+            let store = store.clone();
+            tokio::spawn(async move { store.insert(TODOS, props(json!({"n": n})), None).await.unwrap() })
+        })
+        .collect();
+    let mut ids = std::collections::HashSet::new();
+    for task in tasks {
+        let doc = task.await.unwrap();
+        ids.insert(doc["id"].as_str().unwrap().to_owned());
+    }
+    assert_eq!(ids.len(), 50);
+}
