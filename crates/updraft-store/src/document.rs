@@ -15,11 +15,12 @@ pub fn strip_reserved(properties: &mut Map<String, Value>) {
     }
 }
 
-fn user_ref(author: Author<'_>) -> Value {
+/// `creator`/`updater` are present only when a user made the write.
+fn set_user_ref(doc: &mut Map<String, Value>, key: &str, author: Author<'_>) {
     match author {
-        Some(id) => json!({"id": id, "objectType": "users"}),
-        None => Value::Null,
-    }
+        Some(id) => doc.insert(key.to_owned(), json!({"id": id, "objectType": "users"})),
+        None => doc.remove(key),
+    };
 }
 
 /// A new document with its reserved properties.
@@ -36,8 +37,8 @@ pub fn new_document(
     properties.insert("objectType".into(), Value::String(at.object_type.to_owned()));
     properties.insert("createdAt".into(), Value::String(at_text.clone()));
     properties.insert("updatedAt".into(), Value::String(at_text));
-    properties.insert("creator".into(), user_ref(author));
-    properties.insert("updater".into(), user_ref(author));
+    set_user_ref(&mut properties, "creator", author);
+    set_user_ref(&mut properties, "updater", author);
     properties
 }
 
@@ -46,7 +47,7 @@ pub fn merge(doc: &mut Map<String, Value>, mut patch: Map<String, Value>, author
     strip_reserved(&mut patch);
     doc.extend(patch);
     doc.insert("updatedAt".into(), Value::String(format_ms(updated_ms)));
-    doc.insert("updater".into(), user_ref(author));
+    set_user_ref(doc, "updater", author);
 }
 
 pub fn format_ms(ms: i64) -> String {
@@ -76,7 +77,7 @@ mod tests {
         assert_eq!(doc["title"], "y");
         assert_eq!(doc["objectType"], "objects.todos");
         assert_eq!(doc["updatedAt"], "2013-06-28T16:38:32.370Z");
-        assert_eq!(doc["updater"], Value::Null);
+        assert!(!doc.contains_key("updater"), "an anonymous write leaves no updater");
         assert_eq!(doc["creator"], json!({"id": "u1", "objectType": "users"}));
     }
 }

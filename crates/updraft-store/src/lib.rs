@@ -18,6 +18,49 @@ use updraft_core::ids::ObjectId;
 
 pub use sqlite::{SqliteOptions, SqliteStore};
 
+/// An application of the account, with one backend per environment.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct App {
+    pub id: String,
+    pub name: String,
+    pub backends: Vec<Backend>,
+}
+
+/// One environment of an app: the unit every data request names with `Enginio-Backend-Id`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Backend {
+    pub id: String,
+    pub app_id: String,
+    /// `development` or `production`.
+    pub environment: String,
+    pub master_key: String,
+    pub api_key: String,
+    /// The instance secret: a bearer with full access to this backend's data.
+    pub secret: String,
+}
+
+/// Who an issued token stands for, until when.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TokenGrant {
+    pub subject: String,
+    pub expires_ms: i64,
+}
+
+/// Apps, their backends, and issued tokens (kept only as hashes by the caller).
+pub trait Tenants: Send + Sync {
+    /// Creates an app with a `development` and a `production` backend.
+    fn create_app<'a>(&'a self, name: &'a str) -> BoxFuture<'a, Result<App, StoreError>>;
+    fn apps(&self) -> BoxFuture<'_, Result<Vec<App>, StoreError>>;
+    fn app<'a>(&'a self, id: &'a str) -> BoxFuture<'a, Result<Option<App>, StoreError>>;
+    /// Deletes the app, its backends and all their data.
+    fn delete_app<'a>(&'a self, id: &'a str) -> BoxFuture<'a, Result<bool, StoreError>>;
+    fn backend<'a>(&'a self, id: &'a str) -> BoxFuture<'a, Result<Option<Backend>, StoreError>>;
+    fn save_token<'a>(&'a self, hash: &'a str, grant: TokenGrant) -> BoxFuture<'a, Result<(), StoreError>>;
+    /// The grant of an unexpired token.
+    fn token<'a>(&'a self, hash: &'a str) -> BoxFuture<'a, Result<Option<TokenGrant>, StoreError>>;
+    fn revoke_token<'a>(&'a self, hash: &'a str) -> BoxFuture<'a, Result<(), StoreError>>;
+}
+
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 
 #[derive(Debug, thiserror::Error)]

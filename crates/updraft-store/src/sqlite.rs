@@ -14,7 +14,8 @@ use crate::document::{self, new_document};
 use crate::{Author, BoxFuture, Collection, Store, StoreError};
 
 /// Each schema change is one step; `PRAGMA user_version` records how many have run.
-const MIGRATIONS: &[&str] = &["CREATE TABLE objects (
+const MIGRATIONS: &[&str] = &[
+    "CREATE TABLE objects (
         backend TEXT NOT NULL,
         object_type TEXT NOT NULL,
         id TEXT NOT NULL,
@@ -22,7 +23,19 @@ const MIGRATIONS: &[&str] = &["CREATE TABLE objects (
         created_ms INTEGER NOT NULL,
         updated_ms INTEGER NOT NULL,
         PRIMARY KEY (backend, object_type, id)
-    ) WITHOUT ROWID"];
+    ) WITHOUT ROWID",
+    "CREATE INDEX objects_by_creation ON objects (backend, object_type, created_ms, id)",
+    "CREATE TABLE apps (id TEXT PRIMARY KEY, name TEXT NOT NULL, created_ms INTEGER NOT NULL)",
+    "CREATE TABLE backends (
+        id TEXT PRIMARY KEY,
+        app_id TEXT NOT NULL REFERENCES apps (id) ON DELETE CASCADE,
+        environment TEXT NOT NULL,
+        master_key TEXT NOT NULL,
+        api_key TEXT NOT NULL,
+        secret TEXT NOT NULL
+    )",
+    "CREATE TABLE tokens (hash TEXT PRIMARY KEY, subject TEXT NOT NULL, expires_ms INTEGER NOT NULL)",
+];
 
 #[derive(Debug, Clone)]
 pub struct SqliteOptions {
@@ -32,8 +45,8 @@ pub struct SqliteOptions {
 }
 
 pub struct SqliteStore {
-    writer: SqlitePool,
-    readers: SqlitePool,
+    pub(crate) writer: SqlitePool,
+    pub(crate) readers: SqlitePool,
 }
 
 impl SqliteStore {
@@ -98,7 +111,7 @@ fn parse_doc(text: &str) -> Result<Map<String, Value>, StoreError> {
     }
 }
 
-fn now_ms() -> i64 {
+pub(crate) fn now_ms() -> i64 {
     SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64)
 }
 
@@ -188,5 +201,6 @@ impl Store for SqliteStore {
     }
 }
 
+mod tenants;
 #[cfg(test)]
 mod tests;

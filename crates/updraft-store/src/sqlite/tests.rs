@@ -81,3 +81,33 @@ async fn concurrent_writers_each_get_their_object() {
     }
     assert_eq!(ids.len(), 50);
 }
+
+#[tokio::test]
+async fn apps_have_two_backends_and_take_their_data_when_deleted() {
+    use crate::{Tenants, TokenGrant};
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(&dir).await;
+    let app = store.create_app("todos").await.unwrap();
+    let environments: Vec<&str> = app.backends.iter().map(|b| b.environment.as_str()).collect();
+    assert_eq!(environments, ["development", "production"]);
+    let dev = &app.backends[0];
+    assert_ne!(dev.master_key, dev.secret);
+    assert_eq!(store.backend(&dev.id).await.unwrap().as_ref(), Some(dev));
+    assert_eq!(store.apps().await.unwrap(), vec![app.clone()]);
+
+    let at = Collection { backend: &dev.id, object_type: "objects.todos" };
+    let doc = store.insert(at, Map::new(), None).await.unwrap();
+    let id = ObjectId::parse(doc["id"].as_str().unwrap()).unwrap();
+    assert!(store.delete_app(&app.id).await.unwrap());
+    assert!(!store.delete_app(&app.id).await.unwrap());
+    assert_eq!(store.backend(&dev.id).await.unwrap(), None);
+    assert_eq!(store.get(at, id).await.unwrap(), None, "the app's objects went with it");
+
+    let grant = TokenGrant { subject: "account".into(), expires_ms: now_ms() + 60_000 };
+    store.save_token("h1", grant.clone()).await.unwrap();
+    store.save_token("h2", TokenGrant { expires_ms: now_ms() - 1, ..grant.clone() }).await.unwrap();
+    assert_eq!(store.token("h1").await.unwrap(), Some(grant));
+    assert_eq!(store.token("h2").await.unwrap(), None, "expired");
+    store.revoke_token("h1").await.unwrap();
+    assert_eq!(store.token("h1").await.unwrap(), None, "revoked");
+}
