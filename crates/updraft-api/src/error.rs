@@ -122,3 +122,48 @@ impl IntoResponse for ApiError {
         (self.code.status(), axum::Json(body)).into_response()
     }
 }
+
+/// An error as EDS answers it: `{"errors":[{"message","reason"[,"property"]}]}`, with bad input
+/// as 400 (QtEnginio maps 400 to `ProtocolInvalidOperationError`, and its tests compare whole
+/// validation objects).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EdsError(pub ApiError);
+
+impl From<ApiError> for EdsError {
+    fn from(err: ApiError) -> EdsError {
+        EdsError(err)
+    }
+}
+
+impl From<Code> for EdsError {
+    fn from(code: Code) -> EdsError {
+        EdsError(ApiError::new(code))
+    }
+}
+
+impl Code {
+    fn eds_status(self) -> StatusCode {
+        match self {
+            Code::InvalidJson | Code::ValidationFailed => StatusCode::BAD_REQUEST,
+            other => other.status(),
+        }
+    }
+
+    fn eds_reason(self) -> &'static str {
+        match self {
+            Code::InvalidJson | Code::PayloadTooLarge | Code::UpgradeRequired => "BadRequest",
+            other => other.reason(),
+        }
+    }
+}
+
+impl IntoResponse for EdsError {
+    fn into_response(self) -> Response {
+        let err = self.0;
+        let mut entry = json!({ "message": err.message, "reason": err.code.eds_reason() });
+        if let Some(property) = err.property {
+            entry["property"] = json!(property);
+        }
+        (err.code.eds_status(), axum::Json(json!({ "errors": [entry] }))).into_response()
+    }
+}

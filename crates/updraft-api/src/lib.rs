@@ -6,6 +6,7 @@
 pub mod auth;
 mod body;
 mod cors;
+pub mod eds;
 pub mod error;
 pub mod mws;
 
@@ -15,6 +16,7 @@ use std::sync::Arc;
 use axum::Router;
 use updraft_bus::Bus;
 use updraft_gateway::{ConnectionConfig, Gateways, SocketId};
+use updraft_store::{Store, Tenants};
 
 pub use mws::gateways::GatewayFile;
 
@@ -33,6 +35,10 @@ pub struct PublicAddress {
 }
 
 pub struct ApiContext {
+    pub store: Arc<dyn Store>,
+    pub tenants: Arc<dyn Tenants>,
+    /// The account that manages apps (`/v1/account/*`); `None` refuses every account login.
+    pub account: Option<eds::AccountLogin>,
     pub gateways: Arc<Gateways>,
     pub bus: Arc<dyn Bus>,
     pub eds: auth::EdsVerifier,
@@ -69,6 +75,7 @@ impl ApiState {
 /// Every route of the API, with WebSocket handshakes taken before routing and CORS around all.
 pub fn router(state: ApiState) -> Router {
     let routes = mws::routes()
+        .merge(eds::routes())
         .fallback(|| async { error::ApiError::with_message(error::Code::NotFound, "No such endpoint") })
         .with_state(state.clone());
     // Layers on a router with only a fallback see every request, before any route matches.

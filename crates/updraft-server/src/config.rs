@@ -44,6 +44,12 @@ pub struct ServeArgs {
     /// PEM private key for --tls-cert.
     #[arg(long, env = "UPDRAFT_TLS_KEY", requires = "tls_cert")]
     pub tls_key: Option<PathBuf>,
+    /// Email of the account that manages EDS apps (`/v1/account/*`).
+    #[arg(long, env = "UPDRAFT_ADMIN_EMAIL", requires = "admin_password")]
+    pub admin_email: Option<String>,
+    /// Password of that account.
+    #[arg(long, env = "UPDRAFT_ADMIN_PASSWORD", requires = "admin_email")]
+    pub admin_password: Option<String>,
     /// Bearer token of the server admin API (`/v1/gateways`); unset disables that API.
     #[arg(long, env = "UPDRAFT_ADMIN_TOKEN")]
     pub admin_token: Option<String>,
@@ -98,6 +104,8 @@ pub struct Settings {
     pub data_dir: PathBuf,
     pub tls: Option<TlsFiles>,
     pub admin_token: Option<String>,
+    /// Email and password of the account that manages EDS apps.
+    pub account: Option<(String, String)>,
     pub default_gateway: DefaultGateway,
     pub app_domain: Option<String>,
     pub max_body_bytes: usize,
@@ -166,6 +174,11 @@ impl ServeArgs {
                 _ => return Err(format_err!("--tls-cert and --tls-key go together")),
             },
             admin_token: a.admin_token.filter(|t| !t.is_empty()),
+            account: match (a.admin_email, a.admin_password) {
+                (Some(email), Some(password)) if !email.is_empty() && !password.is_empty() => Some((email, password)),
+                (None, None) => None,
+                _ => return Err(format_err!("--admin-email and --admin-password go together and must not be empty")),
+            },
             default_gateway: DefaultGateway {
                 access,
                 // An empty token must never match an empty bearer.
@@ -194,6 +207,8 @@ impl ServeArgs {
             tls_cert: self.tls_cert.or(file.tls_cert),
             tls_key: self.tls_key.or(file.tls_key),
             admin_token: self.admin_token.or(file.admin_token),
+            admin_email: self.admin_email.or(file.admin_email),
+            admin_password: self.admin_password.or(file.admin_password),
             access_control: self.access_control.or(file.access_control),
             security_token: self.security_token.or(file.security_token),
             eds_backend_id: self.eds_backend_id.or(file.eds_backend_id),

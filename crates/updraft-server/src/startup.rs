@@ -5,7 +5,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use anyhow::Context;
+use anyhow::{Context, format_err};
 use axum::Router;
 use axum::extract::Request;
 use axum::http::header;
@@ -14,11 +14,13 @@ use axum::routing::get;
 use tokio::net::TcpListener;
 use tower::Layer;
 use tower_http::normalize_path::NormalizePathLayer;
+use updraft_api::eds::AccountLogin;
 use updraft_api::{ApiContext, ApiState, GatewayFile, Limits, PublicAddress};
 use updraft_bus::{Bus, LocalBus};
 use updraft_gateway::gateway::DEFAULT_GATEWAY;
 use updraft_gateway::ws::close_code;
 use updraft_gateway::{ConnectionConfig, GatewayConfig, Gateways, QueueLimits};
+use updraft_store::{SqliteOptions, SqliteStore};
 
 use crate::config::Settings;
 use crate::serve::{self, Listener};
@@ -67,12 +69,25 @@ impl Application {
         let gateway_file = GatewayFile::new(settings.data_dir.join("gateways.json"));
         let loaded = gateway_file.load(&gateways, &d.eds_uri).context("loading gateways.json")?;
 
+        let store = Arc::new(
+            SqliteStore::open(&SqliteOptions { path: settings.data_dir.join("eds.sqlite3"), readers: 4 })
+                .await
+                .context("opening the EDS database")?,
+        );
+        let account = match &settings.account {
+            Some((email, password)) => Some(AccountLogin::new(email, password).map_err(|e| format_err!(e))?),
+            None => None,
+        };
+
         let bus: Arc<dyn Bus> = Arc::new(LocalBus::new(updraft_api::mws::delivery::deliver_locally(gateways.clone())));
         let public = PublicAddress {
             ws_scheme: if settings.tls.is_some() { "wss" } else { "ws" },
             host: settings.app_domain.clone().unwrap_or_else(|| local_addr.to_string()),
         };
         let state = ApiState::new(ApiContext {
+            store: store.clone(),
+            tenants: store,
+            account,
             gateways: gateways.clone(),
             bus,
             eds: Default::default(),

@@ -2,6 +2,7 @@
 
 mod access;
 mod bad_input;
+mod eds;
 mod eds_stub;
 mod gateways;
 mod helpers;

@@ -1,0 +1,105 @@
+//! Objects of custom collections: `/v1/objects/<type>[/<id>]`, type `objects.<type>`.
+
+use axum::body::Body;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::{Json, Router};
+use serde_json::{Map, Value, json};
+use updraft_core::ids::ObjectId;
+use updraft_store::{Author, Collection};
+
+use super::{Caller, DataRequest, storage};
+use crate::ApiState;
+use crate::body::read_json;
+use crate::error::{ApiError, Code, EdsError};
+
+pub fn routes() -> Router<ApiState> {
+    Router::new()
+        .route("/v1/objects/{object_type}", axum::routing::post(create))
+        .route("/v1/objects/{object_type}/{id}", get(show).put(update).delete(remove))
+}
+
+/// `todos` → `objects.todos`; names are letters, digits and underscores.
+fn object_type(name: &str) -> Result<String, EdsError> {
+    let valid = !name.is_empty() && name.len() <= 64 && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_');
+    if !valid {
+        return Err(ApiError::with_message(Code::BadRequest, format!("Invalid object type name {name:?}")).into());
+    }
+    Ok(format!("objects.{name}"))
+}
+
+/// An id that is not 24 hex characters names no object.
+fn object_id(id: &str) -> Result<ObjectId, EdsError> {
+    ObjectId::parse(id).ok_or_else(|| not_found().into())
+}
+
+fn not_found() -> ApiError {
+    ApiError::with_message(Code::NotFound, "Object not found")
+}
+
+fn author(caller: &Caller) -> Author<'_> {
+    match caller {
+        Caller::Anonymous | Caller::Secret => None,
+    }
+}
+
+async fn object_body(state: &ApiState, body: Body) -> Result<Map<String, Value>, EdsError> {
+    match read_json(body, state.limits.max_body_bytes).await? {
+        Some(Value::Object(properties)) => Ok(properties),
+        None => Ok(Map::new()),
+        Some(_) => Err(ApiError::with_message(Code::BadRequest, "The body must be a JSON object").into()),
+    }
+}
+
+async fn create(
+    State(state): State<ApiState>,
+    request: DataRequest,
+    Path(name): Path<String>,
+    body: Body,
+) -> Result<Response, EdsError> {
+    let object_type = object_type(&name)?;
+    let properties = object_body(&state, body).await?;
+    let at = Collection { backend: &request.backend.id, object_type: &object_type };
+    let doc = state.store.insert(at, properties, author(&request.caller)).await.map_err(storage)?;
+    Ok((StatusCode::CREATED, Json(doc)).into_response())
+}
+
+async fn show(
+    State(state): State<ApiState>,
+    request: DataRequest,
+    Path((name, id)): Path<(String, String)>,
+) -> Result<Response, EdsError> {
+    let object_type = object_type(&name)?;
+    let at = Collection { backend: &request.backend.id, object_type: &object_type };
+    let doc = state.store.get(at, object_id(&id)?).await.map_err(storage)?.ok_or_else(not_found)?;
+    Ok(Json(doc).into_response())
+}
+
+/// Merges the body into the object and answers the whole merged object.
+async fn update(
+    State(state): State<ApiState>,
+    request: DataRequest,
+    Path((name, id)): Path<(String, String)>,
+    body: Body,
+) -> Result<Response, EdsError> {
+    let object_type = object_type(&name)?;
+    let id = object_id(&id)?;
+    let patch = object_body(&state, body).await?;
+    let at = Collection { backend: &request.backend.id, object_type: &object_type };
+    let doc = state.store.update(at, id, patch, author(&request.caller)).await.map_err(storage)?;
+    Ok(Json(doc.ok_or_else(not_found)?).into_response())
+}
+
+/// Answers 200 `{}`: some clients treat anything but 200 on DELETE as an error.
+async fn remove(
+    State(state): State<ApiState>,
+    request: DataRequest,
+    Path((name, id)): Path<(String, String)>,
+) -> Result<Response, EdsError> {
+    let object_type = object_type(&name)?;
+    let at = Collection { backend: &request.backend.id, object_type: &object_type };
+    state.store.delete(at, object_id(&id)?).await.map_err(storage)?.ok_or_else(not_found)?;
+    Ok(Json(json!({})).into_response())
+}

@@ -1,0 +1,216 @@
+//! EDS: the account API (token, apps) and objects, as QtEnginio's test harness and clients use them.
+
+use reqwest::{Method, StatusCode};
+use serde_json::{Value, json};
+use updraft_server::config::ServeArgs;
+
+use crate::helpers::*;
+
+const EMAIL: &str = "admin@example.com";
+const PASSWORD: &str = "correct horse";
+
+struct Eds {
+    app: TestApp,
+    backend: String,
+    secret: String,
+}
+
+async fn account_token(app: &TestApp, password: &str) -> (StatusCode, Value) {
+    let res = app
+        .client
+        .post(format!("{}/v1/account/auth/oauth2/token", app.base))
+        .header("Content-Type", "application/x-www-form-urlencoded")
+        .body(format!("grant_type=password&username={EMAIL}&password={}", password.replace(' ', "+")))
+        .send()
+        .await
+        .unwrap();
+    (res.status(), res.json().await.unwrap())
+}
+
+/// A server with an account and one app; the development backend is used.
+async fn eds() -> Eds {
+    let args = ServeArgs { admin_email: Some(EMAIL.into()), admin_password: Some(PASSWORD.into()), ..open_args() };
+    let app = spawn_app(args).await;
+    let (status, token) = account_token(&app, PASSWORD).await;
+    assert_eq!(status, StatusCode::OK, "{token}");
+    let token = token["access_token"].as_str().unwrap().to_owned();
+    let (status, created) = app.post("/v1/account/apps", Some(&token), r#"{"name":"todos"}"#).await;
+    assert_eq!(status, StatusCode::CREATED, "{created}");
+    let dev = &created["environments"][0];
+    assert_eq!(dev["name"], "development");
+    Eds { backend: dev["id"].as_str().unwrap().into(), secret: dev["secret"].as_str().unwrap().into(), app }
+}
+
+impl Eds {
+    async fn call(&self, method: Method, path: &str, token: Option<&str>, body: Option<&str>) -> (StatusCode, Value) {
+        let mut req = self.app.client.request(method, format!("{}{path}", self.app.base));
+        req = req.header("Enginio-Backend-Id", &self.backend);
+        if let Some(token) = token {
+            req = req.bearer_auth(token);
+        }
+        if let Some(body) = body {
+            req = req.body(body.to_owned());
+        }
+        let res = req.send().await.unwrap();
+        let status = res.status();
+        assert_eq!(res.headers()["content-type"], "application/json", "{path}");
+        (status, res.json().await.unwrap())
+    }
+}
+
+fn assert_eds_error(body: &Value, reason: &str) {
+    let errors = body["errors"].as_array().unwrap_or_else(|| panic!("no errors array in {body}"));
+    assert_eq!(errors[0]["reason"], reason, "{body}");
+    assert!(!errors[0]["message"].as_str().unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn the_account_logs_in_and_manages_apps() {
+    let eds = eds().await;
+    let app = &eds.app;
+    let (status, body) = account_token(app, "wrong").await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert_eq!(body["error"], "invalid_grant");
+    assert_eds_error(&body, "BadRequest");
+
+    let (_, token) = account_token(app, PASSWORD).await;
+    let token = token["access_token"].as_str().unwrap();
+    assert_eq!(app.get("/v1/account/apps", None).await.0, StatusCode::UNAUTHORIZED);
+    assert_eq!(app.get("/v1/account/apps", Some("forged")).await.0, StatusCode::UNAUTHORIZED);
+    let (status, list) = app.get("/v1/account/apps", Some(token)).await;
+    assert_eq!(status, StatusCode::OK);
+    let first = &list["results"][0];
+    assert_eq!(first["name"], "todos");
+    let environments = first["environments"].as_array().unwrap();
+    assert_eq!(environments.len(), 2);
+    for env in environments {
+        assert_eq!(env["id"].as_str().unwrap().len(), 24);
+        assert_eq!(env["appId"], first["id"]);
+        assert!(!env["masterKeys"][0]["key"].as_str().unwrap().is_empty());
+    }
+    let app_id = first["id"].as_str().unwrap();
+    assert_eq!(app.get(&format!("/v1/account/apps/{app_id}"), Some(token)).await.1["name"], "todos");
+    let (status, body) = app.post("/v1/account/apps", Some(token), r#"{"name":"  "}"#).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert_eq!(
+        body["errors"][0],
+        json!({"message": "can't be blank", "property": "name", "reason": "ValidationFailed"})
+    );
+
+    let (status, _) = app.call(Method::DELETE, &format!("/v1/account/apps/{app_id}"), Some(token), None).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(app.get(&format!("/v1/account/apps/{app_id}"), Some(token)).await.0, StatusCode::NOT_FOUND);
+    // The app's backends are gone with it.
+    let (status, body) = eds.call(Method::POST, "/v1/objects/todos", None, Some("{}")).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    assert_eds_error(&body, "NotFound");
+}
+
+#[tokio::test]
+async fn objects_are_created_read_merged_and_deleted() {
+    let eds = eds().await;
+    let (status, todo) = eds.call(Method::POST, "/v1/objects/todos", None, Some(r#"{"title":"milk","id":"x"}"#)).await;
+    assert_eq!(status, StatusCode::CREATED);
+    let id = todo["id"].as_str().unwrap().to_owned();
+    assert_eq!(id.len(), 24);
+    assert_eq!(todo["objectType"], "objects.todos");
+    assert_eq!(todo["title"], "milk");
+    let created = todo["createdAt"].as_str().unwrap();
+    assert_eq!(created.len(), "2013-06-28T16:38:32.369Z".len());
+    assert!(todo.get("creator").is_none(), "anonymous writes have no creator");
+
+    let path = format!("/v1/objects/todos/{id}");
+    assert_eq!(eds.call(Method::GET, &path, None, None).await, (StatusCode::OK, todo.clone()));
+
+    let (status, merged) = eds.call(Method::PUT, &path, None, Some(r#"{"completed":true,"createdAt":"1999"}"#)).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!((merged["title"].clone(), merged["completed"].clone()), (json!("milk"), json!(true)));
+    assert_eq!(merged["createdAt"], todo["createdAt"]);
+    assert!(merged["updatedAt"].as_str().unwrap() > todo["updatedAt"].as_str().unwrap());
+
+    assert_eq!(eds.call(Method::DELETE, &path, None, None).await, (StatusCode::OK, json!({})));
+    let (status, body) = eds.call(Method::GET, &path, None, None).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    assert_eds_error(&body, "NotFound");
+    let (status, body) = eds.call(Method::PUT, &path, None, Some("{}")).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    assert_eds_error(&body, "NotFound");
+}
+
+#[tokio::test]
+async fn the_instance_secret_is_accepted_and_other_bearers_refused() {
+    let eds = eds().await;
+    let (status, _) = eds.call(Method::POST, "/v1/objects/todos", Some(&eds.secret), Some("{}")).await;
+    assert_eq!(status, StatusCode::CREATED);
+    let (status, body) = eds.call(Method::POST, "/v1/objects/todos", Some("not-a-token"), Some("{}")).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    assert_eds_error(&body, "Unauthorized");
+}
+
+#[tokio::test]
+async fn bad_requests_get_eds_errors_and_change_nothing() {
+    let eds = eds().await;
+    let cases: [(&str, &str, StatusCode, &str); 5] = [
+        ("/v1/objects/todos", "{\"title\":", StatusCode::BAD_REQUEST, "BadRequest"),
+        ("/v1/objects/todos", "[1,2]", StatusCode::BAD_REQUEST, "BadRequest"),
+        ("/v1/objects/no-dashes", "{}", StatusCode::BAD_REQUEST, "BadRequest"),
+        ("/v1/objects/todos/not-an-id", "{}", StatusCode::NOT_FOUND, "NotFound"),
+        ("/v1/objects/todos/0123456789abcdef01234567", "{}", StatusCode::NOT_FOUND, "NotFound"),
+    ];
+    for (path, body, status, reason) in cases {
+        let method = if path.matches('/').count() > 3 { Method::PUT } else { Method::POST };
+        let (got, res) = eds.call(method, path, None, Some(body)).await;
+        assert_eq!(got, status, "{path} {body}: {res}");
+        assert_eds_error(&res, reason);
+    }
+    let res = eds.app.client.post(format!("{}/v1/objects/todos", eds.app.base)).body("{}").send().await.unwrap();
+    assert_eq!(res.status(), StatusCode::BAD_REQUEST, "no Enginio-Backend-Id");
+    let res = eds
+        .app
+        .client
+        .post(format!("{}/v1/objects/todos", eds.app.base))
+        .header("Enginio-Backend-Id", "0123456789abcdef01234567")
+        .body("{}")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::NOT_FOUND, "unknown backend");
+}
+
+#[tokio::test]
+async fn objects_survive_a_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let args = || ServeArgs {
+        data_dir: Some(dir.path().to_owned()),
+        admin_email: Some(EMAIL.into()),
+        admin_password: Some(PASSWORD.into()),
+        ..open_args()
+    };
+    let app = spawn_in(args()).await;
+    let (_, token) = account_token(&app, PASSWORD).await;
+    let token = token["access_token"].as_str().unwrap().to_owned();
+    let (_, created) = app.post("/v1/account/apps", Some(&token), r#"{"name":"kept"}"#).await;
+    let backend = created["environments"][0]["id"].as_str().unwrap().to_owned();
+    let res = app
+        .client
+        .post(format!("{}/v1/objects/notes", app.base))
+        .header("Enginio-Backend-Id", &backend)
+        .body(r#"{"text":"remember"}"#)
+        .send()
+        .await
+        .unwrap();
+    let note: Value = res.json().await.unwrap();
+    app.stop().await;
+
+    let app = spawn_in(args()).await;
+    // The account token was stored (as a hash) and still works.
+    assert_eq!(app.get("/v1/account/apps", Some(&token)).await.0, StatusCode::OK);
+    let res = app
+        .client
+        .get(format!("{}/v1/objects/notes/{}", app.base, note["id"].as_str().unwrap()))
+        .header("Enginio-Backend-Id", &backend)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.json::<Value>().await.unwrap(), note);
+}
