@@ -18,6 +18,32 @@ use updraft_core::ids::ObjectId;
 
 pub use sqlite::{SqliteOptions, SqliteStore};
 
+/// Users are documents of type `users` plus a password hash kept apart, never in the document.
+pub trait Users: Send + Sync {
+    /// Creates a user document and its password in one transaction.
+    fn insert_user<'a>(
+        &'a self,
+        backend: &'a str,
+        properties: Map<String, Value>,
+        password_hash: &'a str,
+        author: Author<'a>,
+    ) -> BoxFuture<'a, Result<Value, StoreError>>;
+
+    fn set_password<'a>(
+        &'a self,
+        backend: &'a str,
+        user_id: ObjectId,
+        password_hash: &'a str,
+    ) -> BoxFuture<'a, Result<(), StoreError>>;
+
+    /// The user with this username and its password hash.
+    fn login<'a>(
+        &'a self,
+        backend: &'a str,
+        username: &'a str,
+    ) -> BoxFuture<'a, Result<Option<(Value, String)>, StoreError>>;
+}
+
 /// An application of the account, with one backend per environment.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct App {
@@ -65,6 +91,9 @@ pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
+    /// A unique property (a user's `username`) already has this value.
+    #[error("{property} has already been taken")]
+    Taken { property: &'static str },
     /// The database failed; the operation changed nothing.
     #[error("storage failure: {0}")]
     Database(String),
@@ -75,6 +104,9 @@ impl From<sqlx::Error> for StoreError {
         StoreError::Database(err.to_string())
     }
 }
+
+/// The object type of users; their usernames are unique per backend.
+pub const USERS: &str = "users";
 
 /// One collection of one backend: `("5376019e698b3c6ad500095a", "objects.todos")`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

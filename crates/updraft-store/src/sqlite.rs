@@ -11,7 +11,7 @@ use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePo
 use updraft_core::ids::ObjectId;
 
 use crate::document::{self, new_document};
-use crate::{Author, BoxFuture, Collection, Store, StoreError};
+use crate::{Author, BoxFuture, Collection, Store, StoreError, USERS};
 
 /// Each schema change is one step; `PRAGMA user_version` records how many have run.
 const MIGRATIONS: &[&str] = &[
@@ -35,6 +35,13 @@ const MIGRATIONS: &[&str] = &[
         secret TEXT NOT NULL
     )",
     "CREATE TABLE tokens (hash TEXT PRIMARY KEY, subject TEXT NOT NULL, expires_ms INTEGER NOT NULL)",
+    "CREATE UNIQUE INDEX users_by_username ON objects (backend, doc ->> '$.username') WHERE object_type = 'users'",
+    "CREATE TABLE passwords (
+        backend TEXT NOT NULL,
+        user_id TEXT NOT NULL,
+        hash TEXT NOT NULL,
+        PRIMARY KEY (backend, user_id)
+    ) WITHOUT ROWID",
 ];
 
 #[derive(Debug, Clone)]
@@ -111,6 +118,37 @@ fn parse_doc(text: &str) -> Result<Map<String, Value>, StoreError> {
     }
 }
 
+async fn insert_doc(
+    tx: &mut sqlx::SqliteConnection,
+    at: Collection<'_>,
+    id: ObjectId,
+    text: &str,
+    now: i64,
+) -> Result<(), StoreError> {
+    sqlx::query(
+        "INSERT INTO objects (backend, object_type, id, doc, created_ms, updated_ms)
+         VALUES (?, ?, ?, jsonb(?), ?, ?)",
+    )
+    .bind(at.backend)
+    .bind(at.object_type)
+    .bind(id.to_string())
+    .bind(text)
+    .bind(now)
+    .bind(now)
+    .execute(&mut *tx)
+    .await
+    .map_err(unique_violation)?;
+    Ok(())
+}
+
+/// The only unique constraint on documents is the username of users.
+fn unique_violation(err: sqlx::Error) -> StoreError {
+    match &err {
+        sqlx::Error::Database(db) if db.is_unique_violation() => StoreError::Taken { property: "username" },
+        _ => err.into(),
+    }
+}
+
 pub(crate) fn now_ms() -> i64 {
     SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64)
 }
@@ -127,18 +165,9 @@ impl Store for SqliteStore {
             let now = now_ms();
             let doc = new_document(at, id, properties, author, now);
             let text = Value::Object(doc).to_string();
-            sqlx::query(
-                "INSERT INTO objects (backend, object_type, id, doc, created_ms, updated_ms)
-                 VALUES (?, ?, ?, jsonb(?), ?, ?)",
-            )
-            .bind(at.backend)
-            .bind(at.object_type)
-            .bind(id.to_string())
-            .bind(&text)
-            .bind(now)
-            .bind(now)
-            .execute(&self.writer)
-            .await?;
+            let mut tx = self.writer.begin().await?;
+            insert_doc(&mut tx, at, id, &text, now).await?;
+            tx.commit().await?;
             Ok(serde_json::from_str(&text).expect("we just serialized it"))
         })
     }
@@ -180,7 +209,8 @@ impl Store for SqliteStore {
             .bind(at.object_type)
             .bind(id.to_string())
             .execute(&mut *tx)
-            .await?;
+            .await
+            .map_err(unique_violation)?;
             tx.commit().await?;
             Ok(Some(serde_json::from_str(&text).expect("we just serialized it")))
         })
@@ -188,14 +218,23 @@ impl Store for SqliteStore {
 
     fn delete<'a>(&'a self, at: Collection<'a>, id: ObjectId) -> BoxFuture<'a, Result<Option<Value>, StoreError>> {
         Box::pin(async move {
+            let mut tx = self.writer.begin().await?;
             let row: Option<(String,)> = sqlx::query_as(
                 "DELETE FROM objects WHERE backend = ? AND object_type = ? AND id = ? RETURNING json(doc)",
             )
             .bind(at.backend)
             .bind(at.object_type)
             .bind(id.to_string())
-            .fetch_optional(&self.writer)
+            .fetch_optional(&mut *tx)
             .await?;
+            if at.object_type == USERS {
+                sqlx::query("DELETE FROM passwords WHERE backend = ? AND user_id = ?")
+                    .bind(at.backend)
+                    .bind(id.to_string())
+                    .execute(&mut *tx)
+                    .await?;
+            }
+            tx.commit().await?;
             row.map(|(text,)| parse_doc(&text).map(Value::Object)).transpose()
         })
     }
@@ -204,3 +243,4 @@ impl Store for SqliteStore {
 mod tenants;
 #[cfg(test)]
 mod tests;
+mod users;

@@ -111,3 +111,30 @@ async fn apps_have_two_backends_and_take_their_data_when_deleted() {
     store.revoke_token("h1").await.unwrap();
     assert_eq!(store.token("h1").await.unwrap(), None, "revoked");
 }
+
+#[tokio::test]
+async fn usernames_are_unique_per_backend_and_passwords_stay_out_of_documents() {
+    use crate::{StoreError, USERS, Users};
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(&dir).await;
+    let john = store.insert_user("b1", props(json!({"username": "john"})), "hash1", None).await.unwrap();
+    assert!(john.get("password").is_none());
+    let again = store.insert_user("b1", props(json!({"username": "john"})), "hash2", None).await;
+    assert!(matches!(again, Err(StoreError::Taken { property: "username" })), "{again:?}");
+    store.insert_user("b2", props(json!({"username": "john"})), "hash3", None).await.unwrap();
+
+    let (doc, hash) = store.login("b1", "john").await.unwrap().unwrap();
+    assert_eq!((doc, hash.as_str()), (john.clone(), "hash1"));
+    let id = ObjectId::parse(john["id"].as_str().unwrap()).unwrap();
+    store.set_password("b1", id, "hash4").await.unwrap();
+    assert_eq!(store.login("b1", "john").await.unwrap().unwrap().1, "hash4");
+
+    let jane = store.insert_user("b1", props(json!({"username": "jane"})), "h", None).await.unwrap();
+    let jane_id = ObjectId::parse(jane["id"].as_str().unwrap()).unwrap();
+    let users = Collection { backend: "b1", object_type: USERS };
+    let renamed = store.update(users, jane_id, props(json!({"username": "john"})), None).await;
+    assert!(matches!(renamed, Err(StoreError::Taken { .. })), "renaming onto a taken username fails");
+
+    store.delete(users, id).await.unwrap();
+    assert_eq!(store.login("b1", "john").await.unwrap(), None);
+}

@@ -1,0 +1,72 @@
+//! Users in SQLite: documents in `objects`, password hashes in `passwords`.
+
+use serde_json::{Map, Value};
+use updraft_core::ids::ObjectId;
+
+use super::{SqliteStore, insert_doc, now_ms, parse_doc};
+use crate::document::new_document;
+use crate::{Author, BoxFuture, Collection, StoreError, USERS, Users};
+
+impl Users for SqliteStore {
+    fn insert_user<'a>(
+        &'a self,
+        backend: &'a str,
+        properties: Map<String, Value>,
+        password_hash: &'a str,
+        author: Author<'a>,
+    ) -> BoxFuture<'a, Result<Value, StoreError>> {
+        Box::pin(async move {
+            let at = Collection { backend, object_type: USERS };
+            let id = ObjectId::generate();
+            let now = now_ms();
+            let text = Value::Object(new_document(at, id, properties, author, now)).to_string();
+            let mut tx = self.writer.begin().await?;
+            insert_doc(&mut tx, at, id, &text, now).await?;
+            sqlx::query("INSERT INTO passwords (backend, user_id, hash) VALUES (?, ?, ?)")
+                .bind(backend)
+                .bind(id.to_string())
+                .bind(password_hash)
+                .execute(&mut *tx)
+                .await?;
+            tx.commit().await?;
+            Ok(serde_json::from_str(&text).expect("we just serialized it"))
+        })
+    }
+
+    fn set_password<'a>(
+        &'a self,
+        backend: &'a str,
+        user_id: ObjectId,
+        password_hash: &'a str,
+    ) -> BoxFuture<'a, Result<(), StoreError>> {
+        Box::pin(async move {
+            sqlx::query("INSERT OR REPLACE INTO passwords (backend, user_id, hash) VALUES (?, ?, ?)")
+                .bind(backend)
+                .bind(user_id.to_string())
+                .bind(password_hash)
+                .execute(&self.writer)
+                .await?;
+            Ok(())
+        })
+    }
+
+    fn login<'a>(
+        &'a self,
+        backend: &'a str,
+        username: &'a str,
+    ) -> BoxFuture<'a, Result<Option<(Value, String)>, StoreError>> {
+        Box::pin(async move {
+            // Uses the unique index on (backend, username).
+            let row: Option<(String, String)> = sqlx::query_as(
+                "SELECT json(o.doc), p.hash FROM objects o
+                 JOIN passwords p ON p.backend = o.backend AND p.user_id = o.id
+                 WHERE o.backend = ? AND o.object_type = 'users' AND o.doc ->> '$.username' = ?",
+            )
+            .bind(backend)
+            .bind(username)
+            .fetch_optional(&self.readers)
+            .await?;
+            row.map(|(text, hash)| Ok((Value::Object(parse_doc(&text)?), hash))).transpose()
+        })
+    }
+}
