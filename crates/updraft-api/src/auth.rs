@@ -39,6 +39,21 @@ pub fn credentials(headers: &HeaderMap) -> Result<Credentials, ApiError> {
     }
 }
 
+/// An argon2 hash (PHC string) of a password, with a fresh salt.
+pub fn hash_password(password: &str) -> Result<String, String> {
+    use argon2::password_hash::PasswordHasher;
+    use argon2::password_hash::phc::PasswordHash;
+    let hash: PasswordHash = argon2::Argon2::default().hash_password(password.as_bytes()).map_err(|e| e.to_string())?;
+    Ok(hash.to_string())
+}
+
+pub fn password_matches(hash: &str, password: &str) -> bool {
+    use argon2::password_hash::PasswordVerifier;
+    use argon2::password_hash::phc::PasswordHash;
+    PasswordHash::new(hash)
+        .is_ok_and(|hash| argon2::Argon2::default().verify_password(password.as_bytes(), &hash).is_ok())
+}
+
 /// Compares secrets in time independent of where they differ.
 pub fn same_secret(given: &str, expected: &str) -> bool {
     let (a, b) = (given.as_bytes(), expected.as_bytes());

@@ -86,7 +86,8 @@ impl Application {
         };
         let state = ApiState::new(ApiContext {
             store: store.clone(),
-            tenants: store,
+            tenants: store.clone(),
+            users: store,
             account,
             gateways: gateways.clone(),
             bus,

@@ -9,7 +9,7 @@ use axum::{Json, Router};
 use serde_json::{Value, json};
 use updraft_store::App;
 
-use super::{TOKEN_LIFETIME_SECS, issue_token, storage, token_subject};
+use super::{Form, TOKEN_LIFETIME_SECS, issue_token, storage, token_subject};
 use crate::ApiState;
 use crate::auth;
 use crate::body::{read_bytes, read_json};
@@ -25,11 +25,7 @@ pub struct AccountLogin {
 impl AccountLogin {
     /// Keeps only an argon2 hash of the password.
     pub fn new(email: &str, password: &str) -> Result<AccountLogin, String> {
-        use argon2::password_hash::PasswordHasher;
-        use argon2::password_hash::phc::PasswordHash;
-        let hash: PasswordHash =
-            argon2::Argon2::default().hash_password(password.as_bytes()).map_err(|err| err.to_string())?;
-        Ok(AccountLogin { email: email.to_owned(), password_hash: hash.to_string() })
+        Ok(AccountLogin { email: email.to_owned(), password_hash: auth::hash_password(password)? })
     }
 }
 
@@ -48,8 +44,8 @@ async fn token(State(state): State<ApiState>, body: Body) -> Response {
         Ok(bytes) => bytes,
         Err(err) => return EdsError(err).into_response(),
     };
-    let form: Vec<(String, String)> = serde_urlencoded::from_bytes(&bytes).unwrap_or_default();
-    let field = |name: &str| form.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str());
+    let form = Form::parse(&bytes);
+    let field = |name: &str| form.get(name);
     if field("grant_type") != Some("password") {
         return oauth_error("unsupported_grant_type", "grant_type must be password");
     }
@@ -59,7 +55,7 @@ async fn token(State(state): State<ApiState>, body: Body) -> Response {
     let Some(login) = &state.account else {
         return oauth_error("invalid_grant", "no account is configured on this server");
     };
-    if !username.eq_ignore_ascii_case(&login.email) || !password_matches(&login.password_hash, password) {
+    if !username.eq_ignore_ascii_case(&login.email) || !auth::password_matches(&login.password_hash, password) {
         return oauth_error("invalid_grant", "invalid username or password");
     }
     match issue_token(&state, ACCOUNT).await {
@@ -69,15 +65,8 @@ async fn token(State(state): State<ApiState>, body: Body) -> Response {
     }
 }
 
-fn password_matches(hash: &str, password: &str) -> bool {
-    use argon2::password_hash::PasswordVerifier;
-    use argon2::password_hash::phc::PasswordHash;
-    PasswordHash::new(hash)
-        .is_ok_and(|hash| argon2::Argon2::default().verify_password(password.as_bytes(), &hash).is_ok())
-}
-
 /// RFC 6749's error form plus the EDS `errors` array, so either kind of client understands it.
-fn oauth_error(error: &str, description: &str) -> Response {
+pub(super) fn oauth_error(error: &str, description: &str) -> Response {
     let body = json!({
         "error": error,
         "error_description": description,

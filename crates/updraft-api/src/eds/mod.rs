@@ -4,12 +4,15 @@
 //! `Enginio-Backend-Id`.
 
 mod account;
+mod oauth;
 mod objects;
+mod users;
 
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use axum::Router;
 use axum::extract::FromRequestParts;
+use axum::http::HeaderMap;
 use axum::http::request::Parts;
 use sha2::{Digest, Sha256};
 use updraft_store::{Backend, StoreError, TokenGrant};
@@ -21,7 +24,7 @@ use crate::error::{ApiError, Code, EdsError};
 pub use account::AccountLogin;
 
 pub fn routes() -> Router<ApiState> {
-    Router::new().merge(account::routes()).merge(objects::routes())
+    Router::new().merge(account::routes()).merge(oauth::routes()).merge(objects::routes()).merge(users::routes())
 }
 
 /// Seconds an access token lives, as EDS answered (`expires_in`).
@@ -36,10 +39,17 @@ fn now_ms() -> i64 {
     SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64)
 }
 
-/// Issues a token for `subject` and returns it; the caller shows it once.
+/// Seconds a refresh token lives.
+const REFRESH_LIFETIME_SECS: i64 = 30 * 24 * 3600;
+
+/// Issues an access token for `subject` and returns it; the caller shows it once.
 async fn issue_token(state: &ApiState, subject: &str) -> Result<String, EdsError> {
+    issue_token_for(state, subject, TOKEN_LIFETIME_SECS).await
+}
+
+async fn issue_token_for(state: &ApiState, subject: &str, lifetime_secs: i64) -> Result<String, EdsError> {
     let token = hex::encode(rand::random::<[u8; 32]>());
-    let grant = TokenGrant { subject: subject.to_owned(), expires_ms: now_ms() + TOKEN_LIFETIME_SECS * 1000 };
+    let grant = TokenGrant { subject: subject.to_owned(), expires_ms: now_ms() + lifetime_secs * 1000 };
     state.tenants.save_token(&token_hash(&token), grant).await.map_err(storage)?;
     Ok(token)
 }
@@ -63,6 +73,51 @@ enum Caller {
     Anonymous,
     /// The backend's instance secret: full access, bypassing ACLs (server-side use).
     Secret,
+    /// A user of this backend, by id, signed in with an access token.
+    User(String),
+}
+
+impl Caller {
+    /// The author recorded as `creator`/`updater`: users only.
+    fn author(&self) -> Option<&str> {
+        match self {
+            Caller::User(id) => Some(id),
+            Caller::Anonymous | Caller::Secret => None,
+        }
+    }
+}
+
+/// The token subject of a user's access token; tokens name their backend.
+fn user_subject(backend: &str, user_id: &str) -> String {
+    format!("user:{backend}:{user_id}")
+}
+
+/// The token subject of a user's refresh token.
+fn refresh_subject(backend: &str, user_id: &str) -> String {
+    format!("refresh:{backend}:{user_id}")
+}
+
+/// A form-urlencoded body (OAuth2 requests).
+struct Form(Vec<(String, String)>);
+
+impl Form {
+    fn parse(bytes: &[u8]) -> Form {
+        Form(serde_urlencoded::from_bytes(bytes).unwrap_or_default())
+    }
+
+    fn get(&self, name: &str) -> Option<&str> {
+        self.0.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str())
+    }
+}
+
+/// The backend named by `Enginio-Backend-Id`: 400 without one, 404 for an unknown one.
+async fn backend_of(state: &ApiState, headers: &HeaderMap) -> Result<Backend, EdsError> {
+    let id = headers
+        .get("enginio-backend-id")
+        .and_then(|v| v.to_str().ok())
+        .ok_or_else(|| ApiError::with_message(Code::BadRequest, "Enginio-Backend-Id header is required"))?;
+    let backend = state.tenants.backend(id).await.map_err(storage)?;
+    Ok(backend.ok_or_else(|| ApiError::with_message(Code::NotFound, "Unknown backend"))?)
 }
 
 /// The backend a data request names and who is calling.
@@ -75,22 +130,19 @@ impl FromRequestParts<ApiState> for DataRequest {
     type Rejection = EdsError;
 
     async fn from_request_parts(parts: &mut Parts, state: &ApiState) -> Result<DataRequest, EdsError> {
-        let id = parts
-            .headers
-            .get("enginio-backend-id")
-            .and_then(|v| v.to_str().ok())
-            .ok_or_else(|| ApiError::with_message(Code::BadRequest, "Enginio-Backend-Id header is required"))?;
-        let backend = state
-            .tenants
-            .backend(id)
-            .await
-            .map_err(storage)?
-            .ok_or_else(|| ApiError::with_message(Code::NotFound, "Unknown backend"))?;
-        let caller = match auth::credentials(&parts.headers)? {
+        let backend = backend_of(state, &parts.headers).await?;
+        let creds = auth::credentials(&parts.headers)?;
+        let caller = match &creds {
             Credentials::None => Caller::Anonymous,
-            Credentials::Bearer(token) if auth::same_secret(&token, &backend.secret) => Caller::Secret,
-            // User tokens come with the users API; until then, no other bearer is valid here.
-            Credentials::Bearer(_) | Credentials::Unusable => {
+            Credentials::Bearer(token) if auth::same_secret(token, &backend.secret) => Caller::Secret,
+            Credentials::Bearer(_) => {
+                let prefix = user_subject(&backend.id, "");
+                match token_subject(state, &creds).await? {
+                    Some(subject) if subject.starts_with(&prefix) => Caller::User(subject[prefix.len()..].to_owned()),
+                    _ => return Err(ApiError::with_message(Code::InvalidCredentials, "Invalid access token").into()),
+                }
+            }
+            Credentials::Unusable => {
                 return Err(ApiError::with_message(Code::InvalidCredentials, "Invalid access token").into());
             }
         };

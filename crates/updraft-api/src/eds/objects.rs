@@ -8,9 +8,9 @@ use axum::routing::get;
 use axum::{Json, Router};
 use serde_json::{Map, Value, json};
 use updraft_core::ids::ObjectId;
-use updraft_store::{Author, Collection};
+use updraft_store::Collection;
 
-use super::{Caller, DataRequest, storage};
+use super::{DataRequest, storage};
 use crate::ApiState;
 use crate::body::read_json;
 use crate::error::{ApiError, Code, EdsError};
@@ -39,12 +39,6 @@ fn not_found() -> ApiError {
     ApiError::with_message(Code::NotFound, "Object not found")
 }
 
-fn author(caller: &Caller) -> Author<'_> {
-    match caller {
-        Caller::Anonymous | Caller::Secret => None,
-    }
-}
-
 async fn object_body(state: &ApiState, body: Body) -> Result<Map<String, Value>, EdsError> {
     match read_json(body, state.limits.max_body_bytes).await? {
         Some(Value::Object(properties)) => Ok(properties),
@@ -62,7 +56,7 @@ async fn create(
     let object_type = object_type(&name)?;
     let properties = object_body(&state, body).await?;
     let at = Collection { backend: &request.backend.id, object_type: &object_type };
-    let doc = state.store.insert(at, properties, author(&request.caller)).await.map_err(storage)?;
+    let doc = state.store.insert(at, properties, request.caller.author()).await.map_err(storage)?;
     Ok((StatusCode::CREATED, Json(doc)).into_response())
 }
 
@@ -88,7 +82,7 @@ async fn update(
     let id = object_id(&id)?;
     let patch = object_body(&state, body).await?;
     let at = Collection { backend: &request.backend.id, object_type: &object_type };
-    let doc = state.store.update(at, id, patch, author(&request.caller)).await.map_err(storage)?;
+    let doc = state.store.update(at, id, patch, request.caller.author()).await.map_err(storage)?;
     Ok(Json(doc.ok_or_else(not_found)?).into_response())
 }
 

@@ -1,0 +1,117 @@
+//! OAuth2 for a backend's users: password and refresh grants, revocation, the current user.
+
+use axum::body::Body;
+use axum::extract::State;
+use axum::http::HeaderMap;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use serde_json::{Value, json};
+use updraft_core::ids::ObjectId;
+use updraft_store::{Collection, USERS};
+
+use super::account::oauth_error;
+use super::{
+    Caller, DataRequest, Form, REFRESH_LIFETIME_SECS, TOKEN_LIFETIME_SECS, backend_of, issue_token, issue_token_for,
+    refresh_subject, storage, token_hash, user_subject,
+};
+use crate::ApiState;
+use crate::auth;
+use crate::body::read_bytes;
+use crate::error::{ApiError, Code, EdsError};
+
+pub fn routes() -> Router<ApiState> {
+    Router::new()
+        .route("/v1/auth/oauth2/token", post(token))
+        .route("/v1/auth/oauth2/revoke", post(revoke))
+        .route("/v1/user", get(current_user))
+}
+
+async fn token(State(state): State<ApiState>, headers: HeaderMap, body: Body) -> Result<Response, EdsError> {
+    let backend = backend_of(&state, &headers).await?;
+    let form = Form::parse(&read_bytes(body, state.limits.max_body_bytes).await?);
+    let user = match form.get("grant_type") {
+        Some("password") => {
+            let (Some(username), Some(password)) = (form.get("username"), form.get("password")) else {
+                return Ok(oauth_error("invalid_request", "username and password are required"));
+            };
+            let found = state.users.login(&backend.id, username).await.map_err(storage)?;
+            let verified = match found {
+                Some((user, hash)) => {
+                    let password = password.to_owned();
+                    let ok = tokio::task::spawn_blocking(move || auth::password_matches(&hash, &password))
+                        .await
+                        .unwrap_or(false);
+                    ok.then_some(user)
+                }
+                None => None,
+            };
+            match verified {
+                Some(user) => user,
+                None => return Ok(oauth_error("invalid_grant", "invalid username or password")),
+            }
+        }
+        Some("refresh_token") => {
+            let Some(refresh) = form.get("refresh_token") else {
+                return Ok(oauth_error("invalid_request", "refresh_token is required"));
+            };
+            let prefix = refresh_subject(&backend.id, "");
+            let grant = state.tenants.token(&token_hash(refresh)).await.map_err(storage)?;
+            let user_id = grant.and_then(|g| g.subject.strip_prefix(&prefix).map(str::to_owned));
+            let user = match user_id.as_deref().and_then(ObjectId::parse) {
+                Some(id) => state
+                    .store
+                    .get(Collection { backend: &backend.id, object_type: USERS }, id)
+                    .await
+                    .map_err(storage)?,
+                None => None,
+            };
+            let Some(user) = user else {
+                return Ok(oauth_error("invalid_grant", "invalid or expired refresh token"));
+            };
+            // A refresh token is used once: the answer carries its successor.
+            state.tenants.revoke_token(&token_hash(refresh)).await.map_err(storage)?;
+            user
+        }
+        _ => return Ok(oauth_error("unsupported_grant_type", "grant_type must be password or refresh_token")),
+    };
+    let id = user["id"].as_str().unwrap_or_default().to_owned();
+    let access = issue_token(&state, &user_subject(&backend.id, &id)).await?;
+    let refresh = issue_token_for(&state, &refresh_subject(&backend.id, &id), REFRESH_LIFETIME_SECS).await?;
+    Ok(Json(json!({
+        "access_token": access,
+        "refresh_token": refresh,
+        "token_type": "bearer",
+        "expires_in": TOKEN_LIFETIME_SECS,
+        "enginio_data": { "user": user, "usergroups": [] },
+    }))
+    .into_response())
+}
+
+/// `token=<access or refresh token>`; answers 200 `{}` whether or not the token was known.
+async fn revoke(State(state): State<ApiState>, headers: HeaderMap, body: Body) -> Result<Response, EdsError> {
+    backend_of(&state, &headers).await?;
+    let form = Form::parse(&read_bytes(body, state.limits.max_body_bytes).await?);
+    let Some(token) = form.get("token") else {
+        return Ok(oauth_error("invalid_request", "token is required"));
+    };
+    state.tenants.revoke_token(&token_hash(token)).await.map_err(storage)?;
+    Ok(Json(json!({})).into_response())
+}
+
+/// The signed-in user with its groups (`usergroups` as `{id, objectType}` refs).
+async fn current_user(State(state): State<ApiState>, request: DataRequest) -> Result<Response, EdsError> {
+    let Caller::User(id) = &request.caller else {
+        return Err(ApiError::with_message(Code::AuthorizationRequired, "A user access token is required").into());
+    };
+    let at = Collection { backend: &request.backend.id, object_type: USERS };
+    let user = match ObjectId::parse(id) {
+        Some(id) => state.store.get(at, id).await.map_err(storage)?,
+        None => None,
+    };
+    let Some(Value::Object(mut user)) = user else {
+        return Err(ApiError::with_message(Code::InvalidCredentials, "The user no longer exists").into());
+    };
+    user.insert("usergroups".into(), json!([]));
+    Ok(Json(user).into_response())
+}

@@ -1,0 +1,141 @@
+//! Users: sign-up, read, update (password included), delete. Passwords are argon2-hashed and
+//! never part of a user document.
+
+use axum::body::Body;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use serde_json::{Map, Value, json};
+use updraft_core::ids::ObjectId;
+use updraft_store::{Collection, StoreError, USERS};
+
+use super::{Caller, DataRequest, storage};
+use crate::ApiState;
+use crate::auth;
+use crate::body::read_json;
+use crate::error::{ApiError, Code, EdsError};
+
+pub fn routes() -> Router<ApiState> {
+    Router::new().route("/v1/users", post(create)).route("/v1/users/{id}", get(show).put(update).delete(remove))
+}
+
+async fn user_body(state: &ApiState, body: Body) -> Result<Map<String, Value>, EdsError> {
+    match read_json(body, state.limits.max_body_bytes).await? {
+        Some(Value::Object(properties)) => Ok(properties),
+        None => Ok(Map::new()),
+        Some(_) => Err(ApiError::with_message(Code::BadRequest, "The body must be a JSON object").into()),
+    }
+}
+
+/// A present, non-blank string property; QtEnginio compares these error objects whole.
+fn required_text(properties: &Map<String, Value>, property: &'static str) -> Result<String, EdsError> {
+    match properties.get(property) {
+        Some(Value::String(text)) if !text.trim().is_empty() => Ok(text.clone()),
+        _ => Err(ApiError::field(property, "can't be blank").into()),
+    }
+}
+
+fn taken(err: StoreError) -> EdsError {
+    match err {
+        StoreError::Taken { property } => ApiError::field(property, "has already been taken").into(),
+        other => storage(other),
+    }
+}
+
+/// Argon2 is slow on purpose; keep it off the async workers.
+async fn hash(password: String) -> Result<String, EdsError> {
+    tokio::task::spawn_blocking(move || auth::hash_password(&password))
+        .await
+        .map_err(|_| EdsError(ApiError::new(Code::Internal)))?
+        .map_err(|err| {
+            tracing::error!(%err, "password hashing failed");
+            EdsError(ApiError::new(Code::Internal))
+        })
+}
+
+async fn create(State(state): State<ApiState>, request: DataRequest, body: Body) -> Result<Response, EdsError> {
+    let mut properties = user_body(&state, body).await?;
+    required_text(&properties, "username")?;
+    let password = required_text(&properties, "password")?;
+    properties.remove("password");
+    let password_hash = hash(password).await?;
+    let user = state
+        .users
+        .insert_user(&request.backend.id, properties, &password_hash, request.caller.author())
+        .await
+        .map_err(taken)?;
+    Ok((StatusCode::CREATED, Json(user)).into_response())
+}
+
+fn user_id(id: &str) -> Result<ObjectId, EdsError> {
+    ObjectId::parse(id).ok_or_else(|| not_found().into())
+}
+
+fn not_found() -> ApiError {
+    ApiError::with_message(Code::NotFound, "User not found")
+}
+
+async fn show(
+    State(state): State<ApiState>,
+    request: DataRequest,
+    Path(id): Path<String>,
+) -> Result<Response, EdsError> {
+    let at = Collection { backend: &request.backend.id, object_type: USERS };
+    let user = state.store.get(at, user_id(&id)?).await.map_err(storage)?.ok_or_else(not_found)?;
+    Ok(Json(user).into_response())
+}
+
+/// Until per-object ACLs land, a user is changed only by itself or the instance secret, as the
+/// default user template (`admin: [creator]`) allows.
+fn require_self(caller: &Caller, id: &str) -> Result<(), EdsError> {
+    match caller {
+        Caller::Secret => Ok(()),
+        Caller::User(me) if me == id => Ok(()),
+        Caller::User(_) => Err(ApiError::new(Code::AccessDenied).into()),
+        Caller::Anonymous => {
+            Err(ApiError::with_message(Code::AuthorizationRequired, "Sign in to change a user").into())
+        }
+    }
+}
+
+async fn update(
+    State(state): State<ApiState>,
+    request: DataRequest,
+    Path(id): Path<String>,
+    body: Body,
+) -> Result<Response, EdsError> {
+    let user = user_id(&id)?;
+    let at = Collection { backend: &request.backend.id, object_type: USERS };
+    state.store.get(at, user).await.map_err(storage)?.ok_or_else(not_found)?;
+    require_self(&request.caller, &id)?;
+    let mut patch = user_body(&state, body).await?;
+    if patch.contains_key("username") {
+        required_text(&patch, "username")?;
+    }
+    let password = match patch.remove("password") {
+        None => None,
+        Some(Value::String(password)) if !password.trim().is_empty() => Some(hash(password).await?),
+        Some(_) => return Err(ApiError::field("password", "can't be blank").into()),
+    };
+    let updated = state.store.update(at, user, patch, request.caller.author()).await.map_err(taken)?;
+    let updated = updated.ok_or_else(not_found)?;
+    if let Some(password_hash) = password {
+        state.users.set_password(&request.backend.id, user, &password_hash).await.map_err(storage)?;
+    }
+    Ok(Json(updated).into_response())
+}
+
+async fn remove(
+    State(state): State<ApiState>,
+    request: DataRequest,
+    Path(id): Path<String>,
+) -> Result<Response, EdsError> {
+    let user = user_id(&id)?;
+    let at = Collection { backend: &request.backend.id, object_type: USERS };
+    state.store.get(at, user).await.map_err(storage)?.ok_or_else(not_found)?;
+    require_self(&request.caller, &id)?;
+    state.store.delete(at, user).await.map_err(storage)?.ok_or_else(not_found)?;
+    Ok(Json(json!({})).into_response())
+}
