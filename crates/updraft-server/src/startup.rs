@@ -87,7 +87,8 @@ impl Application {
         let state = ApiState::new(ApiContext {
             store: store.clone(),
             tenants: store.clone(),
-            users: store,
+            users: store.clone(),
+            groups: store,
             account,
             gateways: gateways.clone(),
             bus,

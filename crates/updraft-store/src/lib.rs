@@ -44,6 +44,41 @@ pub trait Users: Send + Sync {
     ) -> BoxFuture<'a, Result<Option<(Value, String)>, StoreError>>;
 }
 
+/// Which users belong to which usergroups of a backend.
+pub trait Groups: Send + Sync {
+    /// Adds a member; false when it already was one.
+    fn add_member<'a>(
+        &'a self,
+        backend: &'a str,
+        group: ObjectId,
+        user: ObjectId,
+    ) -> BoxFuture<'a, Result<bool, StoreError>>;
+    /// Removes a member; false when it was none.
+    fn remove_member<'a>(
+        &'a self,
+        backend: &'a str,
+        group: ObjectId,
+        user: ObjectId,
+    ) -> BoxFuture<'a, Result<bool, StoreError>>;
+    /// The member users' documents, in the order they joined.
+    fn members<'a>(
+        &'a self,
+        backend: &'a str,
+        group: ObjectId,
+        page: Page,
+    ) -> BoxFuture<'a, Result<Vec<Value>, StoreError>>;
+    fn count_members<'a>(&'a self, backend: &'a str, group: ObjectId) -> BoxFuture<'a, Result<u64, StoreError>>;
+    /// Ids of the groups a user belongs to.
+    fn groups_of<'a>(&'a self, backend: &'a str, user: &'a str) -> BoxFuture<'a, Result<Vec<String>, StoreError>>;
+}
+
+/// A window of a list.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Page {
+    pub limit: u32,
+    pub offset: u32,
+}
+
 /// An application of the account, with one backend per environment.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct App {
@@ -107,6 +142,9 @@ impl From<sqlx::Error> for StoreError {
 
 /// The object type of users; their usernames are unique per backend.
 pub const USERS: &str = "users";
+
+/// The object type of usergroups.
+pub const USERGROUPS: &str = "usergroups";
 
 /// One collection of one backend: `("5376019e698b3c6ad500095a", "objects.todos")`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

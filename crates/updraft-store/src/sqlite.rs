@@ -11,7 +11,7 @@ use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePo
 use updraft_core::ids::ObjectId;
 
 use crate::document::{self, new_document};
-use crate::{Author, BoxFuture, Collection, Store, StoreError, USERS};
+use crate::{Author, BoxFuture, Collection, Store, StoreError, USERGROUPS, USERS};
 
 /// Each schema change is one step; `PRAGMA user_version` records how many have run.
 const MIGRATIONS: &[&str] = &[
@@ -42,6 +42,14 @@ const MIGRATIONS: &[&str] = &[
         hash TEXT NOT NULL,
         PRIMARY KEY (backend, user_id)
     ) WITHOUT ROWID",
+    "CREATE TABLE members (
+        backend TEXT NOT NULL,
+        group_id TEXT NOT NULL,
+        user_id TEXT NOT NULL,
+        added_ms INTEGER NOT NULL,
+        PRIMARY KEY (backend, group_id, user_id)
+    ) WITHOUT ROWID",
+    "CREATE INDEX members_by_user ON members (backend, user_id)",
 ];
 
 #[derive(Debug, Clone)]
@@ -233,6 +241,18 @@ impl Store for SqliteStore {
                     .bind(id.to_string())
                     .execute(&mut *tx)
                     .await?;
+                sqlx::query("DELETE FROM members WHERE backend = ? AND user_id = ?")
+                    .bind(at.backend)
+                    .bind(id.to_string())
+                    .execute(&mut *tx)
+                    .await?;
+            }
+            if at.object_type == USERGROUPS {
+                sqlx::query("DELETE FROM members WHERE backend = ? AND group_id = ?")
+                    .bind(at.backend)
+                    .bind(id.to_string())
+                    .execute(&mut *tx)
+                    .await?;
             }
             tx.commit().await?;
             row.map(|(text,)| parse_doc(&text).map(Value::Object)).transpose()
@@ -240,6 +260,7 @@ impl Store for SqliteStore {
     }
 }
 
+mod groups;
 mod tenants;
 #[cfg(test)]
 mod tests;

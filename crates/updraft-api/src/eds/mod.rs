@@ -6,6 +6,7 @@
 mod account;
 mod oauth;
 mod objects;
+mod usergroups;
 mod users;
 
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -24,7 +25,12 @@ use crate::error::{ApiError, Code, EdsError};
 pub use account::AccountLogin;
 
 pub fn routes() -> Router<ApiState> {
-    Router::new().merge(account::routes()).merge(oauth::routes()).merge(objects::routes()).merge(users::routes())
+    Router::new()
+        .merge(account::routes())
+        .merge(oauth::routes())
+        .merge(objects::routes())
+        .merge(users::routes())
+        .merge(usergroups::routes())
 }
 
 /// Seconds an access token lives, as EDS answered (`expires_in`).
@@ -95,6 +101,12 @@ fn user_subject(backend: &str, user_id: &str) -> String {
 /// The token subject of a user's refresh token.
 fn refresh_subject(backend: &str, user_id: &str) -> String {
     format!("refresh:{backend}:{user_id}")
+}
+
+/// A user's groups as EDS lists them: `[{"id", "objectType": "usergroups"}]`.
+async fn group_refs(state: &ApiState, backend: &str, user: &str) -> Result<serde_json::Value, EdsError> {
+    let ids = state.groups.groups_of(backend, user).await.map_err(storage)?;
+    Ok(ids.iter().map(|id| serde_json::json!({"id": id, "objectType": "usergroups"})).collect())
 }
 
 /// A form-urlencoded body (OAuth2 requests).

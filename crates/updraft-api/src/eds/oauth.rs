@@ -12,8 +12,8 @@ use updraft_store::{Collection, USERS};
 
 use super::account::oauth_error;
 use super::{
-    Caller, DataRequest, Form, REFRESH_LIFETIME_SECS, TOKEN_LIFETIME_SECS, backend_of, issue_token, issue_token_for,
-    refresh_subject, storage, token_hash, user_subject,
+    Caller, DataRequest, Form, REFRESH_LIFETIME_SECS, TOKEN_LIFETIME_SECS, backend_of, group_refs, issue_token,
+    issue_token_for, refresh_subject, storage, token_hash, user_subject,
 };
 use crate::ApiState;
 use crate::auth;
@@ -76,6 +76,7 @@ async fn token(State(state): State<ApiState>, headers: HeaderMap, body: Body) ->
         _ => return Ok(oauth_error("unsupported_grant_type", "grant_type must be password or refresh_token")),
     };
     let id = user["id"].as_str().unwrap_or_default().to_owned();
+    let usergroups = group_refs(&state, &backend.id, &id).await?;
     let access = issue_token(&state, &user_subject(&backend.id, &id)).await?;
     let refresh = issue_token_for(&state, &refresh_subject(&backend.id, &id), REFRESH_LIFETIME_SECS).await?;
     Ok(Json(json!({
@@ -83,7 +84,7 @@ async fn token(State(state): State<ApiState>, headers: HeaderMap, body: Body) ->
         "refresh_token": refresh,
         "token_type": "bearer",
         "expires_in": TOKEN_LIFETIME_SECS,
-        "enginio_data": { "user": user, "usergroups": [] },
+        "enginio_data": { "user": user, "usergroups": usergroups },
     }))
     .into_response())
 }
@@ -112,6 +113,6 @@ async fn current_user(State(state): State<ApiState>, request: DataRequest) -> Re
     let Some(Value::Object(mut user)) = user else {
         return Err(ApiError::with_message(Code::InvalidCredentials, "The user no longer exists").into());
     };
-    user.insert("usergroups".into(), json!([]));
+    user.insert("usergroups".into(), group_refs(&state, &request.backend.id, id).await?);
     Ok(Json(user).into_response())
 }

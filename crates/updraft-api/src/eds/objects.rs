@@ -31,7 +31,7 @@ fn object_type(name: &str) -> Result<String, EdsError> {
 }
 
 /// An id that is not 24 hex characters names no object.
-fn object_id(id: &str) -> Result<ObjectId, EdsError> {
+pub(super) fn object_id(id: &str) -> Result<ObjectId, EdsError> {
     ObjectId::parse(id).ok_or_else(|| not_found().into())
 }
 
@@ -39,7 +39,7 @@ fn not_found() -> ApiError {
     ApiError::with_message(Code::NotFound, "Object not found")
 }
 
-async fn object_body(state: &ApiState, body: Body) -> Result<Map<String, Value>, EdsError> {
+pub(super) async fn object_body(state: &ApiState, body: Body) -> Result<Map<String, Value>, EdsError> {
     match read_json(body, state.limits.max_body_bytes).await? {
         Some(Value::Object(properties)) => Ok(properties),
         None => Ok(Map::new()),
@@ -53,11 +53,8 @@ async fn create(
     Path(name): Path<String>,
     body: Body,
 ) -> Result<Response, EdsError> {
-    let object_type = object_type(&name)?;
     let properties = object_body(&state, body).await?;
-    let at = Collection { backend: &request.backend.id, object_type: &object_type };
-    let doc = state.store.insert(at, properties, request.caller.author()).await.map_err(storage)?;
-    Ok((StatusCode::CREATED, Json(doc)).into_response())
+    create_in(&state, &request, &object_type(&name)?, properties).await
 }
 
 async fn show(
@@ -65,13 +62,9 @@ async fn show(
     request: DataRequest,
     Path((name, id)): Path<(String, String)>,
 ) -> Result<Response, EdsError> {
-    let object_type = object_type(&name)?;
-    let at = Collection { backend: &request.backend.id, object_type: &object_type };
-    let doc = state.store.get(at, object_id(&id)?).await.map_err(storage)?.ok_or_else(not_found)?;
-    Ok(Json(doc).into_response())
+    show_in(&state, &request, &object_type(&name)?, &id).await
 }
 
-/// Merges the body into the object and answers the whole merged object.
 async fn update(
     State(state): State<ApiState>,
     request: DataRequest,
@@ -79,21 +72,63 @@ async fn update(
     body: Body,
 ) -> Result<Response, EdsError> {
     let object_type = object_type(&name)?;
-    let id = object_id(&id)?;
     let patch = object_body(&state, body).await?;
-    let at = Collection { backend: &request.backend.id, object_type: &object_type };
-    let doc = state.store.update(at, id, patch, request.caller.author()).await.map_err(storage)?;
-    Ok(Json(doc.ok_or_else(not_found)?).into_response())
+    update_in(&state, &request, &object_type, &id, patch).await
 }
 
-/// Answers 200 `{}`: some clients treat anything but 200 on DELETE as an error.
 async fn remove(
     State(state): State<ApiState>,
     request: DataRequest,
     Path((name, id)): Path<(String, String)>,
 ) -> Result<Response, EdsError> {
-    let object_type = object_type(&name)?;
-    let at = Collection { backend: &request.backend.id, object_type: &object_type };
-    state.store.delete(at, object_id(&id)?).await.map_err(storage)?.ok_or_else(not_found)?;
+    remove_in(&state, &request, &object_type(&name)?, &id).await
+}
+
+// The operations themselves, shared by every collection with plain object semantics.
+
+pub(super) async fn create_in(
+    state: &ApiState,
+    request: &DataRequest,
+    object_type: &str,
+    properties: Map<String, Value>,
+) -> Result<Response, EdsError> {
+    let at = Collection { backend: &request.backend.id, object_type };
+    let doc = state.store.insert(at, properties, request.caller.author()).await.map_err(storage)?;
+    Ok((StatusCode::CREATED, Json(doc)).into_response())
+}
+
+pub(super) async fn show_in(
+    state: &ApiState,
+    request: &DataRequest,
+    object_type: &str,
+    id: &str,
+) -> Result<Response, EdsError> {
+    let at = Collection { backend: &request.backend.id, object_type };
+    let doc = state.store.get(at, object_id(id)?).await.map_err(storage)?.ok_or_else(not_found)?;
+    Ok(Json(doc).into_response())
+}
+
+/// Merges the patch into the object and answers the whole merged object.
+pub(super) async fn update_in(
+    state: &ApiState,
+    request: &DataRequest,
+    object_type: &str,
+    id: &str,
+    patch: Map<String, Value>,
+) -> Result<Response, EdsError> {
+    let at = Collection { backend: &request.backend.id, object_type };
+    let doc = state.store.update(at, object_id(id)?, patch, request.caller.author()).await.map_err(storage)?;
+    Ok(Json(doc.ok_or_else(not_found)?).into_response())
+}
+
+/// Answers 200 `{}`: some clients treat anything but 200 on DELETE as an error.
+pub(super) async fn remove_in(
+    state: &ApiState,
+    request: &DataRequest,
+    object_type: &str,
+    id: &str,
+) -> Result<Response, EdsError> {
+    let at = Collection { backend: &request.backend.id, object_type };
+    state.store.delete(at, object_id(id)?).await.map_err(storage)?.ok_or_else(not_found)?;
     Ok(Json(json!({})).into_response())
 }

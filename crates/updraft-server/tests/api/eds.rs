@@ -344,3 +344,55 @@ async fn a_user_changes_only_itself_and_can_change_its_password() {
     assert_eq!(eds.call(Method::DELETE, &path, Some(&eds.secret), None).await.0, StatusCode::OK);
     assert_eq!(eds.login("john", "new").await.0, StatusCode::BAD_REQUEST);
 }
+
+#[tokio::test]
+async fn usergroups_hold_members_that_sign_in_with_their_groups() {
+    let eds = eds().await;
+    let (status, body) = eds.call(Method::POST, "/v1/usergroups", None, Some(r#"{"description":"x"}"#)).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert_eq!(
+        body,
+        json!({"errors": [{"message": "can't be blank", "property": "name", "reason": "ValidationFailed"}]})
+    );
+    let (status, group) = eds.call(Method::POST, "/v1/usergroups", None, Some(r#"{"name":"admins"}"#)).await;
+    assert_eq!(status, StatusCode::CREATED);
+    assert_eq!(group["objectType"], "usergroups");
+    let gid = group["id"].as_str().unwrap();
+    let (status, merged) =
+        eds.call(Method::PUT, &format!("/v1/usergroups/{gid}"), None, Some(r#"{"description":"d"}"#)).await;
+    assert_eq!((status, merged["name"].as_str()), (StatusCode::OK, Some("admins")));
+
+    let (_, john) = eds.call(Method::POST, "/v1/users", None, Some(r#"{"username":"john","password":"pw"}"#)).await;
+    let uid = john["id"].as_str().unwrap();
+    let members = format!("/v1/usergroups/{gid}/members");
+    let body = json!({"id": uid, "objectType": "users"}).to_string();
+    let (status, added) = eds.call(Method::POST, &members, None, Some(&body)).await;
+    assert_eq!(status, StatusCode::CREATED);
+    assert_eq!(added["id"], uid, "the answer is the user object");
+    assert_eq!(eds.call(Method::POST, &members, None, Some(&body)).await.0, StatusCode::OK);
+    let (_, list) = eds.call(Method::GET, &members, None, None).await;
+    assert_eq!(list["results"][0]["username"], "john");
+    assert_eq!(eds.call(Method::GET, &format!("{members}?count="), None, None).await.1, json!({"count": 1}));
+
+    let refs = json!([{"id": gid, "objectType": "usergroups"}]);
+    let (_, session) = eds.login("john", "pw").await;
+    assert_eq!(session["enginio_data"]["usergroups"], refs);
+    let (_, me) = eds.call(Method::GET, "/v1/user", Some(session["access_token"].as_str().unwrap()), None).await;
+    assert_eq!(me["usergroups"], refs);
+
+    let (status, body) = eds.call(Method::DELETE, &members, None, None).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "no body never means every member");
+    assert_eq!(body["errors"][0]["property"], "id");
+    let unknown = json!({"id": "0123456789abcdef01234567", "objectType": "users"}).to_string();
+    assert_eq!(eds.call(Method::POST, &members, None, Some(&unknown)).await.0, StatusCode::NOT_FOUND);
+    assert_eq!(eds.call(Method::DELETE, &members, None, Some(&body_of(uid))).await.0, StatusCode::OK);
+    assert_eq!(eds.call(Method::DELETE, &members, None, Some(&body_of(uid))).await.0, StatusCode::NOT_FOUND);
+    assert_eq!(
+        eds.call(Method::GET, "/v1/usergroups/0123456789abcdef01234567/members", None, None).await.0,
+        StatusCode::NOT_FOUND
+    );
+}
+
+fn body_of(user: &str) -> String {
+    json!({"id": user, "objectType": "users"}).to_string()
+}

@@ -138,3 +138,33 @@ async fn usernames_are_unique_per_backend_and_passwords_stay_out_of_documents() 
     store.delete(users, id).await.unwrap();
     assert_eq!(store.login("b1", "john").await.unwrap(), None);
 }
+
+#[tokio::test]
+async fn memberships_follow_users_and_groups() {
+    use crate::{Groups, Page, USERGROUPS, USERS, Users};
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(&dir).await;
+    let id_of = |doc: &Value| ObjectId::parse(doc["id"].as_str().unwrap()).unwrap();
+    let john = store.insert_user("b", props(json!({"username": "john"})), "h", None).await.unwrap();
+    let jane = store.insert_user("b", props(json!({"username": "jane"})), "h", None).await.unwrap();
+    let groups = Collection { backend: "b", object_type: USERGROUPS };
+    let admins = store.insert(groups, props(json!({"name": "admins"})), None).await.unwrap();
+    let (g, u1, u2) = (id_of(&admins), id_of(&john), id_of(&jane));
+
+    assert!(store.add_member("b", g, u1).await.unwrap());
+    assert!(!store.add_member("b", g, u1).await.unwrap(), "already a member");
+    assert!(store.add_member("b", g, u2).await.unwrap());
+    let page = Page { limit: 10, offset: 0 };
+    assert_eq!(store.members("b", g, page).await.unwrap(), vec![john.clone(), jane.clone()]);
+    assert_eq!(store.members("b", g, Page { limit: 1, offset: 1 }).await.unwrap(), vec![jane.clone()]);
+    assert_eq!(store.count_members("b", g).await.unwrap(), 2);
+    assert_eq!(store.groups_of("b", &u1.to_string()).await.unwrap(), vec![g.to_string()]);
+
+    assert!(store.remove_member("b", g, u1).await.unwrap());
+    assert!(!store.remove_member("b", g, u1).await.unwrap());
+    store.delete(Collection { backend: "b", object_type: USERS }, u2).await.unwrap();
+    assert_eq!(store.count_members("b", g).await.unwrap(), 0, "a deleted user leaves its groups");
+    store.add_member("b", g, u1).await.unwrap();
+    store.delete(groups, g).await.unwrap();
+    assert!(store.groups_of("b", &u1.to_string()).await.unwrap().is_empty(), "a deleted group has no members");
+}

@@ -1,0 +1,145 @@
+//! Usergroups (objects of type `usergroups` with a required `name`) and their members.
+
+use axum::body::Body;
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use serde_json::{Value, json};
+use updraft_core::ids::ObjectId;
+use updraft_store::{Collection, Page, USERGROUPS, USERS};
+
+use super::objects::{create_in, object_body, object_id, remove_in, show_in, update_in};
+use super::{DataRequest, storage};
+use crate::ApiState;
+use crate::body::read_json;
+use crate::error::{ApiError, Code, EdsError};
+
+pub fn routes() -> Router<ApiState> {
+    Router::new()
+        .route("/v1/usergroups", post(create))
+        .route("/v1/usergroups/{id}", get(show).put(update).delete(remove))
+        .route("/v1/usergroups/{id}/members", get(members).post(add_member).delete(remove_member))
+}
+
+fn require_name(properties: &serde_json::Map<String, Value>, required: bool) -> Result<(), EdsError> {
+    match properties.get("name") {
+        None if !required => Ok(()),
+        Some(Value::String(name)) if !name.trim().is_empty() => Ok(()),
+        _ => Err(ApiError::field("name", "can't be blank").into()),
+    }
+}
+
+async fn create(State(state): State<ApiState>, request: DataRequest, body: Body) -> Result<Response, EdsError> {
+    let properties = object_body(&state, body).await?;
+    require_name(&properties, true)?;
+    create_in(&state, &request, USERGROUPS, properties).await
+}
+
+async fn show(
+    State(state): State<ApiState>,
+    request: DataRequest,
+    Path(id): Path<String>,
+) -> Result<Response, EdsError> {
+    show_in(&state, &request, USERGROUPS, &id).await
+}
+
+async fn update(
+    State(state): State<ApiState>,
+    request: DataRequest,
+    Path(id): Path<String>,
+    body: Body,
+) -> Result<Response, EdsError> {
+    let patch = object_body(&state, body).await?;
+    require_name(&patch, false)?;
+    update_in(&state, &request, USERGROUPS, &id, patch).await
+}
+
+async fn remove(
+    State(state): State<ApiState>,
+    request: DataRequest,
+    Path(id): Path<String>,
+) -> Result<Response, EdsError> {
+    remove_in(&state, &request, USERGROUPS, &id).await
+}
+
+/// The group, which must exist.
+async fn group(state: &ApiState, request: &DataRequest, id: &str) -> Result<ObjectId, EdsError> {
+    let group = object_id(id)?;
+    let at = Collection { backend: &request.backend.id, object_type: USERGROUPS };
+    match state.store.get(at, group).await.map_err(storage)? {
+        Some(_) => Ok(group),
+        None => Err(ApiError::with_message(Code::NotFound, "Usergroup not found").into()),
+    }
+}
+
+/// The user a members body names: `{"id": "<userId>", "objectType": "users"}`.
+async fn member(state: &ApiState, request: &DataRequest, body: Body) -> Result<(ObjectId, Value), EdsError> {
+    let body = read_json(body, state.limits.max_body_bytes).await?;
+    // A body-less DELETE (QtEnginio's client cannot send one) must not mean "everyone".
+    let Some(id) = body.as_ref().and_then(|b| b.get("id")).and_then(Value::as_str) else {
+        return Err(ApiError::field("id", "A member must be given as {\"id\", \"objectType\": \"users\"}").into());
+    };
+    let kind = body.as_ref().and_then(|b| b.get("objectType")).and_then(Value::as_str).unwrap_or(USERS);
+    if kind != USERS {
+        return Err(ApiError::field("objectType", "Members are users").into());
+    }
+    let user_not_found = || EdsError(ApiError::with_message(Code::NotFound, "User not found"));
+    let user = ObjectId::parse(id).ok_or_else(user_not_found)?;
+    let at = Collection { backend: &request.backend.id, object_type: USERS };
+    let doc = state.store.get(at, user).await.map_err(storage)?.ok_or_else(user_not_found)?;
+    Ok((user, doc))
+}
+
+/// Answers the user object, as QtEnginio expects (`data.id == userId`).
+async fn add_member(
+    State(state): State<ApiState>,
+    request: DataRequest,
+    Path(id): Path<String>,
+    body: Body,
+) -> Result<Response, EdsError> {
+    let group = group(&state, &request, &id).await?;
+    let (user, doc) = member(&state, &request, body).await?;
+    let added = state.groups.add_member(&request.backend.id, group, user).await.map_err(storage)?;
+    let status = if added { StatusCode::CREATED } else { StatusCode::OK };
+    Ok((status, Json(doc)).into_response())
+}
+
+async fn remove_member(
+    State(state): State<ApiState>,
+    request: DataRequest,
+    Path(id): Path<String>,
+    body: Body,
+) -> Result<Response, EdsError> {
+    let group = group(&state, &request, &id).await?;
+    let (user, _) = member(&state, &request, body).await?;
+    if !state.groups.remove_member(&request.backend.id, group, user).await.map_err(storage)? {
+        return Err(ApiError::with_message(Code::NotFound, "Not a member").into());
+    }
+    Ok(Json(json!({})).into_response())
+}
+
+#[derive(serde::Deserialize)]
+struct MembersQuery {
+    limit: Option<u32>,
+    offset: Option<u32>,
+    count: Option<String>,
+}
+
+async fn members(
+    State(state): State<ApiState>,
+    request: DataRequest,
+    Path(id): Path<String>,
+    Query(query): Query<MembersQuery>,
+) -> Result<Response, EdsError> {
+    let group = group(&state, &request, &id).await?;
+    // Qt sends `count=`, other clients `count=1`: presence is what counts.
+    if query.count.is_some() {
+        let count = state.groups.count_members(&request.backend.id, group).await.map_err(storage)?;
+        return Ok(Json(json!({ "count": count })).into_response());
+    }
+    let page = Page { limit: query.limit.unwrap_or(100).min(1000), offset: query.offset.unwrap_or(0) };
+    let results = state.groups.members(&request.backend.id, group, page).await.map_err(storage)?;
+    Ok(Json(json!({ "results": results, "query": { "limit": page.limit, "offset": page.offset } })).into_response())
+}

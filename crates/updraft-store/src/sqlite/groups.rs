@@ -1,0 +1,91 @@
+//! Usergroup membership in SQLite.
+
+use serde_json::Value;
+use updraft_core::ids::ObjectId;
+
+use super::{SqliteStore, now_ms, parse_doc};
+use crate::{BoxFuture, Groups, Page, StoreError};
+
+impl Groups for SqliteStore {
+    fn add_member<'a>(
+        &'a self,
+        backend: &'a str,
+        group: ObjectId,
+        user: ObjectId,
+    ) -> BoxFuture<'a, Result<bool, StoreError>> {
+        Box::pin(async move {
+            let res =
+                sqlx::query("INSERT OR IGNORE INTO members (backend, group_id, user_id, added_ms) VALUES (?, ?, ?, ?)")
+                    .bind(backend)
+                    .bind(group.to_string())
+                    .bind(user.to_string())
+                    .bind(now_ms())
+                    .execute(&self.writer)
+                    .await?;
+            Ok(res.rows_affected() == 1)
+        })
+    }
+
+    fn remove_member<'a>(
+        &'a self,
+        backend: &'a str,
+        group: ObjectId,
+        user: ObjectId,
+    ) -> BoxFuture<'a, Result<bool, StoreError>> {
+        Box::pin(async move {
+            let res = sqlx::query("DELETE FROM members WHERE backend = ? AND group_id = ? AND user_id = ?")
+                .bind(backend)
+                .bind(group.to_string())
+                .bind(user.to_string())
+                .execute(&self.writer)
+                .await?;
+            Ok(res.rows_affected() == 1)
+        })
+    }
+
+    fn members<'a>(
+        &'a self,
+        backend: &'a str,
+        group: ObjectId,
+        page: Page,
+    ) -> BoxFuture<'a, Result<Vec<Value>, StoreError>> {
+        Box::pin(async move {
+            let rows: Vec<(String,)> = sqlx::query_as(
+                "SELECT json(o.doc) FROM members m
+                 JOIN objects o ON o.backend = m.backend AND o.object_type = 'users' AND o.id = m.user_id
+                 WHERE m.backend = ? AND m.group_id = ?
+                 ORDER BY m.added_ms, m.user_id LIMIT ? OFFSET ?",
+            )
+            .bind(backend)
+            .bind(group.to_string())
+            .bind(page.limit)
+            .bind(page.offset)
+            .fetch_all(&self.readers)
+            .await?;
+            rows.iter().map(|(text,)| parse_doc(text).map(Value::Object)).collect()
+        })
+    }
+
+    fn count_members<'a>(&'a self, backend: &'a str, group: ObjectId) -> BoxFuture<'a, Result<u64, StoreError>> {
+        Box::pin(async move {
+            let (n,): (i64,) = sqlx::query_as("SELECT count(*) FROM members WHERE backend = ? AND group_id = ?")
+                .bind(backend)
+                .bind(group.to_string())
+                .fetch_one(&self.readers)
+                .await?;
+            Ok(n as u64)
+        })
+    }
+
+    fn groups_of<'a>(&'a self, backend: &'a str, user: &'a str) -> BoxFuture<'a, Result<Vec<String>, StoreError>> {
+        Box::pin(async move {
+            let rows: Vec<(String,)> =
+                sqlx::query_as("SELECT group_id FROM members WHERE backend = ? AND user_id = ? ORDER BY group_id")
+                    .bind(backend)
+                    .bind(user)
+                    .fetch_all(&self.readers)
+                    .await?;
+            Ok(rows.into_iter().map(|(id,)| id).collect())
+        })
+    }
+}
