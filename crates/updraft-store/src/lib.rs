@@ -15,6 +15,7 @@ use std::pin::Pin;
 
 use serde_json::{Map, Value};
 use updraft_core::ids::ObjectId;
+use updraft_query::{Filter, Sort};
 
 pub use sqlite::{SqliteOptions, SqliteStore};
 
@@ -180,4 +181,18 @@ pub trait Store: Send + Sync {
 
     /// The deleted object, `None` when there was none.
     fn delete<'a>(&'a self, at: Collection<'a>, id: ObjectId) -> BoxFuture<'a, Result<Option<Value>, StoreError>>;
+
+    /// The objects matching `query.filter`, in `query.sort` order then by creation, one page of them.
+    /// The filter runs in the database, never over the collection in memory.
+    fn list<'a>(&'a self, at: Collection<'a>, query: ListQuery<'a>) -> BoxFuture<'a, Result<Vec<Value>, StoreError>>;
+
+    fn count<'a>(&'a self, at: Collection<'a>, filter: &'a Filter) -> BoxFuture<'a, Result<u64, StoreError>>;
+}
+
+/// A list request, parsed and validated.
+#[derive(Debug, Clone, Copy)]
+pub struct ListQuery<'a> {
+    pub filter: &'a Filter,
+    pub sort: &'a Sort,
+    pub page: Page,
 }

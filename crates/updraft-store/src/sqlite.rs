@@ -9,9 +9,10 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use serde_json::{Map, Value};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous};
 use updraft_core::ids::ObjectId;
+use updraft_query::sqlite::{self as query_sql, Bind};
 
 use crate::document::{self, new_document};
-use crate::{Author, BoxFuture, Collection, Store, StoreError, USERGROUPS, USERS};
+use crate::{Author, BoxFuture, Collection, ListQuery, Store, StoreError, USERGROUPS, USERS};
 
 /// Each schema change is one step; `PRAGMA user_version` records how many have run.
 const MIGRATIONS: &[&str] = &[
@@ -73,7 +74,9 @@ impl SqliteStore {
             .journal_mode(SqliteJournalMode::Wal)
             .synchronous(SqliteSynchronous::Full)
             .busy_timeout(Duration::from_secs(5))
-            .foreign_keys(true);
+            .foreign_keys(true)
+            // `$regex` filters compile to REGEXP, which SQLite leaves to the application.
+            .with_regexp();
         let writer = SqlitePoolOptions::new().max_connections(1).connect_with(connect.clone()).await?;
         migrate(&writer).await?;
         let readers = SqlitePoolOptions::new()
@@ -155,6 +158,21 @@ fn unique_violation(err: sqlx::Error) -> StoreError {
         sqlx::Error::Database(db) if db.is_unique_violation() => StoreError::Taken { property: "username" },
         _ => err.into(),
     }
+}
+
+/// Binds the compiled filter's values, in order.
+fn bind_all<'q>(
+    mut query: sqlx::query::QueryAs<'q, sqlx::Sqlite, (String,), sqlx::sqlite::SqliteArguments>,
+    binds: &'q [Bind],
+) -> sqlx::query::QueryAs<'q, sqlx::Sqlite, (String,), sqlx::sqlite::SqliteArguments> {
+    for bind in binds {
+        query = match bind {
+            Bind::Int(n) => query.bind(*n),
+            Bind::Real(x) => query.bind(*x),
+            Bind::Text(text) => query.bind(text.as_str()),
+        };
+    }
+    query
 }
 
 pub(crate) fn now_ms() -> i64 {
@@ -256,6 +274,49 @@ impl Store for SqliteStore {
             }
             tx.commit().await?;
             row.map(|(text,)| parse_doc(&text).map(Value::Object)).transpose()
+        })
+    }
+
+    fn list<'a>(&'a self, at: Collection<'a>, query: ListQuery<'a>) -> BoxFuture<'a, Result<Vec<Value>, StoreError>> {
+        Box::pin(async move {
+            let filter = query_sql::compile(query.filter, "doc");
+            let mut order = query_sql::order_by(query.sort, "doc");
+            if !order.is_empty() {
+                order.push_str(", ");
+            }
+            // The filter's SQL is built only from validated paths and `?` placeholders.
+            let sql = format!(
+                "SELECT json(doc) FROM objects WHERE backend = ? AND object_type = ? AND ({})
+                 ORDER BY {order}created_ms, id LIMIT ? OFFSET ?",
+                filter.where_clause
+            );
+            let rows =
+                bind_all(sqlx::query_as(sqlx::AssertSqlSafe(sql)).bind(at.backend).bind(at.object_type), &filter.binds)
+                    .bind(query.page.limit)
+                    .bind(query.page.offset)
+                    .fetch_all(&self.readers)
+                    .await?;
+            rows.iter().map(|(text,)| parse_doc(text).map(Value::Object)).collect()
+        })
+    }
+
+    fn count<'a>(
+        &'a self,
+        at: Collection<'a>,
+        filter: &'a updraft_query::Filter,
+    ) -> BoxFuture<'a, Result<u64, StoreError>> {
+        Box::pin(async move {
+            let filter = query_sql::compile(filter, "doc");
+            // Counted as text so that both queries share one row type, and so `bind_all`.
+            let sql = format!(
+                "SELECT CAST(count(*) AS TEXT) FROM objects WHERE backend = ? AND object_type = ? AND ({})",
+                filter.where_clause
+            );
+            let (n,) =
+                bind_all(sqlx::query_as(sqlx::AssertSqlSafe(sql)).bind(at.backend).bind(at.object_type), &filter.binds)
+                    .fetch_one(&self.readers)
+                    .await?;
+            Ok(n.parse().unwrap_or(0))
         })
     }
 }

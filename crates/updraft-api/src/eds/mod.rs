@@ -4,6 +4,7 @@
 //! `Enginio-Backend-Id`.
 
 mod account;
+mod list;
 mod oauth;
 mod objects;
 mod usergroups;

@@ -2,7 +2,7 @@
 
 use axum::body::Body;
 use axum::extract::{Path, State};
-use axum::http::StatusCode;
+use axum::http::{StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
@@ -17,7 +17,7 @@ use crate::error::{ApiError, Code, EdsError};
 
 pub fn routes() -> Router<ApiState> {
     Router::new()
-        .route("/v1/objects/{object_type}", axum::routing::post(create))
+        .route("/v1/objects/{object_type}", get(list).post(create))
         .route("/v1/objects/{object_type}/{id}", get(show).put(update).delete(remove))
 }
 
@@ -45,6 +45,15 @@ pub(super) async fn object_body(state: &ApiState, body: Body) -> Result<Map<Stri
         None => Ok(Map::new()),
         Some(_) => Err(ApiError::with_message(Code::BadRequest, "The body must be a JSON object").into()),
     }
+}
+
+async fn list(
+    State(state): State<ApiState>,
+    request: DataRequest,
+    Path(name): Path<String>,
+    uri: Uri,
+) -> Result<Response, EdsError> {
+    super::list::list(&state, &request, &object_type(&name)?, &uri).await
 }
 
 async fn create(

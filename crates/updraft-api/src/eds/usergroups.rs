@@ -2,9 +2,9 @@
 
 use axum::body::Body;
 use axum::extract::{Path, Query, State};
-use axum::http::StatusCode;
+use axum::http::{StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
+use axum::routing::get;
 use axum::{Json, Router};
 use serde_json::{Value, json};
 use updraft_core::ids::ObjectId;
@@ -18,7 +18,7 @@ use crate::error::{ApiError, Code, EdsError};
 
 pub fn routes() -> Router<ApiState> {
     Router::new()
-        .route("/v1/usergroups", post(create))
+        .route("/v1/usergroups", get(list).post(create))
         .route("/v1/usergroups/{id}", get(show).put(update).delete(remove))
         .route("/v1/usergroups/{id}/members", get(members).post(add_member).delete(remove_member))
 }
@@ -29,6 +29,10 @@ fn require_name(properties: &serde_json::Map<String, Value>, required: bool) -> 
         Some(Value::String(name)) if !name.trim().is_empty() => Ok(()),
         _ => Err(ApiError::field("name", "can't be blank").into()),
     }
+}
+
+async fn list(State(state): State<ApiState>, request: DataRequest, uri: Uri) -> Result<Response, EdsError> {
+    super::list::list(&state, &request, USERGROUPS, &uri).await
 }
 
 async fn create(State(state): State<ApiState>, request: DataRequest, body: Body) -> Result<Response, EdsError> {

@@ -3,9 +3,9 @@
 
 use axum::body::Body;
 use axum::extract::{Path, State};
-use axum::http::StatusCode;
+use axum::http::{StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
+use axum::routing::get;
 use axum::{Json, Router};
 use serde_json::{Map, Value, json};
 use updraft_core::ids::ObjectId;
@@ -18,7 +18,9 @@ use crate::body::read_json;
 use crate::error::{ApiError, Code, EdsError};
 
 pub fn routes() -> Router<ApiState> {
-    Router::new().route("/v1/users", post(create)).route("/v1/users/{id}", get(show).put(update).delete(remove))
+    Router::new()
+        .route("/v1/users", get(list).post(create))
+        .route("/v1/users/{id}", get(show).put(update).delete(remove))
 }
 
 async fn user_body(state: &ApiState, body: Body) -> Result<Map<String, Value>, EdsError> {
@@ -53,6 +55,10 @@ async fn hash(password: String) -> Result<String, EdsError> {
             tracing::error!(%err, "password hashing failed");
             EdsError(ApiError::new(Code::Internal))
         })
+}
+
+async fn list(State(state): State<ApiState>, request: DataRequest, uri: Uri) -> Result<Response, EdsError> {
+    super::list::list(&state, &request, USERS, &uri).await
 }
 
 async fn create(State(state): State<ApiState>, request: DataRequest, body: Body) -> Result<Response, EdsError> {

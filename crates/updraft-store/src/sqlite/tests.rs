@@ -168,3 +168,41 @@ async fn memberships_follow_users_and_groups() {
     store.delete(groups, g).await.unwrap();
     assert!(store.groups_of("b", &u1.to_string()).await.unwrap().is_empty(), "a deleted group has no members");
 }
+
+#[tokio::test]
+async fn lists_filter_sort_and_page_in_the_database() {
+    use updraft_query::{Filter, Sort};
+
+    use crate::{ListQuery, Page};
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(&dir).await;
+    for (title, n, tags) in
+        [("b", 2, json!(["x"])), ("a", 1, json!(["x", "y"])), ("c", 3, json!([])), ("B", 4, json!(["y"]))]
+    {
+        store.insert(TODOS, props(json!({"title": title, "n": n, "tags": tags})), None).await.unwrap();
+    }
+    let other = Collection { object_type: "objects.other", ..TODOS };
+    store.insert(other, props(json!({"title": "a", "n": 1})), None).await.unwrap();
+
+    let titles = |docs: Vec<Value>| docs.iter().map(|d| d["title"].as_str().unwrap().to_owned()).collect::<Vec<_>>();
+    let filter = Filter::parse(&json!({"tags": "x"})).unwrap();
+    let sort = Sort::parse(&json!([{"sortBy": "title", "direction": "asc"}])).unwrap();
+    let page = Page { limit: 10, offset: 0 };
+    let found = store.list(TODOS, ListQuery { filter: &filter, sort: &sort, page }).await.unwrap();
+    assert_eq!(titles(found), ["a", "b"]);
+
+    let all = Filter::parse(&json!({})).unwrap();
+    let by_n_desc = Sort::parse(&json!([{"sortBy": "n", "direction": "desc"}])).unwrap();
+    let second_page = Page { limit: 2, offset: 1 };
+    let found = store.list(TODOS, ListQuery { filter: &all, sort: &by_n_desc, page: second_page }).await.unwrap();
+    assert_eq!(titles(found), ["c", "b"]);
+    let unsorted = Sort::parse(&json!([])).unwrap();
+    let found = store.list(TODOS, ListQuery { filter: &all, sort: &unsorted, page }).await.unwrap();
+    assert_eq!(titles(found), ["b", "a", "c", "B"], "creation order by default");
+
+    let regex = Filter::parse(&json!({"title": {"$regex": "^b$", "$options": "i"}})).unwrap();
+    assert_eq!(store.count(TODOS, &regex).await.unwrap(), 2);
+    let range = Filter::parse(&json!({"n": {"$gte": 2, "$lt": 4}})).unwrap();
+    assert_eq!(store.count(TODOS, &range).await.unwrap(), 2);
+    assert_eq!(store.count(TODOS, &all).await.unwrap(), 4, "other collections are not counted");
+}

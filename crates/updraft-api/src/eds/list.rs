@@ -1,0 +1,68 @@
+//! Listing a collection: `q`, `sort`, `limit`, `offset`, `count` (shared/spec/qtc-api.md §2.1).
+//! Every list answer echoes the query, which QtEnginio's test helpers read back.
+
+use axum::Json;
+use axum::http::Uri;
+use axum::response::{IntoResponse, Response};
+use serde_json::{Value, json};
+use updraft_query::{Filter, QueryError, Sort};
+use updraft_store::{Collection, ListQuery, Page};
+
+use super::{DataRequest, storage};
+use crate::ApiState;
+use crate::error::{ApiError, Code, EdsError};
+
+const DEFAULT_LIMIT: u32 = 100;
+const MAX_LIMIT: u32 = 1000;
+
+/// Answers `GET` on a collection.
+pub(super) async fn list(
+    state: &ApiState,
+    request: &DataRequest,
+    object_type: &str,
+    uri: &Uri,
+) -> Result<Response, EdsError> {
+    let params: Vec<(String, String)> = serde_urlencoded::from_str(uri.query().unwrap_or("")).unwrap_or_default();
+    let param = |name: &str| params.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str());
+
+    let q = json_param(param("q"), "q", json!({}))?;
+    let filter = Filter::parse(&q).map_err(bad_query)?;
+    let sort_value = json_param(param("sort"), "sort", json!([]))?;
+    let sort = Sort::parse(&sort_value).map_err(bad_query)?;
+    let at = Collection { backend: &request.backend.id, object_type };
+
+    // Qt sends `count=`, other clients `count=1`: presence is what counts.
+    if param("count").is_some() {
+        let count = state.store.count(at, &filter).await.map_err(storage)?;
+        return Ok(Json(json!({ "count": count })).into_response());
+    }
+    let limit = number_param(param("limit"), "limit", DEFAULT_LIMIT)?.min(MAX_LIMIT);
+    let offset = number_param(param("offset"), "offset", 0)?;
+    let page = Page { limit, offset };
+    let results = state.store.list(at, ListQuery { filter: &filter, sort: &sort, page }).await.map_err(storage)?;
+    let query = json!({ "query": q, "limit": limit, "offset": offset, "sort": sort_value });
+    Ok(Json(json!({ "results": results, "query": query })).into_response())
+}
+
+/// A JSON-encoded parameter; absent or empty is `default`.
+fn json_param(raw: Option<&str>, name: &'static str, default: Value) -> Result<Value, EdsError> {
+    match raw.map(str::trim) {
+        None | Some("") => Ok(default),
+        Some(text) => serde_json::from_str(text)
+            .map_err(|_| ApiError::with_message(Code::BadRequest, format!("{name} is not valid JSON")).into()),
+    }
+}
+
+fn number_param(raw: Option<&str>, name: &'static str, default: u32) -> Result<u32, EdsError> {
+    match raw.map(str::trim) {
+        None | Some("") => Ok(default),
+        Some(text) => text.parse().map_err(|_| {
+            ApiError::with_message(Code::BadRequest, format!("{name} must be a non-negative integer")).into()
+        }),
+    }
+}
+
+/// An invalid query is a 400 naming the property when there is one.
+fn bad_query(err: QueryError) -> EdsError {
+    EdsError(ApiError::with_message(Code::BadRequest, err.to_string()))
+}

@@ -1,0 +1,394 @@
+//! Compiles the AST to SQLite SQL over a JSON(B) document column.
+//!
+//! The output uses `json_type`, `->>`, `json_array_length` and `json_each` (SQLite ≥ 3.45 for JSONB; the
+//! bundled SQLite of sqlx 0.9 is 3.51). Array-any semantics become
+//! `EXISTS (SELECT 1 FROM json_each(doc, '$.tags') AS j1 WHERE ...)`.
+//!
+//! Every generated predicate is 0 or 1, never NULL: type tests use `IS`, and values are compared only once
+//! their type is known. That keeps `NOT` (from `$ne`, `$nin`, `$not`, `$nor`) in two-valued logic, as in the
+//! evaluator.
+//!
+//! `$regex` compiles to `value REGEXP ?`. SQLite has no REGEXP function of its own; the connection must register
+//! one built on the `regex` crate, which sqlx does safely with its `regexp` feature and
+//! `SqliteConnectOptions::with_regexp()`. Without it SQLite rejects the statement ("no such function"), so a
+//! misconfigured store fails loudly instead of matching differently.
+
+use crate::ast::{Clause, CmpOp, Direction, ElemMatch, Filter, Literal, Op, Path, Scalar, Sort};
+
+/// A WHERE fragment with anonymous `?` placeholders, and their values in order.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Sql {
+    pub where_clause: String,
+    pub binds: Vec<Bind>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum Bind {
+    Int(i64),
+    Real(f64),
+    Text(String),
+}
+
+/// Compiles `filter` into a predicate over `column`, which holds one JSON object per row.
+///
+/// `column` is trusted SQL, such as `doc` or `o.doc`; it must be a plain (optionally qualified) identifier.
+/// `{}` compiles to `1`.
+pub fn compile(filter: &Filter, column: &str) -> Sql {
+    assert_identifier(column);
+    let mut compiler = Compiler { column, binds: Vec::new(), n_aliases: 0 };
+    let where_clause = compiler.filter(filter, &Target::Path("$".to_owned()));
+    Sql { where_clause, binds: compiler.binds }
+}
+
+/// The ORDER BY terms for `sort` over `column`, comma-separated, without the keywords; empty for no keys.
+///
+/// Each key orders by type rank, then by value, matching [`Sort::compare`]. Strings compare by code point because
+/// `->>` yields TEXT with the BINARY collation. Append a unique tie-breaker (such as the id) for a total order.
+pub fn order_by(sort: &Sort, column: &str) -> String {
+    assert_identifier(column);
+    let mut terms = Vec::with_capacity(sort.keys.len() * 2);
+    for key in &sort.keys {
+        let path = format!("'{}'", json_path(&key.path));
+        let dir = match key.direction {
+            Direction::Asc => "ASC",
+            Direction::Desc => "DESC",
+        };
+        // Keep in sync with `eval::type_rank`.
+        terms.push(format!(
+            "CASE json_type({column}, {path}) WHEN 'integer' THEN 1 WHEN 'real' THEN 1 WHEN 'text' THEN 2 \
+             WHEN 'object' THEN 3 WHEN 'array' THEN 4 WHEN 'true' THEN 5 WHEN 'false' THEN 5 ELSE 0 END {dir}"
+        ));
+        terms.push(format!(
+            "CASE WHEN json_type({column}, {path}) IN ('integer', 'real', 'text', 'true', 'false') \
+             THEN {column} ->> {path} END {dir}"
+        ));
+    }
+    terms.join(", ")
+}
+
+/// Where a condition looks: a JSON path into the column, or the current element of a `json_each`.
+enum Target {
+    /// A path known at compile time, such as `$.a.b`.
+    Path(String),
+    /// An SQL expression computing a path at run time, such as `(j1.fullkey || '.b')`.
+    DynPath(String),
+    /// The current row of the `json_each` with this alias.
+    Elem(String),
+}
+
+impl Target {
+    /// The path as an SQL expression.
+    fn path(&self) -> String {
+        match self {
+            Target::Path(path) => format!("'{path}'"),
+            Target::DynPath(expr) => expr.clone(),
+            Target::Elem(alias) => format!("{alias}.fullkey"),
+        }
+    }
+
+    /// `suffix` is built from validated segments or integers, e.g. `.id` or `[2]`.
+    fn child(&self, suffix: &str) -> Target {
+        match self {
+            Target::Path(path) => Target::Path(format!("{path}{suffix}")),
+            Target::DynPath(_) | Target::Elem(_) => Target::DynPath(format!("({} || '{suffix}')", self.path())),
+        }
+    }
+}
+
+struct Compiler<'a> {
+    column: &'a str,
+    binds: Vec<Bind>,
+    n_aliases: usize,
+}
+
+/// Builds an SQL condition on a target. Binds must be pushed in the order their `?` appear in the text.
+type Pred<'p> = &'p dyn Fn(&mut Compiler<'_>, &Target) -> String;
+
+impl Compiler<'_> {
+    fn filter(&mut self, filter: &Filter, root: &Target) -> String {
+        let parts = filter.clauses.iter().map(|it| self.clause(it, root)).collect();
+        join(parts, "AND", "1")
+    }
+
+    fn clause(&mut self, clause: &Clause, root: &Target) -> String {
+        match clause {
+            Clause::Field { path, ops } => {
+                let target = root.child(&format!(".{path}"));
+                self.ops(ops, &target)
+            }
+            Clause::And(filters) => {
+                let parts = filters.iter().map(|it| self.filter(it, root)).collect();
+                join(parts, "AND", "1")
+            }
+            Clause::Or(filters) => {
+                let parts = filters.iter().map(|it| self.filter(it, root)).collect();
+                join(parts, "OR", "0")
+            }
+            Clause::Nor(filters) => {
+                let parts = filters.iter().map(|it| self.filter(it, root)).collect();
+                format!("(NOT {})", join(parts, "OR", "0"))
+            }
+        }
+    }
+
+    fn ops(&mut self, ops: &[Op], target: &Target) -> String {
+        let parts = ops.iter().map(|it| self.op(it, target)).collect();
+        join(parts, "AND", "1")
+    }
+
+    fn op(&mut self, op: &Op, target: &Target) -> String {
+        match op {
+            Op::Eq(literal) => self.eq(literal, target),
+            Op::In(literals) => {
+                let parts = literals.iter().map(|it| self.eq(it, target)).collect();
+                join(parts, "OR", "0")
+            }
+            Op::All(literals) => {
+                let parts = literals.iter().map(|it| self.eq(it, target)).collect();
+                join(parts, "AND", "0")
+            }
+            Op::Cmp(op, scalar) => self.self_or_any(target, &|c, t| c.compare(*op, scalar, t)),
+            Op::Exists(true) => format!("({} IS NOT NULL)", self.ty(target)),
+            Op::Exists(false) => format!("({} IS NULL)", self.ty(target)),
+            Op::Regex(pattern) => self.self_or_any(target, &|c, t| {
+                c.binds.push(Bind::Text(pattern.source().to_owned()));
+                format!("({} IS 'text' AND {} REGEXP ?)", c.ty(t), c.val(t))
+            }),
+            Op::Size(n) => match i64::try_from(*n) {
+                Ok(n) => {
+                    self.binds.push(Bind::Int(n));
+                    format!(
+                        "({} IS 'array' AND json_array_length({}, {}) = ?)",
+                        self.ty(target),
+                        self.column,
+                        target.path()
+                    )
+                }
+                Err(_) => "0".to_owned(),
+            },
+            Op::ElemMatch(ElemMatch::Ops(ops)) => self.each(target, &|c, elem| c.ops(ops, elem)),
+            Op::ElemMatch(ElemMatch::Filter(filter)) => self.each(target, &|c, elem| {
+                let ty = c.ty(elem);
+                format!("({ty} IS 'object' AND {})", c.filter(filter, elem))
+            }),
+            Op::Not(ops) => format!("(NOT {})", self.ops(ops, target)),
+        }
+    }
+
+    fn eq(&mut self, literal: &Literal, target: &Target) -> String {
+        let any = self.self_or_any(target, &|c, t| c.strict_eq(literal, t));
+        match literal {
+            Literal::Null => format!("({} IS NULL OR {any})", self.ty(target)),
+            _ => any,
+        }
+    }
+
+    fn strict_eq(&mut self, literal: &Literal, target: &Target) -> String {
+        let ty = self.ty(target);
+        match literal {
+            Literal::Null => format!("({ty} IS 'null')"),
+            Literal::Bool(true) => format!("({ty} IS 'true')"),
+            Literal::Bool(false) => format!("({ty} IS 'false')"),
+            Literal::Number(n) => {
+                self.binds.push(number_bind(n));
+                format!("(({ty} IS 'integer' OR {ty} IS 'real') AND {} = ?)", self.val(target))
+            }
+            Literal::String(s) => {
+                self.binds.push(Bind::Text(s.clone()));
+                format!("({ty} IS 'text' AND {} = ?)", self.val(target))
+            }
+            Literal::Array(items) => {
+                let mut parts = vec![
+                    format!("({ty} IS 'array')"),
+                    format!("(json_array_length({}, {}) = {})", self.column, target.path(), items.len()),
+                ];
+                for (idx, item) in items.iter().enumerate() {
+                    parts.push(self.strict_eq(item, &target.child(&format!("[{idx}]"))));
+                }
+                join(parts, "AND", "1")
+            }
+            Literal::Object(fields) => {
+                let mut parts = vec![format!("({ty} IS 'object')")];
+                for (key, value) in fields {
+                    parts.push(self.strict_eq(value, &target.child(&format!(".{}", key.as_str()))));
+                }
+                join(parts, "AND", "1")
+            }
+        }
+    }
+
+    fn compare(&mut self, op: CmpOp, scalar: &Scalar, target: &Target) -> String {
+        let (ty, val) = (self.ty(target), self.val(target));
+        let sql_op = match op {
+            CmpOp::Gt => ">",
+            CmpOp::Gte => ">=",
+            CmpOp::Lt => "<",
+            CmpOp::Lte => "<=",
+        };
+        match scalar {
+            Scalar::Number(n) => {
+                self.binds.push(number_bind(n));
+                format!("(({ty} IS 'integer' OR {ty} IS 'real') AND {val} {sql_op} ?)")
+            }
+            Scalar::String(s) => {
+                self.binds.push(Bind::Text(s.clone()));
+                format!("({ty} IS 'text' AND {val} {sql_op} ?)")
+            }
+        }
+    }
+
+    /// MongoDB's array rule: `pred` holds for the value itself or for one of its elements.
+    fn self_or_any(&mut self, target: &Target, pred: Pred<'_>) -> String {
+        let itself = pred(self, target);
+        let any = self.each(target, pred);
+        format!("({itself} OR {any})")
+    }
+
+    /// Whether the target is an array with an element satisfying `pred`.
+    fn each(&mut self, target: &Target, pred: Pred<'_>) -> String {
+        self.n_aliases += 1;
+        let alias = format!("j{}", self.n_aliases);
+        let ty = self.ty(target);
+        let path = target.path();
+        let cond = pred(self, &Target::Elem(alias.clone()));
+        format!(
+            "({ty} IS 'array' AND EXISTS (SELECT 1 FROM json_each({}, {path}) AS {alias} WHERE {cond}))",
+            self.column
+        )
+    }
+
+    fn ty(&self, target: &Target) -> String {
+        match target {
+            Target::Elem(alias) => format!("{alias}.type"),
+            _ => format!("json_type({}, {})", self.column, target.path()),
+        }
+    }
+
+    fn val(&self, target: &Target) -> String {
+        match target {
+            Target::Elem(alias) => format!("{alias}.value"),
+            _ => format!("({} ->> {})", self.column, target.path()),
+        }
+    }
+}
+
+fn number_bind(n: &serde_json::Number) -> Bind {
+    match n.as_i64() {
+        Some(it) => Bind::Int(it),
+        None => Bind::Real(n.as_f64().unwrap_or(f64::NAN)),
+    }
+}
+
+fn json_path(path: &Path) -> String {
+    format!("$.{path}")
+}
+
+/// Joins as a balanced tree, so long `$in` lists stay far below SQLite's expression depth limit of 1000.
+fn join(mut parts: Vec<String>, op: &str, empty: &str) -> String {
+    match parts.len() {
+        0 => empty.to_owned(),
+        1 => parts.pop().unwrap_or_default(),
+        n => {
+            let right = parts.split_off(n / 2);
+            format!("({} {op} {})", join(parts, op, empty), join(right, op, empty))
+        }
+    }
+}
+
+fn assert_identifier(column: &str) {
+    let ok = column.split('.').all(|part| {
+        part.bytes().next().is_some_and(|b| b.is_ascii_alphabetic() || b == b'_')
+            && part.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')
+    });
+    assert!(ok, "column must be an SQL identifier, got {column:?}");
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    fn sql(q: serde_json::Value) -> Sql {
+        compile(&Filter::parse(&q).unwrap(), "doc")
+    }
+
+    #[test]
+    fn empty_filter_is_true() {
+        assert_eq!(sql(json!({})), Sql { where_clause: "1".to_owned(), binds: vec![] });
+    }
+
+    #[test]
+    fn string_equality() {
+        let res = sql(json!({"username": "john"}));
+        assert_eq!(
+            res.where_clause,
+            "((json_type(doc, '$.username') IS 'text' AND (doc ->> '$.username') = ?) OR \
+             (json_type(doc, '$.username') IS 'array' AND EXISTS (SELECT 1 FROM json_each(doc, '$.username') AS j1 \
+             WHERE (j1.type IS 'text' AND j1.value = ?))))"
+        );
+        assert_eq!(res.binds, [Bind::Text("john".into()), Bind::Text("john".into())]);
+    }
+
+    #[test]
+    fn values_are_bound_never_spliced() {
+        let evil = "x' OR 1=1 --";
+        let res = sql(json!({"a": evil, "b": {"$regex": evil}, "c": {"$gt": evil}, "d": {"e": evil}}));
+        assert!(!res.where_clause.contains("OR 1=1"), "{}", res.where_clause);
+        assert_eq!(res.binds.iter().filter(|it| **it == Bind::Text(evil.into())).count(), 8);
+    }
+
+    #[test]
+    fn numbers_bind_as_int_or_real() {
+        assert_eq!(sql(json!({"n": {"$gt": 2}})).binds, [Bind::Int(2), Bind::Int(2)]);
+        assert_eq!(sql(json!({"n": {"$lt": 2.5}})).binds, [Bind::Real(2.5), Bind::Real(2.5)]);
+        assert_eq!(sql(json!({"n": {"$size": 3}})).binds, [Bind::Int(3)]);
+    }
+
+    #[test]
+    fn empty_lists() {
+        assert_eq!(sql(json!({"a": {"$in": []}})).where_clause, "0");
+        assert_eq!(sql(json!({"a": {"$nin": []}})).where_clause, "(NOT 0)");
+        assert_eq!(sql(json!({"a": {"$all": []}})).where_clause, "0");
+    }
+
+    #[test]
+    fn long_in_lists_are_balanced() {
+        let values: Vec<i64> = (0..512).collect();
+        let res = sql(json!({"a": {"$in": values}}));
+        let mut depth = 0usize;
+        let mut max_depth = 0usize;
+        for c in res.where_clause.chars() {
+            match c {
+                '(' => depth += 1,
+                ')' => depth -= 1,
+                _ => (),
+            }
+            max_depth = max_depth.max(depth);
+        }
+        assert!(max_depth < 40, "{max_depth}");
+        assert_eq!(res.binds.len(), 1024);
+    }
+
+    #[test]
+    fn elem_match_paths_are_relative_to_the_element() {
+        let res = sql(json!({"items": {"$elemMatch": {"ref.id": "X"}}}));
+        assert!(res.where_clause.contains("json_each(doc, '$.items') AS j1"), "{}", res.where_clause);
+        assert!(res.where_clause.contains("json_type(doc, (j1.fullkey || '.ref.id'))"), "{}", res.where_clause);
+    }
+
+    #[test]
+    fn order_by_terms() {
+        let sort = Sort::parse(&json!([{"sortBy": "title", "direction": "desc"}])).unwrap();
+        let terms = order_by(&sort, "o.doc");
+        assert!(terms.starts_with("CASE json_type(o.doc, '$.title') WHEN 'integer' THEN 1"), "{terms}");
+        assert!(terms.ends_with("THEN o.doc ->> '$.title' END DESC"), "{terms}");
+        assert_eq!(order_by(&Sort { keys: vec![] }, "doc"), "");
+    }
+
+    #[test]
+    fn column_must_be_an_identifier() {
+        let res = std::panic::catch_unwind(|| compile(&Filter { clauses: vec![] }, "doc; DROP TABLE x"));
+        assert!(res.is_err());
+    }
+}

@@ -1,0 +1,333 @@
+//! The compiled SQLite SQL must select and order exactly what the in-memory evaluator does.
+
+use std::str::FromStr;
+
+use proptest::prelude::*;
+use serde_json::{Map, Value, json};
+use sqlx::{
+    AssertSqlSafe, Connection,
+    sqlite::{SqliteConnectOptions, SqliteConnection},
+};
+use updraft_query::{
+    Filter, Sort,
+    sqlite::{self, Bind},
+};
+
+const KEYS: &[&str] = &["a", "b", "c"];
+const PATHS: &[&str] = &["a", "b", "c", "a", "b", "c", "a.b", "a.c", "b.a", "a.b.c"];
+const STRINGS: &[&str] = &["a", "b", "ab", "B", "é😀", "", "a\"\\\n", "\u{0}b"];
+const PATTERNS: &[&str] = &["^a", "b$", "a", "é", "^$", ".", "^[ab]+$"];
+
+struct Db {
+    conn: SqliteConnection,
+}
+
+impl Db {
+    async fn new(docs: &[Value]) -> Db {
+        let options = SqliteConnectOptions::from_str("sqlite::memory:").unwrap().with_regexp();
+        let mut conn = SqliteConnection::connect_with(&options).await.unwrap();
+        sqlx::query("CREATE TABLE obj (id INTEGER PRIMARY KEY, doc BLOB NOT NULL)").execute(&mut conn).await.unwrap();
+        for (id, doc) in docs.iter().enumerate() {
+            sqlx::query("INSERT INTO obj (id, doc) VALUES (?, jsonb(?))")
+                .bind(id as i64)
+                .bind(doc.to_string())
+                .execute(&mut conn)
+                .await
+                .unwrap();
+        }
+        Db { conn }
+    }
+
+    /// The ids of the rows matching `filter`, ordered by `sort` and then by id.
+    async fn select(&mut self, filter: &Filter, sort: &Sort) -> Result<Vec<i64>, sqlx::Error> {
+        let compiled = sqlite::compile(filter, "doc");
+        let order = sqlite::order_by(sort, "doc");
+        let order = if order.is_empty() { "id".to_owned() } else { format!("{order}, id") };
+        let text = format!("SELECT id FROM obj WHERE {} ORDER BY {order}", compiled.where_clause);
+        let mut query = sqlx::query_scalar(AssertSqlSafe(text));
+        for bind in compiled.binds {
+            query = match bind {
+                Bind::Int(it) => query.bind(it),
+                Bind::Real(it) => query.bind(it),
+                Bind::Text(it) => query.bind(it),
+            };
+        }
+        query.fetch_all(&mut self.conn).await
+    }
+}
+
+/// What the evaluator selects, in the same order as `Db::select`.
+fn expected(docs: &[Value], filter: &Filter, sort: &Sort) -> Vec<i64> {
+    let mut hits: Vec<(i64, &Value)> =
+        docs.iter().enumerate().filter(|(_, doc)| filter.matches(doc)).map(|(id, doc)| (id as i64, doc)).collect();
+    // Stable, and `hits` is in id order, so ties stay ordered by id as in SQL.
+    hits.sort_by(|a, b| sort.compare(a.1, b.1));
+    hits.into_iter().map(|(id, _)| id).collect()
+}
+
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap()
+}
+
+fn check(docs: &[Value], queries: &[(Value, Value)]) -> Result<(), TestCaseError> {
+    runtime().block_on(async {
+        let mut db = Db::new(docs).await;
+        for (q, sort) in queries {
+            let filter = Filter::parse(q).map_err(|e| TestCaseError::fail(format!("{q} does not parse: {e}")))?;
+            let sort = Sort::parse(sort).map_err(|e| TestCaseError::fail(format!("{sort} does not parse: {e}")))?;
+            let got = db.select(&filter, &sort).await.map_err(|e| TestCaseError::fail(format!("{q}: {e}")))?;
+            prop_assert_eq!(got, expected(docs, &filter, &sort), "q = {}", q);
+        }
+        Ok(())
+    })
+}
+
+fn key() -> impl Strategy<Value = String> {
+    prop::sample::select(KEYS).prop_map(str::to_owned)
+}
+
+fn path() -> impl Strategy<Value = String> {
+    prop::sample::select(PATHS).prop_map(str::to_owned)
+}
+
+fn string() -> impl Strategy<Value = Value> {
+    prop::sample::select(STRINGS).prop_map(Value::from)
+}
+
+fn number() -> impl Strategy<Value = Value> {
+    prop_oneof![(-1i64..=2).prop_map(Value::from), prop::sample::select(&[-0.5, 1.5, 2.0][..]).prop_map(Value::from)]
+}
+
+fn scalar() -> impl Strategy<Value = Value> {
+    prop_oneof![Just(Value::Null), any::<bool>().prop_map(Value::from), number(), string()]
+}
+
+fn value(depth: u32) -> impl Strategy<Value = Value> {
+    scalar().prop_recursive(depth, 16, 4, |inner| {
+        prop_oneof![
+            prop::collection::vec(inner.clone(), 0..4).prop_map(Value::Array),
+            prop::collection::btree_map(key(), inner, 0..3).prop_map(|it| Value::Object(it.into_iter().collect())),
+        ]
+    })
+}
+
+/// Mostly scalars, so that equality literals often hit.
+fn literal() -> impl Strategy<Value = Value> {
+    prop_oneof![4 => scalar(), 1 => value(2)]
+}
+
+fn doc() -> impl Strategy<Value = Value> {
+    let field = prop_oneof![2 => scalar(), 1 => value(3)];
+    prop::collection::btree_map(key(), field, 1..4).prop_map(|it| Value::Object(it.into_iter().collect()))
+}
+
+/// One operator and its operand, without nested operators.
+fn leaf_op() -> impl Strategy<Value = (String, Value)> {
+    let op = |name: &'static str| Just(name.to_owned());
+    prop_oneof![
+        (prop::sample::select(&["$eq", "$ne"][..]).prop_map(str::to_owned), literal()),
+        (
+            prop::sample::select(&["$gt", "$gte", "$lt", "$lte"][..]).prop_map(str::to_owned),
+            prop_oneof![number(), string()]
+        ),
+        (
+            prop::sample::select(&["$in", "$nin", "$all"][..]).prop_map(str::to_owned),
+            prop::collection::vec(literal(), 0..4).prop_map(Value::Array)
+        ),
+        (op("$exists"), any::<bool>().prop_map(Value::from)),
+        (op("$size"), (0u64..3).prop_map(Value::from)),
+    ]
+}
+
+/// An operator object such as `{"$gt": 1, "$lt": 3}`.
+fn ops() -> impl Strategy<Value = Value> {
+    let regex = (prop::sample::select(PATTERNS), prop::bool::ANY).prop_map(|(pattern, case_insensitive)| {
+        let mut map = Map::new();
+        map.insert("$regex".to_owned(), pattern.into());
+        if case_insensitive {
+            map.insert("$options".to_owned(), "i".into());
+        }
+        map
+    });
+    let flat = prop_oneof![
+        4 => prop::collection::vec(leaf_op(), 1..3).prop_map(|it| it.into_iter().collect::<Map<_, _>>()),
+        1 => regex,
+    ];
+    flat.prop_recursive(2, 8, 2, |inner| {
+        prop_oneof![
+            inner.clone().prop_map(|it| json!({"$not": it}).as_object().unwrap().clone()),
+            inner.prop_map(|it| json!({"$elemMatch": it}).as_object().unwrap().clone()),
+        ]
+    })
+    .prop_map(Value::Object)
+}
+
+fn filter() -> impl Strategy<Value = Value> {
+    let condition = prop_oneof![literal(), ops()];
+    let leaf =
+        prop::collection::vec((path(), condition), 0..3).prop_map(|it| Value::Object(it.into_iter().collect())).boxed();
+    leaf.clone().prop_recursive(3, 12, 3, move |inner| {
+        let non_empty = inner.clone().prop_map(|it| match it {
+            Value::Object(map) if map.is_empty() => json!({"a": {"$exists": true}}),
+            it => it,
+        });
+        prop_oneof![
+            3 => leaf.clone(),
+            2 => (prop::sample::select(&["$and", "$or", "$nor"][..]), prop::collection::vec(inner.clone(), 1..3))
+                .prop_map(|(op, filters)| json!({ op: filters })),
+            1 => (path(), non_empty).prop_map(|(path, sub)| json!({ path: {"$elemMatch": sub} })),
+        ]
+    })
+}
+
+fn sort() -> impl Strategy<Value = Value> {
+    prop::collection::vec((path(), prop::sample::select(&["asc", "desc"][..])), 0..3).prop_map(|keys| {
+        Value::Array(keys.into_iter().map(|(path, dir)| json!({"sortBy": path, "direction": dir})).collect())
+    })
+}
+
+/// Any JSON built from operator and field names: most of it is rejected, the rest must still agree.
+fn arbitrary_q() -> impl Strategy<Value = Value> {
+    let names = prop::sample::select(
+        &[
+            "a",
+            "b",
+            "a.b",
+            "$eq",
+            "$ne",
+            "$gt",
+            "$lt",
+            "$in",
+            "$nin",
+            "$all",
+            "$exists",
+            "$size",
+            "$regex",
+            "$options",
+            "$elemMatch",
+            "$not",
+            "$and",
+            "$or",
+            "$nor",
+            "$foo",
+        ][..],
+    )
+    .prop_map(str::to_owned);
+    let leaf = prop_oneof![scalar(), Just(json!("i")), Just(json!("^a"))];
+    leaf.prop_recursive(4, 24, 3, move |inner| {
+        prop_oneof![
+            prop::collection::vec(inner.clone(), 0..3).prop_map(Value::Array),
+            prop::collection::btree_map(names.clone(), inner, 0..3)
+                .prop_map(|it| Value::Object(it.into_iter().collect())),
+        ]
+    })
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 1000, ..ProptestConfig::default() })]
+
+    #[test]
+    fn whatever_parses_agrees(docs in prop::collection::vec(doc(), 10..20), q in arbitrary_q()) {
+        if Filter::parse(&q).is_ok() {
+            check(&docs, &[(q, json!([]))])?;
+        }
+    }
+
+    #[test]
+    fn sqlite_agrees_with_the_evaluator(
+        docs in prop::collection::vec(doc(), 10..30),
+        queries in prop::collection::vec((filter(), sort()), 1..6),
+    ) {
+        check(&docs, &queries)?;
+    }
+}
+
+#[test]
+fn spec_examples_agree() {
+    let docs = vec![
+        json!({"completed": true, "title": "b", "count": 5, "username": "a"}),
+        json!({"completed": false, "title": "A", "count": 25, "username": "logintest"}),
+        json!({"title": "a", "file": {"id": "f1", "objectType": "files"}, "track": {"id": "t1"}}),
+        json!({"title": "é", "file": null, "tags": ["x", "y"], "track": {"id": "t2"}}),
+        json!({"todoList": {"id": "L", "objectType": "objects.todoLists"}, "updatedAt": "2014-01-02"}),
+        json!({"todoList": {"id": "M", "objectType": "objects.todoLists"}, "updatedAt": "2014-01-01"}),
+        json!({"id": "X", "count": 0.5}),
+    ];
+    let queries: Vec<(Value, Value)> = vec![
+        (json!({"completed": true}), json!([{"sortBy": "updatedAt", "direction": "desc"}])),
+        (json!({"username": {"$in": ["a", "b"]}}), json!([{"sortBy": "username", "direction": "asc"}])),
+        (json!({"count": {"$in": [0, 5, 25, 20, 50]}}), json!([])),
+        (json!({"file": {"$ne": null}}), json!([])),
+        (json!({"file": null}), json!([])),
+        (json!({"$or": [{"completed": true}, {"title": "a"}]}), json!([{"sortBy": "title"}])),
+        (json!({"track.id": {"$in": ["t1", "t2"]}}), json!([])),
+        (json!({"todoList": {"id": "L", "objectType": "objects.todoLists"}}), json!([])),
+        (json!({"id": "X"}), json!([])),
+        (json!({}), json!([{"sortBy": "title"}, {"sortBy": "count", "direction": "desc"}])),
+        (json!({"title": {"$regex": "^A", "$options": "i"}}), json!([{"sortBy": "title"}])),
+        (json!({"tags": {"$all": ["y", "x"], "$size": 2}}), json!([])),
+        (json!({"tags": {"$elemMatch": {"$gt": "x"}}}), json!([])),
+    ];
+    runtime().block_on(async {
+        let mut db = Db::new(&docs).await;
+        let expected_ids: Vec<Vec<i64>> = vec![
+            vec![0],
+            vec![0],
+            vec![0, 1],
+            vec![2],
+            vec![0, 1, 3, 4, 5, 6],
+            vec![2, 0],
+            vec![2, 3],
+            vec![4],
+            vec![6],
+            vec![6, 4, 5, 1, 2, 0, 3],
+            vec![1, 2],
+            vec![3],
+            vec![3],
+        ];
+        for ((q, sort), expected_ids) in queries.iter().zip(expected_ids) {
+            let filter = Filter::parse(q).unwrap();
+            let sort = Sort::parse(sort).unwrap();
+            assert_eq!(expected(&docs, &filter, &sort), expected_ids, "evaluator, q = {q}");
+            assert_eq!(db.select(&filter, &sort).await.unwrap(), expected_ids, "sqlite, q = {q}");
+        }
+    });
+}
+
+#[test]
+fn largest_filter_runs_in_sqlite() {
+    let values: Vec<Value> = (0..1000).map(|it| json!(format!("v{it}"))).collect();
+    let q = json!({"a": {"$in": values}, "b": {"$nin": [1, 2, 3]}});
+    let filter = Filter::parse(&q).unwrap();
+    let docs = vec![json!({"a": "v999"}), json!({"a": ["x", "v0"], "b": 2}), json!({"a": "v1000"})];
+    runtime().block_on(async {
+        let mut db = Db::new(&docs).await;
+        let sort = Sort { keys: vec![] };
+        assert_eq!(db.select(&filter, &sort).await.unwrap(), [0]);
+    });
+}
+
+#[test]
+fn deepest_filter_runs_in_sqlite() {
+    // Alternate the nesting kinds that add subqueries and NOTs, up to the parser's depth cap.
+    let mut q = json!({"a": {"$elemMatch": {"$not": {"$gt": 1}}}});
+    for level in 0.. {
+        let next = match level % 3 {
+            0 => json!({"$or": [q.clone(), {"b": null}]}),
+            1 => json!({"a": {"$elemMatch": q.clone()}}),
+            _ => json!({"$nor": [q.clone()]}),
+        };
+        if Filter::parse(&next).is_err() {
+            break;
+        }
+        q = next;
+    }
+    let filter = Filter::parse(&q).unwrap();
+    assert!(q.to_string().matches("$elemMatch").count() >= 7, "{q}");
+    let docs = vec![json!({"a": [{"a": [0]}]}), json!({"b": 1})];
+    runtime().block_on(async {
+        let mut db = Db::new(&docs).await;
+        let sort = Sort { keys: vec![] };
+        assert_eq!(db.select(&filter, &sort).await.unwrap(), expected(&docs, &filter, &sort));
+    });
+}
