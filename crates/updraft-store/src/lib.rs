@@ -21,13 +21,15 @@ pub use sqlite::{SqliteOptions, SqliteStore};
 
 /// Users are documents of type `users` plus a password hash kept apart, never in the document.
 pub trait Users: Send + Sync {
-    /// Creates a user document and its password in one transaction.
+    /// Creates a user document and its password in one transaction. In `acl`, `creator` is the
+    /// new user itself.
     fn insert_user<'a>(
         &'a self,
         backend: &'a str,
         properties: Map<String, Value>,
         password_hash: &'a str,
         author: Author<'a>,
+        acl: Acl,
     ) -> BoxFuture<'a, Result<Value, StoreError>>;
 
     fn set_password<'a>(
@@ -127,6 +129,9 @@ pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
+    /// The caller may see the object but lacks the permission the operation needs.
+    #[error("access denied")]
+    Forbidden,
     /// A unique property (a user's `username`) already has this value.
     #[error("{property} has already been taken")]
     Taken { property: &'static str },
@@ -155,38 +160,161 @@ pub struct Collection<'a> {
     pub object_type: &'a str,
 }
 
+/// Who may do what with one object. Subjects are `*` (everyone), `users.<id>`,
+/// `usergroups.<id>`; in a template, `creator` stands for the user who creates the object.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Acl {
+    pub read: Vec<String>,
+    pub update: Vec<String>,
+    pub delete: Vec<String>,
+    pub admin: Vec<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Permission {
+    Read,
+    Update,
+    Delete,
+    Admin,
+}
+
+/// The placeholder of templates, resolved when an object is created.
+pub const CREATOR: &str = "creator";
+
+impl Acl {
+    pub fn subjects(&self, permission: Permission) -> &[String] {
+        match permission {
+            Permission::Read => &self.read,
+            Permission::Update => &self.update,
+            Permission::Delete => &self.delete,
+            Permission::Admin => &self.admin,
+        }
+    }
+
+    pub fn subjects_mut(&mut self, permission: Permission) -> &mut Vec<String> {
+        match permission {
+            Permission::Read => &mut self.read,
+            Permission::Update => &mut self.update,
+            Permission::Delete => &mut self.delete,
+            Permission::Admin => &mut self.admin,
+        }
+    }
+
+    /// `admin` implies every other permission.
+    pub fn allows(&self, permission: Permission, access: Access<'_>) -> bool {
+        let Access::Subjects(mine) = access else { return true };
+        let listed = |p: Permission| self.subjects(p).iter().any(|s| mine.contains(s));
+        listed(permission) || listed(Permission::Admin)
+    }
+
+    /// Replaces `creator` with the creating user, or drops it for an anonymous creation.
+    pub fn resolve_creator(mut self, creator: Option<&str>) -> Acl {
+        for permission in [Permission::Read, Permission::Update, Permission::Delete, Permission::Admin] {
+            let list = self.subjects_mut(permission);
+            let had_creator = list.iter().any(|s| s == CREATOR);
+            list.retain(|s| s != CREATOR);
+            if let (true, Some(user)) = (had_creator, creator) {
+                let subject = format!("{USERS}.{user}");
+                if !list.contains(&subject) {
+                    list.push(subject);
+                }
+            }
+        }
+        self
+    }
+}
+
+/// Who asks the store.
+#[derive(Debug, Clone, Copy)]
+pub enum Access<'a> {
+    /// The instance secret: every object, every permission.
+    Everything,
+    /// The caller's subjects, `*` included.
+    Subjects(&'a [String]),
+}
+
+/// A change to an object's ACL (the `/access` endpoints).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AclChange {
+    Add(Acl),
+    Remove(Acl),
+    Replace(Acl),
+}
+
 /// Who made a change: a user id, or nobody for anonymous and server-side calls.
 pub type Author<'a> = Option<&'a str>;
 
 pub trait Store: Send + Sync {
     /// Stores a new object made of `properties` (reserved properties in it are ignored).
+    /// `acl` is the type's template; its `creator` is resolved to `author`.
     fn insert<'a>(
         &'a self,
         at: Collection<'a>,
         properties: Map<String, Value>,
         author: Author<'a>,
+        acl: Acl,
     ) -> BoxFuture<'a, Result<Value, StoreError>>;
 
-    fn get<'a>(&'a self, at: Collection<'a>, id: ObjectId) -> BoxFuture<'a, Result<Option<Value>, StoreError>>;
+    /// The object, `None` when it does not exist or the caller may not read it.
+    fn get<'a>(
+        &'a self,
+        at: Collection<'a>,
+        id: ObjectId,
+        access: Access<'a>,
+    ) -> BoxFuture<'a, Result<Option<Value>, StoreError>>;
 
     /// Merges `patch` into the object (top-level keys replace, reserved ones are ignored) and
-    /// refreshes `updatedAt`, which only ever grows; `None` when there is no such object.
+    /// refreshes `updatedAt`, which only ever grows; `None` when there is no such object for the
+    /// caller, `Forbidden` when it may read but not update it.
     fn update<'a>(
         &'a self,
         at: Collection<'a>,
         id: ObjectId,
         patch: Map<String, Value>,
         author: Author<'a>,
+        access: Access<'a>,
     ) -> BoxFuture<'a, Result<Option<Value>, StoreError>>;
 
-    /// The deleted object, `None` when there was none.
-    fn delete<'a>(&'a self, at: Collection<'a>, id: ObjectId) -> BoxFuture<'a, Result<Option<Value>, StoreError>>;
+    /// The deleted object; `None` and `Forbidden` as for `update`.
+    fn delete<'a>(
+        &'a self,
+        at: Collection<'a>,
+        id: ObjectId,
+        access: Access<'a>,
+    ) -> BoxFuture<'a, Result<Option<Value>, StoreError>>;
 
-    /// The objects matching `query.filter`, in `query.sort` order then by creation, one page of them.
-    /// The filter runs in the database, never over the collection in memory.
-    fn list<'a>(&'a self, at: Collection<'a>, query: ListQuery<'a>) -> BoxFuture<'a, Result<Vec<Value>, StoreError>>;
+    /// The object's ACL, for a caller that may read the object.
+    fn acl<'a>(
+        &'a self,
+        at: Collection<'a>,
+        id: ObjectId,
+        access: Access<'a>,
+    ) -> BoxFuture<'a, Result<Option<Acl>, StoreError>>;
 
-    fn count<'a>(&'a self, at: Collection<'a>, filter: &'a Filter) -> BoxFuture<'a, Result<u64, StoreError>>;
+    /// Changes the ACL (admin permission needed) and answers the result.
+    fn change_acl<'a>(
+        &'a self,
+        at: Collection<'a>,
+        id: ObjectId,
+        change: AclChange,
+        access: Access<'a>,
+    ) -> BoxFuture<'a, Result<Option<Acl>, StoreError>>;
+
+    /// The objects matching `query.filter` that the caller may read, in `query.sort` order then by
+    /// creation, one page of them. Filter and permissions run in the database, never in memory.
+    fn list<'a>(
+        &'a self,
+        at: Collection<'a>,
+        query: ListQuery<'a>,
+        access: Access<'a>,
+    ) -> BoxFuture<'a, Result<Vec<Value>, StoreError>>;
+
+    fn count<'a>(
+        &'a self,
+        at: Collection<'a>,
+        filter: &'a Filter,
+        access: Access<'a>,
+    ) -> BoxFuture<'a, Result<u64, StoreError>>;
 }
 
 /// A list request, parsed and validated.

@@ -12,7 +12,9 @@ use updraft_core::ids::ObjectId;
 use updraft_query::sqlite::{self as query_sql, Bind};
 
 use crate::document::{self, new_document};
-use crate::{Author, BoxFuture, Collection, ListQuery, Store, StoreError, USERGROUPS, USERS};
+use crate::{
+    Access, Acl, AclChange, Author, BoxFuture, Collection, ListQuery, Permission, Store, StoreError, USERGROUPS, USERS,
+};
 
 /// Each schema change is one step; `PRAGMA user_version` records how many have run.
 const MIGRATIONS: &[&str] = &[
@@ -51,6 +53,7 @@ const MIGRATIONS: &[&str] = &[
         PRIMARY KEY (backend, group_id, user_id)
     ) WITHOUT ROWID",
     "CREATE INDEX members_by_user ON members (backend, user_id)",
+    "ALTER TABLE objects ADD COLUMN acl TEXT NOT NULL DEFAULT '{\"read\":[],\"update\":[],\"delete\":[],\"admin\":[]}'",
 ];
 
 #[derive(Debug, Clone)]
@@ -90,23 +93,6 @@ impl SqliteStore {
         self.readers.close().await;
         self.writer.close().await;
     }
-
-    async fn read_doc(
-        &self,
-        pool: &SqlitePool,
-        at: Collection<'_>,
-        id: ObjectId,
-    ) -> Result<Option<(Map<String, Value>, i64)>, StoreError> {
-        let row: Option<(String, i64)> = sqlx::query_as(
-            "SELECT json(doc), updated_ms FROM objects WHERE backend = ? AND object_type = ? AND id = ?",
-        )
-        .bind(at.backend)
-        .bind(at.object_type)
-        .bind(id.to_string())
-        .fetch_optional(pool)
-        .await?;
-        row.map(|(text, updated)| Ok((parse_doc(&text)?, updated))).transpose()
-    }
 }
 
 async fn migrate(writer: &SqlitePool) -> Result<(), StoreError> {
@@ -135,10 +121,11 @@ async fn insert_doc(
     id: ObjectId,
     text: &str,
     now: i64,
+    acl: &Acl,
 ) -> Result<(), StoreError> {
     sqlx::query(
-        "INSERT INTO objects (backend, object_type, id, doc, created_ms, updated_ms)
-         VALUES (?, ?, ?, jsonb(?), ?, ?)",
+        "INSERT INTO objects (backend, object_type, id, doc, created_ms, updated_ms, acl)
+         VALUES (?, ?, ?, jsonb(?), ?, ?, ?)",
     )
     .bind(at.backend)
     .bind(at.object_type)
@@ -146,6 +133,7 @@ async fn insert_doc(
     .bind(text)
     .bind(now)
     .bind(now)
+    .bind(acl_json(acl))
     .execute(&mut *tx)
     .await
     .map_err(unique_violation)?;
@@ -179,27 +167,103 @@ pub(crate) fn now_ms() -> i64 {
     SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64)
 }
 
+/// The stored form of an ACL: a JSON object of four arrays.
+pub(crate) fn acl_json(acl: &Acl) -> String {
+    serde_json::json!({"read": acl.read, "update": acl.update, "delete": acl.delete, "admin": acl.admin}).to_string()
+}
+
+fn parse_acl(text: &str) -> Acl {
+    let value: Value = serde_json::from_str(text).unwrap_or(Value::Null);
+    let list = |key: &str| -> Vec<String> {
+        value[key].as_array().into_iter().flatten().filter_map(|s| s.as_str().map(str::to_owned)).collect()
+    };
+    Acl { read: list("read"), update: list("update"), delete: list("delete"), admin: list("admin") }
+}
+
+/// A SQL condition, over the `acl` column, that the caller may read the row; with its binds.
+/// `admin` implies `read`. Subjects are bound, never spliced.
+fn readable(access: Access<'_>) -> (String, Vec<String>) {
+    let Access::Subjects(subjects) = access else { return ("1".to_owned(), Vec::new()) };
+    if subjects.is_empty() {
+        return ("0".to_owned(), Vec::new());
+    }
+    let marks = vec!["?"; subjects.len()].join(", ");
+    let sql = format!(
+        "(EXISTS (SELECT 1 FROM json_each(acl, '$.read') WHERE value IN ({marks})) \
+         OR EXISTS (SELECT 1 FROM json_each(acl, '$.admin') WHERE value IN ({marks})))"
+    );
+    (sql, subjects.iter().chain(subjects).cloned().collect())
+}
+
+/// One row as the writer sees it before changing it.
+struct Current {
+    doc: Map<String, Value>,
+    updated_ms: i64,
+    acl: Acl,
+}
+
+async fn current(
+    tx: &mut sqlx::SqliteConnection,
+    at: Collection<'_>,
+    id: ObjectId,
+) -> Result<Option<Current>, StoreError> {
+    let row: Option<(String, i64, String)> = sqlx::query_as(
+        "SELECT json(doc), updated_ms, acl FROM objects WHERE backend = ? AND object_type = ? AND id = ?",
+    )
+    .bind(at.backend)
+    .bind(at.object_type)
+    .bind(id.to_string())
+    .fetch_optional(&mut *tx)
+    .await?;
+    row.map(|(text, updated_ms, acl)| Ok(Current { doc: parse_doc(&text)?, updated_ms, acl: parse_acl(&acl) }))
+        .transpose()
+}
+
+/// What a change may do: nothing for an object the caller cannot see (as if it did not exist),
+/// `Forbidden` for one it sees without `permission`.
+fn check(row: &Current, permission: Permission, access: Access<'_>) -> Result<(), StoreError> {
+    if row.acl.allows(permission, access) { Ok(()) } else { Err(StoreError::Forbidden) }
+}
+
 impl Store for SqliteStore {
     fn insert<'a>(
         &'a self,
         at: Collection<'a>,
         properties: Map<String, Value>,
         author: Author<'a>,
+        acl: Acl,
     ) -> BoxFuture<'a, Result<Value, StoreError>> {
         Box::pin(async move {
             let id = ObjectId::generate();
             let now = now_ms();
             let doc = new_document(at, id, properties, author, now);
             let text = Value::Object(doc).to_string();
+            let acl = acl.resolve_creator(author);
             let mut tx = self.writer.begin().await?;
-            insert_doc(&mut tx, at, id, &text, now).await?;
+            insert_doc(&mut tx, at, id, &text, now, &acl).await?;
             tx.commit().await?;
             Ok(serde_json::from_str(&text).expect("we just serialized it"))
         })
     }
 
-    fn get<'a>(&'a self, at: Collection<'a>, id: ObjectId) -> BoxFuture<'a, Result<Option<Value>, StoreError>> {
-        Box::pin(async move { Ok(self.read_doc(&self.readers, at, id).await?.map(|(doc, _)| Value::Object(doc))) })
+    fn get<'a>(
+        &'a self,
+        at: Collection<'a>,
+        id: ObjectId,
+        access: Access<'a>,
+    ) -> BoxFuture<'a, Result<Option<Value>, StoreError>> {
+        Box::pin(async move {
+            let (allowed, subjects) = readable(access);
+            let sql =
+                format!("SELECT json(doc) FROM objects WHERE backend = ? AND object_type = ? AND id = ? AND {allowed}");
+            let mut query =
+                sqlx::query_as(sqlx::AssertSqlSafe(sql)).bind(at.backend).bind(at.object_type).bind(id.to_string());
+            for subject in &subjects {
+                query = query.bind(subject.as_str());
+            }
+            let row: Option<(String,)> = query.fetch_optional(&self.readers).await?;
+            row.map(|(text,)| parse_doc(&text).map(Value::Object)).transpose()
+        })
     }
 
     fn update<'a>(
@@ -208,24 +272,20 @@ impl Store for SqliteStore {
         id: ObjectId,
         patch: Map<String, Value>,
         author: Author<'a>,
+        access: Access<'a>,
     ) -> BoxFuture<'a, Result<Option<Value>, StoreError>> {
         Box::pin(async move {
             // Read and write on the single writer connection: no other write can slip between.
             let mut tx = self.writer.begin().await?;
-            let row: Option<(String, i64)> = sqlx::query_as(
-                "SELECT json(doc), updated_ms FROM objects WHERE backend = ? AND object_type = ? AND id = ?",
-            )
-            .bind(at.backend)
-            .bind(at.object_type)
-            .bind(id.to_string())
-            .fetch_optional(&mut *tx)
-            .await?;
-            let Some((text, previous)) = row else { return Ok(None) };
-            let mut doc = parse_doc(&text)?;
+            let Some(mut row) = current(&mut tx, at, id).await? else { return Ok(None) };
+            if !row.acl.allows(Permission::Read, access) {
+                return Ok(None);
+            }
+            check(&row, Permission::Update, access)?;
             // Clients drop notifications older than their copy: updatedAt must only grow.
-            let updated = now_ms().max(previous + 1);
-            document::merge(&mut doc, patch, author, updated);
-            let text = Value::Object(doc).to_string();
+            let updated = now_ms().max(row.updated_ms + 1);
+            document::merge(&mut row.doc, patch, author, updated);
+            let text = Value::Object(row.doc).to_string();
             sqlx::query(
                 "UPDATE objects SET doc = jsonb(?), updated_ms = ? WHERE backend = ? AND object_type = ? AND id = ?",
             )
@@ -242,17 +302,25 @@ impl Store for SqliteStore {
         })
     }
 
-    fn delete<'a>(&'a self, at: Collection<'a>, id: ObjectId) -> BoxFuture<'a, Result<Option<Value>, StoreError>> {
+    fn delete<'a>(
+        &'a self,
+        at: Collection<'a>,
+        id: ObjectId,
+        access: Access<'a>,
+    ) -> BoxFuture<'a, Result<Option<Value>, StoreError>> {
         Box::pin(async move {
             let mut tx = self.writer.begin().await?;
-            let row: Option<(String,)> = sqlx::query_as(
-                "DELETE FROM objects WHERE backend = ? AND object_type = ? AND id = ? RETURNING json(doc)",
-            )
-            .bind(at.backend)
-            .bind(at.object_type)
-            .bind(id.to_string())
-            .fetch_optional(&mut *tx)
-            .await?;
+            let Some(row) = current(&mut tx, at, id).await? else { return Ok(None) };
+            if !row.acl.allows(Permission::Read, access) {
+                return Ok(None);
+            }
+            check(&row, Permission::Delete, access)?;
+            sqlx::query("DELETE FROM objects WHERE backend = ? AND object_type = ? AND id = ?")
+                .bind(at.backend)
+                .bind(at.object_type)
+                .bind(id.to_string())
+                .execute(&mut *tx)
+                .await?;
             if at.object_type == USERS {
                 sqlx::query("DELETE FROM passwords WHERE backend = ? AND user_id = ?")
                     .bind(at.backend)
@@ -273,29 +341,89 @@ impl Store for SqliteStore {
                     .await?;
             }
             tx.commit().await?;
-            row.map(|(text,)| parse_doc(&text).map(Value::Object)).transpose()
+            Ok(Some(Value::Object(row.doc)))
         })
     }
 
-    fn list<'a>(&'a self, at: Collection<'a>, query: ListQuery<'a>) -> BoxFuture<'a, Result<Vec<Value>, StoreError>> {
+    fn acl<'a>(
+        &'a self,
+        at: Collection<'a>,
+        id: ObjectId,
+        access: Access<'a>,
+    ) -> BoxFuture<'a, Result<Option<Acl>, StoreError>> {
+        Box::pin(async move {
+            let mut conn = self.readers.acquire().await?;
+            let row = current(&mut conn, at, id).await?;
+            Ok(row.filter(|row| row.acl.allows(Permission::Read, access)).map(|row| row.acl))
+        })
+    }
+
+    fn change_acl<'a>(
+        &'a self,
+        at: Collection<'a>,
+        id: ObjectId,
+        change: AclChange,
+        access: Access<'a>,
+    ) -> BoxFuture<'a, Result<Option<Acl>, StoreError>> {
+        Box::pin(async move {
+            let mut tx = self.writer.begin().await?;
+            let Some(row) = current(&mut tx, at, id).await? else { return Ok(None) };
+            if !row.acl.allows(Permission::Read, access) {
+                return Ok(None);
+            }
+            check(&row, Permission::Admin, access)?;
+            let mut acl = row.acl;
+            for permission in [Permission::Read, Permission::Update, Permission::Delete, Permission::Admin] {
+                let list = acl.subjects_mut(permission);
+                match &change {
+                    AclChange::Add(more) => {
+                        for subject in more.subjects(permission) {
+                            if !list.contains(subject) {
+                                list.push(subject.clone());
+                            }
+                        }
+                    }
+                    AclChange::Remove(less) => list.retain(|s| !less.subjects(permission).contains(s)),
+                    AclChange::Replace(new) => *list = new.subjects(permission).to_vec(),
+                }
+            }
+            sqlx::query("UPDATE objects SET acl = ? WHERE backend = ? AND object_type = ? AND id = ?")
+                .bind(acl_json(&acl))
+                .bind(at.backend)
+                .bind(at.object_type)
+                .bind(id.to_string())
+                .execute(&mut *tx)
+                .await?;
+            tx.commit().await?;
+            Ok(Some(acl))
+        })
+    }
+
+    fn list<'a>(
+        &'a self,
+        at: Collection<'a>,
+        query: ListQuery<'a>,
+        access: Access<'a>,
+    ) -> BoxFuture<'a, Result<Vec<Value>, StoreError>> {
         Box::pin(async move {
             let filter = query_sql::compile(query.filter, "doc");
+            let (allowed, subjects) = readable(access);
             let mut order = query_sql::order_by(query.sort, "doc");
             if !order.is_empty() {
                 order.push_str(", ");
             }
-            // The filter's SQL is built only from validated paths and `?` placeholders.
+            // The SQL is built only from validated paths and `?` placeholders.
             let sql = format!(
-                "SELECT json(doc) FROM objects WHERE backend = ? AND object_type = ? AND ({})
+                "SELECT json(doc) FROM objects WHERE backend = ? AND object_type = ? AND ({}) AND {allowed}
                  ORDER BY {order}created_ms, id LIMIT ? OFFSET ?",
                 filter.where_clause
             );
-            let rows =
-                bind_all(sqlx::query_as(sqlx::AssertSqlSafe(sql)).bind(at.backend).bind(at.object_type), &filter.binds)
-                    .bind(query.page.limit)
-                    .bind(query.page.offset)
-                    .fetch_all(&self.readers)
-                    .await?;
+            let mut q =
+                bind_all(sqlx::query_as(sqlx::AssertSqlSafe(sql)).bind(at.backend).bind(at.object_type), &filter.binds);
+            for subject in &subjects {
+                q = q.bind(subject.as_str());
+            }
+            let rows = q.bind(query.page.limit).bind(query.page.offset).fetch_all(&self.readers).await?;
             rows.iter().map(|(text,)| parse_doc(text).map(Value::Object)).collect()
         })
     }
@@ -304,18 +432,22 @@ impl Store for SqliteStore {
         &'a self,
         at: Collection<'a>,
         filter: &'a updraft_query::Filter,
+        access: Access<'a>,
     ) -> BoxFuture<'a, Result<u64, StoreError>> {
         Box::pin(async move {
             let filter = query_sql::compile(filter, "doc");
+            let (allowed, subjects) = readable(access);
             // Counted as text so that both queries share one row type, and so `bind_all`.
             let sql = format!(
-                "SELECT CAST(count(*) AS TEXT) FROM objects WHERE backend = ? AND object_type = ? AND ({})",
+                "SELECT CAST(count(*) AS TEXT) FROM objects WHERE backend = ? AND object_type = ? AND ({}) AND {allowed}",
                 filter.where_clause
             );
-            let (n,) =
-                bind_all(sqlx::query_as(sqlx::AssertSqlSafe(sql)).bind(at.backend).bind(at.object_type), &filter.binds)
-                    .fetch_one(&self.readers)
-                    .await?;
+            let mut q =
+                bind_all(sqlx::query_as(sqlx::AssertSqlSafe(sql)).bind(at.backend).bind(at.object_type), &filter.binds);
+            for subject in &subjects {
+                q = q.bind(subject.as_str());
+            }
+            let (n,) = q.fetch_one(&self.readers).await?;
             Ok(n.parse().unwrap_or(0))
         })
     }

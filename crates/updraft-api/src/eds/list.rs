@@ -33,13 +33,14 @@ pub(super) async fn list(
 
     // Qt sends `count=`, other clients `count=1`: presence is what counts.
     if param("count").is_some() {
-        let count = state.store.count(at, &filter).await.map_err(storage)?;
+        let count = state.store.count(at, &filter, request.access()).await.map_err(storage)?;
         return Ok(Json(json!({ "count": count })).into_response());
     }
     let limit = number_param(param("limit"), "limit", DEFAULT_LIMIT)?.min(MAX_LIMIT);
     let offset = number_param(param("offset"), "offset", 0)?;
     let page = Page { limit, offset };
-    let results = state.store.list(at, ListQuery { filter: &filter, sort: &sort, page }).await.map_err(storage)?;
+    let query = ListQuery { filter: &filter, sort: &sort, page };
+    let results = state.store.list(at, query, request.access()).await.map_err(storage)?;
     let query = json!({ "query": q, "limit": limit, "offset": offset, "sort": sort_value });
     Ok(Json(json!({ "results": results, "query": query })).into_response())
 }

@@ -3,6 +3,7 @@
 //! Errors here take the EDS form (`EdsError`). Every data request names its backend with
 //! `Enginio-Backend-Id`.
 
+mod access;
 mod account;
 mod list;
 mod oauth;
@@ -17,7 +18,7 @@ use axum::extract::FromRequestParts;
 use axum::http::HeaderMap;
 use axum::http::request::Parts;
 use sha2::{Digest, Sha256};
-use updraft_store::{Backend, StoreError, TokenGrant};
+use updraft_store::{Access, Acl, Backend, CREATOR, StoreError, TokenGrant, USERGROUPS, USERS};
 
 use crate::ApiState;
 use crate::auth::{self, Credentials};
@@ -31,6 +32,7 @@ pub fn routes() -> Router<ApiState> {
         .merge(oauth::routes())
         .merge(objects::routes())
         .merge(users::routes())
+        .merge(access::routes())
         .merge(usergroups::routes())
 }
 
@@ -69,8 +71,26 @@ async fn token_subject(state: &ApiState, creds: &Credentials) -> Result<Option<S
 }
 
 fn storage(err: StoreError) -> EdsError {
-    tracing::error!(%err, "storage failed");
-    EdsError(ApiError::with_message(Code::Internal, "Storage failure"))
+    match err {
+        StoreError::Forbidden => EdsError(ApiError::new(Code::AccessDenied)),
+        StoreError::Taken { property } => EdsError(ApiError::field(property, "has already been taken")),
+        StoreError::Database(_) => {
+            tracing::error!(%err, "storage failed");
+            EdsError(ApiError::with_message(Code::Internal, "Storage failure"))
+        }
+    }
+}
+
+/// The ACL template of a type's new objects, as a fresh backend has them: objects may be read,
+/// updated and deleted by everyone; users and usergroups read by everyone; the creator (a user
+/// itself) administers.
+fn template(object_type: &str) -> Acl {
+    let everyone = || vec!["*".to_owned()];
+    let creator = vec![CREATOR.to_owned()];
+    match object_type {
+        USERS | USERGROUPS => Acl { read: everyone(), update: Vec::new(), delete: Vec::new(), admin: creator },
+        _ => Acl { read: everyone(), update: everyone(), delete: everyone(), admin: creator },
+    }
 }
 
 /// Who calls a data endpoint, resolved once per request.
@@ -137,6 +157,27 @@ async fn backend_of(state: &ApiState, headers: &HeaderMap) -> Result<Backend, Ed
 struct DataRequest {
     backend: Backend,
     caller: Caller,
+    /// The caller's ACL subjects: `*`, and for a user `users.<id>` and `usergroups.<id>`.
+    subjects: Vec<String>,
+}
+
+impl DataRequest {
+    fn access(&self) -> Access<'_> {
+        match self.caller {
+            Caller::Secret => Access::Everything,
+            Caller::Anonymous | Caller::User(_) => Access::Subjects(&self.subjects),
+        }
+    }
+
+    /// A refusal says "sign in" to the anonymous, "access denied" to the others.
+    fn denied(&self, err: EdsError) -> EdsError {
+        match (&self.caller, err.0.code) {
+            (Caller::Anonymous, Code::AccessDenied) => {
+                EdsError(ApiError::with_message(Code::AuthorizationRequired, "Sign in to do this"))
+            }
+            _ => err,
+        }
+    }
 }
 
 impl FromRequestParts<ApiState> for DataRequest {
@@ -159,6 +200,12 @@ impl FromRequestParts<ApiState> for DataRequest {
                 return Err(ApiError::with_message(Code::InvalidCredentials, "Invalid access token").into());
             }
         };
-        Ok(DataRequest { backend, caller })
+        let mut subjects = vec!["*".to_owned()];
+        if let Caller::User(id) = &caller {
+            subjects.push(format!("{USERS}.{id}"));
+            let groups = state.groups.groups_of(&backend.id, id).await.map_err(storage)?;
+            subjects.extend(groups.iter().map(|g| format!("{USERGROUPS}.{g}")));
+        }
+        Ok(DataRequest { backend, caller, subjects })
     }
 }

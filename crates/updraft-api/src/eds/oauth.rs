@@ -8,7 +8,7 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde_json::{Value, json};
 use updraft_core::ids::ObjectId;
-use updraft_store::{Collection, USERS};
+use updraft_store::{Access, Collection, USERS};
 
 use super::account::oauth_error;
 use super::{
@@ -61,7 +61,7 @@ async fn token(State(state): State<ApiState>, headers: HeaderMap, body: Body) ->
             let user = match user_id.as_deref().and_then(ObjectId::parse) {
                 Some(id) => state
                     .store
-                    .get(Collection { backend: &backend.id, object_type: USERS }, id)
+                    .get(Collection { backend: &backend.id, object_type: USERS }, id, Access::Everything)
                     .await
                     .map_err(storage)?,
                 None => None,
@@ -107,7 +107,7 @@ async fn current_user(State(state): State<ApiState>, request: DataRequest) -> Re
     };
     let at = Collection { backend: &request.backend.id, object_type: USERS };
     let user = match ObjectId::parse(id) {
-        Some(id) => state.store.get(at, id).await.map_err(storage)?,
+        Some(id) => state.store.get(at, id, Access::Everything).await.map_err(storage)?,
         None => None,
     };
     let Some(Value::Object(mut user)) = user else {

@@ -10,7 +10,7 @@ use serde_json::{Map, Value, json};
 use updraft_core::ids::ObjectId;
 use updraft_store::Collection;
 
-use super::{DataRequest, storage};
+use super::{DataRequest, storage, template};
 use crate::ApiState;
 use crate::body::read_json;
 use crate::error::{ApiError, Code, EdsError};
@@ -22,7 +22,7 @@ pub fn routes() -> Router<ApiState> {
 }
 
 /// `todos` → `objects.todos`; names are letters, digits and underscores.
-fn object_type(name: &str) -> Result<String, EdsError> {
+pub(super) fn object_type(name: &str) -> Result<String, EdsError> {
     let valid = !name.is_empty() && name.len() <= 64 && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_');
     if !valid {
         return Err(ApiError::with_message(Code::BadRequest, format!("Invalid object type name {name:?}")).into());
@@ -102,7 +102,8 @@ pub(super) async fn create_in(
     properties: Map<String, Value>,
 ) -> Result<Response, EdsError> {
     let at = Collection { backend: &request.backend.id, object_type };
-    let doc = state.store.insert(at, properties, request.caller.author()).await.map_err(storage)?;
+    let doc =
+        state.store.insert(at, properties, request.caller.author(), template(object_type)).await.map_err(storage)?;
     Ok((StatusCode::CREATED, Json(doc)).into_response())
 }
 
@@ -113,7 +114,7 @@ pub(super) async fn show_in(
     id: &str,
 ) -> Result<Response, EdsError> {
     let at = Collection { backend: &request.backend.id, object_type };
-    let doc = state.store.get(at, object_id(id)?).await.map_err(storage)?.ok_or_else(not_found)?;
+    let doc = state.store.get(at, object_id(id)?, request.access()).await.map_err(storage)?.ok_or_else(not_found)?;
     Ok(Json(doc).into_response())
 }
 
@@ -126,7 +127,11 @@ pub(super) async fn update_in(
     patch: Map<String, Value>,
 ) -> Result<Response, EdsError> {
     let at = Collection { backend: &request.backend.id, object_type };
-    let doc = state.store.update(at, object_id(id)?, patch, request.caller.author()).await.map_err(storage)?;
+    let doc = state
+        .store
+        .update(at, object_id(id)?, patch, request.caller.author(), request.access())
+        .await
+        .map_err(|e| request.denied(storage(e)))?;
     Ok(Json(doc.ok_or_else(not_found)?).into_response())
 }
 
@@ -138,6 +143,11 @@ pub(super) async fn remove_in(
     id: &str,
 ) -> Result<Response, EdsError> {
     let at = Collection { backend: &request.backend.id, object_type };
-    state.store.delete(at, object_id(id)?).await.map_err(storage)?.ok_or_else(not_found)?;
+    state
+        .store
+        .delete(at, object_id(id)?, request.access())
+        .await
+        .map_err(|e| request.denied(storage(e)))?
+        .ok_or_else(not_found)?;
     Ok(Json(json!({})).into_response())
 }

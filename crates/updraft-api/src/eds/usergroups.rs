@@ -72,7 +72,7 @@ async fn remove(
 async fn group(state: &ApiState, request: &DataRequest, id: &str) -> Result<ObjectId, EdsError> {
     let group = object_id(id)?;
     let at = Collection { backend: &request.backend.id, object_type: USERGROUPS };
-    match state.store.get(at, group).await.map_err(storage)? {
+    match state.store.get(at, group, request.access()).await.map_err(storage)? {
         Some(_) => Ok(group),
         None => Err(ApiError::with_message(Code::NotFound, "Usergroup not found").into()),
     }
@@ -92,7 +92,7 @@ async fn member(state: &ApiState, request: &DataRequest, body: Body) -> Result<(
     let user_not_found = || EdsError(ApiError::with_message(Code::NotFound, "User not found"));
     let user = ObjectId::parse(id).ok_or_else(user_not_found)?;
     let at = Collection { backend: &request.backend.id, object_type: USERS };
-    let doc = state.store.get(at, user).await.map_err(storage)?.ok_or_else(user_not_found)?;
+    let doc = state.store.get(at, user, request.access()).await.map_err(storage)?.ok_or_else(user_not_found)?;
     Ok((user, doc))
 }
 

@@ -9,9 +9,9 @@ use axum::routing::get;
 use axum::{Json, Router};
 use serde_json::{Map, Value, json};
 use updraft_core::ids::ObjectId;
-use updraft_store::{Collection, StoreError, USERS};
+use updraft_store::{Collection, USERS};
 
-use super::{Caller, DataRequest, storage};
+use super::{DataRequest, storage, template};
 use crate::ApiState;
 use crate::auth;
 use crate::body::read_json;
@@ -39,13 +39,6 @@ fn required_text(properties: &Map<String, Value>, property: &'static str) -> Res
     }
 }
 
-fn taken(err: StoreError) -> EdsError {
-    match err {
-        StoreError::Taken { property } => ApiError::field(property, "has already been taken").into(),
-        other => storage(other),
-    }
-}
-
 /// Argon2 is slow on purpose; keep it off the async workers.
 async fn hash(password: String) -> Result<String, EdsError> {
     tokio::task::spawn_blocking(move || auth::hash_password(&password))
@@ -69,9 +62,9 @@ async fn create(State(state): State<ApiState>, request: DataRequest, body: Body)
     let password_hash = hash(password).await?;
     let user = state
         .users
-        .insert_user(&request.backend.id, properties, &password_hash, request.caller.author())
+        .insert_user(&request.backend.id, properties, &password_hash, request.caller.author(), template(USERS))
         .await
-        .map_err(taken)?;
+        .map_err(storage)?;
     Ok((StatusCode::CREATED, Json(user)).into_response())
 }
 
@@ -89,21 +82,8 @@ async fn show(
     Path(id): Path<String>,
 ) -> Result<Response, EdsError> {
     let at = Collection { backend: &request.backend.id, object_type: USERS };
-    let user = state.store.get(at, user_id(&id)?).await.map_err(storage)?.ok_or_else(not_found)?;
+    let user = state.store.get(at, user_id(&id)?, request.access()).await.map_err(storage)?.ok_or_else(not_found)?;
     Ok(Json(user).into_response())
-}
-
-/// Until per-object ACLs land, a user is changed only by itself or the instance secret, as the
-/// default user template (`admin: [creator]`) allows.
-fn require_self(caller: &Caller, id: &str) -> Result<(), EdsError> {
-    match caller {
-        Caller::Secret => Ok(()),
-        Caller::User(me) if me == id => Ok(()),
-        Caller::User(_) => Err(ApiError::new(Code::AccessDenied).into()),
-        Caller::Anonymous => {
-            Err(ApiError::with_message(Code::AuthorizationRequired, "Sign in to change a user").into())
-        }
-    }
 }
 
 async fn update(
@@ -113,9 +93,6 @@ async fn update(
     body: Body,
 ) -> Result<Response, EdsError> {
     let user = user_id(&id)?;
-    let at = Collection { backend: &request.backend.id, object_type: USERS };
-    state.store.get(at, user).await.map_err(storage)?.ok_or_else(not_found)?;
-    require_self(&request.caller, &id)?;
     let mut patch = user_body(&state, body).await?;
     if patch.contains_key("username") {
         required_text(&patch, "username")?;
@@ -125,8 +102,14 @@ async fn update(
         Some(Value::String(password)) if !password.trim().is_empty() => Some(hash(password).await?),
         Some(_) => return Err(ApiError::field("password", "can't be blank").into()),
     };
-    let updated = state.store.update(at, user, patch, request.caller.author()).await.map_err(taken)?;
-    let updated = updated.ok_or_else(not_found)?;
+    let at = Collection { backend: &request.backend.id, object_type: USERS };
+    // The user's ACL decides: by default only the user itself (its admin) may change it.
+    let updated = state
+        .store
+        .update(at, user, patch, request.caller.author(), request.access())
+        .await
+        .map_err(|e| request.denied(storage(e)))?
+        .ok_or_else(not_found)?;
     if let Some(password_hash) = password {
         state.users.set_password(&request.backend.id, user, &password_hash).await.map_err(storage)?;
     }
@@ -138,10 +121,12 @@ async fn remove(
     request: DataRequest,
     Path(id): Path<String>,
 ) -> Result<Response, EdsError> {
-    let user = user_id(&id)?;
     let at = Collection { backend: &request.backend.id, object_type: USERS };
-    state.store.get(at, user).await.map_err(storage)?.ok_or_else(not_found)?;
-    require_self(&request.caller, &id)?;
-    state.store.delete(at, user).await.map_err(storage)?.ok_or_else(not_found)?;
+    state
+        .store
+        .delete(at, user_id(&id)?, request.access())
+        .await
+        .map_err(|e| request.denied(storage(e)))?
+        .ok_or_else(not_found)?;
     Ok(Json(json!({})).into_response())
 }

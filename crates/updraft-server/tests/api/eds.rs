@@ -358,8 +358,12 @@ async fn usergroups_hold_members_that_sign_in_with_their_groups() {
     assert_eq!(status, StatusCode::CREATED);
     assert_eq!(group["objectType"], "usergroups");
     let gid = group["id"].as_str().unwrap();
-    let (status, merged) =
-        eds.call(Method::PUT, &format!("/v1/usergroups/{gid}"), None, Some(r#"{"description":"d"}"#)).await;
+    // The usergroup template is read: everyone, admin: creator; an anonymous creator leaves
+    // changes to the instance secret.
+    let group_path = format!("/v1/usergroups/{gid}");
+    let change = Some(r#"{"description":"d"}"#);
+    assert_eq!(eds.call(Method::PUT, &group_path, None, change).await.0, StatusCode::UNAUTHORIZED);
+    let (status, merged) = eds.call(Method::PUT, &group_path, Some(&eds.secret), change).await;
     assert_eq!((status, merged["name"].as_str()), (StatusCode::OK, Some("admins")));
 
     let (_, john) = eds.call(Method::POST, "/v1/users", None, Some(r#"{"username":"john","password":"pw"}"#)).await;
@@ -459,4 +463,62 @@ async fn bad_queries_are_400_and_users_list_without_passwords() {
     assert_eq!(users["query"]["query"]["username"], json!({"$in": ["logintest"]}));
     eds.call(Method::POST, "/v1/usergroups", None, Some(r#"{"name":"g"}"#)).await;
     assert_eq!(eds.call(Method::GET, "/v1/usergroups?count=1", None, None).await.1, json!({"count": 1}));
+}
+
+#[tokio::test]
+async fn acls_decide_who_reads_and_changes_objects() {
+    let eds = eds().await;
+    for name in ["alice", "bob"] {
+        let body = json!({"username": name, "password": "pw"}).to_string();
+        eds.call(Method::POST, "/v1/users", None, Some(&body)).await;
+    }
+    let token = |session: Value| session["access_token"].as_str().unwrap().to_owned();
+    let alice = token(eds.login("alice", "pw").await.1);
+    let bob = token(eds.login("bob", "pw").await.1);
+    let (_, me) = eds.call(Method::GET, "/v1/user", Some(&bob), None).await;
+    let bob_id = me["id"].as_str().unwrap().to_owned();
+
+    let (_, note) = eds.call(Method::POST, "/v1/objects/notes", Some(&alice), Some(r#"{"text":"mine"}"#)).await;
+    let path = format!("/v1/objects/notes/{}", note["id"].as_str().unwrap());
+    let (status, acl) = eds.call(Method::GET, &format!("{path}/access"), None, None).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(acl["read"], json!([{"id": "*", "objectType": "aclSubject"}]));
+    assert_eq!(acl["admin"], json!([{"id": note["creator"]["id"], "objectType": "users"}]));
+    assert_eq!(acl.as_object().unwrap().len(), 4, "all four lists, always");
+
+    // Alice makes it private to herself: replace the ACL.
+    let private = json!({"admin": [{"id": note["creator"]["id"], "objectType": "users"}]}).to_string();
+    let (status, _) = eds.call(Method::POST, &format!("{path}/access"), Some(&bob), Some(&private)).await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "bob is no admin");
+    let (status, acl) = eds.call(Method::POST, &format!("{path}/access"), Some(&alice), Some(&private)).await;
+    assert_eq!((status, acl["read"].clone()), (StatusCode::OK, json!([])));
+
+    assert_eq!(eds.call(Method::GET, &path, Some(&bob), None).await.0, StatusCode::NOT_FOUND);
+    assert_eq!(eds.call(Method::GET, &path, None, None).await.0, StatusCode::NOT_FOUND);
+    assert_eq!(eds.call(Method::GET, &path, Some(&alice), None).await.0, StatusCode::OK);
+    assert_eq!(eds.call(Method::GET, &path, Some(&eds.secret), None).await.0, StatusCode::OK);
+    for (token, seen) in [(None, 0), (Some(&bob), 0), (Some(&alice), 1)] {
+        let (_, count) = eds.call(Method::GET, "/v1/objects/notes?count=1", token.map(String::as_str), None).await;
+        assert_eq!(count, json!({"count": seen}), "lists are filtered by ACL in the query");
+    }
+
+    // Then grants bob read: he sees it but cannot change it.
+    let grant = json!({"read": [{"id": bob_id, "objectType": "users"}]}).to_string();
+    let (status, acl) = eds.call(Method::PUT, &format!("{path}/access"), Some(&alice), Some(&grant)).await;
+    assert_eq!((status, acl["read"].as_array().unwrap().len()), (StatusCode::OK, 1));
+    assert_eq!(eds.call(Method::GET, &path, Some(&bob), None).await.0, StatusCode::OK);
+    assert_eq!(eds.call(Method::PUT, &path, Some(&bob), Some("{}")).await.0, StatusCode::FORBIDDEN);
+    assert_eq!(eds.call(Method::DELETE, &path, Some(&bob), None).await.0, StatusCode::FORBIDDEN);
+    let (status, acl) = eds.call(Method::DELETE, &format!("{path}/access"), Some(&alice), Some(&grant)).await;
+    assert_eq!((status, acl["read"].clone()), (StatusCode::OK, json!([])));
+    assert_eq!(eds.call(Method::GET, &path, Some(&bob), None).await.0, StatusCode::NOT_FOUND);
+
+    let bad = json!({"read": [{"id": "x", "objectType": "robots"}]}).to_string();
+    let (status, body) = eds.call(Method::PUT, &format!("{path}/access"), Some(&alice), Some(&bad)).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert_eq!(body["errors"][0]["property"], "read");
+    assert_eq!(
+        eds.call(Method::DELETE, &format!("{path}/access"), Some(&alice), None).await.0,
+        StatusCode::BAD_REQUEST
+    );
 }

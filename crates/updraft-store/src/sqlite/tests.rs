@@ -2,6 +2,13 @@ use serde_json::json;
 
 use super::*;
 
+const ALL: Access<'static> = Access::Everything;
+
+fn template() -> Acl {
+    let everyone = vec!["*".to_owned()];
+    Acl { read: everyone.clone(), update: everyone.clone(), delete: everyone, admin: vec![crate::CREATOR.to_owned()] }
+}
+
 const TODOS: Collection<'static> = Collection { backend: "5376019e698b3c6ad500095a", object_type: "objects.todos" };
 
 async fn open(dir: &tempfile::TempDir) -> SqliteStore {
@@ -16,36 +23,37 @@ fn props(value: Value) -> Map<String, Value> {
 async fn objects_are_created_read_updated_and_deleted() {
     let dir = tempfile::tempdir().unwrap();
     let store = open(&dir).await;
-    let created = store.insert(TODOS, props(json!({"title": "milk", "id": "forged"})), Some("u1")).await.unwrap();
+    let created =
+        store.insert(TODOS, props(json!({"title": "milk", "id": "forged"})), Some("u1"), template()).await.unwrap();
     let id = ObjectId::parse(created["id"].as_str().unwrap()).unwrap();
     assert_eq!(created["title"], "milk");
     assert_eq!(created["objectType"], "objects.todos");
     assert_eq!(created["createdAt"], created["updatedAt"]);
 
-    assert_eq!(store.get(TODOS, id).await.unwrap(), Some(created.clone()));
+    assert_eq!(store.get(TODOS, id, ALL).await.unwrap(), Some(created.clone()));
     let other = Collection { object_type: "objects.lists", ..TODOS };
-    assert_eq!(store.get(other, id).await.unwrap(), None, "an id names an object of one collection only");
+    assert_eq!(store.get(other, id, ALL).await.unwrap(), None, "an id names an object of one collection only");
 
-    let updated = store.update(TODOS, id, props(json!({"done": true})), Some("u2")).await.unwrap().unwrap();
+    let updated = store.update(TODOS, id, props(json!({"done": true})), Some("u2"), ALL).await.unwrap().unwrap();
     assert_eq!((updated["title"].clone(), updated["done"].clone()), (json!("milk"), json!(true)));
     assert_eq!(updated["updater"], json!({"id": "u2", "objectType": "users"}));
     assert_eq!(updated["createdAt"], created["createdAt"]);
 
-    assert_eq!(store.delete(TODOS, id).await.unwrap(), Some(updated));
-    assert_eq!(store.get(TODOS, id).await.unwrap(), None);
-    assert_eq!(store.delete(TODOS, id).await.unwrap(), None);
-    assert_eq!(store.update(TODOS, id, Map::new(), None).await.unwrap(), None);
+    assert_eq!(store.delete(TODOS, id, ALL).await.unwrap(), Some(updated));
+    assert_eq!(store.get(TODOS, id, ALL).await.unwrap(), None);
+    assert_eq!(store.delete(TODOS, id, ALL).await.unwrap(), None);
+    assert_eq!(store.update(TODOS, id, Map::new(), None, ALL).await.unwrap(), None);
 }
 
 #[tokio::test]
 async fn updated_at_only_grows_even_within_one_millisecond() {
     let dir = tempfile::tempdir().unwrap();
     let store = open(&dir).await;
-    let created = store.insert(TODOS, Map::new(), None).await.unwrap();
+    let created = store.insert(TODOS, Map::new(), None, template()).await.unwrap();
     let id = ObjectId::parse(created["id"].as_str().unwrap()).unwrap();
     let mut last = created["updatedAt"].as_str().unwrap().to_owned();
     for n in 0..20 {
-        let doc = store.update(TODOS, id, props(json!({"n": n})), None).await.unwrap().unwrap();
+        let doc = store.update(TODOS, id, props(json!({"n": n})), None, ALL).await.unwrap().unwrap();
         let at = doc["updatedAt"].as_str().unwrap().to_owned();
         assert!(at > last, "{at} after {last}");
         last = at;
@@ -56,12 +64,12 @@ async fn updated_at_only_grows_even_within_one_millisecond() {
 async fn acknowledged_writes_survive_reopening() {
     let dir = tempfile::tempdir().unwrap();
     let store = open(&dir).await;
-    let created = store.insert(TODOS, props(json!({"kept": [1, {"a": null}]})), None).await.unwrap();
+    let created = store.insert(TODOS, props(json!({"kept": [1, {"a": null}]})), None, template()).await.unwrap();
     store.close().await;
     drop(store);
     let store = open(&dir).await;
     let id = ObjectId::parse(created["id"].as_str().unwrap()).unwrap();
-    assert_eq!(store.get(TODOS, id).await.unwrap(), Some(created));
+    assert_eq!(store.get(TODOS, id, ALL).await.unwrap(), Some(created));
 }
 
 #[tokio::test]
@@ -71,7 +79,7 @@ async fn concurrent_writers_each_get_their_object() {
     let tasks: Vec<_> = (0..50)
         .map(|n| {
             let store = store.clone();
-            tokio::spawn(async move { store.insert(TODOS, props(json!({"n": n})), None).await.unwrap() })
+            tokio::spawn(async move { store.insert(TODOS, props(json!({"n": n})), None, template()).await.unwrap() })
         })
         .collect();
     let mut ids = std::collections::HashSet::new();
@@ -96,12 +104,12 @@ async fn apps_have_two_backends_and_take_their_data_when_deleted() {
     assert_eq!(store.apps().await.unwrap(), vec![app.clone()]);
 
     let at = Collection { backend: &dev.id, object_type: "objects.todos" };
-    let doc = store.insert(at, Map::new(), None).await.unwrap();
+    let doc = store.insert(at, Map::new(), None, template()).await.unwrap();
     let id = ObjectId::parse(doc["id"].as_str().unwrap()).unwrap();
     assert!(store.delete_app(&app.id).await.unwrap());
     assert!(!store.delete_app(&app.id).await.unwrap());
     assert_eq!(store.backend(&dev.id).await.unwrap(), None);
-    assert_eq!(store.get(at, id).await.unwrap(), None, "the app's objects went with it");
+    assert_eq!(store.get(at, id, ALL).await.unwrap(), None, "the app's objects went with it");
 
     let grant = TokenGrant { subject: "account".into(), expires_ms: now_ms() + 60_000 };
     store.save_token("h1", grant.clone()).await.unwrap();
@@ -117,11 +125,11 @@ async fn usernames_are_unique_per_backend_and_passwords_stay_out_of_documents() 
     use crate::{StoreError, USERS, Users};
     let dir = tempfile::tempdir().unwrap();
     let store = open(&dir).await;
-    let john = store.insert_user("b1", props(json!({"username": "john"})), "hash1", None).await.unwrap();
+    let john = store.insert_user("b1", props(json!({"username": "john"})), "hash1", None, template()).await.unwrap();
     assert!(john.get("password").is_none());
-    let again = store.insert_user("b1", props(json!({"username": "john"})), "hash2", None).await;
+    let again = store.insert_user("b1", props(json!({"username": "john"})), "hash2", None, template()).await;
     assert!(matches!(again, Err(StoreError::Taken { property: "username" })), "{again:?}");
-    store.insert_user("b2", props(json!({"username": "john"})), "hash3", None).await.unwrap();
+    store.insert_user("b2", props(json!({"username": "john"})), "hash3", None, template()).await.unwrap();
 
     let (doc, hash) = store.login("b1", "john").await.unwrap().unwrap();
     assert_eq!((doc, hash.as_str()), (john.clone(), "hash1"));
@@ -129,13 +137,13 @@ async fn usernames_are_unique_per_backend_and_passwords_stay_out_of_documents() 
     store.set_password("b1", id, "hash4").await.unwrap();
     assert_eq!(store.login("b1", "john").await.unwrap().unwrap().1, "hash4");
 
-    let jane = store.insert_user("b1", props(json!({"username": "jane"})), "h", None).await.unwrap();
+    let jane = store.insert_user("b1", props(json!({"username": "jane"})), "h", None, template()).await.unwrap();
     let jane_id = ObjectId::parse(jane["id"].as_str().unwrap()).unwrap();
     let users = Collection { backend: "b1", object_type: USERS };
-    let renamed = store.update(users, jane_id, props(json!({"username": "john"})), None).await;
+    let renamed = store.update(users, jane_id, props(json!({"username": "john"})), None, ALL).await;
     assert!(matches!(renamed, Err(StoreError::Taken { .. })), "renaming onto a taken username fails");
 
-    store.delete(users, id).await.unwrap();
+    store.delete(users, id, ALL).await.unwrap();
     assert_eq!(store.login("b1", "john").await.unwrap(), None);
 }
 
@@ -145,10 +153,10 @@ async fn memberships_follow_users_and_groups() {
     let dir = tempfile::tempdir().unwrap();
     let store = open(&dir).await;
     let id_of = |doc: &Value| ObjectId::parse(doc["id"].as_str().unwrap()).unwrap();
-    let john = store.insert_user("b", props(json!({"username": "john"})), "h", None).await.unwrap();
-    let jane = store.insert_user("b", props(json!({"username": "jane"})), "h", None).await.unwrap();
+    let john = store.insert_user("b", props(json!({"username": "john"})), "h", None, template()).await.unwrap();
+    let jane = store.insert_user("b", props(json!({"username": "jane"})), "h", None, template()).await.unwrap();
     let groups = Collection { backend: "b", object_type: USERGROUPS };
-    let admins = store.insert(groups, props(json!({"name": "admins"})), None).await.unwrap();
+    let admins = store.insert(groups, props(json!({"name": "admins"})), None, template()).await.unwrap();
     let (g, u1, u2) = (id_of(&admins), id_of(&john), id_of(&jane));
 
     assert!(store.add_member("b", g, u1).await.unwrap());
@@ -162,10 +170,10 @@ async fn memberships_follow_users_and_groups() {
 
     assert!(store.remove_member("b", g, u1).await.unwrap());
     assert!(!store.remove_member("b", g, u1).await.unwrap());
-    store.delete(Collection { backend: "b", object_type: USERS }, u2).await.unwrap();
+    store.delete(Collection { backend: "b", object_type: USERS }, u2, ALL).await.unwrap();
     assert_eq!(store.count_members("b", g).await.unwrap(), 0, "a deleted user leaves its groups");
     store.add_member("b", g, u1).await.unwrap();
-    store.delete(groups, g).await.unwrap();
+    store.delete(groups, g, ALL).await.unwrap();
     assert!(store.groups_of("b", &u1.to_string()).await.unwrap().is_empty(), "a deleted group has no members");
 }
 
@@ -179,30 +187,75 @@ async fn lists_filter_sort_and_page_in_the_database() {
     for (title, n, tags) in
         [("b", 2, json!(["x"])), ("a", 1, json!(["x", "y"])), ("c", 3, json!([])), ("B", 4, json!(["y"]))]
     {
-        store.insert(TODOS, props(json!({"title": title, "n": n, "tags": tags})), None).await.unwrap();
+        store.insert(TODOS, props(json!({"title": title, "n": n, "tags": tags})), None, template()).await.unwrap();
     }
     let other = Collection { object_type: "objects.other", ..TODOS };
-    store.insert(other, props(json!({"title": "a", "n": 1})), None).await.unwrap();
+    store.insert(other, props(json!({"title": "a", "n": 1})), None, template()).await.unwrap();
 
     let titles = |docs: Vec<Value>| docs.iter().map(|d| d["title"].as_str().unwrap().to_owned()).collect::<Vec<_>>();
     let filter = Filter::parse(&json!({"tags": "x"})).unwrap();
     let sort = Sort::parse(&json!([{"sortBy": "title", "direction": "asc"}])).unwrap();
     let page = Page { limit: 10, offset: 0 };
-    let found = store.list(TODOS, ListQuery { filter: &filter, sort: &sort, page }).await.unwrap();
+    let found = store.list(TODOS, ListQuery { filter: &filter, sort: &sort, page }, ALL).await.unwrap();
     assert_eq!(titles(found), ["a", "b"]);
 
     let all = Filter::parse(&json!({})).unwrap();
     let by_n_desc = Sort::parse(&json!([{"sortBy": "n", "direction": "desc"}])).unwrap();
     let second_page = Page { limit: 2, offset: 1 };
-    let found = store.list(TODOS, ListQuery { filter: &all, sort: &by_n_desc, page: second_page }).await.unwrap();
+    let found = store.list(TODOS, ListQuery { filter: &all, sort: &by_n_desc, page: second_page }, ALL).await.unwrap();
     assert_eq!(titles(found), ["c", "b"]);
     let unsorted = Sort::parse(&json!([])).unwrap();
-    let found = store.list(TODOS, ListQuery { filter: &all, sort: &unsorted, page }).await.unwrap();
+    let found = store.list(TODOS, ListQuery { filter: &all, sort: &unsorted, page }, ALL).await.unwrap();
     assert_eq!(titles(found), ["b", "a", "c", "B"], "creation order by default");
 
     let regex = Filter::parse(&json!({"title": {"$regex": "^b$", "$options": "i"}})).unwrap();
-    assert_eq!(store.count(TODOS, &regex).await.unwrap(), 2);
+    assert_eq!(store.count(TODOS, &regex, ALL).await.unwrap(), 2);
     let range = Filter::parse(&json!({"n": {"$gte": 2, "$lt": 4}})).unwrap();
-    assert_eq!(store.count(TODOS, &range).await.unwrap(), 2);
-    assert_eq!(store.count(TODOS, &all).await.unwrap(), 4, "other collections are not counted");
+    assert_eq!(store.count(TODOS, &range, ALL).await.unwrap(), 2);
+    assert_eq!(store.count(TODOS, &all, ALL).await.unwrap(), 4, "other collections are not counted");
+}
+
+#[tokio::test]
+async fn acls_filter_reads_in_sql_and_guard_changes() {
+    use crate::{AclChange, Permission};
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(&dir).await;
+    let anyone = vec!["*".to_owned()];
+    let alice = vec!["*".to_owned(), "users.alice".to_owned()];
+    let bob = vec!["*".to_owned(), "users.bob".to_owned(), "usergroups.team".to_owned()];
+    let private = Acl { read: vec![], update: vec![], delete: vec![], admin: vec![crate::CREATOR.to_owned()] };
+
+    let public = store.insert(TODOS, props(json!({"t": "public"})), None, template()).await.unwrap();
+    let secret = store.insert(TODOS, props(json!({"t": "alice's"})), Some("alice"), private).await.unwrap();
+    let id = |doc: &Value| ObjectId::parse(doc["id"].as_str().unwrap()).unwrap();
+
+    let all = updraft_query::Filter::parse(&json!({})).unwrap();
+    for (who, seen) in [(&anyone, 1), (&alice, 2), (&bob, 1)] {
+        assert_eq!(store.count(TODOS, &all, Access::Subjects(who)).await.unwrap(), seen, "{who:?}");
+    }
+    assert_eq!(store.get(TODOS, id(&secret), Access::Subjects(&bob)).await.unwrap(), None, "unreadable looks absent");
+    assert!(store.get(TODOS, id(&secret), Access::Subjects(&alice)).await.unwrap().is_some());
+    assert!(matches!(
+        store.update(TODOS, id(&secret), Map::new(), Some("bob"), Access::Subjects(&bob)).await,
+        Ok(None)
+    ));
+
+    // Alice lets the team read, not change.
+    let team = Acl { read: vec!["usergroups.team".to_owned()], ..Acl::default() };
+    let acl =
+        store.change_acl(TODOS, id(&secret), AclChange::Add(team), Access::Subjects(&alice)).await.unwrap().unwrap();
+    assert_eq!(acl.read, ["usergroups.team"]);
+    assert_eq!(acl.admin, ["users.alice"], "creator resolved to alice");
+    assert!(store.get(TODOS, id(&secret), Access::Subjects(&bob)).await.unwrap().is_some());
+    let denied = store.update(TODOS, id(&secret), Map::new(), Some("bob"), Access::Subjects(&bob)).await;
+    assert!(matches!(denied, Err(StoreError::Forbidden)), "{denied:?}");
+    let denied = store.change_acl(TODOS, id(&secret), AclChange::Replace(Acl::default()), Access::Subjects(&bob)).await;
+    assert!(matches!(denied, Err(StoreError::Forbidden)));
+    assert!(matches!(store.delete(TODOS, id(&secret), Access::Subjects(&bob)).await, Err(StoreError::Forbidden)));
+
+    // The public object: anyone updates and deletes; an anonymous creator leaves no admin.
+    let acl = store.acl(TODOS, id(&public), Access::Subjects(&anyone)).await.unwrap().unwrap();
+    assert!(acl.admin.is_empty());
+    assert!(acl.allows(Permission::Delete, Access::Subjects(&anyone)));
+    assert!(store.delete(TODOS, id(&public), Access::Subjects(&anyone)).await.unwrap().is_some());
 }

@@ -5,7 +5,7 @@ use updraft_core::ids::ObjectId;
 
 use super::{SqliteStore, insert_doc, now_ms, parse_doc};
 use crate::document::new_document;
-use crate::{Author, BoxFuture, Collection, StoreError, USERS, Users};
+use crate::{Acl, Author, BoxFuture, Collection, StoreError, USERS, Users};
 
 impl Users for SqliteStore {
     fn insert_user<'a>(
@@ -14,14 +14,17 @@ impl Users for SqliteStore {
         properties: Map<String, Value>,
         password_hash: &'a str,
         author: Author<'a>,
+        acl: Acl,
     ) -> BoxFuture<'a, Result<Value, StoreError>> {
         Box::pin(async move {
             let at = Collection { backend, object_type: USERS };
             let id = ObjectId::generate();
             let now = now_ms();
             let text = Value::Object(new_document(at, id, properties, author, now)).to_string();
+            // A user is the creator of itself, whoever signed it up.
+            let acl = acl.resolve_creator(Some(&id.to_string()));
             let mut tx = self.writer.begin().await?;
-            insert_doc(&mut tx, at, id, &text, now).await?;
+            insert_doc(&mut tx, at, id, &text, now, &acl).await?;
             sqlx::query("INSERT INTO passwords (backend, user_id, hash) VALUES (?, ?, ?)")
                 .bind(backend)
                 .bind(id.to_string())

@@ -1,0 +1,137 @@
+//! `/access` of objects, users and usergroups: read an object's ACL, add to it (PUT), replace it
+//! (POST), remove from it (DELETE with a body). Answers always carry all four lists.
+
+use axum::body::Body;
+use axum::extract::{Path, State};
+use axum::http::Method;
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::{Json, Router};
+use serde_json::{Map, Value, json};
+use updraft_store::{Acl, AclChange, Collection, Permission, USERGROUPS, USERS};
+
+use super::objects::object_id;
+use super::{DataRequest, storage};
+use crate::ApiState;
+use crate::body::read_json;
+use crate::error::{ApiError, Code, EdsError};
+
+pub fn routes() -> Router<ApiState> {
+    let any = || get(object_access).put(object_access).post(object_access).delete(object_access);
+    Router::new()
+        .route("/v1/objects/{object_type}/{id}/access", any())
+        .route("/v1/users/{id}/access", get(user_access).put(user_access).post(user_access).delete(user_access))
+        .route(
+            "/v1/usergroups/{id}/access",
+            get(group_access).put(group_access).post(group_access).delete(group_access),
+        )
+}
+
+const PERMISSIONS: [(&str, Permission); 4] = [
+    ("read", Permission::Read),
+    ("update", Permission::Update),
+    ("delete", Permission::Delete),
+    ("admin", Permission::Admin),
+];
+
+async fn object_access(
+    State(state): State<ApiState>,
+    request: DataRequest,
+    method: Method,
+    Path((name, id)): Path<(String, String)>,
+    body: Body,
+) -> Result<Response, EdsError> {
+    let object_type = super::objects::object_type(&name)?;
+    access(&state, &request, &object_type, &id, method, body).await
+}
+
+async fn user_access(
+    State(state): State<ApiState>,
+    request: DataRequest,
+    method: Method,
+    Path(id): Path<String>,
+    body: Body,
+) -> Result<Response, EdsError> {
+    access(&state, &request, USERS, &id, method, body).await
+}
+
+async fn group_access(
+    State(state): State<ApiState>,
+    request: DataRequest,
+    method: Method,
+    Path(id): Path<String>,
+    body: Body,
+) -> Result<Response, EdsError> {
+    access(&state, &request, USERGROUPS, &id, method, body).await
+}
+
+async fn access(
+    state: &ApiState,
+    request: &DataRequest,
+    object_type: &str,
+    id: &str,
+    method: Method,
+    body: Body,
+) -> Result<Response, EdsError> {
+    let at = Collection { backend: &request.backend.id, object_type };
+    let id = object_id(id)?;
+    let not_found = || EdsError(ApiError::with_message(Code::NotFound, "Object not found"));
+    let acl = if method == Method::GET {
+        state.store.acl(at, id, request.access()).await.map_err(storage)?
+    } else {
+        let given = acl_from(read_json(body, state.limits.max_body_bytes).await?)?;
+        let change = match method {
+            Method::PUT => AclChange::Add(given),
+            Method::POST => AclChange::Replace(given),
+            _ => AclChange::Remove(given),
+        };
+        state.store.change_acl(at, id, change, request.access()).await.map_err(|e| request.denied(storage(e)))?
+    };
+    Ok(Json(acl_json(&acl.ok_or_else(not_found)?)).into_response())
+}
+
+/// Subjects on the wire: `{"id": "<id>", "objectType": "users" | "usergroups"}` or
+/// `{"id": "*", "objectType": "aclSubject"}` (everyone).
+fn subject_json(subject: &str) -> Value {
+    match subject.split_once('.') {
+        Some((kind, id)) => json!({"id": id, "objectType": kind}),
+        None => json!({"id": subject, "objectType": "aclSubject"}),
+    }
+}
+
+fn subject_from(value: &Value, permission: &'static str) -> Result<String, EdsError> {
+    let id = value.get("id").and_then(Value::as_str);
+    let kind = value.get("objectType").and_then(Value::as_str);
+    match (kind, id) {
+        (Some(kind @ (USERS | USERGROUPS)), Some(id)) if object_id(id).is_ok() => Ok(format!("{kind}.{id}")),
+        (Some("aclSubject"), Some("*")) => Ok("*".to_owned()),
+        _ => Err(ApiError::field(permission, "Subjects are {\"id\", \"objectType\": \"users\" | \"usergroups\"} or {\"id\": \"*\", \"objectType\": \"aclSubject\"}").into()),
+    }
+}
+
+fn acl_json(acl: &Acl) -> Value {
+    let mut body = Map::new();
+    for (key, permission) in PERMISSIONS {
+        body.insert(key.to_owned(), acl.subjects(permission).iter().map(|s| subject_json(s)).collect());
+    }
+    Value::Object(body)
+}
+
+/// A (partial) ACL body; a missing permission is an empty list.
+fn acl_from(body: Option<Value>) -> Result<Acl, EdsError> {
+    let Some(Value::Object(body)) = body else {
+        return Err(ApiError::with_message(Code::BadRequest, "The body must be an ACL object").into());
+    };
+    let mut acl = Acl::default();
+    for (key, permission) in PERMISSIONS {
+        let list = match body.get(key) {
+            None | Some(Value::Null) => continue,
+            Some(Value::Array(list)) => list,
+            Some(_) => return Err(ApiError::field(key, "must be a list of subjects").into()),
+        };
+        for subject in list {
+            acl.subjects_mut(permission).push(subject_from(subject, key)?);
+        }
+    }
+    Ok(acl)
+}
