@@ -1,4 +1,5 @@
 //! Plain domain types every service shares. No I/O, no HTTP, no storage.
 
+pub mod atomic;
 pub mod ids;
 pub mod timestamp;

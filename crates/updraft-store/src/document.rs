@@ -46,6 +46,11 @@ pub fn new_document(
 pub fn merge(doc: &mut Map<String, Value>, mut patch: Map<String, Value>, author: Author<'_>, updated_ms: i64) {
     strip_reserved(&mut patch);
     doc.extend(patch);
+    touch(doc, author, updated_ms);
+}
+
+/// Records who changed the document, and when.
+pub fn touch(doc: &mut Map<String, Value>, author: Author<'_>, updated_ms: i64) {
     doc.insert("updatedAt".into(), Value::String(format_ms(updated_ms)));
     set_user_ref(doc, "updater", author);
 }

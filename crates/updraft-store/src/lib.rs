@@ -14,6 +14,7 @@ use std::future::Future;
 use std::pin::Pin;
 
 use serde_json::{Map, Value};
+use updraft_core::atomic::AtomicOp;
 use updraft_core::ids::ObjectId;
 use updraft_query::{Filter, Sort};
 
@@ -132,6 +133,9 @@ pub enum StoreError {
     /// The caller may see the object but lacks the permission the operation needs.
     #[error("access denied")]
     Forbidden,
+    /// The change cannot apply to this document (an atomic operator on the wrong type).
+    #[error("{message}")]
+    Invalid { message: String, property: Option<String> },
     /// A unique property (a user's `username`) already has this value.
     #[error("{property} has already been taken")]
     Taken { property: &'static str },
@@ -241,6 +245,15 @@ pub enum AclChange {
     Replace(Acl),
 }
 
+/// How an update changes a document.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Patch {
+    /// Top-level properties replace the document's.
+    Merge(Map<String, Value>),
+    /// MongoDB-style operators, all applied or none.
+    Atomic(Vec<AtomicOp>),
+}
+
 /// Who made a change: a user id, or nobody for anonymous and server-side calls.
 pub type Author<'a> = Option<&'a str>;
 
@@ -263,14 +276,14 @@ pub trait Store: Send + Sync {
         access: Access<'a>,
     ) -> BoxFuture<'a, Result<Option<Value>, StoreError>>;
 
-    /// Merges `patch` into the object (top-level keys replace, reserved ones are ignored) and
+    /// Applies `patch` to the object (reserved properties are never changed) and
     /// refreshes `updatedAt`, which only ever grows; `None` when there is no such object for the
     /// caller, `Forbidden` when it may read but not update it.
     fn update<'a>(
         &'a self,
         at: Collection<'a>,
         id: ObjectId,
-        patch: Map<String, Value>,
+        patch: Patch,
         author: Author<'a>,
         access: Access<'a>,
     ) -> BoxFuture<'a, Result<Option<Value>, StoreError>>;

@@ -8,12 +8,14 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use serde_json::{Map, Value};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous};
+use updraft_core::atomic;
 use updraft_core::ids::ObjectId;
 use updraft_query::sqlite::{self as query_sql, Bind};
 
 use crate::document::{self, new_document};
 use crate::{
-    Access, Acl, AclChange, Author, BoxFuture, Collection, ListQuery, Permission, Store, StoreError, USERGROUPS, USERS,
+    Access, Acl, AclChange, Author, BoxFuture, Collection, ListQuery, Patch, Permission, Store, StoreError, USERGROUPS,
+    USERS,
 };
 
 /// Each schema change is one step; `PRAGMA user_version` records how many have run.
@@ -270,7 +272,7 @@ impl Store for SqliteStore {
         &'a self,
         at: Collection<'a>,
         id: ObjectId,
-        patch: Map<String, Value>,
+        patch: Patch,
         author: Author<'a>,
         access: Access<'a>,
     ) -> BoxFuture<'a, Result<Option<Value>, StoreError>> {
@@ -284,7 +286,14 @@ impl Store for SqliteStore {
             check(&row, Permission::Update, access)?;
             // Clients drop notifications older than their copy: updatedAt must only grow.
             let updated = now_ms().max(row.updated_ms + 1);
-            document::merge(&mut row.doc, patch, author, updated);
+            match patch {
+                Patch::Merge(properties) => document::merge(&mut row.doc, properties, author, updated),
+                Patch::Atomic(ops) => {
+                    atomic::apply(&mut row.doc, &ops)
+                        .map_err(|err| StoreError::Invalid { message: err.message, property: err.property })?;
+                    document::touch(&mut row.doc, author, updated);
+                }
+            }
             let text = Value::Object(row.doc).to_string();
             sqlx::query(
                 "UPDATE objects SET doc = jsonb(?), updated_ms = ? WHERE backend = ? AND object_type = ? AND id = ?",

@@ -74,6 +74,13 @@ fn storage(err: StoreError) -> EdsError {
     match err {
         StoreError::Forbidden => EdsError(ApiError::new(Code::AccessDenied)),
         StoreError::Taken { property } => EdsError(ApiError::field(property, "has already been taken")),
+        StoreError::Invalid { message, property } => {
+            let message = match property {
+                Some(property) => format!("{property}: {message}"),
+                None => message,
+            };
+            EdsError(ApiError::with_message(Code::BadRequest, message))
+        }
         StoreError::Database(_) => {
             tracing::error!(%err, "storage failed");
             EdsError(ApiError::with_message(Code::Internal, "Storage failure"))

@@ -7,8 +7,9 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
 use serde_json::{Map, Value, json};
+use updraft_core::atomic;
 use updraft_core::ids::ObjectId;
-use updraft_store::Collection;
+use updraft_store::{Collection, Patch};
 
 use super::{DataRequest, storage, template};
 use crate::ApiState;
@@ -19,6 +20,7 @@ pub fn routes() -> Router<ApiState> {
     Router::new()
         .route("/v1/objects/{object_type}", get(list).post(create))
         .route("/v1/objects/{object_type}/{id}", get(show).put(update).delete(remove))
+        .route("/v1/objects/{object_type}/{id}/atomic", axum::routing::put(atomic))
 }
 
 /// `todos` → `objects.todos`; names are letters, digits and underscores.
@@ -85,6 +87,26 @@ async fn update(
     update_in(&state, &request, &object_type, &id, patch).await
 }
 
+/// MongoDB-style operators (`$inc $set $unset $push $pull $addToSet $pop`), all or none.
+async fn atomic(
+    State(state): State<ApiState>,
+    request: DataRequest,
+    Path((name, id)): Path<(String, String)>,
+    body: Body,
+) -> Result<Response, EdsError> {
+    let object_type = object_type(&name)?;
+    let id = object_id(&id)?;
+    let body = read_json(body, state.limits.max_body_bytes).await?.unwrap_or(Value::Null);
+    let ops = atomic::parse(&body).map_err(|err| ApiError::with_message(Code::BadRequest, err.message))?;
+    let at = Collection { backend: &request.backend.id, object_type: &object_type };
+    let doc = state
+        .store
+        .update(at, id, Patch::Atomic(ops), request.caller.author(), request.access())
+        .await
+        .map_err(|e| request.denied(storage(e)))?;
+    Ok(Json(doc.ok_or_else(not_found)?).into_response())
+}
+
 async fn remove(
     State(state): State<ApiState>,
     request: DataRequest,
@@ -129,7 +151,7 @@ pub(super) async fn update_in(
     let at = Collection { backend: &request.backend.id, object_type };
     let doc = state
         .store
-        .update(at, object_id(id)?, patch, request.caller.author(), request.access())
+        .update(at, object_id(id)?, Patch::Merge(patch), request.caller.author(), request.access())
         .await
         .map_err(|e| request.denied(storage(e)))?;
     Ok(Json(doc.ok_or_else(not_found)?).into_response())

@@ -9,7 +9,7 @@ use axum::routing::get;
 use axum::{Json, Router};
 use serde_json::{Map, Value, json};
 use updraft_core::ids::ObjectId;
-use updraft_store::{Collection, USERS};
+use updraft_store::{Collection, Patch, USERS};
 
 use super::{DataRequest, storage, template};
 use crate::ApiState;
@@ -106,7 +106,7 @@ async fn update(
     // The user's ACL decides: by default only the user itself (its admin) may change it.
     let updated = state
         .store
-        .update(at, user, patch, request.caller.author(), request.access())
+        .update(at, user, Patch::Merge(patch), request.caller.author(), request.access())
         .await
         .map_err(|e| request.denied(storage(e)))?
         .ok_or_else(not_found)?;

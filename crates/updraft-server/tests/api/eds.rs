@@ -522,3 +522,26 @@ async fn acls_decide_who_reads_and_changes_objects() {
         StatusCode::BAD_REQUEST
     );
 }
+
+#[tokio::test]
+async fn atomic_updates_apply_all_operators_or_none() {
+    let eds = eds().await;
+    let (_, item) = eds.call(Method::POST, "/v1/objects/carts", None, Some(r#"{"n":1,"tags":["a","b"]}"#)).await;
+    let path = format!("/v1/objects/carts/{}/atomic", item["id"].as_str().unwrap());
+    let update = r#"{"$inc":{"n":2},"$push":{"tags":"c"},"$pull":{"tags":"a"},"$set":{"title":"t"}}"#;
+    let (status, updated) = eds.call(Method::PUT, &path, None, Some(update)).await;
+    assert_eq!(status, StatusCode::OK, "{updated}");
+    assert_eq!((updated["n"].clone(), updated["tags"].clone()), (json!(3), json!(["b", "c"])));
+    assert!(updated["updatedAt"].as_str().unwrap() > item["updatedAt"].as_str().unwrap());
+
+    for bad in [r#"{"$rename":{"n":"m"}}"#, r#"{"$inc":{"tags":1}}"#, r#"{"$set":{"id":"x"}}"#, "[]"] {
+        let (status, body) = eds.call(Method::PUT, &path, None, Some(bad)).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{bad}: {body}");
+        assert_eds_error(&body, "BadRequest");
+    }
+    let (_, unchanged) =
+        eds.call(Method::GET, &format!("/v1/objects/carts/{}", item["id"].as_str().unwrap()), None, None).await;
+    assert_eq!(unchanged, updated, "refused updates changed nothing");
+    let missing = "/v1/objects/carts/0123456789abcdef01234567/atomic";
+    assert_eq!(eds.call(Method::PUT, missing, None, Some(r#"{"$inc":{"n":1}}"#)).await.0, StatusCode::NOT_FOUND);
+}

@@ -34,7 +34,11 @@ async fn objects_are_created_read_updated_and_deleted() {
     let other = Collection { object_type: "objects.lists", ..TODOS };
     assert_eq!(store.get(other, id, ALL).await.unwrap(), None, "an id names an object of one collection only");
 
-    let updated = store.update(TODOS, id, props(json!({"done": true})), Some("u2"), ALL).await.unwrap().unwrap();
+    let updated = store
+        .update(TODOS, id, crate::Patch::Merge(props(json!({"done": true}))), Some("u2"), ALL)
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!((updated["title"].clone(), updated["done"].clone()), (json!("milk"), json!(true)));
     assert_eq!(updated["updater"], json!({"id": "u2", "objectType": "users"}));
     assert_eq!(updated["createdAt"], created["createdAt"]);
@@ -42,7 +46,7 @@ async fn objects_are_created_read_updated_and_deleted() {
     assert_eq!(store.delete(TODOS, id, ALL).await.unwrap(), Some(updated));
     assert_eq!(store.get(TODOS, id, ALL).await.unwrap(), None);
     assert_eq!(store.delete(TODOS, id, ALL).await.unwrap(), None);
-    assert_eq!(store.update(TODOS, id, Map::new(), None, ALL).await.unwrap(), None);
+    assert_eq!(store.update(TODOS, id, crate::Patch::Merge(Map::new()), None, ALL).await.unwrap(), None);
 }
 
 #[tokio::test]
@@ -53,7 +57,8 @@ async fn updated_at_only_grows_even_within_one_millisecond() {
     let id = ObjectId::parse(created["id"].as_str().unwrap()).unwrap();
     let mut last = created["updatedAt"].as_str().unwrap().to_owned();
     for n in 0..20 {
-        let doc = store.update(TODOS, id, props(json!({"n": n})), None, ALL).await.unwrap().unwrap();
+        let doc =
+            store.update(TODOS, id, crate::Patch::Merge(props(json!({"n": n}))), None, ALL).await.unwrap().unwrap();
         let at = doc["updatedAt"].as_str().unwrap().to_owned();
         assert!(at > last, "{at} after {last}");
         last = at;
@@ -140,7 +145,8 @@ async fn usernames_are_unique_per_backend_and_passwords_stay_out_of_documents() 
     let jane = store.insert_user("b1", props(json!({"username": "jane"})), "h", None, template()).await.unwrap();
     let jane_id = ObjectId::parse(jane["id"].as_str().unwrap()).unwrap();
     let users = Collection { backend: "b1", object_type: USERS };
-    let renamed = store.update(users, jane_id, props(json!({"username": "john"})), None, ALL).await;
+    let renamed =
+        store.update(users, jane_id, crate::Patch::Merge(props(json!({"username": "john"}))), None, ALL).await;
     assert!(matches!(renamed, Err(StoreError::Taken { .. })), "renaming onto a taken username fails");
 
     store.delete(users, id, ALL).await.unwrap();
@@ -236,7 +242,7 @@ async fn acls_filter_reads_in_sql_and_guard_changes() {
     assert_eq!(store.get(TODOS, id(&secret), Access::Subjects(&bob)).await.unwrap(), None, "unreadable looks absent");
     assert!(store.get(TODOS, id(&secret), Access::Subjects(&alice)).await.unwrap().is_some());
     assert!(matches!(
-        store.update(TODOS, id(&secret), Map::new(), Some("bob"), Access::Subjects(&bob)).await,
+        store.update(TODOS, id(&secret), crate::Patch::Merge(Map::new()), Some("bob"), Access::Subjects(&bob)).await,
         Ok(None)
     ));
 
@@ -247,7 +253,8 @@ async fn acls_filter_reads_in_sql_and_guard_changes() {
     assert_eq!(acl.read, ["usergroups.team"]);
     assert_eq!(acl.admin, ["users.alice"], "creator resolved to alice");
     assert!(store.get(TODOS, id(&secret), Access::Subjects(&bob)).await.unwrap().is_some());
-    let denied = store.update(TODOS, id(&secret), Map::new(), Some("bob"), Access::Subjects(&bob)).await;
+    let denied =
+        store.update(TODOS, id(&secret), crate::Patch::Merge(Map::new()), Some("bob"), Access::Subjects(&bob)).await;
     assert!(matches!(denied, Err(StoreError::Forbidden)), "{denied:?}");
     let denied = store.change_acl(TODOS, id(&secret), AclChange::Replace(Acl::default()), Access::Subjects(&bob)).await;
     assert!(matches!(denied, Err(StoreError::Forbidden)));

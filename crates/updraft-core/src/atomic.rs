@@ -1,0 +1,182 @@
+//! Atomic updates (`PUT .../<id>/atomic`): MongoDB-style operators applied to one document.
+
+use serde_json::{Map, Value};
+
+/// One operation on one top-level property.
+#[derive(Debug, Clone, PartialEq)]
+pub enum AtomicOp {
+    Inc(String, serde_json::Number),
+    Set(String, Value),
+    Unset(String),
+    Push(String, Value),
+    Pull(String, Value),
+    AddToSet(String, Value),
+    /// Removes the last element (`1`) or the first (`-1`).
+    Pop(String, bool),
+}
+
+/// Why an atomic update was refused; nothing was applied.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AtomicError {
+    pub message: String,
+    pub property: Option<String>,
+}
+
+fn error(message: impl Into<String>, property: Option<&str>) -> AtomicError {
+    AtomicError { message: message.into(), property: property.map(str::to_owned) }
+}
+
+/// Properties no operator may touch: the store sets them.
+const RESERVED: [&str; 6] = ["id", "objectType", "createdAt", "updatedAt", "creator", "updater"];
+
+/// Parses `{"$inc": {"n": 1}, "$push": {"tags": "x"}, ...}`.
+pub fn parse(body: &Value) -> Result<Vec<AtomicOp>, AtomicError> {
+    let Value::Object(body) = body else { return Err(error("An atomic update is a JSON object of operators", None)) };
+    if body.is_empty() {
+        return Err(error("An atomic update needs at least one operator", None));
+    }
+    let mut ops = Vec::new();
+    for (operator, fields) in body {
+        let Value::Object(fields) = fields else {
+            return Err(error(format!("{operator} takes an object of properties"), None));
+        };
+        for (field, value) in fields {
+            if RESERVED.contains(&field.as_str()) || field.is_empty() || field.contains('.') || field.starts_with('$') {
+                return Err(error(format!("{field:?} cannot be changed atomically"), Some(field)));
+            }
+            let name = field.clone();
+            ops.push(match operator.as_str() {
+                "$inc" => match value {
+                    Value::Number(n) => AtomicOp::Inc(name, n.clone()),
+                    _ => return Err(error("$inc takes a number", Some(field))),
+                },
+                "$set" => AtomicOp::Set(name, value.clone()),
+                "$unset" => AtomicOp::Unset(name),
+                "$push" => AtomicOp::Push(name, value.clone()),
+                "$pull" => AtomicOp::Pull(name, value.clone()),
+                "$addToSet" => AtomicOp::AddToSet(name, value.clone()),
+                "$pop" => match value.as_i64() {
+                    Some(1) => AtomicOp::Pop(name, true),
+                    Some(-1) => AtomicOp::Pop(name, false),
+                    _ => return Err(error("$pop takes 1 (last) or -1 (first)", Some(field))),
+                },
+                other => return Err(error(format!("unknown operator {other}"), None)),
+            });
+        }
+    }
+    Ok(ops)
+}
+
+/// Applies every operation or none.
+pub fn apply(doc: &mut Map<String, Value>, ops: &[AtomicOp]) -> Result<(), AtomicError> {
+    let mut next = doc.clone();
+    for op in ops {
+        match op {
+            AtomicOp::Inc(field, by) => {
+                let sum = match next.get(field) {
+                    None | Some(Value::Null) => Value::Number(by.clone()),
+                    Some(Value::Number(have)) => add(have, by),
+                    Some(_) => return Err(error("$inc needs a number", Some(field))),
+                };
+                next.insert(field.clone(), sum);
+            }
+            AtomicOp::Set(field, value) => {
+                next.insert(field.clone(), value.clone());
+            }
+            AtomicOp::Unset(field) => {
+                next.remove(field);
+            }
+            AtomicOp::Push(field, value) | AtomicOp::AddToSet(field, value) => {
+                let list = array(&mut next, field)?;
+                if matches!(op, AtomicOp::Push(..)) || !list.contains(value) {
+                    list.push(value.clone());
+                }
+            }
+            AtomicOp::Pull(field, value) => array(&mut next, field)?.retain(|item| item != value),
+            AtomicOp::Pop(field, last) => {
+                let list = array(&mut next, field)?;
+                if !list.is_empty() {
+                    if *last {
+                        list.pop();
+                    } else {
+                        list.remove(0);
+                    }
+                }
+            }
+        }
+    }
+    *doc = next;
+    Ok(())
+}
+
+/// The array under `field`, created empty when missing.
+fn array<'a>(doc: &'a mut Map<String, Value>, field: &str) -> Result<&'a mut Vec<Value>, AtomicError> {
+    let slot = doc.entry(field.to_owned()).or_insert_with(|| Value::Array(Vec::new()));
+    if slot.is_null() {
+        *slot = Value::Array(Vec::new());
+    }
+    slot.as_array_mut().ok_or_else(|| error("needs an array", Some(field)))
+}
+
+fn add(a: &serde_json::Number, b: &serde_json::Number) -> Value {
+    match (a.as_i64(), b.as_i64()) {
+        (Some(x), Some(y)) if x.checked_add(y).is_some() => Value::from(x + y),
+        _ => serde_json::Number::from_f64(a.as_f64().unwrap_or(0.0) + b.as_f64().unwrap_or(0.0))
+            .map_or(Value::Null, Value::Number),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    fn run(doc: Value, update: Value) -> Result<Value, AtomicError> {
+        let mut doc = doc.as_object().unwrap().clone();
+        apply(&mut doc, &parse(&update)?)?;
+        Ok(Value::Object(doc))
+    }
+
+    #[test]
+    fn every_operator_does_what_mongodb_does() {
+        let doc = json!({"n": 1, "tags": ["a", "b", "a"], "gone": true});
+        let update = json!({
+            "$inc": {"n": 2, "fresh": 5},
+            "$set": {"title": "t"},
+            "$unset": {"gone": ""},
+            "$pull": {"tags": "a"},
+            "$push": {"log": "x"},
+            "$addToSet": {"set": 1},
+        });
+        assert_eq!(
+            run(doc, update).unwrap(),
+            json!({"n": 3, "fresh": 5, "title": "t", "tags": ["b"], "log": ["x"], "set": [1]})
+        );
+        assert_eq!(run(json!({"s": [1]}), json!({"$addToSet": {"s": 1}})).unwrap(), json!({"s": [1]}));
+        assert_eq!(run(json!({"l": [1, 2, 3]}), json!({"$pop": {"l": 1}})).unwrap(), json!({"l": [1, 2]}));
+        assert_eq!(run(json!({"l": [1, 2, 3]}), json!({"$pop": {"l": -1}})).unwrap(), json!({"l": [2, 3]}));
+        assert_eq!(run(json!({"x": 1.5}), json!({"$inc": {"x": 1}})).unwrap(), json!({"x": 2.5}));
+    }
+
+    #[test]
+    fn bad_updates_are_refused_whole() {
+        let cases = [
+            json!({"$rename": {"a": "b"}}),
+            json!({"$inc": {"n": "1"}}),
+            json!({"$set": {"id": "x"}}),
+            json!({"$set": {"a.b": 1}}),
+            json!({"$pop": {"l": 2}}),
+            json!({}),
+            json!([1]),
+        ];
+        for update in cases {
+            assert!(parse(&update).is_err(), "{update}");
+        }
+        // Type errors surface when applied, and leave the document as it was.
+        let mut doc = json!({"n": "text", "m": 1}).as_object().unwrap().clone();
+        let ops = parse(&json!({"$inc": {"m": 1, "n": 1}})).unwrap();
+        assert!(apply(&mut doc, &ops).is_err());
+        assert_eq!(Value::Object(doc), json!({"n": "text", "m": 1}));
+    }
+}
