@@ -221,10 +221,23 @@ async fn current(
         .transpose()
 }
 
-/// What a change may do: nothing for an object the caller cannot see (as if it did not exist),
-/// `Forbidden` for one it sees without `permission`.
-fn check(row: &Current, permission: Permission, access: Access<'_>) -> Result<(), StoreError> {
-    if row.acl.allows(permission, access) { Ok(()) } else { Err(StoreError::Forbidden) }
+/// The row a change is about, if the caller may make it: `None` for an object the caller cannot
+/// see (as if it did not exist), `Forbidden` for one it sees without `permission`.
+async fn changeable(
+    tx: &mut sqlx::SqliteConnection,
+    at: Collection<'_>,
+    id: ObjectId,
+    permission: Permission,
+    access: Access<'_>,
+) -> Result<Option<Current>, StoreError> {
+    let Some(row) = current(tx, at, id).await? else { return Ok(None) };
+    if !row.acl.allows(Permission::Read, access) {
+        return Ok(None);
+    }
+    if !row.acl.allows(permission, access) {
+        return Err(StoreError::Forbidden);
+    }
+    Ok(Some(row))
 }
 
 impl Store for SqliteStore {
@@ -279,11 +292,7 @@ impl Store for SqliteStore {
         Box::pin(async move {
             // Read and write on the single writer connection: no other write can slip between.
             let mut tx = self.writer.begin().await?;
-            let Some(mut row) = current(&mut tx, at, id).await? else { return Ok(None) };
-            if !row.acl.allows(Permission::Read, access) {
-                return Ok(None);
-            }
-            check(&row, Permission::Update, access)?;
+            let Some(mut row) = changeable(&mut tx, at, id, Permission::Update, access).await? else { return Ok(None) };
             // Clients drop notifications older than their copy: updatedAt must only grow.
             let updated = now_ms().max(row.updated_ms + 1);
             match patch {
@@ -319,11 +328,7 @@ impl Store for SqliteStore {
     ) -> BoxFuture<'a, Result<Option<Value>, StoreError>> {
         Box::pin(async move {
             let mut tx = self.writer.begin().await?;
-            let Some(row) = current(&mut tx, at, id).await? else { return Ok(None) };
-            if !row.acl.allows(Permission::Read, access) {
-                return Ok(None);
-            }
-            check(&row, Permission::Delete, access)?;
+            let Some(row) = changeable(&mut tx, at, id, Permission::Delete, access).await? else { return Ok(None) };
             sqlx::query("DELETE FROM objects WHERE backend = ? AND object_type = ? AND id = ?")
                 .bind(at.backend)
                 .bind(at.object_type)
@@ -376,11 +381,7 @@ impl Store for SqliteStore {
     ) -> BoxFuture<'a, Result<Option<Acl>, StoreError>> {
         Box::pin(async move {
             let mut tx = self.writer.begin().await?;
-            let Some(row) = current(&mut tx, at, id).await? else { return Ok(None) };
-            if !row.acl.allows(Permission::Read, access) {
-                return Ok(None);
-            }
-            check(&row, Permission::Admin, access)?;
+            let Some(row) = changeable(&mut tx, at, id, Permission::Admin, access).await? else { return Ok(None) };
             let mut acl = row.acl;
             for permission in [Permission::Read, Permission::Update, Permission::Delete, Permission::Admin] {
                 let list = acl.subjects_mut(permission);
