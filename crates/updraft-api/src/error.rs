@@ -86,7 +86,7 @@ impl Code {
 pub struct ApiError {
     pub code: Code,
     pub message: Cow<'static, str>,
-    pub property: Option<&'static str>,
+    pub property: Option<Cow<'static, str>>,
 }
 
 impl ApiError {
@@ -99,8 +99,8 @@ impl ApiError {
     }
 
     /// A field that failed validation.
-    pub fn field(property: &'static str, message: impl Into<Cow<'static, str>>) -> ApiError {
-        ApiError { code: Code::ValidationFailed, message: message.into(), property: Some(property) }
+    pub fn field(property: impl Into<Cow<'static, str>>, message: impl Into<Cow<'static, str>>) -> ApiError {
+        ApiError { code: Code::ValidationFailed, message: message.into(), property: Some(property.into()) }
     }
 }
 

@@ -16,7 +16,7 @@ use std::sync::Arc;
 use axum::Router;
 use updraft_bus::Bus;
 use updraft_gateway::{ConnectionConfig, Gateways, SocketId};
-use updraft_store::{Groups, Store, Tenants, Users};
+use updraft_store::{Groups, Schemas, Store, Tenants, Users};
 
 pub use mws::gateways::GatewayFile;
 
@@ -39,6 +39,7 @@ pub struct ApiContext {
     pub tenants: Arc<dyn Tenants>,
     pub users: Arc<dyn Users>,
     pub groups: Arc<dyn Groups>,
+    pub schemas: Arc<dyn Schemas>,
     /// The account that manages apps (`/v1/account/*`); `None` refuses every account login.
     pub account: Option<eds::AccountLogin>,
     pub gateways: Arc<Gateways>,

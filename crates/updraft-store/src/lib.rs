@@ -48,6 +48,24 @@ pub trait Users: Send + Sync {
     ) -> BoxFuture<'a, Result<Option<(Value, String)>, StoreError>>;
 }
 
+/// Object type schemas (`/v1/object_types`), kept as the JSON the API validated.
+pub trait Schemas: Send + Sync {
+    /// Creates or replaces the schema of `object_type`, and makes sure each of `indexed` (property
+    /// names, letters, digits and `_` only) has an index.
+    fn put_schema<'a>(
+        &'a self,
+        backend: &'a str,
+        object_type: &'a str,
+        schema: Value,
+        indexed: &'a [String],
+    ) -> BoxFuture<'a, Result<(), StoreError>>;
+    fn schema<'a>(&'a self, backend: &'a str, object_type: &'a str)
+    -> BoxFuture<'a, Result<Option<Value>, StoreError>>;
+    fn schemas<'a>(&'a self, backend: &'a str) -> BoxFuture<'a, Result<Vec<Value>, StoreError>>;
+    /// Deletes the schema and the type's objects; false when there was no schema.
+    fn delete_schema<'a>(&'a self, backend: &'a str, object_type: &'a str) -> BoxFuture<'a, Result<bool, StoreError>>;
+}
+
 /// Which users belong to which usergroups of a backend.
 pub trait Groups: Send + Sync {
     /// Adds a member; false when it already was one.

@@ -55,6 +55,12 @@ const MIGRATIONS: &[&str] = &[
         PRIMARY KEY (backend, group_id, user_id)
     ) WITHOUT ROWID",
     "CREATE INDEX members_by_user ON members (backend, user_id)",
+    "CREATE TABLE object_types (
+        backend TEXT NOT NULL,
+        name TEXT NOT NULL,
+        schema TEXT NOT NULL,
+        PRIMARY KEY (backend, name)
+    ) WITHOUT ROWID",
     "ALTER TABLE objects ADD COLUMN acl TEXT NOT NULL DEFAULT '{\"read\":[],\"update\":[],\"delete\":[],\"admin\":[]}'",
 ];
 
@@ -464,6 +470,7 @@ impl Store for SqliteStore {
 }
 
 mod groups;
+mod schemas;
 mod tenants;
 #[cfg(test)]
 mod tests;

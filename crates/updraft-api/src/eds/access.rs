@@ -8,7 +8,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
 use serde_json::{Map, Value, json};
-use updraft_store::{Acl, AclChange, Collection, Permission, USERGROUPS, USERS};
+use updraft_store::{Acl, AclChange, CREATOR, Collection, Permission, USERGROUPS, USERS};
 
 use super::objects::object_id;
 use super::{DataRequest, storage};
@@ -27,7 +27,7 @@ pub fn routes() -> Router<ApiState> {
         )
 }
 
-const PERMISSIONS: [(&str, Permission); 4] = [
+pub(super) const PERMISSIONS: [(&str, Permission); 4] = [
     ("read", Permission::Read),
     ("update", Permission::Update),
     ("delete", Permission::Delete),
@@ -92,19 +92,21 @@ async fn access(
 
 /// Subjects on the wire: `{"id": "<id>", "objectType": "users" | "usergroups"}` or
 /// `{"id": "*", "objectType": "aclSubject"}` (everyone).
-fn subject_json(subject: &str) -> Value {
+pub(super) fn subject_json(subject: &str) -> Value {
     match subject.split_once('.') {
         Some((kind, id)) => json!({"id": id, "objectType": kind}),
         None => json!({"id": subject, "objectType": "aclSubject"}),
     }
 }
 
-fn subject_from(value: &Value, permission: &'static str) -> Result<String, EdsError> {
+/// A wire subject as a store subject; `creator` only where `templates` allows it.
+pub(super) fn subject_from(value: &Value, permission: &'static str, template: bool) -> Result<String, EdsError> {
     let id = value.get("id").and_then(Value::as_str);
     let kind = value.get("objectType").and_then(Value::as_str);
     match (kind, id) {
         (Some(kind @ (USERS | USERGROUPS)), Some(id)) if object_id(id).is_ok() => Ok(format!("{kind}.{id}")),
         (Some("aclSubject"), Some("*")) => Ok("*".to_owned()),
+        (Some("aclSubject"), Some(CREATOR)) if template => Ok(CREATOR.to_owned()),
         _ => Err(ApiError::field(permission, "Subjects are {\"id\", \"objectType\": \"users\" | \"usergroups\"} or {\"id\": \"*\", \"objectType\": \"aclSubject\"}").into()),
     }
 }
@@ -130,7 +132,7 @@ fn acl_from(body: Option<Value>) -> Result<Acl, EdsError> {
             Some(_) => return Err(ApiError::field(key, "must be a list of subjects").into()),
         };
         for subject in list {
-            acl.subjects_mut(permission).push(subject_from(subject, key)?);
+            acl.subjects_mut(permission).push(subject_from(subject, key, false)?);
         }
     }
     Ok(acl)

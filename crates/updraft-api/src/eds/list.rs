@@ -22,6 +22,7 @@ pub(super) async fn list(
     object_type: &str,
     uri: &Uri,
 ) -> Result<Response, EdsError> {
+    super::schemas::may_list(state, request, object_type).await?;
     let params: Vec<(String, String)> = serde_urlencoded::from_str(uri.query().unwrap_or("")).unwrap_or_default();
     let param = |name: &str| params.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str());
 

@@ -8,6 +8,7 @@ mod account;
 mod list;
 mod oauth;
 mod objects;
+mod schemas;
 mod usergroups;
 mod users;
 
@@ -33,6 +34,7 @@ pub fn routes() -> Router<ApiState> {
         .merge(objects::routes())
         .merge(users::routes())
         .merge(access::routes())
+        .merge(schemas::routes())
         .merge(usergroups::routes())
 }
 

@@ -11,7 +11,7 @@ use updraft_core::atomic;
 use updraft_core::ids::ObjectId;
 use updraft_store::{Collection, Patch};
 
-use super::{DataRequest, storage, template};
+use super::{DataRequest, storage};
 use crate::ApiState;
 use crate::body::read_json;
 use crate::error::{ApiError, Code, EdsError};
@@ -123,9 +123,9 @@ pub(super) async fn create_in(
     object_type: &str,
     properties: Map<String, Value>,
 ) -> Result<Response, EdsError> {
+    let acl = super::schemas::admit(state, request, object_type, &properties).await?;
     let at = Collection { backend: &request.backend.id, object_type };
-    let doc =
-        state.store.insert(at, properties, request.caller.author(), template(object_type)).await.map_err(storage)?;
+    let doc = state.store.insert(at, properties, request.caller.author(), acl).await.map_err(storage)?;
     Ok((StatusCode::CREATED, Json(doc)).into_response())
 }
 

@@ -11,7 +11,7 @@ use serde_json::{Map, Value, json};
 use updraft_core::ids::ObjectId;
 use updraft_store::{Collection, Patch, USERS};
 
-use super::{DataRequest, storage, template};
+use super::{DataRequest, storage};
 use crate::ApiState;
 use crate::auth;
 use crate::body::read_json;
@@ -58,11 +58,12 @@ async fn create(State(state): State<ApiState>, request: DataRequest, body: Body)
     let mut properties = user_body(&state, body).await?;
     required_text(&properties, "username")?;
     let password = required_text(&properties, "password")?;
+    let acl = super::schemas::admit(&state, &request, USERS, &properties).await?;
     properties.remove("password");
     let password_hash = hash(password).await?;
     let user = state
         .users
-        .insert_user(&request.backend.id, properties, &password_hash, request.caller.author(), template(USERS))
+        .insert_user(&request.backend.id, properties, &password_hash, request.caller.author(), acl)
         .await
         .map_err(storage)?;
     Ok((StatusCode::CREATED, Json(user)).into_response())
