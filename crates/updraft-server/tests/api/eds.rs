@@ -643,3 +643,69 @@ async fn object_types_validate_and_guard_their_collections() {
     assert_eq!(status, StatusCode::BAD_REQUEST);
     assert_eq!(body["errors"][0]["property"], "properties");
 }
+
+/// The ACL matrix: anonymous, owner, member of a permitted group, another user and the instance
+/// secret against read, update, delete, admin and list on one object.
+#[tokio::test]
+async fn acl_matrix() {
+    let eds = eds().await;
+    let mut tokens = std::collections::HashMap::new();
+    let mut ids = std::collections::HashMap::new();
+    for name in ["owner", "member", "other"] {
+        let body = json!({"username": name, "password": "pw"}).to_string();
+        let (_, user) = eds.call(Method::POST, "/v1/users", None, Some(&body)).await;
+        ids.insert(name, user["id"].as_str().unwrap().to_owned());
+        tokens.insert(name, eds.login(name, "pw").await.1["access_token"].as_str().unwrap().to_owned());
+    }
+    let (_, group) = eds.call(Method::POST, "/v1/usergroups", None, Some(r#"{"name":"readers"}"#)).await;
+    let gid = group["id"].as_str().unwrap();
+    let member = json!({"id": ids["member"], "objectType": "users"}).to_string();
+    eds.call(Method::POST, &format!("/v1/usergroups/{gid}/members"), None, Some(&member)).await;
+    // Group membership is read at each request, so the member's existing token carries it.
+
+    let fresh = || async {
+        let (_, doc) = eds.call(Method::POST, "/v1/objects/matrix", Some(&tokens["owner"]), Some(r#"{"v":1}"#)).await;
+        let path = format!("/v1/objects/matrix/{}", doc["id"].as_str().unwrap());
+        let owner = json!({"id": ids["owner"], "objectType": "users"});
+        let acl = json!({
+            "read": [{"id": gid, "objectType": "usergroups"}],
+            "update": [owner.clone()],
+            "delete": [owner.clone()],
+            "admin": [owner],
+        })
+        .to_string();
+        let (status, _) = eds.call(Method::POST, &format!("{path}/access"), Some(&tokens["owner"]), Some(&acl)).await;
+        assert_eq!(status, StatusCode::OK);
+        path
+    };
+
+    use StatusCode as S;
+    let who: [(&str, Option<String>); 5] = [
+        ("anonymous", None),
+        ("owner", Some(tokens["owner"].clone())),
+        ("member", Some(tokens["member"].clone())),
+        ("other", Some(tokens["other"].clone())),
+        ("secret", Some(eds.secret.clone())),
+    ];
+    // read, update, delete, admin (add to the ACL), count in a list
+    let expected: [(S, S, S, S, u64); 5] = [
+        (S::NOT_FOUND, S::NOT_FOUND, S::NOT_FOUND, S::NOT_FOUND, 0),
+        (S::OK, S::OK, S::OK, S::OK, 1),
+        (S::OK, S::FORBIDDEN, S::FORBIDDEN, S::FORBIDDEN, 1),
+        (S::NOT_FOUND, S::NOT_FOUND, S::NOT_FOUND, S::NOT_FOUND, 0),
+        (S::OK, S::OK, S::OK, S::OK, 1),
+    ];
+    for ((name, token), (read, update, delete, admin, listed)) in who.iter().zip(expected) {
+        let token = token.as_deref();
+        let path = fresh().await;
+        let (_, count) = eds.call(Method::GET, "/v1/objects/matrix?count=1", token, None).await;
+        assert_eq!(count["count"], listed, "{name} list");
+        assert_eq!(eds.call(Method::GET, &path, token, None).await.0, read, "{name} read");
+        assert_eq!(eds.call(Method::PUT, &path, token, Some(r#"{"v":2}"#)).await.0, update, "{name} update");
+        let acl = r#"{"read":[{"id":"*","objectType":"aclSubject"}]}"#;
+        assert_eq!(eds.call(Method::PUT, &format!("{path}/access"), token, Some(acl)).await.0, admin, "{name} admin");
+        assert_eq!(eds.call(Method::DELETE, &path, token, None).await.0, delete, "{name} delete");
+        // Clean up for the next subject's count.
+        eds.call(Method::DELETE, &path, Some(&eds.secret), None).await;
+    }
+}
