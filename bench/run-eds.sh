@@ -1,0 +1,46 @@
+#!/usr/bin/env bash
+# EDS throughput with wrk: point reads by id (ACL checked), durable inserts, 20-item filtered and
+# sorted lists, over a collection of $OBJECTS objects. Server on core 0, wrk on core 1.
+# Usage: bench/run-eds.sh   (knobs: OBJECTS, SECONDS_EACH, CONNECTIONS, SKIP_BUILD=1)
+set -euo pipefail
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+OBJECTS=${OBJECTS:-100000}
+SECONDS_EACH=${SECONDS_EACH:-10}
+CONNECTIONS=${CONNECTIONS:-32}
+PORT=18180
+command -v wrk >/dev/null || { apt-get update -qq && apt-get install -y -qq wrk; }
+[[ ${SKIP_BUILD:-} == 1 ]] || cargo build --release -q -p updraft-server --manifest-path "$ROOT/Cargo.toml"
+DATA=$(mktemp -d)
+trap 'kill $SERVER 2>/dev/null; wait $SERVER 2>/dev/null; rm -rf "$DATA"' EXIT
+taskset -c 0 "$ROOT/target/release/updraft" serve --listen 127.0.0.1:$PORT --data-dir "$DATA" \
+    --admin-email bench@example.com --admin-password bench-password 2>"$DATA/server.log" &
+SERVER=$!
+for _ in $(seq 100); do curl -sf "http://127.0.0.1:$PORT/healthz" >/dev/null && break; sleep 0.1; done
+BASE=http://127.0.0.1:$PORT
+TOKEN=$(curl -s "$BASE/v1/account/auth/oauth2/token" -d 'grant_type=password&username=bench@example.com&password=bench-password' | python3 -c 'import json,sys; print(json.load(sys.stdin)["access_token"])')
+export BACKEND=$(curl -s "$BASE/v1/account/apps" -H "Authorization: Bearer $TOKEN" -d '{"name":"bench"}' | python3 -c 'import json,sys; print(json.load(sys.stdin)["environments"][0]["id"])')
+
+echo "== durable inserts (also fills the collection)"
+# Insert until the collection holds $OBJECTS objects; the first run is the measured one.
+taskset -c 1 wrk -t1 -c"$CONNECTIONS" -d"${SECONDS_EACH}s" -s "$ROOT/bench/eds/insert.lua" "$BASE/v1/objects/bench"
+python3 - "$BASE" "$BACKEND" "$OBJECTS" <<'PY'
+import json, sys, urllib.request, concurrent.futures
+base, backend, target = sys.argv[1], sys.argv[2], int(sys.argv[3])
+def get(path):
+    req = urllib.request.Request(base + path, headers={"Enginio-Backend-Id": backend})
+    return json.load(urllib.request.urlopen(req))
+have = get("/v1/objects/bench?count=1")["count"]
+def post(n):
+    req = urllib.request.Request(base + "/v1/objects/bench", data=json.dumps({"title": "fill", "done": n % 2 == 0, "n": n}).encode(), headers={"Enginio-Backend-Id": backend}, method="POST")
+    urllib.request.urlopen(req).read()
+with concurrent.futures.ThreadPoolExecutor(16) as pool:
+    list(pool.map(post, range(max(0, target - have))))
+print("objects:", get("/v1/objects/bench?count=1")["count"], file=sys.stderr)
+PY
+export IDS_FILE="$DATA/ids.txt"
+curl -s "$BASE/v1/objects/bench?limit=1000" -H "Enginio-Backend-Id: $BACKEND" | python3 -c 'import json,sys; print("\n".join(o["id"] for o in json.load(sys.stdin)["results"]))' > "$IDS_FILE"
+
+echo "== point reads by id"
+taskset -c 1 wrk -t1 -c"$CONNECTIONS" -d"${SECONDS_EACH}s" -s "$ROOT/bench/eds/read.lua" "$BASE"
+echo "== 20-item list, filtered and sorted"
+taskset -c 1 wrk -t1 -c"$CONNECTIONS" -d"${SECONDS_EACH}s" -s "$ROOT/bench/eds/list.lua" "$BASE"
