@@ -74,6 +74,9 @@ pub struct SqliteOptions {
 pub struct SqliteStore {
     pub(crate) writer: SqlitePool,
     pub(crate) readers: SqlitePool,
+    /// Every data request names its backend; backends change only through this store (created
+    /// with their app, gone with it), so a cache of them is never stale.
+    pub(crate) backends: std::sync::RwLock<std::collections::HashMap<String, crate::Backend>>,
 }
 
 impl SqliteStore {
@@ -94,7 +97,7 @@ impl SqliteStore {
             .max_connections(options.readers.max(1))
             .connect_with(connect.read_only(true))
             .await?;
-        Ok(SqliteStore { writer, readers })
+        Ok(SqliteStore { writer, readers, backends: Default::default() })
     }
 
     pub async fn close(&self) {

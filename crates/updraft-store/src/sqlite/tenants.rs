@@ -104,18 +104,27 @@ impl Tenants for SqliteStore {
             sqlx::query("DELETE FROM backends WHERE app_id = ?").bind(id).execute(&mut *tx).await?;
             let deleted = sqlx::query("DELETE FROM apps WHERE id = ?").bind(id).execute(&mut *tx).await?;
             tx.commit().await?;
+            self.backends.write().expect("backend cache").retain(|_, backend| backend.app_id != id);
             Ok(deleted.rows_affected() == 1)
         })
     }
 
     fn backend<'a>(&'a self, id: &'a str) -> BoxFuture<'a, Result<Option<Backend>, StoreError>> {
         Box::pin(async move {
+            if let Some(backend) = self.backends.read().expect("backend cache").get(id) {
+                return Ok(Some(backend.clone()));
+            }
             let row: Option<BackendRow> =
                 sqlx::query_as(sqlx::AssertSqlSafe(format!("SELECT {BACKEND_COLUMNS} FROM backends WHERE id = ?")))
                     .bind(id)
                     .fetch_optional(&self.readers)
                     .await?;
-            Ok(row.map(backend_from))
+            let backend = row.map(backend_from);
+            // Only found backends are cached: unknown ids from clients must not grow the cache.
+            if let Some(backend) = &backend {
+                self.backends.write().expect("backend cache").insert(id.to_owned(), backend.clone());
+            }
+            Ok(backend)
         })
     }
 
