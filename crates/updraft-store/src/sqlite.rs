@@ -77,6 +77,7 @@ pub struct SqliteStore {
     /// Every data request names its backend; backends change only through this store (created
     /// with their app, gone with it), so a cache of them is never stale.
     pub(crate) backends: std::sync::RwLock<std::collections::HashMap<String, crate::Backend>>,
+    inserts: tokio::sync::mpsc::Sender<group_commit::Insert>,
 }
 
 impl SqliteStore {
@@ -97,7 +98,8 @@ impl SqliteStore {
             .max_connections(options.readers.max(1))
             .connect_with(connect.read_only(true))
             .await?;
-        Ok(SqliteStore { writer, readers, backends: Default::default() })
+        let inserts = group_commit::start(writer.clone());
+        Ok(SqliteStore { writer, readers, backends: Default::default(), inserts })
     }
 
     pub async fn close(&self) {
@@ -263,10 +265,22 @@ impl Store for SqliteStore {
             let doc = new_document(at, id, properties, author, now);
             let text = Value::Object(doc).to_string();
             let acl = acl.resolve_creator(author);
-            let mut tx = self.writer.begin().await?;
-            insert_doc(&mut tx, at, id, &text, now, &acl).await?;
-            tx.commit().await?;
-            Ok(serde_json::from_str(&text).expect("we just serialized it"))
+            let (done, committed) = tokio::sync::oneshot::channel();
+            let insert = group_commit::Insert {
+                backend: at.backend.to_owned(),
+                object_type: at.object_type.to_owned(),
+                id,
+                doc: text,
+                now_ms: now,
+                acl,
+                done,
+            };
+            let closed = || StoreError::Database("the store is closed".into());
+            // Hand back the document text only once it is committed.
+            let doc = insert.doc.clone();
+            self.inserts.send(insert).await.map_err(|_| closed())?;
+            committed.await.map_err(|_| closed())??;
+            Ok(serde_json::from_str(&doc).expect("we just serialized it"))
         })
     }
 
@@ -472,6 +486,7 @@ impl Store for SqliteStore {
     }
 }
 
+mod group_commit;
 mod groups;
 mod schemas;
 mod tenants;
