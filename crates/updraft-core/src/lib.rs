@@ -3,3 +3,4 @@
 pub mod atomic;
 pub mod ids;
 pub mod timestamp;
+pub mod typed;

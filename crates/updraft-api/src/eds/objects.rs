@@ -7,8 +7,8 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
 use serde_json::{Map, Value, json};
-use updraft_core::atomic;
 use updraft_core::ids::ObjectId;
+use updraft_core::{atomic, typed};
 use updraft_store::{Collection, Patch};
 
 use super::{DataRequest, storage};
@@ -41,9 +41,13 @@ fn not_found() -> ApiError {
     ApiError::with_message(Code::NotFound, "Object not found")
 }
 
+/// The properties a create or update body carries, typed values (`{"$type", "$value"}`) made plain.
 pub(super) async fn object_body(state: &ApiState, body: Body) -> Result<Map<String, Value>, EdsError> {
     match read_json(body, state.limits.max_body_bytes).await? {
-        Some(Value::Object(properties)) => Ok(properties),
+        Some(Value::Object(mut properties)) => {
+            properties.values_mut().for_each(typed::to_plain);
+            Ok(properties)
+        }
         None => Ok(Map::new()),
         Some(_) => Err(ApiError::with_message(Code::BadRequest, "The body must be a JSON object").into()),
     }

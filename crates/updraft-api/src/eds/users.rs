@@ -11,24 +11,16 @@ use serde_json::{Map, Value, json};
 use updraft_core::ids::ObjectId;
 use updraft_store::{Collection, Patch, USERS};
 
+use super::objects::object_body;
 use super::{DataRequest, storage};
 use crate::ApiState;
 use crate::auth;
-use crate::body::read_json;
 use crate::error::{ApiError, Code, EdsError};
 
 pub fn routes() -> Router<ApiState> {
     Router::new()
         .route("/v1/users", get(list).post(create))
         .route("/v1/users/{id}", get(show).put(update).delete(remove))
-}
-
-async fn user_body(state: &ApiState, body: Body) -> Result<Map<String, Value>, EdsError> {
-    match read_json(body, state.limits.max_body_bytes).await? {
-        Some(Value::Object(properties)) => Ok(properties),
-        None => Ok(Map::new()),
-        Some(_) => Err(ApiError::with_message(Code::BadRequest, "The body must be a JSON object").into()),
-    }
 }
 
 /// A present, non-blank string property; QtEnginio compares these error objects whole.
@@ -55,7 +47,7 @@ async fn list(State(state): State<ApiState>, request: DataRequest, uri: Uri) -> 
 }
 
 async fn create(State(state): State<ApiState>, request: DataRequest, body: Body) -> Result<Response, EdsError> {
-    let mut properties = user_body(&state, body).await?;
+    let mut properties = object_body(&state, body).await?;
     required_text(&properties, "username")?;
     let password = required_text(&properties, "password")?;
     let acl = super::schemas::admit(&state, &request, USERS, &properties).await?;
@@ -94,7 +86,7 @@ async fn update(
     body: Body,
 ) -> Result<Response, EdsError> {
     let user = user_id(&id)?;
-    let mut patch = user_body(&state, body).await?;
+    let mut patch = object_body(&state, body).await?;
     if patch.contains_key("username") {
         required_text(&patch, "username")?;
     }

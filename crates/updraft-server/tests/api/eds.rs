@@ -709,3 +709,22 @@ async fn acl_matrix() {
         eds.call(Method::DELETE, &path, Some(&eds.secret), None).await;
     }
 }
+
+#[tokio::test]
+async fn typed_values_are_stored_plain() {
+    let eds = eds().await;
+    let (_, list) = eds.call(Method::POST, "/v1/objects/lists", None, Some(r#"{"name":"l"}"#)).await;
+    let list_ref = json!({"id": list["id"], "objectType": "objects.lists"});
+    let body = json!({
+        "list": {"$type": "ref", "$value": list_ref},
+        "due": {"$type": "time", "$value": "2014-03-14T08:48:23.000Z"},
+    })
+    .to_string();
+    let (status, todo) = eds.call(Method::POST, "/v1/objects/todos", None, Some(&body)).await;
+    assert_eq!(status, StatusCode::CREATED);
+    assert_eq!((todo["list"].clone(), todo["due"].clone()), (list_ref.clone(), json!("2014-03-14T08:48:23.000Z")));
+    // Ref equality works on the stored form.
+    let q = encode(&json!({"list": list_ref}).to_string());
+    let (_, found) = eds.call(Method::GET, &format!("/v1/objects/todos?q={q}"), None, None).await;
+    assert_eq!(found["results"].as_array().unwrap().len(), 1);
+}
