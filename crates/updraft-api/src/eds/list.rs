@@ -41,7 +41,14 @@ pub(super) async fn list(
     let offset = number_param(param("offset"), "offset", 0)?;
     let page = Page { limit, offset };
     let query = ListQuery { filter: &filter, sort: &sort, page };
-    let results = state.store.list(at, query, request.access()).await.map_err(storage)?;
+    let mut results = state.store.list(at, query, request.access()).await.map_err(storage)?;
+    let include = super::include::requested(uri)?;
+    if !include.is_empty() {
+        // One read per ref and page item: pages are small, and each read keeps the ACL check.
+        for doc in &mut results {
+            super::include::expand(state, request, doc, &include).await?;
+        }
+    }
     let query = json!({ "query": q, "limit": limit, "offset": offset, "sort": sort_value });
     Ok(Json(json!({ "results": results, "query": query })).into_response())
 }

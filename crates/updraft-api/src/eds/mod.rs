@@ -5,6 +5,7 @@
 
 mod access;
 mod account;
+mod include;
 mod list;
 mod oauth;
 mod objects;

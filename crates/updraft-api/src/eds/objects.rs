@@ -76,8 +76,9 @@ async fn show(
     State(state): State<ApiState>,
     request: DataRequest,
     Path((name, id)): Path<(String, String)>,
+    uri: Uri,
 ) -> Result<Response, EdsError> {
-    show_in(&state, &request, &object_type(&name)?, &id).await
+    show_in(&state, &request, &object_type(&name)?, &id, &uri).await
 }
 
 async fn update(
@@ -138,9 +139,12 @@ pub(super) async fn show_in(
     request: &DataRequest,
     object_type: &str,
     id: &str,
+    uri: &Uri,
 ) -> Result<Response, EdsError> {
     let at = Collection { backend: &request.backend.id, object_type };
-    let doc = state.store.get(at, object_id(id)?, request.access()).await.map_err(storage)?.ok_or_else(not_found)?;
+    let mut doc =
+        state.store.get(at, object_id(id)?, request.access()).await.map_err(storage)?.ok_or_else(not_found)?;
+    super::include::expand(state, request, &mut doc, &super::include::requested(uri)?).await?;
     Ok(Json(doc).into_response())
 }
 

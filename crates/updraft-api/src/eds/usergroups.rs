@@ -45,8 +45,9 @@ async fn show(
     State(state): State<ApiState>,
     request: DataRequest,
     Path(id): Path<String>,
+    uri: Uri,
 ) -> Result<Response, EdsError> {
-    show_in(&state, &request, USERGROUPS, &id).await
+    show_in(&state, &request, USERGROUPS, &id, &uri).await
 }
 
 async fn update(

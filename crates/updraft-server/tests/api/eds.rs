@@ -728,3 +728,22 @@ async fn typed_values_are_stored_plain() {
     let (_, found) = eds.call(Method::GET, &format!("/v1/objects/todos?q={q}"), None, None).await;
     assert_eq!(found["results"].as_array().unwrap().len(), 1);
 }
+
+#[tokio::test]
+async fn include_expands_refs_the_caller_may_read() {
+    let eds = eds().await;
+    eds.call(Method::POST, "/v1/users", None, Some(r#"{"username":"ann","password":"pw"}"#)).await;
+    let token = eds.login("ann", "pw").await.1["access_token"].as_str().unwrap().to_owned();
+    let (_, todo) = eds.call(Method::POST, "/v1/objects/todos", Some(&token), Some(r#"{"title":"t"}"#)).await;
+    let include = encode(r#"{"creator":{}}"#);
+    let (_, shown) = eds
+        .call(Method::GET, &format!("/v1/objects/todos/{}?include={include}", todo["id"].as_str().unwrap()), None, None)
+        .await;
+    assert_eq!(shown["creator"]["username"], "ann", "{shown}");
+    let (_, list) = eds.call(Method::GET, &format!("/v1/objects/todos?include={include}"), None, None).await;
+    assert_eq!(list["results"][0]["creator"]["username"], "ann");
+    let (_, plain) = eds.call(Method::GET, "/v1/objects/todos", None, None).await;
+    assert!(plain["results"][0]["creator"].get("username").is_none(), "no include, no expansion");
+    let (status, _) = eds.call(Method::GET, "/v1/objects/todos?include=%5B1%5D", None, None).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+}
