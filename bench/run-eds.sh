@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # EDS throughput with wrk: point reads by id (ACL checked), durable inserts, 20-item filtered and
 # sorted lists, over a collection of $OBJECTS objects. Server on core 0, wrk on core 1.
-# Usage: bench/run-eds.sh   (knobs: OBJECTS, SECONDS_EACH, CONNECTIONS, SKIP_BUILD=1)
+# Then the same three steps against Parse Server on the local PostgreSQL (bench/peers/parse-server).
+# Usage: bench/run-eds.sh   (knobs: OBJECTS, SECONDS_EACH, CONNECTIONS, SKIP_BUILD=1, PEER=0 to skip it)
 set -euo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 OBJECTS=${OBJECTS:-100000}
@@ -11,7 +12,7 @@ PORT=18180
 command -v wrk >/dev/null || { apt-get update -qq && apt-get install -y -qq wrk; }
 [[ ${SKIP_BUILD:-} == 1 ]] || cargo build --release -q -p updraft-server --manifest-path "$ROOT/Cargo.toml"
 DATA=$(mktemp -d)
-trap 'kill $SERVER 2>/dev/null; wait $SERVER 2>/dev/null; rm -rf "$DATA"' EXIT
+trap 'kill $SERVER 2>/dev/null; wait $SERVER 2>/dev/null || true; rm -rf "$DATA"' EXIT
 taskset -c 0 "$ROOT/target/release/updraft" serve --listen 127.0.0.1:$PORT --data-dir "$DATA" \
     --admin-email bench@example.com --admin-password bench-password 2>"$DATA/server.log" &
 SERVER=$!
@@ -44,3 +45,36 @@ echo "== point reads by id"
 taskset -c 1 wrk -t1 -c"$CONNECTIONS" -d"${SECONDS_EACH}s" -s "$ROOT/bench/eds/read.lua" "$BASE"
 echo "== 20-item list, filtered and sorted"
 taskset -c 1 wrk -t1 -c"$CONNECTIONS" -d"${SECONDS_EACH}s" -s "$ROOT/bench/eds/list.lua" "$BASE"
+
+[[ ${PEER:-1} == 1 ]] || exit 0
+echo "### peer: Parse Server on PostgreSQL"
+kill $SERVER 2>/dev/null; wait $SERVER 2>/dev/null || true
+PEER_DIR="$ROOT/bench/peers/parse-server"
+[[ -d $PEER_DIR/node_modules ]] || npm ci --prefix "$PEER_DIR" --no-audit --no-fund --loglevel=error
+psql -q -h 127.0.0.1 -U postgres -c 'DROP DATABASE IF EXISTS parse_bench' -c 'CREATE DATABASE parse_bench' postgres
+PORT=18190 taskset -c 0 node "$PEER_DIR/server.js" >"$DATA/parse.log" 2>&1 &
+SERVER=$!
+for _ in $(seq 200); do curl -sf -o /dev/null -H 'X-Parse-Application-Id: bench' "http://127.0.0.1:18190/parse/health" && break; sleep 0.1; done
+PBASE=http://127.0.0.1:18190
+echo "== durable inserts (also fills the collection)"
+taskset -c 1 wrk -t1 -c"$CONNECTIONS" -d"${SECONDS_EACH}s" -s "$ROOT/bench/eds/parse-insert.lua" "$PBASE/parse/classes/Bench"
+python3 - "$PBASE" "$OBJECTS" <<'PY'
+import json, sys, urllib.request, concurrent.futures
+base, target = sys.argv[1], int(sys.argv[2])
+headers = {"X-Parse-Application-Id": "bench", "Content-Type": "application/json"}
+def get(path):
+    return json.load(urllib.request.urlopen(urllib.request.Request(base + path, headers=headers)))
+have = get("/parse/classes/Bench?count=1&limit=0")["count"]
+def post(n):
+    body = json.dumps({"title": "fill", "done": n % 2 == 0, "n": n}).encode()
+    urllib.request.urlopen(urllib.request.Request(base + "/parse/classes/Bench", data=body, headers=headers, method="POST")).read()
+with concurrent.futures.ThreadPoolExecutor(16) as pool:
+    list(pool.map(post, range(max(0, target - have))))
+print("objects:", get("/parse/classes/Bench?count=1&limit=0")["count"], file=sys.stderr)
+PY
+curl -s "$PBASE/parse/classes/Bench?limit=1000" -H 'X-Parse-Application-Id: bench' | python3 -c 'import json,sys; print("\n".join(o["objectId"] for o in json.load(sys.stdin)["results"]))' > "$IDS_FILE"
+echo "== point reads by id"
+taskset -c 1 wrk -t1 -c"$CONNECTIONS" -d"${SECONDS_EACH}s" -s "$ROOT/bench/eds/parse-read.lua" "$PBASE"
+echo "== 20-item list, filtered and sorted"
+taskset -c 1 wrk -t1 -c"$CONNECTIONS" -d"${SECONDS_EACH}s" -s "$ROOT/bench/eds/parse-list.lua" "$PBASE"
+psql -q -h 127.0.0.1 -U postgres -c 'DROP DATABASE IF EXISTS parse_bench' postgres
