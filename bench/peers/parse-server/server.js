@@ -14,6 +14,8 @@ const databaseURI = process.env.DATABASE_URI || 'postgres://postgres@127.0.0.1:5
     serverURL: `http://127.0.0.1:${port}/parse`,
     allowClientClassCreation: true,
     logLevel: 'error',
+    // Its file logs would land in the caller's working directory.
+    logsFolder: require('node:os').tmpdir() + '/parse-server-logs',
   });
   await parse.start();
   const app = express();
