@@ -229,6 +229,11 @@ impl Acl {
         listed(permission) || listed(Permission::Admin)
     }
 
+    /// Whether everyone (`*`) may read, directly or as admin.
+    pub fn is_public_read(&self) -> bool {
+        self.read.iter().chain(&self.admin).any(|s| s == "*")
+    }
+
     /// Replaces `creator` with the creating user, or drops it for an anonymous creation.
     pub fn resolve_creator(mut self, creator: Option<&str>) -> Acl {
         for permission in [Permission::Read, Permission::Update, Permission::Delete, Permission::Admin] {

@@ -18,7 +18,8 @@ use crate::{
     USERS,
 };
 
-/// Each schema change is one step; `PRAGMA user_version` records how many have run.
+/// Each schema change is one step; `PRAGMA user_version` records how many have run, so steps are
+/// only ever appended.
 const MIGRATIONS: &[&str] = &[
     "CREATE TABLE objects (
         backend TEXT NOT NULL,
@@ -62,6 +63,8 @@ const MIGRATIONS: &[&str] = &[
         PRIMARY KEY (backend, name)
     ) WITHOUT ROWID",
     "ALTER TABLE objects ADD COLUMN acl TEXT NOT NULL DEFAULT '{\"read\":[],\"update\":[],\"delete\":[],\"admin\":[]}'",
+    // Objects everyone may read, so that the common case skips the ACL's JSON in queries.
+    "ALTER TABLE objects ADD COLUMN public_read INTEGER NOT NULL DEFAULT 0",
 ];
 
 #[derive(Debug, Clone)]
@@ -137,8 +140,8 @@ async fn insert_doc(
     acl: &Acl,
 ) -> Result<(), StoreError> {
     sqlx::query(
-        "INSERT INTO objects (backend, object_type, id, doc, created_ms, updated_ms, acl)
-         VALUES (?, ?, ?, jsonb(?), ?, ?, ?)",
+        "INSERT INTO objects (backend, object_type, id, doc, created_ms, updated_ms, acl, public_read)
+         VALUES (?, ?, ?, jsonb(?), ?, ?, ?, ?)",
     )
     .bind(at.backend)
     .bind(at.object_type)
@@ -147,6 +150,7 @@ async fn insert_doc(
     .bind(now)
     .bind(now)
     .bind(acl_json(acl))
+    .bind(acl.is_public_read())
     .execute(&mut *tx)
     .await
     .map_err(unique_violation)?;
@@ -201,8 +205,10 @@ fn readable(access: Access<'_>) -> (String, Vec<String>) {
         return ("0".to_owned(), Vec::new());
     }
     let marks = vec!["?"; subjects.len()].join(", ");
+    // `public_read` first: SQLite stops at the first true term, and most objects are public.
     let sql = format!(
-        "(EXISTS (SELECT 1 FROM json_each(acl, '$.read') WHERE value IN ({marks})) \
+        "(public_read = 1 \
+         OR EXISTS (SELECT 1 FROM json_each(acl, '$.read') WHERE value IN ({marks})) \
          OR EXISTS (SELECT 1 FROM json_each(acl, '$.admin') WHERE value IN ({marks})))"
     );
     (sql, subjects.iter().chain(subjects).cloned().collect())
@@ -420,8 +426,9 @@ impl Store for SqliteStore {
                     AclChange::Replace(new) => *list = new.subjects(permission).to_vec(),
                 }
             }
-            sqlx::query("UPDATE objects SET acl = ? WHERE backend = ? AND object_type = ? AND id = ?")
+            sqlx::query("UPDATE objects SET acl = ?, public_read = ? WHERE backend = ? AND object_type = ? AND id = ?")
                 .bind(acl_json(&acl))
+                .bind(acl.is_public_read())
                 .bind(at.backend)
                 .bind(at.object_type)
                 .bind(id.to_string())
