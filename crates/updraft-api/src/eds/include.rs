@@ -12,8 +12,8 @@ use crate::error::{ApiError, Code, EdsError};
 
 /// The properties named by the `include` parameter of `uri`.
 pub(super) fn requested(uri: &Uri) -> Result<Vec<String>, EdsError> {
-    let params: Vec<(String, String)> = serde_urlencoded::from_str(uri.query().unwrap_or("")).unwrap_or_default();
-    let Some((_, raw)) = params.iter().find(|(k, _)| k == "include") else { return Ok(Vec::new()) };
+    let params = super::list::Params::of(uri);
+    let Some(raw) = params.get("include") else { return Ok(Vec::new()) };
     if raw.trim().is_empty() {
         return Ok(Vec::new());
     }

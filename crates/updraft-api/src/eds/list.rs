@@ -23,8 +23,8 @@ pub(super) async fn list(
     uri: &Uri,
 ) -> Result<Response, EdsError> {
     super::schemas::may_list(state, request, object_type).await?;
-    let params: Vec<(String, String)> = serde_urlencoded::from_str(uri.query().unwrap_or("")).unwrap_or_default();
-    let param = |name: &str| params.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str());
+    let params = Params::of(uri);
+    let param = |name: &str| params.get(name);
 
     let q = json_param(param("q"), "q", json!({}))?;
     let filter = Filter::parse(&q).map_err(bad_query)?;
@@ -37,9 +37,8 @@ pub(super) async fn list(
         let count = state.store.count(at, &filter, request.access()).await.map_err(storage)?;
         return Ok(Json(json!({ "count": count })).into_response());
     }
-    let limit = number_param(param("limit"), "limit", DEFAULT_LIMIT)?.min(MAX_LIMIT);
-    let offset = number_param(param("offset"), "offset", 0)?;
-    let page = Page { limit, offset };
+    let page = params.page()?;
+    let (limit, offset) = (page.limit, page.offset);
     let query = ListQuery { filter: &filter, sort: &sort, page };
     let mut results = state.store.list(at, query, request.access()).await.map_err(storage)?;
     let include = super::include::requested(uri)?;
@@ -51,6 +50,26 @@ pub(super) async fn list(
     }
     let query = json!({ "query": q, "limit": limit, "offset": offset, "sort": sort_value });
     Ok(Json(json!({ "results": results, "query": query })).into_response())
+}
+
+/// The query parameters of a request, read without a typed extractor so that bad values get the
+/// EDS error form.
+pub(super) struct Params(Vec<(String, String)>);
+
+impl Params {
+    pub(super) fn of(uri: &Uri) -> Params {
+        Params(serde_urlencoded::from_str(uri.query().unwrap_or("")).unwrap_or_default())
+    }
+
+    pub(super) fn get(&self, name: &str) -> Option<&str> {
+        self.0.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str())
+    }
+
+    /// `limit` (default 100, at most 1000) and `offset`.
+    pub(super) fn page(&self) -> Result<Page, EdsError> {
+        let limit = number_param(self.get("limit"), "limit", DEFAULT_LIMIT)?.min(MAX_LIMIT);
+        Ok(Page { limit, offset: number_param(self.get("offset"), "offset", 0)? })
+    }
 }
 
 /// A JSON-encoded parameter; absent or empty is `default`.

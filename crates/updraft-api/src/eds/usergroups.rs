@@ -1,15 +1,16 @@
 //! Usergroups (objects of type `usergroups` with a required `name`) and their members.
 
 use axum::body::Body;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, State};
 use axum::http::{StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
 use serde_json::{Value, json};
 use updraft_core::ids::ObjectId;
-use updraft_store::{Collection, Page, USERGROUPS, USERS};
+use updraft_store::{Collection, USERGROUPS, USERS};
 
+use super::list::Params;
 use super::objects::{create_in, object_body, object_id, remove_in, show_in, update_in};
 use super::{DataRequest, storage};
 use crate::ApiState;
@@ -125,26 +126,20 @@ async fn remove_member(
     Ok(Json(json!({})).into_response())
 }
 
-#[derive(serde::Deserialize)]
-struct MembersQuery {
-    limit: Option<u32>,
-    offset: Option<u32>,
-    count: Option<String>,
-}
-
 async fn members(
     State(state): State<ApiState>,
     request: DataRequest,
     Path(id): Path<String>,
-    Query(query): Query<MembersQuery>,
+    uri: Uri,
 ) -> Result<Response, EdsError> {
     let group = group(&state, &request, &id).await?;
+    let params = Params::of(&uri);
     // Qt sends `count=`, other clients `count=1`: presence is what counts.
-    if query.count.is_some() {
+    if params.get("count").is_some() {
         let count = state.groups.count_members(&request.backend.id, group).await.map_err(storage)?;
         return Ok(Json(json!({ "count": count })).into_response());
     }
-    let page = Page { limit: query.limit.unwrap_or(100).min(1000), offset: query.offset.unwrap_or(0) };
+    let page = params.page()?;
     let results = state.groups.members(&request.backend.id, group, page).await.map_err(storage)?;
     Ok(Json(json!({ "results": results, "query": { "limit": page.limit, "offset": page.offset } })).into_response())
 }

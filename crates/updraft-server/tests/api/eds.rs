@@ -385,6 +385,9 @@ async fn usergroups_hold_members_that_sign_in_with_their_groups() {
     let (_, list) = eds.call(Method::GET, &members, None, None).await;
     assert_eq!(list["results"][0]["username"], "john");
     assert_eq!(eds.call(Method::GET, &format!("{members}?count="), None, None).await.1, json!({"count": 1}));
+    let (status, body) = eds.call(Method::GET, &format!("{members}?limit=abc"), None, None).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert_eds_error(&body, "BadRequest");
 
     let refs = json!([{"id": gid, "objectType": "usergroups"}]);
     let (_, session) = eds.login("john", "pw").await;
