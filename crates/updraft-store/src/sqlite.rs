@@ -214,6 +214,14 @@ fn readable(access: Access<'_>) -> (String, Vec<String>) {
     (sql, subjects.iter().chain(subjects).cloned().collect())
 }
 
+/// What goes with a deleted object of these types: a user's password and memberships, a group's
+/// memberships.
+const CASCADES: [(&str, &str); 3] = [
+    (USERS, "DELETE FROM passwords WHERE backend = ? AND user_id = ?"),
+    (USERS, "DELETE FROM members WHERE backend = ? AND user_id = ?"),
+    (USERGROUPS, "DELETE FROM members WHERE backend = ? AND group_id = ?"),
+];
+
 /// One row as the writer sees it before changing it.
 struct Current {
     doc: Map<String, Value>,
@@ -364,24 +372,10 @@ impl Store for SqliteStore {
                 .bind(id.to_string())
                 .execute(&mut *tx)
                 .await?;
-            if at.object_type == USERS {
-                sqlx::query("DELETE FROM passwords WHERE backend = ? AND user_id = ?")
-                    .bind(at.backend)
-                    .bind(id.to_string())
-                    .execute(&mut *tx)
-                    .await?;
-                sqlx::query("DELETE FROM members WHERE backend = ? AND user_id = ?")
-                    .bind(at.backend)
-                    .bind(id.to_string())
-                    .execute(&mut *tx)
-                    .await?;
-            }
-            if at.object_type == USERGROUPS {
-                sqlx::query("DELETE FROM members WHERE backend = ? AND group_id = ?")
-                    .bind(at.backend)
-                    .bind(id.to_string())
-                    .execute(&mut *tx)
-                    .await?;
+            for (object_type, sql) in CASCADES {
+                if at.object_type == object_type {
+                    sqlx::query(sql).bind(at.backend).bind(id.to_string()).execute(&mut *tx).await?;
+                }
             }
             tx.commit().await?;
             Ok(Some(Value::Object(row.doc)))
