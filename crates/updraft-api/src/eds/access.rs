@@ -85,7 +85,7 @@ async fn access(
             Method::POST => AclChange::Replace(given),
             _ => AclChange::Remove(given),
         };
-        state.store.change_acl(at, id, change, request.access()).await.map_err(|e| request.denied(storage(e)))?
+        state.store.change_acl(at, id, change, request.access()).await.map_err(|e| request.refused(e))?
     };
     Ok(Json(acl_json(&acl.ok_or_else(not_found)?)).into_response())
 }

@@ -179,6 +179,12 @@ impl DataRequest {
         }
     }
 
+    /// A store failure for this caller: a refusal says "sign in" to the anonymous and "access
+    /// denied" to the others.
+    fn refused(&self, err: StoreError) -> EdsError {
+        self.denied(storage(err))
+    }
+
     /// A refusal says "sign in" to the anonymous, "access denied" to the others.
     fn denied(&self, err: EdsError) -> EdsError {
         match (&self.caller, err.0.code) {

@@ -108,7 +108,7 @@ async fn atomic(
         .store
         .update(at, id, Patch::Atomic(ops), request.caller.author(), request.access())
         .await
-        .map_err(|e| request.denied(storage(e)))?;
+        .map_err(|e| request.refused(e))?;
     Ok(Json(doc.ok_or_else(not_found)?).into_response())
 }
 
@@ -161,7 +161,7 @@ pub(super) async fn update_in(
         .store
         .update(at, object_id(id)?, Patch::Merge(patch), request.caller.author(), request.access())
         .await
-        .map_err(|e| request.denied(storage(e)))?;
+        .map_err(|e| request.refused(e))?;
     Ok(Json(doc.ok_or_else(not_found)?).into_response())
 }
 
@@ -177,7 +177,7 @@ pub(super) async fn remove_in(
         .store
         .delete(at, object_id(id)?, request.access())
         .await
-        .map_err(|e| request.denied(storage(e)))?
+        .map_err(|e| request.refused(e))?
         .ok_or_else(not_found)?;
     Ok(Json(json!({})).into_response())
 }

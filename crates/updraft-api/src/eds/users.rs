@@ -101,7 +101,7 @@ async fn update(
         .store
         .update(at, user, Patch::Merge(patch), request.caller.author(), request.access())
         .await
-        .map_err(|e| request.denied(storage(e)))?
+        .map_err(|e| request.refused(e))?
         .ok_or_else(not_found)?;
     if let Some(password_hash) = password {
         state.users.set_password(&request.backend.id, user, &password_hash).await.map_err(storage)?;
@@ -119,7 +119,7 @@ async fn remove(
         .store
         .delete(at, user_id(&id)?, request.access())
         .await
-        .map_err(|e| request.denied(storage(e)))?
+        .map_err(|e| request.refused(e))?
         .ok_or_else(not_found)?;
     Ok(Json(json!({})).into_response())
 }
