@@ -52,7 +52,8 @@ kill $SERVER 2>/dev/null; wait $SERVER 2>/dev/null || true
 PEER_DIR="$ROOT/bench/peers/parse-server"
 [[ -d $PEER_DIR/node_modules ]] || npm ci --prefix "$PEER_DIR" --no-audit --no-fund --loglevel=error
 psql -q -h 127.0.0.1 -U postgres -c 'DROP DATABASE IF EXISTS parse_bench' -c 'CREATE DATABASE parse_bench' postgres
-PORT=18190 taskset -c 0 node "$PEER_DIR/server.js" >"$DATA/parse.log" 2>&1 &
+# From the temp dir, and with its logs folder there: Parse writes logs where it starts.
+(cd "$DATA" && PARSE_SERVER_LOGS_FOLDER="$DATA/parse-logs" PORT=18190 exec taskset -c 0 node "$PEER_DIR/server.js") >"$DATA/parse.log" 2>&1 &
 SERVER=$!
 for _ in $(seq 200); do curl -sf -o /dev/null -H 'X-Parse-Application-Id: bench' "http://127.0.0.1:18190/parse/health" && break; sleep 0.1; done
 PBASE=http://127.0.0.1:18190
