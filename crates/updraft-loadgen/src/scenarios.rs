@@ -148,17 +148,8 @@ pub async fn broadcast(c: &Common, a: &BroadcastArgs) -> Result<bool> {
     let fleet = fleet::connect(&c.target, &c.connect_opts(a.sockets, UriSource::Anonymous), &stats, &c.report).await?;
     let body = message_body(&"x".repeat(a.size), json!({ "sockets": ["*"], "tags": [] }));
     let expected = (fleet.connected.len() * a.messages) as u64;
-    let phase = Phase {
-        bodies: Arc::new(vec![body]),
-        messages: a.messages,
-        publishers: a.publishers,
-        expected,
-        stall: Duration::from_secs_f64(a.stall_seconds),
-    };
-    let complete = phase.run(c, &stats).await;
-    c.record_self_rss();
-    c.record_recv_errors(&stats);
-    Ok(complete && fleet.failures == 0)
+    let phase = Phase::new(vec![body], a.messages, a.publishers, expected, a.stall_seconds);
+    Ok(phase.run_and_record(c, &stats, fleet.failures).await)
 }
 
 #[derive(Debug, Args)]
@@ -200,17 +191,8 @@ pub async fn tagged(c: &Common, a: &TaggedArgs) -> Result<bool> {
         })
         .collect();
     c.report.set("tags", a.tags);
-    let phase = Phase {
-        bodies: Arc::new(bodies),
-        messages: a.messages,
-        publishers: a.publishers,
-        expected,
-        stall: Duration::from_secs_f64(a.stall_seconds),
-    };
-    let complete = phase.run(c, &stats).await;
-    c.record_self_rss();
-    c.record_recv_errors(&stats);
-    Ok(complete && fleet.failures == 0)
+    let phase = Phase::new(bodies, a.messages, a.publishers, expected, a.stall_seconds);
+    Ok(phase.run_and_record(c, &stats, fleet.failures).await)
 }
 
 #[derive(Debug, Args)]
@@ -369,6 +351,25 @@ struct Phase {
 }
 
 impl Phase {
+    fn new(bodies: Vec<Vec<u8>>, messages: usize, publishers: usize, expected: u64, stall_seconds: f64) -> Phase {
+        Phase {
+            bodies: Arc::new(bodies),
+            messages,
+            publishers,
+            expected,
+            stall: Duration::from_secs_f64(stall_seconds),
+        }
+    }
+
+    /// Runs the phase and records the load generator's own figures; true when the whole run
+    /// (connects and deliveries) was complete.
+    async fn run_and_record(self, c: &Common, stats: &Arc<RecvStats>, connect_failures: usize) -> bool {
+        let complete = self.run(c, stats).await;
+        c.record_self_rss();
+        c.record_recv_errors(stats);
+        complete && connect_failures == 0
+    }
+
     async fn run(self, c: &Common, stats: &Arc<RecvStats>) -> bool {
         let r = &c.report;
         r.set("messages", self.messages);
