@@ -19,7 +19,13 @@ SERVER=$!
 for _ in $(seq 100); do curl -sf "http://127.0.0.1:$PORT/healthz" >/dev/null && break; sleep 0.1; done
 BASE=http://127.0.0.1:$PORT
 TOKEN=$(curl -s "$BASE/v1/account/auth/oauth2/token" -d 'grant_type=password&username=bench@example.com&password=bench-password' | python3 -c 'import json,sys; print(json.load(sys.stdin)["access_token"])')
-export BACKEND=$(curl -s "$BASE/v1/account/apps" -H "Authorization: Bearer $TOKEN" -d '{"name":"bench"}' | python3 -c 'import json,sys; print(json.load(sys.stdin)["environments"][0]["id"])')
+read -r BACKEND MASTER_KEY < <(curl -s "$BASE/v1/account/apps" -H "Authorization: Bearer $TOKEN" -d '{"name":"bench"}' \
+    | python3 -c 'import json,sys; e=json.load(sys.stdin)["environments"][0]; print(e["id"], e["masterKeys"][0]["key"])')
+export BACKEND
+# `n` is declared indexed, as an application sorting on it would; the peer gets the same index below.
+curl -sf -o /dev/null "$BASE/v1/object_types" -H "Authorization: Bearer $TOKEN" -H "Enginio-Backend-Id: $BACKEND" \
+    -H "Enginio-Backend-MasterKey: $MASTER_KEY" \
+    -d '{"name":"bench","properties":[{"name":"title","type":"string"},{"name":"done","type":"boolean"},{"name":"n","type":"number","indexed":true}]}'
 
 echo "== durable inserts (also fills the collection)"
 # Insert until the collection holds $OBJECTS objects; the first run is the measured one.
@@ -57,6 +63,10 @@ psql -q -h 127.0.0.1 -U postgres -c 'DROP DATABASE IF EXISTS parse_bench' -c 'CR
 SERVER=$!
 for _ in $(seq 200); do curl -sf -o /dev/null -H 'X-Parse-Application-Id: bench' "http://127.0.0.1:18190/parse/health" && break; sleep 0.1; done
 PBASE=http://127.0.0.1:18190
+# The same schema and index on `n` as Updraft's side.
+curl -sf -o /dev/null "$PBASE/parse/schemas/Bench" -H 'X-Parse-Application-Id: bench' -H 'X-Parse-Master-Key: bench-master' \
+    -H 'Content-Type: application/json' \
+    -d '{"className":"Bench","fields":{"title":{"type":"String"},"done":{"type":"Boolean"},"n":{"type":"Number"}},"indexes":{"n_1":{"n":1}}}'
 echo "== durable inserts (also fills the collection)"
 taskset -c 1 wrk -t1 -c"$CONNECTIONS" -d"${SECONDS_EACH}s" -s "$ROOT/bench/eds/parse-insert.lua" "$PBASE/parse/classes/Bench"
 python3 - "$PBASE" "$OBJECTS" <<'PY'

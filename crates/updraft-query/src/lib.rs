@@ -17,7 +17,7 @@ mod eval;
 pub mod parse;
 pub mod sqlite;
 
-pub use ast::{Filter, Sort};
+pub use ast::{Direction, Filter, Sort};
 
 /// Why a query was rejected: a message for the client and, when known, the property it concerns.
 #[derive(Debug, Clone, PartialEq, Eq)]

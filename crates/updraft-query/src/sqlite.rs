@@ -40,30 +40,57 @@ pub fn compile(filter: &Filter, column: &str) -> Sql {
     Sql { where_clause, binds: compiler.binds }
 }
 
-/// The ORDER BY terms for `sort` over `column`, comma-separated, without the keywords; empty for no keys.
+/// The ORDER BY terms for `sort` over `column`, then `tiebreak`, comma-separated, without the keywords.
 ///
 /// Each key orders by type rank, then by value, matching [`Sort::compare`]. Strings compare by code point because
-/// `->>` yields TEXT with the BINARY collation. Append a unique tie-breaker (such as the id) for a total order.
-pub fn order_by(sort: &Sort, column: &str) -> String {
+/// `->>` yields TEXT with the BINARY collation. `tiebreak` (trusted column names, such as the id) makes the order
+/// total; it follows the direction of the first key, so that a one-key sort runs in one direction throughout and
+/// an index from [`sort_index_terms`] serves it, forwards or backwards, without a sort step.
+pub fn order_by(sort: &Sort, column: &str, tiebreak: &[&str]) -> String {
     assert_identifier(column);
-    let mut terms = Vec::with_capacity(sort.keys.len() * 2);
+    let direction = |direction: Direction| match direction {
+        Direction::Asc => "ASC",
+        Direction::Desc => "DESC",
+    };
+    let mut terms = Vec::with_capacity(sort.keys.len() * 2 + tiebreak.len());
     for key in &sort.keys {
-        let path = format!("'{}'", json_path(&key.path));
-        let dir = match key.direction {
-            Direction::Asc => "ASC",
-            Direction::Desc => "DESC",
-        };
-        // Keep in sync with `eval::type_rank`.
-        terms.push(format!(
-            "CASE json_type({column}, {path}) WHEN 'integer' THEN 1 WHEN 'real' THEN 1 WHEN 'text' THEN 2 \
-             WHEN 'object' THEN 3 WHEN 'array' THEN 4 WHEN 'true' THEN 5 WHEN 'false' THEN 5 ELSE 0 END {dir}"
-        ));
-        terms.push(format!(
-            "CASE WHEN json_type({column}, {path}) IN ('integer', 'real', 'text', 'true', 'false') \
-             THEN {column} ->> {path} END {dir}"
-        ));
+        let [rank, value] = sort_terms(&json_path(&key.path), column);
+        let dir = direction(key.direction);
+        terms.push(format!("{rank} {dir}"));
+        terms.push(format!("{value} {dir}"));
+    }
+    let dir = direction(sort.keys.first().map_or(Direction::Asc, |key| key.direction));
+    for column in tiebreak {
+        assert_identifier(column);
+        terms.push(format!("{column} {dir}"));
     }
     terms.join(", ")
+}
+
+/// The index columns that let SQLite walk rows in the order of a sort on the top-level `property`: the same
+/// expressions as [`order_by`], which the planner matches structurally. `property` must be a plain name.
+pub fn sort_index_terms(property: &str, column: &str) -> String {
+    assert_identifier(column);
+    assert!(
+        !property.is_empty() && property.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_'),
+        "not a plain property name: {property:?}"
+    );
+    sort_terms(&format!("$.{property}"), column).join(", ")
+}
+
+/// The type rank and the comparable value of the JSON at `path`. Keep in sync with `eval::type_rank`.
+fn sort_terms(path: &str, column: &str) -> [String; 2] {
+    let path = format!("'{path}'");
+    [
+        format!(
+            "CASE json_type({column}, {path}) WHEN 'integer' THEN 1 WHEN 'real' THEN 1 WHEN 'text' THEN 2 \
+             WHEN 'object' THEN 3 WHEN 'array' THEN 4 WHEN 'true' THEN 5 WHEN 'false' THEN 5 ELSE 0 END"
+        ),
+        format!(
+            "CASE WHEN json_type({column}, {path}) IN ('integer', 'real', 'text', 'true', 'false') \
+             THEN {column} ->> {path} END"
+        ),
+    ]
 }
 
 /// Where a condition looks: a JSON path into the column, or the current element of a `json_each`.
@@ -380,10 +407,19 @@ mod tests {
     #[test]
     fn order_by_terms() {
         let sort = Sort::parse(&json!([{"sortBy": "title", "direction": "desc"}])).unwrap();
-        let terms = order_by(&sort, "o.doc");
+        let terms = order_by(&sort, "o.doc", &["o.id"]);
         assert!(terms.starts_with("CASE json_type(o.doc, '$.title') WHEN 'integer' THEN 1"), "{terms}");
-        assert!(terms.ends_with("THEN o.doc ->> '$.title' END DESC"), "{terms}");
-        assert_eq!(order_by(&Sort { keys: vec![] }, "doc"), "");
+        assert!(terms.ends_with("THEN o.doc ->> '$.title' END DESC, o.id DESC"), "{terms}");
+        assert_eq!(order_by(&Sort { keys: vec![] }, "doc", &[]), "");
+        assert_eq!(order_by(&Sort { keys: vec![] }, "doc", &["created", "id"]), "created ASC, id ASC");
+    }
+
+    #[test]
+    fn sort_index_terms_are_the_order_by_expressions() {
+        let sort = Sort::parse(&json!([{"sortBy": "n", "direction": "asc"}])).unwrap();
+        let index = sort_index_terms("n", "doc");
+        let order = order_by(&sort, "doc", &[]);
+        assert_eq!(order, index.split(", CASE").collect::<Vec<_>>().join(" ASC, CASE") + " ASC");
     }
 
     #[test]

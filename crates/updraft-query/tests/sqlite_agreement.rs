@@ -9,7 +9,7 @@ use sqlx::{
     sqlite::{SqliteConnectOptions, SqliteConnection},
 };
 use updraft_query::{
-    Filter, Sort,
+    Direction, Filter, Sort,
     sqlite::{self, Bind},
 };
 
@@ -38,11 +38,10 @@ impl Db {
         Db { conn }
     }
 
-    /// The ids of the rows matching `filter`, ordered by `sort` and then by id.
+    /// The ids of the rows matching `filter`, ordered by `sort` and then by id in the first key's direction.
     async fn select(&mut self, filter: &Filter, sort: &Sort) -> Result<Vec<i64>, sqlx::Error> {
         let compiled = sqlite::compile(filter, "doc");
-        let order = sqlite::order_by(sort, "doc");
-        let order = if order.is_empty() { "id".to_owned() } else { format!("{order}, id") };
+        let order = sqlite::order_by(sort, "doc", &["id"]);
         let text = format!("SELECT id FROM obj WHERE {} ORDER BY {order}", compiled.where_clause);
         let mut query = sqlx::query_scalar(AssertSqlSafe(text));
         for bind in compiled.binds {
@@ -60,7 +59,10 @@ impl Db {
 fn expected(docs: &[Value], filter: &Filter, sort: &Sort) -> Vec<i64> {
     let mut hits: Vec<(i64, &Value)> =
         docs.iter().enumerate().filter(|(_, doc)| filter.matches(doc)).map(|(id, doc)| (id as i64, doc)).collect();
-    // Stable, and `hits` is in id order, so ties stay ordered by id as in SQL.
+    // Stable, and `hits` is in id order (reversed when the first key descends), so ties stay ordered by id as in SQL.
+    if sort.keys.first().is_some_and(|key| key.direction == Direction::Desc) {
+        hits.reverse();
+    }
     hits.sort_by(|a, b| sort.compare(a.1, b.1));
     hits.into_iter().map(|(id, _)| id).collect()
 }

@@ -65,6 +65,13 @@ const MIGRATIONS: &[&str] = &[
     "ALTER TABLE objects ADD COLUMN acl TEXT NOT NULL DEFAULT '{\"read\":[],\"update\":[],\"delete\":[],\"admin\":[]}'",
     // Objects everyone may read, so that the common case skips the ACL's JSON in queries.
     "ALTER TABLE objects ADD COLUMN public_read INTEGER NOT NULL DEFAULT 0",
+    // The expression indexes made for `indexed` schema properties, so that they can be dropped again.
+    "CREATE TABLE property_indexes (
+        backend TEXT NOT NULL,
+        object_type TEXT NOT NULL,
+        property TEXT NOT NULL,
+        PRIMARY KEY (backend, object_type, property)
+    ) WITHOUT ROWID",
 ];
 
 #[derive(Debug, Clone)]
@@ -166,10 +173,10 @@ fn unique_violation(err: sqlx::Error) -> StoreError {
 }
 
 /// Binds the compiled filter's values, in order.
-fn bind_all<'q>(
-    mut query: sqlx::query::QueryAs<'q, sqlx::Sqlite, (String,), sqlx::sqlite::SqliteArguments>,
+fn bind_all<'q, Row>(
+    mut query: sqlx::query::QueryAs<'q, sqlx::Sqlite, Row, sqlx::sqlite::SqliteArguments>,
     binds: &'q [Bind],
-) -> sqlx::query::QueryAs<'q, sqlx::Sqlite, (String,), sqlx::sqlite::SqliteArguments> {
+) -> sqlx::query::QueryAs<'q, sqlx::Sqlite, Row, sqlx::sqlite::SqliteArguments> {
     for bind in binds {
         query = match bind {
             Bind::Int(n) => query.bind(*n),
@@ -178,6 +185,22 @@ fn bind_all<'q>(
         };
     }
     query
+}
+
+/// Names that reach SQL text (DDL, and the collection of a list query): checked here again, whatever the
+/// caller validated.
+pub(crate) fn plain(text: &str) -> bool {
+    !text.is_empty() && text.len() <= 64 && text.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'.')
+}
+
+/// `object_type = '<name>'` as literal SQL: the partial indexes of `indexed` properties name their collection
+/// literally, and SQLite uses a partial index only when the query's WHERE implies the index's, which a bound
+/// parameter cannot show.
+fn collection_literal(object_type: &str) -> Result<String, StoreError> {
+    if !plain(object_type) {
+        return Err(StoreError::Invalid { message: format!("invalid object type {object_type:?}"), property: None });
+    }
+    Ok(format!("object_type = '{object_type}'"))
 }
 
 pub(crate) fn now_ms() -> i64 {
@@ -440,24 +463,9 @@ impl Store for SqliteStore {
         access: Access<'a>,
     ) -> BoxFuture<'a, Result<Vec<Value>, StoreError>> {
         Box::pin(async move {
-            let filter = query_sql::compile(query.filter, "doc");
-            let (allowed, subjects) = readable(access);
-            let mut order = query_sql::order_by(query.sort, "doc");
-            if !order.is_empty() {
-                order.push_str(", ");
-            }
-            // The SQL is built only from validated paths and `?` placeholders.
-            let sql = format!(
-                "SELECT json(doc) FROM objects WHERE backend = ? AND object_type = ? AND ({}) AND {allowed}
-                 ORDER BY {order}created_ms, id LIMIT ? OFFSET ?",
-                filter.where_clause
-            );
-            let mut q =
-                bind_all(sqlx::query_as(sqlx::AssertSqlSafe(sql)).bind(at.backend).bind(at.object_type), &filter.binds);
-            for subject in &subjects {
-                q = q.bind(subject.as_str());
-            }
-            let rows = q.bind(query.page.limit).bind(query.page.offset).fetch_all(&self.readers).await?;
+            let (sql, binds) = list_statement(at, &query, access)?;
+            let rows: Vec<(String,)> =
+                bind_all(sqlx::query_as(sqlx::AssertSqlSafe(sql)), &binds).fetch_all(&self.readers).await?;
             rows.iter().map(|(text,)| parse_doc(text).map(Value::Object)).collect()
         })
     }
@@ -469,22 +477,45 @@ impl Store for SqliteStore {
         access: Access<'a>,
     ) -> BoxFuture<'a, Result<u64, StoreError>> {
         Box::pin(async move {
-            let filter = query_sql::compile(filter, "doc");
-            let (allowed, subjects) = readable(access);
-            // Counted as text so that both queries share one row type, and so `bind_all`.
-            let sql = format!(
-                "SELECT CAST(count(*) AS TEXT) FROM objects WHERE backend = ? AND object_type = ? AND ({}) AND {allowed}",
-                filter.where_clause
-            );
-            let mut q =
-                bind_all(sqlx::query_as(sqlx::AssertSqlSafe(sql)).bind(at.backend).bind(at.object_type), &filter.binds);
-            for subject in &subjects {
-                q = q.bind(subject.as_str());
-            }
-            let (n,) = q.fetch_one(&self.readers).await?;
-            Ok(n.parse().unwrap_or(0))
+            let (selection, binds) = selection(at, filter, access)?;
+            let sql = format!("SELECT count(*) FROM objects WHERE {selection}");
+            let (n,): (i64,) =
+                bind_all(sqlx::query_as(sqlx::AssertSqlSafe(sql)), &binds).fetch_one(&self.readers).await?;
+            Ok(n.max(0) as u64)
         })
     }
+}
+
+/// The WHERE condition for the objects of a collection that match `filter` and that the caller may read,
+/// with its binds. Built only from validated names and paths, and `?` placeholders.
+fn selection(
+    at: Collection<'_>,
+    filter: &updraft_query::Filter,
+    access: Access<'_>,
+) -> Result<(String, Vec<Bind>), StoreError> {
+    let filter = query_sql::compile(filter, "doc");
+    let (allowed, subjects) = readable(access);
+    let collection = collection_literal(at.object_type)?;
+    let sql = format!("backend = ? AND {collection} AND ({}) AND {allowed}", filter.where_clause);
+    let mut binds = Vec::with_capacity(1 + filter.binds.len() + subjects.len());
+    binds.push(Bind::Text(at.backend.to_owned()));
+    binds.extend(filter.binds);
+    binds.extend(subjects.into_iter().map(Bind::Text));
+    Ok((sql, binds))
+}
+
+/// The statement of one page of a list, with its binds.
+fn list_statement(
+    at: Collection<'_>,
+    query: &ListQuery<'_>,
+    access: Access<'_>,
+) -> Result<(String, Vec<Bind>), StoreError> {
+    let (selection, mut binds) = selection(at, query.filter, access)?;
+    // Ties in creation order; an index from `sort_index_terms` then serves a one-key sort.
+    let order = query_sql::order_by(query.sort, "doc", &["created_ms", "id"]);
+    binds.push(Bind::Int(query.page.limit.into()));
+    binds.push(Bind::Int(query.page.offset.into()));
+    Ok((format!("SELECT json(doc) FROM objects WHERE {selection} ORDER BY {order} LIMIT ? OFFSET ?"), binds))
 }
 
 mod group_commit;

@@ -2,12 +2,57 @@
 
 use serde_json::Value;
 
-use super::SqliteStore;
+use super::{SqliteStore, plain};
 use crate::{BoxFuture, Schemas, StoreError};
 
-/// Names that reach DDL text: checked here again, whatever the caller validated.
-fn plain(text: &str) -> bool {
-    !text.is_empty() && text.len() <= 64 && text.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'.')
+/// The index of an `indexed` property, by name. Its columns are the sort expressions, so that a sorted page of
+/// a large collection reads only its own rows. (Filters gain little from an index on the property: a comparison
+/// also matches arrays holding a matching element, so it compiles to an OR that no single index serves.)
+/// Names are quoted; `:` cannot occur in a `plain` name.
+fn index_name(backend: &str, object_type: &str, property: &str) -> String {
+    format!("\"sort:{backend}:{object_type}:{property}\"")
+}
+
+async fn create_index(
+    tx: &mut sqlx::SqliteConnection,
+    backend: &str,
+    object_type: &str,
+    property: &str,
+) -> Result<(), StoreError> {
+    let name = index_name(backend, object_type, property);
+    let sort_terms = updraft_query::sqlite::sort_index_terms(property, "doc");
+    // DDL takes no parameters; every name in it passed `plain`. Partial on the collection, so that other
+    // collections' rows stay out of it; list queries name their collection literally, so the planner sees
+    // that the index covers them.
+    let ddl = format!(
+        "CREATE INDEX IF NOT EXISTS {name} ON objects (backend, object_type, {sort_terms}, created_ms) \
+         WHERE object_type = '{object_type}'"
+    );
+    sqlx::query(sqlx::AssertSqlSafe(ddl)).execute(&mut *tx).await?;
+    sqlx::query("INSERT OR IGNORE INTO property_indexes (backend, object_type, property) VALUES (?, ?, ?)")
+        .bind(backend)
+        .bind(object_type)
+        .bind(property)
+        .execute(&mut *tx)
+        .await?;
+    Ok(())
+}
+
+async fn drop_index(
+    tx: &mut sqlx::SqliteConnection,
+    backend: &str,
+    object_type: &str,
+    property: &str,
+) -> Result<(), StoreError> {
+    let name = index_name(backend, object_type, property);
+    sqlx::query(sqlx::AssertSqlSafe(format!("DROP INDEX IF EXISTS {name}"))).execute(&mut *tx).await?;
+    sqlx::query("DELETE FROM property_indexes WHERE backend = ? AND object_type = ? AND property = ?")
+        .bind(backend)
+        .bind(object_type)
+        .bind(property)
+        .execute(&mut *tx)
+        .await?;
+    Ok(())
 }
 
 impl Schemas for SqliteStore {
@@ -29,14 +74,17 @@ impl Schemas for SqliteStore {
                 .bind(schema.to_string())
                 .execute(&mut *tx)
                 .await?;
-            for property in indexed {
-                // DDL takes no parameters; every name in it passed `plain` above. The leading
-                // columns narrow to the collection, the expression matches filters on the property.
-                let index = format!("ix_{}_{}_{}", backend, object_type.replace('.', "_"), property);
-                let ddl = format!(
-                    "CREATE INDEX IF NOT EXISTS \"{index}\" ON objects (backend, object_type, doc ->> '$.{property}')"
-                );
-                sqlx::query(sqlx::AssertSqlSafe(ddl)).execute(&mut *tx).await?;
+            let had: Vec<(String,)> =
+                sqlx::query_as("SELECT property FROM property_indexes WHERE backend = ? AND object_type = ?")
+                    .bind(backend)
+                    .bind(object_type)
+                    .fetch_all(&mut *tx)
+                    .await?;
+            for (property,) in had.iter().filter(|(p,)| !indexed.contains(p)) {
+                drop_index(&mut tx, backend, object_type, property).await?;
+            }
+            for property in indexed.iter().filter(|p| !had.iter().any(|(h,)| h == *p)) {
+                create_index(&mut tx, backend, object_type, property).await?;
             }
             tx.commit().await?;
             Ok(())
@@ -79,6 +127,15 @@ impl Schemas for SqliteStore {
                 .execute(&mut *tx)
                 .await?;
             if deleted.rows_affected() == 1 {
+                let had: Vec<(String,)> =
+                    sqlx::query_as("SELECT property FROM property_indexes WHERE backend = ? AND object_type = ?")
+                        .bind(backend)
+                        .bind(object_type)
+                        .fetch_all(&mut *tx)
+                        .await?;
+                for (property,) in &had {
+                    drop_index(&mut tx, backend, object_type, property).await?;
+                }
                 sqlx::query("DELETE FROM objects WHERE backend = ? AND object_type = ?")
                     .bind(backend)
                     .bind(object_type)

@@ -1,6 +1,7 @@
 use serde_json::json;
 
 use super::*;
+use crate::Schemas;
 
 const ALL: Access<'static> = Access::Everything;
 
@@ -265,4 +266,48 @@ async fn acls_filter_reads_in_sql_and_guard_changes() {
     assert!(acl.admin.is_empty());
     assert!(acl.allows(Permission::Delete, Access::Subjects(&anyone)));
     assert!(store.delete(TODOS, id(&public), Access::Subjects(&anyone)).await.unwrap().is_some());
+}
+
+/// How SQLite would run one page of a list, as `EXPLAIN QUERY PLAN` lines.
+async fn list_plan(store: &SqliteStore, q: Value, sort: Value, access: Access<'_>) -> String {
+    let filter = updraft_query::Filter::parse(&q).unwrap();
+    let sort = updraft_query::Sort::parse(&sort).unwrap();
+    let query = ListQuery { filter: &filter, sort: &sort, page: crate::Page { limit: 20, offset: 0 } };
+    let (sql, binds) = list_statement(TODOS, &query, access).unwrap();
+    let mut conn = store.readers.acquire().await.unwrap();
+    // Plans are made at prepare time from the schema the connection last read: read it first, so that the
+    // plan sees indexes another connection just made or dropped (running statements re-prepare by themselves).
+    sqlx::query("SELECT count(*) FROM sqlite_master").fetch_one(&mut *conn).await.unwrap();
+    let rows: Vec<(i64, i64, i64, String)> =
+        bind_all(sqlx::query_as(sqlx::AssertSqlSafe(format!("EXPLAIN QUERY PLAN {sql}"))), &binds)
+            .fetch_all(&mut *conn)
+            .await
+            .unwrap();
+    rows.into_iter().map(|row| row.3).collect::<Vec<_>>().join("\n")
+}
+
+#[tokio::test]
+async fn a_page_sorted_on_an_indexed_property_walks_its_index_without_sorting() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(&dir).await;
+    store.put_schema(TODOS.backend, TODOS.object_type, json!({}), &["n".to_owned()]).await.unwrap();
+    let subjects = ["*".to_owned(), "u1".to_owned()];
+    for (direction, access) in [("asc", ALL), ("desc", Access::Subjects(&subjects))] {
+        let plan = list_plan(&store, json!({"done": false}), json!([{"sortBy": "n", "direction": direction}]), access).await;
+        assert!(plan.contains("sort:5376019e698b3c6ad500095a:objects.todos:n"), "{plan}");
+        assert!(!plan.contains("TEMP B-TREE"), "{plan}");
+    }
+    // Without a sort, pages come in creation order from the primary index.
+    let plan = list_plan(&store, json!({}), json!([]), ALL).await;
+    assert!(plan.contains("objects_by_creation") && !plan.contains("TEMP B-TREE"), "{plan}");
+
+    // Dropping `indexed` drops the index.
+    store.put_schema(TODOS.backend, TODOS.object_type, json!({}), &[]).await.unwrap();
+    let plan = list_plan(&store, json!({"done": false}), json!([{"sortBy": "n", "direction": "asc"}]), ALL).await;
+    assert!(plan.contains("TEMP B-TREE"), "{plan}");
+    let (left,): (i64,) = sqlx::query_as("SELECT count(*) FROM sqlite_master WHERE type = 'index' AND name LIKE '%:n'")
+        .fetch_one(&store.readers)
+        .await
+        .unwrap();
+    assert_eq!(left, 0);
 }
