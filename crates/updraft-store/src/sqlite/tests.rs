@@ -293,7 +293,8 @@ async fn a_page_sorted_on_an_indexed_property_walks_its_index_without_sorting() 
     store.put_schema(TODOS.backend, TODOS.object_type, json!({}), &["n".to_owned()]).await.unwrap();
     let subjects = ["*".to_owned(), "u1".to_owned()];
     for (direction, access) in [("asc", ALL), ("desc", Access::Subjects(&subjects))] {
-        let plan = list_plan(&store, json!({"done": false}), json!([{"sortBy": "n", "direction": direction}]), access).await;
+        let plan =
+            list_plan(&store, json!({"done": false}), json!([{"sortBy": "n", "direction": direction}]), access).await;
         assert!(plan.contains("sort:5376019e698b3c6ad500095a:objects.todos:n"), "{plan}");
         assert!(!plan.contains("TEMP B-TREE"), "{plan}");
     }
