@@ -6,6 +6,7 @@
 use std::path::PathBuf;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use rusqlite::OptionalExtension;
 use serde_json::{Map, Value};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous};
 use updraft_core::atomic;
@@ -84,6 +85,8 @@ pub struct SqliteOptions {
 pub struct SqliteStore {
     pub(crate) writer: SqlitePool,
     pub(crate) readers: SqlitePool,
+    /// Point reads, list pages and counts; see `reads`.
+    pub(crate) hot: std::sync::Arc<reads::Readers>,
     /// Every data request names its backend; backends change only through this store (created
     /// with their app, gone with it), so a cache of them is never stale.
     pub(crate) backends: std::sync::RwLock<std::collections::HashMap<String, crate::Backend>>,
@@ -108,8 +111,9 @@ impl SqliteStore {
             .max_connections(options.readers.max(1))
             .connect_with(connect.read_only(true))
             .await?;
+        let hot = reads::Readers::open(&options.path)?;
         let inserts = group_commit::start(writer.clone());
-        Ok(SqliteStore { writer, readers, backends: Default::default(), inserts })
+        Ok(SqliteStore { writer, readers, hot, backends: Default::default(), inserts })
     }
 
     pub async fn close(&self) {
@@ -170,21 +174,6 @@ fn unique_violation(err: sqlx::Error) -> StoreError {
         sqlx::Error::Database(db) if db.is_unique_violation() => StoreError::Taken { property: "username" },
         _ => err.into(),
     }
-}
-
-/// Binds the compiled filter's values, in order.
-fn bind_all<'q, Row>(
-    mut query: sqlx::query::QueryAs<'q, sqlx::Sqlite, Row, sqlx::sqlite::SqliteArguments>,
-    binds: &'q [Bind],
-) -> sqlx::query::QueryAs<'q, sqlx::Sqlite, Row, sqlx::sqlite::SqliteArguments> {
-    for bind in binds {
-        query = match bind {
-            Bind::Int(n) => query.bind(*n),
-            Bind::Real(x) => query.bind(*x),
-            Bind::Text(text) => query.bind(text.as_str()),
-        };
-    }
-    query
 }
 
 /// Names that reach SQL text (DDL, and the collection of a list query): checked here again, whatever the
@@ -332,12 +321,13 @@ impl Store for SqliteStore {
             let collection = collection_literal(at.object_type)?;
             let sql =
                 format!("SELECT json(doc) FROM objects WHERE backend = ? AND {collection} AND id = ? AND {allowed}");
-            let mut query = sqlx::query_as(sqlx::AssertSqlSafe(sql)).bind(at.backend).bind(id.to_string());
-            for subject in &subjects {
-                query = query.bind(subject.as_str());
-            }
-            let row: Option<(String,)> = query.fetch_optional(&self.readers).await?;
-            row.map(|(text,)| parse_doc(&text).map(Value::Object)).transpose()
+            let mut params = vec![Bind::Text(at.backend.to_owned()), Bind::Text(id.to_string())];
+            params.extend(subjects.into_iter().map(Bind::Text));
+            let text: Option<String> = self.hot.inline(|conn| {
+                let mut statement = conn.prepare_cached(&sql)?;
+                statement.query_row(rusqlite::params_from_iter(reads::values(&params)), |row| row.get(0)).optional()
+            })?;
+            text.map(|text| parse_doc(&text).map(Value::Object)).transpose()
         })
     }
 
@@ -464,11 +454,15 @@ impl Store for SqliteStore {
     ) -> BoxFuture<'a, Result<Vec<Value>, StoreError>> {
         Box::pin(async move {
             let (sql, binds) = list_statement(at, &query, access)?;
-            // One row holding the page as a JSON array: sqlx hands each row from its SQLite thread to ours
-            // separately, and on a busy machine those hand-offs cost more than the query.
+            // One row holding the page as a JSON array, so that the documents come out as one string.
             let sql = format!("SELECT json_group_array(json(doc)) FROM ({sql})");
-            let (text,): (String,) =
-                bind_all(sqlx::query_as(sqlx::AssertSqlSafe(sql)), &binds).fetch_one(&self.readers).await?;
+            let text: String = self
+                .hot
+                .blocking(move |conn| {
+                    let mut statement = conn.prepare_cached(&sql)?;
+                    statement.query_row(rusqlite::params_from_iter(reads::values(&binds)), |row| row.get(0))
+                })
+                .await?;
             match serde_json::from_str(&text) {
                 Ok(Value::Array(docs)) if docs.iter().all(Value::is_object) => Ok(docs),
                 _ => Err(StoreError::Database("a stored document is not a JSON object".into())),
@@ -485,8 +479,13 @@ impl Store for SqliteStore {
         Box::pin(async move {
             let (selection, binds) = selection(at, filter, access)?;
             let sql = format!("SELECT count(*) FROM objects WHERE {selection}");
-            let (n,): (i64,) =
-                bind_all(sqlx::query_as(sqlx::AssertSqlSafe(sql)), &binds).fetch_one(&self.readers).await?;
+            let n: i64 = self
+                .hot
+                .blocking(move |conn| {
+                    let mut statement = conn.prepare_cached(&sql)?;
+                    statement.query_row(rusqlite::params_from_iter(reads::values(&binds)), |row| row.get(0))
+                })
+                .await?;
             Ok(n.max(0) as u64)
         })
     }
@@ -527,6 +526,7 @@ fn list_statement(
 
 mod group_commit;
 mod groups;
+mod reads;
 mod schemas;
 mod tenants;
 #[cfg(test)]

@@ -274,16 +274,18 @@ async fn list_plan(store: &SqliteStore, q: Value, sort: Value, access: Access<'_
     let sort = updraft_query::Sort::parse(&sort).unwrap();
     let query = ListQuery { filter: &filter, sort: &sort, page: crate::Page { limit: 20, offset: 0 } };
     let (sql, binds) = list_statement(TODOS, &query, access).unwrap();
-    let mut conn = store.readers.acquire().await.unwrap();
-    // Plans are made at prepare time from the schema the connection last read: read it first, so that the
-    // plan sees indexes another connection just made or dropped (running statements re-prepare by themselves).
-    sqlx::query("SELECT count(*) FROM sqlite_master").fetch_one(&mut *conn).await.unwrap();
-    let rows: Vec<(i64, i64, i64, String)> =
-        bind_all(sqlx::query_as(sqlx::AssertSqlSafe(format!("EXPLAIN QUERY PLAN {sql}"))), &binds)
-            .fetch_all(&mut *conn)
-            .await
-            .unwrap();
-    rows.into_iter().map(|row| row.3).collect::<Vec<_>>().join("\n")
+    let rows = store
+        .hot
+        .inline(|conn| {
+            // EXPLAIN plans with the schema the connection last read and, unlike a query, does not check it
+            // is current: run a query first, so that the plan sees indexes just made or dropped elsewhere.
+            conn.query_row("SELECT count(*) FROM sqlite_master", [], |_| Ok(()))?;
+            let mut statement = conn.prepare(&format!("EXPLAIN QUERY PLAN {sql}"))?;
+            let rows = statement.query_map(rusqlite::params_from_iter(reads::values(&binds)), |row| row.get(3))?;
+            rows.collect::<Result<Vec<String>, _>>()
+        })
+        .unwrap();
+    rows.join("\n")
 }
 
 #[tokio::test]
