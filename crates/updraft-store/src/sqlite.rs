@@ -458,7 +458,7 @@ impl Store for SqliteStore {
             let sql = format!("SELECT json_group_array(json(doc)) FROM ({sql})");
             let text: String = self
                 .hot
-                .blocking(move |conn| {
+                .bounded(move |conn| {
                     let mut statement = conn.prepare_cached(&sql)?;
                     statement.query_row(rusqlite::params_from_iter(reads::values(&binds)), |row| row.get(0))
                 })
@@ -481,7 +481,7 @@ impl Store for SqliteStore {
             let sql = format!("SELECT count(*) FROM objects WHERE {selection}");
             let n: i64 = self
                 .hot
-                .blocking(move |conn| {
+                .bounded(move |conn| {
                     let mut statement = conn.prepare_cached(&sql)?;
                     statement.query_row(rusqlite::params_from_iter(reads::values(&binds)), |row| row.get(0))
                 })

@@ -314,3 +314,28 @@ async fn a_page_sorted_on_an_indexed_property_walks_its_index_without_sorting() 
         .unwrap();
     assert_eq!(left, 0);
 }
+
+#[tokio::test]
+async fn a_read_over_its_inline_budget_moves_to_the_blocking_pool_and_answers_the_same() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(&dir).await;
+    for n in 0..50 {
+        store.insert(TODOS, props(json!({"n": n % 7, "tag": format!("t{n}")})), None, template()).await.unwrap();
+    }
+    let filter = updraft_query::Filter::parse(&json!({"n": {"$gte": 3}})).unwrap();
+    let sort = updraft_query::Sort::parse(&json!([{"sortBy": "n", "direction": "desc"}])).unwrap();
+    let page = crate::Page { limit: 10, offset: 5 };
+    let inline = store.list(TODOS, ListQuery { filter: &filter, sort: &sort, page }, ALL).await.unwrap();
+    let count_inline = store.count(TODOS, &filter, ALL).await.unwrap();
+    assert_eq!(store.hot.moved_to_blocking_pool(), 0);
+
+    // No budget: a list or count that runs a thousand VM steps is interrupted and runs again elsewhere.
+    store.hot.set_checks_inline(0);
+    let moved = store.list(TODOS, ListQuery { filter: &filter, sort: &sort, page }, ALL).await.unwrap();
+    assert_eq!(moved, inline);
+    assert_eq!(store.count(TODOS, &filter, ALL).await.unwrap(), count_inline);
+    assert_eq!(count_inline, 50 - 8 - 7 - 7, "n = 0 eight times, 1 and 2 seven times each");
+    assert_eq!(store.hot.moved_to_blocking_pool(), 2, "both reads ran over their budget");
+    let ns: Vec<i64> = inline.iter().map(|doc| doc["n"].as_i64().unwrap()).collect();
+    assert_eq!(ns, [6, 6, 5, 5, 5, 5, 5, 5, 5, 4], "seven of each, from the sixth on");
+}
