@@ -90,6 +90,8 @@ pub struct SqliteStore {
     /// Every data request names its backend; backends change only through this store (created
     /// with their app, gone with it), so a cache of them is never stale.
     pub(crate) backends: std::sync::RwLock<std::collections::HashMap<String, crate::Backend>>,
+    /// Schemas are read on every data request and change only through this store.
+    pub(crate) schema_cache: std::sync::RwLock<schemas::SchemaCache>,
     inserts: tokio::sync::mpsc::Sender<group_commit::Insert>,
 }
 
@@ -113,7 +115,14 @@ impl SqliteStore {
             .await?;
         let hot = reads::Readers::open(&options.path)?;
         let inserts = group_commit::start(writer.clone());
-        Ok(SqliteStore { writer, readers, hot, backends: Default::default(), inserts })
+        Ok(SqliteStore {
+            writer,
+            readers,
+            hot,
+            backends: Default::default(),
+            schema_cache: Default::default(),
+            inserts,
+        })
     }
 
     pub async fn close(&self) {

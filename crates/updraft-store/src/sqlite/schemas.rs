@@ -38,7 +38,7 @@ async fn create_index(
     Ok(())
 }
 
-async fn drop_index(
+pub(super) async fn drop_index(
     tx: &mut sqlx::SqliteConnection,
     backend: &str,
     object_type: &str,
@@ -53,6 +53,26 @@ async fn drop_index(
         .execute(&mut *tx)
         .await?;
     Ok(())
+}
+
+/// Emptied when full, since the names of types without a schema come from requests.
+const SCHEMA_CACHE_LIMIT: usize = 10_000;
+
+/// Schemas by (backend, object type), `None` for a type without one.
+#[derive(Default)]
+pub(crate) struct SchemaCache {
+    schemas: std::collections::HashMap<(String, String), Option<Value>>,
+    /// Bumped by every committed change, so that a read that began before it does not cache what it read.
+    generation: u64,
+}
+
+impl SqliteStore {
+    /// Forgets cached schemas; called once a change to them has committed.
+    pub(crate) fn forget_schemas(&self) {
+        let mut cache = self.schema_cache.write().unwrap_or_else(|p| p.into_inner());
+        cache.generation += 1;
+        cache.schemas.clear();
+    }
 }
 
 impl Schemas for SqliteStore {
@@ -87,6 +107,7 @@ impl Schemas for SqliteStore {
                 create_index(&mut tx, backend, object_type, property).await?;
             }
             tx.commit().await?;
+            self.forget_schemas();
             Ok(())
         })
     }
@@ -97,13 +118,30 @@ impl Schemas for SqliteStore {
         object_type: &'a str,
     ) -> BoxFuture<'a, Result<Option<Value>, StoreError>> {
         Box::pin(async move {
+            let key = (backend.to_owned(), object_type.to_owned());
+            let generation = {
+                let cache = self.schema_cache.read().unwrap_or_else(|p| p.into_inner());
+                if let Some(cached) = cache.schemas.get(&key) {
+                    return Ok(cached.clone());
+                }
+                cache.generation
+            };
             let row: Option<(String,)> =
                 sqlx::query_as("SELECT schema FROM object_types WHERE backend = ? AND name = ?")
                     .bind(backend)
                     .bind(object_type)
                     .fetch_optional(&self.readers)
                     .await?;
-            Ok(row.and_then(|(text,)| serde_json::from_str(&text).ok()))
+            let schema = row.and_then(|(text,)| serde_json::from_str(&text).ok());
+            let mut cache = self.schema_cache.write().unwrap_or_else(|p| p.into_inner());
+            // A change committed since our read would make what we read stale.
+            if cache.generation == generation {
+                if cache.schemas.len() >= SCHEMA_CACHE_LIMIT {
+                    cache.schemas.clear();
+                }
+                cache.schemas.insert(key, schema.clone());
+            }
+            Ok(schema)
         })
     }
 
@@ -143,6 +181,7 @@ impl Schemas for SqliteStore {
                     .await?;
             }
             tx.commit().await?;
+            self.forget_schemas();
             Ok(deleted.rows_affected() == 1)
         })
     }

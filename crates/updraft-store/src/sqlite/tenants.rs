@@ -101,9 +101,25 @@ impl Tenants for SqliteStore {
                 .bind(id)
                 .execute(&mut *tx)
                 .await?;
+            // Everything else kept per backend: schemas with their indexes, passwords, memberships.
+            let indexes: Vec<(String, String, String)> = sqlx::query_as(
+                "SELECT backend, object_type, property FROM property_indexes
+                 WHERE backend IN (SELECT id FROM backends WHERE app_id = ?)",
+            )
+            .bind(id)
+            .fetch_all(&mut *tx)
+            .await?;
+            for (backend, object_type, property) in &indexes {
+                super::schemas::drop_index(&mut tx, backend, object_type, property).await?;
+            }
+            for table in ["object_types", "passwords", "members"] {
+                let sql = format!("DELETE FROM {table} WHERE backend IN (SELECT id FROM backends WHERE app_id = ?)");
+                sqlx::query(sqlx::AssertSqlSafe(sql)).bind(id).execute(&mut *tx).await?;
+            }
             sqlx::query("DELETE FROM backends WHERE app_id = ?").bind(id).execute(&mut *tx).await?;
             let deleted = sqlx::query("DELETE FROM apps WHERE id = ?").bind(id).execute(&mut *tx).await?;
             tx.commit().await?;
+            self.forget_schemas();
             self.backends.write().expect("backend cache").retain(|_, backend| backend.app_id != id);
             Ok(deleted.rows_affected() == 1)
         })

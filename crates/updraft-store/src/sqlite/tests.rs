@@ -112,10 +112,19 @@ async fn apps_have_two_backends_and_take_their_data_when_deleted() {
     let at = Collection { backend: &dev.id, object_type: "objects.todos" };
     let doc = store.insert(at, Map::new(), None, template()).await.unwrap();
     let id = ObjectId::parse(doc["id"].as_str().unwrap()).unwrap();
+    store.put_schema(&dev.id, "objects.todos", json!({"name": "todos"}), &["n".to_owned()]).await.unwrap();
+    assert_eq!(store.schema(&dev.id, "objects.todos").await.unwrap(), Some(json!({"name": "todos"})));
     assert!(store.delete_app(&app.id).await.unwrap());
     assert!(!store.delete_app(&app.id).await.unwrap());
     assert_eq!(store.backend(&dev.id).await.unwrap(), None);
     assert_eq!(store.get(at, id, ALL).await.unwrap(), None, "the app's objects went with it");
+    assert_eq!(store.schema(&dev.id, "objects.todos").await.unwrap(), None, "and its schemas");
+    let (indexes,): (i64,) =
+        sqlx::query_as("SELECT count(*) FROM sqlite_master WHERE type = 'index' AND name LIKE 'sort:%'")
+            .fetch_one(&store.readers)
+            .await
+            .unwrap();
+    assert_eq!(indexes, 0, "and their indexes");
 
     let grant = TokenGrant { subject: "account".into(), expires_ms: now_ms() + 60_000 };
     store.save_token("h1", grant.clone()).await.unwrap();
