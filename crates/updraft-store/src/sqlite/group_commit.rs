@@ -6,8 +6,8 @@ use sqlx::SqlitePool;
 use tokio::sync::{mpsc, oneshot};
 use updraft_core::ids::ObjectId;
 
-use super::insert_doc;
-use crate::{Acl, Collection, StoreError};
+use super::{acl_json, insert_doc};
+use crate::{Acl, Collection, StoreError, USERS};
 
 /// Inserts waiting beyond this many make callers wait (backpressure), not memory grow.
 const QUEUE: usize = 4096;
@@ -51,13 +51,52 @@ async fn commit(writer: &SqlitePool, batch: &[Insert]) -> Vec<Result<(), StoreEr
         Ok(tx) => tx,
         Err(err) => return fail_all(err),
     };
-    let mut results = Vec::with_capacity(batch.len());
-    for insert in batch {
-        let at = Collection { backend: &insert.backend, object_type: &insert.object_type };
-        results.push(insert_doc(&mut tx, at, insert.id, &insert.doc, insert.now_ms, &insert.acl).await);
-    }
+    let results = if batch.len() > 1 && batch.iter().all(|insert| insert.object_type != USERS) {
+        // No unique constraint can fail: the batch goes in as one statement, since each statement costs sqlx
+        // a hand-off to its SQLite thread and back.
+        match insert_many(&mut tx, batch).await {
+            Ok(()) => batch.iter().map(|_| Ok(())).collect(),
+            Err(err) => return fail_all(err),
+        }
+    } else {
+        let mut results = Vec::with_capacity(batch.len());
+        for insert in batch {
+            let at = Collection { backend: &insert.backend, object_type: &insert.object_type };
+            results.push(insert_doc(&mut tx, at, insert.id, &insert.doc, insert.now_ms, &insert.acl).await);
+        }
+        results
+    };
     match tx.commit().await {
         Ok(()) => results,
         Err(err) => fail_all(err),
     }
+}
+
+/// Inserts the whole batch with one statement over a JSON array of rows.
+async fn insert_many(tx: &mut sqlx::SqliteConnection, batch: &[Insert]) -> Result<(), sqlx::Error> {
+    let rows: Vec<serde_json::Value> = batch
+        .iter()
+        .map(|it| {
+            let acl = acl_json(&it.acl);
+            serde_json::json!([
+                it.backend,
+                it.object_type,
+                it.id.to_string(),
+                it.doc,
+                it.now_ms,
+                acl,
+                it.acl.is_public_read()
+            ])
+        })
+        .collect();
+    sqlx::query(
+        "INSERT INTO objects (backend, object_type, id, doc, created_ms, updated_ms, acl, public_read)
+         SELECT value ->> 0, value ->> 1, value ->> 2, jsonb(value ->> 3), value ->> 4, value ->> 4, value ->> 5,
+                value ->> 6
+         FROM json_each(?)",
+    )
+    .bind(serde_json::Value::Array(rows).to_string())
+    .execute(&mut *tx)
+    .await?;
+    Ok(())
 }

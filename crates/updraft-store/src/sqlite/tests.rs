@@ -89,9 +89,15 @@ async fn concurrent_writers_each_get_their_object() {
         })
         .collect();
     let mut ids = std::collections::HashSet::new();
+    let anyone = ["*".to_owned()];
     for task in tasks {
         let doc = task.await.unwrap();
         ids.insert(doc["id"].as_str().unwrap().to_owned());
+        // On this single-threaded runtime all fifty are queued before the committer runs: one batch, one statement.
+        let id = ObjectId::parse(doc["id"].as_str().unwrap()).unwrap();
+        assert_eq!(store.get(TODOS, id, Access::Subjects(&anyone)).await.unwrap(), Some(doc.clone()));
+        let acl = store.acl(TODOS, id, ALL).await.unwrap().unwrap();
+        assert_eq!(acl, template().resolve_creator(None), "an anonymous creator resolves to nobody");
     }
     assert_eq!(ids.len(), 50);
 }
