@@ -462,20 +462,29 @@ impl Store for SqliteStore {
         access: Access<'a>,
     ) -> BoxFuture<'a, Result<Vec<Value>, StoreError>> {
         Box::pin(async move {
+            match serde_json::from_str(&self.list_json(at, query, access).await?) {
+                Ok(Value::Array(docs)) if docs.iter().all(Value::is_object) => Ok(docs),
+                _ => Err(StoreError::Database("a stored document is not a JSON object".into())),
+            }
+        })
+    }
+
+    fn list_json<'a>(
+        &'a self,
+        at: Collection<'a>,
+        query: ListQuery<'a>,
+        access: Access<'a>,
+    ) -> BoxFuture<'a, Result<String, StoreError>> {
+        Box::pin(async move {
             let (sql, binds) = list_statement(at, &query, access)?;
             // One row holding the page as a JSON array, so that the documents come out as one string.
             let sql = format!("SELECT json_group_array(json(doc)) FROM ({sql})");
-            let text: String = self
-                .hot
+            self.hot
                 .bounded(move |conn| {
                     let mut statement = conn.prepare_cached(&sql)?;
                     statement.query_row(rusqlite::params_from_iter(reads::values(&binds)), |row| row.get(0))
                 })
-                .await?;
-            match serde_json::from_str(&text) {
-                Ok(Value::Array(docs)) if docs.iter().all(Value::is_object) => Ok(docs),
-                _ => Err(StoreError::Database("a stored document is not a JSON object".into())),
-            }
+                .await
         })
     }
 
