@@ -48,16 +48,39 @@ pub trait Users: Send + Sync {
     ) -> BoxFuture<'a, Result<Option<(Value, String)>, StoreError>>;
 }
 
+/// An object of the same backend, named by its type and id.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ObjectRef {
+    pub object_type: String,
+    pub id: ObjectId,
+}
+
+/// What a schema asks of the store beyond keeping it.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SchemaRules {
+    /// Properties (letters, digits and `_`) that get an index.
+    pub indexed: Vec<String>,
+    /// Ref properties whose target's deletion deletes the referring object
+    /// (`target.onDelete.dependency = "deleteObject"`).
+    pub cascades: Vec<Cascade>,
+}
+
+/// Objects of the schema's type whose `property` refs an object of `target_type` go when it goes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Cascade {
+    pub property: String,
+    pub target_type: String,
+}
+
 /// Object type schemas (`/v1/object_types`), kept as the JSON the API validated.
 pub trait Schemas: Send + Sync {
-    /// Creates or replaces the schema of `object_type`, and makes sure each of `indexed` (property
-    /// names, letters, digits and `_` only) has an index.
+    /// Creates or replaces the schema of `object_type`, with its `rules` replacing the previous ones.
     fn put_schema<'a>(
         &'a self,
         backend: &'a str,
         object_type: &'a str,
         schema: Value,
-        indexed: &'a [String],
+        rules: &'a SchemaRules,
     ) -> BoxFuture<'a, Result<(), StoreError>>;
     fn schema<'a>(&'a self, backend: &'a str, object_type: &'a str)
     -> BoxFuture<'a, Result<Option<Value>, StoreError>>;
@@ -289,6 +312,19 @@ pub trait Store: Send + Sync {
         properties: Map<String, Value>,
         author: Author<'a>,
         acl: Acl,
+    ) -> BoxFuture<'a, Result<Value, StoreError>> {
+        self.insert_inheriting(at, properties, author, acl, None)
+    }
+
+    /// [`Store::insert`], and the new object's permissions also include, for as long as it lives, those of
+    /// `parent` as they are at each check (a ref property with `onCreate: {"accessControlList": "extend"}`).
+    fn insert_inheriting<'a>(
+        &'a self,
+        at: Collection<'a>,
+        properties: Map<String, Value>,
+        author: Author<'a>,
+        acl: Acl,
+        parent: Option<ObjectRef>,
     ) -> BoxFuture<'a, Result<Value, StoreError>>;
 
     /// The object, `None` when it does not exist or the caller may not read it.

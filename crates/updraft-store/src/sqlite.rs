@@ -15,8 +15,8 @@ use updraft_query::sqlite::{self as query_sql, Bind};
 
 use crate::document::{self, new_document};
 use crate::{
-    Access, Acl, AclChange, Author, BoxFuture, Collection, ListQuery, Patch, Permission, Store, StoreError, USERGROUPS,
-    USERS,
+    Access, Acl, AclChange, Author, BoxFuture, Collection, ListQuery, ObjectRef, Patch, Permission, Store, StoreError,
+    USERGROUPS, USERS,
 };
 
 /// Each schema change is one step; `PRAGMA user_version` records how many have run, so steps are
@@ -73,6 +73,18 @@ const MIGRATIONS: &[&str] = &[
         property TEXT NOT NULL,
         PRIMARY KEY (backend, object_type, property)
     ) WITHOUT ROWID",
+    // An object whose ACL extends another's (`onCreate: {"accessControlList": "extend"}`) names it here.
+    "ALTER TABLE objects ADD COLUMN parent_type TEXT",
+    "ALTER TABLE objects ADD COLUMN parent_id TEXT",
+    // Ref properties whose target's deletion deletes the referring object.
+    "CREATE TABLE ref_cascades (
+        backend TEXT NOT NULL,
+        object_type TEXT NOT NULL,
+        property TEXT NOT NULL,
+        target_type TEXT NOT NULL,
+        PRIMARY KEY (backend, object_type, property)
+    ) WITHOUT ROWID",
+    "CREATE INDEX ref_cascades_by_target ON ref_cascades (backend, target_type)",
 ];
 
 #[derive(Debug, Clone)]
@@ -158,10 +170,12 @@ async fn insert_doc(
     text: &str,
     now: i64,
     acl: &Acl,
+    parent: Option<&ObjectRef>,
 ) -> Result<(), StoreError> {
     sqlx::query(
-        "INSERT INTO objects (backend, object_type, id, doc, created_ms, updated_ms, acl, public_read)
-         VALUES (?, ?, ?, jsonb(?), ?, ?, ?, ?)",
+        "INSERT INTO objects (backend, object_type, id, doc, created_ms, updated_ms, acl, public_read, parent_type,
+                              parent_id)
+         VALUES (?, ?, ?, jsonb(?), ?, ?, ?, ?, ?, ?)",
     )
     .bind(at.backend)
     .bind(at.object_type)
@@ -171,6 +185,8 @@ async fn insert_doc(
     .bind(now)
     .bind(acl_json(acl))
     .bind(acl.is_public_read())
+    .bind(parent.map(|p| p.object_type.as_str()))
+    .bind(parent.map(|p| p.id.to_string()))
     .execute(&mut *tx)
     .await
     .map_err(unique_violation)?;
@@ -218,21 +234,32 @@ fn parse_acl(text: &str) -> Acl {
     Acl { read: list("read"), update: list("update"), delete: list("delete"), admin: list("admin") }
 }
 
-/// A SQL condition, over the `acl` column, that the caller may read the row; with its binds.
-/// `admin` implies `read`. Subjects are bound, never spliced.
+/// A SQL condition, over a row of `objects`, that the caller may read it; with its binds. `admin` implies
+/// `read`, and an object that extends its parent's ACL is readable by whoever may read the parent.
+/// Subjects are bound, never spliced.
 fn readable(access: Access<'_>) -> (String, Vec<String>) {
     let Access::Subjects(subjects) = access else { return ("1".to_owned(), Vec::new()) };
     if subjects.is_empty() {
         return ("0".to_owned(), Vec::new());
     }
     let marks = vec!["?"; subjects.len()].join(", ");
+    let listed = |row: &str| {
+        format!(
+            "{row}public_read = 1 \
+             OR EXISTS (SELECT 1 FROM json_each({row}acl, '$.read') WHERE value IN ({marks})) \
+             OR EXISTS (SELECT 1 FROM json_each({row}acl, '$.admin') WHERE value IN ({marks}))"
+        )
+    };
     // `public_read` first: SQLite stops at the first true term, and most objects are public.
     let sql = format!(
-        "(public_read = 1 \
-         OR EXISTS (SELECT 1 FROM json_each(acl, '$.read') WHERE value IN ({marks})) \
-         OR EXISTS (SELECT 1 FROM json_each(acl, '$.admin') WHERE value IN ({marks})))"
+        "({} OR (objects.parent_id IS NOT NULL AND EXISTS (SELECT 1 FROM objects AS parent \
+         WHERE parent.backend = objects.backend AND parent.object_type = objects.parent_type \
+         AND parent.id = objects.parent_id AND ({}))))",
+        listed("objects."),
+        listed("parent.")
     );
-    (sql, subjects.iter().chain(subjects).cloned().collect())
+    let binds = std::iter::repeat_n(subjects, 4).flatten().cloned().collect();
+    (sql, binds)
 }
 
 /// What goes with a deleted object of these types: a user's password and memberships, a group's
@@ -243,11 +270,48 @@ const CASCADES: [(&str, &str); 3] = [
     (USERGROUPS, "DELETE FROM members WHERE backend = ? AND group_id = ?"),
 ];
 
+/// Deletes what goes with a deleted object: its rows in `CASCADES`, and the objects whose cascading ref
+/// properties (`SchemaRules::cascades`) point at it, with what goes with them in turn. Each object is deleted
+/// once, so cycles of refs end.
+async fn delete_dependents(tx: &mut sqlx::SqliteConnection, at: Collection<'_>, id: String) -> Result<(), StoreError> {
+    let mut pending = vec![(at.object_type.to_owned(), id)];
+    while let Some((object_type, id)) = pending.pop() {
+        for (cascade_type, sql) in CASCADES {
+            if object_type == cascade_type {
+                sqlx::query(sql).bind(at.backend).bind(&id).execute(&mut *tx).await?;
+            }
+        }
+        let rules: Vec<(String, String)> =
+            sqlx::query_as("SELECT object_type, property FROM ref_cascades WHERE backend = ? AND target_type = ?")
+                .bind(at.backend)
+                .bind(&object_type)
+                .fetch_all(&mut *tx)
+                .await?;
+        for (referring_type, property) in rules {
+            // Names were checked when the rule was stored; the expression matches the rule's index.
+            let (collection, ref_id) = (collection_literal(&referring_type)?, schemas::ref_id(&property));
+            let sql = format!("DELETE FROM objects WHERE backend = ? AND {collection} AND {ref_id} = ? RETURNING id");
+            let gone: Vec<(String,)> =
+                sqlx::query_as(sqlx::AssertSqlSafe(sql)).bind(at.backend).bind(&id).fetch_all(&mut *tx).await?;
+            pending.extend(gone.into_iter().map(|(id,)| (referring_type.clone(), id)));
+        }
+    }
+    Ok(())
+}
+
 /// One row as the writer sees it before changing it.
 struct Current {
     doc: Map<String, Value>,
     updated_ms: i64,
     acl: Acl,
+    /// The parent's ACL, for an object that extends it.
+    inherited: Option<Acl>,
+}
+
+impl Current {
+    fn allows(&self, permission: Permission, access: Access<'_>) -> bool {
+        self.acl.allows(permission, access) || self.inherited.as_ref().is_some_and(|acl| acl.allows(permission, access))
+    }
 }
 
 async fn current(
@@ -255,16 +319,26 @@ async fn current(
     at: Collection<'_>,
     id: ObjectId,
 ) -> Result<Option<Current>, StoreError> {
-    let row: Option<(String, i64, String)> = sqlx::query_as(
-        "SELECT json(doc), updated_ms, acl FROM objects WHERE backend = ? AND object_type = ? AND id = ?",
+    let row: Option<(String, i64, String, Option<String>)> = sqlx::query_as(
+        "SELECT json(o.doc), o.updated_ms, o.acl, parent.acl FROM objects AS o
+         LEFT JOIN objects AS parent
+           ON parent.backend = o.backend AND parent.object_type = o.parent_type AND parent.id = o.parent_id
+         WHERE o.backend = ? AND o.object_type = ? AND o.id = ?",
     )
     .bind(at.backend)
     .bind(at.object_type)
     .bind(id.to_string())
     .fetch_optional(&mut *tx)
     .await?;
-    row.map(|(text, updated_ms, acl)| Ok(Current { doc: parse_doc(&text)?, updated_ms, acl: parse_acl(&acl) }))
-        .transpose()
+    row.map(|(text, updated_ms, acl, inherited)| {
+        Ok(Current {
+            doc: parse_doc(&text)?,
+            updated_ms,
+            acl: parse_acl(&acl),
+            inherited: inherited.as_deref().map(parse_acl),
+        })
+    })
+    .transpose()
 }
 
 /// The row a change is about, if the caller may make it: `None` for an object the caller cannot
@@ -277,22 +351,23 @@ async fn changeable(
     access: Access<'_>,
 ) -> Result<Option<Current>, StoreError> {
     let Some(row) = current(tx, at, id).await? else { return Ok(None) };
-    if !row.acl.allows(Permission::Read, access) {
+    if !row.allows(Permission::Read, access) {
         return Ok(None);
     }
-    if !row.acl.allows(permission, access) {
+    if !row.allows(permission, access) {
         return Err(StoreError::Forbidden);
     }
     Ok(Some(row))
 }
 
 impl Store for SqliteStore {
-    fn insert<'a>(
+    fn insert_inheriting<'a>(
         &'a self,
         at: Collection<'a>,
         properties: Map<String, Value>,
         author: Author<'a>,
         acl: Acl,
+        parent: Option<ObjectRef>,
     ) -> BoxFuture<'a, Result<Value, StoreError>> {
         Box::pin(async move {
             let id = ObjectId::generate();
@@ -308,6 +383,7 @@ impl Store for SqliteStore {
                 doc: text,
                 now_ms: now,
                 acl,
+                parent,
                 done,
             };
             let closed = || StoreError::Database("the store is closed".into());
@@ -394,11 +470,7 @@ impl Store for SqliteStore {
                 .bind(id.to_string())
                 .execute(&mut *tx)
                 .await?;
-            for (object_type, sql) in CASCADES {
-                if at.object_type == object_type {
-                    sqlx::query(sql).bind(at.backend).bind(id.to_string()).execute(&mut *tx).await?;
-                }
-            }
+            delete_dependents(&mut tx, at, id.to_string()).await?;
             tx.commit().await?;
             Ok(Some(Value::Object(row.doc)))
         })
@@ -413,7 +485,7 @@ impl Store for SqliteStore {
         Box::pin(async move {
             let mut conn = self.readers.acquire().await?;
             let row = current(&mut conn, at, id).await?;
-            Ok(row.filter(|row| row.acl.allows(Permission::Read, access)).map(|row| row.acl))
+            Ok(row.filter(|row| row.allows(Permission::Read, access)).map(|row| row.acl))
         })
     }
 

@@ -128,9 +128,10 @@ pub(super) async fn create_in(
     object_type: &str,
     properties: Map<String, Value>,
 ) -> Result<Response, EdsError> {
-    let acl = super::schemas::admit(state, request, object_type, &properties).await?;
+    let (acl, parent) = super::schemas::admit(state, request, object_type, &properties).await?;
     let at = Collection { backend: &request.backend.id, object_type };
-    let doc = state.store.insert(at, properties, request.caller.author(), acl).await.map_err(storage)?;
+    let doc =
+        state.store.insert_inheriting(at, properties, request.caller.author(), acl, parent).await.map_err(storage)?;
     Ok((StatusCode::CREATED, Json(doc)).into_response())
 }
 

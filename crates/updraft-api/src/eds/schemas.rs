@@ -10,7 +10,8 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
 use serde_json::{Map, Value, json};
-use updraft_store::{Acl, Backend, Permission, USERGROUPS, USERS};
+use updraft_core::ids::ObjectId;
+use updraft_store::{Acl, Backend, Cascade, Collection, ObjectRef, Permission, SchemaRules, USERGROUPS, USERS};
 
 use super::access::{PERMISSIONS, subject_from};
 use super::{Caller, DataRequest, backend_of, storage, template, token_subject};
@@ -54,7 +55,7 @@ fn valid_property(name: &str) -> bool {
 }
 
 /// Checks a schema body; answers the schema to store and its indexed properties.
-fn validate(body: Option<Value>, name: Option<&str>) -> Result<(String, Value, Vec<String>), EdsError> {
+fn validate(body: Option<Value>, name: Option<&str>) -> Result<(String, Value, SchemaRules), EdsError> {
     let Some(Value::Object(mut schema)) = body else {
         return Err(ApiError::with_message(Code::BadRequest, "A schema is a JSON object").into());
     };
@@ -68,7 +69,7 @@ fn validate(body: Option<Value>, name: Option<&str>) -> Result<(String, Value, V
     };
     let object_type = object_type_of(&name)?;
     schema.insert("name".into(), json!(name));
-    let mut indexed = Vec::new();
+    let mut rules = SchemaRules::default();
     for property in schema.get("properties").and_then(Value::as_array).into_iter().flatten() {
         let prop_name = property.get("name").and_then(Value::as_str).unwrap_or("");
         if !valid_property(prop_name) {
@@ -79,7 +80,17 @@ fn validate(body: Option<Value>, name: Option<&str>) -> Result<(String, Value, V
             return Err(ApiError::field("properties", format!("unknown property type {kind:?}")).into());
         }
         if property.get("indexed").and_then(Value::as_bool) == Some(true) {
-            indexed.push(prop_name.to_owned());
+            rules.indexed.push(prop_name.to_owned());
+        }
+        let target = ref_target(property)?;
+        if property["target"]["onDelete"]["dependency"] == "deleteObject" {
+            let Some(target_type) = target else {
+                return Err(ApiError::field("properties", "a cascading ref property needs its objectType").into());
+            };
+            rules.cascades.push(Cascade { property: prop_name.to_owned(), target_type });
+        }
+        if extends(property) && kind != "ref" {
+            return Err(ApiError::field("properties", "only ref properties extend an ACL").into());
         }
     }
     for validator in schema.get("validators").and_then(Value::as_array).into_iter().flatten() {
@@ -92,7 +103,24 @@ fn validate(body: Option<Value>, name: Option<&str>) -> Result<(String, Value, V
     acl_of(&schema, "accessControlList", false)?;
     acl_of(&schema, "accessControlListTemplate", true)?;
     schema.entry("properties").or_insert(json!([]));
-    Ok((object_type, Value::Object(schema), indexed))
+    Ok((object_type, Value::Object(schema), rules))
+}
+
+/// The type a ref property points at, from its `objectType` (`objects.todoLists`, or `todoLists`).
+fn ref_target(property: &Value) -> Result<Option<String>, EdsError> {
+    match property.get("objectType") {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::String(name)) => {
+            let bare = name.strip_prefix("objects.").unwrap_or(name);
+            Ok(Some(object_type_of(bare)?))
+        }
+        Some(_) => Err(ApiError::field("properties", "objectType is the name of a type").into()),
+    }
+}
+
+/// Whether objects created with this property take on the ACL of the object it refs.
+fn extends(property: &Value) -> bool {
+    property["onCreate"]["accessControlList"] == "extend"
 }
 
 /// An ACL member of a schema (`None` when absent).
@@ -121,8 +149,8 @@ async fn list(State(state): State<ApiState>, headers: HeaderMap) -> Result<Respo
 
 async fn create(State(state): State<ApiState>, headers: HeaderMap, body: Body) -> Result<Response, EdsError> {
     let backend = managed_backend(&state, &headers).await?;
-    let (object_type, schema, indexed) = validate(read_json(body, state.limits.max_body_bytes).await?, None)?;
-    state.schemas.put_schema(&backend.id, &object_type, schema.clone(), &indexed).await.map_err(storage)?;
+    let (object_type, schema, rules) = validate(read_json(body, state.limits.max_body_bytes).await?, None)?;
+    state.schemas.put_schema(&backend.id, &object_type, schema.clone(), &rules).await.map_err(storage)?;
     Ok((StatusCode::CREATED, Json(schema)).into_response())
 }
 
@@ -143,8 +171,8 @@ async fn replace(
     body: Body,
 ) -> Result<Response, EdsError> {
     let backend = managed_backend(&state, &headers).await?;
-    let (object_type, schema, indexed) = validate(read_json(body, state.limits.max_body_bytes).await?, Some(&name))?;
-    state.schemas.put_schema(&backend.id, &object_type, schema.clone(), &indexed).await.map_err(storage)?;
+    let (object_type, schema, rules) = validate(read_json(body, state.limits.max_body_bytes).await?, Some(&name))?;
+    state.schemas.put_schema(&backend.id, &object_type, schema.clone(), &rules).await.map_err(storage)?;
     Ok(Json(schema).into_response())
 }
 
@@ -161,16 +189,17 @@ async fn remove(
 }
 
 /// What a schema asks of a new object before it is stored: the collection's `create`
-/// permission and the `required` properties. Answers the ACL template for the new object.
+/// permission and the `required` properties. Answers the ACL template for the new object, and the object
+/// whose ACL it extends, if a ref property says so.
 pub(super) async fn admit(
     state: &ApiState,
     request: &DataRequest,
     object_type: &str,
     properties: &Map<String, Value>,
-) -> Result<Acl, EdsError> {
+) -> Result<(Acl, Option<ObjectRef>), EdsError> {
     let Some(Value::Object(schema)) = state.schemas.schema(&request.backend.id, object_type).await.map_err(storage)?
     else {
-        return Ok(template(object_type));
+        return Ok((template(object_type), None));
     };
     if let Some(collection) = acl_of(&schema, "accessControlList", false)? {
         collection_allows(request, &collection, Permission::Update)?;
@@ -183,7 +212,39 @@ pub(super) async fn admit(
             return Err(required(property, message));
         }
     }
-    Ok(acl_of(&schema, "accessControlListTemplate", true)?.unwrap_or_else(|| template(object_type)))
+    let acl = acl_of(&schema, "accessControlListTemplate", true)?.unwrap_or_else(|| template(object_type));
+    Ok((acl, parent(state, request, &schema, properties).await?))
+}
+
+/// The object a new one extends the ACL of: the first extending ref property it sets. The caller must be able
+/// to read that object, or anyone could attach objects to, say, a todo list they cannot see.
+async fn parent(
+    state: &ApiState,
+    request: &DataRequest,
+    schema: &Map<String, Value>,
+    properties: &Map<String, Value>,
+) -> Result<Option<ObjectRef>, EdsError> {
+    for property in schema.get("properties").and_then(Value::as_array).into_iter().flatten() {
+        let name = property["name"].as_str().unwrap_or_default();
+        let Some(value) = properties.get(name).filter(|_| extends(property)) else { continue };
+        let invalid = |message: &str| EdsError(ApiError::field(name.to_owned(), message.to_owned()));
+        let declared = ref_target(property)?;
+        let (Some(id), Some(kind)) = (value["id"].as_str(), value["objectType"].as_str()) else {
+            return Err(invalid("must be a ref {\"id\", \"objectType\"}"));
+        };
+        let kind =
+            object_type_of(kind.strip_prefix("objects.").unwrap_or(kind)).map_err(|_| invalid("names no type"))?;
+        if declared.as_ref().is_some_and(|declared| *declared != kind) {
+            return Err(invalid("refs an object of another type"));
+        }
+        let Some(id) = ObjectId::parse(id) else { return Err(invalid("refs no object you may read")) };
+        let at = Collection { backend: &request.backend.id, object_type: &kind };
+        if state.store.get(at, id, request.access()).await.map_err(storage)?.is_none() {
+            return Err(invalid("refs no object you may read"));
+        }
+        return Ok(Some(ObjectRef { object_type: kind, id }));
+    }
+    Ok(None)
 }
 
 /// Listing needs the collection's `read` permission when its schema sets one.

@@ -50,7 +50,8 @@ async fn create(State(state): State<ApiState>, request: DataRequest, body: Body)
     let mut properties = object_body(&state, body).await?;
     required_text(&properties, "username")?;
     let password = required_text(&properties, "password")?;
-    let acl = super::schemas::admit(&state, &request, USERS, &properties).await?;
+    // A user's ACL is its own: an `extend` ref on the users schema is not followed.
+    let (acl, _parent) = super::schemas::admit(&state, &request, USERS, &properties).await?;
     properties.remove("password");
     let password_hash = hash(password).await?;
     let user = state

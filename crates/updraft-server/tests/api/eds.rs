@@ -9,11 +9,11 @@ use crate::helpers::*;
 const EMAIL: &str = "admin@example.com";
 const PASSWORD: &str = "correct horse";
 
-struct Eds {
-    app: TestApp,
-    backend: String,
-    secret: String,
-    master_key: String,
+pub(crate) struct Eds {
+    pub(crate) app: TestApp,
+    pub(crate) backend: String,
+    pub(crate) secret: String,
+    pub(crate) master_key: String,
     account: String,
 }
 
@@ -30,7 +30,7 @@ async fn account_token(app: &TestApp, password: &str) -> (StatusCode, Value) {
 }
 
 /// A server with an account and one app; the development backend is used.
-async fn eds() -> Eds {
+pub(crate) async fn eds() -> Eds {
     let args = ServeArgs { admin_email: Some(EMAIL.into()), admin_password: Some(PASSWORD.into()), ..open_args() };
     let app = spawn_app(args).await;
     let (status, token) = account_token(&app, PASSWORD).await;
@@ -50,7 +50,13 @@ async fn eds() -> Eds {
 }
 
 impl Eds {
-    async fn call(&self, method: Method, path: &str, token: Option<&str>, body: Option<&str>) -> (StatusCode, Value) {
+    pub(crate) async fn call(
+        &self,
+        method: Method,
+        path: &str,
+        token: Option<&str>,
+        body: Option<&str>,
+    ) -> (StatusCode, Value) {
         let mut req = self.app.client.request(method, format!("{}{path}", self.app.base));
         req = req.header("Enginio-Backend-Id", &self.backend);
         if let Some(token) = token {
@@ -239,7 +245,7 @@ impl Eds {
         (res.status(), res.json().await.unwrap())
     }
 
-    async fn login(&self, username: &str, password: &str) -> (StatusCode, Value) {
+    pub(crate) async fn login(&self, username: &str, password: &str) -> (StatusCode, Value) {
         self.form(
             "/v1/auth/oauth2/token",
             &format!("grant_type=password&username={username}&password={password}"),
@@ -558,7 +564,7 @@ async fn atomic_updates_apply_all_operators_or_none() {
 }
 
 impl Eds {
-    async fn schema(
+    pub(crate) async fn schema(
         &self,
         method: Method,
         path: &str,

@@ -7,7 +7,7 @@ use tokio::sync::{mpsc, oneshot};
 use updraft_core::ids::ObjectId;
 
 use super::{acl_json, insert_doc};
-use crate::{Acl, Collection, StoreError, USERS};
+use crate::{Acl, Collection, ObjectRef, StoreError, USERS};
 
 /// Inserts waiting beyond this many make callers wait (backpressure), not memory grow.
 const QUEUE: usize = 4096;
@@ -21,6 +21,7 @@ pub(crate) struct Insert {
     pub doc: String,
     pub now_ms: i64,
     pub acl: Acl,
+    pub parent: Option<ObjectRef>,
     pub done: oneshot::Sender<Result<(), StoreError>>,
 }
 
@@ -62,7 +63,10 @@ async fn commit(writer: &SqlitePool, batch: &[Insert]) -> Vec<Result<(), StoreEr
         let mut results = Vec::with_capacity(batch.len());
         for insert in batch {
             let at = Collection { backend: &insert.backend, object_type: &insert.object_type };
-            results.push(insert_doc(&mut tx, at, insert.id, &insert.doc, insert.now_ms, &insert.acl).await);
+            results.push(
+                insert_doc(&mut tx, at, insert.id, &insert.doc, insert.now_ms, &insert.acl, insert.parent.as_ref())
+                    .await,
+            );
         }
         results
     };
@@ -90,9 +94,10 @@ async fn insert_many(tx: &mut sqlx::SqliteConnection, batch: &[Insert]) -> Resul
         })
         .collect();
     sqlx::query(
-        "INSERT INTO objects (backend, object_type, id, doc, created_ms, updated_ms, acl, public_read)
+        "INSERT INTO objects (backend, object_type, id, doc, created_ms, updated_ms, acl, public_read, parent_type,
+                              parent_id)
          SELECT value ->> 0, value ->> 1, value ->> 2, jsonb(value ->> 3), value ->> 4, value ->> 4, value ->> 5,
-                value ->> 6
+                value ->> 6, value ->> 7, value ->> 8
          FROM json_each(?)",
     )
     .bind(serde_json::Value::Array(rows).to_string())

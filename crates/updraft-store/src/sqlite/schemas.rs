@@ -3,7 +3,7 @@
 use serde_json::Value;
 
 use super::{SqliteStore, plain};
-use crate::{BoxFuture, Schemas, StoreError};
+use crate::{BoxFuture, Cascade, SchemaRules, Schemas, StoreError};
 
 /// The index of an `indexed` property, by name. Its columns are the sort expressions, so that a sorted page of
 /// a large collection reads only its own rows. (Filters gain little from an index on the property: a comparison
@@ -55,6 +55,62 @@ pub(super) async fn drop_index(
     Ok(())
 }
 
+/// The SQL of the id a cascading ref property holds; the index of a cascade and the lookup of the objects
+/// it deletes must spell it alike.
+pub(super) fn ref_id(property: &str) -> String {
+    format!("doc ->> '$.{property}.id'")
+}
+
+fn cascade_index_name(backend: &str, object_type: &str, property: &str) -> String {
+    format!("\"ref:{backend}:{object_type}:{property}\"")
+}
+
+/// Records a cascade with an index on the ref's id, so that deleting a target finds what refers to it without
+/// scanning the collection.
+async fn create_cascade(
+    tx: &mut sqlx::SqliteConnection,
+    backend: &str,
+    object_type: &str,
+    cascade: &Cascade,
+) -> Result<(), StoreError> {
+    let name = cascade_index_name(backend, object_type, &cascade.property);
+    let ref_id = ref_id(&cascade.property);
+    // Every name passed `plain`; see `create_index` on the partial index.
+    let ddl =
+        format!("CREATE INDEX IF NOT EXISTS {name} ON objects (backend, {ref_id}) WHERE object_type = '{object_type}'");
+    sqlx::query(sqlx::AssertSqlSafe(ddl)).execute(&mut *tx).await?;
+    sqlx::query("INSERT INTO ref_cascades (backend, object_type, property, target_type) VALUES (?, ?, ?, ?)")
+        .bind(backend)
+        .bind(object_type)
+        .bind(&cascade.property)
+        .bind(&cascade.target_type)
+        .execute(&mut *tx)
+        .await?;
+    Ok(())
+}
+
+pub(super) async fn drop_cascades(
+    tx: &mut sqlx::SqliteConnection,
+    backend: &str,
+    object_type: &str,
+) -> Result<(), StoreError> {
+    let had: Vec<(String,)> = sqlx::query_as("SELECT property FROM ref_cascades WHERE backend = ? AND object_type = ?")
+        .bind(backend)
+        .bind(object_type)
+        .fetch_all(&mut *tx)
+        .await?;
+    for (property,) in &had {
+        let name = cascade_index_name(backend, object_type, property);
+        sqlx::query(sqlx::AssertSqlSafe(format!("DROP INDEX IF EXISTS {name}"))).execute(&mut *tx).await?;
+    }
+    sqlx::query("DELETE FROM ref_cascades WHERE backend = ? AND object_type = ?")
+        .bind(backend)
+        .bind(object_type)
+        .execute(&mut *tx)
+        .await?;
+    Ok(())
+}
+
 /// Emptied when full, since the names of types without a schema come from requests.
 const SCHEMA_CACHE_LIMIT: usize = 10_000;
 
@@ -81,10 +137,16 @@ impl Schemas for SqliteStore {
         backend: &'a str,
         object_type: &'a str,
         schema: Value,
-        indexed: &'a [String],
+        rules: &'a SchemaRules,
     ) -> BoxFuture<'a, Result<(), StoreError>> {
         Box::pin(async move {
-            if !plain(backend) || !plain(object_type) || indexed.iter().any(|p| !plain(p) || p.contains('.')) {
+            let indexed = &rules.indexed;
+            let property = |p: &String| plain(p) && !p.contains('.');
+            if !plain(backend)
+                || !plain(object_type)
+                || !indexed.iter().all(property)
+                || !rules.cascades.iter().all(|c| property(&c.property) && plain(&c.target_type))
+            {
                 return Err(StoreError::Invalid { message: "invalid name in schema".into(), property: None });
             }
             let mut tx = self.writer.begin().await?;
@@ -105,6 +167,10 @@ impl Schemas for SqliteStore {
             }
             for property in indexed.iter().filter(|p| !had.iter().any(|(h,)| h == *p)) {
                 create_index(&mut tx, backend, object_type, property).await?;
+            }
+            drop_cascades(&mut tx, backend, object_type).await?;
+            for cascade in &rules.cascades {
+                create_cascade(&mut tx, backend, object_type, cascade).await?;
             }
             tx.commit().await?;
             self.forget_schemas();
@@ -174,6 +240,7 @@ impl Schemas for SqliteStore {
                 for (property,) in &had {
                     drop_index(&mut tx, backend, object_type, property).await?;
                 }
+                drop_cascades(&mut tx, backend, object_type).await?;
                 sqlx::query("DELETE FROM objects WHERE backend = ? AND object_type = ?")
                     .bind(backend)
                     .bind(object_type)

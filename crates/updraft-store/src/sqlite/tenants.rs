@@ -112,6 +112,16 @@ impl Tenants for SqliteStore {
             for (backend, object_type, property) in &indexes {
                 super::schemas::drop_index(&mut tx, backend, object_type, property).await?;
             }
+            let cascading: Vec<(String, String)> = sqlx::query_as(
+                "SELECT DISTINCT backend, object_type FROM ref_cascades
+                 WHERE backend IN (SELECT id FROM backends WHERE app_id = ?)",
+            )
+            .bind(id)
+            .fetch_all(&mut *tx)
+            .await?;
+            for (backend, object_type) in &cascading {
+                super::schemas::drop_cascades(&mut tx, backend, object_type).await?;
+            }
             for table in ["object_types", "passwords", "members"] {
                 let sql = format!("DELETE FROM {table} WHERE backend IN (SELECT id FROM backends WHERE app_id = ?)");
                 sqlx::query(sqlx::AssertSqlSafe(sql)).bind(id).execute(&mut *tx).await?;

@@ -16,6 +16,10 @@ async fn open(dir: &tempfile::TempDir) -> SqliteStore {
     SqliteStore::open(&SqliteOptions { path: dir.path().join("eds.sqlite3"), readers: 2 }).await.unwrap()
 }
 
+fn indexed(properties: &[&str]) -> crate::SchemaRules {
+    crate::SchemaRules { indexed: properties.iter().map(|p| p.to_string()).collect(), cascades: Vec::new() }
+}
+
 fn props(value: Value) -> Map<String, Value> {
     value.as_object().unwrap().clone()
 }
@@ -118,7 +122,7 @@ async fn apps_have_two_backends_and_take_their_data_when_deleted() {
     let at = Collection { backend: &dev.id, object_type: "objects.todos" };
     let doc = store.insert(at, Map::new(), None, template()).await.unwrap();
     let id = ObjectId::parse(doc["id"].as_str().unwrap()).unwrap();
-    store.put_schema(&dev.id, "objects.todos", json!({"name": "todos"}), &["n".to_owned()]).await.unwrap();
+    store.put_schema(&dev.id, "objects.todos", json!({"name": "todos"}), &indexed(&["n"])).await.unwrap();
     assert_eq!(store.schema(&dev.id, "objects.todos").await.unwrap(), Some(json!({"name": "todos"})));
     assert!(store.delete_app(&app.id).await.unwrap());
     assert!(!store.delete_app(&app.id).await.unwrap());
@@ -307,7 +311,7 @@ async fn list_plan(store: &SqliteStore, q: Value, sort: Value, access: Access<'_
 async fn a_page_sorted_on_an_indexed_property_walks_its_index_without_sorting() {
     let dir = tempfile::tempdir().unwrap();
     let store = open(&dir).await;
-    store.put_schema(TODOS.backend, TODOS.object_type, json!({}), &["n".to_owned()]).await.unwrap();
+    store.put_schema(TODOS.backend, TODOS.object_type, json!({}), &indexed(&["n"])).await.unwrap();
     let subjects = ["*".to_owned(), "u1".to_owned()];
     for (direction, access) in [("asc", ALL), ("desc", Access::Subjects(&subjects))] {
         let plan =
@@ -320,7 +324,7 @@ async fn a_page_sorted_on_an_indexed_property_walks_its_index_without_sorting() 
     assert!(plan.contains("objects_by_creation") && !plan.contains("TEMP B-TREE"), "{plan}");
 
     // Dropping `indexed` drops the index.
-    store.put_schema(TODOS.backend, TODOS.object_type, json!({}), &[]).await.unwrap();
+    store.put_schema(TODOS.backend, TODOS.object_type, json!({}), &indexed(&[])).await.unwrap();
     let plan = list_plan(&store, json!({"done": false}), json!([{"sortBy": "n", "direction": "asc"}]), ALL).await;
     assert!(plan.contains("TEMP B-TREE"), "{plan}");
     let (left,): (i64,) = sqlx::query_as("SELECT count(*) FROM sqlite_master WHERE type = 'index' AND name LIKE '%:n'")
@@ -353,4 +357,53 @@ async fn a_read_over_its_inline_budget_moves_to_the_blocking_pool_and_answers_th
     assert_eq!(store.hot.moved_to_blocking_pool(), 2, "both reads ran over their budget");
     let ns: Vec<i64> = inline.iter().map(|doc| doc["n"].as_i64().unwrap()).collect();
     assert_eq!(ns, [6, 6, 5, 5, 5, 5, 5, 5, 5, 4], "seven of each, from the sixth on");
+}
+
+#[tokio::test]
+async fn an_object_extending_its_parent_follows_the_parent_acl_and_goes_with_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(&dir).await;
+    let lists = Collection { object_type: "objects.lists", ..TODOS };
+    let cascade = crate::Cascade { property: "list".into(), target_type: "objects.lists".into() };
+    let rules = crate::SchemaRules { indexed: Vec::new(), cascades: vec![cascade] };
+    store.put_schema(TODOS.backend, TODOS.object_type, json!({}), &rules).await.unwrap();
+    let owner_only = |user: &str| Acl { admin: vec![format!("users.{user}")], ..Acl::default() };
+
+    let list = store.insert(lists, Map::new(), Some("a"), owner_only("a")).await.unwrap();
+    let list_id = id(&list);
+    let parent = crate::ObjectRef { object_type: "objects.lists".into(), id: list_id };
+    let todo_props = props(json!({"list": {"id": list_id.to_string(), "objectType": "objects.lists"}}));
+    let todo = store.insert_inheriting(TODOS, todo_props, Some("a"), owner_only("a"), Some(parent)).await.unwrap();
+    let todo_id = id(&todo);
+    let other = store.insert(TODOS, Map::new(), Some("a"), owner_only("a")).await.unwrap();
+
+    let (a, b) = (["*".to_owned(), "users.a".to_owned()], ["*".to_owned(), "users.b".to_owned()]);
+    let page = crate::Page { limit: 10, offset: 0 };
+    let everything = updraft_query::Filter::parse(&json!({})).unwrap();
+    let no_sort = updraft_query::Sort::parse(&json!([])).unwrap();
+    let query = ListQuery { filter: &everything, sort: &no_sort, page };
+    assert!(store.get(TODOS, todo_id, Access::Subjects(&b)).await.unwrap().is_none());
+    assert!(store.list(TODOS, query, Access::Subjects(&b)).await.unwrap().is_empty());
+
+    // Sharing the list shares its todos, for reading and for what else the list grants.
+    let share = Acl { read: vec!["users.b".into()], update: vec!["users.b".into()], ..Acl::default() };
+    store.change_acl(lists, list_id, AclChange::Add(share), Access::Subjects(&a)).await.unwrap().unwrap();
+    assert_eq!(store.get(TODOS, todo_id, Access::Subjects(&b)).await.unwrap(), Some(todo.clone()));
+    let seen = store.list(TODOS, query, Access::Subjects(&b)).await.unwrap();
+    assert_eq!(seen, vec![todo.clone()], "the todo outside the list stays hidden");
+    assert_eq!(store.count(TODOS, &everything, Access::Subjects(&b)).await.unwrap(), 1);
+    let patch = crate::Patch::Merge(props(json!({"done": true})));
+    assert!(store.update(TODOS, todo_id, patch, Some("b"), Access::Subjects(&b)).await.unwrap().is_some());
+    let denied = store.delete(TODOS, todo_id, Access::Subjects(&b)).await;
+    assert!(matches!(denied, Err(StoreError::Forbidden)), "{denied:?}");
+    assert_eq!(store.acl(TODOS, todo_id, Access::Subjects(&b)).await.unwrap(), Some(owner_only("a")));
+
+    // Deleting the list deletes its todos, and only those.
+    store.delete(lists, list_id, Access::Subjects(&a)).await.unwrap().unwrap();
+    assert!(store.get(TODOS, todo_id, ALL).await.unwrap().is_none());
+    assert!(store.get(TODOS, id(&other), ALL).await.unwrap().is_some());
+}
+
+fn id(doc: &Value) -> ObjectId {
+    ObjectId::parse(doc["id"].as_str().unwrap()).unwrap()
 }

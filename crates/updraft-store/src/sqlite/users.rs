@@ -24,7 +24,7 @@ impl Users for SqliteStore {
             // A user is the creator of itself, whoever signed it up.
             let acl = acl.resolve_creator(Some(&id.to_string()));
             let mut tx = self.writer.begin().await?;
-            insert_doc(&mut tx, at, id, &text, now, &acl).await?;
+            insert_doc(&mut tx, at, id, &text, now, &acl, None).await?;
             sqlx::query("INSERT INTO passwords (backend, user_id, hash) VALUES (?, ?, ?)")
                 .bind(backend)
                 .bind(id.to_string())
