@@ -115,6 +115,17 @@ pub trait Groups: Send + Sync {
     fn count_members<'a>(&'a self, backend: &'a str, group: ObjectId) -> BoxFuture<'a, Result<u64, StoreError>>;
     /// Ids of the groups a user belongs to.
     fn groups_of<'a>(&'a self, backend: &'a str, user: &'a str) -> BoxFuture<'a, Result<Vec<String>, StoreError>>;
+    /// Who may manage the group's members: `read` lists them, `update` adds (the wire's `create`), `delete`
+    /// removes. `None` while the group has none of its own.
+    fn member_acl<'a>(&'a self, backend: &'a str, group: ObjectId) -> BoxFuture<'a, Result<Option<Acl>, StoreError>>;
+    /// Changes the group's member ACL, starting from `default` if it has none; answers the new one.
+    fn change_member_acl<'a>(
+        &'a self,
+        backend: &'a str,
+        group: ObjectId,
+        change: AclChange,
+        default: Acl,
+    ) -> BoxFuture<'a, Result<Acl, StoreError>>;
 }
 
 /// A window of a list.
@@ -289,6 +300,26 @@ pub enum AclChange {
     Add(Acl),
     Remove(Acl),
     Replace(Acl),
+}
+
+impl AclChange {
+    /// Applies the change to `acl`; lists keep their order and hold each subject once.
+    pub fn apply(&self, acl: &mut Acl) {
+        for permission in [Permission::Read, Permission::Update, Permission::Delete, Permission::Admin] {
+            let list = acl.subjects_mut(permission);
+            match self {
+                AclChange::Add(more) => {
+                    for subject in more.subjects(permission) {
+                        if !list.contains(subject) {
+                            list.push(subject.clone());
+                        }
+                    }
+                }
+                AclChange::Remove(less) => list.retain(|s| !less.subjects(permission).contains(s)),
+                AclChange::Replace(new) => *list = new.subjects(permission).to_vec(),
+            }
+        }
+    }
 }
 
 /// How an update changes a document.

@@ -85,6 +85,13 @@ const MIGRATIONS: &[&str] = &[
         PRIMARY KEY (backend, object_type, property)
     ) WITHOUT ROWID",
     "CREATE INDEX ref_cascades_by_target ON ref_cascades (backend, target_type)",
+    // Who may manage a usergroup's members, for groups that have their own rules.
+    "CREATE TABLE member_acls (
+        backend TEXT NOT NULL,
+        group_id TEXT NOT NULL,
+        acl TEXT NOT NULL,
+        PRIMARY KEY (backend, group_id)
+    ) WITHOUT ROWID",
 ];
 
 #[derive(Debug, Clone)]
@@ -226,7 +233,7 @@ pub(crate) fn acl_json(acl: &Acl) -> String {
     serde_json::json!({"read": acl.read, "update": acl.update, "delete": acl.delete, "admin": acl.admin}).to_string()
 }
 
-fn parse_acl(text: &str) -> Acl {
+pub(crate) fn parse_acl(text: &str) -> Acl {
     let value: Value = serde_json::from_str(text).unwrap_or(Value::Null);
     let list = |key: &str| -> Vec<String> {
         value[key].as_array().into_iter().flatten().filter_map(|s| s.as_str().map(str::to_owned)).collect()
@@ -263,11 +270,12 @@ fn readable(access: Access<'_>) -> (String, Vec<String>) {
 }
 
 /// What goes with a deleted object of these types: a user's password and memberships, a group's
-/// memberships.
-const CASCADES: [(&str, &str); 3] = [
+/// memberships and member ACL.
+const CASCADES: [(&str, &str); 4] = [
     (USERS, "DELETE FROM passwords WHERE backend = ? AND user_id = ?"),
     (USERS, "DELETE FROM members WHERE backend = ? AND user_id = ?"),
     (USERGROUPS, "DELETE FROM members WHERE backend = ? AND group_id = ?"),
+    (USERGROUPS, "DELETE FROM member_acls WHERE backend = ? AND group_id = ?"),
 ];
 
 /// Deletes what goes with a deleted object: its rows in `CASCADES`, and the objects whose cascading ref
@@ -500,20 +508,7 @@ impl Store for SqliteStore {
             let mut tx = self.writer.begin().await?;
             let Some(row) = changeable(&mut tx, at, id, Permission::Admin, access).await? else { return Ok(None) };
             let mut acl = row.acl;
-            for permission in [Permission::Read, Permission::Update, Permission::Delete, Permission::Admin] {
-                let list = acl.subjects_mut(permission);
-                match &change {
-                    AclChange::Add(more) => {
-                        for subject in more.subjects(permission) {
-                            if !list.contains(subject) {
-                                list.push(subject.clone());
-                            }
-                        }
-                    }
-                    AclChange::Remove(less) => list.retain(|s| !less.subjects(permission).contains(s)),
-                    AclChange::Replace(new) => *list = new.subjects(permission).to_vec(),
-                }
-            }
+            change.apply(&mut acl);
             sqlx::query("UPDATE objects SET acl = ?, public_read = ? WHERE backend = ? AND object_type = ? AND id = ?")
                 .bind(acl_json(&acl))
                 .bind(acl.is_public_read())

@@ -1,14 +1,17 @@
-//! Usergroups (objects of type `usergroups` with a required `name`) and their members.
+//! Usergroups (objects of type `usergroups` with a required `name`), their members, and who may manage
+//! those (`/members/access`: `create`, `read`, `delete`).
 
 use axum::body::Body;
 use axum::extract::{Path, State};
-use axum::http::{StatusCode, Uri};
+use axum::http::{Method, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
-use serde_json::{Value, json};
+use serde_json::{Map, Value, json};
 use updraft_core::ids::ObjectId;
-use updraft_store::{Collection, USERGROUPS, USERS};
+use updraft_store::{Acl, AclChange, Collection, Permission, USERGROUPS, USERS};
+
+use super::access::{subject_from, subject_json};
 
 use super::list::Params;
 use super::objects::{create_in, object_body, object_id, remove_in, show_in, update_in};
@@ -22,6 +25,22 @@ pub fn routes() -> Router<ApiState> {
         .route("/v1/usergroups", get(list).post(create))
         .route("/v1/usergroups/{id}", get(show).put(update).delete(remove))
         .route("/v1/usergroups/{id}/members", get(members).post(add_member).delete(remove_member))
+        .route(
+            "/v1/usergroups/{id}/members/access",
+            get(member_access).put(member_access).post(member_access).delete(member_access),
+        )
+}
+
+/// The member-management permissions on the wire, and the slots of `Acl` that hold them.
+const MEMBER_PERMISSIONS: [(&str, Permission); 3] =
+    [("create", Permission::Update), ("read", Permission::Read), ("delete", Permission::Delete)];
+
+/// A group without rules of its own lets everyone manage its members, as a fresh backend must (QtEnginio's
+/// test helpers add members anonymously; Social Todos users join `allUsers` themselves). Group admins narrow it
+/// through `/members/access`.
+fn default_member_acl() -> Acl {
+    let everyone = || vec!["*".to_owned()];
+    Acl { read: everyone(), update: everyone(), delete: everyone(), admin: Vec::new() }
 }
 
 fn require_name(properties: &serde_json::Map<String, Value>, required: bool) -> Result<(), EdsError> {
@@ -70,14 +89,91 @@ async fn remove(
     remove_in(&state, &request, USERGROUPS, &id).await
 }
 
-/// The group, which must exist.
-async fn group(state: &ApiState, request: &DataRequest, id: &str) -> Result<ObjectId, EdsError> {
-    let group = object_id(id)?;
+/// The group's ACL, for a group the caller can see.
+async fn group_acl(state: &ApiState, request: &DataRequest, group: ObjectId) -> Result<Acl, EdsError> {
     let at = Collection { backend: &request.backend.id, object_type: USERGROUPS };
-    match state.store.get(at, group, request.access()).await.map_err(storage)? {
-        Some(_) => Ok(group),
-        None => Err(ApiError::with_message(Code::NotFound, "Usergroup not found").into()),
+    state
+        .store
+        .acl(at, group, request.access())
+        .await
+        .map_err(storage)?
+        .ok_or_else(|| ApiError::with_message(Code::NotFound, "Usergroup not found").into())
+}
+
+/// The group, if the caller may manage its members in this way: as the secret, as an admin of the group, or
+/// as a subject its member ACL lists under `permission`.
+async fn group(
+    state: &ApiState,
+    request: &DataRequest,
+    id: &str,
+    permission: Permission,
+) -> Result<ObjectId, EdsError> {
+    let group = object_id(id)?;
+    let acl = group_acl(state, request, group).await?;
+    let access = request.access();
+    if acl.allows(Permission::Admin, access) {
+        return Ok(group);
     }
+    let members = state.groups.member_acl(&request.backend.id, group).await.map_err(storage)?;
+    if members.unwrap_or_else(default_member_acl).allows(permission, access) {
+        return Ok(group);
+    }
+    Err(request.denied(EdsError(ApiError::new(Code::AccessDenied))))
+}
+
+/// `/members/access`: GET shows who may manage the members; PUT adds, POST replaces, DELETE removes, for
+/// admins of the group.
+async fn member_access(
+    State(state): State<ApiState>,
+    request: DataRequest,
+    method: Method,
+    Path(id): Path<String>,
+    body: Body,
+) -> Result<Response, EdsError> {
+    let group = object_id(&id)?;
+    let acl = group_acl(&state, &request, group).await?;
+    let backend = &request.backend.id;
+    let members = if method == Method::GET {
+        state.groups.member_acl(backend, group).await.map_err(storage)?.unwrap_or_else(default_member_acl)
+    } else {
+        if !acl.allows(Permission::Admin, request.access()) {
+            return Err(request.denied(EdsError(ApiError::new(Code::AccessDenied))));
+        }
+        let given = member_acl_from(read_json(body, state.limits.max_body_bytes).await?)?;
+        let change = match method {
+            Method::PUT => AclChange::Add(given),
+            Method::POST => AclChange::Replace(given),
+            _ => AclChange::Remove(given),
+        };
+        state.groups.change_member_acl(backend, group, change, default_member_acl()).await.map_err(storage)?
+    };
+    let mut body = Map::new();
+    for (key, permission) in MEMBER_PERMISSIONS {
+        body.insert(key.to_owned(), members.subjects(permission).iter().map(|s| subject_json(s)).collect());
+    }
+    Ok(Json(Value::Object(body)).into_response())
+}
+
+/// A (partial) member ACL body: `create`, `read`, `delete` lists of subjects.
+fn member_acl_from(body: Option<Value>) -> Result<Acl, EdsError> {
+    let Some(Value::Object(body)) = body else {
+        return Err(ApiError::with_message(Code::BadRequest, "The body must be an object of subject lists").into());
+    };
+    if let Some(key) = body.keys().find(|key| !MEMBER_PERMISSIONS.iter().any(|(name, _)| name == key)) {
+        return Err(ApiError::field(key.clone(), "member permissions are create, read and delete").into());
+    }
+    let mut acl = Acl::default();
+    for (key, permission) in MEMBER_PERMISSIONS {
+        let list = match body.get(key) {
+            None | Some(Value::Null) => continue,
+            Some(Value::Array(list)) => list,
+            Some(_) => return Err(ApiError::field(key, "must be a list of subjects").into()),
+        };
+        for subject in list {
+            acl.subjects_mut(permission).push(subject_from(subject, key, false)?);
+        }
+    }
+    Ok(acl)
 }
 
 /// The user a members body names: `{"id": "<userId>", "objectType": "users"}`.
@@ -105,7 +201,7 @@ async fn add_member(
     Path(id): Path<String>,
     body: Body,
 ) -> Result<Response, EdsError> {
-    let group = group(&state, &request, &id).await?;
+    let group = group(&state, &request, &id, Permission::Update).await?;
     let (user, doc) = member(&state, &request, body).await?;
     let added = state.groups.add_member(&request.backend.id, group, user).await.map_err(storage)?;
     let status = if added { StatusCode::CREATED } else { StatusCode::OK };
@@ -118,7 +214,7 @@ async fn remove_member(
     Path(id): Path<String>,
     body: Body,
 ) -> Result<Response, EdsError> {
-    let group = group(&state, &request, &id).await?;
+    let group = group(&state, &request, &id, Permission::Delete).await?;
     let (user, _) = member(&state, &request, body).await?;
     if !state.groups.remove_member(&request.backend.id, group, user).await.map_err(storage)? {
         return Err(ApiError::with_message(Code::NotFound, "Not a member").into());
@@ -132,7 +228,7 @@ async fn members(
     Path(id): Path<String>,
     uri: Uri,
 ) -> Result<Response, EdsError> {
-    let group = group(&state, &request, &id).await?;
+    let group = group(&state, &request, &id, Permission::Read).await?;
     let params = Params::of(&uri);
     // Qt sends `count=`, other clients `count=1`: presence is what counts.
     if params.get("count").is_some() {

@@ -3,8 +3,8 @@
 use serde_json::Value;
 use updraft_core::ids::ObjectId;
 
-use super::{SqliteStore, now_ms, parse_doc};
-use crate::{BoxFuture, Groups, Page, StoreError};
+use super::{SqliteStore, acl_json, now_ms, parse_acl, parse_doc};
+use crate::{Acl, AclChange, BoxFuture, Groups, Page, StoreError};
 
 impl Groups for SqliteStore {
     fn add_member<'a>(
@@ -86,6 +86,47 @@ impl Groups for SqliteStore {
                     .fetch_all(&self.readers)
                     .await?;
             Ok(rows.into_iter().map(|(id,)| id).collect())
+        })
+    }
+
+    fn member_acl<'a>(&'a self, backend: &'a str, group: ObjectId) -> BoxFuture<'a, Result<Option<Acl>, StoreError>> {
+        Box::pin(async move {
+            let row: Option<(String,)> =
+                sqlx::query_as("SELECT acl FROM member_acls WHERE backend = ? AND group_id = ?")
+                    .bind(backend)
+                    .bind(group.to_string())
+                    .fetch_optional(&self.readers)
+                    .await?;
+            Ok(row.map(|(text,)| parse_acl(&text)))
+        })
+    }
+
+    fn change_member_acl<'a>(
+        &'a self,
+        backend: &'a str,
+        group: ObjectId,
+        change: AclChange,
+        default: Acl,
+    ) -> BoxFuture<'a, Result<Acl, StoreError>> {
+        Box::pin(async move {
+            // On the writer: no other change slips between the read and the write.
+            let mut tx = self.writer.begin().await?;
+            let row: Option<(String,)> =
+                sqlx::query_as("SELECT acl FROM member_acls WHERE backend = ? AND group_id = ?")
+                    .bind(backend)
+                    .bind(group.to_string())
+                    .fetch_optional(&mut *tx)
+                    .await?;
+            let mut acl = row.map_or(default, |(text,)| parse_acl(&text));
+            change.apply(&mut acl);
+            sqlx::query("INSERT OR REPLACE INTO member_acls (backend, group_id, acl) VALUES (?, ?, ?)")
+                .bind(backend)
+                .bind(group.to_string())
+                .bind(acl_json(&acl))
+                .execute(&mut *tx)
+                .await?;
+            tx.commit().await?;
+            Ok(acl)
         })
     }
 }
