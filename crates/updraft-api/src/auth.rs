@@ -27,7 +27,13 @@ pub enum Credentials {
 /// here: the original ignored it where no authorization is required.
 pub fn credentials(headers: &HeaderMap) -> Result<Credentials, ApiError> {
     let Some(value) = headers.get(header::AUTHORIZATION) else {
-        return Ok(Credentials::None);
+        // Pre-1.0 QtEnginio sends the session from `/v1/auth/identity` in its own header; it is one of our
+        // tokens like any bearer.
+        return Ok(match headers.get("enginio-backend-session").map(|v| v.to_str()) {
+            None => Credentials::None,
+            Some(Ok(token)) if !token.trim().is_empty() => Credentials::Bearer(token.trim().to_owned()),
+            Some(_) => Credentials::Unusable,
+        });
     };
     let Ok(value) = value.to_str() else { return Ok(Credentials::Unusable) };
     let mut parts = value.split_ascii_whitespace();

@@ -34,6 +34,7 @@ const ACCOUNT: &str = "account";
 pub fn routes() -> Router<ApiState> {
     Router::new()
         .route("/v1/account/auth/oauth2/token", post(token))
+        .route("/v1/account/auth/identity", post(identity))
         .route("/v1/account/apps", get(list_apps).post(create_app))
         .route("/v1/account/apps/{app_id}", get(show_app).delete(delete_app))
 }
@@ -52,10 +53,7 @@ async fn token(State(state): State<ApiState>, body: Body) -> Response {
     let (Some(username), Some(password)) = (field("username"), field("password")) else {
         return oauth_error("invalid_request", "username and password are required");
     };
-    let Some(login) = &state.account else {
-        return oauth_error("invalid_grant", "no account is configured on this server");
-    };
-    if !username.eq_ignore_ascii_case(&login.email) || !auth::password_matches(&login.password_hash, password) {
+    if !is_account(&state, username, password).await {
         return oauth_error("invalid_grant", "invalid username or password");
     }
     match issue_token(&state, ACCOUNT).await {
@@ -63,6 +61,30 @@ async fn token(State(state): State<ApiState>, body: Body) -> Response {
             .into_response(),
         Err(err) => err.into_response(),
     }
+}
+
+/// The older QtEnginio harness's login: JSON `{"email", "password"}` for `{"sessionToken"}`, which it then sends
+/// as `Enginio-Backend-Session`.
+async fn identity(State(state): State<ApiState>, body: Body) -> Result<Response, EdsError> {
+    let body = read_json(body, state.limits.max_body_bytes).await?;
+    let field = |name: &str| body.as_ref().and_then(|b| b.get(name)).and_then(Value::as_str);
+    let (Some(email), Some(password)) = (field("email"), field("password")) else {
+        return Ok(oauth_error("invalid_request", "email and password are required"));
+    };
+    if !is_account(&state, email, password).await {
+        return Ok(oauth_error("invalid_grant", "invalid email or password"));
+    }
+    Ok(Json(json!({"sessionToken": issue_token(&state, ACCOUNT).await?})).into_response())
+}
+
+/// Argon2 takes tens of milliseconds: it runs on the blocking pool, not on a task.
+async fn is_account(state: &ApiState, email: &str, password: &str) -> bool {
+    let Some(login) = state.account.clone() else { return false };
+    if !email.eq_ignore_ascii_case(&login.email) {
+        return false;
+    }
+    let password = password.to_owned();
+    tokio::task::spawn_blocking(move || auth::password_matches(&login.password_hash, &password)).await.unwrap_or(false)
 }
 
 /// RFC 6749's error form plus the EDS `errors` array, so either kind of client understands it.

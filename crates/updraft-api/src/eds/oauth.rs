@@ -17,14 +17,47 @@ use super::{
 };
 use crate::ApiState;
 use crate::auth;
-use crate::body::read_bytes;
+use crate::body::{read_bytes, read_json};
 use crate::error::{ApiError, Code, EdsError};
 
 pub fn routes() -> Router<ApiState> {
     Router::new()
         .route("/v1/auth/oauth2/token", post(token))
+        .route("/v1/auth/identity", post(identity))
         .route("/v1/auth/oauth2/revoke", post(revoke))
         .route("/v1/user", get(current_user))
+}
+
+/// The user whose username and password these are.
+async fn verified_user(
+    state: &ApiState,
+    backend: &str,
+    username: &str,
+    password: &str,
+) -> Result<Option<Value>, EdsError> {
+    let Some((user, hash)) = state.users.login(backend, username).await.map_err(storage)? else { return Ok(None) };
+    let password = password.to_owned();
+    // Argon2 takes tens of milliseconds: on the blocking pool, not on a task.
+    let ok = tokio::task::spawn_blocking(move || auth::password_matches(&hash, &password)).await.unwrap_or(false);
+    Ok(ok.then_some(user))
+}
+
+/// Pre-1.0 QtEnginio's login: JSON `{"username", "password"}` for `{"sessionToken", "user", "usergroups"}`; the
+/// session then travels as `Enginio-Backend-Session`.
+async fn identity(State(state): State<ApiState>, headers: HeaderMap, body: Body) -> Result<Response, EdsError> {
+    let backend = backend_of(&state, &headers).await?;
+    let body = read_json(body, state.limits.max_body_bytes).await?;
+    let field = |name: &str| body.as_ref().and_then(|b| b.get(name)).and_then(Value::as_str);
+    let (Some(username), Some(password)) = (field("username"), field("password")) else {
+        return Ok(oauth_error("invalid_request", "username and password are required"));
+    };
+    let Some(user) = verified_user(&state, &backend.id, username, password).await? else {
+        return Ok(oauth_error("invalid_grant", "invalid username or password"));
+    };
+    let id = user["id"].as_str().unwrap_or_default().to_owned();
+    let usergroups = group_refs(&state, &backend.id, &id).await?;
+    let session = issue_token(&state, &user_subject(&backend.id, &id)).await?;
+    Ok(Json(json!({ "sessionToken": session, "user": user, "usergroups": usergroups })).into_response())
 }
 
 async fn token(State(state): State<ApiState>, headers: HeaderMap, body: Body) -> Result<Response, EdsError> {
@@ -35,18 +68,7 @@ async fn token(State(state): State<ApiState>, headers: HeaderMap, body: Body) ->
             let (Some(username), Some(password)) = (form.get("username"), form.get("password")) else {
                 return Ok(oauth_error("invalid_request", "username and password are required"));
             };
-            let found = state.users.login(&backend.id, username).await.map_err(storage)?;
-            let verified = match found {
-                Some((user, hash)) => {
-                    let password = password.to_owned();
-                    let ok = tokio::task::spawn_blocking(move || auth::password_matches(&hash, &password))
-                        .await
-                        .unwrap_or(false);
-                    ok.then_some(user)
-                }
-                None => None,
-            };
-            match verified {
+            match verified_user(&state, &backend.id, username, password).await? {
                 Some(user) => user,
                 None => return Ok(oauth_error("invalid_grant", "invalid username or password")),
             }

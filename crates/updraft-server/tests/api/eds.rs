@@ -6,8 +6,8 @@ use updraft_server::config::ServeArgs;
 
 use crate::helpers::*;
 
-const EMAIL: &str = "admin@example.com";
-const PASSWORD: &str = "correct horse";
+pub(crate) const EMAIL: &str = "admin@example.com";
+pub(crate) const PASSWORD: &str = "correct horse";
 
 pub(crate) struct Eds {
     pub(crate) app: TestApp,

@@ -3,6 +3,7 @@
 mod access;
 mod bad_input;
 mod eds;
+mod eds_legacy;
 mod eds_members;
 mod eds_refs;
 mod eds_stub;
