@@ -33,12 +33,17 @@ pub trait Users: Send + Sync {
         acl: Acl,
     ) -> BoxFuture<'a, Result<Value, StoreError>>;
 
-    fn set_password<'a>(
+    /// Updates a user document (as [`Store::update`]) and, when given, its password, in one transaction.
+    #[allow(clippy::too_many_arguments)]
+    fn update_user<'a>(
         &'a self,
         backend: &'a str,
         user_id: ObjectId,
-        password_hash: &'a str,
-    ) -> BoxFuture<'a, Result<(), StoreError>>;
+        patch: Patch,
+        password_hash: Option<&'a str>,
+        author: Author<'a>,
+        access: Access<'a>,
+    ) -> BoxFuture<'a, Result<Option<Value>, StoreError>>;
 
     /// The user with this username and its password hash.
     fn login<'a>(

@@ -278,6 +278,39 @@ const CASCADES: [(&str, &str); 4] = [
     (USERGROUPS, "DELETE FROM member_acls WHERE backend = ? AND group_id = ?"),
 ];
 
+/// Applies `patch` to the object within `tx`; `None` when the caller cannot see it.
+pub(crate) async fn update_in(
+    tx: &mut sqlx::SqliteConnection,
+    at: Collection<'_>,
+    id: ObjectId,
+    patch: Patch,
+    author: Author<'_>,
+    access: Access<'_>,
+) -> Result<Option<Value>, StoreError> {
+    let Some(mut row) = changeable(tx, at, id, Permission::Update, access).await? else { return Ok(None) };
+    // Clients drop notifications older than their copy: updatedAt must only grow.
+    let updated = now_ms().max(row.updated_ms + 1);
+    match patch {
+        Patch::Merge(properties) => document::merge(&mut row.doc, properties, author, updated),
+        Patch::Atomic(ops) => {
+            atomic::apply(&mut row.doc, &ops)
+                .map_err(|err| StoreError::Invalid { message: err.message, property: err.property })?;
+            document::touch(&mut row.doc, author, updated);
+        }
+    }
+    let text = Value::Object(row.doc).to_string();
+    sqlx::query("UPDATE objects SET doc = jsonb(?), updated_ms = ? WHERE backend = ? AND object_type = ? AND id = ?")
+        .bind(&text)
+        .bind(updated)
+        .bind(at.backend)
+        .bind(at.object_type)
+        .bind(id.to_string())
+        .execute(&mut *tx)
+        .await
+        .map_err(unique_violation)?;
+    Ok(Some(serde_json::from_str(&text).expect("we just serialized it")))
+}
+
 /// Deletes what goes with a deleted object: its rows in `CASCADES`, and the objects whose cascading ref
 /// properties (`SchemaRules::cascades`) point at it, with what goes with them in turn. Each object is deleted
 /// once, so cycles of refs end.
@@ -435,31 +468,9 @@ impl Store for SqliteStore {
         Box::pin(async move {
             // Read and write on the single writer connection: no other write can slip between.
             let mut tx = self.writer.begin().await?;
-            let Some(mut row) = changeable(&mut tx, at, id, Permission::Update, access).await? else { return Ok(None) };
-            // Clients drop notifications older than their copy: updatedAt must only grow.
-            let updated = now_ms().max(row.updated_ms + 1);
-            match patch {
-                Patch::Merge(properties) => document::merge(&mut row.doc, properties, author, updated),
-                Patch::Atomic(ops) => {
-                    atomic::apply(&mut row.doc, &ops)
-                        .map_err(|err| StoreError::Invalid { message: err.message, property: err.property })?;
-                    document::touch(&mut row.doc, author, updated);
-                }
-            }
-            let text = Value::Object(row.doc).to_string();
-            sqlx::query(
-                "UPDATE objects SET doc = jsonb(?), updated_ms = ? WHERE backend = ? AND object_type = ? AND id = ?",
-            )
-            .bind(&text)
-            .bind(updated)
-            .bind(at.backend)
-            .bind(at.object_type)
-            .bind(id.to_string())
-            .execute(&mut *tx)
-            .await
-            .map_err(unique_violation)?;
+            let updated = update_in(&mut tx, at, id, patch, author, access).await?;
             tx.commit().await?;
-            Ok(Some(serde_json::from_str(&text).expect("we just serialized it")))
+            Ok(updated)
         })
     }
 

@@ -96,17 +96,21 @@ async fn update(
         Some(Value::String(password)) if !password.trim().is_empty() => Some(hash(password).await?),
         Some(_) => return Err(ApiError::field("password", "can't be blank").into()),
     };
-    let at = Collection { backend: &request.backend.id, object_type: USERS };
-    // The user's ACL decides: by default only the user itself (its admin) may change it.
+    // The user's ACL decides: by default only the user itself (its admin) may change it. The document and the
+    // password change together or not at all.
     let updated = state
-        .store
-        .update(at, user, Patch::Merge(patch), request.caller.author(), request.access())
+        .users
+        .update_user(
+            &request.backend.id,
+            user,
+            Patch::Merge(patch),
+            password.as_deref(),
+            request.caller.author(),
+            request.access(),
+        )
         .await
         .map_err(|e| request.refused(e))?
         .ok_or_else(not_found)?;
-    if let Some(password_hash) = password {
-        state.users.set_password(&request.backend.id, user, &password_hash).await.map_err(storage)?;
-    }
     Ok(Json(updated).into_response())
 }
 

@@ -159,8 +159,10 @@ async fn usernames_are_unique_per_backend_and_passwords_stay_out_of_documents() 
     let (doc, hash) = store.login("b1", "john").await.unwrap().unwrap();
     assert_eq!((doc, hash.as_str()), (john.clone(), "hash1"));
     let id = ObjectId::parse(john["id"].as_str().unwrap()).unwrap();
-    store.set_password("b1", id, "hash4").await.unwrap();
-    assert_eq!(store.login("b1", "john").await.unwrap().unwrap().1, "hash4");
+    let patch = |value: Value| crate::Patch::Merge(props(value));
+    store.update_user("b1", id, patch(json!({"age": 3})), Some("hash4"), None, ALL).await.unwrap().unwrap();
+    let (doc, hash) = store.login("b1", "john").await.unwrap().unwrap();
+    assert_eq!((doc["age"].clone(), hash.as_str()), (json!(3), "hash4"));
 
     let jane = store.insert_user("b1", props(json!({"username": "jane"})), "h", None, template()).await.unwrap();
     let jane_id = ObjectId::parse(jane["id"].as_str().unwrap()).unwrap();
@@ -168,6 +170,10 @@ async fn usernames_are_unique_per_backend_and_passwords_stay_out_of_documents() 
     let renamed =
         store.update(users, jane_id, crate::Patch::Merge(props(json!({"username": "john"}))), None, ALL).await;
     assert!(matches!(renamed, Err(StoreError::Taken { .. })), "renaming onto a taken username fails");
+    let renamed = store.update_user("b1", jane_id, patch(json!({"username": "john"})), Some("h2"), None, ALL).await;
+    assert!(matches!(renamed, Err(StoreError::Taken { .. })));
+    let (_, hash) = store.login("b1", "jane").await.unwrap().unwrap();
+    assert_eq!(hash, "h", "a failed update leaves the password as it was");
 
     store.delete(users, id, ALL).await.unwrap();
     assert_eq!(store.login("b1", "john").await.unwrap(), None);

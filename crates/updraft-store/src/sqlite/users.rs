@@ -3,9 +3,9 @@
 use serde_json::{Map, Value};
 use updraft_core::ids::ObjectId;
 
-use super::{SqliteStore, insert_doc, now_ms, parse_doc};
+use super::{SqliteStore, insert_doc, now_ms, parse_doc, update_in};
 use crate::document::new_document;
-use crate::{Acl, Author, BoxFuture, Collection, StoreError, USERS, Users};
+use crate::{Access, Acl, Author, BoxFuture, Collection, Patch, StoreError, USERS, Users};
 
 impl Users for SqliteStore {
     fn insert_user<'a>(
@@ -36,20 +36,29 @@ impl Users for SqliteStore {
         })
     }
 
-    fn set_password<'a>(
+    fn update_user<'a>(
         &'a self,
         backend: &'a str,
         user_id: ObjectId,
-        password_hash: &'a str,
-    ) -> BoxFuture<'a, Result<(), StoreError>> {
+        patch: Patch,
+        password_hash: Option<&'a str>,
+        author: Author<'a>,
+        access: Access<'a>,
+    ) -> BoxFuture<'a, Result<Option<Value>, StoreError>> {
         Box::pin(async move {
-            sqlx::query("INSERT OR REPLACE INTO passwords (backend, user_id, hash) VALUES (?, ?, ?)")
-                .bind(backend)
-                .bind(user_id.to_string())
-                .bind(password_hash)
-                .execute(&self.writer)
-                .await?;
-            Ok(())
+            let mut tx = self.writer.begin().await?;
+            let at = Collection { backend, object_type: USERS };
+            let Some(updated) = update_in(&mut tx, at, user_id, patch, author, access).await? else { return Ok(None) };
+            if let Some(hash) = password_hash {
+                sqlx::query("INSERT OR REPLACE INTO passwords (backend, user_id, hash) VALUES (?, ?, ?)")
+                    .bind(backend)
+                    .bind(user_id.to_string())
+                    .bind(hash)
+                    .execute(&mut *tx)
+                    .await?;
+            }
+            tx.commit().await?;
+            Ok(Some(updated))
         })
     }
 
