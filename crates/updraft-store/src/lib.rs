@@ -34,7 +34,6 @@ pub trait Users: Send + Sync {
     ) -> BoxFuture<'a, Result<Value, StoreError>>;
 
     /// Updates a user document (as [`Store::update`]) and, when given, its password, in one transaction.
-    #[allow(clippy::too_many_arguments)]
     fn update_user<'a>(
         &'a self,
         backend: &'a str,
