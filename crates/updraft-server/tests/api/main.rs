@@ -2,6 +2,7 @@
 
 mod access;
 mod bad_input;
+mod crash;
 mod eds;
 mod eds_legacy;
 mod eds_members;

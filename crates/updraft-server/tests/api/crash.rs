@@ -1,0 +1,124 @@
+//! Killing the real binary (SIGKILL) while writes are in flight loses none that were acknowledged.
+//! (A power cut is not testable here; `synchronous = FULL` is what covers it.)
+
+use std::collections::HashSet;
+use std::process::Stdio;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+use tokio::process::{Child, Command};
+
+const EMAIL: &str = "crash@example.com";
+const PASSWORD: &str = "crash-password";
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+async fn start(dir: &std::path::Path, port: u16) -> Child {
+    let child = Command::new(env!("CARGO_BIN_EXE_updraft"))
+        .args(["serve", "--listen", &format!("127.0.0.1:{port}"), "--data-dir"])
+        .arg(dir)
+        .args(["--admin-email", EMAIL, "--admin-password", PASSWORD])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let client = reqwest::Client::new();
+    for _ in 0..200 {
+        if client.get(format!("http://127.0.0.1:{port}/healthz")).send().await.is_ok() {
+            return child;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    panic!("updraft did not start");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn acknowledged_writes_survive_a_kill() {
+    // reqwest's TLS needs a provider even for plain HTTP; in-process tests get it from `Application`.
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let base = format!("http://127.0.0.1:{port}");
+    let mut server = start(dir.path(), port).await;
+    let client = reqwest::Client::new();
+    let token: Value = client
+        .post(format!("{base}/v1/account/auth/oauth2/token"))
+        .body(format!("grant_type=password&username={EMAIL}&password={PASSWORD}"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let app: Value = client
+        .post(format!("{base}/v1/account/apps"))
+        .bearer_auth(token["access_token"].as_str().unwrap())
+        .body(r#"{"name":"crash"}"#)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let backend = app["environments"][0]["id"].as_str().unwrap().to_owned();
+
+    // Writers keep creating objects; each records the ids the server acknowledged.
+    let acknowledged = Arc::new(Mutex::new(HashSet::new()));
+    let writers: Vec<_> = (0..16)
+        .map(|writer| {
+            let (client, base, backend, acknowledged) =
+                (client.clone(), base.clone(), backend.clone(), acknowledged.clone());
+            tokio::spawn(async move {
+                for n in 0.. {
+                    let body = json!({"writer": writer, "n": n}).to_string();
+                    let sent = client
+                        .post(format!("{base}/v1/objects/notes"))
+                        .header("Enginio-Backend-Id", &backend)
+                        .body(body)
+                        .send()
+                        .await;
+                    let Ok(res) = sent else { return };
+                    if res.status() != StatusCode::CREATED {
+                        return;
+                    }
+                    let Ok(doc) = res.json::<Value>().await else { return };
+                    acknowledged.lock().unwrap().insert(doc["id"].as_str().unwrap().to_owned());
+                }
+            })
+        })
+        .collect();
+    tokio::time::sleep(Duration::from_millis(700)).await;
+    server.start_kill().unwrap();
+    server.wait().await.unwrap();
+    for writer in writers {
+        writer.await.unwrap();
+    }
+    let acknowledged = acknowledged.lock().unwrap().clone();
+    assert!(acknowledged.len() > 100, "the writers got going: {}", acknowledged.len());
+
+    let _server = start(dir.path(), port).await;
+    let mut stored = HashSet::new();
+    for offset in (0..).step_by(1000) {
+        let page: Value = client
+            .get(format!("{base}/v1/objects/notes?limit=1000&offset={offset}"))
+            .header("Enginio-Backend-Id", &backend)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        let results = page["results"].as_array().unwrap();
+        stored.extend(results.iter().map(|doc| doc["id"].as_str().unwrap().to_owned()));
+        if results.len() < 1000 {
+            break;
+        }
+    }
+    let lost: Vec<_> = acknowledged.difference(&stored).collect();
+    assert!(lost.is_empty(), "{} of {} acknowledged writes lost: {lost:?}", lost.len(), acknowledged.len());
+}
