@@ -72,7 +72,7 @@ impl Eds {
     }
 }
 
-fn assert_eds_error(body: &Value, reason: &str) {
+pub(crate) fn assert_eds_error(body: &Value, reason: &str) {
     let errors = body["errors"].as_array().unwrap_or_else(|| panic!("no errors array in {body}"));
     assert_eq!(errors[0]["reason"], reason, "{body}");
     assert!(!errors[0]["message"].as_str().unwrap().is_empty());
@@ -418,7 +418,7 @@ fn body_of(user: &str) -> String {
     json!({"id": user, "objectType": "users"}).to_string()
 }
 
-fn encode(value: &str) -> String {
+pub(crate) fn encode(value: &str) -> String {
     value
         .bytes()
         .map(|b| if b.is_ascii_alphanumeric() { (b as char).to_string() } else { format!("%{b:02X}") })

@@ -4,6 +4,7 @@ mod access;
 mod bad_input;
 mod crash;
 mod eds;
+mod eds_bad_input;
 mod eds_legacy;
 mod eds_members;
 mod eds_refs;
