@@ -11,8 +11,12 @@ CONNECTIONS=${CONNECTIONS:-32}
 PORT=18180
 command -v wrk >/dev/null || { apt-get update -qq && apt-get install -y -qq wrk; }
 [[ ${SKIP_BUILD:-} == 1 ]] || cargo build --release -q -p updraft-server --manifest-path "$ROOT/Cargo.toml"
+# Let earlier disk work (the peer's PostgreSQL checkpoints, a previous round's files) finish first: inserts
+# wait on fsync, and a busy disk otherwise shows up in whichever server runs next.
+settle() { sync; psql -q -h 127.0.0.1 -U postgres -c CHECKPOINT postgres >/dev/null 2>&1 || true; sync; sleep 3; }
 DATA=$(mktemp -d)
 trap 'kill $SERVER 2>/dev/null; wait $SERVER 2>/dev/null || true; rm -rf "$DATA"' EXIT
+settle
 taskset -c 0 "$ROOT/target/release/updraft" serve --listen 127.0.0.1:$PORT --data-dir "$DATA" \
     --admin-email bench@example.com --admin-password bench-password 2>"$DATA/server.log" &
 SERVER=$!
@@ -58,6 +62,7 @@ kill $SERVER 2>/dev/null; wait $SERVER 2>/dev/null || true
 PEER_DIR="$ROOT/bench/peers/parse-server"
 [[ -d $PEER_DIR/node_modules ]] || npm ci --prefix "$PEER_DIR" --no-audit --no-fund --loglevel=error
 psql -q -h 127.0.0.1 -U postgres -c 'DROP DATABASE IF EXISTS parse_bench' -c 'CREATE DATABASE parse_bench' postgres
+settle
 # From the temp dir, and with its logs folder there: Parse writes logs where it starts.
 (cd "$DATA" && PARSE_SERVER_LOGS_FOLDER="$DATA/parse-logs" PORT=18190 exec taskset -c 0 node "$PEER_DIR/server.js") >"$DATA/parse.log" 2>&1 &
 SERVER=$!
