@@ -72,6 +72,15 @@ impl Eds {
     }
 }
 
+/// Signs a user up with password `pw` and in; answers its access token and id.
+pub(crate) async fn sign_up(eds: &Eds, name: &str) -> (String, String) {
+    let body = json!({"username": name, "password": "pw"}).to_string();
+    let (status, user) = eds.call(Method::POST, "/v1/users", None, Some(&body)).await;
+    assert_eq!(status, StatusCode::CREATED, "{user}");
+    let (_, session) = eds.login(name, "pw").await;
+    (session["access_token"].as_str().unwrap().to_owned(), user["id"].as_str().unwrap().to_owned())
+}
+
 pub(crate) fn assert_eds_error(body: &Value, reason: &str) {
     let errors = body["errors"].as_array().unwrap_or_else(|| panic!("no errors array in {body}"));
     assert_eq!(errors[0]["reason"], reason, "{body}");

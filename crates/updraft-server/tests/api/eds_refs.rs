@@ -4,15 +4,7 @@
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 
-use crate::eds::{Eds, eds};
-
-async fn sign_up(eds: &Eds, name: &str) -> (String, String) {
-    let body = json!({"username": name, "password": "pw"}).to_string();
-    let (status, user) = eds.call(Method::POST, "/v1/users", None, Some(&body)).await;
-    assert_eq!(status, StatusCode::CREATED, "{user}");
-    let (_, session) = eds.login(name, "pw").await;
-    (session["access_token"].as_str().unwrap().to_owned(), user["id"].as_str().unwrap().to_owned())
-}
+use crate::eds::{eds, sign_up};
 
 fn ids(list: &Value) -> Vec<&str> {
     list["results"].as_array().unwrap().iter().map(|doc| doc["id"].as_str().unwrap()).collect()
