@@ -413,8 +413,8 @@ impl Store for SqliteStore {
         Box::pin(async move {
             let id = ObjectId::generate();
             let now = now_ms();
-            let doc = new_document(at, id, properties, author, now);
-            let text = Value::Object(doc).to_string();
+            let doc = Value::Object(new_document(at, id, properties, author, now));
+            let text = doc.to_string();
             let acl = acl.resolve_creator(author);
             let (done, committed) = tokio::sync::oneshot::channel();
             let insert = group_commit::Insert {
@@ -428,11 +428,10 @@ impl Store for SqliteStore {
                 done,
             };
             let closed = || StoreError::Database("the store is closed".into());
-            // Hand back the document text only once it is committed.
-            let doc = insert.doc.clone();
             self.inserts.send(insert).await.map_err(|_| closed())?;
+            // Hand back the document only once it is committed.
             committed.await.map_err(|_| closed())??;
-            Ok(serde_json::from_str(&doc).expect("we just serialized it"))
+            Ok(doc)
         })
     }
 
