@@ -79,7 +79,7 @@ async fn access(
     let acl = if method == Method::GET {
         state.store.acl(at, id, request.access()).await.map_err(storage)?
     } else {
-        let given = acl_from(read_json(body, state.limits.max_body_bytes).await?)?;
+        let given = acl_from(read_json(body, state.limits.max_body_bytes).await?, &PERMISSIONS, false)?;
         let change = match method {
             Method::PUT => AclChange::Add(given),
             Method::POST => AclChange::Replace(given),
@@ -87,7 +87,7 @@ async fn access(
         };
         state.store.change_acl(at, id, change, request.access()).await.map_err(|e| request.refused(e))?
     };
-    Ok(Json(acl_json(&acl.ok_or_else(not_found)?)).into_response())
+    Ok(Json(acl_json(&acl.ok_or_else(not_found)?, &PERMISSIONS)).into_response())
 }
 
 /// Subjects on the wire: `{"id": "<id>", "objectType": "users" | "usergroups"}` or
@@ -111,21 +111,31 @@ pub(super) fn subject_from(value: &Value, permission: &'static str, template: bo
     }
 }
 
-fn acl_json(acl: &Acl) -> Value {
+/// An ACL on the wire: one list of subjects per name in `names`.
+pub(super) fn acl_json(acl: &Acl, names: &[(&'static str, Permission)]) -> Value {
     let mut body = Map::new();
-    for (key, permission) in PERMISSIONS {
+    for &(key, permission) in names {
         body.insert(key.to_owned(), acl.subjects(permission).iter().map(|s| subject_json(s)).collect());
     }
     Value::Object(body)
 }
 
-/// A (partial) ACL body; a missing permission is an empty list.
-fn acl_from(body: Option<Value>) -> Result<Acl, EdsError> {
+/// A (partial) ACL body with the lists in `names`; a missing list is empty. Other keys are an error when
+/// `strict`, and ignored otherwise (object ACL bodies of clients may carry more).
+pub(super) fn acl_from(
+    body: Option<Value>,
+    names: &[(&'static str, Permission)],
+    strict: bool,
+) -> Result<Acl, EdsError> {
     let Some(Value::Object(body)) = body else {
-        return Err(ApiError::with_message(Code::BadRequest, "The body must be an ACL object").into());
+        return Err(ApiError::with_message(Code::BadRequest, "The body must be an object of subject lists").into());
     };
+    if let Some(key) = body.keys().find(|key| strict && !names.iter().any(|(name, _)| name == key)) {
+        let known: Vec<&str> = names.iter().map(|(name, _)| *name).collect();
+        return Err(ApiError::field(key.clone(), format!("the lists are {}", known.join(", "))).into());
+    }
     let mut acl = Acl::default();
-    for (key, permission) in PERMISSIONS {
+    for &(key, permission) in names {
         let list = match body.get(key) {
             None | Some(Value::Null) => continue,
             Some(Value::Array(list)) => list,

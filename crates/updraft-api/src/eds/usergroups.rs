@@ -7,11 +7,11 @@ use axum::http::{Method, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
-use serde_json::{Map, Value, json};
+use serde_json::{Value, json};
 use updraft_core::ids::ObjectId;
 use updraft_store::{Acl, AclChange, Collection, Permission, USERGROUPS, USERS};
 
-use super::access::{subject_from, subject_json};
+use super::access::{acl_from, acl_json};
 
 use super::list::Params;
 use super::objects::{create_in, object_body, object_id, remove_in, show_in, update_in};
@@ -139,7 +139,7 @@ async fn member_access(
         if !acl.allows(Permission::Admin, request.access()) {
             return Err(request.denied(EdsError(ApiError::new(Code::AccessDenied))));
         }
-        let given = member_acl_from(read_json(body, state.limits.max_body_bytes).await?)?;
+        let given = acl_from(read_json(body, state.limits.max_body_bytes).await?, &MEMBER_PERMISSIONS, true)?;
         let change = match method {
             Method::PUT => AclChange::Add(given),
             Method::POST => AclChange::Replace(given),
@@ -147,33 +147,7 @@ async fn member_access(
         };
         state.groups.change_member_acl(backend, group, change, default_member_acl()).await.map_err(storage)?
     };
-    let mut body = Map::new();
-    for (key, permission) in MEMBER_PERMISSIONS {
-        body.insert(key.to_owned(), members.subjects(permission).iter().map(|s| subject_json(s)).collect());
-    }
-    Ok(Json(Value::Object(body)).into_response())
-}
-
-/// A (partial) member ACL body: `create`, `read`, `delete` lists of subjects.
-fn member_acl_from(body: Option<Value>) -> Result<Acl, EdsError> {
-    let Some(Value::Object(body)) = body else {
-        return Err(ApiError::with_message(Code::BadRequest, "The body must be an object of subject lists").into());
-    };
-    if let Some(key) = body.keys().find(|key| !MEMBER_PERMISSIONS.iter().any(|(name, _)| name == key)) {
-        return Err(ApiError::field(key.clone(), "member permissions are create, read and delete").into());
-    }
-    let mut acl = Acl::default();
-    for (key, permission) in MEMBER_PERMISSIONS {
-        let list = match body.get(key) {
-            None | Some(Value::Null) => continue,
-            Some(Value::Array(list)) => list,
-            Some(_) => return Err(ApiError::field(key, "must be a list of subjects").into()),
-        };
-        for subject in list {
-            acl.subjects_mut(permission).push(subject_from(subject, key, false)?);
-        }
-    }
-    Ok(acl)
+    Ok(Json(acl_json(&members, &MEMBER_PERMISSIONS)).into_response())
 }
 
 /// The user a members body names: `{"id": "<userId>", "objectType": "users"}`.
