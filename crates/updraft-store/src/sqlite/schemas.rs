@@ -5,12 +5,41 @@ use serde_json::Value;
 use super::{SqliteStore, plain};
 use crate::{BoxFuture, Cascade, SchemaRules, Schemas, StoreError};
 
-/// The index of an `indexed` property, by name. Its columns are the sort expressions, so that a sorted page of
-/// a large collection reads only its own rows. (Filters gain little from an index on the property: a comparison
-/// also matches arrays holding a matching element, so it compiles to an OR that no single index serves.)
-/// Names are quoted; `:` cannot occur in a `plain` name.
-fn index_name(backend: &str, object_type: &str, property: &str) -> String {
-    format!("\"sort:{backend}:{object_type}:{property}\"")
+/// Our indexes on `objects` are partial on one collection, so that other collections' rows stay out of them,
+/// and named `<kind>:<backend>:<type>:<property>`, quoted (`:` cannot occur in a `plain` name).
+struct PropertyIndex<'a> {
+    kind: &'static str,
+    backend: &'a str,
+    object_type: &'a str,
+    property: &'a str,
+}
+
+impl PropertyIndex<'_> {
+    fn name(&self) -> String {
+        format!("\"{}:{}:{}:{}\"", self.kind, self.backend, self.object_type, self.property)
+    }
+
+    /// DDL takes no parameters; every name in it passed `plain`. Queries that should use the index name their
+    /// collection literally, since SQLite uses a partial index only when it sees the query implies its WHERE.
+    async fn create(&self, tx: &mut sqlx::SqliteConnection, columns: &str) -> Result<(), StoreError> {
+        let (name, object_type) = (self.name(), self.object_type);
+        let ddl =
+            format!("CREATE INDEX IF NOT EXISTS {name} ON objects ({columns}) WHERE object_type = '{object_type}'");
+        sqlx::query(sqlx::AssertSqlSafe(ddl)).execute(&mut *tx).await?;
+        Ok(())
+    }
+
+    async fn drop(&self, tx: &mut sqlx::SqliteConnection) -> Result<(), StoreError> {
+        sqlx::query(sqlx::AssertSqlSafe(format!("DROP INDEX IF EXISTS {}", self.name()))).execute(&mut *tx).await?;
+        Ok(())
+    }
+}
+
+/// The index of an `indexed` property: its columns are the sort expressions, so that a sorted page of a large
+/// collection reads only its own rows. (Filters gain little from an index on the property: a comparison also
+/// matches arrays holding a matching element, so it compiles to an OR that no single index serves.)
+fn sort_index<'a>(backend: &'a str, object_type: &'a str, property: &'a str) -> PropertyIndex<'a> {
+    PropertyIndex { kind: "sort", backend, object_type, property }
 }
 
 async fn create_index(
@@ -19,16 +48,10 @@ async fn create_index(
     object_type: &str,
     property: &str,
 ) -> Result<(), StoreError> {
-    let name = index_name(backend, object_type, property);
     let sort_terms = updraft_query::sqlite::sort_index_terms(property, "doc");
-    // DDL takes no parameters; every name in it passed `plain`. Partial on the collection, so that other
-    // collections' rows stay out of it; list queries name their collection literally, so the planner sees
-    // that the index covers them.
-    let ddl = format!(
-        "CREATE INDEX IF NOT EXISTS {name} ON objects (backend, object_type, {sort_terms}, created_ms) \
-         WHERE object_type = '{object_type}'"
-    );
-    sqlx::query(sqlx::AssertSqlSafe(ddl)).execute(&mut *tx).await?;
+    sort_index(backend, object_type, property)
+        .create(tx, &format!("backend, object_type, {sort_terms}, created_ms"))
+        .await?;
     sqlx::query("INSERT OR IGNORE INTO property_indexes (backend, object_type, property) VALUES (?, ?, ?)")
         .bind(backend)
         .bind(object_type)
@@ -44,8 +67,7 @@ pub(super) async fn drop_index(
     object_type: &str,
     property: &str,
 ) -> Result<(), StoreError> {
-    let name = index_name(backend, object_type, property);
-    sqlx::query(sqlx::AssertSqlSafe(format!("DROP INDEX IF EXISTS {name}"))).execute(&mut *tx).await?;
+    sort_index(backend, object_type, property).drop(tx).await?;
     sqlx::query("DELETE FROM property_indexes WHERE backend = ? AND object_type = ? AND property = ?")
         .bind(backend)
         .bind(object_type)
@@ -61,8 +83,8 @@ pub(super) fn ref_id(property: &str) -> String {
     format!("doc ->> '$.{property}.id'")
 }
 
-fn cascade_index_name(backend: &str, object_type: &str, property: &str) -> String {
-    format!("\"ref:{backend}:{object_type}:{property}\"")
+fn ref_index<'a>(backend: &'a str, object_type: &'a str, property: &'a str) -> PropertyIndex<'a> {
+    PropertyIndex { kind: "ref", backend, object_type, property }
 }
 
 /// Records a cascade with an index on the ref's id, so that deleting a target finds what refers to it without
@@ -73,12 +95,8 @@ async fn create_cascade(
     object_type: &str,
     cascade: &Cascade,
 ) -> Result<(), StoreError> {
-    let name = cascade_index_name(backend, object_type, &cascade.property);
-    let ref_id = ref_id(&cascade.property);
-    // Every name passed `plain`; see `create_index` on the partial index.
-    let ddl =
-        format!("CREATE INDEX IF NOT EXISTS {name} ON objects (backend, {ref_id}) WHERE object_type = '{object_type}'");
-    sqlx::query(sqlx::AssertSqlSafe(ddl)).execute(&mut *tx).await?;
+    let columns = format!("backend, {}", ref_id(&cascade.property));
+    ref_index(backend, object_type, &cascade.property).create(tx, &columns).await?;
     sqlx::query("INSERT INTO ref_cascades (backend, object_type, property, target_type) VALUES (?, ?, ?, ?)")
         .bind(backend)
         .bind(object_type)
@@ -100,8 +118,7 @@ pub(super) async fn drop_cascades(
         .fetch_all(&mut *tx)
         .await?;
     for (property,) in &had {
-        let name = cascade_index_name(backend, object_type, property);
-        sqlx::query(sqlx::AssertSqlSafe(format!("DROP INDEX IF EXISTS {name}"))).execute(&mut *tx).await?;
+        ref_index(backend, object_type, property).drop(tx).await?;
     }
     sqlx::query("DELETE FROM ref_cascades WHERE backend = ? AND object_type = ?")
         .bind(backend)
