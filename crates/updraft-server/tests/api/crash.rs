@@ -37,6 +37,10 @@ async fn start(dir: &std::path::Path, port: u16) -> Child {
     panic!("updraft did not start");
 }
 
+async fn json_of(request: reqwest::RequestBuilder) -> Value {
+    request.send().await.unwrap().json().await.unwrap()
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn acknowledged_writes_survive_a_kill() {
     // reqwest's TLS needs a provider even for plain HTTP; in-process tests get it from `Application`.
@@ -46,25 +50,11 @@ async fn acknowledged_writes_survive_a_kill() {
     let base = format!("http://127.0.0.1:{port}");
     let mut server = start(dir.path(), port).await;
     let client = reqwest::Client::new();
-    let token: Value = client
-        .post(format!("{base}/v1/account/auth/oauth2/token"))
-        .body(format!("grant_type=password&username={EMAIL}&password={PASSWORD}"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let app: Value = client
-        .post(format!("{base}/v1/account/apps"))
-        .bearer_auth(token["access_token"].as_str().unwrap())
-        .body(r#"{"name":"crash"}"#)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let login = format!("grant_type=password&username={EMAIL}&password={PASSWORD}");
+    let token = json_of(client.post(format!("{base}/v1/account/auth/oauth2/token")).body(login)).await;
+    let access = token["access_token"].as_str().unwrap();
+    let app =
+        json_of(client.post(format!("{base}/v1/account/apps")).bearer_auth(access).body(r#"{"name":"crash"}"#)).await;
     let backend = app["environments"][0]["id"].as_str().unwrap().to_owned();
 
     // Writers keep creating objects; each records the ids the server acknowledged.
@@ -104,15 +94,8 @@ async fn acknowledged_writes_survive_a_kill() {
     let _server = start(dir.path(), port).await;
     let mut stored = HashSet::new();
     for offset in (0..).step_by(1000) {
-        let page: Value = client
-            .get(format!("{base}/v1/objects/notes?limit=1000&offset={offset}"))
-            .header("Enginio-Backend-Id", &backend)
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let url = format!("{base}/v1/objects/notes?limit=1000&offset={offset}");
+        let page = json_of(client.get(url).header("Enginio-Backend-Id", &backend)).await;
         let results = page["results"].as_array().unwrap();
         stored.extend(results.iter().map(|doc| doc["id"].as_str().unwrap().to_owned()));
         if results.len() < 1000 {
