@@ -132,6 +132,52 @@ pub trait Groups: Send + Sync {
     ) -> BoxFuture<'a, Result<Acl, StoreError>>;
 }
 
+/// What happened to an object.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ChangeEvent {
+    Create,
+    Update,
+    Delete,
+}
+
+impl ChangeEvent {
+    /// The `eventName` of webhooks and notifications.
+    pub fn name(self) -> &'static str {
+        match self {
+            ChangeEvent::Create => "create",
+            ChangeEvent::Update => "update",
+            ChangeEvent::Delete => "delete",
+        }
+    }
+}
+
+/// One committed change of an object, recorded in the same transaction as the change itself; `seq` grows with
+/// commit order. Deletions carried by a cascade are changes of their own.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Change {
+    pub seq: i64,
+    pub backend: String,
+    pub object_type: String,
+    pub event: ChangeEvent,
+    /// The object after the change; for a deletion, as it was.
+    pub object: Value,
+    /// Who may read the object (`*`, `users.<id>`, `usergroups.<id>`), as of the change: its own `read` and
+    /// `admin` lists and those of the parent it extends.
+    pub readers: Vec<String>,
+    /// The user who made the change.
+    pub user_id: Option<String>,
+}
+
+/// The committed changes of objects, in order.
+pub trait Changes: Send + Sync {
+    /// Up to `limit` changes with `seq` above `after`.
+    fn changes_after<'a>(&'a self, after: i64, limit: u32) -> BoxFuture<'a, Result<Vec<Change>, StoreError>>;
+    /// A counter that grows whenever changes commit: wait on it, then ask for what came after.
+    fn watch_changes(&self) -> tokio::sync::watch::Receiver<u64>;
+    /// Forgets changes recorded before `before_ms` (Unix milliseconds); answers how many.
+    fn prune_changes(&self, before_ms: i64) -> BoxFuture<'_, Result<u64, StoreError>>;
+}
+
 /// A window of a list.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Page {
@@ -387,6 +433,7 @@ pub trait Store: Send + Sync {
         &'a self,
         at: Collection<'a>,
         id: ObjectId,
+        author: Author<'a>,
         access: Access<'a>,
     ) -> BoxFuture<'a, Result<Option<Value>, StoreError>>;
 

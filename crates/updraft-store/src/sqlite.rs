@@ -15,8 +15,8 @@ use updraft_query::sqlite::{self as query_sql, Bind};
 
 use crate::document::{self, new_document};
 use crate::{
-    Access, Acl, AclChange, Author, BoxFuture, Collection, ListQuery, ObjectRef, Patch, Permission, Store, StoreError,
-    USERGROUPS, USERS,
+    Access, Acl, AclChange, Author, BoxFuture, ChangeEvent, Collection, ListQuery, ObjectRef, Patch, Permission, Store,
+    StoreError, USERGROUPS, USERS,
 };
 
 /// Each schema change is one step; `PRAGMA user_version` records how many have run, so steps are
@@ -92,6 +92,20 @@ const MIGRATIONS: &[&str] = &[
         acl TEXT NOT NULL,
         PRIMARY KEY (backend, group_id)
     ) WITHOUT ROWID",
+    // Every committed change of an object (`sqlite/changes.rs`); `seq` orders them.
+    "CREATE TABLE changes (
+        seq INTEGER PRIMARY KEY AUTOINCREMENT,
+        backend TEXT NOT NULL,
+        object_type TEXT NOT NULL,
+        object_id TEXT NOT NULL,
+        event TEXT NOT NULL,
+        doc TEXT NOT NULL,
+        acl TEXT NOT NULL,
+        parent_acl TEXT,
+        user_id TEXT,
+        created_ms INTEGER NOT NULL
+    )",
+    "CREATE INDEX changes_by_time ON changes (created_ms)",
 ];
 
 #[derive(Debug, Clone)]
@@ -112,6 +126,8 @@ pub struct SqliteStore {
     /// Schemas are read on every data request and change only through this store.
     pub(crate) schema_cache: std::sync::RwLock<schemas::SchemaCache>,
     inserts: tokio::sync::mpsc::Sender<group_commit::Insert>,
+    /// Grows after every commit that recorded changes; see `Changes::watch_changes`.
+    pub(crate) committed: std::sync::Arc<tokio::sync::watch::Sender<u64>>,
 }
 
 impl SqliteStore {
@@ -133,7 +149,8 @@ impl SqliteStore {
             .connect_with(connect.read_only(true))
             .await?;
         let hot = reads::Readers::open(&options.path)?;
-        let inserts = group_commit::start(writer.clone());
+        let committed = std::sync::Arc::new(tokio::sync::watch::Sender::new(0));
+        let inserts = group_commit::start(writer.clone(), committed.clone());
         Ok(SqliteStore {
             writer,
             readers,
@@ -141,6 +158,7 @@ impl SqliteStore {
             backends: Default::default(),
             schema_cache: Default::default(),
             inserts,
+            committed,
         })
     }
 
@@ -206,6 +224,11 @@ fn unique_violation(err: sqlx::Error) -> StoreError {
         sqlx::Error::Database(db) if db.is_unique_violation() => StoreError::Taken { property: "username" },
         _ => err.into(),
     }
+}
+
+/// Tells change watchers that changes committed.
+pub(crate) fn announce(committed: &tokio::sync::watch::Sender<u64>) {
+    committed.send_modify(|n| *n = n.wrapping_add(1));
 }
 
 /// Names that reach SQL text (DDL, and the collection of a list query): checked here again, whatever the
@@ -298,30 +321,48 @@ pub(crate) async fn update_in(
             document::touch(&mut row.doc, author, updated);
         }
     }
-    let text = Value::Object(row.doc).to_string();
+    let doc = Value::Object(row.doc);
+    let text = doc.to_string();
+    let id = id.to_string();
     sqlx::query("UPDATE objects SET doc = jsonb(?), updated_ms = ? WHERE backend = ? AND object_type = ? AND id = ?")
         .bind(&text)
         .bind(updated)
         .bind(at.backend)
         .bind(at.object_type)
-        .bind(id.to_string())
+        .bind(&id)
         .execute(&mut *tx)
         .await
         .map_err(unique_violation)?;
-    Ok(Some(serde_json::from_str(&text).expect("we just serialized it")))
+    let change = changes::Recorded {
+        backend: at.backend,
+        object_type: at.object_type,
+        id: &id,
+        event: ChangeEvent::Update,
+        doc: &text,
+        acl: &row.acl,
+        inherited: row.inherited.as_ref(),
+        author,
+    };
+    changes::record(tx, change).await?;
+    Ok(Some(doc))
 }
 
-/// Deletes what goes with a deleted object: its rows in `CASCADES`, and the objects whose cascading ref
-/// properties (`SchemaRules::cascades`) point at it, with what goes with them in turn. Each object is deleted
-/// once, so cycles of refs end.
-async fn delete_dependents(tx: &mut sqlx::SqliteConnection, at: Collection<'_>, id: String) -> Result<(), StoreError> {
-    let mut pending = vec![(at.object_type.to_owned(), id)];
-    while let Some((object_type, id)) = pending.pop() {
-        for (cascade_type, sql) in CASCADES {
-            if object_type == cascade_type {
-                sqlx::query(sql).bind(at.backend).bind(&id).execute(&mut *tx).await?;
-            }
-        }
+/// Deletes an object with what goes with it: its rows in `CASCADES`, and the objects whose cascading ref
+/// properties (`SchemaRules::cascades`) point at it, with what goes with them in turn. Each deletion is a
+/// change of its own. Everything is found before anything goes, so that each object's change carries the ACL of
+/// the parent it extends; each object is taken once, so cycles of refs end.
+async fn delete_with_dependents(
+    tx: &mut sqlx::SqliteConnection,
+    at: Collection<'_>,
+    id: String,
+    row: Current,
+    author: Author<'_>,
+) -> Result<(), StoreError> {
+    let mut gone = vec![(at.object_type.to_owned(), id, row)];
+    let mut next = 0;
+    while next < gone.len() {
+        let (object_type, id) = (gone[next].0.clone(), gone[next].1.clone());
+        next += 1;
         let rules: Vec<(String, String)> =
             sqlx::query_as("SELECT object_type, property FROM ref_cascades WHERE backend = ? AND target_type = ?")
                 .bind(at.backend)
@@ -331,11 +372,52 @@ async fn delete_dependents(tx: &mut sqlx::SqliteConnection, at: Collection<'_>, 
         for (referring_type, property) in rules {
             // Names were checked when the rule was stored; the expression matches the rule's index.
             let (collection, ref_id) = (collection_literal(&referring_type)?, schemas::ref_id(&property));
-            let sql = format!("DELETE FROM objects WHERE backend = ? AND {collection} AND {ref_id} = ? RETURNING id");
-            let gone: Vec<(String,)> =
+            let sql = format!(
+                "SELECT o.id, json(o.doc), o.updated_ms, o.acl, parent.acl FROM objects AS o
+                 LEFT JOIN objects AS parent
+                   ON parent.backend = o.backend AND parent.object_type = o.parent_type AND parent.id = o.parent_id
+                 WHERE o.backend = ? AND o.{collection} AND o.{ref_id} = ?"
+            );
+            let rows: Vec<(String, String, i64, String, Option<String>)> =
                 sqlx::query_as(sqlx::AssertSqlSafe(sql)).bind(at.backend).bind(&id).fetch_all(&mut *tx).await?;
-            pending.extend(gone.into_iter().map(|(id,)| (referring_type.clone(), id)));
+            for (child, text, updated_ms, acl, inherited) in rows {
+                if gone.iter().any(|(t, i, _)| *t == referring_type && *i == child) {
+                    continue;
+                }
+                let row = Current {
+                    doc: parse_doc(&text)?,
+                    updated_ms,
+                    acl: parse_acl(&acl),
+                    inherited: inherited.as_deref().map(parse_acl),
+                };
+                gone.push((referring_type.clone(), child, row));
+            }
         }
+    }
+    for (object_type, id, row) in gone {
+        sqlx::query("DELETE FROM objects WHERE backend = ? AND object_type = ? AND id = ?")
+            .bind(at.backend)
+            .bind(&object_type)
+            .bind(&id)
+            .execute(&mut *tx)
+            .await?;
+        for (cascade_type, sql) in CASCADES {
+            if object_type == cascade_type {
+                sqlx::query(sql).bind(at.backend).bind(&id).execute(&mut *tx).await?;
+            }
+        }
+        let text = Value::Object(row.doc).to_string();
+        let change = changes::Recorded {
+            backend: at.backend,
+            object_type: &object_type,
+            id: &id,
+            event: ChangeEvent::Delete,
+            doc: &text,
+            acl: &row.acl,
+            inherited: row.inherited.as_ref(),
+            author,
+        };
+        changes::record(tx, change).await?;
     }
     Ok(())
 }
@@ -425,6 +507,7 @@ impl Store for SqliteStore {
                 now_ms: now,
                 acl,
                 parent,
+                author: author.map(str::to_owned),
                 done,
             };
             let closed = || StoreError::Database("the store is closed".into());
@@ -469,6 +552,9 @@ impl Store for SqliteStore {
             let mut tx = self.writer.begin().await?;
             let updated = update_in(&mut tx, at, id, patch, author, access).await?;
             tx.commit().await?;
+            if updated.is_some() {
+                announce(&self.committed);
+            }
             Ok(updated)
         })
     }
@@ -477,20 +563,17 @@ impl Store for SqliteStore {
         &'a self,
         at: Collection<'a>,
         id: ObjectId,
+        author: Author<'a>,
         access: Access<'a>,
     ) -> BoxFuture<'a, Result<Option<Value>, StoreError>> {
         Box::pin(async move {
             let mut tx = self.writer.begin().await?;
             let Some(row) = changeable(&mut tx, at, id, Permission::Delete, access).await? else { return Ok(None) };
-            sqlx::query("DELETE FROM objects WHERE backend = ? AND object_type = ? AND id = ?")
-                .bind(at.backend)
-                .bind(at.object_type)
-                .bind(id.to_string())
-                .execute(&mut *tx)
-                .await?;
-            delete_dependents(&mut tx, at, id.to_string()).await?;
+            let doc = row.doc.clone();
+            delete_with_dependents(&mut tx, at, id.to_string(), row, author).await?;
             tx.commit().await?;
-            Ok(Some(Value::Object(row.doc)))
+            announce(&self.committed);
+            Ok(Some(Value::Object(doc)))
         })
     }
 
@@ -619,6 +702,7 @@ fn list_statement(
     Ok((format!("SELECT doc FROM objects WHERE {selection} ORDER BY {order} LIMIT {limit} OFFSET {offset}"), binds))
 }
 
+mod changes;
 mod group_commit;
 mod groups;
 mod reads;

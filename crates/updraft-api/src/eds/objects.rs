@@ -176,7 +176,7 @@ pub(super) async fn remove_in(
     let at = Collection { backend: &request.backend.id, object_type };
     state
         .store
-        .delete(at, object_id(id)?, request.access())
+        .delete(at, object_id(id)?, request.caller.author(), request.access())
         .await
         .map_err(|e| request.refused(e))?
         .ok_or_else(not_found)?;

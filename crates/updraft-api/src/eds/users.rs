@@ -122,7 +122,7 @@ async fn remove(
     let at = Collection { backend: &request.backend.id, object_type: USERS };
     state
         .store
-        .delete(at, user_id(&id)?, request.access())
+        .delete(at, user_id(&id)?, request.caller.author(), request.access())
         .await
         .map_err(|e| request.refused(e))?
         .ok_or_else(not_found)?;

@@ -2,12 +2,15 @@
 //! whole batch durable instead of one insert each. Each caller still hears back only after the
 //! commit, so nothing is acknowledged before it is on disk.
 
+use std::sync::Arc;
+
 use sqlx::SqlitePool;
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{mpsc, oneshot, watch};
 use updraft_core::ids::ObjectId;
 
-use super::{acl_json, insert_doc};
-use crate::{Acl, Collection, ObjectRef, StoreError, USERS};
+use super::changes::{self, Recorded};
+use super::{acl_json, announce, insert_doc, parse_acl};
+use crate::{Acl, ChangeEvent, Collection, ObjectRef, StoreError, USERS};
 
 /// Inserts waiting beyond this many make callers wait (backpressure), not memory grow.
 const QUEUE: usize = 4096;
@@ -22,20 +25,24 @@ pub(crate) struct Insert {
     pub now_ms: i64,
     pub acl: Acl,
     pub parent: Option<ObjectRef>,
+    pub author: Option<String>,
     pub done: oneshot::Sender<Result<(), StoreError>>,
 }
 
 /// Starts the committer; it stops when the returned sender is dropped.
-pub(crate) fn start(writer: SqlitePool) -> mpsc::Sender<Insert> {
+pub(crate) fn start(writer: SqlitePool, committed: Arc<watch::Sender<u64>>) -> mpsc::Sender<Insert> {
     let (tx, rx) = mpsc::channel(QUEUE);
-    tokio::spawn(run(writer, rx));
+    tokio::spawn(run(writer, rx, committed));
     tx
 }
 
-async fn run(writer: SqlitePool, mut rx: mpsc::Receiver<Insert>) {
+async fn run(writer: SqlitePool, mut rx: mpsc::Receiver<Insert>, committed: Arc<watch::Sender<u64>>) {
     let mut batch = Vec::with_capacity(MAX_BATCH);
     while rx.recv_many(&mut batch, MAX_BATCH).await > 0 {
         let results = commit(&writer, &batch).await;
+        if results.iter().any(Result::is_ok) {
+            announce(&committed);
+        }
         for (insert, result) in batch.drain(..).zip(results) {
             let _ = insert.done.send(result);
         }
@@ -62,11 +69,7 @@ async fn commit(writer: &SqlitePool, batch: &[Insert]) -> Vec<Result<(), StoreEr
     } else {
         let mut results = Vec::with_capacity(batch.len());
         for insert in batch {
-            let at = Collection { backend: &insert.backend, object_type: &insert.object_type };
-            results.push(
-                insert_doc(&mut tx, at, insert.id, &insert.doc, insert.now_ms, &insert.acl, insert.parent.as_ref())
-                    .await,
-            );
+            results.push(insert_one(&mut tx, insert).await);
         }
         results
     };
@@ -76,7 +79,47 @@ async fn commit(writer: &SqlitePool, batch: &[Insert]) -> Vec<Result<(), StoreEr
     }
 }
 
-/// Inserts the whole batch with one statement over a JSON array of rows.
+/// One insert and its change, or neither: a savepoint undoes the insert when recording fails.
+async fn insert_one(tx: &mut sqlx::SqliteConnection, insert: &Insert) -> Result<(), StoreError> {
+    let at = Collection { backend: &insert.backend, object_type: &insert.object_type };
+    let mut one = sqlx::Connection::begin(&mut *tx).await?;
+    insert_doc(&mut one, at, insert.id, &insert.doc, insert.now_ms, &insert.acl, insert.parent.as_ref()).await?;
+    let inherited = match &insert.parent {
+        Some(parent) => parent_acl(&mut one, &insert.backend, parent).await?,
+        None => None,
+    };
+    let id = insert.id.to_string();
+    let change = Recorded {
+        backend: &insert.backend,
+        object_type: &insert.object_type,
+        id: &id,
+        event: ChangeEvent::Create,
+        doc: &insert.doc,
+        acl: &insert.acl,
+        inherited: inherited.as_ref(),
+        author: insert.author.as_deref(),
+    };
+    changes::record(&mut one, change).await?;
+    one.commit().await?;
+    Ok(())
+}
+
+async fn parent_acl(
+    tx: &mut sqlx::SqliteConnection,
+    backend: &str,
+    parent: &ObjectRef,
+) -> Result<Option<Acl>, StoreError> {
+    let row: Option<(String,)> =
+        sqlx::query_as("SELECT acl FROM objects WHERE backend = ? AND object_type = ? AND id = ?")
+            .bind(backend)
+            .bind(&parent.object_type)
+            .bind(parent.id.to_string())
+            .fetch_optional(&mut *tx)
+            .await?;
+    Ok(row.map(|(text,)| parse_acl(&text)))
+}
+
+/// Inserts the whole batch, and its changes, with one statement each over a JSON array of rows.
 async fn insert_many(tx: &mut sqlx::SqliteConnection, batch: &[Insert]) -> Result<(), sqlx::Error> {
     let rows: Vec<serde_json::Value> = batch
         .iter()
@@ -93,6 +136,7 @@ async fn insert_many(tx: &mut sqlx::SqliteConnection, batch: &[Insert]) -> Resul
             ])
         })
         .collect();
+    let rows = serde_json::Value::Array(rows).to_string();
     sqlx::query(
         "INSERT INTO objects (backend, object_type, id, doc, created_ms, updated_ms, acl, public_read, parent_type,
                               parent_id)
@@ -100,7 +144,19 @@ async fn insert_many(tx: &mut sqlx::SqliteConnection, batch: &[Insert]) -> Resul
                 value ->> 6, value ->> 7, value ->> 8
          FROM json_each(?)",
     )
-    .bind(serde_json::Value::Array(rows).to_string())
+    .bind(&rows)
+    .execute(&mut *tx)
+    .await?;
+    // The same rows, with the parent's ACL as it is in this transaction.
+    sqlx::query(
+        "INSERT INTO changes (backend, object_type, object_id, event, doc, acl, parent_acl, user_id, created_ms)
+         SELECT value ->> 0, value ->> 1, value ->> 2, 'create', value ->> 3, value ->> 5,
+                (SELECT parent.acl FROM objects AS parent
+                 WHERE parent.backend = value ->> 0 AND parent.object_type = value ->> 7 AND parent.id = value ->> 8),
+                value ->> 9, value ->> 4
+         FROM json_each(?)",
+    )
+    .bind(&rows)
     .execute(&mut *tx)
     .await?;
     Ok(())

@@ -48,9 +48,9 @@ async fn objects_are_created_read_updated_and_deleted() {
     assert_eq!(updated["updater"], json!({"id": "u2", "objectType": "users"}));
     assert_eq!(updated["createdAt"], created["createdAt"]);
 
-    assert_eq!(store.delete(TODOS, id, ALL).await.unwrap(), Some(updated));
+    assert_eq!(store.delete(TODOS, id, None, ALL).await.unwrap(), Some(updated));
     assert_eq!(store.get(TODOS, id, ALL).await.unwrap(), None);
-    assert_eq!(store.delete(TODOS, id, ALL).await.unwrap(), None);
+    assert_eq!(store.delete(TODOS, id, None, ALL).await.unwrap(), None);
     assert_eq!(store.update(TODOS, id, crate::Patch::Merge(Map::new()), None, ALL).await.unwrap(), None);
 }
 
@@ -175,7 +175,7 @@ async fn usernames_are_unique_per_backend_and_passwords_stay_out_of_documents() 
     let (_, hash) = store.login("b1", "jane").await.unwrap().unwrap();
     assert_eq!(hash, "h", "a failed update leaves the password as it was");
 
-    store.delete(users, id, ALL).await.unwrap();
+    store.delete(users, id, None, ALL).await.unwrap();
     assert_eq!(store.login("b1", "john").await.unwrap(), None);
 }
 
@@ -202,10 +202,10 @@ async fn memberships_follow_users_and_groups() {
 
     assert!(store.remove_member("b", g, u1).await.unwrap());
     assert!(!store.remove_member("b", g, u1).await.unwrap());
-    store.delete(Collection { backend: "b", object_type: USERS }, u2, ALL).await.unwrap();
+    store.delete(Collection { backend: "b", object_type: USERS }, u2, None, ALL).await.unwrap();
     assert_eq!(store.count_members("b", g).await.unwrap(), 0, "a deleted user leaves its groups");
     store.add_member("b", g, u1).await.unwrap();
-    store.delete(groups, g, ALL).await.unwrap();
+    store.delete(groups, g, None, ALL).await.unwrap();
     assert!(store.groups_of("b", &u1.to_string()).await.unwrap().is_empty(), "a deleted group has no members");
 }
 
@@ -284,13 +284,13 @@ async fn acls_filter_reads_in_sql_and_guard_changes() {
     assert!(matches!(denied, Err(StoreError::Forbidden)), "{denied:?}");
     let denied = store.change_acl(TODOS, id(&secret), AclChange::Replace(Acl::default()), Access::Subjects(&bob)).await;
     assert!(matches!(denied, Err(StoreError::Forbidden)));
-    assert!(matches!(store.delete(TODOS, id(&secret), Access::Subjects(&bob)).await, Err(StoreError::Forbidden)));
+    assert!(matches!(store.delete(TODOS, id(&secret), None, Access::Subjects(&bob)).await, Err(StoreError::Forbidden)));
 
     // The public object: anyone updates and deletes; an anonymous creator leaves no admin.
     let acl = store.acl(TODOS, id(&public), Access::Subjects(&anyone)).await.unwrap().unwrap();
     assert!(acl.admin.is_empty());
     assert!(acl.allows(Permission::Delete, Access::Subjects(&anyone)));
-    assert!(store.delete(TODOS, id(&public), Access::Subjects(&anyone)).await.unwrap().is_some());
+    assert!(store.delete(TODOS, id(&public), None, Access::Subjects(&anyone)).await.unwrap().is_some());
 }
 
 /// How SQLite would run one page of a list, as `EXPLAIN QUERY PLAN` lines.
@@ -400,16 +400,88 @@ async fn an_object_extending_its_parent_follows_the_parent_acl_and_goes_with_it(
     assert_eq!(store.count(TODOS, &everything, Access::Subjects(&b)).await.unwrap(), 1);
     let patch = crate::Patch::Merge(props(json!({"done": true})));
     assert!(store.update(TODOS, todo_id, patch, Some("b"), Access::Subjects(&b)).await.unwrap().is_some());
-    let denied = store.delete(TODOS, todo_id, Access::Subjects(&b)).await;
+    let denied = store.delete(TODOS, todo_id, None, Access::Subjects(&b)).await;
     assert!(matches!(denied, Err(StoreError::Forbidden)), "{denied:?}");
     assert_eq!(store.acl(TODOS, todo_id, Access::Subjects(&b)).await.unwrap(), Some(owner_only("a")));
 
     // Deleting the list deletes its todos, and only those.
-    store.delete(lists, list_id, Access::Subjects(&a)).await.unwrap().unwrap();
+    store.delete(lists, list_id, None, Access::Subjects(&a)).await.unwrap().unwrap();
     assert!(store.get(TODOS, todo_id, ALL).await.unwrap().is_none());
     assert!(store.get(TODOS, id(&other), ALL).await.unwrap().is_some());
 }
 
 fn id(doc: &Value) -> ObjectId {
     ObjectId::parse(doc["id"].as_str().unwrap()).unwrap()
+}
+
+#[tokio::test]
+async fn every_committed_change_is_recorded_in_order_with_its_readers() {
+    use crate::{ChangeEvent, Changes};
+    let dir = tempfile::tempdir().unwrap();
+    let store = std::sync::Arc::new(open(&dir).await);
+    let mut watch = store.watch_changes();
+    let lists = Collection { object_type: "objects.lists", ..TODOS };
+    let cascade = crate::Cascade { property: "list".into(), target_type: "objects.lists".into() };
+    let rules = crate::SchemaRules { indexed: Vec::new(), cascades: vec![cascade] };
+    store.put_schema(TODOS.backend, TODOS.object_type, json!({}), &rules).await.unwrap();
+    let private = |user: &str| Acl { admin: vec![format!("users.{user}")], ..Acl::default() };
+
+    let list = store.insert(lists, Map::new(), Some("a"), private("a")).await.unwrap();
+    let parent = crate::ObjectRef { object_type: "objects.lists".into(), id: id(&list) };
+    let share = Acl { read: vec!["usergroups.g".into()], ..Acl::default() };
+    store.change_acl(lists, id(&list), AclChange::Add(share), ALL).await.unwrap();
+    let body = props(json!({"list": {"id": list["id"], "objectType": "objects.lists"}}));
+    let todo = store.insert_inheriting(TODOS, body, Some("b"), private("b"), Some(parent)).await.unwrap();
+    // Concurrent inserts commit as one batch, and their changes with them.
+    let batch: Vec<_> = (0..5)
+        .map(|n| {
+            let store = store.clone();
+            tokio::spawn(async move { store.insert(TODOS, props(json!({"n": n})), None, template()).await.unwrap() })
+        })
+        .collect();
+    for task in batch {
+        task.await.unwrap();
+    }
+    let patch = crate::Patch::Merge(props(json!({"done": true})));
+    store.update(TODOS, id(&todo), patch, Some("a"), ALL).await.unwrap().unwrap();
+    // A failed change records nothing.
+    let denied = store.delete(lists, id(&list), Some("c"), Access::Subjects(&["users.c".to_owned()])).await;
+    assert!(matches!(denied, Ok(None)), "{denied:?}");
+    store.delete(lists, id(&list), Some("a"), ALL).await.unwrap().unwrap();
+    assert!(watch.has_changed().unwrap());
+    watch.mark_unchanged();
+
+    let changes = store.changes_after(0, 100).await.unwrap();
+    let summary: Vec<(ChangeEvent, &str)> = changes.iter().map(|c| (c.event, c.object_type.as_str())).collect();
+    use ChangeEvent::*;
+    let todos = TODOS.object_type;
+    let expected = [
+        (Create, "objects.lists"),
+        (Create, todos),
+        (Create, todos),
+        (Create, todos),
+        (Create, todos),
+        (Create, todos),
+        (Create, todos),
+        (Update, todos),
+        (Delete, "objects.lists"),
+        (Delete, todos),
+    ];
+    assert_eq!(summary, expected);
+    assert!(changes.windows(2).all(|w| w[0].seq < w[1].seq));
+    let todo_created = &changes[1];
+    assert_eq!(todo_created.object, todo);
+    assert_eq!(todo_created.user_id.as_deref(), Some("b"));
+    assert_eq!(todo_created.readers, ["users.b", "usergroups.g", "users.a"], "its own and its list's readers");
+    assert_eq!(changes[2].readers, ["*"]);
+    assert_eq!(changes[7].object["done"], true);
+    assert_eq!(changes[7].user_id.as_deref(), Some("a"));
+    let cascaded = &changes[9];
+    assert_eq!((cascaded.object["id"].clone(), cascaded.user_id.as_deref()), (todo["id"].clone(), Some("a")));
+    assert_eq!(cascaded.readers, ["users.b", "usergroups.g", "users.a"], "as it was before the list went");
+
+    assert_eq!(store.changes_after(changes[8].seq, 100).await.unwrap(), changes[9..]);
+    assert_eq!(store.changes_after(0, 2).await.unwrap(), changes[..2]);
+    assert_eq!(store.prune_changes(now_ms() + 1).await.unwrap(), 10);
+    assert!(store.changes_after(0, 100).await.unwrap().is_empty());
 }

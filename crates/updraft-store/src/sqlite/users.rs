@@ -3,9 +3,10 @@
 use serde_json::{Map, Value};
 use updraft_core::ids::ObjectId;
 
-use super::{SqliteStore, insert_doc, now_ms, parse_doc, update_in};
+use super::changes::{self, Recorded};
+use super::{SqliteStore, announce, insert_doc, now_ms, parse_doc, update_in};
 use crate::document::new_document;
-use crate::{Access, Acl, Author, BoxFuture, Collection, Patch, StoreError, USERS, Users};
+use crate::{Access, Acl, Author, BoxFuture, ChangeEvent, Collection, Patch, StoreError, USERS, Users};
 
 impl Users for SqliteStore {
     fn insert_user<'a>(
@@ -25,13 +26,26 @@ impl Users for SqliteStore {
             let acl = acl.resolve_creator(Some(&id.to_string()));
             let mut tx = self.writer.begin().await?;
             insert_doc(&mut tx, at, id, &text, now, &acl, None).await?;
+            let id = id.to_string();
             sqlx::query("INSERT INTO passwords (backend, user_id, hash) VALUES (?, ?, ?)")
                 .bind(backend)
-                .bind(id.to_string())
+                .bind(&id)
                 .bind(password_hash)
                 .execute(&mut *tx)
                 .await?;
+            let change = Recorded {
+                backend,
+                object_type: USERS,
+                id: &id,
+                event: ChangeEvent::Create,
+                doc: &text,
+                acl: &acl,
+                inherited: None,
+                author,
+            };
+            changes::record(&mut tx, change).await?;
             tx.commit().await?;
+            announce(&self.committed);
             Ok(serde_json::from_str(&text).expect("we just serialized it"))
         })
     }
@@ -58,6 +72,7 @@ impl Users for SqliteStore {
                     .await?;
             }
             tx.commit().await?;
+            announce(&self.committed);
             Ok(Some(updated))
         })
     }

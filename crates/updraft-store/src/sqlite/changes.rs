@@ -1,0 +1,122 @@
+//! The change log: every committed create, update and delete of an object, written by the transaction that makes
+//! the change, so that notifications and webhooks miss nothing a client was told happened and report nothing that
+//! was rolled back.
+
+use serde_json::Value;
+
+use super::{SqliteStore, acl_json, now_ms, parse_acl};
+use crate::{Acl, Author, BoxFuture, Change, ChangeEvent, Changes, StoreError};
+
+/// One change as the writer knows it.
+pub(crate) struct Recorded<'a> {
+    pub backend: &'a str,
+    pub object_type: &'a str,
+    pub id: &'a str,
+    pub event: ChangeEvent,
+    /// The object's JSON text.
+    pub doc: &'a str,
+    pub acl: &'a Acl,
+    /// The parent's ACL, for an object that extends it.
+    pub inherited: Option<&'a Acl>,
+    pub author: Author<'a>,
+}
+
+pub(crate) async fn record(tx: &mut sqlx::SqliteConnection, change: Recorded<'_>) -> Result<(), StoreError> {
+    sqlx::query(
+        "INSERT INTO changes (backend, object_type, object_id, event, doc, acl, parent_acl, user_id, created_ms)
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+    )
+    .bind(change.backend)
+    .bind(change.object_type)
+    .bind(change.id)
+    .bind(change.event.name())
+    .bind(change.doc)
+    .bind(acl_json(change.acl))
+    .bind(change.inherited.map(acl_json))
+    .bind(change.author)
+    .bind(now_ms())
+    .execute(&mut *tx)
+    .await?;
+    Ok(())
+}
+
+/// The subjects that may read an object with these ACLs: `*` alone when everyone may.
+fn readers(acl: &Acl, inherited: Option<&Acl>) -> Vec<String> {
+    let mut readers: Vec<String> = Vec::new();
+    for acl in std::iter::once(acl).chain(inherited) {
+        for subject in acl.read.iter().chain(&acl.admin) {
+            if subject == "*" {
+                return vec!["*".to_owned()];
+            }
+            if !readers.contains(subject) {
+                readers.push(subject.clone());
+            }
+        }
+    }
+    readers
+}
+
+fn event_of(name: &str) -> Option<ChangeEvent> {
+    [ChangeEvent::Create, ChangeEvent::Update, ChangeEvent::Delete].into_iter().find(|event| event.name() == name)
+}
+
+type Row = (i64, String, String, String, String, String, Option<String>, Option<String>);
+
+impl Changes for SqliteStore {
+    fn changes_after<'a>(&'a self, after: i64, limit: u32) -> BoxFuture<'a, Result<Vec<Change>, StoreError>> {
+        Box::pin(async move {
+            let rows: Vec<Row> = sqlx::query_as(
+                "SELECT seq, backend, object_type, event, doc, acl, parent_acl, user_id FROM changes
+                 WHERE seq > ? ORDER BY seq LIMIT ?",
+            )
+            .bind(after)
+            .bind(limit)
+            .fetch_all(&self.readers)
+            .await?;
+            rows.into_iter()
+                .map(|(seq, backend, object_type, event, doc, acl, parent_acl, user_id)| {
+                    let broken = || StoreError::Database(format!("change {seq} is malformed"));
+                    let object: Value = serde_json::from_str(&doc).map_err(|_| broken())?;
+                    let inherited = parent_acl.as_deref().map(parse_acl);
+                    Ok(Change {
+                        seq,
+                        backend,
+                        object_type,
+                        event: event_of(&event).ok_or_else(broken)?,
+                        object,
+                        readers: readers(&parse_acl(&acl), inherited.as_ref()),
+                        user_id,
+                    })
+                })
+                .collect()
+        })
+    }
+
+    fn watch_changes(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.committed.subscribe()
+    }
+
+    fn prune_changes(&self, before_ms: i64) -> BoxFuture<'_, Result<u64, StoreError>> {
+        Box::pin(async move {
+            let done =
+                sqlx::query("DELETE FROM changes WHERE created_ms < ?").bind(before_ms).execute(&self.writer).await?;
+            Ok(done.rows_affected())
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn readers_are_read_and_admin_of_the_object_and_its_parent() {
+        let own = Acl { read: vec!["users.a".into()], admin: vec!["users.b".into()], ..Acl::default() };
+        let parent = Acl { read: vec!["usergroups.g".into(), "users.a".into()], ..Acl::default() };
+        assert_eq!(readers(&own, Some(&parent)), ["users.a", "users.b", "usergroups.g"]);
+        let public = Acl { read: vec!["*".into()], ..Acl::default() };
+        assert_eq!(readers(&own, Some(&public)), ["*"]);
+        let update_only = Acl { update: vec!["users.c".into()], ..Acl::default() };
+        assert!(readers(&update_only, None).is_empty(), "update without read reads nothing");
+    }
+}
