@@ -80,6 +80,8 @@ impl Application {
         };
 
         let bus: Arc<dyn Bus> = Arc::new(LocalBus::new(updraft_api::mws::delivery::deliver_locally(gateways.clone())));
+        tokio::spawn(updraft_api::mws::eds_changes::deliver(store.clone(), gateways.clone(), bus.clone()));
+        spawn_change_pruner(Arc::downgrade(&store));
         let public = PublicAddress {
             ws_scheme: if settings.tls.is_some() { "wss" } else { "ws" },
             host: settings.app_domain.clone().unwrap_or_else(|| local_addr.to_string()),
@@ -151,6 +153,24 @@ fn bind(addr: SocketAddr) -> std::io::Result<TcpListener> {
 }
 
 /// Forgets socket URIs that expired unused; stops when the application is gone.
+/// Keeps the change log to its retention: a day, the longest a webhook delivery is retried.
+const CHANGE_RETENTION: Duration = Duration::from_secs(24 * 3600);
+
+fn spawn_change_pruner(store: std::sync::Weak<SqliteStore>) {
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(Duration::from_secs(600));
+        loop {
+            tick.tick().await;
+            let Some(store) = store.upgrade() else { return };
+            let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
+            let before_ms = now.saturating_sub(CHANGE_RETENTION).as_millis() as i64;
+            if let Err(err) = updraft_store::Changes::prune_changes(store.as_ref(), before_ms).await {
+                tracing::warn!(%err, "pruning the change log failed");
+            }
+        }
+    });
+}
+
 fn spawn_ticket_sweeper(gateways: std::sync::Weak<Gateways>) {
     tokio::spawn(async move {
         let mut tick = tokio::time::interval(Duration::from_secs(30));

@@ -172,6 +172,8 @@ pub struct Change {
 pub trait Changes: Send + Sync {
     /// Up to `limit` changes with `seq` above `after`.
     fn changes_after<'a>(&'a self, after: i64, limit: u32) -> BoxFuture<'a, Result<Vec<Change>, StoreError>>;
+    /// The `seq` of the latest change, 0 before the first.
+    fn latest_change(&self) -> BoxFuture<'_, Result<i64, StoreError>>;
     /// A counter that grows whenever changes commit: wait on it, then ask for what came after.
     fn watch_changes(&self) -> tokio::sync::watch::Receiver<u64>;
     /// Forgets changes recorded before `before_ms` (Unix milliseconds); answers how many.

@@ -2,6 +2,7 @@
 
 mod config_wire;
 pub mod delivery;
+pub mod eds_changes;
 pub mod gateways;
 pub mod upgrade;
 mod wire;

@@ -92,6 +92,14 @@ impl Changes for SqliteStore {
         })
     }
 
+    fn latest_change(&self) -> BoxFuture<'_, Result<i64, StoreError>> {
+        Box::pin(async move {
+            let (seq,): (Option<i64>,) =
+                sqlx::query_as("SELECT max(seq) FROM changes").fetch_one(&self.readers).await?;
+            Ok(seq.unwrap_or(0))
+        })
+    }
+
     fn watch_changes(&self) -> tokio::sync::watch::Receiver<u64> {
         self.committed.subscribe()
     }

@@ -1,0 +1,89 @@
+//! Built-in EDS → MWS: changes of a backend's objects reach the sockets of every gateway bound to that backend
+//! (`EDS_BACKEND_ID`, or `identityProvider.backendId` in a gateway's configuration), with no webhook in between.
+//! Each change becomes the frame an `enginio` webhook receiver sends (shared/spec/qtc-api.md §1.1.9, §3.4):
+//! `{"object", "meta": {"backendId", "eventName", "userId", "seq"}}`, addressed to the tags of the subjects that
+//! may read the object (`users.<id>`, `usergroups.<id>`), or to everyone when `*` may. Who may read is decided
+//! once per change, in the transaction that made it, never per socket.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde_json::json;
+use updraft_bus::{Bus, Publication};
+use updraft_gateway::Gateways;
+use updraft_store::{Change, Changes};
+
+/// Changes read from the log at a time.
+const BATCH: u32 = 512;
+
+/// Delivers changes as they commit, until the store goes away. Sockets are live connections: changes from before
+/// this start have nobody to reach, so it begins at the latest.
+pub async fn deliver(changes: Arc<dyn Changes>, gateways: Arc<Gateways>, bus: Arc<dyn Bus>) {
+    let mut watch = changes.watch_changes();
+    let mut last = loop {
+        match changes.latest_change().await {
+            Ok(seq) => break seq,
+            Err(err) => {
+                tracing::warn!(%err, "reading the change log failed; retrying");
+                tokio::time::sleep(Duration::from_secs(1)).await;
+            }
+        }
+    };
+    loop {
+        watch.mark_unchanged();
+        loop {
+            let batch = match changes.changes_after(last, BATCH).await {
+                Ok(batch) => batch,
+                Err(err) => {
+                    tracing::warn!(%err, "reading the change log failed; retrying");
+                    tokio::time::sleep(Duration::from_secs(1)).await;
+                    continue;
+                }
+            };
+            let Some(newest) = batch.last().map(|change| change.seq) else { break };
+            for change in &batch {
+                publish(change, &gateways, bus.as_ref()).await;
+            }
+            last = newest;
+        }
+        if watch.changed().await.is_err() {
+            return;
+        }
+    }
+}
+
+async fn publish(change: &Change, gateways: &Gateways, bus: &dyn Bus) {
+    let bound: Vec<String> = gateways
+        .list()
+        .into_iter()
+        .filter(|gateway| gateway.config().eds_backend_id.as_deref() == Some(change.backend.as_str()))
+        .map(|gateway| gateway.id.clone())
+        .collect();
+    if bound.is_empty() || change.readers.is_empty() {
+        return;
+    }
+    let frame = json!({
+        "object": change.object,
+        "meta": {
+            "backendId": change.backend,
+            "eventName": change.event.name(),
+            "userId": change.user_id,
+            "seq": change.seq,
+        },
+    });
+    let data = bytes::Bytes::from(frame.to_string());
+    let everyone = change.readers.iter().any(|subject| subject == "*");
+    for gateway in bound {
+        let publication = Publication {
+            gateway,
+            data: data.clone(),
+            everyone,
+            sockets: Vec::new(),
+            tags: if everyone { Vec::new() } else { change.readers.clone() },
+        };
+        metrics::counter!("updraft_eds_changes_delivered_total").increment(1);
+        if let Err(err) = bus.publish(publication).await {
+            tracing::warn!(%err, seq = change.seq, "a change could not be published");
+        }
+    }
+}
