@@ -1,12 +1,13 @@
 //! Who is calling: the Authorization header, the admin tokens, and EDS users verified against EDS.
 
 use std::collections::HashMap;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use axum::http::{HeaderMap, header};
 use serde_json::Value;
 use updraft_gateway::{AccessControl, GatewayConfig, Permissions};
+use updraft_store::{Groups, Tenants};
 
 use crate::error::{ApiError, Code};
 
@@ -125,20 +126,34 @@ pub enum Need {
 /// EDS URI, backend id, token.
 type CacheKey = (String, String, String);
 
-/// Verifies EDS user tokens with `GET <EDS_URI>` and remembers answers briefly.
+/// Verifies EDS user tokens: in-process when this server hosts the backend, otherwise with
+/// `GET <EDS_URI>`, remembering those answers briefly.
 pub struct EdsVerifier {
     client: reqwest::Client,
     cache: Mutex<HashMap<CacheKey, (Instant, Option<EdsUser>)>>,
+    local: Option<LocalEds>,
+}
+
+/// The backends this server hosts, for verifying their tokens without an HTTP round trip.
+struct LocalEds {
+    tenants: Arc<dyn Tenants>,
+    groups: Arc<dyn Groups>,
 }
 
 impl Default for EdsVerifier {
     fn default() -> EdsVerifier {
         let client = reqwest::Client::builder().timeout(EDS_TIMEOUT).build().expect("HTTP client");
-        EdsVerifier { client, cache: Mutex::default() }
+        EdsVerifier { client, cache: Mutex::default(), local: None }
     }
 }
 
 impl EdsVerifier {
+    /// A verifier that answers for the backends in `tenants` itself. Those answers are not cached, so a
+    /// revoked token stops working at once.
+    pub fn with_local(tenants: Arc<dyn Tenants>, groups: Arc<dyn Groups>) -> EdsVerifier {
+        EdsVerifier { local: Some(LocalEds { tenants, groups }), ..EdsVerifier::default() }
+    }
+
     /// Decides whether the caller may do `need` on a gateway configured as `config`.
     pub async fn authorize(&self, config: &GatewayConfig, creds: &Credentials, need: Need) -> Result<Caller, ApiError> {
         if is_token(creds, config.security_token.as_deref()) {
@@ -170,6 +185,17 @@ impl EdsVerifier {
         let Some(backend) = config.eds_backend_id.as_deref().filter(|b| !b.is_empty()) else {
             return Ok(None);
         };
+        if let Some(local) = &self.local {
+            let hosted = local.tenants.backend(backend).await.map_err(unavailable)?;
+            if hosted.is_some() {
+                let user =
+                    crate::eds::user_of_token(local.tenants.as_ref(), backend, token).await.map_err(unavailable)?;
+                let Some(id) = user else { return Ok(None) };
+                let groups = local.groups.groups_of(backend, &id).await.map_err(unavailable)?;
+                let groups = groups.iter().map(|group| format!("usergroups.{group}")).collect();
+                return Ok(Some(EdsUser { id, groups }));
+            }
+        }
         let key = (config.eds_uri.clone(), backend.to_owned(), token.to_owned());
         if let Some((at, user)) = self.cache.lock().expect("cache lock").get(&key)
             && at.elapsed() < EDS_CACHE_TTL
@@ -205,6 +231,11 @@ impl EdsVerifier {
         cache.insert(key, (Instant::now(), user.clone()));
         Ok(user)
     }
+}
+
+fn unavailable(err: updraft_store::StoreError) -> ApiError {
+    tracing::error!(%err, "local EDS token verification failed");
+    ApiError::with_message(Code::Unavailable, "Identity provider unavailable")
 }
 
 /// An EDS user object: `id` and its `usergroups`, each `{"id","objectType"}` (as EDS sends

@@ -40,6 +40,9 @@ pub struct ApiContext {
     pub users: Arc<dyn Users>,
     pub groups: Arc<dyn Groups>,
     pub schemas: Arc<dyn Schemas>,
+    pub webhooks: Arc<dyn updraft_store::Webhooks>,
+    /// Where webhooks may point.
+    pub webhook_guard: updraft_webhooks::Guard,
     /// The account that manages apps (`/v1/account/*`); `None` refuses every account login.
     pub account: Option<eds::AccountLogin>,
     pub gateways: Arc<Gateways>,

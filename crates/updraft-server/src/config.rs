@@ -95,6 +95,18 @@ pub struct ServeArgs {
     /// Log format: text or json [default: text].
     #[arg(long, env = "UPDRAFT_LOG_FORMAT")]
     pub log_format: Option<String>,
+    /// Let webhooks target link-local addresses and this server's own admin API [default: false].
+    #[arg(long, env = "UPDRAFT_WEBHOOKS_ALLOW_UNSAFE_TARGETS")]
+    pub webhooks_allow_unsafe_targets: Option<bool>,
+    /// Seconds a webhook attempt may take [default: 10].
+    #[arg(long, env = "UPDRAFT_WEBHOOK_TIMEOUT_SECS")]
+    pub webhook_timeout_secs: Option<u64>,
+    /// Milliseconds before the first retry of a failed webhook delivery; it doubles with each [default: 5000].
+    #[arg(long, env = "UPDRAFT_WEBHOOK_RETRY_BASE_MS")]
+    pub webhook_retry_base_ms: Option<u64>,
+    /// Seconds a failing webhook delivery is retried before it is dead [default: 86400].
+    #[arg(long, env = "UPDRAFT_WEBHOOK_RETRY_FOR_SECS")]
+    pub webhook_retry_for_secs: Option<u64>,
 }
 
 /// Everything `Application::build` needs, resolved and validated.
@@ -116,6 +128,15 @@ pub struct Settings {
     pub max_pending_sockets: usize,
     pub socket_uri_ttl: Duration,
     pub json_logs: bool,
+    pub webhooks: WebhookOptions,
+}
+
+#[derive(Debug, Clone)]
+pub struct WebhookOptions {
+    pub allow_unsafe_targets: bool,
+    pub timeout: Duration,
+    pub retry_base: Duration,
+    pub retry_for: Duration,
 }
 
 #[derive(Debug, Clone)]
@@ -196,6 +217,12 @@ impl ServeArgs {
             max_pending_sockets: a.max_pending_sockets.unwrap_or(1_000_000),
             socket_uri_ttl: Duration::from_secs(a.socket_uri_ttl_secs.unwrap_or(300)),
             json_logs,
+            webhooks: WebhookOptions {
+                allow_unsafe_targets: a.webhooks_allow_unsafe_targets.unwrap_or(false),
+                timeout: Duration::from_secs(a.webhook_timeout_secs.unwrap_or(10).max(1)),
+                retry_base: Duration::from_millis(a.webhook_retry_base_ms.unwrap_or(5000).max(1)),
+                retry_for: Duration::from_secs(a.webhook_retry_for_secs.unwrap_or(24 * 3600)),
+            },
         })
     }
 
@@ -223,6 +250,10 @@ impl ServeArgs {
             max_pending_sockets: self.max_pending_sockets.or(file.max_pending_sockets),
             socket_uri_ttl_secs: self.socket_uri_ttl_secs.or(file.socket_uri_ttl_secs),
             log_format: self.log_format.or(file.log_format),
+            webhooks_allow_unsafe_targets: self.webhooks_allow_unsafe_targets.or(file.webhooks_allow_unsafe_targets),
+            webhook_timeout_secs: self.webhook_timeout_secs.or(file.webhook_timeout_secs),
+            webhook_retry_base_ms: self.webhook_retry_base_ms.or(file.webhook_retry_base_ms),
+            webhook_retry_for_secs: self.webhook_retry_for_secs.or(file.webhook_retry_for_secs),
         }
     }
 }

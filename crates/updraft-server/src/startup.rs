@@ -82,6 +82,16 @@ impl Application {
         let bus: Arc<dyn Bus> = Arc::new(LocalBus::new(updraft_api::mws::delivery::deliver_locally(gateways.clone())));
         tokio::spawn(updraft_api::mws::eds_changes::deliver(store.clone(), gateways.clone(), bus.clone()));
         spawn_change_pruner(Arc::downgrade(&store));
+        let webhook_guard =
+            updraft_webhooks::Guard { allow_unsafe: settings.webhooks.allow_unsafe_targets, own: vec![local_addr] };
+        let webhook_settings = updraft_webhooks::Settings {
+            timeout: settings.webhooks.timeout,
+            retry_base: settings.webhooks.retry_base,
+            retry_for: settings.webhooks.retry_for,
+            ..updraft_webhooks::Settings::new(webhook_guard.clone())
+        };
+        let changes = updraft_store::Changes::watch_changes(store.as_ref());
+        tokio::spawn(updraft_webhooks::run(store.clone(), changes, webhook_settings));
         let public = PublicAddress {
             ws_scheme: if settings.tls.is_some() { "wss" } else { "ws" },
             host: settings.app_domain.clone().unwrap_or_else(|| local_addr.to_string()),
@@ -91,11 +101,13 @@ impl Application {
             tenants: store.clone(),
             users: store.clone(),
             groups: store.clone(),
-            schemas: store,
+            schemas: store.clone(),
+            webhooks: store.clone(),
+            webhook_guard,
             account,
             gateways: gateways.clone(),
             bus,
-            eds: Default::default(),
+            eds: updraft_api::auth::EdsVerifier::with_local(store.clone(), store),
             public,
             admin_token: settings.admin_token.clone(),
             limits: Limits { max_body_bytes: settings.max_body_bytes },
@@ -152,9 +164,10 @@ fn bind(addr: SocketAddr) -> std::io::Result<TcpListener> {
     socket.listen(4096)
 }
 
-/// Forgets socket URIs that expired unused; stops when the application is gone.
-/// Keeps the change log to its retention: a day, the longest a webhook delivery is retried.
+/// How long the change log keeps what no webhook still owes (the MWS and stream resume from memory).
 const CHANGE_RETENTION: Duration = Duration::from_secs(24 * 3600);
+/// How long finished webhook deliveries stay listed.
+const DELIVERY_RETENTION: Duration = Duration::from_secs(7 * 24 * 3600);
 
 fn spawn_change_pruner(store: std::sync::Weak<SqliteStore>) {
     tokio::spawn(async move {
@@ -167,10 +180,15 @@ fn spawn_change_pruner(store: std::sync::Weak<SqliteStore>) {
             if let Err(err) = updraft_store::Changes::prune_changes(store.as_ref(), before_ms).await {
                 tracing::warn!(%err, "pruning the change log failed");
             }
+            let before_ms = now.saturating_sub(DELIVERY_RETENTION).as_millis() as i64;
+            if let Err(err) = updraft_store::Webhooks::prune_deliveries(store.as_ref(), before_ms).await {
+                tracing::warn!(%err, "pruning webhook deliveries failed");
+            }
         }
     });
 }
 
+/// Forgets socket URIs that expired unused; stops when the application is gone.
 fn spawn_ticket_sweeper(gateways: std::sync::Weak<Gateways>) {
     tokio::spawn(async move {
         let mut tick = tokio::time::interval(Duration::from_secs(30));

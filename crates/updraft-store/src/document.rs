@@ -17,7 +17,7 @@ pub fn strip_reserved(properties: &mut Map<String, Value>) {
 
 /// `creator`/`updater` are present only when a user made the write.
 fn set_user_ref(doc: &mut Map<String, Value>, key: &str, author: Author<'_>) {
-    match author {
+    match author.user {
         Some(id) => doc.insert(key.to_owned(), json!({"id": id, "objectType": "users"})),
         None => doc.remove(key),
     };
@@ -69,7 +69,7 @@ mod tests {
         let at = Collection { backend: "b", object_type: "objects.todos" };
         let id = ObjectId::generate();
         let client = json!({"title": "x", "id": "forged", "createdAt": "1999", "creator": {"id": "eve"}});
-        let doc = new_document(at, id, client.as_object().unwrap().clone(), Some("u1"), 1_372_437_512_369);
+        let doc = new_document(at, id, client.as_object().unwrap().clone(), Author::user("u1"), 1_372_437_512_369);
         assert_eq!(doc["id"], id.to_string());
         assert_eq!(doc["objectType"], "objects.todos");
         assert_eq!(doc["createdAt"], "2013-06-28T16:38:32.369Z");
@@ -78,7 +78,7 @@ mod tests {
 
         let mut doc = doc;
         let patch = json!({"title": "y", "updatedAt": "2099", "objectType": "users"});
-        merge(&mut doc, patch.as_object().unwrap().clone(), None, 1_372_437_512_370);
+        merge(&mut doc, patch.as_object().unwrap().clone(), Author::default(), 1_372_437_512_370);
         assert_eq!(doc["title"], "y");
         assert_eq!(doc["objectType"], "objects.todos");
         assert_eq!(doc["updatedAt"], "2013-06-28T16:38:32.370Z");

@@ -9,6 +9,7 @@
 
 mod document;
 mod sqlite;
+mod webhooks;
 
 use std::future::Future;
 use std::pin::Pin;
@@ -19,6 +20,7 @@ use updraft_core::ids::ObjectId;
 use updraft_query::{Filter, Sort};
 
 pub use sqlite::{SqliteOptions, SqliteStore};
+pub use webhooks::{Delivery, DeliveryStatus, DueDelivery, Outcome, Webhook, WebhookSpec, Webhooks};
 
 /// Users are documents of type `users` plus a password hash kept apart, never in the document.
 pub trait Users: Send + Sync {
@@ -141,6 +143,10 @@ pub enum ChangeEvent {
 }
 
 impl ChangeEvent {
+    pub fn parse(name: &str) -> Option<ChangeEvent> {
+        [ChangeEvent::Create, ChangeEvent::Update, ChangeEvent::Delete].into_iter().find(|event| event.name() == name)
+    }
+
     /// The `eventName` of webhooks and notifications.
     pub fn name(self) -> &'static str {
         match self {
@@ -158,6 +164,7 @@ pub struct Change {
     pub seq: i64,
     pub backend: String,
     pub object_type: String,
+    pub object_id: String,
     pub event: ChangeEvent,
     /// The object after the change; for a deletion, as it was.
     pub object: Value,
@@ -166,6 +173,9 @@ pub struct Change {
     pub readers: Vec<String>,
     /// The user who made the change.
     pub user_id: Option<String>,
+    /// The `X-Request-Id` of the request that made it.
+    pub request_id: Option<String>,
+    pub created_ms: i64,
 }
 
 /// The committed changes of objects, in order.
@@ -383,8 +393,20 @@ pub enum Patch {
     Atomic(Vec<AtomicOp>),
 }
 
-/// Who made a change: a user id, or nobody for anonymous and server-side calls.
-pub type Author<'a> = Option<&'a str>;
+/// Who made a change, and in answer to which request.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Author<'a> {
+    /// The user, or nobody for anonymous and server-side calls.
+    pub user: Option<&'a str>,
+    /// The `X-Request-Id` of the request that made it, reported by notifications and webhooks.
+    pub request_id: Option<&'a str>,
+}
+
+impl<'a> Author<'a> {
+    pub fn user(id: &'a str) -> Author<'a> {
+        Author { user: Some(id), request_id: None }
+    }
+}
 
 pub trait Store: Send + Sync {
     /// Stores a new object made of `properties` (reserved properties in it are ignored).

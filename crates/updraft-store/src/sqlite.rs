@@ -106,6 +106,41 @@ const MIGRATIONS: &[&str] = &[
         created_ms INTEGER NOT NULL
     )",
     "CREATE INDEX changes_by_time ON changes (created_ms)",
+    "ALTER TABLE changes ADD COLUMN request_id TEXT",
+    // Webhooks (`sqlite/webhooks.rs`): lists are JSON arrays; `since_seq` is the latest change at creation.
+    "CREATE TABLE webhooks (
+        id TEXT PRIMARY KEY,
+        backend TEXT NOT NULL,
+        url TEXT NOT NULL,
+        object_types TEXT NOT NULL,
+        events TEXT NOT NULL,
+        headers TEXT NOT NULL,
+        secret TEXT NOT NULL,
+        since_seq INTEGER NOT NULL,
+        created_ms INTEGER NOT NULL,
+        updated_ms INTEGER NOT NULL
+    )",
+    "CREATE INDEX webhooks_by_backend ON webhooks (backend)",
+    "CREATE TABLE webhook_deliveries (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        webhook_id TEXT NOT NULL,
+        seq INTEGER NOT NULL,
+        object_id TEXT NOT NULL,
+        status TEXT NOT NULL,
+        attempts INTEGER NOT NULL,
+        next_ms INTEGER NOT NULL,
+        created_ms INTEGER NOT NULL,
+        finished_ms INTEGER,
+        last_status INTEGER,
+        last_error TEXT
+    )",
+    "CREATE INDEX deliveries_due ON webhook_deliveries (next_ms) WHERE status = 'pending'",
+    "CREATE INDEX deliveries_pending_by_object ON webhook_deliveries (webhook_id, object_id, id) WHERE status = 'pending'",
+    "CREATE INDEX deliveries_by_webhook ON webhook_deliveries (webhook_id, id)",
+    "CREATE INDEX deliveries_by_seq ON webhook_deliveries (seq)",
+    "CREATE INDEX deliveries_finished ON webhook_deliveries (finished_ms) WHERE status != 'pending'",
+    // How far the webhook dispatcher has read the change log.
+    "CREATE TABLE cursors (name TEXT PRIMARY KEY, seq INTEGER NOT NULL)",
 ];
 
 #[derive(Debug, Clone)]
@@ -497,7 +532,7 @@ impl Store for SqliteStore {
             let now = now_ms();
             let doc = Value::Object(new_document(at, id, properties, author, now));
             let text = doc.to_string();
-            let acl = acl.resolve_creator(author);
+            let acl = acl.resolve_creator(author.user);
             let (done, committed) = tokio::sync::oneshot::channel();
             let insert = group_commit::Insert {
                 backend: at.backend.to_owned(),
@@ -507,7 +542,8 @@ impl Store for SqliteStore {
                 now_ms: now,
                 acl,
                 parent,
-                author: author.map(str::to_owned),
+                author: author.user.map(str::to_owned),
+                request_id: author.request_id.map(str::to_owned),
                 done,
             };
             let closed = || StoreError::Database("the store is closed".into());
@@ -711,3 +747,4 @@ mod tenants;
 #[cfg(test)]
 mod tests;
 mod users;
+mod webhooks;

@@ -12,6 +12,7 @@ mod objects;
 mod schemas;
 mod usergroups;
 mod users;
+mod webhooks;
 
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -20,7 +21,7 @@ use axum::extract::FromRequestParts;
 use axum::http::HeaderMap;
 use axum::http::request::Parts;
 use sha2::{Digest, Sha256};
-use updraft_store::{Access, Acl, Backend, CREATOR, StoreError, TokenGrant, USERGROUPS, USERS};
+use updraft_store::{Access, Acl, Author, Backend, CREATOR, StoreError, Tenants, TokenGrant, USERGROUPS, USERS};
 
 use crate::ApiState;
 use crate::auth::{self, Credentials};
@@ -37,6 +38,7 @@ pub fn routes() -> Router<ApiState> {
         .merge(access::routes())
         .merge(schemas::routes())
         .merge(usergroups::routes())
+        .merge(webhooks::routes())
 }
 
 /// Seconds an access token lives, as EDS answered (`expires_in`).
@@ -64,6 +66,17 @@ async fn issue_token_for(state: &ApiState, subject: &str, lifetime_secs: i64) ->
     let grant = TokenGrant { subject: subject.to_owned(), expires_ms: now_ms() + lifetime_secs * 1000 };
     state.tenants.save_token(&token_hash(&token), grant).await.map_err(storage)?;
     Ok(token)
+}
+
+/// The user of `backend` whose access token this is, if it is known and unexpired.
+pub(crate) async fn user_of_token(
+    tenants: &dyn Tenants,
+    backend: &str,
+    token: &str,
+) -> Result<Option<String>, StoreError> {
+    let prefix = user_subject(backend, "");
+    let grant = tenants.token(&token_hash(token)).await?;
+    Ok(grant.and_then(|grant| grant.subject.strip_prefix(&prefix).map(str::to_owned)))
 }
 
 /// The subject behind a bearer token, if the token is known and unexpired.
@@ -169,9 +182,16 @@ struct DataRequest {
     caller: Caller,
     /// The caller's ACL subjects: `*`, and for a user `users.<id>` and `usergroups.<id>`.
     subjects: Vec<String>,
+    /// `X-Request-Id`, reported with the changes this request makes.
+    request_id: Option<String>,
 }
 
 impl DataRequest {
+    /// Who makes this request's changes.
+    fn author(&self) -> Author<'_> {
+        Author { user: self.caller.author(), request_id: self.request_id.as_deref() }
+    }
+
     fn access(&self) -> Access<'_> {
         match self.caller {
             Caller::Secret => Access::Everything,
@@ -205,13 +225,11 @@ impl FromRequestParts<ApiState> for DataRequest {
         let caller = match &creds {
             Credentials::None => Caller::Anonymous,
             Credentials::Bearer(token) if auth::same_secret(token, &backend.secret) => Caller::Secret,
-            Credentials::Bearer(_) => {
-                let prefix = user_subject(&backend.id, "");
-                match token_subject(state, &creds).await? {
-                    Some(subject) if subject.starts_with(&prefix) => Caller::User(subject[prefix.len()..].to_owned()),
-                    _ => return Err(ApiError::with_message(Code::InvalidCredentials, "Invalid access token").into()),
-                }
-            }
+            Credentials::Bearer(token) => match user_of_token(state.tenants.as_ref(), &backend.id, token).await {
+                Ok(Some(user)) => Caller::User(user),
+                Ok(None) => return Err(ApiError::with_message(Code::InvalidCredentials, "Invalid access token").into()),
+                Err(err) => return Err(storage(err)),
+            },
             Credentials::Unusable => {
                 return Err(ApiError::with_message(Code::InvalidCredentials, "Invalid access token").into());
             }
@@ -222,6 +240,12 @@ impl FromRequestParts<ApiState> for DataRequest {
             let groups = state.groups.groups_of(&backend.id, id).await.map_err(storage)?;
             subjects.extend(groups.iter().map(|g| format!("{USERGROUPS}.{g}")));
         }
-        Ok(DataRequest { backend, caller, subjects })
+        let request_id = parts
+            .headers
+            .get("x-request-id")
+            .and_then(|value| value.to_str().ok())
+            .filter(|id| !id.is_empty() && id.len() <= 200)
+            .map(str::to_owned);
+        Ok(DataRequest { backend, caller, subjects, request_id })
     }
 }

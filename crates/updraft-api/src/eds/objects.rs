@@ -106,7 +106,7 @@ async fn atomic(
     let at = Collection { backend: &request.backend.id, object_type: &object_type };
     let doc = state
         .store
-        .update(at, id, Patch::Atomic(ops), request.caller.author(), request.access())
+        .update(at, id, Patch::Atomic(ops), request.author(), request.access())
         .await
         .map_err(|e| request.refused(e))?;
     Ok(Json(doc.ok_or_else(not_found)?).into_response())
@@ -130,8 +130,7 @@ pub(super) async fn create_in(
 ) -> Result<Response, EdsError> {
     let (acl, parent) = super::schemas::admit(state, request, object_type, &properties).await?;
     let at = Collection { backend: &request.backend.id, object_type };
-    let doc =
-        state.store.insert_inheriting(at, properties, request.caller.author(), acl, parent).await.map_err(storage)?;
+    let doc = state.store.insert_inheriting(at, properties, request.author(), acl, parent).await.map_err(storage)?;
     Ok((StatusCode::CREATED, Json(doc)).into_response())
 }
 
@@ -160,7 +159,7 @@ pub(super) async fn update_in(
     let at = Collection { backend: &request.backend.id, object_type };
     let doc = state
         .store
-        .update(at, object_id(id)?, Patch::Merge(patch), request.caller.author(), request.access())
+        .update(at, object_id(id)?, Patch::Merge(patch), request.author(), request.access())
         .await
         .map_err(|e| request.refused(e))?;
     Ok(Json(doc.ok_or_else(not_found)?).into_response())
@@ -176,7 +175,7 @@ pub(super) async fn remove_in(
     let at = Collection { backend: &request.backend.id, object_type };
     state
         .store
-        .delete(at, object_id(id)?, request.caller.author(), request.access())
+        .delete(at, object_id(id)?, request.author(), request.access())
         .await
         .map_err(|e| request.refused(e))?
         .ok_or_else(not_found)?;

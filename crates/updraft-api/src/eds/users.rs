@@ -56,7 +56,7 @@ async fn create(State(state): State<ApiState>, request: DataRequest, body: Body)
     let password_hash = hash(password).await?;
     let user = state
         .users
-        .insert_user(&request.backend.id, properties, &password_hash, request.caller.author(), acl)
+        .insert_user(&request.backend.id, properties, &password_hash, request.author(), acl)
         .await
         .map_err(storage)?;
     Ok((StatusCode::CREATED, Json(user)).into_response())
@@ -105,7 +105,7 @@ async fn update(
             user,
             Patch::Merge(patch),
             password.as_deref(),
-            request.caller.author(),
+            request.author(),
             request.access(),
         )
         .await
@@ -122,7 +122,7 @@ async fn remove(
     let at = Collection { backend: &request.backend.id, object_type: USERS };
     state
         .store
-        .delete(at, user_id(&id)?, request.caller.author(), request.access())
+        .delete(at, user_id(&id)?, request.author(), request.access())
         .await
         .map_err(|e| request.refused(e))?
         .ok_or_else(not_found)?;

@@ -18,10 +18,15 @@ fn free_port() -> u16 {
 }
 
 async fn start(dir: &std::path::Path, port: u16) -> Child {
+    start_with(dir, port, &[]).await
+}
+
+async fn start_with(dir: &std::path::Path, port: u16, extra: &[&str]) -> Child {
     let child = Command::new(env!("CARGO_BIN_EXE_updraft"))
         .args(["serve", "--listen", &format!("127.0.0.1:{port}"), "--data-dir"])
         .arg(dir)
         .args(["--admin-email", EMAIL, "--admin-password", PASSWORD])
+        .args(extra)
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .kill_on_drop(true)
@@ -104,4 +109,59 @@ async fn acknowledged_writes_survive_a_kill() {
     }
     let lost: Vec<_> = acknowledged.difference(&stored).collect();
     assert!(lost.is_empty(), "{} of {} acknowledged writes lost: {lost:?}", lost.len(), acknowledged.len());
+}
+
+/// Webhook deliveries of acknowledged writes survive a receiver outage and a kill: the receiver, down while
+/// the writes happen and the server is killed, gets every one once both are back.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn webhook_deliveries_survive_an_outage_and_a_kill() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let dir = tempfile::tempdir().unwrap();
+    let (port, receiver_port) = (free_port(), free_port());
+    let base = format!("http://127.0.0.1:{port}");
+    let fast_retries = ["--webhook-retry-base-ms", "100"];
+    let mut server = start_with(dir.path(), port, &fast_retries).await;
+    let client = reqwest::Client::new();
+    let login = format!("grant_type=password&username={EMAIL}&password={PASSWORD}");
+    let token = json_of(client.post(format!("{base}/v1/account/auth/oauth2/token")).body(login)).await;
+    let access = token["access_token"].as_str().unwrap();
+    let app =
+        json_of(client.post(format!("{base}/v1/account/apps")).bearer_auth(access).body(r#"{"name":"hooks"}"#)).await;
+    let (backend, key) = (&app["environments"][0]["id"], &app["environments"][0]["masterKeys"][0]["key"]);
+    let (backend, key) = (backend.as_str().unwrap().to_owned(), key.as_str().unwrap().to_owned());
+    let hook = json!({"url": format!("http://127.0.0.1:{receiver_port}/hook")}).to_string();
+    let res = client
+        .post(format!("{base}/v1/webhooks"))
+        .header("Enginio-Backend-Id", &backend)
+        .header("Enginio-Backend-MasterKey", &key)
+        .body(hook)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::CREATED);
+
+    let mut acknowledged = HashSet::new();
+    for n in 0..60 {
+        let res = client
+            .post(format!("{base}/v1/objects/todos"))
+            .header("Enginio-Backend-Id", &backend)
+            .body(json!({"n": n}).to_string())
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), StatusCode::CREATED);
+        acknowledged.insert(res.json::<Value>().await.unwrap()["id"].as_str().unwrap().to_owned());
+    }
+    // Let a few attempts fail against the closed port, then kill the server mid-retry.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    server.start_kill().unwrap();
+    server.wait().await.unwrap();
+
+    let receiver = crate::webhooks::Receiver::start_on(receiver_port).await;
+    let _server = start_with(dir.path(), port, &fast_retries).await;
+    let got = receiver.wait_for(acknowledged.len(), Duration::from_secs(20)).await;
+    let delivered: HashSet<String> =
+        got.iter().map(|(_, body)| body["payload"]["object"]["id"].as_str().unwrap().to_owned()).collect();
+    let lost: Vec<_> = acknowledged.difference(&delivered).collect();
+    assert!(lost.is_empty(), "{} of {} acknowledged changes never delivered", lost.len(), acknowledged.len());
 }

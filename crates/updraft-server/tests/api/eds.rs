@@ -31,7 +31,12 @@ async fn account_token(app: &TestApp, password: &str) -> (StatusCode, Value) {
 
 /// A server with an account and one app; the development backend is used.
 pub(crate) async fn eds() -> Eds {
-    let args = ServeArgs { admin_email: Some(EMAIL.into()), admin_password: Some(PASSWORD.into()), ..open_args() };
+    eds_with(open_args()).await
+}
+
+/// [`eds`] with other settings.
+pub(crate) async fn eds_with(args: ServeArgs) -> Eds {
+    let args = ServeArgs { admin_email: Some(EMAIL.into()), admin_password: Some(PASSWORD.into()), ..args };
     let app = spawn_app(args).await;
     let (status, token) = account_token(&app, PASSWORD).await;
     assert_eq!(status, StatusCode::OK, "{token}");
@@ -239,7 +244,7 @@ async fn objects_survive_a_restart() {
 }
 
 impl Eds {
-    async fn form(&self, path: &str, body: &str, token: Option<&str>) -> (StatusCode, Value) {
+    pub(crate) async fn form(&self, path: &str, body: &str, token: Option<&str>) -> (StatusCode, Value) {
         let mut req = self
             .app
             .client

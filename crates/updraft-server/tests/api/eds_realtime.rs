@@ -59,3 +59,37 @@ async fn changes_reach_the_sockets_that_may_read_them() {
     eds.call(Method::POST, "/v1/objects/todos", None, Some(r#"{"title":"eggs"}"#)).await;
     assert_silent(&mut anyone, 300).await;
 }
+
+/// In `eds` access mode, a gateway bound to a backend this server hosts checks tokens in-process: no `EDS_URI`
+/// round trip (here it points nowhere), groups included, and a revoked token is refused at once.
+#[tokio::test]
+async fn tokens_of_a_hosted_backend_are_verified_in_process() {
+    let eds = eds().await;
+    let (alice, alice_id) = sign_up(&eds, "alice").await;
+    let (_, group) = eds.call(Method::POST, "/v1/usergroups", None, Some(r#"{"name":"staff"}"#)).await;
+    let members = format!("/v1/usergroups/{}/members", group["id"].as_str().unwrap());
+    let member = json!({"id": alice_id, "objectType": "users"}).to_string();
+    let (status, body) = eds.call(Method::POST, &members, Some(&eds.secret), Some(&member)).await;
+    assert!(status.is_success(), "{body}");
+    let bind =
+        json!({"identityProvider": {"type": "enginio", "backendId": eds.backend, "uri": "http://127.0.0.1:9/v1/user"}});
+    let res =
+        eds.app.call(Method::PUT, "/v1/gateways/default/configuration", Some(ADMIN), Some(&bind.to_string())).await;
+    assert_eq!(res.0, StatusCode::OK, "{}", res.1);
+
+    let (status, body) = eds.app.get("/v1/websocket_uri", Some(&alice)).await;
+    assert!(status.is_success(), "{status} {body}");
+    let uri = body["uri"].as_str().unwrap().to_owned();
+    let (mut ws, _) = tokio_tungstenite::connect_async(&uri).await.unwrap();
+    let (_, sockets) = eds.app.get("/v1/sockets", Some(ADMIN)).await;
+    let tags = &sockets["results"][0]["tags"];
+    assert!(tags.as_array().unwrap().contains(&json!(format!("users.{alice_id}"))), "{sockets}");
+    assert!(tags.as_array().unwrap().contains(&json!(format!("usergroups.{}", group["id"].as_str().unwrap()))));
+    eds.call(Method::POST, "/v1/objects/todos", None, Some(r#"{"title":"milk"}"#)).await;
+    assert_eq!(frame(&next_text(&mut ws).await)["object"]["title"], "milk");
+
+    assert_eq!(eds.app.get("/v1/websocket_uri", Some("forged")).await.0, StatusCode::UNAUTHORIZED);
+    let (status, _) = eds.form("/v1/auth/oauth2/revoke", &format!("token={alice}"), None).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(eds.app.get("/v1/websocket_uri", Some(&alice)).await.0, StatusCode::UNAUTHORIZED);
+}

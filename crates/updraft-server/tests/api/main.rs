@@ -16,3 +16,4 @@ mod lifecycle;
 mod original_spec;
 mod routing;
 mod tls;
+mod webhooks;

@@ -23,8 +23,9 @@ pub(crate) struct Recorded<'a> {
 
 pub(crate) async fn record(tx: &mut sqlx::SqliteConnection, change: Recorded<'_>) -> Result<(), StoreError> {
     sqlx::query(
-        "INSERT INTO changes (backend, object_type, object_id, event, doc, acl, parent_acl, user_id, created_ms)
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        "INSERT INTO changes (backend, object_type, object_id, event, doc, acl, parent_acl, user_id, created_ms,
+                              request_id)
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
     )
     .bind(change.backend)
     .bind(change.object_type)
@@ -33,8 +34,9 @@ pub(crate) async fn record(tx: &mut sqlx::SqliteConnection, change: Recorded<'_>
     .bind(change.doc)
     .bind(acl_json(change.acl))
     .bind(change.inherited.map(acl_json))
-    .bind(change.author)
+    .bind(change.author.user)
     .bind(now_ms())
+    .bind(change.author.request_id)
     .execute(&mut *tx)
     .await?;
     Ok(())
@@ -56,39 +58,43 @@ fn readers(acl: &Acl, inherited: Option<&Acl>) -> Vec<String> {
     readers
 }
 
-fn event_of(name: &str) -> Option<ChangeEvent> {
-    [ChangeEvent::Create, ChangeEvent::Update, ChangeEvent::Delete].into_iter().find(|event| event.name() == name)
-}
+/// The columns a `Change` is read from, in this order.
+pub(crate) const CHANGE_COLUMNS: &str =
+    "seq, backend, object_type, object_id, event, doc, acl, parent_acl, user_id, request_id, created_ms";
 
-type Row = (i64, String, String, String, String, String, Option<String>, Option<String>);
+pub(crate) type ChangeRow =
+    (i64, String, String, String, String, String, String, Option<String>, Option<String>, Option<String>, i64);
+
+pub(crate) fn change_from(row: ChangeRow) -> Result<Change, StoreError> {
+    let (seq, backend, object_type, object_id, event, doc, acl, parent_acl, user_id, request_id, created_ms) = row;
+    let broken = || StoreError::Database(format!("change {seq} is malformed"));
+    let object: Value = serde_json::from_str(&doc).map_err(|_| broken())?;
+    let inherited = parent_acl.as_deref().map(parse_acl);
+    Ok(Change {
+        seq,
+        backend,
+        object_type,
+        object_id,
+        event: ChangeEvent::parse(&event).ok_or_else(broken)?,
+        object,
+        readers: readers(&parse_acl(&acl), inherited.as_ref()),
+        user_id,
+        request_id,
+        created_ms,
+    })
+}
 
 impl Changes for SqliteStore {
     fn changes_after<'a>(&'a self, after: i64, limit: u32) -> BoxFuture<'a, Result<Vec<Change>, StoreError>> {
         Box::pin(async move {
-            let rows: Vec<Row> = sqlx::query_as(
-                "SELECT seq, backend, object_type, event, doc, acl, parent_acl, user_id FROM changes
-                 WHERE seq > ? ORDER BY seq LIMIT ?",
-            )
+            let rows: Vec<ChangeRow> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+                "SELECT {CHANGE_COLUMNS} FROM changes WHERE seq > ? ORDER BY seq LIMIT ?"
+            )))
             .bind(after)
             .bind(limit)
             .fetch_all(&self.readers)
             .await?;
-            rows.into_iter()
-                .map(|(seq, backend, object_type, event, doc, acl, parent_acl, user_id)| {
-                    let broken = || StoreError::Database(format!("change {seq} is malformed"));
-                    let object: Value = serde_json::from_str(&doc).map_err(|_| broken())?;
-                    let inherited = parent_acl.as_deref().map(parse_acl);
-                    Ok(Change {
-                        seq,
-                        backend,
-                        object_type,
-                        event: event_of(&event).ok_or_else(broken)?,
-                        object,
-                        readers: readers(&parse_acl(&acl), inherited.as_ref()),
-                        user_id,
-                    })
-                })
-                .collect()
+            rows.into_iter().map(change_from).collect()
         })
     }
 
@@ -106,8 +112,14 @@ impl Changes for SqliteStore {
 
     fn prune_changes(&self, before_ms: i64) -> BoxFuture<'_, Result<u64, StoreError>> {
         Box::pin(async move {
-            let done =
-                sqlx::query("DELETE FROM changes WHERE created_ms < ?").bind(before_ms).execute(&self.writer).await?;
+            // Changes still owed to a webhook stay, and so do those of dead letters, which may be redelivered.
+            let done = sqlx::query(
+                "DELETE FROM changes WHERE created_ms < ?
+                 AND seq NOT IN (SELECT seq FROM webhook_deliveries WHERE status != 'delivered')",
+            )
+            .bind(before_ms)
+            .execute(&self.writer)
+            .await?;
             Ok(done.rows_affected())
         })
     }

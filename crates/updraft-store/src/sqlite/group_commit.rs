@@ -10,7 +10,7 @@ use updraft_core::ids::ObjectId;
 
 use super::changes::{self, Recorded};
 use super::{acl_json, announce, insert_doc, parse_acl};
-use crate::{Acl, ChangeEvent, Collection, ObjectRef, StoreError, USERS};
+use crate::{Acl, Author, ChangeEvent, Collection, ObjectRef, StoreError, USERS};
 
 /// Inserts waiting beyond this many make callers wait (backpressure), not memory grow.
 const QUEUE: usize = 4096;
@@ -26,6 +26,7 @@ pub(crate) struct Insert {
     pub acl: Acl,
     pub parent: Option<ObjectRef>,
     pub author: Option<String>,
+    pub request_id: Option<String>,
     pub done: oneshot::Sender<Result<(), StoreError>>,
 }
 
@@ -97,7 +98,7 @@ async fn insert_one(tx: &mut sqlx::SqliteConnection, insert: &Insert) -> Result<
         doc: &insert.doc,
         acl: &insert.acl,
         inherited: inherited.as_ref(),
-        author: insert.author.as_deref(),
+        author: Author { user: insert.author.as_deref(), request_id: insert.request_id.as_deref() },
     };
     changes::record(&mut one, change).await?;
     one.commit().await?;
@@ -132,7 +133,11 @@ async fn insert_many(tx: &mut sqlx::SqliteConnection, batch: &[Insert]) -> Resul
                 it.doc,
                 it.now_ms,
                 acl,
-                it.acl.is_public_read()
+                it.acl.is_public_read(),
+                it.parent.as_ref().map(|parent| parent.object_type.as_str()),
+                it.parent.as_ref().map(|parent| parent.id.to_string()),
+                it.author,
+                it.request_id
             ])
         })
         .collect();
@@ -149,11 +154,12 @@ async fn insert_many(tx: &mut sqlx::SqliteConnection, batch: &[Insert]) -> Resul
     .await?;
     // The same rows, with the parent's ACL as it is in this transaction.
     sqlx::query(
-        "INSERT INTO changes (backend, object_type, object_id, event, doc, acl, parent_acl, user_id, created_ms)
+        "INSERT INTO changes (backend, object_type, object_id, event, doc, acl, parent_acl, user_id, created_ms,
+                              request_id)
          SELECT value ->> 0, value ->> 1, value ->> 2, 'create', value ->> 3, value ->> 5,
                 (SELECT parent.acl FROM objects AS parent
                  WHERE parent.backend = value ->> 0 AND parent.object_type = value ->> 7 AND parent.id = value ->> 8),
-                value ->> 9, value ->> 4
+                value ->> 9, value ->> 4, value ->> 10
          FROM json_each(?)",
     )
     .bind(&rows)

@@ -122,7 +122,14 @@ impl Tenants for SqliteStore {
             for (backend, object_type) in &cascading {
                 super::schemas::drop_cascades(&mut tx, backend, object_type).await?;
             }
-            for table in ["object_types", "passwords", "members", "member_acls"] {
+            sqlx::query(
+                "DELETE FROM webhook_deliveries WHERE webhook_id IN
+                 (SELECT id FROM webhooks WHERE backend IN (SELECT id FROM backends WHERE app_id = ?))",
+            )
+            .bind(id)
+            .execute(&mut *tx)
+            .await?;
+            for table in ["object_types", "passwords", "members", "member_acls", "webhooks"] {
                 let sql = format!("DELETE FROM {table} WHERE backend IN (SELECT id FROM backends WHERE app_id = ?)");
                 sqlx::query(sqlx::AssertSqlSafe(sql)).bind(id).execute(&mut *tx).await?;
             }

@@ -28,8 +28,10 @@ fn props(value: Value) -> Map<String, Value> {
 async fn objects_are_created_read_updated_and_deleted() {
     let dir = tempfile::tempdir().unwrap();
     let store = open(&dir).await;
-    let created =
-        store.insert(TODOS, props(json!({"title": "milk", "id": "forged"})), Some("u1"), template()).await.unwrap();
+    let created = store
+        .insert(TODOS, props(json!({"title": "milk", "id": "forged"})), Author::user("u1"), template())
+        .await
+        .unwrap();
     let id = ObjectId::parse(created["id"].as_str().unwrap()).unwrap();
     assert_eq!(created["title"], "milk");
     assert_eq!(created["objectType"], "objects.todos");
@@ -40,7 +42,7 @@ async fn objects_are_created_read_updated_and_deleted() {
     assert_eq!(store.get(other, id, ALL).await.unwrap(), None, "an id names an object of one collection only");
 
     let updated = store
-        .update(TODOS, id, crate::Patch::Merge(props(json!({"done": true}))), Some("u2"), ALL)
+        .update(TODOS, id, crate::Patch::Merge(props(json!({"done": true}))), Author::user("u2"), ALL)
         .await
         .unwrap()
         .unwrap();
@@ -48,22 +50,25 @@ async fn objects_are_created_read_updated_and_deleted() {
     assert_eq!(updated["updater"], json!({"id": "u2", "objectType": "users"}));
     assert_eq!(updated["createdAt"], created["createdAt"]);
 
-    assert_eq!(store.delete(TODOS, id, None, ALL).await.unwrap(), Some(updated));
+    assert_eq!(store.delete(TODOS, id, Author::default(), ALL).await.unwrap(), Some(updated));
     assert_eq!(store.get(TODOS, id, ALL).await.unwrap(), None);
-    assert_eq!(store.delete(TODOS, id, None, ALL).await.unwrap(), None);
-    assert_eq!(store.update(TODOS, id, crate::Patch::Merge(Map::new()), None, ALL).await.unwrap(), None);
+    assert_eq!(store.delete(TODOS, id, Author::default(), ALL).await.unwrap(), None);
+    assert_eq!(store.update(TODOS, id, crate::Patch::Merge(Map::new()), Author::default(), ALL).await.unwrap(), None);
 }
 
 #[tokio::test]
 async fn updated_at_only_grows_even_within_one_millisecond() {
     let dir = tempfile::tempdir().unwrap();
     let store = open(&dir).await;
-    let created = store.insert(TODOS, Map::new(), None, template()).await.unwrap();
+    let created = store.insert(TODOS, Map::new(), Author::default(), template()).await.unwrap();
     let id = ObjectId::parse(created["id"].as_str().unwrap()).unwrap();
     let mut last = created["updatedAt"].as_str().unwrap().to_owned();
     for n in 0..20 {
-        let doc =
-            store.update(TODOS, id, crate::Patch::Merge(props(json!({"n": n}))), None, ALL).await.unwrap().unwrap();
+        let doc = store
+            .update(TODOS, id, crate::Patch::Merge(props(json!({"n": n}))), Author::default(), ALL)
+            .await
+            .unwrap()
+            .unwrap();
         let at = doc["updatedAt"].as_str().unwrap().to_owned();
         assert!(at > last, "{at} after {last}");
         last = at;
@@ -74,7 +79,8 @@ async fn updated_at_only_grows_even_within_one_millisecond() {
 async fn acknowledged_writes_survive_reopening() {
     let dir = tempfile::tempdir().unwrap();
     let store = open(&dir).await;
-    let created = store.insert(TODOS, props(json!({"kept": [1, {"a": null}]})), None, template()).await.unwrap();
+    let created =
+        store.insert(TODOS, props(json!({"kept": [1, {"a": null}]})), Author::default(), template()).await.unwrap();
     store.close().await;
     drop(store);
     let store = open(&dir).await;
@@ -89,7 +95,9 @@ async fn concurrent_writers_each_get_their_object() {
     let tasks: Vec<_> = (0..50)
         .map(|n| {
             let store = store.clone();
-            tokio::spawn(async move { store.insert(TODOS, props(json!({"n": n})), None, template()).await.unwrap() })
+            tokio::spawn(async move {
+                store.insert(TODOS, props(json!({"n": n})), Author::default(), template()).await.unwrap()
+            })
         })
         .collect();
     let mut ids = std::collections::HashSet::new();
@@ -120,7 +128,7 @@ async fn apps_have_two_backends_and_take_their_data_when_deleted() {
     assert_eq!(store.apps().await.unwrap(), vec![app.clone()]);
 
     let at = Collection { backend: &dev.id, object_type: "objects.todos" };
-    let doc = store.insert(at, Map::new(), None, template()).await.unwrap();
+    let doc = store.insert(at, Map::new(), Author::default(), template()).await.unwrap();
     let id = ObjectId::parse(doc["id"].as_str().unwrap()).unwrap();
     store.put_schema(&dev.id, "objects.todos", json!({"name": "todos"}), &indexed(&["n"])).await.unwrap();
     assert_eq!(store.schema(&dev.id, "objects.todos").await.unwrap(), Some(json!({"name": "todos"})));
@@ -150,32 +158,43 @@ async fn usernames_are_unique_per_backend_and_passwords_stay_out_of_documents() 
     use crate::{StoreError, USERS, Users};
     let dir = tempfile::tempdir().unwrap();
     let store = open(&dir).await;
-    let john = store.insert_user("b1", props(json!({"username": "john"})), "hash1", None, template()).await.unwrap();
+    let john = store
+        .insert_user("b1", props(json!({"username": "john"})), "hash1", Author::default(), template())
+        .await
+        .unwrap();
     assert!(john.get("password").is_none());
-    let again = store.insert_user("b1", props(json!({"username": "john"})), "hash2", None, template()).await;
+    let again =
+        store.insert_user("b1", props(json!({"username": "john"})), "hash2", Author::default(), template()).await;
     assert!(matches!(again, Err(StoreError::Taken { property: "username" })), "{again:?}");
-    store.insert_user("b2", props(json!({"username": "john"})), "hash3", None, template()).await.unwrap();
+    store.insert_user("b2", props(json!({"username": "john"})), "hash3", Author::default(), template()).await.unwrap();
 
     let (doc, hash) = store.login("b1", "john").await.unwrap().unwrap();
     assert_eq!((doc, hash.as_str()), (john.clone(), "hash1"));
     let id = ObjectId::parse(john["id"].as_str().unwrap()).unwrap();
     let patch = |value: Value| crate::Patch::Merge(props(value));
-    store.update_user("b1", id, patch(json!({"age": 3})), Some("hash4"), None, ALL).await.unwrap().unwrap();
+    store
+        .update_user("b1", id, patch(json!({"age": 3})), Some("hash4"), Author::default(), ALL)
+        .await
+        .unwrap()
+        .unwrap();
     let (doc, hash) = store.login("b1", "john").await.unwrap().unwrap();
     assert_eq!((doc["age"].clone(), hash.as_str()), (json!(3), "hash4"));
 
-    let jane = store.insert_user("b1", props(json!({"username": "jane"})), "h", None, template()).await.unwrap();
+    let jane =
+        store.insert_user("b1", props(json!({"username": "jane"})), "h", Author::default(), template()).await.unwrap();
     let jane_id = ObjectId::parse(jane["id"].as_str().unwrap()).unwrap();
     let users = Collection { backend: "b1", object_type: USERS };
-    let renamed =
-        store.update(users, jane_id, crate::Patch::Merge(props(json!({"username": "john"}))), None, ALL).await;
+    let renamed = store
+        .update(users, jane_id, crate::Patch::Merge(props(json!({"username": "john"}))), Author::default(), ALL)
+        .await;
     assert!(matches!(renamed, Err(StoreError::Taken { .. })), "renaming onto a taken username fails");
-    let renamed = store.update_user("b1", jane_id, patch(json!({"username": "john"})), Some("h2"), None, ALL).await;
+    let renamed =
+        store.update_user("b1", jane_id, patch(json!({"username": "john"})), Some("h2"), Author::default(), ALL).await;
     assert!(matches!(renamed, Err(StoreError::Taken { .. })));
     let (_, hash) = store.login("b1", "jane").await.unwrap().unwrap();
     assert_eq!(hash, "h", "a failed update leaves the password as it was");
 
-    store.delete(users, id, None, ALL).await.unwrap();
+    store.delete(users, id, Author::default(), ALL).await.unwrap();
     assert_eq!(store.login("b1", "john").await.unwrap(), None);
 }
 
@@ -185,10 +204,12 @@ async fn memberships_follow_users_and_groups() {
     let dir = tempfile::tempdir().unwrap();
     let store = open(&dir).await;
     let id_of = |doc: &Value| ObjectId::parse(doc["id"].as_str().unwrap()).unwrap();
-    let john = store.insert_user("b", props(json!({"username": "john"})), "h", None, template()).await.unwrap();
-    let jane = store.insert_user("b", props(json!({"username": "jane"})), "h", None, template()).await.unwrap();
+    let john =
+        store.insert_user("b", props(json!({"username": "john"})), "h", Author::default(), template()).await.unwrap();
+    let jane =
+        store.insert_user("b", props(json!({"username": "jane"})), "h", Author::default(), template()).await.unwrap();
     let groups = Collection { backend: "b", object_type: USERGROUPS };
-    let admins = store.insert(groups, props(json!({"name": "admins"})), None, template()).await.unwrap();
+    let admins = store.insert(groups, props(json!({"name": "admins"})), Author::default(), template()).await.unwrap();
     let (g, u1, u2) = (id_of(&admins), id_of(&john), id_of(&jane));
 
     assert!(store.add_member("b", g, u1).await.unwrap());
@@ -202,10 +223,10 @@ async fn memberships_follow_users_and_groups() {
 
     assert!(store.remove_member("b", g, u1).await.unwrap());
     assert!(!store.remove_member("b", g, u1).await.unwrap());
-    store.delete(Collection { backend: "b", object_type: USERS }, u2, None, ALL).await.unwrap();
+    store.delete(Collection { backend: "b", object_type: USERS }, u2, Author::default(), ALL).await.unwrap();
     assert_eq!(store.count_members("b", g).await.unwrap(), 0, "a deleted user leaves its groups");
     store.add_member("b", g, u1).await.unwrap();
-    store.delete(groups, g, None, ALL).await.unwrap();
+    store.delete(groups, g, Author::default(), ALL).await.unwrap();
     assert!(store.groups_of("b", &u1.to_string()).await.unwrap().is_empty(), "a deleted group has no members");
 }
 
@@ -219,10 +240,13 @@ async fn lists_filter_sort_and_page_in_the_database() {
     for (title, n, tags) in
         [("b", 2, json!(["x"])), ("a", 1, json!(["x", "y"])), ("c", 3, json!([])), ("B", 4, json!(["y"]))]
     {
-        store.insert(TODOS, props(json!({"title": title, "n": n, "tags": tags})), None, template()).await.unwrap();
+        store
+            .insert(TODOS, props(json!({"title": title, "n": n, "tags": tags})), Author::default(), template())
+            .await
+            .unwrap();
     }
     let other = Collection { object_type: "objects.other", ..TODOS };
-    store.insert(other, props(json!({"title": "a", "n": 1})), None, template()).await.unwrap();
+    store.insert(other, props(json!({"title": "a", "n": 1})), Author::default(), template()).await.unwrap();
 
     let titles = |docs: Vec<Value>| docs.iter().map(|d| d["title"].as_str().unwrap().to_owned()).collect::<Vec<_>>();
     let filter = Filter::parse(&json!({"tags": "x"})).unwrap();
@@ -257,8 +281,8 @@ async fn acls_filter_reads_in_sql_and_guard_changes() {
     let bob = vec!["*".to_owned(), "users.bob".to_owned(), "usergroups.team".to_owned()];
     let private = Acl { read: vec![], update: vec![], delete: vec![], admin: vec![crate::CREATOR.to_owned()] };
 
-    let public = store.insert(TODOS, props(json!({"t": "public"})), None, template()).await.unwrap();
-    let secret = store.insert(TODOS, props(json!({"t": "alice's"})), Some("alice"), private).await.unwrap();
+    let public = store.insert(TODOS, props(json!({"t": "public"})), Author::default(), template()).await.unwrap();
+    let secret = store.insert(TODOS, props(json!({"t": "alice's"})), Author::user("alice"), private).await.unwrap();
     let id = |doc: &Value| ObjectId::parse(doc["id"].as_str().unwrap()).unwrap();
 
     let all = updraft_query::Filter::parse(&json!({})).unwrap();
@@ -268,7 +292,9 @@ async fn acls_filter_reads_in_sql_and_guard_changes() {
     assert_eq!(store.get(TODOS, id(&secret), Access::Subjects(&bob)).await.unwrap(), None, "unreadable looks absent");
     assert!(store.get(TODOS, id(&secret), Access::Subjects(&alice)).await.unwrap().is_some());
     assert!(matches!(
-        store.update(TODOS, id(&secret), crate::Patch::Merge(Map::new()), Some("bob"), Access::Subjects(&bob)).await,
+        store
+            .update(TODOS, id(&secret), crate::Patch::Merge(Map::new()), Author::user("bob"), Access::Subjects(&bob))
+            .await,
         Ok(None)
     ));
 
@@ -279,18 +305,22 @@ async fn acls_filter_reads_in_sql_and_guard_changes() {
     assert_eq!(acl.read, ["usergroups.team"]);
     assert_eq!(acl.admin, ["users.alice"], "creator resolved to alice");
     assert!(store.get(TODOS, id(&secret), Access::Subjects(&bob)).await.unwrap().is_some());
-    let denied =
-        store.update(TODOS, id(&secret), crate::Patch::Merge(Map::new()), Some("bob"), Access::Subjects(&bob)).await;
+    let denied = store
+        .update(TODOS, id(&secret), crate::Patch::Merge(Map::new()), Author::user("bob"), Access::Subjects(&bob))
+        .await;
     assert!(matches!(denied, Err(StoreError::Forbidden)), "{denied:?}");
     let denied = store.change_acl(TODOS, id(&secret), AclChange::Replace(Acl::default()), Access::Subjects(&bob)).await;
     assert!(matches!(denied, Err(StoreError::Forbidden)));
-    assert!(matches!(store.delete(TODOS, id(&secret), None, Access::Subjects(&bob)).await, Err(StoreError::Forbidden)));
+    assert!(matches!(
+        store.delete(TODOS, id(&secret), Author::default(), Access::Subjects(&bob)).await,
+        Err(StoreError::Forbidden)
+    ));
 
     // The public object: anyone updates and deletes; an anonymous creator leaves no admin.
     let acl = store.acl(TODOS, id(&public), Access::Subjects(&anyone)).await.unwrap().unwrap();
     assert!(acl.admin.is_empty());
     assert!(acl.allows(Permission::Delete, Access::Subjects(&anyone)));
-    assert!(store.delete(TODOS, id(&public), None, Access::Subjects(&anyone)).await.unwrap().is_some());
+    assert!(store.delete(TODOS, id(&public), Author::default(), Access::Subjects(&anyone)).await.unwrap().is_some());
 }
 
 /// How SQLite would run one page of a list, as `EXPLAIN QUERY PLAN` lines.
@@ -345,7 +375,10 @@ async fn a_read_over_its_inline_budget_moves_to_the_blocking_pool_and_answers_th
     let dir = tempfile::tempdir().unwrap();
     let store = open(&dir).await;
     for n in 0..50 {
-        store.insert(TODOS, props(json!({"n": n % 7, "tag": format!("t{n}")})), None, template()).await.unwrap();
+        store
+            .insert(TODOS, props(json!({"n": n % 7, "tag": format!("t{n}")})), Author::default(), template())
+            .await
+            .unwrap();
     }
     let filter = updraft_query::Filter::parse(&json!({"n": {"$gte": 3}})).unwrap();
     let sort = updraft_query::Sort::parse(&json!([{"sortBy": "n", "direction": "desc"}])).unwrap();
@@ -375,13 +408,14 @@ async fn an_object_extending_its_parent_follows_the_parent_acl_and_goes_with_it(
     store.put_schema(TODOS.backend, TODOS.object_type, json!({}), &rules).await.unwrap();
     let owner_only = |user: &str| Acl { admin: vec![format!("users.{user}")], ..Acl::default() };
 
-    let list = store.insert(lists, Map::new(), Some("a"), owner_only("a")).await.unwrap();
+    let list = store.insert(lists, Map::new(), Author::user("a"), owner_only("a")).await.unwrap();
     let list_id = id(&list);
     let parent = crate::ObjectRef { object_type: "objects.lists".into(), id: list_id };
     let todo_props = props(json!({"list": {"id": list_id.to_string(), "objectType": "objects.lists"}}));
-    let todo = store.insert_inheriting(TODOS, todo_props, Some("a"), owner_only("a"), Some(parent)).await.unwrap();
+    let todo =
+        store.insert_inheriting(TODOS, todo_props, Author::user("a"), owner_only("a"), Some(parent)).await.unwrap();
     let todo_id = id(&todo);
-    let other = store.insert(TODOS, Map::new(), Some("a"), owner_only("a")).await.unwrap();
+    let other = store.insert(TODOS, Map::new(), Author::user("a"), owner_only("a")).await.unwrap();
 
     let (a, b) = (["*".to_owned(), "users.a".to_owned()], ["*".to_owned(), "users.b".to_owned()]);
     let page = crate::Page { limit: 10, offset: 0 };
@@ -399,13 +433,13 @@ async fn an_object_extending_its_parent_follows_the_parent_acl_and_goes_with_it(
     assert_eq!(seen, vec![todo.clone()], "the todo outside the list stays hidden");
     assert_eq!(store.count(TODOS, &everything, Access::Subjects(&b)).await.unwrap(), 1);
     let patch = crate::Patch::Merge(props(json!({"done": true})));
-    assert!(store.update(TODOS, todo_id, patch, Some("b"), Access::Subjects(&b)).await.unwrap().is_some());
-    let denied = store.delete(TODOS, todo_id, None, Access::Subjects(&b)).await;
+    assert!(store.update(TODOS, todo_id, patch, Author::user("b"), Access::Subjects(&b)).await.unwrap().is_some());
+    let denied = store.delete(TODOS, todo_id, Author::default(), Access::Subjects(&b)).await;
     assert!(matches!(denied, Err(StoreError::Forbidden)), "{denied:?}");
     assert_eq!(store.acl(TODOS, todo_id, Access::Subjects(&b)).await.unwrap(), Some(owner_only("a")));
 
     // Deleting the list deletes its todos, and only those.
-    store.delete(lists, list_id, None, Access::Subjects(&a)).await.unwrap().unwrap();
+    store.delete(lists, list_id, Author::default(), Access::Subjects(&a)).await.unwrap().unwrap();
     assert!(store.get(TODOS, todo_id, ALL).await.unwrap().is_none());
     assert!(store.get(TODOS, id(&other), ALL).await.unwrap().is_some());
 }
@@ -426,28 +460,30 @@ async fn every_committed_change_is_recorded_in_order_with_its_readers() {
     store.put_schema(TODOS.backend, TODOS.object_type, json!({}), &rules).await.unwrap();
     let private = |user: &str| Acl { admin: vec![format!("users.{user}")], ..Acl::default() };
 
-    let list = store.insert(lists, Map::new(), Some("a"), private("a")).await.unwrap();
+    let list = store.insert(lists, Map::new(), Author::user("a"), private("a")).await.unwrap();
     let parent = crate::ObjectRef { object_type: "objects.lists".into(), id: id(&list) };
     let share = Acl { read: vec!["usergroups.g".into()], ..Acl::default() };
     store.change_acl(lists, id(&list), AclChange::Add(share), ALL).await.unwrap();
     let body = props(json!({"list": {"id": list["id"], "objectType": "objects.lists"}}));
-    let todo = store.insert_inheriting(TODOS, body, Some("b"), private("b"), Some(parent)).await.unwrap();
+    let todo = store.insert_inheriting(TODOS, body, Author::user("b"), private("b"), Some(parent)).await.unwrap();
     // Concurrent inserts commit as one batch, and their changes with them.
     let batch: Vec<_> = (0..5)
         .map(|n| {
             let store = store.clone();
-            tokio::spawn(async move { store.insert(TODOS, props(json!({"n": n})), None, template()).await.unwrap() })
+            tokio::spawn(async move {
+                store.insert(TODOS, props(json!({"n": n})), Author::default(), template()).await.unwrap()
+            })
         })
         .collect();
     for task in batch {
         task.await.unwrap();
     }
     let patch = crate::Patch::Merge(props(json!({"done": true})));
-    store.update(TODOS, id(&todo), patch, Some("a"), ALL).await.unwrap().unwrap();
+    store.update(TODOS, id(&todo), patch, Author::user("a"), ALL).await.unwrap().unwrap();
     // A failed change records nothing.
-    let denied = store.delete(lists, id(&list), Some("c"), Access::Subjects(&["users.c".to_owned()])).await;
+    let denied = store.delete(lists, id(&list), Author::user("c"), Access::Subjects(&["users.c".to_owned()])).await;
     assert!(matches!(denied, Ok(None)), "{denied:?}");
-    store.delete(lists, id(&list), Some("a"), ALL).await.unwrap().unwrap();
+    store.delete(lists, id(&list), Author::user("a"), ALL).await.unwrap().unwrap();
     assert!(watch.has_changed().unwrap());
     watch.mark_unchanged();
 
