@@ -10,6 +10,12 @@ apt_missing=()
 have python3 || apt_missing+=(python3 python3-pip)
 have node || apt_missing+=(nodejs)
 have npm || apt_missing+=(npm)
+# -- Qt Todo demo (examples/qt-todo) --
+if ! { [[ -x /usr/lib/qt5/bin/qmake ]] && have g++ && have make &&
+  [[ -n "$(find /usr/include -path '*/qt5/QtWebSockets/QWebSocket' -print -quit 2>/dev/null)" ]]; }; then
+  apt_missing+=(qtbase5-dev libqt5websockets5-dev qt5-qmake g++ make)
+fi
+# -- end Qt Todo demo --
 if ((${#apt_missing[@]})); then
   apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${apt_missing[@]}"
 fi
@@ -28,3 +34,8 @@ fi
 echo "== interop"
 cargo build --quiet -p updraft-server
 UPDRAFT_BIN="$PWD/target/debug/updraft" bash interop/run.sh
+
+# -- Qt Todo demo (examples/qt-todo) --
+echo "== Qt Todo demo end-to-end"
+UPDRAFT_BIN="$PWD/target/debug/updraft" bash examples/qt-todo/e2e.sh
+# -- end Qt Todo demo --

@@ -521,3 +521,42 @@ async fn every_committed_change_is_recorded_in_order_with_its_readers() {
     assert_eq!(store.prune_changes(now_ms() + 1).await.unwrap(), 10);
     assert!(store.changes_after(0, 100).await.unwrap().is_empty());
 }
+
+/// Concurrent inserts commit as one batch statement; each keeps its parent, author and request id.
+#[tokio::test]
+async fn batched_inserts_keep_their_parent_author_and_request() {
+    use crate::Changes;
+    let dir = tempfile::tempdir().unwrap();
+    let store = std::sync::Arc::new(open(&dir).await);
+    let lists = Collection { object_type: "objects.lists", ..TODOS };
+    let owner_only = |user: &str| Acl { admin: vec![format!("users.{user}")], ..Acl::default() };
+    let list = store.insert(lists, Map::new(), Author::user("a"), owner_only("a")).await.unwrap();
+    let list_id = id(&list);
+    let after = store.latest_change().await.unwrap();
+    let inserts: Vec<_> = (0..64)
+        .map(|n| {
+            let store = store.clone();
+            tokio::spawn(async move {
+                let parent = crate::ObjectRef { object_type: "objects.lists".into(), id: list_id };
+                let (user, request) = (format!("u{n}"), format!("req-{n}"));
+                let author = Author { user: Some(&user), request_id: Some(&request) };
+                store.insert_inheriting(TODOS, props(json!({"n": n})), author, Acl::default(), Some(parent)).await
+            })
+        })
+        .collect();
+    for insert in inserts {
+        insert.await.unwrap().unwrap();
+    }
+    let changes = store.changes_after(after, 1000).await.unwrap();
+    assert_eq!(changes.len(), 64);
+    for change in &changes {
+        let n = change.object["n"].as_i64().unwrap();
+        assert_eq!(change.user_id.as_deref(), Some(format!("u{n}").as_str()));
+        assert_eq!(change.request_id.as_deref(), Some(format!("req-{n}").as_str()));
+        assert_eq!(change.readers, ["users.a"], "the parent's admin reads its children");
+    }
+    // The children follow the parent's ACL, so the parent link was stored with each.
+    let a = ["*".to_owned(), "users.a".to_owned()];
+    let everything = updraft_query::Filter::parse(&json!({})).unwrap();
+    assert_eq!(store.count(TODOS, &everything, Access::Subjects(&a)).await.unwrap(), 64);
+}
