@@ -41,6 +41,9 @@ pub struct ApiContext {
     pub groups: Arc<dyn Groups>,
     pub schemas: Arc<dyn Schemas>,
     pub webhooks: Arc<dyn updraft_store::Webhooks>,
+    pub changes: Arc<dyn updraft_store::Changes>,
+    /// The EDS notification stream's pending URLs and open connections.
+    pub streams: eds::Streams,
     /// Where webhooks may point.
     pub webhook_guard: updraft_webhooks::Guard,
     /// The account that manages apps (`/v1/account/*`); `None` refuses every account login.

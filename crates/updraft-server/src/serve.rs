@@ -5,6 +5,8 @@
 //! sockets small (see `updraft_gateway::ws`).
 
 use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
 use std::time::Duration;
 
 use axum::extract::Request;
@@ -12,7 +14,7 @@ use hyper::body::Incoming;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::service::TowerToHyperService;
 use tokio::io::{AsyncRead, AsyncWrite};
-use tokio::net::TcpListener;
+use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
 use tower::Service;
 
@@ -23,13 +25,22 @@ const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(30);
 /// In-flight HTTP requests get this long to finish at shutdown.
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(5);
 
+/// Serves a connection taken away from HTTP.
+pub type RawHandler = Arc<dyn Fn(TcpStream) -> Pin<Box<dyn Future<Output = ()> + Send>> + Send + Sync>;
+
+/// Connections the HTTP stack must not answer, by the start of their request line, and who serves them instead.
+pub struct RawRoute {
+    pub prefix: &'static [u8],
+    pub serve: RawHandler,
+}
+
 pub enum Listener {
     Plain(TcpListener),
     Tls(TlsListener),
 }
 
 /// Serves `service` until `shutdown` resolves, then waits (bounded) for open requests.
-pub async fn serve<S>(listener: Listener, service: S, shutdown: impl Future<Output = ()>)
+pub async fn serve<S>(listener: Listener, service: S, raw: Option<RawRoute>, shutdown: impl Future<Output = ()>)
 where
     S: Service<Request<Incoming>, Response = axum::response::Response, Error = std::convert::Infallible>
         + Clone
@@ -39,6 +50,7 @@ where
 {
     // Every connection task holds a receiver: `closed()` resolves when the last one is done.
     let (stop, stopping) = watch::channel(false);
+    let raw = raw.map(Arc::new);
     tokio::pin!(shutdown);
     loop {
         match &listener {
@@ -51,7 +63,10 @@ where
                     Ok((stream, _)) => {
                         // Small frames must leave at once, not wait for Nagle.
                         let _ = stream.set_nodelay(true);
-                        spawn_connection(TokioIo::new(stream), service.clone(), stopping.clone());
+                        match &raw {
+                            Some(raw) => spawn_routed(stream, raw.clone(), service.clone(), stopping.clone()),
+                            None => spawn_connection(TokioIo::new(stream), service.clone(), stopping.clone()),
+                        }
                     }
                     Err(err) => {
                         // Out of file descriptors and similar: back off instead of spinning.
@@ -74,6 +89,44 @@ where
     let _ = stop.send(true);
     if tokio::time::timeout(DRAIN_TIMEOUT, stop.closed()).await.is_err() {
         tracing::warn!("some HTTP requests were still open at shutdown");
+    }
+}
+
+/// Serves the connection as HTTP unless its request line starts with `raw.prefix`.
+fn spawn_routed<S>(stream: TcpStream, raw: Arc<RawRoute>, service: S, stopping: watch::Receiver<bool>)
+where
+    S: Service<Request<Incoming>, Response = axum::response::Response, Error = std::convert::Infallible>
+        + Clone
+        + Send
+        + 'static,
+    S::Future: Send + 'static,
+{
+    tokio::spawn(async move {
+        if starts_with(&stream, raw.prefix).await {
+            (raw.serve)(stream).await;
+        } else {
+            spawn_connection(TokioIo::new(stream), service, stopping);
+        }
+    });
+}
+
+/// Whether the first bytes the peer sends are `prefix`, without consuming them. Gives up (and lets HTTP answer)
+/// at the first byte that differs, at end of stream, or when the peer sends nothing for the header timeout.
+async fn starts_with(stream: &TcpStream, prefix: &[u8]) -> bool {
+    let mut seen = [0u8; 64];
+    let want = prefix.len().min(seen.len());
+    let deadline = tokio::time::Instant::now() + HEADER_READ_TIMEOUT;
+    loop {
+        let peeked = tokio::time::timeout_at(deadline, stream.peek(&mut seen[..want])).await;
+        let Ok(Ok(n)) = peeked else { return false };
+        if n == 0 || seen[..n] != prefix[..n] {
+            return false;
+        }
+        if n == want {
+            return true;
+        }
+        // Part of the prefix arrived; `peek` would return at once again, so wait a little for the rest.
+        tokio::time::sleep(Duration::from_millis(2)).await;
     }
 }
 

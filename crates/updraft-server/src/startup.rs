@@ -35,6 +35,8 @@ pub struct Application {
     listener: Listener,
     router: Router,
     gateways: Arc<Gateways>,
+    /// The EDS notification stream, answered outside the HTTP stack.
+    stream: serve::RawRoute,
 }
 
 impl Application {
@@ -103,11 +105,13 @@ impl Application {
             groups: store.clone(),
             schemas: store.clone(),
             webhooks: store.clone(),
+            changes: store.clone(),
+            streams: Default::default(),
             webhook_guard,
             account,
             gateways: gateways.clone(),
             bus,
-            eds: updraft_api::auth::EdsVerifier::with_local(store.clone(), store),
+            eds: updraft_api::auth::EdsVerifier::with_local(store.clone(), store.clone()),
             public,
             admin_token: settings.admin_token.clone(),
             limits: Limits { max_body_bytes: settings.max_body_bytes },
@@ -124,12 +128,17 @@ impl Application {
                 get(move || async move { ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], metrics.render()) }),
             )
             .route("/healthz", get(|| async { axum::Json(serde_json::json!({"status": "ok"})).into_response() }))
-            .fallback_service(updraft_api::router(state));
+            .fallback_service(updraft_api::router(state.clone()));
+        tokio::spawn(updraft_api::eds::stream::run(store.clone(), store.clone(), state.clone()));
+        let stream = serve::RawRoute {
+            prefix: updraft_api::eds::stream::STREAM_REQUEST_PREFIX,
+            serve: Arc::new(move |tcp| Box::pin(updraft_api::eds::stream::serve_connection(state.clone(), tcp))),
+        };
 
         spawn_ticket_sweeper(Arc::downgrade(&gateways));
         tokio::spawn(Gateways::run_heartbeat(Arc::downgrade(&gateways), settings.ping_interval));
         tracing::info!(%local_addr, tls = settings.tls.is_some(), gateways = loaded + 1, "updraft listening");
-        Ok(Application { local_addr, listener, router, gateways })
+        Ok(Application { local_addr, listener, router, gateways, stream })
     }
 
     pub fn local_addr(&self) -> SocketAddr {
@@ -146,7 +155,7 @@ impl Application {
         let app = NormalizePathLayer::trim_trailing_slash().layer(self.router);
         let service = axum::ServiceExt::<Request>::into_make_service(app);
         let service = tower::ServiceExt::oneshot(service, ()).await.unwrap_or_else(|never| match never {});
-        serve::serve(self.listener, service, graceful).await;
+        serve::serve(self.listener, service, Some(self.stream), graceful).await;
         let deadline = Instant::now() + SHUTDOWN_GRACE;
         while self.gateways.connected() > 0 && Instant::now() < deadline {
             tokio::time::sleep(Duration::from_millis(20)).await;

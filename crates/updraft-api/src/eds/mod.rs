@@ -10,6 +10,7 @@ mod list;
 mod oauth;
 mod objects;
 mod schemas;
+pub mod stream;
 mod usergroups;
 mod users;
 mod webhooks;
@@ -28,6 +29,7 @@ use crate::auth::{self, Credentials};
 use crate::error::{ApiError, Code, EdsError};
 
 pub use account::AccountLogin;
+pub use stream::Streams;
 
 pub fn routes() -> Router<ApiState> {
     Router::new()
@@ -39,6 +41,7 @@ pub fn routes() -> Router<ApiState> {
         .merge(schemas::routes())
         .merge(usergroups::routes())
         .merge(webhooks::routes())
+        .merge(stream::routes())
 }
 
 /// Seconds an access token lives, as EDS answered (`expires_in`).

@@ -126,9 +126,16 @@ pub(super) async fn create_in(
     state: &ApiState,
     request: &DataRequest,
     object_type: &str,
-    properties: Map<String, Value>,
+    mut properties: Map<String, Value>,
 ) -> Result<Response, EdsError> {
-    let (acl, parent) = super::schemas::admit(state, request, object_type, &properties).await?;
+    // An `accessControlList` sent with the object is its initial ACL (in place of the type's template), never a
+    // property: storing it as data would let a client believe the object is private when it is not.
+    let initial = match properties.remove("accessControlList") {
+        Some(acl) => Some(super::access::acl_from(Some(acl), &super::access::PERMISSIONS, true)?),
+        None => None,
+    };
+    let (template, parent) = super::schemas::admit(state, request, object_type, &properties).await?;
+    let acl = initial.unwrap_or(template);
     let at = Collection { backend: &request.backend.id, object_type };
     let doc = state.store.insert_inheriting(at, properties, request.author(), acl, parent).await.map_err(storage)?;
     Ok((StatusCode::CREATED, Json(doc)).into_response())

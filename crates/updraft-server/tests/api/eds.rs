@@ -770,3 +770,28 @@ async fn include_expands_refs_the_caller_may_read() {
     let (status, _) = eds.call(Method::GET, "/v1/objects/todos?include=%5B1%5D", None, None).await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
 }
+
+#[tokio::test]
+async fn an_acl_sent_with_a_new_object_is_its_acl_not_a_property() {
+    let eds = eds().await;
+    let (alice, alice_id) = sign_up(&eds, "alice").await;
+    let (bob, _) = sign_up(&eds, "bob").await;
+    let only_alice = json!({"read": [{"id": alice_id, "objectType": "users"}], "update": [], "delete": [],
+                            "admin": [{"id": alice_id, "objectType": "users"}]});
+    let body = json!({"title": "secret", "accessControlList": only_alice}).to_string();
+    let (status, created) = eds.call(Method::POST, "/v1/objects/todos", Some(&bob), Some(&body)).await;
+    assert_eq!(status, StatusCode::CREATED, "{created}");
+    assert!(created.get("accessControlList").is_none(), "{created}");
+    let path = format!("/v1/objects/todos/{}", created["id"].as_str().unwrap());
+    assert_eq!(eds.call(Method::GET, &path, Some(&alice), None).await.0, StatusCode::OK);
+    assert_eq!(eds.call(Method::GET, &path, Some(&bob), None).await.0, StatusCode::NOT_FOUND);
+    assert_eq!(eds.call(Method::GET, &path, None, None).await.0, StatusCode::NOT_FOUND);
+
+    // A malformed one is refused, and nothing is created.
+    let bad = json!({"title": "x", "accessControlList": {"read": "everyone"}}).to_string();
+    assert_eq!(eds.call(Method::POST, "/v1/objects/todos", Some(&bob), Some(&bad)).await.0, StatusCode::BAD_REQUEST);
+    let bad = json!({"title": "x", "accessControlList": {"own": []}}).to_string();
+    assert!(eds.call(Method::POST, "/v1/objects/todos", Some(&bob), Some(&bad)).await.0.is_client_error());
+    let (_, all) = eds.call(Method::GET, "/v1/objects/todos?count=1", None, Some("")).await;
+    assert_eq!(all["count"], 0, "{all}");
+}

@@ -9,6 +9,7 @@ mod eds_legacy;
 mod eds_members;
 mod eds_realtime;
 mod eds_refs;
+mod eds_stream;
 mod eds_stub;
 mod gateways;
 mod helpers;

@@ -1,0 +1,450 @@
+//! The EDS notification stream that QtEnginio's `EnginioModel` listens on (shared/spec/qtc-api.md §1.1.8).
+//!
+//! `GET /v1/stream_url?filter=<JSON>` hands out a single-use `expiringUrl`; the client opens a WebSocket there and
+//! gets one text frame per change it may read: `{"event", "data": <object>, "origin": {"apiRequestId"}, "seq"}`,
+//! for object types whose schema sets `settings.websocket`, and only those the filter (a subset of the message)
+//! matches.
+//!
+//! QtEnginio writes its own handshake and checks the reply with case-sensitive patterns (`Upgrade:`,
+//! `Connection:`, `Sec-WebSocket-Accept:`), which hyper's lower-cased header names fail. So the accept loop hands
+//! connections whose request line starts with [`STREAM_REQUEST_PREFIX`] to [`serve_connection`], which answers
+//! the handshake byte for byte itself.
+//!
+//! Beyond the original, a stream resumes: `stream_url?since=<seq>` (the `seq` of the last event seen) replays
+//! the missed events from the change log before the live ones, or starts with `{"event": "gap"}` when the log no
+//! longer reaches back that far.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use axum::Router;
+use axum::extract::{Query, State};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use bytes::{Bytes, BytesMut};
+use serde::Deserialize;
+use serde_json::{Map, Value, json};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+use tokio::sync::mpsc;
+use updraft_gateway::ws::{self, Event, FrameReader, close_code};
+use updraft_store::{Change, Changes, Schemas};
+
+use super::{Caller, DataRequest};
+use crate::ApiState;
+use crate::error::{ApiError, Code, EdsError};
+
+/// Connections starting with this are the stream's, not HTTP requests for the router.
+pub const STREAM_REQUEST_PREFIX: &[u8] = b"GET /v1/stream?";
+const TICKET_TTL: Duration = Duration::from_secs(300);
+const MAX_TICKETS: usize = 100_000;
+/// A handshake bigger than this is refused.
+const MAX_HEAD: usize = 8 * 1024;
+const HEAD_TIMEOUT: Duration = Duration::from_secs(30);
+/// Events queued for one stream; a stream that falls this far behind is closed (1013) to resume later.
+const QUEUE: usize = 4096;
+/// Client frames carry pings and closes only.
+const MAX_CLIENT_MESSAGE: u64 = 64 * 1024;
+/// Changes read from the log at a time.
+const BATCH: u32 = 512;
+
+pub fn routes() -> Router<ApiState> {
+    Router::new().route("/v1/stream_url", get(stream_url))
+}
+
+/// Who a stream is for and what it wants.
+#[derive(Clone)]
+struct Interest {
+    backend: String,
+    /// The reader's ACL subjects; `None` reads everything (the instance secret).
+    subjects: Option<Vec<String>>,
+    filter: Map<String, Value>,
+}
+
+impl Interest {
+    fn may_read(&self, change: &Change) -> bool {
+        match &self.subjects {
+            None => true,
+            Some(subjects) => change.readers.iter().any(|reader| reader == "*" || subjects.contains(reader)),
+        }
+    }
+}
+
+struct Ticket {
+    interest: Interest,
+    since: Option<i64>,
+    expires: Instant,
+}
+
+/// An event on its way to one stream.
+struct Frame {
+    seq: i64,
+    text: Bytes,
+}
+
+/// Pending stream URLs and open streams.
+#[derive(Default)]
+pub struct Streams {
+    tickets: Mutex<HashMap<String, Ticket>>,
+    open: Mutex<HashMap<u64, (Interest, mpsc::Sender<Frame>)>>,
+    next_id: AtomicU64,
+}
+
+impl Streams {
+    fn serves(&self, backend: &str) -> bool {
+        self.open.lock().expect("streams lock").values().any(|(interest, _)| interest.backend == backend)
+    }
+
+    /// Queues `change` for every open stream that may read it and wants it.
+    fn publish(&self, change: &Change, message: &Value) {
+        let mut text = None;
+        let mut open = self.open.lock().expect("streams lock");
+        open.retain(|_, (interest, frames)| {
+            if interest.backend != change.backend || !interest.may_read(change) || !contains(message, &interest.filter)
+            {
+                return true;
+            }
+            let text = text.get_or_insert_with(|| Bytes::from(message.to_string())).clone();
+            // A full queue drops the stream from the list; its connection notices the closed channel.
+            frames.try_send(Frame { seq: change.seq, text }).is_ok()
+        });
+    }
+}
+
+/// The event a change makes on the stream.
+fn message(change: &Change) -> Value {
+    json!({
+        "event": change.event.name(),
+        "data": change.object,
+        "origin": {"apiRequestId": change.request_id},
+        "seq": change.seq,
+    })
+}
+
+/// Whether `filter` is a subset of `message`: every key present, objects compared the same way, other values equal.
+fn contains(message: &Value, filter: &Map<String, Value>) -> bool {
+    let Value::Object(message) = message else { return false };
+    filter.iter().all(|(key, wanted)| match (message.get(key), wanted) {
+        (Some(value @ Value::Object(_)), Value::Object(wanted)) => contains(value, wanted),
+        (Some(value), wanted) => value == wanted,
+        (None, _) => false,
+    })
+}
+
+#[derive(Deserialize)]
+struct StreamUrlQuery {
+    filter: Option<String>,
+    since: Option<i64>,
+}
+
+async fn stream_url(
+    State(state): State<ApiState>,
+    request: DataRequest,
+    Query(query): Query<StreamUrlQuery>,
+) -> Result<Response, EdsError> {
+    let filter = match query.filter.as_deref().map(str::trim).filter(|text| !text.is_empty()) {
+        None => Map::new(),
+        Some(text) => match serde_json::from_str(text) {
+            Ok(Value::Object(filter)) => filter,
+            _ => return Err(ApiError::with_message(Code::BadRequest, "filter must be a JSON object").into()),
+        },
+    };
+    let subjects = match request.caller {
+        Caller::Secret => None,
+        Caller::Anonymous | Caller::User(_) => Some(request.subjects.clone()),
+    };
+    let interest = Interest { backend: request.backend.id.clone(), subjects, filter };
+    let token = hex::encode(rand::random::<[u8; 32]>());
+    {
+        let mut tickets = state.streams.tickets.lock().expect("tickets lock");
+        if tickets.len() >= MAX_TICKETS {
+            tickets.retain(|_, ticket| ticket.expires > Instant::now());
+            if tickets.len() >= MAX_TICKETS {
+                return Err(ApiError::with_message(Code::Unavailable, "Too many pending streams").into());
+            }
+        }
+        let ticket = Ticket { interest, since: query.since, expires: Instant::now() + TICKET_TTL };
+        tickets.insert(token.clone(), ticket);
+    }
+    // The stream is plain TCP, as QtEnginio opens it.
+    let url = format!("ws://{}/v1/stream?token={token}", state.public.host);
+    Ok(axum::Json(json!({ "expiringUrl": url })).into_response())
+}
+
+/// Turns committed changes into stream events, until the store goes away.
+pub async fn run(changes: Arc<dyn Changes>, schemas: Arc<dyn Schemas>, state: ApiState) {
+    let mut watch = changes.watch_changes();
+    let mut last = loop {
+        match changes.latest_change().await {
+            Ok(seq) => break seq,
+            Err(err) => {
+                tracing::warn!(%err, "reading the change log failed; retrying");
+                tokio::time::sleep(Duration::from_secs(1)).await;
+            }
+        }
+    };
+    loop {
+        watch.mark_unchanged();
+        loop {
+            let batch = match changes.changes_after(last, BATCH).await {
+                Ok(batch) => batch,
+                Err(err) => {
+                    tracing::warn!(%err, "reading the change log failed; retrying");
+                    tokio::time::sleep(Duration::from_secs(1)).await;
+                    continue;
+                }
+            };
+            let Some(newest) = batch.last().map(|change| change.seq) else { break };
+            for change in &batch {
+                if state.streams.serves(&change.backend) && notifies(schemas.as_ref(), change).await {
+                    state.streams.publish(change, &message(change));
+                }
+            }
+            last = newest;
+        }
+        if watch.changed().await.is_err() {
+            return;
+        }
+    }
+}
+
+/// Streams carry a type's changes when its schema sets `settings.websocket`.
+async fn notifies(schemas: &dyn Schemas, change: &Change) -> bool {
+    match schemas.schema(&change.backend, &change.object_type).await {
+        Ok(Some(schema)) => schema.pointer("/settings/websocket") == Some(&Value::Bool(true)),
+        Ok(None) => false,
+        Err(err) => {
+            tracing::warn!(%err, "reading a schema failed");
+            false
+        }
+    }
+}
+
+/// Serves a connection whose request line starts with [`STREAM_REQUEST_PREFIX`].
+pub async fn serve_connection(state: ApiState, mut stream: TcpStream) {
+    let Ok(Some((head, rest))) = tokio::time::timeout(HEAD_TIMEOUT, read_head(&mut stream)).await.unwrap_or(Ok(None))
+    else {
+        return;
+    };
+    let (ticket, accept) = match handshake(&state, &head) {
+        Ok(accepted) => accepted,
+        Err((status, message)) => {
+            let body = json!({"errors": [{"message": message, "reason": status.1}]}).to_string();
+            let reply = format!(
+                "HTTP/1.1 {} {}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                status.0,
+                status.1,
+                body.len()
+            );
+            let _ = stream.write_all(reply.as_bytes()).await;
+            return;
+        }
+    };
+    // Exactly the casing QtEnginio's patterns look for.
+    let reply = format!(
+        "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: {accept}\r\n\r\n"
+    );
+    if stream.write_all(reply.as_bytes()).await.is_err() {
+        return;
+    }
+    let (frames, queued) = mpsc::channel(QUEUE);
+    let id = state.streams.next_id.fetch_add(1, Ordering::Relaxed);
+    state.streams.open.lock().expect("streams lock").insert(id, (ticket.interest.clone(), frames));
+    metrics::gauge!("updraft_eds_streams_open").increment(1);
+    let ended = run_connection(&state, stream, rest, ticket, queued).await;
+    state.streams.open.lock().expect("streams lock").remove(&id);
+    metrics::gauge!("updraft_eds_streams_open").decrement(1);
+    tracing::debug!(?ended, "stream closed");
+}
+
+/// Reads up to the end of the request head; answers it and any bytes read past it.
+async fn read_head(stream: &mut TcpStream) -> std::io::Result<Option<(Vec<u8>, BytesMut)>> {
+    let mut buf = Vec::with_capacity(1024);
+    let mut chunk = [0u8; 1024];
+    loop {
+        let n = stream.read(&mut chunk).await?;
+        if n == 0 {
+            return Ok(None);
+        }
+        buf.extend_from_slice(&chunk[..n]);
+        if let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+            let rest = BytesMut::from(&buf[end + 4..]);
+            buf.truncate(end + 4);
+            return Ok(Some((buf, rest)));
+        }
+        if buf.len() > MAX_HEAD {
+            return Ok(None);
+        }
+    }
+}
+
+type Refusal = ((u16, &'static str), &'static str);
+
+/// Checks the handshake and redeems its ticket; answers the ticket and `Sec-WebSocket-Accept`.
+fn handshake(state: &ApiState, head: &[u8]) -> Result<(Ticket, String), Refusal> {
+    const BAD: (u16, &str) = (400, "Bad Request");
+    let mut headers = [httparse::EMPTY_HEADER; 32];
+    let mut request = httparse::Request::new(&mut headers);
+    if !matches!(request.parse(head), Ok(httparse::Status::Complete(_))) {
+        return Err((BAD, "Malformed handshake"));
+    }
+    let header = |name: &str| {
+        request.headers.iter().find(|h| h.name.eq_ignore_ascii_case(name)).map(|h| h.value).unwrap_or_default()
+    };
+    let has = |name: &str, token: &str| {
+        String::from_utf8_lossy(header(name)).split(',').any(|part| part.trim().eq_ignore_ascii_case(token))
+    };
+    if !has("upgrade", "websocket") || !has("connection", "upgrade") {
+        return Err((BAD, "A WebSocket upgrade is required"));
+    }
+    if header("sec-websocket-version") != b"13" {
+        return Err(((426, "Upgrade Required"), "Only WebSocket version 13 is supported"));
+    }
+    let key = header("sec-websocket-key");
+    if !ws::is_valid_client_key(key) {
+        return Err((BAD, "Sec-WebSocket-Key is missing or invalid"));
+    }
+    let token = request
+        .path
+        .and_then(|path| path.split_once('?'))
+        .and_then(|(_, query)| query.split('&').find_map(|pair| pair.strip_prefix("token=")))
+        .unwrap_or_default();
+    let ticket = state.streams.tickets.lock().expect("tickets lock").remove(token);
+    match ticket {
+        Some(ticket) if ticket.expires > Instant::now() => Ok((ticket, ws::accept_key(key))),
+        _ => Err(((401, "Unauthorized"), "The stream URL is invalid, expired or used")),
+    }
+}
+
+#[derive(Debug)]
+enum Ended {
+    ClientClosed,
+    Gone,
+    Violation,
+    TooSlow,
+}
+
+async fn run_connection(
+    state: &ApiState,
+    mut stream: TcpStream,
+    mut rest: BytesMut,
+    ticket: Ticket,
+    mut queued: mpsc::Receiver<Frame>,
+) -> Ended {
+    let mut out = BytesMut::new();
+    // Missed events first; live ones queue meanwhile (the stream registered before this), and those the
+    // replay already sent are skipped by their `seq`.
+    let mut sent = 0;
+    if let Some(since) = ticket.since {
+        sent = replay(state, &ticket.interest, since, &mut stream, &mut out).await;
+    }
+    let mut reader = FrameReader::new(MAX_CLIENT_MESSAGE);
+    let mut buf = vec![0u8; 4096];
+    let mut pending = std::mem::take(&mut rest);
+    loop {
+        if !pending.is_empty() {
+            let mut reply = None;
+            let fed = reader.feed(&mut pending[..], &mut |event| match event {
+                // Pong with the ping's payload, as QtEnginio's keep-alive expects.
+                Event::Ping(payload) => ws::put_frame(&mut out, ws::OP_PONG, payload),
+                Event::Close { code, .. } => reply = Some(code.unwrap_or(close_code::NORMAL)),
+                Event::Pong | Event::Message => (),
+            });
+            pending.clear();
+            if let Err(violation) = fed {
+                ws::put_close_frame(&mut out, violation.code, violation.reason);
+                let _ = stream.write_all(&out).await;
+                return Ended::Violation;
+            }
+            if let Some(code) = reply {
+                // The close echoes the client's code.
+                ws::put_close_frame(&mut out, code, "");
+                let _ = stream.write_all(&out).await;
+                return Ended::ClientClosed;
+            }
+            if !out.is_empty() && stream.write_all(&out.split()).await.is_err() {
+                return Ended::Gone;
+            }
+        }
+        tokio::select! {
+            read = stream.read(&mut buf) => match read {
+                Ok(0) | Err(_) => return Ended::Gone,
+                Ok(n) => pending.extend_from_slice(&buf[..n]),
+            },
+            frame = queued.recv() => {
+                let Some(frame) = frame else {
+                    ws::put_close_frame(&mut out, close_code::TRY_AGAIN_LATER, "too far behind; resume with since");
+                    let _ = stream.write_all(&out).await;
+                    return Ended::TooSlow;
+                };
+                if frame.seq <= sent {
+                    continue;
+                }
+                ws::put_frame(&mut out, ws::OP_TEXT, &frame.text);
+                if stream.write_all(&out.split()).await.is_err() {
+                    return Ended::Gone;
+                }
+            }
+        }
+    }
+}
+
+/// Sends the events after `since` that the log still has; answers the `seq` of the last change looked at.
+async fn replay(state: &ApiState, interest: &Interest, since: i64, stream: &mut TcpStream, out: &mut BytesMut) -> i64 {
+    let changes = state.changes.as_ref();
+    let mut last = since;
+    match changes.changes_after(since, 1).await {
+        Ok(first) => {
+            let oldest_kept = first.first().map(|change| change.seq);
+            let latest = changes.latest_change().await.unwrap_or(since);
+            // Change numbers are consecutive, so a missing one between `since` and the oldest kept was pruned.
+            if oldest_kept.is_some_and(|oldest| oldest > since + 1) || (oldest_kept.is_none() && latest > since) {
+                let gap = json!({"event": "gap", "seq": since, "origin": {"apiRequestId": null}});
+                ws::put_frame(out, ws::OP_TEXT, gap.to_string().as_bytes());
+            }
+        }
+        Err(err) => tracing::warn!(%err, "reading the change log failed"),
+    }
+    loop {
+        let batch = match changes.changes_after(last, BATCH).await {
+            Ok(batch) if !batch.is_empty() => batch,
+            _ => break,
+        };
+        for change in &batch {
+            last = change.seq;
+            let message = message(change);
+            if change.backend == interest.backend
+                && interest.may_read(change)
+                && contains(&message, &interest.filter)
+                && notifies(state.schemas.as_ref(), change).await
+            {
+                ws::put_frame(out, ws::OP_TEXT, message.to_string().as_bytes());
+            }
+        }
+        if stream.write_all(&out.split()).await.is_err() {
+            break;
+        }
+    }
+    let _ = stream.write_all(&out.split()).await;
+    last
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn filters_match_subsets_of_the_message() {
+        let message = json!({"event": "create", "data": {"objectType": "objects.todos", "title": "milk"}});
+        let filter = |value: Value| value.as_object().unwrap().clone();
+        assert!(contains(&message, &filter(json!({}))));
+        assert!(contains(&message, &filter(json!({"event": "create"}))));
+        assert!(contains(&message, &filter(json!({"data": {"objectType": "objects.todos"}}))));
+        assert!(!contains(&message, &filter(json!({"event": "update"}))));
+        assert!(!contains(&message, &filter(json!({"data": {"objectType": "objects.notes"}}))));
+        assert!(!contains(&message, &filter(json!({"data": "objects.todos"}))));
+        assert!(!contains(&message, &filter(json!({"origin": {}}))));
+    }
+}
