@@ -3,10 +3,11 @@
 use std::borrow::Borrow;
 use std::collections::{HashMap, HashSet};
 use std::hash::{Hash, Hasher};
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, Mutex, RwLock};
 
 use bytes::Bytes;
 
+use crate::journal::{self, Journal, JournalLimits};
 use crate::socket::{Enqueued, IdBuildHasher, QueueLimits, Socket, SocketId, Tag};
 use crate::ws;
 
@@ -33,6 +34,9 @@ pub struct Fanout {
 pub struct Hub {
     shards: Box<[RwLock<Shard>]>,
     limits: QueueLimits,
+    /// Held while a message is numbered and fanned out, and while a resuming socket joins, so that the socket
+    /// gets each message once: from the replay or live.
+    journal: Mutex<Journal>,
 }
 
 #[derive(Default)]
@@ -67,7 +71,26 @@ impl Borrow<SocketId> for ById {
 
 impl Hub {
     pub fn new(limits: QueueLimits) -> Hub {
-        Hub { shards: (0..N_SHARDS).map(|_| RwLock::default()).collect(), limits }
+        Hub::with_journal(limits, JournalLimits::default())
+    }
+
+    pub fn with_journal(limits: QueueLimits, journal: JournalLimits) -> Hub {
+        Hub {
+            shards: (0..N_SHARDS).map(|_| RwLock::default()).collect(),
+            limits,
+            journal: Mutex::new(Journal::new(journal)),
+        }
+    }
+
+    /// Registers a socket opened with `since` (its `resumable` set): it first gets what it missed, then live frames.
+    pub fn insert_resuming(&self, socket: Arc<Socket>, since: u64) -> Fanout {
+        let journal = self.journal.lock().expect("journal lock");
+        self.insert(socket.clone());
+        let mut res = Fanout::default();
+        for frame in journal.replay(since, &socket) {
+            self.deliver(&socket, &frame, &mut res);
+        }
+        res
     }
 
     pub fn limits(&self) -> QueueLimits {
@@ -138,13 +161,21 @@ impl Hub {
     /// Delivers a text message to every matching socket on this node.
     /// The frame is encoded once and the same bytes are queued for every receiver.
     pub fn publish(&self, data: &[u8], receivers: &Receivers) -> Fanout {
-        let frame = ws::encode_frame(ws::OP_TEXT, data);
+        let mut journal = self.journal.lock().expect("journal lock");
+        let seq = journal.record(data, receivers);
+        let frame = Frames { bare: ws::encode_frame(ws::OP_TEXT, data), seq, data, numbered: Default::default() };
+        let res = self.fan_out(&frame, receivers);
+        drop(journal);
+        res
+    }
+
+    fn fan_out(&self, frame: &Frames<'_>, receivers: &Receivers) -> Fanout {
         let mut res = Fanout::default();
         if receivers.everyone {
             for shard in self.shards.iter() {
                 let shard = shard.read().expect("hub lock");
                 for socket in shard.sockets.iter() {
-                    self.deliver(&socket.0, &frame, &mut res);
+                    self.deliver(&socket.0, frame.for_socket(&socket.0), &mut res);
                 }
             }
             return res;
@@ -154,14 +185,14 @@ impl Hub {
             // One receiver cannot match a socket twice: deliver without collecting.
             if let Some(id) = receivers.sockets.first() {
                 if let Some(socket) = self.get(id) {
-                    self.deliver(&socket, &frame, &mut res);
+                    self.deliver(&socket, frame.for_socket(&socket), &mut res);
                 }
             } else {
                 let tag = receivers.tags[0].as_str();
                 for shard in self.shards.iter() {
                     let shard = shard.read().expect("hub lock");
                     for socket in shard.by_tag.get(tag).into_iter().flatten() {
-                        self.deliver(&socket.0, &frame, &mut res);
+                        self.deliver(&socket.0, frame.for_socket(&socket.0), &mut res);
                     }
                 }
             }
@@ -180,7 +211,7 @@ impl Hub {
         targets.sort_unstable_by_key(|s| s.id);
         targets.dedup_by_key(|s| s.id);
         for socket in &targets {
-            self.deliver(socket, &frame, &mut res);
+            self.deliver(socket, frame.for_socket(socket), &mut res);
         }
         res
     }
@@ -195,6 +226,20 @@ impl Hub {
 
     fn shard(&self, id: &SocketId) -> &RwLock<Shard> {
         &self.shards[id.shard(self.shards.len())]
+    }
+}
+
+/// One message's frames: bare for most sockets, numbered (encoded on first need) for resumable ones.
+struct Frames<'a> {
+    bare: Bytes,
+    seq: u64,
+    data: &'a [u8],
+    numbered: std::cell::OnceCell<Bytes>,
+}
+
+impl Frames<'_> {
+    fn for_socket(&self, socket: &Socket) -> &Bytes {
+        if socket.resumable { self.numbered.get_or_init(|| journal::numbered(self.seq, self.data)) } else { &self.bare }
     }
 }
 

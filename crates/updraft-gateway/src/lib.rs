@@ -1,15 +1,18 @@
 //! The Managed WebSocket gateway, below HTTP: who is connected, who a message is for, and the
 //! task that writes frames to each socket.
 //!
-//! This crate knows the WebSocket wire format and nothing of HTTP routing or JSON bodies.
+//! This crate knows the WebSocket wire format and nothing of HTTP routing or JSON bodies (save the numbered
+//! frames of resumable delivery, see `journal`).
 
 pub mod connection;
 pub mod gateway;
 pub mod hub;
+pub mod journal;
 pub mod socket;
 pub mod ws;
 
 pub use connection::{Connection, ConnectionConfig, Ended};
 pub use gateway::{AccessControl, Gateway, GatewayConfig, Gateways, Permissions, Ticket};
 pub use hub::{Fanout, Hub, Receivers};
+pub use journal::JournalLimits;
 pub use socket::{QueueLimits, Socket, SocketId, Tag};

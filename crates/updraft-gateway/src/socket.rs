@@ -105,6 +105,8 @@ pub struct Socket {
     waker: AtomicWaker,
     /// Set by the hub's heartbeat: the connection task owes the peer a ping.
     ping_due: AtomicBool,
+    /// Opened with `since`: gets numbered frames (see `journal`).
+    pub resumable: bool,
 }
 
 #[derive(Default)]
@@ -132,6 +134,7 @@ impl Socket {
             outbox: Mutex::new(Outbox::default()),
             waker: AtomicWaker::new(),
             ping_due: AtomicBool::new(false),
+            resumable: false,
         }
     }
 

@@ -64,6 +64,7 @@ fn accept(state: ApiState, mut req: Request) -> Response {
     };
     // The ticket is used up by the attempt, whether or not the connection then opens.
     let ticket = token(req.uri().query()).and_then(|id| Some((id, state.gateways.redeem(&id)?)));
+    let since = since(req.uri().query());
     let config = state.connection;
     tokio::spawn(async move {
         let upgraded = match on_upgrade.await {
@@ -79,8 +80,15 @@ fn accept(state: ApiState, mut req: Request) -> Response {
                 .await;
             return;
         };
-        let socket = Arc::new(Socket::new(id, ticket.tags));
-        ticket.gateway.hub.insert(socket.clone());
+        let mut socket = Socket::new(id, ticket.tags);
+        socket.resumable = since.is_some();
+        let socket = Arc::new(socket);
+        match since {
+            Some(since) => {
+                let _ = ticket.gateway.hub.insert_resuming(socket.clone(), since);
+            }
+            None => ticket.gateway.hub.insert(socket.clone()),
+        }
         // Unwrapping hyper's boxed stream saves memory on every open socket. The connection
         // gets a task of its own so that this task's state is not carried for its lifetime.
         match upgraded.downcast::<TokioIo<TcpStream>>() {
@@ -132,6 +140,11 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Future for Serve<S> {
         tracing::debug!(socket = %socket.id, ?ended, "socket closed");
         Poll::Ready(())
     }
+}
+
+/// `since=<seq>`: the socket wants numbered frames, and what it missed after `seq` (see `updraft_gateway::journal`).
+fn since(query: Option<&str>) -> Option<u64> {
+    query?.split('&').find_map(|pair| pair.strip_prefix("since=")?.parse().ok())
 }
 
 fn token(query: Option<&str>) -> Option<SocketId> {

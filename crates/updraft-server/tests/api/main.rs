@@ -15,6 +15,7 @@ mod gateways;
 mod helpers;
 mod lifecycle;
 mod original_spec;
+mod resume;
 mod routing;
 mod tls;
 mod webhooks;

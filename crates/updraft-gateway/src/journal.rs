@@ -1,0 +1,172 @@
+//! Resumable delivery: a gateway numbers its messages and keeps the recent ones, so that a socket reconnecting with
+//! the last number it saw gets what it missed, or is told plainly that it is too late.
+//!
+//! Sockets opt in by opening their URI with `&since=<seq>` (`0` on a first connect). Their frames then carry the
+//! number, as `{"seq": N, "data": "<the message as others get it>"}`; right after any replay comes
+//! `{"seq": N, "resumed": true}` (N is the latest number, the one to resume from if nothing else arrives), or,
+//! when the journal no longer reaches back to `since`, `{"seq": N, "gap": true}` instead of the replay: the client
+//! should refetch its state. Sockets that do not opt in get the original bare frames.
+//!
+//! Numbers start at the gateway's creation time in microseconds, so they keep growing across restarts and a
+//! number from before one is recognised as too old rather than confused with a new one.
+
+use std::collections::VecDeque;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use bytes::Bytes;
+
+use crate::hub::Receivers;
+use crate::socket::Socket;
+use crate::ws;
+
+/// How much a gateway keeps: messages younger than `age`, at most `messages` of them and `bytes` of data.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct JournalLimits {
+    pub age: Duration,
+    pub messages: usize,
+    pub bytes: usize,
+}
+
+impl Default for JournalLimits {
+    fn default() -> JournalLimits {
+        JournalLimits { age: Duration::from_secs(120), messages: 10_000, bytes: 16 << 20 }
+    }
+}
+
+struct Entry {
+    seq: u64,
+    at: Instant,
+    data: Bytes,
+    receivers: Receivers,
+}
+
+pub(crate) struct Journal {
+    limits: JournalLimits,
+    /// The number of the latest message (none yet: one below the first).
+    latest: u64,
+    entries: VecDeque<Entry>,
+    bytes: usize,
+}
+
+impl Journal {
+    pub(crate) fn new(limits: JournalLimits) -> Journal {
+        let now = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_micros() as u64);
+        Journal { limits, latest: now, entries: VecDeque::new(), bytes: 0 }
+    }
+
+    /// Records a message; answers its number.
+    pub(crate) fn record(&mut self, data: &[u8], receivers: &Receivers) -> u64 {
+        self.latest += 1;
+        let now = Instant::now();
+        if self.limits.messages > 0 && data.len() <= self.limits.bytes {
+            self.bytes += data.len();
+            let entry =
+                Entry { seq: self.latest, at: now, data: Bytes::copy_from_slice(data), receivers: receivers.clone() };
+            self.entries.push_back(entry);
+        }
+        while let Some(oldest) = self.entries.front() {
+            let expired = now.duration_since(oldest.at) > self.limits.age;
+            if !expired && self.entries.len() <= self.limits.messages && self.bytes <= self.limits.bytes {
+                break;
+            }
+            self.bytes -= oldest.data.len();
+            self.entries.pop_front();
+        }
+        self.latest
+    }
+
+    /// Frames for a socket resuming after `since`: the messages it missed and may see, then `resumed`; or `gap`.
+    pub(crate) fn replay(&self, since: u64, socket: &Socket) -> Vec<Bytes> {
+        let now = Instant::now();
+        let kept_from = self
+            .entries
+            .iter()
+            .find(|entry| now.duration_since(entry.at) <= self.limits.age)
+            .map_or(self.latest + 1, |entry| entry.seq);
+        // `since` 0 is a first connect: nothing was missed.
+        let first_connect = since == 0;
+        if !first_connect && (since > self.latest || since + 1 < kept_from) {
+            return vec![marker(self.latest, "gap")];
+        }
+        let mut frames: Vec<Bytes> = self
+            .entries
+            .iter()
+            .filter(|entry| !first_connect && entry.seq > since && entry.seq >= kept_from)
+            .filter(|entry| reaches(&entry.receivers, socket))
+            .map(|entry| numbered(entry.seq, &entry.data))
+            .collect();
+        frames.push(marker(self.latest, "resumed"));
+        frames
+    }
+}
+
+fn reaches(receivers: &Receivers, socket: &Socket) -> bool {
+    receivers.everyone || receivers.sockets.contains(&socket.id) || receivers.tags.iter().any(|t| socket.has_tag(t))
+}
+
+/// `{"seq": N, "data": "<data>"}`: the message as a JSON string, so that `data` is exactly the bare frame's text.
+pub(crate) fn numbered(seq: u64, data: &[u8]) -> Bytes {
+    let text = String::from_utf8_lossy(data);
+    let json = format!(r#"{{"seq":{seq},"data":{}}}"#, serde_json::Value::String(text.into_owned()));
+    ws::encode_frame(ws::OP_TEXT, json.as_bytes())
+}
+
+fn marker(seq: u64, what: &str) -> Bytes {
+    ws::encode_frame(ws::OP_TEXT, format!(r#"{{"seq":{seq},"{what}":true}}"#).as_bytes())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::socket::{SocketId, Tag};
+
+    fn text(frame: &Bytes) -> serde_json::Value {
+        // Server frames shorter than 126 bytes: two header bytes.
+        let len = (frame[1] & 0x7F) as usize;
+        assert!(len < 126);
+        serde_json::from_slice(&frame[2..2 + len]).unwrap()
+    }
+
+    fn tagged(tag: &str) -> Receivers {
+        Receivers { tags: vec![tag.into()], ..Receivers::default() }
+    }
+
+    #[test]
+    fn a_resuming_socket_gets_what_it_missed_and_may_see() {
+        let mut journal = Journal::new(JournalLimits::default());
+        let socket = Socket::new(SocketId::random(), vec![Tag::from("red")].into_boxed_slice());
+        let first = journal.record(b"one", &tagged("red"));
+        journal.record(b"blue only", &tagged("blue"));
+        let third = journal.record(b"three \"quoted\"", &Receivers { everyone: true, ..Receivers::default() });
+        let frames: Vec<_> = journal.replay(first, &socket).iter().map(text).collect();
+        assert_eq!(
+            frames,
+            [
+                serde_json::json!({"seq": third, "data": "three \"quoted\""}),
+                serde_json::json!({"seq": third, "resumed": true})
+            ]
+        );
+        assert_eq!(
+            journal.replay(0, &socket).iter().map(text).collect::<Vec<_>>(),
+            [serde_json::json!({"seq": third, "resumed": true})]
+        );
+        assert_eq!(journal.replay(third, &socket).len(), 1, "nothing missed");
+        assert_eq!(text(&journal.replay(third + 5, &socket)[0])["gap"], true, "a number from the future");
+    }
+
+    #[test]
+    fn too_old_a_number_gets_a_gap() {
+        let limits = JournalLimits { messages: 2, ..JournalLimits::default() };
+        let mut journal = Journal::new(limits);
+        let socket = Socket::new(SocketId::random(), Box::new([]));
+        let everyone = Receivers { everyone: true, ..Receivers::default() };
+        let first = journal.record(b"1", &everyone);
+        for _ in 0..3 {
+            journal.record(b"n", &everyone);
+        }
+        let frames = journal.replay(first, &socket);
+        assert_eq!(frames.len(), 1);
+        assert_eq!(text(&frames[0]), serde_json::json!({"seq": first + 3, "gap": true}));
+        assert_eq!(journal.replay(first + 1, &socket).len(), 3, "the two kept, then resumed");
+    }
+}
