@@ -22,7 +22,19 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Start every service on one listener.
-    Serve(ServeArgs),
+    Serve(Box<ServeArgs>),
+    /// Make a local CA (once) and a server certificate for host names, for development and tests.
+    Cert(CertArgs),
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct CertArgs {
+    /// Where ca.pem, ca-key.pem, cert.pem and key.pem go; an existing CA there is reused.
+    #[arg(long, default_value = "./updraft-certs")]
+    pub dir: PathBuf,
+    /// A host name or IP address the certificate is for (repeat for more) [default: localhost, 127.0.0.1].
+    #[arg(long = "name")]
+    pub names: Vec<String>,
 }
 
 #[derive(Debug, Clone, Args, Deserialize, Default)]
@@ -287,8 +299,8 @@ mod tests {
         let cli = Cli::try_parse_from(
             std::iter::once("updraft").chain(std::iter::once("serve")).chain(args.iter().copied()),
         )?;
-        let Command::Serve(args) = cli.command;
-        args.resolve()
+        let Command::Serve(args) = cli.command else { panic!("not serve") };
+        (*args).resolve()
     }
 
     #[test]

@@ -1,6 +1,7 @@
-//! The `updraft` binary's library half: settings, start-up, TLS and telemetry.
+//! The `updraft` binary's library half: settings, start-up, TLS (and `updraft cert`) and telemetry.
 //! Integration tests drive [`Application`] exactly as `main` does.
 
+pub mod cert;
 pub mod config;
 mod serve;
 mod startup;

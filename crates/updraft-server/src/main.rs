@@ -7,10 +7,21 @@ async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     match cli.command {
         Command::Serve(args) => {
-            let settings = args.resolve()?;
+            let settings = (*args).resolve()?;
             telemetry::init_logs(settings.json_logs);
             let app = Application::build(settings).await?;
             app.run_until_stopped(shutdown_signal()).await
+        }
+        Command::Cert(args) => {
+            let names = if args.names.is_empty() { vec!["localhost".into(), "127.0.0.1".into()] } else { args.names };
+            let issued = updraft_server::cert::issue(&args.dir, &names)?;
+            let ca = issued.ca.display();
+            if issued.new_ca {
+                println!("made a CA: {ca} (trust it once, e.g. NODE_EXTRA_CA_CERTS={ca})");
+            }
+            println!("certificate for {}:", names.join(", "));
+            println!("  updraft serve --tls-cert {} --tls-key {}", issued.cert.display(), issued.key.display());
+            Ok(())
         }
     }
 }

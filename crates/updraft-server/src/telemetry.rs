@@ -38,7 +38,10 @@ fn describe() {
         "Upgrades refused for an unknown, expired or used token"
     );
     metrics::describe_counter!("updraft_webhook_attempts_total", "Webhook delivery attempts, by outcome");
-    metrics::describe_counter!("updraft_webhook_dead_letters_total", "Webhook deliveries given up after the retry window");
+    metrics::describe_counter!(
+        "updraft_webhook_dead_letters_total",
+        "Webhook deliveries given up after the retry window"
+    );
     metrics::describe_gauge!("updraft_eds_streams_open", "EDS notification streams open now");
     metrics::describe_counter!("updraft_eds_changes_delivered_total", "EDS changes published to bound gateways");
 }

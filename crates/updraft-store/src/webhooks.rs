@@ -1,9 +1,8 @@
 //! Webhooks: URLs a backend's changes are POSTed to, and the durable queue of those deliveries.
 //!
-//! The change log is the outbox: every change is written by the transaction that makes it. A dispatcher turns
-//! logged changes into one delivery per matching webhook and moves its cursor in the same transaction, so a
-//! change is queued exactly once however the process stops. Deliveries of one object to one webhook go out in
-//! order: a delivery waits while an earlier one of the same object is still pending.
+//! The transaction that records a change also queues one delivery per matching webhook (the outbox), so a
+//! change is queued exactly once, if and only if it committed, however the process stops. Deliveries of one
+//! object to one webhook go out in order: a delivery waits while an earlier one of the same object is pending.
 
 use crate::{BoxFuture, Change, ChangeEvent, StoreError};
 
@@ -120,8 +119,6 @@ pub trait Webhooks: Send + Sync {
         webhook: &'a str,
         delivery: i64,
     ) -> BoxFuture<'a, Result<Option<Delivery>, StoreError>>;
-    /// Queues deliveries for up to `limit` logged changes not yet dispatched; answers how many changes it took.
-    fn dispatch_changes(&self, limit: u32) -> BoxFuture<'_, Result<u64, StoreError>>;
     /// Up to `limit` pending deliveries due at `now_ms`, oldest first, none of them in `busy` and none waiting
     /// behind an earlier pending delivery of the same object to the same webhook.
     fn due_deliveries<'a>(

@@ -1,7 +1,7 @@
 //! EDS webhooks: every committed change of a backend's objects is POSTed to the URLs its admins configured.
 //!
-//! The store keeps the queue (`updraft_store::Webhooks`): the change log is the outbox, a dispatcher turns each
-//! change into one delivery per matching webhook, and a delivery stays pending until its receiver answers 2xx.
+//! The store keeps the queue (`updraft_store::Webhooks`): the transaction of each change queues one delivery per
+//! matching webhook, and a delivery stays pending until its receiver answers 2xx.
 //! This crate is the worker that drains the queue:
 //!
 //! - **At least once, in order per object.** An outcome is recorded only after the attempt, so a crash between the

@@ -1,5 +1,5 @@
-//! The delivery worker: dispatches logged changes into the queue, attempts due deliveries with bounded
-//! concurrency, and records their outcomes in batches (one transaction each, since every commit costs an fsync).
+//! The delivery worker: attempts due deliveries with bounded concurrency, and records their outcomes in batches
+//! (one transaction each, since every commit costs an fsync). It wakes when changes commit.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -41,8 +41,6 @@ impl Settings {
     }
 }
 
-/// Logged changes dispatched into deliveries per transaction.
-const DISPATCH_BATCH: u32 = 1024;
 /// Outcomes recorded per transaction, at most.
 const RECORD_BATCH: usize = 512;
 /// Response bodies are read (so the connection can be reused) up to this much, then dropped.
@@ -75,7 +73,6 @@ pub async fn run(store: Arc<dyn Webhooks>, mut changes: watch::Receiver<u64>, se
     let settings = Arc::new(settings);
     loop {
         changes.mark_unchanged();
-        dispatch(store.as_ref()).await;
         let started = start_due(&store, &client, &settings, &in_flight, &outcomes).await;
         let pause = match store.next_due().await {
             Ok(Some(next)) if next > now_ms() => Duration::from_millis((next - now_ms()) as u64),
@@ -93,19 +90,6 @@ pub async fn run(store: Arc<dyn Webhooks>, mut changes: watch::Receiver<u64>, se
             closed = changes.changed() => if closed.is_err() { return },
             () = wake.notified() => (),
             () = tokio::time::sleep(pause.min(Duration::from_secs(30))) => (),
-        }
-    }
-}
-
-async fn dispatch(store: &dyn Webhooks) {
-    loop {
-        match store.dispatch_changes(DISPATCH_BATCH).await {
-            Ok(0) => return,
-            Ok(_) => (),
-            Err(err) => {
-                tracing::warn!(%err, "queueing webhook deliveries failed");
-                return;
-            }
         }
     }
 }

@@ -53,3 +53,24 @@ async fn tls_serves_https_and_hands_out_wss_uris() {
     }
     panic!("no message over wss");
 }
+
+/// `updraft cert` makes a CA once and certificates for any names under it: a client trusting only the CA reaches
+/// the server under each name.
+#[tokio::test]
+async fn certificates_from_updraft_cert_are_trusted_through_their_ca() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let dir = tempfile::tempdir().unwrap();
+    updraft_server::cert::issue(dir.path(), &["mws.localtest".into()]).unwrap();
+    let issued = updraft_server::cert::issue(dir.path(), &["eds.localtest".into(), "api.localtest".into()]).unwrap();
+    let args = ServeArgs { tls_cert: Some(issued.cert), tls_key: Some(issued.key), ..open_args() };
+    let app = spawn_app(args).await;
+    let ca = reqwest::Certificate::from_pem(&std::fs::read(&issued.ca).unwrap()).unwrap();
+    for name in ["eds.localtest", "api.localtest"] {
+        let client = reqwest::Client::builder().tls_certs_only([ca.clone()]).resolve(name, app.addr).build().unwrap();
+        let res = client.get(format!("https://{name}:{}/healthz", app.addr.port())).send().await.unwrap();
+        assert_eq!(res.status(), StatusCode::OK, "{name}");
+    }
+    let client = reqwest::Client::builder().tls_certs_only([ca]).resolve("mws.localtest", app.addr).build().unwrap();
+    let wrong = client.get(format!("https://mws.localtest:{}/healthz", app.addr.port())).send().await;
+    assert!(wrong.is_err(), "the last certificate does not name mws.localtest");
+}

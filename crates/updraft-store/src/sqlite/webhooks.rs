@@ -1,4 +1,5 @@
-//! Webhooks and their delivery queue in SQLite; see `crate::webhooks` for the guarantees.
+//! Webhooks and their delivery queue in SQLite; see `crate::webhooks` for the guarantees. Deliveries are queued by
+//! the trigger `changes_to_webhook_deliveries` (see `MIGRATIONS`), in the transaction that records the change.
 
 use sqlx::Row;
 use sqlx::sqlite::SqliteRow;
@@ -14,8 +15,6 @@ use crate::{
 const WEBHOOK_COLUMNS: &str = "id, backend, url, object_types, events, headers, secret, created_ms, updated_ms";
 const DELIVERY_COLUMNS: &str =
     "id, webhook_id, seq, object_id, status, attempts, next_ms, created_ms, finished_ms, last_status, last_error";
-/// The dispatcher's row in `cursors`.
-const CURSOR: &str = "webhooks";
 
 fn json_list<T: serde::Serialize>(items: &[T]) -> String {
     serde_json::to_string(items).unwrap_or_else(|_| "[]".into())
@@ -97,7 +96,7 @@ impl Webhooks for SqliteStore {
             sqlx::query(
                 "INSERT INTO webhooks (id, backend, url, object_types, events, headers, secret, since_seq, created_ms,
                                        updated_ms)
-                 VALUES (?, ?, ?, ?, ?, ?, ?, (SELECT coalesce(max(seq), 0) FROM changes), ?, ?)",
+                 VALUES (?, ?, ?, ?, ?, ?, ?, 0, ?, ?)",
             )
             .bind(&id)
             .bind(backend)
@@ -246,48 +245,6 @@ impl Webhooks for SqliteStore {
             (redelivered.attempts, redelivered.next_ms, redelivered.created_ms, redelivered.finished_ms) =
                 (0, now, now, None);
             Ok(Some(redelivered))
-        })
-    }
-
-    fn dispatch_changes(&self, limit: u32) -> BoxFuture<'_, Result<u64, StoreError>> {
-        Box::pin(async move {
-            let mut tx = self.writer.begin().await?;
-            let (cursor,): (i64,) = sqlx::query_as("SELECT coalesce((SELECT seq FROM cursors WHERE name = ?), 0)")
-                .bind(CURSOR)
-                .fetch_one(&mut *tx)
-                .await?;
-            let (upto,): (i64,) = sqlx::query_as("SELECT coalesce(max(seq), 0) FROM changes WHERE seq <= ?")
-                .bind(cursor.saturating_add(i64::from(limit)))
-                .fetch_one(&mut *tx)
-                .await?;
-            if upto <= cursor {
-                return Ok(0);
-            }
-            let now = now_ms();
-            sqlx::query(
-                "INSERT INTO webhook_deliveries (webhook_id, seq, object_id, status, attempts, next_ms, created_ms)
-                 SELECT w.id, c.seq, c.object_id, 'pending', 0, ?, ?
-                 FROM changes AS c JOIN webhooks AS w ON w.backend = c.backend AND c.seq > w.since_seq
-                 WHERE c.seq > ? AND c.seq <= ?
-                   AND (w.object_types = '[]' OR c.object_type IN (SELECT value FROM json_each(w.object_types)))
-                   AND (w.events = '[]' OR c.event IN (SELECT value FROM json_each(w.events)))
-                 ORDER BY c.seq, w.id",
-            )
-            .bind(now)
-            .bind(now)
-            .bind(cursor)
-            .bind(upto)
-            .execute(&mut *tx)
-            .await?;
-            sqlx::query(
-                "INSERT INTO cursors (name, seq) VALUES (?, ?) ON CONFLICT (name) DO UPDATE SET seq = excluded.seq",
-            )
-            .bind(CURSOR)
-            .bind(upto)
-            .execute(&mut *tx)
-            .await?;
-            tx.commit().await?;
-            Ok((upto - cursor) as u64)
         })
     }
 
