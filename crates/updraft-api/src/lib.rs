@@ -28,10 +28,29 @@ pub struct Limits {
 /// Where clients reach this server: the base of the socket URIs handed out.
 #[derive(Debug, Clone)]
 pub struct PublicAddress {
-    /// `ws` or `wss`.
+    /// `APP_DOMAIN`: when set, socket URIs always name it, with `ws_scheme`.
+    pub app_domain: Option<String>,
+    /// `ws` or `wss`: the scheme of the main listener.
     pub ws_scheme: &'static str,
-    /// Host and optional port (`APP_DOMAIN`, or the listen address).
+    /// The main listener's address, for requests without a usable `Host`.
     pub host: String,
+    /// The plain listener's address, if there is one: the notification stream is plain TCP.
+    pub plain_host: Option<String>,
+}
+
+/// How a request reached the server; the accept loop sets it on every request.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Transport {
+    pub tls: bool,
+}
+
+/// A `Host` header fit to put in a URI: a name or address and an optional port, nothing else.
+fn usable_host(parts: &axum::http::request::Parts) -> Option<&str> {
+    let host = parts.headers.get(axum::http::header::HOST)?.to_str().ok()?;
+    let fits = !host.is_empty()
+        && host.len() <= 255
+        && host.bytes().all(|b| b.is_ascii_alphanumeric() || b".-:[]_".contains(&b));
+    fits.then_some(host)
 }
 
 pub struct ApiContext {
@@ -76,8 +95,35 @@ impl ApiState {
         ApiState(Arc::new(context))
     }
 
-    fn socket_uri(&self, id: &SocketId) -> String {
-        format!("{}://{}/?token={id}", self.public.ws_scheme, self.public.host)
+    /// `ws://host` or `wss://host` as the client reached us (the name it used, the scheme of the listener), so
+    /// that a socket URI works for it whichever listener and host name it came through; `APP_DOMAIN` wins.
+    fn ws_origin(&self, parts: &axum::http::request::Parts) -> String {
+        if let Some(domain) = &self.public.app_domain {
+            return format!("{}://{domain}", self.public.ws_scheme);
+        }
+        let scheme = match parts.extensions.get::<Transport>() {
+            Some(transport) if transport.tls => "wss",
+            Some(_) => "ws",
+            None => self.public.ws_scheme,
+        };
+        format!("{scheme}://{}", usable_host(parts).unwrap_or(&self.public.host))
+    }
+
+    /// Where the plain-TCP notification stream is reached, for a request that came in as `parts`.
+    fn stream_host(&self, parts: &axum::http::request::Parts) -> String {
+        if let Some(domain) = &self.public.app_domain {
+            return domain.clone();
+        }
+        let plain = parts.extensions.get::<Transport>().is_none_or(|transport| !transport.tls);
+        match (plain, usable_host(parts), &self.public.plain_host) {
+            (true, Some(host), _) => host.to_owned(),
+            (_, _, Some(plain_host)) => plain_host.clone(),
+            _ => self.public.host.clone(),
+        }
+    }
+
+    fn socket_uri(origin: &str, id: &SocketId) -> String {
+        format!("{origin}/?token={id}")
     }
 }
 

@@ -56,6 +56,9 @@ pub struct ServeArgs {
     /// PEM private key for --tls-cert.
     #[arg(long, env = "UPDRAFT_TLS_KEY", requires = "tls_cert")]
     pub tls_key: Option<PathBuf>,
+    /// A second listener for HTTPS and WSS (e.g. 0.0.0.0:443), leaving --listen plain; needs --tls-cert.
+    #[arg(long, env = "UPDRAFT_TLS_LISTEN")]
+    pub tls_listen: Option<SocketAddr>,
     /// Email of the account that manages EDS apps (`/v1/account/*`).
     #[arg(long, env = "UPDRAFT_ADMIN_EMAIL", requires = "admin_password")]
     pub admin_email: Option<String>,
@@ -127,6 +130,8 @@ pub struct Settings {
     pub listen: SocketAddr,
     pub data_dir: PathBuf,
     pub tls: Option<TlsFiles>,
+    /// With `tls`: where HTTPS listens besides the plain `listen`; without it, `listen` itself is HTTPS.
+    pub tls_listen: Option<SocketAddr>,
     pub admin_token: Option<String>,
     /// Email and password of the account that manages EDS apps.
     pub account: Option<(String, String)>,
@@ -179,6 +184,7 @@ impl ServeArgs {
             None => ServeArgs::default(),
         };
         let a = self.or(file);
+        let tls_given = a.tls_cert.is_some() && a.tls_key.is_some();
         let access = match a.access_control.as_deref().map(str::trim).filter(|s| !s.is_empty()) {
             None | Some("none") => AccessControl::None,
             Some("eds") => AccessControl::Eds,
@@ -205,6 +211,10 @@ impl ServeArgs {
                 (Some(cert), Some(key)) => Some(TlsFiles { cert, key }),
                 (None, None) => None,
                 _ => return Err(format_err!("--tls-cert and --tls-key go together")),
+            },
+            tls_listen: match (a.tls_listen, tls_given) {
+                (Some(_), false) => return Err(format_err!("--tls-listen needs --tls-cert and --tls-key")),
+                (listen, _) => listen,
             },
             admin_token: a.admin_token.filter(|t| !t.is_empty()),
             account: match (a.admin_email, a.admin_password) {
@@ -245,6 +255,7 @@ impl ServeArgs {
             data_dir: self.data_dir.or(file.data_dir),
             tls_cert: self.tls_cert.or(file.tls_cert),
             tls_key: self.tls_key.or(file.tls_key),
+            tls_listen: self.tls_listen.or(file.tls_listen),
             admin_token: self.admin_token.or(file.admin_token),
             admin_email: self.admin_email.or(file.admin_email),
             admin_password: self.admin_password.or(file.admin_password),

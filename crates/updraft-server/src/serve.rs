@@ -40,7 +40,7 @@ pub enum Listener {
 }
 
 /// Serves `service` until `shutdown` resolves, then waits (bounded) for open requests.
-pub async fn serve<S>(listener: Listener, service: S, raw: Option<RawRoute>, shutdown: impl Future<Output = ()>)
+pub async fn serve<S>(listener: Listener, service: S, raw: Option<Arc<RawRoute>>, shutdown: impl Future<Output = ()>)
 where
     S: Service<Request<Incoming>, Response = axum::response::Response, Error = std::convert::Infallible>
         + Clone
@@ -50,7 +50,6 @@ where
 {
     // Every connection task holds a receiver: `closed()` resolves when the last one is done.
     let (stop, stopping) = watch::channel(false);
-    let raw = raw.map(Arc::new);
     tokio::pin!(shutdown);
     loop {
         match &listener {
@@ -65,7 +64,7 @@ where
                         let _ = stream.set_nodelay(true);
                         match &raw {
                             Some(raw) => spawn_routed(stream, raw.clone(), service.clone(), stopping.clone()),
-                            None => spawn_connection(TokioIo::new(stream), service.clone(), stopping.clone()),
+                            None => spawn_connection(TokioIo::new(stream), false, service.clone(), stopping.clone()),
                         }
                     }
                     Err(err) => {
@@ -80,7 +79,7 @@ where
                     stream = tls.accept() => stream,
                     () = &mut shutdown => break,
                 };
-                spawn_connection(TokioIo::new(stream), service.clone(), stopping.clone());
+                spawn_connection(TokioIo::new(stream), true, service.clone(), stopping.clone());
             }
         }
     }
@@ -105,7 +104,7 @@ where
         if starts_with(&stream, raw.prefix).await {
             (raw.serve)(stream).await;
         } else {
-            spawn_connection(TokioIo::new(stream), service, stopping);
+            spawn_connection(TokioIo::new(stream), false, service, stopping);
         }
     });
 }
@@ -130,7 +129,7 @@ async fn starts_with(stream: &TcpStream, prefix: &[u8]) -> bool {
     }
 }
 
-fn spawn_connection<I, S>(io: TokioIo<I>, service: S, mut stopping: watch::Receiver<bool>)
+fn spawn_connection<I, S>(io: TokioIo<I>, tls: bool, service: S, mut stopping: watch::Receiver<bool>)
 where
     I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
     S: Service<Request<Incoming>, Response = axum::response::Response, Error = std::convert::Infallible>
@@ -139,6 +138,11 @@ where
         + 'static,
     S::Future: Send + 'static,
 {
+    // Handlers learn which listener a request came through (socket URIs take its scheme).
+    let service = tower::util::MapRequest::new(service, move |mut request: Request<Incoming>| {
+        request.extensions_mut().insert(updraft_api::Transport { tls });
+        request
+    });
     let conn = hyper::server::conn::http1::Builder::new()
         .timer(TokioTimer::new())
         .header_read_timeout(HEADER_READ_TIMEOUT)

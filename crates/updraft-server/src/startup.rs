@@ -32,11 +32,13 @@ const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
 
 pub struct Application {
     local_addr: SocketAddr,
-    listener: Listener,
+    /// The second, HTTPS listener's address (`--tls-listen`).
+    tls_addr: Option<SocketAddr>,
+    listeners: Vec<Listener>,
     router: Router,
     gateways: Arc<Gateways>,
     /// The EDS notification stream, answered outside the HTTP stack.
-    stream: serve::RawRoute,
+    stream: Arc<serve::RawRoute>,
 }
 
 impl Application {
@@ -49,10 +51,19 @@ impl Application {
             .with_context(|| format!("creating data dir {}", settings.data_dir.display()))?;
         let tcp = bind(settings.listen).with_context(|| format!("binding {}", settings.listen))?;
         let local_addr = tcp.local_addr()?;
-        let listener = match &settings.tls {
-            Some(files) => Listener::Tls(TlsListener::new(tcp, tls::server_config(files)?)),
-            None => Listener::Plain(tcp),
-        };
+        let mut listeners = Vec::new();
+        let mut tls_addr = None;
+        match (&settings.tls, settings.tls_listen) {
+            (Some(files), None) => listeners.push(Listener::Tls(TlsListener::new(tcp, tls::server_config(files)?))),
+            (Some(files), Some(addr)) => {
+                listeners.push(Listener::Plain(tcp));
+                let tls_tcp = bind(addr).with_context(|| format!("binding {addr}"))?;
+                tls_addr = Some(tls_tcp.local_addr()?);
+                listeners.push(Listener::Tls(TlsListener::new(tls_tcp, tls::server_config(files)?)));
+            }
+            (None, _) => listeners.push(Listener::Plain(tcp)),
+        }
+        let main_is_tls = settings.tls.is_some() && settings.tls_listen.is_none();
 
         let queue = QueueLimits { max_bytes: settings.socket_queue_bytes, max_frames: settings.socket_queue_frames };
         let gateways = Arc::new(Gateways::new(queue, settings.max_pending_sockets, settings.socket_uri_ttl));
@@ -84,8 +95,8 @@ impl Application {
         let bus: Arc<dyn Bus> = Arc::new(LocalBus::new(updraft_api::mws::delivery::deliver_locally(gateways.clone())));
         tokio::spawn(updraft_api::mws::eds_changes::deliver(store.clone(), gateways.clone(), bus.clone()));
         spawn_change_pruner(Arc::downgrade(&store));
-        let webhook_guard =
-            updraft_webhooks::Guard { allow_unsafe: settings.webhooks.allow_unsafe_targets, own: vec![local_addr] };
+        let own = std::iter::once(local_addr).chain(tls_addr).collect();
+        let webhook_guard = updraft_webhooks::Guard { allow_unsafe: settings.webhooks.allow_unsafe_targets, own };
         let webhook_settings = updraft_webhooks::Settings {
             timeout: settings.webhooks.timeout,
             retry_base: settings.webhooks.retry_base,
@@ -95,8 +106,10 @@ impl Application {
         let changes = updraft_store::Changes::watch_changes(store.as_ref());
         tokio::spawn(updraft_webhooks::run(store.clone(), changes, webhook_settings));
         let public = PublicAddress {
-            ws_scheme: if settings.tls.is_some() { "wss" } else { "ws" },
-            host: settings.app_domain.clone().unwrap_or_else(|| local_addr.to_string()),
+            app_domain: settings.app_domain.clone(),
+            ws_scheme: if main_is_tls { "wss" } else { "ws" },
+            host: local_addr.to_string(),
+            plain_host: (!main_is_tls).then(|| local_addr.to_string()),
         };
         let state = ApiState::new(ApiContext {
             store: store.clone(),
@@ -138,24 +151,38 @@ impl Application {
         spawn_ticket_sweeper(Arc::downgrade(&gateways));
         tokio::spawn(Gateways::run_heartbeat(Arc::downgrade(&gateways), settings.ping_interval));
         tracing::info!(%local_addr, tls = settings.tls.is_some(), gateways = loaded + 1, "updraft listening");
-        Ok(Application { local_addr, listener, router, gateways, stream })
+        Ok(Application { local_addr, tls_addr, listeners, router, gateways, stream: Arc::new(stream) })
     }
 
     pub fn local_addr(&self) -> SocketAddr {
         self.local_addr
     }
 
+    pub fn tls_addr(&self) -> Option<SocketAddr> {
+        self.tls_addr
+    }
+
     /// Serves until `shutdown` resolves, then closes every socket with 1001 and drains.
     pub async fn run_until_stopped(self, shutdown: impl Future<Output = ()> + Send + 'static) -> anyhow::Result<()> {
         let gateways = self.gateways.clone();
-        let graceful = async move {
+        let (stop, stopping) = tokio::sync::watch::channel(false);
+        tokio::spawn(async move {
             shutdown.await;
             gateways.close_all(close_code::GOING_AWAY, "server shutting down");
-        };
+            let _ = stop.send(true);
+        });
         let app = NormalizePathLayer::trim_trailing_slash().layer(self.router);
         let service = axum::ServiceExt::<Request>::into_make_service(app);
         let service = tower::ServiceExt::oneshot(service, ()).await.unwrap_or_else(|never| match never {});
-        serve::serve(self.listener, service, Some(self.stream), graceful).await;
+        let mut serving = tokio::task::JoinSet::new();
+        for listener in self.listeners {
+            let mut stopping = stopping.clone();
+            let graceful = async move {
+                let _ = stopping.wait_for(|stop| *stop).await;
+            };
+            serving.spawn(serve::serve(listener, service.clone(), Some(self.stream.clone()), graceful));
+        }
+        serving.join_all().await;
         let deadline = Instant::now() + SHUTDOWN_GRACE;
         while self.gateways.connected() > 0 && Instant::now() < deadline {
             tokio::time::sleep(Duration::from_millis(20)).await;

@@ -139,8 +139,23 @@ struct StreamUrlQuery {
     since: Option<i64>,
 }
 
+/// Where the stream is reached, as the request came in.
+struct StreamHost(String);
+
+impl axum::extract::FromRequestParts<ApiState> for StreamHost {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(
+        parts: &mut axum::http::request::Parts,
+        state: &ApiState,
+    ) -> Result<StreamHost, Self::Rejection> {
+        Ok(StreamHost(state.stream_host(parts)))
+    }
+}
+
 async fn stream_url(
     State(state): State<ApiState>,
+    StreamHost(host): StreamHost,
     request: DataRequest,
     Query(query): Query<StreamUrlQuery>,
 ) -> Result<Response, EdsError> {
@@ -169,7 +184,7 @@ async fn stream_url(
         tickets.insert(token.clone(), ticket);
     }
     // The stream is plain TCP, as QtEnginio opens it.
-    let url = format!("ws://{}/v1/stream?token={token}", state.public.host);
+    let url = format!("ws://{host}/v1/stream?token={token}");
     Ok(axum::Json(json!({ "expiringUrl": url })).into_response())
 }
 

@@ -49,6 +49,8 @@ struct Target {
     gateway: Arc<Gateway>,
     creds: Credentials,
     params: HashMap<String, String>,
+    /// `ws[s]://host` the caller reached us at, for the socket URIs it gets.
+    origin: String,
 }
 
 impl FromRequestParts<ApiState> for Target {
@@ -62,7 +64,7 @@ impl FromRequestParts<ApiState> for Target {
         let gateway =
             state.gateways.get(id).ok_or_else(|| ApiError::with_message(Code::NotFound, "Gateway not found"))?;
         let creds = auth::credentials(&parts.headers)?;
-        Ok(Target { gateway, creds, params })
+        Ok(Target { gateway, creds, params, origin: state.ws_origin(parts) })
     }
 }
 
@@ -84,7 +86,7 @@ impl Target {
 async fn websocket_uri(State(state): State<ApiState>, target: Target) -> Result<Response, ApiError> {
     let tags = target.authorize(&state, Need::Read).await?.socket_tags();
     let (id, expires_at) = issue(&state, &target.gateway, &tags)?;
-    let body = json!({"uri": state.socket_uri(&id), "expiresAt": timestamp::format(expires_at), "tags": tags});
+    let body = json!({"uri": ApiState::socket_uri(&target.origin, &id), "expiresAt": timestamp::format(expires_at), "tags": tags});
     Ok(Json(body).into_response())
 }
 
@@ -94,7 +96,7 @@ async fn create_socket(State(state): State<ApiState>, target: Target, body: Body
     let (id, expires_at) = issue(&state, &target.gateway, &tags)?;
     let body = json!({
         "id": id.to_string(),
-        "uri": state.socket_uri(&id),
+        "uri": ApiState::socket_uri(&target.origin, &id),
         "expiresAt": timestamp::format(expires_at),
         "tags": tags,
     });

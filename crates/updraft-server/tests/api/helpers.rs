@@ -21,6 +21,8 @@ pub type Ws = WebSocketStream<MaybeTlsStream<TcpStream>>;
 
 pub struct TestApp {
     pub addr: SocketAddr,
+    /// The HTTPS listener of `--tls-listen`.
+    pub tls_addr: Option<SocketAddr>,
     pub base: String,
     pub client: reqwest::Client,
     stop: Option<oneshot::Sender<()>>,
@@ -62,13 +64,14 @@ pub async fn spawn_app(args: ServeArgs) -> TestApp {
 pub async fn spawn_in(args: ServeArgs) -> TestApp {
     let settings = args.resolve().expect("valid test settings");
     let app = Application::build(settings).await.expect("application starts");
-    let addr = app.local_addr();
+    let (addr, tls_addr) = (app.local_addr(), app.tls_addr());
     let (stop, stopped) = oneshot::channel::<()>();
     let task = tokio::spawn(app.run_until_stopped(async move {
         let _ = stopped.await;
     }));
     TestApp {
         addr,
+        tls_addr,
         base: format!("http://{addr}"),
         client: reqwest::Client::new(),
         stop: Some(stop),

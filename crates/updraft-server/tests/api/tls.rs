@@ -29,7 +29,7 @@ async fn tls_serves_https_and_hands_out_wss_uris() {
     assert_eq!(res.status(), StatusCode::OK);
     let body: serde_json::Value = res.json().await.unwrap();
     let uri = body["uri"].as_str().unwrap();
-    assert!(uri.starts_with(&format!("wss://{}/?token=", app.addr)), "{uri}");
+    assert!(uri.starts_with(&format!("wss://localhost:{port}/?token=")), "the name the client used: {uri}");
 
     let mut roots = rustls::RootCertStore::empty();
     roots.add(CertificateDer::from(cert.cert.der().to_vec())).unwrap();
@@ -39,7 +39,6 @@ async fn tls_serves_https_and_hands_out_wss_uris() {
         .connect(ServerName::try_from("localhost").unwrap(), tcp)
         .await
         .unwrap();
-    let uri = uri.replacen(&app.addr.to_string(), &format!("localhost:{port}"), 1);
     let (mut ws, _) = tokio_tungstenite::client_async(uri, tls).await.unwrap();
     let body = r#"{"data":"over tls","receivers":{"sockets":["*"],"tags":[]}}"#;
     // The socket registers right after the handshake; resend until it has.
@@ -73,4 +72,40 @@ async fn certificates_from_updraft_cert_are_trusted_through_their_ca() {
     let client = reqwest::Client::builder().tls_certs_only([ca]).resolve("mws.localtest", app.addr).build().unwrap();
     let wrong = client.get(format!("https://mws.localtest:{}/healthz", app.addr.port())).send().await;
     assert!(wrong.is_err(), "the last certificate does not name mws.localtest");
+}
+
+/// `--tls-listen` adds an HTTPS listener beside the plain one; socket URIs follow the listener and host name the
+/// client used, so an SDK pointed at `https://mws.localtest` gets `wss://mws.localtest/...`.
+#[tokio::test]
+async fn a_second_listener_serves_https_and_uris_follow_the_way_in() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let dir = tempfile::tempdir().unwrap();
+    let issued = updraft_server::cert::issue(dir.path(), &["mws.localtest".into()]).unwrap();
+    let args = ServeArgs {
+        tls_cert: Some(issued.cert),
+        tls_key: Some(issued.key),
+        tls_listen: Some("127.0.0.1:0".parse().unwrap()),
+        ..open_args()
+    };
+    let app = spawn_app(args).await;
+    let tls_addr = app.tls_addr.expect("an HTTPS listener");
+    let (status, plain) = app.get("/v1/websocket_uri", None).await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(plain["uri"].as_str().unwrap().starts_with(&format!("ws://{}/?token=", app.addr)), "{plain}");
+
+    let ca = reqwest::Certificate::from_pem(&std::fs::read(&issued.ca).unwrap()).unwrap();
+    let client = reqwest::Client::builder().tls_certs_only([ca]).resolve("mws.localtest", tls_addr).build().unwrap();
+    let res = client.get(format!("https://mws.localtest:{}/v1/websocket_uri", tls_addr.port())).send().await.unwrap();
+    let body: serde_json::Value = res.json().await.unwrap();
+    let uri = body["uri"].as_str().unwrap();
+    assert!(uri.starts_with(&format!("wss://mws.localtest:{}/?token=", tls_addr.port())), "{uri}");
+
+    // EDS answers over the HTTPS listener too, with its own errors.
+    let res = client
+        .get(format!("https://mws.localtest:{}/v1/stream_url", tls_addr.port()))
+        .header("Enginio-Backend-Id", "unknown")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::NOT_FOUND, "an unknown backend");
 }
