@@ -184,7 +184,8 @@ pub trait Changes: Send + Sync {
     fn changes_after<'a>(&'a self, after: i64, limit: u32) -> BoxFuture<'a, Result<Vec<Change>, StoreError>>;
     /// The `seq` of the latest change, 0 before the first.
     fn latest_change(&self) -> BoxFuture<'_, Result<i64, StoreError>>;
-    /// A counter that grows whenever changes commit: wait on it, then ask for what came after.
+    /// The `seq` of the latest committed change, announced after each commit (and at times with no new change):
+    /// wait on it, then ask for what came after.
     fn watch_changes(&self) -> tokio::sync::watch::Receiver<u64>;
     /// Forgets changes recorded before `before_ms` (Unix milliseconds); answers how many.
     fn prune_changes(&self, before_ms: i64) -> BoxFuture<'_, Result<u64, StoreError>>;

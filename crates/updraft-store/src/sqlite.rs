@@ -176,6 +176,8 @@ pub struct SqliteStore {
     inserts: tokio::sync::mpsc::Sender<group_commit::Insert>,
     /// Grows after every commit that recorded changes; see `Changes::watch_changes`.
     pub(crate) committed: std::sync::Arc<tokio::sync::watch::Sender<u64>>,
+    /// How many webhooks exist, so that the worker need not query the queue of a server that has none.
+    pub(crate) webhook_count: std::sync::atomic::AtomicU64,
 }
 
 impl SqliteStore {
@@ -197,8 +199,10 @@ impl SqliteStore {
             .connect_with(connect.read_only(true))
             .await?;
         let hot = reads::Readers::open(&options.path)?;
-        let committed = std::sync::Arc::new(tokio::sync::watch::Sender::new(0));
+        let (latest,): (i64,) = sqlx::query_as("SELECT coalesce(max(seq), 0) FROM changes").fetch_one(&writer).await?;
+        let committed = std::sync::Arc::new(tokio::sync::watch::Sender::new(latest.max(0) as u64));
         let inserts = group_commit::start(writer.clone(), committed.clone());
+        let (webhook_count,): (i64,) = sqlx::query_as("SELECT count(*) FROM webhooks").fetch_one(&writer).await?;
         Ok(SqliteStore {
             writer,
             readers,
@@ -207,6 +211,7 @@ impl SqliteStore {
             schema_cache: Default::default(),
             inserts,
             committed,
+            webhook_count: std::sync::atomic::AtomicU64::new(webhook_count as u64),
         })
     }
 
@@ -274,9 +279,10 @@ fn unique_violation(err: sqlx::Error) -> StoreError {
     }
 }
 
-/// Tells change watchers that changes committed.
-pub(crate) fn announce(committed: &tokio::sync::watch::Sender<u64>) {
-    committed.send_modify(|n| *n = n.wrapping_add(1));
+/// Tells change watchers that changes up to `seq` committed (0: something else worth a look did). The watched
+/// value is the latest `seq`, so a watcher with nobody to serve can keep up without reading the log.
+pub(crate) fn announce(committed: &tokio::sync::watch::Sender<u64>, seq: i64) {
+    committed.send_modify(|latest| *latest = (*latest).max(seq.max(0) as u64));
 }
 
 /// Names that reach SQL text (DDL, and the collection of a list query): checked here again, whatever the
@@ -349,7 +355,8 @@ const CASCADES: [(&str, &str); 4] = [
     (USERGROUPS, "DELETE FROM member_acls WHERE backend = ? AND group_id = ?"),
 ];
 
-/// Applies `patch` to the object within `tx`; `None` when the caller cannot see it.
+/// Applies `patch` to the object within `tx`; `None` when the caller cannot see it. Answers the object and the
+/// `seq` of its change.
 pub(crate) async fn update_in(
     tx: &mut sqlx::SqliteConnection,
     at: Collection<'_>,
@@ -357,7 +364,7 @@ pub(crate) async fn update_in(
     patch: Patch,
     author: Author<'_>,
     access: Access<'_>,
-) -> Result<Option<Value>, StoreError> {
+) -> Result<Option<(Value, i64)>, StoreError> {
     let Some(mut row) = changeable(tx, at, id, Permission::Update, access).await? else { return Ok(None) };
     // Clients drop notifications older than their copy: updatedAt must only grow.
     let updated = now_ms().max(row.updated_ms + 1);
@@ -391,8 +398,8 @@ pub(crate) async fn update_in(
         inherited: row.inherited.as_ref(),
         author,
     };
-    changes::record(tx, change).await?;
-    Ok(Some(doc))
+    let seq = changes::record(tx, change).await?;
+    Ok(Some((doc, seq)))
 }
 
 /// Deletes an object with what goes with it: its rows in `CASCADES`, and the objects whose cascading ref
@@ -405,9 +412,10 @@ async fn delete_with_dependents(
     id: String,
     row: Current,
     author: Author<'_>,
-) -> Result<(), StoreError> {
+) -> Result<i64, StoreError> {
     let mut gone = vec![(at.object_type.to_owned(), id, row)];
     let mut next = 0;
+    let mut latest = 0;
     while next < gone.len() {
         let (object_type, id) = (gone[next].0.clone(), gone[next].1.clone());
         next += 1;
@@ -465,9 +473,9 @@ async fn delete_with_dependents(
             inherited: row.inherited.as_ref(),
             author,
         };
-        changes::record(tx, change).await?;
+        latest = latest.max(changes::record(tx, change).await?);
     }
-    Ok(())
+    Ok(latest)
 }
 
 /// One row as the writer sees it before changing it.
@@ -601,10 +609,10 @@ impl Store for SqliteStore {
             let mut tx = self.writer.begin().await?;
             let updated = update_in(&mut tx, at, id, patch, author, access).await?;
             tx.commit().await?;
-            if updated.is_some() {
-                announce(&self.committed);
-            }
-            Ok(updated)
+            Ok(updated.map(|(doc, seq)| {
+                announce(&self.committed, seq);
+                doc
+            }))
         })
     }
 
@@ -619,9 +627,9 @@ impl Store for SqliteStore {
             let mut tx = self.writer.begin().await?;
             let Some(row) = changeable(&mut tx, at, id, Permission::Delete, access).await? else { return Ok(None) };
             let doc = row.doc.clone();
-            delete_with_dependents(&mut tx, at, id.to_string(), row, author).await?;
+            let seq = delete_with_dependents(&mut tx, at, id.to_string(), row, author).await?;
             tx.commit().await?;
-            announce(&self.committed);
+            announce(&self.committed, seq);
             Ok(Some(Value::Object(doc)))
         })
     }

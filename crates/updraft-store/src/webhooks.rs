@@ -119,6 +119,8 @@ pub trait Webhooks: Send + Sync {
         webhook: &'a str,
         delivery: i64,
     ) -> BoxFuture<'a, Result<Option<Delivery>, StoreError>>;
+    /// Whether any backend has a webhook (answered from memory).
+    fn has_webhooks(&self) -> bool;
     /// Up to `limit` pending deliveries due at `now_ms`, oldest first, none of them in `busy` and none waiting
     /// behind an earlier pending delivery of the same object to the same webhook.
     fn due_deliveries<'a>(

@@ -73,6 +73,13 @@ pub async fn run(store: Arc<dyn Webhooks>, mut changes: watch::Receiver<u64>, se
     let settings = Arc::new(settings);
     loop {
         changes.mark_unchanged();
+        if !store.has_webhooks() {
+            // Nothing can be due: wait for the next commit (a new webhook is one) without touching the queue.
+            if changes.changed().await.is_err() {
+                return;
+            }
+            continue;
+        }
         let started = start_due(&store, &client, &settings, &in_flight, &outcomes).await;
         let pause = match store.next_due().await {
             Ok(Some(next)) if next > now_ms() => Duration::from_millis((next - now_ms()) as u64),

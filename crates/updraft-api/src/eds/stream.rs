@@ -93,6 +93,10 @@ pub struct Streams {
 }
 
 impl Streams {
+    fn is_idle(&self) -> bool {
+        self.open.lock().expect("streams lock").is_empty()
+    }
+
     fn serves(&self, backend: &str) -> bool {
         self.open.lock().expect("streams lock").values().any(|(interest, _)| interest.backend == backend)
     }
@@ -201,7 +205,16 @@ pub async fn run(changes: Arc<dyn Changes>, schemas: Arc<dyn Schemas>, state: Ap
         }
     };
     loop {
-        watch.mark_unchanged();
+        let latest = *watch.borrow_and_update() as i64;
+        if state.streams.is_idle() {
+            // No stream open: keep up with the log without reading it (a stream that opens later and wants the
+            // past asks for it with `since`).
+            last = last.max(latest);
+            if watch.changed().await.is_err() {
+                return;
+            }
+            continue;
+        }
         loop {
             let batch = match changes.changes_after(last, BATCH).await {
                 Ok(batch) => batch,

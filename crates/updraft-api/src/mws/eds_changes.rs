@@ -30,7 +30,15 @@ pub async fn deliver(changes: Arc<dyn Changes>, gateways: Arc<Gateways>, bus: Ar
         }
     };
     loop {
-        watch.mark_unchanged();
+        let latest = *watch.borrow_and_update() as i64;
+        if !any_bound(&gateways) {
+            // Nobody to tell: keep up with the log without reading it (every commit wakes this task).
+            last = last.max(latest);
+            if watch.changed().await.is_err() {
+                return;
+            }
+            continue;
+        }
         loop {
             let batch = match changes.changes_after(last, BATCH).await {
                 Ok(batch) => batch,
@@ -50,6 +58,10 @@ pub async fn deliver(changes: Arc<dyn Changes>, gateways: Arc<Gateways>, bus: Ar
             return;
         }
     }
+}
+
+fn any_bound(gateways: &Gateways) -> bool {
+    gateways.list().iter().any(|gateway| gateway.config().eds_backend_id.is_some())
 }
 
 async fn publish(change: &Change, gateways: &Gateways, bus: &dyn Bus) {

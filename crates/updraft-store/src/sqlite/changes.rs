@@ -21,11 +21,12 @@ pub(crate) struct Recorded<'a> {
     pub author: Author<'a>,
 }
 
-pub(crate) async fn record(tx: &mut sqlx::SqliteConnection, change: Recorded<'_>) -> Result<(), StoreError> {
-    sqlx::query(
+/// Records a change; answers its `seq`.
+pub(crate) async fn record(tx: &mut sqlx::SqliteConnection, change: Recorded<'_>) -> Result<i64, StoreError> {
+    let (seq,): (i64,) = sqlx::query_as(
         "INSERT INTO changes (backend, object_type, object_id, event, doc, acl, parent_acl, user_id, created_ms,
                               request_id)
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING seq",
     )
     .bind(change.backend)
     .bind(change.object_type)
@@ -37,9 +38,9 @@ pub(crate) async fn record(tx: &mut sqlx::SqliteConnection, change: Recorded<'_>
     .bind(change.author.user)
     .bind(now_ms())
     .bind(change.author.request_id)
-    .execute(&mut *tx)
+    .fetch_one(&mut *tx)
     .await?;
-    Ok(())
+    Ok(seq)
 }
 
 /// The subjects that may read an object with these ACLs: `*` alone when everyone may.

@@ -41,17 +41,19 @@ async fn run(writer: SqlitePool, mut rx: mpsc::Receiver<Insert>, committed: Arc<
     let mut batch = Vec::with_capacity(MAX_BATCH);
     while rx.recv_many(&mut batch, MAX_BATCH).await > 0 {
         let results = commit(&writer, &batch).await;
-        if results.iter().any(Result::is_ok) {
-            announce(&committed);
+        let latest = results.iter().filter_map(|result| result.as_ref().ok()).max();
+        if let Some(&seq) = latest {
+            announce(&committed, seq);
         }
         for (insert, result) in batch.drain(..).zip(results) {
-            let _ = insert.done.send(result);
+            let _ = insert.done.send(result.map(|_| ()));
         }
     }
 }
 
-/// One transaction for the batch; an insert that fails (a taken username) fails alone.
-async fn commit(writer: &SqlitePool, batch: &[Insert]) -> Vec<Result<(), StoreError>> {
+/// One transaction for the batch; an insert that fails (a taken username) fails alone. Each insert that went in
+/// answers the `seq` of its change (those of a batch statement, the batch's latest).
+async fn commit(writer: &SqlitePool, batch: &[Insert]) -> Vec<Result<i64, StoreError>> {
     let fail_all = |err: sqlx::Error| {
         let message = err.to_string();
         batch.iter().map(|_| Err(StoreError::Database(message.clone()))).collect::<Vec<_>>()
@@ -64,7 +66,7 @@ async fn commit(writer: &SqlitePool, batch: &[Insert]) -> Vec<Result<(), StoreEr
         // No unique constraint can fail: the batch goes in as one statement, since each statement costs sqlx
         // a hand-off to its SQLite thread and back.
         match insert_many(&mut tx, batch).await {
-            Ok(()) => batch.iter().map(|_| Ok(())).collect(),
+            Ok(latest) => batch.iter().map(|_| Ok(latest)).collect(),
             Err(err) => return fail_all(err),
         }
     } else {
@@ -81,7 +83,7 @@ async fn commit(writer: &SqlitePool, batch: &[Insert]) -> Vec<Result<(), StoreEr
 }
 
 /// One insert and its change, or neither: a savepoint undoes the insert when recording fails.
-async fn insert_one(tx: &mut sqlx::SqliteConnection, insert: &Insert) -> Result<(), StoreError> {
+async fn insert_one(tx: &mut sqlx::SqliteConnection, insert: &Insert) -> Result<i64, StoreError> {
     let at = Collection { backend: &insert.backend, object_type: &insert.object_type };
     let mut one = sqlx::Connection::begin(&mut *tx).await?;
     insert_doc(&mut one, at, insert.id, &insert.doc, insert.now_ms, &insert.acl, insert.parent.as_ref()).await?;
@@ -100,9 +102,9 @@ async fn insert_one(tx: &mut sqlx::SqliteConnection, insert: &Insert) -> Result<
         inherited: inherited.as_ref(),
         author: Author { user: insert.author.as_deref(), request_id: insert.request_id.as_deref() },
     };
-    changes::record(&mut one, change).await?;
+    let seq = changes::record(&mut one, change).await?;
     one.commit().await?;
-    Ok(())
+    Ok(seq)
 }
 
 async fn parent_acl(
@@ -121,7 +123,7 @@ async fn parent_acl(
 }
 
 /// Inserts the whole batch, and its changes, with one statement each over a JSON array of rows.
-async fn insert_many(tx: &mut sqlx::SqliteConnection, batch: &[Insert]) -> Result<(), sqlx::Error> {
+async fn insert_many(tx: &mut sqlx::SqliteConnection, batch: &[Insert]) -> Result<i64, sqlx::Error> {
     let rows: Vec<serde_json::Value> = batch
         .iter()
         .map(|it| {
@@ -153,17 +155,18 @@ async fn insert_many(tx: &mut sqlx::SqliteConnection, batch: &[Insert]) -> Resul
     .execute(&mut *tx)
     .await?;
     // The same rows, with the parent's ACL as it is in this transaction.
-    sqlx::query(
+    let seqs: Vec<(i64,)> = sqlx::query_as(
         "INSERT INTO changes (backend, object_type, object_id, event, doc, acl, parent_acl, user_id, created_ms,
                               request_id)
          SELECT value ->> 0, value ->> 1, value ->> 2, 'create', value ->> 3, value ->> 5,
                 (SELECT parent.acl FROM objects AS parent
                  WHERE parent.backend = value ->> 0 AND parent.object_type = value ->> 7 AND parent.id = value ->> 8),
                 value ->> 9, value ->> 4, value ->> 10
-         FROM json_each(?)",
+         FROM json_each(?)
+         RETURNING seq",
     )
     .bind(&rows)
-    .execute(&mut *tx)
+    .fetch_all(&mut *tx)
     .await?;
-    Ok(())
+    Ok(seqs.iter().map(|(seq,)| *seq).max().unwrap_or(0))
 }

@@ -136,6 +136,7 @@ impl Tenants for SqliteStore {
             sqlx::query("DELETE FROM backends WHERE app_id = ?").bind(id).execute(&mut *tx).await?;
             let deleted = sqlx::query("DELETE FROM apps WHERE id = ?").bind(id).execute(&mut *tx).await?;
             tx.commit().await?;
+            self.count_webhooks().await?;
             self.forget_schemas();
             self.backends.write().expect("backend cache").retain(|_, backend| backend.app_id != id);
             Ok(deleted.rows_affected() == 1)

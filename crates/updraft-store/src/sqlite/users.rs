@@ -43,9 +43,9 @@ impl Users for SqliteStore {
                 inherited: None,
                 author,
             };
-            changes::record(&mut tx, change).await?;
+            let seq = changes::record(&mut tx, change).await?;
             tx.commit().await?;
-            announce(&self.committed);
+            announce(&self.committed, seq);
             Ok(serde_json::from_str(&text).expect("we just serialized it"))
         })
     }
@@ -62,7 +62,9 @@ impl Users for SqliteStore {
         Box::pin(async move {
             let mut tx = self.writer.begin().await?;
             let at = Collection { backend, object_type: USERS };
-            let Some(updated) = update_in(&mut tx, at, user_id, patch, author, access).await? else { return Ok(None) };
+            let Some((updated, seq)) = update_in(&mut tx, at, user_id, patch, author, access).await? else {
+                return Ok(None);
+            };
             if let Some(hash) = password_hash {
                 sqlx::query("INSERT OR REPLACE INTO passwords (backend, user_id, hash) VALUES (?, ?, ?)")
                     .bind(backend)
@@ -72,7 +74,7 @@ impl Users for SqliteStore {
                     .await?;
             }
             tx.commit().await?;
-            announce(&self.committed);
+            announce(&self.committed, seq);
             Ok(Some(updated))
         })
     }

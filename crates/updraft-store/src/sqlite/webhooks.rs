@@ -79,6 +79,15 @@ fn change_row(row: &SqliteRow, at: usize) -> Result<ChangeRow, StoreError> {
     ))
 }
 
+impl SqliteStore {
+    /// Recounts webhooks after a change to them.
+    pub(crate) async fn count_webhooks(&self) -> Result<(), StoreError> {
+        let (count,): (i64,) = sqlx::query_as("SELECT count(*) FROM webhooks").fetch_one(&self.writer).await?;
+        self.webhook_count.store(count as u64, std::sync::atomic::Ordering::Relaxed);
+        Ok(())
+    }
+}
+
 fn event_names(events: &[ChangeEvent]) -> String {
     json_list(&events.iter().map(|event| event.name()).collect::<Vec<_>>())
 }
@@ -109,6 +118,7 @@ impl Webhooks for SqliteStore {
             .bind(now)
             .execute(&self.writer)
             .await?;
+            self.count_webhooks().await?;
             Ok(Webhook { id, backend: backend.to_owned(), spec, secret, created_ms: now, updated_ms: now })
         })
     }
@@ -175,6 +185,7 @@ impl Webhooks for SqliteStore {
                 .await?;
             sqlx::query("DELETE FROM webhook_deliveries WHERE webhook_id = ?").bind(id).execute(&mut *tx).await?;
             tx.commit().await?;
+            self.count_webhooks().await?;
             Ok(done.rows_affected() > 0)
         })
     }
@@ -239,13 +250,17 @@ impl Webhooks for SqliteStore {
             .await?;
             tx.commit().await?;
             // Wakes the worker, which waits for commits.
-            super::announce(&self.committed);
+            super::announce(&self.committed, 0);
             let mut redelivered = delivery_from(&row, 0)?;
             redelivered.status = DeliveryStatus::Pending;
             (redelivered.attempts, redelivered.next_ms, redelivered.created_ms, redelivered.finished_ms) =
                 (0, now, now, None);
             Ok(Some(redelivered))
         })
+    }
+
+    fn has_webhooks(&self) -> bool {
+        self.webhook_count.load(std::sync::atomic::Ordering::Relaxed) > 0
     }
 
     fn due_deliveries<'a>(
