@@ -39,3 +39,9 @@ UPDRAFT_BIN="$PWD/target/debug/updraft" bash interop/run.sh
 echo "== Qt Todo demo end-to-end"
 UPDRAFT_BIN="$PWD/target/debug/updraft" bash examples/qt-todo/e2e.sh
 # -- end Qt Todo demo --
+
+# -- conformance (npm qtc SDK) --
+# Needs root: HTTPS on 127.0.0.1:443 and the suite's host names in /etc/hosts (conformance/run.sh).
+echo "== conformance (npm qtc SDK)"
+UPDRAFT_BIN="$PWD/target/debug/updraft" bash conformance/run.sh
+# -- end conformance --

@@ -8,6 +8,7 @@ mod body;
 mod cors;
 pub mod eds;
 pub mod error;
+mod follow;
 pub mod mws;
 
 use std::ops::Deref;

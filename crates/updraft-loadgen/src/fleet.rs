@@ -11,7 +11,9 @@ use tokio::task::JoinHandle;
 
 use crate::http::{self, HttpConn, Target};
 use crate::report::{SharedReport, round};
-use crate::ws::{self, Event, FrameDecoder, OP_CLOSE, OP_PONG, READ_BUF, WsConn, WsUri};
+use crate::ws::{
+    self, Event, FrameDecoder, JSON_PREFIX_LEN, OP_CLOSE, OP_PONG, OP_TEXT, PREFIX_LEN, READ_BUF, WsConn, WsUri,
+};
 
 /// Above this the load generator and the server would both run into the
 /// 20,000 open-file hard limit of the bench machine.
@@ -42,8 +44,13 @@ pub struct RecvStats {
     pub closed_by_server: AtomicU64,
     pub read_errors: AtomicU64,
     pub first_error: Mutex<Option<String>>,
-    /// Publish→delivery latencies in ns; `Some` only in the latency scenario.
+    /// Publish→delivery latencies in ns; `Some` only when latency is tracked.
     pub latencies: Option<Mutex<Vec<u64>>>,
+    /// Where a message carries its send time.
+    pub stamp: Stamp,
+    /// Latency is recorded on every `sample_every`-th socket only (by request
+    /// order), so that wide fan-outs do not drown the receiver in samples.
+    pub sample_every: usize,
 }
 
 impl RecvStats {
@@ -51,8 +58,20 @@ impl RecvStats {
         Self {
             expect_size,
             latencies: track_latency.then(|| Mutex::new(Vec::with_capacity(1 << 16))),
+            sample_every: 1,
             ..Self::default()
         }
+    }
+
+    /// Tracks latency with send times found as `stamp` says, on every
+    /// `sample_every`-th socket.
+    pub fn stamped(stamp: Stamp, sample_every: usize) -> Self {
+        Self { stamp, sample_every: sample_every.max(1), ..Self::new(0, true) }
+    }
+
+    /// Whether the socket with this request index records latencies.
+    fn tracks(&self, index: usize) -> bool {
+        self.latencies.is_some() && index.is_multiple_of(self.sample_every.max(1))
     }
 
     pub fn note_error(&self, e: impl std::fmt::Display) {
@@ -63,13 +82,67 @@ impl RecvStats {
     }
 }
 
+/// Marks the send time inside JSON frames: `"lg:<ns since start>:<seq>"`.
+pub const STAMP_MARKER: &[u8] = b"lg:";
+
+/// Where a message carries its send time (ns on this process's clock).
+#[derive(Debug, Clone, Copy, Default)]
+pub enum Stamp {
+    /// Leading ASCII digits of the payload (MWS messages we publish).
+    #[default]
+    Leading,
+    /// Digits after the first `STAMP_MARKER` within the first
+    /// `JSON_PREFIX_LEN` bytes (a title inside an EDS or LiveQuery frame).
+    Marked,
+}
+
+impl Stamp {
+    fn capture(self) -> usize {
+        match self {
+            Stamp::Leading => PREFIX_LEN,
+            Stamp::Marked => JSON_PREFIX_LEN,
+        }
+    }
+
+    pub fn parse(self, prefix: &[u8]) -> Option<u64> {
+        match self {
+            Stamp::Leading => parse_timestamp(prefix),
+            Stamp::Marked => {
+                let at = ws::find_subslice(prefix, STAMP_MARKER)?;
+                parse_timestamp(&prefix[at + STAMP_MARKER.len()..])
+            }
+        }
+    }
+}
+
+/// The made-up EDS user id of socket `i`: 24 hex digits, like a real one.
+pub fn user_id(i: usize) -> String {
+    format!("{:024x}", (0x5eed_u128 << 80) | i as u128)
+}
+
 /// How each socket's connect URI is obtained.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub enum UriSource {
     /// `GET /v1/websocket_uri` (anonymous, no tags).
     Anonymous,
     /// `POST /v1/sockets` with tag `t{i % tags}` for socket `i`.
     Tagged { tags: usize },
+    /// `POST /v1/sockets` with tag `users.<user_id(i)>` for socket `i`: the
+    /// tag built-in EDS → MWS delivery addresses a change readable by that user.
+    UserTags,
+    /// Parse LiveQuery: every socket opens `url`, connects and subscribes.
+    LiveQuery(Arc<LiveQuery>),
+}
+
+/// A Parse LiveQuery subscription per socket.
+#[derive(Debug)]
+pub struct LiveQuery {
+    /// `ws://host:port/path`
+    pub url: String,
+    pub app_id: String,
+    pub class: String,
+    /// Socket `i` subscribes to `{"owner": user_id(i)}` (else to the whole class).
+    pub by_owner: bool,
 }
 
 pub struct ConnectOpts {
@@ -144,6 +217,10 @@ pub async fn connect(
         let stats = stats.clone();
         let shutdown_rx = shutdown_rx.clone();
         let fallback = target.addr;
+        let live_query = match &opts.source {
+            UriSource::LiveQuery(lq) => Some(lq.clone()),
+            _ => None,
+        };
         pending += 1;
         readers.push(tokio::spawn(async move {
             let parsed = match WsUri::parse(&uri) {
@@ -154,17 +231,23 @@ pub async fn connect(
                 }
             };
             let id = parsed.token().unwrap_or_default().to_string();
-            let conn = tokio::time::timeout(HANDSHAKE_TIMEOUT, ws::handshake(&parsed, fallback))
-                .await
-                .context("handshake timed out")
-                .and_then(|r| r);
+            let opening = async {
+                let mut conn = ws::handshake(&parsed, fallback).await?;
+                if let Some(lq) = &live_query {
+                    live_query_subscribe(&mut conn, lq, index).await?;
+                }
+                Ok::<_, anyhow::Error>(conn)
+            };
+            let conn =
+                tokio::time::timeout(HANDSHAKE_TIMEOUT, opening).await.context("handshake timed out").and_then(|r| r);
             drop(permit);
             match conn {
                 Ok(conn) => {
                     stats.open.fetch_add(1, Ordering::Relaxed);
                     let _ = done_tx.send((index, Ok(id)));
                     drop(done_tx);
-                    read_loop(conn, &stats, shutdown_rx).await;
+                    let track = stats.tracks(index);
+                    read_loop(conn, &stats, shutdown_rx, track).await;
                     stats.open.fetch_sub(1, Ordering::Relaxed);
                 }
                 Err(e) => {
@@ -200,13 +283,18 @@ pub async fn connect(
 
 /// Obtains one URI per socket over a few keep-alive connections in parallel.
 async fn fetch_uris(target: &Arc<Target>, opts: &ConnectOpts) -> Result<Vec<Result<String>>> {
-    if matches!(opts.source, UriSource::Tagged { .. }) {
-        anyhow::ensure!(target.admin_token.is_some(), "POST /v1/sockets needs --admin-token");
+    match &opts.source {
+        UriSource::Tagged { .. } | UriSource::UserTags => {
+            anyhow::ensure!(target.admin_token.is_some(), "POST /v1/sockets needs --admin-token");
+        }
+        // Every LiveQuery socket opens the same URL; nothing to fetch.
+        UriSource::LiveQuery(lq) => return Ok((0..opts.sockets).map(|_| Ok(lq.url.clone())).collect()),
+        UriSource::Anonymous => {}
     }
     let next = Arc::new(AtomicUsize::new(0));
     let mut workers = Vec::new();
     for _ in 0..opts.http_connections.clamp(1, opts.sockets.max(1)) {
-        let (target, next, source, total) = (target.clone(), next.clone(), opts.source, opts.sockets);
+        let (target, next, source, total) = (target.clone(), next.clone(), opts.source.clone(), opts.sockets);
         workers.push(tokio::spawn(async move {
             let mut conn = HttpConn::new(target);
             let mut out = Vec::new();
@@ -215,9 +303,11 @@ async fn fetch_uris(target: &Arc<Target>, opts: &ConnectOpts) -> Result<Vec<Resu
                 if i >= total {
                     break;
                 }
-                let uri = match source {
+                let uri = match &source {
                     UriSource::Anonymous => http::fetch_websocket_uri(&mut conn).await,
                     UriSource::Tagged { tags } => http::create_socket(&mut conn, &[tag_name(i % tags)]).await,
+                    UriSource::UserTags => http::create_socket(&mut conn, &[format!("users.{}", user_id(i))]).await,
+                    UriSource::LiveQuery(_) => unreachable!("LiveQuery URLs are not fetched"),
                 };
                 out.push((i, uri));
             }
@@ -253,10 +343,50 @@ impl Fleet {
     }
 }
 
+/// LiveQuery's opening: `connect`, then one `subscribe`; returns once the
+/// server confirmed the subscription (its answers are not counted as messages).
+async fn live_query_subscribe(conn: &mut WsConn, lq: &LiveQuery, index: usize) -> Result<()> {
+    let filter = if lq.by_owner { serde_json::json!({ "owner": user_id(index) }) } else { serde_json::json!({}) };
+    let connect = serde_json::json!({ "op": "connect", "applicationId": lq.app_id });
+    let subscribe =
+        serde_json::json!({ "op": "subscribe", "requestId": 1, "query": { "className": lq.class, "where": filter } });
+    let mut out = ws::masked_frame(OP_TEXT, connect.to_string().as_bytes());
+    out.extend(ws::masked_frame(OP_TEXT, subscribe.to_string().as_bytes()));
+    conn.stream.write_all(&out).await?;
+
+    let mut decoder = FrameDecoder::new(256);
+    loop {
+        let (mut subscribed, mut failure) = (false, None);
+        let used = decoder.decode(&conn.buf[..conn.filled], |event| {
+            if let Event::Message { prefix, .. } = event {
+                if ws::find_subslice(prefix, b"\"op\":\"subscribed\"").is_some() {
+                    subscribed = true;
+                } else if ws::find_subslice(prefix, b"\"op\":\"error\"").is_some() {
+                    failure = Some(String::from_utf8_lossy(prefix).into_owned());
+                }
+            }
+        })?;
+        conn.buf.copy_within(used..conn.filled, 0);
+        conn.filled -= used;
+        if let Some(failure) = failure {
+            anyhow::bail!("LiveQuery refused the subscription: {failure}");
+        }
+        if subscribed {
+            anyhow::ensure!(decoder.at_boundary(), "an event arrived with the subscription");
+            return Ok(());
+        }
+        anyhow::ensure!(conn.filled < READ_BUF, "LiveQuery answer does not fit the read buffer");
+        let n = conn.stream.read(&mut conn.buf[conn.filled..]).await?;
+        anyhow::ensure!(n > 0, "connection closed before the subscription was confirmed");
+        conn.filled += n;
+    }
+}
+
 /// Receives until EOF, a server close, an error or shutdown. Counts messages,
-/// answers pings, and records latencies when asked.
-async fn read_loop(mut conn: WsConn, stats: &RecvStats, mut shutdown: watch::Receiver<bool>) {
-    let mut decoder = FrameDecoder::new(stats.latencies.is_some());
+/// answers pings, and records latencies when `track`.
+async fn read_loop(mut conn: WsConn, stats: &RecvStats, mut shutdown: watch::Receiver<bool>, track: bool) {
+    let stamp = stats.stamp;
+    let mut decoder = FrameDecoder::new(if track { stamp.capture() } else { 0 });
     // Registered once rather than per read: re-creating it each iteration
     // would touch the watch channel's waiter list on every read.
     let shutdown_signal = shutdown.changed();
@@ -268,7 +398,6 @@ async fn read_loop(mut conn: WsConn, stats: &RecvStats, mut shutdown: watch::Rec
         let mut close = None;
         let arrived = now_ns();
         let expect = stats.expect_size;
-        let track = stats.latencies.is_some();
         let decoded = decoder.decode(&conn.buf[..conn.filled], |event| match event {
             Event::Message { prefix, len } => {
                 count += 1;
@@ -276,7 +405,7 @@ async fn read_loop(mut conn: WsConn, stats: &RecvStats, mut shutdown: watch::Rec
                 if expect != 0 && len != expect {
                     mismatched += 1;
                 }
-                if track && let Some(sent) = parse_timestamp(prefix) {
+                if track && let Some(sent) = stamp.parse(prefix) {
                     lat_batch.push(arrived.saturating_sub(sent));
                 }
             }
@@ -371,6 +500,22 @@ mod tests {
     fn timestamp_prefix() {
         assert_eq!(parse_timestamp(b"12345 xxxx"), Some(12345));
         assert_eq!(parse_timestamp(b"xx"), None);
+    }
+
+    #[test]
+    fn stamps_inside_json_frames() {
+        let frame = br#"{"meta":{"seq":3},"object":{"id":"x","title":"lg:987654:12"}}"#;
+        assert_eq!(Stamp::Marked.parse(frame), Some(987_654));
+        assert_eq!(Stamp::Marked.parse(b"{\"title\":\"milk\"}"), None);
+        assert_eq!(Stamp::Leading.parse(b"42xxx"), Some(42));
+    }
+
+    #[test]
+    fn user_ids_look_like_object_ids() {
+        let id = user_id(7);
+        assert_eq!(id.len(), 24);
+        assert!(id.bytes().all(|b| b.is_ascii_hexdigit()));
+        assert_ne!(id, user_id(8));
     }
 
     #[test]

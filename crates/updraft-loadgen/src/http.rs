@@ -83,15 +83,31 @@ impl HttpConn {
 
     /// Sends one request. `admin` adds the bearer token when one is configured.
     pub async fn request(&mut self, method: &str, path: &str, body: Option<&[u8]>, admin: bool) -> Result<Response> {
+        let auth = match (&self.target.admin_token, admin) {
+            (Some(token), true) => Some(format!("Bearer {token}")),
+            _ => None,
+        };
+        let headers: Vec<(&str, &str)> = auth.iter().map(|v| ("Authorization", v.as_str())).collect();
+        self.send(method, path, &headers, body.map(|b| ("application/json", b))).await
+    }
+
+    /// Sends one request with these extra headers and an optional `(content type, body)`.
+    pub async fn send(
+        &mut self,
+        method: &str,
+        path: &str,
+        headers: &[(&str, &str)],
+        body: Option<(&str, &[u8])>,
+    ) -> Result<Response> {
         self.req.clear();
         let t = &self.target;
         self.req.extend_from_slice(format!("{method} {path} HTTP/1.1\r\nHost: {}\r\n", t.host_header).as_bytes());
-        if admin && let Some(token) = &t.admin_token {
-            self.req.extend_from_slice(format!("Authorization: Bearer {token}\r\n").as_bytes());
+        for (name, value) in headers {
+            self.req.extend_from_slice(format!("{name}: {value}\r\n").as_bytes());
         }
-        if let Some(body) = body {
+        if let Some((content_type, body)) = body {
             self.req.extend_from_slice(
-                format!("Content-Type: application/json\r\nContent-Length: {}\r\n\r\n", body.len()).as_bytes(),
+                format!("Content-Type: {content_type}\r\nContent-Length: {}\r\n\r\n", body.len()).as_bytes(),
             );
             self.req.extend_from_slice(body);
         } else {

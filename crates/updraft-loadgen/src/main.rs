@@ -1,12 +1,15 @@
 //! `updraft-loadgen`: drives an MWS-compatible WebSocket gateway through its
 //! real HTTP API and reports memory, fan-out throughput, latency and connect
-//! rate. Every run is bounded by `--max-seconds`.
+//! rate; and EDS → socket and EDS → webhook delivery (against Updraft or Parse
+//! Server). Every run is bounded by `--max-seconds`.
 
 mod fleet;
 mod http;
 mod proc_stats;
+mod realtime;
 mod report;
 mod scenarios;
+mod webhooks;
 mod ws;
 
 use std::process::ExitCode;
@@ -15,8 +18,10 @@ use std::time::{Duration, Instant};
 
 use clap::{Parser, Subcommand};
 
+use crate::realtime::EdsChangesArgs;
 use crate::report::{SharedReport, round};
 use crate::scenarios::{BroadcastArgs, Common, ConnectRateArgs, IdleArgs, LatencyArgs, TaggedArgs};
+use crate::webhooks::WebhooksArgs;
 
 #[derive(Debug, Parser)]
 #[command(name = "updraft-loadgen", version, about)]
@@ -66,6 +71,11 @@ enum Scenario {
     Latency(LatencyArgs),
     /// Connections per second, then an orderly close of all of them.
     ConnectRate(ConnectRateArgs),
+    /// Todos created over REST at a fixed rate; create → socket frame latency and deliveries/s
+    /// (Updraft: built-in EDS → MWS delivery; Parse: LiveQuery).
+    EdsChanges(EdsChangesArgs),
+    /// Todos created over REST; webhook deliveries/s and create → delivery lag at a receiver in this process.
+    Webhooks(WebhooksArgs),
 }
 
 impl Scenario {
@@ -76,6 +86,8 @@ impl Scenario {
             Scenario::Tagged(_) => "tagged",
             Scenario::Latency(_) => "latency",
             Scenario::ConnectRate(_) => "connect-rate",
+            Scenario::EdsChanges(_) => "eds-changes",
+            Scenario::Webhooks(_) => "webhooks",
         }
     }
 }
@@ -133,6 +145,8 @@ async fn run(cli: Cli) -> ExitCode {
             Scenario::Tagged(a) => scenarios::tagged(&common, a).await,
             Scenario::Latency(a) => scenarios::latency(&common, a).await,
             Scenario::ConnectRate(a) => scenarios::connect_rate(&common, a).await,
+            Scenario::EdsChanges(a) => realtime::eds_changes(&common, a).await,
+            Scenario::Webhooks(a) => webhooks::webhooks(&common, a).await,
         }
     })
     .await;

@@ -17,6 +17,7 @@ use crate::proc_stats::{self, Pid};
 use crate::report::{SharedReport, round};
 
 /// Settings shared by every scenario.
+#[derive(Clone)]
 pub struct Common {
     pub target: Arc<Target>,
     pub server_pid: Option<u32>,
@@ -29,7 +30,7 @@ pub struct Common {
 }
 
 impl Common {
-    fn connect_opts(&self, sockets: usize, source: UriSource) -> ConnectOpts {
+    pub(crate) fn connect_opts(&self, sockets: usize, source: UriSource) -> ConnectOpts {
         ConnectOpts {
             sockets,
             source,
@@ -38,23 +39,23 @@ impl Common {
         }
     }
 
-    fn server_rss(&self) -> Option<u64> {
+    pub(crate) fn server_rss(&self) -> Option<u64> {
         let pid = self.server_pid?;
         proc_stats::rss_kib(Pid::Other(pid)).inspect_err(|e| eprintln!("warning: {e:#}")).ok()
     }
 
-    fn server_cpu(&self) -> Option<f64> {
+    pub(crate) fn server_cpu(&self) -> Option<f64> {
         let pid = self.server_pid?;
         proc_stats::cpu_seconds(Pid::Other(pid)).inspect_err(|e| eprintln!("warning: {e:#}")).ok()
     }
 
-    fn record_self_rss(&self) {
+    pub(crate) fn record_self_rss(&self) {
         if let Ok(kib) = proc_stats::rss_kib(Pid::SelfProcess) {
             self.report.set("loadgen_rss_kib", kib);
         }
     }
 
-    fn record_recv_errors(&self, stats: &RecvStats) {
+    pub(crate) fn record_recv_errors(&self, stats: &RecvStats) {
         let r = &self.report;
         r.set("closed_by_server", stats.closed_by_server.load(Ordering::Relaxed));
         r.set("read_errors", stats.read_errors.load(Ordering::Relaxed));
@@ -64,7 +65,7 @@ impl Common {
         }
     }
 
-    async fn sleep(&self, d: Duration) {
+    pub(crate) async fn sleep(&self, d: Duration) {
         tokio::time::sleep_until((tokio::time::Instant::now() + d).min(self.soft_deadline)).await;
     }
 }
@@ -327,10 +328,10 @@ pub async fn latency(c: &Common, a: &LatencyArgs) -> Result<bool> {
     Ok(fleet.failures == 0 && sent as usize == total && received >= sent)
 }
 
-const LATE_SEND_US: u64 = 2000;
+pub(crate) const LATE_SEND_US: u64 = 2000;
 
 /// Nearest-rank percentile of sorted samples.
-fn percentile(sorted: &[u64], q: f64) -> u64 {
+pub(crate) fn percentile(sorted: &[u64], q: f64) -> u64 {
     let rank = ((q * sorted.len() as f64).ceil() as usize).clamp(1, sorted.len());
     sorted[rank - 1]
 }

@@ -20,9 +20,15 @@ use tokio::net::{TcpSocket, TcpStream};
 /// read syscall, small enough that 19k of them stay under ~80 MB.
 pub const READ_BUF: usize = 4096;
 
-/// How many leading payload bytes the decoder keeps for the consumer (the
-/// latency scenario's ASCII timestamp needs at most 20).
+/// How many leading payload bytes the decoder keeps for the consumer when
+/// the stamp leads the payload (the latency scenario's ASCII timestamp needs
+/// at most 20).
 pub const PREFIX_LEN: usize = 32;
+
+/// Leading payload bytes kept when the stamp sits somewhere inside a JSON
+/// frame (EDS change frames, LiveQuery events): enough for their whole object.
+/// Must stay well below `READ_BUF`, since the captured bytes must be contiguous.
+pub const JSON_PREFIX_LEN: usize = 1024;
 
 const WS_GUID: &str = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11";
 
@@ -54,7 +60,8 @@ pub enum Event<'a> {
 /// must be contiguous, which `READ_BUF` always allows.
 #[derive(Debug, Default)]
 pub struct FrameDecoder {
-    capture_prefix: bool,
+    /// Leading payload bytes to keep per message (0: none).
+    capture: usize,
     /// Payload bytes of the current frame still to be discarded.
     skip: u64,
     /// Whether the frame being skipped ends its message.
@@ -62,13 +69,21 @@ pub struct FrameDecoder {
     /// Inside a fragmented message (saw a non-FIN data frame).
     in_message: bool,
     msg_len: u64,
-    prefix: [u8; PREFIX_LEN],
-    prefix_len: usize,
+    /// Allocated only when capturing, so idle sockets stay small.
+    prefix: Vec<u8>,
 }
 
 impl FrameDecoder {
-    pub fn new(capture_prefix: bool) -> Self {
-        Self { capture_prefix, ..Self::default() }
+    /// Keeps the first `capture` payload bytes of each message (at most
+    /// `READ_BUF / 2`); 0 keeps none.
+    pub fn new(capture: usize) -> Self {
+        let capture = capture.min(READ_BUF / 2);
+        Self { capture, prefix: Vec::with_capacity(capture), ..Self::default() }
+    }
+
+    /// True between messages (not inside a frame or a fragmented message).
+    pub fn at_boundary(&self) -> bool {
+        self.skip == 0 && !self.in_message
     }
 
     /// Decodes as many events as `buf` allows and returns how many bytes were
@@ -115,12 +130,12 @@ impl FrameDecoder {
                     if starts {
                         // Wait for the prefix to be contiguous before consuming
                         // the header, so it never has to be stitched together.
-                        let want = if self.capture_prefix { len.min(PREFIX_LEN as u64) as usize } else { 0 };
+                        let want = len.min(self.capture as u64) as usize;
                         if rest.len() < header + want {
                             return Ok(pos);
                         }
-                        self.prefix[..want].copy_from_slice(&rest[header..header + want]);
-                        self.prefix_len = want;
+                        self.prefix.clear();
+                        self.prefix.extend_from_slice(&rest[header..header + want]);
                         self.msg_len = 0;
                     }
                     self.in_message = !fin;
@@ -139,7 +154,7 @@ impl FrameDecoder {
 
     fn finish_message(&mut self, on_event: &mut impl FnMut(Event<'_>)) {
         self.skip_ends_message = false;
-        on_event(Event::Message { prefix: &self.prefix[..self.prefix_len], len: self.msg_len });
+        on_event(Event::Message { prefix: &self.prefix, len: self.msg_len });
     }
 }
 
@@ -173,6 +188,27 @@ pub fn masked_control_frame(opcode: u8, payload: &[u8]) -> Vec<u8> {
     let mut out = Vec::with_capacity(6 + payload.len());
     out.push(0x80 | opcode);
     out.push(0x80 | payload.len() as u8);
+    out.extend_from_slice(&mask);
+    out.extend(payload.iter().enumerate().map(|(i, b)| b ^ mask[i % 4]));
+    out
+}
+
+/// Builds a masked, unfragmented client frame of any size.
+pub fn masked_frame(opcode: u8, payload: &[u8]) -> Vec<u8> {
+    let mask: [u8; 4] = rand::random();
+    let mut out = Vec::with_capacity(14 + payload.len());
+    out.push(0x80 | opcode);
+    match payload.len() {
+        n @ 0..=125 => out.push(0x80 | n as u8),
+        n @ 126..=0xFFFF => {
+            out.push(0x80 | 126);
+            out.extend_from_slice(&(n as u16).to_be_bytes());
+        }
+        n => {
+            out.push(0x80 | 127);
+            out.extend_from_slice(&(n as u64).to_be_bytes());
+        }
+    }
     out.extend_from_slice(&mask);
     out.extend(payload.iter().enumerate().map(|(i, b)| b ^ mask[i % 4]));
     out
@@ -347,7 +383,7 @@ mod tests {
         wire.extend(frame(true, OP_TEXT, b""));
         wire.extend(frame(true, OP_TEXT, b"123456789 padding"));
         for chunk in [1, 2, 3, 7, 64] {
-            let mut dec = FrameDecoder::new(true);
+            let mut dec = FrameDecoder::new(PREFIX_LEN);
             assert_eq!(
                 feed(&mut dec, &wire, chunk),
                 ["msg 5 hello", "ping p1", "msg 0 ", "msg 17 123456789 padding"],
@@ -363,13 +399,13 @@ mod tests {
         let mut wire = frame(true, OP_TEXT, &medium);
         wire.extend(frame(true, OP_BINARY, &large));
         wire.extend(frame(true, OP_TEXT, b"x"));
-        let mut dec = FrameDecoder::new(true);
+        let mut dec = FrameDecoder::new(PREFIX_LEN);
         let events = feed(&mut dec, &wire, 1000);
         assert_eq!(events[0], format!("msg 300 {}", "a".repeat(PREFIX_LEN)));
         assert_eq!(events[1], format!("msg 70000 {}", "b".repeat(PREFIX_LEN)));
         assert_eq!(events[2], "msg 1 x");
         // The 64-bit form, header only: a 2^32+1 byte frame is skipped lazily.
-        let mut dec = FrameDecoder::new(false);
+        let mut dec = FrameDecoder::new(0);
         let mut hdr = vec![0x81, 127];
         hdr.extend_from_slice(&((1u64 << 32) + 1).to_be_bytes());
         let mut n = 0;
@@ -383,14 +419,14 @@ mod tests {
         wire.extend(frame(true, OP_PING, b""));
         wire.extend(frame(false, OP_CONT, b"45"));
         wire.extend(frame(true, OP_CONT, b"6"));
-        let mut dec = FrameDecoder::new(true);
+        let mut dec = FrameDecoder::new(PREFIX_LEN);
         assert_eq!(feed(&mut dec, &wire, 2), ["ping ", "msg 6 123"]);
     }
 
     #[test]
     fn ping_gets_masked_pong() {
         let wire = frame(true, OP_PING, b"heartbeat");
-        let mut dec = FrameDecoder::new(false);
+        let mut dec = FrameDecoder::new(0);
         let mut pong = None;
         dec.decode(&wire, |e| {
             if let Event::Ping(p) = e {
@@ -407,13 +443,30 @@ mod tests {
     }
 
     #[test]
+    fn long_prefix_capture_and_masked_frames() {
+        let body = format!("{{\"meta\":{{}},\"object\":{{\"title\":\"lg:42:7\"}}}}{}", " ".repeat(200));
+        let wire = frame(true, OP_TEXT, body.as_bytes());
+        let mut dec = FrameDecoder::new(JSON_PREFIX_LEN);
+        let events = feed(&mut dec, &wire, 50);
+        assert_eq!(events, [format!("msg {} {body}", body.len())]);
+        assert!(dec.at_boundary());
+
+        let payload = vec![b'z'; 300];
+        let masked = masked_frame(OP_TEXT, &payload);
+        assert_eq!((masked[0], masked[1]), (0x80 | OP_TEXT, 0x80 | 126));
+        assert_eq!(u16::from_be_bytes([masked[2], masked[3]]), 300);
+        let mask = &masked[4..8];
+        assert!(masked[8..].iter().enumerate().all(|(i, b)| b ^ mask[i % 4] == b'z'));
+    }
+
+    #[test]
     fn accept_key_matches_rfc_example() {
         assert_eq!(accept_key("dGhlIHNhbXBsZSBub25jZQ=="), "s3pPLMBiTxaQ9kYGzzhZRbK+xOo=");
     }
 
     #[test]
     fn rejects_masked_server_frames() {
-        let mut dec = FrameDecoder::new(false);
+        let mut dec = FrameDecoder::new(0);
         assert!(dec.decode(&[0x81, 0x81, 0, 0, 0, 0, b'x'], |_| {}).is_err());
     }
 

@@ -25,6 +25,23 @@ const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(30);
 /// In-flight HTTP requests get this long to finish at shutdown.
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(5);
 
+/// The application as every connection serves it.
+pub trait HttpService:
+    Service<Request<Incoming>, Response = axum::response::Response, Error = std::convert::Infallible, Future: Send>
+    + Clone
+    + Send
+    + 'static
+{
+}
+
+impl<S> HttpService for S where
+    S: Service<Request<Incoming>, Response = axum::response::Response, Error = std::convert::Infallible, Future: Send>
+        + Clone
+        + Send
+        + 'static
+{
+}
+
 /// Serves a connection taken away from HTTP.
 pub type RawHandler = Arc<dyn Fn(TcpStream) -> Pin<Box<dyn Future<Output = ()> + Send>> + Send + Sync>;
 
@@ -42,11 +59,7 @@ pub enum Listener {
 /// Serves `service` until `shutdown` resolves, then waits (bounded) for open requests.
 pub async fn serve<S>(listener: Listener, service: S, raw: Option<Arc<RawRoute>>, shutdown: impl Future<Output = ()>)
 where
-    S: Service<Request<Incoming>, Response = axum::response::Response, Error = std::convert::Infallible>
-        + Clone
-        + Send
-        + 'static,
-    S::Future: Send + 'static,
+    S: HttpService,
 {
     // Every connection task holds a receiver: `closed()` resolves when the last one is done.
     let (stop, stopping) = watch::channel(false);
@@ -94,11 +107,7 @@ where
 /// Serves the connection as HTTP unless its request line starts with `raw.prefix`.
 fn spawn_routed<S>(stream: TcpStream, raw: Arc<RawRoute>, service: S, stopping: watch::Receiver<bool>)
 where
-    S: Service<Request<Incoming>, Response = axum::response::Response, Error = std::convert::Infallible>
-        + Clone
-        + Send
-        + 'static,
-    S::Future: Send + 'static,
+    S: HttpService,
 {
     tokio::spawn(async move {
         if starts_with(&stream, raw.prefix).await {
@@ -132,11 +141,7 @@ async fn starts_with(stream: &TcpStream, prefix: &[u8]) -> bool {
 fn spawn_connection<I, S>(io: TokioIo<I>, tls: bool, service: S, mut stopping: watch::Receiver<bool>)
 where
     I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
-    S: Service<Request<Incoming>, Response = axum::response::Response, Error = std::convert::Infallible>
-        + Clone
-        + Send
-        + 'static,
-    S::Future: Send + 'static,
+    S: HttpService,
 {
     // Handlers learn which listener a request came through (socket URIs take its scheme).
     let service = tower::util::MapRequest::new(service, move |mut request: Request<Incoming>| {

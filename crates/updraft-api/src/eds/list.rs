@@ -27,7 +27,11 @@ pub(super) async fn list(
     let param = |name: &str| params.get(name);
 
     let q = json_param(param("q"), "q", json!({}))?;
-    let filter = Filter::parse(&q).map_err(bad_query)?;
+    // The npm SDK sends `q=null` for `find(null)`, and its typed values (`Eds.Ref`, `Eds.Time`) inside queries:
+    // they mean what their plain forms mean. The echo keeps what the client sent.
+    let mut plain = if q.is_null() { json!({}) } else { q.clone() };
+    updraft_core::typed::to_plain(&mut plain);
+    let filter = Filter::parse(&plain).map_err(bad_query)?;
     let sort_value = json_param(param("sort"), "sort", json!([]))?;
     let sort = Sort::parse(&sort_value).map_err(bad_query)?;
     let at = Collection { backend: &request.backend.id, object_type };

@@ -192,50 +192,19 @@ async fn stream_url(
     Ok(axum::Json(json!({ "expiringUrl": url })).into_response())
 }
 
-/// Turns committed changes into stream events, until the store goes away.
+/// Turns committed changes into stream events, until the store goes away. With no stream open it reads nothing:
+/// a stream that opens later and wants the past asks for it with `since`.
 pub async fn run(changes: Arc<dyn Changes>, schemas: Arc<dyn Schemas>, state: ApiState) {
-    let mut watch = changes.watch_changes();
-    let mut last = loop {
-        match changes.latest_change().await {
-            Ok(seq) => break seq,
-            Err(err) => {
-                tracing::warn!(%err, "reading the change log failed; retrying");
-                tokio::time::sleep(Duration::from_secs(1)).await;
+    let open = || !state.streams.is_idle();
+    let each = |change: Change| {
+        let (state, schemas) = (state.clone(), schemas.clone());
+        async move {
+            if state.streams.serves(&change.backend) && notifies(schemas.as_ref(), &change).await {
+                state.streams.publish(&change, &message(&change));
             }
         }
     };
-    loop {
-        let latest = *watch.borrow_and_update() as i64;
-        if state.streams.is_idle() {
-            // No stream open: keep up with the log without reading it (a stream that opens later and wants the
-            // past asks for it with `since`).
-            last = last.max(latest);
-            if watch.changed().await.is_err() {
-                return;
-            }
-            continue;
-        }
-        loop {
-            let batch = match changes.changes_after(last, BATCH).await {
-                Ok(batch) => batch,
-                Err(err) => {
-                    tracing::warn!(%err, "reading the change log failed; retrying");
-                    tokio::time::sleep(Duration::from_secs(1)).await;
-                    continue;
-                }
-            };
-            let Some(newest) = batch.last().map(|change| change.seq) else { break };
-            for change in &batch {
-                if state.streams.serves(&change.backend) && notifies(schemas.as_ref(), change).await {
-                    state.streams.publish(change, &message(change));
-                }
-            }
-            last = newest;
-        }
-        if watch.changed().await.is_err() {
-            return;
-        }
-    }
+    crate::follow::follow(changes, open, each).await;
 }
 
 /// Streams carry a type's changes when its schema sets `settings.websocket`.

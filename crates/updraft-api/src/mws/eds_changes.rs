@@ -6,58 +6,21 @@
 //! once per change, in the transaction that made it, never per socket.
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use serde_json::json;
 use updraft_bus::{Bus, Publication};
 use updraft_gateway::Gateways;
 use updraft_store::{Change, Changes};
 
-/// Changes read from the log at a time.
-const BATCH: u32 = 512;
-
 /// Delivers changes as they commit, until the store goes away. Sockets are live connections: changes from before
 /// this start have nobody to reach, so it begins at the latest.
 pub async fn deliver(changes: Arc<dyn Changes>, gateways: Arc<Gateways>, bus: Arc<dyn Bus>) {
-    let mut watch = changes.watch_changes();
-    let mut last = loop {
-        match changes.latest_change().await {
-            Ok(seq) => break seq,
-            Err(err) => {
-                tracing::warn!(%err, "reading the change log failed; retrying");
-                tokio::time::sleep(Duration::from_secs(1)).await;
-            }
-        }
+    let bound = || any_bound(&gateways);
+    let each = |change: Change| {
+        let (gateways, bus) = (gateways.clone(), bus.clone());
+        async move { publish(&change, &gateways, bus.as_ref()).await }
     };
-    loop {
-        let latest = *watch.borrow_and_update() as i64;
-        if !any_bound(&gateways) {
-            // Nobody to tell: keep up with the log without reading it (every commit wakes this task).
-            last = last.max(latest);
-            if watch.changed().await.is_err() {
-                return;
-            }
-            continue;
-        }
-        loop {
-            let batch = match changes.changes_after(last, BATCH).await {
-                Ok(batch) => batch,
-                Err(err) => {
-                    tracing::warn!(%err, "reading the change log failed; retrying");
-                    tokio::time::sleep(Duration::from_secs(1)).await;
-                    continue;
-                }
-            };
-            let Some(newest) = batch.last().map(|change| change.seq) else { break };
-            for change in &batch {
-                publish(change, &gateways, bus.as_ref()).await;
-            }
-            last = newest;
-        }
-        if watch.changed().await.is_err() {
-            return;
-        }
-    }
+    crate::follow::follow(changes, bound, each).await;
 }
 
 fn any_bound(gateways: &Gateways) -> bool {

@@ -795,3 +795,27 @@ async fn an_acl_sent_with_a_new_object_is_its_acl_not_a_property() {
     let (_, all) = eds.call(Method::GET, "/v1/objects/todos?count=1", None, Some("")).await;
     assert_eq!(all["count"], 0, "{all}");
 }
+
+/// What the npm SDK sends for `find(null)` and for queries holding its typed values (`Eds.Ref`, `Eds.Time`).
+#[tokio::test]
+async fn queries_accept_the_npm_sdks_null_and_typed_values() {
+    let eds = eds().await;
+    let (_, list) = eds.call(Method::POST, "/v1/objects/lists", None, Some(r#"{"name":"groceries"}"#)).await;
+    let list_ref = json!({"id": list["id"], "objectType": "objects.lists"});
+    let todo = json!({"title": "milk", "list": list_ref, "due": "2014-03-14T08:48:23.000Z"}).to_string();
+    eds.call(Method::POST, "/v1/objects/todos", None, Some(&todo)).await;
+    eds.call(Method::POST, "/v1/objects/todos", None, Some(r#"{"title":"eggs"}"#)).await;
+
+    let (status, all) = eds.call(Method::GET, "/v1/objects/todos?q=null", None, None).await;
+    assert_eq!((status, all["results"].as_array().unwrap().len()), (StatusCode::OK, 2), "{all}");
+    assert_eq!(all["query"]["query"], Value::Null, "the echo keeps what was sent");
+    let typed = json!({
+        "list": {"$type": "ref", "$value": list_ref},
+        "due": {"$gt": {"$type": "time", "$value": "2014-01-01T00:00:00.000Z"}},
+    });
+    let path = format!("/v1/objects/todos?q={}", encode(&typed.to_string()));
+    let (status, found) = eds.call(Method::GET, &path, None, None).await;
+    assert_eq!(status, StatusCode::OK, "{found}");
+    let titles: Vec<&str> = found["results"].as_array().unwrap().iter().map(|t| t["title"].as_str().unwrap()).collect();
+    assert_eq!(titles, ["milk"]);
+}

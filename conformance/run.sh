@@ -1,0 +1,169 @@
+#!/usr/bin/env bash
+# Conformance of Updraft with the official Node SDK, npm `qtc` 0.6.10: application code written for
+# Qt Cloud Services must work with nothing changed but its addresses.
+#
+# The SDK sends EDS (and MAR, platform) requests to https://<host name>:443 whatever the address says,
+# so this runner needs root: it serves HTTPS on 127.0.0.1:443 and maps the suite's host names to
+# 127.0.0.1 in /etc/hosts (adding the entry only if a name is missing). It makes a throwaway CA and
+# certificate (`updraft cert`), trusted through NODE_EXTRA_CA_CERTS, starts one `updraft serve` with a
+# plain listener on a free port and the TLS one on 443, runs `node --test` over conformance/node/, and
+# prints `conformance: N passed, M failed, K skipped`.
+#
+# Builds nothing: pass the binary as UPDRAFT_BIN (default target/debug/updraft), e.g.
+#   cargo build -p updraft-server && UPDRAFT_BIN=$PWD/target/debug/updraft bash conformance/run.sh
+# Extra arguments go to `node --test`, e.g. `--test-name-pattern=usergroup`.
+set -uo pipefail
+
+root="$(cd "$(dirname "$0")/.." && pwd)"
+bin="${UPDRAFT_BIN:-target/debug/updraft}"
+case "$bin" in
+  /*) ;;
+  *) if [[ -e "$PWD/$bin" ]]; then bin="$PWD/$bin"; else bin="$root/$bin"; fi ;;
+esac
+if [[ ! -x "$bin" ]]; then
+  echo "conformance: updraft binary not found at $bin (build it with 'cargo build -p updraft-server' or set UPDRAFT_BIN)" >&2
+  exit 2
+fi
+cd "$root"
+
+names=(eds.localtest mws.localtest api.localtest mar.localtest)
+suite=conformance/node
+
+# ---- host names ----------------------------------------------------------------------------------------
+missing=()
+for name in "${names[@]}"; do
+  addr="$(getent ahostsv4 "$name" 2>/dev/null | awk '{ print $1; exit }')"
+  if [[ -z "$addr" ]]; then
+    missing+=("$name")
+  elif [[ "$addr" != 127.0.0.1 ]]; then
+    echo "conformance: $name resolves to $addr, not 127.0.0.1; fix /etc/hosts" >&2
+    exit 2
+  fi
+done
+if ((${#missing[@]})); then
+  if ! printf '127.0.0.1 %s # updraft conformance\n' "${missing[*]}" >>/etc/hosts 2>/dev/null; then
+    echo "conformance: cannot add '127.0.0.1 ${missing[*]}' to /etc/hosts (run as root, or add it yourself)" >&2
+    exit 2
+  fi
+  echo "== /etc/hosts: added 127.0.0.1 ${missing[*]}"
+fi
+
+# ---- the suite's packages --------------------------------------------------------------------------------
+if ! node -e '
+  const fs = require("fs");
+  const dir = process.argv[1];
+  const lock = JSON.parse(fs.readFileSync(dir + "/package-lock.json", "utf8"));
+  for (const [p, meta] of Object.entries(lock.packages)) {
+    if (!p) continue;
+    const installed = JSON.parse(fs.readFileSync(dir + "/" + p + "/package.json", "utf8"));
+    if (installed.version !== meta.version) process.exit(1);
+  }' "$suite" 2>/dev/null
+then
+  echo "== npm ci --prefix $suite"
+  npm ci --prefix "$suite" --no-audit --no-fund || { echo "conformance: npm ci failed" >&2; exit 2; }
+fi
+
+# ---- certificates and the server ---------------------------------------------------------------------------
+work="$(mktemp -d "${TMPDIR:-/tmp}/updraft-conformance.XXXXXX")"
+server_pid=""
+cleanup() {
+  if [[ -n "$server_pid" ]]; then
+    kill "$server_pid" 2>/dev/null
+    wait "$server_pid" 2>/dev/null
+  fi
+  rm -rf "$work"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+fail_setup() {
+  echo "conformance: $*" >&2
+  if [[ -s "$work/server.log" ]]; then echo "--- server log (tail)" >&2; tail -n 20 "$work/server.log" >&2; fi
+  echo "conformance: 0 passed, 1 failed, 0 skipped"
+  exit 1
+}
+
+cert_args=(cert --dir "$work/certs")
+for name in "${names[@]}"; do cert_args+=(--name "$name"); done
+"$bin" "${cert_args[@]}" >/dev/null || fail_setup "updraft cert failed"
+
+token() { od -An -N16 -tx1 /dev/urandom | tr -d ' \n'; }
+admin_email=conformance@example.com
+admin_password="conformance-$(token)"
+security_token="$(token)"
+server_admin_token="$(token)"
+
+mkdir "$work/data"
+# A clean environment for the server: nothing inherited from the caller's UPDRAFT_*, EDS_* or APP_DOMAIN
+# (nor RUST_BACKTRACE, which buries a startup error such as a taken port under a backtrace).
+env -u RUST_BACKTRACE -u EDS_BACKEND_ID -u EDS_URI -u EDS_PERMISSIONS -u APP_DOMAIN -u UPDRAFT_CONFIG -u UPDRAFT_LISTEN \
+  -u UPDRAFT_TLS_LISTEN -u UPDRAFT_DATA_DIR -u UPDRAFT_MAX_PENDING_SOCKETS -u UPDRAFT_SOCKET_URI_TTL_SECS \
+  ACCESS_CONTROL=none SECURITY_TOKEN="$security_token" UPDRAFT_ADMIN_TOKEN="$server_admin_token" RUST_LOG=info \
+  "$bin" serve --listen 127.0.0.1:0 --tls-listen 127.0.0.1:443 \
+  --tls-cert "$work/certs/cert.pem" --tls-key "$work/certs/key.pem" \
+  --data-dir "$work/data" --admin-email "$admin_email" --admin-password "$admin_password" \
+  --log-format json >/dev/null 2>"$work/server.log" &
+server_pid=$!
+
+# The plain listener is on port 0: read the address the server logs.
+plain=""
+for _ in $(seq 100); do
+  plain="$(grep -m1 -o '"local_addr":"[^"]*"' "$work/server.log" 2>/dev/null | cut -d'"' -f4)"
+  [[ -n "$plain" ]] && break
+  kill -0 "$server_pid" 2>/dev/null || fail_setup "updraft exited at startup (is port 443 taken?)"
+  sleep 0.1
+done
+[[ -n "$plain" ]] || fail_setup "updraft did not log its address within 10 s"
+plain_port="${plain##*:}"
+
+export NODE_EXTRA_CA_CERTS="$work/certs/ca.pem"
+# Both listeners answer, and the TLS one with a certificate this CA signed for the names.
+if ! node -e '
+  (async () => {
+    for (let i = 0; i < 100; i++) {
+      try {
+        const ok = await Promise.all(process.argv.slice(1).map((u) => fetch(u).then((r) => r.ok)));
+        if (ok.every(Boolean)) return;
+      } catch {}
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    process.exit(1);
+  })();' "http://$plain/healthz" "https://eds.localtest/healthz" "https://mws.localtest/healthz"
+then
+  fail_setup "the server's /healthz did not answer on http://$plain and https://eds.localtest (is port 443 taken?)"
+fi
+echo "== updraft on http://$plain and https://{eds,mws}.localtest:443"
+
+export CONFORMANCE_EDS_ADDRESS=https://eds.localtest
+export CONFORMANCE_MWS_ADDRESS=https://mws.localtest
+export CONFORMANCE_MWS_PLAIN_ADDRESS="http://mws.localtest:$plain_port"
+export CONFORMANCE_ADMIN_BASE="http://$plain"
+export CONFORMANCE_ADMIN_EMAIL="$admin_email"
+export CONFORMANCE_ADMIN_PASSWORD="$admin_password"
+export CONFORMANCE_SERVER_ADMIN_TOKEN="$server_admin_token"
+export CONFORMANCE_SECURITY_TOKEN="$security_token"
+
+# ---- run -------------------------------------------------------------------------------------------------------
+echo "== npm qtc SDK conformance (node --test)"
+node_flags=(--test --test-reporter=spec --test-reporter-destination=stdout
+  --test-reporter=tap --test-reporter-destination="$work/results.tap")
+# Whole-test time limit where this Node has the flag (20.11+); each test also sets its own.
+if node --test-timeout=1 -e 0 >/dev/null 2>&1; then node_flags+=(--test-timeout=60000); fi
+node "${node_flags[@]}" "$@" "$suite/"
+status=$?
+
+count() { grep -E "^# $1 [0-9]+$" "$work/results.tap" 2>/dev/null | tail -n1 | awk '{ print $3 }'; }
+passed="$(count pass)"
+failed="$(count fail)"
+cancelled="$(count cancelled)"
+skipped="$(count skipped)"
+passed="${passed:-0}" skipped="${skipped:-0}"
+failed=$((${failed:-0} + ${cancelled:-0}))
+if ((status != 0 && failed == 0)); then failed=1; fi # node failed outside any test (e.g. a file did not load)
+if ((failed)); then
+  echo "--- server log (tail)"
+  tail -n 20 "$work/server.log"
+fi
+echo "conformance: $passed passed, $failed failed, $skipped skipped"
+if ((failed || passed == 0)); then exit 1; fi
+exit 0
