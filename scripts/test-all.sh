@@ -16,6 +16,9 @@ if ! { [[ -x /usr/lib/qt5/bin/qmake ]] && have g++ && have make &&
   apt_missing+=(qtbase5-dev libqt5websockets5-dev qt5-qmake g++ make)
 fi
 # -- end Qt Todo demo --
+# -- browser (chromium) --
+[[ -x /usr/bin/chromium ]] || apt_missing+=(chromium)
+# -- end browser --
 if ((${#apt_missing[@]})); then
   apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${apt_missing[@]}"
 fi
@@ -45,3 +48,9 @@ UPDRAFT_BIN="$PWD/target/debug/updraft" bash examples/qt-todo/e2e.sh
 echo "== conformance (npm qtc SDK)"
 UPDRAFT_BIN="$PWD/target/debug/updraft" bash conformance/run.sh
 # -- end conformance --
+
+# -- browser (chromium) --
+# Headless Chromium on a second origin calls EDS and MWS cross-origin (conformance/browser/run.sh).
+echo "== browser (chromium)"
+UPDRAFT_BIN="$PWD/target/debug/updraft" bash conformance/browser/run.sh
+# -- end browser --
