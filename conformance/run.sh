@@ -25,6 +25,8 @@ if [[ ! -x "$bin" ]]; then
   exit 2
 fi
 cd "$root"
+# shellcheck source=conformance/lib.sh
+source "$root/conformance/lib.sh"
 
 names=(eds.localtest mws.localtest api.localtest mar.localtest)
 suite=conformance/node
@@ -49,19 +51,7 @@ if ((${#missing[@]})); then
 fi
 
 # ---- the suite's packages --------------------------------------------------------------------------------
-if ! node -e '
-  const fs = require("fs");
-  const dir = process.argv[1];
-  const lock = JSON.parse(fs.readFileSync(dir + "/package-lock.json", "utf8"));
-  for (const [p, meta] of Object.entries(lock.packages)) {
-    if (!p) continue;
-    const installed = JSON.parse(fs.readFileSync(dir + "/" + p + "/package.json", "utf8"));
-    if (installed.version !== meta.version) process.exit(1);
-  }' "$suite" 2>/dev/null
-then
-  echo "== npm ci --prefix $suite"
-  npm ci --prefix "$suite" --no-audit --no-fund || { echo "conformance: npm ci failed" >&2; exit 2; }
-fi
+npm_ready "$suite" conformance
 
 # ---- certificates and the server ---------------------------------------------------------------------------
 work="$(mktemp -d "${TMPDIR:-/tmp}/updraft-conformance.XXXXXX")"

@@ -54,3 +54,5 @@ UPDRAFT_BIN="$PWD/target/debug/updraft" bash conformance/run.sh
 echo "== browser (chromium)"
 UPDRAFT_BIN="$PWD/target/debug/updraft" bash conformance/browser/run.sh
 # -- end browser --
+
+echo "== all suites passed: Rust, interop, Qt demo, npm SDK conformance, browser"

@@ -12,6 +12,8 @@ set -uo pipefail
 
 here="$(cd "$(dirname "$0")" && pwd)"
 root="$(cd "$here/../.." && pwd)"
+# shellcheck source=conformance/lib.sh
+source "$here/../lib.sh"
 bin="${UPDRAFT_BIN:-target/debug/updraft}"
 case "$bin" in
   /*) ;;
@@ -32,19 +34,7 @@ if ! command -v node >/dev/null || ! command -v npm >/dev/null; then
 fi
 
 # ---- the suite's packages (npm ci when what is installed differs from the lock file) --------------------
-if ! node -e '
-  const fs = require("fs");
-  const dir = process.argv[1];
-  const lock = JSON.parse(fs.readFileSync(dir + "/package-lock.json", "utf8"));
-  for (const [p, meta] of Object.entries(lock.packages)) {
-    if (!p) continue;
-    const installed = JSON.parse(fs.readFileSync(dir + "/" + p + "/package.json", "utf8"));
-    if (installed.version !== meta.version) process.exit(1);
-  }' "$here" 2>/dev/null
-then
-  echo "== npm ci --prefix conformance/browser"
-  npm ci --prefix "$here" --no-audit --no-fund || { echo "browser: npm ci failed" >&2; exit 2; }
-fi
+npm_ready "$here" browser
 
 # ---- the server ---------------------------------------------------------------------------------------------
 work="$(mktemp -d "${TMPDIR:-/tmp}/updraft-browser.XXXXXX")"
