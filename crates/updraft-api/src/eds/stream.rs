@@ -64,11 +64,14 @@ struct Interest {
 }
 
 impl Interest {
-    fn may_read(&self, change: &Change) -> bool {
-        match &self.subjects {
+    /// Whether this stream gets `change`, whose event is `message`: its backend, readable by its user, and
+    /// matching its filter. (Whether the type notifies at all is the caller's to know.)
+    fn wants(&self, change: &Change, message: &Value) -> bool {
+        let may_read = match &self.subjects {
             None => true,
             Some(subjects) => change.readers.iter().any(|reader| reader == "*" || subjects.contains(reader)),
-        }
+        };
+        self.backend == change.backend && may_read && contains(message, &self.filter)
     }
 }
 
@@ -106,8 +109,7 @@ impl Streams {
         let mut text = None;
         let mut open = self.open.lock().expect("streams lock");
         open.retain(|_, (interest, frames)| {
-            if interest.backend != change.backend || !interest.may_read(change) || !contains(message, &interest.filter)
-            {
+            if !interest.wants(change, message) {
                 return true;
             }
             let text = text.get_or_insert_with(|| Bytes::from(message.to_string())).clone();
@@ -412,11 +414,7 @@ async fn replay(state: &ApiState, interest: &Interest, since: i64, stream: &mut 
         for change in &batch {
             last = change.seq;
             let message = message(change);
-            if change.backend == interest.backend
-                && interest.may_read(change)
-                && contains(&message, &interest.filter)
-                && notifies(state.schemas.as_ref(), change).await
-            {
+            if interest.wants(change, &message) && notifies(state.schemas.as_ref(), change).await {
                 ws::put_frame(out, ws::OP_TEXT, message.to_string().as_bytes());
             }
         }
