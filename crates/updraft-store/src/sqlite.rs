@@ -107,8 +107,7 @@ const MIGRATIONS: &[&str] = &[
     )",
     "CREATE INDEX changes_by_time ON changes (created_ms)",
     "ALTER TABLE changes ADD COLUMN request_id TEXT",
-    // Webhooks (`sqlite/webhooks.rs`): lists are JSON arrays. (`since_seq` went unused when the trigger below
-    // replaced the dispatcher.)
+    // Webhooks (`sqlite/webhooks.rs`): lists are JSON arrays.
     "CREATE TABLE webhooks (
         id TEXT PRIMARY KEY,
         backend TEXT NOT NULL,
@@ -117,7 +116,6 @@ const MIGRATIONS: &[&str] = &[
         events TEXT NOT NULL,
         headers TEXT NOT NULL,
         secret TEXT NOT NULL,
-        since_seq INTEGER NOT NULL,
         created_ms INTEGER NOT NULL,
         updated_ms INTEGER NOT NULL
     )",
@@ -140,11 +138,8 @@ const MIGRATIONS: &[&str] = &[
     "CREATE INDEX deliveries_by_webhook ON webhook_deliveries (webhook_id, id)",
     "CREATE INDEX deliveries_by_seq ON webhook_deliveries (seq)",
     "CREATE INDEX deliveries_finished ON webhook_deliveries (finished_ms) WHERE status != 'pending'",
-    // How far the webhook dispatcher has read the change log.
-    "CREATE TABLE cursors (name TEXT PRIMARY KEY, seq INTEGER NOT NULL)",
-    // The webhook outbox is filled by the database in the transaction of each change: no dispatcher, no extra
-    // commit (and fsync) per change, and a backend without webhooks pays one index probe.
-    "DROP TABLE cursors",
+    // The webhook outbox is filled by the database in the transaction of each change: no extra commit (and fsync)
+    // per change, and a backend without webhooks pays one index probe.
     "CREATE TRIGGER changes_to_webhook_deliveries AFTER INSERT ON changes
      BEGIN
          INSERT INTO webhook_deliveries (webhook_id, seq, object_id, status, attempts, next_ms, created_ms)

@@ -103,9 +103,8 @@ impl Webhooks for SqliteStore {
             let id = ObjectId::generate().to_string();
             let now = now_ms();
             sqlx::query(
-                "INSERT INTO webhooks (id, backend, url, object_types, events, headers, secret, since_seq, created_ms,
-                                       updated_ms)
-                 VALUES (?, ?, ?, ?, ?, ?, ?, 0, ?, ?)",
+                "INSERT INTO webhooks (id, backend, url, object_types, events, headers, secret, created_ms, updated_ms)
+                 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
             )
             .bind(&id)
             .bind(backend)
