@@ -15,18 +15,10 @@
 set -uo pipefail
 
 root="$(cd "$(dirname "$0")/.." && pwd)"
-bin="${UPDRAFT_BIN:-target/debug/updraft}"
-case "$bin" in
-  /*) ;;
-  *) if [[ -e "$PWD/$bin" ]]; then bin="$PWD/$bin"; else bin="$root/$bin"; fi ;;
-esac
-if [[ ! -x "$bin" ]]; then
-  echo "conformance: updraft binary not found at $bin (build it with 'cargo build -p updraft-server' or set UPDRAFT_BIN)" >&2
-  exit 2
-fi
-cd "$root"
 # shellcheck source=conformance/lib.sh
 source "$root/conformance/lib.sh"
+find_updraft conformance "$root"
+cd "$root"
 
 names=(eds.localtest mws.localtest api.localtest mar.localtest)
 suite=conformance/node
@@ -54,30 +46,13 @@ fi
 npm_ready "$suite" conformance
 
 # ---- certificates and the server ---------------------------------------------------------------------------
-work="$(mktemp -d "${TMPDIR:-/tmp}/updraft-conformance.XXXXXX")"
-server_pid=""
-cleanup() {
-  if [[ -n "$server_pid" ]]; then
-    kill "$server_pid" 2>/dev/null
-    wait "$server_pid" 2>/dev/null
-  fi
-  rm -rf "$work"
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
-
-fail_setup() {
-  echo "conformance: $*" >&2
-  if [[ -s "$work/server.log" ]]; then echo "--- server log (tail)" >&2; tail -n 20 "$work/server.log" >&2; fi
-  echo "conformance: 0 passed, 1 failed, 0 skipped"
-  exit 1
-}
+init_work conformance
+count_skipped=1
 
 cert_args=(cert --dir "$work/certs")
 for name in "${names[@]}"; do cert_args+=(--name "$name"); done
 "$bin" "${cert_args[@]}" >/dev/null || fail_setup "updraft cert failed"
 
-token() { od -An -N16 -tx1 /dev/urandom | tr -d ' \n'; }
 admin_email=conformance@example.com
 admin_password="conformance-$(token)"
 security_token="$(token)"
@@ -96,30 +71,13 @@ env -u RUST_BACKTRACE -u EDS_BACKEND_ID -u EDS_URI -u EDS_PERMISSIONS -u APP_DOM
 server_pid=$!
 
 # The plain listener is on port 0: read the address the server logs.
-plain=""
-for _ in $(seq 100); do
-  plain="$(grep -m1 -o '"local_addr":"[^"]*"' "$work/server.log" 2>/dev/null | cut -d'"' -f4)"
-  [[ -n "$plain" ]] && break
-  kill -0 "$server_pid" 2>/dev/null || fail_setup "updraft exited at startup (is port 443 taken?)"
-  sleep 0.1
-done
-[[ -n "$plain" ]] || fail_setup "updraft did not log its address within 10 s"
+wait_for_address " (is port 443 taken?)"
+plain="$addr"
 plain_port="${plain##*:}"
 
 export NODE_EXTRA_CA_CERTS="$work/certs/ca.pem"
 # Both listeners answer, and the TLS one with a certificate this CA signed for the names.
-if ! node -e '
-  (async () => {
-    for (let i = 0; i < 100; i++) {
-      try {
-        const ok = await Promise.all(process.argv.slice(1).map((u) => fetch(u).then((r) => r.ok)));
-        if (ok.every(Boolean)) return;
-      } catch {}
-      await new Promise((r) => setTimeout(r, 100));
-    }
-    process.exit(1);
-  })();' "http://$plain/healthz" "https://eds.localtest/healthz" "https://mws.localtest/healthz"
-then
+if ! urls_answer "http://$plain/healthz" "https://eds.localtest/healthz" "https://mws.localtest/healthz"; then
   fail_setup "the server's /healthz did not answer on http://$plain and https://eds.localtest (is port 443 taken?)"
 fi
 echo "== updraft on http://$plain and https://{eds,mws}.localtest:443"
@@ -135,25 +93,4 @@ export CONFORMANCE_SECURITY_TOKEN="$security_token"
 
 # ---- run -------------------------------------------------------------------------------------------------------
 echo "== npm qtc SDK conformance (node --test)"
-node_flags=(--test --test-reporter=spec --test-reporter-destination=stdout
-  --test-reporter=tap --test-reporter-destination="$work/results.tap")
-# Whole-test time limit where this Node has the flag (20.11+); each test also sets its own.
-if node --test-timeout=1 -e 0 >/dev/null 2>&1; then node_flags+=(--test-timeout=60000); fi
-node "${node_flags[@]}" "$@" "$suite/"
-status=$?
-
-count() { grep -E "^# $1 [0-9]+$" "$work/results.tap" 2>/dev/null | tail -n1 | awk '{ print $3 }'; }
-passed="$(count pass)"
-failed="$(count fail)"
-cancelled="$(count cancelled)"
-skipped="$(count skipped)"
-passed="${passed:-0}" skipped="${skipped:-0}"
-failed=$((${failed:-0} + ${cancelled:-0}))
-if ((status != 0 && failed == 0)); then failed=1; fi # node failed outside any test (e.g. a file did not load)
-if ((failed)); then
-  echo "--- server log (tail)"
-  tail -n 20 "$work/server.log"
-fi
-echo "conformance: $passed passed, $failed failed, $skipped skipped"
-if ((failed || passed == 0)); then exit 1; fi
-exit 0
+run_node_tests 60000 "$@" "$suite/"
