@@ -21,7 +21,7 @@ use crate::fleet::{self, LiveQuery, RecvStats, Stamp, UriSource, now_ns, user_id
 use crate::http::{HttpConn, Response};
 use crate::proc_stats::{self, Pid};
 use crate::report::{SharedReport, round};
-use crate::scenarios::{Common, LATE_SEND_US, percentile};
+use crate::scenarios::{Common, Schedule, percentile};
 
 /// The server under test.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -274,23 +274,19 @@ pub async fn run_creates(
     body: Arc<dyn Fn(usize) -> Vec<u8> + Send + Sync>,
 ) -> CreateOutcome {
     let planned = (plan.rate > 0).then(|| (plan.rate as f64 * plan.seconds).round() as usize);
-    let interval_ns = if plan.rate > 0 { 1e9 / plan.rate as f64 } else { 0.0 };
     let start = tokio::time::Instant::now() + Duration::from_millis(10);
     let end = (start + Duration::from_secs_f64(plan.seconds)).min(c.soft_deadline);
     // A server that falls far behind would hold creates open past any deadline, and with them every figure:
     // a create unanswered this long after the phase is given up (and counted as an error).
     let hard_end = (end + CREATE_OVERRUN).min(c.soft_deadline - Duration::from_secs(2)).max(end);
     let next = Arc::new(AtomicUsize::new(0));
-    let (sent_ok, errors, late, max_lag) = (
-        Arc::new(AtomicU64::new(0)),
-        Arc::new(AtomicU64::new(0)),
-        Arc::new(AtomicU64::new(0)),
-        Arc::new(AtomicU64::new(0)),
-    );
+    let (sent_ok, errors) = (Arc::new(AtomicU64::new(0)), Arc::new(AtomicU64::new(0)));
+    // Consulted only when paced (rate > 0); unpaced creators go as fast as they can until `end`.
+    let schedule = Arc::new(Schedule::new(start, plan.rate.max(1) as f64, end));
     let mut workers: Vec<JoinHandle<(Vec<u64>, Option<String>)>> = Vec::new();
     for _ in 0..plan.creators.max(1) {
         let (target, peer, next, body) = (c.target.clone(), peer.clone(), next.clone(), body.clone());
-        let (sent_ok, errors, late, max_lag) = (sent_ok.clone(), errors.clone(), late.clone(), max_lag.clone());
+        let (sent_ok, errors, schedule) = (sent_ok.clone(), errors.clone(), schedule.clone());
         workers.push(tokio::spawn(async move {
             let mut conn = HttpConn::new(target);
             let headers: Vec<(&str, &str)> = peer.headers.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
@@ -298,19 +294,8 @@ pub async fn run_creates(
             loop {
                 let k = next.fetch_add(1, Ordering::Relaxed);
                 if let Some(planned) = planned {
-                    if k >= planned {
+                    if k >= planned || !schedule.wait_turn(k).await {
                         break;
-                    }
-                    let due = start + Duration::from_nanos((k as f64 * interval_ns) as u64);
-                    if due >= end {
-                        break;
-                    }
-                    tokio::time::sleep_until(due).await;
-                    // Tokio timers round up to the next millisecond; see `LATE_SEND_US`.
-                    let lag = tokio::time::Instant::now().saturating_duration_since(due).as_micros() as u64;
-                    max_lag.fetch_max(lag, Ordering::Relaxed);
-                    if lag > LATE_SEND_US {
-                        late.fetch_add(1, Ordering::Relaxed);
                     }
                 } else if tokio::time::Instant::now() >= end {
                     break;
@@ -360,8 +345,8 @@ pub async fn run_creates(
     outcome.seconds = start.elapsed().as_secs_f64();
     outcome.sent_ok = sent_ok.load(Ordering::Relaxed);
     outcome.errors = errors.load(Ordering::Relaxed);
-    outcome.late = late.load(Ordering::Relaxed);
-    outcome.max_lag_us = max_lag.load(Ordering::Relaxed);
+    outcome.late = schedule.late();
+    outcome.max_lag_us = schedule.max_lag_us();
     outcome.round_trips_us.sort_unstable();
     outcome
 }

@@ -226,41 +226,23 @@ pub async fn latency(c: &Common, a: &LatencyArgs) -> Result<bool> {
     anyhow::ensure!(ids.iter().all(|id| !id.is_empty()), "socket URIs carry no token= parameter to address sockets by");
 
     let total = (a.rate as f64 * a.seconds).round() as usize;
-    let interval_ns = 1e9 / a.rate as f64;
     let sent_ok = Arc::new(AtomicU64::new(0));
     let errors = Arc::new(AtomicU64::new(0));
-    let late = Arc::new(AtomicU64::new(0));
-    let max_lag = Arc::new(AtomicU64::new(0));
     let next = Arc::new(AtomicUsize::new(0));
     let start = tokio::time::Instant::now() + Duration::from_millis(10);
-    let deadline = c.soft_deadline;
+    let schedule = Arc::new(Schedule::new(start, a.rate as f64, c.soft_deadline));
     let mut workers: Vec<JoinHandle<Option<String>>> = Vec::new();
     for _ in 0..a.publishers.max(1) {
         let (target, ids, next) = (c.target.clone(), ids.clone(), next.clone());
-        let (sent_ok, errors, late, max_lag) = (sent_ok.clone(), errors.clone(), late.clone(), max_lag.clone());
+        let (sent_ok, errors, schedule) = (sent_ok.clone(), errors.clone(), schedule.clone());
         let size = a.size;
         workers.push(tokio::spawn(async move {
             let mut conn = HttpConn::new(target);
             let mut first_error = None;
             loop {
                 let k = next.fetch_add(1, Ordering::Relaxed);
-                if k >= total {
+                if k >= total || !schedule.wait_turn(k).await {
                     break;
-                }
-                let due = start + Duration::from_nanos((k as f64 * interval_ns) as u64);
-                if due >= deadline {
-                    break;
-                }
-                tokio::time::sleep_until(due).await;
-                // Lag behind the schedule shows whether the publishers kept
-                // up (the timestamp is the actual send time, so a stalled
-                // server hides part of its stall from the percentiles).
-                // Tokio timers round up to the next millisecond, hence the
-                // 2 ms threshold for "late".
-                let lag = tokio::time::Instant::now().saturating_duration_since(due).as_micros() as u64;
-                max_lag.fetch_max(lag, Ordering::Relaxed);
-                if lag > LATE_SEND_US {
-                    late.fetch_add(1, Ordering::Relaxed);
                 }
                 let receiver = &ids[rand::random_range(0..ids.len())];
                 let mut data = now_ns().to_string();
@@ -309,8 +291,8 @@ pub async fn latency(c: &Common, a: &LatencyArgs) -> Result<bool> {
     if let Some(e) = first_error {
         r.set("first_publish_error", e);
     }
-    r.set("late_sends", late.load(Ordering::Relaxed));
-    r.set("max_send_lag_us", max_lag.load(Ordering::Relaxed));
+    r.set("late_sends", schedule.late());
+    r.set("max_send_lag_us", schedule.max_lag_us());
     r.set("received", received);
     r.set("lost", sent.saturating_sub(received));
     r.set("size_mismatches", stats.size_mismatches.load(Ordering::Relaxed));
@@ -328,7 +310,48 @@ pub async fn latency(c: &Common, a: &LatencyArgs) -> Result<bool> {
     Ok(fleet.failures == 0 && sent as usize == total && received >= sent)
 }
 
-pub(crate) const LATE_SEND_US: u64 = 2000;
+/// A send this much behind its schedule counts as late. Tokio timers round up to the next millisecond.
+const LATE_SEND_US: u64 = 2000;
+
+/// Sends paced at a fixed rate: the k-th is due at `start + k / rate`. How late each actually leaves is recorded,
+/// since a message's timestamp is its actual send time and a stalled sender hides part of a stall from the
+/// percentiles.
+pub(crate) struct Schedule {
+    start: tokio::time::Instant,
+    interval_ns: f64,
+    end: tokio::time::Instant,
+    late: AtomicU64,
+    max_lag_us: AtomicU64,
+}
+
+impl Schedule {
+    pub(crate) fn new(start: tokio::time::Instant, rate: f64, end: tokio::time::Instant) -> Schedule {
+        Schedule { start, interval_ns: 1e9 / rate, end, late: AtomicU64::new(0), max_lag_us: AtomicU64::new(0) }
+    }
+
+    /// Waits until the k-th send is due; false when it would fall at or after the end.
+    pub(crate) async fn wait_turn(&self, k: usize) -> bool {
+        let due = self.start + Duration::from_nanos((k as f64 * self.interval_ns) as u64);
+        if due >= self.end {
+            return false;
+        }
+        tokio::time::sleep_until(due).await;
+        let lag = tokio::time::Instant::now().saturating_duration_since(due).as_micros() as u64;
+        self.max_lag_us.fetch_max(lag, Ordering::Relaxed);
+        if lag > LATE_SEND_US {
+            self.late.fetch_add(1, Ordering::Relaxed);
+        }
+        true
+    }
+
+    pub(crate) fn late(&self) -> u64 {
+        self.late.load(Ordering::Relaxed)
+    }
+
+    pub(crate) fn max_lag_us(&self) -> u64 {
+        self.max_lag_us.load(Ordering::Relaxed)
+    }
+}
 
 /// Nearest-rank percentile of sorted samples.
 pub(crate) fn percentile(sorted: &[u64], q: f64) -> u64 {
