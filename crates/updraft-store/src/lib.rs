@@ -175,7 +175,6 @@ pub struct Change {
     pub user_id: Option<String>,
     /// The `X-Request-Id` of the request that made it.
     pub request_id: Option<String>,
-    pub created_ms: i64,
 }
 
 /// The committed changes of objects, in order.

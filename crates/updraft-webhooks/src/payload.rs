@@ -60,7 +60,6 @@ mod tests {
             readers: vec!["users.u1".into(), "usergroups.g1".into()],
             user_id: Some("u1".into()),
             request_id: Some("r-42".into()),
-            created_ms: 0,
         };
         let body: Value = serde_json::from_str(&body(&change)).unwrap();
         assert_eq!(

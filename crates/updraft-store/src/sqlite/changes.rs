@@ -61,13 +61,13 @@ fn readers(acl: &Acl, inherited: Option<&Acl>) -> Vec<String> {
 
 /// The columns a `Change` is read from, in this order.
 pub(crate) const CHANGE_COLUMNS: &str =
-    "seq, backend, object_type, object_id, event, doc, acl, parent_acl, user_id, request_id, created_ms";
+    "seq, backend, object_type, object_id, event, doc, acl, parent_acl, user_id, request_id";
 
 pub(crate) type ChangeRow =
-    (i64, String, String, String, String, String, String, Option<String>, Option<String>, Option<String>, i64);
+    (i64, String, String, String, String, String, String, Option<String>, Option<String>, Option<String>);
 
 pub(crate) fn change_from(row: ChangeRow) -> Result<Change, StoreError> {
-    let (seq, backend, object_type, object_id, event, doc, acl, parent_acl, user_id, request_id, created_ms) = row;
+    let (seq, backend, object_type, object_id, event, doc, acl, parent_acl, user_id, request_id) = row;
     let broken = || StoreError::Database(format!("change {seq} is malformed"));
     let object: Value = serde_json::from_str(&doc).map_err(|_| broken())?;
     let inherited = parent_acl.as_deref().map(parse_acl);
@@ -81,7 +81,6 @@ pub(crate) fn change_from(row: ChangeRow) -> Result<Change, StoreError> {
         readers: readers(&parse_acl(&acl), inherited.as_ref()),
         user_id,
         request_id,
-        created_ms,
     })
 }
 

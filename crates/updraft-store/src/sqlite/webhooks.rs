@@ -75,7 +75,6 @@ fn change_row(row: &SqliteRow, at: usize) -> Result<ChangeRow, StoreError> {
         row.try_get(at + 7)?,
         row.try_get(at + 8)?,
         row.try_get(at + 9)?,
-        row.try_get(at + 10)?,
     ))
 }
 
