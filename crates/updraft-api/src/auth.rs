@@ -191,8 +191,8 @@ impl EdsVerifier {
                 let user =
                     crate::eds::user_of_token(local.tenants.as_ref(), backend, token).await.map_err(unavailable)?;
                 let Some(id) = user else { return Ok(None) };
-                let groups = local.groups.groups_of(backend, &id).await.map_err(unavailable)?;
-                let groups = groups.iter().map(|group| format!("usergroups.{group}")).collect();
+                let groups =
+                    crate::eds::group_subjects(local.groups.as_ref(), backend, &id).await.map_err(unavailable)?;
                 return Ok(Some(EdsUser { id, groups }));
             }
         }

@@ -22,7 +22,9 @@ use axum::extract::FromRequestParts;
 use axum::http::HeaderMap;
 use axum::http::request::Parts;
 use sha2::{Digest, Sha256};
-use updraft_store::{Access, Acl, Author, Backend, CREATOR, StoreError, Tenants, TokenGrant, USERGROUPS, USERS};
+use updraft_store::{
+    Access, Acl, Author, Backend, CREATOR, Groups, StoreError, Tenants, TokenGrant, USERGROUPS, USERS,
+};
 
 use crate::ApiState;
 use crate::auth::{self, Credentials};
@@ -145,6 +147,12 @@ fn user_subject(backend: &str, user_id: &str) -> String {
     format!("user:{backend}:{user_id}")
 }
 
+/// A user's groups as ACL subjects: `usergroups.<id>`.
+pub(crate) async fn group_subjects(groups: &dyn Groups, backend: &str, user: &str) -> Result<Vec<String>, StoreError> {
+    let ids = groups.groups_of(backend, user).await?;
+    Ok(ids.iter().map(|id| format!("{USERGROUPS}.{id}")).collect())
+}
+
 /// The token subject of a user's refresh token.
 fn refresh_subject(backend: &str, user_id: &str) -> String {
     format!("refresh:{backend}:{user_id}")
@@ -240,8 +248,7 @@ impl FromRequestParts<ApiState> for DataRequest {
         let mut subjects = vec!["*".to_owned()];
         if let Caller::User(id) = &caller {
             subjects.push(format!("{USERS}.{id}"));
-            let groups = state.groups.groups_of(&backend.id, id).await.map_err(storage)?;
-            subjects.extend(groups.iter().map(|g| format!("{USERGROUPS}.{g}")));
+            subjects.extend(group_subjects(state.groups.as_ref(), &backend.id, id).await.map_err(storage)?);
         }
         let request_id = parts
             .headers
