@@ -1,8 +1,9 @@
 //! Compiles the AST to SQLite SQL over a JSON(B) document column.
 //!
-//! The output uses `json_type`, `->>`, `json_array_length` and `json_each` (SQLite ≥ 3.45 for JSONB; the
+//! The output uses `json_type`, `->>`, `json_array_length` and `jsonb_each` (SQLite ≥ 3.45 for JSONB; the
 //! bundled SQLite of sqlx 0.9 is 3.51). Array-any semantics become
-//! `EXISTS (SELECT 1 FROM json_each(doc, '$.tags') AS j1 WHERE ...)`.
+//! `EXISTS (SELECT 1 FROM jsonb_each(doc, '$.tags') AS j1 WHERE ...)`; conditions on an element's properties
+//! look them up in the element (`json_type(j1.value, '$.b')`), so a filter costs time linear in the document.
 //!
 //! Every generated predicate is 0 or 1, never NULL: type tests use `IS`, and values are compared only once
 //! their type is known. That keeps `NOT` (from `$ne`, `$nin`, `$not`, `$nor`) in two-valued logic, as in the
@@ -35,8 +36,8 @@ pub enum Bind {
 /// `{}` compiles to `1`.
 pub fn compile(filter: &Filter, column: &str) -> Sql {
     assert_identifier(column);
-    let mut compiler = Compiler { column, binds: Vec::new(), n_aliases: 0 };
-    let where_clause = compiler.filter(filter, &Target::Path("$".to_owned()));
+    let mut compiler = Compiler { binds: Vec::new(), n_aliases: 0 };
+    let where_clause = compiler.filter(filter, &Target::root(column));
     Sql { where_clause, binds: compiler.binds }
 }
 
@@ -93,45 +94,57 @@ fn sort_terms(path: &str, column: &str) -> [String; 2] {
     ]
 }
 
-/// Where a condition looks: a JSON path into the column, or the current element of a `json_each`.
+/// Where a condition looks: a JSON path into the column or into an array element, or the current element of a
+/// `jsonb_each`.
+///
+/// Paths are always known at compile time and relative to the innermost element. A run-time path from the
+/// document root (`j1.fullkey || '.b'`) would walk the array from its start for every element: quadratic.
 enum Target {
-    /// A path known at compile time, such as `$.a.b`.
-    Path(String),
-    /// An SQL expression computing a path at run time, such as `(j1.fullkey || '.b')`.
-    DynPath(String),
-    /// The current row of the `json_each` with this alias.
+    /// `path` (such as `$.a.b`) into the JSON value of the SQL expression `base`.
+    Path { base: String, path: String },
+    /// The current row of the `jsonb_each` with this alias.
     Elem(String),
 }
 
 impl Target {
-    /// The path as an SQL expression.
-    fn path(&self) -> String {
+    fn root(column: &str) -> Target {
+        Target::Path { base: column.to_owned(), path: "$".to_owned() }
+    }
+
+    /// The JSON value holding the target, as an SQL expression, and the target's path in it.
+    fn located(&self) -> (String, String) {
         match self {
-            Target::Path(path) => format!("'{path}'"),
-            Target::DynPath(expr) => expr.clone(),
-            Target::Elem(alias) => format!("{alias}.fullkey"),
+            Target::Path { base, path } => (base.clone(), path.clone()),
+            // Only a container's value is JSON(B): a text element such as "{}" must not be parsed as JSON.
+            // `CASE` (unlike `AND`) is sure to evaluate lazily. NULL has no paths, like a scalar.
+            Target::Elem(alias) => {
+                (format!("(CASE WHEN {alias}.type IN ('object', 'array') THEN {alias}.value END)"), "$".to_owned())
+            }
         }
+    }
+
+    /// The JSON value holding the target, as an SQL expression, and the path as an SQL literal.
+    fn sql(&self) -> (String, String) {
+        let (base, path) = self.located();
+        (base, format!("'{path}'"))
     }
 
     /// `suffix` is built from validated segments or integers, e.g. `.id` or `[2]`.
     fn child(&self, suffix: &str) -> Target {
-        match self {
-            Target::Path(path) => Target::Path(format!("{path}{suffix}")),
-            Target::DynPath(_) | Target::Elem(_) => Target::DynPath(format!("({} || '{suffix}')", self.path())),
-        }
+        let (base, path) = self.located();
+        Target::Path { base, path: format!("{path}{suffix}") }
     }
 }
 
-struct Compiler<'a> {
-    column: &'a str,
+struct Compiler {
     binds: Vec<Bind>,
     n_aliases: usize,
 }
 
 /// Builds an SQL condition on a target. Binds must be pushed in the order their `?` appear in the text.
-type Pred<'p> = &'p dyn Fn(&mut Compiler<'_>, &Target) -> String;
+type Pred<'p> = &'p dyn Fn(&mut Compiler, &Target) -> String;
 
-impl Compiler<'_> {
+impl Compiler {
     fn filter(&mut self, filter: &Filter, root: &Target) -> String {
         let parts = filter.clauses.iter().map(|it| self.clause(it, root)).collect();
         join(parts, "AND", "1")
@@ -184,12 +197,8 @@ impl Compiler<'_> {
             Op::Size(n) => match i64::try_from(*n) {
                 Ok(n) => {
                     self.binds.push(Bind::Int(n));
-                    format!(
-                        "({} IS 'array' AND json_array_length({}, {}) = ?)",
-                        self.ty(target),
-                        self.column,
-                        target.path()
-                    )
+                    let (base, path) = target.sql();
+                    format!("({} IS 'array' AND json_array_length({base}, {path}) = ?)", self.ty(target))
                 }
                 Err(_) => "0".to_owned(),
             },
@@ -225,9 +234,10 @@ impl Compiler<'_> {
                 format!("({ty} IS 'text' AND {} = ?)", self.val(target))
             }
             Literal::Array(items) => {
+                let (base, path) = target.sql();
                 let mut parts = vec![
                     format!("({ty} IS 'array')"),
-                    format!("(json_array_length({}, {}) = {})", self.column, target.path(), items.len()),
+                    format!("(json_array_length({base}, {path}) = {})", items.len()),
                 ];
                 for (idx, item) in items.iter().enumerate() {
                     parts.push(self.strict_eq(item, &target.child(&format!("[{idx}]"))));
@@ -276,25 +286,29 @@ impl Compiler<'_> {
         self.n_aliases += 1;
         let alias = format!("j{}", self.n_aliases);
         let ty = self.ty(target);
-        let path = target.path();
+        let (base, path) = target.sql();
         let cond = pred(self, &Target::Elem(alias.clone()));
-        format!(
-            "({ty} IS 'array' AND EXISTS (SELECT 1 FROM json_each({}, {path}) AS {alias} WHERE {cond}))",
-            self.column
-        )
+        // `jsonb_each`: a container element's `value` is then JSONB, which lookups in it read without parsing.
+        format!("({ty} IS 'array' AND EXISTS (SELECT 1 FROM jsonb_each({base}, {path}) AS {alias} WHERE {cond}))")
     }
 
     fn ty(&self, target: &Target) -> String {
         match target {
             Target::Elem(alias) => format!("{alias}.type"),
-            _ => format!("json_type({}, {})", self.column, target.path()),
+            Target::Path { .. } => {
+                let (base, path) = target.sql();
+                format!("json_type({base}, {path})")
+            }
         }
     }
 
     fn val(&self, target: &Target) -> String {
         match target {
             Target::Elem(alias) => format!("{alias}.value"),
-            _ => format!("({} ->> {})", self.column, target.path()),
+            Target::Path { .. } => {
+                let (base, path) = target.sql();
+                format!("({base} ->> {path})")
+            }
         }
     }
 }
@@ -351,7 +365,7 @@ mod tests {
         assert_eq!(
             res.where_clause,
             "((json_type(doc, '$.username') IS 'text' AND (doc ->> '$.username') = ?) OR \
-             (json_type(doc, '$.username') IS 'array' AND EXISTS (SELECT 1 FROM json_each(doc, '$.username') AS j1 \
+             (json_type(doc, '$.username') IS 'array' AND EXISTS (SELECT 1 FROM jsonb_each(doc, '$.username') AS j1 \
              WHERE (j1.type IS 'text' AND j1.value = ?))))"
         );
         assert_eq!(res.binds, [Bind::Text("john".into()), Bind::Text("john".into())]);
@@ -400,8 +414,10 @@ mod tests {
     #[test]
     fn elem_match_paths_are_relative_to_the_element() {
         let res = sql(json!({"items": {"$elemMatch": {"ref.id": "X"}}}));
-        assert!(res.where_clause.contains("json_each(doc, '$.items') AS j1"), "{}", res.where_clause);
-        assert!(res.where_clause.contains("json_type(doc, (j1.fullkey || '.ref.id'))"), "{}", res.where_clause);
+        assert!(res.where_clause.contains("jsonb_each(doc, '$.items') AS j1"), "{}", res.where_clause);
+        let element = "(CASE WHEN j1.type IN ('object', 'array') THEN j1.value END)";
+        assert!(res.where_clause.contains(&format!("json_type({element}, '$.ref.id')")), "{}", res.where_clause);
+        assert!(!res.where_clause.contains("fullkey"), "{}", res.where_clause);
     }
 
     #[test]

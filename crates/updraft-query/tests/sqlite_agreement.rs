@@ -15,7 +15,8 @@ use updraft_query::{
 
 const KEYS: &[&str] = &["a", "b", "c"];
 const PATHS: &[&str] = &["a", "b", "c", "a", "b", "c", "a.b", "a.c", "b.a", "a.b.c"];
-const STRINGS: &[&str] = &["a", "b", "ab", "B", "é😀", "", "a\"\\\n", "\u{0}b"];
+// The JSON-looking strings must stay text: an element's properties are looked up only in containers.
+const STRINGS: &[&str] = &["a", "b", "ab", "B", "é😀", "", "a\"\\\n", "\u{0}b", r#"{"a":"a"}"#, r#"["a"]"#];
 const PATTERNS: &[&str] = &["^a", "b$", "a", "é", "^$", ".", "^[ab]+$"];
 
 struct Db {
