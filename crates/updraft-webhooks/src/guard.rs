@@ -3,17 +3,58 @@
 //! 169.254.169.254 and fd00:ec2::254) and this server's own admin API. Loopback and private networks stay
 //! allowed: self-hosted receivers live there, the MWS `enginio` receiver of this very server included.
 //!
-//! Checked when a webhook is saved (with DNS), again before each attempt for IP literals, and on every DNS
-//! answer the delivery client gets, so a name that later resolves to a link-local address is refused too.
+//! IPv6 forms that carry an IPv4 address (mapped `::ffff:a.b.c.d`, compatible `::a.b.c.d`, NAT64 `64:ff9b::/96`)
+//! are judged as that IPv4 address, so `[::ffff:127.0.0.1]` is loopback like `127.0.0.1`.
+//!
+//! Checked when a webhook is saved (with DNS), again before each attempt ([`Guard::recheck`]: IP literals, and
+//! names on one of our ports resolved and pinned), and on every DNS answer the delivery client gets, so a name
+//! that later resolves to a link-local address is refused too.
 
-use std::net::{IpAddr, SocketAddr};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::sync::Arc;
 
 use reqwest::Url;
 use reqwest::dns::{Addrs, Name, Resolve, Resolving};
 
-/// Paths of this server a webhook may target: the MWS receivers, made to take EDS webhooks, and messages.
-const OWN_RECEIVER_PATHS: [&str; 2] = ["/webhook_receivers/", "/messages"];
+/// Whether `path` is one this server's API a webhook may target: an MWS receiver, made to take EDS webhooks, or
+/// messages, of the default gateway or of a named one. Exactly these routes: no prefix or substring match.
+fn own_receiver_path(path: &str) -> bool {
+    let segments: Vec<&str> = path.split('/').collect();
+    let gateway_id = |id: &str| {
+        (1..=64).contains(&id.len()) && id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+    };
+    match segments.as_slice() {
+        ["", "v1", rest @ ..] => match rest {
+            ["messages"] | ["webhook_receivers", "enginio"] => true,
+            ["gateways", id, "messages"] | ["gateways", id, "webhook_receivers", "enginio"] => gateway_id(id),
+            _ => false,
+        },
+        _ => false,
+    }
+}
+
+/// The IPv4 address an IPv6 address stands for, if it carries one: IPv4-mapped, IPv4-compatible (deprecated, but
+/// routed by some stacks) or the NAT64 well-known prefix. `::` and `::1` stay IPv6.
+pub fn canonical_ip(ip: IpAddr) -> IpAddr {
+    let IpAddr::V6(v6) = ip else { return ip };
+    if let Some(v4) = v6.to_ipv4_mapped() {
+        return IpAddr::V4(v4);
+    }
+    let [a, b, c, d, e, f, g, h] = v6.segments();
+    let embedded = Ipv4Addr::from(((g as u32) << 16) | h as u32);
+    let compatible = [a, b, c, d, e, f] == [0; 6] && !matches!(v6, Ipv6Addr::UNSPECIFIED | Ipv6Addr::LOCALHOST);
+    let nat64 = [a, b, c, d, e, f] == [0x64, 0xff9b, 0, 0, 0, 0];
+    if compatible || nat64 { IpAddr::V4(embedded) } else { ip }
+}
+
+/// Why [`Guard::recheck`] stopped an attempt.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Recheck {
+    /// The target may not be reached: never worth a retry.
+    Refused(String),
+    /// Its name did not resolve just now: a failed attempt like any other.
+    Unresolved(String),
+}
 
 #[derive(Debug, Clone)]
 pub struct Guard {
@@ -56,6 +97,28 @@ impl Guard {
         }
     }
 
+    /// Before an attempt at delivery time: the checks of [`Guard::check_literal`], and for a host name on a port
+    /// this server listens on, its addresses resolved now and checked like a literal. Answers those addresses
+    /// (`Some`) for the client to connect to exactly them, so a DNS answer that changes in between (rebinding)
+    /// cannot lead to this server's API. On other ports the delivery client's resolver drops forbidden addresses.
+    pub async fn recheck(&self, url: &str) -> Result<Option<(String, Vec<SocketAddr>)>, Recheck> {
+        self.check_literal(url).map_err(Recheck::Refused)?;
+        let url = self.check_syntax(url).map_err(Recheck::Refused)?;
+        let (Some(host), Some(port)) = (url.host_str(), url.port_or_known_default()) else { return Ok(None) };
+        if self.allow_unsafe || host.starts_with('[') || host.parse::<IpAddr>().is_ok() {
+            return Ok(None);
+        }
+        if !self.own.iter().any(|own| own.port() == port) {
+            return Ok(None);
+        }
+        let addrs: Vec<SocketAddr> = tokio::net::lookup_host((host, port))
+            .await
+            .map_err(|err| Recheck::Unresolved(format!("the host name does not resolve: {err}")))?
+            .collect();
+        addrs.iter().try_for_each(|addr| self.check_addr(*addr, url.path())).map_err(Recheck::Refused)?;
+        Ok(Some((host.to_owned(), addrs)))
+    }
+
     fn check_syntax(&self, url: &str) -> Result<Url, String> {
         let url = Url::parse(url).map_err(|err| format!("not a URL: {err}"))?;
         if !matches!(url.scheme(), "http" | "https") {
@@ -71,13 +134,15 @@ impl Guard {
     }
 
     fn check_addr(&self, addr: SocketAddr, path: &str) -> Result<(), String> {
-        if forbidden_ip(addr.ip()) {
+        let ip = canonical_ip(addr.ip());
+        if forbidden_ip(ip) {
             return Err(format!("{} is a link-local, unspecified or multicast address", addr.ip()));
         }
         let ours = self.own.iter().any(|own| {
-            own.port() == addr.port() && (own.ip() == addr.ip() || addr.ip().is_loopback() || own.ip().is_unspecified())
+            let own_ip = canonical_ip(own.ip());
+            own.port() == addr.port() && (own_ip == ip || ip.is_loopback() || own_ip.is_unspecified())
         });
-        if ours && !OWN_RECEIVER_PATHS.iter().any(|allowed| path.contains(allowed)) {
+        if ours && !own_receiver_path(path) {
             return Err("the URL points at this server's own API; only its webhook receivers and messages may be \
                         targeted"
                 .into());
@@ -88,11 +153,7 @@ impl Guard {
 
 /// Addresses no webhook may reach: link-local (metadata services), unspecified, multicast, broadcast.
 pub fn forbidden_ip(ip: IpAddr) -> bool {
-    let ip = match ip {
-        IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(ip, IpAddr::V4),
-        v4 => v4,
-    };
-    match ip {
+    match canonical_ip(ip) {
         IpAddr::V4(v4) => v4.is_link_local() || v4.is_unspecified() || v4.is_multicast() || v4.is_broadcast(),
         IpAddr::V6(v6) => {
             let link_local = (v6.segments()[0] & 0xffc0) == 0xfe80;
@@ -122,6 +183,17 @@ impl Resolve for GuardedResolver {
 /// The resolver as reqwest takes it.
 pub fn resolver() -> Arc<GuardedResolver> {
     Arc::new(GuardedResolver)
+}
+
+/// An HTTP client for guarded targets: the guarded resolver, no redirects (a redirect could lead anywhere, past
+/// the guard's check of the URL) and no proxy. `pinned` is what [`Guard::recheck`] answered.
+pub fn client_builder(pinned: Option<&(String, Vec<SocketAddr>)>) -> reqwest::ClientBuilder {
+    let builder =
+        reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).no_proxy().dns_resolver(resolver());
+    match pinned {
+        Some((host, addrs)) => builder.resolve_to_addrs(host, addrs),
+        None => builder,
+    }
 }
 
 #[cfg(test)]
@@ -166,6 +238,72 @@ mod tests {
             let checked = if url.contains("invalid") { guard().check_literal(url) } else { guard().check(url).await };
             assert!(checked.is_ok(), "{url}: {checked:?}");
         }
+    }
+
+    #[tokio::test]
+    async fn finding_7_ipv6_forms_of_ipv4_addresses_are_judged_as_ipv4() {
+        for url in [
+            // This server through IPv4-mapped, IPv4-compatible and NAT64 IPv6.
+            "http://[::ffff:127.0.0.1]:8080/v1/gateways",
+            "http://[::ffff:7f00:1]:8080/v1/account/apps",
+            "http://[::ffff:127.0.0.1]:8080/v1/objects/loop",
+            "http://[::127.0.0.1]:8080/v1/objects/loop",
+            "http://[64:ff9b::127.0.0.1]:8080/v1/webhooks",
+            // The metadata service the same ways.
+            "http://[::a9fe:a9fe]/",
+            "http://[64:ff9b::a9fe:a9fe]/",
+            "http://[::ffff:a9fe:a9fe]/latest/meta-data/",
+        ] {
+            assert!(guard().check(url).await.is_err(), "{url}");
+            assert!(guard().check_literal(url).is_err(), "{url}");
+            assert!(matches!(guard().recheck(url).await, Err(Recheck::Refused(_))), "{url}");
+        }
+        // Our receivers stay reachable whichever form names us, and other ports of loopback stay allowed.
+        assert!(guard().check("http://[::ffff:127.0.0.1]:8080/v1/messages").await.is_ok());
+        assert!(guard().check("http://[::ffff:127.0.0.1]:9000/v1/objects/loop").await.is_ok());
+        let v6_own = Guard { allow_unsafe: false, own: vec!["[::ffff:127.0.0.1]:8080".parse().unwrap()] };
+        assert!(v6_own.check("http://127.0.0.1:8080/v1/gateways").await.is_err());
+        assert_eq!(canonical_ip("::1".parse().unwrap()), "::1".parse::<IpAddr>().unwrap());
+        assert_eq!(canonical_ip("::".parse().unwrap()), "::".parse::<IpAddr>().unwrap());
+        assert_eq!(canonical_ip("2001:db8::1".parse().unwrap()), "2001:db8::1".parse::<IpAddr>().unwrap());
+    }
+
+    #[tokio::test]
+    async fn finding_7_own_receiver_paths_match_exactly() {
+        for url in [
+            "http://127.0.0.1:8080/v1/account/apps/messages",
+            "http://127.0.0.1:8080/v1/objects/messages",
+            "http://127.0.0.1:8080/v1/webhook_receivers/other",
+            "http://127.0.0.1:8080/v1/webhook_receivers/enginio/x",
+            "http://127.0.0.1:8080/v1/messages/",
+            "http://127.0.0.1:8080/v1/gateways/a/b/messages",
+            "http://127.0.0.1:8080/v1/gateways//messages",
+            "http://127.0.0.1:8080/x/v1/messages",
+        ] {
+            assert!(guard().check(url).await.is_err(), "{url}");
+        }
+        for url in [
+            "http://127.0.0.1:8080/v1/messages",
+            "http://127.0.0.1:8080/v1/messages?x=1",
+            "http://127.0.0.1:8080/v1/webhook_receivers/enginio",
+            "http://127.0.0.1:8080/v1/gateways/chat-1/messages",
+            "http://127.0.0.1:8080/v1/gateways/default/webhook_receivers/enginio",
+        ] {
+            assert!(guard().check(url).await.is_ok(), "{url}");
+        }
+    }
+
+    /// At delivery a name on one of our ports is resolved and checked again, and pinned to what was checked.
+    #[tokio::test]
+    async fn finding_7_names_on_our_ports_are_checked_again_at_delivery() {
+        assert!(matches!(guard().recheck("http://localhost:8080/v1/gateways").await, Err(Recheck::Refused(_))));
+        let pinned = guard().recheck("http://localhost:8080/v1/messages").await.unwrap().unwrap();
+        assert_eq!(pinned.0, "localhost");
+        assert!(!pinned.1.is_empty() && pinned.1.iter().all(|a| a.ip().is_loopback() && a.port() == 8080));
+        // Elsewhere the delivery client's resolver is enough; literals were checked without DNS.
+        assert_eq!(guard().recheck("http://localhost:9000/v1/gateways").await, Ok(None));
+        assert_eq!(guard().recheck("http://127.0.0.1:8080/v1/messages").await, Ok(None));
+        assert!(matches!(guard().recheck("http://name.invalid:8080/v1/messages").await, Err(Recheck::Unresolved(_))));
     }
 
     #[tokio::test]

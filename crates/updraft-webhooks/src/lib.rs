@@ -19,6 +19,6 @@ mod guard;
 mod payload;
 mod worker;
 
-pub use guard::{Guard, forbidden_ip};
+pub use guard::{Guard, Recheck, canonical_ip, client_builder, forbidden_ip};
 pub use payload::{body, signature};
 pub use worker::{Settings, run};

@@ -2,13 +2,14 @@
 //! (one transaction each, since every commit costs an fsync). It wakes when changes commit.
 
 use std::collections::HashMap;
+use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use tokio::sync::{Notify, mpsc, watch};
 use updraft_store::{DueDelivery, Outcome, Webhooks};
 
-use crate::guard::{self, Guard};
+use crate::guard::{self, Guard, Recheck};
 use crate::payload;
 
 #[derive(Debug, Clone)]
@@ -55,17 +56,7 @@ type InFlight = Arc<Mutex<HashMap<i64, String>>>;
 
 /// Runs until `changes` closes (the store is gone). `changes` grows whenever changes commit.
 pub async fn run(store: Arc<dyn Webhooks>, mut changes: watch::Receiver<u64>, settings: Settings) {
-    let client = reqwest::Client::builder()
-        .timeout(settings.timeout)
-        .connect_timeout(settings.timeout.min(Duration::from_secs(5)))
-        // A redirect could lead anywhere, past the guard's check of the URL.
-        .redirect(reqwest::redirect::Policy::none())
-        .no_proxy()
-        .dns_resolver(guard::resolver())
-        .pool_max_idle_per_host(settings.per_webhook)
-        .user_agent(concat!("Updraft-Webhooks/", env!("CARGO_PKG_VERSION")))
-        .build()
-        .expect("the webhook HTTP client");
+    let client = delivery_client(&settings, None).expect("the webhook HTTP client");
     let in_flight: InFlight = Arc::default();
     let wake = Arc::new(Notify::new());
     let (outcomes, recorded) = mpsc::unbounded_channel();
@@ -167,13 +158,44 @@ async fn record(
     }
 }
 
+/// The client deliveries go through; `pinned` sends a name to the addresses the guard just checked.
+fn delivery_client(
+    settings: &Settings,
+    pinned: Option<&(String, Vec<SocketAddr>)>,
+) -> reqwest::Result<reqwest::Client> {
+    guard::client_builder(pinned)
+        .timeout(settings.timeout)
+        .connect_timeout(settings.timeout.min(Duration::from_secs(5)))
+        .pool_max_idle_per_host(settings.per_webhook)
+        .user_agent(concat!("Updraft-Webhooks/", env!("CARGO_PKG_VERSION")))
+        .build()
+}
+
 /// One attempt of one delivery.
 async fn attempt(client: &reqwest::Client, settings: &Settings, due: &DueDelivery) -> Outcome {
     let webhook = &due.webhook;
-    if let Err(refusal) = settings.guard.check_literal(&webhook.spec.url) {
+    let refused = |refusal: String| {
         metrics::counter!("updraft_webhook_attempts_total", "outcome" => "refused").increment(1);
-        return Outcome::Dead { status: None, error: format!("refused: {refusal}") };
-    }
+        Outcome::Dead { status: None, error: format!("refused: {refusal}") }
+    };
+    // A name on one of our ports is resolved and checked now, and the request goes to exactly those addresses
+    // (a client of its own: the shared one could reuse a connection or resolve anew).
+    let pinned_client;
+    let client = match settings.guard.recheck(&webhook.spec.url).await {
+        Err(Recheck::Refused(refusal)) => return refused(refusal),
+        Err(Recheck::Unresolved(error)) => {
+            metrics::counter!("updraft_webhook_attempts_total", "outcome" => "failed").increment(1);
+            return after_failure(settings, due, None, error);
+        }
+        Ok(None) => client,
+        Ok(Some(pinned)) => match delivery_client(settings, Some(&pinned)) {
+            Ok(pinned) => {
+                pinned_client = pinned;
+                &pinned_client
+            }
+            Err(err) => return after_failure(settings, due, None, describe(&err)),
+        },
+    };
     let body = payload::body(&due.change);
     let timestamp = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
     let mut request = client.post(&webhook.spec.url);
