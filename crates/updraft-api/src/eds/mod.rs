@@ -10,6 +10,7 @@ mod list;
 mod oauth;
 mod objects;
 mod schemas;
+mod sessions;
 pub mod stream;
 mod usergroups;
 mod users;
@@ -23,14 +24,15 @@ use axum::http::HeaderMap;
 use axum::http::request::Parts;
 use sha2::{Digest, Sha256};
 use updraft_store::{
-    Access, Acl, Author, Backend, CREATOR, Groups, StoreError, Tenants, TokenGrant, USERGROUPS, USERS,
+    Access, AccessDefaults, Acl, Author, Backend, CREATOR, Groups, StoreError, Tenants, TokenGrant, USERGROUPS, USERS,
 };
 
 use crate::ApiState;
 use crate::auth::{self, Credentials};
 use crate::error::{ApiError, Code, EdsError};
 
-pub use account::AccountLogin;
+pub use account::{AccountLogin, warn_open_backends};
+pub use sessions::Sessions;
 pub use stream::Streams;
 
 pub fn routes() -> Router<ApiState> {
@@ -109,15 +111,15 @@ fn storage(err: StoreError) -> EdsError {
     }
 }
 
-/// The ACL template of a type's new objects, as a fresh backend has them: objects may be read,
-/// updated and deleted by everyone; users and usergroups read by everyone; the creator (a user
-/// itself) administers.
-fn template(object_type: &str) -> Acl {
+/// The ACL template of new objects, users and usergroups of a type without a schema template: in an `open`
+/// backend everyone reads, updates and deletes them and the creator (a user itself) administers; in a `locked`
+/// one all of it is the creator's alone.
+fn template(defaults: AccessDefaults) -> Acl {
     let everyone = || vec!["*".to_owned()];
-    let creator = vec![CREATOR.to_owned()];
-    match object_type {
-        USERS | USERGROUPS => Acl { read: everyone(), update: Vec::new(), delete: Vec::new(), admin: creator },
-        _ => Acl { read: everyone(), update: everyone(), delete: everyone(), admin: creator },
+    let creator = || vec![CREATOR.to_owned()];
+    match defaults {
+        AccessDefaults::Open => Acl { read: everyone(), update: everyone(), delete: everyone(), admin: creator() },
+        AccessDefaults::Locked => Acl { read: creator(), update: creator(), delete: creator(), admin: creator() },
     }
 }
 

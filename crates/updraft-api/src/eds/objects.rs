@@ -99,17 +99,64 @@ async fn atomic(
     Path((name, id)): Path<(String, String)>,
     body: Body,
 ) -> Result<Response, EdsError> {
-    let object_type = object_type(&name)?;
-    let id = object_id(&id)?;
+    atomic_in(&state, &request, &object_type(&name)?, &id, body).await
+}
+
+/// The operators of an `/atomic` body, refusing those the store must not apply: the ACL (changed through
+/// `/access`) and anything that would blank a `required` property.
+pub(super) async fn atomic_ops(
+    state: &ApiState,
+    request: &DataRequest,
+    object_type: &str,
+    body: Body,
+) -> Result<Vec<atomic::AtomicOp>, EdsError> {
     let body = read_json(body, state.limits.max_body_bytes).await?.unwrap_or(Value::Null);
     let ops = atomic::parse(&body).map_err(|err| ApiError::with_message(Code::BadRequest, err.message))?;
-    let at = Collection { backend: &request.backend.id, object_type: &object_type };
+    if ops.iter().any(|op| op.property() == ACL_PROPERTY) {
+        return Err(acl_is_not_data());
+    }
+    super::schemas::admit_edit(state, request, object_type, super::schemas::Edit::Atomic(&ops)).await?;
+    Ok(ops)
+}
+
+pub(super) async fn atomic_in(
+    state: &ApiState,
+    request: &DataRequest,
+    object_type: &str,
+    id: &str,
+    body: Body,
+) -> Result<Response, EdsError> {
+    let id = object_id(id)?;
+    let ops = atomic_ops(state, request, object_type, body).await?;
+    let at = Collection { backend: &request.backend.id, object_type };
     let doc = state
         .store
         .update(at, id, Patch::Atomic(ops), request.author(), request.access())
         .await
         .map_err(|e| request.refused(e))?;
     Ok(Json(doc.ok_or_else(not_found)?).into_response())
+}
+
+/// The property name an object's ACL travels under on create; never stored as data.
+const ACL_PROPERTY: &str = "accessControlList";
+
+/// An update carrying `accessControlList` is refused rather than stored as data: a client could believe the
+/// object private when it is not. ACLs change through `/access`.
+fn acl_is_not_data() -> EdsError {
+    EdsError(ApiError::field(ACL_PROPERTY, "changes through the object's /access endpoint, not an update"))
+}
+
+/// Checks a merge patch before it is applied: no ACL in it, no required property blanked.
+pub(super) async fn admit_patch(
+    state: &ApiState,
+    request: &DataRequest,
+    object_type: &str,
+    patch: &Map<String, Value>,
+) -> Result<(), EdsError> {
+    if patch.contains_key(ACL_PROPERTY) {
+        return Err(acl_is_not_data());
+    }
+    super::schemas::admit_edit(state, request, object_type, super::schemas::Edit::Merge(patch)).await
 }
 
 async fn remove(
@@ -130,7 +177,7 @@ pub(super) async fn create_in(
 ) -> Result<Response, EdsError> {
     // An `accessControlList` sent with the object is its initial ACL (in place of the type's template), never a
     // property: storing it as data would let a client believe the object is private when it is not.
-    let initial = match properties.remove("accessControlList") {
+    let initial = match properties.remove(ACL_PROPERTY) {
         Some(acl) => Some(super::access::acl_from(Some(acl), &super::access::PERMISSIONS, true)?),
         None => None,
     };
@@ -163,10 +210,12 @@ pub(super) async fn update_in(
     id: &str,
     patch: Map<String, Value>,
 ) -> Result<Response, EdsError> {
+    let id = object_id(id)?;
+    admit_patch(state, request, object_type, &patch).await?;
     let at = Collection { backend: &request.backend.id, object_type };
     let doc = state
         .store
-        .update(at, object_id(id)?, Patch::Merge(patch), request.author(), request.access())
+        .update(at, id, Patch::Merge(patch), request.author(), request.access())
         .await
         .map_err(|e| request.refused(e))?;
     Ok(Json(doc.ok_or_else(not_found)?).into_response())

@@ -10,8 +10,11 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
 use serde_json::{Map, Value, json};
+use updraft_core::atomic::AtomicOp;
 use updraft_core::ids::ObjectId;
-use updraft_store::{Acl, Backend, Cascade, Collection, ObjectRef, Permission, SchemaRules, USERGROUPS, USERS};
+use updraft_store::{
+    AccessDefaults, Acl, Backend, Cascade, Collection, ObjectRef, Permission, SchemaRules, USERGROUPS, USERS,
+};
 
 use super::access::{PERMISSIONS, subject_from};
 use super::{Caller, DataRequest, backend_of, storage, template, token_subject};
@@ -54,6 +57,34 @@ fn valid_property(name: &str) -> bool {
     !name.is_empty() && name.len() <= 64 && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')
 }
 
+/// Every indexed property is an index on the table all tenants share and slows every insert into it, so a type
+/// and a backend get a bounded number of them.
+const MAX_INDEXED_PER_TYPE: usize = 16;
+const MAX_INDEXED_PER_BACKEND: usize = 64;
+
+/// Refuses a schema whose indexes would take the backend past its share.
+async fn check_index_budget(
+    state: &ApiState,
+    backend: &Backend,
+    object_type: &str,
+    rules: &SchemaRules,
+) -> Result<(), EdsError> {
+    let schemas = state.schemas.schemas(&backend.id).await.map_err(storage)?;
+    let others: usize = schemas
+        .iter()
+        .filter(|schema| {
+            schema["name"].as_str().and_then(|name| object_type_of(name).ok()).as_deref() != Some(object_type)
+        })
+        .flat_map(|schema| schema["properties"].as_array().into_iter().flatten())
+        .filter(|property| property["indexed"] == json!(true))
+        .count();
+    if others + rules.indexed.len() > MAX_INDEXED_PER_BACKEND {
+        let message = format!("at most {MAX_INDEXED_PER_BACKEND} indexed properties per backend");
+        return Err(ApiError::field("properties", message).into());
+    }
+    Ok(())
+}
+
 /// Checks a schema body; answers the schema to store and its indexed properties.
 fn validate(body: Option<Value>, name: Option<&str>) -> Result<(String, Value, SchemaRules), EdsError> {
     let Some(Value::Object(mut schema)) = body else {
@@ -81,6 +112,10 @@ fn validate(body: Option<Value>, name: Option<&str>) -> Result<(String, Value, S
         }
         if property.get("indexed").and_then(Value::as_bool) == Some(true) {
             rules.indexed.push(prop_name.to_owned());
+            if rules.indexed.len() > MAX_INDEXED_PER_TYPE {
+                let message = format!("at most {MAX_INDEXED_PER_TYPE} indexed properties per object type");
+                return Err(ApiError::field("properties", message).into());
+            }
         }
         let target = ref_target(property)?;
         if property["target"]["onDelete"]["dependency"] == "deleteObject" {
@@ -150,6 +185,7 @@ async fn list(State(state): State<ApiState>, headers: HeaderMap) -> Result<Respo
 async fn create(State(state): State<ApiState>, headers: HeaderMap, body: Body) -> Result<Response, EdsError> {
     let backend = managed_backend(&state, &headers).await?;
     let (object_type, schema, rules) = validate(read_json(body, state.limits.max_body_bytes).await?, None)?;
+    check_index_budget(&state, &backend, &object_type, &rules).await?;
     state.schemas.put_schema(&backend.id, &object_type, schema.clone(), &rules).await.map_err(storage)?;
     Ok((StatusCode::CREATED, Json(schema)).into_response())
 }
@@ -172,6 +208,7 @@ async fn replace(
 ) -> Result<Response, EdsError> {
     let backend = managed_backend(&state, &headers).await?;
     let (object_type, schema, rules) = validate(read_json(body, state.limits.max_body_bytes).await?, Some(&name))?;
+    check_index_budget(&state, &backend, &object_type, &rules).await?;
     state.schemas.put_schema(&backend.id, &object_type, schema.clone(), &rules).await.map_err(storage)?;
     Ok(Json(schema).into_response())
 }
@@ -197,12 +234,15 @@ pub(super) async fn admit(
     object_type: &str,
     properties: &Map<String, Value>,
 ) -> Result<(Acl, Option<ObjectRef>), EdsError> {
+    let defaults = request.backend.access;
     let Some(Value::Object(schema)) = state.schemas.schema(&request.backend.id, object_type).await.map_err(storage)?
     else {
-        return Ok((template(object_type), None));
+        may_create_by_default(request, object_type)?;
+        return Ok((template(defaults), None));
     };
-    if let Some(collection) = acl_of(&schema, "accessControlList", false)? {
-        collection_allows(request, &collection, Permission::Update)?;
+    match acl_of(&schema, "accessControlList", false)? {
+        Some(collection) => collection_allows(request, &collection, Permission::Update)?,
+        None => may_create_by_default(request, object_type)?,
     }
     for validator in schema.get("validators").and_then(Value::as_array).into_iter().flatten() {
         let property = validator["property"].as_str().unwrap_or_default();
@@ -212,7 +252,7 @@ pub(super) async fn admit(
             return Err(required(property, message));
         }
     }
-    let acl = acl_of(&schema, "accessControlListTemplate", true)?.unwrap_or_else(|| template(object_type));
+    let acl = acl_of(&schema, "accessControlListTemplate", true)?.unwrap_or_else(|| template(defaults));
     Ok((acl, parent(state, request, &schema, properties).await?))
 }
 
@@ -245,6 +285,61 @@ async fn parent(
         return Ok(Some(ObjectRef { object_type: kind, id }));
     }
     Ok(None)
+}
+
+/// A change to a stored object, as its `required` validators see it.
+pub(super) enum Edit<'a> {
+    Merge(&'a Map<String, Value>),
+    Atomic(&'a [AtomicOp]),
+}
+
+/// `required` holds after updates too: a change may not blank a required property (`null`, `""`, `$unset`).
+/// A user's `username` and a group's `name` are always required.
+pub(super) async fn admit_edit(
+    state: &ApiState,
+    request: &DataRequest,
+    object_type: &str,
+    edit: Edit<'_>,
+) -> Result<(), EdsError> {
+    let mut required_properties: Vec<(String, String)> = match object_type {
+        USERS => vec![("username".into(), "can't be blank".into())],
+        USERGROUPS => vec![("name".into(), "can't be blank".into())],
+        _ => Vec::new(),
+    };
+    if let Some(Value::Object(schema)) =
+        state.schemas.schema(&request.backend.id, object_type).await.map_err(storage)?
+    {
+        for validator in schema.get("validators").and_then(Value::as_array).into_iter().flatten() {
+            let property = validator["property"].as_str().unwrap_or_default().to_owned();
+            let message = validator["options"]["message"].as_str().unwrap_or("is required").to_owned();
+            required_properties.push((property, message));
+        }
+    }
+    let blank = |value: &Value| value.is_null() || value.as_str() == Some("");
+    for (property, message) in required_properties {
+        let blanked = match edit {
+            Edit::Merge(patch) => patch.get(&property).is_some_and(blank),
+            Edit::Atomic(ops) => ops.iter().any(|op| match op {
+                AtomicOp::Unset(name) => *name == property,
+                AtomicOp::Set(name, value) => *name == property && blank(value),
+                _ => false,
+            }),
+        };
+        if blanked {
+            return Err(required(&property, message));
+        }
+    }
+    Ok(())
+}
+
+/// Without a collection ACL, a `locked` backend lets anonymous callers create only users (sign-up).
+fn may_create_by_default(request: &DataRequest, object_type: &str) -> Result<(), EdsError> {
+    match (request.backend.access, &request.caller) {
+        (AccessDefaults::Locked, Caller::Anonymous) if object_type != USERS => {
+            Err(request.denied(EdsError(ApiError::new(Code::AccessDenied))))
+        }
+        _ => Ok(()),
+    }
 }
 
 /// Listing needs the collection's `read` permission when its schema sets one.

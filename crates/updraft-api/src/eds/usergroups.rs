@@ -9,12 +9,12 @@ use axum::routing::get;
 use axum::{Json, Router};
 use serde_json::{Value, json};
 use updraft_core::ids::ObjectId;
-use updraft_store::{Acl, AclChange, Collection, Permission, USERGROUPS, USERS};
+use updraft_store::{Access, AccessDefaults, Acl, AclChange, Collection, Permission, USERGROUPS, USERS};
 
 use super::access::{acl_from, acl_json};
 
 use super::list::Params;
-use super::objects::{create_in, object_body, object_id, remove_in, show_in, update_in};
+use super::objects::{atomic_in, create_in, object_body, object_id, remove_in, show_in, update_in};
 use super::{DataRequest, storage};
 use crate::ApiState;
 use crate::body::read_json;
@@ -24,6 +24,7 @@ pub fn routes() -> Router<ApiState> {
     Router::new()
         .route("/v1/usergroups", get(list).post(create))
         .route("/v1/usergroups/{id}", get(show).put(update).delete(remove))
+        .route("/v1/usergroups/{id}/atomic", axum::routing::put(atomic))
         .route("/v1/usergroups/{id}/members", get(members).post(add_member).delete(remove_member))
         .route(
             "/v1/usergroups/{id}/members/access",
@@ -35,12 +36,18 @@ pub fn routes() -> Router<ApiState> {
 const MEMBER_PERMISSIONS: [(&str, Permission); 3] =
     [("create", Permission::Update), ("read", Permission::Read), ("delete", Permission::Delete)];
 
-/// A group without rules of its own lets everyone manage its members, as a fresh backend must (QtEnginio's
-/// test helpers add members anonymously; Social Todos users join `allUsers` themselves). Group admins narrow it
-/// through `/members/access`.
-fn default_member_acl() -> Acl {
-    let everyone = || vec!["*".to_owned()];
-    Acl { read: everyone(), update: everyone(), delete: everyone(), admin: Vec::new() }
+/// Who manages the members of a group without member rules of its own. In an `open` backend everyone, as the
+/// hosted service's fresh backend did (QtEnginio's test helpers add members anonymously; Social Todos users join
+/// `allUsers` themselves); in a `locked` one nobody but the group's administrators. Admins change it through
+/// `/members/access`.
+fn default_member_acl(defaults: AccessDefaults) -> Acl {
+    match defaults {
+        AccessDefaults::Open => {
+            let everyone = || vec!["*".to_owned()];
+            Acl { read: everyone(), update: everyone(), delete: everyone(), admin: Vec::new() }
+        }
+        AccessDefaults::Locked => Acl::default(),
+    }
 }
 
 fn require_name(properties: &serde_json::Map<String, Value>, required: bool) -> Result<(), EdsError> {
@@ -81,6 +88,15 @@ async fn update(
     update_in(&state, &request, USERGROUPS, &id, patch).await
 }
 
+async fn atomic(
+    State(state): State<ApiState>,
+    request: DataRequest,
+    Path(id): Path<String>,
+    body: Body,
+) -> Result<Response, EdsError> {
+    atomic_in(&state, &request, USERGROUPS, &id, body).await
+}
+
 async fn remove(
     State(state): State<ApiState>,
     request: DataRequest,
@@ -115,7 +131,7 @@ async fn group(
         return Ok(group);
     }
     let members = state.groups.member_acl(&request.backend.id, group).await.map_err(storage)?;
-    if members.unwrap_or_else(default_member_acl).allows(permission, access) {
+    if members.unwrap_or_else(|| default_member_acl(request.backend.access)).allows(permission, access) {
         return Ok(group);
     }
     Err(request.denied(EdsError(ApiError::new(Code::AccessDenied))))
@@ -134,7 +150,12 @@ async fn member_access(
     let acl = group_acl(&state, &request, group).await?;
     let backend = &request.backend.id;
     let members = if method == Method::GET {
-        state.groups.member_acl(backend, group).await.map_err(storage)?.unwrap_or_else(default_member_acl)
+        state
+            .groups
+            .member_acl(backend, group)
+            .await
+            .map_err(storage)?
+            .unwrap_or_else(|| default_member_acl(request.backend.access))
     } else {
         if !acl.allows(Permission::Admin, request.access()) {
             return Err(request.denied(EdsError(ApiError::new(Code::AccessDenied))));
@@ -145,7 +166,11 @@ async fn member_access(
             Method::POST => AclChange::Replace(given),
             _ => AclChange::Remove(given),
         };
-        state.groups.change_member_acl(backend, group, change, default_member_acl()).await.map_err(storage)?
+        state
+            .groups
+            .change_member_acl(backend, group, change, default_member_acl(request.backend.access))
+            .await
+            .map_err(storage)?
     };
     Ok(Json(acl_json(&members, &MEMBER_PERMISSIONS)).into_response())
 }
@@ -164,8 +189,13 @@ async fn member(state: &ApiState, request: &DataRequest, body: Body) -> Result<(
     let user_not_found = || EdsError(ApiError::with_message(Code::NotFound, "User not found"));
     let user = ObjectId::parse(id).ok_or_else(user_not_found)?;
     let at = Collection { backend: &request.backend.id, object_type: USERS };
-    let doc = state.store.get(at, user, request.access()).await.map_err(storage)?.ok_or_else(user_not_found)?;
-    Ok((user, doc))
+    if let Some(doc) = state.store.get(at, user, request.access()).await.map_err(storage)? {
+        return Ok((user, doc));
+    }
+    // A group admin in a locked backend adds users it may not read: the member is the user, the answer only its
+    // ref, never the document.
+    state.store.get(at, user, Access::Everything).await.map_err(storage)?.ok_or_else(user_not_found)?;
+    Ok((user, json!({"id": user.to_string(), "objectType": USERS})))
 }
 
 /// Answers the user object, as QtEnginio expects (`data.id == userId`).
@@ -178,6 +208,7 @@ async fn add_member(
     let group = group(&state, &request, &id, Permission::Update).await?;
     let (user, doc) = member(&state, &request, body).await?;
     let added = state.groups.add_member(&request.backend.id, group, user).await.map_err(storage)?;
+    state.sessions.user_changed(&state, &request.backend.id, &user.to_string()).await;
     let status = if added { StatusCode::CREATED } else { StatusCode::OK };
     Ok((status, Json(doc)).into_response())
 }
@@ -193,6 +224,7 @@ async fn remove_member(
     if !state.groups.remove_member(&request.backend.id, group, user).await.map_err(storage)? {
         return Err(ApiError::with_message(Code::NotFound, "Not a member").into());
     }
+    state.sessions.user_changed(&state, &request.backend.id, &user.to_string()).await;
     Ok(Json(json!({})).into_response())
 }
 
@@ -206,10 +238,10 @@ async fn members(
     let params = Params::of(&uri);
     // Qt sends `count=`, other clients `count=1`: presence is what counts.
     if params.get("count").is_some() {
-        let count = state.groups.count_members(&request.backend.id, group).await.map_err(storage)?;
+        let count = state.groups.count_members(&request.backend.id, group, request.access()).await.map_err(storage)?;
         return Ok(Json(json!({ "count": count })).into_response());
     }
     let page = params.page()?;
-    let results = state.groups.members(&request.backend.id, group, page).await.map_err(storage)?;
+    let results = state.groups.members(&request.backend.id, group, page, request.access()).await.map_err(storage)?;
     Ok(Json(json!({ "results": results, "query": { "limit": page.limit, "offset": page.offset } })).into_response())
 }

@@ -14,7 +14,7 @@ pub(crate) struct Eds {
     pub(crate) backend: String,
     pub(crate) secret: String,
     pub(crate) master_key: String,
-    account: String,
+    pub(crate) account: String,
 }
 
 async fn account_token(app: &TestApp, password: &str) -> (StatusCode, Value) {
@@ -36,6 +36,16 @@ pub(crate) async fn eds() -> Eds {
 
 /// [`eds`] with other settings.
 pub(crate) async fn eds_with(args: ServeArgs) -> Eds {
+    eds_in(args, "development").await
+}
+
+/// A server with an account and one app; the production backend (`locked` by default) is used.
+pub(crate) async fn eds_locked() -> Eds {
+    eds_in(open_args(), "production").await
+}
+
+/// A server with an account and one app, using the backend of `environment`.
+pub(crate) async fn eds_in(args: ServeArgs, environment: &str) -> Eds {
     let args = ServeArgs { admin_email: Some(EMAIL.into()), admin_password: Some(PASSWORD.into()), ..args };
     let app = spawn_app(args).await;
     let (status, token) = account_token(&app, PASSWORD).await;
@@ -43,8 +53,7 @@ pub(crate) async fn eds_with(args: ServeArgs) -> Eds {
     let token = token["access_token"].as_str().unwrap().to_owned();
     let (status, created) = app.post("/v1/account/apps", Some(&token), r#"{"name":"todos"}"#).await;
     assert_eq!(status, StatusCode::CREATED, "{created}");
-    let dev = &created["environments"][0];
-    assert_eq!(dev["name"], "development");
+    let dev = created["environments"].as_array().unwrap().iter().find(|e| e["name"] == environment).unwrap();
     Eds {
         backend: dev["id"].as_str().unwrap().into(),
         secret: dev["secret"].as_str().unwrap().into(),

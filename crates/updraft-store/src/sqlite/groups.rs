@@ -3,8 +3,8 @@
 use serde_json::Value;
 use updraft_core::ids::ObjectId;
 
-use super::{SqliteStore, acl_json, now_ms, parse_acl, parse_doc};
-use crate::{Acl, AclChange, BoxFuture, Groups, Page, StoreError};
+use super::{SqliteStore, acl_json, now_ms, parse_acl, parse_doc, readable};
+use crate::{Access, Acl, AclChange, BoxFuture, Groups, Page, StoreError};
 
 impl Groups for SqliteStore {
     fn add_member<'a>(
@@ -48,31 +48,44 @@ impl Groups for SqliteStore {
         backend: &'a str,
         group: ObjectId,
         page: Page,
+        access: Access<'a>,
     ) -> BoxFuture<'a, Result<Vec<Value>, StoreError>> {
         Box::pin(async move {
-            let rows: Vec<(String,)> = sqlx::query_as(
-                "SELECT json(o.doc) FROM members m
-                 JOIN objects o ON o.backend = m.backend AND o.object_type = 'users' AND o.id = m.user_id
-                 WHERE m.backend = ? AND m.group_id = ?
-                 ORDER BY m.added_ms, m.user_id LIMIT ? OFFSET ?",
-            )
-            .bind(backend)
-            .bind(group.to_string())
-            .bind(page.limit)
-            .bind(page.offset)
-            .fetch_all(&self.readers)
-            .await?;
+            // A member list is a list of users: each one only if the caller may read it, like any list.
+            let (visible, binds) = readable(access);
+            let sql = format!(
+                "SELECT json(objects.doc) FROM members m
+                 JOIN objects ON objects.backend = m.backend AND objects.object_type = 'users' AND objects.id = m.user_id
+                 WHERE m.backend = ? AND m.group_id = ? AND {visible}
+                 ORDER BY m.added_ms, m.user_id LIMIT ? OFFSET ?"
+            );
+            let mut query = sqlx::query_as(sqlx::AssertSqlSafe(sql)).bind(backend).bind(group.to_string());
+            for subject in &binds {
+                query = query.bind(subject);
+            }
+            let rows: Vec<(String,)> = query.bind(page.limit).bind(page.offset).fetch_all(&self.readers).await?;
             rows.iter().map(|(text,)| parse_doc(text).map(Value::Object)).collect()
         })
     }
 
-    fn count_members<'a>(&'a self, backend: &'a str, group: ObjectId) -> BoxFuture<'a, Result<u64, StoreError>> {
+    fn count_members<'a>(
+        &'a self,
+        backend: &'a str,
+        group: ObjectId,
+        access: Access<'a>,
+    ) -> BoxFuture<'a, Result<u64, StoreError>> {
         Box::pin(async move {
-            let (n,): (i64,) = sqlx::query_as("SELECT count(*) FROM members WHERE backend = ? AND group_id = ?")
-                .bind(backend)
-                .bind(group.to_string())
-                .fetch_one(&self.readers)
-                .await?;
+            let (visible, binds) = readable(access);
+            let sql = format!(
+                "SELECT count(*) FROM members m
+                 JOIN objects ON objects.backend = m.backend AND objects.object_type = 'users' AND objects.id = m.user_id
+                 WHERE m.backend = ? AND m.group_id = ? AND {visible}"
+            );
+            let mut query = sqlx::query_as(sqlx::AssertSqlSafe(sql)).bind(backend).bind(group.to_string());
+            for subject in &binds {
+                query = query.bind(subject);
+            }
+            let (n,): (i64,) = query.fetch_one(&self.readers).await?;
             Ok(n as u64)
         })
     }

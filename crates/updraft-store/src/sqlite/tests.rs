@@ -5,6 +5,10 @@ use crate::Schemas;
 
 const ALL: Access<'static> = Access::Everything;
 
+fn new_password(hash: &str) -> crate::NewPassword<'_> {
+    crate::NewPassword { hash, keep_token: None }
+}
+
 fn template() -> Acl {
     let everyone = vec!["*".to_owned()];
     Acl { read: everyone.clone(), update: everyone.clone(), delete: everyone, admin: vec![crate::CREATOR.to_owned()] }
@@ -119,7 +123,7 @@ async fn apps_have_two_backends_and_take_their_data_when_deleted() {
     use crate::{Tenants, TokenGrant};
     let dir = tempfile::tempdir().unwrap();
     let store = open(&dir).await;
-    let app = store.create_app("todos").await.unwrap();
+    let app = store.create_app("todos", &crate::AccessDefaults::for_environment).await.unwrap();
     let environments: Vec<&str> = app.backends.iter().map(|b| b.environment.as_str()).collect();
     assert_eq!(environments, ["development", "production"]);
     let dev = &app.backends[0];
@@ -173,7 +177,7 @@ async fn usernames_are_unique_per_backend_and_passwords_stay_out_of_documents() 
     let id = ObjectId::parse(john["id"].as_str().unwrap()).unwrap();
     let patch = |value: Value| crate::Patch::Merge(props(value));
     store
-        .update_user("b1", id, patch(json!({"age": 3})), Some("hash4"), Author::default(), ALL)
+        .update_user("b1", id, patch(json!({"age": 3})), Some(new_password("hash4")), Author::default(), ALL)
         .await
         .unwrap()
         .unwrap();
@@ -188,8 +192,16 @@ async fn usernames_are_unique_per_backend_and_passwords_stay_out_of_documents() 
         .update(users, jane_id, crate::Patch::Merge(props(json!({"username": "john"}))), Author::default(), ALL)
         .await;
     assert!(matches!(renamed, Err(StoreError::Taken { .. })), "renaming onto a taken username fails");
-    let renamed =
-        store.update_user("b1", jane_id, patch(json!({"username": "john"})), Some("h2"), Author::default(), ALL).await;
+    let renamed = store
+        .update_user(
+            "b1",
+            jane_id,
+            patch(json!({"username": "john"})),
+            Some(new_password("h2")),
+            Author::default(),
+            ALL,
+        )
+        .await;
     assert!(matches!(renamed, Err(StoreError::Taken { .. })));
     let (_, hash) = store.login("b1", "jane").await.unwrap().unwrap();
     assert_eq!(hash, "h", "a failed update leaves the password as it was");
@@ -216,15 +228,18 @@ async fn memberships_follow_users_and_groups() {
     assert!(!store.add_member("b", g, u1).await.unwrap(), "already a member");
     assert!(store.add_member("b", g, u2).await.unwrap());
     let page = Page { limit: 10, offset: 0 };
-    assert_eq!(store.members("b", g, page).await.unwrap(), vec![john.clone(), jane.clone()]);
-    assert_eq!(store.members("b", g, Page { limit: 1, offset: 1 }).await.unwrap(), vec![jane.clone()]);
-    assert_eq!(store.count_members("b", g).await.unwrap(), 2);
+    assert_eq!(store.members("b", g, page, Access::Everything).await.unwrap(), vec![john.clone(), jane.clone()]);
+    assert_eq!(
+        store.members("b", g, Page { limit: 1, offset: 1 }, Access::Everything).await.unwrap(),
+        vec![jane.clone()]
+    );
+    assert_eq!(store.count_members("b", g, Access::Everything).await.unwrap(), 2);
     assert_eq!(store.groups_of("b", &u1.to_string()).await.unwrap(), vec![g.to_string()]);
 
     assert!(store.remove_member("b", g, u1).await.unwrap());
     assert!(!store.remove_member("b", g, u1).await.unwrap());
     store.delete(Collection { backend: "b", object_type: USERS }, u2, Author::default(), ALL).await.unwrap();
-    assert_eq!(store.count_members("b", g).await.unwrap(), 0, "a deleted user leaves its groups");
+    assert_eq!(store.count_members("b", g, Access::Everything).await.unwrap(), 0, "a deleted user leaves its groups");
     store.add_member("b", g, u1).await.unwrap();
     store.delete(groups, g, Author::default(), ALL).await.unwrap();
     assert!(store.groups_of("b", &u1.to_string()).await.unwrap().is_empty(), "a deleted group has no members");
