@@ -15,6 +15,21 @@ pub enum AtomicOp {
     Pop(String, bool),
 }
 
+impl AtomicOp {
+    /// The top-level property the operation changes.
+    pub fn property(&self) -> &str {
+        match self {
+            AtomicOp::Inc(name, _)
+            | AtomicOp::Set(name, _)
+            | AtomicOp::Unset(name)
+            | AtomicOp::Push(name, _)
+            | AtomicOp::Pull(name, _)
+            | AtomicOp::AddToSet(name, _)
+            | AtomicOp::Pop(name, _) => name,
+        }
+    }
+}
+
 /// Why an atomic update was refused; nothing was applied.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AtomicError {

@@ -8,7 +8,6 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, format_err};
 use axum::Router;
 use axum::extract::Request;
-use axum::http::header;
 use axum::response::IntoResponse;
 use axum::routing::get;
 use tokio::net::TcpListener;
@@ -23,9 +22,13 @@ use updraft_gateway::{ConnectionConfig, GatewayConfig, Gateways, QueueLimits};
 use updraft_store::{SqliteOptions, SqliteStore};
 
 use crate::config::Settings;
+use crate::conns::{self, Connections};
 use crate::serve::{self, Listener};
 use crate::telemetry;
 use crate::tls::{self, TlsListener};
+
+/// Connections the `--metrics-listen` listener serves at once.
+const METRICS_CONNECTIONS: usize = 16;
 
 /// How long open sockets get to finish their close handshake at shutdown.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
@@ -39,6 +42,10 @@ pub struct Application {
     gateways: Arc<Gateways>,
     /// The EDS notification stream, answered outside the HTTP stack.
     stream: Arc<serve::RawRoute>,
+    /// The cap shared by the main listeners.
+    connections: Arc<Connections>,
+    /// `--metrics-listen`: its address, listener and router.
+    metrics: Option<(SocketAddr, TcpListener, Router)>,
 }
 
 impl Application {
@@ -51,22 +58,28 @@ impl Application {
             .with_context(|| format!("creating data dir {}", settings.data_dir.display()))?;
         let tcp = bind(settings.listen).with_context(|| format!("binding {}", settings.listen))?;
         let local_addr = tcp.local_addr()?;
+        let queue = QueueLimits { max_bytes: settings.socket_queue_bytes, max_frames: settings.socket_queue_frames };
+        let gateways = Arc::new(Gateways::new(queue, settings.max_pending_sockets, settings.socket_uri_ttl));
+        let cap = settings.max_connections.unwrap_or_else(conns::default_cap);
+        let counted = Arc::downgrade(&gateways);
+        let connections = Connections::new(cap, move || counted.upgrade().map_or(0, |g| g.connected()));
         let mut listeners = Vec::new();
         let mut tls_addr = None;
         match (&settings.tls, settings.tls_listen) {
-            (Some(files), None) => listeners.push(Listener::Tls(TlsListener::new(tcp, tls::server_config(files)?))),
+            (Some(files), None) => {
+                listeners.push(Listener::Tls(TlsListener::new(tcp, tls::server_config(files)?, connections.clone())))
+            }
             (Some(files), Some(addr)) => {
                 listeners.push(Listener::Plain(tcp));
                 let tls_tcp = bind(addr).with_context(|| format!("binding {addr}"))?;
                 tls_addr = Some(tls_tcp.local_addr()?);
-                listeners.push(Listener::Tls(TlsListener::new(tls_tcp, tls::server_config(files)?)));
+                let config = tls::server_config(files)?;
+                listeners.push(Listener::Tls(TlsListener::new(tls_tcp, config, connections.clone())));
             }
             (None, _) => listeners.push(Listener::Plain(tcp)),
         }
         let main_is_tls = settings.tls.is_some() && settings.tls_listen.is_none();
 
-        let queue = QueueLimits { max_bytes: settings.socket_queue_bytes, max_frames: settings.socket_queue_frames };
-        let gateways = Arc::new(Gateways::new(queue, settings.max_pending_sockets, settings.socket_uri_ttl));
         let d = &settings.default_gateway;
         gateways.upsert(
             DEFAULT_GATEWAY,
@@ -87,6 +100,7 @@ impl Application {
                 .await
                 .context("opening the EDS database")?,
         );
+        updraft_api::eds::warn_open_backends(store.as_ref()).await.context("listing backends")?;
         let account = match &settings.account {
             Some((email, password)) => Some(AccountLogin::new(email, password).map_err(|e| format_err!(e))?),
             None => None,
@@ -120,6 +134,7 @@ impl Application {
             webhooks: store.clone(),
             changes: store.clone(),
             streams: Default::default(),
+            sessions: Default::default(),
             webhook_guard,
             account,
             gateways: gateways.clone(),
@@ -127,21 +142,39 @@ impl Application {
             eds: updraft_api::auth::EdsVerifier::with_local(store.clone(), store.clone()),
             public,
             admin_token: settings.admin_token.clone(),
-            limits: Limits { max_body_bytes: settings.max_body_bytes },
+            limits: Limits { max_body_bytes: settings.max_body_bytes, body_timeout: settings.body_timeout },
             connection: ConnectionConfig {
                 ping_interval: settings.ping_interval,
                 max_client_message: settings.max_client_message_bytes,
             },
             gateway_file: Some(gateway_file),
             default_eds_uri: d.eds_uri.clone(),
+            passwords: updraft_api::passwords::Passwords::new(settings.login_limits),
         });
-        let router = Router::new()
-            .route(
+        let mut router = Router::new()
+            .route("/healthz", get(|| async { axum::Json(serde_json::json!({"status": "ok"})).into_response() }));
+        // On the main listener /metrics exists only for the holder of the metrics token; without one it is
+        // an unknown path (404) like any other, so it tells an anonymous caller nothing.
+        if let Some(token) = settings.metrics_token.clone() {
+            router = router.route(
                 "/metrics",
-                get(move || async move { ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], metrics.render()) }),
-            )
-            .route("/healthz", get(|| async { axum::Json(serde_json::json!({"status": "ok"})).into_response() }))
-            .fallback_service(updraft_api::router(state.clone()));
+                get(move |headers: axum::http::HeaderMap| async move {
+                    match telemetry::metrics_token_error(&headers, &token) {
+                        Some(err) => err.into_response(),
+                        None => telemetry::render(metrics).into_response(),
+                    }
+                }),
+            );
+        }
+        let router = router.fallback_service(updraft_api::router(state.clone())).layer(telemetry::request_logs());
+        let metrics = match settings.metrics_listen {
+            Some(addr) => {
+                let tcp = bind(addr).with_context(|| format!("binding {addr}"))?;
+                let only = Router::new().route("/metrics", get(move || async move { telemetry::render(metrics) }));
+                Some((tcp.local_addr()?, tcp, only))
+            }
+            None => None,
+        };
         tokio::spawn(updraft_api::eds::stream::run(store.clone(), store.clone(), state.clone()));
         let stream = serve::RawRoute {
             prefix: updraft_api::eds::stream::STREAM_REQUEST_PREFIX,
@@ -151,7 +184,22 @@ impl Application {
         spawn_ticket_sweeper(Arc::downgrade(&gateways));
         tokio::spawn(Gateways::run_heartbeat(Arc::downgrade(&gateways), settings.ping_interval));
         tracing::info!(%local_addr, tls = settings.tls.is_some(), gateways = loaded + 1, "updraft listening");
-        Ok(Application { local_addr, tls_addr, listeners, router, gateways, stream: Arc::new(stream) })
+        tracing::info!(max_connections = cap, "connection cap");
+        Ok(Application {
+            local_addr,
+            tls_addr,
+            listeners,
+            router,
+            gateways,
+            stream: Arc::new(stream),
+            connections,
+            metrics,
+        })
+    }
+
+    /// The `--metrics-listen` address.
+    pub fn metrics_addr(&self) -> Option<SocketAddr> {
+        self.metrics.as_ref().map(|(addr, _, _)| *addr)
     }
 
     pub fn local_addr(&self) -> SocketAddr {
@@ -180,7 +228,19 @@ impl Application {
             let graceful = async move {
                 let _ = stopping.wait_for(|stop| *stop).await;
             };
-            serving.spawn(serve::serve(listener, service.clone(), Some(self.stream.clone()), graceful));
+            let raw = Some(self.stream.clone());
+            serving.spawn(serve::serve(listener, service.clone(), raw, self.connections.clone(), graceful));
+        }
+        if let Some((_, tcp, router)) = self.metrics {
+            let mut stopping = stopping.clone();
+            let graceful = async move {
+                let _ = stopping.wait_for(|stop| *stop).await;
+            };
+            let service = axum::ServiceExt::<Request>::into_make_service(router);
+            let service = tower::ServiceExt::oneshot(service, ()).await.unwrap_or_else(|never| match never {});
+            // Scrapers are few: a small cap of its own, apart from the main listeners'.
+            let connections = Connections::new(METRICS_CONNECTIONS, || 0);
+            serving.spawn(serve::serve(Listener::Plain(tcp), service, None, connections, graceful));
         }
         serving.join_all().await;
         let deadline = Instant::now() + SHUTDOWN_GRACE;

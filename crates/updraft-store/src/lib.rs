@@ -35,13 +35,14 @@ pub trait Users: Send + Sync {
         acl: Acl,
     ) -> BoxFuture<'a, Result<Value, StoreError>>;
 
-    /// Updates a user document (as [`Store::update`]) and, when given, its password, in one transaction.
+    /// Updates a user document (as [`Store::update`]) and, when given, its password, in one transaction. A new
+    /// password revokes the user's tokens but `keep_token`.
     fn update_user<'a>(
         &'a self,
         backend: &'a str,
         user_id: ObjectId,
         patch: Patch,
-        password_hash: Option<&'a str>,
+        password: Option<NewPassword<'a>>,
         author: Author<'a>,
         access: Access<'a>,
     ) -> BoxFuture<'a, Result<Option<Value>, StoreError>>;
@@ -52,6 +53,14 @@ pub trait Users: Send + Sync {
         backend: &'a str,
         username: &'a str,
     ) -> BoxFuture<'a, Result<Option<(Value, String)>, StoreError>>;
+}
+
+/// A user's new password (its hash), and the token that outlives the change: the caller's own, when the caller is
+/// the user.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct NewPassword<'a> {
+    pub hash: &'a str,
+    pub keep_token: Option<&'a str>,
 }
 
 /// An object of the same backend, named by its type and id.
@@ -111,14 +120,21 @@ pub trait Groups: Send + Sync {
         group: ObjectId,
         user: ObjectId,
     ) -> BoxFuture<'a, Result<bool, StoreError>>;
-    /// The member users' documents, in the order they joined.
+    /// The member users' documents that `access` may read, in the order they joined.
     fn members<'a>(
         &'a self,
         backend: &'a str,
         group: ObjectId,
         page: Page,
+        access: Access<'a>,
     ) -> BoxFuture<'a, Result<Vec<Value>, StoreError>>;
-    fn count_members<'a>(&'a self, backend: &'a str, group: ObjectId) -> BoxFuture<'a, Result<u64, StoreError>>;
+    /// How many members `access` may read.
+    fn count_members<'a>(
+        &'a self,
+        backend: &'a str,
+        group: ObjectId,
+        access: Access<'a>,
+    ) -> BoxFuture<'a, Result<u64, StoreError>>;
     /// Ids of the groups a user belongs to.
     fn groups_of<'a>(&'a self, backend: &'a str, user: &'a str) -> BoxFuture<'a, Result<Vec<String>, StoreError>>;
     /// Who may manage the group's members: `read` lists them, `update` adds (the wire's `create`), `delete`
@@ -216,19 +232,76 @@ pub struct Backend {
     pub api_key: String,
     /// The instance secret: a bearer with full access to this backend's data.
     pub secret: String,
+    pub access: AccessDefaults,
 }
 
-/// Who an issued token stands for, until when.
+/// What a backend allows before a schema or an ACL says more (SECURITY.md).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AccessDefaults {
+    /// The hosted service's fresh backend, which QtEnginio's own tests rely on: everyone reads, changes and
+    /// deletes objects, users and usergroups, and manages any group's members.
+    Open,
+    /// Anonymous callers only sign up and sign in; what a user creates (itself included) is its own; a group's
+    /// members are managed by the group's administrators.
+    Locked,
+}
+
+impl AccessDefaults {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AccessDefaults::Open => "open",
+            AccessDefaults::Locked => "locked",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<AccessDefaults> {
+        match text {
+            "open" => Some(AccessDefaults::Open),
+            "locked" => Some(AccessDefaults::Locked),
+            _ => None,
+        }
+    }
+
+    /// A new app's backend: development is open (for trying things out), production locked.
+    pub fn for_environment(environment: &str) -> AccessDefaults {
+        if environment == "development" { AccessDefaults::Open } else { AccessDefaults::Locked }
+    }
+}
+
+/// Who an issued token stands for, until when. A user's tokens have the subjects `user:<backend>:<id>` (access)
+/// and `refresh:<backend>:<id>`: the store revokes them when the user is deleted (in the deleting transaction,
+/// cascades included) or changes its password.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TokenGrant {
     pub subject: String,
     pub expires_ms: i64,
 }
 
+/// Tokens revoked while their user lives, announced after the commit (see [`Tenants::watch_revocations`]). A
+/// deleted user's tokens go with it; that shows as the user's `Delete` in the change log.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Revocation {
+    /// One token, by its hash: revoked, or a refresh token used.
+    Token { hash: String },
+    /// Every token of the user but `kept` (a hash): its password changed.
+    User { backend: String, user_id: String, kept: Option<String> },
+}
+
 /// Apps, their backends, and issued tokens (kept only as hashes by the caller).
 pub trait Tenants: Send + Sync {
-    /// Creates an app with a `development` and a `production` backend.
-    fn create_app<'a>(&'a self, name: &'a str) -> BoxFuture<'a, Result<App, StoreError>>;
+    /// Creates an app with a `development` and a `production` backend, with the access defaults `access` gives
+    /// each environment.
+    fn create_app<'a>(
+        &'a self,
+        name: &'a str,
+        access: &'a (dyn Fn(&str) -> AccessDefaults + Sync),
+    ) -> BoxFuture<'a, Result<App, StoreError>>;
+    /// Changes a backend's access defaults; `false` for an unknown backend.
+    fn set_access_defaults<'a>(
+        &'a self,
+        backend: &'a str,
+        access: AccessDefaults,
+    ) -> BoxFuture<'a, Result<bool, StoreError>>;
     fn apps(&self) -> BoxFuture<'_, Result<Vec<App>, StoreError>>;
     fn app<'a>(&'a self, id: &'a str) -> BoxFuture<'a, Result<Option<App>, StoreError>>;
     /// Deletes the app, its backends and all their data.
@@ -237,7 +310,12 @@ pub trait Tenants: Send + Sync {
     fn save_token<'a>(&'a self, hash: &'a str, grant: TokenGrant) -> BoxFuture<'a, Result<(), StoreError>>;
     /// The grant of an unexpired token.
     fn token<'a>(&'a self, hash: &'a str) -> BoxFuture<'a, Result<Option<TokenGrant>, StoreError>>;
-    fn revoke_token<'a>(&'a self, hash: &'a str) -> BoxFuture<'a, Result<(), StoreError>>;
+    /// Removes the token; `true` when this call removed it, so that of concurrent uses of a single-use token
+    /// (a refresh token) exactly one wins.
+    fn revoke_token<'a>(&'a self, hash: &'a str) -> BoxFuture<'a, Result<bool, StoreError>>;
+    /// Revocations from now on, for whoever holds a token's rights beyond one request (open streams, sockets). A
+    /// receiver that lags (`RecvError::Lagged`) missed some and should check its tokens again.
+    fn watch_revocations(&self) -> tokio::sync::broadcast::Receiver<Revocation>;
 }
 
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;

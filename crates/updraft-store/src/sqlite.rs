@@ -149,6 +149,14 @@ const MIGRATIONS: &[&str] = &[
            AND (w.object_types = '[]' OR NEW.object_type IN (SELECT value FROM json_each(w.object_types)))
            AND (w.events = '[]' OR NEW.event IN (SELECT value FROM json_each(w.events)));
      END",
+    // Access defaults per backend; backends made before them take what a new app's backend of their environment
+    // gets (development open, production locked).
+    "ALTER TABLE backends ADD COLUMN access_defaults TEXT NOT NULL DEFAULT 'locked'",
+    "UPDATE backends SET access_defaults = 'open' WHERE environment = 'development'",
+    // A user's tokens are found by subject when the user is deleted or changes its password.
+    "CREATE INDEX tokens_by_subject ON tokens (subject)",
+    // Every new token clears the expired ones.
+    "CREATE INDEX tokens_by_expiry ON tokens (expires_ms)",
 ];
 
 #[derive(Debug, Clone)]
@@ -173,6 +181,8 @@ pub struct SqliteStore {
     pub(crate) committed: std::sync::Arc<tokio::sync::watch::Sender<u64>>,
     /// How many webhooks exist, so that the worker need not query the queue of a server that has none.
     pub(crate) webhook_count: std::sync::atomic::AtomicU64,
+    /// Tokens revoked while their user lives; see `Tenants::watch_revocations`.
+    pub(crate) revocations: tokio::sync::broadcast::Sender<crate::Revocation>,
 }
 
 impl SqliteStore {
@@ -207,6 +217,7 @@ impl SqliteStore {
             inserts,
             committed,
             webhook_count: std::sync::atomic::AtomicU64::new(webhook_count as u64),
+            revocations: tokio::sync::broadcast::Sender::new(1024),
         })
     }
 
@@ -316,7 +327,7 @@ pub(crate) fn parse_acl(text: &str) -> Acl {
 /// A SQL condition, over a row of `objects`, that the caller may read it; with its binds. `admin` implies
 /// `read`, and an object that extends its parent's ACL is readable by whoever may read the parent.
 /// Subjects are bound, never spliced.
-fn readable(access: Access<'_>) -> (String, Vec<String>) {
+pub(crate) fn readable(access: Access<'_>) -> (String, Vec<String>) {
     let Access::Subjects(subjects) = access else { return ("1".to_owned(), Vec::new()) };
     if subjects.is_empty() {
         return ("0".to_owned(), Vec::new());
@@ -341,11 +352,12 @@ fn readable(access: Access<'_>) -> (String, Vec<String>) {
     (sql, binds)
 }
 
-/// What goes with a deleted object of these types: a user's password and memberships, a group's
+/// What goes with a deleted object of these types: a user's password, memberships and tokens, a group's
 /// memberships and member ACL.
-const CASCADES: [(&str, &str); 4] = [
+const CASCADES: [(&str, &str); 5] = [
     (USERS, "DELETE FROM passwords WHERE backend = ? AND user_id = ?"),
     (USERS, "DELETE FROM members WHERE backend = ? AND user_id = ?"),
+    (USERS, tenants::REVOKE_USER_TOKENS),
     (USERGROUPS, "DELETE FROM members WHERE backend = ? AND group_id = ?"),
     (USERGROUPS, "DELETE FROM member_acls WHERE backend = ? AND group_id = ?"),
 ];

@@ -3,7 +3,7 @@
 use updraft_core::ids::ObjectId;
 
 use super::{SqliteStore, now_ms};
-use crate::{App, Backend, BoxFuture, StoreError, Tenants, TokenGrant};
+use crate::{AccessDefaults, App, Backend, BoxFuture, Revocation, StoreError, Tenants, TokenGrant};
 
 const ENVIRONMENTS: [&str; 2] = ["development", "production"];
 
@@ -11,14 +11,16 @@ fn secret() -> String {
     hex::encode(rand::random::<[u8; 32]>())
 }
 
-type BackendRow = (String, String, String, String, String, String);
+type BackendRow = (String, String, String, String, String, String, String);
 
 fn backend_from(row: BackendRow) -> Backend {
-    let (id, app_id, environment, master_key, api_key, secret) = row;
-    Backend { id, app_id, environment, master_key, api_key, secret }
+    let (id, app_id, environment, master_key, api_key, secret, access) = row;
+    // The column is written only from `AccessDefaults::as_str`; anything else is read as the safer one.
+    let access = AccessDefaults::parse(&access).unwrap_or(AccessDefaults::Locked);
+    Backend { id, app_id, environment, master_key, api_key, secret, access }
 }
 
-const BACKEND_COLUMNS: &str = "id, app_id, environment, master_key, api_key, secret";
+const BACKEND_COLUMNS: &str = "id, app_id, environment, master_key, api_key, secret, access_defaults";
 
 impl SqliteStore {
     async fn load_app(&self, id: &str, name: String) -> Result<App, StoreError> {
@@ -33,7 +35,11 @@ impl SqliteStore {
 }
 
 impl Tenants for SqliteStore {
-    fn create_app<'a>(&'a self, name: &'a str) -> BoxFuture<'a, Result<App, StoreError>> {
+    fn create_app<'a>(
+        &'a self,
+        name: &'a str,
+        access: &'a (dyn Fn(&str) -> AccessDefaults + Sync),
+    ) -> BoxFuture<'a, Result<App, StoreError>> {
         Box::pin(async move {
             let app = App { id: ObjectId::generate().to_string(), name: name.to_owned(), backends: Vec::new() };
             let mut tx = self.writer.begin().await?;
@@ -52,9 +58,10 @@ impl Tenants for SqliteStore {
                     master_key: secret(),
                     api_key: secret(),
                     secret: secret(),
+                    access: access(environment),
                 };
                 sqlx::query(sqlx::AssertSqlSafe(format!(
-                    "INSERT INTO backends ({BACKEND_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?)"
+                    "INSERT INTO backends ({BACKEND_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?)"
                 )))
                 .bind(&backend.id)
                 .bind(&backend.app_id)
@@ -62,6 +69,7 @@ impl Tenants for SqliteStore {
                 .bind(&backend.master_key)
                 .bind(&backend.api_key)
                 .bind(&backend.secret)
+                .bind(backend.access.as_str())
                 .execute(&mut *tx)
                 .await?;
                 backends.push(backend);
@@ -133,6 +141,11 @@ impl Tenants for SqliteStore {
                 let sql = format!("DELETE FROM {table} WHERE backend IN (SELECT id FROM backends WHERE app_id = ?)");
                 sqlx::query(sqlx::AssertSqlSafe(sql)).bind(id).execute(&mut *tx).await?;
             }
+            let backends: Vec<(String,)> =
+                sqlx::query_as("SELECT id FROM backends WHERE app_id = ?").bind(id).fetch_all(&mut *tx).await?;
+            for (backend,) in &backends {
+                revoke_backend_tokens(&mut tx, backend).await?;
+            }
             sqlx::query("DELETE FROM backends WHERE app_id = ?").bind(id).execute(&mut *tx).await?;
             let deleted = sqlx::query("DELETE FROM apps WHERE id = ?").bind(id).execute(&mut *tx).await?;
             tx.commit().await?;
@@ -159,6 +172,24 @@ impl Tenants for SqliteStore {
                 self.backends.write().expect("backend cache").insert(id.to_owned(), backend.clone());
             }
             Ok(backend)
+        })
+    }
+
+    fn set_access_defaults<'a>(
+        &'a self,
+        backend: &'a str,
+        access: AccessDefaults,
+    ) -> BoxFuture<'a, Result<bool, StoreError>> {
+        Box::pin(async move {
+            let changed = sqlx::query("UPDATE backends SET access_defaults = ? WHERE id = ?")
+                .bind(access.as_str())
+                .bind(backend)
+                .execute(&self.writer)
+                .await?;
+            if let Some(cached) = self.backends.write().expect("backend cache").get_mut(backend) {
+                cached.access = access;
+            }
+            Ok(changed.rows_affected() == 1)
         })
     }
 
@@ -190,10 +221,209 @@ impl Tenants for SqliteStore {
         })
     }
 
-    fn revoke_token<'a>(&'a self, hash: &'a str) -> BoxFuture<'a, Result<(), StoreError>> {
+    fn revoke_token<'a>(&'a self, hash: &'a str) -> BoxFuture<'a, Result<bool, StoreError>> {
         Box::pin(async move {
-            sqlx::query("DELETE FROM tokens WHERE hash = ?").bind(hash).execute(&self.writer).await?;
-            Ok(())
+            // The row count is the arbiter between concurrent uses: only one DELETE finds the row.
+            let deleted = sqlx::query("DELETE FROM tokens WHERE hash = ?").bind(hash).execute(&self.writer).await?;
+            let revoked = deleted.rows_affected() == 1;
+            if revoked {
+                let _ = self.revocations.send(Revocation::Token { hash: hash.to_owned() });
+            }
+            Ok(revoked)
         })
+    }
+
+    fn watch_revocations(&self) -> tokio::sync::broadcast::Receiver<Revocation> {
+        self.revocations.subscribe()
+    }
+}
+
+/// Deletes the tokens of user `?2` of backend `?1` (subjects as `TokenGrant` says); one of `CASCADES`.
+pub(super) const REVOKE_USER_TOKENS: &str =
+    "DELETE FROM tokens WHERE 0 AND subject IN (?1, ?2)";
+
+/// Deletes a user's tokens but `keep` (a hash), within the transaction that changes its password.
+pub(super) async fn revoke_user_tokens(
+    tx: &mut sqlx::SqliteConnection,
+    backend: &str,
+    user_id: &str,
+    keep: Option<&str>,
+) -> Result<(), StoreError> {
+    sqlx::query(
+        "DELETE FROM tokens WHERE subject IN ('user:' || ?1 || ':' || ?2, 'refresh:' || ?1 || ':' || ?2)
+         AND hash IS NOT ?3",
+    )
+    .bind(backend)
+    .bind(user_id)
+    .bind(keep)
+    .execute(&mut *tx)
+    .await?;
+    Ok(())
+}
+
+/// Deletes the tokens of every user of `backend` (the backend goes, or all its users do).
+pub(super) async fn revoke_backend_tokens(tx: &mut sqlx::SqliteConnection, backend: &str) -> Result<(), StoreError> {
+    for kind in ["user", "refresh"] {
+        // A range on the subject index: `;` follows `:`.
+        sqlx::query("DELETE FROM tokens WHERE subject > ? AND subject < ?")
+            .bind(format!("{kind}:{backend}:"))
+            .bind(format!("{kind}:{backend};"))
+            .execute(&mut *tx)
+            .await?;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use serde_json::{Value, json};
+
+    use super::*;
+    use crate::{Access, Acl, Author, Cascade, Collection, NewPassword, Patch, SchemaRules, Schemas, Store, Users};
+
+    const ALL: Access<'static> = Access::Everything;
+
+    async fn open(dir: &tempfile::TempDir) -> SqliteStore {
+        let options = super::super::SqliteOptions { path: dir.path().join("eds.sqlite3"), readers: 2 };
+        SqliteStore::open(&options).await.unwrap()
+    }
+
+    async fn user(store: &SqliteStore, backend: &str, properties: Value) -> String {
+        let properties = properties.as_object().unwrap().clone();
+        let user = store.insert_user(backend, properties, "hash", Author::default(), Acl::default()).await.unwrap();
+        user["id"].as_str().unwrap().to_owned()
+    }
+
+    /// Gives the user an access and a refresh token, named `<name>-access` and `<name>-refresh`.
+    async fn sign_in(store: &SqliteStore, backend: &str, user: &str, name: &str) {
+        for kind in ["user", "refresh"] {
+            let grant = TokenGrant { subject: format!("{kind}:{backend}:{user}"), expires_ms: now_ms() + 60_000 };
+            let hash = format!("{name}-{}", if kind == "user" { "access" } else { "refresh" });
+            store.save_token(&hash, grant).await.unwrap();
+        }
+    }
+
+    async fn live(store: &SqliteStore, hashes: &[&str]) -> Vec<bool> {
+        let mut live = Vec::new();
+        for hash in hashes {
+            live.push(store.token(hash).await.unwrap().is_some());
+        }
+        live
+    }
+
+    #[tokio::test]
+    async fn finding_6_of_concurrent_revocations_exactly_one_wins() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Arc::new(open(&dir).await);
+        store
+            .save_token("h", TokenGrant { subject: "refresh:b:u".into(), expires_ms: now_ms() + 60_000 })
+            .await
+            .unwrap();
+        let racers: Vec<_> = (0..16)
+            .map(|_| {
+                tokio::spawn({
+                    let store = store.clone();
+                    async move { store.revoke_token("h").await.unwrap() }
+                })
+            })
+            .collect();
+        let mut won = 0;
+        for racer in racers {
+            won += usize::from(racer.await.unwrap());
+        }
+        assert_eq!(won, 1);
+        assert!(!store.revoke_token("h").await.unwrap(), "gone");
+    }
+
+    #[tokio::test]
+    async fn finding_4_a_deleted_user_takes_its_tokens_along_cascades_included() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = open(&dir).await;
+        let (b, other_backend) = ("b1", "b2");
+        let ann = user(&store, b, json!({"username": "ann"})).await;
+        let bob = user(&store, b, json!({"username": "bob"})).await;
+        // The same id in another backend is another user.
+        store
+            .save_token(
+                "elsewhere",
+                TokenGrant { subject: format!("user:{other_backend}:{ann}"), expires_ms: now_ms() + 60_000 },
+            )
+            .await
+            .unwrap();
+        store
+            .save_token("account", TokenGrant { subject: "account".into(), expires_ms: now_ms() + 60_000 })
+            .await
+            .unwrap();
+        sign_in(&store, b, &ann, "ann").await;
+        sign_in(&store, b, &bob, "bob").await;
+
+        let users = Collection { backend: b, object_type: crate::USERS };
+        store.delete(users, ObjectId::parse(&ann).unwrap(), Author::default(), ALL).await.unwrap().unwrap();
+        let hashes = ["ann-access", "ann-refresh", "bob-access", "bob-refresh", "elsewhere", "account"];
+        assert_eq!(live(&store, &hashes).await, [false, false, true, true, true, true]);
+
+        // A user that goes because a ref says so (a users schema with `onDelete: deleteObject`).
+        let rules = SchemaRules {
+            indexed: Vec::new(),
+            cascades: vec![Cascade { property: "team".into(), target_type: "objects.teams".into() }],
+        };
+        store.put_schema(b, crate::USERS, json!({"name": "users"}), &rules).await.unwrap();
+        let teams = Collection { backend: b, object_type: "objects.teams" };
+        let team = store.insert(teams, Default::default(), Author::default(), Acl::default()).await.unwrap();
+        let team_id = team["id"].as_str().unwrap();
+        let cid =
+            user(&store, b, json!({"username": "cid", "team": {"id": team_id, "objectType": "objects.teams"}})).await;
+        sign_in(&store, b, &cid, "cid").await;
+        store.delete(teams, ObjectId::parse(team_id).unwrap(), Author::default(), ALL).await.unwrap().unwrap();
+        assert_eq!(live(&store, &["cid-access", "cid-refresh", "bob-access"]).await, [false, false, true]);
+
+        // All users go with the users schema.
+        assert!(store.delete_schema(b, crate::USERS).await.unwrap());
+        assert_eq!(
+            live(&store, &["bob-access", "bob-refresh", "elsewhere", "account"]).await,
+            [false, false, true, true]
+        );
+    }
+
+    #[tokio::test]
+    async fn finding_4_a_new_password_ends_every_session_but_the_callers() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = open(&dir).await;
+        let ann = user(&store, "b1", json!({"username": "ann"})).await;
+        sign_in(&store, "b1", &ann, "laptop").await;
+        sign_in(&store, "b1", &ann, "phone").await;
+        let mut revocations = store.watch_revocations();
+        let id = ObjectId::parse(&ann).unwrap();
+        let untouched = Patch::Merge(Default::default());
+        store.update_user("b1", id, untouched.clone(), None, Author::default(), ALL).await.unwrap().unwrap();
+        assert_eq!(live(&store, &["laptop-access", "phone-access"]).await, [true, true], "no new password, no change");
+
+        let password = NewPassword { hash: "new", keep_token: Some("laptop-access") };
+        store.update_user("b1", id, untouched, Some(password), Author::default(), ALL).await.unwrap().unwrap();
+        let hashes = ["laptop-access", "laptop-refresh", "phone-access", "phone-refresh"];
+        assert_eq!(live(&store, &hashes).await, [true, false, false, false]);
+        let announced =
+            Revocation::User { backend: "b1".into(), user_id: ann.clone(), kept: Some("laptop-access".into()) };
+        assert_eq!(revocations.try_recv().unwrap(), announced);
+        assert!(store.revoke_token("laptop-access").await.unwrap());
+        assert_eq!(revocations.try_recv().unwrap(), Revocation::Token { hash: "laptop-access".into() });
+    }
+
+    #[tokio::test]
+    async fn a_deleted_app_takes_its_users_tokens_along() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = open(&dir).await;
+        let app = store.create_app("todos", &crate::AccessDefaults::for_environment).await.unwrap();
+        let backend = &app.backends[0].id;
+        let ann = user(&store, backend, json!({"username": "ann"})).await;
+        sign_in(&store, backend, &ann, "ann").await;
+        store
+            .save_token("account", TokenGrant { subject: "account".into(), expires_ms: now_ms() + 60_000 })
+            .await
+            .unwrap();
+        assert!(store.delete_app(&app.id).await.unwrap());
+        assert_eq!(live(&store, &["ann-access", "ann-refresh", "account"]).await, [false, false, true]);
     }
 }
