@@ -64,6 +64,8 @@ pub struct ApiContext {
     pub changes: Arc<dyn updraft_store::Changes>,
     /// The EDS notification stream's pending URLs and open connections.
     pub streams: eds::Streams,
+    /// Open streams and `eds`-mode sockets that follow their users' access.
+    pub sessions: eds::Sessions,
     /// Where webhooks may point.
     pub webhook_guard: updraft_webhooks::Guard,
     /// The account that manages apps (`/v1/account/*`); `None` refuses every account login.

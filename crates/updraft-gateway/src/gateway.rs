@@ -1,11 +1,13 @@
 //! Gateways (tenants of the WebSocket service) and the single-use tickets that open their sockets.
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex, RwLock};
+use std::hash::{Hash, Hasher};
+use std::sync::{Arc, RwLock};
 use std::time::{Duration, SystemTime};
 
 use crate::hub::{Hub, N_SHARDS};
-use crate::socket::{IdBuildHasher, QueueLimits, SocketId, Tag};
+use crate::pending::{Limits, Pending, Refusal, Requester};
+use crate::socket::{QueueLimits, SocketId, Tag};
 
 /// Who may get socket URIs and send messages (the original `ACCESS_CONTROL`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -66,29 +68,46 @@ impl Gateway {
     }
 }
 
-/// A socket that may be opened once, before `expires_at`.
-#[derive(Clone)]
+/// A socket that may be opened once.
 pub struct Ticket {
     pub gateway: Arc<Gateway>,
     pub tags: Box<[Tag]>,
-    pub expires_at: SystemTime,
+}
+
+/// A gateway as a ticket quota's tenant: by identity (the ticket holds it, so the address stays its own).
+#[derive(Clone)]
+struct TicketTenant(Arc<Gateway>);
+
+impl PartialEq for TicketTenant {
+    fn eq(&self, other: &TicketTenant) -> bool {
+        Arc::ptr_eq(&self.0, &other.0)
+    }
+}
+
+impl Eq for TicketTenant {}
+
+impl Hash for TicketTenant {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        Arc::as_ptr(&self.0).hash(state);
+    }
 }
 
 /// Every gateway of this server and the tickets not yet used.
 pub struct Gateways {
     gateways: RwLock<HashMap<String, Arc<Gateway>>>,
-    tickets: Mutex<HashMap<SocketId, Ticket, IdBuildHasher>>,
+    /// Bounded in total (the memory bound), per gateway and per client address: see `pending::Limits`.
+    tickets: Pending<TicketTenant, Box<[Tag]>>,
     limits: QueueLimits,
-    max_tickets: usize,
-    ticket_lifetime: Duration,
 }
 
 pub const DEFAULT_GATEWAY: &str = "default";
 
 impl Gateways {
-    /// `ticket_lifetime` is how long a handed-out socket URI stays usable (5 minutes originally).
+    /// `ticket_lifetime` is how long a handed-out socket URI stays usable (5 minutes originally); at most
+    /// `max_tickets` are pending on all gateways together, and a share of them per gateway and per client.
     pub fn new(limits: QueueLimits, max_tickets: usize, ticket_lifetime: Duration) -> Gateways {
-        Gateways { gateways: RwLock::default(), tickets: Mutex::default(), limits, max_tickets, ticket_lifetime }
+        let tickets = Pending::new(Limits::shares_of(max_tickets), ticket_lifetime);
+        Gateways { gateways: RwLock::default(), tickets, limits }
     }
 
     /// Creates or reconfigures a gateway.
@@ -116,56 +135,46 @@ impl Gateways {
     /// Removes a gateway, its tickets, and closes its sockets.
     pub fn remove(&self, id: &str) -> Option<Arc<Gateway>> {
         let gateway = self.gateways.write().expect("gateways lock").remove(id)?;
-        self.tickets.lock().expect("tickets lock").retain(|_, t| !Arc::ptr_eq(&t.gateway, &gateway));
+        self.tickets.remove_tenant(&TicketTenant(gateway.clone()));
         gateway.hub.close_all(crate::ws::close_code::GOING_AWAY, "gateway deleted");
         Some(gateway)
     }
 
-    /// Issues a single-use ticket; `None` when too many are outstanding.
-    pub fn issue_ticket(&self, gateway: &Arc<Gateway>, tags: Box<[Tag]>) -> Option<(SocketId, SystemTime)> {
-        let now = SystemTime::now();
-        let mut tickets = self.tickets.lock().expect("tickets lock");
-        if tickets.len() >= self.max_tickets {
-            tickets.retain(|_, t| t.expires_at > now);
-            if tickets.len() >= self.max_tickets {
-                return None;
-            }
-        }
-        let id = SocketId::random();
-        let expires_at = now + self.ticket_lifetime;
-        tickets.insert(id, Ticket { gateway: gateway.clone(), tags, expires_at });
-        Some((id, expires_at))
+    /// Issues a single-use ticket, or says which quota refuses it.
+    pub fn issue_ticket(
+        &self,
+        gateway: &Arc<Gateway>,
+        tags: Box<[Tag]>,
+        requester: Requester,
+    ) -> Result<(SocketId, SystemTime), Refusal> {
+        let (id, _) = self.tickets.issue(TicketTenant(gateway.clone()), requester, tags)?;
+        Ok((id, SystemTime::now() + self.tickets.lifetime()))
     }
 
     /// Takes a ticket for use; an expired one is gone as if it never existed.
     pub fn redeem(&self, id: &SocketId) -> Option<Ticket> {
-        let mut tickets = self.tickets.lock().expect("tickets lock");
-        let ticket = tickets.remove(id)?;
-        // After a burst of connects, give the table's memory back (halving keeps this amortized).
-        if tickets.capacity() > 1024 && tickets.len() * 4 < tickets.capacity() {
-            let len = tickets.len();
-            tickets.shrink_to(len * 2);
-        }
-        drop(tickets);
-        (ticket.expires_at > SystemTime::now()).then_some(ticket)
+        let (TicketTenant(gateway), tags) = self.tickets.take(id)?;
+        Some(Ticket { gateway, tags })
     }
 
     /// Withdraws an unused ticket of `gateway`.
     pub fn cancel_ticket(&self, gateway: &Arc<Gateway>, id: &SocketId) -> bool {
-        let mut tickets = self.tickets.lock().expect("tickets lock");
-        match tickets.get(id) {
-            Some(t) if Arc::ptr_eq(&t.gateway, gateway) => tickets.remove(id).is_some(),
-            _ => false,
-        }
+        self.tickets.take_if(id, |t| Arc::ptr_eq(&t.0, gateway)).is_some()
     }
 
-    /// Drops expired tickets; run periodically.
+    /// Whether `id` is an unused, unexpired ticket.
+    pub fn is_pending(&self, id: &SocketId) -> bool {
+        self.tickets.contains(id)
+    }
+
+    /// Changes the tags a pending ticket's socket will open with; false when there is no such ticket.
+    pub fn retag_ticket(&self, id: &SocketId, tags: Box<[Tag]>) -> bool {
+        self.tickets.update(id, |t| *t = tags)
+    }
+
+    /// Frees expired tickets (issuing does too); run periodically.
     pub fn sweep_tickets(&self) -> usize {
-        let now = SystemTime::now();
-        let mut tickets = self.tickets.lock().expect("tickets lock");
-        let before = tickets.len();
-        tickets.retain(|_, t| t.expires_at > now);
-        before - tickets.len()
+        self.tickets.sweep()
     }
 
     /// Pings every socket once per `interval`, one hub shard at a time; returns when `gateways`
@@ -209,26 +218,57 @@ mod tests {
         }
     }
 
+    const ANYONE: Requester = Requester::Public(None);
+
     #[test]
     fn tickets_are_single_use_and_bounded() {
         let gateways = Gateways::new(QueueLimits { max_bytes: 1024, max_frames: 4 }, 2, Duration::from_secs(300));
         let gw = gateways.upsert("g", config());
-        let (a, _) = gateways.issue_ticket(&gw, Box::new([])).unwrap();
-        let (_b, _) = gateways.issue_ticket(&gw, Box::new([])).unwrap();
-        assert!(gateways.issue_ticket(&gw, Box::new([])).is_none());
+        let (a, _) = gateways.issue_ticket(&gw, Box::new([]), ANYONE).unwrap();
+        let (_b, _) = gateways.issue_ticket(&gw, Box::new([]), ANYONE).unwrap();
+        assert!(gateways.issue_ticket(&gw, Box::new([]), ANYONE).is_err());
         assert!(gateways.redeem(&a).is_some());
         assert!(gateways.redeem(&a).is_none());
-        assert!(gateways.issue_ticket(&gw, Box::new([])).is_some());
+        assert!(gateways.issue_ticket(&gw, Box::new([]), ANYONE).is_ok());
     }
 
     #[test]
     fn expired_tickets_cannot_be_redeemed() {
         let gateways = Gateways::new(QueueLimits { max_bytes: 1024, max_frames: 4 }, 10, Duration::ZERO);
         let gw = gateways.upsert("g", config());
-        let (a, _) = gateways.issue_ticket(&gw, Box::new([])).unwrap();
+        let (a, _) = gateways.issue_ticket(&gw, Box::new([]), ANYONE).unwrap();
         assert!(gateways.redeem(&a).is_none());
-        gateways.issue_ticket(&gw, Box::new([])).unwrap();
-        assert_eq!(gateways.sweep_tickets(), 1);
+    }
+
+    #[test]
+    fn finding_11_a_full_gateway_does_not_refuse_another() {
+        let gateways = Gateways::new(QueueLimits { max_bytes: 1024, max_frames: 4 }, 512, Duration::from_secs(300));
+        let (a, b) = (gateways.upsert("a", config()), gateways.upsert("b", config()));
+        let mut refused = None;
+        for i in 0..=64u8 {
+            let client = Requester::Public(Some(std::net::IpAddr::from([10, 0, 0, i / 16])));
+            if let Err(why) = gateways.issue_ticket(&a, Box::new([]), client) {
+                refused = Some((i, why));
+                break;
+            }
+        }
+        assert_eq!(refused, Some((64, Refusal::Tenant)));
+        assert!(gateways.issue_ticket(&b, Box::new([]), ANYONE).is_ok());
+        assert!(gateways.issue_ticket(&a, Box::new([]), Requester::Privileged).is_ok());
+        // Deleting the gateway drops its tickets.
+        gateways.remove("a");
+        assert_eq!(gateways.tickets.len(), 1);
+    }
+
+    #[test]
+    fn pending_tickets_can_be_retagged() {
+        let gateways = Gateways::new(QueueLimits { max_bytes: 1024, max_frames: 4 }, 10, Duration::from_secs(300));
+        let gw = gateways.upsert("g", config());
+        let (a, _) = gateways.issue_ticket(&gw, Box::new([]), ANYONE).unwrap();
+        assert!(gateways.is_pending(&a));
+        assert!(gateways.retag_ticket(&a, Box::new(["t".into()])));
+        assert_eq!(&*gateways.redeem(&a).unwrap().tags, &[Tag::from("t")]);
+        assert!(!gateways.is_pending(&a));
     }
 
     #[test]

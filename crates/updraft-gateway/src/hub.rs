@@ -45,6 +45,25 @@ struct Shard {
     by_tag: HashMap<Tag, HashSet<ById, IdBuildHasher>>,
 }
 
+impl Shard {
+    fn add_to_tags(&mut self, socket: &Arc<Socket>, tags: &[Tag]) {
+        for tag in tags {
+            self.by_tag.entry(tag.clone()).or_default().replace(ById(socket.clone()));
+        }
+    }
+
+    fn remove_from_tags(&mut self, id: &SocketId, tags: &[Tag]) {
+        for tag in tags {
+            if let Some(members) = self.by_tag.get_mut(tag) {
+                members.remove(id);
+                if members.is_empty() {
+                    self.by_tag.remove(tag);
+                }
+            }
+        }
+    }
+}
+
 /// A socket in a set, found by its id: an entry is one pointer, not an id and a pointer.
 #[derive(Clone)]
 struct ById(Arc<Socket>);
@@ -99,10 +118,18 @@ impl Hub {
 
     pub fn insert(&self, socket: Arc<Socket>) {
         let mut shard = self.shard(&socket.id).write().expect("hub lock");
-        for tag in socket.tags.iter() {
-            shard.by_tag.entry(tag.clone()).or_default().replace(ById(socket.clone()));
-        }
+        socket.with_tags(|tags| shard.add_to_tags(&socket, tags));
         shard.sockets.replace(ById(socket));
+    }
+
+    /// Gives an open socket new tags (its user's groups changed); false when it is not here.
+    pub fn retag(&self, id: &SocketId, tags: Box<[Tag]>) -> bool {
+        let mut shard = self.shard(id).write().expect("hub lock");
+        let Some(socket) = shard.sockets.get(id).map(|s| s.0.clone()) else { return false };
+        let old = socket.replace_tags(tags);
+        shard.remove_from_tags(id, &old);
+        socket.with_tags(|tags| shard.add_to_tags(&socket, tags));
+        true
     }
 
     /// Removes the socket if it is still the one registered under its id.
@@ -113,14 +140,7 @@ impl Hub {
             _ => return false,
         }
         shard.sockets.remove(&socket.id);
-        for tag in socket.tags.iter() {
-            if let Some(members) = shard.by_tag.get_mut(tag) {
-                members.remove(&socket.id);
-                if members.is_empty() {
-                    shard.by_tag.remove(tag);
-                }
-            }
-        }
+        socket.with_tags(|tags| shard.remove_from_tags(&socket.id, tags));
         true
     }
 
@@ -291,6 +311,22 @@ mod tests {
         let to = Receivers { tags: vec!["red".into()], ..Receivers::default() };
         assert_eq!(hub.publish(b"m", &to).delivered, 0);
         assert!(hub.is_empty());
+    }
+
+    #[test]
+    fn a_retagged_socket_leaves_its_old_tags() {
+        let hub = hub();
+        let a = socket(&["users.u", "usergroups.team"]);
+        hub.insert(a.clone());
+        assert!(hub.retag(&a.id, Box::new(["users.u".into(), "usergroups.other".into()])));
+        let to = |tag: &str| Receivers { tags: vec![tag.into()], ..Receivers::default() };
+        assert_eq!(hub.publish(b"m", &to("usergroups.team")).delivered, 0);
+        assert_eq!(hub.publish(b"m", &to("usergroups.other")).delivered, 1);
+        assert_eq!(hub.publish(b"m", &to("users.u")).delivered, 1);
+        assert!(a.has_tag("usergroups.other") && !a.has_tag("usergroups.team"));
+        assert!(hub.remove(&a));
+        assert!(hub.shards.iter().all(|s| s.read().unwrap().by_tag.is_empty()));
+        assert!(!hub.retag(&a.id, Box::new([])));
     }
 
     #[test]

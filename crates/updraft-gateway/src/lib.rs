@@ -8,6 +8,7 @@ pub mod connection;
 pub mod gateway;
 pub mod hub;
 pub mod journal;
+pub mod pending;
 pub mod socket;
 pub mod ws;
 
@@ -15,4 +16,5 @@ pub use connection::{Connection, ConnectionConfig, Ended};
 pub use gateway::{AccessControl, Gateway, GatewayConfig, Gateways, Permissions, Ticket};
 pub use hub::{Fanout, Hub, Receivers};
 pub use journal::JournalLimits;
+pub use pending::{Refusal, Requester};
 pub use socket::{QueueLimits, Socket, SocketId, Tag};

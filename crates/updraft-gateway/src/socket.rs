@@ -99,7 +99,6 @@ pub struct CloseRequest {
 
 pub struct Socket {
     pub id: SocketId,
-    pub tags: Box<[Tag]>,
     pub connected_at: SystemTime,
     outbox: Mutex<Outbox>,
     waker: AtomicWaker,
@@ -114,6 +113,9 @@ struct Outbox {
     frames: VecDeque<Bytes>,
     bytes: usize,
     close: Option<CloseRequest>,
+    /// Here rather than in a lock of their own: tags change rarely (a user's groups changed), and this lock is
+    /// already paid for.
+    tags: Box<[Tag]>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -129,9 +131,8 @@ impl Socket {
     pub fn new(id: SocketId, tags: Box<[Tag]>) -> Socket {
         Socket {
             id,
-            tags,
             connected_at: SystemTime::now(),
-            outbox: Mutex::new(Outbox::default()),
+            outbox: Mutex::new(Outbox { tags, ..Outbox::default() }),
             waker: AtomicWaker::new(),
             ping_due: AtomicBool::new(false),
             resumable: false,
@@ -139,7 +140,21 @@ impl Socket {
     }
 
     pub fn has_tag(&self, tag: &str) -> bool {
-        self.tags.iter().any(|t| &**t == tag)
+        self.with_tags(|tags| tags.iter().any(|t| &**t == tag))
+    }
+
+    /// The socket's tags now.
+    pub fn tags(&self) -> Box<[Tag]> {
+        self.with_tags(|tags| tags.into())
+    }
+
+    pub(crate) fn with_tags<R>(&self, f: impl FnOnce(&[Tag]) -> R) -> R {
+        f(&self.outbox.lock().expect("outbox lock").tags)
+    }
+
+    /// Replaces the tags; answers the old ones. Only the hub calls this, with the tag index locked.
+    pub(crate) fn replace_tags(&self, tags: Box<[Tag]>) -> Box<[Tag]> {
+        std::mem::replace(&mut self.outbox.lock().expect("outbox lock").tags, tags)
     }
 
     /// Queues an encoded frame for the connection task to write.

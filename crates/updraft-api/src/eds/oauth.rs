@@ -119,6 +119,7 @@ async fn revoke(State(state): State<ApiState>, headers: HeaderMap, body: Body) -
         return Ok(oauth_error("invalid_request", "token is required"));
     };
     state.tenants.revoke_token(&token_hash(token)).await.map_err(storage)?;
+    state.sessions.token_revoked(&state, token).await;
     Ok(Json(json!({})).into_response())
 }
 

@@ -15,30 +15,37 @@
 //! longer reaches back that far.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use axum::Router;
 use axum::extract::{Query, State};
+use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
+use axum::{Extension, Router};
 use bytes::{Bytes, BytesMut};
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::sync::mpsc;
+use updraft_gateway::SocketId;
+use updraft_gateway::pending::{self, Limits, Pending, Requester};
 use updraft_gateway::ws::{self, Event, FrameReader, close_code};
 use updraft_store::{Change, Changes, Schemas};
 
+use super::sessions::Owner;
 use super::{Caller, DataRequest};
-use crate::ApiState;
+use crate::auth::{self, Credentials};
 use crate::error::{ApiError, Code, EdsError};
+use crate::{ApiState, Transport};
 
 /// Connections starting with this are the stream's, not HTTP requests for the router.
 pub const STREAM_REQUEST_PREFIX: &[u8] = b"GET /v1/stream?";
 const TICKET_TTL: Duration = Duration::from_secs(300);
+/// Pending stream URLs on this server, the memory bound; each backend and each client address gets a share
+/// (`pending::Limits::shares_of`), so no tenant's flood refuses another's streams.
 const MAX_TICKETS: usize = 100_000;
 /// A handshake bigger than this is refused.
 const MAX_HEAD: usize = 8 * 1024;
@@ -78,7 +85,8 @@ impl Interest {
 struct Ticket {
     interest: Interest,
     since: Option<i64>,
-    expires: Instant,
+    /// The user and token a user's stream was asked for with: the stream follows them (`sessions`).
+    owner: Option<Owner>,
 }
 
 /// An event on its way to one stream.
@@ -87,12 +95,28 @@ struct Frame {
     text: Bytes,
 }
 
-/// Pending stream URLs and open streams.
-#[derive(Default)]
+/// Pending stream URLs (by backend) and open streams.
 pub struct Streams {
-    tickets: Mutex<HashMap<String, Ticket>>,
-    open: Mutex<HashMap<u64, (Interest, mpsc::Sender<Frame>)>>,
+    tickets: Pending<Arc<str>, Ticket>,
+    open: Mutex<HashMap<u64, OpenStream>>,
     next_id: AtomicU64,
+}
+
+struct OpenStream {
+    interest: Interest,
+    frames: mpsc::Sender<Frame>,
+    /// Set before `frames` is dropped when the stream's user lost its access: the stream closes with 1008.
+    revoked: Arc<AtomicBool>,
+}
+
+impl Default for Streams {
+    fn default() -> Streams {
+        Streams {
+            tickets: Pending::new(Limits::shares_of(MAX_TICKETS), TICKET_TTL),
+            open: Mutex::default(),
+            next_id: AtomicU64::default(),
+        }
+    }
 }
 
 impl Streams {
@@ -101,20 +125,42 @@ impl Streams {
     }
 
     fn serves(&self, backend: &str) -> bool {
-        self.open.lock().expect("streams lock").values().any(|(interest, _)| interest.backend == backend)
+        self.open.lock().expect("streams lock").values().any(|open| open.interest.backend == backend)
+    }
+
+    /// Gives an open stream its user's new subjects; false when it is closed.
+    pub(crate) fn rescope(&self, id: u64, subjects: Vec<String>) -> bool {
+        match self.open.lock().expect("streams lock").get_mut(&id) {
+            Some(open) => {
+                open.interest.subjects = Some(subjects);
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Closes an open stream whose user lost its access (1008).
+    pub(crate) fn revoke(&self, id: u64) {
+        if let Some(open) = self.open.lock().expect("streams lock").remove(&id) {
+            open.revoked.store(true, Ordering::Release);
+        }
+    }
+
+    fn interest(&self, id: u64) -> Option<Interest> {
+        self.open.lock().expect("streams lock").get(&id).map(|open| open.interest.clone())
     }
 
     /// Queues `change` for every open stream that may read it and wants it.
     fn publish(&self, change: &Change, message: &Value) {
         let mut text = None;
         let mut open = self.open.lock().expect("streams lock");
-        open.retain(|_, (interest, frames)| {
-            if !interest.wants(change, message) {
+        open.retain(|_, open| {
+            if !open.interest.wants(change, message) {
                 return true;
             }
             let text = text.get_or_insert_with(|| Bytes::from(message.to_string())).clone();
             // A full queue drops the stream from the list; its connection notices the closed channel.
-            frames.try_send(Frame { seq: change.seq, text }).is_ok()
+            open.frames.try_send(Frame { seq: change.seq, text }).is_ok()
         });
     }
 }
@@ -163,6 +209,8 @@ async fn stream_url(
     State(state): State<ApiState>,
     StreamHost(host): StreamHost,
     request: DataRequest,
+    headers: HeaderMap,
+    transport: Option<Extension<Transport>>,
     Query(query): Query<StreamUrlQuery>,
 ) -> Result<Response, EdsError> {
     let filter = match query.filter.as_deref().map(str::trim).filter(|text| !text.is_empty()) {
@@ -176,19 +224,27 @@ async fn stream_url(
         Caller::Secret => None,
         Caller::Anonymous | Caller::User(_) => Some(request.subjects.clone()),
     };
-    let interest = Interest { backend: request.backend.id.clone(), subjects, filter };
-    let token = hex::encode(rand::random::<[u8; 32]>());
-    {
-        let mut tickets = state.streams.tickets.lock().expect("tickets lock");
-        if tickets.len() >= MAX_TICKETS {
-            tickets.retain(|_, ticket| ticket.expires > Instant::now());
-            if tickets.len() >= MAX_TICKETS {
-                return Err(ApiError::with_message(Code::Unavailable, "Too many pending streams").into());
-            }
+    let owner = match (&request.caller, auth::credentials(&headers)?) {
+        (Caller::User(user), Credentials::Bearer(token)) => Some(Owner::new(user, &token)),
+        _ => None,
+    };
+    let requester = match request.caller {
+        Caller::Secret => Requester::Privileged,
+        Caller::Anonymous | Caller::User(_) => {
+            Requester::Public(transport.and_then(|Extension(transport)| transport.peer).map(|peer| peer.ip()))
         }
-        let ticket = Ticket { interest, since: query.since, expires: Instant::now() + TICKET_TTL };
-        tickets.insert(token.clone(), ticket);
-    }
+    };
+    let interest = Interest { backend: request.backend.id.clone(), subjects, filter };
+    let ticket = Ticket { interest, since: query.since, owner };
+    let (token, _) =
+        state.streams.tickets.issue(request.backend.id.as_str().into(), requester, ticket).map_err(|refusal| {
+            let message = match refusal {
+                pending::Refusal::Full => "Too many pending streams",
+                pending::Refusal::Tenant => "Too many pending streams for this backend",
+                pending::Refusal::Client => "Too many pending streams from this address",
+            };
+            ApiError::with_message(Code::Unavailable, message)
+        })?;
     // The stream is plain TCP, as QtEnginio opens it.
     let url = format!("ws://{host}/v1/stream?token={token}");
     Ok(axum::Json(json!({ "expiringUrl": url })).into_response())
@@ -227,35 +283,59 @@ pub async fn serve_connection(state: ApiState, mut stream: TcpStream) {
     else {
         return;
     };
-    let (ticket, accept) = match handshake(&state, &head) {
+    let (mut ticket, accept) = match handshake(&state, &head) {
         Ok(accepted) => accepted,
-        Err((status, message)) => {
-            let body = json!({"errors": [{"message": message, "reason": status.1}]}).to_string();
-            let reply = format!(
-                "HTTP/1.1 {} {}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-                status.0,
-                status.1,
-                body.len()
-            );
-            let _ = stream.write_all(reply.as_bytes()).await;
-            return;
-        }
+        Err(refusal) => return refuse(&mut stream, refusal).await,
     };
+    let (frames, queued) = mpsc::channel(QUEUE);
+    let id = state.streams.next_id.fetch_add(1, Ordering::Relaxed);
+    let revoked = Arc::new(AtomicBool::new(false));
+    let open = OpenStream { interest: ticket.interest.clone(), frames, revoked: revoked.clone() };
+    state.streams.open.lock().expect("streams lock").insert(id, open);
+    // Registered first, then checked: a change to the user after its stream URL was issued is seen here, and
+    // one made from now on reaches the stream through its session.
+    if let Some(owner) = &ticket.owner {
+        state.sessions.follow_stream(&state, &ticket.interest.backend, owner, id).await;
+    }
+    match state.streams.interest(id) {
+        Some(interest) => ticket.interest = interest,
+        None => {
+            unfollow(&state, &ticket, id);
+            return refuse(&mut stream, ((401, "Unauthorized"), "Access revoked")).await;
+        }
+    }
     // Exactly the casing QtEnginio's patterns look for.
     let reply = format!(
         "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: {accept}\r\n\r\n"
     );
-    if stream.write_all(reply.as_bytes()).await.is_err() {
-        return;
-    }
-    let (frames, queued) = mpsc::channel(QUEUE);
-    let id = state.streams.next_id.fetch_add(1, Ordering::Relaxed);
-    state.streams.open.lock().expect("streams lock").insert(id, (ticket.interest.clone(), frames));
     metrics::gauge!("updraft_eds_streams_open").increment(1);
-    let ended = run_connection(&state, stream, rest, ticket, queued).await;
+    let ended = if stream.write_all(reply.as_bytes()).await.is_err() {
+        Ended::Gone
+    } else {
+        run_connection(&state, stream, rest, &ticket, queued, &revoked).await
+    };
     state.streams.open.lock().expect("streams lock").remove(&id);
+    unfollow(&state, &ticket, id);
     metrics::gauge!("updraft_eds_streams_open").decrement(1);
     tracing::debug!(?ended, "stream closed");
+}
+
+fn unfollow(state: &ApiState, ticket: &Ticket, id: u64) {
+    if let Some(owner) = &ticket.owner {
+        state.sessions.unfollow_stream(&ticket.interest.backend, owner, id);
+    }
+}
+
+/// Answers a refused handshake in the EDS error form.
+async fn refuse(stream: &mut TcpStream, (status, message): Refusal) {
+    let body = json!({"errors": [{"message": message, "reason": status.1}]}).to_string();
+    let reply = format!(
+        "HTTP/1.1 {} {}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        status.0,
+        status.1,
+        body.len()
+    );
+    let _ = stream.write_all(reply.as_bytes()).await;
 }
 
 /// Reads up to the end of the request head; answers it and any bytes read past it.
@@ -308,12 +388,10 @@ fn handshake(state: &ApiState, head: &[u8]) -> Result<(Ticket, String), Refusal>
     let token = request
         .path
         .and_then(|path| path.split_once('?'))
-        .and_then(|(_, query)| query.split('&').find_map(|pair| pair.strip_prefix("token=")))
-        .unwrap_or_default();
-    let ticket = state.streams.tickets.lock().expect("tickets lock").remove(token);
-    match ticket {
-        Some(ticket) if ticket.expires > Instant::now() => Ok((ticket, ws::accept_key(key))),
-        _ => Err(((401, "Unauthorized"), "The stream URL is invalid, expired or used")),
+        .and_then(|(_, query)| query.split('&').find_map(|pair| SocketId::parse(pair.strip_prefix("token=")?)));
+    match token.and_then(|token| state.streams.tickets.take(&token)) {
+        Some((_, ticket)) => Ok((ticket, ws::accept_key(key))),
+        None => Err(((401, "Unauthorized"), "The stream URL is invalid, expired or used")),
     }
 }
 
@@ -323,14 +401,16 @@ enum Ended {
     Gone,
     Violation,
     TooSlow,
+    Revoked,
 }
 
 async fn run_connection(
     state: &ApiState,
     mut stream: TcpStream,
     mut rest: BytesMut,
-    ticket: Ticket,
+    ticket: &Ticket,
     mut queued: mpsc::Receiver<Frame>,
+    revoked: &AtomicBool,
 ) -> Ended {
     let mut out = BytesMut::new();
     // Missed events first; live ones queue meanwhile (the stream registered before this), and those the
@@ -374,6 +454,11 @@ async fn run_connection(
             },
             frame = queued.recv() => {
                 let Some(frame) = frame else {
+                    if revoked.load(Ordering::Acquire) {
+                        ws::put_close_frame(&mut out, close_code::POLICY_VIOLATION, "access revoked");
+                        let _ = stream.write_all(&out).await;
+                        return Ended::Revoked;
+                    }
                     ws::put_close_frame(&mut out, close_code::TRY_AGAIN_LATER, "too far behind; resume with since");
                     let _ = stream.write_all(&out).await;
                     return Ended::TooSlow;

@@ -22,7 +22,7 @@ use serde_json::{Value, json};
 use updraft_bus::Publication;
 use updraft_core::timestamp;
 use updraft_gateway::gateway::DEFAULT_GATEWAY;
-use updraft_gateway::{Gateway, SocketId, Tag};
+use updraft_gateway::{Gateway, Refusal, Requester, SocketId, Tag};
 
 use crate::ApiState;
 use crate::auth::{self, Caller, Credentials, Need};
@@ -83,9 +83,20 @@ impl Target {
     }
 }
 
-async fn websocket_uri(State(state): State<ApiState>, target: Target) -> Result<Response, ApiError> {
-    let tags = target.authorize(&state, Need::Read).await?.socket_tags();
-    let (id, expires_at) = issue(&state, &target.gateway, &tags)?;
+async fn websocket_uri(
+    State(state): State<ApiState>,
+    target: Target,
+    transport: Option<axum::Extension<crate::Transport>>,
+) -> Result<Response, ApiError> {
+    let caller = target.authorize(&state, Need::Read).await?;
+    let tags = caller.socket_tags();
+    let requester = match caller {
+        Caller::Admin => Requester::Privileged,
+        _ => Requester::Public(transport.and_then(|t| t.peer).map(|peer| peer.ip())),
+    };
+    let (id, expires_at) = issue(&state, &target.gateway, &tags, requester)?;
+    // The socket follows its user: closed or re-tagged when the user's access changes (`eds::Sessions`).
+    state.sessions.follow_socket(&state, &target.gateway, id, &caller, &target.creds).await;
     let body = json!({"uri": ApiState::socket_uri(&target.origin, &id), "expiresAt": timestamp::format(expires_at), "tags": tags});
     Ok(Json(body).into_response())
 }
@@ -93,7 +104,7 @@ async fn websocket_uri(State(state): State<ApiState>, target: Target) -> Result<
 async fn create_socket(State(state): State<ApiState>, target: Target, body: Body) -> Result<Response, ApiError> {
     target.require_admin()?;
     let tags = wire::socket_tags(read_json(body, state.limits.max_body_bytes).await?)?;
-    let (id, expires_at) = issue(&state, &target.gateway, &tags)?;
+    let (id, expires_at) = issue(&state, &target.gateway, &tags, Requester::Privileged)?;
     let body = json!({
         "id": id.to_string(),
         "uri": ApiState::socket_uri(&target.origin, &id),
@@ -103,12 +114,21 @@ async fn create_socket(State(state): State<ApiState>, target: Target, body: Body
     Ok((StatusCode::CREATED, Json(body)).into_response())
 }
 
-fn issue(state: &ApiState, gateway: &Arc<Gateway>, tags: &[String]) -> Result<(SocketId, SystemTime), ApiError> {
+fn issue(
+    state: &ApiState,
+    gateway: &Arc<Gateway>,
+    tags: &[String],
+    requester: Requester,
+) -> Result<(SocketId, SystemTime), ApiError> {
     let tags: Box<[Tag]> = tags.iter().map(|t| Tag::from(t.as_str())).collect();
-    state
-        .gateways
-        .issue_ticket(gateway, tags)
-        .ok_or_else(|| ApiError::with_message(Code::Unavailable, "Too many sockets waiting to connect"))
+    state.gateways.issue_ticket(gateway, tags, requester).map_err(|refusal| {
+        let message = match refusal {
+            Refusal::Full => "Too many sockets waiting to connect",
+            Refusal::Tenant => "Too many sockets waiting to connect to this gateway",
+            Refusal::Client => "Too many sockets waiting to connect from this address",
+        };
+        ApiError::with_message(Code::Unavailable, message)
+    })
 }
 
 async fn send_message(State(state): State<ApiState>, target: Target, body: Body) -> Result<Response, ApiError> {

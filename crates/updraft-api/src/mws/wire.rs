@@ -123,7 +123,7 @@ fn scalar(value: &Value) -> Option<String> {
 /// the original server sent `createdAt`: both are present.
 pub fn socket_json(socket: &Socket) -> Value {
     let at = timestamp::format(socket.connected_at);
-    json!({ "id": socket.id.to_string(), "connectedAt": at, "createdAt": at, "tags": socket.tags.iter().map(|t| &**t).collect::<Vec<&str>>() })
+    json!({ "id": socket.id.to_string(), "connectedAt": at, "createdAt": at, "tags": socket.tags().iter().map(|t| &**t).collect::<Vec<&str>>() })
 }
 
 #[cfg(test)]

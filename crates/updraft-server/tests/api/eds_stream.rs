@@ -14,7 +14,7 @@ use crate::helpers::*;
 const QT_KEY: &str = "MDEyMzQ1Njc4OWFiY2RlZg==";
 
 /// Opens `expiring_url` as QtEnginio does; answers the socket, or the refusal's status line.
-async fn open_as_qt(expiring_url: &str) -> Result<RawSocket, String> {
+pub(crate) async fn open_as_qt(expiring_url: &str) -> Result<RawSocket, String> {
     let rest = expiring_url.strip_prefix("ws://").unwrap();
     let (host, path_and_query) = rest.split_once('/').unwrap();
     let (path, query) = path_and_query.split_once('?').unwrap();
@@ -46,7 +46,7 @@ async fn open_as_qt(expiring_url: &str) -> Result<RawSocket, String> {
     Ok(RawSocket { stream })
 }
 
-async fn stream_url(eds: &Eds, token: Option<&str>, query: &str) -> String {
+pub(crate) async fn stream_url(eds: &Eds, token: Option<&str>, query: &str) -> String {
     let (status, body) = eds.call(Method::GET, &format!("/v1/stream_url?{query}"), token, None).await;
     assert_eq!(status, StatusCode::OK, "{body}");
     body["expiringUrl"].as_str().unwrap().to_owned()
@@ -65,14 +65,14 @@ fn urlencode(text: &str) -> String {
         .collect()
 }
 
-async fn next_event(socket: &mut RawSocket) -> Value {
+pub(crate) async fn next_event(socket: &mut RawSocket) -> Value {
     let (opcode, payload) = socket.next_frame().await.expect("an event");
     assert_eq!(opcode, 0x1, "events are text frames");
     serde_json::from_slice(&payload).unwrap()
 }
 
 /// Declares `todos` with notifications on, and `notes` without.
-async fn schemas(eds: &Eds) {
+pub(crate) async fn schemas(eds: &Eds) {
     let todos = json!({"name": "todos", "properties": [], "settings": {"websocket": true}}).to_string();
     let (status, body) = eds.schema(Method::POST, "/v1/object_types", Some(&todos), Some(&eds.master_key)).await;
     assert_eq!(status, StatusCode::CREATED, "{body}");
@@ -181,7 +181,7 @@ async fn a_stream_resumes_after_the_last_seq_it_saw() {
     assert_silent_raw(&mut again).await;
 }
 
-async fn assert_silent_raw(socket: &mut RawSocket) {
+pub(crate) async fn assert_silent_raw(socket: &mut RawSocket) {
     let mut byte = [0u8; 1];
     let read = tokio::time::timeout(std::time::Duration::from_millis(300), socket.stream.read(&mut byte)).await;
     assert!(read.is_err(), "no further frame");

@@ -1,0 +1,169 @@
+//! Finding 5: open notification streams and `eds`-mode sockets follow their user. Leaving a group re-scopes
+//! them (no more of the group's frames); a revoked token or a deleted user closes them (1008).
+
+use reqwest::{Method, StatusCode};
+use serde_json::{Value, json};
+
+use crate::eds::{Eds, eds, sign_up};
+use crate::eds_stream::{assert_silent_raw, next_event, open_as_qt, schemas, stream_url};
+use crate::helpers::*;
+
+/// A group with `user` in it; answers the group's id.
+async fn team_with(eds: &Eds, user: &str) -> String {
+    let (status, group) = eds.call(Method::POST, "/v1/usergroups", Some(&eds.secret), Some(r#"{"name":"team"}"#)).await;
+    assert_eq!(status, StatusCode::CREATED, "{group}");
+    let id = group["id"].as_str().unwrap().to_owned();
+    let member = json!({"id": user, "objectType": "users"}).to_string();
+    let (status, body) = eds.call(Method::POST, &members(&id), Some(&eds.secret), Some(&member)).await;
+    assert!(status.is_success(), "{body}");
+    id
+}
+
+fn members(group: &str) -> String {
+    format!("/v1/usergroups/{group}/members")
+}
+
+async fn leave(eds: &Eds, group: &str, user: &str) {
+    let member = json!({"id": user, "objectType": "users"}).to_string();
+    let (status, body) = eds.call(Method::DELETE, &members(group), Some(&eds.secret), Some(&member)).await;
+    assert!(status.is_success(), "{body}");
+}
+
+/// A todo only `group` may read, made with the instance secret.
+async fn team_todo(eds: &Eds, group: &str, title: &str) {
+    let body = json!({"title": title, "accessControlList": {"read": [{"id": group, "objectType": "usergroups"}]}});
+    let (status, todo) = eds.call(Method::POST, "/v1/objects/todos", Some(&eds.secret), Some(&body.to_string())).await;
+    assert_eq!(status, StatusCode::CREATED, "{todo}");
+}
+
+async fn public_todo(eds: &Eds, title: &str) {
+    let body = json!({"title": title}).to_string();
+    let (status, todo) = eds.call(Method::POST, "/v1/objects/todos", Some(&eds.secret), Some(&body)).await;
+    assert_eq!(status, StatusCode::CREATED, "{todo}");
+}
+
+async fn revoke(eds: &Eds, token: &str) {
+    let (status, body) = eds.form("/v1/auth/oauth2/revoke", &format!("token={token}"), None).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+}
+
+async fn delete_user(eds: &Eds, user: &str) {
+    let (status, body) = eds.call(Method::DELETE, &format!("/v1/users/{user}"), Some(&eds.secret), None).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+}
+
+#[tokio::test]
+async fn finding_5_a_stream_follows_its_users_groups_token_and_existence() {
+    let eds = eds().await;
+    schemas(&eds).await;
+    let (alice, alice_id) = sign_up(&eds, "alice").await;
+    let team = team_with(&eds, &alice_id).await;
+    let mut stream = open_as_qt(&stream_url(&eds, Some(&alice), "").await).await.unwrap();
+    team_todo(&eds, &team, "before: team secret").await;
+    assert_eq!(next_event(&mut stream).await["data"]["title"], "before: team secret");
+
+    // Out of the team: the team's todos no longer reach the stream, public ones still do.
+    leave(&eds, &team, &alice_id).await;
+    team_todo(&eds, &team, "AFTER removal: team secret").await;
+    public_todo(&eds, "public").await;
+    assert_eq!(next_event(&mut stream).await["data"]["title"], "public");
+    assert_silent_raw(&mut stream).await;
+
+    // Its token revoked: the stream closes.
+    revoke(&eds, &alice).await;
+    assert_eq!(stream.close_code().await, 1008);
+
+    // Its user deleted: the stream closes.
+    let (bob, bob_id) = sign_up(&eds, "bob").await;
+    let mut stream = open_as_qt(&stream_url(&eds, Some(&bob), "").await).await.unwrap();
+    delete_user(&eds, &bob_id).await;
+    assert_eq!(stream.close_code().await, 1008);
+}
+
+#[tokio::test]
+async fn finding_5_a_stream_url_issued_before_a_revocation_opens_no_stream() {
+    let eds = eds().await;
+    let (alice, _) = sign_up(&eds, "alice").await;
+    let url = stream_url(&eds, Some(&alice), "").await;
+    revoke(&eds, &alice).await;
+    assert_eq!(open_as_qt(&url).await.err().as_deref(), Some("HTTP/1.1 401 Unauthorized"));
+}
+
+/// The default gateway in `eds` mode, bound to the app's backend.
+async fn bind_eds_gateway(eds: &Eds) {
+    let bind =
+        json!({"identityProvider": {"type": "enginio", "backendId": eds.backend, "uri": "http://127.0.0.1:9/v1/user"}});
+    let res = (eds.app.client.put(format!("{}/v1/gateways/default/configuration", eds.app.base)))
+        .bearer_auth(ADMIN)
+        .header("Enginio-Backend-Secret", &eds.secret)
+        .body(bind.to_string())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::OK, "{}", res.text().await.unwrap());
+}
+
+async fn user_socket(eds: &Eds, token: &str) -> Ws {
+    let (status, body) = eds.app.get("/v1/websocket_uri", Some(token)).await;
+    assert!(status.is_success(), "{status} {body}");
+    let (ws, _) = tokio_tungstenite::connect_async(body["uri"].as_str().unwrap()).await.unwrap();
+    ws
+}
+
+fn object_title(text: &str) -> Value {
+    serde_json::from_str::<Value>(text).unwrap()["object"]["title"].clone()
+}
+
+#[tokio::test]
+async fn finding_5_an_eds_socket_follows_its_users_groups_token_and_existence() {
+    let eds = eds().await;
+    let (alice, alice_id) = sign_up(&eds, "alice").await;
+    let team = team_with(&eds, &alice_id).await;
+    bind_eds_gateway(&eds).await;
+    let mut ws = user_socket(&eds, &alice).await;
+    // Wait until the socket is registered before changing anything.
+    public_todo(&eds, "hello").await;
+    assert_eq!(object_title(&next_text(&mut ws).await), "hello");
+    team_todo(&eds, &team, "before: team secret").await;
+    assert_eq!(object_title(&next_text(&mut ws).await), "before: team secret");
+
+    leave(&eds, &team, &alice_id).await;
+    let (_, sockets) = eds.app.get("/v1/sockets", Some(ADMIN)).await;
+    assert_eq!(sockets["results"][0]["tags"], json!([format!("users.{alice_id}")]), "re-tagged");
+    team_todo(&eds, &team, "AFTER removal: team secret").await;
+    public_todo(&eds, "public").await;
+    assert_eq!(object_title(&next_text(&mut ws).await), "public");
+    assert_silent(&mut ws, 300).await;
+
+    revoke(&eds, &alice).await;
+    assert_eq!(close_code(&mut ws).await, 1008);
+
+    let (bob, bob_id) = sign_up(&eds, "bob").await;
+    let mut ws = user_socket(&eds, &bob).await;
+    public_todo(&eds, "hello bob").await;
+    assert_eq!(object_title(&next_text(&mut ws).await), "hello bob");
+    delete_user(&eds, &bob_id).await;
+    assert_eq!(close_code(&mut ws).await, 1008);
+}
+
+#[tokio::test]
+async fn finding_5_a_pending_socket_uri_follows_its_user_too() {
+    let eds = eds().await;
+    let (alice, alice_id) = sign_up(&eds, "alice").await;
+    let team = team_with(&eds, &alice_id).await;
+    bind_eds_gateway(&eds).await;
+    let (status, body) = eds.app.get("/v1/websocket_uri", Some(&alice)).await;
+    assert!(status.is_success(), "{body}");
+    // Out of the team before connecting: the socket opens without the team's tag.
+    leave(&eds, &team, &alice_id).await;
+    let (mut ws, _) = tokio_tungstenite::connect_async(body["uri"].as_str().unwrap()).await.unwrap();
+    team_todo(&eds, &team, "AFTER removal: team secret").await;
+    public_todo(&eds, "public").await;
+    assert_eq!(object_title(&next_text(&mut ws).await), "public");
+
+    // A URI whose token is revoked before it is used is withdrawn.
+    let (_, body) = eds.app.get("/v1/websocket_uri", Some(&alice)).await;
+    revoke(&eds, &alice).await;
+    let (mut ws, _) = tokio_tungstenite::connect_async(body["uri"].as_str().unwrap()).await.unwrap();
+    assert_eq!(close_code(&mut ws).await, 1008, "invalid, expired or used token");
+}
