@@ -7,11 +7,15 @@
 //! or a count, whose cost depends on the query, starts on the calling task too but with a budget of SQLite VM
 //! steps (about a millisecond); a query that runs over it is interrupted and run again on tokio's blocking pool,
 //! so an indexed page costs no thread hand-off and an unindexed scan stalls no sockets.
+//!
+//! On the blocking pool a read gets `MAX_READ_TIME` and is then interrupted and refused as too expensive (a 400).
+//! It is also interrupted as soon as its caller stops waiting (the client went away and the request's future was
+//! dropped), so no thread keeps working for nobody.
 
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use regex::Regex;
 use rusqlite::functions::FunctionFlags;
@@ -29,6 +33,9 @@ const MAX_IDLE: usize = 16;
 const STEPS_PER_CHECK: i32 = 1000;
 const CHECKS_INLINE: u32 = 200;
 
+/// How long a read may run on the blocking pool before it is interrupted and refused.
+const MAX_READ_TIME: Duration = Duration::from_secs(5);
+
 pub(crate) struct Readers {
     path: PathBuf,
     idle: Mutex<Vec<Connection>>,
@@ -36,6 +43,8 @@ pub(crate) struct Readers {
     checks_inline: AtomicU32,
     /// Reads that ran over the inline budget.
     moved: AtomicU64,
+    /// `MAX_READ_TIME` in milliseconds, changed by tests.
+    max_read_ms: AtomicU64,
 }
 
 impl Readers {
@@ -47,6 +56,7 @@ impl Readers {
             idle: Mutex::new(vec![first]),
             checks_inline: AtomicU32::new(CHECKS_INLINE),
             moved: AtomicU64::new(0),
+            max_read_ms: AtomicU64::new(MAX_READ_TIME.as_millis() as u64),
         }))
     }
 
@@ -58,15 +68,46 @@ impl Readers {
         result
     }
 
-    /// Runs `read` on the blocking pool.
+    /// Runs `read` on the blocking pool within `MAX_READ_TIME`; interrupts it once this future is dropped.
     pub(crate) async fn blocking<T: Send + 'static>(
         self: &Arc<Self>,
         read: impl FnOnce(&Connection) -> rusqlite::Result<T> + Send + 'static,
     ) -> Result<T, StoreError> {
         let readers = Arc::clone(self);
-        tokio::task::spawn_blocking(move || readers.inline(read))
-            .await
-            .map_err(|err| StoreError::Database(format!("a read failed: {err}")))?
+        let limit = Duration::from_millis(self.max_read_ms.load(Ordering::Relaxed));
+        let cancel = Cancel(Arc::new(AtomicBool::new(false)));
+        let cancelled = Arc::clone(&cancel.0);
+        tokio::task::spawn_blocking(move || {
+            let conn = readers.take()?;
+            let started = Instant::now();
+            let stop = Arc::clone(&cancelled);
+            let result = match conn.progress_handler(
+                STEPS_PER_CHECK,
+                Some(move || stop.load(Ordering::Relaxed) || started.elapsed() > limit),
+            ) {
+                Ok(()) => read(&conn),
+                Err(err) => Err(err),
+            };
+            if conn.progress_handler(0, None::<fn() -> bool>).is_ok() {
+                readers.give(conn);
+            }
+            match result {
+                Err(err) if interrupted(&err) && cancelled.load(Ordering::Relaxed) => {
+                    Err(StoreError::Database("the read was cancelled: nobody waits for it".into()))
+                }
+                Err(err) if interrupted(&err) => Err(StoreError::Invalid {
+                    message: format!(
+                        "Query too expensive: it ran over the {} ms limit. Narrow the filter, or sort by an \
+                         indexed property",
+                        limit.as_millis()
+                    ),
+                    property: None,
+                }),
+                other => other.map_err(database),
+            }
+        })
+        .await
+        .map_err(|err| StoreError::Database(format!("a read failed: {err}")))?
     }
 
     /// Runs `read` on this task while it stays within the inline budget, else again on the blocking pool.
@@ -91,7 +132,7 @@ impl Readers {
             self.give(conn);
         }
         match result {
-            Err(rusqlite::Error::SqliteFailure(err, _)) if err.code == rusqlite::ErrorCode::OperationInterrupted => {
+            Err(err) if interrupted(&err) => {
                 self.moved.fetch_add(1, Ordering::Relaxed);
                 self.blocking(move |conn| read(conn)).await
             }
@@ -109,6 +150,16 @@ impl Readers {
         self.checks_inline.store(checks, Ordering::Relaxed);
     }
 
+    #[cfg(test)]
+    pub(crate) fn set_max_read_time(&self, limit: Duration) {
+        self.max_read_ms.store(limit.as_millis() as u64, Ordering::Relaxed);
+    }
+
+    #[cfg(test)]
+    fn idle_connections(&self) -> usize {
+        self.idle.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).len()
+    }
+
     fn take(&self) -> Result<Connection, StoreError> {
         let idle = self.idle.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).pop();
         match idle {
@@ -123,6 +174,19 @@ impl Readers {
             idle.push(conn);
         }
     }
+}
+
+/// Tells a read on the blocking pool to stop when dropped, that is when its caller stops waiting.
+struct Cancel(Arc<AtomicBool>);
+
+impl Drop for Cancel {
+    fn drop(&mut self) {
+        self.0.store(true, Ordering::Relaxed);
+    }
+}
+
+fn interrupted(err: &rusqlite::Error) -> bool {
+    matches!(err, rusqlite::Error::SqliteFailure(err, _) if err.code == rusqlite::ErrorCode::OperationInterrupted)
 }
 
 fn connect(path: &Path) -> Result<Connection, StoreError> {
@@ -165,4 +229,58 @@ pub(crate) fn values(binds: &[Bind]) -> Vec<SqlValue> {
 
 fn database(err: rusqlite::Error) -> StoreError {
     StoreError::Database(err.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A read that runs for half a minute or so: SQLite counts to a hundred million.
+    fn endless(conn: &Connection) -> rusqlite::Result<i64> {
+        conn.query_row(
+            "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c WHERE x < 100000000) \
+             SELECT count(*) FROM c",
+            [],
+            |row| row.get(0),
+        )
+    }
+
+    fn readers(dir: &tempfile::TempDir) -> Arc<Readers> {
+        let path = dir.path().join("reads.sqlite3");
+        Connection::open(&path).unwrap().execute_batch("CREATE TABLE t (x)").unwrap();
+        Readers::open(&path).unwrap()
+    }
+
+    #[tokio::test]
+    async fn finding_10_a_read_over_its_time_budget_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let readers = readers(&dir);
+        readers.set_max_read_time(Duration::from_millis(100));
+        let err = readers.bounded(endless).await.unwrap_err();
+        assert!(
+            matches!(&err, StoreError::Invalid { message, .. } if message.starts_with("Query too expensive")),
+            "{err:?}"
+        );
+        assert_eq!(readers.moved_to_blocking_pool(), 1);
+        // The connection is clean again: a cheap read on it runs to the end.
+        assert_eq!(readers.idle_connections(), 1);
+        let one = readers.bounded(|conn| conn.query_row("SELECT 1", [], |row| row.get::<_, i64>(0))).await;
+        assert_eq!(one.unwrap(), 1);
+    }
+
+    #[tokio::test]
+    async fn finding_10_a_read_stops_when_its_caller_stops_waiting() {
+        let dir = tempfile::tempdir().unwrap();
+        let readers = readers(&dir);
+        readers.set_max_read_time(Duration::from_secs(600));
+        let read = readers.bounded(endless);
+        assert!(tokio::time::timeout(Duration::from_millis(200), read).await.is_err(), "it runs on");
+        assert_eq!(readers.moved_to_blocking_pool(), 1);
+        // The future is gone: its read is interrupted and its connection comes back at once.
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while readers.idle_connections() == 0 {
+            assert!(Instant::now() < deadline, "the read still runs after its caller left");
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
 }
