@@ -27,6 +27,8 @@ pub enum Code {
     UpgradeRequired,
     /// Too many outstanding socket tickets, or an identity provider that does not answer.
     Unavailable,
+    /// Too many login or sign-up attempts; the answer says when to retry (`Retry-After`).
+    TooManyRequests,
     Internal,
 }
 
@@ -42,6 +44,7 @@ impl Code {
             Code::BadRequest => StatusCode::BAD_REQUEST,
             Code::UpgradeRequired => StatusCode::UPGRADE_REQUIRED,
             Code::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
+            Code::TooManyRequests => StatusCode::TOO_MANY_REQUESTS,
             Code::Internal => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -58,6 +61,7 @@ impl Code {
             Code::BadRequest => "BadRequest",
             Code::UpgradeRequired => "UpgradeRequired",
             Code::Unavailable => "ServiceUnavailable",
+            Code::TooManyRequests => "TooManyRequests",
             Code::Internal => "InternalError",
         }
     }
@@ -74,6 +78,7 @@ impl Code {
             Code::BadRequest => "Bad request",
             Code::UpgradeRequired => "WebSocket upgrade required",
             Code::Unavailable => "Service unavailable",
+            Code::TooManyRequests => "Too many attempts, try again later",
             Code::Internal => "Internal error",
         }
     }
@@ -165,5 +170,19 @@ impl IntoResponse for EdsError {
             entry["property"] = json!(property);
         }
         (err.code.eds_status(), axum::Json(json!({ "errors": [entry] }))).into_response()
+    }
+}
+
+impl EdsError {
+    /// RFC 6749's error form (`error`, `error_description`) plus the EDS `errors` array, so that either kind of
+    /// client understands it: the answers of the OAuth2 endpoints.
+    pub fn oauth(self, error: &str) -> Response {
+        let err = self.0;
+        let body = json!({
+            "error": error,
+            "error_description": err.message,
+            "errors": [{ "message": err.message, "reason": err.code.eds_reason() }],
+        });
+        (err.code.eds_status(), axum::Json(body)).into_response()
     }
 }

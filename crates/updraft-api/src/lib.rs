@@ -10,6 +10,7 @@ pub mod eds;
 pub mod error;
 mod follow;
 pub mod mws;
+pub mod passwords;
 
 use std::ops::Deref;
 use std::sync::Arc;
@@ -43,6 +44,8 @@ pub struct PublicAddress {
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Transport {
     pub tls: bool,
+    /// The client's address (the TCP peer), for limits per client.
+    pub peer: Option<std::net::SocketAddr>,
 }
 
 /// A `Host` header fit to put in a URI: a name or address and an optional port, nothing else.
@@ -81,6 +84,8 @@ pub struct ApiContext {
     pub gateway_file: Option<GatewayFile>,
     /// `EDS_URI` of gateways created without one.
     pub default_eds_uri: String,
+    /// Password hashing and the limits on login and sign-up attempts.
+    pub passwords: passwords::Passwords,
 }
 
 #[derive(Clone)]

@@ -107,6 +107,13 @@ pub struct ServeArgs {
     /// Seconds a socket URI stays usable [default: 300].
     #[arg(long, env = "UPDRAFT_SOCKET_URI_TTL_SECS")]
     pub socket_uri_ttl_secs: Option<u64>,
+    /// Login and sign-up attempts per minute from one client address (IPv6: its /64); 0 is no limit [default: 60].
+    #[arg(long, env = "UPDRAFT_LOGIN_ATTEMPTS_PER_MINUTE")]
+    pub login_attempts_per_minute: Option<u32>,
+    /// Failed logins per minute for one account (a backend's username, the account email); 0 is no limit
+    /// [default: 10].
+    #[arg(long, env = "UPDRAFT_LOGIN_FAILURES_PER_MINUTE")]
+    pub login_failures_per_minute: Option<u32>,
     /// Log format: text or json [default: text].
     #[arg(long, env = "UPDRAFT_LOG_FORMAT")]
     pub log_format: Option<String>,
@@ -144,6 +151,7 @@ pub struct Settings {
     pub ping_interval: Duration,
     pub max_pending_sockets: usize,
     pub socket_uri_ttl: Duration,
+    pub login_limits: updraft_api::passwords::AttemptLimits,
     pub json_logs: bool,
     pub webhooks: WebhookOptions,
 }
@@ -238,6 +246,15 @@ impl ServeArgs {
             ping_interval,
             max_pending_sockets: a.max_pending_sockets.unwrap_or(1_000_000),
             socket_uri_ttl: Duration::from_secs(a.socket_uri_ttl_secs.unwrap_or(300)),
+            login_limits: {
+                let defaults = updraft_api::passwords::AttemptLimits::default();
+                updraft_api::passwords::AttemptLimits {
+                    per_address_per_minute: a.login_attempts_per_minute.unwrap_or(defaults.per_address_per_minute),
+                    failures_per_account_per_minute: a
+                        .login_failures_per_minute
+                        .unwrap_or(defaults.failures_per_account_per_minute),
+                }
+            },
             json_logs,
             webhooks: WebhookOptions {
                 allow_unsafe_targets: a.webhooks_allow_unsafe_targets.unwrap_or(false),
@@ -272,6 +289,8 @@ impl ServeArgs {
             ping_interval_secs: self.ping_interval_secs.or(file.ping_interval_secs),
             max_pending_sockets: self.max_pending_sockets.or(file.max_pending_sockets),
             socket_uri_ttl_secs: self.socket_uri_ttl_secs.or(file.socket_uri_ttl_secs),
+            login_attempts_per_minute: self.login_attempts_per_minute.or(file.login_attempts_per_minute),
+            login_failures_per_minute: self.login_failures_per_minute.or(file.login_failures_per_minute),
             log_format: self.log_format.or(file.log_format),
             webhooks_allow_unsafe_targets: self.webhooks_allow_unsafe_targets.or(file.webhooks_allow_unsafe_targets),
             webhook_timeout_secs: self.webhook_timeout_secs.or(file.webhook_timeout_secs),

@@ -72,12 +72,15 @@ where
                     () = &mut shutdown => break,
                 };
                 match accepted {
-                    Ok((stream, _)) => {
+                    Ok((stream, peer)) => {
                         // Small frames must leave at once, not wait for Nagle.
                         let _ = stream.set_nodelay(true);
                         match &raw {
                             Some(raw) => spawn_routed(stream, raw.clone(), service.clone(), stopping.clone()),
-                            None => spawn_connection(TokioIo::new(stream), false, service.clone(), stopping.clone()),
+                            None => {
+                                let io = TokioIo::new(stream);
+                                spawn_connection(io, false, Some(peer), service.clone(), stopping.clone())
+                            }
                         }
                     }
                     Err(err) => {
@@ -92,7 +95,8 @@ where
                     stream = tls.accept() => stream,
                     () = &mut shutdown => break,
                 };
-                spawn_connection(TokioIo::new(stream), true, service.clone(), stopping.clone());
+                let peer = stream.get_ref().0.peer_addr().ok();
+                spawn_connection(TokioIo::new(stream), true, peer, service.clone(), stopping.clone());
             }
         }
     }
@@ -113,7 +117,8 @@ where
         if starts_with(&stream, raw.prefix).await {
             (raw.serve)(stream).await;
         } else {
-            spawn_connection(TokioIo::new(stream), false, service, stopping);
+            let peer = stream.peer_addr().ok();
+            spawn_connection(TokioIo::new(stream), false, peer, service, stopping);
         }
     });
 }
@@ -138,14 +143,20 @@ async fn starts_with(stream: &TcpStream, prefix: &[u8]) -> bool {
     }
 }
 
-fn spawn_connection<I, S>(io: TokioIo<I>, tls: bool, service: S, mut stopping: watch::Receiver<bool>)
-where
+fn spawn_connection<I, S>(
+    io: TokioIo<I>,
+    tls: bool,
+    peer: Option<std::net::SocketAddr>,
+    service: S,
+    mut stopping: watch::Receiver<bool>,
+) where
     I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
     S: HttpService,
 {
-    // Handlers learn which listener a request came through (socket URIs take its scheme).
+    // Handlers learn which listener a request came through (socket URIs take its scheme), and from whom (limits
+    // per client).
     let service = tower::util::MapRequest::new(service, move |mut request: Request<Incoming>| {
-        request.extensions_mut().insert(updraft_api::Transport { tls });
+        request.extensions_mut().insert(updraft_api::Transport { tls, peer });
         request
     });
     let conn = hyper::server::conn::http1::Builder::new()

@@ -8,7 +8,7 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde_json::{Value, json};
 use updraft_core::ids::ObjectId;
-use updraft_store::{Access, Collection, USERS};
+use updraft_store::{Access, Collection, StoreError, USERS, Users};
 
 use super::account::oauth_error;
 use super::{
@@ -16,9 +16,9 @@ use super::{
     issue_token_for, refresh_subject, storage, token_hash, user_subject,
 };
 use crate::ApiState;
-use crate::auth;
 use crate::body::{read_bytes, read_json};
 use crate::error::{ApiError, Code, EdsError};
+use crate::passwords::{ClientAddress, Passwords};
 
 pub fn routes() -> Router<ApiState> {
     Router::new()
@@ -28,31 +28,58 @@ pub fn routes() -> Router<ApiState> {
         .route("/v1/user", get(current_user))
 }
 
-/// The user whose username and password these are.
+/// The user whose username and password these are, if the attempt limits let the attempt through; else the
+/// answer to give (429, or a storage failure).
 async fn verified_user(
     state: &ApiState,
+    client: ClientAddress,
     backend: &str,
     username: &str,
     password: &str,
-) -> Result<Option<Value>, EdsError> {
-    let Some((user, hash)) = state.users.login(backend, username).await.map_err(storage)? else { return Ok(None) };
-    let password = password.to_owned();
-    // Argon2 takes tens of milliseconds: on the blocking pool, not on a task.
-    let ok = tokio::task::spawn_blocking(move || auth::password_matches(&hash, &password)).await.unwrap_or(false);
-    Ok(ok.then_some(user))
+) -> Result<Option<Value>, Response> {
+    let attempt =
+        state.passwords.attempt(client.0, &format!("{backend}\n{username}")).map_err(|t| t.oauth_response())?;
+    let user = password_check(state.users.as_ref(), &state.passwords, backend, username, password)
+        .await
+        .map_err(|err| storage(err).into_response())?;
+    if user.is_none() {
+        attempt.failed();
+    }
+    Ok(user)
+}
+
+/// The user if the password is its own. An unknown username costs the same argon2 run as a known one, so the
+/// answer's timing does not tell which usernames exist.
+async fn password_check(
+    users: &dyn Users,
+    passwords: &Passwords,
+    backend: &str,
+    username: &str,
+    password: &str,
+) -> Result<Option<Value>, StoreError> {
+    let (user, hash) = users.login(backend, username).await?.unzip();
+    let matches = passwords.verify(hash, password.to_owned()).await;
+    Ok(user.filter(|_| matches))
 }
 
 /// Pre-1.0 QtEnginio's login: JSON `{"username", "password"}` for `{"sessionToken", "user", "usergroups"}`; the
 /// session then travels as `Enginio-Backend-Session`.
-async fn identity(State(state): State<ApiState>, headers: HeaderMap, body: Body) -> Result<Response, EdsError> {
+async fn identity(
+    State(state): State<ApiState>,
+    client: ClientAddress,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Response, EdsError> {
     let backend = backend_of(&state, &headers).await?;
     let body = read_json(body, state.limits.max_body_bytes).await?;
     let field = |name: &str| body.as_ref().and_then(|b| b.get(name)).and_then(Value::as_str);
     let (Some(username), Some(password)) = (field("username"), field("password")) else {
         return Ok(oauth_error("invalid_request", "username and password are required"));
     };
-    let Some(user) = verified_user(&state, &backend.id, username, password).await? else {
-        return Ok(oauth_error("invalid_grant", "invalid username or password"));
+    let user = match verified_user(&state, client, &backend.id, username, password).await {
+        Ok(Some(user)) => user,
+        Ok(None) => return Ok(oauth_error("invalid_grant", "invalid username or password")),
+        Err(refused) => return Ok(refused),
     };
     let id = user["id"].as_str().unwrap_or_default().to_owned();
     let usergroups = group_refs(&state, &backend.id, &id).await?;
@@ -60,7 +87,12 @@ async fn identity(State(state): State<ApiState>, headers: HeaderMap, body: Body)
     Ok(Json(json!({ "sessionToken": session, "user": user, "usergroups": usergroups })).into_response())
 }
 
-async fn token(State(state): State<ApiState>, headers: HeaderMap, body: Body) -> Result<Response, EdsError> {
+async fn token(
+    State(state): State<ApiState>,
+    client: ClientAddress,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Response, EdsError> {
     let backend = backend_of(&state, &headers).await?;
     let form = Form::parse(&read_bytes(body, state.limits.max_body_bytes).await?);
     let user = match form.get("grant_type") {
@@ -68,9 +100,10 @@ async fn token(State(state): State<ApiState>, headers: HeaderMap, body: Body) ->
             let (Some(username), Some(password)) = (form.get("username"), form.get("password")) else {
                 return Ok(oauth_error("invalid_request", "username and password are required"));
             };
-            match verified_user(&state, &backend.id, username, password).await? {
-                Some(user) => user,
-                None => return Ok(oauth_error("invalid_grant", "invalid username or password")),
+            match verified_user(&state, client, &backend.id, username, password).await {
+                Ok(Some(user)) => user,
+                Ok(None) => return Ok(oauth_error("invalid_grant", "invalid username or password")),
+                Err(refused) => return Ok(refused),
             }
         }
         Some("refresh_token") => {
@@ -78,7 +111,8 @@ async fn token(State(state): State<ApiState>, headers: HeaderMap, body: Body) ->
                 return Ok(oauth_error("invalid_request", "refresh_token is required"));
             };
             let prefix = refresh_subject(&backend.id, "");
-            let grant = state.tenants.token(&token_hash(refresh)).await.map_err(storage)?;
+            let hash = token_hash(refresh);
+            let grant = state.tenants.token(&hash).await.map_err(storage)?;
             let user_id = grant.and_then(|g| g.subject.strip_prefix(&prefix).map(str::to_owned));
             let user = match user_id.as_deref().and_then(ObjectId::parse) {
                 Some(id) => state
@@ -91,8 +125,11 @@ async fn token(State(state): State<ApiState>, headers: HeaderMap, body: Body) ->
             let Some(user) = user else {
                 return Ok(oauth_error("invalid_grant", "invalid or expired refresh token"));
             };
-            // A refresh token is used once: the answer carries its successor.
-            state.tenants.revoke_token(&token_hash(refresh)).await.map_err(storage)?;
+            // A refresh token is used once: the answer carries its successor. Of concurrent uses, only the one
+            // whose delete removed it goes on; the token family never forks.
+            if !state.tenants.revoke_token(&hash).await.map_err(storage)? {
+                return Ok(oauth_error("invalid_grant", "invalid or expired refresh token"));
+            }
             user
         }
         _ => return Ok(oauth_error("unsupported_grant_type", "grant_type must be password or refresh_token")),
@@ -138,4 +175,62 @@ async fn current_user(State(state): State<ApiState>, request: DataRequest) -> Re
     };
     user.insert("usergroups".into(), group_refs(&state, &request.backend.id, id).await?);
     Ok(Json(user).into_response())
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::Map;
+    use updraft_store::{Acl, Author, BoxFuture, NewPassword, Patch};
+
+    use super::*;
+
+    /// A backend with one user, `ann`.
+    struct OneUser(String);
+
+    impl Users for OneUser {
+        fn insert_user<'a>(
+            &'a self,
+            _: &'a str,
+            _: Map<String, Value>,
+            _: &'a str,
+            _: Author<'a>,
+            _: Acl,
+        ) -> BoxFuture<'a, Result<Value, StoreError>> {
+            unimplemented!()
+        }
+
+        fn update_user<'a>(
+            &'a self,
+            _: &'a str,
+            _: ObjectId,
+            _: Patch,
+            _: Option<NewPassword<'a>>,
+            _: Author<'a>,
+            _: Access<'a>,
+        ) -> BoxFuture<'a, Result<Option<Value>, StoreError>> {
+            unimplemented!()
+        }
+
+        fn login<'a>(
+            &'a self,
+            _: &'a str,
+            name: &'a str,
+        ) -> BoxFuture<'a, Result<Option<(Value, String)>, StoreError>> {
+            let found = (name == "ann").then(|| (json!({"username": "ann"}), self.0.clone()));
+            Box::pin(async move { Ok(found) })
+        }
+    }
+
+    #[tokio::test]
+    async fn finding_19_an_unknown_username_costs_an_argon2_run_too() {
+        let passwords = Passwords::default();
+        let users = OneUser(passwords.hash("pw".into()).await.unwrap());
+        let check = |name, password| password_check(&users, &passwords, "b", name, password);
+        assert!(check("ann", "pw").await.unwrap().is_some());
+        assert_eq!(passwords.runs(), 2);
+        assert!(check("ann", "wrong").await.unwrap().is_none());
+        assert_eq!(passwords.runs(), 3);
+        assert!(check("nobody", "pw").await.unwrap().is_none());
+        assert_eq!(passwords.runs(), 4, "an unknown username is checked like a known one");
+    }
 }

@@ -263,6 +263,10 @@ impl Schemas for SqliteStore {
                     .bind(object_type)
                     .execute(&mut *tx)
                     .await?;
+                if object_type == crate::USERS {
+                    // The users went with their schema, and so do their tokens.
+                    super::tenants::revoke_backend_tokens(&mut tx, backend).await?;
+                }
             }
             tx.commit().await?;
             self.forget_schemas();

@@ -240,7 +240,7 @@ impl Tenants for SqliteStore {
 
 /// Deletes the tokens of user `?2` of backend `?1` (subjects as `TokenGrant` says); one of `CASCADES`.
 pub(super) const REVOKE_USER_TOKENS: &str =
-    "DELETE FROM tokens WHERE 0 AND subject IN (?1, ?2)";
+    "DELETE FROM tokens WHERE subject IN ('user:' || ?1 || ':' || ?2, 'refresh:' || ?1 || ':' || ?2)";
 
 /// Deletes a user's tokens but `keep` (a hash), within the transaction that changes its password.
 pub(super) async fn revoke_user_tokens(

@@ -4,9 +4,12 @@ use serde_json::{Map, Value};
 use updraft_core::ids::ObjectId;
 
 use super::changes::{self, Recorded};
+use super::tenants::revoke_user_tokens;
 use super::{SqliteStore, announce, insert_doc, now_ms, parse_doc, update_in};
 use crate::document::new_document;
-use crate::{Access, Acl, Author, BoxFuture, ChangeEvent, Collection, Patch, StoreError, USERS, Users};
+use crate::{
+    Access, Acl, Author, BoxFuture, ChangeEvent, Collection, NewPassword, Patch, Revocation, StoreError, USERS, Users,
+};
 
 impl Users for SqliteStore {
     fn insert_user<'a>(
@@ -55,7 +58,7 @@ impl Users for SqliteStore {
         backend: &'a str,
         user_id: ObjectId,
         patch: Patch,
-        password_hash: Option<&'a str>,
+        password: Option<NewPassword<'a>>,
         author: Author<'a>,
         access: Access<'a>,
     ) -> BoxFuture<'a, Result<Option<Value>, StoreError>> {
@@ -65,16 +68,23 @@ impl Users for SqliteStore {
             let Some((updated, seq)) = update_in(&mut tx, at, user_id, patch, author, access).await? else {
                 return Ok(None);
             };
-            if let Some(hash) = password_hash {
+            let user = user_id.to_string();
+            if let Some(password) = password {
                 sqlx::query("INSERT OR REPLACE INTO passwords (backend, user_id, hash) VALUES (?, ?, ?)")
                     .bind(backend)
-                    .bind(user_id.to_string())
-                    .bind(hash)
+                    .bind(&user)
+                    .bind(password.hash)
                     .execute(&mut *tx)
                     .await?;
+                // Whoever knew the old password may hold a session: they all end with it, but the caller's.
+                revoke_user_tokens(&mut tx, backend, &user, password.keep_token).await?;
             }
             tx.commit().await?;
             announce(&self.committed, seq);
+            if let Some(password) = password {
+                let kept = password.keep_token.map(str::to_owned);
+                let _ = self.revocations.send(Revocation::User { backend: backend.to_owned(), user_id: user, kept });
+            }
             Ok(Some(updated))
         })
     }
