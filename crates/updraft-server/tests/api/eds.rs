@@ -355,15 +355,16 @@ async fn users_sign_in_refresh_and_revoke() {
 
 #[tokio::test]
 async fn a_user_changes_only_itself_and_can_change_its_password() {
-    let eds = eds().await;
+    // Locked: other users do not even see john; open backends let anyone change users (security_access.rs).
+    let eds = eds_locked().await;
     let (_, john) = eds.call(Method::POST, "/v1/users", None, Some(r#"{"username":"john","password":"a"}"#)).await;
     eds.call(Method::POST, "/v1/users", None, Some(r#"{"username":"jane","password":"b"}"#)).await;
     let path = format!("/v1/users/{}", john["id"].as_str().unwrap());
     let (_, session) = eds.login("jane", "b").await;
     let jane = session["access_token"].as_str().unwrap();
-    assert_eq!(eds.call(Method::PUT, &path, None, Some(r#"{"firstName":"X"}"#)).await.0, StatusCode::UNAUTHORIZED);
-    assert_eq!(eds.call(Method::PUT, &path, Some(jane), Some(r#"{"firstName":"X"}"#)).await.0, StatusCode::FORBIDDEN);
-    assert_eq!(eds.call(Method::DELETE, &path, Some(jane), None).await.0, StatusCode::FORBIDDEN);
+    assert_eq!(eds.call(Method::PUT, &path, None, Some(r#"{"firstName":"X"}"#)).await.0, StatusCode::NOT_FOUND);
+    assert_eq!(eds.call(Method::PUT, &path, Some(jane), Some(r#"{"firstName":"X"}"#)).await.0, StatusCode::NOT_FOUND);
+    assert_eq!(eds.call(Method::DELETE, &path, Some(jane), None).await.0, StatusCode::NOT_FOUND);
 
     let (_, session) = eds.login("john", "a").await;
     let me = session["access_token"].as_str().unwrap();
@@ -395,11 +396,9 @@ async fn usergroups_hold_members_that_sign_in_with_their_groups() {
     assert_eq!(status, StatusCode::CREATED);
     assert_eq!(group["objectType"], "usergroups");
     let gid = group["id"].as_str().unwrap();
-    // The usergroup template is read: everyone, admin: creator; an anonymous creator leaves
-    // changes to the instance secret.
+    // An open backend's usergroup template lets everyone change it, as the hosted service's did.
     let group_path = format!("/v1/usergroups/{gid}");
     let change = Some(r#"{"description":"d"}"#);
-    assert_eq!(eds.call(Method::PUT, &group_path, None, change).await.0, StatusCode::UNAUTHORIZED);
     let (status, merged) = eds.call(Method::PUT, &group_path, Some(&eds.secret), change).await;
     assert_eq!((status, merged["name"].as_str()), (StatusCode::OK, Some("admins")));
 
@@ -677,10 +676,53 @@ async fn object_types_validate_and_guard_their_collections() {
 }
 
 /// The ACL matrix: anonymous, owner, member of a permitted group, another user and the instance
-/// secret against read, update, delete, admin and list on one object.
+/// secret against read, update, delete, admin and list on one object, in both access defaults: an explicit ACL
+/// decides alike in both.
 #[tokio::test]
 async fn acl_matrix() {
-    let eds = eds().await;
+    for eds in [eds().await, eds_locked().await] {
+        acl_matrix_in(&eds, true, EXPLICIT_ACL).await;
+    }
+}
+
+/// The same callers against an object with the template's ACL: everyone but admin in an open backend, the
+/// creator alone in a locked one.
+#[tokio::test]
+async fn acl_matrix_of_the_defaults() {
+    use StatusCode as S;
+    let open = [
+        (S::OK, S::OK, S::OK, S::UNAUTHORIZED, 1),
+        (S::OK, S::OK, S::OK, S::OK, 1),
+        (S::OK, S::OK, S::OK, S::FORBIDDEN, 1),
+        (S::OK, S::OK, S::OK, S::FORBIDDEN, 1),
+        (S::OK, S::OK, S::OK, S::OK, 1),
+    ];
+    acl_matrix_in(&eds().await, false, open).await;
+    let locked = [
+        (S::NOT_FOUND, S::NOT_FOUND, S::NOT_FOUND, S::NOT_FOUND, 0),
+        (S::OK, S::OK, S::OK, S::OK, 1),
+        (S::NOT_FOUND, S::NOT_FOUND, S::NOT_FOUND, S::NOT_FOUND, 0),
+        (S::NOT_FOUND, S::NOT_FOUND, S::NOT_FOUND, S::NOT_FOUND, 0),
+        (S::OK, S::OK, S::OK, S::OK, 1),
+    ];
+    acl_matrix_in(&eds_locked().await, false, locked).await;
+}
+
+/// read, update, delete, admin (add to the ACL), count in a list; for anonymous, owner, member, other, secret.
+type Matrix = [(StatusCode, StatusCode, StatusCode, StatusCode, u64); 5];
+
+const EXPLICIT_ACL: Matrix = {
+    use StatusCode as S;
+    [
+        (S::NOT_FOUND, S::NOT_FOUND, S::NOT_FOUND, S::NOT_FOUND, 0),
+        (S::OK, S::OK, S::OK, S::OK, 1),
+        (S::OK, S::FORBIDDEN, S::FORBIDDEN, S::FORBIDDEN, 1),
+        (S::NOT_FOUND, S::NOT_FOUND, S::NOT_FOUND, S::NOT_FOUND, 0),
+        (S::OK, S::OK, S::OK, S::OK, 1),
+    ]
+};
+
+async fn acl_matrix_in(eds: &Eds, explicit: bool, expected: Matrix) {
     let mut tokens = std::collections::HashMap::new();
     let mut ids = std::collections::HashMap::new();
     for name in ["owner", "member", "other"] {
@@ -689,43 +731,39 @@ async fn acl_matrix() {
         ids.insert(name, user["id"].as_str().unwrap().to_owned());
         tokens.insert(name, eds.login(name, "pw").await.1["access_token"].as_str().unwrap().to_owned());
     }
-    let (_, group) = eds.call(Method::POST, "/v1/usergroups", None, Some(r#"{"name":"readers"}"#)).await;
+    let (_, group) = eds.call(Method::POST, "/v1/usergroups", Some(&eds.secret), Some(r#"{"name":"readers"}"#)).await;
     let gid = group["id"].as_str().unwrap();
     let member = json!({"id": ids["member"], "objectType": "users"}).to_string();
-    eds.call(Method::POST, &format!("/v1/usergroups/{gid}/members"), None, Some(&member)).await;
+    let (status, _) =
+        eds.call(Method::POST, &format!("/v1/usergroups/{gid}/members"), Some(&eds.secret), Some(&member)).await;
+    assert_eq!(status, StatusCode::CREATED);
     // Group membership is read at each request, so the member's existing token carries it.
 
     let fresh = || async {
         let (_, doc) = eds.call(Method::POST, "/v1/objects/matrix", Some(&tokens["owner"]), Some(r#"{"v":1}"#)).await;
         let path = format!("/v1/objects/matrix/{}", doc["id"].as_str().unwrap());
-        let owner = json!({"id": ids["owner"], "objectType": "users"});
-        let acl = json!({
-            "read": [{"id": gid, "objectType": "usergroups"}],
-            "update": [owner.clone()],
-            "delete": [owner.clone()],
-            "admin": [owner],
-        })
-        .to_string();
-        let (status, _) = eds.call(Method::POST, &format!("{path}/access"), Some(&tokens["owner"]), Some(&acl)).await;
-        assert_eq!(status, StatusCode::OK);
+        if explicit {
+            let owner = json!({"id": ids["owner"], "objectType": "users"});
+            let acl = json!({
+                "read": [{"id": gid, "objectType": "usergroups"}],
+                "update": [owner.clone()],
+                "delete": [owner.clone()],
+                "admin": [owner],
+            })
+            .to_string();
+            let (status, _) =
+                eds.call(Method::POST, &format!("{path}/access"), Some(&tokens["owner"]), Some(&acl)).await;
+            assert_eq!(status, StatusCode::OK);
+        }
         path
     };
 
-    use StatusCode as S;
     let who: [(&str, Option<String>); 5] = [
         ("anonymous", None),
         ("owner", Some(tokens["owner"].clone())),
         ("member", Some(tokens["member"].clone())),
         ("other", Some(tokens["other"].clone())),
         ("secret", Some(eds.secret.clone())),
-    ];
-    // read, update, delete, admin (add to the ACL), count in a list
-    let expected: [(S, S, S, S, u64); 5] = [
-        (S::NOT_FOUND, S::NOT_FOUND, S::NOT_FOUND, S::NOT_FOUND, 0),
-        (S::OK, S::OK, S::OK, S::OK, 1),
-        (S::OK, S::FORBIDDEN, S::FORBIDDEN, S::FORBIDDEN, 1),
-        (S::NOT_FOUND, S::NOT_FOUND, S::NOT_FOUND, S::NOT_FOUND, 0),
-        (S::OK, S::OK, S::OK, S::OK, 1),
     ];
     for ((name, token), (read, update, delete, admin, listed)) in who.iter().zip(expected) {
         let token = token.as_deref();
