@@ -254,10 +254,13 @@ test('usergroups: insert, find, findOne, update, count, remove', opts, async () 
   await fails((cb) => client.usergroups.findOne(group.id, cb), 404, 'usergroups.findOne() after remove');
 });
 
-test('usergroups created by a signed-in user are administered by that user', opts, async () => {
+test('usergroups created by a signed-in user of a locked backend are administered by that user', opts, async () => {
+  // A development backend is `open` (anyone changes any group, as on the hosted service); production is `locked`.
+  const locked = await newBackend('locked-users', { environment: 'production' });
+  const client = eds(locked);
   const gina = uniq('gina');
-  await signUp(gina);
-  const ginaToken = (await token(gina)).access_token;
+  await ok((cb) => client.users.insert({ username: gina, password: PASSWORD }, cb), 'users.insert() (sign-up)');
+  const ginaToken = (await login(client, gina, PASSWORD)).res.access_token;
   const group = await ok(
     (cb) => client.usergroups.insert({ name: uniq('team') }, { accessToken: ginaToken }, cb),
     'usergroups.insert() as a user',

@@ -161,10 +161,10 @@ async function account() {
 }
 
 /**
- * A new app with its development backend: `{ backendId, secret, masterKey, accountToken }`.
- * Each test file takes its own, so files never share data.
+ * A new app with one of its backends (development, `open` by default, unless `environment` says production,
+ * `locked`): `{ backendId, secret, masterKey, accountToken }`. Each test file takes its own, so files never share data.
  */
-export async function newBackend(name) {
+export async function newBackend(name, { environment = 'development' } = {}) {
   const token = await account();
   const app = await expectStatus(
     'POST /v1/account/apps',
@@ -172,7 +172,7 @@ export async function newBackend(name) {
     200,
     201,
   );
-  const dev = app.environments.find((e) => e.name === 'development') ?? app.environments[0];
+  const dev = app.environments.find((e) => e.name === environment) ?? app.environments[0];
   return { backendId: dev.id, secret: dev.secret, masterKey: dev.masterKeys[0].key, accountToken: token };
 }
 
