@@ -277,16 +277,6 @@ pub struct TokenGrant {
     pub expires_ms: i64,
 }
 
-/// Tokens revoked while their user lives, announced after the commit (see [`Tenants::watch_revocations`]). A
-/// deleted user's tokens go with it; that shows as the user's `Delete` in the change log.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Revocation {
-    /// One token, by its hash: revoked, or a refresh token used.
-    Token { hash: String },
-    /// Every token of the user but `kept` (a hash): its password changed.
-    User { backend: String, user_id: String, kept: Option<String> },
-}
-
 /// Apps, their backends, and issued tokens (kept only as hashes by the caller).
 pub trait Tenants: Send + Sync {
     /// Creates an app with a `development` and a `production` backend, with the access defaults `access` gives
@@ -313,9 +303,6 @@ pub trait Tenants: Send + Sync {
     /// Removes the token; `true` when this call removed it, so that of concurrent uses of a single-use token
     /// (a refresh token) exactly one wins.
     fn revoke_token<'a>(&'a self, hash: &'a str) -> BoxFuture<'a, Result<bool, StoreError>>;
-    /// Revocations from now on, for whoever holds a token's rights beyond one request (open streams, sockets). A
-    /// receiver that lags (`RecvError::Lagged`) missed some and should check its tokens again.
-    fn watch_revocations(&self) -> tokio::sync::broadcast::Receiver<Revocation>;
 }
 
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;

@@ -181,8 +181,6 @@ pub struct SqliteStore {
     pub(crate) committed: std::sync::Arc<tokio::sync::watch::Sender<u64>>,
     /// How many webhooks exist, so that the worker need not query the queue of a server that has none.
     pub(crate) webhook_count: std::sync::atomic::AtomicU64,
-    /// Tokens revoked while their user lives; see `Tenants::watch_revocations`.
-    pub(crate) revocations: tokio::sync::broadcast::Sender<crate::Revocation>,
 }
 
 impl SqliteStore {
@@ -217,7 +215,6 @@ impl SqliteStore {
             inserts,
             committed,
             webhook_count: std::sync::atomic::AtomicU64::new(webhook_count as u64),
-            revocations: tokio::sync::broadcast::Sender::new(1024),
         })
     }
 

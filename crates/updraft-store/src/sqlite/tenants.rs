@@ -3,7 +3,7 @@
 use updraft_core::ids::ObjectId;
 
 use super::{SqliteStore, now_ms};
-use crate::{AccessDefaults, App, Backend, BoxFuture, Revocation, StoreError, Tenants, TokenGrant};
+use crate::{AccessDefaults, App, Backend, BoxFuture, StoreError, Tenants, TokenGrant};
 
 const ENVIRONMENTS: [&str; 2] = ["development", "production"];
 
@@ -225,16 +225,8 @@ impl Tenants for SqliteStore {
         Box::pin(async move {
             // The row count is the arbiter between concurrent uses: only one DELETE finds the row.
             let deleted = sqlx::query("DELETE FROM tokens WHERE hash = ?").bind(hash).execute(&self.writer).await?;
-            let revoked = deleted.rows_affected() == 1;
-            if revoked {
-                let _ = self.revocations.send(Revocation::Token { hash: hash.to_owned() });
-            }
-            Ok(revoked)
+            Ok(deleted.rows_affected() == 1)
         })
-    }
-
-    fn watch_revocations(&self) -> tokio::sync::broadcast::Receiver<Revocation> {
-        self.revocations.subscribe()
     }
 }
 
@@ -394,7 +386,6 @@ mod tests {
         let ann = user(&store, "b1", json!({"username": "ann"})).await;
         sign_in(&store, "b1", &ann, "laptop").await;
         sign_in(&store, "b1", &ann, "phone").await;
-        let mut revocations = store.watch_revocations();
         let id = ObjectId::parse(&ann).unwrap();
         let untouched = Patch::Merge(Default::default());
         store.update_user("b1", id, untouched.clone(), None, Author::default(), ALL).await.unwrap().unwrap();
@@ -404,11 +395,6 @@ mod tests {
         store.update_user("b1", id, untouched, Some(password), Author::default(), ALL).await.unwrap().unwrap();
         let hashes = ["laptop-access", "laptop-refresh", "phone-access", "phone-refresh"];
         assert_eq!(live(&store, &hashes).await, [true, false, false, false]);
-        let announced =
-            Revocation::User { backend: "b1".into(), user_id: ann.clone(), kept: Some("laptop-access".into()) };
-        assert_eq!(revocations.try_recv().unwrap(), announced);
-        assert!(store.revoke_token("laptop-access").await.unwrap());
-        assert_eq!(revocations.try_recv().unwrap(), Revocation::Token { hash: "laptop-access".into() });
     }
 
     #[tokio::test]

@@ -7,9 +7,7 @@ use super::changes::{self, Recorded};
 use super::tenants::revoke_user_tokens;
 use super::{SqliteStore, announce, insert_doc, now_ms, parse_doc, update_in};
 use crate::document::new_document;
-use crate::{
-    Access, Acl, Author, BoxFuture, ChangeEvent, Collection, NewPassword, Patch, Revocation, StoreError, USERS, Users,
-};
+use crate::{Access, Acl, Author, BoxFuture, ChangeEvent, Collection, NewPassword, Patch, StoreError, USERS, Users};
 
 impl Users for SqliteStore {
     fn insert_user<'a>(
@@ -81,10 +79,6 @@ impl Users for SqliteStore {
             }
             tx.commit().await?;
             announce(&self.committed, seq);
-            if let Some(password) = password {
-                let kept = password.keep_token.map(str::to_owned);
-                let _ = self.revocations.send(Revocation::User { backend: backend.to_owned(), user_id: user, kept });
-            }
             Ok(Some(updated))
         })
     }
