@@ -24,8 +24,22 @@ pub enum Credentials {
     Unusable,
 }
 
-/// Reads `Authorization`. Anything but `Bearer <token>` is kept as unusable rather than refused
-/// here: the original ignored it where no authorization is required.
+/// Reads an admin token (a gateway's security token, `UPDRAFT_ADMIN_TOKEN`): only `Authorization: Bearer <token>`
+/// exactly, one space and nothing after the token. The leniencies of [`credentials`] humour old EDS clients'
+/// user tokens; admin tokens have no such clients, so they count in one place and one shape only.
+pub fn admin_credentials(headers: &HeaderMap) -> Credentials {
+    let Some(value) = headers.get(header::AUTHORIZATION) else { return Credentials::None };
+    match value.to_str().ok().and_then(|v| v.strip_prefix("Bearer ")) {
+        Some(token) if !token.is_empty() && !token.contains(|c: char| c.is_ascii_whitespace()) => {
+            Credentials::Bearer(token.to_owned())
+        }
+        _ => Credentials::Unusable,
+    }
+}
+
+/// Reads a user's token from `Authorization`. Anything but `Bearer <token>` is kept as unusable rather than
+/// refused here: the original ignored it where no authorization is required. Admin tokens are read by
+/// [`admin_credentials`].
 pub fn credentials(headers: &HeaderMap) -> Result<Credentials, ApiError> {
     let Some(value) = headers.get(header::AUTHORIZATION) else {
         // Pre-1.0 QtEnginio sends the session from `/v1/auth/identity` in its own header; it is one of our
@@ -126,10 +140,23 @@ pub enum Need {
 /// EDS URI, backend id, token.
 type CacheKey = (String, String, String);
 
+/// How far a gateway's `EDS_URI` is trusted, by where it came from.
+#[derive(Clone, Copy)]
+pub struct Remote<'a> {
+    /// `EDS_URI` of the settings: the operator's choice, asked as it is.
+    pub operator_uri: &'a str,
+    /// Any other URI was set through the API by a gateway admin and must pass the webhook guard, again at each
+    /// request: it receives users' tokens.
+    pub guard: &'a updraft_webhooks::Guard,
+}
+
 /// Verifies EDS user tokens: in-process when this server hosts the backend, otherwise with
-/// `GET <EDS_URI>`, remembering those answers briefly.
+/// `GET <EDS_URI>`, remembering those answers briefly. With no `EDS_URI` (the default), only tokens of backends
+/// hosted here are accepted: nothing is sent anywhere.
 pub struct EdsVerifier {
     client: reqwest::Client,
+    /// For URIs set through the API: the webhook guard's resolver, no redirects, no proxy.
+    guarded: reqwest::Client,
     cache: Mutex<HashMap<CacheKey, (Instant, Option<EdsUser>)>>,
     local: Option<LocalEds>,
 }
@@ -143,7 +170,8 @@ struct LocalEds {
 impl Default for EdsVerifier {
     fn default() -> EdsVerifier {
         let client = reqwest::Client::builder().timeout(EDS_TIMEOUT).build().expect("HTTP client");
-        EdsVerifier { client, cache: Mutex::default(), local: None }
+        let guarded = updraft_webhooks::client_builder(None).timeout(EDS_TIMEOUT).build().expect("HTTP client");
+        EdsVerifier { client, guarded, cache: Mutex::default(), local: None }
     }
 }
 
@@ -154,20 +182,29 @@ impl EdsVerifier {
         EdsVerifier { local: Some(LocalEds { tenants, groups }), ..EdsVerifier::default() }
     }
 
-    /// Decides whether the caller may do `need` on a gateway configured as `config`.
-    pub async fn authorize(&self, config: &GatewayConfig, creds: &Credentials, need: Need) -> Result<Caller, ApiError> {
-        if is_token(creds, config.security_token.as_deref()) {
+    /// Decides whether the caller may do `need` on a gateway configured as `config`. `admin` is read with
+    /// [`admin_credentials`], `creds` (a user's token) with [`credentials`].
+    pub async fn authorize(
+        &self,
+        config: &GatewayConfig,
+        admin: &Credentials,
+        creds: &Credentials,
+        need: Need,
+        remote: Remote<'_>,
+    ) -> Result<Caller, ApiError> {
+        if is_token(admin, config.security_token.as_deref()) {
             return Ok(Caller::Admin);
         }
         match config.access {
             AccessControl::None => Ok(Caller::Anonymous),
-            AccessControl::Custom => Err(require_token(creds, config.security_token.as_deref()).unwrap_err()),
+            AccessControl::Custom => Err(require_token(admin, config.security_token.as_deref()).unwrap_err()),
             AccessControl::Eds => {
                 let token = match creds {
                     Credentials::Bearer(token) => token,
                     other => return Err(require_token(other, None).unwrap_err()),
                 };
-                let user = self.verify(config, token).await?.ok_or_else(|| ApiError::new(Code::InvalidCredentials))?;
+                let user =
+                    self.verify(config, token, remote).await?.ok_or_else(|| ApiError::new(Code::InvalidCredentials))?;
                 let subjects = match need {
                     Need::Read => &config.eds_permissions.read,
                     Need::Write => &config.eds_permissions.write,
@@ -181,7 +218,12 @@ impl EdsVerifier {
     }
 
     /// The user behind an EDS token, `None` when EDS refuses it.
-    async fn verify(&self, config: &GatewayConfig, token: &str) -> Result<Option<EdsUser>, ApiError> {
+    async fn verify(
+        &self,
+        config: &GatewayConfig,
+        token: &str,
+        remote: Remote<'_>,
+    ) -> Result<Option<EdsUser>, ApiError> {
         let Some(backend) = config.eds_backend_id.as_deref().filter(|b| !b.is_empty()) else {
             return Ok(None);
         };
@@ -196,14 +238,37 @@ impl EdsVerifier {
                 return Ok(Some(EdsUser { id, groups }));
             }
         }
+        // Not hosted here (never, or no longer): only an EDS_URI can vouch for the token. Unset, as for a gateway
+        // bound to a backend of this server, nobody can.
+        if config.eds_uri.is_empty() {
+            return Ok(None);
+        }
         let key = (config.eds_uri.clone(), backend.to_owned(), token.to_owned());
         if let Some((at, user)) = self.cache.lock().expect("cache lock").get(&key)
             && at.elapsed() < EDS_CACHE_TTL
         {
             return Ok(user.clone());
         }
-        let res = self
-            .client
+        let unavailable = || ApiError::with_message(Code::Unavailable, "Identity provider unavailable");
+        let pinned_client;
+        let client = if config.eds_uri == remote.operator_uri {
+            &self.client
+        } else {
+            match remote.guard.recheck(&config.eds_uri).await {
+                Ok(None) => &self.guarded,
+                // A name on one of our ports goes to exactly the addresses just checked.
+                Ok(Some(pinned)) => {
+                    let client = updraft_webhooks::client_builder(Some(&pinned)).timeout(EDS_TIMEOUT).build();
+                    pinned_client = client.map_err(|_| unavailable())?;
+                    &pinned_client
+                }
+                Err(refusal) => {
+                    tracing::warn!(?refusal, uri = %config.eds_uri, "EDS token verification refused");
+                    return Err(unavailable());
+                }
+            }
+        };
+        let res = client
             .get(&config.eds_uri)
             .bearer_auth(token)
             .header("Enginio-Backend-Id", backend)
@@ -213,7 +278,7 @@ impl EdsVerifier {
             .await
             .map_err(|err| {
                 tracing::warn!(%err, uri = %config.eds_uri, "EDS token verification failed");
-                ApiError::with_message(Code::Unavailable, "Identity provider unavailable")
+                unavailable()
             })?;
         let user = if res.status() == reqwest::StatusCode::OK {
             let body: Value = res.json().await.unwrap_or(Value::Null);
@@ -280,6 +345,38 @@ mod tests {
             assert_eq!(credentials(&headers), Ok(Credentials::Unusable), "{unusable}");
             assert_eq!(require_token(&Credentials::Unusable, Some("x")).unwrap_err().code, Code::InvalidCredentials);
         }
+    }
+
+    /// Admin tokens only as `Authorization: Bearer <token>`; user tokens keep the leniencies of old clients.
+    #[test]
+    fn finding_21_admin_tokens_only_as_an_exact_bearer() {
+        let with = |name: &'static str, value: &'static str| {
+            let mut headers = HeaderMap::new();
+            headers.insert(name, HeaderValue::from_static(value));
+            headers
+        };
+        let exact = with("authorization", "Bearer sekrit");
+        assert_eq!(admin_credentials(&exact), Credentials::Bearer("sekrit".into()));
+        assert_eq!(admin_credentials(&HeaderMap::new()), Credentials::None);
+        for (name, value) in [
+            ("authorization", "bearer sekrit"),
+            ("authorization", "BEARER sekrit"),
+            ("authorization", "Bearer sekrit extra"),
+            ("authorization", "Bearer  sekrit"),
+            ("authorization", "Bearer sekrit "),
+            ("authorization", "Bearer\tsekrit"),
+            ("authorization", "Bearer "),
+            ("authorization", "Basic c2Vrcml0"),
+        ] {
+            let headers = with(name, value);
+            assert_eq!(admin_credentials(&headers), Credentials::Unusable, "{value}");
+            assert!(!is_token(&admin_credentials(&headers), Some("sekrit")), "{value}");
+        }
+        let session = with("enginio-backend-session", "sekrit");
+        assert_eq!(admin_credentials(&session), Credentials::None);
+        // The same headers still carry a user's token.
+        assert_eq!(credentials(&session), Ok(Credentials::Bearer("sekrit".into())));
+        assert_eq!(credentials(&with("authorization", "bearer sekrit")), Ok(Credentials::Bearer("sekrit".into())));
     }
 
     #[test]

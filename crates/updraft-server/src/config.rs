@@ -80,7 +80,8 @@ pub struct ServeArgs {
     /// JSON `{"read":[subjects],"write":[subjects]}` [default: everyone].
     #[arg(long, env = "EDS_PERMISSIONS")]
     pub eds_permissions: Option<String>,
-    /// EDS endpoint that verifies user tokens [default: https://api.engin.io/v1/user].
+    /// EDS endpoint that verifies user tokens of backends this server does not host [default: unset: only tokens
+    /// of backends hosted here are accepted, nothing is sent elsewhere].
     #[arg(long, env = "EDS_URI")]
     pub eds_uri: Option<String>,
     /// Host (and port) put in socket URIs [default: the listen address].
@@ -179,8 +180,6 @@ pub struct DefaultGateway {
     pub eds_uri: String,
 }
 
-pub const DEFAULT_EDS_URI: &str = "https://api.engin.io/v1/user";
-
 impl ServeArgs {
     /// Fills what flags and env left open from the config file, then from defaults.
     pub fn resolve(self) -> anyhow::Result<Settings> {
@@ -236,7 +235,9 @@ impl ServeArgs {
                 security_token: a.security_token.filter(|t| !t.is_empty()),
                 eds_backend_id: a.eds_backend_id.filter(|t| !t.is_empty()),
                 eds_permissions,
-                eds_uri: a.eds_uri.filter(|t| !t.is_empty()).unwrap_or_else(|| DEFAULT_EDS_URI.to_owned()),
+                // Unset by default: the hosted service it once named (api.engin.io) is gone, and whoever answers
+                // there would get users' tokens and decide who is signed in.
+                eds_uri: a.eds_uri.map(|t| t.trim().to_owned()).unwrap_or_default(),
             },
             app_domain: a.app_domain.filter(|t| !t.is_empty()),
             max_body_bytes: a.max_body_bytes.unwrap_or(1 << 20),

@@ -6,16 +6,19 @@ use updraft_gateway::{AccessControl, GatewayConfig, Permissions};
 
 use crate::error::ApiError;
 
+/// The binding to a backend shows in every mode, not only `enginio`: it decides whose changes reach the sockets.
+/// An unset `uri` (`null`) means tokens are verified only in-process, for a backend hosted here.
 pub fn to_json(config: &GatewayConfig) -> Value {
-    let identity_provider = match config.access {
-        AccessControl::None => json!({"type": "none"}),
-        AccessControl::Custom => json!({"type": "custom"}),
-        AccessControl::Eds => json!({
-            "type": "enginio",
-            "backendId": config.eds_backend_id,
-            "uri": config.eds_uri,
-        }),
+    let kind = match config.access {
+        AccessControl::None => "none",
+        AccessControl::Custom => "custom",
+        AccessControl::Eds => "enginio",
     };
+    let mut identity_provider = json!({"type": kind});
+    if config.access == AccessControl::Eds || config.eds_backend_id.is_some() {
+        identity_provider["backendId"] = json!(config.eds_backend_id);
+        identity_provider["uri"] = json!((!config.eds_uri.is_empty()).then_some(&config.eds_uri));
+    }
     json!({
         "name": config.name,
         "identityProvider": identity_provider,
@@ -25,7 +28,8 @@ pub fn to_json(config: &GatewayConfig) -> Value {
 
 /// Applies a (partial) configuration body over `current`.
 /// `identityProvider` is `null`, a type name (`"none"`, `"custom"`, `"eds"`/`"enginio"`), or
-/// `{"type", "backendId", "uri"}`.
+/// `{"type", "backendId", "uri"}`. Who may bind which backend, and where `uri` may point, is the caller's
+/// business (`gateways::bind`): this is only the wire.
 pub fn apply(current: &GatewayConfig, body: Option<Value>) -> Result<GatewayConfig, ApiError> {
     let Some(Value::Object(body)) = body else {
         return Err(ApiError::field("name", "Configuration must be an object"));
@@ -42,10 +46,13 @@ pub fn apply(current: &GatewayConfig, body: Option<Value>) -> Result<GatewayConf
             let kind = provider.get("type").and_then(Value::as_str).unwrap_or("enginio");
             config.access = access(kind)?;
             if let Some(id) = provider.get("backendId") {
-                config.eds_backend_id = id.as_str().map(str::to_owned);
+                config.eds_backend_id = id.as_str().filter(|id| !id.is_empty()).map(str::to_owned);
             }
-            if let Some(uri) = provider.get("uri").and_then(Value::as_str) {
-                config.eds_uri = uri.to_owned();
+            match provider.get("uri") {
+                None => (),
+                Some(Value::Null) => config.eds_uri.clear(),
+                Some(Value::String(uri)) => config.eds_uri = uri.trim().to_owned(),
+                Some(_) => return Err(ApiError::field("identityProvider", "uri isn't a string")),
             }
         }
         Some(_) => return Err(ApiError::field("identityProvider", "IdentityProvider isn't valid")),

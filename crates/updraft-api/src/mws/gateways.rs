@@ -91,7 +91,7 @@ fn blank(eds_uri: &str) -> GatewayConfig {
 }
 
 fn require_server_admin(state: &ApiState, headers: &HeaderMap) -> Result<(), ApiError> {
-    let creds = auth::credentials(headers)?;
+    let creds = auth::admin_credentials(headers);
     if state.admin_token.is_none() {
         return Err(ApiError::with_message(Code::AccessDenied, "The admin API is disabled: set UPDRAFT_ADMIN_TOKEN"));
     }
@@ -100,11 +100,74 @@ fn require_server_admin(state: &ApiState, headers: &HeaderMap) -> Result<(), Api
 
 /// The gateway's own security token or the server admin token.
 fn require_gateway_admin(state: &ApiState, gateway: &Gateway, headers: &HeaderMap) -> Result<(), ApiError> {
-    let creds = auth::credentials(headers)?;
+    let creds = auth::admin_credentials(headers);
     if auth::is_token(&creds, state.admin_token.as_deref()) {
         return Ok(());
     }
     auth::require_token(&creds, gateway.config().security_token.as_deref())
+}
+
+/// Checks a configuration change against its binding to a backend, whose changes then reach the gateway's sockets
+/// and whose users it admits:
+/// - (re)binding needs proof of owning the backend: its master key (`Enginio-Backend-MasterKey`) or instance secret
+///   (`Enginio-Backend-Secret`) in a header, or the server admin token; the gateway's own token is not enough;
+/// - a backend hosted here is verified only in-process, so its `uri` is unset, and stays so should it go away;
+/// - any other `uri` a caller sets must pass the webhook guard (a request to it carries users' tokens).
+///
+/// The operator's settings (`EDS_BACKEND_ID`, `EDS_URI`) are trusted as they are.
+async fn bind(
+    state: &ApiState,
+    headers: &HeaderMap,
+    current: &GatewayConfig,
+    config: &mut GatewayConfig,
+    uri_given: bool,
+) -> Result<(), ApiError> {
+    let rebinding = config.eds_backend_id != current.eds_backend_id;
+    let hosted = match &config.eds_backend_id {
+        Some(id) => state.tenants.backend(id).await.map_err(|err| {
+            tracing::error!(%err, "looking up a backend to bind failed");
+            ApiError::with_message(Code::Unavailable, "Storage failure")
+        })?,
+        None => None,
+    };
+    if rebinding && config.eds_backend_id.is_some() && !owns(state, headers, hosted.as_ref()) {
+        return Err(ApiError::with_message(
+            Code::AccessDenied,
+            "Binding a gateway to a backend needs the backend's master key (Enginio-Backend-MasterKey) or instance \
+             secret (Enginio-Backend-Secret), or the server admin token",
+        ));
+    }
+    if hosted.is_some() {
+        config.eds_uri.clear();
+        return Ok(());
+    }
+    if rebinding && !uri_given {
+        config.eds_uri = state.default_eds_uri.clone();
+    }
+    let set_by_caller = !config.eds_uri.is_empty() && config.eds_uri != state.default_eds_uri;
+    if config.eds_uri != current.eds_uri && set_by_caller {
+        state.webhook_guard.check(&config.eds_uri).await.map_err(|why| {
+            ApiError::field("identityProvider", format!("The identity provider's uri is not allowed: {why}"))
+        })?;
+    }
+    Ok(())
+}
+
+/// Whether the request proves it may bind `backend` (`None`: not hosted here, only the server admin may).
+fn owns(state: &ApiState, headers: &HeaderMap, backend: Option<&updraft_store::Backend>) -> bool {
+    if auth::is_token(&auth::admin_credentials(headers), state.admin_token.as_deref()) {
+        return true;
+    }
+    let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
+    backend.is_some_and(|backend| {
+        header("enginio-backend-masterkey").is_some_and(|key| auth::same_secret(key, &backend.master_key))
+            || header("enginio-backend-secret").is_some_and(|secret| auth::same_secret(secret, &backend.secret))
+    })
+}
+
+/// Whether a configuration body sets `identityProvider.uri` itself.
+fn uri_given(body: &Option<Value>) -> bool {
+    body.as_ref().and_then(|b| b.get("identityProvider")).and_then(|p| p.get("uri")).is_some()
 }
 
 fn find(state: &ApiState, id: &str) -> Result<std::sync::Arc<Gateway>, ApiError> {
@@ -138,7 +201,11 @@ async fn create(State(state): State<ApiState>, headers: HeaderMap, body: Body) -
     if state.gateways.get(&id).is_some() {
         return Err(ApiError::with_message(Code::Conflict, "A gateway with this id exists"));
     }
-    let mut config = config_wire::apply(&blank(&state.default_eds_uri), Some(body))?;
+    let body = Some(body);
+    let blank = blank(&state.default_eds_uri);
+    let given = uri_given(&body);
+    let mut config = config_wire::apply(&blank, body)?;
+    bind(&state, &headers, &blank, &mut config, given).await?;
     config.security_token = Some(hex_secret());
     let gateway = state.gateways.upsert(&id, config);
     persist(&state)?;
@@ -188,7 +255,11 @@ async fn set_configuration(
 ) -> Result<Response, ApiError> {
     let gateway = find(&state, &id)?;
     require_gateway_admin(&state, &gateway, &headers)?;
-    let config = config_wire::apply(&gateway.config(), read_json(body, state.limits.max_body_bytes).await?)?;
+    let body = read_json(body, state.limits.max_body_bytes).await?;
+    let current = gateway.config();
+    let given = uri_given(&body);
+    let mut config = config_wire::apply(&current, body)?;
+    bind(&state, &headers, &current, &mut config, given).await?;
     gateway.set_config(config);
     if gateway.id != DEFAULT_GATEWAY {
         persist(&state)?;

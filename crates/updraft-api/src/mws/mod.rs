@@ -47,6 +47,9 @@ pub fn routes() -> Router<ApiState> {
 /// caller's credentials.
 struct Target {
     gateway: Arc<Gateway>,
+    /// An admin token, read strictly.
+    admin: Credentials,
+    /// A user's token, read as leniently as old clients send it.
     creds: Credentials,
     params: HashMap<String, String>,
     /// `ws[s]://host` the caller reached us at, for the socket URIs it gets.
@@ -63,19 +66,21 @@ impl FromRequestParts<ApiState> for Target {
         let id = params.get("gateway_id").map(String::as_str).unwrap_or(DEFAULT_GATEWAY);
         let gateway =
             state.gateways.get(id).ok_or_else(|| ApiError::with_message(Code::NotFound, "Gateway not found"))?;
+        let admin = auth::admin_credentials(&parts.headers);
         let creds = auth::credentials(&parts.headers)?;
-        Ok(Target { gateway, creds, params, origin: state.ws_origin(parts) })
+        Ok(Target { gateway, admin, creds, params, origin: state.ws_origin(parts) })
     }
 }
 
 impl Target {
     /// Calls only the gateway's security token may make.
     fn require_admin(&self) -> Result<(), ApiError> {
-        auth::require_token(&self.creds, self.gateway.config().security_token.as_deref())
+        auth::require_token(&self.admin, self.gateway.config().security_token.as_deref())
     }
 
     async fn authorize(&self, state: &ApiState, need: Need) -> Result<Caller, ApiError> {
-        state.eds.authorize(&self.gateway.config(), &self.creds, need).await
+        let remote = auth::Remote { operator_uri: &state.default_eds_uri, guard: &state.webhook_guard };
+        state.eds.authorize(&self.gateway.config(), &self.admin, &self.creds, need, remote).await
     }
 
     fn socket_id(&self) -> Option<SocketId> {
@@ -132,9 +137,25 @@ fn issue(
 }
 
 async fn send_message(State(state): State<ApiState>, target: Target, body: Body) -> Result<Response, ApiError> {
-    target.authorize(&state, Need::Write).await?;
+    let caller = target.authorize(&state, Need::Write).await?;
     let message = wire::Message::parse(read_json(body, state.limits.max_body_bytes).await?)?;
+    if caller != Caller::Admin
+        && target.gateway.config().eds_backend_id.is_some()
+        && message.tags.iter().flatten().any(|tag| reserved_tag(tag))
+    {
+        return Err(ApiError::with_message(
+            Code::AccessDenied,
+            "On a gateway bound to a backend, the users.* and usergroups.* tags carry that backend's changes: only \
+             the server and the gateway's security token may send to them",
+        ));
+    }
     publish(&state, &target.gateway, message).await
+}
+
+/// Tags under which a bound gateway's sockets get their backend's changes (`eds_changes`): a frame sent there by
+/// anyone else could pass for one.
+fn reserved_tag(tag: &str) -> bool {
+    tag.starts_with("users.") || tag.starts_with("usergroups.")
 }
 
 async fn enginio_webhook(State(state): State<ApiState>, target: Target, body: Body) -> Result<Response, ApiError> {

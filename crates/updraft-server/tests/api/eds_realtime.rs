@@ -6,6 +6,7 @@ use serde_json::{Value, json};
 
 use crate::eds::{eds, sign_up};
 use crate::helpers::*;
+use crate::security_gateways::bind_default;
 
 fn frame(text: &str) -> Value {
     serde_json::from_str(text).unwrap()
@@ -15,9 +16,7 @@ fn frame(text: &str) -> Value {
 async fn changes_reach_the_sockets_that_may_read_them() {
     let eds = eds().await;
     let (alice, alice_id) = sign_up(&eds, "alice").await;
-    let bind = json!({"identityProvider": {"type": "none", "backendId": eds.backend}}).to_string();
-    let res = eds.app.call(Method::PUT, "/v1/gateways/default/configuration", Some(ADMIN), Some(&bind)).await;
-    assert_eq!(res.0, StatusCode::OK, "{}", res.1);
+    bind_default(&eds, json!({"type": "none", "backendId": eds.backend})).await;
 
     let (_, mut anyone) = eds.app.connect(&[]).await;
     let (_, mut as_alice) = eds.app.connect(&[&format!("users.{alice_id}")]).await;
@@ -71,11 +70,7 @@ async fn tokens_of_a_hosted_backend_are_verified_in_process() {
     let member = json!({"id": alice_id, "objectType": "users"}).to_string();
     let (status, body) = eds.call(Method::POST, &members, Some(&eds.secret), Some(&member)).await;
     assert!(status.is_success(), "{body}");
-    let bind =
-        json!({"identityProvider": {"type": "enginio", "backendId": eds.backend, "uri": "http://127.0.0.1:9/v1/user"}});
-    let res =
-        eds.app.call(Method::PUT, "/v1/gateways/default/configuration", Some(ADMIN), Some(&bind.to_string())).await;
-    assert_eq!(res.0, StatusCode::OK, "{}", res.1);
+    bind_default(&eds, json!({"type": "enginio", "backendId": eds.backend, "uri": "http://127.0.0.1:9/v1/user"})).await;
 
     let (status, body) = eds.app.get("/v1/websocket_uri", Some(&alice)).await;
     assert!(status.is_success(), "{status} {body}");

@@ -19,6 +19,7 @@ mod resume;
 mod routing;
 mod security_access;
 mod security_edge;
+mod security_gateways;
 mod security_logins;
 mod security_sessions;
 mod security_tickets;
