@@ -27,6 +27,8 @@ pub enum Code {
     UpgradeRequired,
     /// Too many outstanding socket tickets, or an identity provider that does not answer.
     Unavailable,
+    /// The request body did not arrive within the body read deadline.
+    RequestTimeout,
     /// Too many login or sign-up attempts; the answer says when to retry (`Retry-After`).
     TooManyRequests,
     Internal,
@@ -44,6 +46,7 @@ impl Code {
             Code::BadRequest => StatusCode::BAD_REQUEST,
             Code::UpgradeRequired => StatusCode::UPGRADE_REQUIRED,
             Code::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
+            Code::RequestTimeout => StatusCode::REQUEST_TIMEOUT,
             Code::TooManyRequests => StatusCode::TOO_MANY_REQUESTS,
             Code::Internal => StatusCode::INTERNAL_SERVER_ERROR,
         }
@@ -61,6 +64,7 @@ impl Code {
             Code::BadRequest => "BadRequest",
             Code::UpgradeRequired => "UpgradeRequired",
             Code::Unavailable => "ServiceUnavailable",
+            Code::RequestTimeout => "RequestTimeout",
             Code::TooManyRequests => "TooManyRequests",
             Code::Internal => "InternalError",
         }
@@ -78,6 +82,7 @@ impl Code {
             Code::BadRequest => "Bad request",
             Code::UpgradeRequired => "WebSocket upgrade required",
             Code::Unavailable => "Service unavailable",
+            Code::RequestTimeout => "Request body not received in time",
             Code::TooManyRequests => "Too many attempts, try again later",
             Code::Internal => "Internal error",
         }

@@ -25,6 +25,8 @@ pub use mws::gateways::GatewayFile;
 #[derive(Debug, Clone, Copy)]
 pub struct Limits {
     pub max_body_bytes: usize,
+    /// How long a request body may take to arrive whole, counted from its request head; later is 408.
+    pub body_timeout: std::time::Duration,
 }
 
 /// Where clients reach this server: the base of the socket URIs handed out.
@@ -139,11 +141,75 @@ impl ApiState {
 pub fn router(state: ApiState) -> Router {
     let routes = mws::routes()
         .merge(eds::routes())
-        .fallback(|| async { error::ApiError::with_message(error::Code::NotFound, "No such endpoint") })
+        .fallback(|req: axum::extract::Request| async move { not_found(&req) })
         .with_state(state.clone());
     // Layers on a router with only a fallback see every request, before any route matches.
     Router::new()
         .fallback_service(routes)
-        .layer(axum::middleware::from_fn_with_state(state, mws::upgrade::intercept))
+        .layer(axum::middleware::from_fn_with_state(state.clone(), mws::upgrade::intercept))
+        .layer(axum::middleware::map_request(move |req: axum::extract::Request| {
+            let deadline = tokio::time::Instant::now() + state.limits.body_timeout;
+            std::future::ready(body::with_deadline(req, deadline))
+        }))
         .layer(axum::middleware::from_fn(cors::cors))
+}
+
+/// An unknown path, answered in the error form of the service it would belong to.
+fn not_found(req: &axum::extract::Request) -> axum::response::Response {
+    let err = error::ApiError::with_message(error::Code::NotFound, "No such endpoint");
+    error_response(req.uri().path(), req.headers(), err)
+}
+
+/// `err` in the form of the service a request is addressed to: EDS (`{"errors":[…]}`) or MWS (`{"error":{…}}`).
+pub fn error_response(path: &str, headers: &axum::http::HeaderMap, err: error::ApiError) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    if is_eds_request(path, headers) { error::EdsError(err).into_response() } else { err.into_response() }
+}
+
+/// First path segments under `/v1/` that belong to EDS; everything MWS serves (`messages`, `sockets`,
+/// `websocket_uri`, `gateways`, `webhook_receivers`, ...) is outside this list.
+const EDS_SEGMENTS: &[&str] = &[
+    "objects",
+    "users",
+    "usergroups",
+    "object_types",
+    "auth",
+    "account",
+    "webhooks",
+    "files",
+    "search",
+    "stream_url",
+    "stream",
+    "user",
+    "session",
+];
+
+/// Whether a request is addressed to EDS: by its path, or else by the `Enginio-Backend-Id` every EDS client sends.
+fn is_eds_request(path: &str, headers: &axum::http::HeaderMap) -> bool {
+    let first = path.strip_prefix("/v1/").map(|rest| rest.split('/').next().unwrap_or(""));
+    match first {
+        Some(segment) if EDS_SEGMENTS.contains(&segment) => true,
+        Some("messages" | "sockets" | "websocket_uri" | "gateways" | "webhook_receivers") => false,
+        _ => headers.contains_key("enginio-backend-id"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn requests_belong_to_eds_by_path_or_backend_header() {
+        let none = axum::http::HeaderMap::new();
+        let mut backend = axum::http::HeaderMap::new();
+        backend.insert("Enginio-Backend-Id", "abc".parse().unwrap());
+        assert!(is_eds_request("/v1/objects/todos/x/y", &none));
+        assert!(is_eds_request("/v1/usergroups", &none));
+        assert!(is_eds_request("/v1/files/123", &none));
+        assert!(!is_eds_request("/v1/objectsx", &none));
+        assert!(!is_eds_request("/v1/nothing", &none));
+        assert!(is_eds_request("/v1/nothing", &backend));
+        assert!(!is_eds_request("/v1/gateways/g1/nothing", &backend));
+        assert!(!is_eds_request("/v1/messages/x", &none));
+    }
 }

@@ -90,6 +90,19 @@ pub struct ServeArgs {
     /// Largest request body [default: 1048576].
     #[arg(long, env = "UPDRAFT_MAX_BODY_BYTES")]
     pub max_body_bytes: Option<usize>,
+    /// Seconds a request body may take to arrive whole, from its request head; later is 408 [default: 30].
+    #[arg(long, env = "UPDRAFT_BODY_TIMEOUT_SECS")]
+    pub body_timeout_secs: Option<u64>,
+    /// Open connections (HTTP, WebSockets, streams) served at once; beyond it only /healthz is answered
+    /// [default: the open-file limit minus a headroom].
+    #[arg(long, env = "UPDRAFT_MAX_CONNECTIONS")]
+    pub max_connections: Option<usize>,
+    /// A separate plain-HTTP listener for /metrics (e.g. 127.0.0.1:9090).
+    #[arg(long, env = "UPDRAFT_METRICS_LISTEN")]
+    pub metrics_listen: Option<SocketAddr>,
+    /// Bearer token that opens /metrics on the main listener; unset, /metrics there is 404.
+    #[arg(long, env = "UPDRAFT_METRICS_TOKEN")]
+    pub metrics_token: Option<String>,
     /// Largest message a client may send on a socket (it is discarded) [default: 65536].
     #[arg(long, env = "UPDRAFT_MAX_CLIENT_MESSAGE_BYTES")]
     pub max_client_message_bytes: Option<u64>,
@@ -146,6 +159,11 @@ pub struct Settings {
     pub default_gateway: DefaultGateway,
     pub app_domain: Option<String>,
     pub max_body_bytes: usize,
+    pub body_timeout: Duration,
+    /// `None`: derived from the open-file limit at start-up.
+    pub max_connections: Option<usize>,
+    pub metrics_listen: Option<SocketAddr>,
+    pub metrics_token: Option<String>,
     pub max_client_message_bytes: u64,
     pub socket_queue_bytes: usize,
     pub socket_queue_frames: usize,
@@ -208,6 +226,13 @@ impl ServeArgs {
             Some(other) => return Err(format_err!("log format must be text or json, not {other:?}")),
         };
         let ping_interval = Duration::from_secs(a.ping_interval_secs.unwrap_or(45));
+        let body_timeout = Duration::from_secs(a.body_timeout_secs.unwrap_or(30));
+        if body_timeout.is_zero() {
+            return Err(format_err!("the body timeout must be at least one second"));
+        }
+        if a.max_connections == Some(0) {
+            return Err(format_err!("--max-connections must be at least 1"));
+        }
         if ping_interval.is_zero() {
             return Err(format_err!("the ping interval must be at least one second"));
         }
@@ -241,6 +266,10 @@ impl ServeArgs {
             },
             app_domain: a.app_domain.filter(|t| !t.is_empty()),
             max_body_bytes: a.max_body_bytes.unwrap_or(1 << 20),
+            body_timeout,
+            max_connections: a.max_connections,
+            metrics_listen: a.metrics_listen,
+            metrics_token: a.metrics_token.filter(|t| !t.is_empty()),
             max_client_message_bytes: a.max_client_message_bytes.unwrap_or(64 * 1024),
             socket_queue_bytes: a.socket_queue_bytes.unwrap_or(4 << 20),
             socket_queue_frames: a.socket_queue_frames.unwrap_or(4096),
@@ -284,6 +313,10 @@ impl ServeArgs {
             eds_uri: self.eds_uri.or(file.eds_uri),
             app_domain: self.app_domain.or(file.app_domain),
             max_body_bytes: self.max_body_bytes.or(file.max_body_bytes),
+            body_timeout_secs: self.body_timeout_secs.or(file.body_timeout_secs),
+            max_connections: self.max_connections.or(file.max_connections),
+            metrics_listen: self.metrics_listen.or(file.metrics_listen),
+            metrics_token: self.metrics_token.or(file.metrics_token),
             max_client_message_bytes: self.max_client_message_bytes.or(file.max_client_message_bytes),
             socket_queue_bytes: self.socket_queue_bytes.or(file.socket_queue_bytes),
             socket_queue_frames: self.socket_queue_frames.or(file.socket_queue_frames),

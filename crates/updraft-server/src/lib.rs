@@ -3,6 +3,7 @@
 
 pub mod cert;
 pub mod config;
+mod conns;
 mod serve;
 mod startup;
 pub mod telemetry;

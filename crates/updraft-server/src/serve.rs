@@ -3,6 +3,10 @@
 //! Not `axum::serve`: its auto-detecting connection wraps every stream in a private type, so an
 //! upgraded WebSocket could not be unwrapped back into the bare `TcpStream` that keeps idle
 //! sockets small (see `updraft_gateway::ws`).
+//!
+//! Every connection takes a [`Slot`] at accept (see `conns.rs` for the cap and what happens past it).
+//! Responses go out with title-case header names (`Content-Type`): HTTP says case does not matter, but the
+//! published Ruby SDK looks headers up case-sensitively.
 
 use std::future::Future;
 use std::pin::Pin;
@@ -18,6 +22,7 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
 use tower::Service;
 
+use crate::conns::{Connections, OVERFLOW_LIFETIME, Slot};
 use crate::tls::TlsListener;
 
 /// A client has this long to send its request headers.
@@ -57,13 +62,19 @@ pub enum Listener {
 }
 
 /// Serves `service` until `shutdown` resolves, then waits (bounded) for open requests.
-pub async fn serve<S>(listener: Listener, service: S, raw: Option<Arc<RawRoute>>, shutdown: impl Future<Output = ()>)
-where
+pub async fn serve<S>(
+    listener: Listener,
+    service: S,
+    raw: Option<Arc<RawRoute>>,
+    connections: Arc<Connections>,
+    shutdown: impl Future<Output = ()>,
+) where
     S: HttpService,
 {
     // Every connection task holds a receiver: `closed()` resolves when the last one is done.
     let (stop, stopping) = watch::channel(false);
     tokio::pin!(shutdown);
+    let mut backoff = AcceptBackoff::default();
     loop {
         match &listener {
             Listener::Plain(tcp) => {
@@ -73,30 +84,31 @@ where
                 };
                 match accepted {
                     Ok((stream, peer)) => {
+                        backoff.reset();
+                        // Past the cap and its overflow slots: closing at once frees the descriptor.
+                        let Some(slot) = connections.admit() else { continue };
                         // Small frames must leave at once, not wait for Nagle.
                         let _ = stream.set_nodelay(true);
                         match &raw {
-                            Some(raw) => spawn_routed(stream, raw.clone(), service.clone(), stopping.clone()),
-                            None => {
+                            Some(raw) if !slot.is_overflow() => {
+                                spawn_routed(stream, slot, raw.clone(), service.clone(), stopping.clone())
+                            }
+                            _ => {
                                 let io = TokioIo::new(stream);
-                                spawn_connection(io, false, Some(peer), service.clone(), stopping.clone())
+                                spawn_connection(io, slot, false, Some(peer), service.clone(), stopping.clone())
                             }
                         }
                     }
-                    Err(err) => {
-                        // Out of file descriptors and similar: back off instead of spinning.
-                        tracing::warn!(%err, "accept failed");
-                        tokio::time::sleep(Duration::from_millis(50)).await;
-                    }
+                    Err(err) => backoff.wait(&err).await,
                 }
             }
             Listener::Tls(tls) => {
-                let stream = tokio::select! {
-                    stream = tls.accept() => stream,
+                let (stream, slot) = tokio::select! {
+                    accepted = tls.accept() => accepted,
                     () = &mut shutdown => break,
                 };
                 let peer = stream.get_ref().0.peer_addr().ok();
-                spawn_connection(TokioIo::new(stream), true, peer, service.clone(), stopping.clone());
+                spawn_connection(TokioIo::new(stream), slot, true, peer, service.clone(), stopping.clone());
             }
         }
     }
@@ -108,17 +120,42 @@ where
     }
 }
 
+/// After a failed accept (out of file descriptors, mostly), waits before the next, longer each time in a
+/// row, and warns once per run of failures rather than once per try.
+#[derive(Default)]
+pub struct AcceptBackoff {
+    failures: u32,
+}
+
+impl AcceptBackoff {
+    pub fn reset(&mut self) {
+        self.failures = 0;
+    }
+
+    pub async fn wait(&mut self, err: &std::io::Error) {
+        if self.failures == 0 {
+            tracing::warn!(%err, "accept failed; backing off");
+        } else {
+            tracing::debug!(%err, failures = self.failures, "accept failed again");
+        }
+        let delay = Duration::from_millis(10 << self.failures.min(7));
+        self.failures = self.failures.saturating_add(1);
+        tokio::time::sleep(delay).await;
+    }
+}
+
 /// Serves the connection as HTTP unless its request line starts with `raw.prefix`.
-fn spawn_routed<S>(stream: TcpStream, raw: Arc<RawRoute>, service: S, stopping: watch::Receiver<bool>)
+fn spawn_routed<S>(stream: TcpStream, slot: Slot, raw: Arc<RawRoute>, service: S, stopping: watch::Receiver<bool>)
 where
     S: HttpService,
 {
     tokio::spawn(async move {
         if starts_with(&stream, raw.prefix).await {
             (raw.serve)(stream).await;
+            drop(slot);
         } else {
             let peer = stream.peer_addr().ok();
-            spawn_connection(TokioIo::new(stream), false, peer, service, stopping);
+            spawn_connection(TokioIo::new(stream), slot, false, peer, service, stopping);
         }
     });
 }
@@ -145,6 +182,7 @@ async fn starts_with(stream: &TcpStream, prefix: &[u8]) -> bool {
 
 fn spawn_connection<I, S>(
     io: TokioIo<I>,
+    slot: Slot,
     tls: bool,
     peer: Option<std::net::SocketAddr>,
     service: S,
@@ -153,14 +191,16 @@ fn spawn_connection<I, S>(
     I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
     S: HttpService,
 {
+    if slot.is_overflow() {
+        return spawn_overflow(io, slot, service);
+    }
     // Handlers learn which listener a request came through (socket URIs take its scheme), and from whom (limits
     // per client).
     let service = tower::util::MapRequest::new(service, move |mut request: Request<Incoming>| {
         request.extensions_mut().insert(updraft_api::Transport { tls, peer });
         request
     });
-    let conn = hyper::server::conn::http1::Builder::new()
-        .timer(TokioTimer::new())
+    let conn = http1()
         .header_read_timeout(HEADER_READ_TIMEOUT)
         .serve_connection(io, TowerToHyperService::new(service))
         .with_upgrades();
@@ -177,5 +217,44 @@ fn spawn_connection<I, S>(
         if let Err(err) = res {
             tracing::debug!(%err, "HTTP connection ended with an error");
         }
+        // An upgraded WebSocket lives on in the gateway, which counts it from here on.
+        drop(slot);
+    });
+}
+
+/// Every connection's HTTP/1.1 settings.
+fn http1() -> hyper::server::conn::http1::Builder {
+    let mut builder = hyper::server::conn::http1::Builder::new();
+    builder.timer(TokioTimer::new()).title_case_headers(true);
+    builder
+}
+
+/// A connection past the cap: `/healthz` answered as usual, anything else a 503 in its service's error form;
+/// one request, and at most [`OVERFLOW_LIFETIME`] in all.
+fn spawn_overflow<I, S>(io: TokioIo<I>, slot: Slot, service: S)
+where
+    I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+    S: HttpService,
+{
+    let service = tower::service_fn(move |request: Request<Incoming>| {
+        let mut service = service.clone();
+        async move {
+            if request.uri().path() == "/healthz" {
+                return tower::ServiceExt::ready(&mut service).await?.call(request).await;
+            }
+            let err = updraft_api::error::ApiError::with_message(
+                updraft_api::error::Code::Unavailable,
+                "The server is at its connection limit; try again shortly",
+            );
+            Ok(updraft_api::error_response(request.uri().path(), request.headers(), err))
+        }
+    });
+    let conn = http1()
+        .keep_alive(false)
+        .header_read_timeout(OVERFLOW_LIFETIME)
+        .serve_connection(io, TowerToHyperService::new(service));
+    tokio::spawn(async move {
+        let _ = tokio::time::timeout(OVERFLOW_LIFETIME, conn).await;
+        drop(slot);
     });
 }

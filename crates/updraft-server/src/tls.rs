@@ -1,6 +1,5 @@
 //! HTTPS/WSS: a listener whose accepted connections are TLS streams (rustls, ring provider).
 
-use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -14,6 +13,8 @@ use tokio_rustls::TlsAcceptor;
 use tokio_rustls::server::TlsStream;
 
 use crate::config::TlsFiles;
+use crate::conns::{Connections, OVERFLOW_LIFETIME, Slot};
+use crate::serve::AcceptBackoff;
 
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -30,33 +31,35 @@ pub fn server_config(files: &TlsFiles) -> anyhow::Result<Arc<ServerConfig>> {
 }
 
 /// Accepts TCP and completes TLS handshakes off the accept path, so one slow client does not
-/// hold up the others.
+/// hold up the others. A connection takes its place under the cap at accept, handshake included.
 pub struct TlsListener {
-    ready: tokio::sync::Mutex<mpsc::Receiver<(TlsStream<TcpStream>, SocketAddr)>>,
+    ready: tokio::sync::Mutex<mpsc::Receiver<(TlsStream<TcpStream>, Slot)>>,
 }
 
 impl TlsListener {
-    pub fn new(tcp: TcpListener, config: Arc<ServerConfig>) -> TlsListener {
+    pub fn new(tcp: TcpListener, config: Arc<ServerConfig>, connections: Arc<Connections>) -> TlsListener {
         let (tx, ready) = mpsc::channel(1024);
         let acceptor = TlsAcceptor::from(config);
         tokio::spawn(async move {
+            let mut backoff = AcceptBackoff::default();
             loop {
                 let (stream, peer) = match tcp.accept().await {
                     Ok(conn) => conn,
                     Err(err) => {
-                        // Out of file descriptors and similar: back off instead of spinning.
-                        tracing::warn!(%err, "accept failed");
-                        tokio::time::sleep(Duration::from_millis(50)).await;
+                        backoff.wait(&err).await;
                         continue;
                     }
                 };
+                backoff.reset();
+                let Some(slot) = connections.admit() else { continue };
                 let _ = stream.set_nodelay(true);
                 let acceptor = acceptor.clone();
                 let ready = tx.clone();
+                let timeout = if slot.is_overflow() { OVERFLOW_LIFETIME } else { HANDSHAKE_TIMEOUT };
                 tokio::spawn(async move {
-                    match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await {
+                    match tokio::time::timeout(timeout, acceptor.accept(stream)).await {
                         Ok(Ok(tls)) => {
-                            let _ = ready.send((tls, peer)).await;
+                            let _ = ready.send((tls, slot)).await;
                         }
                         Ok(Err(err)) => tracing::debug!(%err, %peer, "TLS handshake failed"),
                         Err(_) => tracing::debug!(%peer, "TLS handshake timed out"),
@@ -72,10 +75,10 @@ impl TlsListener {
 }
 
 impl TlsListener {
-    /// The next connection whose TLS handshake completed.
-    pub async fn accept(&self) -> TlsStream<TcpStream> {
+    /// The next connection whose TLS handshake completed, with its place under the cap.
+    pub async fn accept(&self) -> (TlsStream<TcpStream>, Slot) {
         match self.ready.lock().await.recv().await {
-            Some((stream, _peer)) => stream,
+            Some(accepted) => accepted,
             // The acceptor task only ends when this listener is dropped.
             None => std::future::pending().await,
         }

@@ -16,6 +16,8 @@ use updraft_server::Application;
 use updraft_server::config::ServeArgs;
 
 pub const ADMIN: &str = "supersecret";
+/// Opens `/metrics` on the main listener (`--metrics-token`).
+pub const METRICS_TOKEN: &str = "metrics-secret";
 
 pub type Ws = WebSocketStream<MaybeTlsStream<TcpStream>>;
 
@@ -47,6 +49,7 @@ pub fn open_args() -> ServeArgs {
         listen: Some("127.0.0.1:0".parse().unwrap()),
         access_control: Some("none".into()),
         security_token: Some(ADMIN.into()),
+        metrics_token: Some(METRICS_TOKEN.into()),
         ..ServeArgs::default()
     }
 }
@@ -145,7 +148,8 @@ impl TestApp {
     }
 
     pub async fn metric(&self, name: &str) -> f64 {
-        let text = self.client.get(format!("{}/metrics", self.base)).send().await.unwrap().text().await.unwrap();
+        let res = self.client.get(format!("{}/metrics", self.base)).bearer_auth(METRICS_TOKEN).send().await.unwrap();
+        let text = res.text().await.unwrap();
         text.lines()
             .filter(|l| l.starts_with(name) && l[name.len()..].starts_with([' ', '{']))
             .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())

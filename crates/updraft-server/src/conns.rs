@@ -1,0 +1,130 @@
+//! The connection cap: how many connections are served at once, kept below the open-file limit.
+//!
+//! Without a cap, slow clients can take every file descriptor; accept then fails with EMFILE and the
+//! server stops answering anyone, health checks included. With it:
+//! - up to `cap` connections are served normally. Open WebSockets count against the cap too: they leave the
+//!   HTTP stack at the upgrade (the gateway owns the bare stream), so they are counted from the gateways.
+//! - past the cap, up to [`OVERFLOW_SLOTS`] more are accepted and live at most [`OVERFLOW_LIFETIME`]: they
+//!   get `/healthz` as usual and a quick 503 for anything else, then are closed. A load balancer thus sees a
+//!   full node as healthy but busy, rather than as dead.
+//! - past that, a connection is accepted and closed at once, so it costs no descriptor and the listener's
+//!   backlog never fills with clients waiting for nothing.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+/// Connections served past the cap, for health checks (and a quick 503 for the rest).
+pub const OVERFLOW_SLOTS: usize = 32;
+/// How long a connection past the cap may live, TLS handshake included: health checks are quick.
+pub const OVERFLOW_LIFETIME: Duration = Duration::from_secs(2);
+
+/// Counts open connections against the cap. Shared by every listener of the main service.
+pub struct Connections {
+    cap: usize,
+    /// Connections held by the HTTP stack or the notification stream.
+    open: AtomicUsize,
+    overflow: AtomicUsize,
+    /// WebSockets open now (they hold a descriptor outside the HTTP stack).
+    sockets: Box<dyn Fn() -> usize + Send + Sync>,
+}
+
+/// Where an accepted connection stands; dropping it frees its place.
+pub struct Slot {
+    connections: Arc<Connections>,
+    overflow: bool,
+}
+
+impl Slot {
+    /// Whether this connection came past the cap and gets only `/healthz`.
+    pub fn is_overflow(&self) -> bool {
+        self.overflow
+    }
+}
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        let counter = if self.overflow { &self.connections.overflow } else { &self.connections.open };
+        counter.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
+impl Connections {
+    pub fn new(cap: usize, sockets: impl Fn() -> usize + Send + Sync + 'static) -> Arc<Connections> {
+        Arc::new(Connections {
+            cap,
+            open: AtomicUsize::new(0),
+            overflow: AtomicUsize::new(0),
+            sockets: Box::new(sockets),
+        })
+    }
+
+    /// A place for a connection just accepted, or `None`: close it at once.
+    pub fn admit(self: &Arc<Connections>) -> Option<Slot> {
+        let open = self.open.fetch_add(1, Ordering::AcqRel) + 1;
+        if open + (self.sockets)() <= self.cap {
+            return Some(Slot { connections: self.clone(), overflow: false });
+        }
+        self.open.fetch_sub(1, Ordering::AcqRel);
+        if self.overflow.fetch_add(1, Ordering::AcqRel) < OVERFLOW_SLOTS {
+            return Some(Slot { connections: self.clone(), overflow: true });
+        }
+        self.overflow.fetch_sub(1, Ordering::AcqRel);
+        None
+    }
+}
+
+/// The default cap: the soft open-file limit less a headroom for what else holds descriptors (the database
+/// files, webhook and identity-provider clients, the overflow slots, logs). With the 20,000 of the MWS
+/// benchmarks this is 19,488, above the 19,000 sockets they open.
+pub fn default_cap() -> usize {
+    let limit = open_file_limit().unwrap_or(1024);
+    let headroom = (limit / 4).clamp(64, 512);
+    limit.saturating_sub(headroom).max(1)
+}
+
+/// The soft `RLIMIT_NOFILE`, from `/proc/self/limits` (Linux; the workspace forbids the `unsafe` a libc
+/// call needs). `None` elsewhere.
+fn open_file_limit() -> Option<usize> {
+    let text = std::fs::read_to_string("/proc/self/limits").ok()?;
+    parse_open_file_limit(&text)
+}
+
+fn parse_open_file_limit(limits: &str) -> Option<usize> {
+    let line = limits.lines().find(|line| line.starts_with("Max open files"))?;
+    match line["Max open files".len()..].split_whitespace().next()? {
+        "unlimited" => Some(1 << 20),
+        soft => soft.parse().ok(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_cap_counts_sockets_and_keeps_overflow_slots() {
+        let sockets = Arc::new(AtomicUsize::new(0));
+        let seen = sockets.clone();
+        let conns = Connections::new(3, move || seen.load(Ordering::Relaxed));
+        let a = conns.admit().unwrap();
+        let _b = conns.admit().unwrap();
+        sockets.store(1, Ordering::Relaxed);
+        let overflow: Vec<_> = (0..OVERFLOW_SLOTS).map(|_| conns.admit().unwrap()).collect();
+        assert!(!a.is_overflow() && overflow.iter().all(Slot::is_overflow));
+        assert!(conns.admit().is_none(), "past the overflow slots a connection is closed");
+        drop(overflow);
+        assert!(conns.admit().unwrap().is_overflow());
+        drop(a);
+        assert!(!conns.admit().unwrap().is_overflow());
+    }
+
+    #[test]
+    fn the_default_cap_leaves_headroom_below_the_file_limit() {
+        let limits = "Limit                     Soft Limit           Hard Limit           Units     \n\
+                      Max open files            20000                20000                files     \n";
+        assert_eq!(parse_open_file_limit(limits), Some(20000));
+        assert_eq!(parse_open_file_limit("Max open files  unlimited unlimited files"), Some(1 << 20));
+        assert!(default_cap() < open_file_limit().unwrap_or(usize::MAX));
+    }
+}
