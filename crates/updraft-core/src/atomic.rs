@@ -90,7 +90,9 @@ pub fn apply(doc: &mut Map<String, Value>, ops: &[AtomicOp]) -> Result<(), Atomi
             AtomicOp::Inc(field, by) => {
                 let sum = match next.get(field) {
                     None | Some(Value::Null) => Value::Number(by.clone()),
-                    Some(Value::Number(have)) => add(have, by),
+                    Some(Value::Number(have)) => add(have, by).ok_or_else(|| {
+                        error("$inc overflows: the result is out of the range of numbers kept", Some(field))
+                    })?,
                     Some(_) => return Err(error("$inc needs a number", Some(field))),
                 };
                 next.insert(field.clone(), sum);
@@ -133,12 +135,16 @@ fn array<'a>(doc: &'a mut Map<String, Value>, field: &str) -> Result<&'a mut Vec
     slot.as_array_mut().ok_or_else(|| error("needs an array", Some(field)))
 }
 
-fn add(a: &serde_json::Number, b: &serde_json::Number) -> Value {
-    match (a.as_i64(), b.as_i64()) {
-        (Some(x), Some(y)) if x.checked_add(y).is_some() => Value::from(x + y),
-        _ => serde_json::Number::from_f64(a.as_f64().unwrap_or(0.0) + b.as_f64().unwrap_or(0.0))
-            .map_or(Value::Null, Value::Number),
+/// The exact sum of two integers, else the `f64` sum; `None` when it does not fit: an integer sum out of the
+/// `i64` range (which SQLite compares exactly) would otherwise turn into an approximate float, and a float sum
+/// into infinity, which JSON cannot hold (it was stored as null).
+fn add(a: &serde_json::Number, b: &serde_json::Number) -> Option<Value> {
+    let integer = |n: &serde_json::Number| n.as_i64().map(i128::from).or_else(|| n.as_u64().map(i128::from));
+    if let (Some(x), Some(y)) = (integer(a), integer(b)) {
+        let sum = x + y;
+        return i64::try_from(sum).ok().map(Value::from);
     }
+    serde_json::Number::from_f64(a.as_f64()? + b.as_f64()?).map(Value::Number)
 }
 
 #[cfg(test)]
@@ -193,5 +199,28 @@ mod tests {
         let ops = parse(&json!({"$inc": {"m": 1, "n": 1}})).unwrap();
         assert!(apply(&mut doc, &ops).is_err());
         assert_eq!(Value::Object(doc), json!({"n": "text", "m": 1}));
+    }
+
+    #[test]
+    fn finding_18_inc_refuses_to_overflow() {
+        let max = i64::MAX;
+        for (doc, update) in [
+            (json!({"f": 1.7e308, "m": 1}), json!({"$inc": {"m": 1, "f": 1.7e308}})),
+            (json!({"f": -1.7e308}), json!({"$inc": {"f": -1.7e308}})),
+            (json!({"n": max, "m": 1}), json!({"$inc": {"m": 1, "n": 1}})),
+            (json!({"n": 1}), json!({"$inc": {"n": max}})),
+            (json!({"n": i64::MIN}), json!({"$inc": {"n": -1}})),
+            (json!({"n": u64::MAX}), json!({"$inc": {"n": 1}})),
+        ] {
+            let mut stored = doc.as_object().unwrap().clone();
+            let err = apply(&mut stored, &parse(&update).unwrap()).unwrap_err();
+            assert!(err.message.contains("overflows"), "{update}: {err:?}");
+            assert_eq!(Value::Object(stored), doc, "{update} changed nothing");
+        }
+        // Integers stay exact up to the edges; one stored above i64 comes back into it.
+        assert_eq!(run(json!({"n": max - 1}), json!({"$inc": {"n": 1}})).unwrap(), json!({"n": max}));
+        assert_eq!(run(json!({"n": max as u64 + 1}), json!({"$inc": {"n": -1}})).unwrap(), json!({"n": max}));
+        assert_eq!(run(json!({"n": i64::MIN}), json!({"$inc": {"n": max}})).unwrap()["n"], json!(-1));
+        assert_eq!(run(json!({"f": 1.5e308}), json!({"$inc": {"f": -1.5e308}})).unwrap()["f"], json!(0.0));
     }
 }

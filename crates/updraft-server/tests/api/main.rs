@@ -21,6 +21,7 @@ mod security_access;
 mod security_edge;
 mod security_gateways;
 mod security_logins;
+mod security_reads;
 mod security_sessions;
 mod security_tickets;
 mod tls;
