@@ -64,15 +64,15 @@ pub enum Refusal {
 }
 
 /// A client address as the quotas see it: an IPv4 address, or the /64 network of an IPv6 one (a single host
-/// usually holds a whole /64).
+/// usually holds a whole /64). IPv4 addresses are marked with the top bit, which no routed IPv6 prefix has.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-struct ClientKey(u128);
+struct ClientKey(u64);
 
 impl ClientKey {
     fn of(addr: IpAddr) -> ClientKey {
         match addr.to_canonical() {
-            IpAddr::V4(v4) => ClientKey(u128::from(v4.to_ipv6_mapped())),
-            IpAddr::V6(v6) => ClientKey(u128::from(v6) & !((1u128 << 64) - 1)),
+            IpAddr::V4(v4) => ClientKey(1 << 63 | u64::from(u32::from(v4))),
+            IpAddr::V6(v6) => ClientKey((u128::from(v6) >> 64) as u64),
         }
     }
 }
