@@ -167,3 +167,18 @@ async fn finding_5_a_pending_socket_uri_follows_its_user_too() {
     let (mut ws, _) = tokio_tungstenite::connect_async(body["uri"].as_str().unwrap()).await.unwrap();
     assert_eq!(close_code(&mut ws).await, 1008, "invalid, expired or used token");
 }
+
+#[tokio::test]
+async fn finding_5_a_password_change_closes_the_users_other_streams() {
+    let eds = eds().await;
+    let (first, alice_id) = sign_up(&eds, "alice").await;
+    let (_, second) = eds.login("alice", "pw").await;
+    let second = second["access_token"].as_str().unwrap();
+    let mut other = open_as_qt(&stream_url(&eds, Some(second), "").await).await.unwrap();
+    let mut own = open_as_qt(&stream_url(&eds, Some(&first), "").await).await.unwrap();
+    let (status, body) =
+        eds.call(Method::PUT, &format!("/v1/users/{alice_id}"), Some(&first), Some(r#"{"password":"new"}"#)).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(other.close_code().await, 1008, "the other session's stream closes");
+    assert_silent_raw(&mut own).await;
+}
