@@ -138,9 +138,14 @@ impl AcceptBackoff {
         } else {
             tracing::debug!(%err, failures = self.failures, "accept failed again");
         }
+        tokio::time::sleep(self.next_delay()).await;
+    }
+
+    /// 10 ms, doubling with each failure in a row, up to 1.28 s.
+    fn next_delay(&mut self) -> Duration {
         let delay = Duration::from_millis(10 << self.failures.min(7));
         self.failures = self.failures.saturating_add(1);
-        tokio::time::sleep(delay).await;
+        delay
     }
 }
 
@@ -257,4 +262,18 @@ where
         let _ = tokio::time::timeout(OVERFLOW_LIFETIME, conn).await;
         drop(slot);
     });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn failed_accepts_back_off_longer_each_time_and_start_over_after_a_success() {
+        let mut backoff = AcceptBackoff::default();
+        let delays: Vec<_> = (0..10).map(|_| backoff.next_delay().as_millis()).collect();
+        assert_eq!(delays, [10, 20, 40, 80, 160, 320, 640, 1280, 1280, 1280]);
+        backoff.reset();
+        assert_eq!(backoff.next_delay(), Duration::from_millis(10));
+    }
 }
