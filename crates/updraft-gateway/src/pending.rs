@@ -163,6 +163,7 @@ impl<T: Hash + Eq + Clone, V> Pending<T, V> {
             Requester::Public(addr) => (false, addr.map(ClientKey::of)),
         };
         let tenant = (tenant, privileged);
+        let id = SocketId::random();
         let mut inner = self.inner.lock().expect("pending lock");
         let expired = self.expire(&mut inner, now);
         let res = self.admit(&inner, &tenant, client.as_ref());
@@ -171,9 +172,14 @@ impl<T: Hash + Eq + Clone, V> Pending<T, V> {
                 inner.generations.push_back(Generation::new(now));
             }
             let newest = inner.generations.back_mut().expect("a generation");
-            let id = SocketId::random();
             let expires = now + self.lifetime;
-            *newest.tenants.entry(tenant.clone()).or_default() += 1;
+            // Looked up before inserting: most tickets find their tenant counted already, and need no clone of it.
+            match newest.tenants.get_mut(&tenant) {
+                Some(n) => *n += 1,
+                None => {
+                    newest.tenants.insert(tenant.clone(), 1);
+                }
+            }
             if let Some(client) = client {
                 *newest.clients.entry(client).or_default() += 1;
             }
