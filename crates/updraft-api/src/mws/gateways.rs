@@ -27,6 +27,9 @@ pub fn routes() -> Router<ApiState> {
         .route("/v1/gateways/{gateway_id}/configuration", get(show_configuration).put(set_configuration))
 }
 
+/// What `EDS_URI` defaulted to until the default became unset.
+const FORMER_DEFAULT_EDS_URI: &str = "https://api.engin.io/v1/user";
+
 /// Created gateways live in one JSON file, rewritten whole (temp file + rename) on each change.
 pub struct GatewayFile {
     path: PathBuf,
@@ -48,8 +51,13 @@ impl GatewayFile {
         let saved: Vec<Value> = serde_json::from_str(&text).map_err(std::io::Error::other)?;
         for entry in &saved {
             let id = entry["id"].as_str().ok_or_else(|| std::io::Error::other("gateway without id"))?;
-            let config = config_wire::apply(&blank(default_eds_uri), Some(entry["configuration"].clone()))
+            let mut config = config_wire::apply(&blank(default_eds_uri), Some(entry["configuration"].clone()))
                 .map_err(|e| std::io::Error::other(e.message))?;
+            // Files written while EDS_URI defaulted to the long-gone hosted service carry that default; it is read as
+            // the default it was, so no token goes there unless the operator names it.
+            if config.eds_uri == FORMER_DEFAULT_EDS_URI {
+                config.eds_uri = default_eds_uri.to_owned();
+            }
             let config = GatewayConfig { security_token: entry["securityToken"].as_str().map(str::to_owned), ..config };
             gateways.upsert(id, config);
         }

@@ -318,3 +318,24 @@ async fn finding_21_admin_tokens_only_as_an_exact_bearer() {
         }
     }
 }
+
+/// A gateways file from when `EDS_URI` defaulted to api.engin.io carries that default: it is read as unset, so
+/// nothing goes there; a binding saved in `none` mode (formerly not saved at all) survives too.
+#[tokio::test]
+async fn finding_9_a_saved_former_default_is_not_asked() {
+    let dir = tempfile::tempdir().unwrap();
+    let saved = json!([
+        {"id": "old", "securityToken": "old-token", "configuration": {"name": "old", "identityProvider":
+            {"type": "enginio", "backendId": "0123456789abcdef01234567", "uri": "https://api.engin.io/v1/user"}}},
+        {"id": "bound", "securityToken": "bound-token", "configuration": {"name": "bound", "identityProvider":
+            {"type": "none", "backendId": "0123456789abcdef01234567", "uri": null}}},
+    ]);
+    std::fs::write(dir.path().join("gateways.json"), saved.to_string()).unwrap();
+    let app = spawn_in(ServeArgs { data_dir: Some(dir.path().to_owned()), ..open_args() }).await;
+    let (_, config) = app.get("/v1/gateways/old/configuration", Some("old-token")).await;
+    assert_eq!(config["identityProvider"]["uri"], Value::Null, "{config}");
+    let (status, body) = app.get("/v1/gateways/old/websocket_uri", Some("user-token")).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED, "{body}");
+    let (_, config) = app.get("/v1/gateways/bound/configuration", Some("bound-token")).await;
+    assert_eq!(config["identityProvider"]["backendId"], "0123456789abcdef01234567", "{config}");
+}
