@@ -143,7 +143,12 @@ before(async () => {
   backendId = app.body.environments?.[0]?.id;
   assert.match(String(backendId), /^[0-9a-f]{24}$/, `backend id: ${JSON.stringify(app.body)}`);
   await rawOk('PUT', '/v1/gateways/default/configuration', 200, {
-    headers: { Authorization: `Bearer ${SECURITY_TOKEN}`, 'Content-Type': 'application/json' },
+    // Binding a backend takes proof of owning it besides the gateway's token.
+    headers: {
+      Authorization: `Bearer ${SECURITY_TOKEN}`,
+      'Enginio-Backend-MasterKey': app.body.environments[0].masterKeys[0].key,
+      'Content-Type': 'application/json',
+    },
     body: JSON.stringify({ identityProvider: { type: 'none', backendId } }),
   });
 
