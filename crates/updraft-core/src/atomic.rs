@@ -2,6 +2,8 @@
 
 use serde_json::{Map, Value};
 
+use crate::nesting;
+
 /// One operation on one top-level property.
 #[derive(Debug, Clone, PartialEq)]
 pub enum AtomicOp {
@@ -65,11 +67,12 @@ pub fn parse(body: &Value) -> Result<Vec<AtomicOp>, AtomicError> {
                     Value::Number(n) => AtomicOp::Inc(name, n.clone()),
                     _ => return Err(error("$inc takes a number", Some(field))),
                 },
-                "$set" => AtomicOp::Set(name, value.clone()),
+                // The document holds a value one level down, an element two.
+                "$set" => AtomicOp::Set(name, shallow(value, 1, field)?),
                 "$unset" => AtomicOp::Unset(name),
-                "$push" => AtomicOp::Push(name, value.clone()),
+                "$push" => AtomicOp::Push(name, shallow(value, 2, field)?),
                 "$pull" => AtomicOp::Pull(name, value.clone()),
-                "$addToSet" => AtomicOp::AddToSet(name, value.clone()),
+                "$addToSet" => AtomicOp::AddToSet(name, shallow(value, 2, field)?),
                 "$pop" => match value.as_i64() {
                     Some(1) => AtomicOp::Pop(name, true),
                     Some(-1) => AtomicOp::Pop(name, false),
@@ -80,6 +83,15 @@ pub fn parse(body: &Value) -> Result<Vec<AtomicOp>, AtomicError> {
         }
     }
     Ok(ops)
+}
+
+/// `value`, if the document stays within `nesting::MAX_DEPTH` with `value` this many levels down.
+fn shallow(value: &Value, levels_down: usize, field: &str) -> Result<Value, AtomicError> {
+    if levels_down + nesting::depth(value) > nesting::MAX_DEPTH {
+        let message = format!("A document nests at most {} levels of objects and arrays", nesting::MAX_DEPTH);
+        return Err(error(message, Some(field)));
+    }
+    Ok(value.clone())
 }
 
 /// Applies every operation or none.
@@ -199,6 +211,21 @@ mod tests {
         let ops = parse(&json!({"$inc": {"m": 1, "n": 1}})).unwrap();
         assert!(apply(&mut doc, &ops).is_err());
         assert_eq!(Value::Object(doc), json!({"n": "text", "m": 1}));
+    }
+
+    #[test]
+    fn finding_15_values_keep_the_document_within_its_depth() {
+        let nested = |levels: usize| (0..levels).fold(json!(1), |inner, _| json!({ "a": inner }));
+        let fits = nested(nesting::MAX_DEPTH - 1);
+        let doc = run(json!({}), json!({"$set": {"x": fits}})).unwrap();
+        assert_eq!(nesting::depth(&doc), nesting::MAX_DEPTH);
+        assert!(parse(&json!({"$set": {"x": nested(nesting::MAX_DEPTH)}})).is_err());
+        let doc = run(json!({}), json!({"$push": {"x": nested(nesting::MAX_DEPTH - 2)}})).unwrap();
+        assert_eq!(nesting::depth(&doc), nesting::MAX_DEPTH);
+        for op in ["$push", "$addToSet"] {
+            let err = parse(&json!({ op: {"x": nested(nesting::MAX_DEPTH - 1)} })).unwrap_err();
+            assert_eq!(err.property.as_deref(), Some("x"), "{op}");
+        }
     }
 
     #[test]

@@ -2,5 +2,6 @@
 
 pub mod atomic;
 pub mod ids;
+pub mod nesting;
 pub mod timestamp;
 pub mod typed;

@@ -505,6 +505,15 @@ pub trait Store: Send + Sync {
         access: Access<'a>,
     ) -> BoxFuture<'a, Result<Option<Value>, StoreError>>;
 
+    /// The objects named by `refs` (in `backend`) that exist and that the caller may read, as [`Store::get`]
+    /// answers them, once each and in no particular order: one read for the many refs of a page.
+    fn get_many<'a>(
+        &'a self,
+        backend: &'a str,
+        refs: &'a [ObjectRef],
+        access: Access<'a>,
+    ) -> BoxFuture<'a, Result<Vec<Value>, StoreError>>;
+
     /// Applies `patch` to the object (reserved properties are never changed) and
     /// refreshes `updatedAt`, which only ever grows; `None` when there is no such object for the
     /// caller, `Forbidden` when it may read but not update it.

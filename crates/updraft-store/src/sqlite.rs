@@ -600,6 +600,27 @@ impl Store for SqliteStore {
         })
     }
 
+    fn get_many<'a>(
+        &'a self,
+        backend: &'a str,
+        refs: &'a [ObjectRef],
+        access: Access<'a>,
+    ) -> BoxFuture<'a, Result<Vec<Value>, StoreError>> {
+        Box::pin(async move {
+            if refs.is_empty() {
+                return Ok(Vec::new());
+            }
+            let (allowed, subjects) = readable(access);
+            let pair = |it: &ObjectRef| Value::from(vec![it.object_type.clone(), it.id.to_string()]);
+            let wanted = Value::Array(refs.iter().map(pair).collect()).to_string();
+            let sql = get_many_statement(&allowed);
+            let mut params = vec![Bind::Text(wanted), Bind::Text(backend.to_owned())];
+            params.extend(subjects.into_iter().map(Bind::Text));
+            let texts = self.hot.bounded(move |conn| rows(conn, &sql, &params)).await?;
+            texts.iter().map(|text| parse_doc(text).map(Value::Object)).collect()
+        })
+    }
+
     fn update<'a>(
         &'a self,
         at: Collection<'a>,
@@ -683,10 +704,12 @@ impl Store for SqliteStore {
         access: Access<'a>,
     ) -> BoxFuture<'a, Result<Vec<Value>, StoreError>> {
         Box::pin(async move {
-            match serde_json::from_str(&self.list_json(at, query, access).await?) {
-                Ok(Value::Array(docs)) if docs.iter().all(Value::is_object) => Ok(docs),
-                _ => Err(StoreError::Database("a stored document is not a JSON object".into())),
-            }
+            let (sql, binds) = list_statement(at, &query, access)?;
+            // Each document parsed on its own: parsing the page as one array would add a level of nesting, and
+            // fail on a document as deep as the parser allows.
+            let sql = format!("SELECT json(doc) FROM ({sql})");
+            let texts = self.hot.bounded(move |conn| rows(conn, &sql, &binds)).await?;
+            texts.iter().map(|text| parse_doc(text).map(Value::Object)).collect()
         })
     }
 
@@ -728,6 +751,23 @@ impl Store for SqliteStore {
             Ok(n.max(0) as u64)
         })
     }
+}
+
+/// The read of [`Store::get_many`], binding the refs as one JSON array of `[type, id]`, then the backend, then
+/// the subjects of `allowed`: each ref is looked up by primary key.
+fn get_many_statement(allowed: &str) -> String {
+    format!(
+        "SELECT json(objects.doc) FROM (SELECT DISTINCT value ->> 0 AS object_type, value ->> 1 AS id \
+         FROM json_each(?)) AS wanted CROSS JOIN objects ON objects.backend = ? \
+         AND objects.object_type = wanted.object_type AND objects.id = wanted.id WHERE {allowed}"
+    )
+}
+
+/// The text of the first column of every row of a read.
+fn rows(conn: &rusqlite::Connection, sql: &str, binds: &[Bind]) -> rusqlite::Result<Vec<String>> {
+    let mut statement = conn.prepare_cached(sql)?;
+    let rows = statement.query_map(rusqlite::params_from_iter(reads::values(binds)), |row| row.get(0))?;
+    rows.collect()
 }
 
 /// The WHERE condition for the objects of a collection that match `filter` and that the caller may read,

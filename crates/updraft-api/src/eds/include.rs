@@ -1,14 +1,24 @@
 //! `include={"creator":{},"file":{}}`: ref properties expanded into the objects they name, as the
 //! caller may read them (a ref it may not read stays a plain ref).
+//!
+//! An answer expands at most `MAX_REFS` refs of at most `MAX_PROPERTIES` properties, read in one store call
+//! that checks each target's ACL; more is refused (400) rather than served by thousands of reads.
+
+use std::collections::HashMap;
 
 use axum::http::Uri;
 use serde_json::Value;
 use updraft_core::ids::ObjectId;
-use updraft_store::{Collection, USERGROUPS, USERS};
+use updraft_store::{ObjectRef, USERGROUPS, USERS};
 
 use super::{DataRequest, storage};
 use crate::ApiState;
 use crate::error::{ApiError, Code, EdsError};
+
+/// Properties one `include` may name.
+const MAX_PROPERTIES: usize = 16;
+/// Refs one answer may expand: a page of the largest size with one ref each.
+const MAX_REFS: usize = 1000;
 
 /// The properties named by the `include` parameter of `uri`.
 pub(super) fn requested(uri: &Uri) -> Result<Vec<String>, EdsError> {
@@ -18,6 +28,10 @@ pub(super) fn requested(uri: &Uri) -> Result<Vec<String>, EdsError> {
         return Ok(Vec::new());
     }
     match serde_json::from_str::<Value>(raw) {
+        Ok(Value::Object(map)) if map.len() > MAX_PROPERTIES => {
+            Err(ApiError::with_message(Code::BadRequest, format!("include names at most {MAX_PROPERTIES} properties"))
+                .into())
+        }
         Ok(Value::Object(map)) => Ok(map.keys().cloned().collect()),
         _ => Err(ApiError::with_message(Code::BadRequest, "include must be a JSON object").into()),
     }
@@ -30,18 +44,55 @@ pub(super) async fn expand(
     doc: &mut Value,
     properties: &[String],
 ) -> Result<(), EdsError> {
-    for property in properties {
-        let Some(reference) = doc.get(property) else { continue };
-        let id = reference.get("id").and_then(Value::as_str).and_then(ObjectId::parse);
-        let kind = reference.get("objectType").and_then(Value::as_str);
-        let (Some(id), Some(kind)) = (id, kind) else { continue };
-        if !(kind == USERS || kind == USERGROUPS || kind.starts_with("objects.")) {
-            continue;
+    expand_all(state, request, std::slice::from_mut(doc), properties).await
+}
+
+/// Expands the requested refs of every document of a page in place, with one read.
+pub(super) async fn expand_all(
+    state: &ApiState,
+    request: &DataRequest,
+    docs: &mut [Value],
+    properties: &[String],
+) -> Result<(), EdsError> {
+    // Each ref to expand: the document and property holding it, and what it names.
+    let mut slots = Vec::new();
+    for (at, doc) in docs.iter().enumerate() {
+        for property in properties {
+            if let Some(target) = doc.get(property).and_then(target) {
+                slots.push((at, property.as_str(), target));
+            }
         }
-        let at = Collection { backend: &request.backend.id, object_type: kind };
-        if let Some(target) = state.store.get(at, id, request.access()).await.map_err(storage)? {
-            doc[property.as_str()] = target;
+    }
+    if slots.is_empty() {
+        return Ok(());
+    }
+    if slots.len() > MAX_REFS {
+        let message = format!(
+            "include would expand {} refs, and an answer expands at most {MAX_REFS}: ask for a smaller page or \
+             fewer properties",
+            slots.len()
+        );
+        return Err(ApiError::with_message(Code::BadRequest, message).into());
+    }
+    let refs: Vec<ObjectRef> = slots.iter().map(|(_, _, target)| target.clone()).collect();
+    let found = state.store.get_many(&request.backend.id, &refs, request.access()).await.map_err(storage)?;
+    let found: HashMap<(&str, &str), &Value> = found
+        .iter()
+        .filter_map(|doc| Some(((doc.get("objectType")?.as_str()?, doc.get("id")?.as_str()?), doc)))
+        .collect();
+    for (at, property, target) in slots {
+        let id = target.id.to_string();
+        if let Some(&object) = found.get(&(target.object_type.as_str(), id.as_str())) {
+            docs[at][property] = object.clone();
         }
     }
     Ok(())
+}
+
+/// The object a ref names, when it is a ref to an object, user or usergroup.
+fn target(reference: &Value) -> Option<ObjectRef> {
+    let id = reference.get("id").and_then(Value::as_str).and_then(ObjectId::parse)?;
+    let kind = reference.get("objectType").and_then(Value::as_str)?;
+    (kind == USERS || kind == USERGROUPS || kind.starts_with("objects."))
+        .then(|| ObjectRef { object_type: kind.to_owned(), id })
 }

@@ -53,10 +53,7 @@ pub(super) async fn list(
         return Ok(([(header::CONTENT_TYPE, "application/json")], body).into_response());
     }
     let mut results = state.store.list(at, query, request.access()).await.map_err(storage)?;
-    // One read per ref and page item: pages are small, and each read keeps the ACL check.
-    for doc in &mut results {
-        super::include::expand(state, request, doc, &include).await?;
-    }
+    super::include::expand_all(state, request, &mut results, &include).await?;
     Ok(Json(json!({ "results": results, "query": echo })).into_response())
 }
 

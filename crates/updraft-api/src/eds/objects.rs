@@ -8,7 +8,7 @@ use axum::routing::get;
 use axum::{Json, Router};
 use serde_json::{Map, Value, json};
 use updraft_core::ids::ObjectId;
-use updraft_core::{atomic, typed};
+use updraft_core::{atomic, nesting, typed};
 use updraft_store::{Collection, Patch};
 
 use super::{DataRequest, storage};
@@ -46,6 +46,11 @@ pub(super) async fn object_body(state: &ApiState, body: Body) -> Result<Map<Stri
     match read_json(body, state.limits.max_body_bytes).await? {
         Some(Value::Object(mut properties)) => {
             properties.values_mut().for_each(typed::to_plain);
+            // The object is one level more than its deepest property (see `nesting`).
+            if properties.values().any(|value| nesting::depth(value) >= nesting::MAX_DEPTH) {
+                let message = format!("An object nests at most {} levels of objects and arrays", nesting::MAX_DEPTH);
+                return Err(ApiError::with_message(Code::BadRequest, message).into());
+            }
             Ok(properties)
         }
         None => Ok(Map::new()),

@@ -575,3 +575,63 @@ async fn batched_inserts_keep_their_parent_author_and_request() {
     let everything = updraft_query::Filter::parse(&json!({})).unwrap();
     assert_eq!(store.count(TODOS, &everything, Access::Subjects(&a)).await.unwrap(), 64);
 }
+
+#[tokio::test]
+async fn get_many_answers_the_readable_targets_once_by_primary_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(&dir).await;
+    let mine = Acl { read: vec!["users.a".to_owned()], ..Acl::default() };
+    let public = store.insert(TODOS, props(json!({"t": "public"})), Author::default(), template()).await.unwrap();
+    let private = store.insert(TODOS, props(json!({"t": "private"})), Author::default(), mine).await.unwrap();
+    let lists = Collection { object_type: "objects.lists", ..TODOS };
+    let list = store.insert(lists, props(json!({"t": "list"})), Author::default(), template()).await.unwrap();
+    let object_ref = |doc: &Value| crate::ObjectRef {
+        object_type: doc["objectType"].as_str().unwrap().to_owned(),
+        id: ObjectId::parse(doc["id"].as_str().unwrap()).unwrap(),
+    };
+    let missing = crate::ObjectRef { object_type: "objects.todos".to_owned(), id: ObjectId::generate() };
+    let wrong_type = crate::ObjectRef { object_type: "objects.lists".to_owned(), ..object_ref(&public) };
+    let refs = [object_ref(&public), object_ref(&private), object_ref(&list), object_ref(&public), missing, wrong_type];
+    let titles = |docs: Vec<Value>| {
+        let mut titles: Vec<String> = docs.iter().map(|doc| doc["t"].as_str().unwrap().to_owned()).collect();
+        titles.sort();
+        titles
+    };
+    let anyone = ["*".to_owned()];
+    let got = store.get_many(TODOS.backend, &refs, Access::Subjects(&anyone)).await.unwrap();
+    assert_eq!(titles(got), ["list", "public"]);
+    let a = ["*".to_owned(), "users.a".to_owned()];
+    let got = store.get_many(TODOS.backend, &refs, Access::Subjects(&a)).await.unwrap();
+    assert_eq!(titles(got), ["list", "private", "public"]);
+    assert_eq!(store.get_many("another backend", &refs, ALL).await.unwrap(), Vec::<Value>::new());
+    assert_eq!(store.get_many(TODOS.backend, &[], ALL).await.unwrap(), Vec::<Value>::new());
+
+    let (allowed, _) = readable(Access::Subjects(&a));
+    let plan: Vec<(i64, i64, i64, String)> =
+        sqlx::query_as(sqlx::AssertSqlSafe(format!("EXPLAIN QUERY PLAN {}", get_many_statement(&allowed))))
+            .fetch_all(&store.readers)
+            .await
+            .unwrap();
+    let plan: Vec<&str> = plan.iter().map(|row| row.3.as_str()).collect();
+    assert!(plan.iter().any(|step| step.starts_with("SEARCH objects USING PRIMARY KEY")), "{plan:?}");
+    assert!(!plan.iter().any(|step| step.starts_with("SCAN objects")), "{plan:?}");
+}
+
+#[tokio::test]
+async fn finding_15_a_page_lists_documents_as_deep_as_the_parser_reads() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(&dir).await;
+    // 127 levels in all: serde_json reads 127 levels, and the page's array would have been the 128th.
+    let deep = (0..126).fold(json!(1), |inner, _| json!({ "a": inner }));
+    store.insert(TODOS, props(json!({ "a": deep })), Author::default(), template()).await.unwrap();
+    let filter = updraft_query::Filter::parse(&json!({})).unwrap();
+    let sort = updraft_query::Sort::parse(&json!([])).unwrap();
+    let page = crate::Page { limit: 10, offset: 0 };
+    let docs = store.list(TODOS, ListQuery { filter: &filter, sort: &sort, page }, ALL).await.unwrap();
+    assert_eq!(docs.len(), 1);
+    let refs = [crate::ObjectRef {
+        object_type: TODOS.object_type.to_owned(),
+        id: ObjectId::parse(docs[0]["id"].as_str().unwrap()).unwrap(),
+    }];
+    assert_eq!(store.get_many(TODOS.backend, &refs, ALL).await.unwrap(), docs);
+}
