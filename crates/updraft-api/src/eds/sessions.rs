@@ -25,8 +25,7 @@ use crate::auth::{Caller, Credentials};
 
 /// How often every followed user is looked up again, whether or not anything said it changed.
 const RECHECK: Duration = Duration::from_secs(60);
-/// A socket's session is kept this long although its socket is neither pending nor open: it may be between
-/// redeeming its ticket and joining its hub.
+/// A socket's session is kept this long although its socket is neither pending nor open (see `Target::opening`).
 const OPENING_GRACE: Duration = Duration::from_secs(10);
 
 /// The user a stream was asked for by, and the SHA-256 of the token it used.
@@ -51,6 +50,12 @@ enum Target {
 }
 
 impl Target {
+    /// A socket issued so recently that it may be between redeeming its ticket and joining its hub, where
+    /// neither finds it.
+    fn opening(&self) -> bool {
+        matches!(self, Target::Socket { issued, .. } if issued.elapsed() < OPENING_GRACE)
+    }
+
     fn same(&self, other: &Target) -> bool {
         match (self, other) {
             (Target::Stream(a), Target::Stream(b)) => a == b,
@@ -152,10 +157,8 @@ impl Sessions {
             }
             let Some((_, standing)) = standings.iter().find(|(token, _)| *token == session.token) else { continue };
             let alive = match standing {
-                Standing::Revoked => {
-                    close(state, &session.target);
-                    false
-                }
+                // One still opening is closed at the next look.
+                Standing::Revoked => !close(state, &session.target) && session.target.opening(),
                 Standing::Member(groups) => rescope(state, &session.target, user, groups),
             };
             if !alive {
@@ -239,17 +242,20 @@ async fn standing(state: &ApiState, backend: &str, user: &str, token: &[u8; 32])
     Ok(Standing::Member(group_subjects(state.groups.as_ref(), backend, user).await?))
 }
 
-fn close(state: &ApiState, target: &Target) {
+/// Closes the stream or socket (or withdraws the socket's URI); false when it found neither.
+fn close(state: &ApiState, target: &Target) -> bool {
     match target {
-        Target::Stream(id) => state.streams.revoke(*id),
+        Target::Stream(id) => {
+            state.streams.revoke(*id);
+            true
+        }
         Target::Socket { gateway, id, .. } => match gateway.hub.get(id) {
             Some(socket) => {
                 gateway.hub.remove(&socket);
                 socket.request_close(close_code::POLICY_VIOLATION, "access revoked");
+                true
             }
-            None => {
-                state.gateways.cancel_ticket(gateway, id);
-            }
+            None => state.gateways.cancel_ticket(gateway, id),
         },
     }
 }
@@ -262,7 +268,7 @@ fn rescope(state: &ApiState, target: &Target, user: &str, groups: &[String]) -> 
             let subjects = ["*".to_owned(), user_subject].into_iter().chain(groups.iter().cloned()).collect();
             state.streams.rescope(*id, subjects)
         }
-        Target::Socket { gateway, id, issued } => {
+        Target::Socket { gateway, id, .. } => {
             // The gateway's `EDS_PERMISSIONS.read` may have admitted the user only through a group it left.
             if !Permissions::allows(&gateway.config().eds_permissions.read, user, groups) {
                 close(state, target);
@@ -272,9 +278,7 @@ fn rescope(state: &ApiState, target: &Target, user: &str, groups: &[String]) -> 
                 .chain(groups.iter().map(String::as_str))
                 .map(Tag::from)
                 .collect();
-            gateway.hub.retag(id, tags.clone())
-                || state.gateways.retag_ticket(id, tags)
-                || issued.elapsed() < OPENING_GRACE
+            gateway.hub.retag(id, tags.clone()) || state.gateways.retag_ticket(id, tags) || target.opening()
         }
     }
 }
