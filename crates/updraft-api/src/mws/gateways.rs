@@ -152,6 +152,14 @@ async fn bind(
     if rebinding && !uri_given {
         config.eds_uri = state.default_eds_uri.clone();
     }
+    // Where a remote backend's tokens are verified decides who receives them: moving it is rebinding.
+    if !rebinding && config.eds_backend_id.is_some() && config.eds_uri != current.eds_uri && !owns(state, headers, None)
+    {
+        return Err(ApiError::with_message(
+            Code::AccessDenied,
+            "Moving the identity provider of a gateway bound to a remote backend needs the server admin token",
+        ));
+    }
     let set_by_caller = !config.eds_uri.is_empty() && config.eds_uri != state.default_eds_uri;
     if config.eds_uri != current.eds_uri && set_by_caller {
         state.webhook_guard.check(&config.eds_uri).await.map_err(|why| {

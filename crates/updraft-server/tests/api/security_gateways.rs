@@ -215,8 +215,9 @@ async fn finding_9_identity_provider_uris_are_guarded_and_local_backends_stay_lo
     let (status, body) = eds.app.get(&uri, Some("anything")).await;
     assert_eq!((status, body["tags"][0].clone()), (StatusCode::OK, json!("users.captured")), "{body}");
     assert_eq!(capture.calls(), 1);
+    // The gateway's own token may not move a remote backend's identity provider at all.
     let file = json!({"identityProvider": {"uri": "file:///etc/passwd"}});
-    assert_eq!(configure(&eds.app, &gid, &token, &[], &file).await.0, StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(configure(&eds.app, &gid, &token, &[], &file).await.0, StatusCode::FORBIDDEN);
 
     // A backend hosted here: its tokens are checked in-process, the uri given is dropped, and once the app is
     // gone its tokens are refused rather than asked about elsewhere.
@@ -338,4 +339,21 @@ async fn finding_9_a_saved_former_default_is_not_asked() {
     assert_eq!(status, StatusCode::UNAUTHORIZED, "{body}");
     let (_, config) = app.get("/v1/gateways/bound/configuration", Some("bound-token")).await;
     assert_eq!(config["identityProvider"]["backendId"], "0123456789abcdef01234567", "{config}");
+}
+
+/// Where a remote backend's tokens are verified decides who receives them: moving it is rebinding, which the
+/// gateway's own token cannot do.
+#[tokio::test]
+async fn finding_9_a_gateway_token_cannot_move_a_remote_identity_provider() {
+    let app = spawn_app(ServeArgs { admin_token: Some(ROOT.into()), ..open_args() }).await;
+    let provider = |host: &str| json!({"identityProvider": {"type": "enginio", "backendId": "remote-backend", "uri": format!("https://{host}/v1/user")}});
+    let (gid, token) = new_gateway(&app, provider("192.0.2.10")).await;
+    let (status, body) = configure(&app, &gid, &token, &[], &provider("192.0.2.99")).await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "{body}");
+    let (_, shown) = app.get(&format!("/v1/gateways/{gid}/configuration"), Some(&token)).await;
+    assert_eq!(shown["identityProvider"]["uri"], "https://192.0.2.10/v1/user");
+    let (status, body) = configure(&app, &gid, &token, &[], &provider("192.0.2.10")).await;
+    assert_eq!(status, StatusCode::OK, "the same configuration sent back is no move: {body}");
+    let (status, body) = configure(&app, &gid, ROOT, &[], &provider("192.0.2.99")).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
 }
