@@ -123,13 +123,15 @@ account_token="$(field 'd["access_token"]')"
 call POST /v1/account/apps '{"name":"todo"}' "Authorization: Bearer $account_token"
 expect "create app" 200 201
 bid="$(field 'd["environments"][0]["id"]')"
+master_key="$(field 'd["environments"][0]["masterKeys"][0]["key"]')"
 eds=("Enginio-Backend-Id: $bid")
 echo "== backend $bid"
 
 # The default gateway checks EDS tokens of this backend, and pushes its changes. No "uri": updraft hosts the
-# backend, so it verifies the tokens itself.
+# backend, so it verifies the tokens itself. Binding proves ownership of the backend with its master key.
 call PUT /v1/gateways/default/configuration \
-  "{\"identityProvider\":{\"type\":\"enginio\",\"backendId\":\"$bid\"}}" "Authorization: Bearer $security_token"
+  "{\"identityProvider\":{\"type\":\"enginio\",\"backendId\":\"$bid\"}}" "Authorization: Bearer $security_token" \
+  "Enginio-Backend-MasterKey: $master_key"
 expect "configure the gateway" 200
 call GET /v1/gateways/default/configuration "" "Authorization: Bearer $security_token"
 expect "read the gateway configuration" 200

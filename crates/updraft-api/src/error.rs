@@ -15,6 +15,8 @@ pub enum Code {
     /// Valid credentials without the needed permission.
     AccessDenied,
     NotFound,
+    /// The path exists, but not for this method.
+    MethodNotAllowed,
     /// The body is not JSON.
     InvalidJson,
     /// A field is missing or has the wrong type.
@@ -40,6 +42,7 @@ impl Code {
             Code::AuthorizationRequired | Code::InvalidCredentials => StatusCode::UNAUTHORIZED,
             Code::AccessDenied => StatusCode::FORBIDDEN,
             Code::NotFound => StatusCode::NOT_FOUND,
+            Code::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             Code::InvalidJson | Code::ValidationFailed => StatusCode::UNPROCESSABLE_ENTITY,
             Code::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             Code::Conflict => StatusCode::CONFLICT,
@@ -57,6 +60,7 @@ impl Code {
             Code::AuthorizationRequired | Code::InvalidCredentials => "Unauthorized",
             Code::AccessDenied => "AccessDenied",
             Code::NotFound => "NotFound",
+            Code::MethodNotAllowed => "MethodNotAllowed",
             Code::InvalidJson => "InvalidJson",
             Code::ValidationFailed => "ValidationFailed",
             Code::PayloadTooLarge => "PayloadTooLarge",
@@ -75,6 +79,7 @@ impl Code {
             Code::AuthorizationRequired => "Authorization header is required",
             Code::InvalidCredentials | Code::AccessDenied => "Access denied",
             Code::NotFound => "Not found",
+            Code::MethodNotAllowed => "Method not allowed",
             Code::InvalidJson => "Invalid json",
             Code::ValidationFailed => "Validation failed",
             Code::PayloadTooLarge => "Request body is too large",

@@ -142,6 +142,10 @@ pub fn router(state: ApiState) -> Router {
     let routes = mws::routes()
         .merge(eds::routes())
         .fallback(|req: axum::extract::Request| async move { not_found(&req) })
+        .method_not_allowed_fallback(|req: axum::extract::Request| async move {
+            let err = error::ApiError::new(error::Code::MethodNotAllowed);
+            error_response(req.uri().path(), req.headers(), err)
+        })
         .with_state(state.clone());
     // Layers on a router with only a fallback see every request, before any route matches.
     Router::new()

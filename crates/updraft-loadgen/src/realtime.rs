@@ -180,7 +180,10 @@ impl Peer {
         let backend = self.updraft.as_ref().context("not an Updraft backend")?;
         let body = json!({ "identityProvider": { "type": "none", "backendId": backend.id } }).to_string();
         let mut conn = HttpConn::new(c.target.clone());
-        conn.request("PUT", "/v1/gateways/default/configuration", Some(body.as_bytes()), true)
+        // The gateway's token, and the backend's master key as proof that the backend is ours to bind.
+        let auth = format!("Bearer {}", c.target.admin_token.as_deref().context("no admin token")?);
+        let headers = [("Authorization", auth.as_str()), ("Enginio-Backend-MasterKey", backend.master_key.as_str())];
+        conn.send("PUT", "/v1/gateways/default/configuration", &headers, Some(("application/json", body.as_bytes())))
             .await?
             .expect_status(200, "PUT /v1/gateways/default/configuration")?;
         Ok(())

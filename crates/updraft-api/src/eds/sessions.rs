@@ -17,7 +17,7 @@ use sha2::{Digest, Sha256};
 use updraft_core::ids::ObjectId;
 use updraft_gateway::ws::close_code;
 use updraft_gateway::{Gateway, Permissions, SocketId, Tag};
-use updraft_store::{Access, Collection, StoreError, USERS};
+use updraft_store::{Access, ChangeEvent, Collection, StoreError, USERGROUPS, USERS};
 
 use super::{group_subjects, user_subject};
 use crate::ApiState;
@@ -203,6 +203,21 @@ impl Sessions {
         }
     }
 
+    /// Looks every followed user of `backend` up again (a group of it was deleted: whose, the log no longer says).
+    pub(crate) async fn backend_changed(&self, state: &ApiState, backend: &str) {
+        let users: Vec<String> = {
+            let inner = self.inner.lock().expect("sessions lock");
+            inner.users.keys().filter(|(b, _)| b == backend).map(|(_, user)| user.clone()).collect()
+        };
+        for user in users {
+            self.user_changed(state, backend, &user).await;
+        }
+    }
+
+    fn following_anyone(&self) -> bool {
+        !self.inner.lock().expect("sessions lock").users.is_empty()
+    }
+
     /// Looks every followed user up again.
     async fn recheck(&self, state: &ApiState) {
         let users: Vec<UserKey> = self.inner.lock().expect("sessions lock").users.keys().cloned().collect();
@@ -212,8 +227,34 @@ impl Sessions {
     }
 }
 
-/// Re-checks every followed user every [`RECHECK`], for as long as the application lives.
+/// Re-checks every followed user every [`RECHECK`], for as long as the application lives; and follows the change
+/// log for deletions of users and groups made by any path (a cascading ref, a group deleted by its admin), so
+/// that their sessions are looked at when it happens rather than at the next re-check.
 fn spawn_recheck(state: &ApiState) {
+    let watched = Arc::downgrade(&state.0);
+    let changes = state.changes.clone();
+    tokio::spawn(async move {
+        let listening = {
+            let watched = watched.clone();
+            move || watched.upgrade().is_some_and(|app| app.sessions.following_anyone())
+        };
+        crate::follow::follow(changes, listening, |change| {
+            let watched = watched.clone();
+            async move {
+                if change.event != ChangeEvent::Delete {
+                    return;
+                }
+                let Some(app) = watched.upgrade() else { return };
+                let state = ApiState(app);
+                match change.object_type.as_str() {
+                    USERS => state.sessions.user_changed(&state, &change.backend, &change.object_id).await,
+                    USERGROUPS => state.sessions.backend_changed(&state, &change.backend).await,
+                    _ => {}
+                }
+            }
+        })
+        .await;
+    });
     let app = Arc::downgrade(&state.0);
     tokio::spawn(async move {
         let mut tick = tokio::time::interval(RECHECK);

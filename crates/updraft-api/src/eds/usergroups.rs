@@ -102,7 +102,11 @@ async fn remove(
     request: DataRequest,
     Path(id): Path<String>,
 ) -> Result<Response, EdsError> {
-    remove_in(&state, &request, USERGROUPS, &id).await
+    let answer = remove_in(&state, &request, USERGROUPS, &id).await?;
+    // Its members' open streams and sockets lose the group before the answer (the change log's follower in
+    // `sessions` does the same for groups deleted by other paths).
+    state.sessions.backend_changed(&state, &request.backend.id).await;
+    Ok(answer)
 }
 
 /// The group's ACL, for a group the caller can see.

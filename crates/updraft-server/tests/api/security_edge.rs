@@ -203,6 +203,15 @@ async fn unknown_paths_answer_in_the_error_form_of_their_service() {
         assert_eq!(status, StatusCode::NOT_FOUND, "{path}");
         assert_eq!(body["error"]["reason"], "NotFound", "{path}: {body}");
     }
+    // A known path with a method it lacks: 405 with a body, in its service's form.
+    let res = app.client.patch(format!("{}/v1/objects/todos", app.base)).send().await.unwrap();
+    assert_eq!(res.status(), StatusCode::METHOD_NOT_ALLOWED);
+    let body: Value = res.json().await.unwrap();
+    assert_eq!(body["errors"][0]["reason"], "MethodNotAllowed", "{body}");
+    let res = app.client.delete(format!("{}/v1/messages", app.base)).send().await.unwrap();
+    assert_eq!(res.status(), StatusCode::METHOD_NOT_ALLOWED);
+    let body: Value = res.json().await.unwrap();
+    assert_eq!(body["error"]["reason"], "MethodNotAllowed", "{body}");
 }
 
 /// Builds and runs an application outside `spawn_app`, to reach its metrics listener.

@@ -182,3 +182,29 @@ async fn finding_5_a_password_change_closes_the_users_other_streams() {
     assert_eq!(other.close_code().await, 1008, "the other session's stream closes");
     assert_silent_raw(&mut own).await;
 }
+
+/// A deleted group is a group left: its former members' streams no longer get what only the group may read.
+#[tokio::test]
+async fn finding_5_a_stream_loses_a_deleted_group() {
+    let eds = eds().await;
+    schemas(&eds).await;
+    let (alice, alice_id) = sign_up(&eds, "alice").await;
+    let team = team_with(&eds, &alice_id).await;
+    let mut stream = open_as_qt(&stream_url(&eds, Some(&alice), "").await).await.unwrap();
+    team_todo(&eds, &team, "before: team secret").await;
+    assert_eq!(next_event(&mut stream).await["data"]["title"], "before: team secret");
+
+    let (status, body) = eds.call(Method::DELETE, &format!("/v1/usergroups/{team}"), Some(&eds.secret), None).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    team_todo(&eds, &team, "AFTER deletion: team secret").await;
+    public_todo(&eds, "public").await;
+    // The group's own deletion may come first; the team's todo never does.
+    loop {
+        let event = next_event(&mut stream).await;
+        assert_ne!(event["data"]["title"], "AFTER deletion: team secret", "{event}");
+        if event["data"]["title"] == "public" {
+            break;
+        }
+    }
+    assert_silent_raw(&mut stream).await;
+}
