@@ -8,7 +8,7 @@ async fn main() -> anyhow::Result<()> {
     match cli.command {
         Command::Serve(args) => {
             let settings = (*args).resolve()?;
-            telemetry::init_logs(settings.json_logs);
+            let _logs = telemetry::init_logs(settings.json_logs);
             let app = Application::build(settings).await?;
             app.run_until_stopped(shutdown_signal()).await
         }

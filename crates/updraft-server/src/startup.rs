@@ -166,7 +166,9 @@ impl Application {
                 }),
             );
         }
-        let router = router.fallback_service(updraft_api::router(state.clone())).layer(telemetry::request_logs());
+        let router = router
+            .fallback_service(updraft_api::router(state.clone()))
+            .layer(axum::middleware::from_fn(telemetry::log_request));
         let metrics = match settings.metrics_listen {
             Some(addr) => {
                 let tcp = bind(addr).with_context(|| format!("binding {addr}"))?;

@@ -1,23 +1,110 @@
 //! Logs (tracing, with one line per request) and metrics (Prometheus text at `/metrics`).
 
-use std::sync::OnceLock;
+use std::io::Write;
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
-use tower_http::classify::{ServerErrorsAsFailures, SharedClassifier};
-use tower_http::trace::TraceLayer;
-use tracing::Span;
 use tracing_subscriber::EnvFilter;
 use updraft_api::error::{ApiError, Code};
 
-/// Logs go to stderr; `RUST_LOG` filters (default `info`).
-pub fn init_logs(json: bool) {
+/// Logs go to stderr; `RUST_LOG` filters (default `info`). Keep the guard until exit: dropping it writes what
+/// is still buffered.
+pub fn init_logs(json: bool) -> LogGuard {
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
     // Colours only on a terminal: in a log file they are noise.
     let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).with_ansi(ansi);
+    let batch = Arc::new(Batch::default());
+    let flusher = Arc::downgrade(&batch);
+    std::thread::Builder::new()
+        .name("updraft-logs".into())
+        .spawn(move || {
+            while let Some(batch) = flusher.upgrade() {
+                drop(batch);
+                std::thread::sleep(FLUSH_EVERY);
+                match flusher.upgrade() {
+                    Some(batch) => batch.flush(),
+                    None => return,
+                }
+            }
+        })
+        .expect("a thread for the logs");
+    let writer = BatchedStderr(batch.clone());
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(writer).with_ansi(ansi);
     // A second initialisation (several applications in one test process) is harmless.
     let _ = if json { builder.json().try_init() } else { builder.try_init() };
+    LogGuard(batch)
+}
+
+/// Writes what is left of the logs when dropped.
+pub struct LogGuard(Arc<Batch>);
+
+impl Drop for LogGuard {
+    fn drop(&mut self) {
+        self.0.flush();
+    }
+}
+
+/// Log lines gather here and go to stderr together: when `FLUSH_AT` bytes are waiting, every `FLUSH_EVERY`, and
+/// at once for a warning or an error. With a line per request, a `write` per line costs a system call each, and
+/// tracing-appender's writer thread is woken for each line (a context switch when the server has one core).
+#[derive(Default)]
+struct Batch {
+    lines: Mutex<Vec<u8>>,
+}
+
+const FLUSH_AT: usize = 32 * 1024;
+const FLUSH_EVERY: Duration = Duration::from_millis(100);
+
+impl Batch {
+    fn flush(&self) {
+        let mut lines = self.lines.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        Batch::write_out(&mut lines);
+    }
+
+    /// Written under the lock, so that lines keep their order.
+    fn write_out(lines: &mut Vec<u8>) {
+        if !lines.is_empty() {
+            let _ = std::io::stderr().lock().write_all(lines);
+            lines.clear();
+        }
+    }
+}
+
+#[derive(Clone)]
+struct BatchedStderr(Arc<Batch>);
+
+/// One event's line, appended to the batch.
+struct LineWriter<'a> {
+    batch: &'a Batch,
+    urgent: bool,
+}
+
+impl std::io::Write for LineWriter<'_> {
+    fn write(&mut self, line: &[u8]) -> std::io::Result<usize> {
+        let mut lines = self.batch.lines.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        lines.extend_from_slice(line);
+        if self.urgent || lines.len() >= FLUSH_AT {
+            Batch::write_out(&mut lines);
+        }
+        Ok(line.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for BatchedStderr {
+    type Writer = LineWriter<'a>;
+
+    fn make_writer(&'a self) -> LineWriter<'a> {
+        LineWriter { batch: &self.0, urgent: false }
+    }
+
+    fn make_writer_for(&'a self, meta: &tracing::Metadata<'_>) -> LineWriter<'a> {
+        LineWriter { batch: &self.0, urgent: *meta.level() <= tracing::Level::WARN }
+    }
 }
 
 /// The process-wide metrics recorder; installed once, shared by every application in the process.
@@ -68,40 +155,37 @@ pub fn metrics_token_error(headers: &axum::http::HeaderMap, token: &str) -> Opti
     }
 }
 
-pub type RequestLogs = TraceLayer<
-    SharedClassifier<ServerErrorsAsFailures>,
-    fn(&axum::extract::Request) -> Span,
-    (),
-    fn(&axum::response::Response, Duration, &Span),
-    (),
-    (),
-    (),
->;
+/// The target of the request lines: `RUST_LOG=info,updraft::requests=off` keeps every other line.
+pub const REQUESTS: &str = "updraft::requests";
 
 /// One info line per request, when its response head is ready: method, path (never the query: socket URIs
 /// and stream URLs carry their tokens there), status, latency, and the `Enginio-Backend-Id` and
 /// `X-Request-Id` the client sent. No other header is read, so no credential reaches the log.
-pub fn request_logs() -> RequestLogs {
-    TraceLayer::new_for_http()
-        .make_span_with(request_span as fn(&axum::extract::Request) -> Span)
-        .on_request(())
-        .on_response(log_response as fn(&axum::response::Response, Duration, &Span))
-        .on_body_chunk(())
-        .on_eos(())
-        .on_failure(())
-}
-
-fn request_span(request: &axum::extract::Request) -> Span {
-    let method = request.method().as_str();
-    let path = request.uri().path();
-    let backend_id = header_field(request, "enginio-backend-id");
-    let request_id = header_field(request, "x-request-id");
-    tracing::info_span!("request", method, path, backend_id, request_id)
-}
-
-fn log_response(response: &axum::response::Response, latency: Duration, _span: &Span) {
-    let latency_ms = latency.as_secs_f64() * 1000.0;
-    tracing::info!(status = response.status().as_u16(), latency_ms, "request served");
+///
+/// One event rather than tower-http's `TraceLayer` and its span per request (allocated, its fields formatted,
+/// entered and left on every poll): the line alone costs a few microseconds (BENCHMARKS.md).
+pub async fn log_request(request: axum::extract::Request, next: axum::middleware::Next) -> axum::response::Response {
+    if !tracing::enabled!(target: REQUESTS, tracing::Level::INFO) {
+        return next.run(request).await;
+    }
+    let started = std::time::Instant::now();
+    let method = request.method().clone();
+    let path = request.uri().path().to_owned();
+    let backend_id = header_field(&request, "enginio-backend-id").map(str::to_owned);
+    let request_id = header_field(&request, "x-request-id").map(str::to_owned);
+    let response = next.run(request).await;
+    let latency_ms = started.elapsed().as_secs_f64() * 1000.0;
+    tracing::info!(
+        target: REQUESTS,
+        method = method.as_str(),
+        path,
+        status = response.status().as_u16(),
+        latency_ms,
+        backend_id,
+        request_id,
+        "request served"
+    );
+    response
 }
 
 /// A header fit for a log line: printable ASCII without spaces or quotes, at most 64 bytes; anything else is

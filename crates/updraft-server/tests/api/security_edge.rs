@@ -317,8 +317,9 @@ async fn requests_are_logged_without_their_query_or_credentials() {
     assert_eq!(entry["level"], "INFO", "{line}");
     assert_eq!(entry["fields"]["status"], 200, "{line}");
     assert!(entry["fields"]["latency_ms"].is_number(), "{line}");
-    assert_eq!(entry["span"]["method"], "GET", "{line}");
-    assert_eq!(entry["span"]["path"], "/v1/websocket_uri", "{line}");
-    assert_eq!(entry["span"]["backend_id"], "backend-7", "{line}");
+    assert_eq!(entry["fields"]["method"], "GET", "{line}");
+    assert_eq!(entry["fields"]["path"], "/v1/websocket_uri", "{line}");
+    assert_eq!(entry["fields"]["backend_id"], "backend-7", "{line}");
+    assert_eq!(entry["fields"]["request_id"], "req-42", "{line}");
     assert!(!text.contains("query-secret") && !text.contains(ADMIN), "{text}");
 }
