@@ -312,3 +312,38 @@ async fn access_defaults_are_chosen_per_backend_through_the_account_api() {
         .unwrap();
     assert_eq!(res.status(), StatusCode::NOT_FOUND, "a backend is changed only under its own app");
 }
+
+/// A schema overrides either default: a locked backend's `guestbook` lets everyone sign it and read it, while
+/// its other types stay locked; and an open backend's `diary` template keeps new entries to their author.
+#[tokio::test]
+async fn schemas_override_the_access_defaults() {
+    let everyone = json!({"id": "*", "objectType": "aclSubject"});
+    let creator = json!({"id": "creator", "objectType": "aclSubject"});
+    let locked = eds_locked().await;
+    let guestbook = json!({"name": "guestbook", "properties": [{"name": "text", "type": "string"}],
+        "accessControlList": {"create": [everyone], "read": [everyone]},
+        "accessControlListTemplate": {"read": [everyone], "admin": [creator]}});
+    let key = Some(locked.master_key.as_str());
+    assert_eq!(
+        locked.schema(Method::POST, "/v1/object_types", Some(&guestbook.to_string()), key).await.0,
+        StatusCode::CREATED
+    );
+    let entry = create(&locked, "/v1/objects/guestbook", None, json!({"text": "hello"})).await;
+    let (status, read) = locked.call(Method::GET, &format!("/v1/objects/guestbook/{}", id(&entry)), None, None).await;
+    assert_eq!((status, read["text"].clone()), (StatusCode::OK, json!("hello")));
+    assert_eq!(locked.call(Method::POST, "/v1/objects/todos", None, Some("{}")).await.0, StatusCode::UNAUTHORIZED);
+
+    let eds = eds().await;
+    let diary = json!({"name": "diary", "properties": [{"name": "text", "type": "string"}],
+        "accessControlListTemplate": {"read": [creator], "update": [creator], "delete": [creator], "admin": [creator]}});
+    let key = Some(eds.master_key.as_str());
+    assert_eq!(
+        eds.schema(Method::POST, "/v1/object_types", Some(&diary.to_string()), key).await.0,
+        StatusCode::CREATED
+    );
+    let (alice, _) = sign_up(&eds, "alice").await;
+    let page = create(&eds, "/v1/objects/diary", Some(&alice), json!({"text": "dear diary"})).await;
+    let path = format!("/v1/objects/diary/{}", id(&page));
+    assert_eq!(eds.call(Method::GET, &path, None, None).await.0, StatusCode::NOT_FOUND);
+    assert_eq!(eds.call(Method::GET, &path, Some(&alice), None).await.0, StatusCode::OK);
+}

@@ -180,3 +180,40 @@ async fn finding_13_logins_and_sign_ups_are_limited_per_address() {
     // Signed-in work goes on.
     assert_eq!(eds.call(Method::GET, "/v1/objects/todos", None, None).await.0, StatusCode::OK);
 }
+
+/// Finding 13 under load (bounded, loopback): 32 wrong-password logins at once, limits off so that every one
+/// runs argon2. The hashing waits its turn behind the semaphore; health checks keep answering quickly meanwhile,
+/// and every login gets its answer.
+#[tokio::test]
+async fn finding_13_health_stays_green_under_a_flood_of_logins() {
+    let args = ServeArgs { login_attempts_per_minute: Some(0), login_failures_per_minute: Some(0), ..open_args() };
+    let eds = eds_with(args).await;
+    sign_up(&eds, "ann").await;
+    let logins: Vec<_> = (0..32)
+        .map(|_| {
+            let (client, base, backend) = (eds.app.client.clone(), eds.app.base.clone(), eds.backend.clone());
+            tokio::spawn(async move {
+                let res = client
+                    .post(format!("{base}/v1/auth/oauth2/token"))
+                    .header("Enginio-Backend-Id", backend)
+                    .header("Content-Type", "application/x-www-form-urlencoded")
+                    .body("grant_type=password&username=ann&password=wrong")
+                    .send()
+                    .await
+                    .unwrap();
+                res.status()
+            })
+        })
+        .collect();
+    let mut slowest = std::time::Duration::ZERO;
+    while !logins.iter().all(|login| login.is_finished()) {
+        let started = std::time::Instant::now();
+        assert_eq!(eds.app.get("/healthz", None).await.0, StatusCode::OK);
+        slowest = slowest.max(started.elapsed());
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    assert!(slowest < std::time::Duration::from_secs(1), "a health check took {slowest:?} during the flood");
+    for login in logins {
+        assert_eq!(login.await.unwrap(), StatusCode::BAD_REQUEST, "each wrong login is answered");
+    }
+}
