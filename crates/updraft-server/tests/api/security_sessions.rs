@@ -52,8 +52,9 @@ async fn delete_user(eds: &Eds, user: &str) {
     assert_eq!(status, StatusCode::OK, "{body}");
 }
 
-#[tokio::test]
-async fn finding_5_a_stream_follows_its_users_groups_token_and_existence() {
+/// A backend where alice, in a team, has a stream open that gets the team's todos: the backend, alice's token
+/// and id, the team's id, and the stream.
+async fn alice_streaming_in_a_team() -> (Eds, String, String, String, RawSocket) {
     let eds = eds().await;
     schemas(&eds).await;
     let (alice, alice_id) = sign_up(&eds, "alice").await;
@@ -61,6 +62,12 @@ async fn finding_5_a_stream_follows_its_users_groups_token_and_existence() {
     let mut stream = open_as_qt(&stream_url(&eds, Some(&alice), "").await).await.unwrap();
     team_todo(&eds, &team, "before: team secret").await;
     assert_eq!(next_event(&mut stream).await["data"]["title"], "before: team secret");
+    (eds, alice, alice_id, team, stream)
+}
+
+#[tokio::test]
+async fn finding_5_a_stream_follows_its_users_groups_token_and_existence() {
+    let (eds, alice, alice_id, team, mut stream) = alice_streaming_in_a_team().await;
 
     // Out of the team: the team's todos no longer reach the stream, public ones still do.
     leave(&eds, &team, &alice_id).await;
@@ -186,13 +193,7 @@ async fn finding_5_a_password_change_closes_the_users_other_streams() {
 /// A deleted group is a group left: its former members' streams no longer get what only the group may read.
 #[tokio::test]
 async fn finding_5_a_stream_loses_a_deleted_group() {
-    let eds = eds().await;
-    schemas(&eds).await;
-    let (alice, alice_id) = sign_up(&eds, "alice").await;
-    let team = team_with(&eds, &alice_id).await;
-    let mut stream = open_as_qt(&stream_url(&eds, Some(&alice), "").await).await.unwrap();
-    team_todo(&eds, &team, "before: team secret").await;
-    assert_eq!(next_event(&mut stream).await["data"]["title"], "before: team secret");
+    let (eds, _, _, team, mut stream) = alice_streaming_in_a_team().await;
 
     let (status, body) = eds.call(Method::DELETE, &format!("/v1/usergroups/{team}"), Some(&eds.secret), None).await;
     assert_eq!(status, StatusCode::OK, "{body}");
