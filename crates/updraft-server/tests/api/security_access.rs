@@ -5,7 +5,9 @@
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 
-use crate::eds::{Eds, eds, eds_locked, sign_up};
+use crate::eds::{Eds, eds, eds_in, eds_locked, sign_up};
+use crate::helpers::{open_args, spawn_in};
+use crate::security_edge::Captured;
 
 fn member(id: &str) -> String {
     json!({"id": id, "objectType": "users"}).to_string()
@@ -346,4 +348,32 @@ async fn schemas_override_the_access_defaults() {
     let path = format!("/v1/objects/diary/{}", id(&page));
     assert_eq!(eds.call(Method::GET, &path, None, None).await.0, StatusCode::NOT_FOUND);
     assert_eq!(eds.call(Method::GET, &path, Some(&alice), None).await.0, StatusCode::OK);
+}
+
+/// The operator hears of every open backend when the server starts.
+#[tokio::test]
+async fn open_backends_are_named_in_a_warning_at_start_up() {
+    let dir = tempfile::tempdir().unwrap();
+    let args = || updraft_server::config::ServeArgs { data_dir: Some(dir.path().to_owned()), ..open_args() };
+    let eds = eds_in(args(), "development").await;
+    let open_backend = eds.backend.clone();
+    eds.app.stop().await;
+
+    let logs = Captured::default();
+    let writer = logs.clone();
+    let subscriber = tracing_subscriber::fmt().json().with_writer(move || writer.clone()).finish();
+    let _guard = tracing::subscriber::set_default(subscriber);
+    let args = updraft_server::config::ServeArgs {
+        admin_email: Some(crate::eds::EMAIL.into()),
+        admin_password: Some(crate::eds::PASSWORD.into()),
+        ..args()
+    };
+    let app = spawn_in(args).await;
+    let text = String::from_utf8(logs.0.lock().unwrap().clone()).unwrap();
+    let warning = text.lines().find(|line| line.contains(&open_backend)).unwrap_or_else(|| panic!("{text}"));
+    let entry: Value = serde_json::from_str(warning).unwrap();
+    assert_eq!(entry["level"], "WARN", "{warning}");
+    assert_eq!(entry["fields"]["environment"], "development", "{warning}");
+    assert_eq!(text.lines().filter(|line| line.contains("backend is open")).count(), 1, "only the open one: {text}");
+    app.stop().await;
 }

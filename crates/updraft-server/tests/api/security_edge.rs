@@ -275,7 +275,7 @@ async fn finding_21_metrics_need_their_token_or_their_own_listener() {
 
 /// Collects what the logs say, for this test's thread (its runtime is single-threaded).
 #[derive(Clone, Default)]
-struct Captured(Arc<Mutex<Vec<u8>>>);
+pub(crate) struct Captured(pub(crate) Arc<Mutex<Vec<u8>>>);
 
 impl std::io::Write for Captured {
     fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
