@@ -131,6 +131,15 @@ pub(super) async fn drop_cascades(
 /// Emptied when full, since the names of types without a schema come from requests.
 const SCHEMA_CACHE_LIMIT: usize = 10_000;
 
+/// What goes with every object of a type whose schema is deleted, as `CASCADES` says for one object: the users'
+/// passwords and memberships, the groups' memberships and member rules.
+const TYPE_CASCADES: [(&str, &str); 4] = [
+    (crate::USERS, "DELETE FROM passwords WHERE backend = ?"),
+    (crate::USERS, "DELETE FROM members WHERE backend = ?"),
+    (crate::USERGROUPS, "DELETE FROM members WHERE backend = ?"),
+    (crate::USERGROUPS, "DELETE FROM member_acls WHERE backend = ?"),
+];
+
 /// Schemas by (backend, object type), `None` for a type without one.
 #[derive(Default)]
 pub(crate) struct SchemaCache {
@@ -266,6 +275,11 @@ impl Schemas for SqliteStore {
                 if object_type == crate::USERS {
                     // The users went with their schema, and so do their tokens.
                     super::tenants::revoke_backend_tokens(&mut tx, backend).await?;
+                }
+                for (kind, sql) in TYPE_CASCADES {
+                    if kind == object_type {
+                        sqlx::query(sql).bind(backend).execute(&mut *tx).await?;
+                    }
                 }
             }
             tx.commit().await?;

@@ -635,3 +635,38 @@ async fn finding_15_a_page_lists_documents_as_deep_as_the_parser_reads() {
     }];
     assert_eq!(store.get_many(TODOS.backend, &refs, ALL).await.unwrap(), docs);
 }
+
+/// Deleting the users schema deletes the users, and with them their passwords and memberships, as deleting each
+/// user would; deleting the usergroups schema takes the groups' memberships and member rules.
+#[tokio::test]
+async fn a_deleted_users_or_groups_schema_leaves_no_passwords_or_memberships() {
+    use crate::{Groups, Users};
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(&dir).await;
+    let rows = |table: &'static str| {
+        let store = &store;
+        async move {
+            let sql = format!("SELECT count(*) FROM {table} WHERE backend = 'b'");
+            let (n,): (i64,) = sqlx::query_as(sqlx::AssertSqlSafe(sql)).fetch_one(&store.readers).await.unwrap();
+            n
+        }
+    };
+    let user =
+        store.insert_user("b", props(json!({"username": "john"})), "h", Author::default(), template()).await.unwrap();
+    let groups = Collection { backend: "b", object_type: USERGROUPS };
+    let group = store.insert(groups, props(json!({"name": "g"})), Author::default(), template()).await.unwrap();
+    let id_of = |doc: &Value| ObjectId::parse(doc["id"].as_str().unwrap()).unwrap();
+    store.add_member("b", id_of(&group), id_of(&user)).await.unwrap();
+    let rules = crate::SchemaRules::default();
+    store.put_schema("b", USERS, json!({"name": "users", "properties": []}), &rules).await.unwrap();
+    store.put_schema("b", USERGROUPS, json!({"name": "usergroups", "properties": []}), &rules).await.unwrap();
+    assert_eq!((rows("passwords").await, rows("members").await), (1, 1));
+
+    assert!(store.delete_schema("b", USERS).await.unwrap());
+    assert_eq!((rows("passwords").await, rows("members").await), (0, 0));
+    assert!(store.login("b", "john").await.unwrap().is_none());
+    store.change_member_acl("b", id_of(&group), crate::AclChange::Replace(template()), template()).await.unwrap();
+    assert_eq!(rows("member_acls").await, 1);
+    assert!(store.delete_schema("b", USERGROUPS).await.unwrap());
+    assert_eq!(rows("member_acls").await, 0);
+}
