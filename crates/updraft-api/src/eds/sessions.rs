@@ -93,6 +93,8 @@ struct Inner {
     users: HashMap<UserKey, Vec<Session>>,
     /// Whose each followed token (by hash) is, so that revoking a token finds its user.
     tokens: HashMap<[u8; 32], UserKey>,
+    /// Each followed user's groups when last looked at, so that a deleted group finds its members.
+    groups: HashMap<UserKey, Vec<String>>,
 }
 
 impl Sessions {
@@ -125,6 +127,8 @@ impl Sessions {
         let owner = Owner::new(&user.id, token);
         let target = Target::Socket { gateway: gateway.clone(), id, issued: Instant::now() };
         self.add(state, &backend, &user.id, Session { token: owner.token, target });
+        let key = (backend, user.id.clone());
+        self.inner.lock().expect("sessions lock").groups.entry(key).or_insert_with(|| user.groups.clone());
     }
 
     /// Closes the streams and sockets opened with `token`, which was just revoked.
@@ -156,6 +160,9 @@ impl Sessions {
                 }
             }
             let Some((_, standing)) = standings.iter().find(|(token, _)| *token == session.token) else { continue };
+            if let Standing::Member(groups) = standing {
+                self.inner.lock().expect("sessions lock").groups.insert(key.clone(), groups.clone());
+            }
             let alive = match standing {
                 // One still opening is closed at the next look.
                 Standing::Revoked => !close(state, &session.target) && session.target.opening(),
@@ -197,17 +204,25 @@ impl Sessions {
         dropped.retain(|token| !sessions.iter().any(|s| s.token == *token));
         if sessions.is_empty() {
             inner.users.remove(&key);
+            inner.groups.remove(&key);
         }
         for token in dropped {
             inner.tokens.remove(&token);
         }
     }
 
-    /// Looks every followed user of `backend` up again (a group of it was deleted: whose, the log no longer says).
-    pub(crate) async fn backend_changed(&self, state: &ApiState, backend: &str) {
+    /// Looks again at the followed users of `backend` who were in `group` when last looked at (or not looked at
+    /// yet): the group was deleted, and with it their memberships.
+    pub(crate) async fn group_deleted(&self, state: &ApiState, backend: &str, group: &str) {
+        let subject = format!("{USERGROUPS}.{group}");
         let users: Vec<String> = {
             let inner = self.inner.lock().expect("sessions lock");
-            inner.users.keys().filter(|(b, _)| b == backend).map(|(_, user)| user.clone()).collect()
+            inner
+                .users
+                .keys()
+                .filter(|key| key.0 == backend && inner.groups.get(*key).is_none_or(|groups| groups.contains(&subject)))
+                .map(|(_, user)| user.clone())
+                .collect()
         };
         for user in users {
             self.user_changed(state, backend, &user).await;
@@ -248,7 +263,7 @@ fn spawn_recheck(state: &ApiState) {
                 let state = ApiState(app);
                 match change.object_type.as_str() {
                     USERS => state.sessions.user_changed(&state, &change.backend, &change.object_id).await,
-                    USERGROUPS => state.sessions.backend_changed(&state, &change.backend).await,
+                    USERGROUPS => state.sessions.group_deleted(&state, &change.backend, &change.object_id).await,
                     _ => {}
                 }
             }

@@ -105,7 +105,7 @@ async fn remove(
     let answer = remove_in(&state, &request, USERGROUPS, &id).await?;
     // Its members' open streams and sockets lose the group before the answer (the change log's follower in
     // `sessions` does the same for groups deleted by other paths).
-    state.sessions.backend_changed(&state, &request.backend.id).await;
+    state.sessions.group_deleted(&state, &request.backend.id, &id).await;
     Ok(answer)
 }
 
