@@ -151,6 +151,15 @@ fn acl_is_not_data() -> EdsError {
     EdsError(ApiError::field(ACL_PROPERTY, "changes through the object's /access endpoint, not an update"))
 }
 
+/// The `accessControlList` sent with a new object (or user): its initial ACL in place of the type's template, never
+/// a property, since storing it as data would let a client believe the object private when it is not.
+pub(super) fn initial_acl(properties: &mut Map<String, Value>) -> Result<Option<updraft_store::Acl>, EdsError> {
+    match properties.remove(ACL_PROPERTY) {
+        Some(acl) => Ok(Some(super::access::acl_from(Some(acl), &super::access::PERMISSIONS, true)?)),
+        None => Ok(None),
+    }
+}
+
 /// Checks a merge patch before it is applied: no ACL in it, no required property blanked.
 pub(super) async fn admit_patch(
     state: &ApiState,
@@ -180,12 +189,7 @@ pub(super) async fn create_in(
     object_type: &str,
     mut properties: Map<String, Value>,
 ) -> Result<Response, EdsError> {
-    // An `accessControlList` sent with the object is its initial ACL (in place of the type's template), never a
-    // property: storing it as data would let a client believe the object is private when it is not.
-    let initial = match properties.remove(ACL_PROPERTY) {
-        Some(acl) => Some(super::access::acl_from(Some(acl), &super::access::PERMISSIONS, true)?),
-        None => None,
-    };
+    let initial = initial_acl(&mut properties)?;
     let (template, parent) = super::schemas::admit(state, request, object_type, &properties).await?;
     let acl = initial.unwrap_or(template);
     let at = Collection { backend: &request.backend.id, object_type };

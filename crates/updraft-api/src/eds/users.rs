@@ -51,11 +51,7 @@ async fn create(
         Ok(attempt) => attempt,
         Err(refused) => return Ok(refused.eds_response()),
     };
-    // As for objects, an `accessControlList` sent on sign-up is the new user's ACL, never data.
-    let initial = match properties.remove("accessControlList") {
-        Some(acl) => Some(super::access::acl_from(Some(acl), &super::access::PERMISSIONS, true)?),
-        None => None,
-    };
+    let initial = super::objects::initial_acl(&mut properties)?;
     // A user's ACL is its own: an `extend` ref on the users schema is not followed.
     let (template, _parent) = super::schemas::admit(&state, &request, USERS, &properties).await?;
     let acl = initial.unwrap_or(template);
