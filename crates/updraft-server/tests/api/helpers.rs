@@ -302,3 +302,35 @@ impl RawSocket {
         tokio::time::timeout(Duration::from_secs(3), read).await.expect("a frame within 3 s")
     }
 }
+
+/// A server whose main listener is TLS, with a fresh self-signed certificate for `localhost`.
+pub struct TlsApp {
+    pub app: TestApp,
+    /// The certificate, for clients to trust.
+    pub cert_pem: String,
+    cert_der: Vec<u8>,
+    _dir: tempfile::TempDir,
+}
+
+pub async fn spawn_tls_app(args: ServeArgs) -> TlsApp {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let dir = tempfile::tempdir().unwrap();
+    let cert = rcgen::generate_simple_self_signed(vec!["localhost".to_owned()]).unwrap();
+    let (cert_path, key_path) = (dir.path().join("cert.pem"), dir.path().join("key.pem"));
+    std::fs::write(&cert_path, cert.cert.pem()).unwrap();
+    std::fs::write(&key_path, cert.signing_key.serialize_pem()).unwrap();
+    let app = spawn_app(ServeArgs { tls_cert: Some(cert_path), tls_key: Some(key_path), ..args }).await;
+    TlsApp { app, cert_pem: cert.cert.pem(), cert_der: cert.cert.der().to_vec(), _dir: dir }
+}
+
+impl TlsApp {
+    /// A TLS connection to the server, as `localhost`, trusting only its certificate.
+    pub async fn connect(&self) -> tokio_rustls::client::TlsStream<TcpStream> {
+        let mut roots = rustls::RootCertStore::empty();
+        roots.add(rustls_pki_types::CertificateDer::from(self.cert_der.clone())).unwrap();
+        let config = rustls::ClientConfig::builder().with_root_certificates(roots).with_no_client_auth();
+        let tcp = TcpStream::connect(self.app.addr).await.unwrap();
+        let name = rustls_pki_types::ServerName::try_from("localhost").unwrap();
+        tokio_rustls::TlsConnector::from(std::sync::Arc::new(config)).connect(name, tcp).await.unwrap()
+    }
+}

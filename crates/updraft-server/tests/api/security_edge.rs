@@ -161,20 +161,8 @@ async fn responses_name_headers_in_title_case_for_case_sensitive_clients() {
 
 #[tokio::test]
 async fn responses_over_tls_name_headers_in_title_case_too() {
-    let _ = rustls::crypto::ring::default_provider().install_default();
-    let dir = tempfile::tempdir().unwrap();
-    let cert = rcgen::generate_simple_self_signed(vec!["localhost".to_owned()]).unwrap();
-    let (cert_path, key_path) = (dir.path().join("cert.pem"), dir.path().join("key.pem"));
-    std::fs::write(&cert_path, cert.cert.pem()).unwrap();
-    std::fs::write(&key_path, cert.signing_key.serialize_pem()).unwrap();
-    let app = spawn_app(ServeArgs { tls_cert: Some(cert_path), tls_key: Some(key_path), ..open_args() }).await;
-
-    let mut roots = rustls::RootCertStore::empty();
-    roots.add(rustls_pki_types::CertificateDer::from(cert.cert.der().to_vec())).unwrap();
-    let config = rustls::ClientConfig::builder().with_root_certificates(roots).with_no_client_auth();
-    let tcp = TcpStream::connect(app.addr).await.unwrap();
-    let name = rustls_pki_types::ServerName::try_from("localhost").unwrap();
-    let mut tls = tokio_rustls::TlsConnector::from(Arc::new(config)).connect(name, tcp).await.unwrap();
+    let server = spawn_tls_app(open_args()).await;
+    let mut tls = server.connect().await;
     tls.write_all(b"GET /v1/sockets HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n").await.unwrap();
     let mut answer = Vec::new();
     let _ = tokio::time::timeout(Duration::from_secs(3), tls.read_to_end(&mut answer)).await;

@@ -1,27 +1,18 @@
 //! HTTPS and WSS on the same listener, with `wss://` socket URIs.
 
-use std::sync::Arc;
-
 use reqwest::StatusCode;
-use rustls_pki_types::{CertificateDer, ServerName};
 use updraft_server::config::ServeArgs;
 
 use crate::helpers::*;
 
 #[tokio::test]
 async fn tls_serves_https_and_hands_out_wss_uris() {
-    let _ = rustls::crypto::ring::default_provider().install_default();
-    let dir = tempfile::tempdir().unwrap();
-    let cert = rcgen::generate_simple_self_signed(vec!["localhost".to_owned()]).unwrap();
-    let (cert_path, key_path) = (dir.path().join("cert.pem"), dir.path().join("key.pem"));
-    std::fs::write(&cert_path, cert.cert.pem()).unwrap();
-    std::fs::write(&key_path, cert.signing_key.serialize_pem()).unwrap();
-    let args = ServeArgs { tls_cert: Some(cert_path), tls_key: Some(key_path), ..open_args() };
-    let app = spawn_app(args).await;
+    let server = spawn_tls_app(open_args()).await;
+    let app = &server.app;
     let port = app.addr.port();
 
     let client = reqwest::Client::builder()
-        .tls_certs_only([reqwest::Certificate::from_pem(cert.cert.pem().as_bytes()).unwrap()])
+        .tls_certs_only([reqwest::Certificate::from_pem(server.cert_pem.as_bytes()).unwrap()])
         .resolve("localhost", app.addr)
         .build()
         .unwrap();
@@ -31,14 +22,7 @@ async fn tls_serves_https_and_hands_out_wss_uris() {
     let uri = body["uri"].as_str().unwrap();
     assert!(uri.starts_with(&format!("wss://localhost:{port}/?token=")), "the name the client used: {uri}");
 
-    let mut roots = rustls::RootCertStore::empty();
-    roots.add(CertificateDer::from(cert.cert.der().to_vec())).unwrap();
-    let config = rustls::ClientConfig::builder().with_root_certificates(roots).with_no_client_auth();
-    let tcp = tokio::net::TcpStream::connect(app.addr).await.unwrap();
-    let tls = tokio_rustls::TlsConnector::from(Arc::new(config))
-        .connect(ServerName::try_from("localhost").unwrap(), tcp)
-        .await
-        .unwrap();
+    let tls = server.connect().await;
     let (mut ws, _) = tokio_tungstenite::client_async(uri, tls).await.unwrap();
     let body = r#"{"data":"over tls","receivers":{"sockets":["*"],"tags":[]}}"#;
     // The socket registers right after the handshake; resend until it has.
