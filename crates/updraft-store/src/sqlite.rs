@@ -157,6 +157,12 @@ const MIGRATIONS: &[&str] = &[
     "CREATE INDEX tokens_by_subject ON tokens (subject)",
     // Every new token clears the expired ones.
     "CREATE INDEX tokens_by_expiry ON tokens (expires_ms)",
+    // The reserved properties every app filters and sorts on, indexed in every collection (`createdAt` by
+    // `objects_by_creation`, `id` by the primary key). Filters on them compile to these columns (see
+    // `updraft_query::sqlite::Layout`); the creator's id is absent from anonymous writes, which stay out.
+    "CREATE INDEX objects_by_update ON objects (backend, object_type, updated_ms, created_ms)",
+    "CREATE INDEX objects_by_creator ON objects (backend, object_type, doc ->> '$.creator.id', created_ms)
+     WHERE doc ->> '$.creator.id' IS NOT NULL",
 ];
 
 #[derive(Debug, Clone)]
