@@ -130,6 +130,29 @@ pub enum Direction {
     Desc,
 }
 
+impl Filter {
+    /// The top-level properties that the filter's conditions read (not those inside `$elemMatch`), each once.
+    pub fn properties(&self) -> Vec<&str> {
+        fn walk<'f>(filter: &'f Filter, out: &mut Vec<&'f str>) {
+            for clause in &filter.clauses {
+                match clause {
+                    Clause::Field { path, .. } => {
+                        if let Some(first) = path.segments.first().filter(|it| !out.contains(&it.as_str())) {
+                            out.push(first);
+                        }
+                    }
+                    Clause::And(filters) | Clause::Or(filters) | Clause::Nor(filters) => {
+                        filters.iter().for_each(|it| walk(it, out))
+                    }
+                }
+            }
+        }
+        let mut out = Vec::new();
+        walk(self, &mut out);
+        out
+    }
+}
+
 impl Path {
     /// Callers must have validated the segments; see `parse`.
     pub(crate) fn new(segments: Vec<String>) -> Path {

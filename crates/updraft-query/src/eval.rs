@@ -17,8 +17,10 @@ impl Sort {
     /// Orders two documents by the sort keys.
     ///
     /// Within a key, values order by type first (missing and `null` < numbers < strings < objects < arrays <
-    /// booleans), then numbers numerically, strings by code point and `false` before `true`. Objects and arrays
-    /// tie with their own type; callers wanting a total order add a tie-breaker such as the id.
+    /// booleans), then numbers numerically, strings by code point and `false` before `true`. Objects order by
+    /// their `id` when it is a string (a ref's target, so that an index on a ref property serves ref equality),
+    /// after objects without one; arrays tie with each other. Callers wanting a total order add a tie-breaker
+    /// such as the id.
     pub fn compare(&self, a: &Value, b: &Value) -> Ordering {
         for key in &self.keys {
             let ord = compare_values(lookup(a, &key.path), lookup(b, &key.path));
@@ -51,9 +53,15 @@ fn compare_values(a: Option<&Value>, b: Option<&Value>) -> Ordering {
         (Some(Value::Number(a)), Some(Value::Number(b))) => compare_numbers(a, b),
         (Some(Value::String(a)), Some(Value::String(b))) => a.cmp(b),
         (Some(Value::Bool(a)), Some(Value::Bool(b))) => a.cmp(b),
+        (Some(Value::Object(a)), Some(Value::Object(b))) => ref_id(a).cmp(&ref_id(b)),
         _ => Ordering::Equal,
     };
     type_rank(a).cmp(&type_rank(b)).then(by_value)
+}
+
+/// The `id` an object is ordered by; `sqlite::key_terms` spells out the same.
+fn ref_id(object: &serde_json::Map<String, Value>) -> Option<&str> {
+    object.get("id").and_then(Value::as_str)
 }
 
 fn clause_matches(clause: &Clause, doc: &Value) -> bool {

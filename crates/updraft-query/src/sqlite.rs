@@ -13,8 +13,18 @@
 //! one built on the `regex` crate, which sqlx does safely with its `regexp` feature and
 //! `SqliteConnectOptions::with_regexp()`. Without it SQLite rejects the statement ("no such function"), so a
 //! misconfigured store fails loudly instead of matching differently.
+//!
+//! With a [`Layout`], conditions become index lookups where the store tells what it knows: reserved properties
+//! read the columns that mirror them (`keys.rs`), and a top-level property with a key index compiles to its
+//! (type rank, value) columns, so that an equality, a range, an `$in` or a prefix is an index range. The array
+//! half of MongoDB's rule ("or an element matches") is added only for a property that may hold arrays, which
+//! the store checks in the same snapshot as the query: a property that holds none has no such rows.
 
-use crate::ast::{Clause, CmpOp, Direction, ElemMatch, Filter, Literal, Op, Path, Scalar, Sort};
+use crate::ast::{Clause, CmpOp, Direction, ElemMatch, Filter, Literal, Op, Path, Pattern, Scalar, Sort};
+
+mod keys;
+
+pub use keys::literal_prefix;
 
 /// A WHERE fragment with anonymous `?` placeholders, and their values in order.
 #[derive(Debug, Clone, PartialEq)]
@@ -35,9 +45,41 @@ pub enum Bind {
 /// `column` is trusted SQL, such as `doc` or `o.doc`; it must be a plain (optionally qualified) identifier.
 /// `{}` compiles to `1`.
 pub fn compile(filter: &Filter, column: &str) -> Sql {
-    assert_identifier(column);
-    let mut compiler = Compiler { binds: Vec::new(), n_aliases: 0 };
-    let where_clause = compiler.filter(filter, &Target::root(column));
+    compile_in(filter, &Layout::plain(column))
+}
+
+/// What the compiler may rely on beyond the JSON column.
+#[derive(Debug, Clone, Copy)]
+pub struct Layout<'a> {
+    /// The column holding one JSON object per row: trusted SQL, a plain (optionally qualified) identifier.
+    pub doc: &'a str,
+    /// The rows are the store's objects: the columns `id`, `created_ms` and `updated_ms` hold the document's `id`,
+    /// `createdAt` and `updatedAt` (a time spelled by this function, which must be fixed-width so that text order
+    /// is time order), and `creator` is absent or `{"id": <text>, "objectType": "users"}`.
+    pub reserved: Option<fn(i64) -> String>,
+    /// Top-level properties with an index on [`key_index_terms`].
+    pub indexed: &'a [Indexed],
+}
+
+/// A property with a key index, and whether any row may hold an array in it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Indexed {
+    pub property: String,
+    pub arrays: bool,
+}
+
+impl<'a> Layout<'a> {
+    /// Only the JSON column: every condition reads the document.
+    pub fn plain(doc: &'a str) -> Layout<'a> {
+        Layout { doc, reserved: None, indexed: &[] }
+    }
+}
+
+/// Compiles `filter` into a predicate over the rows of `layout`.
+pub fn compile_in(filter: &Filter, layout: &Layout<'_>) -> Sql {
+    assert_identifier(layout.doc);
+    let mut compiler = Compiler { binds: Vec::new(), n_aliases: 0, layout: *layout };
+    let where_clause = compiler.filter(filter, &Target::root(layout.doc));
     Sql { where_clause, binds: compiler.binds }
 }
 
@@ -48,6 +90,12 @@ pub fn compile(filter: &Filter, column: &str) -> Sql {
 /// total; it follows the direction of the first key, so that a one-key sort runs in one direction throughout and
 /// an index from [`sort_index_terms`] serves it, forwards or backwards, without a sort step.
 pub fn order_by(sort: &Sort, column: &str, tiebreak: &[&str]) -> String {
+    order_by_in(sort, &Layout::plain(column), tiebreak)
+}
+
+/// [`order_by`] over the rows of `layout`: a reserved time or the id orders by its column.
+pub fn order_by_in(sort: &Sort, layout: &Layout<'_>, tiebreak: &[&str]) -> String {
+    let column = layout.doc;
     assert_identifier(column);
     let direction = |direction: Direction| match direction {
         Direction::Asc => "ASC",
@@ -55,8 +103,12 @@ pub fn order_by(sort: &Sort, column: &str, tiebreak: &[&str]) -> String {
     };
     let mut terms = Vec::with_capacity(sort.keys.len() * 2 + tiebreak.len());
     for key in &sort.keys {
-        let [rank, value] = sort_terms(&json_path(&key.path), column);
         let dir = direction(key.direction);
+        if let Some(column) = layout.reserved.and_then(|_| keys::ordering_column(&key.path)) {
+            terms.push(format!("{column} {dir}"));
+            continue;
+        }
+        let [rank, value] = key_terms(&json_path(&key.path), column);
         terms.push(format!("{rank} {dir}"));
         terms.push(format!("{value} {dir}"));
     }
@@ -68,28 +120,41 @@ pub fn order_by(sort: &Sort, column: &str, tiebreak: &[&str]) -> String {
     terms.join(", ")
 }
 
-/// The index columns that let SQLite walk rows in the order of a sort on the top-level `property`: the same
-/// expressions as [`order_by`], which the planner matches structurally. `property` must be a plain name.
-pub fn sort_index_terms(property: &str, column: &str) -> String {
-    assert_identifier(column);
-    assert!(
-        !property.is_empty() && property.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_'),
-        "not a plain property name: {property:?}"
-    );
-    sort_terms(&format!("$.{property}"), column).join(", ")
+/// The columns of the key index of the top-level `property`: its type rank and comparable value, the same
+/// expressions as [`order_by`] and [`compile_in`] use, which the planner matches structurally. A sort on the
+/// property walks the index; an equality, a range or a prefix on it is a range of the index. `property` must be a
+/// plain name.
+pub fn key_index_terms(property: &str, column: &str) -> String {
+    key_terms(&property_path(property), column).join(", ")
 }
 
-/// The type rank and the comparable value of the JSON at `path`. Keep in sync with `eval::type_rank`.
-fn sort_terms(path: &str, column: &str) -> [String; 2] {
-    let path = format!("'{path}'");
+/// The condition that a row holds an array in the indexed `property`: a range of its key index, which the store
+/// probes to learn whether conditions on the property need their array half (see [`Indexed::arrays`]).
+pub fn holds_array(property: &str, column: &str) -> String {
+    let [rank, _] = key_terms(&property_path(property), column);
+    format!("{rank} = 4")
+}
+
+fn property_path(property: &str) -> String {
+    assert!(crate::ast::is_segment(property), "not a plain property name: {property:?}");
+    format!("$.{property}")
+}
+
+/// The type rank and the comparable value of the JSON at `path`: the number, string or boolean itself, an
+/// object's `id` when it is a string (so that ref equality is an index lookup), else NULL. Keep in sync with
+/// `eval::type_rank` and `eval::ref_id`.
+fn key_terms(path: &str, column: &str) -> [String; 2] {
+    assert_identifier(column);
+    let quoted = format!("'{path}'");
+    let id = format!("'{path}.id'");
     [
         format!(
-            "CASE json_type({column}, {path}) WHEN 'integer' THEN 1 WHEN 'real' THEN 1 WHEN 'text' THEN 2 \
+            "CASE json_type({column}, {quoted}) WHEN 'integer' THEN 1 WHEN 'real' THEN 1 WHEN 'text' THEN 2 \
              WHEN 'object' THEN 3 WHEN 'array' THEN 4 WHEN 'true' THEN 5 WHEN 'false' THEN 5 ELSE 0 END"
         ),
         format!(
-            "CASE WHEN json_type({column}, {path}) IN ('integer', 'real', 'text', 'true', 'false') \
-             THEN {column} ->> {path} END"
+            "CASE json_type({column}, {quoted}) WHEN 'object' THEN (CASE WHEN json_type({column}, {id}) IS 'text' \
+             THEN {column} ->> {id} END) WHEN 'array' THEN NULL ELSE {column} ->> {quoted} END"
         ),
     ]
 }
@@ -136,15 +201,16 @@ impl Target {
     }
 }
 
-struct Compiler {
+struct Compiler<'a> {
     binds: Vec<Bind>,
     n_aliases: usize,
+    layout: Layout<'a>,
 }
 
 /// Builds an SQL condition on a target. Binds must be pushed in the order their `?` appear in the text.
-type Pred<'p> = &'p dyn Fn(&mut Compiler, &Target) -> String;
+type Pred<'p> = &'p dyn Fn(&mut Compiler<'_>, &Target) -> String;
 
-impl Compiler {
+impl Compiler<'_> {
     fn filter(&mut self, filter: &Filter, root: &Target) -> String {
         let parts = filter.clauses.iter().map(|it| self.clause(it, root)).collect();
         join(parts, "AND", "1")
@@ -154,6 +220,14 @@ impl Compiler {
         match clause {
             Clause::Field { path, ops } => {
                 let target = root.child(&format!(".{path}"));
+                if self.at_document(root) {
+                    if let Some(sql) = self.reserved_field(path, ops, &target) {
+                        return sql;
+                    }
+                    if let Some(arrays) = self.key_indexed(path) {
+                        return self.key_ops(ops, &key_terms(&json_path(path), self.layout.doc), arrays, &target);
+                    }
+                }
                 self.ops(ops, &target)
             }
             Clause::And(filters) => {
@@ -190,10 +264,7 @@ impl Compiler {
             Op::Cmp(op, scalar) => self.self_or_any(target, &|c, t| c.compare(*op, scalar, t)),
             Op::Exists(true) => format!("({} IS NOT NULL)", self.ty(target)),
             Op::Exists(false) => format!("({} IS NULL)", self.ty(target)),
-            Op::Regex(pattern) => self.self_or_any(target, &|c, t| {
-                c.binds.push(Bind::Text(pattern.source().to_owned()));
-                format!("({} IS 'text' AND {} REGEXP ?)", c.ty(t), c.val(t))
-            }),
+            Op::Regex(pattern) => self.self_or_any(target, &|c, t| c.regex(pattern, t)),
             Op::Size(n) => match i64::try_from(*n) {
                 Ok(n) => {
                     self.binds.push(Bind::Int(n));
@@ -272,6 +343,22 @@ impl Compiler {
                 format!("({ty} IS 'text' AND {val} {sql_op} ?)")
             }
         }
+    }
+
+    fn regex(&mut self, pattern: &Pattern, target: &Target) -> String {
+        self.binds.push(Bind::Text(pattern.source().to_owned()));
+        format!("({} IS 'text' AND {} REGEXP ?)", self.ty(target), self.val(target))
+    }
+
+    /// Whether `root` is the document itself, where the layout's columns and indexes apply (not an element).
+    fn at_document(&self, root: &Target) -> bool {
+        matches!(root, Target::Path { base, path } if base == self.layout.doc && path == "$")
+    }
+
+    /// Whether `path` is a property with a key index, and if so whether it may hold arrays.
+    fn key_indexed(&self, path: &Path) -> Option<bool> {
+        let [property] = path.segments() else { return None };
+        self.layout.indexed.iter().find(|it| it.property == *property).map(|it| it.arrays)
     }
 
     /// MongoDB's array rule: `pred` holds for the value itself or for one of its elements.
@@ -425,15 +512,15 @@ mod tests {
         let sort = Sort::parse(&json!([{"sortBy": "title", "direction": "desc"}])).unwrap();
         let terms = order_by(&sort, "o.doc", &["o.id"]);
         assert!(terms.starts_with("CASE json_type(o.doc, '$.title') WHEN 'integer' THEN 1"), "{terms}");
-        assert!(terms.ends_with("THEN o.doc ->> '$.title' END DESC, o.id DESC"), "{terms}");
+        assert!(terms.ends_with("ELSE o.doc ->> '$.title' END DESC, o.id DESC"), "{terms}");
         assert_eq!(order_by(&Sort { keys: vec![] }, "doc", &[]), "");
         assert_eq!(order_by(&Sort { keys: vec![] }, "doc", &["created", "id"]), "created ASC, id ASC");
     }
 
     #[test]
-    fn sort_index_terms_are_the_order_by_expressions() {
+    fn key_index_terms_are_the_order_by_expressions() {
         let sort = Sort::parse(&json!([{"sortBy": "n", "direction": "asc"}])).unwrap();
-        let index = sort_index_terms("n", "doc");
+        let index = key_index_terms("n", "doc");
         let order = order_by(&sort, "doc", &[]);
         assert_eq!(order, index.split(", CASE").collect::<Vec<_>>().join(" ASC, CASE") + " ASC");
     }

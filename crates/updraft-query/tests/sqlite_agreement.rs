@@ -14,13 +14,56 @@ use updraft_query::{
 };
 
 const KEYS: &[&str] = &["a", "b", "c"];
-const PATHS: &[&str] = &["a", "b", "c", "a", "b", "c", "a.b", "a.c", "b.a", "a.b.c"];
-// The JSON-looking strings must stay text: an element's properties are looked up only in containers.
-const STRINGS: &[&str] = &["a", "b", "ab", "B", "é😀", "", "a\"\\\n", "\u{0}b", r#"{"a":"a"}"#, r#"["a"]"#];
-const PATTERNS: &[&str] = &["^a", "b$", "a", "é", "^$", ".", "^[ab]+$"];
+const PATHS: &[&str] = &[
+    "a",
+    "b",
+    "c",
+    "a",
+    "b",
+    "c",
+    "a.b",
+    "a.c",
+    "b.a",
+    "a.b.c",
+    "id",
+    "createdAt",
+    "updatedAt",
+    "creator",
+    "creator.id",
+];
+// The JSON-looking strings must stay text: an element's properties are looked up only in containers. The times
+// and ids are those of `with_reserved`, and what lies between them.
+const STRINGS: &[&str] = &[
+    "a",
+    "b",
+    "ab",
+    "B",
+    "é😀",
+    "",
+    "a\"\\\n",
+    "\u{0}b",
+    r#"{"a":"a"}"#,
+    r#"["a"]"#,
+    "000000000000003",
+    "00000000000000",
+    "000000000000003x",
+    "o2",
+    "u1",
+];
+const PATTERNS: &[&str] = &["^a", "b$", "a", "é", "^$", ".", "^[ab]+$", "^00000000000000", "^o", "^ab*"];
+
+/// The properties with a key index in the store layout; `b` is kept free of arrays there.
+const INDEXED: &[&str] = &["a", "b"];
+
+/// A fixed-width time format: text order is time order, as with the store's ISO times.
+fn format_ms(ms: i64) -> String {
+    format!("{ms:015}")
+}
 
 struct Db {
     conn: SqliteConnection,
+    /// The rows are store objects with columns for the reserved properties, and key indexes on `INDEXED`.
+    layout: Option<Vec<sqlite::Indexed>>,
 }
 
 impl Db {
@@ -36,14 +79,52 @@ impl Db {
                 .await
                 .unwrap();
         }
-        Db { conn }
+        Db { conn, layout: None }
+    }
+
+    /// Store objects: `docs` as given by `with_reserved`, their reserved properties in columns too.
+    async fn store(docs: &[Value]) -> Db {
+        let options = SqliteConnectOptions::from_str("sqlite::memory:").unwrap().with_regexp();
+        let mut conn = SqliteConnection::connect_with(&options).await.unwrap();
+        let ddl = "CREATE TABLE obj (n INTEGER PRIMARY KEY, id TEXT NOT NULL, created_ms INTEGER NOT NULL, \
+                   updated_ms INTEGER NOT NULL, doc BLOB NOT NULL)";
+        sqlx::query(ddl).execute(&mut conn).await.unwrap();
+        for property in INDEXED {
+            let ddl = format!("CREATE INDEX key_{property} ON obj ({}, n)", sqlite::key_index_terms(property, "doc"));
+            sqlx::query(AssertSqlSafe(ddl)).execute(&mut conn).await.unwrap();
+        }
+        for (n, doc) in docs.iter().enumerate() {
+            let ms = |key: &str| doc[key].as_str().unwrap().parse::<i64>().unwrap();
+            sqlx::query("INSERT INTO obj (n, id, created_ms, updated_ms, doc) VALUES (?, ?, ?, ?, jsonb(?))")
+                .bind(n as i64)
+                .bind(doc["id"].as_str().unwrap())
+                .bind(ms("createdAt"))
+                .bind(ms("updatedAt"))
+                .bind(doc.to_string())
+                .execute(&mut conn)
+                .await
+                .unwrap();
+        }
+        let indexed = INDEXED
+            .iter()
+            .map(|property| sqlite::Indexed {
+                property: property.to_string(),
+                arrays: docs.iter().any(|doc| doc[property].is_array()),
+            })
+            .collect();
+        Db { conn, layout: Some(indexed) }
     }
 
     /// The ids of the rows matching `filter`, ordered by `sort` and then by id in the first key's direction.
     async fn select(&mut self, filter: &Filter, sort: &Sort) -> Result<Vec<i64>, sqlx::Error> {
-        let compiled = sqlite::compile(filter, "doc");
-        let order = sqlite::order_by(sort, "doc", &["id"]);
-        let text = format!("SELECT id FROM obj WHERE {} ORDER BY {order}", compiled.where_clause);
+        let (compiled, order, row) = match &self.layout {
+            None => (sqlite::compile(filter, "doc"), sqlite::order_by(sort, "doc", &["id"]), "id"),
+            Some(indexed) => {
+                let layout = sqlite::Layout { doc: "doc", reserved: Some(format_ms), indexed };
+                (sqlite::compile_in(filter, &layout), sqlite::order_by_in(sort, &layout, &["n"]), "n")
+            }
+        };
+        let text = format!("SELECT {row} FROM obj WHERE {} ORDER BY {order}", compiled.where_clause);
         let mut query = sqlx::query_scalar(AssertSqlSafe(text));
         for bind in compiled.binds {
             query = match bind {
@@ -54,6 +135,29 @@ impl Db {
         }
         query.fetch_all(&mut self.conn).await
     }
+}
+
+/// The documents as the store keeps them: reserved properties set (times from a few values, so that they tie),
+/// and `b` without arrays, so that its conditions compile without their array half.
+fn with_reserved(docs: &[Value]) -> Vec<Value> {
+    docs.iter()
+        .enumerate()
+        .map(|(n, doc)| {
+            let mut doc = doc.as_object().cloned().unwrap_or_default();
+            if let Some(Value::Array(items)) = doc.get("b") {
+                let first = items.first().cloned().unwrap_or(Value::Null);
+                doc.insert("b".to_owned(), first);
+            }
+            let n = n as i64;
+            doc.insert("id".to_owned(), json!(format!("o{n}")));
+            doc.insert("createdAt".to_owned(), json!(format_ms(n % 5)));
+            doc.insert("updatedAt".to_owned(), json!(format_ms(n % 5 + n % 3)));
+            if n % 3 != 0 {
+                doc.insert("creator".to_owned(), json!({"id": format!("u{}", n % 3), "objectType": "users"}));
+            }
+            Value::Object(doc)
+        })
+        .collect()
 }
 
 /// What the evaluator selects, in the same order as `Db::select`.
@@ -74,12 +178,17 @@ fn runtime() -> tokio::runtime::Runtime {
 
 fn check(docs: &[Value], queries: &[(Value, Value)]) -> Result<(), TestCaseError> {
     runtime().block_on(async {
-        let mut db = Db::new(docs).await;
-        for (q, sort) in queries {
+        let stored = with_reserved(docs);
+        let mut dbs = [(Db::new(docs).await, docs), (Db::store(&stored).await, &stored[..])];
+        for (q, sort_json) in queries {
             let filter = Filter::parse(q).map_err(|e| TestCaseError::fail(format!("{q} does not parse: {e}")))?;
-            let sort = Sort::parse(sort).map_err(|e| TestCaseError::fail(format!("{sort} does not parse: {e}")))?;
-            let got = db.select(&filter, &sort).await.map_err(|e| TestCaseError::fail(format!("{q}: {e}")))?;
-            prop_assert_eq!(got, expected(docs, &filter, &sort), "q = {}", q);
+            let sort =
+                Sort::parse(sort_json).map_err(|e| TestCaseError::fail(format!("{sort_json} does not parse: {e}")))?;
+            for (db, docs) in &mut dbs {
+                let got = db.select(&filter, &sort).await.map_err(|e| TestCaseError::fail(format!("{q}: {e}")))?;
+                let layout = if db.layout.is_some() { "store layout" } else { "plain" };
+                prop_assert_eq!(got, expected(docs, &filter, &sort), "{}: q = {}, sort = {}", layout, q, sort_json);
+            }
         }
         Ok(())
     })
@@ -105,8 +214,13 @@ fn scalar() -> impl Strategy<Value = Value> {
     prop_oneof![Just(Value::Null), any::<bool>().prop_map(Value::from), number(), string()]
 }
 
+/// A ref, as the store keeps them: objects order by their id.
+fn reference() -> impl Strategy<Value = Value> {
+    prop::sample::select(&["u1", "u2", "o2"][..]).prop_map(|id| json!({"id": id, "objectType": "users"}))
+}
+
 fn value(depth: u32) -> impl Strategy<Value = Value> {
-    scalar().prop_recursive(depth, 16, 4, |inner| {
+    prop_oneof![4 => scalar(), 1 => reference()].prop_recursive(depth, 16, 4, |inner| {
         prop_oneof![
             prop::collection::vec(inner.clone(), 0..4).prop_map(Value::Array),
             prop::collection::btree_map(key(), inner, 0..3).prop_map(|it| Value::Object(it.into_iter().collect())),
@@ -116,11 +230,11 @@ fn value(depth: u32) -> impl Strategy<Value = Value> {
 
 /// Mostly scalars, so that equality literals often hit.
 fn literal() -> impl Strategy<Value = Value> {
-    prop_oneof![4 => scalar(), 1 => value(2)]
+    prop_oneof![8 => scalar(), 1 => reference(), 2 => value(2)]
 }
 
 fn doc() -> impl Strategy<Value = Value> {
-    let field = prop_oneof![2 => scalar(), 1 => value(3)];
+    let field = prop_oneof![4 => scalar(), 1 => reference(), 2 => value(3)];
     prop::collection::btree_map(key(), field, 1..4).prop_map(|it| Value::Object(it.into_iter().collect()))
 }
 
@@ -226,8 +340,51 @@ fn arbitrary_q() -> impl Strategy<Value = Value> {
     })
 }
 
+/// The shapes an index serves, on the indexed and reserved properties: equality, ranges, `$in`, `$exists`,
+/// prefixes, their negations, and `$and`/`$or` of them.
+fn indexed_filter() -> impl Strategy<Value = Value> {
+    let path = prop::sample::select(&["a", "b", "b", "id", "createdAt", "updatedAt", "creator", "creator.id"][..]);
+    let bound = || prop_oneof![number(), string()];
+    let condition = prop_oneof![
+        literal(),
+        (prop::sample::select(&["$ne", "$gt", "$gte", "$lt", "$lte"][..]), literal()).prop_filter_map(
+            "a comparison takes a number or a string",
+            |(op, operand)| {
+                (op == "$ne" || operand.is_number() || operand.is_string()).then(|| json!({ op: operand }))
+            }
+        ),
+        (bound(), bound()).prop_map(|(low, high)| json!({"$gte": low, "$lt": high})),
+        (prop::sample::select(&["$in", "$nin"][..]), prop::collection::vec(literal(), 0..4))
+            .prop_map(|(op, items)| json!({ op: items })),
+        any::<bool>().prop_map(|exists| json!({"$exists": exists})),
+        prop::sample::select(PATTERNS).prop_map(|pattern| json!({"$regex": pattern})),
+        Just(json!({"$ne": null})),
+    ];
+    let leaf = prop::collection::vec((path, condition), 1..3)
+        .prop_map(|it| Value::Object(it.into_iter().map(|(path, condition)| (path.to_owned(), condition)).collect()));
+    leaf.prop_recursive(2, 8, 3, |inner| {
+        (prop::sample::select(&["$and", "$or"][..]), prop::collection::vec(inner, 1..3))
+            .prop_map(|(op, filters)| json!({ op: filters }))
+    })
+}
+
+fn indexed_sort() -> impl Strategy<Value = Value> {
+    let key = prop::sample::select(&["a", "b", "createdAt", "updatedAt", "id"][..]);
+    prop::collection::vec((key, prop::sample::select(&["asc", "desc"][..])), 0..3).prop_map(|keys| {
+        Value::Array(keys.into_iter().map(|(path, dir)| json!({"sortBy": path, "direction": dir})).collect())
+    })
+}
+
 proptest! {
     #![proptest_config(ProptestConfig { cases: 1000, ..ProptestConfig::default() })]
+
+    #[test]
+    fn indexed_shapes_agree(
+        docs in prop::collection::vec(doc(), 10..30),
+        queries in prop::collection::vec((indexed_filter(), indexed_sort()), 1..6),
+    ) {
+        check(&docs, &queries)?;
+    }
 
     #[test]
     fn whatever_parses_agrees(docs in prop::collection::vec(doc(), 10..20), q in arbitrary_q()) {

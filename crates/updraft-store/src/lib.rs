@@ -578,6 +578,26 @@ pub trait Store: Send + Sync {
         filter: &'a Filter,
         access: Access<'a>,
     ) -> BoxFuture<'a, Result<u64, StoreError>>;
+
+    /// How the store would run [`Store::list`] (or [`Store::count`]), for a caller checking that its query uses
+    /// an index.
+    fn explain<'a>(
+        &'a self,
+        at: Collection<'a>,
+        query: ListQuery<'a>,
+        count: bool,
+        access: Access<'a>,
+    ) -> BoxFuture<'a, Result<QueryPlan, StoreError>>;
+}
+
+/// The plan of a list or a count, as the database describes it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct QueryPlan {
+    /// One line per step, indented under its parent (SQLite's `EXPLAIN QUERY PLAN`).
+    pub steps: Vec<String>,
+    /// The filtered properties with an index, and whether each holds arrays anywhere (conditions on those also
+    /// look into the arrays, outside the index).
+    pub indexed: Vec<(String, bool)>,
 }
 
 /// A list request, parsed and validated.

@@ -11,13 +11,14 @@ use serde_json::{Map, Value};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous};
 use updraft_core::atomic;
 use updraft_core::ids::ObjectId;
-use updraft_query::sqlite::{self as query_sql, Bind};
+use updraft_query::sqlite::Bind;
 
 use crate::document::{self, new_document};
 use crate::{
     Access, Acl, AclChange, Author, BoxFuture, ChangeEvent, Collection, ListQuery, ObjectRef, Patch, Permission, Store,
     StoreError, USERGROUPS, USERS,
 };
+use lists::{ListRead, Shape};
 
 /// Each schema change is one step; `PRAGMA user_version` records how many have run, so steps are
 /// only ever appended.
@@ -239,6 +240,7 @@ async fn migrate(writer: &SqlitePool) -> Result<(), StoreError> {
         let set_version = format!("PRAGMA user_version = {}", step + 1);
         sqlx::query(sqlx::AssertSqlSafe(set_version)).execute(&mut *tx).await?;
     }
+    schemas::upgrade_indexes(&mut tx).await?;
     tx.commit().await?;
     Ok(())
 }
@@ -710,11 +712,12 @@ impl Store for SqliteStore {
         access: Access<'a>,
     ) -> BoxFuture<'a, Result<Vec<Value>, StoreError>> {
         Box::pin(async move {
-            let (sql, binds) = list_statement(at, &query, access)?;
+            let read = ListRead::new(at, query.filter, query.sort, Shape::Page(query.page), access)?;
             // Each document parsed on its own: parsing the page as one array would add a level of nesting, and
             // fail on a document as deep as the parser allows.
-            let sql = format!("SELECT json(doc) FROM ({sql})");
-            let texts = self.hot.bounded(move |conn| rows(conn, &sql, &binds)).await?;
+            let texts = self
+                .run_list(read, |conn, sql, binds| rows(conn, &format!("SELECT json(doc) FROM ({sql})"), binds))
+                .await?;
             texts.iter().map(|text| parse_doc(text).map(Value::Object)).collect()
         })
     }
@@ -726,15 +729,13 @@ impl Store for SqliteStore {
         access: Access<'a>,
     ) -> BoxFuture<'a, Result<String, StoreError>> {
         Box::pin(async move {
-            let (sql, binds) = list_statement(at, &query, access)?;
+            let read = ListRead::new(at, query.filter, query.sort, Shape::Page(query.page), access)?;
             // One row holding the page as a JSON array, so that the documents come out as one string.
-            let sql = format!("SELECT json_group_array(json(doc)) FROM ({sql})");
-            self.hot
-                .bounded(move |conn| {
-                    let mut statement = conn.prepare_cached(&sql)?;
-                    statement.query_row(rusqlite::params_from_iter(reads::values(&binds)), |row| row.get(0))
-                })
-                .await
+            self.run_list(read, |conn, sql, binds| {
+                let mut statement = conn.prepare_cached(&format!("SELECT json_group_array(json(doc)) FROM ({sql})"))?;
+                statement.query_row(rusqlite::params_from_iter(reads::values(binds)), |row| row.get(0))
+            })
+            .await
         })
     }
 
@@ -745,17 +746,64 @@ impl Store for SqliteStore {
         access: Access<'a>,
     ) -> BoxFuture<'a, Result<u64, StoreError>> {
         Box::pin(async move {
-            let (selection, binds) = selection(at, filter, access)?;
-            let sql = format!("SELECT count(*) FROM objects WHERE {selection}");
+            let sort = updraft_query::Sort { keys: Vec::new() };
+            let read = ListRead::new(at, filter, &sort, Shape::Count, access)?;
             let n: i64 = self
-                .hot
-                .bounded(move |conn| {
-                    let mut statement = conn.prepare_cached(&sql)?;
-                    statement.query_row(rusqlite::params_from_iter(reads::values(&binds)), |row| row.get(0))
+                .run_list(read, |conn, sql, binds| {
+                    let mut statement = conn.prepare_cached(sql)?;
+                    statement.query_row(rusqlite::params_from_iter(reads::values(binds)), |row| row.get(0))
                 })
                 .await?;
             Ok(n.max(0) as u64)
         })
+    }
+
+    fn explain<'a>(
+        &'a self,
+        at: Collection<'a>,
+        query: ListQuery<'a>,
+        count: bool,
+        access: Access<'a>,
+    ) -> BoxFuture<'a, Result<crate::QueryPlan, StoreError>> {
+        Box::pin(async move {
+            let shape = if count { Shape::Count } else { Shape::Page(query.page) };
+            let read = ListRead::new(at, query.filter, query.sort, shape, access)?;
+            let (steps, indexed) = self.hot.inline(|conn| read.explain(conn))?;
+            let indexed = indexed.into_iter().map(|it| (it.property, it.arrays)).collect();
+            Ok(crate::QueryPlan { steps, indexed })
+        })
+    }
+}
+
+impl SqliteStore {
+    /// Runs a list or a count within the read budget; one that runs over it is refused with the properties it
+    /// filters on that have no index, the usual reason.
+    async fn run_list<T: Send + 'static>(
+        &self,
+        read: ListRead,
+        run: impl Fn(&rusqlite::Connection, &str, &[Bind]) -> rusqlite::Result<T> + Send + Sync + 'static,
+    ) -> Result<T, StoreError> {
+        let read = std::sync::Arc::new(read);
+        let reading = std::sync::Arc::clone(&read);
+        match self.hot.bounded(move |conn| reading.read(conn, &run)).await {
+            Err(StoreError::Invalid { message, property: None }) if message.starts_with(reads::TOO_EXPENSIVE) => {
+                let unindexed = self.hot.inline(|conn| read.unindexed(conn)).unwrap_or_default();
+                let Some(first) = unindexed.first() else {
+                    return Err(StoreError::Invalid { message, property: None });
+                };
+                let names = unindexed.iter().map(|it| format!("`{it}`")).collect::<Vec<_>>().join(", ");
+                Err(StoreError::Invalid {
+                    message: format!(
+                        "{message}. The filter reads {names}, which no index serves, so it scans the collection: \
+                         declare {} `indexed` in the schema of {}",
+                        if unindexed.len() == 1 { "it" } else { "them" },
+                        read.object_type()
+                    ),
+                    property: Some(first.clone()),
+                })
+            }
+            other => other,
+        }
     }
 }
 
@@ -776,42 +824,10 @@ fn rows(conn: &rusqlite::Connection, sql: &str, binds: &[Bind]) -> rusqlite::Res
     rows.collect()
 }
 
-/// The WHERE condition for the objects of a collection that match `filter` and that the caller may read,
-/// with its binds. Built only from validated names and paths, and `?` placeholders.
-fn selection(
-    at: Collection<'_>,
-    filter: &updraft_query::Filter,
-    access: Access<'_>,
-) -> Result<(String, Vec<Bind>), StoreError> {
-    let filter = query_sql::compile(filter, "doc");
-    let (allowed, subjects) = readable(access);
-    let collection = collection_literal(at.object_type)?;
-    let sql = format!("backend = ? AND {collection} AND ({}) AND {allowed}", filter.where_clause);
-    let mut binds = Vec::with_capacity(1 + filter.binds.len() + subjects.len());
-    binds.push(Bind::Text(at.backend.to_owned()));
-    binds.extend(filter.binds);
-    binds.extend(subjects.into_iter().map(Bind::Text));
-    Ok((sql, binds))
-}
-
-/// The statement of one page of a list, with its binds.
-fn list_statement(
-    at: Collection<'_>,
-    query: &ListQuery<'_>,
-    access: Access<'_>,
-) -> Result<(String, Vec<Bind>), StoreError> {
-    let (selection, binds) = selection(at, query.filter, access)?;
-    // Ties in creation order; an index from `sort_index_terms` then serves a one-key sort.
-    let order = query_sql::order_by(query.sort, "doc", &["created_ms", "id"]);
-    // The page is spelled out, not bound: SQLite re-prepares a statement whose LIMIT is bound anew, which
-    // was a fifth of a list request's time.
-    let (limit, offset) = (query.page.limit, query.page.offset);
-    Ok((format!("SELECT doc FROM objects WHERE {selection} ORDER BY {order} LIMIT {limit} OFFSET {offset}"), binds))
-}
-
 mod changes;
 mod group_commit;
 mod groups;
+mod lists;
 mod reads;
 mod schemas;
 mod tenants;

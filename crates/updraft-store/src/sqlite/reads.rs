@@ -33,6 +33,9 @@ const MAX_IDLE: usize = 16;
 const STEPS_PER_CHECK: i32 = 1000;
 const CHECKS_INLINE: u32 = 200;
 
+/// How an answer to a read over its time budget begins.
+pub(crate) const TOO_EXPENSIVE: &str = "Query too expensive";
+
 /// How long a read may run on the blocking pool before it is interrupted and refused.
 const MAX_READ_TIME: Duration = Duration::from_secs(5);
 
@@ -96,11 +99,7 @@ impl Readers {
                     Err(StoreError::Database("the read was cancelled: nobody waits for it".into()))
                 }
                 Err(err) if interrupted(&err) => Err(StoreError::Invalid {
-                    message: format!(
-                        "Query too expensive: it ran over the {} ms limit. Narrow the filter, or sort by an \
-                         indexed property",
-                        limit.as_millis()
-                    ),
+                    message: format!("{TOO_EXPENSIVE}: it ran over the {} ms limit", limit.as_millis()),
                     property: None,
                 }),
                 other => other.map_err(database),
@@ -169,6 +168,11 @@ impl Readers {
     }
 
     fn give(&self, conn: Connection) {
+        // A read interrupted inside its snapshot (`lists::snapshot`) may have left it open; a connection that
+        // cannot end it is dropped rather than reused.
+        if !conn.is_autocommit() && (conn.execute_batch("ROLLBACK").is_err() || !conn.is_autocommit()) {
+            return;
+        }
         let mut idle = self.idle.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
         if idle.len() < MAX_IDLE {
             idle.push(conn);

@@ -35,11 +35,38 @@ impl PropertyIndex<'_> {
     }
 }
 
-/// The index of an `indexed` property: its columns are the sort expressions, so that a sorted page of a large
-/// collection reads only its own rows. (Filters gain little from an index on the property: a comparison also
-/// matches arrays holding a matching element, so it compiles to an OR that no single index serves.)
-fn sort_index<'a>(backend: &'a str, object_type: &'a str, property: &'a str) -> PropertyIndex<'a> {
-    PropertyIndex { kind: "sort", backend, object_type, property }
+/// The key index of an `indexed` property: its type rank and value (see `updraft_query::sqlite::key_index_terms`),
+/// then the creation order. A sorted page walks it; an equality, a range or a prefix on the property is a range
+/// of it, already in creation order for a sort on `createdAt`.
+fn key_index<'a>(backend: &'a str, object_type: &'a str, property: &'a str) -> PropertyIndex<'a> {
+    PropertyIndex { kind: "key", backend, object_type, property }
+}
+
+/// Makes the key index of every `indexed` property, and drops the `sort` indexes that preceded them (their value
+/// column did not hold a ref's id). Runs at every start; it does nothing once done.
+pub(super) async fn upgrade_indexes(tx: &mut sqlx::SqliteConnection) -> Result<(), StoreError> {
+    let rows: Vec<(String, String, String)> =
+        sqlx::query_as("SELECT backend, object_type, property FROM property_indexes").fetch_all(&mut *tx).await?;
+    for (backend, object_type, property) in &rows {
+        if !(plain(backend) && plain(object_type) && plain(property)) {
+            continue;
+        }
+        create_key_index(tx, backend, object_type, property).await?;
+        PropertyIndex { kind: "sort", backend, object_type, property }.drop(tx).await?;
+    }
+    Ok(())
+}
+
+async fn create_key_index(
+    tx: &mut sqlx::SqliteConnection,
+    backend: &str,
+    object_type: &str,
+    property: &str,
+) -> Result<(), StoreError> {
+    let key_terms = updraft_query::sqlite::key_index_terms(property, "doc");
+    key_index(backend, object_type, property)
+        .create(tx, &format!("backend, object_type, {key_terms}, created_ms"))
+        .await
 }
 
 async fn create_index(
@@ -48,10 +75,7 @@ async fn create_index(
     object_type: &str,
     property: &str,
 ) -> Result<(), StoreError> {
-    let sort_terms = updraft_query::sqlite::sort_index_terms(property, "doc");
-    sort_index(backend, object_type, property)
-        .create(tx, &format!("backend, object_type, {sort_terms}, created_ms"))
-        .await?;
+    create_key_index(tx, backend, object_type, property).await?;
     sqlx::query("INSERT OR IGNORE INTO property_indexes (backend, object_type, property) VALUES (?, ?, ?)")
         .bind(backend)
         .bind(object_type)
@@ -67,7 +91,7 @@ pub(super) async fn drop_index(
     object_type: &str,
     property: &str,
 ) -> Result<(), StoreError> {
-    sort_index(backend, object_type, property).drop(tx).await?;
+    key_index(backend, object_type, property).drop(tx).await?;
     sqlx::query("DELETE FROM property_indexes WHERE backend = ? AND object_type = ? AND property = ?")
         .bind(backend)
         .bind(object_type)

@@ -1,0 +1,182 @@
+//! Lists and counts: each compiled in the snapshot it runs in, against what that snapshot holds.
+//!
+//! The compiler turns a condition on a property with a key index into an index range, and adds the array half
+//! of MongoDB's rule ("or an element matches", which no index range serves) only for a property that holds
+//! arrays. Whether it does is one probe of the index, in the same read transaction as the query, so a write
+//! landing between the two cannot make the answer wrong. Which properties have an index is read in that
+//! transaction too, so a schema change between them cannot either.
+
+use rusqlite::Connection;
+use updraft_query::sqlite::{self as query_sql, Bind, Indexed, Layout};
+use updraft_query::{Filter, Sort};
+
+use super::{collection_literal, readable};
+use crate::document::{self, RESERVED};
+use crate::{Access, Collection, Page, StoreError};
+
+/// What a read answers.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Shape {
+    Page(Page),
+    Count,
+}
+
+/// A list or count request with everything it needs, owned, so that it can move to the blocking pool.
+pub(crate) struct ListRead {
+    backend: String,
+    object_type: String,
+    /// `object_type = '<type>'`: spelled out, since SQLite uses a partial index only for a literal.
+    collection: String,
+    filter: Filter,
+    sort: Sort,
+    shape: Shape,
+    /// None: everything (the instance secret).
+    subjects: Option<Vec<String>>,
+}
+
+impl ListRead {
+    pub(crate) fn new(
+        at: Collection<'_>,
+        filter: &Filter,
+        sort: &Sort,
+        shape: Shape,
+        access: Access<'_>,
+    ) -> Result<ListRead, StoreError> {
+        Ok(ListRead {
+            backend: at.backend.to_owned(),
+            object_type: at.object_type.to_owned(),
+            collection: collection_literal(at.object_type)?,
+            filter: filter.clone(),
+            sort: sort.clone(),
+            shape,
+            subjects: match access {
+                Access::Everything => None,
+                Access::Subjects(subjects) => Some(subjects.to_vec()),
+            },
+        })
+    }
+
+    /// Runs `run` with the statement (a `SELECT doc ...` for a page, a `SELECT count(*) ...` for a count) in one
+    /// snapshot with what it was compiled against.
+    pub(crate) fn read<T>(
+        &self,
+        conn: &Connection,
+        run: impl FnOnce(&Connection, &str, &[Bind]) -> rusqlite::Result<T>,
+    ) -> rusqlite::Result<T> {
+        if self.unreserved_properties().next().is_none() {
+            // Nothing to learn first: the statement is its own snapshot.
+            let (sql, binds) = self.statement(&[]);
+            return run(conn, &sql, &binds);
+        }
+        snapshot(conn, |conn| {
+            let indexed = self.indexed(conn)?;
+            let (sql, binds) = self.statement(&indexed);
+            run(conn, &sql, &binds)
+        })
+    }
+
+    /// How SQLite runs the read (`EXPLAIN QUERY PLAN`, one line per step), and what it was compiled against.
+    pub(crate) fn explain(&self, conn: &Connection) -> rusqlite::Result<(Vec<String>, Vec<Indexed>)> {
+        snapshot(conn, |conn| {
+            let indexed = self.indexed(conn)?;
+            let (sql, binds) = self.statement(&indexed);
+            let mut statement = conn.prepare(&format!("EXPLAIN QUERY PLAN {sql}"))?;
+            let rows = statement.query_map(rusqlite::params_from_iter(super::reads::values(&binds)), |row| {
+                Ok((row.get::<_, i64>(0)?, row.get::<_, i64>(1)?, row.get::<_, String>(3)?))
+            })?;
+            let rows = rows.collect::<rusqlite::Result<Vec<_>>>()?;
+            Ok((indent_plan(&rows), indexed))
+        })
+    }
+
+    pub(crate) fn object_type(&self) -> &str {
+        &self.object_type
+    }
+
+    /// The properties the filter reads that have no key index, for the error of a read that ran too long.
+    pub(crate) fn unindexed(&self, conn: &Connection) -> rusqlite::Result<Vec<String>> {
+        let have = self.key_indexes(conn)?;
+        Ok(self.unreserved_properties().filter(|it| !have.iter().any(|have| have == it)).map(str::to_owned).collect())
+    }
+
+    fn unreserved_properties(&self) -> impl Iterator<Item = &str> {
+        self.filter.properties().into_iter().filter(|property| !RESERVED.contains(property))
+    }
+
+    fn key_indexes(&self, conn: &Connection) -> rusqlite::Result<Vec<String>> {
+        let mut statement =
+            conn.prepare_cached("SELECT property FROM property_indexes WHERE backend = ? AND object_type = ?")?;
+        let rows = statement.query_map([&self.backend, &self.object_type], |row| row.get(0))?;
+        rows.collect()
+    }
+
+    /// The filtered properties with a key index, and whether each holds an array anywhere in the collection.
+    fn indexed(&self, conn: &Connection) -> rusqlite::Result<Vec<Indexed>> {
+        let have = self.key_indexes(conn)?;
+        let mut indexed = Vec::new();
+        for property in self.unreserved_properties().filter(|it| have.iter().any(|have| have == it)) {
+            let holds_array = query_sql::holds_array(property, "doc");
+            let probe = format!(
+                "SELECT EXISTS (SELECT 1 FROM objects WHERE backend = ? AND {} AND {holds_array})",
+                self.collection
+            );
+            let arrays = conn.prepare_cached(&probe)?.query_row([&self.backend], |row| row.get(0))?;
+            indexed.push(Indexed { property: property.to_owned(), arrays });
+        }
+        Ok(indexed)
+    }
+
+    /// The statement and its binds, compiled against `indexed`.
+    fn statement(&self, indexed: &[Indexed]) -> (String, Vec<Bind>) {
+        let layout = Layout { doc: "doc", reserved: Some(document::format_ms), indexed };
+        let filter = query_sql::compile_in(&self.filter, &layout);
+        let access = match &self.subjects {
+            None => Access::Everything,
+            Some(subjects) => Access::Subjects(subjects),
+        };
+        let (allowed, subjects) = readable(access);
+        let selection = format!("backend = ? AND {} AND ({}) AND {allowed}", self.collection, filter.where_clause);
+        let mut binds = Vec::with_capacity(1 + filter.binds.len() + subjects.len());
+        binds.push(Bind::Text(self.backend.clone()));
+        binds.extend(filter.binds);
+        binds.extend(subjects.into_iter().map(Bind::Text));
+        let sql = match self.shape {
+            Shape::Count => format!("SELECT count(*) FROM objects WHERE {selection}"),
+            Shape::Page(Page { limit, offset }) => {
+                // Ties in creation order; a key index (which ends in `created_ms`) then serves a one-key sort.
+                let order = query_sql::order_by_in(&self.sort, &layout, &["created_ms", "id"]);
+                // The page is spelled out, not bound: SQLite re-prepares a statement whose LIMIT is bound anew,
+                // which was a fifth of a list request's time.
+                format!("SELECT doc FROM objects WHERE {selection} ORDER BY {order} LIMIT {limit} OFFSET {offset}")
+            }
+        };
+        (sql, binds)
+    }
+}
+
+/// Runs `read` in one read transaction, and ends it whatever happens, so that the connection goes back clean.
+fn snapshot<T>(conn: &Connection, read: impl FnOnce(&Connection) -> rusqlite::Result<T>) -> rusqlite::Result<T> {
+    conn.execute_batch("BEGIN")?;
+    let result = read(conn);
+    let end = conn.execute_batch(if result.is_ok() { "COMMIT" } else { "ROLLBACK" });
+    let value = result?;
+    end?;
+    Ok(value)
+}
+
+/// `EXPLAIN QUERY PLAN` rows (id, parent, detail) as lines indented by depth, as SQLite's shell prints them.
+fn indent_plan(rows: &[(i64, i64, String)]) -> Vec<String> {
+    let mut depth: Vec<(i64, usize)> = Vec::new();
+    rows.iter()
+        .map(|(id, parent, detail)| {
+            let level = depth.iter().find(|(node, _)| node == parent).map_or(0, |(_, level)| level + 1);
+            depth.push((*id, level));
+            format!("{}{detail}", "  ".repeat(level))
+        })
+        .collect()
+}
+
+#[cfg(test)]
+pub(crate) fn statement_for_tests(read: &ListRead, indexed: &[Indexed]) -> (String, Vec<Bind>) {
+    read.statement(indexed)
+}
