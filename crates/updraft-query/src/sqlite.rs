@@ -24,7 +24,7 @@ use crate::ast::{Clause, CmpOp, Direction, ElemMatch, Filter, Literal, Op, Path,
 
 mod keys;
 
-pub use keys::literal_prefix;
+pub use keys::{index_order, literal_prefix};
 
 /// A WHERE fragment with anonymous `?` placeholders, and their values in order.
 #[derive(Debug, Clone, PartialEq)]
@@ -90,11 +90,13 @@ pub fn compile_in(filter: &Filter, layout: &Layout<'_>) -> Sql {
 /// total; it follows the direction of the first key, so that a one-key sort runs in one direction throughout and
 /// an index from [`sort_index_terms`] serves it, forwards or backwards, without a sort step.
 pub fn order_by(sort: &Sort, column: &str, tiebreak: &[&str]) -> String {
-    order_by_in(sort, &Layout::plain(column), tiebreak)
+    order_by_in(sort, &Filter { clauses: Vec::new() }, &Layout::plain(column), tiebreak)
 }
 
-/// [`order_by`] over the rows of `layout`: a reserved time or the id orders by its column.
-pub fn order_by_in(sort: &Sort, layout: &Layout<'_>, tiebreak: &[&str]) -> String {
+/// [`order_by`] over the rows of `layout` selected by `filter`: a reserved time or the id orders by its column,
+/// and a key whose type rank the filter pins orders by its value alone. (SQLite does not see that a rank fixed
+/// by `=` leaves the index in value order, and would sort what the index already orders.)
+pub fn order_by_in(sort: &Sort, filter: &Filter, layout: &Layout<'_>, tiebreak: &[&str]) -> String {
     let column = layout.doc;
     assert_identifier(column);
     let direction = |direction: Direction| match direction {
@@ -109,13 +111,21 @@ pub fn order_by_in(sort: &Sort, layout: &Layout<'_>, tiebreak: &[&str]) -> Strin
             continue;
         }
         let [rank, value] = key_terms(&json_path(&key.path), column);
-        terms.push(format!("{rank} {dir}"));
-        terms.push(format!("{value} {dir}"));
+        if keys::pinned_rank(filter, &key.path, layout).is_none() {
+            terms.push(format!("{rank} {dir}"));
+        }
+        if !keys::pinned_value(filter, &key.path, layout) {
+            terms.push(format!("{value} {dir}"));
+        }
     }
     let dir = direction(sort.keys.first().map_or(Direction::Asc, |key| key.direction));
     for column in tiebreak {
         assert_identifier(column);
-        terms.push(format!("{column} {dir}"));
+        let term = format!("{column} {dir}");
+        // A sort on `createdAt` or `id` already ends in it; SQLite would not see through the repeat.
+        if !terms.iter().any(|it| it.split(' ').next() == Some(column)) {
+            terms.push(term);
+        }
     }
     terms.join(", ")
 }

@@ -6,8 +6,8 @@
 //! Every predicate stays 0 or 1, never NULL, so that `NOT` keeps two-valued logic: a comparison with a value that
 //! may be NULL is joined with a test that is false then (`NULL AND 0` is 0).
 
-use super::{Bind, Compiler, Pred, Target, join, number_bind};
-use crate::ast::{CmpOp, Literal, Op, Path, Scalar};
+use super::{Bind, Compiler, Layout, Pred, Target, join, number_bind};
+use crate::ast::{Clause, CmpOp, Direction, Filter, Literal, Op, Path, Scalar, Sort, SortKey};
 
 /// The latest time a document can spell in the fixed-width format, 9999-12-31T23:59:59.999Z.
 const MAX_MS: i64 = 253_402_300_799_999;
@@ -46,6 +46,81 @@ pub(super) fn ordering_column(path: &Path) -> Option<&'static str> {
         Reserved::Text(column) | Reserved::Time(column) => Some(column),
         Reserved::OptionalText(_) | Reserved::Creator(_) => None,
     }
+}
+
+/// The type rank every row `filter` selects has in the top-level `path`, when a condition of its top level pins
+/// it (and the property holds no arrays, whose rank differs from their elements').
+pub(super) fn pinned_rank(filter: &Filter, path: &Path, layout: &Layout<'_>) -> Option<u8> {
+    let [property] = path.segments() else { return None };
+    if layout.indexed.iter().find(|it| it.property == *property)?.arrays {
+        return None;
+    }
+    filter.clauses.iter().find_map(|clause| match clause {
+        Clause::Field { path: at, ops } if at == path => ops.iter().find_map(op_rank),
+        _ => None,
+    })
+}
+
+/// Whether a condition of `filter`'s top level pins the top-level `path` to one value (an equality), so that
+/// ordering by it is ordering by nothing.
+pub(super) fn pinned_value(filter: &Filter, path: &Path, layout: &Layout<'_>) -> bool {
+    let constant = |literal: &Literal| match literal {
+        Literal::Object(fields) => {
+            fields.iter().any(|(key, value)| key.as_str() == "id" && matches!(value, Literal::String(_)))
+        }
+        literal => literal_rank(literal).is_some(),
+    };
+    pinned_rank(filter, path, layout).is_some()
+        && filter.clauses.iter().any(|clause| match clause {
+            Clause::Field { path: at, ops } if at == path => ops.iter().any(|op| match op {
+                Op::Eq(literal) => constant(literal),
+                Op::In(literals) => matches!(literals.as_slice(), [literal] if constant(literal)),
+                _ => false,
+            }),
+            _ => false,
+        })
+}
+
+fn op_rank(op: &Op) -> Option<u8> {
+    match op {
+        Op::Eq(literal) => literal_rank(literal),
+        Op::In(literals) => {
+            let first = literal_rank(literals.first()?)?;
+            literals.iter().all(|it| literal_rank(it) == Some(first)).then_some(first)
+        }
+        Op::Cmp(_, Scalar::Number(_)) => Some(1),
+        Op::Cmp(_, Scalar::String(_)) | Op::Regex(_) => Some(2),
+        _ => None,
+    }
+}
+
+fn literal_rank(literal: &Literal) -> Option<u8> {
+    match literal {
+        Literal::Null => Some(0),
+        Literal::Number(_) => Some(1),
+        Literal::String(_) => Some(2),
+        Literal::Object(_) => Some(3),
+        Literal::Bool(_) => Some(5),
+        Literal::Array(_) => None,
+    }
+}
+
+/// The order of a list that asks for none: that of the index serving its first top-level condition an index
+/// can serve (as MongoDB, which Enginio ran on, returned them), so that a page of a large match is its first
+/// rows rather than a sort of all of them. None: creation order.
+pub fn index_order(filter: &Filter, layout: &Layout<'_>) -> Option<Sort> {
+    let path = filter.clauses.iter().find_map(|clause| {
+        let Clause::Field { path, ops } = clause else { return None };
+        let served = match reserved(path) {
+            Some(Reserved::Text(_) | Reserved::Time(_)) if layout.reserved.is_some() => {
+                ops.iter().any(|op| matches!(op, Op::Eq(_) | Op::In(_) | Op::Cmp(..) | Op::Regex(_)))
+            }
+            Some(_) => false,
+            None => pinned_rank(filter, path, layout).is_some(),
+        };
+        served.then_some(path)
+    })?;
+    Some(Sort { keys: vec![SortKey { path: path.clone(), direction: Direction::Asc }] })
 }
 
 /// The literal text every match of `pattern` starts with, as a range `[low, high)` of strings (no `high` when

@@ -144,7 +144,18 @@ impl ListRead {
             Shape::Count => format!("SELECT count(*) FROM objects WHERE {selection}"),
             Shape::Page(Page { limit, offset }) => {
                 // Ties in creation order; a key index (which ends in `created_ms`) then serves a one-key sort.
-                let order = query_sql::order_by_in(&self.sort, &layout, &["created_ms", "id"]);
+                let index_order;
+                let sort = match self.sort.keys.is_empty() {
+                    true => match query_sql::index_order(&self.filter, &layout) {
+                        Some(sort) => {
+                            index_order = sort;
+                            &index_order
+                        }
+                        None => &self.sort,
+                    },
+                    false => &self.sort,
+                };
+                let order = query_sql::order_by_in(sort, &self.filter, &layout, &["created_ms", "id"]);
                 // The page is spelled out, not bound: SQLite re-prepares a statement whose LIMIT is bound anew,
                 // which was a fifth of a list request's time.
                 format!("SELECT doc FROM objects WHERE {selection} ORDER BY {order} LIMIT {limit} OFFSET {offset}")

@@ -224,6 +224,11 @@ impl Schemas for SqliteStore {
             }
             tx.commit().await?;
             self.forget_schemas();
+            if indexed.iter().any(|p| !had.iter().any(|(h,)| h == p)) {
+                // Statistics for the new indexes, so that the planner weighs them from the first query on.
+                let analyze = format!("{}; ANALYZE objects", super::ANALYSIS_LIMIT);
+                sqlx::raw_sql(sqlx::AssertSqlSafe(analyze)).execute(&self.writer).await?;
+            }
             Ok(())
         })
     }
