@@ -36,6 +36,9 @@ pub(super) async fn list(
     let sort = Sort::parse(&sort_value).map_err(bad_query)?;
     let at = Collection { backend: &request.backend.id, object_type };
 
+    if param("explain").is_some() {
+        return explain(state, request, at, &filter, &sort, &params, param("count").is_some()).await;
+    }
     // Qt sends `count=`, other clients `count=1`: presence is what counts.
     if param("count").is_some() {
         let count = state.store.count(at, &filter, request.access()).await.map_err(storage)?;
@@ -55,6 +58,28 @@ pub(super) async fn list(
     let mut results = state.store.list(at, query, request.access()).await.map_err(storage)?;
     super::include::expand_all(state, request, &mut results, &include).await?;
     Ok(Json(json!({ "results": results, "query": echo })).into_response())
+}
+
+/// `explain`: how the store would run the list (or the count), for the instance secret to check that a query
+/// uses an index. Others are refused: the plan names the backend's indexes.
+async fn explain(
+    state: &ApiState,
+    request: &DataRequest,
+    at: Collection<'_>,
+    filter: &Filter,
+    sort: &Sort,
+    params: &Params,
+    count: bool,
+) -> Result<Response, EdsError> {
+    if !matches!(request.caller, super::Caller::Secret) {
+        let message = "explain is for the instance secret (Enginio-Backend-Secret)";
+        return Err(request.denied(EdsError(ApiError::with_message(Code::AccessDenied, message))));
+    }
+    let query = ListQuery { filter, sort, page: params.page()? };
+    let plan = state.store.explain(at, query, count, request.access()).await.map_err(storage)?;
+    let indexed: Vec<Value> =
+        plan.indexed.iter().map(|(property, arrays)| json!({"property": property, "holdsArrays": arrays})).collect();
+    Ok(Json(json!({ "plan": plan.steps, "indexed": indexed })).into_response())
 }
 
 /// The query parameters of a request, read without a typed extractor so that bad values get the

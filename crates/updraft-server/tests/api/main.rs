@@ -7,6 +7,7 @@ mod eds;
 mod eds_bad_input;
 mod eds_legacy;
 mod eds_members;
+mod eds_queries;
 mod eds_realtime;
 mod eds_refs;
 mod eds_stream;

@@ -6,6 +6,8 @@ use serde_json::json;
 use super::*;
 use crate::Schemas;
 
+const ALL: Access<'static> = Access::Everything;
+
 const BENCH: Collection<'static> = Collection { backend: "5376019e698b3c6ad500095a", object_type: "objects.bench" };
 
 /// `n` objects like the benchmark's, written straight into the table (the store's insert path is tested elsewhere):
@@ -177,4 +179,33 @@ async fn a_million_objects_answer_each_indexed_shape_within_a_step_bound() {
             assert_eq!(rows, expected_rows, "{name} {access:?}");
         }
     }
+}
+
+/// A filter no index serves scans the collection; one that runs over the read budget is refused with the
+/// property to index, and an indexed one of the same collection still answers.
+#[tokio::test]
+async fn an_unindexed_filter_over_the_budget_names_the_property_to_index() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = bench_store(&dir, 50_000).await;
+    store.hot.set_checks_inline(1);
+    store.hot.set_max_read_time(std::time::Duration::from_millis(1));
+    let list = |q: Value| {
+        let store = &store;
+        async move {
+            let filter = updraft_query::Filter::parse(&q).unwrap();
+            let sort = updraft_query::Sort { keys: Vec::new() };
+            let query = ListQuery { filter: &filter, sort: &sort, page: crate::Page { limit: 20, offset: 0 } };
+            store.list(BENCH, query, ALL).await
+        }
+    };
+    match list(json!({"note": "x", "k": {"$exists": true}})).await {
+        Err(StoreError::Invalid { message, property }) => {
+            assert_eq!(property.as_deref(), Some("note"));
+            assert!(message.starts_with("Query too expensive") && message.contains("`note`"), "{message}");
+            assert!(message.contains("indexed") && message.contains("objects.bench"), "{message}");
+        }
+        other => panic!("{other:?}"),
+    }
+    store.hot.set_max_read_time(std::time::Duration::from_secs(5));
+    assert_eq!(list(json!({"k": 7})).await.unwrap().len(), 20);
 }
