@@ -186,8 +186,3 @@ fn indent_plan(rows: &[(i64, i64, String)]) -> Vec<String> {
         })
         .collect()
 }
-
-#[cfg(test)]
-pub(crate) fn statement_for_tests(read: &ListRead, indexed: &[Indexed]) -> (String, Vec<Bind>) {
-    read.statement(indexed)
-}

@@ -224,8 +224,15 @@ impl Schemas for SqliteStore {
             }
             tx.commit().await?;
             self.forget_schemas();
-            if indexed.iter().any(|p| !had.iter().any(|(h,)| h == p)) {
-                // Statistics for the new indexes, so that the planner weighs them from the first query on.
+            let (populated,): (bool,) =
+                sqlx::query_as("SELECT EXISTS (SELECT 1 FROM objects WHERE backend = ? AND object_type = ?)")
+                    .bind(backend)
+                    .bind(object_type)
+                    .fetch_one(&self.writer)
+                    .await?;
+            if populated && indexed.iter().any(|p| !had.iter().any(|(h,)| h == p)) {
+                // Statistics for the new indexes of a collection that has objects, so that the planner weighs
+                // them from the first query on (`keep_statistics` follows its growth).
                 let analyze = format!("{}; ANALYZE objects", super::ANALYSIS_LIMIT);
                 sqlx::raw_sql(sqlx::AssertSqlSafe(analyze)).execute(&self.writer).await?;
             }
