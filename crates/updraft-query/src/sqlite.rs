@@ -22,8 +22,10 @@
 
 use crate::ast::{Clause, CmpOp, Direction, ElemMatch, Filter, Literal, Op, Path, Pattern, Scalar, Sort};
 
+mod branches;
 mod keys;
 
+pub use branches::{Branch, branches};
 pub use keys::{index_order, literal_prefix};
 
 /// A WHERE fragment with anonymous `?` placeholders, and their values in order.

@@ -54,6 +54,8 @@ const PATTERNS: &[&str] = &["^a", "b$", "a", "é", "^$", ".", "^[ab]+$", "^00000
 
 /// The properties with a key index in the store layout; `b` is kept free of arrays there.
 const INDEXED: &[&str] = &["a", "b"];
+/// Those whose array elements are in the element table (all of them, as in the store).
+const INDEX_ELEMENTS: &[&str] = INDEXED;
 
 /// A fixed-width time format: text order is time order, as with the store's ISO times.
 fn format_ms(ms: i64) -> String {
@@ -105,6 +107,22 @@ impl Db {
                 .await
                 .unwrap();
         }
+        // The element table of the store: one row per array element of an indexed property.
+        let ddl = "CREATE TABLE array_keys (property TEXT NOT NULL, rank INTEGER NOT NULL, value, id INTEGER NOT NULL)";
+        sqlx::query(ddl).execute(&mut conn).await.unwrap();
+        for property in INDEX_ELEMENTS {
+            let fill = format!(
+                "INSERT INTO array_keys SELECT '{property}',
+                     CASE e.type WHEN 'integer' THEN 1 WHEN 'real' THEN 1 WHEN 'text' THEN 2 WHEN 'object' THEN 3
+                                 WHEN 'array' THEN 4 WHEN 'true' THEN 5 WHEN 'false' THEN 5 ELSE 0 END,
+                     CASE e.type WHEN 'object' THEN (CASE WHEN json_type(e.value, '$.id') IS 'text'
+                                                          THEN e.value ->> '$.id' END)
+                                 WHEN 'array' THEN NULL ELSE e.atom END,
+                     n
+                 FROM obj, jsonb_each(obj.doc, '$.{property}') AS e WHERE json_type(obj.doc, '$.{property}') IS 'array'"
+            );
+            sqlx::query(AssertSqlSafe(fill)).execute(&mut conn).await.unwrap();
+        }
         let indexed = INDEXED
             .iter()
             .map(|property| sqlite::Indexed {
@@ -124,9 +142,35 @@ impl Db {
                 (sqlite::compile_in(filter, &layout), sqlite::order_by_in(sort, filter, &layout, &["n"]), "n")
             }
         };
-        let text = format!("SELECT {row} FROM obj WHERE {} ORDER BY {order}", compiled.where_clause);
+        // As the store does, an index union reads only the ids of its branches (which must hold every match).
+        let mut binds = Vec::new();
+        let mut ids = String::new();
+        if let Some(indexed) = &self.layout {
+            let layout = sqlite::Layout { doc: "doc", reserved: Some(format_ms), indexed };
+            if let Some(branches) = sqlite::branches(filter, &layout) {
+                let selects: Vec<String> = branches
+                    .into_iter()
+                    .map(|branch| match branch {
+                        sqlite::Branch::Rows(rows) => {
+                            binds.extend(rows.binds);
+                            format!("SELECT n FROM obj WHERE {}", rows.where_clause)
+                        }
+                        sqlite::Branch::Elements { property, condition } => {
+                            binds.extend(condition.binds);
+                            format!(
+                                "SELECT id FROM array_keys WHERE property = '{property}' AND {}",
+                                condition.where_clause
+                            )
+                        }
+                    })
+                    .collect();
+                ids = format!("n IN ({}) AND ", selects.join(" UNION ALL "));
+            }
+        }
+        binds.extend(compiled.binds);
+        let text = format!("SELECT {row} FROM obj WHERE {ids}{} ORDER BY {order}", compiled.where_clause);
         let mut query = sqlx::query_scalar(AssertSqlSafe(text));
-        for bind in compiled.binds {
+        for bind in binds {
             query = match bind {
                 Bind::Int(it) => query.bind(it),
                 Bind::Real(it) => query.bind(it),

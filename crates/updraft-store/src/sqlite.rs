@@ -20,6 +20,59 @@ use crate::{
 };
 use lists::{ListRead, Shape};
 
+/// The rank and value of the array element `e` (a `jsonb_each` row), as `key_index_terms` gives a value.
+macro_rules! element_key {
+    () => {
+        "CASE e.type WHEN 'integer' THEN 1 WHEN 'real' THEN 1 WHEN 'text' THEN 2 WHEN 'object' THEN 3
+                     WHEN 'array' THEN 4 WHEN 'true' THEN 5 WHEN 'false' THEN 5 ELSE 0 END,
+         CASE e.type WHEN 'object' THEN (CASE WHEN json_type(e.value, '$.id') IS 'text' THEN e.value ->> '$.id' END)
+                     WHEN 'array' THEN NULL ELSE e.atom END"
+    };
+}
+
+/// The `array_keys` rows of the object `NEW`, for an `INSERT ... SELECT`.
+macro_rules! array_keys_of_new {
+    () => {
+        concat!(
+            "SELECT NEW.backend, NEW.object_type, p.property, ",
+            element_key!(),
+            ", NEW.id
+             FROM property_indexes AS p, jsonb_each(NEW.doc, '$.' || p.property) AS e
+             WHERE p.backend = NEW.backend AND p.object_type = NEW.object_type
+               AND json_type(NEW.doc, '$.' || p.property) IS 'array'"
+        )
+    };
+}
+
+/// Fills `array_keys` for the indexed property `?3` of the collection `?1`, `?2` (see `schemas.rs`).
+pub(crate) const ARRAY_KEYS_BACKFILL: &str = concat!(
+    "INSERT INTO array_keys (backend, object_type, property, rank, value, id)
+     SELECT o.backend, o.object_type, ?3, ",
+    element_key!(),
+    ", o.id
+     FROM objects AS o, jsonb_each(o.doc, '$.' || ?3) AS e
+     WHERE o.backend = ?1 AND o.object_type = ?2 AND json_type(o.doc, '$.' || ?3) IS 'array'"
+);
+
+const ARRAY_KEYS_ON_INSERT: &str = concat!(
+    "CREATE TRIGGER objects_array_keys_on_insert AFTER INSERT ON objects
+     WHEN EXISTS (SELECT 1 FROM property_indexes WHERE backend = NEW.backend AND object_type = NEW.object_type)
+     BEGIN
+         INSERT INTO array_keys (backend, object_type, property, rank, value, id) ",
+    array_keys_of_new!(),
+    "; END"
+);
+
+const ARRAY_KEYS_ON_UPDATE: &str = concat!(
+    "CREATE TRIGGER objects_array_keys_on_update AFTER UPDATE OF doc ON objects
+     WHEN EXISTS (SELECT 1 FROM property_indexes WHERE backend = NEW.backend AND object_type = NEW.object_type)
+     BEGIN
+         DELETE FROM array_keys WHERE backend = OLD.backend AND object_type = OLD.object_type AND id = OLD.id;
+         INSERT INTO array_keys (backend, object_type, property, rank, value, id) ",
+    array_keys_of_new!(),
+    "; END"
+);
+
 /// Each schema change is one step; `PRAGMA user_version` records how many have run, so steps are
 /// only ever appended.
 const MIGRATIONS: &[&str] = &[
@@ -164,6 +217,36 @@ const MIGRATIONS: &[&str] = &[
     "CREATE INDEX objects_by_update ON objects (backend, object_type, updated_ms, created_ms)",
     "CREATE INDEX objects_by_creator ON objects (backend, object_type, doc ->> '$.creator.id', created_ms)
      WHERE doc ->> '$.creator.id' IS NOT NULL",
+    // The elements of arrays in indexed properties, one row each, with the rank and value a key index would give
+    // them (`updraft_query::sqlite::key_index_terms`): "an element matches" is then an index range too. Kept by
+    // the triggers below in the transaction of each change, and by `schemas.rs` when `indexed` changes.
+    "CREATE TABLE array_keys (
+        backend TEXT NOT NULL,
+        object_type TEXT NOT NULL,
+        property TEXT NOT NULL,
+        rank INTEGER NOT NULL,
+        value,
+        id TEXT NOT NULL
+    )",
+    "CREATE INDEX array_keys_by_value ON array_keys (backend, object_type, property, rank, value, id)",
+    "CREATE INDEX array_keys_by_object ON array_keys (backend, object_type, id)",
+    ARRAY_KEYS_ON_INSERT,
+    ARRAY_KEYS_ON_UPDATE,
+    "CREATE TRIGGER objects_array_keys_on_delete AFTER DELETE ON objects
+     WHEN EXISTS (SELECT 1 FROM property_indexes WHERE backend = OLD.backend AND object_type = OLD.object_type)
+     BEGIN
+         DELETE FROM array_keys WHERE backend = OLD.backend AND object_type = OLD.object_type AND id = OLD.id;
+     END",
+    // The arrays already in indexed properties.
+    concat!(
+        "INSERT INTO array_keys (backend, object_type, property, rank, value, id)
+         SELECT o.backend, o.object_type, p.property, ",
+        element_key!(),
+        ", o.id
+         FROM property_indexes AS p JOIN objects AS o ON o.backend = p.backend AND o.object_type = p.object_type,
+              jsonb_each(o.doc, '$.' || p.property) AS e
+         WHERE json_type(o.doc, '$.' || p.property) IS 'array'"
+    ),
 ];
 
 #[derive(Debug, Clone)]

@@ -105,6 +105,25 @@ fn literal_rank(literal: &Literal) -> Option<u8> {
     }
 }
 
+/// Whether an index range holds the rows `op` selects at `path` (one condition of `filter`'s top level).
+pub(super) fn index_serves(path: &Path, op: &Op, filter: &Filter, layout: &Layout<'_>) -> bool {
+    let prefix = |op: &Op| matches!(op, Op::Regex(pattern) if literal_prefix(pattern.source()).is_some());
+    match reserved(path) {
+        Some(_) if layout.reserved.is_none() => false,
+        Some(Reserved::Text(_) | Reserved::Time(_)) => {
+            matches!(op, Op::Eq(Literal::String(_)) | Op::In(_) | Op::Cmp(..)) || prefix(op)
+        }
+        Some(Reserved::OptionalText(_)) => matches!(op, Op::Eq(Literal::String(_)) | Op::In(_)),
+        Some(Reserved::Creator(_)) => matches!(op, Op::Eq(Literal::Object(fields))
+            if fields.iter().any(|(key, value)| key.as_str() == "id" && matches!(value, Literal::String(_)))),
+        None => {
+            pinned_rank(filter, path, layout).is_some()
+                && (matches!(op, Op::Eq(_) | Op::In(_) | Op::Cmp(..)) || prefix(op))
+                && op_rank(op).is_some()
+        }
+    }
+}
+
 /// The order of a list that asks for none: that of the index serving its first top-level condition an index
 /// can serve (as MongoDB, which Enginio ran on, returned them), so that a page of a large match is its first
 /// rows rather than a sort of all of them. None: creation order.
@@ -486,7 +505,7 @@ impl Compiler<'_> {
     }
 }
 
-fn sql_op(op: CmpOp) -> &'static str {
+pub(super) fn sql_op(op: CmpOp) -> &'static str {
     match op {
         CmpOp::Gt => ">",
         CmpOp::Gte => ">=",

@@ -7,7 +7,7 @@
 //! transaction too, so a schema change between them cannot either.
 
 use rusqlite::Connection;
-use updraft_query::sqlite::{self as query_sql, Bind, Indexed, Layout};
+use updraft_query::sqlite::{self as query_sql, Bind, Branch, Indexed, Layout};
 use updraft_query::{Filter, Sort};
 
 use super::{collection_literal, readable};
@@ -65,21 +65,63 @@ impl ListRead {
     ) -> rusqlite::Result<T> {
         if self.unreserved_properties().next().is_none() {
             // Nothing to learn first: the statement is its own snapshot.
-            let (sql, binds) = self.statement(&[]);
+            let (sql, binds) = self.statement(&[], None);
             return run(conn, &sql, &binds);
         }
         snapshot(conn, |conn| {
             let indexed = self.indexed(conn)?;
-            let (sql, binds) = self.statement(&indexed);
+            let union = self.union(conn, &indexed)?;
+            let (sql, binds) = self.statement(&indexed, union);
             run(conn, &sql, &binds)
         })
+    }
+
+    /// The ids of the branches of an index union ([`query_sql::branches`]), as an SQL compound and its binds,
+    /// when the filter needs one and it holds few enough rows to sort: beyond that, walking an index in the
+    /// list's order and checking each row finds a page sooner.
+    fn union(&self, conn: &Connection, indexed: &[Indexed]) -> rusqlite::Result<Option<(String, Vec<Bind>)>> {
+        /// The most ids a union may hold; counting them reads at most this many index entries.
+        const MAX_UNION: i64 = 5000;
+        let layout = Layout { doc: "doc", reserved: Some(document::format_ms), indexed };
+        let Some(branches) = query_sql::branches(&self.filter, &layout) else { return Ok(None) };
+        let mut selects = Vec::with_capacity(branches.len());
+        let mut binds = Vec::new();
+        for branch in branches {
+            binds.push(Bind::Text(self.backend.clone()));
+            match branch {
+                Branch::Rows(rows) => {
+                    selects.push(format!(
+                        "SELECT id FROM objects WHERE backend = ? AND {} AND {}",
+                        self.collection, rows.where_clause
+                    ));
+                    binds.extend(rows.binds);
+                }
+                Branch::Elements { property, condition } => {
+                    // `property` is a validated name; the element table's columns are `rank` and `value`.
+                    binds.push(Bind::Text(self.object_type.clone()));
+                    selects.push(format!(
+                        "SELECT id FROM array_keys WHERE backend = ? AND object_type = ? AND property = '{property}' \
+                         AND {}",
+                        condition.where_clause
+                    ));
+                    binds.extend(condition.binds);
+                }
+            }
+        }
+        let union = selects.join(" UNION ALL ");
+        let probe = format!("SELECT count(*) FROM ({union} LIMIT {})", MAX_UNION + 1);
+        let ids: i64 = conn
+            .prepare_cached(&probe)?
+            .query_row(rusqlite::params_from_iter(super::reads::values(&binds)), |row| row.get(0))?;
+        Ok((ids <= MAX_UNION).then_some((union, binds)))
     }
 
     /// How SQLite runs the read (`EXPLAIN QUERY PLAN`, one line per step), and what it was compiled against.
     pub(crate) fn explain(&self, conn: &Connection) -> rusqlite::Result<(Vec<String>, Vec<Indexed>)> {
         snapshot(conn, |conn| {
             let indexed = self.indexed(conn)?;
-            let (sql, binds) = self.statement(&indexed);
+            let union = self.union(conn, &indexed)?;
+            let (sql, binds) = self.statement(&indexed, union);
             let mut statement = conn.prepare(&format!("EXPLAIN QUERY PLAN {sql}"))?;
             let rows = statement.query_map(rusqlite::params_from_iter(super::reads::values(&binds)), |row| {
                 Ok((row.get::<_, i64>(0)?, row.get::<_, i64>(1)?, row.get::<_, String>(3)?))
@@ -126,8 +168,8 @@ impl ListRead {
         Ok(indexed)
     }
 
-    /// The statement and its binds, compiled against `indexed`.
-    fn statement(&self, indexed: &[Indexed]) -> (String, Vec<Bind>) {
+    /// The statement and its binds, compiled against `indexed`, reading only the ids of `union` if given.
+    fn statement(&self, indexed: &[Indexed], union: Option<(String, Vec<Bind>)>) -> (String, Vec<Bind>) {
         let layout = Layout { doc: "doc", reserved: Some(document::format_ms), indexed };
         let filter = query_sql::compile_in(&self.filter, &layout);
         let access = match &self.subjects {
@@ -135,9 +177,16 @@ impl ListRead {
             Some(subjects) => Access::Subjects(subjects),
         };
         let (allowed, subjects) = readable(access);
-        let selection = format!("backend = ? AND {} AND ({}) AND {allowed}", self.collection, filter.where_clause);
         let mut binds = Vec::with_capacity(1 + filter.binds.len() + subjects.len());
         binds.push(Bind::Text(self.backend.clone()));
+        let ids = match union {
+            Some((union, union_binds)) => {
+                binds.extend(union_binds);
+                format!("id IN ({union}) AND ")
+            }
+            None => String::new(),
+        };
+        let selection = format!("backend = ? AND {} AND {ids}({}) AND {allowed}", self.collection, filter.where_clause);
         binds.extend(filter.binds);
         binds.extend(subjects.into_iter().map(Bind::Text));
         let sql = match self.shape {

@@ -76,6 +76,13 @@ async fn create_index(
     property: &str,
 ) -> Result<(), StoreError> {
     create_key_index(tx, backend, object_type, property).await?;
+    sqlx::query("DELETE FROM array_keys WHERE backend = ? AND object_type = ? AND property = ?")
+        .bind(backend)
+        .bind(object_type)
+        .bind(property)
+        .execute(&mut *tx)
+        .await?;
+    sqlx::query(super::ARRAY_KEYS_BACKFILL).bind(backend).bind(object_type).bind(property).execute(&mut *tx).await?;
     sqlx::query("INSERT OR IGNORE INTO property_indexes (backend, object_type, property) VALUES (?, ?, ?)")
         .bind(backend)
         .bind(object_type)
@@ -92,6 +99,12 @@ pub(super) async fn drop_index(
     property: &str,
 ) -> Result<(), StoreError> {
     key_index(backend, object_type, property).drop(tx).await?;
+    sqlx::query("DELETE FROM array_keys WHERE backend = ? AND object_type = ? AND property = ?")
+        .bind(backend)
+        .bind(object_type)
+        .bind(property)
+        .execute(&mut *tx)
+        .await?;
     sqlx::query("DELETE FROM property_indexes WHERE backend = ? AND object_type = ? AND property = ?")
         .bind(backend)
         .bind(object_type)
