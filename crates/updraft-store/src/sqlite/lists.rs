@@ -21,6 +21,20 @@ pub(crate) enum Shape {
     Count,
 }
 
+/// The most rows a page sorts: an index union or a filter's rows beyond this are not read whole (counting them
+/// reads at most this many index entries).
+const MAX_SORTED: i64 = 5000;
+
+/// How a read reaches its rows.
+enum Route {
+    /// The filter's index ranges, as SQLite plans them.
+    Filter,
+    /// The ids of an index union (SQL and binds), then the rows by id.
+    Union(String, Vec<Bind>),
+    /// The index of the sort, in order, checking the filter on each row.
+    SortIndex,
+}
+
 /// A list or count request with everything it needs, owned, so that it can move to the blocking pool.
 pub(crate) struct ListRead {
     backend: String,
@@ -65,23 +79,58 @@ impl ListRead {
     ) -> rusqlite::Result<T> {
         if self.unreserved_properties().next().is_none() {
             // Nothing to learn first: the statement is its own snapshot.
-            let (sql, binds) = self.statement(&[], None);
+            let (sql, binds) = self.statement(&[], Route::Filter);
             return run(conn, &sql, &binds);
         }
         snapshot(conn, |conn| {
-            let indexed = self.indexed(conn)?;
-            let union = self.union(conn, &indexed)?;
-            let (sql, binds) = self.statement(&indexed, union);
+            let (indexed, route) = self.route(conn)?;
+            let (sql, binds) = self.statement(&indexed, route);
             run(conn, &sql, &binds)
         })
+    }
+
+    /// What the filter's properties hold in this snapshot, and how to reach the rows.
+    fn route(&self, conn: &Connection) -> rusqlite::Result<(Vec<Indexed>, Route)> {
+        let have = self.key_indexes(conn)?;
+        let indexed = self.indexed(conn, &have)?;
+        if let Some((union, binds)) = self.union(conn, &indexed)? {
+            return Ok((indexed, Route::Union(union, binds)));
+        }
+        let route = if self.walks_sort_index(conn, &have, &indexed)? { Route::SortIndex } else { Route::Filter };
+        Ok((indexed, route))
+    }
+
+    /// Whether the page should walk the index of its sort and check the filter on each row, rather than read the
+    /// filter's rows and sort them: when the sort is on an indexed property the filter does not constrain, and the
+    /// filter holds more rows than sorting is worth. (SQLite's statistics do not tell how many rows a range holds;
+    /// counting them up to a bound does.)
+    fn walks_sort_index(&self, conn: &Connection, have: &[String], indexed: &[Indexed]) -> rusqlite::Result<bool> {
+        let (Shape::Page(_), Some(first)) = (self.shape, self.sort.keys.first()) else { return Ok(false) };
+        let [sorted] = first.path.segments() else { return Ok(false) };
+        let served = ["createdAt", "updatedAt", "id"].contains(&sorted.as_str()) || have.contains(sorted);
+        if !served || self.filter.properties().contains(&sorted.as_str()) {
+            return Ok(false);
+        }
+        let layout = Layout { doc: "doc", reserved: Some(document::format_ms), indexed };
+        let filter = query_sql::compile_in(&self.filter, &layout);
+        let probe = format!(
+            "SELECT count(*) FROM (SELECT 1 FROM objects WHERE backend = ? AND {} AND {} LIMIT {})",
+            self.collection,
+            filter.where_clause,
+            MAX_SORTED + 1
+        );
+        let mut binds = vec![Bind::Text(self.backend.clone())];
+        binds.extend(filter.binds);
+        let rows: i64 = conn
+            .prepare_cached(&probe)?
+            .query_row(rusqlite::params_from_iter(super::reads::values(&binds)), |row| row.get(0))?;
+        Ok(rows > MAX_SORTED)
     }
 
     /// The ids of the branches of an index union ([`query_sql::branches`]), as an SQL compound and its binds,
     /// when the filter needs one and it holds few enough rows to sort: beyond that, walking an index in the
     /// list's order and checking each row finds a page sooner.
     fn union(&self, conn: &Connection, indexed: &[Indexed]) -> rusqlite::Result<Option<(String, Vec<Bind>)>> {
-        /// The most ids a union may hold; counting them reads at most this many index entries.
-        const MAX_UNION: i64 = 5000;
         let layout = Layout { doc: "doc", reserved: Some(document::format_ms), indexed };
         let Some(branches) = query_sql::branches(&self.filter, &layout) else { return Ok(None) };
         let mut selects = Vec::with_capacity(branches.len());
@@ -109,19 +158,18 @@ impl ListRead {
             }
         }
         let union = selects.join(" UNION ALL ");
-        let probe = format!("SELECT count(*) FROM ({union} LIMIT {})", MAX_UNION + 1);
+        let probe = format!("SELECT count(*) FROM ({union} LIMIT {})", MAX_SORTED + 1);
         let ids: i64 = conn
             .prepare_cached(&probe)?
             .query_row(rusqlite::params_from_iter(super::reads::values(&binds)), |row| row.get(0))?;
-        Ok((ids <= MAX_UNION).then_some((union, binds)))
+        Ok((ids <= MAX_SORTED).then_some((union, binds)))
     }
 
     /// How SQLite runs the read (`EXPLAIN QUERY PLAN`, one line per step), and what it was compiled against.
     pub(crate) fn explain(&self, conn: &Connection) -> rusqlite::Result<(Vec<String>, Vec<Indexed>)> {
         snapshot(conn, |conn| {
-            let indexed = self.indexed(conn)?;
-            let union = self.union(conn, &indexed)?;
-            let (sql, binds) = self.statement(&indexed, union);
+            let (indexed, route) = self.route(conn)?;
+            let (sql, binds) = self.statement(&indexed, route);
             let mut statement = conn.prepare(&format!("EXPLAIN QUERY PLAN {sql}"))?;
             let rows = statement.query_map(rusqlite::params_from_iter(super::reads::values(&binds)), |row| {
                 Ok((row.get::<_, i64>(0)?, row.get::<_, i64>(1)?, row.get::<_, String>(3)?))
@@ -152,9 +200,9 @@ impl ListRead {
         rows.collect()
     }
 
-    /// The filtered properties with a key index, and whether each holds an array anywhere in the collection.
-    fn indexed(&self, conn: &Connection) -> rusqlite::Result<Vec<Indexed>> {
-        let have = self.key_indexes(conn)?;
+    /// The filtered properties with a key index (of those in `have`), and whether each holds an array anywhere
+    /// in the collection.
+    fn indexed(&self, conn: &Connection, have: &[String]) -> rusqlite::Result<Vec<Indexed>> {
         let mut indexed = Vec::new();
         for property in self.unreserved_properties().filter(|it| have.iter().any(|have| have == it)) {
             let holds_array = query_sql::holds_array(property, "doc");
@@ -168,10 +216,14 @@ impl ListRead {
         Ok(indexed)
     }
 
-    /// The statement and its binds, compiled against `indexed`, reading only the ids of `union` if given.
-    fn statement(&self, indexed: &[Indexed], union: Option<(String, Vec<Bind>)>) -> (String, Vec<Bind>) {
+    /// The statement and its binds, compiled against `indexed`, taking `route` to the rows.
+    fn statement(&self, indexed: &[Indexed], route: Route) -> (String, Vec<Bind>) {
         let layout = Layout { doc: "doc", reserved: Some(document::format_ms), indexed };
-        let filter = query_sql::compile_in(&self.filter, &layout);
+        let filter = match route {
+            // In the document's terms, which no index matches: the planner then walks the sort's index.
+            Route::SortIndex => query_sql::compile(&self.filter, "doc"),
+            Route::Filter | Route::Union(..) => query_sql::compile_in(&self.filter, &layout),
+        };
         let access = match &self.subjects {
             None => Access::Everything,
             Some(subjects) => Access::Subjects(subjects),
@@ -179,12 +231,12 @@ impl ListRead {
         let (allowed, subjects) = readable(access);
         let mut binds = Vec::with_capacity(1 + filter.binds.len() + subjects.len());
         binds.push(Bind::Text(self.backend.clone()));
-        let ids = match union {
-            Some((union, union_binds)) => {
+        let ids = match route {
+            Route::Union(union, union_binds) => {
                 binds.extend(union_binds);
                 format!("id IN ({union}) AND ")
             }
-            None => String::new(),
+            Route::Filter | Route::SortIndex => String::new(),
         };
         let selection = format!("backend = ? AND {} AND {ids}({}) AND {allowed}", self.collection, filter.where_clause);
         binds.extend(filter.binds);
