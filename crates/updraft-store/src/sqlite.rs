@@ -283,6 +283,7 @@ impl SqliteStore {
             .synchronous(SqliteSynchronous::Full)
             .busy_timeout(Duration::from_secs(5))
             .foreign_keys(true)
+            .pragma("mmap_size", reads::MMAP_SIZE.to_string())
             // `$regex` filters compile to REGEXP, which SQLite leaves to the application.
             .with_regexp();
         let writer = SqlitePoolOptions::new().max_connections(1).connect_with(connect.clone()).await?;

@@ -81,7 +81,7 @@ fn shapes() -> Vec<(&'static str, Value, Value, u32, bool)> {
         ("my items, newest first", json!({"creator.id": "u4"}), desc("createdAt"), 0, false),
         ("recently updated", json!({"updatedAt": {"$gt": "2023-11-14T22:13:25.000Z"}}), desc("updatedAt"), 0, false),
         ("ids", json!({"id": {"$in": ["000000000000000000000001", "000000000000000000000002"]}}), json!([]), 0, false),
-        ("$or of two indexes", json!({"$or": [{"k": 1}, {"n": 5}]}), json!([]), 0, false),
+        ("$or of two indexes", json!({"$or": [{"title": "item 77"}, {"n": 5}]}), json!([]), 0, false),
         ("array contains", json!({"tags": "u123"}), json!([]), 0, false),
         ("set ref", json!({"owner": {"$ne": null}}), asc("owner"), 0, false),
         ("equality + sort on it", json!({"k": {"$in": [1, 2]}}), asc("k"), 0, false),
@@ -180,7 +180,7 @@ async fn a_million_objects_answer_each_indexed_shape_within_a_step_bound() {
             let expected_rows = match name {
                 "equality with no match" => 0,
                 "count with a range" => 1,
-                "ids" => 2,
+                "ids" | "$or of two indexes" => 2,
                 _ => 20,
             };
             assert_eq!(rows, expected_rows, "{name} {access:?}");
