@@ -286,9 +286,15 @@ impl SqliteStore {
             .pragma("mmap_size", reads::MMAP_SIZE.to_string())
             // `$regex` filters compile to REGEXP, which SQLite leaves to the application.
             .with_regexp();
-        let writer = SqlitePoolOptions::new().max_connections(1).connect_with(connect.clone()).await?;
+        // No ping before each use: the connection is in this process, and a ping is a round trip to its thread.
+        let writer = SqlitePoolOptions::new()
+            .max_connections(1)
+            .test_before_acquire(false)
+            .connect_with(connect.clone())
+            .await?;
         migrate(&writer).await?;
         let readers = SqlitePoolOptions::new()
+            .test_before_acquire(false)
             .max_connections(options.readers.max(1))
             .connect_with(connect.read_only(true))
             .await?;

@@ -124,6 +124,21 @@ pub(super) fn index_serves(path: &Path, op: &Op, filter: &Filter, layout: &Layou
     }
 }
 
+/// Whether an index serving a condition of `filter`'s top level yields its rows in creation order: an equality on
+/// an indexed property (whose key index ends in the creation time) or on `creator.id`.
+pub fn creation_ordered(filter: &Filter, layout: &Layout<'_>) -> bool {
+    filter.clauses.iter().any(|clause| match clause {
+        Clause::Field { path, ops } => match reserved(path) {
+            Some(Reserved::OptionalText(_)) => {
+                layout.reserved.is_some() && ops.iter().any(|op| matches!(op, Op::Eq(Literal::String(_))))
+            }
+            Some(_) => false,
+            None => pinned_value(filter, path, layout),
+        },
+        _ => false,
+    })
+}
+
 /// The order of a list that asks for none: that of the index serving its first top-level condition an index
 /// can serve (as MongoDB, which Enginio ran on, returned them), so that a page of a large match is its first
 /// rows rather than a sort of all of them. None: creation order.

@@ -113,6 +113,10 @@ impl ListRead {
             return Ok(false);
         }
         let layout = Layout { doc: "doc", reserved: Some(document::format_ms), indexed };
+        if sorted == "createdAt" && query_sql::creation_ordered(&self.filter, &layout) {
+            // The filter's index already yields its rows in the sort's order.
+            return Ok(false);
+        }
         let filter = query_sql::compile_in(&self.filter, &layout);
         let probe = format!(
             "SELECT count(*) FROM (SELECT 1 FROM objects WHERE backend = ? AND {} AND {} LIMIT {})",
