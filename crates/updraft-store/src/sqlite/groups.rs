@@ -92,13 +92,14 @@ impl Groups for SqliteStore {
 
     fn groups_of<'a>(&'a self, backend: &'a str, user: &'a str) -> BoxFuture<'a, Result<Vec<String>, StoreError>> {
         Box::pin(async move {
-            let rows: Vec<(String,)> =
-                sqlx::query_as("SELECT group_id FROM members WHERE backend = ? AND user_id = ? ORDER BY group_id")
-                    .bind(backend)
-                    .bind(user)
-                    .fetch_all(&self.readers)
-                    .await?;
-            Ok(rows.into_iter().map(|(id,)| id).collect())
+            // Every signed-in request asks: one range of `members_by_user`, run on this task (see `reads`).
+            self.hot.inline(|conn| {
+                let mut statement = conn.prepare_cached(
+                    "SELECT group_id FROM members WHERE backend = ? AND user_id = ? ORDER BY group_id",
+                )?;
+                let rows = statement.query_map([backend, user], |row| row.get(0))?;
+                rows.collect()
+            })
         })
     }
 

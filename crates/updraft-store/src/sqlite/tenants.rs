@@ -211,13 +211,17 @@ impl Tenants for SqliteStore {
 
     fn token<'a>(&'a self, hash: &'a str) -> BoxFuture<'a, Result<Option<TokenGrant>, StoreError>> {
         Box::pin(async move {
-            let row: Option<(String, i64)> =
-                sqlx::query_as("SELECT subject, expires_ms FROM tokens WHERE hash = ? AND expires_ms > ?")
-                    .bind(hash)
-                    .bind(now_ms())
-                    .fetch_optional(&self.readers)
-                    .await?;
-            Ok(row.map(|(subject, expires_ms)| TokenGrant { subject, expires_ms }))
+            // Every signed-in request asks: a primary key lookup, run on this task (see `reads`).
+            let now = now_ms();
+            self.hot.inline(|conn| {
+                let mut statement =
+                    conn.prepare_cached("SELECT subject, expires_ms FROM tokens WHERE hash = ? AND expires_ms > ?")?;
+                let mut rows = statement.query(rusqlite::params![hash, now])?;
+                match rows.next()? {
+                    Some(row) => Ok(Some(TokenGrant { subject: row.get(0)?, expires_ms: row.get(1)? })),
+                    None => Ok(None),
+                }
+            })
         })
     }
 
