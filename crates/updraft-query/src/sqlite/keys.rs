@@ -283,13 +283,7 @@ impl Compiler<'_> {
             Op::Eq(_) => "0".to_owned(),
             Op::In(literals) => {
                 let mut parts = Vec::new();
-                let strings: Vec<Bind> = literals
-                    .iter()
-                    .filter_map(|it| match it {
-                        Literal::String(s) => Some(Bind::Text(s.clone())),
-                        _ => None,
-                    })
-                    .collect();
+                let strings = string_binds(literals);
                 if !strings.is_empty() {
                     parts.push(format!("({column} IN ({}){present})", marks(strings.len())));
                     self.binds.extend(strings);
@@ -449,14 +443,7 @@ impl Compiler<'_> {
                 _ => None,
             })
             .collect();
-        let strings: Vec<Bind> = literals
-            .iter()
-            .filter_map(|it| match it {
-                Literal::String(s) => Some(Bind::Text(s.clone())),
-                _ => None,
-            })
-            .collect();
-        for (n, binds) in [(1, numbers), (2, strings)] {
+        for (n, binds) in [(1, numbers), (2, string_binds(literals))] {
             if !binds.is_empty() {
                 parts.push(format!("({rank} = {n} AND {value} IN ({}))", marks(binds.len())));
                 self.binds.extend(binds);
@@ -518,6 +505,17 @@ impl Compiler<'_> {
             parts.push(format!("{value} < ?"));
         }
     }
+}
+
+/// The string literals among `literals`, as binds.
+fn string_binds(literals: &[Literal]) -> Vec<Bind> {
+    literals
+        .iter()
+        .filter_map(|it| match it {
+            Literal::String(s) => Some(Bind::Text(s.clone())),
+            _ => None,
+        })
+        .collect()
 }
 
 pub(super) fn sql_op(op: CmpOp) -> &'static str {

@@ -76,19 +76,27 @@ async fn create_index(
     property: &str,
 ) -> Result<(), StoreError> {
     create_key_index(tx, backend, object_type, property).await?;
-    sqlx::query("DELETE FROM array_keys WHERE backend = ? AND object_type = ? AND property = ?")
-        .bind(backend)
-        .bind(object_type)
-        .bind(property)
-        .execute(&mut *tx)
-        .await?;
-    sqlx::query(super::ARRAY_KEYS_BACKFILL).bind(backend).bind(object_type).bind(property).execute(&mut *tx).await?;
-    sqlx::query("INSERT OR IGNORE INTO property_indexes (backend, object_type, property) VALUES (?, ?, ?)")
-        .bind(backend)
-        .bind(object_type)
-        .bind(property)
-        .execute(&mut *tx)
-        .await?;
+    let property_of = [backend, object_type, property];
+    on_property(tx, FORGET_ELEMENTS, property_of).await?;
+    on_property(tx, super::ARRAY_KEYS_BACKFILL, property_of).await?;
+    on_property(
+        tx,
+        "INSERT OR IGNORE INTO property_indexes (backend, object_type, property) VALUES (?, ?, ?)",
+        property_of,
+    )
+    .await
+}
+
+/// Deletes the `array_keys` rows of one indexed property.
+const FORGET_ELEMENTS: &str = "DELETE FROM array_keys WHERE backend = ? AND object_type = ? AND property = ?";
+
+/// Runs `sql`, whose parameters are a backend, an object type and a property, in that order.
+async fn on_property(
+    tx: &mut sqlx::SqliteConnection,
+    sql: &'static str,
+    [backend, object_type, property]: [&str; 3],
+) -> Result<(), StoreError> {
+    sqlx::query(sql).bind(backend).bind(object_type).bind(property).execute(&mut *tx).await?;
     Ok(())
 }
 
@@ -99,19 +107,10 @@ pub(super) async fn drop_index(
     property: &str,
 ) -> Result<(), StoreError> {
     key_index(backend, object_type, property).drop(tx).await?;
-    sqlx::query("DELETE FROM array_keys WHERE backend = ? AND object_type = ? AND property = ?")
-        .bind(backend)
-        .bind(object_type)
-        .bind(property)
-        .execute(&mut *tx)
-        .await?;
-    sqlx::query("DELETE FROM property_indexes WHERE backend = ? AND object_type = ? AND property = ?")
-        .bind(backend)
-        .bind(object_type)
-        .bind(property)
-        .execute(&mut *tx)
-        .await?;
-    Ok(())
+    let property_of = [backend, object_type, property];
+    on_property(tx, FORGET_ELEMENTS, property_of).await?;
+    on_property(tx, "DELETE FROM property_indexes WHERE backend = ? AND object_type = ? AND property = ?", property_of)
+        .await
 }
 
 /// The SQL of the id a cascading ref property holds; the index of a cascade and the lookup of the objects
