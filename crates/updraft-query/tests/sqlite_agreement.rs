@@ -50,7 +50,7 @@ const STRINGS: &[&str] = &[
     "o2",
     "u1",
 ];
-const PATTERNS: &[&str] = &["^a", "b$", "a", "é", "^$", ".", "^[ab]+$", "^00000000000000", "^o", "^ab*"];
+const PATTERNS: &[&str] = &["^a", "b$", "a", "é", "^$", ".", "^[ab]+$", "^00000000000000", "^o", "^ab*", "^a."];
 
 /// The properties with a key index in the store layout; `b` is kept free of arrays there.
 const INDEXED: &[&str] = &["a", "b"];

@@ -302,9 +302,14 @@ impl Compiler<'_> {
             Op::Exists(exists) => if *exists { "1" } else { "0" }.to_owned(),
             Op::Regex(pattern) => {
                 let mut parts = Vec::new();
-                self.prefix_range(pattern.source(), column, &mut parts);
-                self.binds.push(Bind::Text(pattern.source().to_owned()));
-                parts.push(format!("{column} REGEXP ?{present}"));
+                if self.prefix_range(pattern.source(), column, &mut parts) {
+                    if optional {
+                        parts.push(format!("{column} IS NOT NULL"));
+                    }
+                } else {
+                    self.binds.push(Bind::Text(pattern.source().to_owned()));
+                    parts.push(format!("{column} REGEXP ?{present}"));
+                }
                 format!("({})", parts.join(" AND "))
             }
             Op::Size(_) | Op::ElemMatch(_) => "0".to_owned(),
@@ -414,9 +419,10 @@ impl Compiler<'_> {
             Op::Exists(false) => format!("({rank} = 0 AND {} IS NULL)", self.ty(target)),
             Op::Regex(pattern) => {
                 let mut parts = vec![format!("{rank} = 2")];
-                self.prefix_range(pattern.source(), value, &mut parts);
-                self.binds.push(Bind::Text(pattern.source().to_owned()));
-                parts.push(format!("{value} REGEXP ?"));
+                if !self.prefix_range(pattern.source(), value, &mut parts) {
+                    self.binds.push(Bind::Text(pattern.source().to_owned()));
+                    parts.push(format!("{value} REGEXP ?"));
+                }
                 let itself = format!("({})", parts.join(" AND "));
                 self.or_elements(itself, rank, arrays, target, &|c, t| c.regex(pattern, t))
             }
@@ -495,16 +501,40 @@ impl Compiler<'_> {
         format!("({itself} OR ({rank} = 4 AND {any}))")
     }
 
-    /// Narrows `value` to the strings starting with the pattern's literal prefix, if it has one.
-    fn prefix_range(&mut self, pattern: &str, value: &str, parts: &mut Vec<String>) {
-        let Some((low, high)) = literal_prefix(pattern) else { return };
+    /// Narrows `value` to the strings starting with the pattern's literal prefix, if it has one; true when the
+    /// pattern is that prefix alone, so that the range is the whole condition (no regex to run on each row).
+    fn prefix_range(&mut self, pattern: &str, value: &str, parts: &mut Vec<String>) -> bool {
+        let Some((low, high)) = literal_prefix(pattern) else { return false };
         self.binds.push(Bind::Text(low));
         parts.push(format!("{value} >= ?"));
         if let Some(high) = high {
             self.binds.push(Bind::Text(high));
             parts.push(format!("{value} < ?"));
         }
+        whole_prefix(pattern)
     }
+}
+
+/// Whether `pattern` is `^` and literal characters alone: it matches exactly the strings in the range of
+/// [`literal_prefix`] (which holds just the strings starting with it).
+fn whole_prefix(pattern: &str) -> bool {
+    let Some(rest) = pattern.strip_prefix('^') else { return false };
+    if rest.is_empty() || pattern.contains('|') {
+        return false;
+    }
+    let mut chars = rest.chars();
+    while let Some(c) = chars.next() {
+        match c {
+            '\\' => match chars.next() {
+                Some(escaped) if escaped.is_ascii_punctuation() => {}
+                _ => return false,
+            },
+            '.' | '*' | '+' | '?' | '(' | ')' | '[' | ']' | '{' | '}' | '^' | '$' => return false,
+            c if c.is_whitespace() && c != ' ' => return false,
+            _ => {}
+        }
+    }
+    true
 }
 
 /// The string literals among `literals`, as binds.
@@ -549,6 +579,16 @@ mod tests {
         assert_eq!(prefix("^a\u{10FFFF}"), Some(("a\u{10FFFF}".into(), Some("b".into()))));
         assert_eq!(prefix("^\u{10FFFF}"), Some(("\u{10FFFF}".into(), None)));
         assert_eq!(prefix("^\u{D7FF}"), Some(("\u{D7FF}".into(), Some("\u{E000}".into()))));
+    }
+
+    #[test]
+    fn a_pattern_of_literals_alone_is_its_range() {
+        for whole in ["^abc", "^item 12", "^a\\.b", "^é"] {
+            assert!(super::whole_prefix(whole), "{whole}");
+        }
+        for partial in ["^", "abc", "^abc$", "^ab*", "^a.b", "^a\\d", "^a|b", "(?i)^a", "^a\tb"] {
+            assert!(!super::whole_prefix(partial), "{partial}");
+        }
     }
 
     #[test]
