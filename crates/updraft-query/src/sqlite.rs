@@ -20,7 +20,7 @@
 //! half of MongoDB's rule ("or an element matches") is added only for a property that may hold arrays, which
 //! the store checks in the same snapshot as the query: a property that holds none has no such rows.
 
-use crate::ast::{Clause, CmpOp, Direction, ElemMatch, Filter, Literal, Op, Path, Pattern, Scalar, Sort};
+use crate::ast::{Clause, CmpOp, Direction, ElemMatch, Filter, Key, Literal, Op, Path, Pattern, Scalar, Sort};
 
 mod branches;
 mod keys;
@@ -90,7 +90,7 @@ pub fn compile_in(filter: &Filter, layout: &Layout<'_>) -> Sql {
 /// Each key orders by type rank, then by value, matching [`Sort::compare`]. Strings compare by code point because
 /// `->>` yields TEXT with the BINARY collation. `tiebreak` (trusted column names, such as the id) makes the order
 /// total; it follows the direction of the first key, so that a one-key sort runs in one direction throughout and
-/// an index from [`sort_index_terms`] serves it, forwards or backwards, without a sort step.
+/// an index from [`key_index_terms`] serves it, forwards or backwards, without a sort step.
 pub fn order_by(sort: &Sort, column: &str, tiebreak: &[&str]) -> String {
     order_by_in(sort, &Filter { clauses: Vec::new() }, &Layout::plain(column), tiebreak)
 }
@@ -339,12 +339,7 @@ impl Compiler<'_> {
 
     fn compare(&mut self, op: CmpOp, scalar: &Scalar, target: &Target) -> String {
         let (ty, val) = (self.ty(target), self.val(target));
-        let sql_op = match op {
-            CmpOp::Gt => ">",
-            CmpOp::Gte => ">=",
-            CmpOp::Lt => "<",
-            CmpOp::Lte => "<=",
-        };
+        let sql_op = sql_op(op);
         match scalar {
             Scalar::Number(n) => {
                 self.binds.push(number_bind(n));
@@ -410,6 +405,23 @@ impl Compiler<'_> {
             }
         }
     }
+}
+
+fn sql_op(op: CmpOp) -> &'static str {
+    match op {
+        CmpOp::Gt => ">",
+        CmpOp::Gte => ">=",
+        CmpOp::Lt => "<",
+        CmpOp::Lte => "<=",
+    }
+}
+
+/// The `id` of an object literal when it is a string: the value a key index holds for a ref (see `key_terms`).
+fn literal_ref_id(fields: &[(Key, Literal)]) -> Option<&str> {
+    fields.iter().find_map(|(key, value)| match value {
+        Literal::String(id) if key.as_str() == "id" => Some(id.as_str()),
+        _ => None,
+    })
 }
 
 fn number_bind(n: &serde_json::Number) -> Bind {

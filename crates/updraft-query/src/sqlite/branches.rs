@@ -5,8 +5,8 @@
 //!
 //! SQLite itself would not do this here: its OR optimization does not use partial indexes, which key indexes are.
 
-use super::keys::{self, literal_prefix, sql_op};
-use super::{Bind, Layout, Sql, join, number_bind};
+use super::keys::{self, literal_prefix};
+use super::{Bind, Layout, Sql, join, literal_ref_id, number_bind, sql_op};
 use crate::ast::{Clause, Filter, Literal, Op, Path, Scalar};
 
 /// Where the ids of one branch come from.
@@ -106,10 +106,7 @@ fn element_condition(op: &Op) -> Option<Sql> {
             Literal::Number(n) => (1, Some(number_bind(n))),
             Literal::String(s) => (2, Some(Bind::Text(s.clone()))),
             Literal::Bool(b) => (5, Some(Bind::Int(i64::from(*b)))),
-            Literal::Object(fields) => match fields.iter().find(|(key, _)| key.as_str() == "id") {
-                Some((_, Literal::String(id))) => (3, Some(Bind::Text(id.clone()))),
-                _ => return None,
-            },
+            Literal::Object(fields) => (3, Some(Bind::Text(literal_ref_id(fields)?.to_owned()))),
             // An array literal matches an element equal to it: nested arrays are not in the element table.
             Literal::Array(_) => return None,
         };

@@ -6,7 +6,7 @@
 //! Every predicate stays 0 or 1, never NULL, so that `NOT` keeps two-valued logic: a comparison with a value that
 //! may be NULL is joined with a test that is false then (`NULL AND 0` is 0).
 
-use super::{Bind, Compiler, Layout, Pred, Target, join, number_bind};
+use super::{Bind, Compiler, Layout, Pred, Target, join, literal_ref_id, number_bind, sql_op};
 use crate::ast::{Clause, CmpOp, Direction, Filter, Literal, Op, Path, Scalar, Sort, SortKey};
 
 /// The latest time a document can spell in the fixed-width format, 9999-12-31T23:59:59.999Z.
@@ -65,9 +65,7 @@ pub(super) fn pinned_rank(filter: &Filter, path: &Path, layout: &Layout<'_>) -> 
 /// ordering by it is ordering by nothing.
 pub(super) fn pinned_value(filter: &Filter, path: &Path, layout: &Layout<'_>) -> bool {
     let constant = |literal: &Literal| match literal {
-        Literal::Object(fields) => {
-            fields.iter().any(|(key, value)| key.as_str() == "id" && matches!(value, Literal::String(_)))
-        }
+        Literal::Object(fields) => literal_ref_id(fields).is_some(),
         literal => literal_rank(literal).is_some(),
     };
     pinned_rank(filter, path, layout).is_some()
@@ -114,8 +112,7 @@ pub(super) fn index_serves(path: &Path, op: &Op, filter: &Filter, layout: &Layou
             matches!(op, Op::Eq(Literal::String(_)) | Op::In(_) | Op::Cmp(..)) || prefix(op)
         }
         Some(Reserved::OptionalText(_)) => matches!(op, Op::Eq(Literal::String(_)) | Op::In(_)),
-        Some(Reserved::Creator(_)) => matches!(op, Op::Eq(Literal::Object(fields))
-            if fields.iter().any(|(key, value)| key.as_str() == "id" && matches!(value, Literal::String(_)))),
+        Some(Reserved::Creator(_)) => matches!(op, Op::Eq(Literal::Object(fields)) if literal_ref_id(fields).is_some()),
         None => {
             pinned_rank(filter, path, layout).is_some()
                 && (matches!(op, Op::Eq(_) | Op::In(_) | Op::Cmp(..)) || prefix(op))
@@ -469,8 +466,8 @@ impl Compiler<'_> {
         for literal in literals {
             if let Literal::Object(fields) = literal {
                 let mut object = vec![format!("{rank} = 3")];
-                if let Some((_, Literal::String(id))) = fields.iter().find(|(key, _)| key.as_str() == "id") {
-                    self.binds.push(Bind::Text(id.clone()));
+                if let Some(id) = literal_ref_id(fields) {
+                    self.binds.push(Bind::Text(id.to_owned()));
                     object.push(format!("{value} = ?"));
                 }
                 object.push(self.strict_eq(literal, target));
@@ -546,15 +543,6 @@ fn string_binds(literals: &[Literal]) -> Vec<Bind> {
             _ => None,
         })
         .collect()
-}
-
-pub(super) fn sql_op(op: CmpOp) -> &'static str {
-    match op {
-        CmpOp::Gt => ">",
-        CmpOp::Gte => ">=",
-        CmpOp::Lt => "<",
-        CmpOp::Lte => "<=",
-    }
 }
 
 fn marks(n: usize) -> String {
