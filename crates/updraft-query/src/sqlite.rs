@@ -26,7 +26,7 @@ mod branches;
 mod keys;
 
 pub use branches::{Branch, branches};
-pub use keys::{creation_ordered, index_order, literal_prefix};
+pub use keys::{creation_ordered, index_order, literal_prefix, ordering_column};
 
 /// A WHERE fragment with anonymous `?` placeholders, and their values in order.
 #[derive(Debug, Clone, PartialEq)]

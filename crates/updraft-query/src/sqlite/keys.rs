@@ -40,8 +40,8 @@ fn reserved(path: &Path) -> Option<Reserved> {
     })
 }
 
-/// The column a sort on a reserved property orders by: the same order as the property's text.
-pub(super) fn ordering_column(path: &Path) -> Option<&'static str> {
+/// The column a sort on a reserved property orders by (in a store layout): the same order as the property's text.
+pub fn ordering_column(path: &Path) -> Option<&'static str> {
     match reserved(path)? {
         Reserved::Text(column) | Reserved::Time(column) => Some(column),
         Reserved::OptionalText(_) | Reserved::Creator(_) => None,

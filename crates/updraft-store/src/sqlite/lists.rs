@@ -108,36 +108,28 @@ impl ListRead {
     fn walks_sort_index(&self, conn: &Connection, have: &[String], indexed: &[Indexed]) -> rusqlite::Result<bool> {
         let (Shape::Page(_), Some(first)) = (self.shape, self.sort.keys.first()) else { return Ok(false) };
         let [sorted] = first.path.segments() else { return Ok(false) };
-        let served = ["createdAt", "updatedAt", "id"].contains(&sorted.as_str()) || have.contains(sorted);
+        let served = query_sql::ordering_column(&first.path).is_some() || have.contains(sorted);
         if !served || self.filter.properties().contains(&sorted.as_str()) {
             return Ok(false);
         }
-        let layout = Layout { doc: "doc", reserved: Some(document::format_ms), indexed };
+        let layout = layout(indexed);
         if sorted == "createdAt" && query_sql::creation_ordered(&self.filter, &layout) {
             // The filter's index already yields its rows in the sort's order.
             return Ok(false);
         }
         let filter = query_sql::compile_in(&self.filter, &layout);
-        let probe = format!(
-            "SELECT count(*) FROM (SELECT 1 FROM objects WHERE backend = ? AND {} AND {} LIMIT {})",
-            self.collection,
-            filter.where_clause,
-            MAX_SORTED + 1
-        );
+        let rows =
+            format!("SELECT 1 FROM objects WHERE backend = ? AND {} AND {}", self.collection, filter.where_clause);
         let mut binds = vec![Bind::Text(self.backend.clone())];
         binds.extend(filter.binds);
-        let rows: i64 = conn
-            .prepare_cached(&probe)?
-            .query_row(rusqlite::params_from_iter(super::reads::values(&binds)), |row| row.get(0))?;
-        Ok(rows > MAX_SORTED)
+        more_than_sorted(conn, &rows, &binds)
     }
 
     /// The ids of the branches of an index union ([`query_sql::branches`]), as an SQL compound and its binds,
     /// when the filter needs one and it holds few enough rows to sort: beyond that, walking an index in the
     /// list's order and checking each row finds a page sooner.
     fn union(&self, conn: &Connection, indexed: &[Indexed]) -> rusqlite::Result<Option<(String, Vec<Bind>)>> {
-        let layout = Layout { doc: "doc", reserved: Some(document::format_ms), indexed };
-        let Some(branches) = query_sql::branches(&self.filter, &layout) else { return Ok(None) };
+        let Some(branches) = query_sql::branches(&self.filter, &layout(indexed)) else { return Ok(None) };
         let mut selects = Vec::with_capacity(branches.len());
         let mut binds = Vec::new();
         for branch in branches {
@@ -163,11 +155,7 @@ impl ListRead {
             }
         }
         let union = selects.join(" UNION ALL ");
-        let probe = format!("SELECT count(*) FROM ({union} LIMIT {})", MAX_SORTED + 1);
-        let ids: i64 = conn
-            .prepare_cached(&probe)?
-            .query_row(rusqlite::params_from_iter(super::reads::values(&binds)), |row| row.get(0))?;
-        Ok((ids <= MAX_SORTED).then_some((union, binds)))
+        Ok((!more_than_sorted(conn, &union, &binds)?).then_some((union, binds)))
     }
 
     /// How SQLite runs the read (`EXPLAIN QUERY PLAN`, one line per step), and what it was compiled against.
@@ -223,7 +211,7 @@ impl ListRead {
 
     /// The statement and its binds, compiled against `indexed`, taking `route` to the rows.
     fn statement(&self, indexed: &[Indexed], route: Route) -> (String, Vec<Bind>) {
-        let layout = Layout { doc: "doc", reserved: Some(document::format_ms), indexed };
+        let layout = layout(indexed);
         let filter = match route {
             // In the document's terms, which no index matches: the planner then walks the sort's index.
             Route::SortIndex => query_sql::compile(&self.filter, "doc"),
@@ -250,17 +238,9 @@ impl ListRead {
             Shape::Count => format!("SELECT count(*) FROM objects WHERE {selection}"),
             Shape::Page(Page { limit, offset }) => {
                 // Ties in creation order; a key index (which ends in `created_ms`) then serves a one-key sort.
-                let index_order;
-                let sort = match self.sort.keys.is_empty() {
-                    true => match query_sql::index_order(&self.filter, &layout) {
-                        Some(sort) => {
-                            index_order = sort;
-                            &index_order
-                        }
-                        None => &self.sort,
-                    },
-                    false => &self.sort,
-                };
+                let index_order =
+                    if self.sort.keys.is_empty() { query_sql::index_order(&self.filter, &layout) } else { None };
+                let sort = index_order.as_ref().unwrap_or(&self.sort);
                 let order = query_sql::order_by_in(sort, &self.filter, &layout, &["created_ms", "id"]);
                 // The page is spelled out, not bound: SQLite re-prepares a statement whose LIMIT is bound anew,
                 // which was a fifth of a list request's time.
@@ -269,6 +249,20 @@ impl ListRead {
         };
         (sql, binds)
     }
+}
+
+/// The layout of the `objects` table, with key indexes on `indexed`.
+fn layout(indexed: &[Indexed]) -> Layout<'_> {
+    Layout { doc: "doc", reserved: Some(document::format_ms), indexed }
+}
+
+/// Whether the rows `select` (with its binds) yields are more than a page sorts; reads at most one more.
+fn more_than_sorted(conn: &Connection, select: &str, binds: &[Bind]) -> rusqlite::Result<bool> {
+    let probe = format!("SELECT count(*) FROM ({select} LIMIT {})", MAX_SORTED + 1);
+    let rows: i64 = conn
+        .prepare_cached(&probe)?
+        .query_row(rusqlite::params_from_iter(super::reads::values(binds)), |row| row.get(0))?;
+    Ok(rows > MAX_SORTED)
 }
 
 /// Runs `read` in one read transaction, and ends it whatever happens, so that the connection goes back clean.
