@@ -18,6 +18,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use rusqlite::{Connection, TransactionBehavior, params};
 use serde_json::json;
 use updraft_core::ids::ObjectId;
+use updraft_store::insert_statements::{INSERT_CHANGE, INSERT_OBJECT};
 use updraft_store::{SchemaRules, Schemas, SqliteOptions, SqliteStore};
 
 /// A backend id of the length the server makes, and the collection `bench/eds/insert.lua` posts to.
@@ -25,17 +26,6 @@ const BACKEND: &str = "0123456789abcdef01234567";
 const OBJECT_TYPE: &str = "objects.bench";
 /// The ACL an insert into an open development backend gets.
 const ACL: &str = r#"{"read":["*"],"update":["*"],"delete":["*"],"admin":["*"]}"#;
-
-/// The statements of `group_commit.rs`, per insert (keep them alike).
-const INSERT_OBJECT: &str = "INSERT INTO objects (backend, object_type, id, doc, created_ms, updated_ms, acl,
-                                                  public_read, parent_type, parent_id)
-     VALUES (?1, ?2, ?3, jsonb(?4), ?5, ?5, ?6, ?7, ?8, ?9)";
-const INSERT_CHANGE: &str = "INSERT INTO changes (backend, object_type, object_id, event, doc, acl, parent_acl,
-                                                  user_id, created_ms, request_id)
-     VALUES (?1, ?2, ?3, 'create', ?4, ?6,
-             (SELECT parent.acl FROM objects AS parent
-              WHERE parent.backend = ?1 AND parent.object_type = ?7 AND parent.id = ?8),
-             ?9, ?5, ?10)";
 
 struct Options {
     seconds: f64,

@@ -20,6 +20,11 @@ use updraft_core::ids::ObjectId;
 use updraft_query::{Filter, Sort};
 
 pub use sqlite::{SqliteOptions, SqliteStore};
+/// The group commit's statements, per insert, for `examples/insert_floor.rs`, which measures them on their own.
+#[doc(hidden)]
+pub mod insert_statements {
+    pub use crate::sqlite::{INSERT_CHANGE, INSERT_OBJECT};
+}
 pub use webhooks::{Delivery, DeliveryStatus, DueDelivery, Outcome, Webhook, WebhookSpec, Webhooks};
 
 /// Users are documents of type `users` plus a password hash kept apart, never in the document.

@@ -945,6 +945,7 @@ fn rows(conn: &rusqlite::Connection, sql: &str, binds: &[Bind]) -> rusqlite::Res
 
 mod changes;
 mod group_commit;
+pub use group_commit::{INSERT_CHANGE, INSERT_OBJECT};
 mod groups;
 mod lists;
 #[cfg(test)]

@@ -34,11 +34,11 @@ const QUEUE: usize = 4096;
 const MAX_BATCH: usize = 512;
 
 /// The statements of a batch, per insert. `examples/insert_floor.rs` measures the same ones on their own.
-const INSERT_OBJECT: &str = "INSERT INTO objects (backend, object_type, id, doc, created_ms, updated_ms, acl,
+pub const INSERT_OBJECT: &str = "INSERT INTO objects (backend, object_type, id, doc, created_ms, updated_ms, acl,
                                                   public_read, parent_type, parent_id)
      VALUES (?1, ?2, ?3, jsonb(?4), ?5, ?5, ?6, ?7, ?8, ?9)";
 /// With the parent's ACL as it is in this transaction.
-const INSERT_CHANGE: &str = "INSERT INTO changes (backend, object_type, object_id, event, doc, acl, parent_acl,
+pub const INSERT_CHANGE: &str = "INSERT INTO changes (backend, object_type, object_id, event, doc, acl, parent_acl,
                                                   user_id, created_ms, request_id)
      VALUES (?1, ?2, ?3, 'create', ?4, ?6,
              (SELECT parent.acl FROM objects AS parent
