@@ -32,8 +32,9 @@ enum Route {
     Filter,
     /// The ids of an index union (SQL and binds), then the rows by id.
     Union(String, Vec<Bind>),
-    /// The index of the sort, in order, checking the filter on each row.
-    SortIndex,
+    /// The index of the sort, in order, checking the filter on each row: `INDEXED BY` this index, when it has a
+    /// name to give (else the filter is compiled in the document's terms, which no index matches).
+    SortIndex(Option<String>),
 }
 
 /// A list or count request with everything it needs, owned, so that it can move to the blocking pool.
@@ -97,32 +98,48 @@ impl ListRead {
         if let Some((union, binds)) = self.union(conn, &indexed)? {
             return Ok((indexed, Route::Union(union, binds)));
         }
-        let route = if self.walks_sort_index(conn, &have, &indexed)? { Route::SortIndex } else { Route::Filter };
+        let route = match self.walks_sort_index(conn, &have, &indexed)? {
+            Some(index) => Route::SortIndex(index),
+            None => Route::Filter,
+        };
         Ok((indexed, route))
     }
 
     /// Whether the page should walk the index of its sort and check the filter on each row, rather than read the
     /// filter's rows and sort them: when the sort is on an indexed property the filter does not constrain, and the
     /// filter holds more rows than sorting is worth. (SQLite's statistics do not tell how many rows a range holds;
-    /// counting them up to a bound does.)
-    fn walks_sort_index(&self, conn: &Connection, have: &[String], indexed: &[Indexed]) -> rusqlite::Result<bool> {
-        let (Shape::Page(_), Some(first)) = (self.shape, self.sort.keys.first()) else { return Ok(false) };
-        let [sorted] = first.path.segments() else { return Ok(false) };
-        let served = query_sql::ordering_column(&first.path).is_some() || have.contains(sorted);
-        if !served || self.filter.properties().contains(&sorted.as_str()) {
-            return Ok(false);
+    /// counting them up to a bound does.) Answers the name of the sort's index, when it has one to give.
+    fn walks_sort_index(
+        &self,
+        conn: &Connection,
+        have: &[String],
+        indexed: &[Indexed],
+    ) -> rusqlite::Result<Option<Option<String>>> {
+        let (Shape::Page(_), Some(first)) = (self.shape, self.sort.keys.first()) else { return Ok(None) };
+        let [sorted] = first.path.segments() else { return Ok(None) };
+        let index = match query_sql::ordering_column(&first.path) {
+            Some("created_ms") => Some("objects_by_creation".to_owned()),
+            Some("updated_ms") => Some("objects_by_update".to_owned()),
+            Some(_) => None,
+            None if have.contains(sorted) => {
+                Some(super::schemas::key_index_name(&self.backend, &self.object_type, sorted))
+            }
+            None => return Ok(None),
+        };
+        if self.filter.properties().contains(&sorted.as_str()) {
+            return Ok(None);
         }
         let layout = layout(indexed);
         if sorted == "createdAt" && query_sql::creation_ordered(&self.filter, &layout) {
             // The filter's index already yields its rows in the sort's order.
-            return Ok(false);
+            return Ok(None);
         }
         let filter = query_sql::compile_in(&self.filter, &layout);
         let rows =
             format!("SELECT 1 FROM objects WHERE backend = ? AND {} AND {}", self.collection, filter.where_clause);
         let mut binds = vec![Bind::Text(self.backend.clone())];
         binds.extend(filter.binds);
-        more_than_sorted(conn, &rows, &binds)
+        Ok(more_than_sorted(conn, &rows, &binds)?.then_some(index))
     }
 
     /// The ids of the branches of an index union ([`query_sql::branches`]), as an SQL compound and its binds,
@@ -212,10 +229,13 @@ impl ListRead {
     /// The statement and its binds, compiled against `indexed`, taking `route` to the rows.
     fn statement(&self, indexed: &[Indexed], route: Route) -> (String, Vec<Bind>) {
         let layout = layout(indexed);
-        let filter = match route {
+        let (filter, table) = match &route {
+            Route::SortIndex(Some(index)) => {
+                (query_sql::compile_in(&self.filter, &layout), format!("objects INDEXED BY {index}"))
+            }
             // In the document's terms, which no index matches: the planner then walks the sort's index.
-            Route::SortIndex => query_sql::compile(&self.filter, "doc"),
-            Route::Filter | Route::Union(..) => query_sql::compile_in(&self.filter, &layout),
+            Route::SortIndex(None) => (query_sql::compile(&self.filter, "doc"), "objects".to_owned()),
+            Route::Filter | Route::Union(..) => (query_sql::compile_in(&self.filter, &layout), "objects".to_owned()),
         };
         let access = match &self.subjects {
             None => Access::Everything,
@@ -229,13 +249,13 @@ impl ListRead {
                 binds.extend(union_binds);
                 format!("id IN ({union}) AND ")
             }
-            Route::Filter | Route::SortIndex => String::new(),
+            Route::Filter | Route::SortIndex(_) => String::new(),
         };
         let selection = format!("backend = ? AND {} AND {ids}({}) AND {allowed}", self.collection, filter.where_clause);
         binds.extend(filter.binds);
         binds.extend(subjects.into_iter().map(Bind::Text));
         let sql = match self.shape {
-            Shape::Count => format!("SELECT count(*) FROM objects WHERE {selection}"),
+            Shape::Count => format!("SELECT count(*) FROM {table} WHERE {selection}"),
             Shape::Page(Page { limit, offset }) => {
                 // Ties in creation order; a key index (which ends in `created_ms`) then serves a one-key sort.
                 let index_order =
@@ -244,7 +264,7 @@ impl ListRead {
                 let order = query_sql::order_by_in(sort, &self.filter, &layout, &["created_ms", "id"]);
                 // The page is spelled out, not bound: SQLite re-prepares a statement whose LIMIT is bound anew,
                 // which was a fifth of a list request's time.
-                format!("SELECT doc FROM objects WHERE {selection} ORDER BY {order} LIMIT {limit} OFFSET {offset}")
+                format!("SELECT doc FROM {table} WHERE {selection} ORDER BY {order} LIMIT {limit} OFFSET {offset}")
             }
         };
         (sql, binds)

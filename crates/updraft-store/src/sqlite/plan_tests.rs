@@ -102,10 +102,10 @@ fn expected_index(name: &str) -> Option<&'static str> {
         "prefix regex" => "objects.bench:title ",
         "my items, newest first" => "INDEX objects_by_creator ",
         "recently updated" => "INDEX objects_by_update ",
-        "ids" => "PRIMARY KEY (backend=? AND object_type=? AND id=?)",
+        "ids" => "INDEX objects_by_id (backend=? AND object_type=? AND id=?)",
         "sort by createdAt" => "INDEX objects_by_creation ",
         // An index union: the ids of each branch (`array_keys_by_value` for elements), then the rows by id.
-        "$or of two indexes" | "array contains" => "PRIMARY KEY (backend=? AND object_type=? AND id=?)",
+        "$or of two indexes" | "array contains" => "INDEX objects_by_id (backend=? AND object_type=? AND id=?)",
         _ => return None,
     })
 }

@@ -42,8 +42,14 @@ fn key_index<'a>(backend: &'a str, object_type: &'a str, property: &'a str) -> P
     PropertyIndex { kind: "key", backend, object_type, property }
 }
 
-/// Makes the key index of every `indexed` property, and drops the `sort` indexes that preceded them (their value
-/// column did not hold a ref's id). Runs at every start; it does nothing once done.
+/// The quoted name of the key index of `property`, for `INDEXED BY`.
+pub(super) fn key_index_name(backend: &str, object_type: &str, property: &str) -> String {
+    key_index(backend, object_type, property).name()
+}
+
+/// Makes the key index of every `indexed` property and the index of every cascading ref that are missing (after
+/// a migration that rebuilt `objects`, all of them), and drops the `sort` indexes that preceded key indexes (their
+/// value column did not hold a ref's id). Runs at every start; it does nothing once done.
 pub(super) async fn upgrade_indexes(tx: &mut sqlx::SqliteConnection) -> Result<(), StoreError> {
     let rows: Vec<(String, String, String)> =
         sqlx::query_as("SELECT backend, object_type, property FROM property_indexes").fetch_all(&mut *tx).await?;
@@ -53,6 +59,13 @@ pub(super) async fn upgrade_indexes(tx: &mut sqlx::SqliteConnection) -> Result<(
         }
         create_key_index(tx, backend, object_type, property).await?;
         PropertyIndex { kind: "sort", backend, object_type, property }.drop(tx).await?;
+    }
+    let cascades: Vec<(String, String, String)> =
+        sqlx::query_as("SELECT backend, object_type, property FROM ref_cascades").fetch_all(&mut *tx).await?;
+    for (backend, object_type, property) in &cascades {
+        if plain(backend) && plain(object_type) && plain(property) {
+            create_ref_index(tx, backend, object_type, property).await?;
+        }
     }
     Ok(())
 }
@@ -65,7 +78,7 @@ async fn create_key_index(
 ) -> Result<(), StoreError> {
     let key_terms = updraft_query::sqlite::key_index_terms(property, "doc");
     key_index(backend, object_type, property)
-        .create(tx, &format!("backend, object_type, {key_terms}, created_ms"))
+        .create(tx, &format!("backend, object_type, {key_terms}, created_ms, id, public_read"))
         .await
 }
 
@@ -123,6 +136,15 @@ fn ref_index<'a>(backend: &'a str, object_type: &'a str, property: &'a str) -> P
     PropertyIndex { kind: "ref", backend, object_type, property }
 }
 
+async fn create_ref_index(
+    tx: &mut sqlx::SqliteConnection,
+    backend: &str,
+    object_type: &str,
+    property: &str,
+) -> Result<(), StoreError> {
+    ref_index(backend, object_type, property).create(tx, &format!("backend, {}", ref_id(property))).await
+}
+
 /// Records a cascade with an index on the ref's id, so that deleting a target finds what refers to it without
 /// scanning the collection.
 async fn create_cascade(
@@ -131,8 +153,7 @@ async fn create_cascade(
     object_type: &str,
     cascade: &Cascade,
 ) -> Result<(), StoreError> {
-    let columns = format!("backend, {}", ref_id(&cascade.property));
-    ref_index(backend, object_type, &cascade.property).create(tx, &columns).await?;
+    create_ref_index(tx, backend, object_type, &cascade.property).await?;
     sqlx::query("INSERT INTO ref_cascades (backend, object_type, property, target_type) VALUES (?, ?, ?, ?)")
         .bind(backend)
         .bind(object_type)

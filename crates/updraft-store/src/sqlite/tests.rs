@@ -601,7 +601,7 @@ async fn get_many_answers_the_readable_targets_once_by_primary_key() {
             .await
             .unwrap();
     let plan: Vec<&str> = plan.iter().map(|row| row.3.as_str()).collect();
-    assert!(plan.iter().any(|step| step.starts_with("SEARCH objects USING PRIMARY KEY")), "{plan:?}");
+    assert!(plan.iter().any(|step| step.starts_with("SEARCH objects USING INDEX objects_by_id")), "{plan:?}");
     assert!(!plan.iter().any(|step| step.starts_with("SCAN objects")), "{plan:?}");
 }
 
@@ -657,4 +657,87 @@ async fn a_deleted_users_or_groups_schema_leaves_no_passwords_or_memberships() {
     assert_eq!(rows("member_acls").await, 1);
     assert!(store.delete_schema("b", USERGROUPS).await.unwrap());
     assert_eq!(rows("member_acls").await, 0);
+}
+
+/// A database of the release before `objects` became a rowid table (every migration up to that one, the key and
+/// ref indexes in their old shape) opens with its objects, indexes, elements and cascades working.
+#[tokio::test]
+async fn a_database_from_before_the_rowid_table_is_migrated_whole() {
+    use crate::Page;
+    use updraft_query::{Filter, Sort};
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("eds.sqlite3");
+    let before = MIGRATIONS.iter().position(|step| step.starts_with("CREATE TABLE objects_by_rowid")).unwrap();
+    let (backend, todos, lists) = (TODOS.backend, TODOS.object_type, "objects.lists");
+    let list_id = "5376019e698b3c6ad5000001";
+    {
+        let conn = rusqlite::Connection::open(&path).unwrap();
+        for step in &MIGRATIONS[..before] {
+            conn.execute_batch(step).unwrap();
+        }
+        conn.execute_batch(&format!("PRAGMA user_version = {before}")).unwrap();
+        // As the previous release's schemas.rs made them.
+        let key_terms = updraft_query::sqlite::key_index_terms("tags", "doc");
+        conn.execute_batch(&format!(
+            "INSERT INTO property_indexes VALUES ('{backend}', '{todos}', 'tags');
+             CREATE INDEX \"key:{backend}:{todos}:tags\" ON objects (backend, object_type, {key_terms}, created_ms)
+               WHERE object_type = '{todos}';
+             INSERT INTO ref_cascades VALUES ('{backend}', '{todos}', 'list', '{lists}');
+             CREATE INDEX \"ref:{backend}:{todos}:list\" ON objects (backend, doc ->> '$.list.id')
+               WHERE object_type = '{todos}';"
+        ))
+        .unwrap();
+        let insert = "INSERT INTO objects (backend, object_type, id, doc, created_ms, updated_ms, public_read)
+                      VALUES (?1, ?2, ?3, jsonb(?4), ?5, ?5, 1)";
+        let list = json!({"id": list_id, "objectType": lists, "title": "groceries"});
+        conn.execute(insert, rusqlite::params![backend, lists, list_id, list.to_string(), 1]).unwrap();
+        for (i, tags) in [json!(["x", "y"]), json!("x"), json!(["z"])].into_iter().enumerate() {
+            let id = format!("5376019e698b3c6ad500010{i}");
+            let doc = json!({"id": id, "objectType": todos, "title": format!("todo {i}"), "tags": tags,
+                             "list": {"id": list_id, "objectType": lists}});
+            conn.execute(insert, rusqlite::params![backend, todos, id, doc.to_string(), 10 + i as i64]).unwrap();
+        }
+    }
+
+    let store = open(&dir).await;
+    let (sql,): (String,) =
+        sqlx::query_as("SELECT sql FROM sqlite_master WHERE name = 'objects'").fetch_one(&store.readers).await.unwrap();
+    assert!(!sql.contains("WITHOUT ROWID"), "{sql}");
+    let (key_index,): (String,) = sqlx::query_as("SELECT sql FROM sqlite_master WHERE name = ?")
+        .bind(format!("key:{backend}:{todos}:tags"))
+        .fetch_one(&store.readers)
+        .await
+        .unwrap();
+    assert!(key_index.contains("created_ms, id, public_read"), "{key_index}");
+    let (ref_indexes,): (i64,) = sqlx::query_as("SELECT count(*) FROM sqlite_master WHERE name = ?")
+        .bind(format!("ref:{backend}:{todos}:list"))
+        .fetch_one(&store.readers)
+        .await
+        .unwrap();
+    assert_eq!(ref_indexes, 1);
+
+    let titles = |docs: Vec<Value>| docs.iter().map(|d| d["title"].as_str().unwrap().to_owned()).collect::<Vec<_>>();
+    let page = Page { limit: 10, offset: 0 };
+    let unsorted = Sort::parse(&json!([])).unwrap();
+    let contains_x = Filter::parse(&json!({"tags": "x"})).unwrap();
+    let query = ListQuery { filter: &contains_x, sort: &unsorted, page };
+    assert_eq!(titles(store.list(TODOS, query, ALL).await.unwrap()), ["todo 0", "todo 1"], "elements kept");
+
+    // The element triggers were made again with the table.
+    store.insert(TODOS, props(json!({"title": "todo 3", "tags": ["x"]})), Author::default(), template()).await.unwrap();
+    let query = ListQuery { filter: &contains_x, sort: &unsorted, page };
+    assert_eq!(titles(store.list(TODOS, query, ALL).await.unwrap()), ["todo 0", "todo 1", "todo 3"]);
+    let by_title = Sort::parse(&json!([{"sortBy": "title", "direction": "desc"}])).unwrap();
+    let all = Filter::parse(&json!({})).unwrap();
+    let query = ListQuery { filter: &all, sort: &by_title, page: Page { limit: 2, offset: 1 } };
+    assert_eq!(titles(store.list(TODOS, query, ALL).await.unwrap()), ["todo 2", "todo 1"]);
+
+    // Deleting the list deletes its todos (the cascade), and their elements.
+    let lists_at = Collection { backend, object_type: lists };
+    let list = ObjectId::parse(list_id).unwrap();
+    assert!(store.delete(lists_at, list, Author::default(), ALL).await.unwrap().is_some());
+    assert_eq!(store.count(TODOS, &all, ALL).await.unwrap(), 1, "todo 3 names no list");
+    let (elements,): (i64,) =
+        sqlx::query_as("SELECT count(*) FROM array_keys").fetch_one(&store.readers).await.unwrap();
+    assert_eq!(elements, 1);
 }
