@@ -88,6 +88,9 @@ pub struct ApiContext {
     pub default_eds_uri: String,
     /// Password hashing and the limits on login and sign-up attempts.
     pub passwords: passwords::Passwords,
+    /// Where an open socket's connection loop runs: apart from HTTP requests, so that a fan-out to many sockets
+    /// does not queue requests behind it (see `updraft-server`'s `socket_runtime.rs`).
+    pub socket_runtime: tokio::runtime::Handle,
 }
 
 #[derive(Clone)]

@@ -18,7 +18,7 @@ use std::time::{Duration, Instant};
 
 use clap::{Parser, Subcommand};
 
-use crate::realtime::EdsChangesArgs;
+use crate::realtime::{CreatesArgs, EdsChangesArgs};
 use crate::report::{SharedReport, round};
 use crate::scenarios::{BroadcastArgs, Common, ConnectRateArgs, IdleArgs, LatencyArgs, TaggedArgs};
 use crate::webhooks::WebhooksArgs;
@@ -76,6 +76,8 @@ enum Scenario {
     EdsChanges(EdsChangesArgs),
     /// Todos created over REST; webhook deliveries/s and create → delivery lag at a receiver in this process.
     Webhooks(WebhooksArgs),
+    /// Todos created over REST at a fixed rate, alone: create round trips (beside another load, see `bench/run-mixed.sh`).
+    Creates(CreatesArgs),
 }
 
 impl Scenario {
@@ -88,6 +90,7 @@ impl Scenario {
             Scenario::ConnectRate(_) => "connect-rate",
             Scenario::EdsChanges(_) => "eds-changes",
             Scenario::Webhooks(_) => "webhooks",
+            Scenario::Creates(_) => "creates",
         }
     }
 }
@@ -147,6 +150,7 @@ async fn run(cli: Cli) -> ExitCode {
             Scenario::ConnectRate(a) => scenarios::connect_rate(&common, a).await,
             Scenario::EdsChanges(a) => realtime::eds_changes(&common, a).await,
             Scenario::Webhooks(a) => webhooks::webhooks(&common, a).await,
+            Scenario::Creates(a) => realtime::creates(&common, a).await,
         }
     })
     .await;

@@ -514,3 +514,33 @@ pub fn record_latencies(r: &SharedReport, name: &str, sorted_ns: &[u64]) {
     }
     r.set(&format!("{name}_max_us"), round(sorted_ns[sorted_ns.len() - 1] as f64 / 1e3, 1));
 }
+
+#[derive(Debug, Args)]
+pub struct CreatesArgs {
+    #[command(flatten)]
+    pub setup: EdsSetupArgs,
+    /// Creates per second, paced open loop.
+    #[arg(long, default_value_t = 200)]
+    pub rate: u64,
+    #[arg(long, default_value_t = 10.0)]
+    pub seconds: f64,
+    /// Concurrent create connections.
+    #[arg(long, default_value_t = 4)]
+    pub creators: usize,
+}
+
+/// EDS creates alone, at a fixed rate: their round trips as the client sees them. Run beside another load (the
+/// `latency` scenario's broadcasts, say) in a process of its own, at a higher scheduling priority, so that only
+/// the server's delay is measured.
+pub async fn creates(c: &Common, a: &CreatesArgs) -> Result<bool> {
+    anyhow::ensure!(a.rate > 0, "--rate must be positive");
+    let peer = Arc::new(Peer::setup(c, &a.setup).await?);
+    let plan = CreatePlan { rate: a.rate, seconds: a.seconds, creators: a.creators };
+    let body = {
+        let peer = peer.clone();
+        Arc::new(move |k: usize| peer.todo_body(k, None)) as Arc<dyn Fn(usize) -> Vec<u8> + Send + Sync>
+    };
+    let outcome = run_creates(c, &peer, plan, body).await;
+    outcome.record(&c.report, &plan);
+    Ok(outcome.errors == 0 && outcome.planned.is_some_and(|planned| outcome.sent_ok as usize == planned))
+}

@@ -214,9 +214,12 @@ pub struct LatencyArgs {
     /// How long to wait for stragglers after the last publish.
     #[arg(long, default_value_t = 2.0)]
     pub grace_seconds: f64,
+    /// Every message to every socket (`"*"`) rather than to one random socket: paced broadcasts.
+    #[arg(long)]
+    pub everyone: bool,
 }
 
-/// Publish→delivery latency for unicast messages at a fixed rate.
+/// Publish→delivery latency for messages at a fixed rate, each to one random socket or (`--everyone`) to all.
 pub async fn latency(c: &Common, a: &LatencyArgs) -> Result<bool> {
     anyhow::ensure!(a.rate > 0, "--rate must be positive");
     let stats = Arc::new(RecvStats::new(a.size as u64, true));
@@ -235,7 +238,7 @@ pub async fn latency(c: &Common, a: &LatencyArgs) -> Result<bool> {
     for _ in 0..a.publishers.max(1) {
         let (target, ids, next) = (c.target.clone(), ids.clone(), next.clone());
         let (sent_ok, errors, schedule) = (sent_ok.clone(), errors.clone(), schedule.clone());
-        let size = a.size;
+        let (size, everyone) = (a.size, a.everyone);
         workers.push(tokio::spawn(async move {
             let mut conn = HttpConn::new(target);
             let mut first_error = None;
@@ -244,7 +247,7 @@ pub async fn latency(c: &Common, a: &LatencyArgs) -> Result<bool> {
                 if k >= total || !schedule.wait_turn(k).await {
                     break;
                 }
-                let receiver = &ids[rand::random_range(0..ids.len())];
+                let receiver = if everyone { "*" } else { ids[rand::random_range(0..ids.len())].as_str() };
                 let mut data = now_ns().to_string();
                 while data.len() < size {
                     data.push('x');
@@ -270,7 +273,10 @@ pub async fn latency(c: &Common, a: &LatencyArgs) -> Result<bool> {
         }
     }
     let publish_s = start.elapsed().as_secs_f64();
-    let sent = sent_ok.load(Ordering::Relaxed);
+    let sent_messages = sent_ok.load(Ordering::Relaxed);
+    let received_while_publishing = stats.messages.load(Ordering::Relaxed);
+    // Frames owed: one per message, or one per message and socket.
+    let sent = if a.everyone { sent_messages * ids.len() as u64 } else { sent_messages };
 
     // Wait for stragglers.
     let grace_end = (tokio::time::Instant::now() + Duration::from_secs_f64(a.grace_seconds)).min(c.soft_deadline);
@@ -285,8 +291,10 @@ pub async fn latency(c: &Common, a: &LatencyArgs) -> Result<bool> {
     let r = &c.report;
     r.set("rate_target", a.rate);
     r.set("messages_planned", total);
-    r.set("messages_sent", sent);
-    r.set("rate_achieved", round(sent as f64 / publish_s, 1));
+    r.set("messages_sent", sent_messages);
+    r.set("frames_owed", sent);
+    r.set("deliveries_per_s", round(received_while_publishing as f64 / publish_s, 1));
+    r.set("rate_achieved", round(sent_messages as f64 / publish_s, 1));
     r.set("publish_errors", errors.load(Ordering::Relaxed));
     if let Some(e) = first_error {
         r.set("first_publish_error", e);
@@ -307,7 +315,7 @@ pub async fn latency(c: &Common, a: &LatencyArgs) -> Result<bool> {
     }
     c.record_self_rss();
     c.record_recv_errors(&stats);
-    Ok(fleet.failures == 0 && sent as usize == total && received >= sent)
+    Ok(fleet.failures == 0 && sent_messages as usize == total && received >= sent)
 }
 
 /// A send this much behind its schedule counts as late. Tokio timers round up to the next millisecond.

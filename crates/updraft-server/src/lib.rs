@@ -5,6 +5,7 @@ pub mod cert;
 pub mod config;
 mod conns;
 mod serve;
+mod socket_runtime;
 mod startup;
 pub mod telemetry;
 mod tls;

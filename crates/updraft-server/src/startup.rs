@@ -24,6 +24,7 @@ use updraft_store::{SqliteOptions, SqliteStore};
 use crate::config::Settings;
 use crate::conns::{self, Connections};
 use crate::serve::{self, Listener};
+use crate::socket_runtime::SocketRuntime;
 use crate::telemetry;
 use crate::tls::{self, TlsListener};
 
@@ -46,6 +47,8 @@ pub struct Application {
     connections: Arc<Connections>,
     /// `--metrics-listen`: its address, listener and router.
     metrics: Option<(SocketAddr, TcpListener, Router)>,
+    /// Where open WebSockets are served; dropped (and stopped) after the sockets have closed.
+    sockets: SocketRuntime,
 }
 
 impl Application {
@@ -106,6 +109,8 @@ impl Application {
             None => None,
         };
 
+        let sockets = SocketRuntime::new().context("starting the socket runtime")?;
+        sockets.spawn_probe();
         let bus: Arc<dyn Bus> = Arc::new(LocalBus::new(updraft_api::mws::delivery::deliver_locally(gateways.clone())));
         tokio::spawn(updraft_api::mws::eds_changes::deliver(store.clone(), gateways.clone(), bus.clone()));
         spawn_change_pruner(Arc::downgrade(&store));
@@ -150,6 +155,7 @@ impl Application {
             gateway_file: Some(gateway_file),
             default_eds_uri: d.eds_uri.clone(),
             passwords: updraft_api::passwords::Passwords::new(settings.login_limits),
+            socket_runtime: sockets.handle(),
         });
         let mut router = Router::new()
             .route("/healthz", get(|| async { axum::Json(serde_json::json!({"status": "ok"})).into_response() }));
@@ -168,7 +174,8 @@ impl Application {
         }
         let router = router
             .fallback_service(updraft_api::router(state.clone()))
-            .layer(axum::middleware::from_fn(telemetry::log_request));
+            .layer(axum::middleware::from_fn(telemetry::log_request))
+            .layer(axum::middleware::from_fn(telemetry::time_request));
         let metrics = match settings.metrics_listen {
             Some(addr) => {
                 let tcp = bind(addr).with_context(|| format!("binding {addr}"))?;
@@ -196,6 +203,7 @@ impl Application {
             stream: Arc::new(stream),
             connections,
             metrics,
+            sockets,
         })
     }
 
@@ -249,6 +257,7 @@ impl Application {
         while self.gateways.connected() > 0 && Instant::now() < deadline {
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
+        drop(self.sockets);
         Ok(())
     }
 }

@@ -4,7 +4,7 @@ use std::io::Write;
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
-use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
+use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 use tracing_subscriber::EnvFilter;
 use updraft_api::error::{ApiError, Code};
 
@@ -111,13 +111,39 @@ impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for BatchedStderr {
 pub fn metrics() -> &'static PrometheusHandle {
     static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
     HANDLE.get_or_init(|| {
-        let handle = PrometheusBuilder::new().install_recorder().expect("the only metrics recorder");
+        let handle = PrometheusBuilder::new()
+            .set_buckets_for_metric(Matcher::Suffix("_seconds".into()), SECONDS_BUCKETS)
+            .and_then(|builder| builder.set_buckets_for_metric(Matcher::Full(FANOUT_SOCKETS.into()), SOCKETS_BUCKETS))
+            .expect("buckets are not empty")
+            .install_recorder()
+            .expect("the only metrics recorder");
         describe();
         handle
     })
 }
 
+/// Histogram buckets of durations: a request's 100 µs to a stalled fan-out's seconds.
+const SECONDS_BUCKETS: &[f64] =
+    &[0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0];
+const FANOUT_SOCKETS: &str = "updraft_mws_fanout_sockets";
+const SOCKETS_BUCKETS: &[f64] = &[1.0, 10.0, 100.0, 1_000.0, 10_000.0, 100_000.0];
+
 fn describe() {
+    metrics::describe_histogram!(
+        HTTP_DURATION,
+        metrics::Unit::Seconds,
+        "HTTP requests from their arrival to their response head, by route group"
+    );
+    metrics::describe_histogram!(
+        "updraft_mws_scheduling_delay_seconds",
+        metrics::Unit::Seconds,
+        "How long a task spawned on the socket runtime waits to run (sampled 4 times a second)"
+    );
+    metrics::describe_gauge!(
+        "updraft_mws_run_queue_depth",
+        "Tasks queued on the socket runtime, not yet taken by a worker"
+    );
+    metrics::describe_histogram!(FANOUT_SOCKETS, "Sockets one published message was queued to");
     metrics::describe_gauge!("updraft_mws_sockets_connected", "WebSockets open now");
     metrics::describe_counter!("updraft_mws_messages_published_total", "Messages accepted for delivery");
     metrics::describe_counter!("updraft_mws_frames_delivered_total", "Frames queued to sockets");
@@ -152,6 +178,36 @@ pub fn metrics_token_error(headers: &axum::http::HeaderMap, token: &str) -> Opti
     match given {
         Some(given) if updraft_api::auth::same_secret(given, token) => None,
         _ => Some(ApiError::new(Code::InvalidCredentials)),
+    }
+}
+
+const HTTP_DURATION: &str = "updraft_http_request_duration_seconds";
+
+/// Times every request for `updraft_http_request_duration_seconds{group}`, whether or not requests are logged.
+pub async fn time_request(request: axum::extract::Request, next: axum::middleware::Next) -> axum::response::Response {
+    let started = std::time::Instant::now();
+    // A WebSocket handshake comes to a socket URI's path, whatever the gateway made it.
+    let upgrade = request.headers().contains_key(axum::http::header::UPGRADE);
+    let group = if upgrade { "mws" } else { route_group(request.uri().path()) };
+    let response = next.run(request).await;
+    metrics::histogram!(HTTP_DURATION, "group" => group).record(started.elapsed().as_secs_f64());
+    response
+}
+
+/// The service a path belongs to: few values, so that the histogram stays small whatever paths clients send.
+fn route_group(path: &str) -> &'static str {
+    let Some(rest) = path.strip_prefix("/v1/") else {
+        return match path {
+            "/healthz" | "/metrics" => "operations",
+            _ => "other",
+        };
+    };
+    match rest.split('/').next().unwrap_or_default() {
+        "objects" | "users" | "user" | "usergroups" | "object_types" | "auth" | "files" | "search" | "webhooks"
+        | "stream_url" => "eds",
+        "messages" | "sockets" | "websocket_uri" | "gateways" | "webhook_receivers" => "mws",
+        "account" => "account",
+        _ => "other",
     }
 }
 
@@ -194,4 +250,27 @@ fn header_field<'a>(request: &'a axum::extract::Request, name: &str) -> Option<&
     let value = request.headers().get(name)?.to_str().ok()?;
     let fits = value.len() <= 64 && value.bytes().all(|b| b.is_ascii_graphic() && b != b'"' && b != b'\\');
     fits.then_some(value)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::route_group;
+
+    #[test]
+    fn paths_fall_into_few_route_groups() {
+        for (path, group) in [
+            ("/v1/objects/todos", "eds"),
+            ("/v1/users", "eds"),
+            ("/v1/user", "eds"),
+            ("/v1/messages", "mws"),
+            ("/v1/gateways/default/messages", "mws"),
+            ("/v1/websocket_uri", "mws"),
+            ("/v1/account/apps", "account"),
+            ("/healthz", "operations"),
+            ("/v1/anything-else", "other"),
+            ("/favicon.ico", "other"),
+        ] {
+            assert_eq!(route_group(path), group, "{path}");
+        }
+    }
 }

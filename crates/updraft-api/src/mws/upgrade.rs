@@ -66,6 +66,7 @@ fn accept(state: ApiState, mut req: Request) -> Response {
     let ticket = token(req.uri().query()).and_then(|id| Some((id, state.gateways.redeem(&id)?)));
     let since = since(req.uri().query());
     let config = state.connection;
+    let sockets = state.socket_runtime.clone();
     tokio::spawn(async move {
         let upgraded = match on_upgrade.await {
             Ok(upgraded) => upgraded,
@@ -91,14 +92,27 @@ fn accept(state: ApiState, mut req: Request) -> Response {
         }
         // Unwrapping hyper's boxed stream saves memory on every open socket. The connection
         // gets a task of its own so that this task's state is not carried for its lifetime.
+        let gateway = ticket.gateway;
         match upgraded.downcast::<TokioIo<TcpStream>>() {
             Ok(parts) => {
-                let conn = Connection::new(parts.io.into_inner(), parts.read_buf, socket, &config);
-                Serve::spawn(conn, ticket.gateway);
+                // Registered again with the socket runtime's I/O driver, so that its readiness events are that
+                // runtime's work too.
+                let (tcp, read_buf) = (parts.io.into_inner().into_std(), parts.read_buf);
+                sockets.spawn(async move {
+                    match tcp.and_then(TcpStream::from_std) {
+                        Ok(tcp) => Serve::spawn(Connection::new(tcp, read_buf, socket, &config), gateway),
+                        Err(err) => {
+                            tracing::debug!(%err, "moving a socket to the socket runtime failed");
+                            gateway.hub.remove(&socket);
+                        }
+                    }
+                });
             }
             Err(upgraded) => {
+                // TLS: the stream stays with the HTTP runtime's driver; its connection loop runs with the others.
                 let conn = Connection::new(TokioIo::new(upgraded), Bytes::new(), socket, &config);
-                Serve::spawn(conn, ticket.gateway);
+                let _enter = sockets.enter();
+                Serve::spawn(conn, gateway);
             }
         }
     });
@@ -124,6 +138,7 @@ impl<S> Serve<S> {
         S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
     {
         metrics::gauge!("updraft_mws_sockets_connected").increment(1);
+        // On the socket runtime: every caller enters it first.
         tokio::spawn(Serve { conn, gateway });
     }
 }

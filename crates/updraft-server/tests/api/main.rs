@@ -14,6 +14,7 @@ mod eds_stream;
 mod eds_stub;
 mod gateways;
 mod helpers;
+mod isolation;
 mod lifecycle;
 mod original_spec;
 mod resume;
