@@ -33,6 +33,8 @@ if cargo nextest --version >/dev/null 2>&1; then
 else
   cargo test --workspace --no-fail-fast
 fi
+# Timing ratios (tests marked ignored for that reason) run alone, so that no other test shares the cores.
+cargo test -q -p updraft-server --test api -- --ignored --test-threads=1
 
 echo "== interop"
 cargo build --quiet -p updraft-server

@@ -97,16 +97,15 @@ fn accept(state: ApiState, mut req: Request) -> Response {
             Ok(parts) => {
                 // Registered again with the socket runtime's I/O driver, so that its readiness events are that
                 // runtime's work too.
-                let (tcp, read_buf) = (parts.io.into_inner().into_std(), parts.read_buf);
-                sockets.spawn(async move {
-                    match tcp.and_then(TcpStream::from_std) {
-                        Ok(tcp) => Serve::spawn(Connection::new(tcp, read_buf, socket, &config), gateway),
-                        Err(err) => {
-                            tracing::debug!(%err, "moving a socket to the socket runtime failed");
-                            gateway.hub.remove(&socket);
-                        }
+                // `from_std` registers with the runtime entered; no task of its own is spawned for the move.
+                let _enter = sockets.enter();
+                match parts.io.into_inner().into_std().and_then(TcpStream::from_std) {
+                    Ok(tcp) => Serve::spawn(Connection::new(tcp, parts.read_buf, socket, &config), gateway),
+                    Err(err) => {
+                        tracing::debug!(%err, "moving a socket to the socket runtime failed");
+                        gateway.hub.remove(&socket);
                     }
-                });
+                }
             }
             Err(upgraded) => {
                 // TLS: the stream stays with the HTTP runtime's driver; its connection loop runs with the others.

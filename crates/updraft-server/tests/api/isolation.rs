@@ -20,7 +20,7 @@ const CALL_EVERY: Duration = Duration::from_millis(15);
 /// with the sockets on a runtime of their own, 11–65× with them on the HTTP runtime (before issue 18; their median
 /// did not move: the creates that meet a fan-out wait for all of it).
 const MAX_RATIO: f64 = 8.0;
-/// Tries of the loaded measurement: a test running beside this one may slow one of them, the fan-out slows all.
+/// Tries of the loaded measurement: a noisy neighbour may slow one of them, the fan-out slows all.
 const TRIES: usize = 2;
 
 /// The clients of the fan-out: their sockets and the broadcaster run on a runtime of their own, so that reading
@@ -111,7 +111,10 @@ async fn creates_p90(eds: &crate::eds::Eds) -> Duration {
     took[CALLS * 9 / 10]
 }
 
+/// Run alone by `scripts/test-all.sh`: beside other tests (cargo test runs them in parallel) the cores it times are
+/// shared with them.
 #[tokio::test]
+#[ignore = "a timing ratio: scripts/test-all.sh runs it alone"]
 async fn eds_creates_stay_fast_while_broadcasts_go_to_thousands_of_sockets() {
     let eds = eds().await;
     let clients = FanoutClients::open(&eds.app).await;
