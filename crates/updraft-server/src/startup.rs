@@ -174,8 +174,7 @@ impl Application {
         }
         let router = router
             .fallback_service(updraft_api::router(state.clone()))
-            .layer(axum::middleware::from_fn(telemetry::log_request))
-            .layer(axum::middleware::from_fn(telemetry::time_request));
+            .layer(axum::middleware::from_fn(telemetry::observe_request));
         let metrics = match settings.metrics_listen {
             Some(addr) => {
                 let tcp = bind(addr).with_context(|| format!("binding {addr}"))?;

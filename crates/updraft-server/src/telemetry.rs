@@ -183,17 +183,6 @@ pub fn metrics_token_error(headers: &axum::http::HeaderMap, token: &str) -> Opti
 
 const HTTP_DURATION: &str = "updraft_http_request_duration_seconds";
 
-/// Times every request for `updraft_http_request_duration_seconds{group}`, whether or not requests are logged.
-pub async fn time_request(request: axum::extract::Request, next: axum::middleware::Next) -> axum::response::Response {
-    let started = std::time::Instant::now();
-    // A WebSocket handshake comes to a socket URI's path, whatever the gateway made it.
-    let upgrade = request.headers().contains_key(axum::http::header::UPGRADE);
-    let group = if upgrade { "mws" } else { route_group(request.uri().path()) };
-    let response = next.run(request).await;
-    metrics::histogram!(HTTP_DURATION, "group" => group).record(started.elapsed().as_secs_f64());
-    response
-}
-
 /// The service a path belongs to: few values, so that the histogram stays small whatever paths clients send.
 fn route_group(path: &str) -> &'static str {
     let Some(rest) = path.strip_prefix("/v1/") else {
@@ -214,23 +203,34 @@ fn route_group(path: &str) -> &'static str {
 /// The target of the request lines: `RUST_LOG=info,updraft::requests=off` keeps every other line.
 pub const REQUESTS: &str = "updraft::requests";
 
-/// One info line per request, when its response head is ready: method, path (never the query: socket URIs
-/// and stream URLs carry their tokens there), status, latency, and the `Enginio-Backend-Id` and
-/// `X-Request-Id` the client sent. No other header is read, so no credential reaches the log.
+/// Times every request, when its response head is ready, into `updraft_http_request_duration_seconds{group}`,
+/// and logs it unless request lines are off: one info line with method, path (never the query: socket URIs and
+/// stream URLs carry their tokens there), status, latency, and the `Enginio-Backend-Id` and `X-Request-Id` the
+/// client sent. No other header is read, so no credential reaches the log.
 ///
 /// One event rather than tower-http's `TraceLayer` and its span per request (allocated, its fields formatted,
 /// entered and left on every poll): the line alone costs a few microseconds (BENCHMARKS.md).
-pub async fn log_request(request: axum::extract::Request, next: axum::middleware::Next) -> axum::response::Response {
-    if !tracing::enabled!(target: REQUESTS, tracing::Level::INFO) {
-        return next.run(request).await;
-    }
+pub async fn observe_request(
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
     let started = std::time::Instant::now();
+    // A WebSocket handshake comes to a socket URI's path, whatever the gateway made it.
+    let upgrade = request.headers().contains_key(axum::http::header::UPGRADE);
+    let group = if upgrade { "mws" } else { route_group(request.uri().path()) };
+    if !tracing::enabled!(target: REQUESTS, tracing::Level::INFO) {
+        let response = next.run(request).await;
+        metrics::histogram!(HTTP_DURATION, "group" => group).record(started.elapsed().as_secs_f64());
+        return response;
+    }
     let method = request.method().clone();
     let path = request.uri().path().to_owned();
     let backend_id = header_field(&request, "enginio-backend-id").map(str::to_owned);
     let request_id = header_field(&request, "x-request-id").map(str::to_owned);
     let response = next.run(request).await;
-    let latency_ms = started.elapsed().as_secs_f64() * 1000.0;
+    let latency = started.elapsed().as_secs_f64();
+    metrics::histogram!(HTTP_DURATION, "group" => group).record(latency);
+    let latency_ms = latency * 1000.0;
     tracing::info!(
         target: REQUESTS,
         method = method.as_str(),

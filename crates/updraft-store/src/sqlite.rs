@@ -79,6 +79,17 @@ const ARRAY_KEYS_ON_DELETE: &str = "CREATE TRIGGER objects_array_keys_on_delete 
          DELETE FROM array_keys WHERE backend = OLD.backend AND object_type = OLD.object_type AND id = OLD.id;
      END";
 
+/// The index of `objects` that orders a collection by one of its reserved columns (see
+/// `updraft_query::sqlite::ordering_column`); made by the migrations below.
+pub(crate) fn ordering_index(column: &str) -> &'static str {
+    match column {
+        "id" => "objects_by_id",
+        "created_ms" => "objects_by_creation",
+        "updated_ms" => "objects_by_update",
+        _ => unreachable!("no reserved ordering column {column:?}"),
+    }
+}
+
 /// Each schema change is one step; `PRAGMA user_version` records how many have run, so steps are
 /// only ever appended.
 const MIGRATIONS: &[&str] = &[

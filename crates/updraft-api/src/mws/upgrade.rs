@@ -91,14 +91,14 @@ fn accept(state: ApiState, mut req: Request) -> Response {
             None => ticket.gateway.hub.insert(socket.clone()),
         }
         // Unwrapping hyper's boxed stream saves memory on every open socket. The connection
-        // gets a task of its own so that this task's state is not carried for its lifetime.
+        // gets a task of its own, on the socket runtime (entered here), so that this task's state is not carried for
+        // its lifetime.
         let gateway = ticket.gateway;
+        let _enter = sockets.enter();
         match upgraded.downcast::<TokioIo<TcpStream>>() {
             Ok(parts) => {
-                // Registered again with the socket runtime's I/O driver, so that its readiness events are that
+                // Registered again, with the entered runtime's I/O driver, so that its readiness events are that
                 // runtime's work too.
-                // `from_std` registers with the runtime entered; no task of its own is spawned for the move.
-                let _enter = sockets.enter();
                 match parts.io.into_inner().into_std().and_then(TcpStream::from_std) {
                     Ok(tcp) => Serve::spawn(Connection::new(tcp, parts.read_buf, socket, &config), gateway),
                     Err(err) => {
@@ -110,7 +110,6 @@ fn accept(state: ApiState, mut req: Request) -> Response {
             Err(upgraded) => {
                 // TLS: the stream stays with the HTTP runtime's driver; its connection loop runs with the others.
                 let conn = Connection::new(TokioIo::new(upgraded), Bytes::new(), socket, &config);
-                let _enter = sockets.enter();
                 Serve::spawn(conn, gateway);
             }
         }

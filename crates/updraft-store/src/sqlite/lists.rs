@@ -32,9 +32,8 @@ enum Route {
     Filter,
     /// The ids of an index union (SQL and binds), then the rows by id.
     Union(String, Vec<Bind>),
-    /// The index of the sort, in order, checking the filter on each row: `INDEXED BY` this index, when it has a
-    /// name to give (else the filter is compiled in the document's terms, which no index matches).
-    SortIndex(Option<String>),
+    /// The index of the sort (`INDEXED BY` it), in order, checking the filter on each row.
+    SortIndex(String),
 }
 
 /// A list or count request with everything it needs, owned, so that it can move to the blocking pool.
@@ -108,22 +107,18 @@ impl ListRead {
     /// Whether the page should walk the index of its sort and check the filter on each row, rather than read the
     /// filter's rows and sort them: when the sort is on an indexed property the filter does not constrain, and the
     /// filter holds more rows than sorting is worth. (SQLite's statistics do not tell how many rows a range holds;
-    /// counting them up to a bound does.) Answers the name of the sort's index, when it has one to give.
+    /// counting them up to a bound does.) Answers the name of the sort's index.
     fn walks_sort_index(
         &self,
         conn: &Connection,
         have: &[String],
         indexed: &[Indexed],
-    ) -> rusqlite::Result<Option<Option<String>>> {
+    ) -> rusqlite::Result<Option<String>> {
         let (Shape::Page(_), Some(first)) = (self.shape, self.sort.keys.first()) else { return Ok(None) };
         let [sorted] = first.path.segments() else { return Ok(None) };
         let index = match query_sql::ordering_column(&first.path) {
-            Some("created_ms") => Some("objects_by_creation".to_owned()),
-            Some("updated_ms") => Some("objects_by_update".to_owned()),
-            Some(_) => None,
-            None if have.contains(sorted) => {
-                Some(super::schemas::key_index_name(&self.backend, &self.object_type, sorted))
-            }
+            Some(column) => super::ordering_index(column).to_owned(),
+            None if have.contains(sorted) => super::schemas::key_index_name(&self.backend, &self.object_type, sorted),
             None => return Ok(None),
         };
         if self.filter.properties().contains(&sorted.as_str()) {
@@ -230,11 +225,9 @@ impl ListRead {
     fn statement(&self, indexed: &[Indexed], route: Route) -> (String, Vec<Bind>) {
         let layout = layout(indexed);
         let (filter, table) = match &route {
-            Route::SortIndex(Some(index)) => {
+            Route::SortIndex(index) => {
                 (query_sql::compile_in(&self.filter, &layout), format!("objects INDEXED BY {index}"))
             }
-            // In the document's terms, which no index matches: the planner then walks the sort's index.
-            Route::SortIndex(None) => (query_sql::compile(&self.filter, "doc"), "objects".to_owned()),
             Route::Filter | Route::Union(..) => (query_sql::compile_in(&self.filter, &layout), "objects".to_owned()),
         };
         let access = match &self.subjects {

@@ -73,6 +73,7 @@ fn shapes() -> Vec<(&'static str, Value, Value, u32, bool)> {
         ("range + sort on it", json!({"n": {"$gte": 500}}), asc("n"), 0, false),
         ("range + sort on another", json!({"n": {"$gte": 500, "$lt": 600}}), asc("k"), 0, false),
         ("wide range + sort on another", json!({"n": {"$gte": 500, "$lt": 15000}}), asc("k"), 0, false),
+        ("wide range + sort by id", json!({"n": {"$gte": 500, "$lt": 15000}}), asc("id"), 0, false),
         ("$in of 10", json!({"k": {"$in": [1, 2, 3, 4, 5, 6, 7, 8, 9, 10]}}), json!([]), 0, false),
         ("the Todo list", json!({"owner": {"id": "u5", "objectType": "users"}}), desc("createdAt"), 0, false),
         ("prefix regex", json!({"title": {"$regex": "^item 12"}}), json!([]), 0, false),
@@ -95,6 +96,7 @@ fn expected_index(name: &str) -> Option<&'static str> {
         "selective equality" | "equality with no match" | "$in of 10" | "equality + sort on it" => "objects.bench:k ",
         // More rows than a sort is worth: the sort's index, in order, checking the range on each row.
         "wide range + sort on another" => "objects.bench:k ",
+        "wide range + sort by id" => "INDEX objects_by_id ",
         "range + sort on it" | "range + sort on another" | "count with a range" | "deep sort-only page" => {
             "objects.bench:n "
         }
