@@ -26,15 +26,16 @@ pub struct BusError(pub String);
 
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 
-/// What a node does with a publication that reached it.
-pub type Deliver = Arc<dyn Fn(&Publication) + Send + Sync>;
+/// What a node does with a publication that reached it; resolves once the publication is queued for the node's
+/// sockets.
+pub type Deliver = Arc<dyn Fn(Publication) -> BoxFuture<'static, ()> + Send + Sync>;
 
 pub trait Bus: Send + Sync {
     /// Resolves once the publication is accepted for delivery on every node.
     fn publish(&self, publication: Publication) -> BoxFuture<'_, Result<(), BusError>>;
 }
 
-/// The single-node bus: publishing is delivering, with no copy and no hop.
+/// The single-node bus: publishing is delivering, with no copy.
 pub struct LocalBus {
     deliver: Deliver,
 }
@@ -47,8 +48,11 @@ impl LocalBus {
 
 impl Bus for LocalBus {
     fn publish(&self, publication: Publication) -> BoxFuture<'_, Result<(), BusError>> {
-        (self.deliver)(&publication);
-        Box::pin(std::future::ready(Ok(())))
+        let delivered = (self.deliver)(publication);
+        Box::pin(async move {
+            delivered.await;
+            Ok(())
+        })
     }
 }
 
@@ -59,10 +63,13 @@ mod tests {
     use super::*;
 
     #[tokio::test]
-    async fn local_bus_delivers_before_publish_returns() {
+    async fn local_bus_delivers_before_publish_resolves() {
         let seen = Arc::new(Mutex::new(Vec::new()));
         let sink = seen.clone();
-        let bus = LocalBus::new(Arc::new(move |p: &Publication| sink.lock().unwrap().push(p.clone())));
+        let bus = LocalBus::new(Arc::new(move |p: Publication| {
+            sink.lock().unwrap().push(p);
+            Box::pin(std::future::ready(())) as BoxFuture<'static, ()>
+        }));
         let publication = Publication {
             gateway: "default".into(),
             data: Bytes::from_static(b"hi"),

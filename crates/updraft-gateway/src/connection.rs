@@ -225,6 +225,10 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
             }
 
             if !progress {
+                if self.phase == Phase::Open && self.out.is_none() && !self.flush_pending {
+                    // Idle: the fan-out may write our frames itself until we have bytes of our own.
+                    self.socket.offer_direct();
+                }
                 return Poll::Pending;
             }
         }
@@ -235,6 +239,8 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
     }
 
     fn on_input(&mut self, data: &mut [u8]) {
+        // A pong may follow: take writing back from the fan-out first.
+        self.take_over();
         // Any frame proves the peer is alive.
         self.awaiting_pong = false;
         let mut peer_close = None;
@@ -271,7 +277,21 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
     }
 
     fn out_buf(&mut self) -> &mut Vec<u8> {
+        self.take_over();
         &mut self.out.get_or_insert_with(Default::default).buf
+    }
+
+    /// Takes writing back from the fan-out before adding bytes of our own, so that a frame it cut short (the peer's
+    /// window was full) goes out whole, ahead of them. With bytes in flight, writing is already ours.
+    fn take_over(&mut self) {
+        if self.out.is_none() {
+            let mut buf = Vec::new();
+            // A pending close is returned again to the loop, which starts it.
+            let _ = self.socket.drain_into(&mut buf, MAX_BATCH);
+            if !buf.is_empty() {
+                self.out = Some(Box::new(Outgoing { buf, written: 0 }));
+            }
+        }
     }
 
     fn unwritten(&self) -> usize {
@@ -285,9 +305,100 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
     }
 }
 
+impl<S> Drop for Connection<S> {
+    fn drop(&mut self) {
+        // Before `io` (and the descriptor the fan-out may write to) is dropped.
+        self.socket.revoke_direct();
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Frames written by the fan-out (`Socket::flush_direct`) and by the task (after a cut-short write, and with
+    /// pongs of its own in between) reach the peer whole and in order, while the peer reads slowly.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn frames_written_by_the_fan_out_and_by_the_task_arrive_whole_and_in_order() {
+        use std::os::fd::AsRawFd;
+
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+        use crate::hub::{Hub, Receivers};
+        use crate::socket::{QueueLimits, SocketId};
+
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let mut client = tokio::net::TcpStream::connect(listener.local_addr().unwrap()).await.unwrap();
+        let (server, _) = listener.accept().await.unwrap();
+        let socket = Arc::new(Socket::new(SocketId::random(), Box::new([])));
+        socket.allow_direct_writes(server.as_raw_fd());
+        let hub = Arc::new(Hub::new(QueueLimits { max_bytes: 1 << 30, max_frames: 1 << 20 }));
+        hub.insert(socket.clone());
+        let config = ConnectionConfig { ping_interval: Duration::from_secs(60), max_client_message: 1 << 20 };
+        let task = tokio::spawn(Connection::new(server, Bytes::new(), socket.clone(), &config));
+        tokio::time::sleep(Duration::from_millis(50)).await;
+
+        // About 40 MB: more than the socket buffers hold, so writes are cut short and fall back to the task.
+        const FRAMES: usize = 10_000;
+        let publisher = {
+            let hub = hub.clone();
+            tokio::task::spawn_blocking(move || {
+                let everyone = Receivers { everyone: true, ..Receivers::default() };
+                for i in 0..FRAMES {
+                    let mut payload = format!("{i:08}").into_bytes();
+                    payload.resize(4000 + i % 97, b'a' + (i % 26) as u8);
+                    assert_eq!(hub.publish(&payload, &everyone).delivered, 1);
+                }
+            })
+        };
+        let mut buf = Vec::new();
+        let mut next = 0;
+        let mut pongs = 0;
+        let mut chunk = vec![0u8; 64 * 1024];
+        while next < FRAMES {
+            if next % 1000 == 0 {
+                // A masked, empty ping: the task answers it between frames.
+                client.write_all(&[0x89, 0x80, 1, 2, 3, 4]).await.unwrap();
+            }
+            let n = tokio::time::timeout(Duration::from_secs(20), client.read(&mut chunk)).await.unwrap().unwrap();
+            assert!(n > 0, "the server closed after {next} frames");
+            buf.extend_from_slice(&chunk[..n]);
+            loop {
+                if buf.len() < 2 {
+                    break;
+                }
+                let (len, header) = match buf[1] {
+                    126 if buf.len() >= 4 => (u16::from_be_bytes([buf[2], buf[3]]) as usize, 4),
+                    126 => break,
+                    127 => panic!("no frame here is that large"),
+                    n => (n as usize, 2),
+                };
+                if buf.len() < header + len {
+                    break;
+                }
+                let frame: Vec<u8> = buf.drain(..header + len).collect();
+                match frame[0] {
+                    0x81 => {
+                        let payload = &frame[header..];
+                        assert_eq!(&payload[..8], format!("{next:08}").as_bytes(), "frame {next} out of order");
+                        assert_eq!(payload.len(), 4000 + next % 97);
+                        assert!(payload[8..].iter().all(|&b| b == b'a' + (next % 26) as u8), "frame {next} mixed");
+                        next += 1;
+                    }
+                    0x8A => pongs += 1,
+                    other => panic!("unexpected frame {other:#x} after {next} frames"),
+                }
+            }
+            if next % 500 == 0 {
+                // Read slowly now and then, so the peer's window fills.
+                tokio::time::sleep(Duration::from_millis(2)).await;
+            }
+        }
+        publisher.await.unwrap();
+        assert!(pongs > 0, "the task answered no ping");
+        drop(client);
+        assert_eq!(tokio::time::timeout(Duration::from_secs(5), task).await.unwrap().unwrap(), Ended::Abnormal);
+    }
 
     /// Hundreds of thousands of these sit idle. Within 144 bytes, the connection plus the
     /// caller's gateway handle fit tokio's smallest task cell (256 bytes, 128-byte aligned).

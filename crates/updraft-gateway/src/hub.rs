@@ -106,9 +106,11 @@ impl Hub {
         let journal = self.journal.lock().expect("journal lock");
         self.insert(socket.clone());
         let mut res = Fanout::default();
+        let mut flush = Vec::new();
         for frame in journal.replay(since, &socket) {
-            self.deliver(&socket, &frame, &mut res);
+            self.deliver(&socket, &frame, &mut res, &mut flush);
         }
+        flush.iter().for_each(|s| s.flush_direct());
         res
     }
 
@@ -181,21 +183,30 @@ impl Hub {
     /// Delivers a text message to every matching socket on this node.
     /// The frame is encoded once and the same bytes are queued for every receiver.
     pub fn publish(&self, data: &[u8], receivers: &Receivers) -> Fanout {
+        let mut flush = Vec::new();
+        let res = self.publish_deferred(data, receivers, &mut flush);
+        flush.iter().for_each(|s| s.flush_direct());
+        res
+    }
+
+    /// [`Hub::publish`], leaving in `flush` the sockets whose frames the caller writes ([`Socket::flush_direct`])
+    /// once it has published the rest of its batch: a socket then gets the whole batch in one write.
+    pub fn publish_deferred(&self, data: &[u8], receivers: &Receivers, flush: &mut Vec<Arc<Socket>>) -> Fanout {
         let mut journal = self.journal.lock().expect("journal lock");
         let seq = journal.record(data, receivers);
         let frame = Frames { bare: ws::encode_frame(ws::OP_TEXT, data), seq, data, numbered: Default::default() };
-        let res = self.fan_out(&frame, receivers);
+        let res = self.fan_out(&frame, receivers, flush);
         drop(journal);
         res
     }
 
-    fn fan_out(&self, frame: &Frames<'_>, receivers: &Receivers) -> Fanout {
+    fn fan_out(&self, frame: &Frames<'_>, receivers: &Receivers, flush: &mut Vec<Arc<Socket>>) -> Fanout {
         let mut res = Fanout::default();
         if receivers.everyone {
             for shard in self.shards.iter() {
                 let shard = shard.read().expect("hub lock");
                 for socket in shard.sockets.iter() {
-                    self.deliver(&socket.0, frame.for_socket(&socket.0), &mut res);
+                    self.deliver(&socket.0, frame.for_socket(&socket.0), &mut res, flush);
                 }
             }
             return res;
@@ -205,14 +216,14 @@ impl Hub {
             // One receiver cannot match a socket twice: deliver without collecting.
             if let Some(id) = receivers.sockets.first() {
                 if let Some(socket) = self.get(id) {
-                    self.deliver(&socket, frame.for_socket(&socket), &mut res);
+                    self.deliver(&socket, frame.for_socket(&socket), &mut res, flush);
                 }
             } else {
                 let tag = receivers.tags[0].as_str();
                 for shard in self.shards.iter() {
                     let shard = shard.read().expect("hub lock");
                     for socket in shard.by_tag.get(tag).into_iter().flatten() {
-                        self.deliver(&socket.0, frame.for_socket(&socket.0), &mut res);
+                        self.deliver(&socket.0, frame.for_socket(&socket.0), &mut res, flush);
                     }
                 }
             }
@@ -231,14 +242,18 @@ impl Hub {
         targets.sort_unstable_by_key(|s| s.id);
         targets.dedup_by_key(|s| s.id);
         for socket in &targets {
-            self.deliver(socket, frame.for_socket(socket), &mut res);
+            self.deliver(socket, frame.for_socket(socket), &mut res, flush);
         }
         res
     }
 
-    fn deliver(&self, socket: &Socket, frame: &Bytes, res: &mut Fanout) {
+    fn deliver(&self, socket: &Arc<Socket>, frame: &Bytes, res: &mut Fanout, flush: &mut Vec<Arc<Socket>>) {
         match socket.enqueue(frame, self.limits) {
             Enqueued::Queued => res.delivered += 1,
+            Enqueued::QueuedForFlush => {
+                res.delivered += 1;
+                flush.push(socket.clone());
+            }
             Enqueued::Overflowed => res.dropped += 1,
             Enqueued::Closed => (),
         }

@@ -111,7 +111,9 @@ impl Application {
 
         let sockets = SocketRuntime::new().context("starting the socket runtime")?;
         sockets.spawn_probe();
-        let bus: Arc<dyn Bus> = Arc::new(LocalBus::new(updraft_api::mws::delivery::deliver_locally(gateways.clone())));
+        let deliver =
+            updraft_api::mws::delivery::deliver_locally(gateways.clone()).context("starting the fan-out thread")?;
+        let bus: Arc<dyn Bus> = Arc::new(LocalBus::new(deliver));
         tokio::spawn(updraft_api::mws::eds_changes::deliver(store.clone(), gateways.clone(), bus.clone()));
         spawn_change_pruner(Arc::downgrade(&store));
         let own = std::iter::once(local_addr).chain(tls_addr).collect();

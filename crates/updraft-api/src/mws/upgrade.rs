@@ -100,7 +100,11 @@ fn accept(state: ApiState, mut req: Request) -> Response {
                 // Registered again, with the entered runtime's I/O driver, so that its readiness events are that
                 // runtime's work too.
                 match parts.io.into_inner().into_std().and_then(TcpStream::from_std) {
-                    Ok(tcp) => Serve::spawn(Connection::new(tcp, parts.read_buf, socket, &config), gateway),
+                    Ok(tcp) => {
+                        // Revoked by the connection before it drops the stream.
+                        socket.allow_direct_writes(std::os::fd::AsRawFd::as_raw_fd(&tcp));
+                        Serve::spawn(Connection::new(tcp, parts.read_buf, socket, &config), gateway)
+                    }
                     Err(err) => {
                         tracing::debug!(%err, "moving a socket to the socket runtime failed");
                         gateway.hub.remove(&socket);
