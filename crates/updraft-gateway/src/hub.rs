@@ -1,7 +1,7 @@
 //! The sockets connected to one gateway on this node, indexed by id and by tag, and the fan-out.
 
 use std::borrow::Borrow;
-use std::collections::{HashMap, HashSet};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::hash::{Hash, Hasher};
 use std::sync::{Arc, Mutex, RwLock};
 
@@ -106,7 +106,7 @@ impl Hub {
         let journal = self.journal.lock().expect("journal lock");
         self.insert(socket.clone());
         let mut res = Fanout::default();
-        let mut flush = Vec::new();
+        let mut flush = VecDeque::new();
         for frame in journal.replay(since, &socket) {
             self.deliver(&socket, &frame, &mut res, &mut flush);
         }
@@ -183,7 +183,7 @@ impl Hub {
     /// Delivers a text message to every matching socket on this node.
     /// The frame is encoded once and the same bytes are queued for every receiver.
     pub fn publish(&self, data: &[u8], receivers: &Receivers) -> Fanout {
-        let mut flush = Vec::new();
+        let mut flush = VecDeque::new();
         let res = self.publish_deferred(data, receivers, &mut flush);
         flush.iter().for_each(|s| s.flush_direct());
         res
@@ -191,7 +191,7 @@ impl Hub {
 
     /// [`Hub::publish`], leaving in `flush` the sockets whose frames the caller writes ([`Socket::flush_direct`])
     /// once it has published the rest of its batch: a socket then gets the whole batch in one write.
-    pub fn publish_deferred(&self, data: &[u8], receivers: &Receivers, flush: &mut Vec<Arc<Socket>>) -> Fanout {
+    pub fn publish_deferred(&self, data: &[u8], receivers: &Receivers, flush: &mut VecDeque<Arc<Socket>>) -> Fanout {
         let mut journal = self.journal.lock().expect("journal lock");
         let seq = journal.record(data, receivers);
         let frame = Frames { bare: ws::encode_frame(ws::OP_TEXT, data), seq, data, numbered: Default::default() };
@@ -200,7 +200,7 @@ impl Hub {
         res
     }
 
-    fn fan_out(&self, frame: &Frames<'_>, receivers: &Receivers, flush: &mut Vec<Arc<Socket>>) -> Fanout {
+    fn fan_out(&self, frame: &Frames<'_>, receivers: &Receivers, flush: &mut VecDeque<Arc<Socket>>) -> Fanout {
         let mut res = Fanout::default();
         if receivers.everyone {
             for shard in self.shards.iter() {
@@ -247,12 +247,12 @@ impl Hub {
         res
     }
 
-    fn deliver(&self, socket: &Arc<Socket>, frame: &Bytes, res: &mut Fanout, flush: &mut Vec<Arc<Socket>>) {
+    fn deliver(&self, socket: &Arc<Socket>, frame: &Bytes, res: &mut Fanout, flush: &mut VecDeque<Arc<Socket>>) {
         match socket.enqueue(frame, self.limits) {
             Enqueued::Queued => res.delivered += 1,
             Enqueued::QueuedForFlush => {
                 res.delivered += 1;
-                flush.push(socket.clone());
+                flush.push_back(socket.clone());
             }
             Enqueued::Overflowed => res.dropped += 1,
             Enqueued::Closed => (),

@@ -1,11 +1,12 @@
 //! The runtime open WebSockets are served on, apart from the one serving HTTP requests.
 //!
-//! A broadcast to 10k sockets wakes 10k connection tasks. On one runtime they all run before the HTTP tasks
+//! A broadcast to 10k sockets used to wake 10k connection tasks. On one runtime they all ran before the HTTP tasks
 //! waiting behind them, so an EDS create waited for the whole fan-out (p99 4.7 → 300 ms at 100k deliveries/s on
-//! one core). With the sockets' connection loops on threads of their own, the kernel shares the cores between
-//! the two kinds of work: a request that arrives during a fan-out runs at the next scheduling point, and a burst
-//! of requests does not stop frames either. Each runtime has a worker per core, so both kinds of work use every
-//! core. Sockets are moved to this runtime's own I/O driver, so their readiness events are its work too.
+//! one core). The fan-out itself now runs on a thread of its own and writes idle sockets directly
+//! (`updraft_api::mws::delivery`); the sockets' connection loops (reads, pings, closes, and the writes the fan-out
+//! hands back) run here, on threads of their own, so the kernel shares the cores between requests and sockets both
+//! ways. Each runtime has a worker per core, so both kinds of work use every core. Sockets are moved to this
+//! runtime's own I/O driver, so their readiness events are its work too.
 //!
 //! The handshake stays an HTTP request; only the connection loop that follows runs here.
 

@@ -4,9 +4,10 @@
 //! directly ([`updraft_gateway::Socket::flush_direct`]); only a socket with bytes in flight, a full window or TLS is
 //! left to its connection task. On the HTTP runtime, a broadcast to 10k sockets held a worker for its whole length
 //! (API requests waited behind it); as a task on the socket runtime, it queued behind the 10k socket tasks of the
-//! broadcast before it. Publications waiting when the thread comes round are taken as one batch, so under a heavy
-//! rate a socket gets several frames in one write.
+//! broadcast before it. The thread looks for new publications every few hundred sockets it writes, so a socket not
+//! yet written gets the frames of both in one write.
 
+use std::collections::VecDeque;
 use std::sync::Arc;
 
 use tokio::sync::{mpsc, oneshot};
@@ -15,8 +16,10 @@ use updraft_gateway::{Gateways, Receivers, SocketId};
 
 /// Publications waiting for the fan-out thread; publishers wait for room beyond this.
 const QUEUE: usize = 1024;
-/// Publications fanned out before their sockets are written.
+/// Publications taken from the queue at a time.
 const MAX_BATCH: usize = 64;
+/// Sockets written between two looks at the queue.
+const FLUSH_CHUNK: usize = 256;
 
 pub fn deliver_locally(gateways: Arc<Gateways>) -> std::io::Result<Deliver> {
     let (tx, rx) = mpsc::channel::<(Publication, oneshot::Sender<()>)>(QUEUE);
@@ -39,39 +42,44 @@ fn fan_out(gateways: &Gateways, mut queue: mpsc::Receiver<(Publication, oneshot:
     let dropped = metrics::counter!("updraft_mws_sockets_dropped_slow_total");
     let fanout_sockets = metrics::histogram!("updraft_mws_fanout_sockets");
     let fanout_batch = metrics::histogram!("updraft_mws_fanout_batch_publications");
-    // A socket may hold a whole batch before it is written: keep batches well inside its outbox.
-    let limits = gateways.limits();
-    let max_batch = (limits.max_frames / 4).clamp(1, MAX_BATCH);
-    let max_batch_bytes = (limits.max_bytes / 4).max(1);
-    let mut batch = Vec::with_capacity(max_batch);
-    let mut flush = Vec::new();
-    while let Some(first) = queue.blocking_recv() {
-        let mut bytes = first.0.data.len();
-        batch.push(first);
-        while batch.len() < max_batch && bytes < max_batch_bytes {
-            let Ok(next) = queue.try_recv() else { break };
-            bytes += next.0.data.len();
-            batch.push(next);
-        }
-        fanout_batch.record(batch.len() as f64);
-        for (publication, _) in &batch {
-            let Some(gateway) = gateways.get(&publication.gateway) else { continue };
-            let receivers = Receivers {
-                everyone: publication.everyone,
-                // Ids that are not 64 hex characters name no socket.
-                sockets: publication.sockets.iter().filter_map(|s| SocketId::parse(s)).collect(),
-                tags: publication.tags.clone(),
-            };
-            let fanout = gateway.hub.publish_deferred(&publication.data, &receivers, &mut flush);
-            delivered.increment(fanout.delivered);
-            fanout_sockets.record(fanout.delivered as f64);
-            dropped.increment(fanout.dropped);
-        }
-        for socket in flush.drain(..) {
-            socket.flush_direct();
-        }
-        for (_, done) in batch.drain(..) {
+    // Sockets with frames queued for this thread to write, in the order they got their first one.
+    let mut flush = VecDeque::new();
+    loop {
+        let first = if flush.is_empty() {
+            match queue.blocking_recv() {
+                Some(first) => Some(first),
+                None => return,
+            }
+        } else {
+            queue.try_recv().ok()
+        };
+        let mut taken = 0;
+        let mut next = first;
+        while let Some((publication, done)) = next {
+            taken += 1;
+            if let Some(gateway) = gateways.get(&publication.gateway) {
+                let receivers = Receivers {
+                    everyone: publication.everyone,
+                    // Ids that are not 64 hex characters name no socket.
+                    sockets: publication.sockets.iter().filter_map(|s| SocketId::parse(s)).collect(),
+                    tags: publication.tags.clone(),
+                };
+                let fanout = gateway.hub.publish_deferred(&publication.data, &receivers, &mut flush);
+                delivered.increment(fanout.delivered);
+                fanout_sockets.record(fanout.delivered as f64);
+                dropped.increment(fanout.dropped);
+            }
+            // Queued in every outbox: accepted for delivery.
             let _ = done.send(());
+            next = if taken < MAX_BATCH { queue.try_recv().ok() } else { None };
+        }
+        if taken > 0 {
+            fanout_batch.record(taken as f64);
+        }
+        // A publication that arrives meanwhile is queued right after this chunk: the sockets not yet written then
+        // get both frames in one write, the ones written already go to the back of the line.
+        for socket in flush.drain(..FLUSH_CHUNK.min(flush.len())) {
+            socket.flush_direct();
         }
     }
 }
