@@ -5,8 +5,9 @@
 //! one core). The fan-out itself now runs on a thread of its own and writes idle sockets directly
 //! (`updraft_api::mws::delivery`); the sockets' connection loops (reads, pings, closes, and the writes the fan-out
 //! hands back) run here, on threads of their own, so the kernel shares the cores between requests and sockets both
-//! ways. Each runtime has a worker per core, so both kinds of work use every core. Sockets are moved to this
-//! runtime's own I/O driver, so their readiness events are its work too.
+//! ways. Each runtime has a worker per core, so both kinds of work use every core. A socket stays registered
+//! with the HTTP runtime's I/O driver, which wakes its task here when it is readable (a ping or a pong from the
+//! peer) or writable again after a full window: moving it to this runtime's driver cost 108 bytes a socket.
 //!
 //! The handshake stays an HTTP request; only the connection loop that follows runs here.
 
