@@ -111,8 +111,8 @@ impl Application {
 
         let sockets = SocketRuntime::new().context("starting the socket runtime")?;
         sockets.spawn_probe();
-        let deliver = updraft_api::mws::delivery::deliver_locally(gateways.clone(), sockets.handle())
-            .context("starting the fan-out thread")?;
+        let deliver =
+            updraft_api::mws::delivery::deliver_locally(gateways.clone()).context("starting the fan-out thread")?;
         let bus: Arc<dyn Bus> = Arc::new(LocalBus::new(deliver));
         tokio::spawn(updraft_api::mws::eds_changes::deliver(store.clone(), gateways.clone(), bus.clone()));
         spawn_change_pruner(Arc::downgrade(&store));

@@ -1,16 +1,15 @@
 //! What a node does with a publication from the bus: resolve receivers against its own sockets.
 //!
-//! Publications are queued for the node's sockets by a thread of their own, in the order they were published.
-//! Idle plain-TCP sockets are then written directly ([`updraft_gateway::Socket::flush_direct`]) by tasks on the socket
-//! runtime, 256 sockets a task, so a fan-out uses every core; a socket with bytes in flight, a full window or TLS is
+//! Fan-outs run on a thread of their own, in the order they were published, and write to idle plain-TCP sockets
+//! directly ([`updraft_gateway::Socket::flush_direct`]); only a socket with bytes in flight, a full window or TLS is
 //! left to its connection task. On the HTTP runtime, a broadcast to 10k sockets held a worker for its whole length
-//! (API requests waited behind it), and it woke 10k tasks, which cost as much as the writes. A publication that
-//! arrives while the last one's writes are queued is queued at once: a socket not yet written then gets both
-//! frames in one write.
+//! (API requests waited behind it); as a task on the socket runtime, it queued behind the 10k socket tasks of the
+//! broadcast before it. The thread looks for new publications every few hundred sockets it writes, so a socket not
+//! yet written gets the frames of both in one write.
+
 use std::collections::VecDeque;
 use std::sync::Arc;
 
-use tokio::runtime::Handle;
 use tokio::sync::{mpsc, oneshot};
 use updraft_bus::{BoxFuture, Deliver, Publication};
 use updraft_gateway::{Gateways, Receivers, SocketId};
@@ -19,12 +18,12 @@ use updraft_gateway::{Gateways, Receivers, SocketId};
 const QUEUE: usize = 1024;
 /// Publications taken from the queue at a time.
 const MAX_BATCH: usize = 64;
-/// Sockets one write task of the socket runtime writes.
+/// Sockets written between two looks at the queue.
 const FLUSH_CHUNK: usize = 256;
 
-pub fn deliver_locally(gateways: Arc<Gateways>, sockets: Handle) -> std::io::Result<Deliver> {
+pub fn deliver_locally(gateways: Arc<Gateways>) -> std::io::Result<Deliver> {
     let (tx, rx) = mpsc::channel::<(Publication, oneshot::Sender<()>)>(QUEUE);
-    std::thread::Builder::new().name("updraft-fanout".into()).spawn(move || fan_out(&gateways, &sockets, rx))?;
+    std::thread::Builder::new().name("updraft-fanout".into()).spawn(move || fan_out(&gateways, rx))?;
     Ok(Arc::new(move |publication: Publication| -> BoxFuture<'static, ()> {
         let tx = tx.clone();
         Box::pin(async move {
@@ -38,15 +37,24 @@ pub fn deliver_locally(gateways: Arc<Gateways>, sockets: Handle) -> std::io::Res
 }
 
 /// Runs until every sender (the bus) is dropped.
-fn fan_out(gateways: &Gateways, sockets: &Handle, mut queue: mpsc::Receiver<(Publication, oneshot::Sender<()>)>) {
+fn fan_out(gateways: &Gateways, mut queue: mpsc::Receiver<(Publication, oneshot::Sender<()>)>) {
     let delivered = metrics::counter!("updraft_mws_frames_delivered_total");
     let dropped = metrics::counter!("updraft_mws_sockets_dropped_slow_total");
     let fanout_sockets = metrics::histogram!("updraft_mws_fanout_sockets");
     let fanout_batch = metrics::histogram!("updraft_mws_fanout_batch_publications");
+    // Sockets with frames queued for this thread to write, in the order they got their first one.
     let mut flush = VecDeque::new();
-    while let Some(first) = queue.blocking_recv() {
+    loop {
+        let first = if flush.is_empty() {
+            match queue.blocking_recv() {
+                Some(first) => Some(first),
+                None => return,
+            }
+        } else {
+            queue.try_recv().ok()
+        };
         let mut taken = 0;
-        let mut next = Some(first);
+        let mut next = first;
         while let Some((publication, done)) = next {
             taken += 1;
             if let Some(gateway) = gateways.get(&publication.gateway) {
@@ -65,10 +73,13 @@ fn fan_out(gateways: &Gateways, sockets: &Handle, mut queue: mpsc::Receiver<(Pub
             let _ = done.send(());
             next = if taken < MAX_BATCH { queue.try_recv().ok() } else { None };
         }
-        fanout_batch.record(taken as f64);
-        while !flush.is_empty() {
-            let chunk: Vec<_> = flush.drain(..FLUSH_CHUNK.min(flush.len())).collect();
-            sockets.spawn(async move { chunk.iter().for_each(|socket| socket.flush_direct()) });
+        if taken > 0 {
+            fanout_batch.record(taken as f64);
+        }
+        // A publication that arrives meanwhile is queued right after this chunk: the sockets not yet written then
+        // get both frames in one write, the ones written already go to the back of the line.
+        for socket in flush.drain(..FLUSH_CHUNK.min(flush.len())) {
+            socket.flush_direct();
         }
     }
 }
