@@ -9,6 +9,7 @@
 
 use std::collections::VecDeque;
 use std::sync::Arc;
+use std::time::Instant;
 
 use tokio::sync::{mpsc, oneshot};
 use updraft_bus::{BoxFuture, Deliver, Publication};
@@ -22,26 +23,31 @@ const MAX_BATCH: usize = 64;
 const FLUSH_CHUNK: usize = 256;
 
 pub fn deliver_locally(gateways: Arc<Gateways>) -> std::io::Result<Deliver> {
-    let (tx, rx) = mpsc::channel::<(Publication, oneshot::Sender<()>)>(QUEUE);
+    let (tx, rx) = mpsc::channel::<Queued>(QUEUE);
     std::thread::Builder::new().name("updraft-fanout".into()).spawn(move || fan_out(&gateways, rx))?;
     Ok(Arc::new(move |publication: Publication| -> BoxFuture<'static, ()> {
         let tx = tx.clone();
         Box::pin(async move {
             let (done, delivered) = oneshot::channel();
             // Either fails only once the fan-out thread is gone, and with it the node's sockets.
-            if tx.send((publication, done)).await.is_ok() {
+            if tx.send((publication, Instant::now(), done)).await.is_ok() {
                 let _ = delivered.await;
             }
         })
     }))
 }
 
+/// A publication, when it was queued, and whom to tell once it is in every outbox.
+type Queued = (Publication, Instant, oneshot::Sender<()>);
+
 /// Runs until every sender (the bus) is dropped.
-fn fan_out(gateways: &Gateways, mut queue: mpsc::Receiver<(Publication, oneshot::Sender<()>)>) {
+fn fan_out(gateways: &Gateways, mut queue: mpsc::Receiver<Queued>) {
     let delivered = metrics::counter!("updraft_mws_frames_delivered_total");
     let dropped = metrics::counter!("updraft_mws_sockets_dropped_slow_total");
     let fanout_sockets = metrics::histogram!("updraft_mws_fanout_sockets");
     let fanout_batch = metrics::histogram!("updraft_mws_fanout_batch_publications");
+    // How long a publication waited for this thread: a fan-out that outgrows its core shows here first.
+    let waited = metrics::histogram!("updraft_mws_fanout_queue_seconds");
     // Sockets with frames queued for this thread to write, in the order they got their first one.
     let mut flush = VecDeque::new();
     loop {
@@ -55,8 +61,9 @@ fn fan_out(gateways: &Gateways, mut queue: mpsc::Receiver<(Publication, oneshot:
         };
         let mut taken = 0;
         let mut next = first;
-        while let Some((publication, done)) = next {
+        while let Some((publication, queued_at, done)) = next {
             taken += 1;
+            waited.record(queued_at.elapsed().as_secs_f64());
             if let Some(gateway) = gateways.get(&publication.gateway) {
                 let receivers = Receivers {
                     everyone: publication.everyone,
