@@ -1,5 +1,8 @@
 # Sourced by run-mixed.sh and run-reverse.sh: build, layout, and one Updraft server at a time on a fresh data dir.
-# Expects ROOT, UPDRAFT, LAYOUT, PORT and ADMIN_TOKEN; `start_server [args...]` passes its arguments to `serve`.
+# Expects ROOT, LAYOUT, PORT and ADMIN_TOKEN; `start_server [args...]` passes its arguments to `serve`.
+TARGET_DIR=${CARGO_TARGET_DIR:-$ROOT/target}
+LOADGEN=$TARGET_DIR/release/updraft-loadgen
+UPDRAFT=${UPDRAFT_BIN:-$TARGET_DIR/release/updraft}
 log() { echo "$@" >&2; }
 
 [[ ${SKIP_BUILD:-} == 1 ]] || cargo build --release -q -p updraft-server -p updraft-loadgen --manifest-path "$ROOT/Cargo.toml" >&2

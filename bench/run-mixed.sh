@@ -13,9 +13,6 @@
 #          ROUNDS (3) LAYOUT (one-core | two-cores) SKIP_BUILD=1 UPDRAFT_BIN
 set -euo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
-TARGET_DIR=${CARGO_TARGET_DIR:-$ROOT/target}
-LOADGEN=$TARGET_DIR/release/updraft-loadgen
-UPDRAFT=${UPDRAFT_BIN:-$TARGET_DIR/release/updraft}
 SOCKETS=${SOCKETS:-10000}
 BROADCAST_RATES=${BROADCAST_RATES:-1 5 10 20}
 CREATE_RATE=${CREATE_RATE:-200}
