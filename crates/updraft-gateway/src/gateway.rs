@@ -111,11 +111,6 @@ impl Gateways {
     }
 
     /// Creates or reconfigures a gateway.
-    /// The bounds of every socket's outbox.
-    pub fn limits(&self) -> QueueLimits {
-        self.limits
-    }
-
     pub fn upsert(&self, id: &str, config: GatewayConfig) -> Arc<Gateway> {
         let mut gateways = self.gateways.write().expect("gateways lock");
         if let Some(existing) = gateways.get(id) {

@@ -239,13 +239,12 @@ impl Socket {
         self.waker.wake();
     }
 
-    /// Called by the connection task with nothing in flight: from now on the fan-out writes (see `direct`).
-    /// False when there is no descriptor, or something is queued or a close is pending (the task was woken for it).
-    pub(crate) fn offer_direct(&self) -> bool {
+    /// Called by the connection task with nothing in flight: from now on the fan-out writes (see `direct`). Not
+    /// when there is no descriptor, or something is queued or a close is pending (the task was woken for it).
+    pub(crate) fn offer_direct(&self) {
         let outbox = self.outbox.lock().expect("outbox lock");
         let offered = self.fd.load(Ordering::Relaxed) >= 0 && outbox.frames.is_empty() && outbox.close.is_none();
         self.direct.store(offered, Ordering::Relaxed);
-        offered
     }
 
     /// The connection task takes writing back; once this returns, the fan-out does not touch the descriptor.

@@ -51,16 +51,14 @@ fn fan_out(gateways: &Gateways, mut queue: mpsc::Receiver<Queued>) {
     // Sockets with frames queued for this thread to write, in the order they got their first one.
     let mut flush = VecDeque::new();
     loop {
-        let first = if flush.is_empty() {
-            match queue.blocking_recv() {
-                Some(first) => Some(first),
-                None => return,
-            }
+        // Wait for work only with nothing left to write.
+        let mut next = if flush.is_empty() {
+            let Some(first) = queue.blocking_recv() else { return };
+            Some(first)
         } else {
             queue.try_recv().ok()
         };
         let mut taken = 0;
-        let mut next = first;
         while let Some((publication, queued_at, done)) = next {
             taken += 1;
             waited.record(queued_at.elapsed().as_secs_f64());
