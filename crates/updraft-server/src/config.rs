@@ -112,6 +112,10 @@ pub struct ServeArgs {
     /// Frames queued for one socket before it is dropped as too slow [default: 4096].
     #[arg(long, env = "UPDRAFT_SOCKET_QUEUE_FRAMES")]
     pub socket_queue_frames: Option<usize>,
+    /// Niceness (0-19) of the threads serving HTTP requests and the database, above the socket threads' own, so
+    /// that a burst of EDS writes does not delay frames to sockets; 0 is the same priority [default: 5].
+    #[arg(long, env = "UPDRAFT_API_NICE")]
+    pub api_nice: Option<i32>,
     /// Seconds between server pings; a peer silent for two intervals is dropped [default: 45].
     #[arg(long, env = "UPDRAFT_PING_INTERVAL_SECS")]
     pub ping_interval_secs: Option<u64>,
@@ -167,6 +171,7 @@ pub struct Settings {
     pub max_client_message_bytes: u64,
     pub socket_queue_bytes: usize,
     pub socket_queue_frames: usize,
+    pub api_nice: i32,
     pub ping_interval: Duration,
     pub max_pending_sockets: usize,
     pub socket_uri_ttl: Duration,
@@ -236,6 +241,10 @@ impl ServeArgs {
         if ping_interval.is_zero() {
             return Err(format_err!("the ping interval must be at least one second"));
         }
+        let api_nice = a.api_nice.unwrap_or(5);
+        if !(0..=19).contains(&api_nice) {
+            return Err(format_err!("--api-nice is from 0 to 19, not {api_nice}"));
+        }
         Ok(Settings {
             listen: a.listen.unwrap_or_else(|| "127.0.0.1:8080".parse().expect("valid address")),
             data_dir: a.data_dir.unwrap_or_else(|| PathBuf::from("./updraft-data")),
@@ -273,6 +282,7 @@ impl ServeArgs {
             max_client_message_bytes: a.max_client_message_bytes.unwrap_or(64 * 1024),
             socket_queue_bytes: a.socket_queue_bytes.unwrap_or(4 << 20),
             socket_queue_frames: a.socket_queue_frames.unwrap_or(4096),
+            api_nice,
             ping_interval,
             max_pending_sockets: a.max_pending_sockets.unwrap_or(1_000_000),
             socket_uri_ttl: Duration::from_secs(a.socket_uri_ttl_secs.unwrap_or(300)),
@@ -320,6 +330,7 @@ impl ServeArgs {
             max_client_message_bytes: self.max_client_message_bytes.or(file.max_client_message_bytes),
             socket_queue_bytes: self.socket_queue_bytes.or(file.socket_queue_bytes),
             socket_queue_frames: self.socket_queue_frames.or(file.socket_queue_frames),
+            api_nice: self.api_nice.or(file.api_nice),
             ping_interval_secs: self.ping_interval_secs.or(file.ping_interval_secs),
             max_pending_sockets: self.max_pending_sockets.or(file.max_pending_sockets),
             socket_uri_ttl_secs: self.socket_uri_ttl_secs.or(file.socket_uri_ttl_secs),

@@ -4,8 +4,8 @@
 pub mod cert;
 pub mod config;
 mod conns;
+pub mod runtimes;
 mod serve;
-mod socket_runtime;
 mod startup;
 pub mod telemetry;
 mod tls;

@@ -1,16 +1,18 @@
 use clap::Parser;
 use updraft_server::config::{Cli, Command};
-use updraft_server::{Application, telemetry};
+use updraft_server::{Application, runtimes, telemetry};
 
-#[tokio::main]
-async fn main() -> anyhow::Result<()> {
+fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     match cli.command {
         Command::Serve(args) => {
             let settings = (*args).resolve()?;
             let _logs = telemetry::init_logs(settings.json_logs);
-            let app = Application::build(settings).await?;
-            app.run_until_stopped(shutdown_signal()).await
+            // Built by hand for its threads' priority; `build` runs here, on the main thread (see `runtimes`).
+            runtimes::http_runtime(settings.api_nice)?.block_on(async {
+                let app = Application::build(settings).await?;
+                app.run_until_stopped(shutdown_signal()).await
+            })
         }
         Command::Cert(args) => {
             let names = if args.names.is_empty() { vec!["localhost".into(), "127.0.0.1".into()] } else { args.names };

@@ -24,7 +24,7 @@ use updraft_store::{SqliteOptions, SqliteStore};
 use crate::config::Settings;
 use crate::conns::{self, Connections};
 use crate::serve::{self, Listener};
-use crate::socket_runtime::SocketRuntime;
+use crate::runtimes::SocketRuntime;
 use crate::telemetry;
 use crate::tls::{self, TlsListener};
 
@@ -98,11 +98,13 @@ impl Application {
         let gateway_file = GatewayFile::new(settings.data_dir.join("gateways.json"));
         let loaded = gateway_file.load(&gateways, &d.eds_uri).context("loading gateways.json")?;
 
-        let store = Arc::new(
-            SqliteStore::open(&SqliteOptions { path: settings.data_dir.join("eds.sqlite3"), readers: 4 })
-                .await
-                .context("opening the EDS database")?,
-        );
+        // Opened from a worker, so that the threads it starts share the HTTP runtime's priority (see `runtimes`).
+        let options = SqliteOptions { path: settings.data_dir.join("eds.sqlite3"), readers: 4 };
+        let store = tokio::spawn(async move { SqliteStore::open(&options).await })
+            .await
+            .context("opening the EDS database")?
+            .context("opening the EDS database")?;
+        let store = Arc::new(store);
         updraft_api::eds::warn_open_backends(store.as_ref()).await.context("listing backends")?;
         let account = match &settings.account {
             Some((email, password)) => Some(AccountLogin::new(email, password).map_err(|e| format_err!(e))?),

@@ -1,19 +1,42 @@
-//! The runtime open WebSockets are served on, apart from the one serving HTTP requests.
+//! The two runtimes: one serving HTTP requests (and the database work they start), one serving open WebSockets.
 //!
 //! A broadcast to 10k sockets used to wake 10k connection tasks. On one runtime they all ran before the HTTP tasks
 //! waiting behind them, so an EDS create waited for the whole fan-out (p99 4.7 → 300 ms at 100k deliveries/s on
 //! one core). The fan-out itself now runs on a thread of its own and writes idle sockets directly
 //! (`updraft_api::mws::delivery`); the sockets' connection loops (reads, pings, closes, and the writes the fan-out
-//! hands back) run here, on threads of their own, so the kernel shares the cores between requests and sockets both
-//! ways. Each runtime has a worker per core, so both kinds of work use every core. A socket stays registered
-//! with the HTTP runtime's I/O driver, which wakes its task here when it is readable (a ping or a pong from the
-//! peer) or writable again after a full window: moving it to this runtime's driver cost 108 bytes a socket.
+//! hands back) run on the socket runtime, on threads of their own, so the kernel shares the cores between requests
+//! and sockets both ways. Each runtime has a worker per core, so both kinds of work use every core. A socket stays
+//! registered with the HTTP runtime's I/O driver, which wakes its task here when it is readable (a ping or a pong
+//! from the peer) or writable again after a full window: moving it to this runtime's driver cost 108 bytes a
+//! socket.
 //!
-//! The handshake stays an HTTP request; only the connection loop that follows runs here.
+//! The reverse, a burst of EDS writes, used to share the cores evenly with the fan-out, and frames waited (p99
+//! 142 → 312 ms beside 4,000 creates/s on one core). So the HTTP runtime's threads run a little less favoured
+//! (`--api-nice`, default 5): a sleeping request still gets the core quickly when it wakes, but a long burst
+//! yields to frames. Linux keeps a niceness per thread and a new thread inherits it, so everything those threads
+//! start (SQLite's connection threads, the insert thread, blocking tasks) is niced too, while the socket runtime
+//! and the fan-out thread, started from the main thread, keep its priority. `Application::build` opens the store
+//! from a worker for that reason.
+//!
+//! The handshake stays an HTTP request; only the connection loop that follows runs on the socket runtime.
 
 use std::time::{Duration, Instant};
 
 use tokio::runtime::{Builder, Handle, Runtime};
+
+/// The runtime `main` serves HTTP on: tokio's default shape, with every thread at niceness `nice` (see the module
+/// comment). Lowering one's own priority needs no privilege; should the kernel refuse, the thread runs as it is.
+pub fn http_runtime(nice: i32) -> std::io::Result<Runtime> {
+    Builder::new_multi_thread()
+        .enable_all()
+        .on_thread_start(move || {
+            if nice != 0 {
+                // `None`: on Linux, the calling thread only.
+                let _ = rustix::process::setpriority_process(None, nice);
+            }
+        })
+        .build()
+}
 
 /// How often the scheduling delay of the socket runtime is sampled.
 const PROBE_EVERY: Duration = Duration::from_millis(250);
