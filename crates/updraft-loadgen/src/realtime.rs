@@ -206,6 +206,27 @@ impl Peer {
         };
         serde_json::to_vec(&body).expect("JSON of strings")
     }
+
+    /// The 20 newest todos.
+    fn list_path(&self) -> String {
+        match self.kind {
+            // sort=[{"sortBy":"createdAt","direction":"desc"}]
+            PeerKind::Updraft => format!(
+                "{}?limit=20&sort=%5B%7B%22sortBy%22%3A%22createdAt%22%2C%22direction%22%3A%22desc%22%7D%5D",
+                self.create_path
+            ),
+            PeerKind::Parse => format!("{}?limit=20&order=-createdAt", self.create_path),
+        }
+    }
+
+    /// The id a create answered with.
+    fn created_id(&self, response: &Response) -> Option<String> {
+        let key = match self.kind {
+            PeerKind::Updraft => "id",
+            PeerKind::Parse => "objectId",
+        };
+        response.json::<Value>().ok()?.get(key)?.as_str().map(str::to_owned)
+    }
 }
 
 fn form_escape(s: &str) -> String {
@@ -220,11 +241,59 @@ fn form_escape(s: &str) -> String {
 /// How creates are paced.
 #[derive(Debug, Clone, Copy)]
 pub struct CreatePlan {
-    /// Creates per second, open loop; 0: back to back on every connection (closed loop).
+    /// Requests per second, open loop; 0: back to back on every connection (closed loop).
     pub rate: u64,
     pub seconds: f64,
     /// Concurrent keep-alive connections.
     pub creators: usize,
+    pub mix: Mix,
+}
+
+/// The requests of a create phase, as weights: of every `creates + reads + lists` requests, `creates` are creates,
+/// `reads` read one object created before (by id, at random) and `lists` list the 20 newest.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Mix {
+    pub creates: u32,
+    pub reads: u32,
+    pub lists: u32,
+}
+
+impl Mix {
+    pub const CREATES: Mix = Mix { creates: 1, reads: 0, lists: 0 };
+
+    fn request(&self, k: usize) -> Request {
+        let turn = (k % (self.creates + self.reads + self.lists) as usize) as u32;
+        if turn < self.creates {
+            Request::Create
+        } else if turn < self.creates + self.reads {
+            Request::Read
+        } else {
+            Request::List
+        }
+    }
+}
+
+impl std::str::FromStr for Mix {
+    type Err = String;
+
+    /// `creates:reads:lists`, e.g. `2:1:1`.
+    fn from_str(text: &str) -> Result<Mix, String> {
+        let parts: Vec<u32> = text.split(':').map(str::parse).collect::<Result<_, _>>().map_err(|e| format!("{e}"))?;
+        match parts[..] {
+            [creates, reads, lists] if creates > 0 => Ok(Mix { creates, reads, lists }),
+            _ => Err("a mix is creates:reads:lists, with at least one create".into()),
+        }
+    }
+}
+
+/// A worker's round trips, µs: of creates, reads and lists.
+type RoundTrips = [Vec<u64>; 3];
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Request {
+    Create,
+    Read,
+    List,
 }
 
 /// What a create phase did.
@@ -238,13 +307,16 @@ pub struct CreateOutcome {
     pub seconds: f64,
     /// Round trips of successful creates, µs, sorted.
     pub round_trips_us: Vec<u64>,
+    /// Of successful reads and lists (`Mix`), µs, sorted.
+    pub read_round_trips_us: Vec<u64>,
+    pub list_round_trips_us: Vec<u64>,
 }
 
 impl CreateOutcome {
     pub fn record(&self, r: &SharedReport, plan: &CreatePlan) {
         r.set("rate_target", plan.rate);
         if let Some(planned) = self.planned {
-            r.set("creates_planned", planned);
+            r.set(if plan.mix == Mix::CREATES { "creates_planned" } else { "requests_planned" }, planned);
         }
         r.set("creators", plan.creators);
         r.set("creates_sent", self.sent_ok);
@@ -258,10 +330,14 @@ impl CreateOutcome {
             r.set("late_sends", self.late);
             r.set("max_send_lag_us", self.max_lag_us);
         }
-        let rt = &self.round_trips_us;
-        if !rt.is_empty() {
-            r.set("create_rtt_p50_us", percentile(rt, 0.5));
-            r.set("create_rtt_p99_us", percentile(rt, 0.99));
+        for (name, rt) in
+            [("create", &self.round_trips_us), ("read", &self.read_round_trips_us), ("list", &self.list_round_trips_us)]
+        {
+            if !rt.is_empty() {
+                r.set(&format!("{name}s_done"), rt.len());
+                r.set(&format!("{name}_rtt_p50_us"), percentile(rt, 0.5));
+                r.set(&format!("{name}_rtt_p99_us"), percentile(rt, 0.99));
+            }
         }
     }
 }
@@ -286,14 +362,18 @@ pub async fn run_creates(
     let (sent_ok, errors) = (Arc::new(AtomicU64::new(0)), Arc::new(AtomicU64::new(0)));
     // Consulted only when paced (rate > 0); unpaced creators go as fast as they can until `end`.
     let schedule = Arc::new(Schedule::new(start, plan.rate.max(1) as f64, end));
-    let mut workers: Vec<JoinHandle<(Vec<u64>, Option<String>)>> = Vec::new();
+    // Ids of created objects, for reads to pick from (only when the mix has reads).
+    let created: Arc<std::sync::Mutex<Vec<String>>> = Arc::default();
+    let list_path = peer.list_path();
+    let mut workers: Vec<JoinHandle<(RoundTrips, Option<String>)>> = Vec::new();
     for _ in 0..plan.creators.max(1) {
         let (target, peer, next, body) = (c.target.clone(), peer.clone(), next.clone(), body.clone());
         let (sent_ok, errors, schedule) = (sent_ok.clone(), errors.clone(), schedule.clone());
+        let (created, list_path) = (created.clone(), list_path.clone());
         workers.push(tokio::spawn(async move {
             let mut conn = HttpConn::new(target);
             let headers: Vec<(&str, &str)> = peer.headers.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
-            let (mut rtts, mut first_error) = (Vec::new(), None);
+            let (mut rtts, mut first_error) = ([Vec::new(), Vec::new(), Vec::new()], None);
             loop {
                 let k = next.fetch_add(1, Ordering::Relaxed);
                 if let Some(planned) = planned {
@@ -303,9 +383,29 @@ pub async fn run_creates(
                 } else if tokio::time::Instant::now() >= end {
                     break;
                 }
-                let payload = body(k);
+                let read_id = match plan.mix.request(k) {
+                    Request::Read => {
+                        let ids = created.lock().unwrap_or_else(|e| e.into_inner());
+                        // Before the first create is answered, a read becomes a create.
+                        (!ids.is_empty()).then(|| ids[rand::random_range(0..ids.len())].clone())
+                    }
+                    _ => None,
+                };
+                let kind = match (plan.mix.request(k), &read_id) {
+                    (Request::List, _) => Request::List,
+                    (Request::Read, Some(_)) => Request::Read,
+                    _ => Request::Create,
+                };
+                let payload = if kind == Request::Create { body(k) } else { Vec::new() };
+                let read_path = read_id.map(|id| format!("{}/{id}", peer.create_path));
                 let sent = Instant::now();
-                let request = conn.send("POST", &peer.create_path, &headers, Some(("application/json", &payload)));
+                let request = match kind {
+                    Request::Create => {
+                        conn.send("POST", &peer.create_path, &headers, Some(("application/json", &payload)))
+                    }
+                    Request::Read => conn.send("GET", read_path.as_deref().unwrap_or_default(), &headers, None),
+                    Request::List => conn.send("GET", &list_path, &headers, None),
+                };
                 let Ok(outcome) = tokio::time::timeout_at(hard_end, request).await else {
                     errors.fetch_add(1, Ordering::Relaxed);
                     first_error.get_or_insert_with(|| {
@@ -313,10 +413,27 @@ pub async fn run_creates(
                     });
                     break;
                 };
-                match outcome.and_then(|r| r.expect_status(201, "create")) {
-                    Ok(_) => {
-                        rtts.push(sent.elapsed().as_micros() as u64);
-                        sent_ok.fetch_add(1, Ordering::Relaxed);
+                let (want, what) = match kind {
+                    Request::Create => (201, "create"),
+                    Request::Read => (200, "read"),
+                    Request::List => (200, "list"),
+                };
+                match outcome.and_then(|r| r.expect_status(want, what)) {
+                    Ok(response) => {
+                        let rtt = sent.elapsed().as_micros() as u64;
+                        match kind {
+                            Request::Create => {
+                                rtts[0].push(rtt);
+                                sent_ok.fetch_add(1, Ordering::Relaxed);
+                                if plan.mix.reads > 0
+                                    && let Some(id) = peer.created_id(&response)
+                                {
+                                    created.lock().unwrap_or_else(|e| e.into_inner()).push(id);
+                                }
+                            }
+                            Request::Read => rtts[1].push(rtt),
+                            Request::List => rtts[2].push(rtt),
+                        }
                     }
                     Err(e) => {
                         errors.fetch_add(1, Ordering::Relaxed);
@@ -336,10 +453,14 @@ pub async fn run_creates(
         max_lag_us: 0,
         seconds: 0.0,
         round_trips_us: Vec::new(),
+        read_round_trips_us: Vec::new(),
+        list_round_trips_us: Vec::new(),
     };
     for w in workers {
-        if let Ok((rtts, e)) = w.await {
-            outcome.round_trips_us.extend(rtts);
+        if let Ok(([creates, reads, lists], e)) = w.await {
+            outcome.round_trips_us.extend(creates);
+            outcome.read_round_trips_us.extend(reads);
+            outcome.list_round_trips_us.extend(lists);
             if let Some(e) = e {
                 outcome.first_error.get_or_insert(e);
             }
@@ -351,6 +472,8 @@ pub async fn run_creates(
     outcome.late = schedule.late();
     outcome.max_lag_us = schedule.max_lag_us();
     outcome.round_trips_us.sort_unstable();
+    outcome.read_round_trips_us.sort_unstable();
+    outcome.list_round_trips_us.sort_unstable();
     outcome
 }
 
@@ -423,7 +546,7 @@ pub async fn eds_changes(c: &Common, a: &EdsChangesArgs) -> Result<bool> {
     let tracked = fleet.connected.iter().filter(|s| s.index.is_multiple_of(a.sample_every.max(1))).count();
     r.set("sockets_tracked", tracked);
 
-    let plan = CreatePlan { rate: a.rate, seconds: a.seconds, creators: a.creators };
+    let plan = CreatePlan { rate: a.rate, seconds: a.seconds, creators: a.creators, mix: Mix::CREATES };
     let body: Arc<dyn Fn(usize) -> Vec<u8> + Send + Sync> = {
         let (peer, receivers, routing) = (peer.clone(), receivers.clone(), a.routing);
         Arc::new(move |k| match routing {
@@ -527,6 +650,9 @@ pub struct CreatesArgs {
     /// Concurrent create connections.
     #[arg(long, default_value_t = 4)]
     pub creators: usize,
+    /// Requests as `creates:reads:lists` weights (`--rate` counts all of them); `1:0:0` is creates alone.
+    #[arg(long, default_value = "1:0:0")]
+    pub mix: Mix,
 }
 
 /// EDS creates alone, at a fixed rate: their round trips as the client sees them. Run beside another load (the
@@ -535,12 +661,13 @@ pub struct CreatesArgs {
 pub async fn creates(c: &Common, a: &CreatesArgs) -> Result<bool> {
     anyhow::ensure!(a.rate > 0, "--rate must be positive");
     let peer = Arc::new(Peer::setup(c, &a.setup).await?);
-    let plan = CreatePlan { rate: a.rate, seconds: a.seconds, creators: a.creators };
+    let plan = CreatePlan { rate: a.rate, seconds: a.seconds, creators: a.creators, mix: a.mix };
     let body = {
         let peer = peer.clone();
         Arc::new(move |k: usize| peer.todo_body(k, None)) as Arc<dyn Fn(usize) -> Vec<u8> + Send + Sync>
     };
     let outcome = run_creates(c, &peer, plan, body).await;
     outcome.record(&c.report, &plan);
-    Ok(outcome.errors == 0 && outcome.planned.is_some_and(|planned| outcome.sent_ok as usize == planned))
+    let answered = outcome.sent_ok as usize + outcome.read_round_trips_us.len() + outcome.list_round_trips_us.len();
+    Ok(outcome.errors == 0 && outcome.planned.is_some_and(|planned| answered == planned))
 }

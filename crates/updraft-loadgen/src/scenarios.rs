@@ -215,18 +215,38 @@ pub struct LatencyArgs {
     #[arg(long, default_value_t = 2.0)]
     pub grace_seconds: f64,
     /// Every message to every socket (`"*"`) rather than to one random socket: paced broadcasts.
-    #[arg(long)]
+    #[arg(long, conflicts_with = "tags")]
     pub everyone: bool,
+    /// Sockets made with tags (socket i gets tag `t{i % tags}`, admin API), and every message to one random tag
+    /// rather than to one random socket: paced tagged sends.
+    #[arg(long)]
+    pub tags: Option<usize>,
 }
 
-/// Publish→delivery latency for messages at a fixed rate, each to one random socket or (`--everyone`) to all.
+/// Publish→delivery latency for messages at a fixed rate, each to one random socket, to all (`--everyone`), or to
+/// one random tag (`--tags`).
 pub async fn latency(c: &Common, a: &LatencyArgs) -> Result<bool> {
     anyhow::ensure!(a.rate > 0, "--rate must be positive");
+    anyhow::ensure!(a.tags != Some(0), "--tags must be at least 1");
     let stats = Arc::new(RecvStats::new(a.size as u64, true));
-    let fleet = fleet::connect(&c.target, &c.connect_opts(a.sockets, UriSource::Anonymous), &stats, &c.report).await?;
+    let source = match a.tags {
+        Some(tags) => UriSource::Tagged { tags },
+        None => UriSource::Anonymous,
+    };
+    let fleet = fleet::connect(&c.target, &c.connect_opts(a.sockets, source), &stats, &c.report).await?;
     anyhow::ensure!(!fleet.connected.is_empty(), "no socket connected");
     let ids: Arc<Vec<String>> = Arc::new(fleet.connected.iter().map(|s| s.id.clone()).collect());
-    anyhow::ensure!(ids.iter().all(|id| !id.is_empty()), "socket URIs carry no token= parameter to address sockets by");
+    anyhow::ensure!(
+        a.tags.is_some() || ids.iter().all(|id| !id.is_empty()),
+        "socket URIs carry no token= parameter to address sockets by"
+    );
+    // Tagged: how many connected sockets hold each tag, and the frames owed so far.
+    let per_tag: Arc<Vec<u64>> = Arc::new(a.tags.map_or_else(Vec::new, |tags| {
+        let mut per_tag = vec![0; tags];
+        fleet.connected.iter().for_each(|s| per_tag[s.index % tags] += 1);
+        per_tag
+    }));
+    let tagged_owed = Arc::new(AtomicU64::new(0));
 
     let total = (a.rate as f64 * a.seconds).round() as usize;
     let sent_ok = Arc::new(AtomicU64::new(0));
@@ -238,7 +258,7 @@ pub async fn latency(c: &Common, a: &LatencyArgs) -> Result<bool> {
     for _ in 0..a.publishers.max(1) {
         let (target, ids, next) = (c.target.clone(), ids.clone(), next.clone());
         let (sent_ok, errors, schedule) = (sent_ok.clone(), errors.clone(), schedule.clone());
-        let (size, everyone) = (a.size, a.everyone);
+        let (size, everyone, per_tag, tagged_owed) = (a.size, a.everyone, per_tag.clone(), tagged_owed.clone());
         workers.push(tokio::spawn(async move {
             let mut conn = HttpConn::new(target);
             let mut first_error = None;
@@ -247,15 +267,23 @@ pub async fn latency(c: &Common, a: &LatencyArgs) -> Result<bool> {
                 if k >= total || !schedule.wait_turn(k).await {
                     break;
                 }
-                let receiver = if everyone { "*" } else { ids[rand::random_range(0..ids.len())].as_str() };
+                let tag = (!per_tag.is_empty()).then(|| rand::random_range(0..per_tag.len()));
+                let receivers = match tag {
+                    Some(tag) => json!({ "sockets": [], "tags": [fleet::tag_name(tag)] }),
+                    None if everyone => json!({ "sockets": ["*"], "tags": [] }),
+                    None => json!({ "sockets": [ids[rand::random_range(0..ids.len())]], "tags": [] }),
+                };
                 let mut data = now_ns().to_string();
                 while data.len() < size {
                     data.push('x');
                 }
-                let body = message_body(&data, json!({ "sockets": [receiver], "tags": [] }));
+                let body = message_body(&data, receivers);
                 match http::publish(&mut conn, &body).await {
                     Ok(()) => {
                         sent_ok.fetch_add(1, Ordering::Relaxed);
+                        if let Some(tag) = tag {
+                            tagged_owed.fetch_add(per_tag[tag], Ordering::Relaxed);
+                        }
                     }
                     Err(e) => {
                         errors.fetch_add(1, Ordering::Relaxed);
@@ -275,8 +303,12 @@ pub async fn latency(c: &Common, a: &LatencyArgs) -> Result<bool> {
     let publish_s = start.elapsed().as_secs_f64();
     let sent_messages = sent_ok.load(Ordering::Relaxed);
     let received_while_publishing = stats.messages.load(Ordering::Relaxed);
-    // Frames owed: one per message, or one per message and socket.
-    let sent = if a.everyone { sent_messages * ids.len() as u64 } else { sent_messages };
+    // Frames owed: one per message, one per message and socket, or one per message and socket with its tag.
+    let sent = match (a.tags, a.everyone) {
+        (Some(_), _) => tagged_owed.load(Ordering::Relaxed),
+        (None, true) => sent_messages * ids.len() as u64,
+        (None, false) => sent_messages,
+    };
 
     // Wait for stragglers.
     let grace_end = (tokio::time::Instant::now() + Duration::from_secs_f64(a.grace_seconds)).min(c.soft_deadline);

@@ -27,7 +27,7 @@ use tokio::net::{TcpListener, TcpStream};
 use crate::fleet::{STAMP_MARKER, now_ns, parse_timestamp};
 use crate::http::HttpConn;
 use crate::proc_stats::{self, Pid};
-use crate::realtime::{CreatePlan, EdsSetupArgs, PARSE_CLASS, Peer, PeerKind, record_latencies, run_creates};
+use crate::realtime::{CreatePlan, EdsSetupArgs, Mix, PARSE_CLASS, Peer, PeerKind, record_latencies, run_creates};
 use crate::report::round;
 use crate::scenarios::Common;
 use crate::ws::find_subslice;
@@ -322,7 +322,7 @@ pub async fn webhooks(c: &Common, a: &WebhooksArgs) -> Result<bool> {
     );
     let _ = stats.proof.set(proof);
 
-    let plan = CreatePlan { rate: a.rate, seconds: a.seconds, creators: a.creators };
+    let plan = CreatePlan { rate: a.rate, seconds: a.seconds, creators: a.creators, mix: Mix::CREATES };
     let body: Arc<dyn Fn(usize) -> Vec<u8> + Send + Sync> = {
         let peer = peer.clone();
         Arc::new(move |k| peer.todo_body(k, None))
