@@ -403,5 +403,9 @@ mod tests {
         let s = parse(&["--eds-permissions", r#"{"read":["*"],"write":["usergroups.12345"]}"#]).unwrap();
         assert_eq!(s.default_gateway.eds_permissions.write, ["usergroups.12345"]);
         assert!(parse(&["--ping-interval-secs", "0"]).is_err());
+        let err = parse(&["--api-nice", "20"]).unwrap_err().to_string();
+        assert!(err.contains("0 to 19"), "{err}");
+        assert!(parse(&["--api-nice", "-1"]).is_err());
+        assert_eq!(parse(&[]).unwrap().api_nice, 5);
     }
 }

@@ -2,45 +2,13 @@
 //! (A power cut is not testable here; `synchronous = FULL` is what covers it.)
 
 use std::collections::HashSet;
-use std::process::Stdio;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use reqwest::StatusCode;
 use serde_json::{Value, json};
-use tokio::process::{Child, Command};
 
-const EMAIL: &str = "crash@example.com";
-const PASSWORD: &str = "crash-password";
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
-}
-
-async fn start(dir: &std::path::Path, port: u16) -> Child {
-    start_with(dir, port, &[]).await
-}
-
-async fn start_with(dir: &std::path::Path, port: u16, extra: &[&str]) -> Child {
-    let child = Command::new(env!("CARGO_BIN_EXE_updraft"))
-        .args(["serve", "--listen", &format!("127.0.0.1:{port}"), "--data-dir"])
-        .arg(dir)
-        .args(["--admin-email", EMAIL, "--admin-password", PASSWORD])
-        .args(extra)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .kill_on_drop(true)
-        .spawn()
-        .unwrap();
-    let client = reqwest::Client::new();
-    for _ in 0..200 {
-        if client.get(format!("http://127.0.0.1:{port}/healthz")).send().await.is_ok() {
-            return child;
-        }
-        tokio::time::sleep(Duration::from_millis(25)).await;
-    }
-    panic!("updraft did not start");
-}
+use crate::helpers::{BINARY_EMAIL, BINARY_PASSWORD, free_port, start_binary};
 
 async fn json_of(request: reqwest::RequestBuilder) -> Value {
     request.send().await.unwrap().json().await.unwrap()
@@ -53,9 +21,9 @@ async fn acknowledged_writes_survive_a_kill() {
     let dir = tempfile::tempdir().unwrap();
     let port = free_port();
     let base = format!("http://127.0.0.1:{port}");
-    let mut server = start(dir.path(), port).await;
+    let mut server = start_binary(dir.path(), port, &[]).await;
     let client = reqwest::Client::new();
-    let login = format!("grant_type=password&username={EMAIL}&password={PASSWORD}");
+    let login = format!("grant_type=password&username={BINARY_EMAIL}&password={BINARY_PASSWORD}");
     let token = json_of(client.post(format!("{base}/v1/account/auth/oauth2/token")).body(login)).await;
     let access = token["access_token"].as_str().unwrap();
     let app =
@@ -96,7 +64,7 @@ async fn acknowledged_writes_survive_a_kill() {
     let acknowledged = acknowledged.lock().unwrap().clone();
     assert!(acknowledged.len() > 100, "the writers got going: {}", acknowledged.len());
 
-    let _server = start(dir.path(), port).await;
+    let _server = start_binary(dir.path(), port, &[]).await;
     let mut stored = HashSet::new();
     for offset in (0..).step_by(1000) {
         let url = format!("{base}/v1/objects/notes?limit=1000&offset={offset}");
@@ -120,9 +88,9 @@ async fn webhook_deliveries_survive_an_outage_and_a_kill() {
     let (port, receiver_port) = (free_port(), free_port());
     let base = format!("http://127.0.0.1:{port}");
     let fast_retries = ["--webhook-retry-base-ms", "100"];
-    let mut server = start_with(dir.path(), port, &fast_retries).await;
+    let mut server = start_binary(dir.path(), port, &fast_retries).await;
     let client = reqwest::Client::new();
-    let login = format!("grant_type=password&username={EMAIL}&password={PASSWORD}");
+    let login = format!("grant_type=password&username={BINARY_EMAIL}&password={BINARY_PASSWORD}");
     let token = json_of(client.post(format!("{base}/v1/account/auth/oauth2/token")).body(login)).await;
     let access = token["access_token"].as_str().unwrap();
     let app =
@@ -158,7 +126,7 @@ async fn webhook_deliveries_survive_an_outage_and_a_kill() {
     server.wait().await.unwrap();
 
     let receiver = crate::webhooks::Receiver::start_on(receiver_port).await;
-    let _server = start_with(dir.path(), port, &fast_retries).await;
+    let _server = start_binary(dir.path(), port, &fast_retries).await;
     let got = receiver.wait_for(acknowledged.len(), Duration::from_secs(20)).await;
     let delivered: HashSet<String> =
         got.iter().map(|(_, body)| body["payload"]["object"]["id"].as_str().unwrap().to_owned()).collect();

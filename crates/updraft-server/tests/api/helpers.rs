@@ -19,6 +19,37 @@ pub const ADMIN: &str = "supersecret";
 /// Opens `/metrics` on the main listener (`--metrics-token`).
 pub const METRICS_TOKEN: &str = "metrics-secret";
 
+/// The account of servers started with `start_binary`.
+pub const BINARY_EMAIL: &str = "binary@example.com";
+pub const BINARY_PASSWORD: &str = "binary-password";
+
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+/// The real `updraft` binary, serving on `port` with its data in `dir` and the account above; `extra` goes to
+/// `serve`. Killed when dropped.
+pub async fn start_binary(dir: &std::path::Path, port: u16, extra: &[&str]) -> tokio::process::Child {
+    let child = tokio::process::Command::new(env!("CARGO_BIN_EXE_updraft"))
+        .args(["serve", "--listen", &format!("127.0.0.1:{port}"), "--data-dir"])
+        .arg(dir)
+        .args(["--admin-email", BINARY_EMAIL, "--admin-password", BINARY_PASSWORD])
+        .args(extra)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let client = reqwest::Client::new();
+    for _ in 0..200 {
+        if client.get(format!("http://127.0.0.1:{port}/healthz")).send().await.is_ok() {
+            return child;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    panic!("updraft did not start");
+}
+
 pub type Ws = WebSocketStream<MaybeTlsStream<TcpStream>>;
 
 pub struct TestApp {

@@ -145,3 +145,65 @@ async fn eds_creates_stay_fast_while_broadcasts_go_to_thousands_of_sockets() {
         "creates p90 {unloaded:?} alone; beside the fan-out {tries:.1?} times that (at most {MAX_RATIO}×)"
     );
 }
+
+/// The reverse (an EDS write burst must not delay frames) rests on thread priorities: the real binary runs every
+/// thread of the HTTP runtime, and every thread those start (SQLite's, the insert thread, blocking tasks), at
+/// `--api-nice` above its own, while the socket runtime and the fan-out thread keep its own niceness.
+#[tokio::test]
+async fn request_and_database_threads_yield_to_socket_threads() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let server = start_binary(dir.path(), port, &["--api-nice", "7"]).await;
+    // Work that starts threads after start-up: a password check (a blocking task) and writes (SQLite's).
+    let base = format!("http://127.0.0.1:{port}");
+    let client = reqwest::Client::new();
+    let login = format!("grant_type=password&username={BINARY_EMAIL}&password={BINARY_PASSWORD}");
+    let token: serde_json::Value =
+        client.post(format!("{base}/v1/account/auth/oauth2/token")).body(login).send().await.unwrap().json().await.unwrap();
+    let app: serde_json::Value = client
+        .post(format!("{base}/v1/account/apps"))
+        .bearer_auth(token["access_token"].as_str().unwrap())
+        .body(r#"{"name":"priorities"}"#)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let backend = app["environments"][0]["id"].as_str().unwrap();
+    let created = client
+        .post(format!("{base}/v1/objects/todos"))
+        .header("Enginio-Backend-Id", backend)
+        .body(r#"{"title":"t"}"#)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(created.status(), StatusCode::CREATED);
+
+    let own = niceness(std::path::Path::new("/proc/thread-self")).1;
+    let tasks = std::fs::read_dir(format!("/proc/{}/task", server.id().unwrap())).unwrap();
+    let threads: Vec<(String, i64)> = tasks.map(|task| niceness(&task.unwrap().path())).collect();
+    let at = |prefix: &str| -> Vec<i64> {
+        threads.iter().filter(|(name, _)| name.starts_with(prefix)).map(|&(_, nice)| nice).collect()
+    };
+    for (prefix, want) in [
+        ("tokio-r", own + 7),
+        ("sqlx-sqlite", own + 7),
+        ("updraft-inserts", own + 7),
+        ("updraft-sockets", own),
+        ("updraft-fanout", own),
+    ] {
+        let found = at(prefix);
+        assert!(!found.is_empty() && found.iter().all(|&nice| nice == want.min(19)), "{prefix}: {found:?}; {threads:?}");
+    }
+}
+
+/// A thread's name and niceness, from its `stat`.
+fn niceness(task: &std::path::Path) -> (String, i64) {
+    let name = std::fs::read_to_string(task.join("comm")).unwrap().trim().to_owned();
+    let stat = std::fs::read_to_string(task.join("stat")).unwrap();
+    // After the name in parentheses: field 3 (state) onwards; the niceness is field 19.
+    let fields: Vec<&str> = stat[stat.rfind(')').unwrap() + 2..].split(' ').collect();
+    (name, fields[19 - 3].parse().unwrap())
+}
