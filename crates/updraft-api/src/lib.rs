@@ -89,7 +89,7 @@ pub struct ApiContext {
     /// Password hashing and the limits on login and sign-up attempts.
     pub passwords: passwords::Passwords,
     /// Where an open socket's connection loop runs: apart from HTTP requests, so that a fan-out to many sockets
-    /// does not queue requests behind it (see `updraft-server`'s `socket_runtime.rs`).
+    /// does not queue requests behind it (see `updraft-server`'s `runtimes.rs`).
     pub socket_runtime: tokio::runtime::Handle,
 }
 
