@@ -20,7 +20,11 @@ fi
 [[ -x /usr/bin/chromium ]] || apt_missing+=(chromium)
 # -- end browser --
 if ((${#apt_missing[@]})); then
-  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${apt_missing[@]}"
+  export DEBIAN_FRONTEND=noninteractive
+  # A machine whose earlier dpkg run was cut off refuses every install until it is finished.
+  dpkg --configure -a
+  apt_opts=(-o DPkg::Lock::Timeout=300 -y -qq)
+  apt-get "${apt_opts[@]}" update && apt-get "${apt_opts[@]}" install "${apt_missing[@]}"
 fi
 
 echo "== rustfmt, clippy"
