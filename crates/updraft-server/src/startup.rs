@@ -23,8 +23,8 @@ use updraft_store::{SqliteOptions, SqliteStore};
 
 use crate::config::Settings;
 use crate::conns::{self, Connections};
-use crate::serve::{self, Listener};
 use crate::runtimes::SocketRuntime;
+use crate::serve::{self, Listener};
 use crate::telemetry;
 use crate::tls::{self, TlsListener};
 

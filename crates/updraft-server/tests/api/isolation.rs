@@ -159,8 +159,15 @@ async fn request_and_database_threads_yield_to_socket_threads() {
     let base = format!("http://127.0.0.1:{port}");
     let client = reqwest::Client::new();
     let login = format!("grant_type=password&username={BINARY_EMAIL}&password={BINARY_PASSWORD}");
-    let token: serde_json::Value =
-        client.post(format!("{base}/v1/account/auth/oauth2/token")).body(login).send().await.unwrap().json().await.unwrap();
+    let token: serde_json::Value = client
+        .post(format!("{base}/v1/account/auth/oauth2/token"))
+        .body(login)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
     let app: serde_json::Value = client
         .post(format!("{base}/v1/account/apps"))
         .bearer_auth(token["access_token"].as_str().unwrap())
@@ -195,7 +202,10 @@ async fn request_and_database_threads_yield_to_socket_threads() {
         ("updraft-fanout", own),
     ] {
         let found = at(prefix);
-        assert!(!found.is_empty() && found.iter().all(|&nice| nice == want.min(19)), "{prefix}: {found:?}; {threads:?}");
+        assert!(
+            !found.is_empty() && found.iter().all(|&nice| nice == want.min(19)),
+            "{prefix}: {found:?}; {threads:?}"
+        );
     }
 }
 
