@@ -116,6 +116,11 @@ pub struct ServeArgs {
     /// that a burst of EDS writes does not delay frames to sockets; 0 is the same priority [default: 5].
     #[arg(long, env = "UPDRAFT_API_NICE")]
     pub api_nice: Option<i32>,
+    /// Scheduler time slice, in microseconds, of the threads serving HTTP requests and the database (100-100000;
+    /// 0 keeps the kernel's): a short slice lets a request that wakes run soon, while its niceness keeps a burst's
+    /// share of the cores small. Linux 6.12 and later; older kernels ignore it [default: 100].
+    #[arg(long, env = "UPDRAFT_API_SLICE_US")]
+    pub api_slice_us: Option<u32>,
     /// Seconds between server pings; a peer silent for two intervals is dropped [default: 45].
     #[arg(long, env = "UPDRAFT_PING_INTERVAL_SECS")]
     pub ping_interval_secs: Option<u64>,
@@ -172,6 +177,8 @@ pub struct Settings {
     pub socket_queue_bytes: usize,
     pub socket_queue_frames: usize,
     pub api_nice: i32,
+    /// `None`: the kernel's slice.
+    pub api_slice: Option<Duration>,
     pub ping_interval: Duration,
     pub max_pending_sockets: usize,
     pub socket_uri_ttl: Duration,
@@ -245,6 +252,11 @@ impl ServeArgs {
         if !(0..=19).contains(&api_nice) {
             return Err(format_err!("--api-nice is from 0 to 19, not {api_nice}"));
         }
+        let api_slice = match a.api_slice_us.unwrap_or(100) {
+            0 => None,
+            us @ 100..=100_000 => Some(Duration::from_micros(us.into())),
+            us => return Err(format_err!("--api-slice-us is 0 or from 100 to 100000, not {us}")),
+        };
         Ok(Settings {
             listen: a.listen.unwrap_or_else(|| "127.0.0.1:8080".parse().expect("valid address")),
             data_dir: a.data_dir.unwrap_or_else(|| PathBuf::from("./updraft-data")),
@@ -283,6 +295,7 @@ impl ServeArgs {
             socket_queue_bytes: a.socket_queue_bytes.unwrap_or(4 << 20),
             socket_queue_frames: a.socket_queue_frames.unwrap_or(4096),
             api_nice,
+            api_slice,
             ping_interval,
             max_pending_sockets: a.max_pending_sockets.unwrap_or(1_000_000),
             socket_uri_ttl: Duration::from_secs(a.socket_uri_ttl_secs.unwrap_or(300)),
@@ -331,6 +344,7 @@ impl ServeArgs {
             socket_queue_bytes: self.socket_queue_bytes.or(file.socket_queue_bytes),
             socket_queue_frames: self.socket_queue_frames.or(file.socket_queue_frames),
             api_nice: self.api_nice.or(file.api_nice),
+            api_slice_us: self.api_slice_us.or(file.api_slice_us),
             ping_interval_secs: self.ping_interval_secs.or(file.ping_interval_secs),
             max_pending_sockets: self.max_pending_sockets.or(file.max_pending_sockets),
             socket_uri_ttl_secs: self.socket_uri_ttl_secs.or(file.socket_uri_ttl_secs),
@@ -407,5 +421,9 @@ mod tests {
         assert!(err.contains("0 to 19"), "{err}");
         assert!(parse(&["--api-nice", "-1"]).is_err());
         assert_eq!(parse(&[]).unwrap().api_nice, 5);
+        let err = parse(&["--api-slice-us", "50"]).unwrap_err().to_string();
+        assert!(err.contains("100 to 100000"), "{err}");
+        assert_eq!(parse(&["--api-slice-us", "0"]).unwrap().api_slice, None);
+        assert_eq!(parse(&[]).unwrap().api_slice, Some(Duration::from_micros(100)));
     }
 }

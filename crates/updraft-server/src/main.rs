@@ -9,7 +9,7 @@ fn main() -> anyhow::Result<()> {
             let settings = (*args).resolve()?;
             let _logs = telemetry::init_logs(settings.json_logs);
             // Built by hand for its threads' priority; `build` runs here, on the main thread (see `runtimes`).
-            runtimes::http_runtime(settings.api_nice)?.block_on(async {
+            runtimes::http_runtime(settings.api_nice, settings.api_slice)?.block_on(async {
                 let app = Application::build(settings).await?;
                 app.run_until_stopped(shutdown_signal()).await
             })

@@ -5,7 +5,8 @@
 //! left to its connection task. On the HTTP runtime, a broadcast to 10k sockets held a worker for its whole length
 //! (API requests waited behind it); as a task on the socket runtime, it queued behind the 10k socket tasks of the
 //! broadcast before it. The thread looks for new publications every few hundred sockets it writes, so a socket not
-//! yet written gets the frames of both in one write.
+//! yet written gets the frames of both in one write, and a small fan-out (a tag, a few sockets) is written as soon
+//! as it is taken, ahead of the rest of a broadcast.
 
 use std::collections::VecDeque;
 use std::sync::Arc;
@@ -21,6 +22,9 @@ const QUEUE: usize = 1024;
 const MAX_BATCH: usize = 64;
 /// Sockets written between two looks at the queue.
 const FLUSH_CHUNK: usize = 256;
+/// A fan-out that adds at most this many sockets to the queue of sockets to write is written at once, ahead of a
+/// broadcast's backlog: a tagged send or a unicast should not wait the length of someone else's broadcast.
+const SMALL_FANOUT: usize = FLUSH_CHUNK;
 
 pub fn deliver_locally(gateways: Arc<Gateways>) -> std::io::Result<Deliver> {
     let (tx, rx) = mpsc::channel::<Queued>(QUEUE);
@@ -69,7 +73,15 @@ fn fan_out(gateways: &Gateways, mut queue: mpsc::Receiver<Queued>) {
                     sockets: publication.sockets.iter().filter_map(|s| SocketId::parse(s)).collect(),
                     tags: publication.tags.clone(),
                 };
+                let queued = flush.len();
                 let fanout = gateway.hub.publish_deferred(&publication.data, &receivers, &mut flush);
+                // Only sockets with nothing queued before are added, so writing them now keeps every socket's
+                // frames in order; the ones already waiting get this frame with their turn.
+                if flush.len() - queued <= SMALL_FANOUT {
+                    for socket in flush.drain(queued..) {
+                        socket.flush_direct();
+                    }
+                }
                 delivered.increment(fanout.delivered);
                 fanout_sockets.record(fanout.delivered as f64);
                 dropped.increment(fanout.dropped);

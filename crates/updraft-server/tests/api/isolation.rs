@@ -148,13 +148,14 @@ async fn eds_creates_stay_fast_while_broadcasts_go_to_thousands_of_sockets() {
 
 /// The reverse (an EDS write burst must not delay frames) rests on thread priorities: the real binary runs every
 /// thread of the HTTP runtime, and every thread those start (SQLite's, the insert thread, blocking tasks), at
-/// `--api-nice` above its own, while the socket runtime and the fan-out thread keep its own niceness.
+/// `--api-nice` above its own and with the `--api-slice-us` time slice, while the socket runtime and the fan-out
+/// thread keep its own niceness and slice.
 #[tokio::test]
 async fn request_and_database_threads_yield_to_socket_threads() {
     let _ = rustls::crypto::ring::default_provider().install_default();
     let dir = tempfile::tempdir().unwrap();
     let port = free_port();
-    let server = start_binary(dir.path(), port, &["--api-nice", "7"]).await;
+    let server = start_binary(dir.path(), port, &["--api-nice", "7", "--api-slice-us", "250"]).await;
     // Work that starts threads after start-up: a password check (a blocking task) and writes (SQLite's).
     let base = format!("http://127.0.0.1:{port}");
     let client = reqwest::Client::new();
@@ -188,32 +189,44 @@ async fn request_and_database_threads_yield_to_socket_threads() {
         .unwrap();
     assert_eq!(created.status(), StatusCode::CREATED);
 
-    let own = niceness(std::path::Path::new("/proc/thread-self")).1;
+    let own = scheduling(std::path::Path::new("/proc/thread-self"));
     let tasks = std::fs::read_dir(format!("/proc/{}/task", server.id().unwrap())).unwrap();
-    let threads: Vec<(String, i64)> = tasks.map(|task| niceness(&task.unwrap().path())).collect();
-    let at = |prefix: &str| -> Vec<i64> {
-        threads.iter().filter(|(name, _)| name.starts_with(prefix)).map(|&(_, nice)| nice).collect()
-    };
+    let threads: Vec<(String, Scheduling)> = tasks
+        .map(|task| {
+            let task = task.unwrap().path();
+            (std::fs::read_to_string(task.join("comm")).unwrap().trim().to_owned(), scheduling(&task))
+        })
+        .collect();
+    let niced = Scheduling { nice: (own.nice + 7).min(19), slice_ns: own.slice_ns.map(|_| 250_000) };
     for (prefix, want) in [
-        ("tokio-r", own + 7),
-        ("sqlx-sqlite", own + 7),
-        ("updraft-inserts", own + 7),
+        ("tokio-r", niced),
+        ("sqlx-sqlite", niced),
+        ("updraft-inserts", niced),
         ("updraft-sockets", own),
         ("updraft-fanout", own),
     ] {
-        let found = at(prefix);
-        assert!(
-            !found.is_empty() && found.iter().all(|&nice| nice == want.min(19)),
-            "{prefix}: {found:?}; {threads:?}"
-        );
+        let found: Vec<Scheduling> =
+            threads.iter().filter(|(name, _)| name.starts_with(prefix)).map(|&(_, found)| found).collect();
+        assert!(!found.is_empty() && found.iter().all(|&found| found == want), "{prefix}: {found:?}; {threads:?}");
     }
 }
 
-/// A thread's name and niceness, from its `stat`.
-fn niceness(task: &std::path::Path) -> (String, i64) {
-    let name = std::fs::read_to_string(task.join("comm")).unwrap().trim().to_owned();
+#[derive(Clone, Copy, Debug, PartialEq)]
+struct Scheduling {
+    nice: i64,
+    /// `None` on kernels without EEVDF's per-thread slice.
+    slice_ns: Option<u64>,
+}
+
+/// A thread's niceness, from its `stat`, and time slice, from its `sched`.
+fn scheduling(task: &std::path::Path) -> Scheduling {
     let stat = std::fs::read_to_string(task.join("stat")).unwrap();
     // After the name in parentheses: field 3 (state) onwards; the niceness is field 19.
     let fields: Vec<&str> = stat[stat.rfind(')').unwrap() + 2..].split(' ').collect();
-    (name, fields[19 - 3].parse().unwrap())
+    let sched = std::fs::read_to_string(task.join("sched")).unwrap_or_default();
+    let slice_ns = sched
+        .lines()
+        .find_map(|line| line.strip_prefix("se.slice"))
+        .map(|rest| rest.trim_start_matches([' ', ':']).trim().parse().unwrap());
+    Scheduling { nice: fields[19 - 3].parse().unwrap(), slice_ns }
 }
