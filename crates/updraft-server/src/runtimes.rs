@@ -13,7 +13,8 @@
 //! The reverse, a burst of EDS writes, used to share the cores evenly with the fan-out, and frames waited (p99
 //! 142 → 312 ms beside 4,000 creates/s on one core). So the HTTP runtime's threads run a little less favoured
 //! (`--api-nice`, default 5): a sleeping request still gets the core quickly when it wakes, but a long burst
-//! yields to frames. Linux keeps a niceness per thread and a new thread inherits it, so everything those threads
+//! yields to frames; a short time slice (`--api-slice-us`) lets a request that wakes be picked soon without raising
+//! its share. Linux keeps a niceness per thread and a new thread inherits it, so everything those threads
 //! start (SQLite's connection threads, the insert thread, blocking tasks) is niced too, while the socket runtime
 //! and the fan-out thread, started from the main thread, keep its priority. `Application::build` opens the store
 //! from a worker for that reason.
