@@ -160,25 +160,17 @@ async fn request_and_database_threads_yield_to_socket_threads() {
     let base = format!("http://127.0.0.1:{port}");
     let client = reqwest::Client::new();
     let login = format!("grant_type=password&username={BINARY_EMAIL}&password={BINARY_PASSWORD}");
-    let token: serde_json::Value = client
-        .post(format!("{base}/v1/account/auth/oauth2/token"))
-        .body(login)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let app: serde_json::Value = client
-        .post(format!("{base}/v1/account/apps"))
-        .bearer_auth(token["access_token"].as_str().unwrap())
-        .body(r#"{"name":"priorities"}"#)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let answer = |request: reqwest::RequestBuilder| async move {
+        request.send().await.unwrap().json::<serde_json::Value>().await.unwrap()
+    };
+    let token = answer(client.post(format!("{base}/v1/account/auth/oauth2/token")).body(login)).await;
+    let app = answer(
+        client
+            .post(format!("{base}/v1/account/apps"))
+            .bearer_auth(token["access_token"].as_str().unwrap())
+            .body(r#"{"name":"priorities"}"#),
+    )
+    .await;
     let backend = app["environments"][0]["id"].as_str().unwrap();
     let created = client
         .post(format!("{base}/v1/objects/todos"))
