@@ -218,7 +218,8 @@ fn scheduling(task: &std::path::Path) -> Scheduling {
     let sched = std::fs::read_to_string(task.join("sched")).unwrap_or_default();
     let slice_ns = sched
         .lines()
-        .find_map(|line| line.strip_prefix("se.slice"))
-        .map(|rest| rest.trim_start_matches([' ', ':']).trim().parse().unwrap());
+        .filter_map(|line| line.split_once(':'))
+        .find(|(key, _)| key.trim() == "se.slice")
+        .map(|(_, value)| value.trim().parse().unwrap());
     Scheduling { nice: fields[19 - 3].parse().unwrap(), slice_ns }
 }
