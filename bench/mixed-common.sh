@@ -31,6 +31,11 @@ start_server() {
         --data-dir "$WORK/data" --admin-email bench@example.com --admin-password bench-password "$@" \
         2>"$WORK/server.log" &
     SERVER_PID=$!
-    for _ in $(seq 100); do curl -sf "http://127.0.0.1:$PORT/healthz" >/dev/null && return 0; sleep 0.1; done
+    for _ in $(seq 100); do
+        curl -sf "http://127.0.0.1:$PORT/healthz" >/dev/null || { sleep 0.1; continue; }
+        # An experiment's hook, given the server's pid (e.g. to move its threads between cgroups).
+        [[ -z ${AFTER_START:-} ]] || $AFTER_START "$SERVER_PID"
+        return 0
+    done
     log "the server did not start"; cat "$WORK/server.log" >&2; exit 1
 }

@@ -4,7 +4,8 @@
 # rate of BROADCAST_RATES per second, and paced tagged sends (TAGGED_RATE a second, each to one of TAGS tags over
 # TAGGED_SOCKETS more sockets). Reports, per broadcast rate: create p50/p99 (and the ratio of the loaded p99 to the
 # unloaded one of the same round), read and list p99, broadcast and tagged frame latency, and deliveries/s.
-# Medians over ROUNDS rounds, each on a fresh server.
+# Medians over ROUNDS rounds, each on a fresh server. The tagged sockets get the broadcasts too (they go to
+# everyone), as an app's user sockets would; the tagged client times and counts only its own sends.
 #
 # Layouts (LAYOUT): `one-core` (default): the server on CPU 0, every client on CPU 1; the creating client at
 # real-time priority (chrt -f), so that it is never the one that delays a create. `two-cores`: the server on

@@ -107,8 +107,9 @@ impl Hub {
         self.insert(socket.clone());
         let mut res = Fanout::default();
         let mut flush = VecDeque::new();
+        let mut outlet = Outlet { flush: &mut flush, behind: None };
         for frame in journal.replay(since, &socket) {
-            self.deliver(&socket, &frame, &mut res, &mut flush);
+            self.deliver(&socket, &frame, &mut res, &mut outlet);
         }
         flush.iter().for_each(|s| s.flush_direct());
         res
@@ -184,29 +185,38 @@ impl Hub {
     /// The frame is encoded once and the same bytes are queued for every receiver.
     pub fn publish(&self, data: &[u8], receivers: &Receivers) -> Fanout {
         let mut flush = VecDeque::new();
-        let res = self.publish_deferred(data, receivers, &mut flush);
+        let res = self.publish_deferred(data, receivers, &mut flush, None);
         flush.iter().for_each(|s| s.flush_direct());
         res
     }
 
     /// [`Hub::publish`], leaving in `flush` the sockets whose frames the caller writes ([`Socket::flush_direct`])
-    /// once it has published the rest of its batch: a socket then gets the whole batch in one write.
-    pub fn publish_deferred(&self, data: &[u8], receivers: &Receivers, flush: &mut VecDeque<Arc<Socket>>) -> Fanout {
+    /// once it has published the rest of its batch: a socket then gets the whole batch in one write. `behind`, when
+    /// given, gets the receivers that were in `flush` already (an earlier frame of theirs is still to be written),
+    /// so that a caller may write a small fan-out at once without waiting for their turn.
+    pub fn publish_deferred(
+        &self,
+        data: &[u8],
+        receivers: &Receivers,
+        flush: &mut VecDeque<Arc<Socket>>,
+        behind: Option<&mut Vec<Arc<Socket>>>,
+    ) -> Fanout {
         let mut journal = self.journal.lock().expect("journal lock");
         let seq = journal.record(data, receivers);
         let frame = Frames { bare: ws::encode_frame(ws::OP_TEXT, data), seq, data, numbered: Default::default() };
-        let res = self.fan_out(&frame, receivers, flush);
+        let mut outlet = Outlet { flush, behind };
+        let res = self.fan_out(&frame, receivers, &mut outlet);
         drop(journal);
         res
     }
 
-    fn fan_out(&self, frame: &Frames<'_>, receivers: &Receivers, flush: &mut VecDeque<Arc<Socket>>) -> Fanout {
+    fn fan_out(&self, frame: &Frames<'_>, receivers: &Receivers, outlet: &mut Outlet<'_>) -> Fanout {
         let mut res = Fanout::default();
         if receivers.everyone {
             for shard in self.shards.iter() {
                 let shard = shard.read().expect("hub lock");
                 for socket in shard.sockets.iter() {
-                    self.deliver(&socket.0, frame.for_socket(&socket.0), &mut res, flush);
+                    self.deliver(&socket.0, frame.for_socket(&socket.0), &mut res, outlet);
                 }
             }
             return res;
@@ -216,14 +226,14 @@ impl Hub {
             // One receiver cannot match a socket twice: deliver without collecting.
             if let Some(id) = receivers.sockets.first() {
                 if let Some(socket) = self.get(id) {
-                    self.deliver(&socket, frame.for_socket(&socket), &mut res, flush);
+                    self.deliver(&socket, frame.for_socket(&socket), &mut res, outlet);
                 }
             } else {
                 let tag = receivers.tags[0].as_str();
                 for shard in self.shards.iter() {
                     let shard = shard.read().expect("hub lock");
                     for socket in shard.by_tag.get(tag).into_iter().flatten() {
-                        self.deliver(&socket.0, frame.for_socket(&socket.0), &mut res, flush);
+                        self.deliver(&socket.0, frame.for_socket(&socket.0), &mut res, outlet);
                     }
                 }
             }
@@ -242,17 +252,23 @@ impl Hub {
         targets.sort_unstable_by_key(|s| s.id);
         targets.dedup_by_key(|s| s.id);
         for socket in &targets {
-            self.deliver(socket, frame.for_socket(socket), &mut res, flush);
+            self.deliver(socket, frame.for_socket(socket), &mut res, outlet);
         }
         res
     }
 
-    fn deliver(&self, socket: &Arc<Socket>, frame: &Bytes, res: &mut Fanout, flush: &mut VecDeque<Arc<Socket>>) {
+    fn deliver(&self, socket: &Arc<Socket>, frame: &Bytes, res: &mut Fanout, outlet: &mut Outlet<'_>) {
         match socket.enqueue(frame, self.limits) {
             Enqueued::Queued => res.delivered += 1,
             Enqueued::QueuedForFlush => {
                 res.delivered += 1;
-                flush.push_back(socket.clone());
+                outlet.flush.push_back(socket.clone());
+            }
+            Enqueued::QueuedBehind => {
+                res.delivered += 1;
+                if let Some(behind) = outlet.behind.as_deref_mut() {
+                    behind.push(socket.clone());
+                }
             }
             Enqueued::Overflowed => res.dropped += 1,
             Enqueued::Closed => (),
@@ -262,6 +278,12 @@ impl Hub {
     fn shard(&self, id: &SocketId) -> &RwLock<Shard> {
         &self.shards[id.shard(self.shards.len())]
     }
+}
+
+/// Where a fan-out leaves the sockets it queued frames on for the caller to write (see [`Hub::publish_deferred`]).
+struct Outlet<'a> {
+    flush: &'a mut VecDeque<Arc<Socket>>,
+    behind: Option<&'a mut Vec<Arc<Socket>>>,
 }
 
 /// One message's frames: bare for most sockets, numbered (encoded on first need) for resumable ones.
@@ -342,6 +364,40 @@ mod tests {
         assert!(hub.remove(&a));
         assert!(hub.shards.iter().all(|s| s.read().unwrap().by_tag.is_empty()));
         assert!(!hub.retag(&a.id, Box::new([])));
+    }
+
+    #[test]
+    fn receivers_queued_already_are_handed_back_as_behind() {
+        use std::io::Read;
+        use std::os::fd::AsRawFd;
+        let hub = hub();
+        let (tagged, untagged) = (socket(&["t"]), socket(&[]));
+        let (mut tagged_peer, tagged_end) = std::os::unix::net::UnixStream::pair().unwrap();
+        let (_untagged_peer, untagged_end) = std::os::unix::net::UnixStream::pair().unwrap();
+        for (s, end) in [(&tagged, &tagged_end), (&untagged, &untagged_end)] {
+            end.set_nonblocking(true).unwrap();
+            s.allow_direct_writes(end.as_raw_fd());
+            s.offer_direct();
+            hub.insert(s.clone());
+        }
+        let (mut flush, mut behind) = (VecDeque::new(), Vec::new());
+        let all = Receivers { everyone: true, ..Receivers::default() };
+        hub.publish_deferred(b"1", &all, &mut flush, Some(&mut behind));
+        assert_eq!((flush.len(), behind.len()), (2, 0));
+        let to_t = Receivers { tags: vec!["t".into()], ..Receivers::default() };
+        assert_eq!(hub.publish_deferred(b"2", &to_t, &mut flush, Some(&mut behind)).delivered, 1);
+        assert_eq!(flush.len(), 2, "a socket with frames queued is not queued twice");
+        assert!(behind.len() == 1 && Arc::ptr_eq(&behind[0], &tagged));
+
+        // Written early, both frames leave in order; its turn in the queue later finds nothing left.
+        behind[0].flush_direct();
+        flush.iter().for_each(|s| s.flush_direct());
+        let mut got = [0u8; 6];
+        tagged_peer.read_exact(&mut got).unwrap();
+        let expected = [ws::encode_frame(ws::OP_TEXT, b"1"), ws::encode_frame(ws::OP_TEXT, b"2")].concat();
+        assert_eq!(&got[..], &expected[..]);
+        tagged_peer.set_nonblocking(true).unwrap();
+        assert!(tagged_peer.read(&mut got).is_err_and(|e| e.kind() == std::io::ErrorKind::WouldBlock));
     }
 
     #[test]

@@ -134,6 +134,9 @@ pub enum Enqueued {
     /// Queued for the fan-out to write itself: the caller calls [`Socket::flush_direct`] once it has queued the
     /// rest of its batch.
     QueuedForFlush,
+    /// Queued behind frames the fan-out has yet to write: the socket is in the fan-out's queue already, and an
+    /// early [`Socket::flush_direct`] writes all of them, in order.
+    QueuedBehind,
 }
 
 impl Socket {
@@ -197,7 +200,7 @@ impl Socket {
         outbox.bytes += frame.len();
         if self.direct.load(Ordering::Relaxed) {
             // The first frame since the last flush makes the socket the flusher's; later ones ride along.
-            return if was_empty { Enqueued::QueuedForFlush } else { Enqueued::Queued };
+            return if was_empty { Enqueued::QueuedForFlush } else { Enqueued::QueuedBehind };
         }
         drop(outbox);
         // A non-empty outbox means the task is already due to run; no second wake needed.

@@ -51,6 +51,9 @@ pub struct RecvStats {
     /// Latency is recorded on every `sample_every`-th socket only (by request
     /// order), so that wide fan-outs do not drown the receiver in samples.
     pub sample_every: usize,
+    /// Counts only messages that carry a send time as `stamp` says: the
+    /// sockets also get other clients' sends (a broadcast to everyone).
+    pub stamped_only: bool,
 }
 
 impl RecvStats {
@@ -386,7 +389,8 @@ async fn live_query_subscribe(conn: &mut WsConn, lq: &LiveQuery, index: usize) -
 /// answers pings, and records latencies when `track`.
 async fn read_loop(mut conn: WsConn, stats: &RecvStats, mut shutdown: watch::Receiver<bool>, track: bool) {
     let stamp = stats.stamp;
-    let mut decoder = FrameDecoder::new(if track { stamp.capture() } else { 0 });
+    let stamped_only = stats.stamped_only;
+    let mut decoder = FrameDecoder::new(if track || stamped_only { stamp.capture() } else { 0 });
     // Registered once rather than per read: re-creating it each iteration
     // would touch the watch channel's waiter list on every read.
     let shutdown_signal = shutdown.changed();
@@ -400,12 +404,16 @@ async fn read_loop(mut conn: WsConn, stats: &RecvStats, mut shutdown: watch::Rec
         let expect = stats.expect_size;
         let decoded = decoder.decode(&conn.buf[..conn.filled], |event| match event {
             Event::Message { prefix, len } => {
+                let sent = if track || stamped_only { stamp.parse(prefix) } else { None };
+                if stamped_only && sent.is_none() {
+                    return;
+                }
                 count += 1;
                 bytes += len;
                 if expect != 0 && len != expect {
                     mismatched += 1;
                 }
-                if track && let Some(sent) = stamp.parse(prefix) {
+                if track && let Some(sent) = sent {
                     lat_batch.push(arrived.saturating_sub(sent));
                 }
             }

@@ -11,7 +11,7 @@ use clap::Args;
 use serde_json::json;
 use tokio::task::JoinHandle;
 
-use crate::fleet::{self, ConnectOpts, RecvStats, UriSource, now_ns};
+use crate::fleet::{self, ConnectOpts, RecvStats, Stamp, UriSource, now_ns};
 use crate::http::{self, HttpConn, Target};
 use crate::proc_stats::{self, Pid};
 use crate::report::{SharedReport, round};
@@ -228,7 +228,12 @@ pub struct LatencyArgs {
 pub async fn latency(c: &Common, a: &LatencyArgs) -> Result<bool> {
     anyhow::ensure!(a.rate > 0, "--rate must be positive");
     anyhow::ensure!(a.tags != Some(0), "--tags must be at least 1");
-    let stats = Arc::new(RecvStats::new(a.size as u64, true));
+    // Tagged sends carry their send time after a marker, and the receivers count only those: in a mixed load the
+    // same sockets also get another client's broadcasts, whose frames start with their (other clock's) send time.
+    let stats = Arc::new(match a.tags {
+        Some(_) => RecvStats { stamped_only: true, expect_size: a.size as u64, ..RecvStats::stamped(Stamp::Marked, 1) },
+        None => RecvStats::new(a.size as u64, true),
+    });
     let source = match a.tags {
         Some(tags) => UriSource::Tagged { tags },
         None => UriSource::Anonymous,
@@ -273,7 +278,10 @@ pub async fn latency(c: &Common, a: &LatencyArgs) -> Result<bool> {
                     None if everyone => json!({ "sockets": ["*"], "tags": [] }),
                     None => json!({ "sockets": [ids[rand::random_range(0..ids.len())]], "tags": [] }),
                 };
-                let mut data = now_ns().to_string();
+                let mut data = match tag {
+                    Some(_) => format!("{}{}", std::str::from_utf8(fleet::STAMP_MARKER).expect("ASCII"), now_ns()),
+                    None => now_ns().to_string(),
+                };
                 while data.len() < size {
                     data.push('x');
                 }

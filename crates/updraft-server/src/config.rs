@@ -113,12 +113,13 @@ pub struct ServeArgs {
     #[arg(long, env = "UPDRAFT_SOCKET_QUEUE_FRAMES")]
     pub socket_queue_frames: Option<usize>,
     /// Niceness (0-19) of the threads serving HTTP requests and the database, above the socket threads' own, so
-    /// that a burst of EDS writes does not delay frames to sockets; 0 is the same priority [default: 5].
+    /// that a burst of EDS writes does not delay frames to sockets (while the fan-out is the heavier work, it runs
+    /// at this niceness too); 0 is the same priority [default: 10].
     #[arg(long, env = "UPDRAFT_API_NICE")]
     pub api_nice: Option<i32>,
     /// Scheduler time slice, in microseconds, of the threads serving HTTP requests and the database (100-100000;
-    /// 0 keeps the kernel's): a short slice lets a request that wakes run soon, while its niceness keeps a burst's
-    /// share of the cores small. Linux 6.12 and later; older kernels ignore it [default: 100].
+    /// 0 keeps the kernel's): a short slice lets a request that wakes run sooner, at the cost of more preemptions.
+    /// Linux 6.12 and later; older kernels ignore it [default: 0].
     #[arg(long, env = "UPDRAFT_API_SLICE_US")]
     pub api_slice_us: Option<u32>,
     /// Seconds between server pings; a peer silent for two intervals is dropped [default: 45].
@@ -248,11 +249,11 @@ impl ServeArgs {
         if ping_interval.is_zero() {
             return Err(format_err!("the ping interval must be at least one second"));
         }
-        let api_nice = a.api_nice.unwrap_or(5);
+        let api_nice = a.api_nice.unwrap_or(10);
         if !(0..=19).contains(&api_nice) {
             return Err(format_err!("--api-nice is from 0 to 19, not {api_nice}"));
         }
-        let api_slice = match a.api_slice_us.unwrap_or(100) {
+        let api_slice = match a.api_slice_us.unwrap_or(0) {
             0 => None,
             us @ 100..=100_000 => Some(Duration::from_micros(us.into())),
             us => return Err(format_err!("--api-slice-us is 0 or from 100 to 100000, not {us}")),
@@ -420,10 +421,10 @@ mod tests {
         let err = parse(&["--api-nice", "20"]).unwrap_err().to_string();
         assert!(err.contains("0 to 19"), "{err}");
         assert!(parse(&["--api-nice", "-1"]).is_err());
-        assert_eq!(parse(&[]).unwrap().api_nice, 5);
+        assert_eq!(parse(&[]).unwrap().api_nice, 10);
         let err = parse(&["--api-slice-us", "50"]).unwrap_err().to_string();
         assert!(err.contains("100 to 100000"), "{err}");
-        assert_eq!(parse(&["--api-slice-us", "0"]).unwrap().api_slice, None);
-        assert_eq!(parse(&[]).unwrap().api_slice, Some(Duration::from_micros(100)));
+        assert_eq!(parse(&["--api-slice-us", "100"]).unwrap().api_slice, Some(Duration::from_micros(100)));
+        assert_eq!(parse(&[]).unwrap().api_slice, None);
     }
 }

@@ -11,13 +11,16 @@
 //! socket.
 //!
 //! The reverse, a burst of EDS writes, used to share the cores evenly with the fan-out, and frames waited (p99
-//! 142 → 312 ms beside 4,000 creates/s on one core). So the HTTP runtime's threads run a little less favoured
-//! (`--api-nice`, default 5): a sleeping request still gets the core quickly when it wakes, but a long burst
-//! yields to frames; a short time slice (`--api-slice-us`) lets a request that wakes be picked soon without raising
-//! its share. Linux keeps a niceness per thread and a new thread inherits it, so everything those threads
-//! start (SQLite's connection threads, the insert thread, blocking tasks) is niced too, while the socket runtime
-//! and the fan-out thread, started from the main thread, keep its priority. `Application::build` opens the store
-//! from a worker for that reason.
+//! 142 → 312 ms beside 4,000 creates/s on one core). So the HTTP runtime's threads run less favoured
+//! (`--api-nice`, default 10): a long burst of requests yields to frames. A fixed niceness alone cannot serve both
+//! ways (at 10, creates waited 44–71 ms beside 100k deliveries/s), so the fan-out has a second thread, started from
+//! an HTTP worker and so at the API's niceness, which writes while the fan-out is the heavier work
+//! (`updraft_api::mws::delivery`): the lighter kind of work is the favoured one. `--api-slice-us` (default: the
+//! kernel's) shortens those threads' time slice; measured, it gave no gain beside a fan-out. Linux keeps a
+//! niceness per thread and a new thread inherits it, so everything those threads start (SQLite's connection
+//! threads, the insert thread, blocking tasks) is niced too, while the socket runtime and the first fan-out
+//! thread, started from the main thread, keep its priority. `Application::build` opens the store from a worker
+//! for that reason.
 //!
 //! The handshake stays an HTTP request; only the connection loop that follows runs on the socket runtime.
 

@@ -113,8 +113,9 @@ impl Application {
 
         let sockets = SocketRuntime::new().context("starting the socket runtime")?;
         sockets.spawn_probe();
-        let deliver =
-            updraft_api::mws::delivery::deliver_locally(gateways.clone()).context("starting the fan-out thread")?;
+        let deliver = updraft_api::mws::delivery::deliver_locally(gateways.clone())
+            .await
+            .context("starting the fan-out threads")?;
         let bus: Arc<dyn Bus> = Arc::new(LocalBus::new(deliver));
         tokio::spawn(updraft_api::mws::eds_changes::deliver(store.clone(), gateways.clone(), bus.clone()));
         spawn_change_pruner(Arc::downgrade(&store));

@@ -6,15 +6,25 @@
 //! (API requests waited behind it); as a task on the socket runtime, it queued behind the 10k socket tasks of the
 //! broadcast before it. The thread looks for new publications every few hundred sockets it writes, so a socket not
 //! yet written gets the frames of both in one write, and a small fan-out (a tag, a few sockets) is written as soon
-//! as it is taken, ahead of the rest of a broadcast.
+//! as it is taken, ahead of the rest of a broadcast, together with whatever frames of the broadcast its receivers
+//! still had queued (a socket's frames always leave in order).
+//!
+//! **Which work goes first.** On a busy core, the kernel favours whichever thread has the lower niceness. Frames
+//! should not wait for a burst of EDS writes, and EDS requests should not wait for a long fan-out; no fixed
+//! priority gives both. The lighter of the two is the one to favour: it needs the core for short turns only, and
+//! the heavier one loses little by letting it go first. So the fan-out's work is done by one of two threads, one at
+//! the server's own priority and one at the API's (started from an HTTP worker, it shares that runtime's niceness and
+//! slice, see `updraft_server::runtimes`), and every [`DECIDE_EVERY`] the one writing compares the CPU time it has
+//! used with the rest of the process's: while the fan-out uses more, the thread at the API's priority writes; else
+//! the other one. Only one writes at a time; they hand over the queue under a lock.
 
 use std::collections::VecDeque;
-use std::sync::Arc;
-use std::time::Instant;
+use std::sync::{Arc, Condvar, Mutex};
+use std::time::{Duration, Instant};
 
 use tokio::sync::{mpsc, oneshot};
 use updraft_bus::{BoxFuture, Deliver, Publication};
-use updraft_gateway::{Gateways, Receivers, SocketId};
+use updraft_gateway::{Gateways, Receivers, Socket, SocketId};
 
 /// Publications waiting for the fan-out thread; publishers wait for room beyond this.
 const QUEUE: usize = 1024;
@@ -25,15 +35,30 @@ const FLUSH_CHUNK: usize = 256;
 /// A fan-out that adds at most this many sockets to the queue of sockets to write is written at once, ahead of a
 /// broadcast's backlog: a tagged send or a unicast should not wait the length of someone else's broadcast.
 const SMALL_FANOUT: usize = FLUSH_CHUNK;
+/// How often the writing thread compares the fan-out's CPU time with the rest of the process's.
+pub const DECIDE_EVERY: Duration = Duration::from_millis(200);
 
-pub fn deliver_locally(gateways: Arc<Gateways>) -> std::io::Result<Deliver> {
+/// Starts the fan-out's two threads: one here, at the caller's priority, and one from a task of the current runtime,
+/// at its workers' priority. Call it from the server's main thread, within the HTTP runtime.
+pub async fn deliver_locally(gateways: Arc<Gateways>) -> std::io::Result<Deliver> {
     let (tx, rx) = mpsc::channel::<Queued>(QUEUE);
-    std::thread::Builder::new().name("updraft-fanout".into()).spawn(move || fan_out(&gateways, rx))?;
+    let shared = Arc::new(Shared {
+        work: Mutex::new(Work::new(rx)),
+        turn: Condvar::new(),
+        deferring: metrics::gauge!("updraft_mws_fanout_deferring"),
+    });
+    let (first, second) = (shared.clone(), gateways.clone());
+    std::thread::Builder::new().name("updraft-fanout".into()).spawn(move || fan_out(&first, &second, false))?;
+    tokio::spawn(async move {
+        std::thread::Builder::new().name("updraft-fan-api".into()).spawn(move || fan_out(&shared, &gateways, true))
+    })
+    .await
+    .map_err(std::io::Error::other)??;
     Ok(Arc::new(move |publication: Publication| -> BoxFuture<'static, ()> {
         let tx = tx.clone();
         Box::pin(async move {
             let (done, delivered) = oneshot::channel();
-            // Either fails only once the fan-out thread is gone, and with it the node's sockets.
+            // Either fails only once the fan-out threads are gone, and with them the node's sockets.
             if tx.send((publication, Instant::now(), done)).await.is_ok() {
                 let _ = delivered.await;
             }
@@ -44,28 +69,118 @@ pub fn deliver_locally(gateways: Arc<Gateways>) -> std::io::Result<Deliver> {
 /// A publication, when it was queued, and whom to tell once it is in every outbox.
 type Queued = (Publication, Instant, oneshot::Sender<()>);
 
-/// Runs until every sender (the bus) is dropped.
-fn fan_out(gateways: &Gateways, mut queue: mpsc::Receiver<Queued>) {
-    let delivered = metrics::counter!("updraft_mws_frames_delivered_total");
-    let dropped = metrics::counter!("updraft_mws_sockets_dropped_slow_total");
-    let fanout_sockets = metrics::histogram!("updraft_mws_fanout_sockets");
-    let fanout_batch = metrics::histogram!("updraft_mws_fanout_batch_publications");
-    // How long a publication waited for this thread: a fan-out that outgrows its core shows here first.
-    let waited = metrics::histogram!("updraft_mws_fanout_queue_seconds");
-    // Sockets with frames queued for this thread to write, in the order they got their first one.
-    let mut flush = VecDeque::new();
+struct Shared {
+    /// Held by the thread that writes.
+    work: Mutex<Work>,
+    /// Signalled when the turn passes to the other thread, or the bus is gone.
+    turn: Condvar,
+    deferring: metrics::Gauge,
+}
+
+/// The fan-out's state, owned by whichever thread holds the lock.
+struct Work {
+    queue: mpsc::Receiver<Queued>,
+    /// Sockets with frames queued for the fan-out to write, in the order they got their first one.
+    flush: VecDeque<Arc<Socket>>,
+    /// Receivers of the current publication that were in `flush` already.
+    behind: Vec<Arc<Socket>>,
+    /// Whether the thread at the API's priority is the one to write.
+    deferring: bool,
+    /// The bus is gone: both threads stop.
+    closed: bool,
+    /// The last decision, the process's CPU time then, and the fan-out's since.
+    decided_at: Instant,
+    process_cpu_then: Duration,
+    fanout_cpu: Duration,
+    meters: Meters,
+}
+
+struct Meters {
+    delivered: metrics::Counter,
+    dropped: metrics::Counter,
+    fanout_sockets: metrics::Histogram,
+    fanout_batch: metrics::Histogram,
+    /// How long a publication waited for the fan-out: a fan-out that outgrows its core shows here first.
+    waited: metrics::Histogram,
+}
+
+/// One fan-out thread: writes while it is its turn, waits while it is the other's. Runs until the bus is dropped.
+fn fan_out(shared: &Shared, gateways: &Gateways, deferring: bool) {
+    let mut work = shared.work.lock().expect("fan-out lock");
     loop {
-        // Wait for work only with nothing left to write.
-        let mut next = if flush.is_empty() {
-            let Some(first) = queue.blocking_recv() else { return };
-            Some(first)
+        while work.deferring != deferring && !work.closed {
+            work = shared.turn.wait(work).expect("fan-out lock");
+        }
+        if work.closed {
+            return;
+        }
+        let mut mark = thread_cpu();
+        loop {
+            if !work.step(gateways) {
+                work.closed = true;
+                shared.turn.notify_all();
+                return;
+            }
+            if work.decided_at.elapsed() >= DECIDE_EVERY {
+                let now = thread_cpu();
+                work.fanout_cpu += now.saturating_sub(mark);
+                mark = now;
+                if work.decide() != deferring {
+                    shared.deferring.set(f64::from(u8::from(work.deferring)));
+                    shared.turn.notify_all();
+                    break;
+                }
+            }
+        }
+    }
+}
+
+impl Work {
+    fn new(queue: mpsc::Receiver<Queued>) -> Work {
+        Work {
+            queue,
+            flush: VecDeque::new(),
+            behind: Vec::new(),
+            deferring: false,
+            closed: false,
+            decided_at: Instant::now(),
+            process_cpu_then: process_cpu(),
+            fanout_cpu: Duration::ZERO,
+            meters: Meters {
+                delivered: metrics::counter!("updraft_mws_frames_delivered_total"),
+                dropped: metrics::counter!("updraft_mws_sockets_dropped_slow_total"),
+                fanout_sockets: metrics::histogram!("updraft_mws_fanout_sockets"),
+                fanout_batch: metrics::histogram!("updraft_mws_fanout_batch_publications"),
+                waited: metrics::histogram!("updraft_mws_fanout_queue_seconds"),
+            },
+        }
+    }
+
+    /// Which thread writes next: the one at the API's priority while the fan-out used more CPU than the rest of the
+    /// process since the last decision.
+    fn decide(&mut self) -> bool {
+        let process_cpu = process_cpu();
+        let others = process_cpu.saturating_sub(self.process_cpu_then).saturating_sub(self.fanout_cpu);
+        self.deferring = self.fanout_cpu > others;
+        (self.decided_at, self.process_cpu_then, self.fanout_cpu) = (Instant::now(), process_cpu, Duration::ZERO);
+        self.deferring
+    }
+
+    /// Takes the publications waiting (waits for one with nothing left to write), queues their frames, and writes
+    /// one chunk of sockets. False once the bus is gone.
+    fn step(&mut self, gateways: &Gateways) -> bool {
+        let mut next = if self.flush.is_empty() {
+            match self.queue.blocking_recv() {
+                Some(first) => Some(first),
+                None => return false,
+            }
         } else {
-            queue.try_recv().ok()
+            self.queue.try_recv().ok()
         };
         let mut taken = 0;
         while let Some((publication, queued_at, done)) = next {
             taken += 1;
-            waited.record(queued_at.elapsed().as_secs_f64());
+            self.meters.waited.record(queued_at.elapsed().as_secs_f64());
             if let Some(gateway) = gateways.get(&publication.gateway) {
                 let receivers = Receivers {
                     everyone: publication.everyone,
@@ -73,30 +188,47 @@ fn fan_out(gateways: &Gateways, mut queue: mpsc::Receiver<Queued>) {
                     sockets: publication.sockets.iter().filter_map(|s| SocketId::parse(s)).collect(),
                     tags: publication.tags.clone(),
                 };
-                let queued = flush.len();
-                let fanout = gateway.hub.publish_deferred(&publication.data, &receivers, &mut flush);
-                // Only sockets with nothing queued before are added, so writing them now keeps every socket's
-                // frames in order; the ones already waiting get this frame with their turn.
-                if flush.len() - queued <= SMALL_FANOUT {
-                    for socket in flush.drain(queued..) {
+                let queued = self.flush.len();
+                // A broadcast reaches every socket: it is never small, so its receivers are not collected.
+                let collect = (!receivers.everyone).then_some(&mut self.behind);
+                let fanout = gateway.hub.publish_deferred(&publication.data, &receivers, &mut self.flush, collect);
+                // Writing a receiver early writes its earlier frames too, in order; one that was queued already
+                // stays in the queue and finds nothing (or only newer frames) to write when its turn comes.
+                if self.flush.len() - queued + self.behind.len() <= SMALL_FANOUT {
+                    for socket in self.flush.drain(queued..).chain(self.behind.drain(..)) {
                         socket.flush_direct();
                     }
                 }
-                delivered.increment(fanout.delivered);
-                fanout_sockets.record(fanout.delivered as f64);
-                dropped.increment(fanout.dropped);
+                self.behind.clear();
+                self.meters.delivered.increment(fanout.delivered);
+                self.meters.fanout_sockets.record(fanout.delivered as f64);
+                self.meters.dropped.increment(fanout.dropped);
             }
             // Queued in every outbox: accepted for delivery.
             let _ = done.send(());
-            next = if taken < MAX_BATCH { queue.try_recv().ok() } else { None };
+            next = if taken < MAX_BATCH { self.queue.try_recv().ok() } else { None };
         }
         if taken > 0 {
-            fanout_batch.record(taken as f64);
+            self.meters.fanout_batch.record(taken as f64);
         }
         // A publication that arrives meanwhile is queued right after this chunk: the sockets not yet written then
         // get both frames in one write, the ones written already go to the back of the line.
-        for socket in flush.drain(..FLUSH_CHUNK.min(flush.len())) {
+        for socket in self.flush.drain(..FLUSH_CHUNK.min(self.flush.len())) {
             socket.flush_direct();
         }
+        true
     }
+}
+
+fn thread_cpu() -> Duration {
+    cpu_time(rustix::time::ClockId::ThreadCPUTime)
+}
+
+fn process_cpu() -> Duration {
+    cpu_time(rustix::time::ClockId::ProcessCPUTime)
+}
+
+fn cpu_time(clock: rustix::time::ClockId) -> Duration {
+    let t = rustix::time::clock_gettime(clock);
+    Duration::new(t.tv_sec as u64, t.tv_nsec as u32)
 }
