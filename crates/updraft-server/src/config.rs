@@ -113,8 +113,8 @@ pub struct ServeArgs {
     #[arg(long, env = "UPDRAFT_SOCKET_QUEUE_FRAMES")]
     pub socket_queue_frames: Option<usize>,
     /// Niceness (0-19) of the threads serving HTTP requests and the database, above the socket threads' own, so
-    /// that a burst of EDS writes does not delay frames to sockets (while the fan-out is the heavier work, it runs
-    /// at this niceness too); 0 is the same priority [default: 10].
+    /// that a burst of EDS writes does not delay frames to sockets (while the API is the lighter work, the fan-out
+    /// runs at this niceness too); 0 is the same priority [default: 10].
     #[arg(long, env = "UPDRAFT_API_NICE")]
     pub api_nice: Option<i32>,
     /// Scheduler time slice, in microseconds, of the threads serving HTTP requests and the database (100-100000;

@@ -14,7 +14,7 @@
 //! 142 → 312 ms beside 4,000 creates/s on one core). So the HTTP runtime's threads run less favoured
 //! (`--api-nice`, default 10): a long burst of requests yields to frames. A fixed niceness alone cannot serve both
 //! ways (at 10, creates waited 44–71 ms beside 100k deliveries/s), so the fan-out has a second thread, started from
-//! an HTTP worker and so at the API's niceness, which writes while the fan-out is the heavier work
+//! an HTTP worker and so at the API's niceness, which writes while the API is the lighter work
 //! (`updraft_api::mws::delivery`): the lighter kind of work is the favoured one. `--api-slice-us` (default: the
 //! kernel's) shortens those threads' time slice; measured, it gave no gain beside a fan-out. Linux keeps a
 //! niceness per thread and a new thread inherits it, so everything those threads start (SQLite's connection

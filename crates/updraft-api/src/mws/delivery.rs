@@ -14,9 +14,9 @@
 //! priority gives both. The lighter of the two is the one to favour: it needs the core for short turns only, and
 //! the heavier one loses little by letting it go first. So the fan-out's work is done by one of two threads, one at
 //! the server's own priority and one at the API's (started from an HTTP worker, it shares that runtime's niceness and
-//! slice, see `updraft_server::runtimes`), and every [`DECIDE_EVERY`] the one writing compares the CPU time it has
-//! used with the rest of the process's: while the fan-out uses more, the thread at the API's priority writes; else
-//! the other one. Only one writes at a time; they hand over the queue under a lock.
+//! slice, see `updraft_server::runtimes`), and every [`DECIDE_EVERY`] the one writing measures the CPU time the rest
+//! of the process used: below a quarter of a core, the API is the lighter work and the thread at its priority
+//! writes; above, the other one. Only one writes at a time; they hand over the queue under a lock.
 
 use std::collections::VecDeque;
 use std::sync::{Arc, Condvar, Mutex};
@@ -35,7 +35,7 @@ const FLUSH_CHUNK: usize = 256;
 /// A fan-out that adds at most this many sockets to the queue of sockets to write is written at once, ahead of a
 /// broadcast's backlog: a tagged send or a unicast should not wait the length of someone else's broadcast.
 const SMALL_FANOUT: usize = FLUSH_CHUNK;
-/// How often the writing thread compares the fan-out's CPU time with the rest of the process's.
+/// How often the writing thread measures the CPU time of the rest of the process.
 pub const DECIDE_EVERY: Duration = Duration::from_millis(200);
 
 /// Starts the fan-out's two threads: one here, at the caller's priority, and one from a task of the current runtime,
@@ -156,12 +156,13 @@ impl Work {
         }
     }
 
-    /// Which thread writes next: the one at the API's priority while the fan-out used more CPU than the rest of the
-    /// process since the last decision.
+    /// Which thread writes next: the one at the API's priority unless the rest of the process kept more than a
+    /// quarter of a core busy since the last decision. The fan-out's own use is no guide: a broadcast a second is
+    /// light on average but takes the whole core for its walk, and requests must not wait for it.
     fn decide(&mut self) -> bool {
         let process_cpu = process_cpu();
         let others = process_cpu.saturating_sub(self.process_cpu_then).saturating_sub(self.fanout_cpu);
-        self.deferring = self.fanout_cpu > others;
+        self.deferring = others < self.decided_at.elapsed() / 4;
         (self.decided_at, self.process_cpu_then, self.fanout_cpu) = (Instant::now(), process_cpu, Duration::ZERO);
         self.deferring
     }
