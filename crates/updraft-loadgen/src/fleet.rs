@@ -390,7 +390,9 @@ async fn live_query_subscribe(conn: &mut WsConn, lq: &LiveQuery, index: usize) -
 async fn read_loop(mut conn: WsConn, stats: &RecvStats, mut shutdown: watch::Receiver<bool>, track: bool) {
     let stamp = stats.stamp;
     let stamped_only = stats.stamped_only;
-    let mut decoder = FrameDecoder::new(if track || stamped_only { stamp.capture() } else { 0 });
+    // Whether each message's send time is read: to time it, or to tell ours from other clients'.
+    let parses = track || stamped_only;
+    let mut decoder = FrameDecoder::new(if parses { stamp.capture() } else { 0 });
     // Registered once rather than per read: re-creating it each iteration
     // would touch the watch channel's waiter list on every read.
     let shutdown_signal = shutdown.changed();
@@ -404,7 +406,7 @@ async fn read_loop(mut conn: WsConn, stats: &RecvStats, mut shutdown: watch::Rec
         let expect = stats.expect_size;
         let decoded = decoder.decode(&conn.buf[..conn.filled], |event| match event {
             Event::Message { prefix, len } => {
-                let sent = if track || stamped_only { stamp.parse(prefix) } else { None };
+                let sent = if parses { stamp.parse(prefix) } else { None };
                 if stamped_only && sent.is_none() {
                     return;
                 }

@@ -279,7 +279,7 @@ pub async fn latency(c: &Common, a: &LatencyArgs) -> Result<bool> {
                     None => json!({ "sockets": [ids[rand::random_range(0..ids.len())]], "tags": [] }),
                 };
                 let mut data = match tag {
-                    Some(_) => format!("{}{}", std::str::from_utf8(fleet::STAMP_MARKER).expect("ASCII"), now_ns()),
+                    Some(_) => format!("lg:{}", now_ns()),
                     None => now_ns().to_string(),
                 };
                 while data.len() < size {

@@ -36,7 +36,7 @@ const FLUSH_CHUNK: usize = 256;
 /// broadcast's backlog: a tagged send or a unicast should not wait the length of someone else's broadcast.
 const SMALL_FANOUT: usize = FLUSH_CHUNK;
 /// How often the writing thread measures the CPU time of the rest of the process.
-pub const DECIDE_EVERY: Duration = Duration::from_millis(200);
+const DECIDE_EVERY: Duration = Duration::from_millis(200);
 
 /// Starts the fan-out's two threads: one here, at the caller's priority, and one from a task of the current runtime,
 /// at its workers' priority. Call it from the server's main thread, within the HTTP runtime.
@@ -47,6 +47,8 @@ pub async fn deliver_locally(gateways: Arc<Gateways>) -> std::io::Result<Deliver
         turn: Condvar::new(),
         deferring: metrics::gauge!("updraft_mws_fanout_deferring"),
     });
+    // Exported from the start, not only after the first hand-over.
+    shared.deferring.set(0.0);
     let (first, second) = (shared.clone(), gateways.clone());
     std::thread::Builder::new().name("updraft-fanout".into()).spawn(move || fan_out(&first, &second, false))?;
     tokio::spawn(async move {
