@@ -12,7 +12,8 @@
 //!
 //! The reverse, a burst of EDS writes, used to share the cores evenly with the fan-out, and frames waited (p99
 //! 142 → 312 ms beside 4,000 creates/s on one core). So the HTTP runtime's threads run less favoured
-//! (`--api-nice`, default 10): a long burst of requests yields to frames. A fixed niceness alone cannot serve both
+//! (`--api-nice`, default 10 when the server has one CPU): a long burst of requests yields to frames. With more
+//! CPUs the default is 0: both kinds of work run at once, and a niced API would only lose to other processes. A fixed niceness alone cannot serve both
 //! ways (at 10, creates waited 44–71 ms beside 100k deliveries/s), so the fan-out has a second thread, started from
 //! an HTTP worker and so at the API's niceness, which writes while the API is the lighter work
 //! (`updraft_api::mws::delivery`): the lighter kind of work is the favoured one. `--api-slice-us` (default: the
