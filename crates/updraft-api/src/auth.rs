@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 use axum::http::{HeaderMap, header};
 use serde_json::Value;
 use updraft_gateway::{AccessControl, GatewayConfig, Permissions};
-use updraft_store::{Groups, Tenants};
+use updraft_store::{Groups, Subject, Tenants, USERGROUPS};
 
 use crate::error::{ApiError, Code};
 
@@ -106,25 +106,31 @@ pub fn require_token(creds: &Credentials, expected: Option<&str>) -> Result<(), 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct EdsUser {
     pub id: String,
-    /// The user's groups as ACL subjects, e.g. `usergroups.12345`.
-    pub groups: Vec<String>,
+    /// The user's groups as ACL subjects.
+    pub groups: Vec<Subject>,
 }
 
+impl EdsUser {
+    /// The user and its groups, as ACL subjects (and socket tags).
+    pub fn subjects(&self) -> Vec<Subject> {
+        std::iter::once(Subject::user(&self.id)).chain(self.groups.iter().cloned()).collect()
+    }
+}
+
+/// Who asks a gateway for a socket URI or sends a message.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Caller {
+pub enum GatewayCaller {
     Admin,
     Anonymous,
     User(EdsUser),
 }
 
-impl Caller {
+impl GatewayCaller {
     /// Tags a socket opened by this caller carries, so EDS changes can be routed to it.
     pub fn socket_tags(&self) -> Vec<String> {
         match self {
-            Caller::User(user) => {
-                std::iter::once(format!("users.{}", user.id)).chain(user.groups.iter().cloned()).collect()
-            }
-            Caller::Admin | Caller::Anonymous => Vec::new(),
+            GatewayCaller::User(user) => user.subjects().iter().map(ToString::to_string).collect(),
+            GatewayCaller::Admin | GatewayCaller::Anonymous => Vec::new(),
         }
     }
 }
@@ -191,12 +197,12 @@ impl EdsVerifier {
         creds: &Credentials,
         need: Need,
         remote: Remote<'_>,
-    ) -> Result<Caller, ApiError> {
+    ) -> Result<GatewayCaller, ApiError> {
         if is_token(admin, config.security_token.as_deref()) {
-            return Ok(Caller::Admin);
+            return Ok(GatewayCaller::Admin);
         }
         match config.access {
-            AccessControl::None => Ok(Caller::Anonymous),
+            AccessControl::None => Ok(GatewayCaller::Anonymous),
             AccessControl::Custom => Err(require_token(admin, config.security_token.as_deref()).unwrap_err()),
             AccessControl::Eds => {
                 let token = match creds {
@@ -209,10 +215,10 @@ impl EdsVerifier {
                     Need::Read => &config.eds_permissions.read,
                     Need::Write => &config.eds_permissions.write,
                 };
-                if !Permissions::allows(subjects, &user.id, &user.groups) {
+                if !Permissions::allows(subjects, &user.subjects()) {
                     return Err(ApiError::new(Code::AccessDenied));
                 }
-                Ok(Caller::User(user))
+                Ok(GatewayCaller::User(user))
             }
         }
     }
@@ -307,19 +313,19 @@ fn unavailable(err: updraft_store::StoreError) -> ApiError {
 /// them), a bare `{"id"}` or an id string; each becomes a subject like `usergroups.<id>`.
 fn parse_user(body: &Value) -> Option<EdsUser> {
     let id = body.get("id")?.as_str()?.to_owned();
-    let subject = |kind: &str, id: &str| format!("{kind}.{id}");
+    let subject = |kind: &str, id: &str| format!("{kind}.{id}").parse::<Subject>().ok();
     let groups = body
         .get("usergroups")
         .and_then(Value::as_array)
         .into_iter()
         .flatten()
         .filter_map(|g| match g {
-            Value::String(s) if s.contains('.') => Some(s.clone()),
-            Value::String(s) => Some(subject("usergroups", s)),
+            Value::String(s) if s.contains('.') => s.parse().ok(),
+            Value::String(s) => subject(USERGROUPS, s),
             Value::Object(o) => {
                 let id = o.get("id")?.as_str()?;
-                let kind = o.get("objectType").and_then(Value::as_str).unwrap_or("usergroups");
-                Some(subject(kind, id))
+                let kind = o.get("objectType").and_then(Value::as_str).unwrap_or(USERGROUPS);
+                subject(kind, id)
             }
             _ => None,
         })
@@ -387,7 +393,7 @@ mod tests {
         }))
         .unwrap();
         assert_eq!(
-            Caller::User(user).socket_tags(),
+            GatewayCaller::User(user).socket_tags(),
             ["users.u1", "usergroups.g1", "usergroups.g2", "usergroups.12345"]
         );
         assert_eq!(parse_user(&json!({"username": "x"})), None);

@@ -3,8 +3,6 @@
 //! One implementation per deployment, chosen at start-up: [`LocalBus`] on a single node;
 //! distributed ones (Redis, NATS) carry one copy per node, never one per socket.
 
-use std::future::Future;
-use std::pin::Pin;
 use std::sync::Arc;
 
 use bytes::Bytes;
@@ -24,7 +22,7 @@ pub struct Publication {
 #[error("bus unavailable: {0}")]
 pub struct BusError(pub String);
 
-pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+pub use futures_util::future::BoxFuture;
 
 /// What a node does with a publication that reached it; resolves once the publication is queued for the node's
 /// sockets.

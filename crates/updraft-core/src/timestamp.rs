@@ -5,6 +5,11 @@ use std::time::SystemTime;
 use time::OffsetDateTime;
 use time::macros::format_description;
 
+/// Now, in Unix milliseconds: the times the store keeps and compares.
+pub fn now_ms() -> i64 {
+    SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64)
+}
+
 pub fn format(at: SystemTime) -> String {
     let format = format_description!("[year]-[month]-[day]T[hour]:[minute]:[second].[subsecond digits:3]Z");
     OffsetDateTime::from(at).format(&format).expect("a UTC time always formats")

@@ -5,6 +5,8 @@ use std::hash::{Hash, Hasher};
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, SystemTime};
 
+use updraft_core::access::{self, Subject};
+
 use crate::hub::{Hub, N_SHARDS};
 use crate::pending::{Limits, Pending, Refusal, Requester};
 use crate::socket::{QueueLimits, SocketId, Tag};
@@ -29,15 +31,17 @@ pub struct Permissions {
 
 impl Default for Permissions {
     fn default() -> Permissions {
-        Permissions { read: vec!["*".into()], write: vec!["*".into()] }
+        let everyone = || vec![Subject::Everyone.to_string()];
+        Permissions { read: everyone(), write: everyone() }
     }
 }
 
 impl Permissions {
-    /// Whether a user is among `subjects` (one list of this struct): by `"*"`, by one of its
-    /// group subjects (`usergroups.<id>`), or by `users.<id>` (an addition to the original).
-    pub fn allows(subjects: &[String], user_id: &str, groups: &[String]) -> bool {
-        subjects.iter().any(|s| s == "*" || s.strip_prefix("users.") == Some(user_id) || groups.contains(s))
+    /// Whether a user holding `mine` (itself and its groups) is among `listed` (one list of this struct): by
+    /// `"*"`, by one of its groups (`usergroups.<id>`), or by `users.<id>` (an addition to the original). Entries
+    /// that name no subject are kept as given (the original took any text) and admit nobody.
+    pub fn allows(listed: &[String], mine: &[Subject]) -> bool {
+        listed.iter().filter_map(|text| text.parse::<Subject>().ok()).any(|s| access::among(&[s], mine))
     }
 }
 
@@ -274,9 +278,10 @@ mod tests {
     #[test]
     fn permissions_match_star_groups_and_users() {
         let subjects = vec!["usergroups.12345".to_owned(), "users.u1".to_owned()];
-        assert!(Permissions::allows(&subjects, "x", &["usergroups.12345".into()]));
-        assert!(Permissions::allows(&subjects, "u1", &[]));
-        assert!(!Permissions::allows(&subjects, "x", &["usergroups.999".into()]));
-        assert!(Permissions::allows(&["*".into()], "x", &[]));
+        assert!(Permissions::allows(&subjects, &[Subject::user("x"), Subject::group("12345")]));
+        assert!(Permissions::allows(&subjects, &[Subject::user("u1")]));
+        assert!(!Permissions::allows(&subjects, &[Subject::user("x"), Subject::group("999")]));
+        assert!(Permissions::allows(&["*".into()], &[Subject::user("x")]));
+        assert!(!Permissions::allows(&["admins".into()], &[Subject::user("admins")]), "not a subject: nobody");
     }
 }

@@ -11,11 +11,10 @@ mod document;
 mod sqlite;
 mod webhooks;
 
-use std::future::Future;
-use std::pin::Pin;
-
 use serde_json::{Map, Value};
+pub use updraft_core::access::{Acl, Permission, Subject, USERGROUPS, USERS};
 use updraft_core::atomic::AtomicOp;
+pub use updraft_core::change::{Change, ChangeEvent};
 use updraft_core::ids::ObjectId;
 use updraft_query::{Filter, Sort};
 
@@ -155,49 +154,6 @@ pub trait Groups: Send + Sync {
     ) -> BoxFuture<'a, Result<Acl, StoreError>>;
 }
 
-/// What happened to an object.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ChangeEvent {
-    Create,
-    Update,
-    Delete,
-}
-
-impl ChangeEvent {
-    pub fn parse(name: &str) -> Option<ChangeEvent> {
-        [ChangeEvent::Create, ChangeEvent::Update, ChangeEvent::Delete].into_iter().find(|event| event.name() == name)
-    }
-
-    /// The `eventName` of webhooks and notifications.
-    pub fn name(self) -> &'static str {
-        match self {
-            ChangeEvent::Create => "create",
-            ChangeEvent::Update => "update",
-            ChangeEvent::Delete => "delete",
-        }
-    }
-}
-
-/// One committed change of an object, recorded in the same transaction as the change itself; `seq` grows with
-/// commit order. Deletions carried by a cascade are changes of their own.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Change {
-    pub seq: i64,
-    pub backend: String,
-    pub object_type: String,
-    pub object_id: String,
-    pub event: ChangeEvent,
-    /// The object after the change; for a deletion, as it was.
-    pub object: Value,
-    /// Who may read the object (`*`, `users.<id>`, `usergroups.<id>`), as of the change: its own `read` and
-    /// `admin` lists and those of the parent it extends.
-    pub readers: Vec<String>,
-    /// The user who made the change.
-    pub user_id: Option<String>,
-    /// The `X-Request-Id` of the request that made it.
-    pub request_id: Option<String>,
-}
-
 /// The committed changes of objects, in order.
 pub trait Changes: Send + Sync {
     /// Up to `limit` changes with `seq` above `after`.
@@ -310,7 +266,7 @@ pub trait Tenants: Send + Sync {
     fn revoke_token<'a>(&'a self, hash: &'a str) -> BoxFuture<'a, Result<bool, StoreError>>;
 }
 
-pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+pub use futures_util::future::BoxFuture;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -334,12 +290,6 @@ impl From<sqlx::Error> for StoreError {
     }
 }
 
-/// The object type of users; their usernames are unique per backend.
-pub const USERS: &str = "users";
-
-/// The object type of usergroups.
-pub const USERGROUPS: &str = "usergroups";
-
 /// One collection of one backend: `("5376019e698b3c6ad500095a", "objects.todos")`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Collection<'a> {
@@ -348,82 +298,23 @@ pub struct Collection<'a> {
     pub object_type: &'a str,
 }
 
-/// Who may do what with one object. Subjects are `*` (everyone), `users.<id>`,
-/// `usergroups.<id>`; in a template, `creator` stands for the user who creates the object.
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
-pub struct Acl {
-    pub read: Vec<String>,
-    pub update: Vec<String>,
-    pub delete: Vec<String>,
-    pub admin: Vec<String>,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Permission {
-    Read,
-    Update,
-    Delete,
-    Admin,
-}
-
-/// The placeholder of templates, resolved when an object is created.
-pub const CREATOR: &str = "creator";
-
-impl Acl {
-    pub fn subjects(&self, permission: Permission) -> &[String] {
-        match permission {
-            Permission::Read => &self.read,
-            Permission::Update => &self.update,
-            Permission::Delete => &self.delete,
-            Permission::Admin => &self.admin,
-        }
-    }
-
-    pub fn subjects_mut(&mut self, permission: Permission) -> &mut Vec<String> {
-        match permission {
-            Permission::Read => &mut self.read,
-            Permission::Update => &mut self.update,
-            Permission::Delete => &mut self.delete,
-            Permission::Admin => &mut self.admin,
-        }
-    }
-
-    /// `admin` implies every other permission.
-    pub fn allows(&self, permission: Permission, access: Access<'_>) -> bool {
-        let Access::Subjects(mine) = access else { return true };
-        let listed = |p: Permission| self.subjects(p).iter().any(|s| mine.contains(s));
-        listed(permission) || listed(Permission::Admin)
-    }
-
-    /// Whether everyone (`*`) may read, directly or as admin.
-    pub fn is_public_read(&self) -> bool {
-        self.read.iter().chain(&self.admin).any(|s| s == "*")
-    }
-
-    /// Replaces `creator` with the creating user, or drops it for an anonymous creation.
-    pub fn resolve_creator(mut self, creator: Option<&str>) -> Acl {
-        for permission in [Permission::Read, Permission::Update, Permission::Delete, Permission::Admin] {
-            let list = self.subjects_mut(permission);
-            let had_creator = list.iter().any(|s| s == CREATOR);
-            list.retain(|s| s != CREATOR);
-            if let (true, Some(user)) = (had_creator, creator) {
-                let subject = format!("{USERS}.{user}");
-                if !list.contains(&subject) {
-                    list.push(subject);
-                }
-            }
-        }
-        self
-    }
-}
-
 /// Who asks the store.
 #[derive(Debug, Clone, Copy)]
 pub enum Access<'a> {
     /// The instance secret: every object, every permission.
     Everything,
     /// The caller's subjects, `*` included.
-    Subjects(&'a [String]),
+    Subjects(&'a [Subject]),
+}
+
+impl Access<'_> {
+    /// Whether this caller has `permission` on an object with `acl`.
+    pub fn permits(self, acl: &Acl, permission: Permission) -> bool {
+        match self {
+            Access::Everything => true,
+            Access::Subjects(mine) => acl.allows(permission, mine),
+        }
+    }
 }
 
 /// A change to an object's ACL (the `/access` endpoints).
@@ -437,7 +328,7 @@ pub enum AclChange {
 impl AclChange {
     /// Applies the change to `acl`; lists keep their order and hold each subject once.
     pub fn apply(&self, acl: &mut Acl) {
-        for permission in [Permission::Read, Permission::Update, Permission::Delete, Permission::Admin] {
+        for permission in Permission::ALL {
             let list = acl.subjects_mut(permission);
             match self {
                 AclChange::Add(more) => {

@@ -4,19 +4,20 @@
 //! acknowledged write is lost to a crash or a power cut.
 
 use std::path::PathBuf;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use rusqlite::OptionalExtension;
 use serde_json::{Map, Value};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous};
 use updraft_core::atomic;
 use updraft_core::ids::ObjectId;
+pub(crate) use updraft_core::timestamp::now_ms;
 use updraft_query::sqlite::Bind;
 
 use crate::document::{self, new_document};
 use crate::{
     Access, Acl, AclChange, Author, BoxFuture, ChangeEvent, Collection, ListQuery, ObjectRef, Patch, Permission, Store,
-    StoreError, USERGROUPS, USERS,
+    StoreError, Subject, USERGROUPS, USERS,
 };
 use lists::{ListRead, Shape};
 
@@ -479,19 +480,19 @@ fn collection_literal(object_type: &str) -> Result<String, StoreError> {
     Ok(format!("object_type = '{object_type}'"))
 }
 
-pub(crate) fn now_ms() -> i64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64)
-}
-
 /// The stored form of an ACL: a JSON object of four arrays.
 pub(crate) fn acl_json(acl: &Acl) -> String {
-    serde_json::json!({"read": acl.read, "update": acl.update, "delete": acl.delete, "admin": acl.admin}).to_string()
+    let list = |subjects: &[Subject]| subjects.iter().map(ToString::to_string).collect::<Vec<_>>();
+    serde_json::json!({
+        "read": list(&acl.read), "update": list(&acl.update), "delete": list(&acl.delete), "admin": list(&acl.admin)
+    })
+    .to_string()
 }
 
 pub(crate) fn parse_acl(text: &str) -> Acl {
     let value: Value = serde_json::from_str(text).unwrap_or(Value::Null);
-    let list = |key: &str| -> Vec<String> {
-        value[key].as_array().into_iter().flatten().filter_map(|s| s.as_str().map(str::to_owned)).collect()
+    let list = |key: &str| -> Vec<Subject> {
+        value[key].as_array().into_iter().flatten().filter_map(|s| s.as_str()?.parse().ok()).collect()
     };
     Acl { read: list("read"), update: list("update"), delete: list("delete"), admin: list("admin") }
 }
@@ -520,7 +521,7 @@ pub(crate) fn readable(access: Access<'_>) -> (String, Vec<String>) {
         listed("objects."),
         listed("parent.")
     );
-    let binds = std::iter::repeat_n(subjects, 4).flatten().cloned().collect();
+    let binds = std::iter::repeat_n(subjects, 4).flatten().map(ToString::to_string).collect();
     (sql, binds)
 }
 
@@ -668,7 +669,8 @@ struct Current {
 
 impl Current {
     fn allows(&self, permission: Permission, access: Access<'_>) -> bool {
-        self.acl.allows(permission, access) || self.inherited.as_ref().is_some_and(|acl| acl.allows(permission, access))
+        access.permits(&self.acl, permission)
+            || self.inherited.as_ref().is_some_and(|acl| access.permits(acl, permission))
     }
 }
 

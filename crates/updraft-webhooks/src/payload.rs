@@ -11,9 +11,9 @@ pub fn body(change: &Change) -> String {
     let receivers: Vec<Value> = change
         .readers
         .iter()
-        .map(|subject| match subject.split_once('.') {
-            Some((kind, id)) => json!({"id": id, "objectType": kind}),
-            None => json!({"id": subject, "objectType": "aclSubject"}),
+        .map(|subject| {
+            let (id, kind) = subject.wire_id_and_type();
+            json!({"id": id, "objectType": kind})
         })
         .collect();
     json!({
@@ -44,7 +44,7 @@ pub fn signature(secret: &str, timestamp: u64, body: &str) -> String {
 
 #[cfg(test)]
 mod tests {
-    use updraft_store::ChangeEvent;
+    use updraft_store::{ChangeEvent, Subject};
 
     use super::*;
 
@@ -57,7 +57,7 @@ mod tests {
             object_id: "o1".into(),
             event: ChangeEvent::Update,
             object: json!({"id": "o1", "title": "milk"}),
-            readers: vec!["users.u1".into(), "usergroups.g1".into()],
+            readers: vec![Subject::user("u1"), Subject::group("g1")],
             user_id: Some("u1".into()),
             request_id: Some("r-42".into()),
         };
@@ -70,7 +70,7 @@ mod tests {
                 "receivers": [{"id": "u1", "objectType": "users"}, {"id": "g1", "objectType": "usergroups"}],
             })
         );
-        let public = Change { readers: vec!["*".into()], ..change };
+        let public = Change { readers: vec![Subject::Everyone], ..change };
         let body: Value = serde_json::from_str(&super::body(&public)).unwrap();
         assert_eq!(body["receivers"], json!([{"id": "*", "objectType": "aclSubject"}]));
     }

@@ -7,6 +7,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use tokio::sync::{Notify, mpsc, watch};
+use updraft_core::timestamp::now_ms;
 use updraft_store::{DueDelivery, Outcome, Webhooks};
 
 use crate::guard::{self, Guard, Recheck};
@@ -46,10 +47,6 @@ impl Settings {
 const RECORD_BATCH: usize = 512;
 /// Response bodies are read (so the connection can be reused) up to this much, then dropped.
 const MAX_RESPONSE: usize = 64 * 1024;
-
-fn now_ms() -> i64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64)
-}
 
 /// Deliveries in flight, by id, with their webhook.
 type InFlight = Arc<Mutex<HashMap<i64, String>>>;

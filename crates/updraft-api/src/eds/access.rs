@@ -8,7 +8,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
 use serde_json::{Map, Value, json};
-use updraft_store::{Acl, AclChange, CREATOR, Collection, Permission, USERGROUPS, USERS};
+use updraft_store::{Acl, AclChange, Collection, Permission, Subject, USERGROUPS, USERS};
 
 use super::objects::object_id;
 use super::{DataRequest, storage};
@@ -92,21 +92,20 @@ async fn access(
 
 /// Subjects on the wire: `{"id": "<id>", "objectType": "users" | "usergroups"}` or
 /// `{"id": "*", "objectType": "aclSubject"}` (everyone).
-pub(super) fn subject_json(subject: &str) -> Value {
-    match subject.split_once('.') {
-        Some((kind, id)) => json!({"id": id, "objectType": kind}),
-        None => json!({"id": subject, "objectType": "aclSubject"}),
-    }
+pub(super) fn subject_json(subject: &Subject) -> Value {
+    let (id, kind) = subject.wire_id_and_type();
+    json!({"id": id, "objectType": kind})
 }
 
 /// A wire subject as a store subject; `creator` only where `templates` allows it.
-pub(super) fn subject_from(value: &Value, permission: &'static str, template: bool) -> Result<String, EdsError> {
+pub(super) fn subject_from(value: &Value, permission: &'static str, template: bool) -> Result<Subject, EdsError> {
     let id = value.get("id").and_then(Value::as_str);
     let kind = value.get("objectType").and_then(Value::as_str);
     match (kind, id) {
-        (Some(kind @ (USERS | USERGROUPS)), Some(id)) if object_id(id).is_ok() => Ok(format!("{kind}.{id}")),
-        (Some("aclSubject"), Some("*")) => Ok("*".to_owned()),
-        (Some("aclSubject"), Some(CREATOR)) if template => Ok(CREATOR.to_owned()),
+        (Some(USERS), Some(id)) if object_id(id).is_ok() => Ok(Subject::user(id)),
+        (Some(USERGROUPS), Some(id)) if object_id(id).is_ok() => Ok(Subject::group(id)),
+        (Some("aclSubject"), Some("*")) => Ok(Subject::Everyone),
+        (Some("aclSubject"), Some("creator")) if template => Ok(Subject::Creator),
         _ => Err(ApiError::field(permission, "Subjects are {\"id\", \"objectType\": \"users\" | \"usergroups\"} or {\"id\": \"*\", \"objectType\": \"aclSubject\"}").into()),
     }
 }
@@ -115,7 +114,7 @@ pub(super) fn subject_from(value: &Value, permission: &'static str, template: bo
 pub(super) fn acl_json(acl: &Acl, names: &[(&'static str, Permission)]) -> Value {
     let mut body = Map::new();
     for &(key, permission) in names {
-        body.insert(key.to_owned(), acl.subjects(permission).iter().map(|s| subject_json(s)).collect());
+        body.insert(key.to_owned(), acl.subjects(permission).iter().map(subject_json).collect());
     }
     Value::Object(body)
 }

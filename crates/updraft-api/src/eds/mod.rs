@@ -16,16 +16,13 @@ mod usergroups;
 mod users;
 mod webhooks;
 
-use std::time::{SystemTime, UNIX_EPOCH};
-
 use axum::Router;
 use axum::extract::FromRequestParts;
 use axum::http::HeaderMap;
 use axum::http::request::Parts;
 use sha2::{Digest, Sha256};
-use updraft_store::{
-    Access, AccessDefaults, Acl, Author, Backend, CREATOR, Groups, StoreError, Tenants, TokenGrant, USERGROUPS, USERS,
-};
+use updraft_core::timestamp::now_ms;
+use updraft_store::{Access, AccessDefaults, Acl, Author, Backend, Groups, StoreError, Subject, Tenants, TokenGrant};
 
 use crate::ApiState;
 use crate::auth::{self, Credentials};
@@ -54,10 +51,6 @@ const TOKEN_LIFETIME_SECS: i64 = 28_799;
 /// Tokens are random; only their SHA-256 is stored, so a copy of the database grants nothing.
 fn token_hash(token: &str) -> String {
     hex::encode(Sha256::digest(token.as_bytes()))
-}
-
-fn now_ms() -> i64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64)
 }
 
 /// Seconds a refresh token lives.
@@ -115,8 +108,8 @@ fn storage(err: StoreError) -> EdsError {
 /// backend everyone reads, updates and deletes them and the creator (a user itself) administers; in a `locked`
 /// one all of it is the creator's alone.
 fn template(defaults: AccessDefaults) -> Acl {
-    let everyone = || vec!["*".to_owned()];
-    let creator = || vec![CREATOR.to_owned()];
+    let everyone = || vec![Subject::Everyone];
+    let creator = || vec![Subject::Creator];
     match defaults {
         AccessDefaults::Open => Acl { read: everyone(), update: everyone(), delete: everyone(), admin: creator() },
         AccessDefaults::Locked => Acl { read: creator(), update: creator(), delete: creator(), admin: creator() },
@@ -149,10 +142,10 @@ fn user_subject(backend: &str, user_id: &str) -> String {
     format!("user:{backend}:{user_id}")
 }
 
-/// A user's groups as ACL subjects: `usergroups.<id>`.
-pub(crate) async fn group_subjects(groups: &dyn Groups, backend: &str, user: &str) -> Result<Vec<String>, StoreError> {
+/// A user's groups as ACL subjects.
+pub(crate) async fn group_subjects(groups: &dyn Groups, backend: &str, user: &str) -> Result<Vec<Subject>, StoreError> {
     let ids = groups.groups_of(backend, user).await?;
-    Ok(ids.iter().map(|id| format!("{USERGROUPS}.{id}")).collect())
+    Ok(ids.into_iter().map(Subject::Group).collect())
 }
 
 /// The token subject of a user's refresh token.
@@ -193,8 +186,8 @@ async fn backend_of(state: &ApiState, headers: &HeaderMap) -> Result<Backend, Ed
 struct DataRequest {
     backend: Backend,
     caller: Caller,
-    /// The caller's ACL subjects: `*`, and for a user `users.<id>` and `usergroups.<id>`.
-    subjects: Vec<String>,
+    /// The caller's ACL subjects: everyone, and for a user the user and its groups.
+    subjects: Vec<Subject>,
     /// `X-Request-Id`, reported with the changes this request makes.
     request_id: Option<String>,
 }
@@ -247,9 +240,9 @@ impl FromRequestParts<ApiState> for DataRequest {
                 return Err(ApiError::with_message(Code::InvalidCredentials, "Invalid access token").into());
             }
         };
-        let mut subjects = vec!["*".to_owned()];
+        let mut subjects = vec![Subject::Everyone];
         if let Caller::User(id) = &caller {
-            subjects.push(format!("{USERS}.{id}"));
+            subjects.push(Subject::user(id));
             subjects.extend(group_subjects(state.groups.as_ref(), &backend.id, id).await.map_err(storage)?);
         }
         let request_id = parts

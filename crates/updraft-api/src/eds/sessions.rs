@@ -17,11 +17,11 @@ use sha2::{Digest, Sha256};
 use updraft_core::ids::ObjectId;
 use updraft_gateway::ws::close_code;
 use updraft_gateway::{Gateway, Permissions, SocketId, Tag};
-use updraft_store::{Access, ChangeEvent, Collection, StoreError, USERGROUPS, USERS};
+use updraft_store::{Access, ChangeEvent, Collection, StoreError, Subject, USERGROUPS, USERS};
 
 use super::{group_subjects, user_subject};
 use crate::ApiState;
-use crate::auth::{Caller, Credentials};
+use crate::auth::{Credentials, GatewayCaller};
 
 /// How often every followed user is looked up again, whether or not anything said it changed.
 const RECHECK: Duration = Duration::from_secs(60);
@@ -75,8 +75,8 @@ struct Session {
 enum Standing {
     /// The token no longer works, or the user is gone.
     Revoked,
-    /// Its groups as ACL subjects (`usergroups.<id>`).
-    Member(Vec<String>),
+    /// Its groups as ACL subjects.
+    Member(Vec<Subject>),
 }
 
 type UserKey = (String, String);
@@ -94,7 +94,7 @@ struct Inner {
     /// Whose each followed token (by hash) is, so that revoking a token finds its user.
     tokens: HashMap<[u8; 32], UserKey>,
     /// Each followed user's groups when last looked at, so that a deleted group finds its members.
-    groups: HashMap<UserKey, Vec<String>>,
+    groups: HashMap<UserKey, Vec<Subject>>,
 }
 
 impl Sessions {
@@ -116,10 +116,10 @@ impl Sessions {
         state: &ApiState,
         gateway: &Arc<Gateway>,
         id: SocketId,
-        caller: &Caller,
+        caller: &GatewayCaller,
         creds: &Credentials,
     ) {
-        let (Caller::User(user), Credentials::Bearer(token)) = (caller, creds) else { return };
+        let (GatewayCaller::User(user), Credentials::Bearer(token)) = (caller, creds) else { return };
         let Some(backend) = gateway.config().eds_backend_id.filter(|b| !b.is_empty()) else { return };
         if !matches!(state.tenants.backend(&backend).await, Ok(Some(_))) {
             return;
@@ -214,7 +214,7 @@ impl Sessions {
     /// Looks again at the followed users of `backend` who were in `group` when last looked at (or not looked at
     /// yet): the group was deleted, and with it their memberships.
     pub(crate) async fn group_deleted(&self, state: &ApiState, backend: &str, group: &str) {
-        let subject = format!("{USERGROUPS}.{group}");
+        let subject = Subject::group(group);
         let users: Vec<String> = {
             let inner = self.inner.lock().expect("sessions lock");
             inner
@@ -317,23 +317,20 @@ fn close(state: &ApiState, target: &Target) -> bool {
 }
 
 /// Gives the target the user's groups; answers whether it is still there to follow.
-fn rescope(state: &ApiState, target: &Target, user: &str, groups: &[String]) -> bool {
-    let user_subject = format!("{USERS}.{user}");
+fn rescope(state: &ApiState, target: &Target, user: &str, groups: &[Subject]) -> bool {
+    let mine: Vec<Subject> = std::iter::once(Subject::user(user)).chain(groups.iter().cloned()).collect();
     match target {
         Target::Stream(id) => {
-            let subjects = ["*".to_owned(), user_subject].into_iter().chain(groups.iter().cloned()).collect();
+            let subjects = std::iter::once(Subject::Everyone).chain(mine).collect();
             state.streams.rescope(*id, subjects)
         }
         Target::Socket { gateway, id, .. } => {
             // The gateway's `EDS_PERMISSIONS.read` may have admitted the user only through a group it left.
-            if !Permissions::allows(&gateway.config().eds_permissions.read, user, groups) {
+            if !Permissions::allows(&gateway.config().eds_permissions.read, &mine) {
                 close(state, target);
                 return false;
             }
-            let tags: Box<[Tag]> = std::iter::once(user_subject.as_str())
-                .chain(groups.iter().map(String::as_str))
-                .map(Tag::from)
-                .collect();
+            let tags: Box<[Tag]> = mine.iter().map(|subject| Tag::from(subject.to_string().as_str())).collect();
             gateway.hub.retag(id, tags.clone()) || state.gateways.retag_ticket(id, tags) || target.opening()
         }
     }

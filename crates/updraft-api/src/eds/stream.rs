@@ -33,7 +33,7 @@ use tokio::sync::mpsc;
 use updraft_gateway::SocketId;
 use updraft_gateway::pending::{self, Limits, Pending, Requester};
 use updraft_gateway::ws::{self, Event, FrameReader, close_code};
-use updraft_store::{Change, Changes, Schemas};
+use updraft_store::{Change, Changes, Schemas, Subject};
 
 use super::sessions::Owner;
 use super::{Caller, DataRequest};
@@ -66,7 +66,7 @@ pub fn routes() -> Router<ApiState> {
 struct Interest {
     backend: String,
     /// The reader's ACL subjects; `None` reads everything (the instance secret).
-    subjects: Option<Vec<String>>,
+    subjects: Option<Vec<Subject>>,
     filter: Map<String, Value>,
 }
 
@@ -76,13 +76,13 @@ impl Interest {
     fn wants(&self, change: &Change, message: &Value) -> bool {
         let may_read = match &self.subjects {
             None => true,
-            Some(subjects) => change.readers.iter().any(|reader| reader == "*" || subjects.contains(reader)),
+            Some(subjects) => change.readable_by(subjects),
         };
         self.backend == change.backend && may_read && contains(message, &self.filter)
     }
 }
 
-struct Ticket {
+struct StreamTicket {
     interest: Interest,
     since: Option<i64>,
     /// The user and token a user's stream was asked for with: the stream follows them (`sessions`).
@@ -97,7 +97,7 @@ struct Frame {
 
 /// Pending stream URLs (by backend) and open streams.
 pub struct Streams {
-    tickets: Pending<Arc<str>, Ticket>,
+    tickets: Pending<Arc<str>, StreamTicket>,
     open: Mutex<HashMap<u64, OpenStream>>,
     next_id: AtomicU64,
 }
@@ -129,7 +129,7 @@ impl Streams {
     }
 
     /// Gives an open stream its user's new subjects; false when it is closed.
-    pub(crate) fn rescope(&self, id: u64, subjects: Vec<String>) -> bool {
+    pub(crate) fn rescope(&self, id: u64, subjects: Vec<Subject>) -> bool {
         match self.open.lock().expect("streams lock").get_mut(&id) {
             Some(open) => {
                 open.interest.subjects = Some(subjects);
@@ -235,7 +235,7 @@ async fn stream_url(
         }
     };
     let interest = Interest { backend: request.backend.id.clone(), subjects, filter };
-    let ticket = Ticket { interest, since: query.since, owner };
+    let ticket = StreamTicket { interest, since: query.since, owner };
     let (token, _) =
         state.streams.tickets.issue(request.backend.id.as_str().into(), requester, ticket).map_err(|refusal| {
             let message = match refusal {
@@ -310,7 +310,7 @@ pub async fn serve_connection(state: ApiState, mut stream: TcpStream) {
     );
     metrics::gauge!("updraft_eds_streams_open").increment(1);
     let ended = if stream.write_all(reply.as_bytes()).await.is_err() {
-        Ended::Gone
+        StreamEnd::Gone
     } else {
         run_connection(&state, stream, rest, &ticket, queued, &revoked).await
     };
@@ -320,7 +320,7 @@ pub async fn serve_connection(state: ApiState, mut stream: TcpStream) {
     tracing::debug!(?ended, "stream closed");
 }
 
-fn unfollow(state: &ApiState, ticket: &Ticket, id: u64) {
+fn unfollow(state: &ApiState, ticket: &StreamTicket, id: u64) {
     if let Some(owner) = &ticket.owner {
         state.sessions.unfollow_stream(&ticket.interest.backend, owner, id);
     }
@@ -362,7 +362,7 @@ async fn read_head(stream: &mut TcpStream) -> std::io::Result<Option<(Vec<u8>, B
 type Refusal = ((u16, &'static str), &'static str);
 
 /// Checks the handshake and redeems its ticket; answers the ticket and `Sec-WebSocket-Accept`.
-fn handshake(state: &ApiState, head: &[u8]) -> Result<(Ticket, String), Refusal> {
+fn handshake(state: &ApiState, head: &[u8]) -> Result<(StreamTicket, String), Refusal> {
     const BAD: (u16, &str) = (400, "Bad Request");
     let mut headers = [httparse::EMPTY_HEADER; 32];
     let mut request = httparse::Request::new(&mut headers);
@@ -396,7 +396,7 @@ fn handshake(state: &ApiState, head: &[u8]) -> Result<(Ticket, String), Refusal>
 }
 
 #[derive(Debug)]
-enum Ended {
+enum StreamEnd {
     ClientClosed,
     Gone,
     Violation,
@@ -408,10 +408,10 @@ async fn run_connection(
     state: &ApiState,
     mut stream: TcpStream,
     mut rest: BytesMut,
-    ticket: &Ticket,
+    ticket: &StreamTicket,
     mut queued: mpsc::Receiver<Frame>,
     revoked: &AtomicBool,
-) -> Ended {
+) -> StreamEnd {
     let mut out = BytesMut::new();
     // Missed events first; live ones queue meanwhile (the stream registered before this), and those the
     // replay already sent are skipped by their `seq`.
@@ -435,21 +435,21 @@ async fn run_connection(
             if let Err(violation) = fed {
                 ws::put_close_frame(&mut out, violation.code, violation.reason);
                 let _ = stream.write_all(&out).await;
-                return Ended::Violation;
+                return StreamEnd::Violation;
             }
             if let Some(code) = reply {
                 // The close echoes the client's code.
                 ws::put_close_frame(&mut out, code, "");
                 let _ = stream.write_all(&out).await;
-                return Ended::ClientClosed;
+                return StreamEnd::ClientClosed;
             }
             if !out.is_empty() && stream.write_all(&out.split()).await.is_err() {
-                return Ended::Gone;
+                return StreamEnd::Gone;
             }
         }
         tokio::select! {
             read = stream.read(&mut buf) => match read {
-                Ok(0) | Err(_) => return Ended::Gone,
+                Ok(0) | Err(_) => return StreamEnd::Gone,
                 Ok(n) => pending.extend_from_slice(&buf[..n]),
             },
             frame = queued.recv() => {
@@ -457,18 +457,18 @@ async fn run_connection(
                     if revoked.load(Ordering::Acquire) {
                         ws::put_close_frame(&mut out, close_code::POLICY_VIOLATION, "access revoked");
                         let _ = stream.write_all(&out).await;
-                        return Ended::Revoked;
+                        return StreamEnd::Revoked;
                     }
                     ws::put_close_frame(&mut out, close_code::TRY_AGAIN_LATER, "too far behind; resume with since");
                     let _ = stream.write_all(&out).await;
-                    return Ended::TooSlow;
+                    return StreamEnd::TooSlow;
                 };
                 if frame.seq <= sent {
                     continue;
                 }
                 ws::put_frame(&mut out, ws::OP_TEXT, &frame.text);
                 if stream.write_all(&out.split()).await.is_err() {
-                    return Ended::Gone;
+                    return StreamEnd::Gone;
                 }
             }
         }

@@ -9,7 +9,7 @@ use axum::routing::get;
 use axum::{Json, Router};
 use serde_json::{Value, json};
 use updraft_core::ids::ObjectId;
-use updraft_store::{Access, AccessDefaults, Acl, AclChange, Collection, Permission, USERGROUPS, USERS};
+use updraft_store::{Access, AccessDefaults, Acl, AclChange, Collection, Permission, Subject, USERGROUPS, USERS};
 
 use super::access::{acl_from, acl_json};
 
@@ -43,7 +43,7 @@ const MEMBER_PERMISSIONS: [(&str, Permission); 3] =
 fn default_member_acl(defaults: AccessDefaults) -> Acl {
     match defaults {
         AccessDefaults::Open => {
-            let everyone = || vec!["*".to_owned()];
+            let everyone = || vec![Subject::Everyone];
             Acl { read: everyone(), update: everyone(), delete: everyone(), admin: Vec::new() }
         }
         AccessDefaults::Locked => Acl::default(),
@@ -131,11 +131,11 @@ async fn group(
     let group = object_id(id)?;
     let acl = group_acl(state, request, group).await?;
     let access = request.access();
-    if acl.allows(Permission::Admin, access) {
+    if access.permits(&acl, Permission::Admin) {
         return Ok(group);
     }
     let members = state.groups.member_acl(&request.backend.id, group).await.map_err(storage)?;
-    if members.unwrap_or_else(|| default_member_acl(request.backend.access)).allows(permission, access) {
+    if access.permits(&members.unwrap_or_else(|| default_member_acl(request.backend.access)), permission) {
         return Ok(group);
     }
     Err(request.denied(EdsError(ApiError::new(Code::AccessDenied))))
@@ -161,7 +161,7 @@ async fn member_access(
             .map_err(storage)?
             .unwrap_or_else(|| default_member_acl(request.backend.access))
     } else {
-        if !acl.allows(Permission::Admin, request.access()) {
+        if !request.access().permits(&acl, Permission::Admin) {
             return Err(request.denied(EdsError(ApiError::new(Code::AccessDenied))));
         }
         let given = acl_from(read_json(body, state.limits.max_body_bytes).await?, &MEMBER_PERMISSIONS, true)?;

@@ -2,6 +2,7 @@
 //! service and the npm SDK's `getConfiguration`/`setConfiguration` use it.
 
 use serde_json::{Map, Value, json};
+use updraft_core::access::Subject;
 use updraft_gateway::{AccessControl, GatewayConfig, Permissions};
 
 use crate::error::ApiError;
@@ -78,7 +79,7 @@ pub fn permissions_from(value: &Value) -> Result<Permissions, ApiError> {
     let map: &Map<String, Value> = value.as_object().ok_or_else(bad)?;
     let list = |key: &str| -> Result<Vec<String>, ApiError> {
         match map.get(key) {
-            None => Ok(vec!["*".to_owned()]),
+            None => Ok(vec![Subject::Everyone.to_string()]),
             Some(Value::Array(items)) => items.iter().map(|i| i.as_str().map(str::to_owned).ok_or_else(bad)).collect(),
             Some(_) => Err(bad()),
         }

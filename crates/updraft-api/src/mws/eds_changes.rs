@@ -47,14 +47,14 @@ async fn publish(change: &Change, gateways: &Gateways, bus: &dyn Bus) {
         },
     });
     let data = bytes::Bytes::from(frame.to_string());
-    let everyone = change.readers.iter().any(|subject| subject == "*");
+    let everyone = change.is_public();
     for gateway in bound {
         let publication = Publication {
             gateway,
             data: data.clone(),
             everyone,
             sockets: Vec::new(),
-            tags: if everyone { Vec::new() } else { change.readers.clone() },
+            tags: if everyone { Vec::new() } else { change.readers.iter().map(ToString::to_string).collect() },
         };
         metrics::counter!("updraft_eds_changes_delivered_total").increment(1);
         if let Err(err) = bus.publish(publication).await {

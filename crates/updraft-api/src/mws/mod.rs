@@ -20,12 +20,13 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde_json::{Value, json};
 use updraft_bus::Publication;
+use updraft_core::access::{USERGROUPS, USERS};
 use updraft_core::timestamp;
 use updraft_gateway::gateway::DEFAULT_GATEWAY;
 use updraft_gateway::{Gateway, Refusal, Requester, SocketId, Tag};
 
 use crate::ApiState;
-use crate::auth::{self, Caller, Credentials, Need};
+use crate::auth::{self, Credentials, GatewayCaller, Need};
 use crate::body::read_json;
 use crate::error::{ApiError, Code};
 
@@ -78,7 +79,7 @@ impl Target {
         auth::require_token(&self.admin, self.gateway.config().security_token.as_deref())
     }
 
-    async fn authorize(&self, state: &ApiState, need: Need) -> Result<Caller, ApiError> {
+    async fn authorize(&self, state: &ApiState, need: Need) -> Result<GatewayCaller, ApiError> {
         let remote = auth::Remote { operator_uri: &state.default_eds_uri, guard: &state.webhook_guard };
         state.eds.authorize(&self.gateway.config(), &self.admin, &self.creds, need, remote).await
     }
@@ -96,7 +97,7 @@ async fn websocket_uri(
     let caller = target.authorize(&state, Need::Read).await?;
     let tags = caller.socket_tags();
     let requester = match caller {
-        Caller::Admin => Requester::Privileged,
+        GatewayCaller::Admin => Requester::Privileged,
         _ => Requester::Public(transport.and_then(|t| t.peer).map(|peer| peer.ip())),
     };
     let (id, expires_at) = issue(&state, &target.gateway, &tags, requester)?;
@@ -139,7 +140,7 @@ fn issue(
 async fn send_message(State(state): State<ApiState>, target: Target, body: Body) -> Result<Response, ApiError> {
     let caller = target.authorize(&state, Need::Write).await?;
     let message = wire::Message::parse(read_json(body, state.limits.max_body_bytes).await?)?;
-    if caller != Caller::Admin
+    if caller != GatewayCaller::Admin
         && target.gateway.config().eds_backend_id.is_some()
         && message.tags.iter().flatten().any(|tag| reserved_tag(tag))
     {
@@ -155,7 +156,7 @@ async fn send_message(State(state): State<ApiState>, target: Target, body: Body)
 /// Tags under which a bound gateway's sockets get their backend's changes (`eds_changes`): a frame sent there by
 /// anyone else could pass for one.
 fn reserved_tag(tag: &str) -> bool {
-    tag.starts_with("users.") || tag.starts_with("usergroups.")
+    tag.split_once('.').is_some_and(|(kind, _)| kind == USERS || kind == USERGROUPS)
 }
 
 async fn enginio_webhook(State(state): State<ApiState>, target: Target, body: Body) -> Result<Response, ApiError> {

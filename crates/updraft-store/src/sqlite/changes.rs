@@ -43,22 +43,6 @@ pub(crate) async fn record(tx: &mut sqlx::SqliteConnection, change: Recorded<'_>
     Ok(seq)
 }
 
-/// The subjects that may read an object with these ACLs: `*` alone when everyone may.
-fn readers(acl: &Acl, inherited: Option<&Acl>) -> Vec<String> {
-    let mut readers: Vec<String> = Vec::new();
-    for acl in std::iter::once(acl).chain(inherited) {
-        for subject in acl.read.iter().chain(&acl.admin) {
-            if subject == "*" {
-                return vec!["*".to_owned()];
-            }
-            if !readers.contains(subject) {
-                readers.push(subject.clone());
-            }
-        }
-    }
-    readers
-}
-
 /// The columns a `Change` is read from, in this order.
 pub(crate) const CHANGE_COLUMNS: &str =
     "seq, backend, object_type, object_id, event, doc, acl, parent_acl, user_id, request_id";
@@ -78,7 +62,7 @@ pub(crate) fn change_from(row: ChangeRow) -> Result<Change, StoreError> {
         object_id,
         event: ChangeEvent::parse(&event).ok_or_else(broken)?,
         object,
-        readers: readers(&parse_acl(&acl), inherited.as_ref()),
+        readers: parse_acl(&acl).readers(inherited.as_ref()),
         user_id,
         request_id,
     })
@@ -122,21 +106,5 @@ impl Changes for SqliteStore {
             .await?;
             Ok(done.rows_affected())
         })
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn readers_are_read_and_admin_of_the_object_and_its_parent() {
-        let own = Acl { read: vec!["users.a".into()], admin: vec!["users.b".into()], ..Acl::default() };
-        let parent = Acl { read: vec!["usergroups.g".into(), "users.a".into()], ..Acl::default() };
-        assert_eq!(readers(&own, Some(&parent)), ["users.a", "users.b", "usergroups.g"]);
-        let public = Acl { read: vec!["*".into()], ..Acl::default() };
-        assert_eq!(readers(&own, Some(&public)), ["*"]);
-        let update_only = Acl { update: vec!["users.c".into()], ..Acl::default() };
-        assert!(readers(&update_only, None).is_empty(), "update without read reads nothing");
     }
 }

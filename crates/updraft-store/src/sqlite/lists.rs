@@ -12,7 +12,7 @@ use updraft_query::{Filter, Sort};
 
 use super::{collection_literal, readable};
 use crate::document::{self, RESERVED};
-use crate::{Access, Collection, Page, StoreError};
+use crate::{Access, Collection, Page, StoreError, Subject};
 
 /// What a read answers.
 #[derive(Debug, Clone, Copy)]
@@ -46,7 +46,7 @@ pub(crate) struct ListRead {
     sort: Sort,
     shape: Shape,
     /// None: everything (the instance secret).
-    subjects: Option<Vec<String>>,
+    subjects: Option<Vec<Subject>>,
 }
 
 impl ListRead {

@@ -116,7 +116,7 @@ fn expected_index(name: &str) -> Option<&'static str> {
 async fn every_indexed_shape_walks_its_index_without_sorting() {
     let dir = tempfile::tempdir().unwrap();
     let store = bench_store(&dir, 20_000).await;
-    let user = ["*".to_owned(), "users.u4".to_owned(), "usergroups.g1".to_owned()];
+    let user = [Subject::Everyone, Subject::user("u4"), Subject::group("g1")];
     for (name, q, sort, offset, count) in shapes() {
         let Some(index) = expected_index(name) else { continue };
         for access in [Access::Everything, Access::Subjects(&user[..1]), Access::Subjects(&user)] {
@@ -169,7 +169,7 @@ fn vm_steps(
 async fn a_million_objects_answer_each_indexed_shape_within_a_step_bound() {
     let dir = tempfile::tempdir().unwrap();
     let store = bench_store(&dir, 1_000_000).await;
-    let user = ["*".to_owned(), "users.u4".to_owned()];
+    let user = [Subject::Everyone, Subject::user("u4")];
     for (name, q, sort, offset, count) in shapes() {
         if expected_index(name).is_none() {
             continue;
@@ -225,7 +225,7 @@ async fn an_unindexed_filter_over_the_budget_names_the_property_to_index() {
 async fn array_elements_of_indexed_properties_are_kept_and_read() {
     let dir = tempfile::tempdir().unwrap();
     let store = SqliteStore::open(&SqliteOptions { path: dir.path().join("eds.sqlite3"), readers: 2 }).await.unwrap();
-    let template = Acl { read: vec!["*".to_owned()], ..Acl::default() };
+    let template = Acl { read: vec![Subject::Everyone], ..Acl::default() };
     let insert = |tags: Value| {
         let (store, template) = (&store, template.clone());
         async move {

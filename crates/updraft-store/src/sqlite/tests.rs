@@ -10,8 +10,8 @@ fn new_password(hash: &str) -> crate::NewPassword<'_> {
 }
 
 fn template() -> Acl {
-    let everyone = vec!["*".to_owned()];
-    Acl { read: everyone.clone(), update: everyone.clone(), delete: everyone, admin: vec![crate::CREATOR.to_owned()] }
+    let everyone = vec![Subject::Everyone];
+    Acl { read: everyone.clone(), update: everyone.clone(), delete: everyone, admin: vec![Subject::Creator] }
 }
 
 const TODOS: Collection<'static> = Collection { backend: "5376019e698b3c6ad500095a", object_type: "objects.todos" };
@@ -105,7 +105,7 @@ async fn concurrent_writers_each_get_their_object() {
         })
         .collect();
     let mut ids = std::collections::HashSet::new();
-    let anyone = ["*".to_owned()];
+    let anyone = [Subject::Everyone];
     for task in tasks {
         let doc = task.await.unwrap();
         ids.insert(doc["id"].as_str().unwrap().to_owned());
@@ -291,10 +291,10 @@ async fn acls_filter_reads_in_sql_and_guard_changes() {
     use crate::{AclChange, Permission};
     let dir = tempfile::tempdir().unwrap();
     let store = open(&dir).await;
-    let anyone = vec!["*".to_owned()];
-    let alice = vec!["*".to_owned(), "users.alice".to_owned()];
-    let bob = vec!["*".to_owned(), "users.bob".to_owned(), "usergroups.team".to_owned()];
-    let private = Acl { read: vec![], update: vec![], delete: vec![], admin: vec![crate::CREATOR.to_owned()] };
+    let anyone = vec![Subject::Everyone];
+    let alice = vec![Subject::Everyone, Subject::user("alice")];
+    let bob = vec![Subject::Everyone, Subject::user("bob"), Subject::group("team")];
+    let private = Acl { read: vec![], update: vec![], delete: vec![], admin: vec![Subject::Creator] };
 
     let public = store.insert(TODOS, props(json!({"t": "public"})), Author::default(), template()).await.unwrap();
     let secret = store.insert(TODOS, props(json!({"t": "alice's"})), Author::user("alice"), private).await.unwrap();
@@ -314,11 +314,11 @@ async fn acls_filter_reads_in_sql_and_guard_changes() {
     ));
 
     // Alice lets the team read, not change.
-    let team = Acl { read: vec!["usergroups.team".to_owned()], ..Acl::default() };
+    let team = Acl { read: vec![Subject::group("team")], ..Acl::default() };
     let acl =
         store.change_acl(TODOS, id(&secret), AclChange::Add(team), Access::Subjects(&alice)).await.unwrap().unwrap();
-    assert_eq!(acl.read, ["usergroups.team"]);
-    assert_eq!(acl.admin, ["users.alice"], "creator resolved to alice");
+    assert_eq!(acl.read, [Subject::group("team")]);
+    assert_eq!(acl.admin, [Subject::user("alice")], "creator resolved to alice");
     assert!(store.get(TODOS, id(&secret), Access::Subjects(&bob)).await.unwrap().is_some());
     let denied = store
         .update(TODOS, id(&secret), crate::Patch::Merge(Map::new()), Author::user("bob"), Access::Subjects(&bob))
@@ -334,7 +334,7 @@ async fn acls_filter_reads_in_sql_and_guard_changes() {
     // The public object: anyone updates and deletes; an anonymous creator leaves no admin.
     let acl = store.acl(TODOS, id(&public), Access::Subjects(&anyone)).await.unwrap().unwrap();
     assert!(acl.admin.is_empty());
-    assert!(acl.allows(Permission::Delete, Access::Subjects(&anyone)));
+    assert!(Access::Subjects(&anyone).permits(&acl, Permission::Delete));
     assert!(store.delete(TODOS, id(&public), Author::default(), Access::Subjects(&anyone)).await.unwrap().is_some());
 }
 
@@ -351,7 +351,7 @@ async fn a_page_sorted_on_an_indexed_property_walks_its_index_without_sorting() 
     let dir = tempfile::tempdir().unwrap();
     let store = open(&dir).await;
     store.put_schema(TODOS.backend, TODOS.object_type, json!({}), &indexed(&["n"])).await.unwrap();
-    let subjects = ["*".to_owned(), "u1".to_owned()];
+    let subjects = [Subject::Everyone, Subject::user("u1")];
     for (direction, access) in [("asc", ALL), ("desc", Access::Subjects(&subjects))] {
         let plan =
             list_plan(&store, json!({"done": false}), json!([{"sortBy": "n", "direction": direction}]), access).await;
@@ -409,7 +409,7 @@ async fn an_object_extending_its_parent_follows_the_parent_acl_and_goes_with_it(
     let cascade = crate::Cascade { property: "list".into(), target_type: "objects.lists".into() };
     let rules = crate::SchemaRules { indexed: Vec::new(), cascades: vec![cascade] };
     store.put_schema(TODOS.backend, TODOS.object_type, json!({}), &rules).await.unwrap();
-    let owner_only = |user: &str| Acl { admin: vec![format!("users.{user}")], ..Acl::default() };
+    let owner_only = |user: &str| Acl { admin: vec![Subject::user(user)], ..Acl::default() };
 
     let list = store.insert(lists, Map::new(), Author::user("a"), owner_only("a")).await.unwrap();
     let list_id = id(&list);
@@ -420,7 +420,7 @@ async fn an_object_extending_its_parent_follows_the_parent_acl_and_goes_with_it(
     let todo_id = id(&todo);
     let other = store.insert(TODOS, Map::new(), Author::user("a"), owner_only("a")).await.unwrap();
 
-    let (a, b) = (["*".to_owned(), "users.a".to_owned()], ["*".to_owned(), "users.b".to_owned()]);
+    let (a, b) = ([Subject::Everyone, Subject::user("a")], [Subject::Everyone, Subject::user("b")]);
     let page = crate::Page { limit: 10, offset: 0 };
     let everything = updraft_query::Filter::parse(&json!({})).unwrap();
     let no_sort = updraft_query::Sort::parse(&json!([])).unwrap();
@@ -429,7 +429,7 @@ async fn an_object_extending_its_parent_follows_the_parent_acl_and_goes_with_it(
     assert!(store.list(TODOS, query, Access::Subjects(&b)).await.unwrap().is_empty());
 
     // Sharing the list shares its todos, for reading and for what else the list grants.
-    let share = Acl { read: vec!["users.b".into()], update: vec!["users.b".into()], ..Acl::default() };
+    let share = Acl { read: vec![Subject::user("b")], update: vec![Subject::user("b")], ..Acl::default() };
     store.change_acl(lists, list_id, AclChange::Add(share), Access::Subjects(&a)).await.unwrap().unwrap();
     assert_eq!(store.get(TODOS, todo_id, Access::Subjects(&b)).await.unwrap(), Some(todo.clone()));
     let seen = store.list(TODOS, query, Access::Subjects(&b)).await.unwrap();
@@ -461,11 +461,11 @@ async fn every_committed_change_is_recorded_in_order_with_its_readers() {
     let cascade = crate::Cascade { property: "list".into(), target_type: "objects.lists".into() };
     let rules = crate::SchemaRules { indexed: Vec::new(), cascades: vec![cascade] };
     store.put_schema(TODOS.backend, TODOS.object_type, json!({}), &rules).await.unwrap();
-    let private = |user: &str| Acl { admin: vec![format!("users.{user}")], ..Acl::default() };
+    let private = |user: &str| Acl { admin: vec![Subject::user(user)], ..Acl::default() };
 
     let list = store.insert(lists, Map::new(), Author::user("a"), private("a")).await.unwrap();
     let parent = crate::ObjectRef { object_type: "objects.lists".into(), id: id(&list) };
-    let share = Acl { read: vec!["usergroups.g".into()], ..Acl::default() };
+    let share = Acl { read: vec![Subject::group("g")], ..Acl::default() };
     store.change_acl(lists, id(&list), AclChange::Add(share), ALL).await.unwrap();
     let body = props(json!({"list": {"id": list["id"], "objectType": "objects.lists"}}));
     let todo = store.insert_inheriting(TODOS, body, Author::user("b"), private("b"), Some(parent)).await.unwrap();
@@ -484,7 +484,7 @@ async fn every_committed_change_is_recorded_in_order_with_its_readers() {
     let patch = crate::Patch::Merge(props(json!({"done": true})));
     store.update(TODOS, id(&todo), patch, Author::user("a"), ALL).await.unwrap().unwrap();
     // A failed change records nothing.
-    let denied = store.delete(lists, id(&list), Author::user("c"), Access::Subjects(&["users.c".to_owned()])).await;
+    let denied = store.delete(lists, id(&list), Author::user("c"), Access::Subjects(&[Subject::user("c")])).await;
     assert!(matches!(denied, Ok(None)), "{denied:?}");
     store.delete(lists, id(&list), Author::user("a"), ALL).await.unwrap().unwrap();
     assert!(watch.has_changed().unwrap());
@@ -511,13 +511,21 @@ async fn every_committed_change_is_recorded_in_order_with_its_readers() {
     let todo_created = &changes[1];
     assert_eq!(todo_created.object, todo);
     assert_eq!(todo_created.user_id.as_deref(), Some("b"));
-    assert_eq!(todo_created.readers, ["users.b", "usergroups.g", "users.a"], "its own and its list's readers");
-    assert_eq!(changes[2].readers, ["*"]);
+    assert_eq!(
+        todo_created.readers,
+        [Subject::user("b"), Subject::group("g"), Subject::user("a")],
+        "its own and its list's readers"
+    );
+    assert_eq!(changes[2].readers, [Subject::Everyone]);
     assert_eq!(changes[7].object["done"], true);
     assert_eq!(changes[7].user_id.as_deref(), Some("a"));
     let cascaded = &changes[9];
     assert_eq!((cascaded.object["id"].clone(), cascaded.user_id.as_deref()), (todo["id"].clone(), Some("a")));
-    assert_eq!(cascaded.readers, ["users.b", "usergroups.g", "users.a"], "as it was before the list went");
+    assert_eq!(
+        cascaded.readers,
+        [Subject::user("b"), Subject::group("g"), Subject::user("a")],
+        "as it was before the list went"
+    );
 
     assert_eq!(store.changes_after(changes[8].seq, 100).await.unwrap(), changes[9..]);
     assert_eq!(store.changes_after(0, 2).await.unwrap(), changes[..2]);
@@ -532,7 +540,7 @@ async fn batched_inserts_keep_their_parent_author_and_request() {
     let dir = tempfile::tempdir().unwrap();
     let store = std::sync::Arc::new(open(&dir).await);
     let lists = Collection { object_type: "objects.lists", ..TODOS };
-    let owner_only = |user: &str| Acl { admin: vec![format!("users.{user}")], ..Acl::default() };
+    let owner_only = |user: &str| Acl { admin: vec![Subject::user(user)], ..Acl::default() };
     let list = store.insert(lists, Map::new(), Author::user("a"), owner_only("a")).await.unwrap();
     let list_id = id(&list);
     let after = store.latest_change().await.unwrap();
@@ -556,10 +564,10 @@ async fn batched_inserts_keep_their_parent_author_and_request() {
         let n = change.object["n"].as_i64().unwrap();
         assert_eq!(change.user_id.as_deref(), Some(format!("u{n}").as_str()));
         assert_eq!(change.request_id.as_deref(), Some(format!("req-{n}").as_str()));
-        assert_eq!(change.readers, ["users.a"], "the parent's admin reads its children");
+        assert_eq!(change.readers, [Subject::user("a")], "the parent's admin reads its children");
     }
     // The children follow the parent's ACL, so the parent link was stored with each.
-    let a = ["*".to_owned(), "users.a".to_owned()];
+    let a = [Subject::Everyone, Subject::user("a")];
     let everything = updraft_query::Filter::parse(&json!({})).unwrap();
     assert_eq!(store.count(TODOS, &everything, Access::Subjects(&a)).await.unwrap(), 64);
 }
@@ -568,7 +576,7 @@ async fn batched_inserts_keep_their_parent_author_and_request() {
 async fn get_many_answers_the_readable_targets_once_by_primary_key() {
     let dir = tempfile::tempdir().unwrap();
     let store = open(&dir).await;
-    let mine = Acl { read: vec!["users.a".to_owned()], ..Acl::default() };
+    let mine = Acl { read: vec![Subject::user("a")], ..Acl::default() };
     let public = store.insert(TODOS, props(json!({"t": "public"})), Author::default(), template()).await.unwrap();
     let private = store.insert(TODOS, props(json!({"t": "private"})), Author::default(), mine).await.unwrap();
     let lists = Collection { object_type: "objects.lists", ..TODOS };
@@ -585,10 +593,10 @@ async fn get_many_answers_the_readable_targets_once_by_primary_key() {
         titles.sort();
         titles
     };
-    let anyone = ["*".to_owned()];
+    let anyone = [Subject::Everyone];
     let got = store.get_many(TODOS.backend, &refs, Access::Subjects(&anyone)).await.unwrap();
     assert_eq!(titles(got), ["list", "public"]);
-    let a = ["*".to_owned(), "users.a".to_owned()];
+    let a = [Subject::Everyone, Subject::user("a")];
     let got = store.get_many(TODOS.backend, &refs, Access::Subjects(&a)).await.unwrap();
     assert_eq!(titles(got), ["list", "private", "public"]);
     assert_eq!(store.get_many("another backend", &refs, ALL).await.unwrap(), Vec::<Value>::new());
