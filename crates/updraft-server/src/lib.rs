@@ -9,5 +9,6 @@ mod serve;
 mod startup;
 pub mod telemetry;
 mod tls;
+mod workers;
 
 pub use startup::Application;

@@ -27,6 +27,7 @@ use crate::runtimes::SocketRuntime;
 use crate::serve::{self, Listener};
 use crate::telemetry;
 use crate::tls::{self, TlsListener};
+use crate::workers::Workers;
 
 /// Connections the `--metrics-listen` listener serves at once.
 const METRICS_CONNECTIONS: usize = 16;
@@ -49,6 +50,8 @@ pub struct Application {
     metrics: Option<(SocketAddr, TcpListener, Router)>,
     /// Where open WebSockets are served; dropped (and stopped) after the sockets have closed.
     sockets: SocketRuntime,
+    /// Background work, stopped at shutdown.
+    workers: Workers,
 }
 
 impl Application {
@@ -117,8 +120,10 @@ impl Application {
             .await
             .context("starting the fan-out threads")?;
         let bus: Arc<dyn Bus> = Arc::new(LocalBus::new(deliver));
-        tokio::spawn(updraft_api::mws::eds_changes::deliver(store.clone(), gateways.clone(), bus.clone()));
-        spawn_change_pruner(Arc::downgrade(&store));
+        let workers = Workers::default();
+        workers
+            .spawn("eds-changes", updraft_api::mws::eds_changes::deliver(store.clone(), gateways.clone(), bus.clone()));
+        workers.spawn("pruner", prune_logs(Arc::downgrade(&store)));
         let own = std::iter::once(local_addr).chain(tls_addr).collect();
         let webhook_guard = updraft_webhooks::Guard { allow_unsafe: settings.webhooks.allow_unsafe_targets, own };
         let webhook_settings = updraft_webhooks::Settings {
@@ -128,7 +133,7 @@ impl Application {
             ..updraft_webhooks::Settings::new(webhook_guard.clone())
         };
         let changes = updraft_store::Changes::watch_changes(store.as_ref());
-        tokio::spawn(updraft_webhooks::run(store.clone(), changes, webhook_settings));
+        workers.spawn("webhooks", updraft_webhooks::run(store.clone(), changes, webhook_settings));
         let public = PublicAddress {
             app_domain: settings.app_domain.clone(),
             ws_scheme: if main_is_tls { "wss" } else { "ws" },
@@ -188,14 +193,14 @@ impl Application {
             }
             None => None,
         };
-        tokio::spawn(updraft_api::eds::stream::run(store.clone(), store.clone(), state.clone()));
+        workers.spawn("stream", updraft_api::eds::stream::run(store.clone(), store.clone(), state.clone()));
         let stream = serve::RawRoute {
             prefix: updraft_api::eds::stream::STREAM_REQUEST_PREFIX,
             serve: Arc::new(move |tcp| Box::pin(updraft_api::eds::stream::serve_connection(state.clone(), tcp))),
         };
 
-        spawn_ticket_sweeper(Arc::downgrade(&gateways));
-        tokio::spawn(Gateways::run_heartbeat(Arc::downgrade(&gateways), settings.ping_interval));
+        workers.spawn("ticket-sweeper", sweep_tickets(Arc::downgrade(&gateways)));
+        workers.spawn("heartbeat", Gateways::run_heartbeat(Arc::downgrade(&gateways), settings.ping_interval));
         tracing::info!(%local_addr, tls = settings.tls.is_some(), gateways = loaded + 1, "updraft listening");
         tracing::info!(max_connections = cap, "connection cap");
         Ok(Application {
@@ -208,6 +213,7 @@ impl Application {
             connections,
             metrics,
             sockets,
+            workers,
         })
     }
 
@@ -261,6 +267,7 @@ impl Application {
         while self.gateways.connected() > 0 && Instant::now() < deadline {
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
+        self.workers.shut_down().await;
         drop(self.sockets);
         Ok(())
     }
@@ -280,33 +287,30 @@ const CHANGE_RETENTION: Duration = Duration::from_secs(24 * 3600);
 /// How long finished webhook deliveries stay listed.
 const DELIVERY_RETENTION: Duration = Duration::from_secs(7 * 24 * 3600);
 
-fn spawn_change_pruner(store: std::sync::Weak<SqliteStore>) {
-    tokio::spawn(async move {
-        let mut tick = tokio::time::interval(Duration::from_secs(600));
-        loop {
-            tick.tick().await;
-            let Some(store) = store.upgrade() else { return };
-            let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
-            let before_ms = now.saturating_sub(CHANGE_RETENTION).as_millis() as i64;
-            if let Err(err) = updraft_store::Changes::prune_changes(store.as_ref(), before_ms).await {
-                tracing::warn!(%err, "pruning the change log failed");
-            }
-            let before_ms = now.saturating_sub(DELIVERY_RETENTION).as_millis() as i64;
-            if let Err(err) = updraft_store::Webhooks::prune_deliveries(store.as_ref(), before_ms).await {
-                tracing::warn!(%err, "pruning webhook deliveries failed");
-            }
+/// Forgets changes and finished deliveries past their retention, every ten minutes.
+async fn prune_logs(store: std::sync::Weak<SqliteStore>) {
+    let mut tick = tokio::time::interval(Duration::from_secs(600));
+    loop {
+        tick.tick().await;
+        let Some(store) = store.upgrade() else { return };
+        let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
+        let before_ms = now.saturating_sub(CHANGE_RETENTION).as_millis() as i64;
+        if let Err(err) = updraft_store::Changes::prune_changes(store.as_ref(), before_ms).await {
+            tracing::warn!(%err, "pruning the change log failed");
         }
-    });
+        let before_ms = now.saturating_sub(DELIVERY_RETENTION).as_millis() as i64;
+        if let Err(err) = updraft_store::Webhooks::prune_deliveries(store.as_ref(), before_ms).await {
+            tracing::warn!(%err, "pruning webhook deliveries failed");
+        }
+    }
 }
 
-/// Forgets socket URIs that expired unused; stops when the application is gone.
-fn spawn_ticket_sweeper(gateways: std::sync::Weak<Gateways>) {
-    tokio::spawn(async move {
-        let mut tick = tokio::time::interval(Duration::from_secs(30));
-        loop {
-            tick.tick().await;
-            let Some(gateways) = gateways.upgrade() else { return };
-            gateways.sweep_tickets();
-        }
-    });
+/// Forgets socket URIs that expired unused.
+async fn sweep_tickets(gateways: std::sync::Weak<Gateways>) {
+    let mut tick = tokio::time::interval(Duration::from_secs(30));
+    loop {
+        tick.tick().await;
+        let Some(gateways) = gateways.upgrade() else { return };
+        gateways.sweep_tickets();
+    }
 }
