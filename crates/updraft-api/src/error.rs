@@ -5,93 +5,82 @@ use std::borrow::Cow;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use serde_json::json;
+use updraft_store::StoreError;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Code {
-    /// No credentials where they are required.
-    AuthorizationRequired,
-    /// Credentials present but wrong, or a scheme other than Bearer.
-    InvalidCredentials,
-    /// Valid credentials without the needed permission.
-    AccessDenied,
-    NotFound,
-    /// The path exists, but not for this method.
-    MethodNotAllowed,
-    /// The body is not JSON.
-    InvalidJson,
-    /// A field is missing or has the wrong type.
-    ValidationFailed,
-    PayloadTooLarge,
-    /// A gateway with that id already exists.
-    Conflict,
-    BadRequest,
-    /// The upgrade request is not a valid WebSocket handshake.
-    UpgradeRequired,
-    /// Too many outstanding socket tickets, or an identity provider that does not answer.
-    Unavailable,
-    /// The request body did not arrive within the body read deadline.
-    RequestTimeout,
-    /// Too many login or sign-up attempts; the answer says when to retry (`Retry-After`).
-    TooManyRequests,
-    Internal,
+/// Declares `Code` from one row per code: its HTTP status and reason in the MWS form, the same in the EDS form
+/// (where bad input is 400 and EDS has fewer reasons), and the message used when a handler gives none. A code's
+/// facts are in its row and nowhere else.
+macro_rules! make_error_codes {
+    ($(
+        $(#[$doc:meta])*
+        $code:ident => $status:ident $reason:literal, eds $eds_status:ident $eds_reason:literal, $message:literal;
+    )*) => {
+        #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+        pub enum Code {
+            $($(#[$doc])* $code,)*
+        }
+
+        impl Code {
+            fn status(self) -> StatusCode {
+                match self {
+                    $(Code::$code => StatusCode::$status,)*
+                }
+            }
+
+            fn reason(self) -> &'static str {
+                match self {
+                    $(Code::$code => $reason,)*
+                }
+            }
+
+            fn eds_status(self) -> StatusCode {
+                match self {
+                    $(Code::$code => StatusCode::$eds_status,)*
+                }
+            }
+
+            fn eds_reason(self) -> &'static str {
+                match self {
+                    $(Code::$code => $eds_reason,)*
+                }
+            }
+
+            fn default_message(self) -> &'static str {
+                match self {
+                    $(Code::$code => $message,)*
+                }
+            }
+        }
+    };
 }
 
-impl Code {
-    fn status(self) -> StatusCode {
-        match self {
-            Code::AuthorizationRequired | Code::InvalidCredentials => StatusCode::UNAUTHORIZED,
-            Code::AccessDenied => StatusCode::FORBIDDEN,
-            Code::NotFound => StatusCode::NOT_FOUND,
-            Code::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
-            Code::InvalidJson | Code::ValidationFailed => StatusCode::UNPROCESSABLE_ENTITY,
-            Code::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
-            Code::Conflict => StatusCode::CONFLICT,
-            Code::BadRequest => StatusCode::BAD_REQUEST,
-            Code::UpgradeRequired => StatusCode::UPGRADE_REQUIRED,
-            Code::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
-            Code::RequestTimeout => StatusCode::REQUEST_TIMEOUT,
-            Code::TooManyRequests => StatusCode::TOO_MANY_REQUESTS,
-            Code::Internal => StatusCode::INTERNAL_SERVER_ERROR,
-        }
-    }
-
-    fn reason(self) -> &'static str {
-        match self {
-            Code::AuthorizationRequired | Code::InvalidCredentials => "Unauthorized",
-            Code::AccessDenied => "AccessDenied",
-            Code::NotFound => "NotFound",
-            Code::MethodNotAllowed => "MethodNotAllowed",
-            Code::InvalidJson => "InvalidJson",
-            Code::ValidationFailed => "ValidationFailed",
-            Code::PayloadTooLarge => "PayloadTooLarge",
-            Code::Conflict => "Conflict",
-            Code::BadRequest => "BadRequest",
-            Code::UpgradeRequired => "UpgradeRequired",
-            Code::Unavailable => "ServiceUnavailable",
-            Code::RequestTimeout => "RequestTimeout",
-            Code::TooManyRequests => "TooManyRequests",
-            Code::Internal => "InternalError",
-        }
-    }
-
-    fn default_message(self) -> &'static str {
-        match self {
-            Code::AuthorizationRequired => "Authorization header is required",
-            Code::InvalidCredentials | Code::AccessDenied => "Access denied",
-            Code::NotFound => "Not found",
-            Code::MethodNotAllowed => "Method not allowed",
-            Code::InvalidJson => "Invalid json",
-            Code::ValidationFailed => "Validation failed",
-            Code::PayloadTooLarge => "Request body is too large",
-            Code::Conflict => "Already exists",
-            Code::BadRequest => "Bad request",
-            Code::UpgradeRequired => "WebSocket upgrade required",
-            Code::Unavailable => "Service unavailable",
-            Code::RequestTimeout => "Request body not received in time",
-            Code::TooManyRequests => "Too many attempts, try again later",
-            Code::Internal => "Internal error",
-        }
-    }
+make_error_codes! {
+    /// No credentials where they are required.
+    AuthorizationRequired => UNAUTHORIZED "Unauthorized", eds UNAUTHORIZED "Unauthorized", "Authorization header is required";
+    /// Credentials present but wrong, or a scheme other than Bearer.
+    InvalidCredentials => UNAUTHORIZED "Unauthorized", eds UNAUTHORIZED "Unauthorized", "Access denied";
+    /// Valid credentials without the needed permission.
+    AccessDenied => FORBIDDEN "AccessDenied", eds FORBIDDEN "AccessDenied", "Access denied";
+    NotFound => NOT_FOUND "NotFound", eds NOT_FOUND "NotFound", "Not found";
+    /// The path exists, but not for this method.
+    MethodNotAllowed => METHOD_NOT_ALLOWED "MethodNotAllowed", eds METHOD_NOT_ALLOWED "MethodNotAllowed", "Method not allowed";
+    /// The body is not JSON.
+    InvalidJson => UNPROCESSABLE_ENTITY "InvalidJson", eds BAD_REQUEST "BadRequest", "Invalid json";
+    /// A field is missing or has the wrong type.
+    ValidationFailed => UNPROCESSABLE_ENTITY "ValidationFailed", eds BAD_REQUEST "ValidationFailed", "Validation failed";
+    PayloadTooLarge => PAYLOAD_TOO_LARGE "PayloadTooLarge", eds PAYLOAD_TOO_LARGE "BadRequest", "Request body is too large";
+    /// A gateway with that id already exists.
+    Conflict => CONFLICT "Conflict", eds CONFLICT "Conflict", "Already exists";
+    BadRequest => BAD_REQUEST "BadRequest", eds BAD_REQUEST "BadRequest", "Bad request";
+    /// The upgrade request is not a valid WebSocket handshake.
+    UpgradeRequired => UPGRADE_REQUIRED "UpgradeRequired", eds UPGRADE_REQUIRED "BadRequest", "WebSocket upgrade required";
+    /// Too many outstanding socket tickets, or an identity provider that does not answer.
+    Unavailable => SERVICE_UNAVAILABLE "ServiceUnavailable", eds SERVICE_UNAVAILABLE "ServiceUnavailable", "Service unavailable";
+    /// The request body did not arrive within the body read deadline.
+    RequestTimeout => REQUEST_TIMEOUT "RequestTimeout", eds REQUEST_TIMEOUT "RequestTimeout", "Request body not received in time";
+    /// Too many login or sign-up attempts; the answer says when to retry (`Retry-After`).
+    TooManyRequests => TOO_MANY_REQUESTS "TooManyRequests", eds TOO_MANY_REQUESTS "TooManyRequests", "Too many attempts, try again later";
+    Internal => INTERNAL_SERVER_ERROR "InternalError", eds INTERNAL_SERVER_ERROR "InternalError", "Internal error";
 }
 
 /// An error as the API answers it.
@@ -150,36 +139,49 @@ impl From<ApiError> for EdsError {
     }
 }
 
+/// A store refusal as EDS answers it; a database failure is logged here and answered without its details.
+impl From<StoreError> for EdsError {
+    fn from(err: StoreError) -> EdsError {
+        match err {
+            StoreError::Forbidden => EdsError(ApiError::new(Code::AccessDenied)),
+            StoreError::Taken { property } => EdsError(ApiError::field(property, "has already been taken")),
+            StoreError::Invalid { message, property } => {
+                let message = match property {
+                    Some(property) => format!("{property}: {message}"),
+                    None => message,
+                };
+                EdsError(ApiError::with_message(Code::BadRequest, message))
+            }
+            StoreError::Database(_) => {
+                tracing::error!(%err, "storage failed");
+                EdsError(ApiError::with_message(Code::Internal, "Storage failure"))
+            }
+        }
+    }
+}
+
 impl From<Code> for EdsError {
     fn from(code: Code) -> EdsError {
         EdsError(ApiError::new(code))
     }
 }
 
-impl Code {
-    fn eds_status(self) -> StatusCode {
-        match self {
-            Code::InvalidJson | Code::ValidationFailed => StatusCode::BAD_REQUEST,
-            other => other.status(),
+impl EdsError {
+    /// The status and body of this answer, also for answers written outside axum (the stream's raw handshake).
+    pub fn to_parts(&self) -> (StatusCode, serde_json::Value) {
+        let err = &self.0;
+        let mut entry = json!({ "message": err.message, "reason": err.code.eds_reason() });
+        if let Some(property) = &err.property {
+            entry["property"] = json!(property);
         }
-    }
-
-    fn eds_reason(self) -> &'static str {
-        match self {
-            Code::InvalidJson | Code::PayloadTooLarge | Code::UpgradeRequired => "BadRequest",
-            other => other.reason(),
-        }
+        (err.code.eds_status(), json!({ "errors": [entry] }))
     }
 }
 
 impl IntoResponse for EdsError {
     fn into_response(self) -> Response {
-        let err = self.0;
-        let mut entry = json!({ "message": err.message, "reason": err.code.eds_reason() });
-        if let Some(property) = err.property {
-            entry["property"] = json!(property);
-        }
-        (err.code.eds_status(), axum::Json(json!({ "errors": [entry] }))).into_response()
+        let (status, body) = self.to_parts();
+        (status, axum::Json(body)).into_response()
     }
 }
 

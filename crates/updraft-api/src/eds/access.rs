@@ -10,8 +10,8 @@ use axum::{Json, Router};
 use serde_json::{Map, Value, json};
 use updraft_store::{Acl, AclChange, Collection, Permission, Subject, USERGROUPS, USERS};
 
+use super::DataRequest;
 use super::objects::object_id;
-use super::{DataRequest, storage};
 use crate::ApiState;
 use crate::body::read_json;
 use crate::error::{ApiError, Code, EdsError};
@@ -77,7 +77,7 @@ async fn access(
     let id = object_id(id)?;
     let not_found = || EdsError(ApiError::with_message(Code::NotFound, "Object not found"));
     let acl = if method == Method::GET {
-        state.store.acl(at, id, request.access()).await.map_err(storage)?
+        state.store.acl(at, id, request.access()).await?
     } else {
         let given = acl_from(read_json(body, state.limits.max_body_bytes).await?, &PERMISSIONS, false)?;
         let change = match method {

@@ -9,7 +9,7 @@ use axum::{Json, Router};
 use serde_json::{Value, json};
 use updraft_store::{AccessDefaults, App, Backend};
 
-use super::{Form, TOKEN_LIFETIME_SECS, issue_token, storage, token_subject};
+use super::{Form, TOKEN_LIFETIME_SECS, issue_token, token_subject};
 use crate::ApiState;
 use crate::auth;
 use crate::body::{read_bytes, read_json};
@@ -151,7 +151,7 @@ fn app_json(app: &App) -> Value {
 
 async fn list_apps(State(state): State<ApiState>, headers: HeaderMap) -> Result<Response, EdsError> {
     require_account(&state, &headers).await?;
-    let apps = state.tenants.apps().await.map_err(storage)?;
+    let apps = state.tenants.apps().await?;
     let results: Vec<Value> = apps.iter().map(app_json).collect();
     Ok(Json(json!({ "results": results })).into_response())
 }
@@ -164,7 +164,7 @@ async fn create_app(State(state): State<ApiState>, headers: HeaderMap, body: Bod
         _ => return Err(ApiError::field("name", "can't be blank").into()),
     };
     let access = requested_access(body.as_ref().and_then(|b| b.get("accessDefaults")))?;
-    let app = state.tenants.create_app(&name, &access).await.map_err(storage)?;
+    let app = state.tenants.create_app(&name, &access).await?;
     Ok((StatusCode::CREATED, Json(app_json(&app))).into_response())
 }
 
@@ -206,14 +206,14 @@ async fn update_environment(
     require_account(&state, &headers).await?;
     let body = read_json(body, state.limits.max_body_bytes).await?;
     let not_found = || EdsError(ApiError::with_message(Code::NotFound, "Environment not found"));
-    let backend = state.tenants.backend(&backend_id).await.map_err(storage)?.filter(|b| b.app_id == app_id);
+    let backend = state.tenants.backend(&backend_id).await?.filter(|b| b.app_id == app_id);
     let backend = backend.ok_or_else(not_found)?;
     let access = match body.as_ref().and_then(|b| b.get("accessDefaults")).and_then(Value::as_str) {
         Some(text) => AccessDefaults::parse(text),
         None => None,
     };
     let access = access.ok_or_else(|| ApiError::field("accessDefaults", "must be \"open\" or \"locked\""))?;
-    if !state.tenants.set_access_defaults(&backend.id, access).await.map_err(storage)? {
+    if !state.tenants.set_access_defaults(&backend.id, access).await? {
         return Err(not_found());
     }
     if access == AccessDefaults::Open {
@@ -228,7 +228,7 @@ async fn show_app(
     Path(id): Path<String>,
 ) -> Result<Response, EdsError> {
     require_account(&state, &headers).await?;
-    let app = state.tenants.app(&id).await.map_err(storage)?;
+    let app = state.tenants.app(&id).await?;
     let app = app.ok_or_else(|| ApiError::with_message(Code::NotFound, "App not found"))?;
     Ok(Json(app_json(&app)).into_response())
 }
@@ -239,7 +239,7 @@ async fn delete_app(
     Path(id): Path<String>,
 ) -> Result<Response, EdsError> {
     require_account(&state, &headers).await?;
-    if !state.tenants.delete_app(&id).await.map_err(storage)? {
+    if !state.tenants.delete_app(&id).await? {
         return Err(ApiError::with_message(Code::NotFound, "App not found").into());
     }
     Ok(Json(json!({})).into_response())

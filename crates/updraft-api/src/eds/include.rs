@@ -11,7 +11,7 @@ use serde_json::Value;
 use updraft_core::ids::ObjectId;
 use updraft_store::{ObjectRef, USERGROUPS, USERS};
 
-use super::{DataRequest, storage};
+use super::DataRequest;
 use crate::ApiState;
 use crate::error::{ApiError, Code, EdsError};
 
@@ -75,7 +75,7 @@ pub(super) async fn expand_all(
         return Err(ApiError::with_message(Code::BadRequest, message).into());
     }
     let refs: Vec<ObjectRef> = slots.iter().map(|(_, _, target)| target.clone()).collect();
-    let found = state.store.get_many(&request.backend.id, &refs, request.access()).await.map_err(storage)?;
+    let found = state.store.get_many(&request.backend.id, &refs, request.access()).await?;
     let found: HashMap<(&str, &str), &Value> = found
         .iter()
         .filter_map(|doc| Some(((doc.get("objectType")?.as_str()?, doc.get("id")?.as_str()?), doc)))

@@ -8,7 +8,7 @@ use serde_json::{Value, json};
 use updraft_query::{Filter, QueryError, Sort};
 use updraft_store::{Collection, ListQuery, Page};
 
-use super::{DataRequest, storage};
+use super::DataRequest;
 use crate::ApiState;
 use crate::error::{ApiError, Code, EdsError};
 
@@ -41,7 +41,7 @@ pub(super) async fn list(
     }
     // Qt sends `count=`, other clients `count=1`: presence is what counts.
     if param("count").is_some() {
-        let count = state.store.count(at, &filter, request.access()).await.map_err(storage)?;
+        let count = state.store.count(at, &filter, request.access()).await?;
         return Ok(Json(json!({ "count": count })).into_response());
     }
     let page = params.page()?;
@@ -51,11 +51,11 @@ pub(super) async fn list(
     let include = super::include::requested(uri)?;
     if include.is_empty() {
         // The page's JSON as the store wrote it, not parsed and serialized again.
-        let results = state.store.list_json(at, query, request.access()).await.map_err(storage)?;
+        let results = state.store.list_json(at, query, request.access()).await?;
         let body = format!(r#"{{"results":{results},"query":{echo}}}"#);
         return Ok(([(header::CONTENT_TYPE, "application/json")], body).into_response());
     }
-    let mut results = state.store.list(at, query, request.access()).await.map_err(storage)?;
+    let mut results = state.store.list(at, query, request.access()).await?;
     super::include::expand_all(state, request, &mut results, &include).await?;
     Ok(Json(json!({ "results": results, "query": echo })).into_response())
 }
@@ -76,7 +76,7 @@ async fn explain(
         return Err(request.denied(EdsError(ApiError::with_message(Code::AccessDenied, message))));
     }
     let query = ListQuery { filter, sort, page: params.page()? };
-    let plan = state.store.explain(at, query, count, request.access()).await.map_err(storage)?;
+    let plan = state.store.explain(at, query, count, request.access()).await?;
     let indexed: Vec<Value> =
         plan.indexed.iter().map(|(property, arrays)| json!({"property": property, "holdsArrays": arrays})).collect();
     Ok(Json(json!({ "plan": plan.steps, "indexed": indexed })).into_response())

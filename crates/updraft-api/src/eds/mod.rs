@@ -64,7 +64,7 @@ async fn issue_token(state: &ApiState, subject: &str) -> Result<String, EdsError
 async fn issue_token_for(state: &ApiState, subject: &str, lifetime_secs: i64) -> Result<String, EdsError> {
     let token = hex::encode(rand::random::<[u8; 32]>());
     let grant = TokenGrant { subject: subject.to_owned(), expires_ms: now_ms() + lifetime_secs * 1000 };
-    state.tenants.save_token(&token_hash(&token), grant).await.map_err(storage)?;
+    state.tenants.save_token(&token_hash(&token), grant).await?;
     Ok(token)
 }
 
@@ -82,26 +82,8 @@ pub(crate) async fn user_of_token(
 /// The subject behind a bearer token, if the token is known and unexpired.
 async fn token_subject(state: &ApiState, creds: &Credentials) -> Result<Option<String>, EdsError> {
     let Credentials::Bearer(token) = creds else { return Ok(None) };
-    let grant = state.tenants.token(&token_hash(token)).await.map_err(storage)?;
+    let grant = state.tenants.token(&token_hash(token)).await?;
     Ok(grant.map(|g| g.subject))
-}
-
-fn storage(err: StoreError) -> EdsError {
-    match err {
-        StoreError::Forbidden => EdsError(ApiError::new(Code::AccessDenied)),
-        StoreError::Taken { property } => EdsError(ApiError::field(property, "has already been taken")),
-        StoreError::Invalid { message, property } => {
-            let message = match property {
-                Some(property) => format!("{property}: {message}"),
-                None => message,
-            };
-            EdsError(ApiError::with_message(Code::BadRequest, message))
-        }
-        StoreError::Database(_) => {
-            tracing::error!(%err, "storage failed");
-            EdsError(ApiError::with_message(Code::Internal, "Storage failure"))
-        }
-    }
 }
 
 /// The ACL template of new objects, users and usergroups of a type without a schema template: in an `open`
@@ -155,7 +137,7 @@ fn refresh_subject(backend: &str, user_id: &str) -> String {
 
 /// A user's groups as EDS lists them: `[{"id", "objectType": "usergroups"}]`.
 async fn group_refs(state: &ApiState, backend: &str, user: &str) -> Result<serde_json::Value, EdsError> {
-    let ids = state.groups.groups_of(backend, user).await.map_err(storage)?;
+    let ids = state.groups.groups_of(backend, user).await?;
     Ok(ids.iter().map(|id| serde_json::json!({"id": id, "objectType": "usergroups"})).collect())
 }
 
@@ -178,7 +160,7 @@ async fn backend_of(state: &ApiState, headers: &HeaderMap) -> Result<Backend, Ed
         .get("enginio-backend-id")
         .and_then(|v| v.to_str().ok())
         .ok_or_else(|| ApiError::with_message(Code::BadRequest, "Enginio-Backend-Id header is required"))?;
-    let backend = state.tenants.backend(id).await.map_err(storage)?;
+    let backend = state.tenants.backend(id).await?;
     Ok(backend.ok_or_else(|| ApiError::with_message(Code::NotFound, "Unknown backend"))?)
 }
 
@@ -208,7 +190,7 @@ impl DataRequest {
     /// A store failure for this caller: a refusal says "sign in" to the anonymous and "access
     /// denied" to the others.
     fn refused(&self, err: StoreError) -> EdsError {
-        self.denied(storage(err))
+        self.denied(EdsError::from(err))
     }
 
     /// A refusal says "sign in" to the anonymous, "access denied" to the others.
@@ -234,7 +216,7 @@ impl FromRequestParts<ApiState> for DataRequest {
             Credentials::Bearer(token) => match user_of_token(state.tenants.as_ref(), &backend.id, token).await {
                 Ok(Some(user)) => Caller::User(user),
                 Ok(None) => return Err(ApiError::with_message(Code::InvalidCredentials, "Invalid access token").into()),
-                Err(err) => return Err(storage(err)),
+                Err(err) => return Err(EdsError::from(err)),
             },
             Credentials::Unusable => {
                 return Err(ApiError::with_message(Code::InvalidCredentials, "Invalid access token").into());
@@ -243,7 +225,7 @@ impl FromRequestParts<ApiState> for DataRequest {
         let mut subjects = vec![Subject::Everyone];
         if let Caller::User(id) = &caller {
             subjects.push(Subject::user(id));
-            subjects.extend(group_subjects(state.groups.as_ref(), &backend.id, id).await.map_err(storage)?);
+            subjects.extend(group_subjects(state.groups.as_ref(), &backend.id, id).await?);
         }
         let request_id = parts
             .headers

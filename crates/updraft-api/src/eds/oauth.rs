@@ -13,7 +13,7 @@ use updraft_store::{Access, Collection, StoreError, USERS, Users};
 use super::account::oauth_error;
 use super::{
     Caller, DataRequest, Form, REFRESH_LIFETIME_SECS, TOKEN_LIFETIME_SECS, backend_of, group_refs, issue_token,
-    issue_token_for, refresh_subject, storage, token_hash, user_subject,
+    issue_token_for, refresh_subject, token_hash, user_subject,
 };
 use crate::ApiState;
 use crate::body::{read_bytes, read_json};
@@ -41,7 +41,7 @@ async fn verified_user(
         state.passwords.attempt(client.0, &format!("{backend}\n{username}")).map_err(|t| t.oauth_response())?;
     let user = password_check(state.users.as_ref(), &state.passwords, backend, username, password)
         .await
-        .map_err(|err| storage(err).into_response())?;
+        .map_err(|err| EdsError::from(err).into_response())?;
     if user.is_none() {
         attempt.failed();
     }
@@ -112,14 +112,15 @@ async fn token(
             };
             let prefix = refresh_subject(&backend.id, "");
             let hash = token_hash(refresh);
-            let grant = state.tenants.token(&hash).await.map_err(storage)?;
+            let grant = state.tenants.token(&hash).await?;
             let user_id = grant.and_then(|g| g.subject.strip_prefix(&prefix).map(str::to_owned));
             let user = match user_id.as_deref().and_then(ObjectId::parse) {
-                Some(id) => state
-                    .store
-                    .get(Collection { backend: &backend.id, object_type: USERS }, id, Access::Everything)
-                    .await
-                    .map_err(storage)?,
+                Some(id) => {
+                    state
+                        .store
+                        .get(Collection { backend: &backend.id, object_type: USERS }, id, Access::Everything)
+                        .await?
+                }
                 None => None,
             };
             let Some(user) = user else {
@@ -127,7 +128,7 @@ async fn token(
             };
             // A refresh token is used once: the answer carries its successor. Of concurrent uses, only the one
             // whose delete removed it goes on; the token family never forks.
-            if !state.tenants.revoke_token(&hash).await.map_err(storage)? {
+            if !state.tenants.revoke_token(&hash).await? {
                 return Ok(oauth_error("invalid_grant", "invalid or expired refresh token"));
             }
             user
@@ -155,7 +156,7 @@ async fn revoke(State(state): State<ApiState>, headers: HeaderMap, body: Body) -
     let Some(token) = form.get("token") else {
         return Ok(oauth_error("invalid_request", "token is required"));
     };
-    state.tenants.revoke_token(&token_hash(token)).await.map_err(storage)?;
+    state.tenants.revoke_token(&token_hash(token)).await?;
     state.sessions.token_revoked(&state, token).await;
     Ok(Json(json!({})).into_response())
 }
@@ -167,7 +168,7 @@ async fn current_user(State(state): State<ApiState>, request: DataRequest) -> Re
     };
     let at = Collection { backend: &request.backend.id, object_type: USERS };
     let user = match ObjectId::parse(id) {
-        Some(id) => state.store.get(at, id, Access::Everything).await.map_err(storage)?,
+        Some(id) => state.store.get(at, id, Access::Everything).await?,
         None => None,
     };
     let Some(Value::Object(mut user)) = user else {

@@ -11,7 +11,7 @@ use updraft_core::ids::ObjectId;
 use updraft_core::{atomic, nesting, typed};
 use updraft_store::{Collection, Patch};
 
-use super::{DataRequest, storage};
+use super::DataRequest;
 use crate::ApiState;
 use crate::body::read_json;
 use crate::error::{ApiError, Code, EdsError};
@@ -193,7 +193,7 @@ pub(super) async fn create_in(
     let (template, parent) = super::schemas::admit(state, request, object_type, &properties).await?;
     let acl = initial.unwrap_or(template);
     let at = Collection { backend: &request.backend.id, object_type };
-    let doc = state.store.insert_inheriting(at, properties, request.author(), acl, parent).await.map_err(storage)?;
+    let doc = state.store.insert_inheriting(at, properties, request.author(), acl, parent).await?;
     Ok((StatusCode::CREATED, Json(doc)).into_response())
 }
 
@@ -205,8 +205,7 @@ pub(super) async fn show_in(
     uri: &Uri,
 ) -> Result<Response, EdsError> {
     let at = Collection { backend: &request.backend.id, object_type };
-    let mut doc =
-        state.store.get(at, object_id(id)?, request.access()).await.map_err(storage)?.ok_or_else(not_found)?;
+    let mut doc = state.store.get(at, object_id(id)?, request.access()).await?.ok_or_else(not_found)?;
     super::include::expand(state, request, &mut doc, &super::include::requested(uri)?).await?;
     Ok(Json(doc).into_response())
 }

@@ -17,7 +17,7 @@ use updraft_store::{
 };
 
 use super::access::{PERMISSIONS, subject_from};
-use super::{Caller, DataRequest, backend_of, storage, template, token_subject};
+use super::{Caller, DataRequest, backend_of, template, token_subject};
 use crate::ApiState;
 use crate::auth;
 use crate::body::read_json;
@@ -69,7 +69,7 @@ async fn check_index_budget(
     object_type: &str,
     rules: &SchemaRules,
 ) -> Result<(), EdsError> {
-    let schemas = state.schemas.schemas(&backend.id).await.map_err(storage)?;
+    let schemas = state.schemas.schemas(&backend.id).await?;
     let others: usize = schemas
         .iter()
         .filter(|schema| {
@@ -178,7 +178,7 @@ fn acl_of(schema: &Map<String, Value>, key: &'static str, template: bool) -> Res
 
 async fn list(State(state): State<ApiState>, headers: HeaderMap) -> Result<Response, EdsError> {
     let backend = managed_backend(&state, &headers).await?;
-    let results = state.schemas.schemas(&backend.id).await.map_err(storage)?;
+    let results = state.schemas.schemas(&backend.id).await?;
     Ok(Json(json!({ "results": results })).into_response())
 }
 
@@ -186,7 +186,7 @@ async fn create(State(state): State<ApiState>, headers: HeaderMap, body: Body) -
     let backend = managed_backend(&state, &headers).await?;
     let (object_type, schema, rules) = validate(read_json(body, state.limits.max_body_bytes).await?, None)?;
     check_index_budget(&state, &backend, &object_type, &rules).await?;
-    state.schemas.put_schema(&backend.id, &object_type, schema.clone(), &rules).await.map_err(storage)?;
+    state.schemas.put_schema(&backend.id, &object_type, schema.clone(), &rules).await?;
     Ok((StatusCode::CREATED, Json(schema)).into_response())
 }
 
@@ -196,7 +196,7 @@ async fn show(
     Path(name): Path<String>,
 ) -> Result<Response, EdsError> {
     let backend = managed_backend(&state, &headers).await?;
-    let schema = state.schemas.schema(&backend.id, &object_type_of(&name)?).await.map_err(storage)?;
+    let schema = state.schemas.schema(&backend.id, &object_type_of(&name)?).await?;
     Ok(Json(schema.ok_or_else(|| ApiError::with_message(Code::NotFound, "Object type not found"))?).into_response())
 }
 
@@ -209,7 +209,7 @@ async fn replace(
     let backend = managed_backend(&state, &headers).await?;
     let (object_type, schema, rules) = validate(read_json(body, state.limits.max_body_bytes).await?, Some(&name))?;
     check_index_budget(&state, &backend, &object_type, &rules).await?;
-    state.schemas.put_schema(&backend.id, &object_type, schema.clone(), &rules).await.map_err(storage)?;
+    state.schemas.put_schema(&backend.id, &object_type, schema.clone(), &rules).await?;
     Ok(Json(schema).into_response())
 }
 
@@ -219,7 +219,7 @@ async fn remove(
     Path(name): Path<String>,
 ) -> Result<Response, EdsError> {
     let backend = managed_backend(&state, &headers).await?;
-    if !state.schemas.delete_schema(&backend.id, &object_type_of(&name)?).await.map_err(storage)? {
+    if !state.schemas.delete_schema(&backend.id, &object_type_of(&name)?).await? {
         return Err(ApiError::with_message(Code::NotFound, "Object type not found").into());
     }
     Ok(Json(json!({})).into_response())
@@ -235,8 +235,7 @@ pub(super) async fn admit(
     properties: &Map<String, Value>,
 ) -> Result<(Acl, Option<ObjectRef>), EdsError> {
     let defaults = request.backend.access;
-    let Some(Value::Object(schema)) = state.schemas.schema(&request.backend.id, object_type).await.map_err(storage)?
-    else {
+    let Some(Value::Object(schema)) = state.schemas.schema(&request.backend.id, object_type).await? else {
         may_create_by_default(request, object_type)?;
         return Ok((template(defaults), None));
     };
@@ -279,7 +278,7 @@ async fn parent(
         }
         let Some(id) = ObjectId::parse(id) else { return Err(invalid("refs no object you may read")) };
         let at = Collection { backend: &request.backend.id, object_type: &kind };
-        if state.store.get(at, id, request.access()).await.map_err(storage)?.is_none() {
+        if state.store.get(at, id, request.access()).await?.is_none() {
             return Err(invalid("refs no object you may read"));
         }
         return Ok(Some(ObjectRef { object_type: kind, id }));
@@ -306,9 +305,7 @@ pub(super) async fn admit_edit(
         USERGROUPS => vec![("name".into(), "can't be blank".into())],
         _ => Vec::new(),
     };
-    if let Some(Value::Object(schema)) =
-        state.schemas.schema(&request.backend.id, object_type).await.map_err(storage)?
-    {
+    if let Some(Value::Object(schema)) = state.schemas.schema(&request.backend.id, object_type).await? {
         for validator in schema.get("validators").and_then(Value::as_array).into_iter().flatten() {
             let property = validator["property"].as_str().unwrap_or_default().to_owned();
             let message = validator["options"]["message"].as_str().unwrap_or("is required").to_owned();
@@ -344,8 +341,7 @@ fn may_create_by_default(request: &DataRequest, object_type: &str) -> Result<(),
 
 /// Listing needs the collection's `read` permission when its schema sets one.
 pub(super) async fn may_list(state: &ApiState, request: &DataRequest, object_type: &str) -> Result<(), EdsError> {
-    let Some(Value::Object(schema)) = state.schemas.schema(&request.backend.id, object_type).await.map_err(storage)?
-    else {
+    let Some(Value::Object(schema)) = state.schemas.schema(&request.backend.id, object_type).await? else {
         return Ok(());
     };
     match acl_of(&schema, "accessControlList", false)? {

@@ -301,7 +301,7 @@ pub async fn serve_connection(state: ApiState, mut stream: TcpStream) {
         Some(interest) => ticket.interest = interest,
         None => {
             unfollow(&state, &ticket, id);
-            return refuse(&mut stream, ((401, "Unauthorized"), "Access revoked")).await;
+            return refuse(&mut stream, refusal(Code::InvalidCredentials, "Access revoked")).await;
         }
     }
     // Exactly the casing QtEnginio's patterns look for.
@@ -327,12 +327,13 @@ fn unfollow(state: &ApiState, ticket: &StreamTicket, id: u64) {
 }
 
 /// Answers a refused handshake in the EDS error form.
-async fn refuse(stream: &mut TcpStream, (status, message): Refusal) {
-    let body = json!({"errors": [{"message": message, "reason": status.1}]}).to_string();
+async fn refuse(stream: &mut TcpStream, refusal: EdsError) {
+    let (status, body) = refusal.to_parts();
+    let body = body.to_string();
     let reply = format!(
         "HTTP/1.1 {} {}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-        status.0,
-        status.1,
+        status.as_u16(),
+        status.canonical_reason().unwrap_or_default(),
         body.len()
     );
     let _ = stream.write_all(reply.as_bytes()).await;
@@ -359,15 +360,17 @@ async fn read_head(stream: &mut TcpStream) -> std::io::Result<Option<(Vec<u8>, B
     }
 }
 
-type Refusal = ((u16, &'static str), &'static str);
+fn refusal(code: Code, message: &'static str) -> EdsError {
+    EdsError(ApiError::with_message(code, message))
+}
 
 /// Checks the handshake and redeems its ticket; answers the ticket and `Sec-WebSocket-Accept`.
-fn handshake(state: &ApiState, head: &[u8]) -> Result<(StreamTicket, String), Refusal> {
-    const BAD: (u16, &str) = (400, "Bad Request");
+fn handshake(state: &ApiState, head: &[u8]) -> Result<(StreamTicket, String), EdsError> {
+    const BAD: Code = Code::BadRequest;
     let mut headers = [httparse::EMPTY_HEADER; 32];
     let mut request = httparse::Request::new(&mut headers);
     if !matches!(request.parse(head), Ok(httparse::Status::Complete(_))) {
-        return Err((BAD, "Malformed handshake"));
+        return Err(refusal(BAD, "Malformed handshake"));
     }
     let header = |name: &str| {
         request.headers.iter().find(|h| h.name.eq_ignore_ascii_case(name)).map(|h| h.value).unwrap_or_default()
@@ -376,14 +379,14 @@ fn handshake(state: &ApiState, head: &[u8]) -> Result<(StreamTicket, String), Re
         String::from_utf8_lossy(header(name)).split(',').any(|part| part.trim().eq_ignore_ascii_case(token))
     };
     if !has("upgrade", "websocket") || !has("connection", "upgrade") {
-        return Err((BAD, "A WebSocket upgrade is required"));
+        return Err(refusal(BAD, "A WebSocket upgrade is required"));
     }
     if header("sec-websocket-version") != b"13" {
-        return Err(((426, "Upgrade Required"), "Only WebSocket version 13 is supported"));
+        return Err(refusal(Code::UpgradeRequired, "Only WebSocket version 13 is supported"));
     }
     let key = header("sec-websocket-key");
     if !ws::is_valid_client_key(key) {
-        return Err((BAD, "Sec-WebSocket-Key is missing or invalid"));
+        return Err(refusal(BAD, "Sec-WebSocket-Key is missing or invalid"));
     }
     let token = request
         .path
@@ -391,7 +394,7 @@ fn handshake(state: &ApiState, head: &[u8]) -> Result<(StreamTicket, String), Re
         .and_then(|(_, query)| query.split('&').find_map(|pair| SocketId::parse(pair.strip_prefix("token=")?)));
     match token.and_then(|token| state.streams.tickets.take(&token)) {
         Some((_, ticket)) => Ok((ticket, ws::accept_key(key))),
-        None => Err(((401, "Unauthorized"), "The stream URL is invalid, expired or used")),
+        None => Err(refusal(Code::InvalidCredentials, "The stream URL is invalid, expired or used")),
     }
 }
 

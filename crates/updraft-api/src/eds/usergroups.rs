@@ -13,9 +13,9 @@ use updraft_store::{Access, AccessDefaults, Acl, AclChange, Collection, Permissi
 
 use super::access::{acl_from, acl_json};
 
+use super::DataRequest;
 use super::list::Params;
 use super::objects::{atomic_in, create_in, object_body, object_id, remove_in, show_in, update_in};
-use super::{DataRequest, storage};
 use crate::ApiState;
 use crate::body::read_json;
 use crate::error::{ApiError, Code, EdsError};
@@ -115,8 +115,7 @@ async fn group_acl(state: &ApiState, request: &DataRequest, group: ObjectId) -> 
     state
         .store
         .acl(at, group, request.access())
-        .await
-        .map_err(storage)?
+        .await?
         .ok_or_else(|| ApiError::with_message(Code::NotFound, "Usergroup not found").into())
 }
 
@@ -134,7 +133,7 @@ async fn group(
     if access.permits(&acl, Permission::Admin) {
         return Ok(group);
     }
-    let members = state.groups.member_acl(&request.backend.id, group).await.map_err(storage)?;
+    let members = state.groups.member_acl(&request.backend.id, group).await?;
     if access.permits(&members.unwrap_or_else(|| default_member_acl(request.backend.access)), permission) {
         return Ok(group);
     }
@@ -154,12 +153,7 @@ async fn member_access(
     let acl = group_acl(&state, &request, group).await?;
     let backend = &request.backend.id;
     let members = if method == Method::GET {
-        state
-            .groups
-            .member_acl(backend, group)
-            .await
-            .map_err(storage)?
-            .unwrap_or_else(|| default_member_acl(request.backend.access))
+        state.groups.member_acl(backend, group).await?.unwrap_or_else(|| default_member_acl(request.backend.access))
     } else {
         if !request.access().permits(&acl, Permission::Admin) {
             return Err(request.denied(EdsError(ApiError::new(Code::AccessDenied))));
@@ -170,11 +164,7 @@ async fn member_access(
             Method::POST => AclChange::Replace(given),
             _ => AclChange::Remove(given),
         };
-        state
-            .groups
-            .change_member_acl(backend, group, change, default_member_acl(request.backend.access))
-            .await
-            .map_err(storage)?
+        state.groups.change_member_acl(backend, group, change, default_member_acl(request.backend.access)).await?
     };
     Ok(Json(acl_json(&members, &MEMBER_PERMISSIONS)).into_response())
 }
@@ -193,12 +183,12 @@ async fn member(state: &ApiState, request: &DataRequest, body: Body) -> Result<(
     let user_not_found = || EdsError(ApiError::with_message(Code::NotFound, "User not found"));
     let user = ObjectId::parse(id).ok_or_else(user_not_found)?;
     let at = Collection { backend: &request.backend.id, object_type: USERS };
-    if let Some(doc) = state.store.get(at, user, request.access()).await.map_err(storage)? {
+    if let Some(doc) = state.store.get(at, user, request.access()).await? {
         return Ok((user, doc));
     }
     // A group admin in a locked backend adds users it may not read: the member is the user, the answer only its
     // ref, never the document.
-    state.store.get(at, user, Access::Everything).await.map_err(storage)?.ok_or_else(user_not_found)?;
+    state.store.get(at, user, Access::Everything).await?.ok_or_else(user_not_found)?;
     Ok((user, json!({"id": user.to_string(), "objectType": USERS})))
 }
 
@@ -211,7 +201,7 @@ async fn add_member(
 ) -> Result<Response, EdsError> {
     let group = group(&state, &request, &id, Permission::Update).await?;
     let (user, doc) = member(&state, &request, body).await?;
-    let added = state.groups.add_member(&request.backend.id, group, user).await.map_err(storage)?;
+    let added = state.groups.add_member(&request.backend.id, group, user).await?;
     state.sessions.user_changed(&state, &request.backend.id, &user.to_string()).await;
     let status = if added { StatusCode::CREATED } else { StatusCode::OK };
     Ok((status, Json(doc)).into_response())
@@ -225,7 +215,7 @@ async fn remove_member(
 ) -> Result<Response, EdsError> {
     let group = group(&state, &request, &id, Permission::Delete).await?;
     let (user, _) = member(&state, &request, body).await?;
-    if !state.groups.remove_member(&request.backend.id, group, user).await.map_err(storage)? {
+    if !state.groups.remove_member(&request.backend.id, group, user).await? {
         return Err(ApiError::with_message(Code::NotFound, "Not a member").into());
     }
     state.sessions.user_changed(&state, &request.backend.id, &user.to_string()).await;
@@ -242,10 +232,10 @@ async fn members(
     let params = Params::of(&uri);
     // Qt sends `count=`, other clients `count=1`: presence is what counts.
     if params.get("count").is_some() {
-        let count = state.groups.count_members(&request.backend.id, group, request.access()).await.map_err(storage)?;
+        let count = state.groups.count_members(&request.backend.id, group, request.access()).await?;
         return Ok(Json(json!({ "count": count })).into_response());
     }
     let page = params.page()?;
-    let results = state.groups.members(&request.backend.id, group, page, request.access()).await.map_err(storage)?;
+    let results = state.groups.members(&request.backend.id, group, page, request.access()).await?;
     Ok(Json(json!({ "results": results, "query": { "limit": page.limit, "offset": page.offset } })).into_response())
 }

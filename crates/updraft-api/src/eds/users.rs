@@ -12,7 +12,7 @@ use updraft_core::ids::ObjectId;
 use updraft_store::{Collection, NewPassword, Patch, StoreError, USERS};
 
 use super::objects::object_body;
-use super::{Caller, DataRequest, storage, token_hash};
+use super::{Caller, DataRequest, token_hash};
 use crate::ApiState;
 use crate::auth::{self, Credentials};
 use crate::error::{ApiError, Code, EdsError};
@@ -63,7 +63,7 @@ async fn create(
                 if matches!(err, StoreError::Taken { .. }) {
                     attempt.failed();
                 }
-                storage(err)
+                EdsError::from(err)
             },
         )?;
     Ok((StatusCode::CREATED, Json(user)).into_response())
@@ -83,7 +83,7 @@ async fn show(
     Path(id): Path<String>,
 ) -> Result<Response, EdsError> {
     let at = Collection { backend: &request.backend.id, object_type: USERS };
-    let user = state.store.get(at, user_id(&id)?, request.access()).await.map_err(storage)?.ok_or_else(not_found)?;
+    let user = state.store.get(at, user_id(&id)?, request.access()).await?.ok_or_else(not_found)?;
     Ok(Json(user).into_response())
 }
 

@@ -15,7 +15,7 @@ use serde_json::{Map, Value, json};
 use updraft_core::timestamp;
 use updraft_store::{Backend, ChangeEvent, Delivery, USERGROUPS, USERS, Webhook, WebhookSpec};
 
-use super::{backend_of, storage, token_subject};
+use super::{backend_of, token_subject};
 use crate::ApiState;
 use crate::auth::{self, Credentials};
 use crate::body::read_json;
@@ -177,7 +177,7 @@ fn not_found() -> EdsError {
 
 async fn list(State(state): State<ApiState>, headers: HeaderMap) -> Result<Response, EdsError> {
     let backend = managed_backend(&state, &headers).await?;
-    let webhooks = state.webhooks.webhooks(&backend.id).await.map_err(storage)?;
+    let webhooks = state.webhooks.webhooks(&backend.id).await?;
     Ok(Json(json!({ "results": webhooks.iter().map(webhook_json).collect::<Vec<_>>() })).into_response())
 }
 
@@ -185,13 +185,13 @@ async fn create(State(state): State<ApiState>, headers: HeaderMap, body: Body) -
     let backend = managed_backend(&state, &headers).await?;
     let spec = spec_from(&state, read_json(body, state.limits.max_body_bytes).await?).await?;
     let secret = hex::encode(rand::random::<[u8; 32]>());
-    let webhook = state.webhooks.create_webhook(&backend.id, spec, secret).await.map_err(storage)?;
+    let webhook = state.webhooks.create_webhook(&backend.id, spec, secret).await?;
     Ok((StatusCode::CREATED, Json(webhook_json(&webhook))).into_response())
 }
 
 async fn show(State(state): State<ApiState>, headers: HeaderMap, Path(id): Path<String>) -> Result<Response, EdsError> {
     let backend = managed_backend(&state, &headers).await?;
-    let webhook = state.webhooks.webhook(&backend.id, &id).await.map_err(storage)?.ok_or_else(not_found)?;
+    let webhook = state.webhooks.webhook(&backend.id, &id).await?.ok_or_else(not_found)?;
     Ok(Json(webhook_json(&webhook)).into_response())
 }
 
@@ -203,8 +203,7 @@ async fn replace(
 ) -> Result<Response, EdsError> {
     let backend = managed_backend(&state, &headers).await?;
     let spec = spec_from(&state, read_json(body, state.limits.max_body_bytes).await?).await?;
-    let webhook =
-        state.webhooks.update_webhook(&backend.id, &id, spec).await.map_err(storage)?.ok_or_else(not_found)?;
+    let webhook = state.webhooks.update_webhook(&backend.id, &id, spec).await?.ok_or_else(not_found)?;
     Ok(Json(webhook_json(&webhook)).into_response())
 }
 
@@ -214,7 +213,7 @@ async fn remove(
     Path(id): Path<String>,
 ) -> Result<Response, EdsError> {
     let backend = managed_backend(&state, &headers).await?;
-    if !state.webhooks.delete_webhook(&backend.id, &id).await.map_err(storage)? {
+    if !state.webhooks.delete_webhook(&backend.id, &id).await? {
         return Err(not_found());
     }
     Ok(Json(json!({})).into_response())
@@ -233,10 +232,9 @@ async fn deliveries(
     Query(window): Query<Window>,
 ) -> Result<Response, EdsError> {
     let backend = managed_backend(&state, &headers).await?;
-    state.webhooks.webhook(&backend.id, &id).await.map_err(storage)?.ok_or_else(not_found)?;
+    state.webhooks.webhook(&backend.id, &id).await?.ok_or_else(not_found)?;
     let limit = window.limit.unwrap_or(100).clamp(1, 1000);
-    let found =
-        state.webhooks.deliveries(&backend.id, &id, limit, window.offset.unwrap_or(0)).await.map_err(storage)?;
+    let found = state.webhooks.deliveries(&backend.id, &id, limit, window.offset.unwrap_or(0)).await?;
     Ok(Json(json!({ "results": found.iter().map(delivery_json).collect::<Vec<_>>() })).into_response())
 }
 
@@ -248,7 +246,6 @@ async fn redeliver(
     let backend = managed_backend(&state, &headers).await?;
     let missing = || ApiError::with_message(Code::NotFound, "Delivery not found");
     let delivery: i64 = delivery.parse().map_err(|_| missing())?;
-    let redelivered =
-        state.webhooks.redeliver(&backend.id, &id, delivery).await.map_err(storage)?.ok_or_else(missing)?;
+    let redelivered = state.webhooks.redeliver(&backend.id, &id, delivery).await?.ok_or_else(missing)?;
     Ok(Json(delivery_json(&redelivered)).into_response())
 }
