@@ -1,3 +1,5 @@
+//! `updraft`: the command line (`serve`, `cert`), which starts the runtimes and runs the application until a signal.
+
 use clap::Parser;
 use updraft_server::config::{Cli, Command};
 use updraft_server::{Application, runtimes, telemetry};

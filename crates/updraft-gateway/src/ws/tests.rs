@@ -1,3 +1,5 @@
+//! Unit tests of the framing: frames as real clients send them, and every way a frame can be wrong.
+
 use super::*;
 
 fn masked(first: u8, payload: &[u8]) -> Vec<u8> {

@@ -1,3 +1,5 @@
+//! Tests of the SQLite store through its traits: objects, ACLs, users and groups, the change log, query plans.
+
 use serde_json::json;
 
 use super::*;
