@@ -31,20 +31,6 @@ macro_rules! element_key {
     };
 }
 
-/// The `array_keys` rows of the object `NEW`, for an `INSERT ... SELECT`.
-macro_rules! array_keys_of_new {
-    () => {
-        concat!(
-            "SELECT NEW.backend, NEW.object_type, p.property, ",
-            element_key!(),
-            ", NEW.id
-             FROM property_indexes AS p, jsonb_each(NEW.doc, '$.' || p.property) AS e
-             WHERE p.backend = NEW.backend AND p.object_type = NEW.object_type
-               AND json_type(NEW.doc, '$.' || p.property) IS 'array'"
-        )
-    };
-}
-
 /// Fills `array_keys` for the indexed property `?3` of the collection `?1`, `?2` (see `schemas.rs`).
 pub(crate) const ARRAY_KEYS_BACKFILL: &str = concat!(
     "INSERT INTO array_keys (backend, object_type, property, rank, value, id)
@@ -54,31 +40,6 @@ pub(crate) const ARRAY_KEYS_BACKFILL: &str = concat!(
      FROM objects AS o, jsonb_each(o.doc, '$.' || ?3) AS e
      WHERE o.backend = ?1 AND o.object_type = ?2 AND json_type(o.doc, '$.' || ?3) IS 'array'"
 );
-
-const ARRAY_KEYS_ON_INSERT: &str = concat!(
-    "CREATE TRIGGER objects_array_keys_on_insert AFTER INSERT ON objects
-     WHEN EXISTS (SELECT 1 FROM property_indexes WHERE backend = NEW.backend AND object_type = NEW.object_type)
-     BEGIN
-         INSERT INTO array_keys (backend, object_type, property, rank, value, id) ",
-    array_keys_of_new!(),
-    "; END"
-);
-
-const ARRAY_KEYS_ON_UPDATE: &str = concat!(
-    "CREATE TRIGGER objects_array_keys_on_update AFTER UPDATE OF doc ON objects
-     WHEN EXISTS (SELECT 1 FROM property_indexes WHERE backend = NEW.backend AND object_type = NEW.object_type)
-     BEGIN
-         DELETE FROM array_keys WHERE backend = OLD.backend AND object_type = OLD.object_type AND id = OLD.id;
-         INSERT INTO array_keys (backend, object_type, property, rank, value, id) ",
-    array_keys_of_new!(),
-    "; END"
-);
-
-const ARRAY_KEYS_ON_DELETE: &str = "CREATE TRIGGER objects_array_keys_on_delete AFTER DELETE ON objects
-     WHEN EXISTS (SELECT 1 FROM property_indexes WHERE backend = OLD.backend AND object_type = OLD.object_type)
-     BEGIN
-         DELETE FROM array_keys WHERE backend = OLD.backend AND object_type = OLD.object_type AND id = OLD.id;
-     END";
 
 /// The index of `objects` that orders a collection by one of its reserved columns (see
 /// `updraft_query::sqlite::ordering_column`); made by the migrations below.
@@ -91,211 +52,65 @@ pub(crate) fn ordering_index(column: &str) -> &'static str {
     }
 }
 
-/// Each schema change is one step; `PRAGMA user_version` records how many have run, so steps are
-/// only ever appended.
-const MIGRATIONS: &[&str] = &[
-    "CREATE TABLE objects (
-        backend TEXT NOT NULL,
-        object_type TEXT NOT NULL,
-        id TEXT NOT NULL,
-        doc BLOB NOT NULL,
-        created_ms INTEGER NOT NULL,
-        updated_ms INTEGER NOT NULL,
-        PRIMARY KEY (backend, object_type, id)
-    ) WITHOUT ROWID",
-    "CREATE INDEX objects_by_creation ON objects (backend, object_type, created_ms, id)",
-    "CREATE TABLE apps (id TEXT PRIMARY KEY, name TEXT NOT NULL, created_ms INTEGER NOT NULL)",
-    "CREATE TABLE backends (
-        id TEXT PRIMARY KEY,
-        app_id TEXT NOT NULL REFERENCES apps (id) ON DELETE CASCADE,
-        environment TEXT NOT NULL,
-        master_key TEXT NOT NULL,
-        api_key TEXT NOT NULL,
-        secret TEXT NOT NULL
-    )",
-    "CREATE TABLE tokens (hash TEXT PRIMARY KEY, subject TEXT NOT NULL, expires_ms INTEGER NOT NULL)",
-    "CREATE UNIQUE INDEX users_by_username ON objects (backend, doc ->> '$.username') WHERE object_type = 'users'",
-    "CREATE TABLE passwords (
-        backend TEXT NOT NULL,
-        user_id TEXT NOT NULL,
-        hash TEXT NOT NULL,
-        PRIMARY KEY (backend, user_id)
-    ) WITHOUT ROWID",
-    "CREATE TABLE members (
-        backend TEXT NOT NULL,
-        group_id TEXT NOT NULL,
-        user_id TEXT NOT NULL,
-        added_ms INTEGER NOT NULL,
-        PRIMARY KEY (backend, group_id, user_id)
-    ) WITHOUT ROWID",
-    "CREATE INDEX members_by_user ON members (backend, user_id)",
-    "CREATE TABLE object_types (
-        backend TEXT NOT NULL,
-        name TEXT NOT NULL,
-        schema TEXT NOT NULL,
-        PRIMARY KEY (backend, name)
-    ) WITHOUT ROWID",
-    "ALTER TABLE objects ADD COLUMN acl TEXT NOT NULL DEFAULT '{\"read\":[],\"update\":[],\"delete\":[],\"admin\":[]}'",
-    // Objects everyone may read, so that the common case skips the ACL's JSON in queries.
-    "ALTER TABLE objects ADD COLUMN public_read INTEGER NOT NULL DEFAULT 0",
-    // The expression indexes made for `indexed` schema properties, so that they can be dropped again.
-    "CREATE TABLE property_indexes (
-        backend TEXT NOT NULL,
-        object_type TEXT NOT NULL,
-        property TEXT NOT NULL,
-        PRIMARY KEY (backend, object_type, property)
-    ) WITHOUT ROWID",
-    // An object whose ACL extends another's (`onCreate: {"accessControlList": "extend"}`) names it here.
-    "ALTER TABLE objects ADD COLUMN parent_type TEXT",
-    "ALTER TABLE objects ADD COLUMN parent_id TEXT",
-    // Ref properties whose target's deletion deletes the referring object.
-    "CREATE TABLE ref_cascades (
-        backend TEXT NOT NULL,
-        object_type TEXT NOT NULL,
-        property TEXT NOT NULL,
-        target_type TEXT NOT NULL,
-        PRIMARY KEY (backend, object_type, property)
-    ) WITHOUT ROWID",
-    "CREATE INDEX ref_cascades_by_target ON ref_cascades (backend, target_type)",
-    // Who may manage a usergroup's members, for groups that have their own rules.
-    "CREATE TABLE member_acls (
-        backend TEXT NOT NULL,
-        group_id TEXT NOT NULL,
-        acl TEXT NOT NULL,
-        PRIMARY KEY (backend, group_id)
-    ) WITHOUT ROWID",
-    // Every committed change of an object (`sqlite/changes.rs`); `seq` orders them.
-    "CREATE TABLE changes (
-        seq INTEGER PRIMARY KEY AUTOINCREMENT,
-        backend TEXT NOT NULL,
-        object_type TEXT NOT NULL,
-        object_id TEXT NOT NULL,
-        event TEXT NOT NULL,
-        doc TEXT NOT NULL,
-        acl TEXT NOT NULL,
-        parent_acl TEXT,
-        user_id TEXT,
-        created_ms INTEGER NOT NULL
-    )",
-    "CREATE INDEX changes_by_time ON changes (created_ms)",
-    "ALTER TABLE changes ADD COLUMN request_id TEXT",
-    // Webhooks (`sqlite/webhooks.rs`): lists are JSON arrays.
-    "CREATE TABLE webhooks (
-        id TEXT PRIMARY KEY,
-        backend TEXT NOT NULL,
-        url TEXT NOT NULL,
-        object_types TEXT NOT NULL,
-        events TEXT NOT NULL,
-        headers TEXT NOT NULL,
-        secret TEXT NOT NULL,
-        created_ms INTEGER NOT NULL,
-        updated_ms INTEGER NOT NULL
-    )",
-    "CREATE INDEX webhooks_by_backend ON webhooks (backend)",
-    "CREATE TABLE webhook_deliveries (
-        id INTEGER PRIMARY KEY AUTOINCREMENT,
-        webhook_id TEXT NOT NULL,
-        seq INTEGER NOT NULL,
-        object_id TEXT NOT NULL,
-        status TEXT NOT NULL,
-        attempts INTEGER NOT NULL,
-        next_ms INTEGER NOT NULL,
-        created_ms INTEGER NOT NULL,
-        finished_ms INTEGER,
-        last_status INTEGER,
-        last_error TEXT
-    )",
-    "CREATE INDEX deliveries_due ON webhook_deliveries (next_ms) WHERE status = 'pending'",
-    "CREATE INDEX deliveries_pending_by_object ON webhook_deliveries (webhook_id, object_id, id) WHERE status = 'pending'",
-    "CREATE INDEX deliveries_by_webhook ON webhook_deliveries (webhook_id, id)",
-    "CREATE INDEX deliveries_by_seq ON webhook_deliveries (seq)",
-    "CREATE INDEX deliveries_finished ON webhook_deliveries (finished_ms) WHERE status != 'pending'",
-    // The webhook outbox is filled by the database in the transaction of each change: no extra commit (and fsync)
-    // per change, and a backend without webhooks pays one index probe.
-    "CREATE TRIGGER changes_to_webhook_deliveries AFTER INSERT ON changes
-     BEGIN
-         INSERT INTO webhook_deliveries (webhook_id, seq, object_id, status, attempts, next_ms, created_ms)
-         SELECT w.id, NEW.seq, NEW.object_id, 'pending', 0, NEW.created_ms, NEW.created_ms
-         FROM webhooks AS w
-         WHERE w.backend = NEW.backend
-           AND (w.object_types = '[]' OR NEW.object_type IN (SELECT value FROM json_each(w.object_types)))
-           AND (w.events = '[]' OR NEW.event IN (SELECT value FROM json_each(w.events)));
-     END",
-    // Access defaults per backend; backends made before them take what a new app's backend of their environment
-    // gets (development open, production locked).
-    "ALTER TABLE backends ADD COLUMN access_defaults TEXT NOT NULL DEFAULT 'locked'",
-    "UPDATE backends SET access_defaults = 'open' WHERE environment = 'development'",
-    // A user's tokens are found by subject when the user is deleted or changes its password.
-    "CREATE INDEX tokens_by_subject ON tokens (subject)",
-    // Every new token clears the expired ones.
-    "CREATE INDEX tokens_by_expiry ON tokens (expires_ms)",
-    // The reserved properties every app filters and sorts on, indexed in every collection (`createdAt` by
-    // `objects_by_creation`, `id` by the primary key). Filters on them compile to these columns (see
-    // `updraft_query::sqlite::Layout`); the creator's id is absent from anonymous writes, which stay out.
-    "CREATE INDEX objects_by_update ON objects (backend, object_type, updated_ms, created_ms)",
-    "CREATE INDEX objects_by_creator ON objects (backend, object_type, doc ->> '$.creator.id', created_ms)
-     WHERE doc ->> '$.creator.id' IS NOT NULL",
-    // The elements of arrays in indexed properties, one row each, with the rank and value a key index would give
-    // them (`updraft_query::sqlite::key_index_terms`): "an element matches" is then an index range too. Kept by
-    // the triggers below in the transaction of each change, and by `schemas.rs` when `indexed` changes.
-    "CREATE TABLE array_keys (
-        backend TEXT NOT NULL,
-        object_type TEXT NOT NULL,
-        property TEXT NOT NULL,
-        rank INTEGER NOT NULL,
-        value,
-        id TEXT NOT NULL
-    )",
-    "CREATE INDEX array_keys_by_value ON array_keys (backend, object_type, property, rank, value, id)",
-    "CREATE INDEX array_keys_by_object ON array_keys (backend, object_type, id)",
-    ARRAY_KEYS_ON_INSERT,
-    ARRAY_KEYS_ON_UPDATE,
-    ARRAY_KEYS_ON_DELETE,
-    // The arrays already in indexed properties.
-    concat!(
-        "INSERT INTO array_keys (backend, object_type, property, rank, value, id)
-         SELECT o.backend, o.object_type, p.property, ",
-        element_key!(),
-        ", o.id
-         FROM property_indexes AS p JOIN objects AS o ON o.backend = p.backend AND o.object_type = p.object_type,
-              jsonb_each(o.doc, '$.' || p.property) AS e
-         WHERE json_type(o.doc, '$.' || p.property) IS 'array'"
-    ),
-    // `objects` becomes a rowid table. An index entry then points at a row by its integer rowid, and SQLite seeks
-    // the row only once the query reads a column the index lacks (a deferred seek); in a WITHOUT ROWID table it
-    // seeks every entry's row at once, through three text keys. With `id` and `public_read` in the indexes, a
-    // count, an offset or a filter checked on the index reads no row it does not answer: a deep page went from
-    // about 1 µs a skipped row to a few tens of nanoseconds. Rows are copied in creation order, as they are
-    // then added, so that a walk in creation order reads neighbouring pages.
-    "CREATE TABLE objects_by_rowid (
-        backend TEXT NOT NULL,
-        object_type TEXT NOT NULL,
-        id TEXT NOT NULL,
-        doc BLOB NOT NULL,
-        created_ms INTEGER NOT NULL,
-        updated_ms INTEGER NOT NULL,
-        acl TEXT NOT NULL DEFAULT '{\"read\":[],\"update\":[],\"delete\":[],\"admin\":[]}',
-        public_read INTEGER NOT NULL DEFAULT 0,
-        parent_type TEXT,
-        parent_id TEXT
-    )",
-    "INSERT INTO objects_by_rowid (backend, object_type, id, doc, created_ms, updated_ms, acl, public_read, parent_type,
-                                   parent_id)
-     SELECT backend, object_type, id, doc, created_ms, updated_ms, acl, public_read, parent_type, parent_id
-     FROM objects ORDER BY created_ms, id",
-    // Drops the old table's indexes (the key and ref indexes of schemas too, which `schemas::upgrade_indexes`
-    // makes again in the new shape) and its triggers.
-    "DROP TABLE objects",
-    "ALTER TABLE objects_by_rowid RENAME TO objects",
-    "CREATE UNIQUE INDEX objects_by_id ON objects (backend, object_type, id)",
-    "CREATE INDEX objects_by_creation ON objects (backend, object_type, created_ms, id, public_read)",
-    "CREATE INDEX objects_by_update ON objects (backend, object_type, updated_ms, created_ms, id, public_read)",
-    "CREATE INDEX objects_by_creator ON objects (backend, object_type, doc ->> '$.creator.id', created_ms, id, public_read)
-     WHERE doc ->> '$.creator.id' IS NOT NULL",
-    "CREATE UNIQUE INDEX users_by_username ON objects (backend, doc ->> '$.username') WHERE object_type = 'users'",
-    ARRAY_KEYS_ON_INSERT,
-    ARRAY_KEYS_ON_UPDATE,
-    ARRAY_KEYS_ON_DELETE,
+/// Each schema change is one step, a file of `migrations/` (one SQL statement; its comments say why);
+/// `PRAGMA user_version` records how many have run, so steps are only ever appended, and a step once released
+/// never changes. `migrations_are_the_files_of_the_directory` checks this list against the directory.
+pub(crate) const MIGRATIONS: &[&str] = &[
+    include_str!("../migrations/0001_create_table_objects.sql"),
+    include_str!("../migrations/0002_create_index_objects_by_creation.sql"),
+    include_str!("../migrations/0003_create_table_apps.sql"),
+    include_str!("../migrations/0004_create_table_backends.sql"),
+    include_str!("../migrations/0005_create_table_tokens.sql"),
+    include_str!("../migrations/0006_create_index_users_by_username.sql"),
+    include_str!("../migrations/0007_create_table_passwords.sql"),
+    include_str!("../migrations/0008_create_table_members.sql"),
+    include_str!("../migrations/0009_create_index_members_by_user.sql"),
+    include_str!("../migrations/0010_create_table_object_types.sql"),
+    include_str!("../migrations/0011_objects_add_acl.sql"),
+    include_str!("../migrations/0012_objects_add_public_read.sql"),
+    include_str!("../migrations/0013_create_table_property_indexes.sql"),
+    include_str!("../migrations/0014_objects_add_parent_type.sql"),
+    include_str!("../migrations/0015_objects_add_parent_id.sql"),
+    include_str!("../migrations/0016_create_table_ref_cascades.sql"),
+    include_str!("../migrations/0017_create_index_ref_cascades_by_target.sql"),
+    include_str!("../migrations/0018_create_table_member_acls.sql"),
+    include_str!("../migrations/0019_create_table_changes.sql"),
+    include_str!("../migrations/0020_create_index_changes_by_time.sql"),
+    include_str!("../migrations/0021_changes_add_request_id.sql"),
+    include_str!("../migrations/0022_create_table_webhooks.sql"),
+    include_str!("../migrations/0023_create_index_webhooks_by_backend.sql"),
+    include_str!("../migrations/0024_create_table_webhook_deliveries.sql"),
+    include_str!("../migrations/0025_create_index_deliveries_due.sql"),
+    include_str!("../migrations/0026_create_index_deliveries_pending_by_object.sql"),
+    include_str!("../migrations/0027_create_index_deliveries_by_webhook.sql"),
+    include_str!("../migrations/0028_create_index_deliveries_by_seq.sql"),
+    include_str!("../migrations/0029_create_index_deliveries_finished.sql"),
+    include_str!("../migrations/0030_create_trigger_changes_to_webhook_deliveries.sql"),
+    include_str!("../migrations/0031_backends_add_access_defaults.sql"),
+    include_str!("../migrations/0032_set_backends_access_defaults.sql"),
+    include_str!("../migrations/0033_create_index_tokens_by_subject.sql"),
+    include_str!("../migrations/0034_create_index_tokens_by_expiry.sql"),
+    include_str!("../migrations/0035_create_index_objects_by_update.sql"),
+    include_str!("../migrations/0036_create_index_objects_by_creator.sql"),
+    include_str!("../migrations/0037_create_table_array_keys.sql"),
+    include_str!("../migrations/0038_create_index_array_keys_by_value.sql"),
+    include_str!("../migrations/0039_create_index_array_keys_by_object.sql"),
+    include_str!("../migrations/0040_create_trigger_objects_array_keys_on_insert.sql"),
+    include_str!("../migrations/0041_create_trigger_objects_array_keys_on_update.sql"),
+    include_str!("../migrations/0042_create_trigger_objects_array_keys_on_delete.sql"),
+    include_str!("../migrations/0043_fill_array_keys.sql"),
+    include_str!("../migrations/0044_create_table_objects_by_rowid.sql"),
+    include_str!("../migrations/0045_fill_objects_by_rowid.sql"),
+    include_str!("../migrations/0046_drop_table_objects.sql"),
+    include_str!("../migrations/0047_rename_objects_by_rowid_to_objects.sql"),
+    include_str!("../migrations/0048_create_index_objects_by_id.sql"),
+    include_str!("../migrations/0049_create_index_objects_by_creation.sql"),
+    include_str!("../migrations/0050_create_index_objects_by_update.sql"),
+    include_str!("../migrations/0051_create_index_objects_by_creator.sql"),
+    include_str!("../migrations/0052_create_index_users_by_username.sql"),
+    include_str!("../migrations/0053_create_trigger_objects_array_keys_on_insert.sql"),
+    include_str!("../migrations/0054_create_trigger_objects_array_keys_on_update.sql"),
+    include_str!("../migrations/0055_create_trigger_objects_array_keys_on_delete.sql"),
 ];
 
 #[derive(Debug, Clone)]
@@ -998,6 +813,8 @@ mod group_commit;
 pub use group_commit::{INSERT_CHANGE, INSERT_OBJECT};
 mod groups;
 mod lists;
+#[cfg(test)]
+mod migration_tests;
 #[cfg(test)]
 mod plan_tests;
 mod reads;

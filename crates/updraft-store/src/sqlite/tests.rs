@@ -677,7 +677,7 @@ async fn a_database_from_before_the_rowid_table_is_migrated_whole() {
     use updraft_query::{Filter, Sort};
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("eds.sqlite3");
-    let before = MIGRATIONS.iter().position(|step| step.starts_with("CREATE TABLE objects_by_rowid")).unwrap();
+    let before = MIGRATIONS.iter().position(|step| step.contains("CREATE TABLE objects_by_rowid")).unwrap();
     let (backend, todos, lists) = (TODOS.backend, TODOS.object_type, "objects.lists");
     let list_id = "5376019e698b3c6ad5000001";
     {

@@ -1,0 +1,1 @@
+CREATE TABLE tokens (hash TEXT PRIMARY KEY, subject TEXT NOT NULL, expires_ms INTEGER NOT NULL)

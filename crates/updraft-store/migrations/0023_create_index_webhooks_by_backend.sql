@@ -1,0 +1,1 @@
+CREATE INDEX webhooks_by_backend ON webhooks (backend)

@@ -1,0 +1,1 @@
+CREATE INDEX deliveries_due ON webhook_deliveries (next_ms) WHERE status = 'pending'

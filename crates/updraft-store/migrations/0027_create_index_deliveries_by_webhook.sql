@@ -1,0 +1,1 @@
+CREATE INDEX deliveries_by_webhook ON webhook_deliveries (webhook_id, id)

@@ -1,0 +1,1 @@
+CREATE INDEX deliveries_by_seq ON webhook_deliveries (seq)

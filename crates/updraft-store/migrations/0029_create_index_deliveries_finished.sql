@@ -1,0 +1,1 @@
+CREATE INDEX deliveries_finished ON webhook_deliveries (finished_ms) WHERE status != 'pending'

@@ -1,0 +1,1 @@
+UPDATE backends SET access_defaults = 'open' WHERE environment = 'development'

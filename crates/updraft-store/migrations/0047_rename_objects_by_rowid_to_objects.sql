@@ -1,0 +1,1 @@
+ALTER TABLE objects_by_rowid RENAME TO objects

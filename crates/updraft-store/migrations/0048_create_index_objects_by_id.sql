@@ -1,0 +1,1 @@
+CREATE UNIQUE INDEX objects_by_id ON objects (backend, object_type, id)
