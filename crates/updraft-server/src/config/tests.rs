@@ -1,0 +1,94 @@
+//! Tests of `updraft serve`'s settings: each layer over the next (flag, env var, file, default), refusals with a
+//! reason, and help made from the declarations.
+
+use super::*;
+
+fn parse(args: &[&str]) -> anyhow::Result<Settings> {
+    let cli =
+        Cli::try_parse_from(std::iter::once("updraft").chain(std::iter::once("serve")).chain(args.iter().copied()))?;
+    let Command::Serve(args) = cli.command else { panic!("not serve") };
+    (*args).resolve()
+}
+
+#[test]
+fn flags_win_over_the_file_and_the_file_over_defaults() {
+    let dir = std::env::temp_dir().join(format!("updraft-config-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("updraft.toml");
+    std::fs::write(&file, "listen = \"127.0.0.1:9999\"\naccess_control = \"custom\"\nping_interval_secs = 10\n")
+        .unwrap();
+    let s = parse(&["--config", file.to_str().unwrap(), "--listen", "127.0.0.1:7000"]).unwrap();
+    assert_eq!(s.listen, "127.0.0.1:7000".parse().unwrap());
+    assert_eq!(s.default_gateway.access, AccessControl::Custom);
+    assert_eq!(s.ping_interval, Duration::from_secs(10));
+    assert_eq!(s.max_body_bytes, 1 << 20);
+    std::fs::write(&file, "no_such_setting = 1\n").unwrap();
+    assert!(parse(&["--config", file.to_str().unwrap()]).is_err());
+}
+
+#[test]
+fn bad_values_are_refused_with_a_reason() {
+    let err = parse(&["--access-control", "open"]).unwrap_err().to_string();
+    assert!(err.contains("none, eds or custom"), "{err}");
+    assert!(parse(&["--eds-permissions", "{not json"]).is_err());
+    assert!(parse(&["--eds-permissions", r#"{"read":"*"}"#]).is_err());
+    let s = parse(&["--eds-permissions", r#"{"read":["*"],"write":["usergroups.12345"]}"#]).unwrap();
+    assert_eq!(s.default_gateway.eds_permissions.write, ["usergroups.12345"]);
+    assert!(parse(&["--ping-interval-secs", "0"]).is_err());
+    let err = parse(&["--api-nice", "20"]).unwrap_err().to_string();
+    assert!(err.contains("0 to 19"), "{err}");
+    assert!(parse(&["--api-nice", "-1"]).is_err());
+    assert_eq!(parse(&[]).unwrap().api_nice, default_api_nice());
+    let err = parse(&["--api-slice-us", "50"]).unwrap_err().to_string();
+    assert!(err.contains("100 to 100000"), "{err}");
+    assert_eq!(parse(&["--api-slice-us", "100"]).unwrap().api_slice, Some(Duration::from_micros(100)));
+    assert_eq!(parse(&[]).unwrap().api_slice, None);
+}
+
+#[test]
+fn enums_read_as_before_from_flags_and_the_file() {
+    let err = parse(&["--log-format", "yaml"]).unwrap_err().to_string();
+    assert!(err.contains("text or json"), "{err}");
+    // As the original read ACCESS_CONTROL: blanks around it ignored, empty is none.
+    assert_eq!(parse(&["--access-control", " eds "]).unwrap().default_gateway.access, AccessControl::Eds);
+    assert_eq!(parse(&["--access-control", ""]).unwrap().default_gateway.access, AccessControl::None);
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("updraft.toml");
+    std::fs::write(&file, "access_control = \"\"\nlog_format = \"json\"\n").unwrap();
+    let s = parse(&["--config", file.to_str().unwrap()]).unwrap();
+    assert_eq!(s.default_gateway.access, AccessControl::None);
+    assert!(s.json_logs);
+    std::fs::write(&file, "access_control = \"open\"\n").unwrap();
+    let err = format!("{:#}", parse(&["--config", file.to_str().unwrap()]).unwrap_err());
+    assert!(err.contains("none, eds or custom"), "{err}");
+}
+
+#[test]
+fn help_ends_in_the_declared_default() {
+    let command = ServeArgs::augment_args(clap::Command::new("serve"));
+    let help = |id: &str| {
+        let arg = command.get_arguments().find(|a| a.get_id() == id).expect("a setting");
+        arg.get_help().expect("every setting has help").to_string()
+    };
+    assert_eq!(help("listen"), "Address to listen on [default: 127.0.0.1:8080]");
+    assert_eq!(help("tls_cert"), "PEM certificate chain: serve HTTPS and WSS");
+    assert_eq!(help("app_domain"), "Host (and port) put in socket URIs [default: the listen address]");
+    for (field, shown) in DEFAULTS_SHOWN {
+        let help = help(field);
+        match shown {
+            Some(default) => assert!(help.ends_with(&format!(" [default: {default}]")), "{field}: {help}"),
+            None => assert!(!help.contains("[default:"), "{field}: {help}"),
+        }
+    }
+    let api_nice = help("api_nice");
+    assert!(api_nice.ends_with("0 is the same priority [default: 10 when the server may use one CPU, else 0]"));
+    assert!(api_nice.contains("own, so that a burst"), "lines are joined by one space: {api_nice}");
+}
+
+#[test]
+fn defaults_agree_with_the_crates_that_own_them() {
+    let limits = parse(&[]).unwrap().login_limits;
+    let theirs = updraft_api::passwords::AttemptLimits::default();
+    assert_eq!(limits.per_address_per_minute, theirs.per_address_per_minute);
+    assert_eq!(limits.failures_per_account_per_minute, theirs.failures_per_account_per_minute);
+}
