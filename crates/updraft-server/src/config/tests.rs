@@ -1,6 +1,8 @@
 //! Tests of `updraft serve`'s settings: each layer over the next (flag, env var, file, default), refusals with a
 //! reason, and help made from the declarations.
 
+use std::path::Path;
+
 use super::*;
 
 fn parse(args: &[&str]) -> anyhow::Result<Settings> {
@@ -61,6 +63,91 @@ fn enums_read_as_before_from_flags_and_the_file() {
     std::fs::write(&file, "access_control = \"open\"\n").unwrap();
     let err = format!("{:#}", parse(&["--config", file.to_str().unwrap()]).unwrap_err());
     assert!(err.contains("none, eds or custom"), "{err}");
+}
+
+/// What the file in the precedence tests says: a value for every setting they look at.
+const FILE_SETTINGS: &str = r#"
+listen = "127.0.0.1:9001"
+data_dir = "/from/the/file"
+access_control = "eds"
+webhooks_allow_unsafe_targets = false
+api_nice = 7
+app_domain = "file.example"
+ping_interval_secs = 11
+"#;
+
+#[test]
+fn flags_beat_the_file_and_the_file_beats_defaults_for_every_kind_of_setting() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("updraft.toml");
+    std::fs::write(&file, FILE_SETTINGS).unwrap();
+    let config = file.to_str().unwrap();
+
+    let s = parse(&["--config", config, "--listen", "127.0.0.1:7000", "--access-control", "custom"]).unwrap();
+    assert_eq!(s.listen, "127.0.0.1:7000".parse().unwrap(), "a flag over the file");
+    assert_eq!(s.default_gateway.access, AccessControl::Custom, "a flag over the file");
+    assert_eq!(s.data_dir, Path::new("/from/the/file"), "the file over the default");
+    assert_eq!(s.api_nice, 7, "the file over a computed default");
+    assert_eq!(s.app_domain.as_deref(), Some("file.example"), "the file over unset");
+    assert!(!s.webhooks.allow_unsafe_targets);
+    assert_eq!(s.ping_interval, Duration::from_secs(11));
+
+    let s = parse(&["--config", config, "--webhooks-allow-unsafe-targets", "true", "--api-nice", "0"]).unwrap();
+    assert!(s.webhooks.allow_unsafe_targets, "a flag over the file");
+    assert_eq!(s.api_nice, 0, "a flag over the file, though it is the default of some machines");
+
+    let s = parse(&[]).unwrap();
+    assert_eq!(s.listen, "127.0.0.1:8080".parse().unwrap());
+    assert_eq!(s.data_dir, Path::new("./updraft-data"));
+    assert_eq!(s.default_gateway.access, AccessControl::None);
+    assert_eq!(s.api_nice, default_api_nice());
+    assert_eq!(s.app_domain, None);
+    assert!(!s.webhooks.allow_unsafe_targets);
+    assert_eq!(s.ping_interval, Duration::from_secs(45));
+}
+
+/// Set in the copy of this test binary that `env_vars_beat_the_file_and_flags_beat_env_vars` starts.
+const IN_CHILD: &str = "UPDRAFT_CONFIG_TEST_CHILD";
+
+#[test]
+fn env_vars_beat_the_file_and_flags_beat_env_vars() {
+    // clap reads env vars as it builds the command, and a test must not change the environment of a process whose
+    // other tests read it, so this test runs again in a child process that has the variables.
+    if std::env::var_os(IN_CHILD).is_none() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("updraft.toml");
+        std::fs::write(&file, FILE_SETTINGS).unwrap();
+        let module = module_path!().split_once("::").expect("a crate's module").1;
+        let test = format!("{module}::env_vars_beat_the_file_and_flags_beat_env_vars");
+        let out = std::process::Command::new(std::env::current_exe().unwrap())
+            .args([test.as_str(), "--exact", "--test-threads=1"])
+            .env(IN_CHILD, "1")
+            .env("UPDRAFT_CONFIG", &file)
+            .env("UPDRAFT_LISTEN", "127.0.0.1:7100")
+            .env("UPDRAFT_API_NICE", "5")
+            .env("UPDRAFT_DATA_DIR", "/from/env")
+            .env("ACCESS_CONTROL", "custom")
+            .env("UPDRAFT_WEBHOOKS_ALLOW_UNSAFE_TARGETS", "true")
+            .env("APP_DOMAIN", "env.example")
+            .output()
+            .unwrap();
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            out.status.success() && stdout.contains("1 passed"),
+            "the child test:\n{stdout}\n{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        return;
+    }
+    let s = parse(&["--listen", "127.0.0.1:7000", "--api-nice", "3"]).unwrap();
+    assert_eq!(s.listen, "127.0.0.1:7000".parse().unwrap(), "a flag over env and the file");
+    assert_eq!(s.api_nice, 3, "a flag over env and the file");
+    assert_eq!(s.data_dir, Path::new("/from/env"), "env over the file");
+    assert_eq!(s.default_gateway.access, AccessControl::Custom, "env over the file");
+    assert!(s.webhooks.allow_unsafe_targets, "env over the file");
+    assert_eq!(s.app_domain.as_deref(), Some("env.example"), "env over the file");
+    assert_eq!(s.ping_interval, Duration::from_secs(11), "the file (named by env) over the default");
+    assert_eq!(s.max_body_bytes, 1 << 20, "the default");
 }
 
 #[test]
