@@ -1,6 +1,7 @@
 //! Tests of `updraft serve`'s settings: each layer over the next (flag, env var, file, default), refusals with a
-//! reason, and help made from the declarations.
+//! reason, help made from the declarations, and README.md's table of settings checked against them.
 
+use std::collections::BTreeMap;
 use std::path::Path;
 
 use super::*;
@@ -178,4 +179,60 @@ fn defaults_agree_with_the_crates_that_own_them() {
     let theirs = updraft_api::passwords::AttemptLimits::default();
     assert_eq!(limits.per_address_per_minute, theirs.per_address_per_minute);
     assert_eq!(limits.failures_per_account_per_minute, theirs.failures_per_account_per_minute);
+}
+
+/// The README's table of settings: flag, env var and default of each row (backticks around a cell dropped).
+fn readme_rows(readme: &str) -> Vec<[String; 3]> {
+    let table = readme
+        .split("\n### Settings\n")
+        .nth(1)
+        .expect("README.md has a Settings section")
+        .lines()
+        .skip_while(|line| !line.starts_with('|'))
+        .take_while(|line| line.starts_with('|'));
+    let cells = |line: &str| -> Vec<String> {
+        let line = line.trim().trim_start_matches('|').trim_end_matches('|');
+        line.split('|')
+            .map(|cell| {
+                let cell = cell.trim();
+                cell.strip_prefix('`').and_then(|c| c.strip_suffix('`')).unwrap_or(cell).to_owned()
+            })
+            .collect()
+    };
+    let mut lines = table.map(cells);
+    let header = lines.next().expect("a table of settings");
+    assert_eq!(header[..3], ["Flag", "Env", "Default"], "the columns the README test reads");
+    lines.skip(1).map(|row| [row[0].clone(), row[1].clone(), row[2].clone()]).collect()
+}
+
+#[test]
+fn the_readme_lists_every_setting_as_declared() {
+    let readme = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("../../README.md")).unwrap();
+    let shown: BTreeMap<&str, Option<&str>> = DEFAULTS_SHOWN.iter().copied().collect();
+    let command = ServeArgs::augment_args(clap::Command::new("serve"));
+    let declared: BTreeMap<String, [String; 3]> = command
+        .get_arguments()
+        .map(|arg| {
+            let flag = format!("--{}", arg.get_long().expect("a setting is a long flag"));
+            let env = arg.get_env().expect("a setting has an env var").to_string_lossy().into_owned();
+            let default = shown[arg.get_id().as_str()].unwrap_or_default().to_owned();
+            (flag.clone(), [flag, env, default])
+        })
+        .collect();
+    let mut documented = BTreeMap::new();
+    let mut problems = Vec::new();
+    for row in readme_rows(&readme) {
+        if let Some(earlier) = documented.insert(row[0].clone(), row) {
+            problems.push(format!("{} is in the table twice", earlier[0]));
+        }
+    }
+    for (flag, row) in &declared {
+        match documented.get(flag) {
+            None => problems.push(format!("{flag} is not in the table; its row starts {row:?}")),
+            Some(listed) if listed != row => problems.push(format!("the table has {listed:?}, not {row:?}")),
+            Some(_) => {}
+        }
+    }
+    problems.extend(documented.keys().filter(|f| !declared.contains_key(*f)).map(|f| format!("{f} is no setting")));
+    assert!(problems.is_empty(), "README.md's table of settings against serve_settings!:\n{}", problems.join("\n"));
 }
