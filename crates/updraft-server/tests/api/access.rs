@@ -2,7 +2,7 @@
 
 use reqwest::StatusCode;
 use serde_json::json;
-use updraft_server::config::ServeArgs;
+use updraft_server::config::{AccessMode, ServeArgs};
 
 use crate::eds_stub;
 use crate::helpers::*;
@@ -80,7 +80,7 @@ async fn eds_tokens_are_refused_without_a_backend_id() {
 
 #[tokio::test]
 async fn custom_mode_admits_only_the_security_token() {
-    let app = spawn_app(ServeArgs { access_control: Some("custom".into()), ..spec_args() }).await;
+    let app = spawn_app(ServeArgs { access_control: Some(AccessMode::Custom), ..spec_args() }).await;
     assert_eq!(app.get("/v1/websocket_uri", Some("joe-token")).await.0, StatusCode::UNAUTHORIZED);
     assert_eq!(app.post("/v1/messages", None, r#"{"data":"x","receivers":{}}"#).await.0, StatusCode::UNAUTHORIZED);
     assert_eq!(app.post("/v1/messages", Some(ADMIN), r#"{"data":"x","receivers":{}}"#).await.0, StatusCode::CREATED);

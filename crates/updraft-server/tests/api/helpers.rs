@@ -13,7 +13,7 @@ use tokio::task::JoinHandle;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 use updraft_server::Application;
-use updraft_server::config::ServeArgs;
+use updraft_server::config::{AccessMode, ServeArgs};
 
 pub const ADMIN: &str = "supersecret";
 /// Opens `/metrics` on the main listener (`--metrics-token`).
@@ -66,7 +66,7 @@ pub struct TestApp {
 /// The settings the original MWS specs ran with (`.env.test`), on a free port.
 pub fn spec_args() -> ServeArgs {
     ServeArgs {
-        access_control: Some("eds".into()),
+        access_control: Some(AccessMode::Eds),
         security_token: Some(ADMIN.into()),
         eds_backend_id: Some("dummy".into()),
         eds_permissions: Some(r#"{"read": ["*"], "write": ["usergroups.12345"]}"#.into()),
@@ -78,7 +78,7 @@ pub fn spec_args() -> ServeArgs {
 pub fn open_args() -> ServeArgs {
     ServeArgs {
         listen: Some("127.0.0.1:0".parse().unwrap()),
-        access_control: Some("none".into()),
+        access_control: Some(AccessMode::None),
         security_token: Some(ADMIN.into()),
         metrics_token: Some(METRICS_TOKEN.into()),
         ..ServeArgs::default()

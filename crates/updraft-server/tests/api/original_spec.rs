@@ -3,6 +3,7 @@
 
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
+use updraft_server::config::AccessMode;
 
 use crate::eds_stub;
 use crate::helpers::*;
@@ -254,11 +255,10 @@ async fn closing_the_socket_unregisters_it() {
 async fn access_control_defaults_to_none_and_restricts_in_eds_and_custom() {
     let open = spawn_app(updraft_server::config::ServeArgs { access_control: None, ..open_args() }).await;
     assert_eq!(open.get("/v1/websocket_uri", None).await.0, StatusCode::OK);
-    for mode in ["eds", "custom"] {
-        let app =
-            spawn_app(updraft_server::config::ServeArgs { access_control: Some(mode.into()), ..spec_args() }).await;
-        assert_eq!(app.get("/v1/websocket_uri", None).await.0, StatusCode::UNAUTHORIZED, "{mode}");
-        assert_eq!(app.get("/v1/websocket_uri", Some(ADMIN)).await.0, StatusCode::OK, "{mode}");
+    for mode in [AccessMode::Eds, AccessMode::Custom] {
+        let app = spawn_app(updraft_server::config::ServeArgs { access_control: Some(mode), ..spec_args() }).await;
+        assert_eq!(app.get("/v1/websocket_uri", None).await.0, StatusCode::UNAUTHORIZED, "{mode:?}");
+        assert_eq!(app.get("/v1/websocket_uri", Some(ADMIN)).await.0, StatusCode::OK, "{mode:?}");
     }
 }
 
