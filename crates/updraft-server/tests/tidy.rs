@@ -9,7 +9,6 @@ const LONG_FILES: &[(&str, usize)] = &[
     ("crates/updraft-loadgen/src/realtime.rs", 680),
     ("crates/updraft-store/src/sqlite.rs", 830),
     ("crates/updraft-store/src/sqlite/tests.rs", 760),
-    ("crates/updraft-server/tests/api/eds.rs", 870),
 ];
 
 const MAX_LINES: usize = 600;
