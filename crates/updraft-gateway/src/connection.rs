@@ -16,7 +16,7 @@ use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::time::Sleep;
 
 use crate::socket::Socket;
-use crate::ws::{self, Event, FrameReader, close_code};
+use updraft_ws::{self as ws, Event, FrameReader, close_code};
 
 /// Frames moved from the outbox per write: large enough to batch a burst into one syscall.
 const MAX_BATCH: usize = 64 * 1024;

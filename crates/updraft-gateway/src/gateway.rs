@@ -140,7 +140,7 @@ impl Gateways {
     pub fn remove(&self, id: &str) -> Option<Arc<Gateway>> {
         let gateway = self.gateways.write().expect("gateways lock").remove(id)?;
         self.tickets.remove_tenant(&TicketTenant(gateway.clone()));
-        gateway.hub.close_all(crate::ws::close_code::GOING_AWAY, "gateway deleted");
+        gateway.hub.close_all(updraft_ws::close_code::GOING_AWAY, "gateway deleted");
         Some(gateway)
     }
 

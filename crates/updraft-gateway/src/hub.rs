@@ -9,7 +9,7 @@ use bytes::Bytes;
 
 use crate::journal::{self, Journal, JournalLimits};
 use crate::socket::{Enqueued, IdBuildHasher, QueueLimits, Socket, SocketId, Tag};
-use crate::ws;
+use updraft_ws as ws;
 
 /// Shards of the registry: fewer lock collisions, and the heartbeat's unit of work.
 pub const N_SHARDS: usize = 16;

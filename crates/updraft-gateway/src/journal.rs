@@ -17,7 +17,7 @@ use bytes::Bytes;
 
 use crate::hub::Receivers;
 use crate::socket::Socket;
-use crate::ws;
+use updraft_ws as ws;
 
 /// How much a gateway keeps: messages younger than `age`, at most `messages` of them and `bytes` of data.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

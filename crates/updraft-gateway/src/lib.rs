@@ -1,8 +1,8 @@
 //! The Managed WebSocket gateway, below HTTP: who is connected, who a message is for, and the
 //! task that writes frames to each socket.
 //!
-//! This crate knows the WebSocket wire format and nothing of HTTP routing or JSON bodies (save the numbered
-//! frames of resumable delivery, see `journal`).
+//! This crate speaks the WebSocket wire format (framed by `updraft_ws`) and knows nothing of HTTP routing or JSON
+//! bodies (save the numbered frames of resumable delivery, see `journal`).
 
 pub mod connection;
 pub mod gateway;
@@ -10,7 +10,6 @@ pub mod hub;
 pub mod journal;
 pub mod pending;
 pub mod socket;
-pub mod ws;
 
 pub use connection::{Connection, ConnectionConfig, Ended};
 pub use gateway::{AccessControl, Gateway, GatewayConfig, Gateways, Permissions, Ticket};

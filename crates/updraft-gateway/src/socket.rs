@@ -188,7 +188,7 @@ impl Socket {
             outbox.bytes = 0;
             self.direct.store(false, Ordering::Relaxed);
             outbox.close = Some(CloseRequest {
-                code: crate::ws::close_code::TRY_AGAIN_LATER,
+                code: updraft_ws::close_code::TRY_AGAIN_LATER,
                 reason: "slow consumer: send queue overflow",
             });
             drop(outbox);

@@ -11,9 +11,10 @@ use tokio::task::JoinHandle;
 
 use crate::http::{self, HttpConn, Target};
 use crate::report::{SharedReport, round};
-use crate::ws::{
-    self, Event, FrameDecoder, JSON_PREFIX_LEN, OP_CLOSE, OP_PONG, OP_TEXT, PREFIX_LEN, READ_BUF, WsConn, WsUri,
-};
+use updraft_ws::client::{self, Event, FrameDecoder};
+use updraft_ws::{OP_CLOSE, OP_PONG, OP_TEXT};
+
+use crate::ws::{self, JSON_PREFIX_LEN, PREFIX_LEN, READ_BUF, WsConn, WsUri};
 
 /// Above this the load generator and the server would both run into the
 /// 20,000 open-file hard limit of the bench machine.
@@ -353,8 +354,8 @@ async fn live_query_subscribe(conn: &mut WsConn, lq: &LiveQuery, index: usize) -
     let connect = serde_json::json!({ "op": "connect", "applicationId": lq.app_id });
     let subscribe =
         serde_json::json!({ "op": "subscribe", "requestId": 1, "query": { "className": lq.class, "where": filter } });
-    let mut out = ws::masked_frame(OP_TEXT, connect.to_string().as_bytes());
-    out.extend(ws::masked_frame(OP_TEXT, subscribe.to_string().as_bytes()));
+    let mut out = client::masked_frame(OP_TEXT, connect.to_string().as_bytes());
+    out.extend(client::masked_frame(OP_TEXT, subscribe.to_string().as_bytes()));
     conn.stream.write_all(&out).await?;
 
     let mut decoder = FrameDecoder::new(256);
@@ -419,9 +420,11 @@ async fn read_loop(mut conn: WsConn, stats: &RecvStats, mut shutdown: watch::Rec
                     lat_batch.push(arrived.saturating_sub(sent));
                 }
             }
-            Event::Ping(payload) => pong = Some(ws::masked_control_frame(OP_PONG, payload)),
+            Event::Ping(payload) => pong = Some(client::masked_control_frame(OP_PONG, payload)),
             Event::Pong => {}
-            Event::Close(payload) => close = Some(ws::masked_control_frame(OP_CLOSE, &payload[..payload.len().min(2)])),
+            Event::Close(payload) => {
+                close = Some(client::masked_control_frame(OP_CLOSE, &payload[..payload.len().min(2)]))
+            }
         });
         let used = match decoded {
             Ok(used) => used,
@@ -485,7 +488,7 @@ async fn read_loop(mut conn: WsConn, stats: &RecvStats, mut shutdown: watch::Rec
 /// Client-initiated close (1000), then waits briefly for the server to
 /// finish the closing handshake so the server, not us, holds TIME_WAIT.
 async fn close_gracefully(conn: &mut WsConn) {
-    let frame = ws::masked_control_frame(OP_CLOSE, &1000u16.to_be_bytes());
+    let frame = client::masked_control_frame(OP_CLOSE, &1000u16.to_be_bytes());
     if conn.stream.write_all(&frame).await.is_err() {
         return;
     }

@@ -17,9 +17,9 @@ use updraft_api::eds::AccountLogin;
 use updraft_api::{ApiContext, ApiState, GatewayFile, Limits, PublicAddress};
 use updraft_bus::{Bus, LocalBus};
 use updraft_gateway::gateway::DEFAULT_GATEWAY;
-use updraft_gateway::ws::close_code;
 use updraft_gateway::{ConnectionConfig, GatewayConfig, Gateways, QueueLimits};
 use updraft_store::{SqliteOptions, SqliteStore};
+use updraft_ws::close_code;
 
 use crate::config::Settings;
 use crate::conns::{self, Connections};

@@ -15,9 +15,9 @@ use std::time::{Duration, Instant};
 
 use sha2::{Digest, Sha256};
 use updraft_core::ids::ObjectId;
-use updraft_gateway::ws::close_code;
 use updraft_gateway::{Gateway, Permissions, SocketId, Tag};
 use updraft_store::{Access, ChangeEvent, Collection, StoreError, Subject, USERGROUPS, USERS};
+use updraft_ws::close_code;
 
 use super::{group_subjects, user_subject};
 use crate::ApiState;

@@ -32,8 +32,8 @@ use tokio::net::TcpStream;
 use tokio::sync::mpsc;
 use updraft_gateway::SocketId;
 use updraft_gateway::pending::{self, Limits, Pending, Requester};
-use updraft_gateway::ws::{self, Event, FrameReader, close_code};
 use updraft_store::{Change, Changes, Schemas, Subject};
+use updraft_ws::{self as ws, Event, FrameReader, close_code};
 
 use super::sessions::Owner;
 use super::{Caller, DataRequest};

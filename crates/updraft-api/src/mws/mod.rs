@@ -204,7 +204,7 @@ async fn delete_socket(State(state): State<ApiState>, target: Target) -> Result<
     let id = target.socket_id().ok_or_else(socket_not_found)?;
     if let Some(socket) = target.gateway.hub.get(&id) {
         target.gateway.hub.remove(&socket);
-        socket.request_close(updraft_gateway::ws::close_code::NORMAL, "socket deleted");
+        socket.request_close(updraft_ws::close_code::NORMAL, "socket deleted");
     } else if !state.gateways.cancel_ticket(&target.gateway, &id) {
         return Err(socket_not_found());
     }

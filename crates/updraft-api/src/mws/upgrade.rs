@@ -14,8 +14,8 @@ use bytes::Bytes;
 use hyper_util::rt::TokioIo;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpStream;
-use updraft_gateway::ws::{self, close_code};
 use updraft_gateway::{Connection, Gateway, Socket, SocketId, connection};
+use updraft_ws::{self as ws, close_code};
 
 use crate::ApiState;
 use crate::error::{ApiError, Code};

@@ -1,4 +1,4 @@
-//! Unit tests of the framing: frames as real clients send them, and every way a frame can be wrong.
+//! The reader's own cases; `tests/rfc6455.rs` walks the RFC section by section.
 
 use super::*;
 
@@ -49,33 +49,6 @@ fn read(bytes: &[u8], chunk: usize) -> (Vec<Seen>, Result<bool, Violation>) {
         }
     }
     (seen, res)
-}
-
-#[test]
-fn accept_key_matches_rfc_example() {
-    assert_eq!(accept_key(b"dGhlIHNhbXBsZSBub25jZQ=="), "s3pPLMBiTxaQ9kYGzzhZRbK+xOo=");
-    assert!(is_valid_client_key(b"dGhlIHNhbXBsZSBub25jZQ=="));
-    assert!(!is_valid_client_key(b"short"));
-}
-
-#[test]
-fn encodes_all_three_length_forms() {
-    assert_eq!(&encode_frame(OP_TEXT, b"hi")[..], &[0x81, 2, b'h', b'i']);
-    let mid = encode_frame(OP_TEXT, &[b'a'; 300]);
-    assert_eq!(&mid[..4], &[0x81, 126, 1, 44]);
-    assert_eq!(mid.len(), 304);
-    let big = encode_frame(OP_BINARY, &vec![0u8; 70_000]);
-    assert_eq!(&big[..2], &[0x82, 127]);
-    assert_eq!(u64::from_be_bytes(big[2..10].try_into().unwrap()), 70_000);
-}
-
-#[test]
-fn close_reason_is_cut_at_a_char_boundary() {
-    let mut out = Vec::new();
-    put_close_frame(&mut out, 1001, &"é".repeat(100));
-    assert_eq!(out[1] as usize, out.len() - 2);
-    assert!(out.len() - 2 <= 125);
-    assert!(std::str::from_utf8(&out[4..]).is_ok());
 }
 
 #[test]

@@ -1,86 +1,12 @@
-//! The server side of RFC 6455 framing, reduced to what a one-way push gateway needs.
+//! The server's reader of client frames (RFC 6455 §5): a streaming state machine fed whatever each read
+//! returned, holding no payload buffer (see the crate's header for why).
 //!
-//! Why not a library: the gateway must hold an idle socket in ≤ 4 KiB of user space.
-//! tokio-websockets, the leanest library measured here, costs 5.5 KiB per idle socket
-//! (`shared/design/stack.md` §1.2) because it owns eager read and write buffers.
-//! Clients only send control frames to a push gateway (their data frames are ignored),
-//! so the reader below is a byte-at-a-time state machine with no payload buffer: it unmasks
-//! and UTF-8-checks data frames as they stream past and keeps only control payloads (≤ 125 bytes).
-//! Outgoing frames are unmasked, so one encoded frame serves every receiver.
+//! It checks as it goes what a server must refuse: unmasked frames, reserved bits and opcodes, long or
+//! fragmented control frames, continuation out of order, invalid UTF-8 in text (as soon as a bad byte
+//! arrives), invalid close payloads, and messages over the caller's limit. Each refusal carries the close
+//! code to send.
 
-use base64::Engine;
-use bytes::{BufMut, Bytes, BytesMut};
-use sha1::{Digest, Sha1};
-
-pub const OP_CONTINUATION: u8 = 0x0;
-pub const OP_TEXT: u8 = 0x1;
-pub const OP_BINARY: u8 = 0x2;
-pub const OP_CLOSE: u8 = 0x8;
-pub const OP_PING: u8 = 0x9;
-pub const OP_PONG: u8 = 0xA;
-
-/// Close codes the gateway sends.
-pub mod close_code {
-    pub const NORMAL: u16 = 1000;
-    pub const GOING_AWAY: u16 = 1001;
-    pub const PROTOCOL_ERROR: u16 = 1002;
-    pub const INVALID_DATA: u16 = 1007;
-    pub const POLICY_VIOLATION: u16 = 1008;
-    pub const MESSAGE_TOO_BIG: u16 = 1009;
-    /// Sent to a reader too slow to keep its queue bounded: it may reconnect later.
-    pub const TRY_AGAIN_LATER: u16 = 1013;
-}
-
-/// `Sec-WebSocket-Accept` for a client's `Sec-WebSocket-Key`.
-pub fn accept_key(client_key: &[u8]) -> String {
-    let mut sha = Sha1::new();
-    sha.update(client_key);
-    sha.update(b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11");
-    base64::engine::general_purpose::STANDARD.encode(sha.finalize())
-}
-
-/// A valid key is the base64 encoding of 16 bytes.
-pub fn is_valid_client_key(client_key: &[u8]) -> bool {
-    matches!(
-        base64::engine::general_purpose::STANDARD.decode(client_key),
-        Ok(raw) if raw.len() == 16
-    )
-}
-
-/// Encodes one unmasked server frame.
-pub fn encode_frame(opcode: u8, payload: &[u8]) -> Bytes {
-    let mut out = BytesMut::with_capacity(payload.len() + 10);
-    put_frame(&mut out, opcode, payload);
-    out.freeze()
-}
-
-pub fn put_frame(out: &mut impl BufMut, opcode: u8, payload: &[u8]) {
-    out.put_u8(0x80 | opcode);
-    match payload.len() {
-        n if n < 126 => out.put_u8(n as u8),
-        n if n <= u16::MAX as usize => {
-            out.put_u8(126);
-            out.put_u16(n as u16);
-        }
-        n => {
-            out.put_u8(127);
-            out.put_u64(n as u64);
-        }
-    }
-    out.put_slice(payload);
-}
-
-/// A close frame; the reason is cut at a character boundary to fit a control frame.
-pub fn put_close_frame(out: &mut impl BufMut, code: u16, reason: &str) {
-    let mut end = reason.len().min(123);
-    while !reason.is_char_boundary(end) {
-        end -= 1;
-    }
-    let mut payload = [0u8; 125];
-    payload[..2].copy_from_slice(&code.to_be_bytes());
-    payload[2..2 + end].copy_from_slice(&reason.as_bytes()[..end]);
-    put_frame(out, OP_CLOSE, &payload[..2 + end]);
-}
+use crate::{OP_BINARY, OP_CLOSE, OP_CONTINUATION, OP_PING, OP_PONG, OP_TEXT, close_code};
 
 /// What the reader saw that the connection must act on.
 #[derive(Debug, PartialEq, Eq)]
@@ -103,7 +29,15 @@ pub struct Violation {
     pub reason: &'static str,
 }
 
-const fn violation(code: u16, reason: &'static str) -> Violation {
+impl std::fmt::Display for Violation {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} ({})", self.reason, self.code)
+    }
+}
+
+impl std::error::Error for Violation {}
+
+pub(crate) const fn violation(code: u16, reason: &'static str) -> Violation {
     Violation { code, reason }
 }
 
