@@ -179,9 +179,13 @@ pub fn masked_control_frame(opcode: u8, payload: &[u8]) -> Vec<u8> {
 
 /// Builds a masked, unfragmented client frame of any size.
 pub fn masked_frame(opcode: u8, payload: &[u8]) -> Vec<u8> {
-    let mask: [u8; 4] = rand::random();
+    masked_frame_with(0x80 | opcode, rand::random(), payload)
+}
+
+/// A client frame with the first byte (FIN, RSV bits, opcode) and mask given, as tests build them.
+pub fn masked_frame_with(first: u8, mask: [u8; 4], payload: &[u8]) -> Vec<u8> {
     let mut out = Vec::with_capacity(14 + payload.len());
-    out.push(0x80 | opcode);
+    out.push(first);
     match payload.len() {
         n @ 0..=125 => out.push(0x80 | n as u8),
         n @ 126..=0xFFFF => {
