@@ -49,14 +49,6 @@ impl Subject {
             Subject::Creator => (CREATOR, "aclSubject"),
         }
     }
-
-    /// The id of a user or group subject.
-    pub fn id(&self) -> Option<&str> {
-        match self {
-            Subject::User(id) | Subject::Group(id) => Some(id),
-            Subject::Everyone | Subject::Creator => None,
-        }
-    }
 }
 
 impl fmt::Display for Subject {
@@ -124,11 +116,6 @@ pub struct Acl {
 }
 
 impl Acl {
-    /// The same subjects in every list.
-    pub fn uniform(subjects: &[Subject]) -> Acl {
-        Acl { read: subjects.to_vec(), update: subjects.to_vec(), delete: subjects.to_vec(), admin: subjects.to_vec() }
-    }
-
     pub fn subjects(&self, permission: Permission) -> &[Subject] {
         match permission {
             Permission::Read => &self.read,

@@ -366,11 +366,10 @@ fn refusal(code: Code, message: &'static str) -> EdsError {
 
 /// Checks the handshake and redeems its ticket; answers the ticket and `Sec-WebSocket-Accept`.
 fn handshake(state: &ApiState, head: &[u8]) -> Result<(StreamTicket, String), EdsError> {
-    const BAD: Code = Code::BadRequest;
     let mut headers = [httparse::EMPTY_HEADER; 32];
     let mut request = httparse::Request::new(&mut headers);
     if !matches!(request.parse(head), Ok(httparse::Status::Complete(_))) {
-        return Err(refusal(BAD, "Malformed handshake"));
+        return Err(refusal(Code::BadRequest, "Malformed handshake"));
     }
     let header = |name: &str| {
         request.headers.iter().find(|h| h.name.eq_ignore_ascii_case(name)).map(|h| h.value).unwrap_or_default()
@@ -379,14 +378,14 @@ fn handshake(state: &ApiState, head: &[u8]) -> Result<(StreamTicket, String), Ed
         String::from_utf8_lossy(header(name)).split(',').any(|part| part.trim().eq_ignore_ascii_case(token))
     };
     if !has("upgrade", "websocket") || !has("connection", "upgrade") {
-        return Err(refusal(BAD, "A WebSocket upgrade is required"));
+        return Err(refusal(Code::BadRequest, "A WebSocket upgrade is required"));
     }
     if header("sec-websocket-version") != b"13" {
         return Err(refusal(Code::UpgradeRequired, "Only WebSocket version 13 is supported"));
     }
     let key = header("sec-websocket-key");
     if !ws::is_valid_client_key(key) {
-        return Err(refusal(BAD, "Sec-WebSocket-Key is missing or invalid"));
+        return Err(refusal(Code::BadRequest, "Sec-WebSocket-Key is missing or invalid"));
     }
     let token = request
         .path
