@@ -153,7 +153,7 @@ pub struct Remote<'a> {
     pub operator_uri: &'a str,
     /// Any other URI was set through the API by a gateway admin and must pass the webhook guard, again at each
     /// request: it receives users' tokens.
-    pub guard: &'a updraft_webhooks::Guard,
+    pub guard: &'a updraft_realtime::outbound::Guard,
 }
 
 /// Verifies EDS user tokens: in-process when this server hosts the backend, otherwise with
@@ -176,7 +176,8 @@ struct LocalEds {
 impl Default for EdsVerifier {
     fn default() -> EdsVerifier {
         let client = reqwest::Client::builder().timeout(EDS_TIMEOUT).build().expect("HTTP client");
-        let guarded = updraft_webhooks::client_builder(None).timeout(EDS_TIMEOUT).build().expect("HTTP client");
+        let guarded =
+            updraft_realtime::outbound::client_builder(None).timeout(EDS_TIMEOUT).build().expect("HTTP client");
         EdsVerifier { client, guarded, cache: Mutex::default(), local: None }
     }
 }
@@ -264,7 +265,7 @@ impl EdsVerifier {
                 Ok(None) => &self.guarded,
                 // A name on one of our ports goes to exactly the addresses just checked.
                 Ok(Some(pinned)) => {
-                    let client = updraft_webhooks::client_builder(Some(&pinned)).timeout(EDS_TIMEOUT).build();
+                    let client = updraft_realtime::outbound::client_builder(Some(&pinned)).timeout(EDS_TIMEOUT).build();
                     pinned_client = client.map_err(|_| unavailable())?;
                     &pinned_client
                 }

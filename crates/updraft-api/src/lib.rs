@@ -1,14 +1,14 @@
 //! The HTTP edge of Updraft: routes, wire types, the error table, authentication and CORS.
 //!
-//! This is the only crate that knows HTTP and JSON shapes; it turns them into the typed calls of
-//! `updraft-gateway` and `updraft-bus`.
+//! This is the only crate that knows HTTP, and the JSON shapes of requests and answers; it turns them into the
+//! typed calls of `updraft-store`, `updraft-gateway` and `updraft-bus`. What happens after a commit is
+//! `updraft-realtime`'s.
 
 pub mod auth;
 mod body;
 mod cors;
 pub mod eds;
 pub mod error;
-mod follow;
 pub mod mws;
 pub mod passwords;
 
@@ -72,7 +72,7 @@ pub struct ApiContext {
     /// Open streams and `eds`-mode sockets that follow their users' access.
     pub sessions: eds::Sessions,
     /// Where webhooks may point.
-    pub webhook_guard: updraft_webhooks::Guard,
+    pub webhook_guard: updraft_realtime::outbound::Guard,
     /// The account that manages apps (`/v1/account/*`); `None` refuses every account login.
     pub account: Option<eds::AccountLogin>,
     pub gateways: Arc<Gateways>,

@@ -349,7 +349,7 @@ mod tests {
 
     #[test]
     fn signature_matches_the_servers() {
-        // The vector of updraft-webhooks' payload test (computed there independently with Python).
+        // The vector of updraft-realtime's webhook signature test (computed there independently with Python).
         assert_eq!(
             signed("key", "1", b"{}"),
             "sha256=1ba6b8171186efc613e8bcc0cbdab2748f24984d7c5a84faa2637afa0e40d224"

@@ -3,7 +3,7 @@
 //! A broadcast to 10k sockets used to wake 10k connection tasks. On one runtime they all ran before the HTTP tasks
 //! waiting behind them, so an EDS create waited for the whole fan-out (p99 4.7 → 300 ms at 100k deliveries/s on
 //! one core). The fan-out itself now runs on a thread of its own and writes idle sockets directly
-//! (`updraft_api::mws::delivery`); the sockets' connection loops (reads, pings, closes, and the writes the fan-out
+//! (`updraft_realtime::fanout`); the sockets' connection loops (reads, pings, closes, and the writes the fan-out
 //! hands back) run on the socket runtime, on threads of their own, so the kernel shares the cores between requests
 //! and sockets both ways. Each runtime has a worker per core, so both kinds of work use every core. A socket stays
 //! registered with the HTTP runtime's I/O driver, which wakes its task here when it is readable (a ping or a pong
@@ -16,7 +16,7 @@
 //! CPUs the default is 0: both kinds of work run at once, and a niced API would only lose to other processes. A fixed niceness alone cannot serve both
 //! ways (at 10, creates waited 44–71 ms beside 100k deliveries/s), so the fan-out has a second thread, started from
 //! an HTTP worker and so at the API's niceness, which writes while the API is the lighter work
-//! (`updraft_api::mws::delivery`): the lighter kind of work is the favoured one. `--api-slice-us` (default: the
+//! (`updraft_realtime::fanout`): the lighter kind of work is the favoured one. `--api-slice-us` (default: the
 //! kernel's) shortens those threads' time slice; measured, it gave no gain beside a fan-out. Linux keeps a
 //! niceness per thread and a new thread inherits it, so everything those threads start (SQLite's connection
 //! threads, the insert thread, blocking tasks) is niced too, while the socket runtime and the first fan-out

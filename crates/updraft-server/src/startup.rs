@@ -116,24 +116,24 @@ impl Application {
 
         let sockets = SocketRuntime::new().context("starting the socket runtime")?;
         sockets.spawn_probe();
-        let deliver = updraft_api::mws::delivery::deliver_locally(gateways.clone())
+        let deliver = updraft_realtime::fanout::deliver_locally(gateways.clone())
             .await
             .context("starting the fan-out threads")?;
         let bus: Arc<dyn Bus> = Arc::new(LocalBus::new(deliver));
         let workers = Workers::default();
-        workers
-            .spawn("eds-changes", updraft_api::mws::eds_changes::deliver(store.clone(), gateways.clone(), bus.clone()));
+        workers.spawn("eds-changes", updraft_realtime::sockets::deliver(store.clone(), gateways.clone(), bus.clone()));
         workers.spawn("pruner", prune_logs(Arc::downgrade(&store)));
         let own = std::iter::once(local_addr).chain(tls_addr).collect();
-        let webhook_guard = updraft_webhooks::Guard { allow_unsafe: settings.webhooks.allow_unsafe_targets, own };
-        let webhook_settings = updraft_webhooks::Settings {
+        let webhook_guard =
+            updraft_realtime::outbound::Guard { allow_unsafe: settings.webhooks.allow_unsafe_targets, own };
+        let webhook_settings = updraft_realtime::webhooks::Settings {
             timeout: settings.webhooks.timeout,
             retry_base: settings.webhooks.retry_base,
             retry_for: settings.webhooks.retry_for,
-            ..updraft_webhooks::Settings::new(webhook_guard.clone())
+            ..updraft_realtime::webhooks::Settings::new(webhook_guard.clone())
         };
         let changes = updraft_store::Changes::watch_changes(store.as_ref());
-        workers.spawn("webhooks", updraft_webhooks::run(store.clone(), changes, webhook_settings));
+        workers.spawn("webhooks", updraft_realtime::webhooks::run(store.clone(), changes, webhook_settings));
         let public = PublicAddress {
             app_domain: settings.app_domain.clone(),
             ws_scheme: if main_is_tls { "wss" } else { "ws" },
@@ -193,7 +193,10 @@ impl Application {
             }
             None => None,
         };
-        workers.spawn("stream", updraft_api::eds::stream::run(store.clone(), store.clone(), state.clone()));
+        workers.spawn(
+            "stream",
+            updraft_realtime::stream_hub::run(store.clone(), store.clone(), state.streams.hub.clone()),
+        );
         let stream = serve::RawRoute {
             prefix: updraft_api::eds::stream::STREAM_REQUEST_PREFIX,
             serve: Arc::new(move |tcp| Box::pin(updraft_api::eds::stream::serve_connection(state.clone(), tcp))),

@@ -7,7 +7,7 @@ use axum::http::Method;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
-use serde_json::{Map, Value, json};
+use serde_json::{Map, Value};
 use updraft_store::{Acl, AclChange, Collection, Permission, Subject, USERGROUPS, USERS};
 
 use super::DataRequest;
@@ -90,13 +90,6 @@ async fn access(
     Ok(Json(acl_json(&acl.ok_or_else(not_found)?, &PERMISSIONS)).into_response())
 }
 
-/// Subjects on the wire: `{"id": "<id>", "objectType": "users" | "usergroups"}` or
-/// `{"id": "*", "objectType": "aclSubject"}` (everyone).
-pub(super) fn subject_json(subject: &Subject) -> Value {
-    let (id, kind) = subject.wire_id_and_type();
-    json!({"id": id, "objectType": kind})
-}
-
 /// A wire subject as a store subject; `creator` only where `templates` allows it.
 pub(super) fn subject_from(value: &Value, permission: &'static str, template: bool) -> Result<Subject, EdsError> {
     let id = value.get("id").and_then(Value::as_str);
@@ -114,7 +107,10 @@ pub(super) fn subject_from(value: &Value, permission: &'static str, template: bo
 pub(super) fn acl_json(acl: &Acl, names: &[(&'static str, Permission)]) -> Value {
     let mut body = Map::new();
     for &(key, permission) in names {
-        body.insert(key.to_owned(), acl.subjects(permission).iter().map(subject_json).collect());
+        body.insert(
+            key.to_owned(),
+            acl.subjects(permission).iter().map(updraft_realtime::frames::subject_json).collect(),
+        );
     }
     Value::Object(body)
 }

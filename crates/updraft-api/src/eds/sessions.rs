@@ -253,7 +253,7 @@ fn spawn_recheck(state: &ApiState) {
             let watched = watched.clone();
             move || watched.upgrade().is_some_and(|app| app.sessions.following_anyone())
         };
-        crate::follow::follow(changes, listening, |change| {
+        updraft_realtime::follow(changes, listening, |change| {
             let watched = watched.clone();
             async move {
                 if change.event != ChangeEvent::Delete {
@@ -302,7 +302,7 @@ async fn standing(state: &ApiState, backend: &str, user: &str, token: &[u8; 32])
 fn close(state: &ApiState, target: &Target) -> bool {
     match target {
         Target::Stream(id) => {
-            state.streams.revoke(*id);
+            state.streams.hub.revoke(*id);
             true
         }
         Target::Socket { gateway, id, .. } => match gateway.hub.get(id) {
@@ -322,7 +322,7 @@ fn rescope(state: &ApiState, target: &Target, user: &str, groups: &[Subject]) ->
     match target {
         Target::Stream(id) => {
             let subjects = std::iter::once(Subject::Everyone).chain(mine).collect();
-            state.streams.rescope(*id, subjects)
+            state.streams.hub.rescope(*id, subjects)
         }
         Target::Socket { gateway, id, .. } => {
             // The gateway's `EDS_PERMISSIONS.read` may have admitted the user only through a group it left.

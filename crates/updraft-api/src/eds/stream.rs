@@ -1,9 +1,10 @@
-//! The EDS notification stream that QtEnginio's `EnginioModel` listens on (shared/spec/qtc-api.md §1.1.8).
+//! The EDS notification stream that QtEnginio's `EnginioModel` listens on (docs/realtime.md): its route, raw
+//! handshake and connection loop. Which change reaches which stream, and as what, is `updraft-realtime`'s
+//! (`stream_hub`).
 //!
 //! `GET /v1/stream_url?filter=<JSON>` hands out a single-use `expiringUrl`; the client opens a WebSocket there and
-//! gets one text frame per change it may read: `{"event", "data": <object>, "origin": {"apiRequestId"}, "seq"}`,
-//! for object types whose schema sets `settings.websocket`, and only those the filter (a subset of the message)
-//! matches.
+//! gets one text frame per change it may read, of the types whose schema sets `settings.websocket`, and only
+//! those the filter (a subset of the event) matches.
 //!
 //! QtEnginio writes its own handshake and checks the reply with case-sensitive patterns (`Upgrade:`,
 //! `Connection:`, `Sec-WebSocket-Accept:`), which hyper's lower-cased header names fail. So the accept loop hands
@@ -14,9 +15,7 @@
 //! the missed events from the change log before the live ones, or starts with `{"event": "gap"}` when the log no
 //! longer reaches back that far.
 
-use std::collections::HashMap;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use axum::extract::{Query, State};
@@ -24,15 +23,14 @@ use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Extension, Router};
-use bytes::{Bytes, BytesMut};
+use bytes::BytesMut;
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
-use tokio::sync::mpsc;
 use updraft_gateway::SocketId;
 use updraft_gateway::pending::{self, Limits, Pending, Requester};
-use updraft_store::{Change, Changes, Schemas, Subject};
+use updraft_realtime::stream_hub::{Interest, Replay, StreamHub, Subscription};
 use updraft_ws::{self as ws, Event, FrameReader, close_code};
 
 use super::sessions::Owner;
@@ -50,36 +48,11 @@ const MAX_TICKETS: usize = 100_000;
 /// A handshake bigger than this is refused.
 const MAX_HEAD: usize = 8 * 1024;
 const HEAD_TIMEOUT: Duration = Duration::from_secs(30);
-/// Events queued for one stream; a stream that falls this far behind is closed (1013) to resume later.
-const QUEUE: usize = 4096;
 /// Client frames carry pings and closes only.
 const MAX_CLIENT_MESSAGE: u64 = 64 * 1024;
-/// Changes read from the log at a time.
-const BATCH: u32 = 512;
 
 pub fn routes() -> Router<ApiState> {
     Router::new().route("/v1/stream_url", get(stream_url))
-}
-
-/// Who a stream is for and what it wants.
-#[derive(Clone)]
-struct Interest {
-    backend: String,
-    /// The reader's ACL subjects; `None` reads everything (the instance secret).
-    subjects: Option<Vec<Subject>>,
-    filter: Map<String, Value>,
-}
-
-impl Interest {
-    /// Whether this stream gets `change`, whose event is `message`: its backend, readable by its user, and
-    /// matching its filter. (Whether the type notifies at all is the caller's to know.)
-    fn wants(&self, change: &Change, message: &Value) -> bool {
-        let may_read = match &self.subjects {
-            None => true,
-            Some(subjects) => change.readable_by(subjects),
-        };
-        self.backend == change.backend && may_read && contains(message, &self.filter)
-    }
 }
 
 struct StreamTicket {
@@ -89,100 +62,16 @@ struct StreamTicket {
     owner: Option<Owner>,
 }
 
-/// An event on its way to one stream.
-struct Frame {
-    seq: i64,
-    text: Bytes,
-}
-
-/// Pending stream URLs (by backend) and open streams.
+/// Pending stream URLs (by backend), and the hub of open streams.
 pub struct Streams {
     tickets: Pending<Arc<str>, StreamTicket>,
-    open: Mutex<HashMap<u64, OpenStream>>,
-    next_id: AtomicU64,
-}
-
-struct OpenStream {
-    interest: Interest,
-    frames: mpsc::Sender<Frame>,
-    /// Set before `frames` is dropped when the stream's user lost its access: the stream closes with 1008.
-    revoked: Arc<AtomicBool>,
+    pub hub: Arc<StreamHub>,
 }
 
 impl Default for Streams {
     fn default() -> Streams {
-        Streams {
-            tickets: Pending::new(Limits::shares_of(MAX_TICKETS), TICKET_TTL),
-            open: Mutex::default(),
-            next_id: AtomicU64::default(),
-        }
+        Streams { tickets: Pending::new(Limits::shares_of(MAX_TICKETS), TICKET_TTL), hub: Arc::default() }
     }
-}
-
-impl Streams {
-    fn is_idle(&self) -> bool {
-        self.open.lock().expect("streams lock").is_empty()
-    }
-
-    fn serves(&self, backend: &str) -> bool {
-        self.open.lock().expect("streams lock").values().any(|open| open.interest.backend == backend)
-    }
-
-    /// Gives an open stream its user's new subjects; false when it is closed.
-    pub(crate) fn rescope(&self, id: u64, subjects: Vec<Subject>) -> bool {
-        match self.open.lock().expect("streams lock").get_mut(&id) {
-            Some(open) => {
-                open.interest.subjects = Some(subjects);
-                true
-            }
-            None => false,
-        }
-    }
-
-    /// Closes an open stream whose user lost its access (1008).
-    pub(crate) fn revoke(&self, id: u64) {
-        if let Some(open) = self.open.lock().expect("streams lock").remove(&id) {
-            open.revoked.store(true, Ordering::Release);
-        }
-    }
-
-    fn interest(&self, id: u64) -> Option<Interest> {
-        self.open.lock().expect("streams lock").get(&id).map(|open| open.interest.clone())
-    }
-
-    /// Queues `change` for every open stream that may read it and wants it.
-    fn publish(&self, change: &Change, message: &Value) {
-        let mut text = None;
-        let mut open = self.open.lock().expect("streams lock");
-        open.retain(|_, open| {
-            if !open.interest.wants(change, message) {
-                return true;
-            }
-            let text = text.get_or_insert_with(|| Bytes::from(message.to_string())).clone();
-            // A full queue drops the stream from the list; its connection notices the closed channel.
-            open.frames.try_send(Frame { seq: change.seq, text }).is_ok()
-        });
-    }
-}
-
-/// The event a change makes on the stream.
-fn message(change: &Change) -> Value {
-    json!({
-        "event": change.event.name(),
-        "data": change.object,
-        "origin": {"apiRequestId": change.request_id},
-        "seq": change.seq,
-    })
-}
-
-/// Whether `filter` is a subset of `message`: every key present, objects compared the same way, other values equal.
-fn contains(message: &Value, filter: &Map<String, Value>) -> bool {
-    let Value::Object(message) = message else { return false };
-    filter.iter().all(|(key, wanted)| match (message.get(key), wanted) {
-        (Some(value @ Value::Object(_)), Value::Object(wanted)) => contains(value, wanted),
-        (Some(value), wanted) => value == wanted,
-        (None, _) => false,
-    })
 }
 
 #[derive(Deserialize)]
@@ -250,33 +139,6 @@ async fn stream_url(
     Ok(axum::Json(json!({ "expiringUrl": url })).into_response())
 }
 
-/// Turns committed changes into stream events, until the store goes away. With no stream open it reads nothing:
-/// a stream that opens later and wants the past asks for it with `since`.
-pub async fn run(changes: Arc<dyn Changes>, schemas: Arc<dyn Schemas>, state: ApiState) {
-    let open = || !state.streams.is_idle();
-    let each = |change: Change| {
-        let (state, schemas) = (state.clone(), schemas.clone());
-        async move {
-            if state.streams.serves(&change.backend) && notifies(schemas.as_ref(), &change).await {
-                state.streams.publish(&change, &message(&change));
-            }
-        }
-    };
-    crate::follow::follow(changes, open, each).await;
-}
-
-/// Streams carry a type's changes when its schema sets `settings.websocket`.
-async fn notifies(schemas: &dyn Schemas, change: &Change) -> bool {
-    match schemas.schema(&change.backend, &change.object_type).await {
-        Ok(Some(schema)) => schema.pointer("/settings/websocket") == Some(&Value::Bool(true)),
-        Ok(None) => false,
-        Err(err) => {
-            tracing::warn!(%err, "reading a schema failed");
-            false
-        }
-    }
-}
-
 /// Serves a connection whose request line starts with [`STREAM_REQUEST_PREFIX`].
 pub async fn serve_connection(state: ApiState, mut stream: TcpStream) {
     let Ok(Some((head, rest))) = tokio::time::timeout(HEAD_TIMEOUT, read_head(&mut stream)).await.unwrap_or(Ok(None))
@@ -287,17 +149,14 @@ pub async fn serve_connection(state: ApiState, mut stream: TcpStream) {
         Ok(accepted) => accepted,
         Err(refusal) => return refuse(&mut stream, refusal).await,
     };
-    let (frames, queued) = mpsc::channel(QUEUE);
-    let id = state.streams.next_id.fetch_add(1, Ordering::Relaxed);
-    let revoked = Arc::new(AtomicBool::new(false));
-    let open = OpenStream { interest: ticket.interest.clone(), frames, revoked: revoked.clone() };
-    state.streams.open.lock().expect("streams lock").insert(id, open);
+    let subscription = state.streams.hub.open(ticket.interest.clone());
+    let id = subscription.id;
     // Registered first, then checked: a change to the user after its stream URL was issued is seen here, and
     // one made from now on reaches the stream through its session.
     if let Some(owner) = &ticket.owner {
         state.sessions.follow_stream(&state, &ticket.interest.backend, owner, id).await;
     }
-    match state.streams.interest(id) {
+    match state.streams.hub.interest(id) {
         Some(interest) => ticket.interest = interest,
         None => {
             unfollow(&state, &ticket, id);
@@ -312,9 +171,9 @@ pub async fn serve_connection(state: ApiState, mut stream: TcpStream) {
     let ended = if stream.write_all(reply.as_bytes()).await.is_err() {
         StreamEnd::Gone
     } else {
-        run_connection(&state, stream, rest, &ticket, queued, &revoked).await
+        run_connection(&state, stream, rest, &ticket, subscription).await
     };
-    state.streams.open.lock().expect("streams lock").remove(&id);
+    state.streams.hub.close(id);
     unfollow(&state, &ticket, id);
     metrics::gauge!("updraft_eds_streams_open").decrement(1);
     tracing::debug!(?ended, "stream closed");
@@ -411,8 +270,7 @@ async fn run_connection(
     mut stream: TcpStream,
     mut rest: BytesMut,
     ticket: &StreamTicket,
-    mut queued: mpsc::Receiver<Frame>,
-    revoked: &AtomicBool,
+    mut subscription: Subscription,
 ) -> StreamEnd {
     let mut out = BytesMut::new();
     // Missed events first; live ones queue meanwhile (the stream registered before this), and those the
@@ -454,9 +312,9 @@ async fn run_connection(
                 Ok(0) | Err(_) => return StreamEnd::Gone,
                 Ok(n) => pending.extend_from_slice(&buf[..n]),
             },
-            frame = queued.recv() => {
+            frame = subscription.frames.recv() => {
                 let Some(frame) = frame else {
-                    if revoked.load(Ordering::Acquire) {
+                    if subscription.revoked() {
                         ws::put_close_frame(&mut out, close_code::POLICY_VIOLATION, "access revoked");
                         let _ = stream.write_all(&out).await;
                         return StreamEnd::Revoked;
@@ -479,54 +337,18 @@ async fn run_connection(
 
 /// Sends the events after `since` that the log still has; answers the `seq` of the last change looked at.
 async fn replay(state: &ApiState, interest: &Interest, since: i64, stream: &mut TcpStream, out: &mut BytesMut) -> i64 {
-    let changes = state.changes.as_ref();
-    let mut last = since;
-    match changes.changes_after(since, 1).await {
-        Ok(first) => {
-            let oldest_kept = first.first().map(|change| change.seq);
-            let latest = changes.latest_change().await.unwrap_or(since);
-            // Change numbers are consecutive, so a missing one between `since` and the oldest kept was pruned.
-            if oldest_kept.is_some_and(|oldest| oldest > since + 1) || (oldest_kept.is_none() && latest > since) {
-                let gap = json!({"event": "gap", "seq": since, "origin": {"apiRequestId": null}});
-                ws::put_frame(out, ws::OP_TEXT, gap.to_string().as_bytes());
-            }
-        }
-        Err(err) => tracing::warn!(%err, "reading the change log failed"),
+    let (mut replay, gap) = Replay::start(state.changes.as_ref(), state.schemas.as_ref(), interest, since).await;
+    if let Some(gap) = gap {
+        ws::put_frame(out, ws::OP_TEXT, &gap);
     }
-    loop {
-        let batch = match changes.changes_after(last, BATCH).await {
-            Ok(batch) if !batch.is_empty() => batch,
-            _ => break,
-        };
-        for change in &batch {
-            last = change.seq;
-            let message = message(change);
-            if interest.wants(change, &message) && notifies(state.schemas.as_ref(), change).await {
-                ws::put_frame(out, ws::OP_TEXT, message.to_string().as_bytes());
-            }
+    while let Some(events) = replay.next_batch().await {
+        for event in events {
+            ws::put_frame(out, ws::OP_TEXT, &event);
         }
         if stream.write_all(&out.split()).await.is_err() {
             break;
         }
     }
     let _ = stream.write_all(&out.split()).await;
-    last
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn filters_match_subsets_of_the_message() {
-        let message = json!({"event": "create", "data": {"objectType": "objects.todos", "title": "milk"}});
-        let filter = |value: Value| value.as_object().unwrap().clone();
-        assert!(contains(&message, &filter(json!({}))));
-        assert!(contains(&message, &filter(json!({"event": "create"}))));
-        assert!(contains(&message, &filter(json!({"data": {"objectType": "objects.todos"}}))));
-        assert!(!contains(&message, &filter(json!({"event": "update"}))));
-        assert!(!contains(&message, &filter(json!({"data": {"objectType": "objects.notes"}}))));
-        assert!(!contains(&message, &filter(json!({"data": "objects.todos"}))));
-        assert!(!contains(&message, &filter(json!({"origin": {}}))));
-    }
+    replay.last()
 }

@@ -1,6 +1,6 @@
 //! Webhooks of a backend (`/v1/webhooks`): `{url, objectTypes, events, headers}`, their deliveries and
 //! redelivery. Managed with the backend's master key, its instance secret or the account token; the worker that
-//! delivers is `updraft-webhooks`.
+//! delivers is `updraft-realtime`'s `webhooks`.
 
 use std::time::{Duration, UNIX_EPOCH};
 

@@ -1,8 +1,6 @@
 //! Managed WebSocket: both URL layouts (the single-gateway OSS paths and `/v1/gateways/:gid/...`).
 
 mod config_wire;
-pub mod delivery;
-pub mod eds_changes;
 pub mod gateways;
 pub mod upgrade;
 mod wire;
@@ -153,7 +151,7 @@ async fn send_message(State(state): State<ApiState>, target: Target, body: Body)
     publish(&state, &target.gateway, message).await
 }
 
-/// Tags under which a bound gateway's sockets get their backend's changes (`eds_changes`): a frame sent there by
+/// Tags under which a bound gateway's sockets get their backend's changes (`updraft_realtime::sockets`): a frame sent there by
 /// anyone else could pass for one.
 fn reserved_tag(tag: &str) -> bool {
     tag.split_once('.').is_some_and(|(kind, _)| kind == USERS || kind == USERGROUPS)

@@ -196,7 +196,7 @@ async fn request_and_database_threads_yield_to_socket_threads() {
         ("updraft-inserts", niced),
         ("updraft-sockets", own),
         ("updraft-fanout", own),
-        // The fan-out's other thread, which writes while the API is the lighter work (see `mws::delivery`).
+        // The fan-out's other thread, which writes while the API is the lighter work (see `updraft_realtime::fanout`).
         ("updraft-fan-api", niced),
     ] {
         let found: Vec<Scheduling> =

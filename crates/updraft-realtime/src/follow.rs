@@ -1,5 +1,5 @@
-//! Following the change log: the one loop behind each in-process consumer of committed changes (the MWS binding
-//! in `mws/eds_changes.rs`, the notification stream in `eds/stream.rs`).
+//! Following the change log: the one loop behind each in-process consumer of committed changes (the sockets of
+//! bound gateways, the notification stream, the API's sessions that watch for deleted users and groups).
 
 use std::sync::Arc;
 use std::time::Duration;

@@ -10,8 +10,9 @@ use tokio::sync::{Notify, mpsc, watch};
 use updraft_core::timestamp::now_ms;
 use updraft_store::{DueDelivery, Outcome, Webhooks};
 
-use crate::guard::{self, Guard, Recheck};
-use crate::payload;
+use super::signature::signature;
+use crate::frames;
+use crate::outbound::{self, Guard, Recheck};
 
 #[derive(Debug, Clone)]
 pub struct Settings {
@@ -160,7 +161,7 @@ fn delivery_client(
     settings: &Settings,
     pinned: Option<&(String, Vec<SocketAddr>)>,
 ) -> reqwest::Result<reqwest::Client> {
-    guard::client_builder(pinned)
+    outbound::client_builder(pinned)
         .timeout(settings.timeout)
         .connect_timeout(settings.timeout.min(Duration::from_secs(5)))
         .pool_max_idle_per_host(settings.per_webhook)
@@ -193,7 +194,7 @@ async fn attempt(client: &reqwest::Client, settings: &Settings, due: &DueDeliver
             Err(err) => return after_failure(settings, due, None, describe(&err)),
         },
     };
-    let body = payload::body(&due.change);
+    let body = frames::webhook_body(&due.change);
     let timestamp = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
     let mut request = client.post(&webhook.spec.url);
     // Custom headers first: the ones below describe and sign the delivery and must not be overridden.
@@ -210,7 +211,7 @@ async fn attempt(client: &reqwest::Client, settings: &Settings, due: &DueDeliver
         .header("X-Updraft-Webhook", &webhook.id)
         .header("X-Updraft-Attempt", (due.delivery.attempts + 1).to_string())
         .header("X-Updraft-Timestamp", timestamp.to_string())
-        .header("X-Updraft-Signature", payload::signature(&webhook.secret, timestamp, &body))
+        .header("X-Updraft-Signature", signature(&webhook.secret, timestamp, &body))
         .body(body);
     let failure = match request.send().await {
         Ok(mut response) => {

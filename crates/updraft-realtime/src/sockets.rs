@@ -1,16 +1,16 @@
 //! Built-in EDS → MWS: changes of a backend's objects reach the sockets of every gateway bound to that backend
 //! (`EDS_BACKEND_ID`, or `identityProvider.backendId` in a gateway's configuration), with no webhook in between.
-//! Each change becomes the frame an `enginio` webhook receiver sends (shared/spec/qtc-api.md §1.1.9, §3.4):
-//! `{"object", "meta": {"backendId", "eventName", "userId", "seq"}}`, addressed to the tags of the subjects that
-//! may read the object (`users.<id>`, `usergroups.<id>`), or to everyone when `*` may. Who may read is decided
-//! once per change, in the transaction that made it, never per socket.
+//! Each change becomes the frame an `enginio` webhook receiver sends ([`frames::socket_frame`]), addressed to the
+//! tags of the subjects that may read the object (`users.<id>`, `usergroups.<id>`), or to everyone when `*` may.
+//! Who may read is decided once per change, in the transaction that made it, never per socket.
 
 use std::sync::Arc;
 
-use serde_json::json;
 use updraft_bus::{Bus, Publication};
 use updraft_gateway::Gateways;
 use updraft_store::{Change, Changes};
+
+use crate::frames;
 
 /// Delivers changes as they commit, until the store goes away. Sockets are live connections: changes from before
 /// this start have nobody to reach, so it begins at the latest.
@@ -20,7 +20,7 @@ pub async fn deliver(changes: Arc<dyn Changes>, gateways: Arc<Gateways>, bus: Ar
         let (gateways, bus) = (gateways.clone(), bus.clone());
         async move { publish(&change, &gateways, bus.as_ref()).await }
     };
-    crate::follow::follow(changes, bound, each).await;
+    crate::follow(changes, bound, each).await;
 }
 
 fn any_bound(gateways: &Gateways) -> bool {
@@ -37,16 +37,7 @@ async fn publish(change: &Change, gateways: &Gateways, bus: &dyn Bus) {
     if bound.is_empty() || change.readers.is_empty() {
         return;
     }
-    let frame = json!({
-        "object": change.object,
-        "meta": {
-            "backendId": change.backend,
-            "eventName": change.event.name(),
-            "userId": change.user_id,
-            "seq": change.seq,
-        },
-    });
-    let data = bytes::Bytes::from(frame.to_string());
+    let data = frames::socket_frame(change);
     let everyone = change.is_public();
     for gateway in bound {
         let publication = Publication {

@@ -2,7 +2,7 @@
 //!
 //! The store keeps the queue (`updraft_store::Webhooks`): the transaction of each change queues one delivery per
 //! matching webhook, and a delivery stays pending until its receiver answers 2xx.
-//! This crate is the worker that drains the queue:
+//! This module is the worker that drains the queue:
 //!
 //! - **At least once, in order per object.** An outcome is recorded only after the attempt, so a crash between the
 //!   two repeats the attempt; `Idempotency-Key` lets receivers drop the repeat. A delivery waits while an earlier
@@ -15,10 +15,8 @@
 //! - **Signed.** `X-Updraft-Signature: sha256=<hex HMAC-SHA256 of "<timestamp>.<body>">` with the webhook's secret,
 //!   `X-Updraft-Timestamp` the Unix seconds it was signed at.
 
-mod guard;
-mod payload;
+mod signature;
 mod worker;
 
-pub use guard::{Guard, Recheck, canonical_ip, client_builder, forbidden_ip};
-pub use payload::{body, signature};
+pub use signature::signature;
 pub use worker::{Settings, run};

@@ -1,7 +1,8 @@
-//! Where a webhook may point. A webhook makes this server send requests on an admin's behalf, so it must not
-//! become a way to reach what only the server can: link-local addresses (cloud metadata services answer at
-//! 169.254.169.254 and fd00:ec2::254) and this server's own admin API. Loopback and private networks stay
-//! allowed: self-hosted receivers live there, the MWS `enginio` receiver of this very server included.
+//! Where a URL a tenant gave may point: a webhook's target, a gateway's `EDS_URI`. Either makes this server send
+//! requests on someone's behalf, so it must not become a way to reach what only the server can: link-local
+//! addresses (cloud metadata services answer at 169.254.169.254 and fd00:ec2::254) and this server's own admin
+//! API. Loopback and private networks stay allowed: self-hosted receivers live there, the MWS `enginio` receiver
+//! of this very server included.
 //!
 //! IPv6 forms that carry an IPv4 address (mapped `::ffff:a.b.c.d`, compatible `::a.b.c.d`, NAT64 `64:ff9b::/96`)
 //! are judged as that IPv4 address, so `[::ffff:127.0.0.1]` is loopback like `127.0.0.1`.
