@@ -5,23 +5,28 @@
 #   knobs: STEP=read|list (default read), ROUNDS (8), SECONDS_EACH (5), OBJECTS (5000), CONNECTIONS (32),
 #          LOG_A / LOG_B: RUST_LOG of each server (default info, the server's own default)
 set -euo pipefail
-ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+# shellcheck source=bench/lib.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 A=$1 B=$2
 STEP=${STEP:-read} ROUNDS=${ROUNDS:-8} SECONDS_EACH=${SECONDS_EACH:-5} OBJECTS=${OBJECTS:-5000}
 CONNECTIONS=${CONNECTIONS:-32}
-command -v wrk >/dev/null || { apt-get update -qq && apt-get install -y -qq wrk; }
-WORK=$(mktemp -d)
+need_wrk
 PIDS=()
-trap 'kill "${PIDS[@]}" 2>/dev/null; wait 2>/dev/null || true; rm -rf "$WORK"' EXIT
+# At exit (bench_traps), before WORK goes.
+cleanup_more() {
+    local pid
+    for pid in "${PIDS[@]}"; do stop_pid "$pid"; done
+}
+init_work
 
 # start NAME BINARY PORT LOG: a server with an app, the bench schema and $OBJECTS objects.
 start() {
     local name=$1 bin=$2 port=$3 log=$4 base="http://127.0.0.1:$3"
     mkdir -p "$WORK/$name"
-    RUST_LOG=$log taskset -c 0 "$bin" serve --listen "127.0.0.1:$port" --data-dir "$WORK/$name" \
-        --admin-email ab@example.com --admin-password ab-password 2>"$WORK/$name/server.log" &
+    RUST_LOG=$log serve_updraft "$bin" 0 "$port" "$WORK/$name" \
+        --admin-email ab@example.com --admin-password ab-password 2>"$WORK/$name/server.log"
     PIDS+=($!)
-    for _ in $(seq 100); do curl -sf "$base/healthz" >/dev/null && break; sleep 0.1; done
+    wait_http "$!" 100 "$base/healthz" || true
     python3 - "$base" "$OBJECTS" "$WORK/$name" <<'PY'
 import json, sys, urllib.parse, urllib.request, concurrent.futures
 base, objects, out = sys.argv[1], int(sys.argv[2]), sys.argv[3]
@@ -50,9 +55,8 @@ for round in $(seq "$ROUNDS"); do
     line="round $round"
     for name in a b; do
         port=$([[ $name == a ]] && echo 18381 || echo 18382)
-        rps=$(IDS_FILE="$WORK/$name/ids.txt" BACKEND=$(cat "$WORK/$name/backend") taskset -c 1 \
-            wrk -t1 -c"$CONNECTIONS" -d"${SECONDS_EACH}s" -s "$ROOT/bench/eds/$STEP.lua" "http://127.0.0.1:$port" |
-            awk '/Requests\/sec/ {print $2}')
+        rps=$(IDS_FILE="$WORK/$name/ids.txt" BACKEND=$(cat "$WORK/$name/backend") \
+            run_wrk "$ROOT/bench/eds/$STEP.lua" "http://127.0.0.1:$port" | awk '/Requests\/sec/ {print $2}')
         line+="  $name ${rps} req/s"
     done
     echo "$line"

@@ -11,7 +11,8 @@
 #          PORT (18180), PEER_PORT (18190), PARSE_DB (parse_bench; dropped and made anew each round),
 #          BIN (the updraft binary) and FLOOR (the insert_floor example): each built here unless given or SKIP_BUILD=1
 set -euo pipefail
-ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+# shellcheck source=bench/lib.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 ROUNDS=${ROUNDS:-3}
 SECONDS_EACH=${SECONDS_EACH:-10}
 CONNECTIONS=${CONNECTIONS:-32}
@@ -19,29 +20,22 @@ PEER=${PEER:-1}
 PORT=${PORT:-18180}
 PPORT=${PEER_PORT:-18190}
 PARSE_DB=${PARSE_DB:-parse_bench}
-TARGET=${CARGO_TARGET_DIR:-$ROOT/target}
 if [[ ${SKIP_BUILD:-} != 1 ]]; then
-    [[ -n ${BIN:-} ]] || cargo build --release -q -p updraft-server --manifest-path "$ROOT/Cargo.toml"
-    [[ -n ${FLOOR:-} ]] || cargo build --release -q -p updraft-store --example insert_floor --manifest-path "$ROOT/Cargo.toml"
+    [[ -n ${BIN:-} ]] || cargo_release -p updraft-server
+    [[ -n ${FLOOR:-} ]] || cargo_release -p updraft-store --example insert_floor
 fi
-BIN=${BIN:-$TARGET/release/updraft}
-FLOOR=${FLOOR:-$TARGET/release/examples/insert_floor}
-command -v wrk >/dev/null || { apt-get update -qq && apt-get install -y -qq wrk; }
-PEER_DIR="$ROOT/bench/peers/parse-server"
-if [[ $PEER == 1 && ! -d $PEER_DIR/node_modules ]]; then
-    npm ci --prefix "$PEER_DIR" --no-audit --no-fund --loglevel=error
+BIN=${BIN:-$TARGET_DIR/release/updraft}
+FLOOR=${FLOOR:-$TARGET_DIR/release/examples/insert_floor}
+need_wrk
+if [[ $PEER == 1 ]]; then
+    peer_ready parse-server
 fi
 
-WORK=$(mktemp -d)
-SERVER=
-stop() { [[ -z $SERVER ]] || { kill "$SERVER" 2>/dev/null; wait "$SERVER" 2>/dev/null || true; SERVER=; }; }
-trap 'stop; rm -rf "$WORK"' EXIT
-# Inserts wait on fsync: let the previous step's disk work (PostgreSQL's checkpoint, dirty pages) finish first.
-settle() { sync; psql -q -h 127.0.0.1 -U postgres -c CHECKPOINT postgres >/dev/null 2>&1 || true; sync; sleep 3; }
+init_work
 
 # A server of someone else's on our port would be measured (and disturbed) in place of ours.
-port_free() { ! (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null || { echo "port $1 is taken" >&2; exit 1; }; }
-alive() { kill -0 "$SERVER" 2>/dev/null || { echo "the server did not start; see $1" >&2; exit 1; }; }
+port_free() { ! port_open "$1" || { echo "port $1 is taken" >&2; exit 1; }; }
+alive() { kill -0 "$SERVER_PID" 2>/dev/null || { echo "the server did not start; see $1" >&2; exit 1; }; }
 
 # wrk_rate FILE: requests per second, refusing a run with errors (an insert that failed is no insert).
 wrk_rate() {
@@ -53,37 +47,25 @@ wrk_rate() {
     WRK_RATE=$(awk '/^Requests\/sec/ {print $2}' "$1")
 }
 
-# cpu_ticks PID: CPU time (user and system) of a process so far, in clock ticks.
-cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
-
 # updraft_round N: sets UPDRAFT (inserts/s), BATCH (mean inserts per commit), COMMIT_MS (mean commit time) and
 # UPDRAFT_CPU (the server's CPU microseconds per insert).
 updraft_round() {
-    local dir="$WORK/updraft-$1" base="http://127.0.0.1:$PORT" token backend master_key
+    local dir="$WORK/updraft-$1" base="http://127.0.0.1:$PORT"
     mkdir -p "$dir"
-    port_free $PORT
+    port_free "$PORT"
     settle
     # The group commit logs each batch at debug: its size and commit time.
-    RUST_LOG=info,updraft_store::sqlite::group_commit=debug taskset -c 0 "$BIN" serve --listen 127.0.0.1:$PORT \
-        --data-dir "$dir" --admin-email bench@example.com --admin-password bench-password 2>"$dir/server.log" &
-    SERVER=$!
-    for _ in $(seq 100); do curl -sf "$base/healthz" >/dev/null && break; sleep 0.1; done
+    RUST_LOG=info,updraft_store::sqlite::group_commit=debug \
+        serve_updraft "$BIN" 0 "$PORT" "$dir" "${BENCH_ADMIN[@]}" 2>"$dir/server.log"
+    SERVER_PID=$!
+    wait_http "$SERVER_PID" 100 "$base/healthz" || true
     alive "$dir/server.log"
-    token=$(curl -s "$base/v1/account/auth/oauth2/token" \
-        -d 'grant_type=password&username=bench@example.com&password=bench-password' |
-        python3 -c 'import json,sys; print(json.load(sys.stdin)["access_token"])')
-    read -r backend master_key < <(curl -s "$base/v1/account/apps" -H "Authorization: Bearer $token" \
-        -d '{"name":"bench"}' |
-        python3 -c 'import json,sys; e=json.load(sys.stdin)["environments"][0]; print(e["id"], e["masterKeys"][0]["key"])')
-    curl -sf -o /dev/null "$base/v1/object_types" -H "Authorization: Bearer $token" \
-        -H "Enginio-Backend-Id: $backend" -H "Enginio-Backend-MasterKey: $master_key" \
-        -d '{"name":"bench","properties":[{"name":"title","type":"string"},{"name":"done","type":"boolean"},{"name":"n","type":"number","indexed":true}]}'
+    eds_app "$base" "$BENCH_SCHEMA"
     local ticks
-    ticks=$(cpu_ticks "$SERVER")
-    BACKEND=$backend taskset -c 1 wrk -t1 -c"$CONNECTIONS" -d"${SECONDS_EACH}s" -s "$ROOT/bench/eds/insert.lua" \
-        "$base/v1/objects/bench" >"$dir/wrk.txt"
-    ticks=$(($(cpu_ticks "$SERVER") - ticks))
-    stop
+    ticks=$(cpu_ticks "$SERVER_PID")
+    BACKEND=$BACKEND run_wrk "$ROOT/bench/eds/insert.lua" "$base/v1/objects/bench" >"$dir/wrk.txt"
+    ticks=$(($(cpu_ticks "$SERVER_PID") - ticks))
+    stop_server
     wrk_rate "$dir/wrk.txt"
     UPDRAFT=$WRK_RATE
     UPDRAFT_CPU=$(awk -v t="$ticks" -v hz="$(getconf CLK_TCK)" '/requests in/ {printf "%.1f", t * 1e6 / hz / $1}' \
@@ -104,27 +86,18 @@ floor_round() {
 parse_round() {
     local dir="$WORK/parse-$1" base="http://127.0.0.1:$PPORT"
     mkdir -p "$dir"
-    port_free $PPORT
-    psql -q -h 127.0.0.1 -U postgres -c "DROP DATABASE IF EXISTS $PARSE_DB" -c "CREATE DATABASE $PARSE_DB" postgres
+    port_free "$PPORT"
+    recreate_db "$PARSE_DB"
     settle
-    # From its own dir, with its logs there: Parse writes logs where it starts.
-    (cd "$dir" && DATABASE_URI="postgres://postgres@127.0.0.1:5432/$PARSE_DB" PARSE_SERVER_LOGS_FOLDER="$dir/logs" \
-        PORT=$PPORT exec taskset -c 0 node "$PEER_DIR/server.js") \
-        >"$dir/parse.log" 2>&1 &
-    SERVER=$!
-    for _ in $(seq 200); do
-        curl -sf -o /dev/null -H 'X-Parse-Application-Id: bench' "$base/parse/health" && break
-        sleep 0.1
-    done
+    serve_parse "$dir" "$dir/logs" "$PPORT" DATABASE_URI="postgres://postgres@127.0.0.1:5432/$PARSE_DB" >"$dir/parse.log" 2>&1
+    SERVER_PID=$!
+    wait_http "$SERVER_PID" 200 "$base/parse/health" -H 'X-Parse-Application-Id: bench' || true
     alive "$dir/parse.log"
     # The same schema and index on `n` as Updraft's side.
-    curl -sf -o /dev/null "$base/parse/schemas/Bench" -H 'X-Parse-Application-Id: bench' \
-        -H 'X-Parse-Master-Key: bench-master' -H 'Content-Type: application/json' \
-        -d '{"className":"Bench","fields":{"title":{"type":"String"},"done":{"type":"Boolean"},"n":{"type":"Number"}},"indexes":{"n_1":{"n":1}}}'
-    taskset -c 1 wrk -t1 -c"$CONNECTIONS" -d"${SECONDS_EACH}s" -s "$ROOT/bench/eds/parse-insert.lua" \
-        "$base/parse/classes/Bench" >"$dir/wrk.txt"
-    stop
-    psql -q -h 127.0.0.1 -U postgres -c "DROP DATABASE IF EXISTS $PARSE_DB" postgres
+    parse_bench_class "$base"
+    run_wrk "$ROOT/bench/eds/parse-insert.lua" "$base/parse/classes/Bench" >"$dir/wrk.txt"
+    stop_server
+    drop_db "$PARSE_DB"
     wrk_rate "$dir/wrk.txt"
     PARSE=$WRK_RATE
 }

@@ -12,7 +12,8 @@
 #   knobs: SIZES ("100000 1000000"), ROUNDS (3), SECONDS_EACH (5), CONNECTIONS (32), STEPS ("1 … 10"),
 #          PEER=0 (Updraft alone), BIN (the updraft binary), SKIP_BUILD=1
 set -euo pipefail
-ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+# shellcheck source=bench/lib.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 HERE=$ROOT/bench/eds-queries
 SIZES=${SIZES:-100000 1000000}
 ROUNDS=${ROUNDS:-3}
@@ -20,17 +21,16 @@ SECONDS_EACH=${SECONDS_EACH:-5}
 CONNECTIONS=${CONNECTIONS:-32}
 STEPS=${STEPS:-1 2 3 4 5 6 7 8 9 10}
 PEER=${PEER:-1}
-BIN=${BIN:-${CARGO_TARGET_DIR:-$ROOT/target}/release/updraft}
+BIN=${BIN:-$TARGET_DIR/release/updraft}
 PORT=18913
 PARSE_PORT=18914
 DATABASE=parse_queries_bench
 export UPDRAFT=http://127.0.0.1:$PORT PARSE=
-log() { echo "$@" >&2; }
-command -v wrk >/dev/null || { apt-get update -qq && apt-get install -y -qq wrk; } >&2
-[[ ${SKIP_BUILD:-} == 1 ]] || cargo build --release -q -p updraft-server --manifest-path "$ROOT/Cargo.toml" >&2
+need_wrk >&2
+[[ ${SKIP_BUILD:-} == 1 ]] || cargo_release -p updraft-server >&2
 [[ -x $BIN ]] || { log "no updraft binary at $BIN (set BIN)"; exit 1; }
-if [[ $PEER == 1 && ! -d $ROOT/bench/peers/parse-server/node_modules ]]; then
-    npm ci --prefix "$ROOT/bench/peers/parse-server" --no-audit --no-fund --loglevel=error >&2
+if [[ $PEER == 1 ]]; then
+    peer_ready parse-server >&2
 fi
 
 for port in $PORT $PARSE_PORT; do
@@ -38,23 +38,14 @@ for port in $PORT $PARSE_PORT; do
     if ss -Htln "sport = :$port" | grep -q .; then log "port $port is taken: is another run going?"; exit 1; fi
 done
 
-WORK=$(mktemp -d)
-UPDRAFT_PID= PARSE_PID=
-stop() { # the server whose pid is $1, if running
-    [[ -n $1 ]] || return 0
-    kill "$1" 2>/dev/null || true
-    wait "$1" 2>/dev/null || true
+UPDRAFT_PID="" PARSE_PID=""
+# At exit (bench_traps), before WORK goes.
+cleanup_more() {
+    stop_pid "$UPDRAFT_PID"
+    stop_pid "$PARSE_PID"
+    [[ $PEER != 1 ]] || drop_db "$DATABASE" 2>/dev/null || true
 }
-cleanup() {
-    stop "$UPDRAFT_PID"
-    stop "$PARSE_PID"
-    [[ $PEER != 1 ]] || psql -q -h 127.0.0.1 -U postgres -c "DROP DATABASE IF EXISTS $DATABASE" postgres 2>/dev/null || true
-    rm -rf "$WORK"
-}
-trap cleanup EXIT
-# Let earlier disk work (the load's writes, PostgreSQL's checkpoints) finish before measuring.
-settle() { sync; psql -q -h 127.0.0.1 -U postgres -c CHECKPOINT postgres >/dev/null 2>&1 || true; sync; sleep 3; }
-cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
+init_work
 # Waits (at most a minute) until the server has finished what the last run left in flight: wrk stops with up to
 # $CONNECTIONS slow queries unanswered, and the server still works them off, which would count against the next
 # run. Idle: under 5% of a core over half a second, and for Parse no query active in PostgreSQL.
@@ -65,7 +56,7 @@ wait_idle() {
         sleep 0.5
         if (($(cpu_ticks "$pid") - before < 3)); then
             [[ $pid != "$PARSE_PID" ]] && return 0
-            [[ $(psql -qtA -h 127.0.0.1 -U postgres -c "SELECT count(*) FROM pg_stat_activity WHERE datname = '$DATABASE' AND state = 'active' AND pid <> pg_backend_pid()" postgres) == 0 ]] && return 0
+            [[ $(pg -tA -c "SELECT count(*) FROM pg_stat_activity WHERE datname = '$DATABASE' AND state = 'active' AND pid <> pg_backend_pid()" postgres) == 0 ]] && return 0
         fi
     done
     log "  (still busy after a minute; measuring anyway)"
@@ -81,19 +72,13 @@ RESULTS=$WORK/results.tsv
 : >"$RESULTS"
 
 start_updraft() { # $1 objects: a fresh server with a fresh backend holding them; sets BACKEND, UPDRAFT_SESSION
-    local objects=$1 data=$WORK/updraft-$1 token master_key
+    local objects=$1 data=$WORK/updraft-$1
     mkdir -p "$data"
-    taskset -c 0 "$BIN" serve --listen 127.0.0.1:$PORT --data-dir "$data" \
-        --admin-email bench@example.com --admin-password bench-password 2>"$WORK/updraft.log" &
+    serve_updraft "$BIN" 0 $PORT "$data" "${BENCH_ADMIN[@]}" 2>"$WORK/updraft.log"
     UPDRAFT_PID=$!
-    for _ in $(seq 100); do curl -sf "$UPDRAFT/healthz" >/dev/null && break; sleep 0.1; done
-    token=$(curl -sf "$UPDRAFT/v1/account/auth/oauth2/token" -d 'grant_type=password&username=bench@example.com&password=bench-password' | json_field '["access_token"]')
-    read -r BACKEND master_key < <(curl -sf "$UPDRAFT/v1/account/apps" -H "Authorization: Bearer $token" -d '{"name":"bench"}' \
-        | python3 -c 'import json,sys; e=json.load(sys.stdin)["environments"][0]; print(e["id"], e["masterKeys"][0]["key"])')
+    wait_http "$UPDRAFT_PID" 100 "$UPDRAFT/healthz" || true
+    eds_app "$UPDRAFT" '{"name":"bench","properties":[{"name":"n","type":"number","indexed":true},{"name":"k","type":"number","indexed":true},{"name":"title","type":"string","indexed":true},{"name":"owner","type":"ref","indexed":true},{"name":"done","type":"boolean"},{"name":"note","type":"string"}]}'
     export BACKEND
-    curl -sf -o /dev/null "$UPDRAFT/v1/object_types" -H "Authorization: Bearer $token" -H "Enginio-Backend-Id: $BACKEND" \
-        -H "Enginio-Backend-MasterKey: $master_key" \
-        -d '{"name":"bench","properties":[{"name":"n","type":"number","indexed":true},{"name":"k","type":"number","indexed":true},{"name":"title","type":"string","indexed":true},{"name":"owner","type":"ref","indexed":true},{"name":"done","type":"boolean"},{"name":"note","type":"string"}]}'
     log "== Updraft: loading $objects objects over HTTP"
     local started=$SECONDS
     OBJECTS=$objects taskset -c 1 wrk -t1 -c64 -d3600s --timeout 30s -s "$HERE/load.lua" "$UPDRAFT" >"$WORK/load.log" \
@@ -110,20 +95,19 @@ start_updraft() { # $1 objects: a fresh server with a fresh backend holding them
 
 start_parse() { # $1 objects: a fresh Parse Server on a fresh database holding them; sets PARSE_SESSION
     local objects=$1 headers=(-H 'X-Parse-Application-Id: bench' -H 'Content-Type: application/json')
-    psql -q -h 127.0.0.1 -U postgres -c "DROP DATABASE IF EXISTS $DATABASE" -c "CREATE DATABASE $DATABASE" postgres
-    # From the work dir, with its logs folder there: Parse writes logs where it starts.
-    (cd "$WORK" && DATABASE_URI=postgres://postgres@127.0.0.1:5432/$DATABASE PARSE_SERVER_LOGS_FOLDER="$WORK/parse-logs" \
-        PORT=$PARSE_PORT exec taskset -c 0 node "$ROOT/bench/peers/parse-server/server.js") >"$WORK/parse.log" 2>&1 &
+    recreate_db "$DATABASE"
+    serve_parse "$WORK" "$WORK/parse-logs" $PARSE_PORT DATABASE_URI=postgres://postgres@127.0.0.1:5432/$DATABASE \
+        >"$WORK/parse.log" 2>&1
     PARSE_PID=$!
     PARSE=http://127.0.0.1:$PARSE_PORT
-    for _ in $(seq 300); do curl -sf -o /dev/null -H 'X-Parse-Application-Id: bench' "$PARSE/parse/health" && break; sleep 0.1; done
+    wait_http "$PARSE_PID" 300 "$PARSE/parse/health" -H 'X-Parse-Application-Id: bench' || true
     # The class through Parse's schema API, so Parse knows it; the rows and indexes in SQL (parse-load.sql), as
     # HTTP inserts run at about 1.5k/s.
     curl -sf -o /dev/null "$PARSE/parse/schemas/Bench" "${headers[@]}" -H 'X-Parse-Master-Key: bench-master' \
         -d '{"className":"Bench","fields":{"title":{"type":"String"},"done":{"type":"Boolean"},"n":{"type":"Number"},"k":{"type":"Number"},"owner":{"type":"Pointer","targetClass":"_User"},"note":{"type":"String"}}}'
     log "== Parse: loading $objects objects with SQL"
     local started=$SECONDS
-    psql -q -h 127.0.0.1 -U postgres "$DATABASE" -v objects="$objects" -v owners="$(paste -sd, "$OWNERS_FILE")" -f "$HERE/parse-load.sql"
+    pg "$DATABASE" -v objects="$objects" -v owners="$(paste -sd, "$OWNERS_FILE")" -f "$HERE/parse-load.sql"
     log "  $objects objects in $((SECONDS - started)) s"
     local have
     have=$(curl -sf "$PARSE/parse/classes/Bench?count=1&limit=0&where=%7B%22n%22%3A%7B%22%24gte%22%3A0%7D%7D" "${headers[@]}" | json_field '["count"]')
@@ -176,12 +160,12 @@ for objects in $SIZES; do
             done
         done
     done
-    stop "$UPDRAFT_PID"
-    UPDRAFT_PID=
+    stop_pid "$UPDRAFT_PID"
+    UPDRAFT_PID=""
     if [[ $PEER == 1 ]]; then
-        stop "$PARSE_PID"
-        PARSE_PID=
-        psql -q -h 127.0.0.1 -U postgres -c "DROP DATABASE IF EXISTS $DATABASE" postgres
+        stop_pid "$PARSE_PID"
+        PARSE_PID=""
+        drop_db "$DATABASE"
     fi
 done
 echo

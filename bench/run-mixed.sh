@@ -16,7 +16,8 @@
 #          TAGGED_SOCKETS (1000) TAGS (100) TAGGED_RATE (100) SECONDS_EACH (10) ROUNDS (3)
 #          LAYOUT (one-core | two-cores) SKIP_BUILD=1 UPDRAFT_BIN
 set -euo pipefail
-ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+# shellcheck source=bench/lib.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 SOCKETS=${SOCKETS:-10000}
 BROADCAST_RATES=${BROADCAST_RATES:-1 5 10 20}
 CREATE_RATE=${CREATE_RATE:-200}
@@ -30,8 +31,8 @@ ROUNDS=${ROUNDS:-3}
 LAYOUT=${LAYOUT:-one-core}
 PORT=18480
 METRICS_PORT=18481
-ADMIN_TOKEN=bench-admin
-source "$ROOT/bench/mixed-common.sh"
+UPDRAFT=${UPDRAFT_BIN:-$TARGET_DIR/release/updraft}
+layout_setup
 
 # Sockets open now (0 before the first one opens, when the gauge is not yet exported).
 connected() {
@@ -56,7 +57,7 @@ RESULTS=$WORK/results.jsonl
 for round in $(seq "$ROUNDS"); do
     for rate in $BROADCAST_RATES; do
         log "== round $round, $rate broadcasts/s to $SOCKETS sockets"
-        start_server --metrics-listen 127.0.0.1:$METRICS_PORT
+        start_fresh_server --metrics-listen 127.0.0.1:$METRICS_PORT
         unloaded=$(creates)
         # The sends start once the sockets are connected and run past the loaded requests.
         sends broadcast --everyone --sockets "$SOCKETS" --rate "$rate" --publishers 2

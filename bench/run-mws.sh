@@ -13,10 +13,8 @@
 #   BCAST_MESSAGES TAGS TAG_MESSAGES REPEAT SKIP_BUILD=1 RESULTS_DIR
 # Each figure is the median over REPEAT rounds (default 3).
 set -euo pipefail
-
-ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
-TARGET_DIR=${CARGO_TARGET_DIR:-$ROOT/target}
-LOADGEN=$TARGET_DIR/release/updraft-loadgen
+# shellcheck source=bench/lib.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 UPDRAFT=$TARGET_DIR/release/updraft
 NODE_PEER=$ROOT/bench/peers/node-ws
 
@@ -31,50 +29,18 @@ BCAST_MESSAGES=${BCAST_MESSAGES:-100}
 TAGS=${TAGS:-100}
 TAG_MESSAGES=${TAG_MESSAGES:-5000}
 REPEAT=${REPEAT:-3}
-ADMIN_TOKEN=bench-admin
 UPDRAFT_PORT=18080
 NODE_PORT=18090
 
 # 19k sockets on each side need the full open-file allowance.
-ulimit -n "$(ulimit -Hn)"
-if (( $(ulimit -n) < SOCKETS + 500 )); then
-    echo "warning: open-file limit $(ulimit -n) is too low for $SOCKETS sockets" >&2
-fi
-
-RESULTS_DIR=${RESULTS_DIR:-$(mktemp -d -t updraft-bench.XXXXXX)}
-mkdir -p "$RESULTS_DIR"
-echo "results and logs: $RESULTS_DIR" >&2
-
-SERVER_PID=""
-DATA_DIRS=()
-stop_server() {
-    if [[ -n $SERVER_PID ]] && kill -0 "$SERVER_PID" 2>/dev/null; then
-        kill -TERM "$SERVER_PID" 2>/dev/null || true
-        for _ in $(seq 50); do
-            kill -0 "$SERVER_PID" 2>/dev/null || break
-            sleep 0.1
-        done
-        kill -KILL "$SERVER_PID" 2>/dev/null || true
-        wait "$SERVER_PID" 2>/dev/null || true
-    fi
-    SERVER_PID=""
-}
-cleanup() {
-    stop_server
-    for d in "${DATA_DIRS[@]}"; do rm -rf "$d"; done
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
+raise_open_files "$SOCKETS"
+init_results_dir updraft-bench
+bench_traps
 
 # --- build -----------------------------------------------------------------
-if [[ -z ${SKIP_BUILD:-} ]]; then
-    (cd "$ROOT" && cargo build --release -p updraft-server -p updraft-loadgen) ||
-        { echo "warning: workspace build failed; building the load generator alone" >&2
-          (cd "$ROOT" && cargo build --release -p updraft-loadgen); }
-fi
-[[ -x $LOADGEN ]] || { echo "error: $LOADGEN missing" >&2; exit 1; }
-if [[ " $PEERS " == *" node-ws "* && ! -d $NODE_PEER/node_modules/ws ]]; then
-    (cd "$NODE_PEER" && npm ci --no-audit --no-fund --loglevel=error)
+build_release_bins
+if [[ " $PEERS " == *" node-ws "* ]]; then
+    peer_ready node-ws ws
 fi
 
 # --- servers ---------------------------------------------------------------
@@ -84,26 +50,23 @@ start_server() {
     local peer=$1 log=$RESULTS_DIR/$1.$2.server.log
     case $peer in
         updraft)
-            local data
-            data=$(mktemp -d -t updraft-data.XXXXXX)
-            DATA_DIRS+=("$data")
+            SERVER_DIR=$(mktemp -d -t updraft-data.XXXXXX)
             ACCESS_CONTROL=none SECURITY_TOKEN=$ADMIN_TOKEN \
-                taskset -c 0 "$UPDRAFT" serve --listen 127.0.0.1:$UPDRAFT_PORT --data-dir "$data" \
-                >"$log" 2>&1 &
+                serve_updraft "$UPDRAFT" 0 $UPDRAFT_PORT "$SERVER_DIR" >"$log" 2>&1
             ;;
         node-ws)
             PORT=$NODE_PORT taskset -c 0 node "$NODE_PEER/server.js" >"$log" 2>&1 &
             ;;
     esac
     SERVER_PID=$!
-    wait_port "$(peer_port "$peer")" || { echo "error: $peer did not come up; see $log" >&2; tail -5 "$log" >&2; return 1; }
+    wait_port "$(peer_port "$peer")" || not_up "$peer" "$log"
 }
 
 # Waits up to 30 s until the port accepts connections.
 wait_port() {
     for _ in $(seq 300); do
         kill -0 "$SERVER_PID" 2>/dev/null || return 1
-        if (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; then return 0; fi
+        if port_open "$1"; then return 0; fi
         sleep 0.1
     done
     return 1
@@ -126,16 +89,11 @@ run_one() {
     port=$(peer_port "$peer")
     args=$(scenario_args "$scenario")
     echo "== $peer: $scenario (round $round of $REPEAT)" >&2
-    start_server "$peer" "$scenario" || return 0
-    # The load generator stops itself at --max-seconds; `timeout` is a backstop.
-    local max=${args##*--max-seconds }
+    start_server "$peer" "$scenario" || { stop_server; return 0; }
     # shellcheck disable=SC2086
-    timeout --kill-after=5 $((max + 20)) taskset -c 1 "$LOADGEN" "$scenario" $args \
-        --target "http://127.0.0.1:$port" --admin-token $ADMIN_TOKEN \
-        --server-pid "$SERVER_PID" --label "$peer" --json >"$out.txt" 2>&1 ||
-        echo "   (exit $?: incomplete run, partial figures kept)" >&2
-    grep '^{' "$out.txt" | tail -1 >"$out.json" || true
-    sed -e '/^{/d' -e 's/^/   /' "$out.txt" >&2
+    loadgen_run "$out" "$scenario" $args --target "http://127.0.0.1:$port" --admin-token $ADMIN_TOKEN \
+        --server-pid "$SERVER_PID" --label "$peer" --json
+    loadgen_figures "$out"
     stop_server
     sleep 2 # let TIME_WAIT and the kernel's socket cleanup settle
 }
@@ -144,20 +102,10 @@ if [[ $PEERS == *updraft* && ! -x $UPDRAFT ]]; then
     echo "warning: $UPDRAFT not built; skipping updraft" >&2
     PEERS=${PEERS//updraft/}
 fi
-# Rounds interleave the peers so that a noisy moment of the machine hits both alike.
-for round in $(seq "$REPEAT"); do
-    for scenario in $SCENARIOS; do
-        for peer in $PEERS; do
-            run_one "$peer" "$scenario" "$round"
-        done
-    done
-done
+interleave "$REPEAT" "$SCENARIOS" "$PEERS"
 
 # --- table -----------------------------------------------------------------
-RESULTS_DIR=$RESULTS_DIR SCENARIOS=$SCENARIOS node - <<'EOF'
-const fs = require('node:fs');
-const path = require('node:path');
-const dir = process.env.RESULTS_DIR;
+SCENARIOS=$SCENARIOS node_table <<'EOF'
 // [scenario, JSON key, label, which direction is better]
 const rows = [
   ['idle', 'rss_per_socket_bytes', 'server RSS bytes/socket', 'lower'],
@@ -177,23 +125,6 @@ const rows = [
   ['connect-rate', 'handshake_per_s', 'handshakes/s', 'higher'],
   ['connect-rate', 'close_s', 'close all, s', 'lower'],
 ];
-// Every round's figures for one peer and scenario.
-const runs = (peer, scenario) =>
-  fs
-    .readdirSync(dir)
-    .filter((f) => f.startsWith(`${peer}.${scenario}.`) && f.endsWith('.json'))
-    .flatMap((f) => {
-      try {
-        return [JSON.parse(fs.readFileSync(path.join(dir, f), 'utf8'))];
-      } catch {
-        return [];
-      }
-    });
-const median = (values) => {
-  const v = values.filter((x) => typeof x === 'number').sort((a, b) => a - b);
-  if (v.length === 0) return undefined;
-  return v.length % 2 ? v[(v.length - 1) / 2] : (v[v.length / 2 - 1] + v[v.length / 2]) / 2;
-};
 const load = (peer, scenario) => {
   const all = runs(peer, scenario);
   if (all.length === 0) return null;

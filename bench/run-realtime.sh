@@ -25,12 +25,9 @@
 #   UPDRAFT_BIN (an `updraft` binary to measure instead of this tree's release build)
 #   TABLE_ONLY=1 (only print the table of the runs already in RESULTS_DIR)
 set -euo pipefail
-
-ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
-TARGET_DIR=${CARGO_TARGET_DIR:-$ROOT/target}
-LOADGEN=$TARGET_DIR/release/updraft-loadgen
+# shellcheck source=bench/lib.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 UPDRAFT=${UPDRAFT_BIN:-$TARGET_DIR/release/updraft}
-PARSE_PEER=$ROOT/bench/peers/parse-server
 
 STEPS=${STEPS:-"unicast unicast-low public fanout webhooks webhook-lag"}
 SOCKETS=${SOCKETS:-5000}
@@ -45,9 +42,6 @@ WEBHOOK_CREATORS=${WEBHOOK_CREATORS:-32}
 WEBHOOK_LAG_RATE=${WEBHOOK_LAG_RATE:-200}
 PEER=${PEER:-1}
 REPEAT=${REPEAT:-3}
-ADMIN_TOKEN=bench-admin
-EMAIL=bench@example.com
-PASSWORD=bench-password
 WEBHOOK_KEY=bench-webhook-key
 UPDRAFT_PORT=18380
 PARSE_PORT=18390
@@ -57,48 +51,18 @@ PEERS="updraft"
 PEERS=${SERVERS:-$PEERS}
 
 # 19k sockets on each side need the full open-file allowance.
-ulimit -n "$(ulimit -Hn)"
-if (( $(ulimit -n) < FANOUT_SOCKETS + 500 )); then
-    echo "warning: open-file limit $(ulimit -n) is too low for $FANOUT_SOCKETS sockets" >&2
-fi
+raise_open_files "$FANOUT_SOCKETS"
+init_results_dir updraft-realtime
 
-RESULTS_DIR=${RESULTS_DIR:-$(mktemp -d -t updraft-realtime.XXXXXX)}
-mkdir -p "$RESULTS_DIR"
-echo "results and logs: $RESULTS_DIR" >&2
-
-SERVER_PID=""
-SERVER_DIR=""
-stop_server() {
-    if [[ -n $SERVER_PID ]] && kill -0 "$SERVER_PID" 2>/dev/null; then
-        kill -TERM "$SERVER_PID" 2>/dev/null || true
-        for _ in $(seq 50); do
-            kill -0 "$SERVER_PID" 2>/dev/null || break
-            sleep 0.1
-        done
-        kill -KILL "$SERVER_PID" 2>/dev/null || true
-    fi
-    [[ -n $SERVER_PID ]] && { wait "$SERVER_PID" 2>/dev/null || true; }
-    SERVER_PID=""
-    if [[ -n $SERVER_DIR ]]; then rm -rf "$SERVER_DIR"; SERVER_DIR=""; fi
+drop_parse_db() { drop_db "$PARSE_DB" >/dev/null 2>&1 || true; }
+# At exit, after stop_server (bench_traps).
+# shellcheck disable=SC2317 # called by bench_exit
+cleanup_more() {
+    if [[ " $PEERS " == *" parse "* ]]; then drop_parse_db; fi
 }
-drop_parse_db() { psql -q -h 127.0.0.1 -U postgres -c "DROP DATABASE IF EXISTS $PARSE_DB" postgres >/dev/null 2>&1 || true; }
-cleanup() {
-    stop_server
-    [[ " $PEERS " == *" parse "* ]] && drop_parse_db
-    return 0
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
+bench_traps
 
 # --- servers ---------------------------------------------------------------
-# Inserts wait on fsync: let earlier disk work (PostgreSQL checkpoints, a previous step's files) finish first.
-settle() {
-    sync
-    psql -q -h 127.0.0.1 -U postgres -c CHECKPOINT postgres >/dev/null 2>&1 || true
-    sync
-    sleep 2
-}
-
 peer_port() { [[ $1 == updraft ]] && echo $UPDRAFT_PORT || echo $PARSE_PORT; }
 
 # Two shared cores: a compiler running elsewhere would be measured too. Waits (up to 10 min) for builds to end,
@@ -118,39 +82,30 @@ wait_quiet() {
 start_server() {
     local peer=$1 log=$2
     # A server left on the port would be measured in place of the fresh one.
-    if (exec 3<>"/dev/tcp/127.0.0.1/$(peer_port "$peer")") 2>/dev/null; then
+    if port_open "$(peer_port "$peer")"; then
         echo "error: something already listens on port $(peer_port "$peer")" >&2
         return 1
     fi
-    settle
+    # Inserts wait on fsync: let earlier disk work (PostgreSQL checkpoints, a previous step's files) finish first.
+    settle 2
     SERVER_DIR=$(mktemp -d -t updraft-realtime-server.XXXXXX)
     case $peer in
         updraft)
             ACCESS_CONTROL=none SECURITY_TOKEN=$ADMIN_TOKEN \
-                taskset -c 0 "$UPDRAFT" serve --listen 127.0.0.1:$UPDRAFT_PORT --data-dir "$SERVER_DIR" \
-                --admin-email $EMAIL --admin-password $PASSWORD >"$log" 2>&1 &
+                serve_updraft "$UPDRAFT" 0 $UPDRAFT_PORT "$SERVER_DIR" "${BENCH_ADMIN[@]}" >"$log" 2>&1
             ;;
         parse)
             drop_parse_db
-            psql -q -h 127.0.0.1 -U postgres -c "CREATE DATABASE $PARSE_DB" postgres
-            # From the temp dir, with its logs there: Parse writes logs where it starts.
-            (cd "$SERVER_DIR" && DATABASE_URI=postgres://postgres@127.0.0.1:5432/$PARSE_DB \
-                LIVE_QUERY_CLASSES=Todo WEBHOOK_KEY=$WEBHOOK_KEY PORT=$PARSE_PORT \
-                PARSE_SERVER_LOGS_FOLDER="$SERVER_DIR/parse-logs" exec taskset -c 0 node "$PARSE_PEER/server.js") \
-                >"$log" 2>&1 &
+            pg -c "CREATE DATABASE $PARSE_DB" postgres
+            serve_parse "$SERVER_DIR" "$SERVER_DIR/parse-logs" $PARSE_PORT \
+                DATABASE_URI=postgres://postgres@127.0.0.1:5432/$PARSE_DB LIVE_QUERY_CLASSES=Todo WEBHOOK_KEY=$WEBHOOK_KEY \
+                >"$log" 2>&1
             ;;
     esac
     SERVER_PID=$!
     local health=http://127.0.0.1:$UPDRAFT_PORT/healthz
     [[ $peer == parse ]] && health=http://127.0.0.1:$PARSE_PORT/parse/health
-    for _ in $(seq 300); do
-        kill -0 "$SERVER_PID" 2>/dev/null || break
-        if curl -sf -o /dev/null -H 'X-Parse-Application-Id: bench' "$health"; then return 0; fi
-        sleep 0.1
-    done
-    echo "error: $peer did not come up; see $log" >&2
-    tail -5 "$log" >&2
-    return 1
+    wait_http "$SERVER_PID" 300 "$health" -H 'X-Parse-Application-Id: bench' || not_up "$peer" "$log"
 }
 
 # --- steps -------------------------------------------------------------------
@@ -177,16 +132,11 @@ run_one() {
     local extra=""
     [[ $peer == parse ]] && extra="--peer parse"
     [[ $peer == parse && $step == webhook* ]] && extra="$extra --parse-webhook-key $WEBHOOK_KEY"
-    local max=${args##*--max-seconds }
-    # The load generator stops itself at --max-seconds; `timeout` is a backstop.
     # shellcheck disable=SC2086
-    timeout --kill-after=5 $((max + 20)) taskset -c 1 "$LOADGEN" $args $extra \
-        --target "http://127.0.0.1:$port" --admin-token $ADMIN_TOKEN --account-email $EMAIL \
-        --account-password $PASSWORD --server-pid "$SERVER_PID" --label "$peer" --json >"$out.txt" 2>&1 ||
-        echo "   (exit $?: incomplete run, partial figures kept)" >&2
+    loadgen_run "$out" $args $extra --target "http://127.0.0.1:$port" --admin-token $ADMIN_TOKEN \
+        --account-email $BENCH_EMAIL --account-password $BENCH_PASSWORD --server-pid "$SERVER_PID" --label "$peer" --json
     kill -0 "$SERVER_PID" 2>/dev/null || echo "   (the server had exited by the end of the step; see $out.server.log)" >&2
-    grep '^{' "$out.txt" | tail -1 >"$out.json" || true
-    sed -e '/^{/d' -e 's/^/   /' "$out.txt" >&2
+    loadgen_figures "$out"
     stop_server
     [[ $peer == parse ]] && drop_parse_db
     sleep 2 # let TIME_WAIT and the kernel's socket cleanup settle
@@ -194,10 +144,7 @@ run_one() {
 
 # --- table -----------------------------------------------------------------
 table() {
-RESULTS_DIR=$RESULTS_DIR STEPS=$STEPS node - <<'EOF'
-const fs = require('node:fs');
-const path = require('node:path');
-const dir = process.env.RESULTS_DIR;
+STEPS=$STEPS node_table <<'EOF'
 // [step, JSON key, label, which direction is better]
 const rows = [
   ['unicast', 'latency_p50_us', 'create → frame p50 µs', 'lower'],
@@ -235,23 +182,6 @@ const rows = [
   ['webhook-lag', 'creates_per_s', 'creates/s achieved', 'higher'],
   ['webhook-lag', 'missing', 'missing deliveries', 'lower'],
 ];
-const runs = (peer, step) =>
-  fs
-    .readdirSync(dir)
-    .filter((f) => f.startsWith(`${peer}.${step}.`) && f.endsWith('.json'))
-    .sort()
-    .flatMap((f) => {
-      try {
-        return [JSON.parse(fs.readFileSync(path.join(dir, f), 'utf8'))];
-      } catch {
-        return [];
-      }
-    });
-const median = (values) => {
-  const v = values.filter((x) => typeof x === 'number').sort((a, b) => a - b);
-  if (v.length === 0) return undefined;
-  return v.length % 2 ? v[(v.length - 1) / 2] : (v[v.length / 2 - 1] + v[v.length / 2]) / 2;
-};
 const fmt = (v) =>
   v === undefined || v === null ? 'n/a' : Number.isInteger(v) ? String(v) : v.toFixed(Math.abs(v) >= 100 ? 0 : 2);
 const cell = (all, key) => {
@@ -284,27 +214,14 @@ main() {
         return
     fi
     # --- build -----------------------------------------------------------------
-    if [[ -z ${SKIP_BUILD:-} ]]; then
-        (cd "$ROOT" && cargo build --release -p updraft-server -p updraft-loadgen) ||
-            { echo "warning: workspace build failed; building the load generator alone" >&2
-              (cd "$ROOT" && cargo build --release -p updraft-loadgen); }
-    fi
-    [[ -x $LOADGEN ]] || { echo "error: $LOADGEN missing" >&2; exit 1; }
+    build_release_bins
     [[ -x $UPDRAFT ]] || { echo "error: $UPDRAFT missing" >&2; exit 1; }
     if [[ " $PEERS " == *" parse "* ]]; then
-        [[ -d $PARSE_PEER/node_modules/parse-server ]] ||
-            (cd "$PARSE_PEER" && npm ci --no-audit --no-fund --loglevel=error)
+        peer_ready parse-server parse-server
         pg_isready -q -h 127.0.0.1 || { echo "error: no PostgreSQL on 127.0.0.1:5432 (needed by the Parse peer)" >&2; exit 1; }
     fi
 
-    # Rounds interleave the servers so that a noisy moment of the machine hits both alike.
-    for round in $(seq "$REPEAT"); do
-        for step in $STEPS; do
-            for peer in $PEERS; do
-                run_one "$peer" "$step" "$round"
-            done
-        done
-    done
+    interleave "$REPEAT" "$STEPS" "$PEERS"
     table
 }
 

@@ -11,7 +11,8 @@
 #   knobs: SOCKETS (10000) RATE (2 broadcasts/s) CREATE_RATE (4000) CREATORS (32) SECONDS_EACH (12) ROUNDS (3)
 #          LAYOUT (one-core | two-cores) SKIP_BUILD=1 UPDRAFT_BIN
 set -euo pipefail
-ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+# shellcheck source=bench/lib.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 SOCKETS=${SOCKETS:-10000}
 RATE=${RATE:-2}
 CREATE_RATE=${CREATE_RATE:-4000}
@@ -20,8 +21,8 @@ SECONDS_EACH=${SECONDS_EACH:-12}
 ROUNDS=${ROUNDS:-3}
 LAYOUT=${LAYOUT:-one-core}
 PORT=18482
-ADMIN_TOKEN=bench-admin
-source "$ROOT/bench/mixed-common.sh"
+UPDRAFT=${UPDRAFT_BIN:-$TARGET_DIR/release/updraft}
+layout_setup
 
 # Paced broadcasts to every socket; prints the loadgen's JSON line.
 frames() {
@@ -33,10 +34,10 @@ frames() {
 RESULTS=$WORK/results.jsonl
 for round in $(seq "$ROUNDS"); do
     log "== round $round"
-    start_server
+    start_fresh_server
     alone=$(frames)
     stop_server
-    start_server
+    start_fresh_server
     # The burst starts first and outlasts the broadcasts (their sockets connect within it too).
     taskset -c $CLIENT_CPUS "$LOADGEN" --target "http://127.0.0.1:$PORT" --json --max-seconds 300 \
         creates --rate "$CREATE_RATE" --creators "$CREATORS" --seconds $((SECONDS_EACH + 20)) >"$WORK/creates.out" 2>&1 &

@@ -1,4 +1,5 @@
-# Shared by the conformance runners (sourced, not run).
+# shellcheck shell=bash
+# Shared by the conformance runners and interop/run.sh (sourced, not run).
 
 # Runs `npm ci` in directory $1 when the packages installed there differ from its lock file; $2 names the suite in
 # messages. Exits 2 when npm fails.
@@ -97,15 +98,22 @@ urls_answer() {
     })();' "$@"
 }
 
+# node_test_flags MS: sets `node_flags` to `--test` and, where this Node has the flag (20.11+), the whole-test time
+# limit MS.
+node_test_flags() {
+  node_flags=(--test)
+  if node --test-timeout=1 -e 0 >/dev/null 2>&1; then node_flags+=(--test-timeout="$1"); fi
+}
+
 # Runs `node --test` with the arguments after $1 (the whole-test time limit in ms, where this Node has the flag),
 # prints the summary from its TAP totals, and exits: 1 on any failure or when nothing passed.
 run_node_tests() {
   local timeout_ms=$1
   shift
-  local flags=(--test --test-reporter=spec --test-reporter-destination=stdout
-    --test-reporter=tap --test-reporter-destination="$work/results.tap")
-  if node --test-timeout=1 -e 0 >/dev/null 2>&1; then flags+=(--test-timeout="$timeout_ms"); fi
-  node "${flags[@]}" "$@"
+  local node_flags
+  node_test_flags "$timeout_ms"
+  node "${node_flags[@]}" --test-reporter=spec --test-reporter-destination=stdout \
+    --test-reporter=tap --test-reporter-destination="$work/results.tap" "$@"
   local status=$?
   count() { grep -E "^# $1 [0-9]+$" "$work/results.tap" 2>/dev/null | tail -n1 | awk '{ print $3 }'; }
   local passed failed cancelled skipped

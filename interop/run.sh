@@ -11,15 +11,9 @@
 set -uo pipefail
 
 root="$(cd "$(dirname "$0")/.." && pwd)"
-bin="${UPDRAFT_BIN:-target/debug/updraft}"
-case "$bin" in
-  /*) ;;
-  *) if [[ -e "$PWD/$bin" ]]; then bin="$PWD/$bin"; else bin="$root/$bin"; fi ;;
-esac
-if [[ ! -x "$bin" ]]; then
-  echo "interop: updraft binary not found at $bin (build it with 'cargo build -p updraft-server' or set UPDRAFT_BIN)" >&2
-  exit 2
-fi
+# shellcheck source=conformance/lib.sh
+source "$root/conformance/lib.sh"
+find_updraft interop "$root"
 export UPDRAFT_BIN="$bin"
 cd "$root"
 
@@ -47,18 +41,7 @@ then
     { echo "interop: pip install failed" >&2; exit 2; }
 fi
 
-if ! node -e '
-  const fs = require("fs");
-  const lock = JSON.parse(fs.readFileSync("interop/node/package-lock.json", "utf8"));
-  for (const [p, meta] of Object.entries(lock.packages)) {
-    if (!p) continue;
-    const installed = JSON.parse(fs.readFileSync("interop/node/" + p + "/package.json", "utf8"));
-    if (installed.version !== meta.version) process.exit(1);
-  }' 2>/dev/null
-then
-  echo "== npm ci --prefix interop/node"
-  npm ci --prefix interop/node --no-audit --no-fund || { echo "interop: npm ci failed" >&2; exit 2; }
-fi
+npm_ready interop/node interop
 
 # ---- run ----------------------------------------------------------------------
 status=0
@@ -66,9 +49,8 @@ echo "== Python websockets interop (pytest)"
 python3 -m pytest -q interop/python || status=1
 
 echo "== Node ws interop (node --test)"
-node_flags=(--test)
-# Whole-test time limit where this Node has the flag (20.11+); each test also sets its own.
-if node --test-timeout=1 -e 0 >/dev/null 2>&1; then node_flags+=(--test-timeout=30000); fi
+# Each test also sets its own time limit.
+node_test_flags 30000
 node "${node_flags[@]}" interop/node/ || status=1
 
 if ((status)); then echo "interop: FAILED" >&2; else echo "interop: all passed"; fi

@@ -4,8 +4,9 @@
 //! `synchronous = FULL` (one WAL fsync). No HTTP, no channel, no async runtime, no thread hand-off in the loop.
 //!
 //! The database is made by `SqliteStore::open` (the same migrations: tables, indexes, trigger) and the benchmark
-//! collection's schema by `put_schema` with `n` indexed, as `bench/run-eds.sh` declares it, so that every index a
-//! server insert maintains is maintained here too. The statements are those of `sqlite/group_commit.rs`.
+//! collection's schema by `put_schema` with `n` indexed, as the EDS benches declare it (`BENCH_SCHEMA` in
+//! `bench/lib.sh`), so that every index a server insert maintains is maintained here too. The statements are those
+//! of `sqlite/group_commit.rs`.
 //!
 //! Usage: `insert_floor [--seconds S] [--dir DIR] [K ...]` (K defaults to 1 8 32 64 128 256). Each K gets a fresh
 //! database under DIR (default: a temp dir under /tmp, the file system of the server's --data-dir) and runs for S
