@@ -14,7 +14,7 @@ need_wrk
 [[ ${SKIP_BUILD:-} == 1 ]] || cargo_release -p updraft-server
 init_work
 settle
-serve_updraft "$ROOT/target/release/updraft" 0 $PORT "$WORK" "${BENCH_ADMIN[@]}" 2>"$WORK/server.log"
+serve_updraft "$TARGET_DIR/release/updraft" 0 $PORT "$WORK" "${BENCH_ADMIN[@]}" 2>"$WORK/server.log"
 SERVER_PID=$!
 wait_http "$SERVER_PID" 100 "http://127.0.0.1:$PORT/healthz" || true
 BASE=http://127.0.0.1:$PORT
