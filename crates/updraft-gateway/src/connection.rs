@@ -6,6 +6,7 @@
 //! (the hub's heartbeat flags sockets due for a ping), and a timer exists only while closing.
 
 use std::future::Future;
+use std::ops::ControlFlow;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
@@ -131,106 +132,172 @@ struct Outgoing {
     written: usize,
 }
 
+/// What one step of the poll loop did: `Continue(true)` it moved something (bytes read, queued or
+/// written), so another round may find more; `Continue(false)` it had nothing to do or is waiting,
+/// with a wakeup registered; `Break` the connection ended.
+type Step = ControlFlow<Ended, bool>;
+
 impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
+    /// Runs rounds of the steps until one ends the connection or a round moves nothing. Returning
+    /// `Pending` is safe only then: every step that could move has registered a wakeup (the stream's
+    /// read and write, the socket's waker, the close timer).
     fn poll_connection(&mut self, cx: &mut Context<'_>) -> Poll<Ended> {
         loop {
-            let mut progress = false;
-
-            if self.reading() {
-                let mut chunk = [0u8; READ_CHUNK];
-                let mut buf = ReadBuf::new(&mut chunk);
-                match Pin::new(&mut self.io).poll_read(cx, &mut buf) {
-                    Poll::Ready(Ok(())) => {
-                        let n = buf.filled().len();
-                        if n == 0 {
-                            match &mut self.phase {
-                                Phase::Open => return Poll::Ready(Ended::Abnormal),
-                                Phase::Closing { peer_done, .. } => *peer_done = true,
-                            }
-                        } else {
-                            self.on_input(&mut chunk[..n]);
-                        }
-                        progress = true;
-                    }
-                    Poll::Ready(Err(_)) => return Poll::Ready(Ended::Abnormal),
-                    Poll::Pending => (),
+            match self.poll_round(cx) {
+                ControlFlow::Break(ended) => return Poll::Ready(ended),
+                ControlFlow::Continue(true) => (),
+                ControlFlow::Continue(false) => {
+                    self.offer_direct_if_idle();
+                    return Poll::Pending;
                 }
             }
+        }
+    }
 
-            if self.phase == Phase::Open {
-                // Register before looking, so a frame queued right after the look wakes us.
-                self.socket.register(cx.waker());
-                if self.socket.take_heartbeat() {
-                    if self.awaiting_pong {
-                        return Poll::Ready(Ended::PingTimeout);
+    /// One round, in this order: read first, so that a close from the peer stops the outbox step
+    /// (it runs only while open) from taking frames behind our close frame, and a pong goes out in
+    /// this round's write; then see whether the connection is done. Every step runs even when an
+    /// earlier one moved nothing, so that each one that waits registers its wakeup.
+    #[inline]
+    fn poll_round(&mut self, cx: &mut Context<'_>) -> Step {
+        let mut progress = self.read_input(cx)?;
+        progress |= self.take_outbox(cx)?;
+        progress |= self.write_output(cx)?;
+        self.flush_output(cx)?;
+        self.check_finished(cx)?;
+        ControlFlow::Continue(progress)
+    }
+
+    /// Reads one chunk from the peer and handles its frames. Through a stack buffer: an idle socket
+    /// holds no read buffer. EOF while open is an abnormal end; while closing, the peer is done.
+    #[inline]
+    fn read_input(&mut self, cx: &mut Context<'_>) -> Step {
+        if !self.reading() {
+            return ControlFlow::Continue(false);
+        }
+        let mut chunk = [0u8; READ_CHUNK];
+        let mut buf = ReadBuf::new(&mut chunk);
+        match Pin::new(&mut self.io).poll_read(cx, &mut buf) {
+            Poll::Ready(Ok(())) => {
+                let n = buf.filled().len();
+                if n == 0 {
+                    match &mut self.phase {
+                        Phase::Open => return ControlFlow::Break(Ended::Abnormal),
+                        Phase::Closing { peer_done, .. } => *peer_done = true,
                     }
-                    ws::put_frame(self.out_buf(), ws::OP_PING, b"");
-                    self.awaiting_pong = true;
-                    progress = true;
-                }
-                let before = self.unwritten();
-                let close = if before == 0 {
-                    let mut buf = Vec::new();
-                    let close = self.socket.drain_into(&mut buf, MAX_BATCH);
-                    if !buf.is_empty() {
-                        self.out = Some(Box::new(Outgoing { buf, written: 0 }));
-                    }
-                    close
                 } else {
-                    // Still writing: only a close request matters now. A peer that stopped
-                    // reading never takes our close frame; the close timeout then ends it.
-                    self.socket.close_requested()
-                };
-                if let Some(close) = close {
-                    self.start_close(close.code, close.reason, false);
+                    self.on_input(&mut chunk[..n]);
                 }
-                progress |= self.unwritten() != before;
+                ControlFlow::Continue(true)
             }
+            Poll::Ready(Err(_)) => ControlFlow::Break(Ended::Abnormal),
+            Poll::Pending => ControlFlow::Continue(false),
+        }
+    }
 
-            if let Some(out) = &mut self.out {
-                match Pin::new(&mut self.io).poll_write(cx, &out.buf[out.written..]) {
-                    Poll::Ready(Ok(0)) | Poll::Ready(Err(_)) => return Poll::Ready(Ended::Abnormal),
-                    Poll::Ready(Ok(n)) => {
-                        out.written += n;
-                        if out.written == out.buf.len() {
-                            // Keep no buffer between bursts: idle sockets must stay small.
-                            self.out = None;
-                            self.flush_pending = true;
-                        }
-                        progress = true;
-                    }
-                    Poll::Pending => (),
-                }
+    /// While open: queues a due ping, takes the socket's queued frames and starts a requested close.
+    /// Frames are taken only once the last batch is out: a slow reader's frames stay in the socket's
+    /// bounded outbox, whose overflow drops it, instead of piling up here.
+    #[inline]
+    fn take_outbox(&mut self, cx: &mut Context<'_>) -> Step {
+        if self.phase != Phase::Open {
+            return ControlFlow::Continue(false);
+        }
+        // Register before looking, so a frame queued right after the look wakes us.
+        self.socket.register(cx.waker());
+        let pinged = self.ping_if_due()?;
+        let before = self.unwritten();
+        let close = if before == 0 {
+            let mut buf = Vec::new();
+            let close = self.socket.drain_into(&mut buf, MAX_BATCH);
+            if !buf.is_empty() {
+                self.out = Some(Box::new(Outgoing { buf, written: 0 }));
             }
-            if self.flush_pending {
-                match Pin::new(&mut self.io).poll_flush(cx) {
-                    Poll::Ready(Ok(())) => self.flush_pending = false,
-                    Poll::Ready(Err(_)) => return Poll::Ready(Ended::Abnormal),
-                    Poll::Pending => (),
-                }
-            }
+            close
+        } else {
+            // Still writing: only a close request matters now. A peer that stopped
+            // reading never takes our close frame; the close timeout then ends it.
+            self.socket.close_requested()
+        };
+        if let Some(close) = close {
+            self.start_close(close.code, close.reason, false);
+        }
+        ControlFlow::Continue(pinged | (self.unwritten() != before))
+    }
 
-            if let Phase::Closing { code, by_peer, peer_done: true } = self.phase
-                && self.out.is_none()
-                && !self.flush_pending
-            {
-                // Best effort: the close handshake is complete whatever shutdown says.
-                let _ = Pin::new(&mut self.io).poll_shutdown(cx);
-                return Poll::Ready(Ended::Closed { code, initiated_by_peer: by_peer });
-            }
-            if let Some(timer) = &mut self.close_timer
-                && timer.as_mut().poll(cx).is_ready()
-            {
-                return Poll::Ready(Ended::CloseTimeout);
-            }
+    /// Answers the hub's heartbeat with a ping, or ends the connection when the last one went
+    /// unanswered.
+    #[inline]
+    fn ping_if_due(&mut self) -> Step {
+        if !self.socket.take_heartbeat() {
+            return ControlFlow::Continue(false);
+        }
+        if self.awaiting_pong {
+            return ControlFlow::Break(Ended::PingTimeout);
+        }
+        ws::put_frame(self.out_buf(), ws::OP_PING, b"");
+        self.awaiting_pong = true;
+        ControlFlow::Continue(true)
+    }
 
-            if !progress {
-                if self.phase == Phase::Open && self.out.is_none() && !self.flush_pending {
-                    // Idle: the fan-out may write our frames itself until we have bytes of our own.
-                    self.socket.offer_direct();
+    /// Writes what is left of the write buffer; once it is all out, frees it and owes a flush.
+    #[inline]
+    fn write_output(&mut self, cx: &mut Context<'_>) -> Step {
+        let Some(out) = &mut self.out else { return ControlFlow::Continue(false) };
+        match Pin::new(&mut self.io).poll_write(cx, &out.buf[out.written..]) {
+            Poll::Ready(Ok(0) | Err(_)) => ControlFlow::Break(Ended::Abnormal),
+            Poll::Ready(Ok(n)) => {
+                out.written += n;
+                if out.written == out.buf.len() {
+                    // Keep no buffer between bursts: idle sockets must stay small.
+                    self.out = None;
+                    self.flush_pending = true;
                 }
-                return Poll::Pending;
+                ControlFlow::Continue(true)
             }
+            Poll::Pending => ControlFlow::Continue(false),
+        }
+    }
+
+    /// Flushes after a completed write (a TLS stream may hold bytes until then). Not progress by
+    /// itself: what waits on it (the end of a close, the idle offer) is looked at later this round.
+    #[inline]
+    fn flush_output(&mut self, cx: &mut Context<'_>) -> ControlFlow<Ended> {
+        if self.flush_pending {
+            match Pin::new(&mut self.io).poll_flush(cx) {
+                Poll::Ready(Ok(())) => self.flush_pending = false,
+                Poll::Ready(Err(_)) => return ControlFlow::Break(Ended::Abnormal),
+                Poll::Pending => (),
+            }
+        }
+        ControlFlow::Continue(())
+    }
+
+    /// Ends the connection once the close handshake is complete and our close frame is out, or
+    /// when the peer took too long to answer our close (polling the timer registers its wakeup).
+    #[inline]
+    fn check_finished(&mut self, cx: &mut Context<'_>) -> ControlFlow<Ended> {
+        if let Phase::Closing { code, by_peer, peer_done: true } = self.phase
+            && self.out.is_none()
+            && !self.flush_pending
+        {
+            // Best effort: the close handshake is complete whatever shutdown says.
+            let _ = Pin::new(&mut self.io).poll_shutdown(cx);
+            return ControlFlow::Break(Ended::Closed { code, initiated_by_peer: by_peer });
+        }
+        if let Some(timer) = &mut self.close_timer
+            && timer.as_mut().poll(cx).is_ready()
+        {
+            return ControlFlow::Break(Ended::CloseTimeout);
+        }
+        ControlFlow::Continue(())
+    }
+
+    /// Before going idle: the fan-out may write our frames itself until we have bytes of our own.
+    #[inline]
+    fn offer_direct_if_idle(&self) {
+        if self.phase == Phase::Open && self.out.is_none() && !self.flush_pending {
+            self.socket.offer_direct();
         }
     }
 
