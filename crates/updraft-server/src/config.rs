@@ -249,75 +249,28 @@ impl ServeArgs {
             None => ServeArgs::default(),
         };
         let a = self.over(file);
-        let tls_given = a.tls_cert.is_some() && a.tls_key.is_some();
-        let access = match a.access_control {
-            AccessMode::None => AccessControl::None,
-            AccessMode::Eds => AccessControl::Eds,
-            AccessMode::Custom => AccessControl::Custom,
-        };
-        let eds_permissions = match a.eds_permissions.as_deref().filter(|s| !s.trim().is_empty()) {
-            None => Permissions::default(),
-            Some(text) => parse_permissions(text)?,
-        };
-        let ping_interval = Duration::from_secs(a.ping_interval_secs);
-        let body_timeout = Duration::from_secs(a.body_timeout_secs);
-        if body_timeout.is_zero() {
-            return Err(format_err!("the body timeout must be at least one second"));
-        }
-        if a.max_connections == Some(0) {
-            return Err(format_err!("--max-connections must be at least 1"));
-        }
-        if ping_interval.is_zero() {
-            return Err(format_err!("the ping interval must be at least one second"));
-        }
-        if !(0..=19).contains(&a.api_nice) {
-            return Err(format_err!("--api-nice is from 0 to 19, not {}", a.api_nice));
-        }
-        let api_slice = match a.api_slice_us {
-            0 => None,
-            us @ 100..=100_000 => Some(Duration::from_micros(us.into())),
-            us => return Err(format_err!("--api-slice-us is 0 or from 100 to 100000, not {us}")),
-        };
+        a.check_ranges()?;
+        let (tls, tls_listen) = a.tls()?;
         Ok(Settings {
             listen: a.listen,
-            data_dir: a.data_dir,
-            tls: match (a.tls_cert, a.tls_key) {
-                (Some(cert), Some(key)) => Some(TlsFiles { cert, key }),
-                (None, None) => None,
-                _ => return Err(format_err!("--tls-cert and --tls-key go together")),
-            },
-            tls_listen: match (a.tls_listen, tls_given) {
-                (Some(_), false) => return Err(format_err!("--tls-listen needs --tls-cert and --tls-key")),
-                (listen, _) => listen,
-            },
-            admin_token: a.admin_token.filter(|t| !t.is_empty()),
-            account: match (a.admin_email, a.admin_password) {
-                (Some(email), Some(password)) if !email.is_empty() && !password.is_empty() => Some((email, password)),
-                (None, None) => None,
-                _ => return Err(format_err!("--admin-email and --admin-password go together and must not be empty")),
-            },
-            default_gateway: DefaultGateway {
-                access,
-                // An empty token must never match an empty bearer.
-                security_token: a.security_token.filter(|t| !t.is_empty()),
-                eds_backend_id: a.eds_backend_id.filter(|t| !t.is_empty()),
-                eds_permissions,
-                // Unset by default: the hosted service it once named (api.engin.io) is gone, and whoever answers
-                // there would get users' tokens and decide who is signed in.
-                eds_uri: a.eds_uri.map(|t| t.trim().to_owned()).unwrap_or_default(),
-            },
-            app_domain: a.app_domain.filter(|t| !t.is_empty()),
+            data_dir: a.data_dir.clone(),
+            tls,
+            tls_listen,
+            admin_token: a.admin_token.clone().filter(|t| !t.is_empty()),
+            account: a.account()?,
+            default_gateway: a.default_gateway()?,
+            app_domain: a.app_domain.clone().filter(|t| !t.is_empty()),
             max_body_bytes: a.max_body_bytes,
-            body_timeout,
+            body_timeout: Duration::from_secs(a.body_timeout_secs),
             max_connections: a.max_connections,
             metrics_listen: a.metrics_listen,
-            metrics_token: a.metrics_token.filter(|t| !t.is_empty()),
+            metrics_token: a.metrics_token.clone().filter(|t| !t.is_empty()),
             max_client_message_bytes: a.max_client_message_bytes,
             socket_queue_bytes: a.socket_queue_bytes,
             socket_queue_frames: a.socket_queue_frames,
             api_nice: a.api_nice,
-            api_slice,
-            ping_interval,
+            api_slice: a.api_slice()?,
+            ping_interval: Duration::from_secs(a.ping_interval_secs),
             max_pending_sockets: a.max_pending_sockets,
             socket_uri_ttl: Duration::from_secs(a.socket_uri_ttl_secs),
             login_limits: updraft_api::passwords::AttemptLimits {
@@ -331,6 +284,78 @@ impl ServeArgs {
                 retry_base: Duration::from_millis(a.webhook_retry_base_ms.max(1)),
                 retry_for: Duration::from_secs(a.webhook_retry_for_secs),
             },
+        })
+    }
+}
+
+impl Layered {
+    /// Refuses numbers that would make the server misbehave rather than fail to start.
+    fn check_ranges(&self) -> anyhow::Result<()> {
+        if self.body_timeout_secs == 0 {
+            return Err(format_err!("the body timeout must be at least one second"));
+        }
+        if self.max_connections == Some(0) {
+            return Err(format_err!("--max-connections must be at least 1"));
+        }
+        if self.ping_interval_secs == 0 {
+            return Err(format_err!("the ping interval must be at least one second"));
+        }
+        if !(0..=19).contains(&self.api_nice) {
+            return Err(format_err!("--api-nice is from 0 to 19, not {}", self.api_nice));
+        }
+        Ok(())
+    }
+
+    fn api_slice(&self) -> anyhow::Result<Option<Duration>> {
+        match self.api_slice_us {
+            0 => Ok(None),
+            us @ 100..=100_000 => Ok(Some(Duration::from_micros(us.into()))),
+            us => Err(format_err!("--api-slice-us is 0 or from 100 to 100000, not {us}")),
+        }
+    }
+
+    /// The certificate files and the second listener's address, which needs them.
+    fn tls(&self) -> anyhow::Result<(Option<TlsFiles>, Option<SocketAddr>)> {
+        let files = match (&self.tls_cert, &self.tls_key) {
+            (Some(cert), Some(key)) => Some(TlsFiles { cert: cert.clone(), key: key.clone() }),
+            (None, None) => None,
+            _ => return Err(format_err!("--tls-cert and --tls-key go together")),
+        };
+        if self.tls_listen.is_some() && files.is_none() {
+            return Err(format_err!("--tls-listen needs --tls-cert and --tls-key"));
+        }
+        Ok((files, self.tls_listen))
+    }
+
+    fn account(&self) -> anyhow::Result<Option<(String, String)>> {
+        match (&self.admin_email, &self.admin_password) {
+            (Some(email), Some(password)) if !email.is_empty() && !password.is_empty() => {
+                Ok(Some((email.clone(), password.clone())))
+            }
+            (None, None) => Ok(None),
+            _ => Err(format_err!("--admin-email and --admin-password go together and must not be empty")),
+        }
+    }
+
+    fn default_gateway(&self) -> anyhow::Result<DefaultGateway> {
+        let access = match self.access_control {
+            AccessMode::None => AccessControl::None,
+            AccessMode::Eds => AccessControl::Eds,
+            AccessMode::Custom => AccessControl::Custom,
+        };
+        let eds_permissions = match self.eds_permissions.as_deref().filter(|s| !s.trim().is_empty()) {
+            None => Permissions::default(),
+            Some(text) => parse_permissions(text)?,
+        };
+        Ok(DefaultGateway {
+            access,
+            // An empty token must never match an empty bearer.
+            security_token: self.security_token.clone().filter(|t| !t.is_empty()),
+            eds_backend_id: self.eds_backend_id.clone().filter(|t| !t.is_empty()),
+            eds_permissions,
+            // Unset by default: the hosted service it once named (api.engin.io) is gone, and whoever answers there
+            // would get users' tokens and decide who is signed in.
+            eds_uri: self.eds_uri.as_deref().map(|t| t.trim().to_owned()).unwrap_or_default(),
         })
     }
 }

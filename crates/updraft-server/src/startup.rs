@@ -62,58 +62,18 @@ impl Application {
         let _ = rustls::crypto::ring::default_provider().install_default();
         std::fs::create_dir_all(&settings.data_dir)
             .with_context(|| format!("creating data dir {}", settings.data_dir.display()))?;
-        let tcp = bind(settings.listen).with_context(|| format!("binding {}", settings.listen))?;
-        let local_addr = tcp.local_addr()?;
         let queue = QueueLimits { max_bytes: settings.socket_queue_bytes, max_frames: settings.socket_queue_frames };
         let gateways = Arc::new(Gateways::new(queue, settings.max_pending_sockets, settings.socket_uri_ttl));
         let cap = settings.max_connections.unwrap_or_else(conns::default_cap);
         let counted = Arc::downgrade(&gateways);
         let connections = Connections::new(cap, move || counted.upgrade().map_or(0, |g| g.connected()));
-        let mut listeners = Vec::new();
-        let mut tls_addr = None;
-        match (&settings.tls, settings.tls_listen) {
-            (Some(files), None) => {
-                listeners.push(Listener::Tls(TlsListener::new(tcp, tls::server_config(files)?, connections.clone())))
-            }
-            (Some(files), Some(addr)) => {
-                listeners.push(Listener::Plain(tcp));
-                let tls_tcp = bind(addr).with_context(|| format!("binding {addr}"))?;
-                tls_addr = Some(tls_tcp.local_addr()?);
-                let config = tls::server_config(files)?;
-                listeners.push(Listener::Tls(TlsListener::new(tls_tcp, config, connections.clone())));
-            }
-            (None, _) => listeners.push(Listener::Plain(tcp)),
-        }
-        let main_is_tls = settings.tls.is_some() && settings.tls_listen.is_none();
-
-        let d = &settings.default_gateway;
-        gateways.upsert(
-            DEFAULT_GATEWAY,
-            GatewayConfig {
-                name: DEFAULT_GATEWAY.to_owned(),
-                access: d.access,
-                security_token: d.security_token.clone(),
-                eds_backend_id: d.eds_backend_id.clone(),
-                eds_permissions: d.eds_permissions.clone(),
-                eds_uri: d.eds_uri.clone(),
-            },
-        );
-        let gateway_file = GatewayFile::new(settings.data_dir.join("gateways.json"));
-        let loaded = gateway_file.load(&gateways, &d.eds_uri).context("loading gateways.json")?;
-
-        // Opened from a worker, so that the threads it starts share the HTTP runtime's priority (see `runtimes`).
-        let options = SqliteOptions { path: settings.data_dir.join("eds.sqlite3"), readers: 4 };
-        let store = tokio::spawn(async move { SqliteStore::open(&options).await })
-            .await
-            .context("opening the EDS database")?
-            .context("opening the EDS database")?;
-        let store = Arc::new(store);
-        updraft_api::eds::warn_open_backends(store.as_ref()).await.context("listing backends")?;
+        let bound = Bound::new(&settings, &connections)?;
+        let (gateway_file, loaded) = load_gateways(&settings, &gateways)?;
+        let store = open_store(&settings).await?;
         let account = match &settings.account {
             Some((email, password)) => Some(AccountLogin::new(email, password).map_err(|e| format_err!(e))?),
             None => None,
         };
-
         let sockets = SocketRuntime::new().context("starting the socket runtime")?;
         sockets.spawn_probe();
         let deliver = updraft_realtime::fanout::deliver_locally(gateways.clone())
@@ -121,25 +81,10 @@ impl Application {
             .context("starting the fan-out threads")?;
         let bus: Arc<dyn Bus> = Arc::new(LocalBus::new(deliver));
         let workers = Workers::default();
-        workers.spawn("eds-changes", updraft_realtime::sockets::deliver(store.clone(), gateways.clone(), bus.clone()));
-        workers.spawn("pruner", prune_logs(Arc::downgrade(&store)));
-        let own = std::iter::once(local_addr).chain(tls_addr).collect();
+        let own = std::iter::once(bound.local_addr).chain(bound.tls_addr).collect();
         let webhook_guard =
             updraft_realtime::outbound::Guard { allow_unsafe: settings.webhooks.allow_unsafe_targets, own };
-        let webhook_settings = updraft_realtime::webhooks::Settings {
-            timeout: settings.webhooks.timeout,
-            retry_base: settings.webhooks.retry_base,
-            retry_for: settings.webhooks.retry_for,
-            ..updraft_realtime::webhooks::Settings::new(webhook_guard.clone())
-        };
-        let changes = updraft_store::Changes::watch_changes(store.as_ref());
-        workers.spawn("webhooks", updraft_realtime::webhooks::run(store.clone(), changes, webhook_settings));
-        let public = PublicAddress {
-            app_domain: settings.app_domain.clone(),
-            ws_scheme: if main_is_tls { "wss" } else { "ws" },
-            host: local_addr.to_string(),
-            plain_host: (!main_is_tls).then(|| local_addr.to_string()),
-        };
+        spawn_realtime(&workers, &settings, &store, &gateways, &bus, &webhook_guard);
         let state = ApiState::new(ApiContext {
             store: store.clone(),
             tenants: store.clone(),
@@ -155,7 +100,7 @@ impl Application {
             gateways: gateways.clone(),
             bus,
             eds: updraft_api::auth::EdsVerifier::with_local(store.clone(), store.clone()),
-            public,
+            public: bound.public_address(&settings),
             admin_token: settings.admin_token.clone(),
             limits: Limits { max_body_bytes: settings.max_body_bytes, body_timeout: settings.body_timeout },
             connection: ConnectionConfig {
@@ -163,53 +108,26 @@ impl Application {
                 max_client_message: settings.max_client_message_bytes,
             },
             gateway_file: Some(gateway_file),
-            default_eds_uri: d.eds_uri.clone(),
+            default_eds_uri: settings.default_gateway.eds_uri.clone(),
             passwords: updraft_api::passwords::Passwords::new(settings.login_limits),
             socket_runtime: sockets.handle(),
         });
-        let mut router = Router::new()
-            .route("/healthz", get(|| async { axum::Json(serde_json::json!({"status": "ok"})).into_response() }));
-        // On the main listener /metrics exists only for the holder of the metrics token; without one it is
-        // an unknown path (404) like any other, so it tells an anonymous caller nothing.
-        if let Some(token) = settings.metrics_token.clone() {
-            router = router.route(
-                "/metrics",
-                get(move |headers: axum::http::HeaderMap| async move {
-                    match telemetry::metrics_token_error(&headers, &token) {
-                        Some(err) => err.into_response(),
-                        None => telemetry::render(metrics).into_response(),
-                    }
-                }),
-            );
-        }
-        let router = router
-            .fallback_service(updraft_api::router(state.clone()))
-            .layer(axum::middleware::from_fn(telemetry::observe_request));
-        let metrics = match settings.metrics_listen {
-            Some(addr) => {
-                let tcp = bind(addr).with_context(|| format!("binding {addr}"))?;
-                let only = Router::new().route("/metrics", get(move || async move { telemetry::render(metrics) }));
-                Some((tcp.local_addr()?, tcp, only))
-            }
-            None => None,
-        };
-        workers.spawn(
-            "stream",
-            updraft_realtime::stream_hub::run(store.clone(), store.clone(), state.streams.hub.clone()),
-        );
+        let router = router(&settings, state.clone(), metrics);
+        let metrics = metrics_listener(&settings, metrics)?;
+        workers.spawn("stream", updraft_realtime::stream_hub::run(store.clone(), store, state.streams.hub.clone()));
         let stream = serve::RawRoute {
             prefix: updraft_api::eds::stream::STREAM_REQUEST_PREFIX,
             serve: Arc::new(move |tcp| Box::pin(updraft_api::eds::stream::serve_connection(state.clone(), tcp))),
         };
-
         workers.spawn("ticket-sweeper", sweep_tickets(Arc::downgrade(&gateways)));
         workers.spawn("heartbeat", Gateways::run_heartbeat(Arc::downgrade(&gateways), settings.ping_interval));
+        let local_addr = bound.local_addr;
         tracing::info!(%local_addr, tls = settings.tls.is_some(), gateways = loaded + 1, "updraft listening");
         tracing::info!(max_connections = cap, "connection cap");
         Ok(Application {
             local_addr,
-            tls_addr,
-            listeners,
+            tls_addr: bound.tls_addr,
+            listeners: bound.listeners,
             router,
             gateways,
             stream: Arc::new(stream),
@@ -274,6 +192,136 @@ impl Application {
         drop(self.sockets);
         Ok(())
     }
+}
+
+/// The main listeners, bound: plain or TLS, and the second, HTTPS one of `--tls-listen`.
+struct Bound {
+    listeners: Vec<Listener>,
+    local_addr: SocketAddr,
+    tls_addr: Option<SocketAddr>,
+    /// Whether the main listener speaks TLS (then socket URIs are `wss`).
+    main_is_tls: bool,
+}
+
+impl Bound {
+    fn new(settings: &Settings, connections: &Arc<Connections>) -> anyhow::Result<Bound> {
+        let tcp = bind(settings.listen).with_context(|| format!("binding {}", settings.listen))?;
+        let local_addr = tcp.local_addr()?;
+        let mut listeners = Vec::new();
+        let mut tls_addr = None;
+        match (&settings.tls, settings.tls_listen) {
+            (Some(files), None) => {
+                listeners.push(Listener::Tls(TlsListener::new(tcp, tls::server_config(files)?, connections.clone())))
+            }
+            (Some(files), Some(addr)) => {
+                listeners.push(Listener::Plain(tcp));
+                let tls_tcp = bind(addr).with_context(|| format!("binding {addr}"))?;
+                tls_addr = Some(tls_tcp.local_addr()?);
+                let config = tls::server_config(files)?;
+                listeners.push(Listener::Tls(TlsListener::new(tls_tcp, config, connections.clone())));
+            }
+            (None, _) => listeners.push(Listener::Plain(tcp)),
+        }
+        let main_is_tls = settings.tls.is_some() && settings.tls_listen.is_none();
+        Ok(Bound { listeners, local_addr, tls_addr, main_is_tls })
+    }
+
+    fn public_address(&self, settings: &Settings) -> PublicAddress {
+        PublicAddress {
+            app_domain: settings.app_domain.clone(),
+            ws_scheme: if self.main_is_tls { "wss" } else { "ws" },
+            host: self.local_addr.to_string(),
+            plain_host: (!self.main_is_tls).then(|| self.local_addr.to_string()),
+        }
+    }
+}
+
+/// The default gateway from the settings, then the gateways saved in `gateways.json`; answers the file and how
+/// many it held.
+fn load_gateways(settings: &Settings, gateways: &Gateways) -> anyhow::Result<(GatewayFile, usize)> {
+    let d = &settings.default_gateway;
+    gateways.upsert(
+        DEFAULT_GATEWAY,
+        GatewayConfig {
+            name: DEFAULT_GATEWAY.to_owned(),
+            access: d.access,
+            security_token: d.security_token.clone(),
+            eds_backend_id: d.eds_backend_id.clone(),
+            eds_permissions: d.eds_permissions.clone(),
+            eds_uri: d.eds_uri.clone(),
+        },
+    );
+    let gateway_file = GatewayFile::new(settings.data_dir.join("gateways.json"));
+    let loaded = gateway_file.load(gateways, &d.eds_uri).context("loading gateways.json")?;
+    Ok((gateway_file, loaded))
+}
+
+/// Opened from a worker, so that the threads it starts share the HTTP runtime's priority (see `runtimes`).
+async fn open_store(settings: &Settings) -> anyhow::Result<Arc<SqliteStore>> {
+    let options = SqliteOptions { path: settings.data_dir.join("eds.sqlite3"), readers: 4 };
+    let store = tokio::spawn(async move { SqliteStore::open(&options).await })
+        .await
+        .context("opening the EDS database")?
+        .context("opening the EDS database")?;
+    let store = Arc::new(store);
+    updraft_api::eds::warn_open_backends(store.as_ref()).await.context("listing backends")?;
+    Ok(store)
+}
+
+/// What follows the change log for sockets and webhooks, and the log's pruning.
+fn spawn_realtime(
+    workers: &Workers,
+    settings: &Settings,
+    store: &Arc<SqliteStore>,
+    gateways: &Arc<Gateways>,
+    bus: &Arc<dyn Bus>,
+    guard: &updraft_realtime::outbound::Guard,
+) {
+    workers.spawn("eds-changes", updraft_realtime::sockets::deliver(store.clone(), gateways.clone(), bus.clone()));
+    workers.spawn("pruner", prune_logs(Arc::downgrade(store)));
+    let webhook_settings = updraft_realtime::webhooks::Settings {
+        timeout: settings.webhooks.timeout,
+        retry_base: settings.webhooks.retry_base,
+        retry_for: settings.webhooks.retry_for,
+        ..updraft_realtime::webhooks::Settings::new(guard.clone())
+    };
+    let changes = updraft_store::Changes::watch_changes(store.as_ref());
+    workers.spawn("webhooks", updraft_realtime::webhooks::run(store.clone(), changes, webhook_settings));
+}
+
+/// `/healthz`, `/metrics` for the holder of the metrics token, and every API route, timed.
+fn router(
+    settings: &Settings,
+    state: ApiState,
+    metrics: &'static metrics_exporter_prometheus::PrometheusHandle,
+) -> Router {
+    let mut router = Router::new()
+        .route("/healthz", get(|| async { axum::Json(serde_json::json!({"status": "ok"})).into_response() }));
+    // On the main listener /metrics exists only for the holder of the metrics token; without one it is
+    // an unknown path (404) like any other, so it tells an anonymous caller nothing.
+    if let Some(token) = settings.metrics_token.clone() {
+        router = router.route(
+            "/metrics",
+            get(move |headers: axum::http::HeaderMap| async move {
+                match telemetry::metrics_token_error(&headers, &token) {
+                    Some(err) => err.into_response(),
+                    None => telemetry::render(metrics).into_response(),
+                }
+            }),
+        );
+    }
+    router.fallback_service(updraft_api::router(state)).layer(axum::middleware::from_fn(telemetry::observe_request))
+}
+
+/// `--metrics-listen`: its address, listener and router.
+fn metrics_listener(
+    settings: &Settings,
+    metrics: &'static metrics_exporter_prometheus::PrometheusHandle,
+) -> anyhow::Result<Option<(SocketAddr, TcpListener, Router)>> {
+    let Some(addr) = settings.metrics_listen else { return Ok(None) };
+    let tcp = bind(addr).with_context(|| format!("binding {addr}"))?;
+    let only = Router::new().route("/metrics", get(move || async move { telemetry::render(metrics) }));
+    Ok(Some((tcp.local_addr()?, tcp, only)))
 }
 
 /// A listener with a deep accept queue: with the default 128, a burst of connects overflows it and
