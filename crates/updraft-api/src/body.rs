@@ -13,7 +13,7 @@ use tokio::time::{Instant, Sleep};
 use crate::error::{ApiError, Code};
 
 /// Reads the whole body, refusing more than `limit` bytes, or a body that misses its deadline (see [`DeadlineBody`]).
-pub async fn read_bytes(body: Body, limit: usize) -> Result<Bytes, ApiError> {
+pub(crate) async fn read_bytes(body: Body, limit: usize) -> Result<Bytes, ApiError> {
     axum::body::to_bytes(body, limit).await.map_err(|err| {
         // `to_bytes` reports an exceeded limit, or the deadline, as a source error.
         let mut source = std::error::Error::source(&err);
@@ -34,7 +34,7 @@ pub async fn read_bytes(body: Body, limit: usize) -> Result<Bytes, ApiError> {
 }
 
 /// Reads the whole body as JSON; `None` when it is empty.
-pub async fn read_json(body: Body, limit: usize) -> Result<Option<Value>, ApiError> {
+pub(crate) async fn read_json(body: Body, limit: usize) -> Result<Option<Value>, ApiError> {
     let bytes = read_bytes(body, limit).await?;
     if bytes.iter().all(u8::is_ascii_whitespace) {
         return Ok(None);
@@ -44,7 +44,7 @@ pub async fn read_json(body: Body, limit: usize) -> Result<Option<Value>, ApiErr
 
 /// Gives the body of `request` until `deadline` to arrive whole. A per-read idle timeout would not do: a client
 /// sending a byte every few seconds would hold its connection (and a file descriptor) forever.
-pub fn with_deadline(request: axum::extract::Request, deadline: Instant) -> axum::extract::Request {
+pub(crate) fn with_deadline(request: axum::extract::Request, deadline: Instant) -> axum::extract::Request {
     // Most requests (every GET, and a small POST read in one go) never wait: leave them unwrapped.
     if request.body().is_end_stream() {
         return request;

@@ -8,7 +8,7 @@ use axum::response::{IntoResponse, Response};
 const METHODS: &str = "GET, POST, PUT, DELETE, OPTIONS";
 const DEFAULT_HEADERS: &str = "Authorization, Content-Type, Accept, Enginio-Backend-Id, X-Request-Id";
 
-pub async fn cors(req: Request, next: Next) -> Response {
+pub(crate) async fn cors(req: Request, next: Next) -> Response {
     let origin = req.headers().get(header::ORIGIN).cloned();
     if req.method() == Method::OPTIONS {
         let requested = req.headers().get(header::ACCESS_CONTROL_REQUEST_HEADERS).cloned();

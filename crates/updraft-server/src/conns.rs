@@ -15,12 +15,12 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 /// Connections served past the cap, for health checks (and a quick 503 for the rest).
-pub const OVERFLOW_SLOTS: usize = 32;
+pub(crate) const OVERFLOW_SLOTS: usize = 32;
 /// How long a connection past the cap may live, TLS handshake included: health checks are quick.
-pub const OVERFLOW_LIFETIME: Duration = Duration::from_secs(2);
+pub(crate) const OVERFLOW_LIFETIME: Duration = Duration::from_secs(2);
 
 /// Counts open connections against the cap. Shared by every listener of the main service.
-pub struct Connections {
+pub(crate) struct Connections {
     cap: usize,
     /// Connections held by the HTTP stack or the notification stream.
     open: AtomicUsize,
@@ -30,14 +30,14 @@ pub struct Connections {
 }
 
 /// Where an accepted connection stands; dropping it frees its place.
-pub struct Slot {
+pub(crate) struct Slot {
     connections: Arc<Connections>,
     overflow: bool,
 }
 
 impl Slot {
     /// Whether this connection came past the cap and gets only `/healthz`.
-    pub fn is_overflow(&self) -> bool {
+    pub(crate) fn is_overflow(&self) -> bool {
         self.overflow
     }
 }
@@ -50,7 +50,7 @@ impl Drop for Slot {
 }
 
 impl Connections {
-    pub fn new(cap: usize, sockets: impl Fn() -> usize + Send + Sync + 'static) -> Arc<Connections> {
+    pub(crate) fn new(cap: usize, sockets: impl Fn() -> usize + Send + Sync + 'static) -> Arc<Connections> {
         Arc::new(Connections {
             cap,
             open: AtomicUsize::new(0),
@@ -60,7 +60,7 @@ impl Connections {
     }
 
     /// A place for a connection just accepted, or `None`: close it at once.
-    pub fn admit(self: &Arc<Connections>) -> Option<Slot> {
+    pub(crate) fn admit(self: &Arc<Connections>) -> Option<Slot> {
         let open = self.open.fetch_add(1, Ordering::AcqRel) + 1;
         if open + (self.sockets)() <= self.cap {
             return Some(Slot { connections: self.clone(), overflow: false });
@@ -77,7 +77,7 @@ impl Connections {
 /// The default cap: the soft open-file limit less a headroom for what else holds descriptors (the database
 /// files, webhook and identity-provider clients, the overflow slots, logs). With the 20,000 of the MWS
 /// benchmarks this is 19,488, above the 19,000 sockets they open.
-pub fn default_cap() -> usize {
+pub(crate) fn default_cap() -> usize {
     let limit = open_file_limit().unwrap_or(1024);
     let headroom = (limit / 4).clamp(64, 512);
     limit.saturating_sub(headroom).max(1)

@@ -31,7 +31,7 @@ const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(30);
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// The application as every connection serves it.
-pub trait HttpService:
+pub(crate) trait HttpService:
     Service<Request<Incoming>, Response = axum::response::Response, Error = std::convert::Infallible, Future: Send>
     + Clone
     + Send
@@ -48,21 +48,21 @@ impl<S> HttpService for S where
 }
 
 /// Serves a connection taken away from HTTP.
-pub type RawHandler = Arc<dyn Fn(TcpStream) -> Pin<Box<dyn Future<Output = ()> + Send>> + Send + Sync>;
+pub(crate) type RawHandler = Arc<dyn Fn(TcpStream) -> Pin<Box<dyn Future<Output = ()> + Send>> + Send + Sync>;
 
 /// Connections the HTTP stack must not answer, by the start of their request line, and who serves them instead.
-pub struct RawRoute {
+pub(crate) struct RawRoute {
     pub prefix: &'static [u8],
     pub serve: RawHandler,
 }
 
-pub enum Listener {
+pub(crate) enum Listener {
     Plain(TcpListener),
     Tls(TlsListener),
 }
 
 /// Serves `service` until `shutdown` resolves, then waits (bounded) for open requests.
-pub async fn serve<S>(
+pub(crate) async fn serve<S>(
     listener: Listener,
     service: S,
     raw: Option<Arc<RawRoute>>,
@@ -123,16 +123,16 @@ pub async fn serve<S>(
 /// After a failed accept (out of file descriptors, mostly), waits before the next, longer each time in a
 /// row, and warns once per run of failures rather than once per try.
 #[derive(Default)]
-pub struct AcceptBackoff {
+pub(crate) struct AcceptBackoff {
     failures: u32,
 }
 
 impl AcceptBackoff {
-    pub fn reset(&mut self) {
+    pub(crate) fn reset(&mut self) {
         self.failures = 0;
     }
 
-    pub async fn wait(&mut self, err: &std::io::Error) {
+    pub(crate) async fn wait(&mut self, err: &std::io::Error) {
         if self.failures == 0 {
             tracing::warn!(%err, "accept failed; backing off");
         } else {

@@ -18,7 +18,7 @@ use crate::serve::AcceptBackoff;
 
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 
-pub fn server_config(files: &TlsFiles) -> anyhow::Result<Arc<ServerConfig>> {
+pub(crate) fn server_config(files: &TlsFiles) -> anyhow::Result<Arc<ServerConfig>> {
     let certs = CertificateDer::pem_file_iter(&files.cert)
         .with_context(|| format!("reading {}", files.cert.display()))?
         .collect::<Result<Vec<_>, _>>()
@@ -32,12 +32,12 @@ pub fn server_config(files: &TlsFiles) -> anyhow::Result<Arc<ServerConfig>> {
 
 /// Accepts TCP and completes TLS handshakes off the accept path, so one slow client does not
 /// hold up the others. A connection takes its place under the cap at accept, handshake included.
-pub struct TlsListener {
+pub(crate) struct TlsListener {
     ready: tokio::sync::Mutex<mpsc::Receiver<(TlsStream<TcpStream>, Slot)>>,
 }
 
 impl TlsListener {
-    pub fn new(tcp: TcpListener, config: Arc<ServerConfig>, connections: Arc<Connections>) -> TlsListener {
+    pub(crate) fn new(tcp: TcpListener, config: Arc<ServerConfig>, connections: Arc<Connections>) -> TlsListener {
         let (tx, ready) = mpsc::channel(1024);
         let acceptor = TlsAcceptor::from(config);
         tokio::spawn(async move {
@@ -76,7 +76,7 @@ impl TlsListener {
 
 impl TlsListener {
     /// The next connection whose TLS handshake completed, with its place under the cap.
-    pub async fn accept(&self) -> (TlsStream<TcpStream>, Slot) {
+    pub(crate) async fn accept(&self) -> (TlsStream<TcpStream>, Slot) {
         match self.ready.lock().await.recv().await {
             Some(accepted) => accepted,
             // The acceptor task only ends when this listener is dropped.

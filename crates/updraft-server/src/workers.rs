@@ -15,7 +15,7 @@ use tokio_util::task::TaskTracker;
 use tracing::Instrument;
 
 #[derive(Default)]
-pub struct Workers {
+pub(crate) struct Workers {
     tracker: TaskTracker,
     cancel: CancellationToken,
 }
@@ -38,7 +38,7 @@ impl Drop for Running {
 
 impl Workers {
     /// Runs `work` as the worker `name` until it ends or the workers are shut down.
-    pub fn spawn(&self, name: &'static str, work: impl Future<Output = ()> + Send + 'static) {
+    pub(crate) fn spawn(&self, name: &'static str, work: impl Future<Output = ()> + Send + 'static) {
         let cancel = self.cancel.clone();
         let running = Running::start(name);
         let span = tracing::info_span!("worker", name);
@@ -61,7 +61,7 @@ impl Workers {
     }
 
     /// Cancels every worker and waits until all have stopped.
-    pub async fn shut_down(&self) {
+    pub(crate) async fn shut_down(&self) {
         self.cancel.cancel();
         self.tracker.close();
         self.tracker.wait().await;

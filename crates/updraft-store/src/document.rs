@@ -7,9 +7,9 @@ use updraft_core::timestamp;
 use crate::{Author, Collection};
 
 /// Properties only the store writes; a client's values for them are dropped.
-pub const RESERVED: [&str; 6] = ["id", "objectType", "createdAt", "updatedAt", "creator", "updater"];
+pub(crate) const RESERVED: [&str; 6] = ["id", "objectType", "createdAt", "updatedAt", "creator", "updater"];
 
-pub fn strip_reserved(properties: &mut Map<String, Value>) {
+pub(crate) fn strip_reserved(properties: &mut Map<String, Value>) {
     for key in RESERVED {
         properties.remove(key);
     }
@@ -24,7 +24,7 @@ fn set_user_ref(doc: &mut Map<String, Value>, key: &str, author: Author<'_>) {
 }
 
 /// A new document with its reserved properties.
-pub fn new_document(
+pub(crate) fn new_document(
     at: Collection<'_>,
     id: ObjectId,
     mut properties: Map<String, Value>,
@@ -43,19 +43,19 @@ pub fn new_document(
 }
 
 /// Applies an update: top-level keys of `patch` replace the document's; reserved keys are kept.
-pub fn merge(doc: &mut Map<String, Value>, mut patch: Map<String, Value>, author: Author<'_>, updated_ms: i64) {
+pub(crate) fn merge(doc: &mut Map<String, Value>, mut patch: Map<String, Value>, author: Author<'_>, updated_ms: i64) {
     strip_reserved(&mut patch);
     doc.extend(patch);
     touch(doc, author, updated_ms);
 }
 
 /// Records who changed the document, and when.
-pub fn touch(doc: &mut Map<String, Value>, author: Author<'_>, updated_ms: i64) {
+pub(crate) fn touch(doc: &mut Map<String, Value>, author: Author<'_>, updated_ms: i64) {
     doc.insert("updatedAt".into(), Value::String(format_ms(updated_ms)));
     set_user_ref(doc, "updater", author);
 }
 
-pub fn format_ms(ms: i64) -> String {
+pub(crate) fn format_ms(ms: i64) -> String {
     let at = std::time::UNIX_EPOCH + std::time::Duration::from_millis(ms.max(0) as u64);
     timestamp::format(at)
 }

@@ -16,7 +16,7 @@ use crate::ApiState;
 use crate::body::read_json;
 use crate::error::{ApiError, Code, EdsError};
 
-pub fn routes() -> Router<ApiState> {
+pub(super) fn routes() -> Router<ApiState> {
     let any = || get(object_access).put(object_access).post(object_access).delete(object_access);
     Router::new()
         .route("/v1/objects/{object_type}/{id}/access", any())

@@ -32,7 +32,7 @@ impl AccountLogin {
 
 const ACCOUNT: &str = "account";
 
-pub fn routes() -> Router<ApiState> {
+pub(super) fn routes() -> Router<ApiState> {
     Router::new()
         .route("/v1/account/auth/oauth2/token", post(token))
         .route("/v1/account/auth/identity", post(identity))

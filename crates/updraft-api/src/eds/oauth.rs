@@ -20,7 +20,7 @@ use crate::body::{read_bytes, read_json};
 use crate::error::{ApiError, Code, EdsError};
 use crate::passwords::{ClientAddress, Passwords};
 
-pub fn routes() -> Router<ApiState> {
+pub(super) fn routes() -> Router<ApiState> {
     Router::new()
         .route("/v1/auth/oauth2/token", post(token))
         .route("/v1/auth/identity", post(identity))

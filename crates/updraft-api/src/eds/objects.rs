@@ -16,7 +16,7 @@ use crate::ApiState;
 use crate::body::read_json;
 use crate::error::{ApiError, Code, EdsError};
 
-pub fn routes() -> Router<ApiState> {
+pub(super) fn routes() -> Router<ApiState> {
     Router::new()
         .route("/v1/objects/{object_type}", get(list).post(create))
         .route("/v1/objects/{object_type}/{id}", get(show).put(update).delete(remove))

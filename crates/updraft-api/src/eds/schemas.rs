@@ -23,7 +23,7 @@ use crate::auth;
 use crate::body::read_json;
 use crate::error::{ApiError, Code, EdsError};
 
-pub fn routes() -> Router<ApiState> {
+pub(super) fn routes() -> Router<ApiState> {
     Router::new()
         .route("/v1/object_types", get(list).post(create))
         .route("/v1/object_types/{name}", get(show).put(replace).delete(remove))

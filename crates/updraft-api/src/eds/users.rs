@@ -18,7 +18,7 @@ use crate::auth::{self, Credentials};
 use crate::error::{ApiError, Code, EdsError};
 use crate::passwords::ClientAddress;
 
-pub fn routes() -> Router<ApiState> {
+pub(super) fn routes() -> Router<ApiState> {
     Router::new()
         .route("/v1/users", get(list).post(create))
         .route("/v1/users/{id}", get(show).put(update).delete(remove))

@@ -21,7 +21,7 @@ use crate::auth::{self, Credentials};
 use crate::body::read_json;
 use crate::error::{ApiError, Code, EdsError};
 
-pub fn routes() -> Router<ApiState> {
+pub(super) fn routes() -> Router<ApiState> {
     Router::new()
         .route("/v1/webhooks", get(list).post(create))
         .route("/v1/webhooks/{id}", get(show).put(replace).delete(remove))

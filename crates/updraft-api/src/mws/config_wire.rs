@@ -9,7 +9,7 @@ use crate::error::ApiError;
 
 /// The binding to a backend shows in every mode, not only `enginio`: it decides whose changes reach the sockets.
 /// An unset `uri` (`null`) means tokens are verified only in-process, for a backend hosted here.
-pub fn to_json(config: &GatewayConfig) -> Value {
+pub(super) fn to_json(config: &GatewayConfig) -> Value {
     let kind = match config.access {
         AccessControl::None => "none",
         AccessControl::Custom => "custom",
@@ -31,7 +31,7 @@ pub fn to_json(config: &GatewayConfig) -> Value {
 /// `identityProvider` is `null`, a type name (`"none"`, `"custom"`, `"eds"`/`"enginio"`), or
 /// `{"type", "backendId", "uri"}`. Who may bind which backend, and where `uri` may point, is the caller's
 /// business (`gateways::bind`): this is only the wire.
-pub fn apply(current: &GatewayConfig, body: Option<Value>) -> Result<GatewayConfig, ApiError> {
+pub(super) fn apply(current: &GatewayConfig, body: Option<Value>) -> Result<GatewayConfig, ApiError> {
     let Some(Value::Object(body)) = body else {
         return Err(ApiError::field("name", "Configuration must be an object"));
     };
@@ -74,7 +74,7 @@ fn access(kind: &str) -> Result<AccessControl, ApiError> {
 }
 
 /// `{"read":[...],"write":[...]}`, the form of `EDS_PERMISSIONS`; a missing list allows everyone.
-pub fn permissions_from(value: &Value) -> Result<Permissions, ApiError> {
+pub(super) fn permissions_from(value: &Value) -> Result<Permissions, ApiError> {
     let bad = || ApiError::field("permissions", "Permissions must be {\"read\":[...],\"write\":[...]}");
     let map: &Map<String, Value> = value.as_object().ok_or_else(bad)?;
     let list = |key: &str| -> Result<Vec<String>, ApiError> {

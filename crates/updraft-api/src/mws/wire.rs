@@ -8,7 +8,7 @@ use crate::error::ApiError;
 
 /// A validated `POST /v1/messages` body.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Message {
+pub(super) struct Message {
     pub data: String,
     pub sockets: Option<Vec<String>>,
     pub tags: Option<Vec<String>>,
@@ -17,7 +17,7 @@ pub struct Message {
 impl Message {
     /// Accepts what the original accepted (strings; numbers and booleans stringified) plus the
     /// recommended relaxations: `receivers` keys may be missing, object `data` is sent as JSON text.
-    pub fn parse(body: Option<Value>) -> Result<Message, ApiError> {
+    pub(super) fn parse(body: Option<Value>) -> Result<Message, ApiError> {
         let Some(Value::Object(mut body)) = body else {
             return Err(ApiError::field("data", "Data is required"));
         };
@@ -40,7 +40,7 @@ impl Message {
     }
 
     /// The 201 answer: the message as accepted.
-    pub fn echo(&self) -> Value {
+    pub(super) fn echo(&self) -> Value {
         json!({
             "data": self.data,
             "receivers": { "sockets": self.sockets, "tags": self.tags },
@@ -73,7 +73,7 @@ fn capitalized(key: &str) -> String {
 }
 
 /// `POST /v1/sockets` body: optional `{"tags": [...]}`.
-pub fn socket_tags(body: Option<Value>) -> Result<Vec<String>, ApiError> {
+pub(super) fn socket_tags(body: Option<Value>) -> Result<Vec<String>, ApiError> {
     match body {
         None | Some(Value::Null) => Ok(Vec::new()),
         Some(Value::Object(mut map)) => Ok(string_list(&mut map, "tags")?.unwrap_or_default()),
@@ -83,7 +83,7 @@ pub fn socket_tags(body: Option<Value>) -> Result<Vec<String>, ApiError> {
 
 /// `POST /v1/webhook_receivers/enginio`: an EDS webhook turned into a message.
 /// Receivers `[{"id","objectType"}]` become tags `"<objectType>.<id>"`; `aclSubject.*` broadcasts.
-pub fn enginio_message(body: Option<Value>) -> Result<Message, ApiError> {
+pub(super) fn enginio_message(body: Option<Value>) -> Result<Message, ApiError> {
     let Some(Value::Object(mut body)) = body else {
         return Err(ApiError::field("payload", "Payload is required"));
     };
@@ -121,7 +121,7 @@ fn scalar(value: &Value) -> Option<String> {
 
 /// A connected socket as `GET /v1/sockets` shows it. The docs say `connectedAt`,
 /// the original server sent `createdAt`: both are present.
-pub fn socket_json(socket: &Socket) -> Value {
+pub(super) fn socket_json(socket: &Socket) -> Value {
     let at = timestamp::format(socket.connected_at);
     json!({ "id": socket.id.to_string(), "connectedAt": at, "createdAt": at, "tags": socket.tags().iter().map(|t| &**t).collect::<Vec<&str>>() })
 }

@@ -9,20 +9,20 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::routing::get;
 use serde_json::json;
 
-pub struct EdsStub {
+pub(crate) struct EdsStub {
     pub uri: String,
     calls: Arc<AtomicUsize>,
 }
 
 impl EdsStub {
-    pub fn calls(&self) -> usize {
+    pub(crate) fn calls(&self) -> usize {
         self.calls.load(Ordering::SeqCst)
     }
 }
 
 /// Users: `joe-token` is in group 12345, `david-token` in 6789; anything else is refused.
 /// Requests without `Enginio-Backend-Id: dummy` are refused too.
-pub async fn start() -> EdsStub {
+pub(crate) async fn start() -> EdsStub {
     let calls = Arc::new(AtomicUsize::new(0));
     let counter = calls.clone();
     let app = Router::new().route(

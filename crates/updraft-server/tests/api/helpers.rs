@@ -15,21 +15,21 @@ use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 use updraft_server::Application;
 use updraft_server::config::{AccessMode, ServeArgs};
 
-pub const ADMIN: &str = "supersecret";
+pub(crate) const ADMIN: &str = "supersecret";
 /// Opens `/metrics` on the main listener (`--metrics-token`).
-pub const METRICS_TOKEN: &str = "metrics-secret";
+pub(crate) const METRICS_TOKEN: &str = "metrics-secret";
 
 /// The account of servers started with `start_binary`.
-pub const BINARY_EMAIL: &str = "binary@example.com";
-pub const BINARY_PASSWORD: &str = "binary-password";
+pub(crate) const BINARY_EMAIL: &str = "binary@example.com";
+pub(crate) const BINARY_PASSWORD: &str = "binary-password";
 
-pub fn free_port() -> u16 {
+pub(crate) fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
 }
 
 /// The real `updraft` binary, serving on `port` with its data in `dir` and the account above; `extra` goes to
 /// `serve`. Killed when dropped.
-pub async fn start_binary(dir: &std::path::Path, port: u16, extra: &[&str]) -> tokio::process::Child {
+pub(crate) async fn start_binary(dir: &std::path::Path, port: u16, extra: &[&str]) -> tokio::process::Child {
     let child = tokio::process::Command::new(env!("CARGO_BIN_EXE_updraft"))
         .args(["serve", "--listen", &format!("127.0.0.1:{port}"), "--data-dir"])
         .arg(dir)
@@ -50,9 +50,9 @@ pub async fn start_binary(dir: &std::path::Path, port: u16, extra: &[&str]) -> t
     panic!("updraft did not start");
 }
 
-pub type Ws = WebSocketStream<MaybeTlsStream<TcpStream>>;
+pub(crate) type Ws = WebSocketStream<MaybeTlsStream<TcpStream>>;
 
-pub struct TestApp {
+pub(crate) struct TestApp {
     pub addr: SocketAddr,
     /// The HTTPS listener of `--tls-listen`.
     pub tls_addr: Option<SocketAddr>,
@@ -64,7 +64,7 @@ pub struct TestApp {
 }
 
 /// The settings the original MWS specs ran with (`.env.test`), on a free port.
-pub fn spec_args() -> ServeArgs {
+pub(crate) fn spec_args() -> ServeArgs {
     ServeArgs {
         access_control: Some(AccessMode::Eds),
         security_token: Some(ADMIN.into()),
@@ -75,7 +75,7 @@ pub fn spec_args() -> ServeArgs {
 }
 
 /// No access control, an admin token for the admin-only calls.
-pub fn open_args() -> ServeArgs {
+pub(crate) fn open_args() -> ServeArgs {
     ServeArgs {
         listen: Some("127.0.0.1:0".parse().unwrap()),
         access_control: Some(AccessMode::None),
@@ -85,7 +85,7 @@ pub fn open_args() -> ServeArgs {
     }
 }
 
-pub async fn spawn_app(args: ServeArgs) -> TestApp {
+pub(crate) async fn spawn_app(args: ServeArgs) -> TestApp {
     let data_dir = tempfile::tempdir().unwrap();
     let args =
         ServeArgs { data_dir: Some(args.data_dir.clone().unwrap_or_else(|| data_dir.path().to_owned())), ..args };
@@ -95,7 +95,7 @@ pub async fn spawn_app(args: ServeArgs) -> TestApp {
 }
 
 /// Starts an application on exactly these settings (the caller owns the data dir).
-pub async fn spawn_in(args: ServeArgs) -> TestApp {
+pub(crate) async fn spawn_in(args: ServeArgs) -> TestApp {
     let settings = args.resolve().expect("valid test settings");
     let app = Application::build(settings).await.expect("application starts");
     let (addr, tls_addr) = (app.local_addr(), app.tls_addr());
@@ -116,7 +116,7 @@ pub async fn spawn_in(args: ServeArgs) -> TestApp {
 
 impl TestApp {
     /// Sends a request; `body` goes out raw with no Content-Type, as the npm SDK and rack-test do.
-    pub async fn call(
+    pub(crate) async fn call(
         &self,
         method: Method,
         path: &str,
@@ -138,16 +138,16 @@ impl TestApp {
         (status, json)
     }
 
-    pub async fn get(&self, path: &str, token: Option<&str>) -> (StatusCode, Value) {
+    pub(crate) async fn get(&self, path: &str, token: Option<&str>) -> (StatusCode, Value) {
         self.call(Method::GET, path, token, None).await
     }
 
-    pub async fn post(&self, path: &str, token: Option<&str>, body: &str) -> (StatusCode, Value) {
+    pub(crate) async fn post(&self, path: &str, token: Option<&str>, body: &str) -> (StatusCode, Value) {
         self.call(Method::POST, path, token, Some(body)).await
     }
 
     /// A socket URI from `POST /v1/sockets` with these tags.
-    pub async fn socket_uri(&self, tags: &[&str]) -> (String, String) {
+    pub(crate) async fn socket_uri(&self, tags: &[&str]) -> (String, String) {
         let body = serde_json::json!({ "tags": tags }).to_string();
         let (status, res) = self.post("/v1/sockets", Some(ADMIN), &body).await;
         assert_eq!(status, StatusCode::CREATED, "{res}");
@@ -155,14 +155,14 @@ impl TestApp {
     }
 
     /// Opens a socket with these tags and waits until the server lists it.
-    pub async fn connect(&self, tags: &[&str]) -> (String, Ws) {
+    pub(crate) async fn connect(&self, tags: &[&str]) -> (String, Ws) {
         let (id, uri) = self.socket_uri(tags).await;
         let (ws, _) = tokio_tungstenite::connect_async(uri.as_str()).await.expect("socket opens");
         self.wait_connected(&id).await;
         (id, ws)
     }
 
-    pub async fn wait_connected(&self, id: &str) {
+    pub(crate) async fn wait_connected(&self, id: &str) {
         for _ in 0..200 {
             if self.get(&format!("/v1/sockets/{id}"), Some(ADMIN)).await.0 == StatusCode::OK {
                 return;
@@ -172,13 +172,13 @@ impl TestApp {
         panic!("socket {id} never registered");
     }
 
-    pub async fn send(&self, data: &str, sockets: &[&str], tags: &[&str]) {
+    pub(crate) async fn send(&self, data: &str, sockets: &[&str], tags: &[&str]) {
         let body = serde_json::json!({ "data": data, "receivers": { "sockets": sockets, "tags": tags } });
         let (status, res) = self.post("/v1/messages", Some(ADMIN), &body.to_string()).await;
         assert_eq!(status, StatusCode::CREATED, "{res}");
     }
 
-    pub async fn metric(&self, name: &str) -> f64 {
+    pub(crate) async fn metric(&self, name: &str) -> f64 {
         let res = self.client.get(format!("{}/metrics", self.base)).bearer_auth(METRICS_TOKEN).send().await.unwrap();
         let text = res.text().await.unwrap();
         text.lines()
@@ -188,7 +188,7 @@ impl TestApp {
     }
 
     /// Stops the server as SIGTERM would and waits for it to finish.
-    pub async fn stop(mut self) {
+    pub(crate) async fn stop(mut self) {
         let _ = self.stop.take().unwrap().send(());
         let task = self.task.take().unwrap();
         tokio::time::timeout(Duration::from_secs(10), task).await.expect("stops in time").unwrap().unwrap();
@@ -204,7 +204,7 @@ impl Drop for TestApp {
 }
 
 /// The next text frame, failing after two seconds.
-pub async fn next_text<S: AsyncRead + AsyncWrite + Unpin>(ws: &mut WebSocketStream<S>) -> String {
+pub(crate) async fn next_text<S: AsyncRead + AsyncWrite + Unpin>(ws: &mut WebSocketStream<S>) -> String {
     loop {
         let msg = tokio::time::timeout(Duration::from_secs(2), ws.next())
             .await
@@ -220,14 +220,14 @@ pub async fn next_text<S: AsyncRead + AsyncWrite + Unpin>(ws: &mut WebSocketStre
 }
 
 /// Asserts that no text frame arrives within `ms` milliseconds.
-pub async fn assert_silent<S: AsyncRead + AsyncWrite + Unpin>(ws: &mut WebSocketStream<S>, ms: u64) {
+pub(crate) async fn assert_silent<S: AsyncRead + AsyncWrite + Unpin>(ws: &mut WebSocketStream<S>, ms: u64) {
     if let Ok(Some(Ok(Message::Text(text)))) = tokio::time::timeout(Duration::from_millis(ms), ws.next()).await {
         panic!("unexpected frame {text}");
     }
 }
 
 /// The close code the server sent, failing after three seconds.
-pub async fn close_code<S: AsyncRead + AsyncWrite + Unpin>(ws: &mut WebSocketStream<S>) -> u16 {
+pub(crate) async fn close_code<S: AsyncRead + AsyncWrite + Unpin>(ws: &mut WebSocketStream<S>) -> u16 {
     loop {
         let msg = tokio::time::timeout(Duration::from_secs(3), ws.next()).await.expect("closed within 3 s");
         match msg {
@@ -241,13 +241,13 @@ pub async fn close_code<S: AsyncRead + AsyncWrite + Unpin>(ws: &mut WebSocketStr
 }
 
 /// A WebSocket opened by hand, for sending frames no library would send.
-pub struct RawSocket {
+pub(crate) struct RawSocket {
     pub stream: TcpStream,
 }
 
 impl RawSocket {
     /// Opens `uri` (`ws://host:port/?token=...`) and checks the 101 answer.
-    pub async fn open(uri: &str) -> RawSocket {
+    pub(crate) async fn open(uri: &str) -> RawSocket {
         use tokio::io::{AsyncReadExt, AsyncWriteExt};
         let rest = uri.strip_prefix("ws://").unwrap();
         let (host, path) = rest.split_once('/').unwrap();
@@ -270,7 +270,7 @@ impl RawSocket {
     }
 
     /// Sends one client frame, masked as the protocol requires (`masked = false` breaks that rule).
-    pub async fn send_frame(&mut self, first_byte: u8, payload: &[u8], masked: bool) {
+    pub(crate) async fn send_frame(&mut self, first_byte: u8, payload: &[u8], masked: bool) {
         use tokio::io::AsyncWriteExt;
         let mask = [1u8, 2, 3, 4];
         let mut frame = vec![first_byte];
@@ -297,7 +297,7 @@ impl RawSocket {
     }
 
     /// Reads server frames until a close arrives; returns its code. Fails after three seconds.
-    pub async fn close_code(&mut self) -> u16 {
+    pub(crate) async fn close_code(&mut self) -> u16 {
         loop {
             let (opcode, payload) = self.next_frame().await.expect("a close frame before EOF");
             if opcode == 0x8 {
@@ -307,7 +307,7 @@ impl RawSocket {
     }
 
     /// The next server frame as (opcode, payload); `None` at EOF.
-    pub async fn next_frame(&mut self) -> Option<(u8, Vec<u8>)> {
+    pub(crate) async fn next_frame(&mut self) -> Option<(u8, Vec<u8>)> {
         use tokio::io::AsyncReadExt;
         let read = async {
             let mut head = [0u8; 2];
@@ -335,7 +335,7 @@ impl RawSocket {
 }
 
 /// A server whose main listener is TLS, with a fresh self-signed certificate for `localhost`.
-pub struct TlsApp {
+pub(crate) struct TlsApp {
     pub app: TestApp,
     /// The certificate, for clients to trust.
     pub cert_pem: String,
@@ -343,7 +343,7 @@ pub struct TlsApp {
     _dir: tempfile::TempDir,
 }
 
-pub async fn spawn_tls_app(args: ServeArgs) -> TlsApp {
+pub(crate) async fn spawn_tls_app(args: ServeArgs) -> TlsApp {
     let _ = rustls::crypto::ring::default_provider().install_default();
     let dir = tempfile::tempdir().unwrap();
     let cert = rcgen::generate_simple_self_signed(vec!["localhost".to_owned()]).unwrap();
@@ -356,7 +356,7 @@ pub async fn spawn_tls_app(args: ServeArgs) -> TlsApp {
 
 impl TlsApp {
     /// A TLS connection to the server, as `localhost`, trusting only its certificate.
-    pub async fn connect(&self) -> tokio_rustls::client::TlsStream<TcpStream> {
+    pub(crate) async fn connect(&self) -> tokio_rustls::client::TlsStream<TcpStream> {
         let mut roots = rustls::RootCertStore::empty();
         roots.add(rustls_pki_types::CertificateDer::from(self.cert_der.clone())).unwrap();
         let config = rustls::ClientConfig::builder().with_root_certificates(roots).with_no_client_auth();
