@@ -5,6 +5,7 @@
 
 mod access;
 mod account;
+mod collection;
 mod include;
 mod list;
 mod oauth;
@@ -40,7 +41,6 @@ pub fn routes() -> Router<ApiState> {
         .merge(account::routes())
         .merge(oauth::routes())
         .merge(objects::routes())
-        .merge(users::routes())
         .merge(access::routes())
         .merge(schemas::routes())
         .merge(usergroups::routes())

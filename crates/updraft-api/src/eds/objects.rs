@@ -1,26 +1,35 @@
-//! Objects of custom collections: `/v1/objects/<type>[/<id>]`, type `objects.<type>`.
+//! The data operations of every collection: custom objects (`/v1/objects/<type>`), users and usergroups, one
+//! handler per operation. `CollectionPath` says which collection and document a request means and `Kind` what is
+//! particular to it (`collection.rs`); what only users have (passwords, sign-up limits) is in `users.rs`.
+//! Here too the checks on the bodies: typed values made plain, no ACL as data, `required` properties kept.
 
 use axum::body::Body;
-use axum::extract::{Path, State};
-use axum::http::{StatusCode, Uri};
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
+use axum::routing::{get, put};
 use axum::{Json, Router};
 use serde_json::{Map, Value, json};
 use updraft_core::ids::ObjectId;
 use updraft_core::{atomic, nesting, typed};
-use updraft_store::{Collection, Patch};
+use updraft_store::{Collection, NewPassword, Patch};
 
 use super::DataRequest;
+use super::collection::{CollectionPath, Kind};
 use crate::ApiState;
 use crate::body::read_json;
 use crate::error::{ApiError, Code, EdsError};
+use crate::passwords::ClientAddress;
 
+/// `<base>`, `<base>/{id}` and `<base>/{id}/atomic` of every kind of collection, to the same handlers.
 pub(super) fn routes() -> Router<ApiState> {
-    Router::new()
-        .route("/v1/objects/{object_type}", get(list).post(create))
-        .route("/v1/objects/{object_type}/{id}", get(show).put(update).delete(remove))
-        .route("/v1/objects/{object_type}/{id}/atomic", axum::routing::put(atomic))
+    Kind::ALL.into_iter().fold(Router::new(), |router, kind| {
+        let base = kind.base();
+        router
+            .route(base, get(list).post(create))
+            .route(&format!("{base}/{{id}}"), get(show).put(update).delete(remove))
+            .route(&format!("{base}/{{id}}/atomic"), put(atomic))
+    })
 }
 
 /// `todos` → `objects.todos`; names are letters, digits and underscores.
@@ -34,15 +43,150 @@ pub(super) fn object_type(name: &str) -> Result<String, EdsError> {
 
 /// An id that is not 24 hex characters names no object.
 pub(super) fn object_id(id: &str) -> Result<ObjectId, EdsError> {
-    ObjectId::parse(id).ok_or_else(|| not_found().into())
+    ObjectId::parse(id).ok_or_else(|| Kind::Objects.not_found().into())
 }
 
-fn not_found() -> ApiError {
-    ApiError::with_message(Code::NotFound, "Object not found")
+async fn list(
+    State(state): State<ApiState>,
+    request: DataRequest,
+    path: CollectionPath,
+    uri: Uri,
+) -> Result<Response, EdsError> {
+    super::list::list(&state, &request, &path.object_type, &uri).await
+}
+
+/// A new document, with the `accessControlList` it was sent with or else its type's template. A user is signed
+/// up: its password hashed, the attempt counted against the client's address like a login.
+async fn create(
+    State(state): State<ApiState>,
+    client: ClientAddress,
+    request: DataRequest,
+    path: CollectionPath,
+    body: Body,
+) -> Result<Response, EdsError> {
+    let mut properties = object_body(&state, body).await?;
+    admit_text(&properties, path.kind, true)?;
+    let attempt = match path.kind {
+        Kind::Users => match super::users::sign_up_attempt(&state, client, &request, &properties) {
+            Ok(attempt) => Some(attempt),
+            Err(refused) => return Ok(refused.eds_response()),
+        },
+        Kind::Objects | Kind::Usergroups => None,
+    };
+    let initial = initial_acl(&mut properties)?;
+    let (template, parent) = super::schemas::admit(&state, &request, &path.object_type, &properties).await?;
+    let acl = initial.unwrap_or(template);
+    let doc = match attempt {
+        // A user's ACL is its own: an `extend` ref on the users schema is not followed.
+        Some(attempt) => super::users::insert(&state, &request, properties, acl, attempt).await?,
+        None => {
+            let at = Collection { backend: &request.backend.id, object_type: &path.object_type };
+            state.store.insert_inheriting(at, properties, request.author(), acl, parent).await?
+        }
+    };
+    Ok((StatusCode::CREATED, Json(doc)).into_response())
+}
+
+async fn show(
+    State(state): State<ApiState>,
+    request: DataRequest,
+    path: CollectionPath,
+    uri: Uri,
+) -> Result<Response, EdsError> {
+    let at = Collection { backend: &request.backend.id, object_type: &path.object_type };
+    let found = state.store.get(at, path.id()?, request.access()).await?;
+    let mut doc = found.ok_or_else(|| path.kind.not_found())?;
+    if path.kind.expands_includes() {
+        super::include::expand(&state, &request, &mut doc, &super::include::requested(&uri)?).await?;
+    }
+    Ok(Json(doc).into_response())
+}
+
+/// Merges the patch into the document and answers the whole merged document. A user's password is hashed and
+/// changes with the document or not at all.
+async fn update(
+    State(state): State<ApiState>,
+    request: DataRequest,
+    headers: HeaderMap,
+    path: CollectionPath,
+    body: Body,
+) -> Result<Response, EdsError> {
+    let id = path.id()?;
+    let mut patch = object_body(&state, body).await?;
+    admit_text(&patch, path.kind, false)?;
+    admit_patch(&state, &request, &path.object_type, &patch).await?;
+    let password = match path.kind {
+        Kind::Users => super::users::password_change(&state, &request, &headers, id, &mut patch).await?,
+        Kind::Objects | Kind::Usergroups => None,
+    };
+    let password = password.as_ref().map(super::users::PasswordChange::new_password);
+    let doc = write(&state, &request, &path, id, Patch::Merge(patch), password).await?;
+    if path.kind == Kind::Users {
+        state.sessions.user_changed(&state, &request.backend.id, &id.to_string()).await;
+    }
+    Ok(Json(doc).into_response())
+}
+
+/// MongoDB-style operators (`$inc $set $unset $push $pull $addToSet $pop`), all or none.
+async fn atomic(
+    State(state): State<ApiState>,
+    request: DataRequest,
+    path: CollectionPath,
+    body: Body,
+) -> Result<Response, EdsError> {
+    let id = path.id()?;
+    let ops = atomic_ops(&state, &request, &path.object_type, body).await?;
+    if path.kind == Kind::Users {
+        super::users::admit_atomic(&ops)?;
+    }
+    let doc = write(&state, &request, &path, id, Patch::Atomic(ops), None).await?;
+    Ok(Json(doc).into_response())
+}
+
+/// Answers 200 `{}`: some clients treat anything but 200 on DELETE as an error.
+async fn remove(
+    State(state): State<ApiState>,
+    request: DataRequest,
+    path: CollectionPath,
+) -> Result<Response, EdsError> {
+    let id = path.id()?;
+    let at = Collection { backend: &request.backend.id, object_type: &path.object_type };
+    let removed = state.store.delete(at, id, request.author(), request.access()).await;
+    removed.map_err(|e| request.refused(e))?.ok_or_else(|| path.kind.not_found())?;
+    // Open streams and sockets lose what went with a user or a group before the answer (the change log's follower
+    // in `sessions` does the same for groups deleted by other paths).
+    let (backend, id) = (&request.backend.id, id.to_string());
+    match path.kind {
+        Kind::Users => state.sessions.user_changed(&state, backend, &id).await,
+        Kind::Usergroups => state.sessions.group_deleted(&state, backend, &id).await,
+        Kind::Objects => {}
+    }
+    Ok(Json(json!({})).into_response())
+}
+
+/// Applies a patch the caller may make and answers the whole document. Users are written through the user store,
+/// which keeps usernames unique and changes the password with the document.
+async fn write(
+    state: &ApiState,
+    request: &DataRequest,
+    path: &CollectionPath,
+    id: ObjectId,
+    patch: Patch,
+    password: Option<NewPassword<'_>>,
+) -> Result<Value, EdsError> {
+    let (backend, author, access) = (&request.backend.id, request.author(), request.access());
+    let written = match path.kind {
+        Kind::Users => state.users.update_user(backend, id, patch, password, author, access).await,
+        Kind::Objects | Kind::Usergroups => {
+            let at = Collection { backend, object_type: &path.object_type };
+            state.store.update(at, id, patch, author, access).await
+        }
+    };
+    Ok(written.map_err(|e| request.refused(e))?.ok_or_else(|| path.kind.not_found())?)
 }
 
 /// The properties a create or update body carries, typed values (`{"$type", "$value"}`) made plain.
-pub(super) async fn object_body(state: &ApiState, body: Body) -> Result<Map<String, Value>, EdsError> {
+async fn object_body(state: &ApiState, body: Body) -> Result<Map<String, Value>, EdsError> {
     match read_json(body, state.limits.max_body_bytes).await? {
         Some(Value::Object(mut properties)) => {
             properties.values_mut().for_each(typed::to_plain);
@@ -58,58 +202,21 @@ pub(super) async fn object_body(state: &ApiState, body: Body) -> Result<Map<Stri
     }
 }
 
-async fn list(
-    State(state): State<ApiState>,
-    request: DataRequest,
-    Path(name): Path<String>,
-    uri: Uri,
-) -> Result<Response, EdsError> {
-    super::list::list(&state, &request, &object_type(&name)?, &uri).await
-}
-
-async fn create(
-    State(state): State<ApiState>,
-    request: DataRequest,
-    Path(name): Path<String>,
-    body: Body,
-) -> Result<Response, EdsError> {
-    let properties = object_body(&state, body).await?;
-    create_in(&state, &request, &object_type(&name)?, properties).await
-}
-
-async fn show(
-    State(state): State<ApiState>,
-    request: DataRequest,
-    Path((name, id)): Path<(String, String)>,
-    uri: Uri,
-) -> Result<Response, EdsError> {
-    show_in(&state, &request, &object_type(&name)?, &id, &uri).await
-}
-
-async fn update(
-    State(state): State<ApiState>,
-    request: DataRequest,
-    Path((name, id)): Path<(String, String)>,
-    body: Body,
-) -> Result<Response, EdsError> {
-    let object_type = object_type(&name)?;
-    let patch = object_body(&state, body).await?;
-    update_in(&state, &request, &object_type, &id, patch).await
-}
-
-/// MongoDB-style operators (`$inc $set $unset $push $pull $addToSet $pop`), all or none.
-async fn atomic(
-    State(state): State<ApiState>,
-    request: DataRequest,
-    Path((name, id)): Path<(String, String)>,
-    body: Body,
-) -> Result<Response, EdsError> {
-    atomic_in(&state, &request, &object_type(&name)?, &id, body).await
+/// The kind's text properties (`Kind::text_properties`) are non-blank text, and on a new document present.
+fn admit_text(properties: &Map<String, Value>, kind: Kind, new: bool) -> Result<(), EdsError> {
+    for &property in kind.text_properties() {
+        match properties.get(property) {
+            None if !new => {}
+            Some(Value::String(text)) if !text.trim().is_empty() => {}
+            _ => return Err(ApiError::field(property, "can't be blank").into()),
+        }
+    }
+    Ok(())
 }
 
 /// The operators of an `/atomic` body, refusing those the store must not apply: the ACL (changed through
 /// `/access`) and anything that would blank a `required` property.
-pub(super) async fn atomic_ops(
+async fn atomic_ops(
     state: &ApiState,
     request: &DataRequest,
     object_type: &str,
@@ -124,24 +231,6 @@ pub(super) async fn atomic_ops(
     Ok(ops)
 }
 
-pub(super) async fn atomic_in(
-    state: &ApiState,
-    request: &DataRequest,
-    object_type: &str,
-    id: &str,
-    body: Body,
-) -> Result<Response, EdsError> {
-    let id = object_id(id)?;
-    let ops = atomic_ops(state, request, object_type, body).await?;
-    let at = Collection { backend: &request.backend.id, object_type };
-    let doc = state
-        .store
-        .update(at, id, Patch::Atomic(ops), request.author(), request.access())
-        .await
-        .map_err(|e| request.refused(e))?;
-    Ok(Json(doc.ok_or_else(not_found)?).into_response())
-}
-
 /// The property name an object's ACL travels under on create; never stored as data.
 const ACL_PROPERTY: &str = "accessControlList";
 
@@ -153,7 +242,7 @@ fn acl_is_not_data() -> EdsError {
 
 /// The `accessControlList` sent with a new object (or user): its initial ACL in place of the type's template, never
 /// a property, since storing it as data would let a client believe the object private when it is not.
-pub(super) fn initial_acl(properties: &mut Map<String, Value>) -> Result<Option<updraft_store::Acl>, EdsError> {
+fn initial_acl(properties: &mut Map<String, Value>) -> Result<Option<updraft_store::Acl>, EdsError> {
     match properties.remove(ACL_PROPERTY) {
         Some(acl) => Ok(Some(super::access::acl_from(Some(acl), &super::access::PERMISSIONS, true)?)),
         None => Ok(None),
@@ -161,7 +250,7 @@ pub(super) fn initial_acl(properties: &mut Map<String, Value>) -> Result<Option<
 }
 
 /// Checks a merge patch before it is applied: no ACL in it, no required property blanked.
-pub(super) async fn admit_patch(
+async fn admit_patch(
     state: &ApiState,
     request: &DataRequest,
     object_type: &str,
@@ -171,77 +260,4 @@ pub(super) async fn admit_patch(
         return Err(acl_is_not_data());
     }
     super::schemas::admit_edit(state, request, object_type, super::schemas::Edit::Merge(patch)).await
-}
-
-async fn remove(
-    State(state): State<ApiState>,
-    request: DataRequest,
-    Path((name, id)): Path<(String, String)>,
-) -> Result<Response, EdsError> {
-    remove_in(&state, &request, &object_type(&name)?, &id).await
-}
-
-// The operations themselves, shared by every collection with plain object semantics.
-
-pub(super) async fn create_in(
-    state: &ApiState,
-    request: &DataRequest,
-    object_type: &str,
-    mut properties: Map<String, Value>,
-) -> Result<Response, EdsError> {
-    let initial = initial_acl(&mut properties)?;
-    let (template, parent) = super::schemas::admit(state, request, object_type, &properties).await?;
-    let acl = initial.unwrap_or(template);
-    let at = Collection { backend: &request.backend.id, object_type };
-    let doc = state.store.insert_inheriting(at, properties, request.author(), acl, parent).await?;
-    Ok((StatusCode::CREATED, Json(doc)).into_response())
-}
-
-pub(super) async fn show_in(
-    state: &ApiState,
-    request: &DataRequest,
-    object_type: &str,
-    id: &str,
-    uri: &Uri,
-) -> Result<Response, EdsError> {
-    let at = Collection { backend: &request.backend.id, object_type };
-    let mut doc = state.store.get(at, object_id(id)?, request.access()).await?.ok_or_else(not_found)?;
-    super::include::expand(state, request, &mut doc, &super::include::requested(uri)?).await?;
-    Ok(Json(doc).into_response())
-}
-
-/// Merges the patch into the object and answers the whole merged object.
-pub(super) async fn update_in(
-    state: &ApiState,
-    request: &DataRequest,
-    object_type: &str,
-    id: &str,
-    patch: Map<String, Value>,
-) -> Result<Response, EdsError> {
-    let id = object_id(id)?;
-    admit_patch(state, request, object_type, &patch).await?;
-    let at = Collection { backend: &request.backend.id, object_type };
-    let doc = state
-        .store
-        .update(at, id, Patch::Merge(patch), request.author(), request.access())
-        .await
-        .map_err(|e| request.refused(e))?;
-    Ok(Json(doc.ok_or_else(not_found)?).into_response())
-}
-
-/// Answers 200 `{}`: some clients treat anything but 200 on DELETE as an error.
-pub(super) async fn remove_in(
-    state: &ApiState,
-    request: &DataRequest,
-    object_type: &str,
-    id: &str,
-) -> Result<Response, EdsError> {
-    let at = Collection { backend: &request.backend.id, object_type };
-    state
-        .store
-        .delete(at, object_id(id)?, request.author(), request.access())
-        .await
-        .map_err(|e| request.refused(e))?
-        .ok_or_else(not_found)?;
-    Ok(Json(json!({})).into_response())
 }

@@ -1,5 +1,6 @@
-//! Usergroups (objects of type `usergroups` with a required `name`), their members, and who may manage
-//! those (`/members/access`: `create`, `read`, `delete`).
+//! Usergroups' members, and who may manage those (`/members/access`: `create`, `read`, `delete`). The groups
+//! themselves (objects of type `usergroups` with a required `name`) are served with every collection
+//! (`objects.rs`, `collection.rs`).
 
 use axum::body::Body;
 use axum::extract::{Path, State};
@@ -11,25 +12,19 @@ use serde_json::{Value, json};
 use updraft_core::ids::ObjectId;
 use updraft_store::{Access, AccessDefaults, Acl, AclChange, Collection, Permission, Subject, USERGROUPS, USERS};
 
-use super::access::{acl_from, acl_json};
-
 use super::DataRequest;
+use super::access::{acl_from, acl_json};
 use super::list::Params;
-use super::objects::{atomic_in, create_in, object_body, object_id, remove_in, show_in, update_in};
+use super::objects::object_id;
 use crate::ApiState;
 use crate::body::read_json;
 use crate::error::{ApiError, Code, EdsError};
 
 pub(super) fn routes() -> Router<ApiState> {
-    Router::new()
-        .route("/v1/usergroups", get(list).post(create))
-        .route("/v1/usergroups/{id}", get(show).put(update).delete(remove))
-        .route("/v1/usergroups/{id}/atomic", axum::routing::put(atomic))
-        .route("/v1/usergroups/{id}/members", get(members).post(add_member).delete(remove_member))
-        .route(
-            "/v1/usergroups/{id}/members/access",
-            get(member_access).put(member_access).post(member_access).delete(member_access),
-        )
+    Router::new().route("/v1/usergroups/{id}/members", get(members).post(add_member).delete(remove_member)).route(
+        "/v1/usergroups/{id}/members/access",
+        get(member_access).put(member_access).post(member_access).delete(member_access),
+    )
 }
 
 /// The member-management permissions on the wire, and the slots of `Acl` that hold them.
@@ -48,65 +43,6 @@ fn default_member_acl(defaults: AccessDefaults) -> Acl {
         }
         AccessDefaults::Locked => Acl::default(),
     }
-}
-
-fn require_name(properties: &serde_json::Map<String, Value>, required: bool) -> Result<(), EdsError> {
-    match properties.get("name") {
-        None if !required => Ok(()),
-        Some(Value::String(name)) if !name.trim().is_empty() => Ok(()),
-        _ => Err(ApiError::field("name", "can't be blank").into()),
-    }
-}
-
-async fn list(State(state): State<ApiState>, request: DataRequest, uri: Uri) -> Result<Response, EdsError> {
-    super::list::list(&state, &request, USERGROUPS, &uri).await
-}
-
-async fn create(State(state): State<ApiState>, request: DataRequest, body: Body) -> Result<Response, EdsError> {
-    let properties = object_body(&state, body).await?;
-    require_name(&properties, true)?;
-    create_in(&state, &request, USERGROUPS, properties).await
-}
-
-async fn show(
-    State(state): State<ApiState>,
-    request: DataRequest,
-    Path(id): Path<String>,
-    uri: Uri,
-) -> Result<Response, EdsError> {
-    show_in(&state, &request, USERGROUPS, &id, &uri).await
-}
-
-async fn update(
-    State(state): State<ApiState>,
-    request: DataRequest,
-    Path(id): Path<String>,
-    body: Body,
-) -> Result<Response, EdsError> {
-    let patch = object_body(&state, body).await?;
-    require_name(&patch, false)?;
-    update_in(&state, &request, USERGROUPS, &id, patch).await
-}
-
-async fn atomic(
-    State(state): State<ApiState>,
-    request: DataRequest,
-    Path(id): Path<String>,
-    body: Body,
-) -> Result<Response, EdsError> {
-    atomic_in(&state, &request, USERGROUPS, &id, body).await
-}
-
-async fn remove(
-    State(state): State<ApiState>,
-    request: DataRequest,
-    Path(id): Path<String>,
-) -> Result<Response, EdsError> {
-    let answer = remove_in(&state, &request, USERGROUPS, &id).await?;
-    // Its members' open streams and sockets lose the group before the answer (the change log's follower in
-    // `sessions` does the same for groups deleted by other paths).
-    state.sessions.group_deleted(&state, &request.backend.id, &id).await;
-    Ok(answer)
 }
 
 /// The group's ACL, for a group the caller can see.

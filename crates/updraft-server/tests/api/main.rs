@@ -32,3 +32,4 @@ mod security_sessions;
 mod security_tickets;
 mod tls;
 mod webhooks;
+mod wire_snapshots;
