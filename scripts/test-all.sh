@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Every test suite of Updraft: formatting and lints, Rust unit and integration tests (real server
-# on loopback), then the interop suites (Python `websockets`, Node `ws`) against the real binary.
+# on loopback), bounded fuzzing, then the interop suites (Python `websockets`, Node `ws`) against the real binary.
 # Installs what it needs that a fresh Debian 12 machine with Rust lacks.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -40,6 +40,12 @@ fi
 # Timing ratios (tests marked ignored for that reason) run alone, so that no other test shares the cores.
 cargo test -q -p updraft-server --test api -- --ignored --test-threads=1
 
+# Coverage-guided fuzzing of the frame reader and the query parser, bounded (scripts/fuzz.sh; FUZZ_SECONDS=0 skips).
+if [[ ${FUZZ_SECONDS:-30} != 0 ]]; then
+  echo "== fuzz (${FUZZ_SECONDS:-30}s a target)"
+  FUZZ_SECONDS=${FUZZ_SECONDS:-30} bash scripts/fuzz.sh
+fi
+
 echo "== interop"
 cargo build --quiet -p updraft-server
 UPDRAFT_BIN="$PWD/target/debug/updraft" bash interop/run.sh
@@ -61,4 +67,4 @@ echo "== browser (chromium)"
 UPDRAFT_BIN="$PWD/target/debug/updraft" bash conformance/browser/run.sh
 # -- end browser --
 
-echo "== all suites passed: Rust, interop, Qt demo, npm SDK conformance, browser"
+echo "== all suites passed: Rust, fuzz, interop, Qt demo, npm SDK conformance, browser"
