@@ -1,24 +1,28 @@
 //! Opening, holding and closing many WebSocket connections.
 
+use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::sync::{Semaphore, mpsc, watch};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc, watch};
 use tokio::task::JoinHandle;
 
 use crate::http::{self, HttpConn, Target};
 use crate::report::{SharedReport, round};
+use updraft_ws::OP_TEXT;
 use updraft_ws::client::{self, Event, FrameDecoder};
-use updraft_ws::{OP_CLOSE, OP_PONG, OP_TEXT};
 
 use crate::ws::{self, JSON_PREFIX_LEN, PREFIX_LEN, READ_BUF, WsConn, WsUri};
 
+mod reader;
+use reader::read_loop;
+
 /// Above this the load generator and the server would both run into the
 /// 20,000 open-file hard limit of the bench machine.
-pub const MAX_SOCKETS: usize = 19_000;
+pub(crate) const MAX_SOCKETS: usize = 19_000;
 /// File descriptors kept free for HTTP connections, stdio and the runtime.
 const FD_HEADROOM: u64 = 200;
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(15);
@@ -26,14 +30,14 @@ const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(15);
 static START: OnceLock<Instant> = OnceLock::new();
 
 /// Nanoseconds since process start; the latency scenario's clock.
-pub fn now_ns() -> u64 {
+pub(crate) fn now_ns() -> u64 {
     START.get_or_init(Instant::now).elapsed().as_nanos() as u64
 }
 
 /// Counters shared by every reader task. Updated once per read batch, not per
 /// message, to keep the receive path cheap.
 #[derive(Debug, Default)]
-pub struct RecvStats {
+pub(crate) struct RecvStats {
     pub messages: AtomicU64,
     pub payload_bytes: AtomicU64,
     /// Messages whose size differed from `expect_size` (when non-zero).
@@ -58,7 +62,7 @@ pub struct RecvStats {
 }
 
 impl RecvStats {
-    pub fn new(expect_size: u64, track_latency: bool) -> Self {
+    pub(crate) fn new(expect_size: u64, track_latency: bool) -> Self {
         Self {
             expect_size,
             latencies: track_latency.then(|| Mutex::new(Vec::with_capacity(1 << 16))),
@@ -69,7 +73,7 @@ impl RecvStats {
 
     /// Tracks latency with send times found as `stamp` says, on every
     /// `sample_every`-th socket.
-    pub fn stamped(stamp: Stamp, sample_every: usize) -> Self {
+    pub(crate) fn stamped(stamp: Stamp, sample_every: usize) -> Self {
         Self { stamp, sample_every: sample_every.max(1), ..Self::new(0, true) }
     }
 
@@ -78,20 +82,28 @@ impl RecvStats {
         self.latencies.is_some() && index.is_multiple_of(self.sample_every.max(1))
     }
 
-    pub fn note_error(&self, e: impl std::fmt::Display) {
+    pub(crate) fn note_error(&self, e: impl std::fmt::Display) {
         let mut slot = self.first_error.lock().unwrap_or_else(|e| e.into_inner());
         if slot.is_none() {
             *slot = Some(e.to_string());
         }
     }
+
+    /// Takes the latencies recorded so far, sorted. Panics unless latency is tracked.
+    pub(crate) fn sorted_latencies(&self) -> Vec<u64> {
+        let mut all =
+            std::mem::take(&mut *self.latencies.as_ref().expect("tracking").lock().unwrap_or_else(|e| e.into_inner()));
+        all.sort_unstable();
+        all
+    }
 }
 
 /// Marks the send time inside JSON frames: `"lg:<ns since start>:<seq>"`.
-pub const STAMP_MARKER: &[u8] = b"lg:";
+pub(crate) const STAMP_MARKER: &[u8] = b"lg:";
 
 /// Where a message carries its send time (ns on this process's clock).
 #[derive(Debug, Clone, Copy, Default)]
-pub enum Stamp {
+pub(crate) enum Stamp {
     /// Leading ASCII digits of the payload (MWS messages we publish).
     #[default]
     Leading,
@@ -108,7 +120,7 @@ impl Stamp {
         }
     }
 
-    pub fn parse(self, prefix: &[u8]) -> Option<u64> {
+    pub(crate) fn parse(self, prefix: &[u8]) -> Option<u64> {
         match self {
             Stamp::Leading => parse_timestamp(prefix),
             Stamp::Marked => {
@@ -120,13 +132,13 @@ impl Stamp {
 }
 
 /// The made-up EDS user id of socket `i`: 24 hex digits, like a real one.
-pub fn user_id(i: usize) -> String {
+pub(crate) fn user_id(i: usize) -> String {
     format!("{:024x}", (0x5eed_u128 << 80) | i as u128)
 }
 
 /// How each socket's connect URI is obtained.
 #[derive(Debug, Clone)]
-pub enum UriSource {
+pub(crate) enum UriSource {
     /// `GET /v1/websocket_uri` (anonymous, no tags).
     Anonymous,
     /// `POST /v1/sockets` with tag `t{i % tags}` for socket `i`.
@@ -140,7 +152,7 @@ pub enum UriSource {
 
 /// A Parse LiveQuery subscription per socket.
 #[derive(Debug)]
-pub struct LiveQuery {
+pub(crate) struct LiveQuery {
     /// `ws://host:port/path`
     pub url: String,
     pub app_id: String,
@@ -149,7 +161,7 @@ pub struct LiveQuery {
     pub by_owner: bool,
 }
 
-pub struct ConnectOpts {
+pub(crate) struct ConnectOpts {
     pub sockets: usize,
     pub source: UriSource,
     pub http_connections: usize,
@@ -158,12 +170,12 @@ pub struct ConnectOpts {
 
 /// A connected socket: its index in the request order and its MWS id.
 #[derive(Debug, Clone)]
-pub struct SocketInfo {
+pub(crate) struct SocketInfo {
     pub index: usize,
     pub id: String,
 }
 
-pub struct Fleet {
+pub(crate) struct Fleet {
     pub connected: Vec<SocketInfo>,
     pub failures: usize,
     readers: Vec<JoinHandle<()>>,
@@ -171,7 +183,7 @@ pub struct Fleet {
 }
 
 /// Refuses socket counts this process cannot hold.
-pub fn check_capacity(sockets: usize) -> Result<()> {
+pub(crate) fn check_capacity(sockets: usize) -> Result<()> {
     anyhow::ensure!(
         sockets <= MAX_SOCKETS,
         "refusing {sockets} sockets: at most {MAX_SOCKETS} per process (open-file hard limit is 20,000); \
@@ -189,7 +201,7 @@ pub fn check_capacity(sockets: usize) -> Result<()> {
 
 /// Fetches every URI, then opens every socket; both phases are timed and
 /// recorded in `report`. Each socket then stays open in its own reader task.
-pub async fn connect(
+pub(crate) async fn connect(
     target: &Arc<Target>,
     opts: &ConnectOpts,
     stats: &Arc<RecvStats>,
@@ -200,6 +212,24 @@ pub async fn connect(
     let started = Instant::now();
 
     let uris = fetch_uris(target, opts).await?;
+    let fetch_failures = record_uri_fetch(started, &uris, stats, report);
+
+    let (shutdown, shutdown_rx) = watch::channel(false);
+    let opening = open_sockets(target, opts, stats, uris, &shutdown_rx).await;
+    let (connected, failures) = gather_opened(opening.done, opening.pending, fetch_failures, stats).await;
+    let handshake_s = opening.started.elapsed().as_secs_f64();
+    let total_s = started.elapsed().as_secs_f64();
+    report.set("sockets_connected", connected.len());
+    report.set("connect_failures", failures);
+    report.set("handshake_s", round(handshake_s, 4));
+    report.set("connect_s", round(total_s, 4));
+    report.set("connect_per_s", round(opts.sockets as f64 / total_s, 1));
+    report.set("handshake_per_s", round(connected.len() as f64 / handshake_s, 1));
+    Ok(Fleet { connected, failures, readers: opening.readers, shutdown })
+}
+
+/// Records how long fetching the URIs (begun at `started`) took and how many failed; answers the failures.
+fn record_uri_fetch(started: Instant, uris: &[Result<String>], stats: &RecvStats, report: &SharedReport) -> usize {
     let fetch_s = started.elapsed().as_secs_f64();
     let fetch_failures = uris.iter().filter(|u| u.is_err()).count();
     report.set("uri_fetch_s", round(fetch_s, 4));
@@ -207,64 +237,113 @@ pub async fn connect(
     if let Some(Err(e)) = uris.iter().find(|u| u.is_err()) {
         stats.note_error(format!("{e:#}"));
     }
+    fetch_failures
+}
 
-    let (shutdown, shutdown_rx) = watch::channel(false);
+/// A socket's index in the request order, and its MWS id or why it did not open.
+type Opened = (usize, Result<String>);
+
+/// The handshakes under way: one task per socket, each reporting on `done` once its socket opened or failed.
+struct Opening {
+    readers: Vec<JoinHandle<()>>,
+    done: mpsc::UnboundedReceiver<Opened>,
+    /// Tasks started, i.e. at most how many sockets connect.
+    pending: usize,
+    /// When the first handshake was started.
+    started: Instant,
+}
+
+/// Starts a task per fetched URI, with at most `handshake_concurrency` handshakes in flight: returns once the
+/// last one started (not finished).
+async fn open_sockets(
+    target: &Target,
+    opts: &ConnectOpts,
+    stats: &Arc<RecvStats>,
+    uris: Vec<Result<String>>,
+    shutdown_rx: &watch::Receiver<bool>,
+) -> Opening {
     let permits = Arc::new(Semaphore::new(opts.handshake_concurrency.max(1)));
-    let (done_tx, mut done_rx) = mpsc::unbounded_channel::<(usize, Result<String>)>();
+    let (done_tx, done) = mpsc::unbounded_channel::<Opened>();
     let mut readers = Vec::with_capacity(opts.sockets);
-    let hs_started = Instant::now();
+    let started = Instant::now();
     let mut pending = 0usize;
     for (index, uri) in uris.into_iter().enumerate() {
         let Ok(uri) = uri else { continue };
         let permit = permits.clone().acquire_owned().await.expect("semaphore never closed");
-        let done_tx = done_tx.clone();
-        let stats = stats.clone();
-        let shutdown_rx = shutdown_rx.clone();
-        let fallback = target.addr;
         let live_query = match &opts.source {
             UriSource::LiveQuery(lq) => Some(lq.clone()),
             _ => None,
         };
+        let dial = Dial { index, uri, fallback: target.addr, live_query };
         pending += 1;
-        readers.push(tokio::spawn(async move {
-            let parsed = match WsUri::parse(&uri) {
-                Ok(p) => p,
-                Err(e) => {
-                    let _ = done_tx.send((index, Err(e)));
-                    return;
-                }
-            };
-            let id = parsed.token().unwrap_or_default().to_string();
-            let opening = async {
-                let mut conn = ws::handshake(&parsed, fallback).await?;
-                if let Some(lq) = &live_query {
-                    live_query_subscribe(&mut conn, lq, index).await?;
-                }
-                Ok::<_, anyhow::Error>(conn)
-            };
-            let conn =
-                tokio::time::timeout(HANDSHAKE_TIMEOUT, opening).await.context("handshake timed out").and_then(|r| r);
-            drop(permit);
-            match conn {
-                Ok(conn) => {
-                    stats.open.fetch_add(1, Ordering::Relaxed);
-                    let _ = done_tx.send((index, Ok(id)));
-                    drop(done_tx);
-                    let track = stats.tracks(index);
-                    read_loop(conn, &stats, shutdown_rx, track).await;
-                    stats.open.fetch_sub(1, Ordering::Relaxed);
-                }
-                Err(e) => {
-                    let _ = done_tx.send((index, Err(e)));
-                }
-            }
-        }));
+        readers.push(tokio::spawn(open_and_read(dial, permit, done_tx.clone(), stats.clone(), shutdown_rx.clone())));
     }
-    drop(done_tx);
+    Opening { readers, done, pending, started }
+}
 
+/// Where one socket connects and how it opens.
+struct Dial {
+    index: usize,
+    uri: String,
+    /// Where to connect when the URI's host is not an address.
+    fallback: SocketAddr,
+    /// Parse LiveQuery: the subscription to make once connected.
+    live_query: Option<Arc<LiveQuery>>,
+}
+
+/// One socket's task: opens it (handshake within `HANDSHAKE_TIMEOUT`, then any LiveQuery subscription), gives
+/// its handshake slot back, reports on `done_tx`, then reads until shutdown or the end of the connection.
+async fn open_and_read(
+    dial: Dial,
+    permit: OwnedSemaphorePermit,
+    done_tx: mpsc::UnboundedSender<Opened>,
+    stats: Arc<RecvStats>,
+    shutdown_rx: watch::Receiver<bool>,
+) {
+    let Dial { index, uri, fallback, live_query } = dial;
+    let parsed = match WsUri::parse(&uri) {
+        Ok(p) => p,
+        Err(e) => {
+            let _ = done_tx.send((index, Err(e)));
+            return;
+        }
+    };
+    let id = parsed.token().unwrap_or_default().to_string();
+    let opening = async {
+        let mut conn = ws::handshake(&parsed, fallback).await?;
+        if let Some(lq) = &live_query {
+            live_query_subscribe(&mut conn, lq, index).await?;
+        }
+        Ok::<_, anyhow::Error>(conn)
+    };
+    let conn = tokio::time::timeout(HANDSHAKE_TIMEOUT, opening).await.context("handshake timed out").and_then(|r| r);
+    drop(permit);
+    match conn {
+        Ok(conn) => {
+            stats.open.fetch_add(1, Ordering::Relaxed);
+            let _ = done_tx.send((index, Ok(id)));
+            drop(done_tx);
+            let track = stats.tracks(index);
+            read_loop(conn, &stats, shutdown_rx, track).await;
+            stats.open.fetch_sub(1, Ordering::Relaxed);
+        }
+        Err(e) => {
+            let _ = done_tx.send((index, Err(e)));
+        }
+    }
+}
+
+/// Waits for every socket task's report; answers the connected sockets in request order and the failures
+/// (`fetch_failures` included), noting the first error.
+async fn gather_opened(
+    mut done: mpsc::UnboundedReceiver<Opened>,
+    pending: usize,
+    fetch_failures: usize,
+    stats: &RecvStats,
+) -> (Vec<SocketInfo>, usize) {
     let mut connected = Vec::with_capacity(pending);
     let mut failures = fetch_failures;
-    while let Some((index, result)) = done_rx.recv().await {
+    while let Some((index, result)) = done.recv().await {
         match result {
             Ok(id) => connected.push(SocketInfo { index, id }),
             Err(e) => {
@@ -274,15 +353,7 @@ pub async fn connect(
         }
     }
     connected.sort_by_key(|s| s.index);
-    let handshake_s = hs_started.elapsed().as_secs_f64();
-    let total_s = started.elapsed().as_secs_f64();
-    report.set("sockets_connected", connected.len());
-    report.set("connect_failures", failures);
-    report.set("handshake_s", round(handshake_s, 4));
-    report.set("connect_s", round(total_s, 4));
-    report.set("connect_per_s", round(opts.sockets as f64 / total_s, 1));
-    report.set("handshake_per_s", round(connected.len() as f64 / handshake_s, 1));
-    Ok(Fleet { connected, failures, readers, shutdown })
+    (connected, failures)
 }
 
 /// Obtains one URI per socket over a few keep-alive connections in parallel.
@@ -327,14 +398,14 @@ async fn fetch_uris(target: &Arc<Target>, opts: &ConnectOpts) -> Result<Vec<Resu
     Ok(uris.into_iter().map(|u| u.unwrap_or_else(|| Err(anyhow::anyhow!("URI never fetched")))).collect())
 }
 
-pub fn tag_name(i: usize) -> String {
+pub(crate) fn tag_name(i: usize) -> String {
     format!("t{i}")
 }
 
 impl Fleet {
     /// Sends a close frame on every socket and waits (bounded) for the
     /// readers to finish; returns how long that took.
-    pub async fn close_all(self, limit: Duration) -> Duration {
+    pub(crate) async fn close_all(self, limit: Duration) -> Duration {
         let started = Instant::now();
         let _ = self.shutdown.send(true);
         let all = async {
@@ -386,121 +457,8 @@ async fn live_query_subscribe(conn: &mut WsConn, lq: &LiveQuery, index: usize) -
     }
 }
 
-/// Receives until EOF, a server close, an error or shutdown. Counts messages,
-/// answers pings, and records latencies when `track`.
-async fn read_loop(mut conn: WsConn, stats: &RecvStats, mut shutdown: watch::Receiver<bool>, track: bool) {
-    let stamp = stats.stamp;
-    let stamped_only = stats.stamped_only;
-    // Whether each message's send time is read: to time it, or to tell ours from other clients'.
-    let parses = track || stamped_only;
-    let mut decoder = FrameDecoder::new(if parses { stamp.capture() } else { 0 });
-    // Registered once rather than per read: re-creating it each iteration
-    // would touch the watch channel's waiter list on every read.
-    let shutdown_signal = shutdown.changed();
-    tokio::pin!(shutdown_signal);
-    let mut lat_batch: Vec<u64> = Vec::new();
-    loop {
-        let (mut count, mut bytes, mut mismatched) = (0u64, 0u64, 0u64);
-        let mut pong = None;
-        let mut close = None;
-        let arrived = now_ns();
-        let expect = stats.expect_size;
-        let decoded = decoder.decode(&conn.buf[..conn.filled], |event| match event {
-            Event::Message { prefix, len } => {
-                let sent = if parses { stamp.parse(prefix) } else { None };
-                if stamped_only && sent.is_none() {
-                    return;
-                }
-                count += 1;
-                bytes += len;
-                if expect != 0 && len != expect {
-                    mismatched += 1;
-                }
-                if track && let Some(sent) = sent {
-                    lat_batch.push(arrived.saturating_sub(sent));
-                }
-            }
-            Event::Ping(payload) => pong = Some(client::masked_control_frame(OP_PONG, payload)),
-            Event::Pong => {}
-            Event::Close(payload) => {
-                close = Some(client::masked_control_frame(OP_CLOSE, &payload[..payload.len().min(2)]))
-            }
-        });
-        let used = match decoded {
-            Ok(used) => used,
-            Err(e) => {
-                stats.read_errors.fetch_add(1, Ordering::Relaxed);
-                stats.note_error(format!("frame error: {e:#}"));
-                return;
-            }
-        };
-        conn.buf.copy_within(used..conn.filled, 0);
-        conn.filled -= used;
-        if count > 0 {
-            stats.messages.fetch_add(count, Ordering::Relaxed);
-            stats.payload_bytes.fetch_add(bytes, Ordering::Relaxed);
-            stats.last_delivery_ns.fetch_max(arrived, Ordering::Relaxed);
-            if mismatched > 0 {
-                stats.size_mismatches.fetch_add(mismatched, Ordering::Relaxed);
-            }
-            if !lat_batch.is_empty()
-                && let Some(all) = &stats.latencies
-            {
-                all.lock().unwrap_or_else(|e| e.into_inner()).append(&mut lat_batch);
-            }
-        }
-        if let Some(pong) = pong {
-            stats.pings.fetch_add(1, Ordering::Relaxed);
-            let _ = conn.stream.write_all(&pong).await;
-        }
-        if let Some(close) = close {
-            stats.closed_by_server.fetch_add(1, Ordering::Relaxed);
-            let _ = conn.stream.write_all(&close).await;
-            return;
-        }
-        if conn.filled == READ_BUF {
-            stats.note_error("frame header does not fit the read buffer");
-            return;
-        }
-
-        tokio::select! {
-            biased;
-            _ = &mut shutdown_signal => {
-                close_gracefully(&mut conn).await;
-                return;
-            }
-            read = conn.stream.read(&mut conn.buf[conn.filled..]) => match read {
-                Ok(0) => {
-                    stats.closed_by_server.fetch_add(1, Ordering::Relaxed);
-                    return;
-                }
-                Ok(n) => conn.filled += n,
-                Err(e) => {
-                    stats.read_errors.fetch_add(1, Ordering::Relaxed);
-                    stats.note_error(format!("read: {e}"));
-                    return;
-                }
-            },
-        }
-    }
-}
-
-/// Client-initiated close (1000), then waits briefly for the server to
-/// finish the closing handshake so the server, not us, holds TIME_WAIT.
-async fn close_gracefully(conn: &mut WsConn) {
-    let frame = client::masked_control_frame(OP_CLOSE, &1000u16.to_be_bytes());
-    if conn.stream.write_all(&frame).await.is_err() {
-        return;
-    }
-    let drain = async {
-        let mut scratch = [0u8; 512];
-        while matches!(conn.stream.read(&mut scratch).await, Ok(n) if n > 0) {}
-    };
-    let _ = tokio::time::timeout(Duration::from_secs(3), drain).await;
-}
-
 /// Leading ASCII digits of a latency payload: the send time in ns.
-pub fn parse_timestamp(prefix: &[u8]) -> Option<u64> {
+pub(crate) fn parse_timestamp(prefix: &[u8]) -> Option<u64> {
     let digits = prefix.iter().take_while(|b| b.is_ascii_digit()).count();
     std::str::from_utf8(&prefix[..digits]).ok()?.parse().ok()
 }

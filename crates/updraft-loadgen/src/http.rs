@@ -17,14 +17,14 @@ use crate::ws;
 
 /// The gateway under test, shared by every HTTP connection.
 #[derive(Debug)]
-pub struct Target {
+pub(crate) struct Target {
     pub host_header: String,
     pub addr: SocketAddr,
     pub admin_token: Option<String>,
 }
 
 impl Target {
-    pub async fn resolve(url: &str, admin_token: Option<String>) -> Result<Self> {
+    pub(crate) async fn resolve(url: &str, admin_token: Option<String>) -> Result<Self> {
         let rest =
             url.strip_prefix("http://").with_context(|| format!("--target must be an http:// URL, got {url}"))?;
         let authority = rest.split('/').next().unwrap_or_default();
@@ -44,19 +44,19 @@ impl Target {
 }
 
 #[derive(Debug)]
-pub struct Response {
+pub(crate) struct Response {
     pub status: u16,
     pub body: Vec<u8>,
 }
 
 impl Response {
-    pub fn json<T: for<'de> Deserialize<'de>>(&self) -> Result<T> {
+    pub(crate) fn json<T: for<'de> Deserialize<'de>>(&self) -> Result<T> {
         serde_json::from_slice(&self.body).with_context(|| {
             format!("bad JSON in HTTP {} response: {}", self.status, String::from_utf8_lossy(&self.body))
         })
     }
 
-    pub fn expect_status(self, want: u16, what: &str) -> Result<Self> {
+    pub(crate) fn expect_status(self, want: u16, what: &str) -> Result<Self> {
         if self.status != want {
             bail!(
                 "{what}: HTTP {} (expected {want}): {}",
@@ -69,7 +69,7 @@ impl Response {
 }
 
 /// One keep-alive connection; requests on it are strictly sequential.
-pub struct HttpConn {
+pub(crate) struct HttpConn {
     target: Arc<Target>,
     stream: Option<TcpStream>,
     buf: Vec<u8>,
@@ -77,12 +77,18 @@ pub struct HttpConn {
 }
 
 impl HttpConn {
-    pub fn new(target: Arc<Target>) -> Self {
+    pub(crate) fn new(target: Arc<Target>) -> Self {
         Self { target, stream: None, buf: Vec::with_capacity(16 * 1024), req: Vec::with_capacity(1024) }
     }
 
     /// Sends one request. `admin` adds the bearer token when one is configured.
-    pub async fn request(&mut self, method: &str, path: &str, body: Option<&[u8]>, admin: bool) -> Result<Response> {
+    pub(crate) async fn request(
+        &mut self,
+        method: &str,
+        path: &str,
+        body: Option<&[u8]>,
+        admin: bool,
+    ) -> Result<Response> {
         let auth = match (&self.target.admin_token, admin) {
             (Some(token), true) => Some(format!("Bearer {token}")),
             _ => None,
@@ -92,7 +98,7 @@ impl HttpConn {
     }
 
     /// Sends one request with these extra headers and an optional `(content type, body)`.
-    pub async fn send(
+    pub(crate) async fn send(
         &mut self,
         method: &str,
         path: &str,
@@ -264,26 +270,26 @@ impl std::error::Error for StaleConnection {}
 
 /// `GET /v1/websocket_uri` and `POST /v1/sockets` answers (extra fields ignored).
 #[derive(Debug, Deserialize)]
-pub struct SocketGrant {
+pub(crate) struct SocketGrant {
     pub uri: String,
 }
 
 /// Fetches one single-use connect URI.
-pub async fn fetch_websocket_uri(conn: &mut HttpConn) -> Result<String> {
+pub(crate) async fn fetch_websocket_uri(conn: &mut HttpConn) -> Result<String> {
     let resp =
         conn.request("GET", "/v1/websocket_uri", None, true).await?.expect_status(200, "GET /v1/websocket_uri")?;
     Ok(resp.json::<SocketGrant>()?.uri)
 }
 
 /// Creates a socket with tags (admin API); returns its connect URI.
-pub async fn create_socket(conn: &mut HttpConn, tags: &[String]) -> Result<String> {
+pub(crate) async fn create_socket(conn: &mut HttpConn, tags: &[String]) -> Result<String> {
     let body = serde_json::to_vec(&serde_json::json!({ "tags": tags }))?;
     let resp = conn.request("POST", "/v1/sockets", Some(&body), true).await?.expect_status(201, "POST /v1/sockets")?;
     Ok(resp.json::<SocketGrant>()?.uri)
 }
 
 /// Publishes a message whose JSON body the caller has already encoded.
-pub async fn publish(conn: &mut HttpConn, body: &[u8]) -> Result<()> {
+pub(crate) async fn publish(conn: &mut HttpConn, body: &[u8]) -> Result<()> {
     conn.request("POST", "/v1/messages", Some(body), true).await?.expect_status(201, "POST /v1/messages")?;
     Ok(())
 }

@@ -5,6 +5,7 @@
 
 mod fleet;
 mod http;
+mod latency;
 mod proc_stats;
 mod realtime;
 mod report;
@@ -18,9 +19,10 @@ use std::time::{Duration, Instant};
 
 use clap::{Parser, Subcommand};
 
+use crate::latency::LatencyArgs;
 use crate::realtime::{CreatesArgs, EdsChangesArgs};
 use crate::report::{SharedReport, round};
-use crate::scenarios::{BroadcastArgs, Common, ConnectRateArgs, IdleArgs, LatencyArgs, TaggedArgs};
+use crate::scenarios::{BroadcastArgs, Common, ConnectRateArgs, IdleArgs, TaggedArgs};
 use crate::webhooks::WebhooksArgs;
 
 #[derive(Debug, Parser)]
@@ -146,7 +148,7 @@ async fn run(cli: Cli) -> ExitCode {
             Scenario::Idle(a) => scenarios::idle(&common, a).await,
             Scenario::Broadcast(a) => scenarios::broadcast(&common, a).await,
             Scenario::Tagged(a) => scenarios::tagged(&common, a).await,
-            Scenario::Latency(a) => scenarios::latency(&common, a).await,
+            Scenario::Latency(a) => latency::latency(&common, a).await,
             Scenario::ConnectRate(a) => scenarios::connect_rate(&common, a).await,
             Scenario::EdsChanges(a) => realtime::eds_changes(&common, a).await,
             Scenario::Webhooks(a) => webhooks::webhooks(&common, a).await,

@@ -7,7 +7,7 @@ use anyhow::{Context, Result};
 const CLK_TCK: f64 = 100.0;
 
 /// Resident set size in KiB (`VmRSS` in `/proc/<pid>/status`).
-pub fn rss_kib(pid: Pid) -> Result<u64> {
+pub(crate) fn rss_kib(pid: Pid) -> Result<u64> {
     let path = format!("/proc/{}/status", pid.path());
     let status = std::fs::read_to_string(&path).with_context(|| format!("read {path}"))?;
     status
@@ -18,7 +18,7 @@ pub fn rss_kib(pid: Pid) -> Result<u64> {
 }
 
 /// User + system CPU seconds consumed so far (`/proc/<pid>/stat` fields 14, 15).
-pub fn cpu_seconds(pid: Pid) -> Result<f64> {
+pub(crate) fn cpu_seconds(pid: Pid) -> Result<f64> {
     let path = format!("/proc/{}/stat", pid.path());
     let stat = std::fs::read_to_string(&path).with_context(|| format!("read {path}"))?;
     // The command name (field 2) may contain spaces; fields resume after ')'.
@@ -32,14 +32,14 @@ pub fn cpu_seconds(pid: Pid) -> Result<f64> {
 }
 
 /// Open-file soft limit of this process (`/proc/self/limits`).
-pub fn max_open_files() -> Option<u64> {
+pub(crate) fn max_open_files() -> Option<u64> {
     let limits = std::fs::read_to_string("/proc/self/limits").ok()?;
     let line = limits.lines().find(|l| l.starts_with("Max open files"))?;
     line.split_whitespace().nth(3)?.parse().ok()
 }
 
 #[derive(Debug, Clone, Copy)]
-pub enum Pid {
+pub(crate) enum Pid {
     SelfProcess,
     Other(u32),
 }

@@ -8,12 +8,12 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use serde_json::Value;
 
 #[derive(Debug, Default)]
-pub struct Report {
+pub(crate) struct Report {
     entries: Vec<(String, Value)>,
 }
 
 impl Report {
-    pub fn set(&mut self, key: &str, value: impl Into<Value>) {
+    pub(crate) fn set(&mut self, key: &str, value: impl Into<Value>) {
         let value = value.into();
         match self.entries.iter_mut().find(|(k, _)| k == key) {
             Some(entry) => entry.1 = value,
@@ -21,18 +21,18 @@ impl Report {
         }
     }
 
-    pub fn get(&self, key: &str) -> Option<&Value> {
+    pub(crate) fn get(&self, key: &str) -> Option<&Value> {
         self.entries.iter().find(|(k, _)| k == key).map(|(_, v)| v)
     }
 
     /// One JSON object, keys in insertion order.
-    pub fn to_json_line(&self) -> String {
+    pub(crate) fn to_json_line(&self) -> String {
         let fields: Vec<String> =
             self.entries.iter().map(|(k, v)| format!("{}:{}", Value::from(k.as_str()), v)).collect();
         format!("{{{}}}", fields.join(","))
     }
 
-    pub fn to_human(&self) -> String {
+    pub(crate) fn to_human(&self) -> String {
         let width = self.entries.iter().map(|(k, _)| k.len()).max().unwrap_or(0);
         let mut out = String::new();
         for (k, v) in &self.entries {
@@ -63,21 +63,21 @@ fn format_float(f: f64) -> String {
 
 /// Handle shared between the scenario and `main`.
 #[derive(Debug, Clone, Default)]
-pub struct SharedReport(Arc<Mutex<Report>>);
+pub(crate) struct SharedReport(Arc<Mutex<Report>>);
 
 impl SharedReport {
-    pub fn set(&self, key: &str, value: impl Into<Value>) {
+    pub(crate) fn set(&self, key: &str, value: impl Into<Value>) {
         self.lock().set(key, value);
     }
 
-    pub fn lock(&self) -> MutexGuard<'_, Report> {
+    pub(crate) fn lock(&self) -> MutexGuard<'_, Report> {
         // A panic elsewhere must not hide the figures gathered so far.
         self.0.lock().unwrap_or_else(|e| e.into_inner())
     }
 }
 
 /// Rounds to a sensible number of decimals for the JSON line too.
-pub fn round(f: f64, decimals: i32) -> f64 {
+pub(crate) fn round(f: f64, decimals: i32) -> f64 {
     let p = 10f64.powi(decimals);
     (f * p).round() / p
 }

@@ -1,6 +1,7 @@
-//! The load scenarios. Each records its figures into the shared report and
-//! returns whether the run was complete (every socket connected, every
-//! expected message delivered).
+//! The load scenarios, and what they share. Each records its figures into the
+//! shared report and returns whether the run was complete (every socket
+//! connected, every expected message delivered). `latency` (latency.rs),
+//! `eds-changes` and `creates` (realtime.rs) and `webhooks` have files of their own.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
@@ -11,14 +12,14 @@ use clap::Args;
 use serde_json::json;
 use tokio::task::JoinHandle;
 
-use crate::fleet::{self, ConnectOpts, RecvStats, Stamp, UriSource, now_ns};
+use crate::fleet::{self, ConnectOpts, RecvStats, UriSource, now_ns};
 use crate::http::{self, HttpConn, Target};
 use crate::proc_stats::{self, Pid};
 use crate::report::{SharedReport, round};
 
 /// Settings shared by every scenario.
 #[derive(Clone)]
-pub struct Common {
+pub(crate) struct Common {
     pub target: Arc<Target>,
     pub server_pid: Option<u32>,
     pub http_connections: usize,
@@ -68,10 +69,37 @@ impl Common {
     pub(crate) async fn sleep(&self, d: Duration) {
         tokio::time::sleep_until((tokio::time::Instant::now() + d).min(self.soft_deadline)).await;
     }
+
+    /// The server's CPU time (with `--server-pid`) and this process's, now.
+    pub(crate) fn cpu_times(&self) -> CpuTimes {
+        CpuTimes { server: self.server_cpu(), own: proc_stats::cpu_seconds(Pid::SelfProcess).ok() }
+    }
+}
+
+/// CPU seconds used so far by the server and by this process, where known.
+pub(crate) struct CpuTimes {
+    server: Option<f64>,
+    own: Option<f64>,
+}
+
+impl CpuTimes {
+    /// Records the CPU time used since `before`: `server_cpu_s`, `server_cpu_us_per_delivery` (rounded to
+    /// `decimals`, when there were deliveries) and `loadgen_cpu_s`.
+    pub(crate) fn record_since(&self, before: &CpuTimes, r: &SharedReport, deliveries: u64, decimals: i32) {
+        if let (Some(b), Some(a)) = (before.server, self.server) {
+            r.set("server_cpu_s", round(a - b, 2));
+            if deliveries > 0 {
+                r.set("server_cpu_us_per_delivery", round((a - b) * 1e6 / deliveries as f64, decimals));
+            }
+        }
+        if let (Some(b), Some(a)) = (before.own, self.own) {
+            r.set("loadgen_cpu_s", round(a - b, 2));
+        }
+    }
 }
 
 #[derive(Debug, Args)]
-pub struct IdleArgs {
+pub(crate) struct IdleArgs {
     #[arg(long, default_value_t = 1000)]
     pub sockets: usize,
     /// Time to let the server settle before the second RSS reading.
@@ -80,7 +108,7 @@ pub struct IdleArgs {
 }
 
 /// Memory cost of idle connections on the server.
-pub async fn idle(c: &Common, a: &IdleArgs) -> Result<bool> {
+pub(crate) async fn idle(c: &Common, a: &IdleArgs) -> Result<bool> {
     let stats = Arc::new(RecvStats::new(0, false));
     let before = c.server_rss();
     let fleet = fleet::connect(&c.target, &c.connect_opts(a.sockets, UriSource::Anonymous), &stats, &c.report).await?;
@@ -104,13 +132,13 @@ pub async fn idle(c: &Common, a: &IdleArgs) -> Result<bool> {
 }
 
 #[derive(Debug, Args)]
-pub struct ConnectRateArgs {
+pub(crate) struct ConnectRateArgs {
     #[arg(long, default_value_t = 1000)]
     pub sockets: usize,
 }
 
 /// Connection establishment throughput, then an orderly close of everything.
-pub async fn connect_rate(c: &Common, a: &ConnectRateArgs) -> Result<bool> {
+pub(crate) async fn connect_rate(c: &Common, a: &ConnectRateArgs) -> Result<bool> {
     let stats = Arc::new(RecvStats::new(0, false));
     let fleet = fleet::connect(&c.target, &c.connect_opts(a.sockets, UriSource::Anonymous), &stats, &c.report).await?;
     let failures = fleet.failures;
@@ -127,7 +155,7 @@ pub async fn connect_rate(c: &Common, a: &ConnectRateArgs) -> Result<bool> {
 }
 
 #[derive(Debug, Args)]
-pub struct BroadcastArgs {
+pub(crate) struct BroadcastArgs {
     #[arg(long, default_value_t = 1000)]
     pub sockets: usize,
     #[arg(long, default_value_t = 100)]
@@ -144,7 +172,7 @@ pub struct BroadcastArgs {
 }
 
 /// Fan-out throughput: every message to every socket.
-pub async fn broadcast(c: &Common, a: &BroadcastArgs) -> Result<bool> {
+pub(crate) async fn broadcast(c: &Common, a: &BroadcastArgs) -> Result<bool> {
     let stats = Arc::new(RecvStats::new(a.size as u64, false));
     let fleet = fleet::connect(&c.target, &c.connect_opts(a.sockets, UriSource::Anonymous), &stats, &c.report).await?;
     let body = message_body(&"x".repeat(a.size), json!({ "sockets": ["*"], "tags": [] }));
@@ -154,7 +182,7 @@ pub async fn broadcast(c: &Common, a: &BroadcastArgs) -> Result<bool> {
 }
 
 #[derive(Debug, Args)]
-pub struct TaggedArgs {
+pub(crate) struct TaggedArgs {
     #[arg(long, default_value_t = 1000)]
     pub sockets: usize,
     /// Number of distinct tags; socket i gets tag `t{i % tags}`.
@@ -171,7 +199,7 @@ pub struct TaggedArgs {
 }
 
 /// Tag-routed fan-out: each message to one random tag's sockets.
-pub async fn tagged(c: &Common, a: &TaggedArgs) -> Result<bool> {
+pub(crate) async fn tagged(c: &Common, a: &TaggedArgs) -> Result<bool> {
     anyhow::ensure!(a.tags > 0, "--tags must be at least 1");
     let stats = Arc::new(RecvStats::new(a.size as u64, false));
     let source = UriSource::Tagged { tags: a.tags };
@@ -194,168 +222,6 @@ pub async fn tagged(c: &Common, a: &TaggedArgs) -> Result<bool> {
     c.report.set("tags", a.tags);
     let phase = Phase::new(bodies, a.messages, a.publishers, expected, a.stall_seconds);
     Ok(phase.run_and_record(c, &stats, fleet.failures).await)
-}
-
-#[derive(Debug, Args)]
-pub struct LatencyArgs {
-    #[arg(long, default_value_t = 1000)]
-    pub sockets: usize,
-    /// Messages per second, paced open-loop.
-    #[arg(long, default_value_t = 1000)]
-    pub rate: u64,
-    #[arg(long, default_value_t = 10.0)]
-    pub seconds: f64,
-    #[arg(long, default_value_t = 100)]
-    pub size: usize,
-    /// Concurrent publishing connections, so one slow request does not
-    /// delay the schedule.
-    #[arg(long, default_value_t = 16)]
-    pub publishers: usize,
-    /// How long to wait for stragglers after the last publish.
-    #[arg(long, default_value_t = 2.0)]
-    pub grace_seconds: f64,
-    /// Every message to every socket (`"*"`) rather than to one random socket: paced broadcasts.
-    #[arg(long, conflicts_with = "tags")]
-    pub everyone: bool,
-    /// Sockets made with tags (socket i gets tag `t{i % tags}`, admin API), and every message to one random tag
-    /// rather than to one random socket: paced tagged sends.
-    #[arg(long)]
-    pub tags: Option<usize>,
-}
-
-/// Publish→delivery latency for messages at a fixed rate, each to one random socket, to all (`--everyone`), or to
-/// one random tag (`--tags`).
-pub async fn latency(c: &Common, a: &LatencyArgs) -> Result<bool> {
-    anyhow::ensure!(a.rate > 0, "--rate must be positive");
-    anyhow::ensure!(a.tags != Some(0), "--tags must be at least 1");
-    // Tagged sends carry their send time after a marker, and the receivers count only those: in a mixed load the
-    // same sockets also get another client's broadcasts, whose frames start with their (other clock's) send time.
-    let stats = Arc::new(match a.tags {
-        Some(_) => RecvStats { stamped_only: true, expect_size: a.size as u64, ..RecvStats::stamped(Stamp::Marked, 1) },
-        None => RecvStats::new(a.size as u64, true),
-    });
-    let source = match a.tags {
-        Some(tags) => UriSource::Tagged { tags },
-        None => UriSource::Anonymous,
-    };
-    let fleet = fleet::connect(&c.target, &c.connect_opts(a.sockets, source), &stats, &c.report).await?;
-    anyhow::ensure!(!fleet.connected.is_empty(), "no socket connected");
-    let ids: Arc<Vec<String>> = Arc::new(fleet.connected.iter().map(|s| s.id.clone()).collect());
-    anyhow::ensure!(
-        a.tags.is_some() || ids.iter().all(|id| !id.is_empty()),
-        "socket URIs carry no token= parameter to address sockets by"
-    );
-    // Tagged: how many connected sockets hold each tag, and the frames owed so far.
-    let per_tag: Arc<Vec<u64>> = Arc::new(a.tags.map_or_else(Vec::new, |tags| {
-        let mut per_tag = vec![0; tags];
-        fleet.connected.iter().for_each(|s| per_tag[s.index % tags] += 1);
-        per_tag
-    }));
-    let tagged_owed = Arc::new(AtomicU64::new(0));
-
-    let total = (a.rate as f64 * a.seconds).round() as usize;
-    let sent_ok = Arc::new(AtomicU64::new(0));
-    let errors = Arc::new(AtomicU64::new(0));
-    let next = Arc::new(AtomicUsize::new(0));
-    let start = tokio::time::Instant::now() + Duration::from_millis(10);
-    let schedule = Arc::new(Schedule::new(start, a.rate as f64, c.soft_deadline));
-    let mut workers: Vec<JoinHandle<Option<String>>> = Vec::new();
-    for _ in 0..a.publishers.max(1) {
-        let (target, ids, next) = (c.target.clone(), ids.clone(), next.clone());
-        let (sent_ok, errors, schedule) = (sent_ok.clone(), errors.clone(), schedule.clone());
-        let (size, everyone, per_tag, tagged_owed) = (a.size, a.everyone, per_tag.clone(), tagged_owed.clone());
-        workers.push(tokio::spawn(async move {
-            let mut conn = HttpConn::new(target);
-            let mut first_error = None;
-            loop {
-                let k = next.fetch_add(1, Ordering::Relaxed);
-                if k >= total || !schedule.wait_turn(k).await {
-                    break;
-                }
-                let tag = (!per_tag.is_empty()).then(|| rand::random_range(0..per_tag.len()));
-                let receivers = match tag {
-                    Some(tag) => json!({ "sockets": [], "tags": [fleet::tag_name(tag)] }),
-                    None if everyone => json!({ "sockets": ["*"], "tags": [] }),
-                    None => json!({ "sockets": [ids[rand::random_range(0..ids.len())]], "tags": [] }),
-                };
-                let mut data = match tag {
-                    Some(_) => format!("lg:{}", now_ns()),
-                    None => now_ns().to_string(),
-                };
-                while data.len() < size {
-                    data.push('x');
-                }
-                let body = message_body(&data, receivers);
-                match http::publish(&mut conn, &body).await {
-                    Ok(()) => {
-                        sent_ok.fetch_add(1, Ordering::Relaxed);
-                        if let Some(tag) = tag {
-                            tagged_owed.fetch_add(per_tag[tag], Ordering::Relaxed);
-                        }
-                    }
-                    Err(e) => {
-                        errors.fetch_add(1, Ordering::Relaxed);
-                        first_error.get_or_insert_with(|| format!("{e:#}"));
-                    }
-                }
-            }
-            first_error
-        }));
-    }
-    let mut first_error = None;
-    for w in workers {
-        if let Some(e) = w.await? {
-            first_error.get_or_insert(e);
-        }
-    }
-    let publish_s = start.elapsed().as_secs_f64();
-    let sent_messages = sent_ok.load(Ordering::Relaxed);
-    let received_while_publishing = stats.messages.load(Ordering::Relaxed);
-    // Frames owed: one per message, one per message and socket, or one per message and socket with its tag.
-    let sent = match (a.tags, a.everyone) {
-        (Some(_), _) => tagged_owed.load(Ordering::Relaxed),
-        (None, true) => sent_messages * ids.len() as u64,
-        (None, false) => sent_messages,
-    };
-
-    // Wait for stragglers.
-    let grace_end = (tokio::time::Instant::now() + Duration::from_secs_f64(a.grace_seconds)).min(c.soft_deadline);
-    while stats.messages.load(Ordering::Relaxed) < sent && tokio::time::Instant::now() < grace_end {
-        tokio::time::sleep(Duration::from_millis(5)).await;
-    }
-    let received = stats.messages.load(Ordering::Relaxed);
-
-    let mut lat =
-        std::mem::take(&mut *stats.latencies.as_ref().expect("tracking").lock().unwrap_or_else(|e| e.into_inner()));
-    lat.sort_unstable();
-    let r = &c.report;
-    r.set("rate_target", a.rate);
-    r.set("messages_planned", total);
-    r.set("messages_sent", sent_messages);
-    r.set("frames_owed", sent);
-    r.set("deliveries_per_s", round(received_while_publishing as f64 / publish_s, 1));
-    r.set("rate_achieved", round(sent_messages as f64 / publish_s, 1));
-    r.set("publish_errors", errors.load(Ordering::Relaxed));
-    if let Some(e) = first_error {
-        r.set("first_publish_error", e);
-    }
-    r.set("late_sends", schedule.late());
-    r.set("max_send_lag_us", schedule.max_lag_us());
-    r.set("received", received);
-    r.set("lost", sent.saturating_sub(received));
-    r.set("size_mismatches", stats.size_mismatches.load(Ordering::Relaxed));
-    r.set("latency_count", lat.len());
-    if !lat.is_empty() {
-        let mean = lat.iter().sum::<u64>() as f64 / lat.len() as f64;
-        r.set("latency_mean_us", round(mean / 1e3, 1));
-        for (name, q) in [("p50", 0.5), ("p90", 0.9), ("p99", 0.99), ("p999", 0.999)] {
-            r.set(&format!("latency_{name}_us"), round(percentile(&lat, q) as f64 / 1e3, 1));
-        }
-        r.set("latency_max_us", round(lat[lat.len() - 1] as f64 / 1e3, 1));
-    }
-    c.record_self_rss();
-    c.record_recv_errors(&stats);
-    Ok(fleet.failures == 0 && sent_messages as usize == total && received >= sent)
 }
 
 /// A send this much behind its schedule counts as late. Tokio timers round up to the next millisecond.
@@ -407,7 +273,21 @@ pub(crate) fn percentile(sorted: &[u64], q: f64) -> u64 {
     sorted[rank - 1]
 }
 
-fn message_body(data: &str, receivers: serde_json::Value) -> Vec<u8> {
+/// `<name>_count`, `_mean_us`, `_p50_us` … `_max_us` of sorted ns samples.
+pub(crate) fn record_latencies(r: &SharedReport, name: &str, sorted_ns: &[u64]) {
+    r.set(&format!("{name}_count"), sorted_ns.len());
+    if sorted_ns.is_empty() {
+        return;
+    }
+    let mean = sorted_ns.iter().sum::<u64>() as f64 / sorted_ns.len() as f64;
+    r.set(&format!("{name}_mean_us"), round(mean / 1e3, 1));
+    for (q_name, q) in [("p50", 0.5), ("p90", 0.9), ("p99", 0.99), ("p999", 0.999)] {
+        r.set(&format!("{name}_{q_name}_us"), round(percentile(sorted_ns, q) as f64 / 1e3, 1));
+    }
+    r.set(&format!("{name}_max_us"), round(sorted_ns[sorted_ns.len() - 1] as f64 / 1e3, 1));
+}
+
+pub(crate) fn message_body(data: &str, receivers: serde_json::Value) -> Vec<u8> {
     serde_json::to_vec(&json!({ "data": data, "receivers": receivers })).expect("JSON of strings")
 }
 
@@ -446,65 +326,15 @@ impl Phase {
         let r = &c.report;
         r.set("messages", self.messages);
         r.set("expected", self.expected);
-        let cpu_before = c.server_cpu();
-        let self_cpu_before = proc_stats::cpu_seconds(Pid::SelfProcess).ok();
+        let cpu_before = c.cpu_times();
         let base = stats.messages.load(Ordering::Relaxed);
         let t0 = Instant::now();
         let t0_ns = now_ns();
 
-        let next = Arc::new(AtomicUsize::new(0));
         let errors = Arc::new(AtomicU64::new(0));
-        let mut workers: Vec<JoinHandle<Option<String>>> = Vec::new();
-        for _ in 0..self.publishers.clamp(1, self.messages.max(1)) {
-            let (target, next, errors, bodies) = (c.target.clone(), next.clone(), errors.clone(), self.bodies.clone());
-            let messages = self.messages;
-            workers.push(tokio::spawn(async move {
-                let mut conn = HttpConn::new(target);
-                let mut first_error = None;
-                loop {
-                    let i = next.fetch_add(1, Ordering::Relaxed);
-                    if i >= messages {
-                        break;
-                    }
-                    if let Err(e) = http::publish(&mut conn, &bodies[i % bodies.len()]).await {
-                        errors.fetch_add(1, Ordering::Relaxed);
-                        first_error.get_or_insert_with(|| format!("{e:#}"));
-                    }
-                }
-                first_error
-            }));
-        }
-
-        // Poll the shared counter; stop when everything arrived, when nothing
-        // more arrives after publishing ended, or at the deadline.
-        let mut publish_s = None;
-        let mut last_count = 0;
-        let mut last_progress = Instant::now();
-        let mut deadline_hit = false;
-        loop {
-            let got = stats.messages.load(Ordering::Relaxed) - base;
-            if got != last_count {
-                last_count = got;
-                last_progress = Instant::now();
-            }
-            if publish_s.is_none() && workers.iter().all(|w| w.is_finished()) {
-                publish_s = Some(t0.elapsed().as_secs_f64());
-                last_progress = last_progress.max(Instant::now());
-            }
-            if got >= self.expected && publish_s.is_some() {
-                break;
-            }
-            if publish_s.is_some() && last_progress.elapsed() >= self.stall {
-                break;
-            }
-            if tokio::time::Instant::now() >= c.soft_deadline {
-                deadline_hit = true;
-                break;
-            }
-            tokio::time::sleep(Duration::from_millis(2)).await;
-        }
-        let cpu_after = c.server_cpu();
-        let self_cpu_after = proc_stats::cpu_seconds(Pid::SelfProcess).ok();
+        let workers = self.spawn_publishers(c, &errors);
+        let (publish_s, deadline_hit) = self.wait_for_deliveries(c, stats, base, t0, &workers).await;
+        let cpu_after = c.cpu_times();
 
         let mut first_error = None;
         for w in workers {
@@ -531,18 +361,77 @@ impl Phase {
         r.set("size_mismatches", stats.size_mismatches.load(Ordering::Relaxed));
         r.set("seconds", round(seconds, 4));
         r.set("deliveries_per_s", round(deliveries as f64 / seconds.max(1e-9), 0));
-        if let (Some(b), Some(a)) = (cpu_before, cpu_after) {
-            r.set("server_cpu_s", round(a - b, 2));
-            if deliveries > 0 {
-                r.set("server_cpu_us_per_delivery", round((a - b) * 1e6 / deliveries as f64, 4));
-            }
-        }
-        if let (Some(b), Some(a)) = (self_cpu_before, self_cpu_after) {
-            r.set("loadgen_cpu_s", round(a - b, 2));
-        }
+        cpu_after.record_since(&cpu_before, r, deliveries, 4);
         !deadline_hit
             && deliveries == self.expected
             && errors.load(Ordering::Relaxed) == 0
             && stats.size_mismatches.load(Ordering::Relaxed) == 0
+    }
+
+    /// Starts the publishers, each on a keep-alive connection of its own, taking the next message until all are
+    /// sent; each answers its first error.
+    fn spawn_publishers(&self, c: &Common, errors: &Arc<AtomicU64>) -> Vec<JoinHandle<Option<String>>> {
+        let next = Arc::new(AtomicUsize::new(0));
+        let mut workers: Vec<JoinHandle<Option<String>>> = Vec::new();
+        for _ in 0..self.publishers.clamp(1, self.messages.max(1)) {
+            let (target, next, errors, bodies) = (c.target.clone(), next.clone(), errors.clone(), self.bodies.clone());
+            let messages = self.messages;
+            workers.push(tokio::spawn(async move {
+                let mut conn = HttpConn::new(target);
+                let mut first_error = None;
+                loop {
+                    let i = next.fetch_add(1, Ordering::Relaxed);
+                    if i >= messages {
+                        break;
+                    }
+                    if let Err(e) = http::publish(&mut conn, &bodies[i % bodies.len()]).await {
+                        errors.fetch_add(1, Ordering::Relaxed);
+                        first_error.get_or_insert_with(|| format!("{e:#}"));
+                    }
+                }
+                first_error
+            }));
+        }
+        workers
+    }
+
+    /// Polls the shared counter (from `base`); stops when everything arrived, when nothing more arrives after
+    /// publishing ended, or at the deadline. Answers how long publishing took (from `t0`; `None` if it did not
+    /// end) and whether the deadline was hit.
+    async fn wait_for_deliveries(
+        &self,
+        c: &Common,
+        stats: &RecvStats,
+        base: u64,
+        t0: Instant,
+        workers: &[JoinHandle<Option<String>>],
+    ) -> (Option<f64>, bool) {
+        let mut publish_s = None;
+        let mut last_count = 0;
+        let mut last_progress = Instant::now();
+        let mut deadline_hit = false;
+        loop {
+            let got = stats.messages.load(Ordering::Relaxed) - base;
+            if got != last_count {
+                last_count = got;
+                last_progress = Instant::now();
+            }
+            if publish_s.is_none() && workers.iter().all(|w| w.is_finished()) {
+                publish_s = Some(t0.elapsed().as_secs_f64());
+                last_progress = last_progress.max(Instant::now());
+            }
+            if got >= self.expected && publish_s.is_some() {
+                break;
+            }
+            if publish_s.is_some() && last_progress.elapsed() >= self.stall {
+                break;
+            }
+            if tokio::time::Instant::now() >= c.soft_deadline {
+                deadline_hit = true;
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(2)).await;
+        }
+        (publish_s, deadline_hit)
     }
 }

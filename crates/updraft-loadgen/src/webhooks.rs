@@ -34,14 +34,15 @@ use tokio::net::TcpListener;
 
 use crate::fleet::{STAMP_MARKER, now_ns, parse_timestamp};
 use crate::http::HttpConn;
-use crate::proc_stats::{self, Pid};
-use crate::realtime::{CreatePlan, EdsSetupArgs, Mix, PARSE_CLASS, Peer, PeerKind, record_latencies, run_creates};
+use crate::realtime::{
+    CreatePlan, EdsSetupArgs, Mix, PARSE_CLASS, Peer, PeerKind, TodoBody, run_creates, wait_for_arrivals,
+};
 use crate::report::round;
-use crate::scenarios::Common;
+use crate::scenarios::{Common, record_latencies};
 use crate::ws::find_subslice;
 
 #[derive(Debug, Args)]
-pub struct WebhooksArgs {
+pub(crate) struct WebhooksArgs {
     #[command(flatten)]
     pub setup: EdsSetupArgs,
     /// Creates per second, paced; 0: as fast as `--creators` connections allow.
@@ -246,53 +247,26 @@ async fn register(c: &Common, peer: &Peer, url: &str, parse_key: Option<&str>) -
 }
 
 /// Webhook throughput and lag.
-pub async fn webhooks(c: &Common, a: &WebhooksArgs) -> Result<bool> {
+pub(crate) async fn webhooks(c: &Common, a: &WebhooksArgs) -> Result<bool> {
     let stats = Arc::new(SinkStats::default());
-    let url = start_sink(&a.sink_listen, stats.clone()).await?;
-    let peer = Arc::new(Peer::setup(c, &a.setup).await?);
+    let peer = Arc::new(set_up_receiver(c, a, &stats).await?);
     let r = &c.report;
-    r.set("peer", format!("{:?}", a.setup.peer).to_lowercase());
-    r.set("receiver", url.as_str());
-    let proof = register(c, &peer, &url, a.parse_webhook_key.as_deref()).await?;
-    r.set(
-        "proof",
-        match &proof {
-            Proof::Hmac(_) => "X-Updraft-Signature (HMAC-SHA256)",
-            Proof::Key(_) => "X-Parse-Webhook-Key",
-            Proof::None => "none",
-        },
-    );
-    let _ = stats.proof.set(proof);
 
     let plan = CreatePlan { rate: a.rate, seconds: a.seconds, creators: a.creators, mix: Mix::CREATES };
-    let body: Arc<dyn Fn(usize) -> Vec<u8> + Send + Sync> = {
+    let body: TodoBody = {
         let peer = peer.clone();
         Arc::new(move |k| peer.todo_body(k, None))
     };
-    let cpu_before = c.server_cpu();
-    let self_cpu_before = proc_stats::cpu_seconds(Pid::SelfProcess).ok();
+    let cpu_before = c.cpu_times();
     let t0 = Instant::now();
     let t0_ns = now_ns();
     let creates = run_creates(c, &peer, plan, body).await;
     let during = stats.deliveries.load(Ordering::Relaxed);
     let create_s = t0.elapsed().as_secs_f64();
 
-    let mut last = (during, Instant::now());
-    let drain_end = (tokio::time::Instant::now() + Duration::from_secs_f64(a.drain_seconds)).min(c.soft_deadline);
-    loop {
-        let got = stats.deliveries.load(Ordering::Relaxed);
-        if got >= creates.sent_ok || tokio::time::Instant::now() >= drain_end {
-            break;
-        }
-        if got != last.0 {
-            last = (got, Instant::now());
-        } else if last.1.elapsed() >= Duration::from_secs_f64(a.stall_seconds) {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(5)).await;
-    }
-    let cpu_after = c.server_cpu();
-    let self_cpu_after = proc_stats::cpu_seconds(Pid::SelfProcess).ok();
+    let (stall, drain) = (Duration::from_secs_f64(a.stall_seconds), Duration::from_secs_f64(a.drain_seconds));
+    wait_for_arrivals(c, &stats.deliveries, 0, during, creates.sent_ok, stall, drain).await;
+    let cpu_after = c.cpu_times();
     r.set("drain_s", round(t0.elapsed().as_secs_f64() - create_s, 2));
 
     creates.record(r, &plan);
@@ -317,15 +291,7 @@ pub async fn webhooks(c: &Common, a: &WebhooksArgs) -> Result<bool> {
     let mut lags = std::mem::take(&mut *stats.lags.lock().unwrap_or_else(|e| e.into_inner()));
     lags.sort_unstable();
     record_latencies(r, "lag", &lags);
-    if let (Some(b), Some(a)) = (cpu_before, cpu_after) {
-        r.set("server_cpu_s", round(a - b, 2));
-        if deliveries > 0 {
-            r.set("server_cpu_us_per_delivery", round((a - b) * 1e6 / deliveries as f64, 2));
-        }
-    }
-    if let (Some(b), Some(a)) = (self_cpu_before, self_cpu_after) {
-        r.set("loadgen_cpu_s", round(a - b, 2));
-    }
+    cpu_after.record_since(&cpu_before, r, deliveries, 2);
     if let Some(e) = stats.first_error.lock().unwrap_or_else(|e| e.into_inner()).as_ref() {
         r.set("first_receiver_error", e.as_str());
     }
@@ -334,6 +300,27 @@ pub async fn webhooks(c: &Common, a: &WebhooksArgs) -> Result<bool> {
         && deliveries >= creates.sent_ok
         && stats.bad_proof.load(Ordering::Relaxed) == 0
         && stats.unstamped.load(Ordering::Relaxed) == 0)
+}
+
+/// Starts the receiver, prepares the server and registers the receiver with it; the receiver then checks
+/// deliveries as the server proves them.
+async fn set_up_receiver(c: &Common, a: &WebhooksArgs, stats: &Arc<SinkStats>) -> Result<Peer> {
+    let url = start_sink(&a.sink_listen, stats.clone()).await?;
+    let peer = Peer::setup(c, &a.setup).await?;
+    let r = &c.report;
+    r.set("peer", format!("{:?}", a.setup.peer).to_lowercase());
+    r.set("receiver", url.as_str());
+    let proof = register(c, &peer, &url, a.parse_webhook_key.as_deref()).await?;
+    r.set(
+        "proof",
+        match &proof {
+            Proof::Hmac(_) => "X-Updraft-Signature (HMAC-SHA256)",
+            Proof::Key(_) => "X-Parse-Webhook-Key",
+            Proof::None => "none",
+        },
+    );
+    let _ = stats.proof.set(proof);
+    Ok(peer)
 }
 
 #[cfg(test)]

@@ -13,31 +13,31 @@ use updraft_ws::handshake;
 
 /// Per-connection read buffer. Large enough to drain many small frames per
 /// read syscall, small enough that 19k of them stay under ~80 MB.
-pub const READ_BUF: usize = 4096;
+pub(crate) const READ_BUF: usize = 4096;
 
 /// How many leading payload bytes the decoder keeps for the consumer when
 /// the stamp leads the payload (the latency scenario's ASCII timestamp needs
 /// at most 20).
-pub const PREFIX_LEN: usize = 32;
+pub(crate) const PREFIX_LEN: usize = 32;
 
 /// Leading payload bytes kept when the stamp sits somewhere inside a JSON
 /// frame (EDS change frames, LiveQuery events): enough for their whole object.
 /// Must stay well below `READ_BUF`, since the captured bytes must be contiguous.
-pub const JSON_PREFIX_LEN: usize = 1024;
+pub(crate) const JSON_PREFIX_LEN: usize = 1024;
 
 // Kept prefixes are taken from the read buffer in one piece, behind a header of up to 10 bytes.
 const _: () = assert!(PREFIX_LEN <= JSON_PREFIX_LEN && JSON_PREFIX_LEN <= MAX_CAPTURE && MAX_CAPTURE + 10 <= READ_BUF);
 
 /// Parsed `ws://host:port/path?query` URI.
 #[derive(Debug, Clone)]
-pub struct WsUri {
+pub(crate) struct WsUri {
     pub host_header: String,
     pub addr: Option<SocketAddr>,
     pub path: String,
 }
 
 impl WsUri {
-    pub fn parse(uri: &str) -> Result<Self> {
+    pub(crate) fn parse(uri: &str) -> Result<Self> {
         let rest = uri.strip_prefix("ws://").with_context(|| format!("only ws:// URIs are supported: {uri}"))?;
         let (authority, path) = match rest.find(['/', '?']) {
             Some(i) if rest.as_bytes()[i] == b'/' => (&rest[..i], rest[i..].to_string()),
@@ -53,7 +53,7 @@ impl WsUri {
     }
 
     /// The `token` query parameter (the socket id in MWS).
-    pub fn token(&self) -> Option<&str> {
+    pub(crate) fn token(&self) -> Option<&str> {
         let query = self.path.split_once('?')?.1;
         query.split('&').find_map(|kv| kv.strip_prefix("token="))
     }
@@ -72,7 +72,7 @@ fn next_source_ip() -> Ipv4Addr {
 }
 
 /// Opens a TCP connection; loopback targets get a rotating source address.
-pub async fn connect_tcp(addr: SocketAddr) -> Result<TcpStream> {
+pub(crate) async fn connect_tcp(addr: SocketAddr) -> Result<TcpStream> {
     let socket = match addr.ip() {
         IpAddr::V4(ip) if ip.is_loopback() => {
             let s = TcpSocket::new_v4()?;
@@ -89,14 +89,14 @@ pub async fn connect_tcp(addr: SocketAddr) -> Result<TcpStream> {
 }
 
 /// An upgraded connection plus whatever bytes followed the 101 response.
-pub struct WsConn {
+pub(crate) struct WsConn {
     pub stream: TcpStream,
     pub buf: Box<[u8; READ_BUF]>,
     pub filled: usize,
 }
 
 /// Performs the opening handshake (RFC 6455 §4) by hand.
-pub async fn handshake(uri: &WsUri, fallback: SocketAddr) -> Result<WsConn> {
+pub(crate) async fn handshake(uri: &WsUri, fallback: SocketAddr) -> Result<WsConn> {
     let addr = uri.addr.unwrap_or(fallback);
     let mut stream = connect_tcp(addr).await?;
     let key = handshake::client_key();
@@ -121,7 +121,7 @@ pub async fn handshake(uri: &WsUri, fallback: SocketAddr) -> Result<WsConn> {
     Ok(WsConn { stream, buf, filled: filled - head_end })
 }
 
-pub fn find_subslice(hay: &[u8], needle: &[u8]) -> Option<usize> {
+pub(crate) fn find_subslice(hay: &[u8], needle: &[u8]) -> Option<usize> {
     hay.windows(needle.len()).position(|w| w == needle)
 }
 
