@@ -17,6 +17,9 @@
 //! slice, see `updraft_server::runtimes`), and every [`DECIDE_EVERY`] the one writing measures the CPU time the rest
 //! of the process used: below a quarter of a core, the API is the lighter work and the thread at its priority
 //! writes; above, the other one. Only one writes at a time; they hand over the queue under a lock.
+//!
+//! **More than one CPU.** The writing thread then hands the chunk of sockets after its own to a helper thread
+//! (`Helper`) whenever that one is idle, so a broadcast's walk is written on two cores.
 
 use std::collections::VecDeque;
 use std::sync::{Arc, Condvar, Mutex};
@@ -43,7 +46,7 @@ const DECIDE_EVERY: Duration = Duration::from_millis(200);
 pub async fn deliver_locally(gateways: Arc<Gateways>) -> std::io::Result<Deliver> {
     let (tx, rx) = mpsc::channel::<Queued>(QUEUE);
     let shared = Arc::new(Shared {
-        work: Mutex::new(Work::new(rx)),
+        work: Mutex::new(Work::new(rx, Helper::start()?)),
         turn: Condvar::new(),
         deferring: metrics::gauge!("updraft_mws_fanout_deferring"),
     });
@@ -88,6 +91,8 @@ struct Work {
     behind: Vec<Arc<Socket>>,
     /// Whether the thread at the API's priority is the one to write.
     deferring: bool,
+    /// With more than one CPU, the thread that writes a second chunk of sockets beside the writing one.
+    helper: Option<Helper>,
     /// The bus is gone: both threads stop.
     closed: bool,
     /// The last decision, the process's CPU time then, and the fan-out's since.
@@ -138,12 +143,13 @@ fn fan_out(shared: &Shared, gateways: &Gateways, deferring: bool) {
 }
 
 impl Work {
-    fn new(queue: mpsc::Receiver<Queued>) -> Work {
+    fn new(queue: mpsc::Receiver<Queued>, helper: Option<Helper>) -> Work {
         Work {
             queue,
             flush: VecDeque::new(),
             behind: Vec::new(),
             deferring: false,
+            helper,
             closed: false,
             decided_at: Instant::now(),
             process_cpu_then: process_cpu(),
@@ -216,10 +222,59 @@ impl Work {
         }
         // A publication that arrives meanwhile is queued right after this chunk: the sockets not yet written then
         // get both frames in one write, the ones written already go to the back of the line.
-        for socket in self.flush.drain(..FLUSH_CHUNK.min(self.flush.len())) {
+        let mine = FLUSH_CHUNK.min(self.flush.len());
+        if let Some(helper) = &self.helper
+            && self.flush.len() > mine
+            && helper.is_idle()
+        {
+            let theirs = FLUSH_CHUNK.min(self.flush.len() - mine);
+            helper.write(self.flush.drain(mine..mine + theirs).collect());
+        }
+        for socket in self.flush.drain(..mine) {
             socket.flush_direct();
         }
         true
+    }
+}
+
+/// A second writer for long fan-outs when the process may use more than one CPU: the writing thread hands it the
+/// chunk after its own while it is idle, so a broadcast's walk is written on two cores (and takes two threads'
+/// share of a core the API keeps busy). A socket's writes are serialized by its outbox lock, so its frames still
+/// leave in order whichever thread writes them; order across sockets was never promised.
+struct Helper {
+    chunks: std::sync::mpsc::SyncSender<Vec<Arc<Socket>>>,
+    busy: Arc<std::sync::atomic::AtomicBool>,
+}
+
+impl Helper {
+    /// `None` on one CPU, where a second writer would only take turns with the first.
+    fn start() -> std::io::Result<Option<Helper>> {
+        if std::thread::available_parallelism().map_or(1, usize::from) < 2 {
+            return Ok(None);
+        }
+        let (chunks, incoming) = std::sync::mpsc::sync_channel::<Vec<Arc<Socket>>>(1);
+        let busy = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let idle = busy.clone();
+        std::thread::Builder::new().name("updraft-fan-help".into()).spawn(move || {
+            // Ends when the fan-out's state, and with it the sender, is dropped.
+            for chunk in incoming {
+                for socket in chunk {
+                    socket.flush_direct();
+                }
+                idle.store(false, std::sync::atomic::Ordering::Release);
+            }
+        })?;
+        Ok(Some(Helper { chunks, busy }))
+    }
+
+    fn is_idle(&self) -> bool {
+        !self.busy.load(std::sync::atomic::Ordering::Acquire)
+    }
+
+    fn write(&self, chunk: Vec<Arc<Socket>>) {
+        self.busy.store(true, std::sync::atomic::Ordering::Release);
+        // Idle means its one slot is free: this never blocks.
+        let _ = self.chunks.send(chunk);
     }
 }
 
