@@ -22,6 +22,8 @@
 //! (`Helper`) whenever that one is idle, so a broadcast's walk is written on two cores.
 
 use std::collections::VecDeque;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc::SyncSender;
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
 
@@ -242,8 +244,8 @@ impl Work {
 /// share of a core the API keeps busy). A socket's writes are serialized by its outbox lock, so its frames still
 /// leave in order whichever thread writes them; order across sockets was never promised.
 struct Helper {
-    chunks: std::sync::mpsc::SyncSender<Vec<Arc<Socket>>>,
-    busy: Arc<std::sync::atomic::AtomicBool>,
+    chunks: SyncSender<Vec<Arc<Socket>>>,
+    busy: Arc<AtomicBool>,
 }
 
 impl Helper {
@@ -253,7 +255,7 @@ impl Helper {
             return Ok(None);
         }
         let (chunks, incoming) = std::sync::mpsc::sync_channel::<Vec<Arc<Socket>>>(1);
-        let busy = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let busy = Arc::new(AtomicBool::new(false));
         let idle = busy.clone();
         std::thread::Builder::new().name("updraft-fan-help".into()).spawn(move || {
             // Ends when the fan-out's state, and with it the sender, is dropped.
@@ -261,18 +263,18 @@ impl Helper {
                 for socket in chunk {
                     socket.flush_direct();
                 }
-                idle.store(false, std::sync::atomic::Ordering::Release);
+                idle.store(false, Ordering::Release);
             }
         })?;
         Ok(Some(Helper { chunks, busy }))
     }
 
     fn is_idle(&self) -> bool {
-        !self.busy.load(std::sync::atomic::Ordering::Acquire)
+        !self.busy.load(Ordering::Acquire)
     }
 
     fn write(&self, chunk: Vec<Arc<Socket>>) {
-        self.busy.store(true, std::sync::atomic::Ordering::Release);
+        self.busy.store(true, Ordering::Release);
         // Idle means its one slot is free: this never blocks.
         let _ = self.chunks.send(chunk);
     }
