@@ -99,6 +99,22 @@ pub fn order_by(sort: &Sort, column: &str, tiebreak: &[&str]) -> String {
 /// and a key whose type rank the filter pins orders by its value alone. (SQLite does not see that a rank fixed
 /// by `=` leaves the index in value order, and would sort what the index already orders.)
 pub fn order_by_in(sort: &Sort, filter: &Filter, layout: &Layout<'_>, tiebreak: &[&str]) -> String {
+    order_terms(sort, filter, layout, tiebreak, |term| term)
+}
+
+/// [`order_by_in`] with every term behind SQLite's no-op unary `+`, which keeps its value and collation but
+/// keeps the planner from walking an index for the order: the rows come from the filter's indexes, then a sort.
+pub fn sorted_order_by_in(sort: &Sort, filter: &Filter, layout: &Layout<'_>, tiebreak: &[&str]) -> String {
+    order_terms(sort, filter, layout, tiebreak, |term| format!("+({term})"))
+}
+
+fn order_terms(
+    sort: &Sort,
+    filter: &Filter,
+    layout: &Layout<'_>,
+    tiebreak: &[&str],
+    wrap: impl Fn(String) -> String,
+) -> String {
     let column = layout.doc;
     assert_identifier(column);
     let direction = |direction: Direction| match direction {
@@ -109,27 +125,26 @@ pub fn order_by_in(sort: &Sort, filter: &Filter, layout: &Layout<'_>, tiebreak: 
     for key in &sort.keys {
         let dir = direction(key.direction);
         if let Some(column) = layout.reserved.and_then(|_| keys::ordering_column(&key.path)) {
-            terms.push(format!("{column} {dir}"));
+            terms.push((column.to_owned(), dir));
             continue;
         }
         let [rank, value] = key_terms(&json_path(&key.path), column);
         if keys::pinned_rank(filter, &key.path, layout).is_none() {
-            terms.push(format!("{rank} {dir}"));
+            terms.push((rank, dir));
         }
         if !keys::pinned_value(filter, &key.path, layout) {
-            terms.push(format!("{value} {dir}"));
+            terms.push((value, dir));
         }
     }
     let dir = direction(sort.keys.first().map_or(Direction::Asc, |key| key.direction));
     for column in tiebreak {
         assert_identifier(column);
-        let term = format!("{column} {dir}");
         // A sort on `createdAt` or `id` already ends in it; SQLite would not see through the repeat.
-        if !terms.iter().any(|it| it.split(' ').next() == Some(column)) {
-            terms.push(term);
+        if !terms.iter().any(|(it, _)| it == column) {
+            terms.push(((*column).to_owned(), dir));
         }
     }
-    terms.join(", ")
+    terms.into_iter().map(|(term, dir)| format!("{} {dir}", wrap(term))).collect::<Vec<_>>().join(", ")
 }
 
 /// The columns of the key index of the top-level `property`: its type rank and comparable value, the same

@@ -700,7 +700,11 @@ impl Store for SqliteStore {
             // Each document parsed on its own: parsing the page as one array would add a level of nesting, and
             // fail on a document as deep as the parser allows.
             let texts = self
-                .run_list(read, |conn, sql, binds| rows(conn, &format!("SELECT json(doc) FROM ({sql})"), binds))
+                .run_list(read, |conn, sql, binds| {
+                    let texts = rows(conn, &format!("SELECT json(doc) FROM ({sql})"), binds)?;
+                    let n = texts.len();
+                    Ok((texts, n))
+                })
                 .await?;
             texts.iter().map(|text| parse_doc(text).map(Value::Object)).collect()
         })
@@ -716,8 +720,11 @@ impl Store for SqliteStore {
             let read = ListRead::new(at, query.filter, query.sort, Shape::Page(query.page), access)?;
             // One row holding the page as a JSON array, so that the documents come out as one string.
             self.run_list(read, |conn, sql, binds| {
-                let mut statement = conn.prepare_cached(&format!("SELECT json_group_array(json(doc)) FROM ({sql})"))?;
-                statement.query_row(rusqlite::params_from_iter(reads::values(binds)), |row| row.get(0))
+                let mut statement =
+                    conn.prepare_cached(&format!("SELECT json_group_array(json(doc)), count(*) FROM ({sql})"))?;
+                statement.query_row(rusqlite::params_from_iter(reads::values(binds)), |row| {
+                    Ok((row.get(0)?, row.get::<_, u32>(1)? as usize))
+                })
             })
             .await
         })
@@ -735,7 +742,7 @@ impl Store for SqliteStore {
             let n: i64 = self
                 .run_list(read, |conn, sql, binds| {
                     let mut statement = conn.prepare_cached(sql)?;
-                    statement.query_row(rusqlite::params_from_iter(reads::values(binds)), |row| row.get(0))
+                    statement.query_row(rusqlite::params_from_iter(reads::values(binds)), |row| Ok((row.get(0)?, 1)))
                 })
                 .await?;
             Ok(n.max(0) as u64)
@@ -765,7 +772,7 @@ impl SqliteStore {
     async fn run_list<T: Send + 'static>(
         &self,
         read: ListRead,
-        run: impl Fn(&rusqlite::Connection, &str, &[Bind]) -> rusqlite::Result<T> + Send + Sync + 'static,
+        run: impl Fn(&rusqlite::Connection, &str, &[Bind]) -> rusqlite::Result<(T, usize)> + Send + Sync + 'static,
     ) -> Result<T, StoreError> {
         let read = std::sync::Arc::new(read);
         let reading = std::sync::Arc::clone(&read);

@@ -26,14 +26,25 @@ pub(crate) enum Shape {
 /// many index entries, a fraction of a millisecond.
 const MAX_SORTED: i64 = 1000;
 
+/// How many entries of its sort's index a page walks, at most, before it reads the filter's rows instead: a few
+/// times what sorting is worth. Correlated data can put every row of a wide range at the far end of another
+/// property's order (a range on a date sorted by `createdAt`), and an unbounded walk would then read the
+/// collection.
+fn walk_bound(page: Page) -> u64 {
+    4 * (MAX_SORTED as u64 + u64::from(page.offset) + u64::from(page.limit))
+}
+
 /// How a read reaches its rows.
 enum Route {
     /// The filter's index ranges, as SQLite plans them.
     Filter,
     /// The ids of an index union (SQL and binds), then the rows by id.
     Union(String, Vec<Bind>),
-    /// The index of the sort (`INDEXED BY` it), in order, checking the filter on each row.
+    /// The first [`walk_bound`] entries of the index of the sort (`INDEXED BY` it), in order, checking the filter
+    /// on each row; a walk that finds no whole page there is followed by [`Route::SortedFilter`].
     SortIndex(String),
+    /// The filter's index ranges, then a sort, whatever SQLite's statistics say of walking the sort's index.
+    SortedFilter,
 }
 
 /// A list or count request with everything it needs, owned, so that it can move to the blocking pool.
@@ -72,21 +83,30 @@ impl ListRead {
     }
 
     /// Runs `run` with the statement (a `SELECT doc ...` for a page, a `SELECT count(*) ...` for a count) in one
-    /// snapshot with what it was compiled against.
+    /// snapshot with what it was compiled against. `run` answers its value and the rows the statement yielded.
     pub(crate) fn read<T>(
         &self,
         conn: &Connection,
-        run: impl FnOnce(&Connection, &str, &[Bind]) -> rusqlite::Result<T>,
+        run: impl Fn(&Connection, &str, &[Bind]) -> rusqlite::Result<(T, usize)>,
     ) -> rusqlite::Result<T> {
         if self.unreserved_properties().next().is_none() {
             // Nothing to learn first: the statement is its own snapshot.
             let (sql, binds) = self.statement(&[], Route::Filter);
-            return run(conn, &sql, &binds);
+            return Ok(run(conn, &sql, &binds)?.0);
         }
         snapshot(conn, |conn| {
             let (indexed, route) = self.route(conn)?;
+            let walks = matches!(route, Route::SortIndex(_));
             let (sql, binds) = self.statement(&indexed, route);
-            run(conn, &sql, &binds)
+            let (value, rows) = run(conn, &sql, &binds)?;
+            match self.shape {
+                Shape::Page(page) if walks && rows < page.limit as usize => {
+                    // The walk may have stopped at its bound: the filter's rows, sorted, are the answer.
+                    let (sql, binds) = self.statement(&indexed, Route::SortedFilter);
+                    Ok(run(conn, &sql, &binds)?.0)
+                }
+                _ => Ok(value),
+            }
         })
     }
 
@@ -170,17 +190,25 @@ impl ListRead {
         Ok((!more_than_sorted(conn, &union, &binds)?).then_some((union, binds)))
     }
 
-    /// How SQLite runs the read (`EXPLAIN QUERY PLAN`, one line per step), and what it was compiled against.
+    /// How SQLite runs the read (`EXPLAIN QUERY PLAN`, one line per step), and what it was compiled against. A
+    /// walk of the sort's index is run, to tell whether the filter's rows follow it.
     pub(crate) fn explain(&self, conn: &Connection) -> rusqlite::Result<(Vec<String>, Vec<Indexed>)> {
         snapshot(conn, |conn| {
             let (indexed, route) = self.route(conn)?;
+            let walks = matches!(route, Route::SortIndex(_));
             let (sql, binds) = self.statement(&indexed, route);
-            let mut statement = conn.prepare(&format!("EXPLAIN QUERY PLAN {sql}"))?;
-            let rows = statement.query_map(rusqlite::params_from_iter(super::reads::values(&binds)), |row| {
-                Ok((row.get::<_, i64>(0)?, row.get::<_, i64>(1)?, row.get::<_, String>(3)?))
-            })?;
-            let rows = rows.collect::<rusqlite::Result<Vec<_>>>()?;
-            Ok((indent_plan(&rows), indexed))
+            let mut steps = plan_of(conn, &sql, &binds)?;
+            if let (true, Shape::Page(page)) = (walks, self.shape) {
+                let rows = conn
+                    .prepare(&format!("SELECT count(*) FROM ({sql})"))?
+                    .query_row(rusqlite::params_from_iter(super::reads::values(&binds)), |row| row.get::<_, i64>(0))?;
+                if rows < i64::from(page.limit) {
+                    steps.push(format!("THEN, NO PAGE WITHIN {} ENTRIES OF THE SORT'S INDEX:", walk_bound(page)));
+                    let (sql, binds) = self.statement(&indexed, Route::SortedFilter);
+                    steps.extend(plan_of(conn, &sql, &binds)?);
+                }
+            }
+            Ok((steps, indexed))
         })
     }
 
@@ -224,12 +252,7 @@ impl ListRead {
     /// The statement and its binds, compiled against `indexed`, taking `route` to the rows.
     fn statement(&self, indexed: &[Indexed], route: Route) -> (String, Vec<Bind>) {
         let layout = layout(indexed);
-        let (filter, table) = match &route {
-            Route::SortIndex(index) => {
-                (query_sql::compile_in(&self.filter, &layout), format!("objects INDEXED BY {index}"))
-            }
-            Route::Filter | Route::Union(..) => (query_sql::compile_in(&self.filter, &layout), "objects".to_owned()),
-        };
+        let filter = query_sql::compile_in(&self.filter, &layout);
         let access = match &self.subjects {
             None => Access::Everything,
             Some(subjects) => Access::Subjects(subjects),
@@ -237,27 +260,47 @@ impl ListRead {
         let (allowed, subjects) = readable(access);
         let mut binds = Vec::with_capacity(1 + filter.binds.len() + subjects.len());
         binds.push(Bind::Text(self.backend.clone()));
-        let ids = match route {
+        let sorted = matches!(route, Route::SortedFilter);
+        let order = || {
+            // Ties in creation order; a key index (which ends in `created_ms`) then serves a one-key sort.
+            let index_order =
+                if self.sort.keys.is_empty() { query_sql::index_order(&self.filter, &layout) } else { None };
+            let sort = index_order.as_ref().unwrap_or(&self.sort);
+            let order_by = if sorted { query_sql::sorted_order_by_in } else { query_sql::order_by_in };
+            order_by(sort, &self.filter, &layout, &["created_ms", "id"])
+        };
+        let (table, ids, page_order) = match route {
+            Route::SortIndex(index) => {
+                let Shape::Page(page) = self.shape else { unreachable!("only a page walks its sort's index") };
+                // Spelled `objects`, so that the filter's and the ACL's column names read the walk's rows.
+                let table = format!(
+                    "(SELECT * FROM objects INDEXED BY {index} WHERE backend = ? AND {} ORDER BY {} LIMIT {}) \
+                     AS objects",
+                    self.collection,
+                    order(),
+                    walk_bound(page)
+                );
+                binds.push(Bind::Text(self.backend.clone()));
+                // No ORDER BY: the walk yields its rows in order, and a sort would read all of them.
+                (table, String::new(), String::new())
+            }
             Route::Union(union, union_binds) => {
                 binds.extend(union_binds);
-                format!("id IN ({union}) AND ")
+                ("objects".to_owned(), format!("id IN ({union}) AND "), format!(" ORDER BY {}", order()))
             }
-            Route::Filter | Route::SortIndex(_) => String::new(),
+            Route::Filter | Route::SortedFilter => {
+                ("objects".to_owned(), String::new(), format!(" ORDER BY {}", order()))
+            }
         };
         let selection = format!("backend = ? AND {} AND {ids}({}) AND {allowed}", self.collection, filter.where_clause);
         binds.extend(filter.binds);
         binds.extend(subjects.into_iter().map(Bind::Text));
         let sql = match self.shape {
             Shape::Count => format!("SELECT count(*) FROM {table} WHERE {selection}"),
+            // The page is spelled out, not bound: SQLite re-prepares a statement whose LIMIT is bound anew, which
+            // was a fifth of a list request's time.
             Shape::Page(Page { limit, offset }) => {
-                // Ties in creation order; a key index (which ends in `created_ms`) then serves a one-key sort.
-                let index_order =
-                    if self.sort.keys.is_empty() { query_sql::index_order(&self.filter, &layout) } else { None };
-                let sort = index_order.as_ref().unwrap_or(&self.sort);
-                let order = query_sql::order_by_in(sort, &self.filter, &layout, &["created_ms", "id"]);
-                // The page is spelled out, not bound: SQLite re-prepares a statement whose LIMIT is bound anew,
-                // which was a fifth of a list request's time.
-                format!("SELECT doc FROM {table} WHERE {selection} ORDER BY {order} LIMIT {limit} OFFSET {offset}")
+                format!("SELECT doc FROM {table} WHERE {selection}{page_order} LIMIT {limit} OFFSET {offset}")
             }
         };
         (sql, binds)
@@ -286,6 +329,15 @@ fn snapshot<T>(conn: &Connection, read: impl FnOnce(&Connection) -> rusqlite::Re
     let value = result?;
     end?;
     Ok(value)
+}
+
+/// SQLite's plan of `sql`, as [`indent_plan`] prints it.
+fn plan_of(conn: &Connection, sql: &str, binds: &[Bind]) -> rusqlite::Result<Vec<String>> {
+    let mut statement = conn.prepare(&format!("EXPLAIN QUERY PLAN {sql}"))?;
+    let rows = statement.query_map(rusqlite::params_from_iter(super::reads::values(binds)), |row| {
+        Ok((row.get::<_, i64>(0)?, row.get::<_, i64>(1)?, row.get::<_, String>(3)?))
+    })?;
+    Ok(indent_plan(&rows.collect::<rusqlite::Result<Vec<_>>>()?))
 }
 
 /// `EXPLAIN QUERY PLAN` rows (id, parent, detail) as lines indented by depth, as SQLite's shell prints them.
