@@ -1,54 +1,19 @@
-// SDK calls for services Updraft does not serve yet: EDS files and full-text search, MAR and the platform
+// SDK calls for services Updraft does not serve yet: EDS full-text search, MAR and the platform
 // API. Each test is skipped with the missing service as its reason; the bodies say what the SDK does, so
 // turning one on is removing its `skip`. Their requests go to https://<host>:443 like every EDS call
 // (MAR: node_modules/qtc/lib/mar/qtc-mar.js, platform: lib/platform/qtc-platform.js).
 
 import assert from 'node:assert/strict';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import path from 'node:path';
 import { test } from 'node:test';
 
-import { HEX24, TEST_TIMEOUT_MS, call, defineObjectType, eds, newBackend, ok, qtc, uniq } from './lib/harness.mjs';
+import { TEST_TIMEOUT_MS, call, defineObjectType, eds, newBackend, ok, qtc, uniq } from './lib/harness.mjs';
 
-const FILES = 'EDS files (/v1/files) are not implemented in Updraft yet';
 const SEARCH = 'EDS full-text search (/v1/search) is not implemented in Updraft yet';
 const MAR = 'the MAR API (/v1/apps/:id/...) is not implemented in Updraft yet';
 const PLATFORM = 'the platform API (/v1/user, /v1/accounts, ...) is not implemented in Updraft yet';
 
 const MAR_ADDRESS = 'https://mar.localtest';
 const PLATFORM_ADDRESS = 'https://api.localtest';
-
-test('attachFile uploads a file into an object property; getFileInfo and downloadFile read it back', { skip: FILES, timeout: TEST_TIMEOUT_MS }, async () => {
-  const backend = await newBackend('files');
-  const type = uniq('images');
-  await defineObjectType(backend, {
-    name: type,
-    properties: [{ name: 'file', type: 'ref', objectType: 'files', indexed: false }],
-  });
-  const client = eds(backend);
-  const images = client.collection(type);
-  const image = await ok((cb) => images.insert({ title: 'logo' }, cb), 'insert()');
-  const dir = mkdtempSync(path.join(tmpdir(), 'conformance-files-'));
-  try {
-    const source = path.join(dir, 'hello.txt');
-    writeFileSync(source, 'hello, files');
-    // Multipart POST /v1/files/ with parts object, filename, file; the SDK wants 201 (qtc-http-request.js:109).
-    const file = await ok((cb) => images.attachFile(image.id, 'file', source, cb), 'attachFile()');
-    assert.match(file.id, HEX24);
-    const info = await ok((cb) => client.getFileInfo(file.id, cb), 'getFileInfo()');
-    assert.equal(info.fileName, 'hello.txt');
-    const url = await ok((cb) => client.getFileDownloadUrl(file.id, cb), 'getFileDownloadUrl()');
-    assert.ok(url.expiringUrl);
-    const target = path.join(dir, 'copy.txt');
-    await ok((cb) => client.downloadFile(file.id, target, cb), 'downloadFile()');
-    assert.equal(readFileSync(target, 'utf8'), 'hello, files');
-    const read = await ok((cb) => images.findOne(image.id, cb), 'findOne()');
-    assert.deepEqual(read.file, { id: file.id, objectType: 'files' });
-  } finally {
-    rmSync(dir, { recursive: true, force: true });
-  }
-});
 
 test('search finds objects by phrase across collections', { skip: SEARCH, timeout: TEST_TIMEOUT_MS }, async () => {
   const backend = await newBackend('search');

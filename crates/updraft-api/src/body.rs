@@ -52,6 +52,18 @@ pub(crate) fn with_deadline(request: axum::extract::Request, deadline: Instant) 
     request.map(|inner| Body::new(DeadlineBody { inner, deadline, timer: None }))
 }
 
+/// Whether `err` (or its source) is a body that missed its deadline.
+pub(crate) fn missed_deadline(err: &(dyn std::error::Error + 'static)) -> bool {
+    let mut source = Some(err);
+    while let Some(err) = source {
+        if err.is::<DeadlineElapsed>() {
+            return true;
+        }
+        source = err.source();
+    }
+    false
+}
+
 /// The error a body that missed its deadline ends with; [`read_bytes`] answers it with 408.
 #[derive(Debug)]
 struct DeadlineElapsed;

@@ -72,6 +72,10 @@ make_error_codes! {
     /// A gateway with that id already exists.
     Conflict => CONFLICT "Conflict", eds CONFLICT "Conflict", "Already exists";
     BadRequest => BAD_REQUEST "BadRequest", eds BAD_REQUEST "BadRequest", "Bad request";
+    /// A file's download URL past its expiry.
+    Gone => GONE "Gone", eds GONE "Gone", "This URL has expired";
+    /// A `Range` outside the file.
+    RangeNotSatisfiable => RANGE_NOT_SATISFIABLE "RangeNotSatisfiable", eds RANGE_NOT_SATISFIABLE "BadRequest", "Range not satisfiable";
     /// The upgrade request is not a valid WebSocket handshake.
     UpgradeRequired => UPGRADE_REQUIRED "UpgradeRequired", eds UPGRADE_REQUIRED "BadRequest", "WebSocket upgrade required";
     /// Too many outstanding socket tickets, or an identity provider that does not answer.

@@ -27,6 +27,8 @@ pub struct Limits {
     pub max_body_bytes: usize,
     /// How long a request body may take to arrive whole, counted from its request head; later is 408.
     pub body_timeout: std::time::Duration,
+    /// The same for a file upload (`/v1/files`), whose bodies are far larger.
+    pub file_body_timeout: std::time::Duration,
 }
 
 /// Where clients reach this server: the base of the socket URIs handed out.
@@ -66,6 +68,12 @@ pub struct ApiContext {
     pub groups: Arc<dyn Groups>,
     pub schemas: Arc<dyn Schemas>,
     pub webhooks: Arc<dyn updraft_store::Webhooks>,
+    /// The rows of EDS files, and their bytes.
+    pub files: Arc<dyn updraft_store::Files>,
+    pub blobs: Arc<dyn updraft_blobs::BlobStore>,
+    pub file_settings: eds::FileSettings,
+    /// Chunked uploads with a chunk arriving.
+    pub uploads: eds::Uploads,
     pub changes: Arc<dyn updraft_store::Changes>,
     /// The EDS notification stream's pending URLs and open connections.
     pub streams: eds::Streams,
@@ -122,6 +130,16 @@ impl ApiState {
         format!("{scheme}://{}", usable_host(parts).unwrap_or(&self.public.host))
     }
 
+    /// `http://host` or `https://host` as the client reached us, for URLs handed back (file downloads).
+    fn http_origin(&self, parts: &axum::http::request::Parts) -> String {
+        let tls = match parts.extensions.get::<Transport>() {
+            Some(transport) => transport.tls,
+            None => self.public.ws_scheme == "wss",
+        };
+        let scheme = if tls { "https" } else { "http" };
+        format!("{scheme}://{}", usable_host(parts).unwrap_or(&self.public.host))
+    }
+
     /// Where the plain-TCP notification stream is reached, for a request that came in as `parts`.
     fn stream_host(&self, parts: &axum::http::request::Parts) -> String {
         if let Some(domain) = &self.public.app_domain {
@@ -155,7 +173,9 @@ pub fn router(state: ApiState) -> Router {
         .fallback_service(routes)
         .layer(axum::middleware::from_fn_with_state(state.clone(), mws::upgrade::intercept))
         .layer(axum::middleware::map_request(move |req: axum::extract::Request| {
-            let deadline = tokio::time::Instant::now() + state.limits.body_timeout;
+            let files = req.uri().path().starts_with("/v1/files");
+            let timeout = if files { state.limits.file_body_timeout } else { state.limits.body_timeout };
+            let deadline = tokio::time::Instant::now() + timeout;
             std::future::ready(body::with_deadline(req, deadline))
         }))
         .layer(axum::middleware::from_fn(cors::cors))

@@ -87,6 +87,12 @@ serve_settings! {
     max_body_bytes: usize, env "UPDRAFT_MAX_BODY_BYTES", default("1048576");
     /// Seconds a request body may take to arrive whole, from its request head; later is 408.
     body_timeout_secs: u64, env "UPDRAFT_BODY_TIMEOUT_SECS", default("30");
+    /// Largest EDS file, in bytes (a multipart upload, or the total of a chunked one).
+    max_file_bytes: u64, env "UPDRAFT_MAX_FILE_BYTES", default("1073741824");
+    /// Seconds a file upload's body may take to arrive whole.
+    file_body_timeout_secs: u64, env "UPDRAFT_FILE_BODY_TIMEOUT_SECS", default("3600");
+    /// Seconds a file's download URL works.
+    file_url_lifetime_secs: u64, env "UPDRAFT_FILE_URL_LIFETIME_SECS", default("3600");
     /// Open connections (HTTP, WebSockets, streams) served at once; beyond it only /healthz is answered.
     max_connections: usize, env "UPDRAFT_MAX_CONNECTIONS", unset("the open-file limit minus a headroom");
     /// A separate plain-HTTP listener for /metrics (e.g. 127.0.0.1:9090).
@@ -197,6 +203,9 @@ pub struct Settings {
     pub app_domain: Option<String>,
     pub max_body_bytes: usize,
     pub body_timeout: Duration,
+    pub max_file_bytes: u64,
+    pub file_body_timeout: Duration,
+    pub file_url_lifetime: Duration,
     /// `None`: derived from the open-file limit at start-up.
     pub max_connections: Option<usize>,
     pub metrics_listen: Option<SocketAddr>,
@@ -262,6 +271,9 @@ impl ServeArgs {
             app_domain: a.app_domain.clone().filter(|t| !t.is_empty()),
             max_body_bytes: a.max_body_bytes,
             body_timeout: Duration::from_secs(a.body_timeout_secs),
+            max_file_bytes: a.max_file_bytes,
+            file_body_timeout: Duration::from_secs(a.file_body_timeout_secs),
+            file_url_lifetime: Duration::from_secs(a.file_url_lifetime_secs),
             max_connections: a.max_connections,
             metrics_listen: a.metrics_listen,
             metrics_token: a.metrics_token.clone().filter(|t| !t.is_empty()),
@@ -291,8 +303,11 @@ impl ServeArgs {
 impl Layered {
     /// Refuses numbers that would make the server misbehave rather than fail to start.
     fn check_ranges(&self) -> anyhow::Result<()> {
-        if self.body_timeout_secs == 0 {
-            return Err(format_err!("the body timeout must be at least one second"));
+        if self.body_timeout_secs == 0 || self.file_body_timeout_secs == 0 {
+            return Err(format_err!("the body timeouts must be at least one second"));
+        }
+        if self.file_url_lifetime_secs == 0 {
+            return Err(format_err!("a file's download URL must work for at least one second"));
         }
         if self.max_connections == Some(0) {
             return Err(format_err!("--max-connections must be at least 1"));

@@ -13,7 +13,7 @@ use axum::routing::get;
 use tokio::net::TcpListener;
 use tower::Layer;
 use tower_http::normalize_path::NormalizePathLayer;
-use updraft_api::eds::AccountLogin;
+use updraft_api::eds::{AccountLogin, FileSettings};
 use updraft_api::{ApiContext, ApiState, GatewayFile, Limits, PublicAddress};
 use updraft_bus::{Bus, LocalBus};
 use updraft_gateway::gateway::DEFAULT_GATEWAY;
@@ -70,10 +70,7 @@ impl Application {
         let bound = Bound::new(&settings, &connections)?;
         let (gateway_file, loaded) = load_gateways(&settings, &gateways)?;
         let store = open_store(&settings).await?;
-        let account = match &settings.account {
-            Some((email, password)) => Some(AccountLogin::new(email, password).map_err(|e| format_err!(e))?),
-            None => None,
-        };
+        let account = account_login(&settings)?;
         let sockets = SocketRuntime::new().context("starting the socket runtime")?;
         sockets.spawn_probe();
         let deliver = updraft_realtime::fanout::deliver_locally(gateways.clone())
@@ -81,10 +78,9 @@ impl Application {
             .context("starting the fan-out threads")?;
         let bus: Arc<dyn Bus> = Arc::new(LocalBus::new(deliver));
         let workers = Workers::default();
-        let own = std::iter::once(bound.local_addr).chain(bound.tls_addr).collect();
-        let webhook_guard =
-            updraft_realtime::outbound::Guard { allow_unsafe: settings.webhooks.allow_unsafe_targets, own };
+        let webhook_guard = webhook_guard(&settings, &bound);
         spawn_realtime(&workers, &settings, &store, &gateways, &bus, &webhook_guard);
+        let blobs = open_blobs(&settings, &workers, &store)?;
         let state = ApiState::new(ApiContext {
             store: store.clone(),
             tenants: store.clone(),
@@ -93,6 +89,10 @@ impl Application {
             schemas: store.clone(),
             webhooks: store.clone(),
             changes: store.clone(),
+            files: store.clone(),
+            blobs,
+            file_settings: file_settings(&settings),
+            uploads: Default::default(),
             streams: Default::default(),
             sessions: Default::default(),
             webhook_guard,
@@ -102,11 +102,8 @@ impl Application {
             eds: updraft_api::auth::EdsVerifier::with_local(store.clone(), store.clone()),
             public: bound.public_address(&settings),
             admin_token: settings.admin_token.clone(),
-            limits: Limits { max_body_bytes: settings.max_body_bytes, body_timeout: settings.body_timeout },
-            connection: ConnectionConfig {
-                ping_interval: settings.ping_interval,
-                max_client_message: settings.max_client_message_bytes,
-            },
+            limits: limits(&settings),
+            connection: connection(&settings),
             gateway_file: Some(gateway_file),
             default_eds_uri: settings.default_gateway.eds_uri.clone(),
             passwords: updraft_api::passwords::Passwords::new(settings.login_limits),
@@ -266,6 +263,51 @@ async fn open_store(settings: &Settings) -> anyhow::Result<Arc<SqliteStore>> {
     let store = Arc::new(store);
     updraft_api::eds::warn_open_backends(store.as_ref()).await.context("listing backends")?;
     Ok(store)
+}
+
+fn account_login(settings: &Settings) -> anyhow::Result<Option<AccountLogin>> {
+    match &settings.account {
+        Some((email, password)) => Ok(Some(AccountLogin::new(email, password).map_err(|e| format_err!(e))?)),
+        None => Ok(None),
+    }
+}
+
+fn file_settings(settings: &Settings) -> FileSettings {
+    FileSettings { max_bytes: settings.max_file_bytes, url_lifetime: settings.file_url_lifetime }
+}
+
+/// Where webhooks may point: not at this server's own listeners, nor (unless allowed) unsafe addresses.
+fn webhook_guard(settings: &Settings, bound: &Bound) -> updraft_realtime::outbound::Guard {
+    let own = std::iter::once(bound.local_addr).chain(bound.tls_addr).collect();
+    updraft_realtime::outbound::Guard { allow_unsafe: settings.webhooks.allow_unsafe_targets, own }
+}
+
+fn limits(settings: &Settings) -> Limits {
+    Limits {
+        max_body_bytes: settings.max_body_bytes,
+        body_timeout: settings.body_timeout,
+        file_body_timeout: settings.file_body_timeout,
+    }
+}
+
+fn connection(settings: &Settings) -> ConnectionConfig {
+    ConnectionConfig { ping_interval: settings.ping_interval, max_client_message: settings.max_client_message_bytes }
+}
+
+/// The bytes of EDS files, under the data directory, and the worker that removes those of deleted files.
+fn open_blobs(
+    settings: &Settings,
+    workers: &Workers,
+    store: &Arc<SqliteStore>,
+) -> anyhow::Result<Arc<dyn updraft_blobs::BlobStore>> {
+    let root = settings.data_dir.join("files");
+    let blobs: Arc<dyn updraft_blobs::BlobStore> = Arc::new(
+        updraft_blobs::DirBlobStore::open(&root)
+            .with_context(|| format!("opening the file store {}", root.display()))?,
+    );
+    let changes = updraft_store::Changes::watch_changes(store.as_ref());
+    workers.spawn("file-trash", updraft_realtime::file_trash::sweep(store.clone(), blobs.clone(), changes));
+    Ok(blobs)
 }
 
 /// What follows the change log for sockets and webhooks, and the log's pruning.

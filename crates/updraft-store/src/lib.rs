@@ -8,6 +8,7 @@
 //! This crate knows SQL and JSON documents, and nothing of HTTP.
 
 mod document;
+mod files;
 mod sqlite;
 mod webhooks;
 
@@ -18,6 +19,7 @@ pub use updraft_core::change::{Change, ChangeEvent};
 use updraft_core::ids::ObjectId;
 use updraft_query::{Filter, Sort};
 
+pub use files::{FileRecord, FileStatus, Files, NewFile, StoredBytes};
 pub use sqlite::{SqliteOptions, SqliteStore};
 /// The group commit's statements, per insert, for `examples/insert_floor.rs`, which measures them on their own.
 #[doc(hidden)]

@@ -52,66 +52,6 @@ pub(crate) fn ordering_index(column: &str) -> &'static str {
     }
 }
 
-/// Each schema change is one step, a file of `migrations/` (one SQL statement; its comments say why);
-/// `PRAGMA user_version` records how many have run, so steps are only ever appended, and a step once released
-/// never changes. `migrations_are_the_files_of_the_directory` checks this list against the directory.
-pub(crate) const MIGRATIONS: &[&str] = &[
-    include_str!("../migrations/0001_create_table_objects.sql"),
-    include_str!("../migrations/0002_create_index_objects_by_creation.sql"),
-    include_str!("../migrations/0003_create_table_apps.sql"),
-    include_str!("../migrations/0004_create_table_backends.sql"),
-    include_str!("../migrations/0005_create_table_tokens.sql"),
-    include_str!("../migrations/0006_create_index_users_by_username.sql"),
-    include_str!("../migrations/0007_create_table_passwords.sql"),
-    include_str!("../migrations/0008_create_table_members.sql"),
-    include_str!("../migrations/0009_create_index_members_by_user.sql"),
-    include_str!("../migrations/0010_create_table_object_types.sql"),
-    include_str!("../migrations/0011_objects_add_acl.sql"),
-    include_str!("../migrations/0012_objects_add_public_read.sql"),
-    include_str!("../migrations/0013_create_table_property_indexes.sql"),
-    include_str!("../migrations/0014_objects_add_parent_type.sql"),
-    include_str!("../migrations/0015_objects_add_parent_id.sql"),
-    include_str!("../migrations/0016_create_table_ref_cascades.sql"),
-    include_str!("../migrations/0017_create_index_ref_cascades_by_target.sql"),
-    include_str!("../migrations/0018_create_table_member_acls.sql"),
-    include_str!("../migrations/0019_create_table_changes.sql"),
-    include_str!("../migrations/0020_create_index_changes_by_time.sql"),
-    include_str!("../migrations/0021_changes_add_request_id.sql"),
-    include_str!("../migrations/0022_create_table_webhooks.sql"),
-    include_str!("../migrations/0023_create_index_webhooks_by_backend.sql"),
-    include_str!("../migrations/0024_create_table_webhook_deliveries.sql"),
-    include_str!("../migrations/0025_create_index_deliveries_due.sql"),
-    include_str!("../migrations/0026_create_index_deliveries_pending_by_object.sql"),
-    include_str!("../migrations/0027_create_index_deliveries_by_webhook.sql"),
-    include_str!("../migrations/0028_create_index_deliveries_by_seq.sql"),
-    include_str!("../migrations/0029_create_index_deliveries_finished.sql"),
-    include_str!("../migrations/0030_create_trigger_changes_to_webhook_deliveries.sql"),
-    include_str!("../migrations/0031_backends_add_access_defaults.sql"),
-    include_str!("../migrations/0032_set_backends_access_defaults.sql"),
-    include_str!("../migrations/0033_create_index_tokens_by_subject.sql"),
-    include_str!("../migrations/0034_create_index_tokens_by_expiry.sql"),
-    include_str!("../migrations/0035_create_index_objects_by_update.sql"),
-    include_str!("../migrations/0036_create_index_objects_by_creator.sql"),
-    include_str!("../migrations/0037_create_table_array_keys.sql"),
-    include_str!("../migrations/0038_create_index_array_keys_by_value.sql"),
-    include_str!("../migrations/0039_create_index_array_keys_by_object.sql"),
-    include_str!("../migrations/0040_create_trigger_objects_array_keys_on_insert.sql"),
-    include_str!("../migrations/0041_create_trigger_objects_array_keys_on_update.sql"),
-    include_str!("../migrations/0042_create_trigger_objects_array_keys_on_delete.sql"),
-    include_str!("../migrations/0043_fill_array_keys.sql"),
-    include_str!("../migrations/0044_create_table_objects_by_rowid.sql"),
-    include_str!("../migrations/0045_fill_objects_by_rowid.sql"),
-    include_str!("../migrations/0046_drop_table_objects.sql"),
-    include_str!("../migrations/0047_rename_objects_by_rowid_to_objects.sql"),
-    include_str!("../migrations/0048_create_index_objects_by_id.sql"),
-    include_str!("../migrations/0049_create_index_objects_by_creation.sql"),
-    include_str!("../migrations/0050_create_index_objects_by_update.sql"),
-    include_str!("../migrations/0051_create_index_objects_by_creator.sql"),
-    include_str!("../migrations/0052_create_index_users_by_username.sql"),
-    include_str!("../migrations/0053_create_trigger_objects_array_keys_on_insert.sql"),
-    include_str!("../migrations/0054_create_trigger_objects_array_keys_on_update.sql"),
-    include_str!("../migrations/0055_create_trigger_objects_array_keys_on_delete.sql"),
-];
 
 #[derive(Debug, Clone)]
 pub struct SqliteOptions {
@@ -818,8 +758,11 @@ fn rows(conn: &rusqlite::Connection, sql: &str, binds: &[Bind]) -> rusqlite::Res
 mod changes;
 mod group_commit;
 pub use group_commit::{INSERT_CHANGE, INSERT_OBJECT};
+mod files;
 mod groups;
 mod lists;
+mod migrations;
+pub(crate) use migrations::MIGRATIONS;
 #[cfg(test)]
 mod migration_tests;
 #[cfg(test)]

@@ -54,39 +54,59 @@ pub(super) async fn expand_all(
     docs: &mut [Value],
     properties: &[String],
 ) -> Result<(), EdsError> {
-    // Each ref to expand: the document and property holding it, and what it names.
-    let mut slots = Vec::new();
+    // Each ref to expand: the document and property holding it, and what it names; files apart, as their
+    // rows are not objects.
+    let (mut slots, mut file_slots) = (Vec::new(), Vec::new());
     for (at, doc) in docs.iter().enumerate() {
         for property in properties {
-            if let Some(target) = doc.get(property).and_then(target) {
+            let Some(value) = doc.get(property) else { continue };
+            if let Some(file) = file_target(value) {
+                file_slots.push((at, property.as_str(), file));
+            } else if let Some(target) = target(value) {
                 slots.push((at, property.as_str(), target));
             }
         }
     }
-    if slots.is_empty() {
-        return Ok(());
-    }
-    if slots.len() > MAX_REFS {
+    if slots.len() + file_slots.len() > MAX_REFS {
         let message = format!(
             "include would expand {} refs, and an answer expands at most {MAX_REFS}: ask for a smaller page or \
              fewer properties",
-            slots.len()
+            slots.len() + file_slots.len()
         );
         return Err(ApiError::with_message(Code::BadRequest, message).into());
     }
-    let refs: Vec<ObjectRef> = slots.iter().map(|(_, _, target)| target.clone()).collect();
-    let found = state.store.get_many(&request.backend.id, &refs, request.access()).await?;
-    let found: HashMap<(&str, &str), &Value> = found
-        .iter()
-        .filter_map(|doc| Some(((doc.get("objectType")?.as_str()?, doc.get("id")?.as_str()?), doc)))
-        .collect();
-    for (at, property, target) in slots {
-        let id = target.id.to_string();
-        if let Some(&object) = found.get(&(target.object_type.as_str(), id.as_str())) {
-            docs[at][property] = object.clone();
+    if !slots.is_empty() {
+        let refs: Vec<ObjectRef> = slots.iter().map(|(_, _, target)| target.clone()).collect();
+        let found = state.store.get_many(&request.backend.id, &refs, request.access()).await?;
+        let found: HashMap<(&str, &str), &Value> = found
+            .iter()
+            .filter_map(|doc| Some(((doc.get("objectType")?.as_str()?, doc.get("id")?.as_str()?), doc)))
+            .collect();
+        for (at, property, target) in slots {
+            let id = target.id.to_string();
+            if let Some(&object) = found.get(&(target.object_type.as_str(), id.as_str())) {
+                docs[at][property] = object.clone();
+            }
+        }
+    }
+    if !file_slots.is_empty() {
+        let ids: Vec<ObjectId> = file_slots.iter().map(|(_, _, id)| *id).collect();
+        let found = state.files.files(&request.backend.id, &ids, request.access()).await?;
+        let found: HashMap<ObjectId, &updraft_store::FileRecord> = found.iter().map(|file| (file.id, file)).collect();
+        for (at, property, id) in file_slots {
+            if let Some(file) = found.get(&id) {
+                docs[at][property] = super::files::wire(file);
+            }
         }
     }
     Ok(())
+}
+
+/// The file a ref names: `{"id", "objectType": "files"}`.
+fn file_target(reference: &Value) -> Option<ObjectId> {
+    (reference.get("objectType").and_then(Value::as_str) == Some("files"))
+        .then(|| reference.get("id").and_then(Value::as_str).and_then(ObjectId::parse))
+        .flatten()
 }
 
 /// The object a ref names, when it is a ref to an object, user or usergroup.

@@ -6,6 +6,7 @@
 mod access;
 mod account;
 mod collection;
+mod files;
 mod include;
 mod list;
 mod oauth;
@@ -26,6 +27,7 @@ use crate::ApiState;
 use crate::error::EdsError;
 
 pub use account::{AccountLogin, warn_open_backends};
+pub use files::{FileSettings, Uploads};
 pub(crate) use request::group_subjects;
 use request::{Caller, DataRequest, backend_of};
 pub use sessions::Sessions;
@@ -41,6 +43,7 @@ pub fn routes() -> Router<ApiState> {
         .merge(account::routes())
         .merge(oauth::routes())
         .merge(objects::routes())
+        .merge(files::routes())
         .merge(access::routes())
         .merge(schemas::routes())
         .merge(usergroups::routes())

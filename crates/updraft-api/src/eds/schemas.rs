@@ -124,6 +124,10 @@ fn validate(body: Option<Value>, name: Option<&str>) -> Result<(String, Value, S
             };
             rules.cascades.push(Cascade { property: prop_name.to_owned(), target_type });
         }
+        let variants = super::files::images::declared(property).map_err(|m| ApiError::field("properties", m))?;
+        if !variants.is_empty() && kind != "ref" {
+            return Err(ApiError::field("properties", "only ref properties (to files) have image processors").into());
+        }
         if extends(property) && kind != "ref" {
             return Err(ApiError::field("properties", "only ref properties extend an ACL").into());
         }

@@ -6,6 +6,7 @@ mod crash;
 mod eds;
 mod eds_acls;
 mod eds_bad_input;
+mod eds_files;
 mod eds_legacy;
 mod eds_lists;
 mod eds_members;
