@@ -1,15 +1,16 @@
 // EDS files through the npm SDK: attachFile (a multipart POST /v1/files/ with parts object, filename and file),
-// getFileInfo, getFileDownloadUrl and downloadFile (which fetches the signed URL with no credentials).
+// getFileInfo and getFileDownloadUrl, then the signed URL fetched with no credentials.
 
 import assert from 'node:assert/strict';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import https from 'node:https';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { test } from 'node:test';
 
 import { HEX24, TEST_TIMEOUT_MS, defineObjectType, eds, newBackend, ok, uniq } from './lib/harness.mjs';
 
-test('attachFile uploads a file into an object property; getFileInfo and downloadFile read it back', { timeout: TEST_TIMEOUT_MS }, async () => {
+test('attachFile uploads a file into an object property; getFileInfo and the download URL read it back', { timeout: TEST_TIMEOUT_MS }, async () => {
   const backend = await newBackend('files');
   const type = uniq('images');
   await defineObjectType(backend, {
@@ -30,9 +31,17 @@ test('attachFile uploads a file into an object property; getFileInfo and downloa
     assert.equal(info.fileName, 'hello.txt');
     const url = await ok((cb) => client.getFileDownloadUrl(file.id, cb), 'getFileDownloadUrl()');
     assert.ok(url.expiringUrl);
-    const target = path.join(dir, 'copy.txt');
-    await ok((cb) => client.downloadFile(file.id, target, cb), 'downloadFile()');
-    assert.equal(readFileSync(target, 'utf8'), 'hello, files');
+    // qtc 0.6.10's downloadFile cannot run against any server: lib/eds/qtc-eds.js calls `path` and
+    // `edsFileDownloadRequest` without requiring them (ReferenceError). What it means to do, fetch the expiring
+    // URL, is done here as QtEnginio does it: a bare GET, no backend id, no credentials.
+    const body = await new Promise((resolve, reject) => {
+      https.get(url.expiringUrl, (res) => {
+        const chunks = [];
+        res.on('data', (chunk) => chunks.push(chunk));
+        res.on('end', () => (res.statusCode === 200 ? resolve(Buffer.concat(chunks).toString('utf8')) : reject(new Error(`status ${res.statusCode}`))));
+      }).on('error', reject);
+    });
+    assert.equal(body, 'hello, files');
     const read = await ok((cb) => images.findOne(image.id, cb), 'findOne()');
     assert.deepEqual(read.file, { id: file.id, objectType: 'files' });
   } finally {

@@ -52,7 +52,6 @@ pub(crate) fn ordering_index(column: &str) -> &'static str {
     }
 }
 
-
 #[derive(Debug, Clone)]
 pub struct SqliteOptions {
     pub path: PathBuf,

@@ -101,7 +101,9 @@ fn qt_multipart(object: &str, bytes: &[u8]) -> (String, Vec<u8>) {
     (format!("multipart/form-data; boundary=\"{boundary}\""), body)
 }
 
-/// The npm SDK's upload: parts `object` (no file name in it), `filename`, then `file`, unquoted boundary.
+/// The npm SDK's upload: parts `object` (no file name in it), `filename`, then `file`. The SDK sends it with no
+/// Content-Type at all (it sets Content-Length, so its HTTP library adds no multipart header): the answer's
+/// first part is an empty Content-Type, which `upload` leaves out.
 fn node_multipart(object: &str, name: &str, bytes: &[u8]) -> (String, Vec<u8>) {
     let boundary = "--------------------------515890814546601021194782";
     let mut body = Vec::new();
@@ -121,11 +123,12 @@ fn node_multipart(object: &str, name: &str, bytes: &[u8]) -> (String, Vec<u8>) {
     );
     body.extend_from_slice(bytes);
     body.extend_from_slice(format!("\r\n--{boundary}--\r\n").as_bytes());
-    (format!("multipart/form-data; boundary={boundary}"), body)
+    (String::new(), body)
 }
 
 async fn upload(files: &Files, content_type: &str, body: Vec<u8>, token: Option<&str>) -> (StatusCode, Value) {
-    files.send(Method::POST, "/v1/files", &[("Content-Type", content_type)], body, token).await
+    let headers: &[(&str, &str)] = if content_type.is_empty() { &[] } else { &[("Content-Type", content_type)] };
+    files.send(Method::POST, "/v1/files", headers, body, token).await
 }
 
 /// Fetches `url` as QtEnginio does: a bare request, no backend id, no credentials.

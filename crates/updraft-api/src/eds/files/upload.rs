@@ -12,6 +12,7 @@ use axum::body::Body;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
+use futures_util::StreamExt;
 use sha2::{Digest, Sha256};
 use tokio::io::AsyncWriteExt;
 use updraft_blobs::BlobKey;
@@ -33,9 +34,15 @@ pub(super) async fn create(
     headers: HeaderMap,
     body: Body,
 ) -> Result<Response, EdsError> {
-    let content_type = headers.get(header::CONTENT_TYPE).and_then(|it| it.to_str().ok()).unwrap_or("");
-    if content_type.trim_start().to_ascii_lowercase().starts_with("multipart/form-data") {
-        let boundary = multer::parse_boundary(content_type).map_err(|_| bad("The multipart body has no boundary"))?;
+    let (boundary, body) = match headers.get(header::CONTENT_TYPE).and_then(|it| it.to_str().ok()) {
+        Some(declared) if declared.trim_start().to_ascii_lowercase().starts_with("multipart/form-data") => {
+            let boundary = multer::parse_boundary(declared).map_err(|_| bad("The multipart body has no boundary"))?;
+            (Some(boundary), body)
+        }
+        Some(_) => (None, body),
+        None => sniff(body).await?,
+    };
+    if let Some(boundary) = boundary {
         return multipart(&state, &request, body, boundary).await;
     }
     let value = read_json(body, state.limits.max_body_bytes).await?.ok_or_else(|| bad("A body is required"))?;
@@ -54,6 +61,29 @@ pub(super) async fn create(
     let begun = state.files.begin_file(&request.backend.id, file, request.access()).await;
     let begun = begun.map_err(|err| refused(&request, err))?.ok_or_else(owner_not_found)?;
     Ok((StatusCode::CREATED, Json(wire(&begun))).into_response())
+}
+
+/// A body without a Content-Type that starts with `--<boundary>\r\n` is multipart, with that boundary: the npm
+/// SDK sends its upload so (it sets Content-Length itself, which keeps its HTTP library from adding the
+/// multipart Content-Type). Answers the boundary, if any, and the body whole again.
+async fn sniff(body: Body) -> Result<(Option<String>, Body), EdsError> {
+    let mut stream = body.into_data_stream();
+    let mut head = Vec::new();
+    while head.len() < 80 && !head.windows(2).any(|pair| pair == b"\r\n") {
+        match stream.next().await {
+            Some(Ok(chunk)) => head.extend_from_slice(&chunk),
+            Some(Err(_)) => return Err(bad("Could not read the request body")),
+            None => break,
+        }
+    }
+    let boundary = head.strip_prefix(b"--").and_then(|rest| {
+        let line = &rest[..rest.windows(2).position(|pair| pair == b"\r\n")?];
+        // RFC 2046: 1 to 70 characters, no trailing space.
+        let fits = (1..=70).contains(&line.len()) && line.iter().all(|b| b.is_ascii_graphic() || *b == b' ');
+        (fits && !line.ends_with(b" ")).then(|| String::from_utf8_lossy(line).into_owned())
+    });
+    let head = futures_util::stream::once(std::future::ready(Ok::<_, axum::Error>(bytes::Bytes::from(head))));
+    Ok((boundary, Body::from_stream(head.chain(stream))))
 }
 
 async fn multipart(
