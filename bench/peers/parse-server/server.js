@@ -6,6 +6,8 @@
 //   LIVE_QUERY_CLASSES=Todo   LiveQuery for these classes (comma-separated), served on the same port and path;
 //                             events go through Parse's default in-process pub/sub (no Redis).
 //   WEBHOOK_KEY=...           sent as X-Parse-Webhook-Key with every hook request (Parse's webhook authentication).
+//   FILES_DIR=...             files on the local disk under this directory (Parse's FS adapter, its choice
+//                             without MongoDB), with uploads up to 2 GiB (bench/run-files.sh).
 const express = require('express');
 const { ParseServer } = require('parse-server');
 
@@ -28,6 +30,12 @@ const liveQueryClasses = (process.env.LIVE_QUERY_CLASSES || '').split(',').filte
   };
   if (liveQueryClasses.length > 0) options.liveQuery = { classNames: liveQueryClasses };
   if (process.env.WEBHOOK_KEY) options.webhookKey = process.env.WEBHOOK_KEY;
+  if (process.env.FILES_DIR) {
+    const { FileSystemAdapter } = require('@parse/fs-files-adapter');
+    process.chdir(process.env.FILES_DIR);
+    options.filesAdapter = new FileSystemAdapter({ filesSubDirectory: 'bench' });
+    options.maxUploadSize = '2gb';
+  }
   const parse = new ParseServer(options);
   await parse.start();
   const app = express();

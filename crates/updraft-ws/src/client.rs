@@ -118,7 +118,8 @@ impl FrameDecoder {
                         self.msg_len = 0;
                     }
                     self.in_message = !fin;
-                    self.msg_len += len;
+                    // Lengths of up to 2^64 - 1 a frame: a message of many such frames saturates.
+                    self.msg_len = self.msg_len.saturating_add(len);
                     pos += header;
                     self.skip = len;
                     self.skip_ends_message = fin;

@@ -125,6 +125,24 @@ async fn refer(
     update_in(tx, at, file.owner.id, Patch::Merge(properties), author, access).await
 }
 
+impl SqliteStore {
+    /// Points the complete file's owner at it and commits; answers the file and the owner's document.
+    async fn refer_and_commit(
+        &self,
+        mut tx: sqlx::Transaction<'_, sqlx::Sqlite>,
+        backend: &str,
+        id: ObjectId,
+        author: Author<'_>,
+        access: Access<'_>,
+    ) -> Result<Option<(FileRecord, Value)>, StoreError> {
+        let record = row_of(&mut tx, backend, id).await?.ok_or_else(vanished)?;
+        let Some((owner, seq)) = refer(&mut tx, backend, &record, author, access).await? else { return Ok(None) };
+        tx.commit().await?;
+        announce(&self.committed, seq);
+        Ok(Some((record, owner)))
+    }
+}
+
 impl Files for SqliteStore {
     fn may_upload<'a>(
         &'a self,
@@ -154,11 +172,7 @@ impl Files for SqliteStore {
                 return Ok(None);
             }
             insert_row(&mut tx, backend, &file, FileStatus::Complete, Some(bytes), now_ms()).await?;
-            let record = row_of(&mut tx, backend, file.id).await?.ok_or_else(vanished)?;
-            let Some((owner, seq)) = refer(&mut tx, backend, &record, author, access).await? else { return Ok(None) };
-            tx.commit().await?;
-            announce(&self.committed, seq);
-            Ok(Some((record, owner)))
+            self.refer_and_commit(tx, backend, file.id, author, access).await
         })
     }
 
@@ -233,11 +247,7 @@ impl Files for SqliteStore {
             .bind(id.to_string())
             .execute(&mut *tx)
             .await?;
-            let record = row_of(&mut tx, backend, id).await?.ok_or_else(vanished)?;
-            let Some((owner, seq)) = refer(&mut tx, backend, &record, author, access).await? else { return Ok(None) };
-            tx.commit().await?;
-            announce(&self.committed, seq);
-            Ok(Some((record, owner)))
+            self.refer_and_commit(tx, backend, id, author, access).await
         })
     }
 

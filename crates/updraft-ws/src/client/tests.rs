@@ -136,3 +136,20 @@ fn rejects_masked_server_frames() {
     let mut dec = FrameDecoder::new(0);
     assert!(dec.decode(&[0x81, 0x81, 0, 0, 0, 0, b'x'], |_| {}).is_err());
 }
+
+/// Found by the `frames` fuzz target: a message whose frames claim lengths that add up past 2^64 - 1.
+#[test]
+fn a_message_longer_than_u64_saturates_rather_than_panics() {
+    // The fuzz input: a count of read sizes (1), the size, then the stream.
+    let stream = &include_bytes!("../../../../fuzz/seeds/frames/client-message-length-overflow")[2..];
+    let mut dec = FrameDecoder::new(8);
+    let _ = dec.decode(stream, |_| {});
+    let mut dec = FrameDecoder::new(8);
+    let mut at = 0;
+    for end in 1..=stream.len() {
+        match dec.decode(&stream[at..end], |_| {}) {
+            Ok(used) => at += used,
+            Err(_) => break,
+        }
+    }
+}

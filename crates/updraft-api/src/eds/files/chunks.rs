@@ -17,8 +17,8 @@ use tokio::io::{AsyncReadExt, AsyncSeekExt, AsyncWriteExt};
 use updraft_blobs::BlobKey;
 use updraft_store::{FileStatus, StoredBytes};
 
-use super::upload::{internal, owner_not_found};
-use super::{bad, file_id, images, not_found, refused, wire};
+use super::upload::internal;
+use super::{bad, file_id, finish_upload, images, not_found, refused, wire};
 use crate::ApiState;
 use crate::eds::DataRequest;
 use crate::error::{ApiError, Code, EdsError};
@@ -89,6 +89,11 @@ pub(super) async fn chunk(
     write_chunk(&path, file.received, range, body).await?;
     if range.end < range.total {
         if !state.files.record_chunk(backend, id, file.received, range.end, range.total).await? {
+            if state.files.file(backend, id, false, updraft_store::Access::Everything).await?.is_none() {
+                // The file went (its object deleted) while the chunk arrived: nothing will complete it now.
+                let _ = tokio::fs::remove_file(&path).await;
+                return Err(not_found().into());
+            }
             return Err(ApiError::with_message(Code::Conflict, "Another chunk of this file arrived first").into());
         }
         let file = state.files.file(backend, id, false, updraft_store::Access::Everything).await?;
@@ -107,23 +112,8 @@ pub(super) async fn chunk(
     let sha256 = hash(&path).await.map_err(|err| internal("hashing an upload", &err))?;
     state.blobs.put(key, &path).await.map_err(|err| internal("storing an upload", &err))?;
     let bytes = StoredBytes { size: range.total, sha256: &sha256 };
-    match state.files.complete_file(backend, id, bytes, request.author(), request.access()).await {
-        Ok(Some((file, _owner))) => {
-            if !variants.is_empty() {
-                tokio::spawn(images::render(state.clone(), backend.clone(), id, variants));
-            }
-            Ok((StatusCode::OK, Json(wire(&file))).into_response())
-        }
-        other => {
-            if let Err(err) = state.blobs.remove_file(backend, &id_text).await {
-                tracing::warn!(%err, file = %id_text, "removing the bytes of a refused upload failed");
-            }
-            Err(match other {
-                Err(err) => refused(&request, err),
-                _ => owner_not_found().into(),
-            })
-        }
-    }
+    let completed = state.files.complete_file(backend, id, bytes, request.author(), request.access()).await;
+    finish_upload(&state, &request, id, completed, variants, StatusCode::OK).await
 }
 
 /// Writes the chunk's bytes at its start and syncs them; a body of another length than the range leaves the

@@ -183,6 +183,37 @@ fn file_name(name: &str) -> Result<String, EdsError> {
     Ok(name.to_owned())
 }
 
+/// The answer to an upload whose bytes are stored, once the store attached them (or not): the file, with its
+/// image variants started; or the refusal, with the stored bytes removed (the owner went, or the caller lost
+/// its right, while they arrived).
+async fn finish_upload(
+    state: &ApiState,
+    request: &DataRequest,
+    id: ObjectId,
+    attached: Result<Option<(FileRecord, Value)>, updraft_store::StoreError>,
+    variants: Vec<(String, images::Variant)>,
+    status: axum::http::StatusCode,
+) -> Result<Response, EdsError> {
+    let backend = &request.backend.id;
+    match attached {
+        Ok(Some((file, _owner))) => {
+            if !variants.is_empty() {
+                tokio::spawn(images::render(state.clone(), backend.clone(), id, variants));
+            }
+            Ok((status, Json(wire(&file))).into_response())
+        }
+        other => {
+            if let Err(err) = state.blobs.remove_file(backend, &id.to_string()).await {
+                tracing::warn!(%err, file = %id, "removing the bytes of a refused upload failed");
+            }
+            Err(match other {
+                Err(err) => refused(request, err),
+                Ok(_) => upload::owner_not_found().into(),
+            })
+        }
+    }
+}
+
 /// The answer to a store refusal, for this caller.
 fn refused(request: &DataRequest, err: updraft_store::StoreError) -> EdsError {
     request.refused(err)

@@ -19,7 +19,7 @@ use updraft_blobs::BlobKey;
 use updraft_core::ids::ObjectId;
 use updraft_store::{NewFile, StoredBytes};
 
-use super::{Target, bad, file_name, images, refused, wire};
+use super::{Target, bad, file_name, finish_upload, images, refused, wire};
 use crate::ApiState;
 use crate::body::read_json;
 use crate::eds::DataRequest;
@@ -149,24 +149,7 @@ async fn multipart(
     };
     let bytes = StoredBytes { size, sha256: &sha256 };
     let attached = state.files.attach_file(backend, file, bytes, request.author(), request.access()).await;
-    match attached {
-        Ok(Some((file, _owner))) => {
-            if !variants.is_empty() {
-                tokio::spawn(images::render(state.clone(), backend.clone(), id, variants));
-            }
-            Ok((StatusCode::CREATED, Json(wire(&file))).into_response())
-        }
-        other => {
-            // The owner went, or the caller lost its right, while the bytes arrived.
-            if let Err(err) = state.blobs.remove_file(backend, &id_text).await {
-                tracing::warn!(%err, file = %id_text, "removing the bytes of a refused upload failed");
-            }
-            Err(match other {
-                Err(err) => refused(request, err),
-                _ => owner_not_found().into(),
-            })
-        }
-    }
+    finish_upload(state, request, id, attached, variants, StatusCode::CREATED).await
 }
 
 /// A file part streamed to a staged file: removed when dropped, unless put into the blob store.
