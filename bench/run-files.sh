@@ -85,14 +85,14 @@ parse_round() {
     local before out up url down peak failed
     before=$(rss_kib "$node_pid")
     out=$(taskset -c 1 curl -sf "$base/files/big.bin" -H 'X-Parse-Application-Id: bench' \
-        -H 'Content-Type: application/octet-stream' --data-binary "@$BIG" -w '\n%{time_total}')
+        -H 'Content-Type: application/octet-stream' -X POST -T "$BIG" -w '\n%{time_total}')
     up=$(tail -1 <<<"$out")
     url=$(head -1 <<<"$out" | python3 -c 'import json,sys; print(json.load(sys.stdin)["url"])')
     down=$(taskset -c 1 curl -sf -o /dev/null "$url" -H 'X-Parse-Application-Id: bench' -w '%{time_total}')
     peak=$(hwm_kib "$node_pid")
     failed=$(seq "$CONCURRENT" | taskset -c 1 xargs -P "$CONCURRENT" -I{} curl -s -o /dev/null -w '%{http_code}\n' \
         "$base/files/small.bin" -H 'X-Parse-Application-Id: bench' -H 'Content-Type: application/octet-stream' \
-        --data-binary "@$SMALL" | grep -vc '^201$' || true)
+        -X POST -T "$SMALL" | grep -vc '^201$' || true)
     record parse "$up" "$down" "$before" "$peak" "$failed"
     stop_server
 }

@@ -31,10 +31,12 @@ const liveQueryClasses = (process.env.LIVE_QUERY_CLASSES || '').split(',').filte
   if (liveQueryClasses.length > 0) options.liveQuery = { classNames: liveQueryClasses };
   if (process.env.WEBHOOK_KEY) options.webhookKey = process.env.WEBHOOK_KEY;
   if (process.env.FILES_DIR) {
-    const { FileSystemAdapter } = require('@parse/fs-files-adapter');
+    const FileSystemAdapter = require('@parse/fs-files-adapter');
     process.chdir(process.env.FILES_DIR);
     options.filesAdapter = new FileSystemAdapter({ filesSubDirectory: 'bench' });
     options.maxUploadSize = '2gb';
+    // Updraft's open backend takes uploads from anyone: the same here.
+    options.fileUpload = { enableForPublic: true, enableForAnonymousUser: true };
   }
   const parse = new ParseServer(options);
   await parse.start();
