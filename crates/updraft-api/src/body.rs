@@ -16,18 +16,11 @@ use crate::error::{ApiError, Code};
 pub(crate) async fn read_bytes(body: Body, limit: usize) -> Result<Bytes, ApiError> {
     axum::body::to_bytes(body, limit).await.map_err(|err| {
         // `to_bytes` reports an exceeded limit, or the deadline, as a source error.
-        let mut source = std::error::Error::source(&err);
-        while let Some(src) = source {
-            if src.is::<http_body_util::LengthLimitError>() {
-                return ApiError::with_message(
-                    Code::PayloadTooLarge,
-                    format!("Request body is larger than {limit} bytes"),
-                );
-            }
-            if src.is::<DeadlineElapsed>() {
-                return ApiError::new(Code::RequestTimeout);
-            }
-            source = src.source();
+        if caused_by::<http_body_util::LengthLimitError>(&err) {
+            return ApiError::with_message(Code::PayloadTooLarge, format!("Request body is larger than {limit} bytes"));
+        }
+        if missed_deadline(&err) {
+            return ApiError::new(Code::RequestTimeout);
         }
         ApiError::with_message(Code::BadRequest, "Could not read the request body")
     })
@@ -54,14 +47,12 @@ pub(crate) fn with_deadline(request: axum::extract::Request, deadline: Instant) 
 
 /// Whether `err` (or its source) is a body that missed its deadline.
 pub(crate) fn missed_deadline(err: &(dyn std::error::Error + 'static)) -> bool {
-    let mut source = Some(err);
-    while let Some(err) = source {
-        if err.is::<DeadlineElapsed>() {
-            return true;
-        }
-        source = err.source();
-    }
-    false
+    caused_by::<DeadlineElapsed>(err)
+}
+
+/// Whether `err` or one of its sources is an `E`.
+fn caused_by<E: std::error::Error + 'static>(err: &(dyn std::error::Error + 'static)) -> bool {
+    std::iter::successors(Some(err), |err| err.source()).any(|err| err.is::<E>())
 }
 
 /// The error a body that missed its deadline ends with; [`read_bytes`] answers it with 408.

@@ -122,21 +122,21 @@ impl ApiState {
         if let Some(domain) = &self.public.app_domain {
             return format!("{}://{domain}", self.public.ws_scheme);
         }
-        let scheme = match parts.extensions.get::<Transport>() {
-            Some(transport) if transport.tls => "wss",
-            Some(_) => "ws",
-            None => self.public.ws_scheme,
-        };
+        let scheme = if self.reached_over_tls(parts) { "wss" } else { "ws" };
         format!("{scheme}://{}", usable_host(parts).unwrap_or(&self.public.host))
+    }
+
+    /// Whether the request came through a TLS listener (without that record, whether the main listener is TLS).
+    fn reached_over_tls(&self, parts: &axum::http::request::Parts) -> bool {
+        match parts.extensions.get::<Transport>() {
+            Some(transport) => transport.tls,
+            None => self.public.ws_scheme == "wss",
+        }
     }
 
     /// `http://host` or `https://host` as the client reached us, for URLs handed back (file downloads).
     fn http_origin(&self, parts: &axum::http::request::Parts) -> String {
-        let tls = match parts.extensions.get::<Transport>() {
-            Some(transport) => transport.tls,
-            None => self.public.ws_scheme == "wss",
-        };
-        let scheme = if tls { "https" } else { "http" };
+        let scheme = if self.reached_over_tls(parts) { "https" } else { "http" };
         format!("{scheme}://{}", usable_host(parts).unwrap_or(&self.public.host))
     }
 

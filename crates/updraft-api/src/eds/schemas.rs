@@ -53,7 +53,7 @@ fn object_type_of(name: &str) -> Result<String, EdsError> {
     }
 }
 
-fn valid_property(name: &str) -> bool {
+pub(super) fn valid_property(name: &str) -> bool {
     !name.is_empty() && name.len() <= 64 && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')
 }
 

@@ -5,7 +5,7 @@
 use serde_json::{Map, Value, json};
 use updraft_core::ids::ObjectId;
 
-use super::{SqliteStore, announce, changeable, current, now_ms, update_in};
+use super::{SqliteStore, announce, changeable, now_ms, update_in};
 use crate::files::{FileRecord, FileStatus, Files, NewFile, StoredBytes};
 use crate::{Access, Author, BoxFuture, Collection, ObjectRef, Patch, Permission, StoreError};
 
@@ -69,24 +69,24 @@ async fn visible(
 ) -> Result<Option<FileRecord>, StoreError> {
     let Some(file) = row_of(conn, backend, id).await? else { return Ok(None) };
     let at = Collection { backend, object_type: &file.owner.object_type };
-    let Some(owner) = current(conn, at, file.owner.id).await? else { return Ok(None) };
-    if !owner.allows(Permission::Read, access) {
-        return Ok(None);
-    }
-    if upload && !owner.allows(Permission::Update, access) {
-        return Err(StoreError::Forbidden);
-    }
-    Ok(Some(file))
+    let permission = if upload { Permission::Update } else { Permission::Read };
+    Ok(changeable(conn, at, file.owner.id, permission, access).await?.map(|_| file))
 }
 
-async fn insert_row(
+/// Inserts the file's row if the caller may update its owner; false (nothing written) when it cannot see it.
+async fn insert_owned(
     tx: &mut sqlx::SqliteConnection,
     backend: &str,
     file: &NewFile<'_>,
     status: FileStatus,
     bytes: Option<StoredBytes<'_>>,
-    now: i64,
-) -> Result<(), StoreError> {
+    access: Access<'_>,
+) -> Result<bool, StoreError> {
+    let at = Collection { backend, object_type: &file.owner.object_type };
+    if changeable(tx, at, file.owner.id, Permission::Update, access).await?.is_none() {
+        return Ok(false);
+    }
+    let now = now_ms();
     sqlx::query(
         "INSERT INTO files (backend, id, owner_type, owner_id, property, file_name, content_type, size, received,
                             status, sha256, variants, created_ms, updated_ms)
@@ -108,7 +108,7 @@ async fn insert_row(
     .bind(now)
     .execute(&mut *tx)
     .await?;
-    Ok(())
+    Ok(true)
 }
 
 /// Points the owner's property at the file: an update of the owner, with its change.
@@ -167,11 +167,9 @@ impl Files for SqliteStore {
     ) -> BoxFuture<'a, Result<Option<(FileRecord, Value)>, StoreError>> {
         Box::pin(async move {
             let mut tx = self.writer.begin().await?;
-            let at = Collection { backend, object_type: &file.owner.object_type };
-            if changeable(&mut tx, at, file.owner.id, Permission::Update, access).await?.is_none() {
+            if !insert_owned(&mut tx, backend, &file, FileStatus::Complete, Some(bytes), access).await? {
                 return Ok(None);
             }
-            insert_row(&mut tx, backend, &file, FileStatus::Complete, Some(bytes), now_ms()).await?;
             self.refer_and_commit(tx, backend, file.id, author, access).await
         })
     }
@@ -184,11 +182,9 @@ impl Files for SqliteStore {
     ) -> BoxFuture<'a, Result<Option<FileRecord>, StoreError>> {
         Box::pin(async move {
             let mut tx = self.writer.begin().await?;
-            let at = Collection { backend, object_type: &file.owner.object_type };
-            if changeable(&mut tx, at, file.owner.id, Permission::Update, access).await?.is_none() {
+            if !insert_owned(&mut tx, backend, &file, FileStatus::Empty, None, access).await? {
                 return Ok(None);
             }
-            insert_row(&mut tx, backend, &file, FileStatus::Empty, None, now_ms()).await?;
             let record = row_of(&mut tx, backend, file.id).await?.ok_or_else(vanished)?;
             tx.commit().await?;
             Ok(Some(record))
@@ -349,6 +345,12 @@ mod tests {
         Acl { read: all.clone(), update: all.clone(), delete: all, admin: Vec::new() }
     }
 
+    async fn open(dir: &tempfile::TempDir) -> SqliteStore {
+        SqliteStore::open(&super::super::SqliteOptions { path: dir.path().join("eds.sqlite3"), readers: 2 })
+            .await
+            .unwrap()
+    }
+
     async fn attach(store: &SqliteStore, owner: &ObjectRef, property: &str) -> ObjectId {
         let id = ObjectId::generate();
         let file = NewFile { id, owner, property, file_name: "a.png", content_type: None, variants: None };
@@ -371,10 +373,7 @@ mod tests {
     #[tokio::test]
     async fn files_go_to_the_trash_with_their_object_or_when_their_property_changes() {
         let dir = tempfile::tempdir().unwrap();
-        let store =
-            SqliteStore::open(&super::super::SqliteOptions { path: dir.path().join("eds.sqlite3"), readers: 2 })
-                .await
-                .unwrap();
+        let store = open(&dir).await;
         let new_object = || async {
             let doc = store.insert(IMAGES, Map::new(), Author::default(), everyone()).await.unwrap();
             ObjectRef {
@@ -434,10 +433,7 @@ mod tests {
     #[tokio::test]
     async fn a_file_is_seen_by_who_reads_its_object_and_uploaded_into_by_who_updates_it() {
         let dir = tempfile::tempdir().unwrap();
-        let store =
-            SqliteStore::open(&super::super::SqliteOptions { path: dir.path().join("eds.sqlite3"), readers: 2 })
-                .await
-                .unwrap();
+        let store = open(&dir).await;
         let (reader, nobody) = ([Subject::Everyone, Subject::user("r")], [Subject::Everyone]);
         let acl = Acl { read: vec![Subject::user("r")], ..Acl::default() };
         let doc = store.insert(IMAGES, Map::new(), Author::default(), acl).await.unwrap();

@@ -18,7 +18,7 @@ use updraft_blobs::BlobKey;
 use updraft_store::{FileStatus, StoredBytes};
 
 use super::upload::internal;
-use super::{bad, file_id, finish_upload, images, not_found, refused, wire};
+use super::{bad, file_id, finish_upload, images, not_found, wire};
 use crate::ApiState;
 use crate::eds::DataRequest;
 use crate::error::{ApiError, Code, EdsError};
@@ -68,7 +68,7 @@ pub(super) async fn chunk(
     let _writing = state.uploads.claim(backend, id).ok_or_else(|| {
         EdsError::from(ApiError::with_message(Code::Conflict, "Another chunk of this file is arriving"))
     })?;
-    let file = state.files.file(backend, id, true, request.access()).await.map_err(|err| refused(&request, err))?;
+    let file = state.files.file(backend, id, true, request.access()).await.map_err(|err| request.refused(err))?;
     let file = file.ok_or_else(not_found)?;
     if file.status == FileStatus::Complete {
         return Err(bad("The file is complete: start a new upload to replace it"));

@@ -56,11 +56,7 @@ pub(crate) fn declared(property: &Value) -> Result<Vec<(String, Variant)>, Strin
         let declared =
             processor.get("variants").and_then(Value::as_object).ok_or("an image processor needs variants")?;
         for (name, spec) in declared {
-            let plain = !name.is_empty()
-                && name.len() <= 64
-                && name != "original"
-                && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_');
-            if !plain {
+            if !super::plain(name) || name == "original" {
                 return Err(format!("variant name {name:?}: letters, digits and _, not \"original\""));
             }
             variants.push((name.clone(), variant(spec).ok_or_else(|| format!("variant {name:?}: {{\"crop\"|\"scale\"|\"resize\": \"WxH\"}} with W and H from 1 to {MAX_VARIANT_SIDE}"))?));

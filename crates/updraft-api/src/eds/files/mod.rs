@@ -24,6 +24,8 @@ use updraft_core::ids::ObjectId;
 use updraft_store::{FileRecord, FileStatus, ObjectRef};
 
 use super::DataRequest;
+// Names of letters, digits and `_`, as properties are named: type names, properties, variants, backend ids.
+use super::schemas::valid_property as plain;
 use crate::ApiState;
 use crate::error::{ApiError, Code, EdsError};
 
@@ -166,10 +168,6 @@ impl Target {
     }
 }
 
-fn plain(name: &str) -> bool {
-    !name.is_empty() && name.len() <= 64 && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')
-}
-
 /// A file name as given, when it is one name (no path, no control characters) of at most 255 bytes.
 fn file_name(name: &str) -> Result<String, EdsError> {
     let fits = !name.is_empty()
@@ -207,14 +205,9 @@ async fn finish_upload(
                 tracing::warn!(%err, file = %id, "removing the bytes of a refused upload failed");
             }
             Err(match other {
-                Err(err) => refused(request, err),
+                Err(err) => request.refused(err),
                 Ok(_) => upload::owner_not_found().into(),
             })
         }
     }
-}
-
-/// The answer to a store refusal, for this caller.
-fn refused(request: &DataRequest, err: updraft_store::StoreError) -> EdsError {
-    request.refused(err)
 }

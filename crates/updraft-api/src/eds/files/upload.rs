@@ -19,7 +19,7 @@ use updraft_blobs::BlobKey;
 use updraft_core::ids::ObjectId;
 use updraft_store::{NewFile, StoredBytes};
 
-use super::{Target, bad, file_name, finish_upload, images, refused, wire};
+use super::{Target, bad, file_name, finish_upload, images, wire};
 use crate::ApiState;
 use crate::body::read_json;
 use crate::eds::DataRequest;
@@ -59,7 +59,7 @@ pub(super) async fn create(
         variants: images::processing(&variants),
     };
     let begun = state.files.begin_file(&request.backend.id, file, request.access()).await;
-    let begun = begun.map_err(|err| refused(&request, err))?.ok_or_else(owner_not_found)?;
+    let begun = begun.map_err(|err| request.refused(err))?.ok_or_else(owner_not_found)?;
     Ok((StatusCode::CREATED, Json(wire(&begun))).into_response())
 }
 
@@ -111,7 +111,7 @@ async fn multipart(
                 let value = serde_json::from_str(&text).map_err(|_| bad("The object part is not JSON"))?;
                 let parsed = Target::parse(&value)?;
                 let may = state.files.may_upload(&request.backend.id, &parsed.owner, request.access()).await;
-                may.map_err(|err| refused(request, err))?.ok_or_else(owner_not_found)?;
+                may.map_err(|err| request.refused(err))?.ok_or_else(owner_not_found)?;
                 target = Some(parsed);
             }
             Some("filename") if named.is_none() => named = Some(field.text().await.map_err(multipart_error)?),
