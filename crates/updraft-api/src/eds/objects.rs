@@ -34,8 +34,7 @@ pub(super) fn routes() -> Router<ApiState> {
 
 /// `todos` → `objects.todos`; names are letters, digits and underscores.
 pub(super) fn object_type(name: &str) -> Result<String, EdsError> {
-    let valid = !name.is_empty() && name.len() <= 64 && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_');
-    if !valid {
+    if !super::schemas::valid_property(name) {
         return Err(ApiError::with_message(Code::BadRequest, format!("Invalid object type name {name:?}")).into());
     }
     Ok(format!("objects.{name}"))
