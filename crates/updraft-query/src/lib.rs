@@ -15,6 +15,7 @@
 pub mod ast;
 mod eval;
 pub mod parse;
+pub mod search;
 pub mod sqlite;
 
 pub use ast::{Direction, Filter, Sort};

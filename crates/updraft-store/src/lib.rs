@@ -9,6 +9,7 @@
 
 mod document;
 mod files;
+mod search;
 mod sqlite;
 mod webhooks;
 
@@ -20,6 +21,7 @@ use updraft_core::ids::ObjectId;
 use updraft_query::{Filter, Sort};
 
 pub use files::{FileRecord, FileStatus, Files, NewFile, StoredBytes};
+pub use search::{MAX_SEARCHED_PER_TYPE, Search, SearchQuery};
 pub use sqlite::{SqliteOptions, SqliteStore};
 /// The group commit's statements, per insert, for `examples/insert_floor.rs`, which measures them on their own.
 #[doc(hidden)]
@@ -84,6 +86,8 @@ pub struct SchemaRules {
     /// Ref properties whose target's deletion deletes the referring object
     /// (`target.onDelete.dependency = "deleteObject"`).
     pub cascades: Vec<Cascade>,
+    /// The indexed properties of type string, which full-text search reads (at most [`MAX_SEARCHED_PER_TYPE`]).
+    pub searched: Vec<String>,
 }
 
 /// Objects of the schema's type whose `property` refs an object of `target_type` go when it goes.

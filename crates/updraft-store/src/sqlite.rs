@@ -768,6 +768,7 @@ mod migration_tests;
 mod plan_tests;
 mod reads;
 mod schemas;
+mod search;
 mod tenants;
 #[cfg(test)]
 mod tests;

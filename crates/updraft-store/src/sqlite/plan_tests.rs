@@ -49,6 +49,7 @@ async fn bench_store(dir: &tempfile::TempDir, n: u64) -> SqliteStore {
     let rules = crate::SchemaRules {
         indexed: ["n", "k", "title", "owner", "tags"].iter().map(|it| it.to_string()).collect(),
         cascades: Vec::new(),
+        searched: Vec::new(),
     };
     store.put_schema(BENCH.backend, BENCH.object_type, json!({}), &rules).await.unwrap();
     fill(&store, n).await;
@@ -251,7 +252,7 @@ async fn array_elements_of_indexed_properties_are_kept_and_read() {
         rows
     };
     assert!(elements().await.is_empty(), "no index, no elements");
-    let indexed = crate::SchemaRules { indexed: vec!["tags".to_owned()], cascades: Vec::new() };
+    let indexed = crate::SchemaRules { indexed: vec!["tags".to_owned()], cascades: Vec::new(), searched: Vec::new() };
     store.put_schema(BENCH.backend, BENCH.object_type, json!({}), &indexed).await.unwrap();
     assert_eq!(elements().await, [("tags".into(), 2, "green".into()), ("tags".into(), 2, "red".into())]);
 

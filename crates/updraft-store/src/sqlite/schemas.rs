@@ -245,11 +245,20 @@ impl Schemas for SqliteStore {
                     .bind(object_type)
                     .fetch_all(&mut *tx)
                     .await?;
+            // The search rows go first if the searched properties move: their slots may go with a dropped index.
+            let reslotted = super::search::slots(&mut tx, backend, object_type).await?
+                != super::search::slots_of(&rules.searched);
+            if reslotted {
+                super::search::forget(&mut tx, backend, object_type).await?;
+            }
             for (property,) in had.iter().filter(|(p,)| !indexed.contains(p)) {
                 drop_index(&mut tx, backend, object_type, property).await?;
             }
             for property in indexed.iter().filter(|p| !had.iter().any(|(h,)| h == *p)) {
                 create_index(&mut tx, backend, object_type, property).await?;
+            }
+            if reslotted {
+                super::search::reslot(&mut tx, backend, object_type, &rules.searched).await?;
             }
             drop_cascades(&mut tx, backend, object_type).await?;
             for cascade in &rules.cascades {
@@ -326,6 +335,7 @@ impl Schemas for SqliteStore {
                 .execute(&mut *tx)
                 .await?;
             if deleted.rows_affected() == 1 {
+                super::search::forget(&mut tx, backend, object_type).await?;
                 let had: Vec<(String,)> =
                     sqlx::query_as("SELECT property FROM property_indexes WHERE backend = ? AND object_type = ?")
                         .bind(backend)

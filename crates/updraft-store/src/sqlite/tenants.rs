@@ -364,6 +364,7 @@ mod tests {
         let rules = SchemaRules {
             indexed: Vec::new(),
             cascades: vec![Cascade { property: "team".into(), target_type: "objects.teams".into() }],
+            searched: Vec::new(),
         };
         store.put_schema(b, crate::USERS, json!({"name": "users"}), &rules).await.unwrap();
         let teams = Collection { backend: b, object_type: "objects.teams" };

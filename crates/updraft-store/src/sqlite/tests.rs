@@ -23,7 +23,7 @@ async fn open(dir: &tempfile::TempDir) -> SqliteStore {
 }
 
 fn indexed(properties: &[&str]) -> crate::SchemaRules {
-    crate::SchemaRules { indexed: properties.iter().map(|p| p.to_string()).collect(), cascades: Vec::new() }
+    crate::SchemaRules { indexed: properties.iter().map(|p| p.to_string()).collect(), cascades: Vec::new(), searched: Vec::new() }
 }
 
 fn props(value: Value) -> Map<String, Value> {
@@ -409,7 +409,7 @@ async fn an_object_extending_its_parent_follows_the_parent_acl_and_goes_with_it(
     let store = open(&dir).await;
     let lists = Collection { object_type: "objects.lists", ..TODOS };
     let cascade = crate::Cascade { property: "list".into(), target_type: "objects.lists".into() };
-    let rules = crate::SchemaRules { indexed: Vec::new(), cascades: vec![cascade] };
+    let rules = crate::SchemaRules { indexed: Vec::new(), cascades: vec![cascade], searched: Vec::new() };
     store.put_schema(TODOS.backend, TODOS.object_type, json!({}), &rules).await.unwrap();
     let owner_only = |user: &str| Acl { admin: vec![Subject::user(user)], ..Acl::default() };
 
@@ -461,7 +461,7 @@ async fn every_committed_change_is_recorded_in_order_with_its_readers() {
     let mut watch = store.watch_changes();
     let lists = Collection { object_type: "objects.lists", ..TODOS };
     let cascade = crate::Cascade { property: "list".into(), target_type: "objects.lists".into() };
-    let rules = crate::SchemaRules { indexed: Vec::new(), cascades: vec![cascade] };
+    let rules = crate::SchemaRules { indexed: Vec::new(), cascades: vec![cascade], searched: Vec::new() };
     store.put_schema(TODOS.backend, TODOS.object_type, json!({}), &rules).await.unwrap();
     let private = |user: &str| Acl { admin: vec![Subject::user(user)], ..Acl::default() };
 

@@ -1,0 +1,335 @@
+//! Full-text search in SQLite FTS5 (docs/search.md).
+//!
+//! Two contentless FTS5 tables hold one row per object of a collection with searched properties, keyed by the
+//! object's rowid: `search_words` (words, folded, ranked by bm25) and `search_grams` (trigrams, for text inside
+//! words). Triggers on `objects` (migrations 0064–0066) keep them in the transaction of every write; a schema
+//! change that moves the searched properties to other columns rebuilds the collection's rows here.
+//!
+//! A phrase without text inside words is one FTS5 match of `search_words`, which drives the query and ranks it;
+//! with such text, each part is a match of its own and the parts are combined as sets of rowids. Either way the
+//! objects are joined by rowid and filtered by collection and ACL in the same statement.
+
+use rusqlite::Connection;
+use serde_json::Value;
+use updraft_query::search::Expr;
+use updraft_query::search::fts5::{self, Columns, Rows};
+use updraft_query::sqlite::{self as query_sql, Bind, Layout};
+use updraft_query::{Filter, Sort};
+
+use super::lists::Shape;
+use super::{SqliteStore, parse_doc, readable, reads, rows};
+use crate::document;
+use crate::{Access, BoxFuture, MAX_SEARCHED_PER_TYPE, Page, Search, SearchQuery, StoreError, Subject};
+
+/// The searched properties of a collection and their slots.
+pub(super) async fn slots(
+    tx: &mut sqlx::SqliteConnection,
+    backend: &str,
+    object_type: &str,
+) -> Result<Vec<(String, i64)>, StoreError> {
+    let mut slots: Vec<(String, i64)> = sqlx::query_as(
+        "SELECT property, search_slot FROM property_indexes \
+         WHERE backend = ? AND object_type = ? AND search_slot IS NOT NULL",
+    )
+    .bind(backend)
+    .bind(object_type)
+    .fetch_all(&mut *tx)
+    .await?;
+    slots.sort();
+    Ok(slots)
+}
+
+/// The slots `searched` get: the order of the list.
+pub(super) fn slots_of(searched: &[String]) -> Vec<(String, i64)> {
+    let mut slots: Vec<(String, i64)> = searched.iter().cloned().zip(0..).collect();
+    slots.sort();
+    slots
+}
+
+/// Gives `searched` (indexed properties, already in `property_indexes`) their slots and fills the search tables
+/// for the collection, whose rows [`forget`] deleted.
+pub(super) async fn reslot(
+    tx: &mut sqlx::SqliteConnection,
+    backend: &str,
+    object_type: &str,
+    searched: &[String],
+) -> Result<(), StoreError> {
+    if searched.len() > MAX_SEARCHED_PER_TYPE {
+        let message = format!("at most {MAX_SEARCHED_PER_TYPE} searched properties per object type");
+        return Err(StoreError::Invalid { message, property: None });
+    }
+    sqlx::query("UPDATE property_indexes SET search_slot = NULL WHERE backend = ? AND object_type = ?")
+        .bind(backend)
+        .bind(object_type)
+        .execute(&mut *tx)
+        .await?;
+    for (property, slot) in slots_of(searched) {
+        let updated = sqlx::query(
+            "UPDATE property_indexes SET search_slot = ? WHERE backend = ? AND object_type = ? AND property = ?",
+        )
+        .bind(slot)
+        .bind(backend)
+        .bind(object_type)
+        .bind(&property)
+        .execute(&mut *tx)
+        .await?;
+        if updated.rows_affected() != 1 {
+            let message = format!("the searched property {property} is not indexed");
+            return Err(StoreError::Invalid { message, property: Some(property) });
+        }
+    }
+    if !searched.is_empty() {
+        for table in ["search_words", "search_grams"] {
+            sqlx::query(sqlx::AssertSqlSafe(backfill(table))).bind(backend).bind(object_type).execute(&mut *tx).await?;
+        }
+    }
+    Ok(())
+}
+
+/// Deletes the search rows of a collection's objects; called before its searched properties go (a schema
+/// deleted, or changed), since the triggers delete an object's rows only while its collection has them.
+pub(super) async fn forget(
+    tx: &mut sqlx::SqliteConnection,
+    backend: &str,
+    object_type: &str,
+) -> Result<(), StoreError> {
+    let searched: (bool,) = sqlx::query_as(
+        "SELECT EXISTS (SELECT 1 FROM property_indexes WHERE backend = ? AND object_type = ? \
+         AND search_slot IS NOT NULL)",
+    )
+    .bind(backend)
+    .bind(object_type)
+    .fetch_one(&mut *tx)
+    .await?;
+    if !searched.0 {
+        return Ok(());
+    }
+    // One delete by rowid each: a contentless table finds rows only by rowid.
+    let rowids: Vec<(i64,)> = sqlx::query_as("SELECT rowid FROM objects WHERE backend = ? AND object_type = ?")
+        .bind(backend)
+        .bind(object_type)
+        .fetch_all(&mut *tx)
+        .await?;
+    for (rowid,) in rowids {
+        for sql in ["DELETE FROM search_words WHERE rowid = ?", "DELETE FROM search_grams WHERE rowid = ?"] {
+            sqlx::query(sql).bind(rowid).execute(&mut *tx).await?;
+        }
+    }
+    Ok(())
+}
+
+/// Fills `table` for the collection `?1`, `?2` as the insert trigger fills it for one object.
+fn backfill(table: &str) -> String {
+    let text = "CASE json_type(o.doc, '$.' || p.property) WHEN 'text' THEN o.doc ->> ('$.' || p.property) \
+                WHEN 'array' THEN (SELECT group_concat(e.value, ' ') FROM json_each(o.doc, '$.' || p.property) AS e \
+                WHERE e.type = 'text') END";
+    let slots: Vec<String> =
+        (0..MAX_SEARCHED_PER_TYPE).map(|i| format!("max(CASE WHEN p.search_slot = {i} THEN {text} END)")).collect();
+    let columns: Vec<String> = (0..MAX_SEARCHED_PER_TYPE).map(|i| format!("p{i}")).collect();
+    let (scope_column, scope) = if table == "search_words" {
+        ("scope, ", "'s' || lower(hex(o.backend || '.' || o.object_type)), ")
+    } else {
+        ("", "")
+    };
+    format!(
+        "INSERT INTO {table} (rowid, {scope_column}{}) SELECT o.rowid, {scope}{} \
+         FROM objects AS o JOIN property_indexes AS p ON p.backend = o.backend AND p.object_type = o.object_type \
+         AND p.search_slot IS NOT NULL WHERE o.backend = ?1 AND o.object_type = ?2 GROUP BY o.rowid",
+        columns.join(", "),
+        slots.join(", ")
+    )
+}
+
+/// A search with everything it needs, owned, so that it can move to the blocking pool.
+struct SearchRead {
+    backend: String,
+    object_types: Vec<String>,
+    phrase: Expr,
+    properties: Option<Vec<String>>,
+    sort: Sort,
+    shape: Shape,
+    /// None: everything (the instance secret).
+    subjects: Option<Vec<Subject>>,
+}
+
+/// A collection's searched columns, as the search reads them.
+struct Collection {
+    object_type: String,
+    scope: String,
+    columns: Vec<String>,
+}
+
+impl Collection {
+    fn columns(&self) -> Columns<'_> {
+        Columns { properties: &self.columns, scope: &self.scope }
+    }
+}
+
+impl SearchRead {
+    fn new(backend: &str, query: SearchQuery<'_>, shape: Shape, access: Access<'_>) -> SearchRead {
+        SearchRead {
+            backend: backend.to_owned(),
+            object_types: query.object_types.to_vec(),
+            phrase: query.phrase.clone(),
+            properties: query.properties.map(<[String]>::to_vec),
+            sort: query.sort.clone(),
+            shape,
+            subjects: match access {
+                Access::Everything => None,
+                Access::Subjects(subjects) => Some(subjects.to_vec()),
+            },
+        }
+    }
+
+    /// Runs `run` on the statement, in one snapshot with the slots it was compiled against; `Err` (inner) when no
+    /// type has a searched property of those asked for.
+    fn read<T>(
+        &self,
+        conn: &Connection,
+        run: impl Fn(&Connection, &str, &[Bind]) -> rusqlite::Result<T>,
+    ) -> rusqlite::Result<Result<T, String>> {
+        super::lists::snapshot(conn, |conn| {
+            let collections = self.collections(conn)?;
+            if collections.is_empty() {
+                return Ok(Err(self.nothing_searched()));
+            }
+            let (sql, binds) = self.statement(&collections);
+            run(conn, &sql, &binds).map(Ok)
+        })
+    }
+
+    fn nothing_searched(&self) -> String {
+        let asked = match &self.properties {
+            Some(properties) => format!("the properties {}", properties.join(", ")),
+            None => "any property".to_owned(),
+        };
+        format!(
+            "{} search {asked}: a search reads properties of type string declared `indexed` in the schema",
+            if self.object_types.len() == 1 { "the object type does not" } else { "none of the object types does" },
+        )
+    }
+
+    fn collections(&self, conn: &Connection) -> rusqlite::Result<Vec<Collection>> {
+        let mut statement = conn.prepare_cached(
+            "SELECT property, search_slot FROM property_indexes \
+             WHERE backend = ? AND object_type = ? AND search_slot IS NOT NULL ORDER BY search_slot",
+        )?;
+        let mut collections = Vec::new();
+        for object_type in &self.object_types {
+            let slots = statement.query_map([&self.backend, object_type], |row| {
+                Ok((row.get::<_, String>(0)?, row.get::<_, i64>(1)?))
+            })?;
+            let mut columns = Vec::new();
+            for slot in slots {
+                let (property, slot) = slot?;
+                if self.properties.as_ref().is_none_or(|wanted| wanted.contains(&property)) {
+                    columns.push(format!("p{slot}"));
+                }
+            }
+            if !columns.is_empty() {
+                let scope = fts5::scope_token(&self.backend, object_type);
+                collections.push(Collection { object_type: object_type.clone(), scope, columns });
+            }
+        }
+        Ok(collections)
+    }
+
+    fn statement(&self, collections: &[Collection]) -> (String, Vec<Bind>) {
+        let mut binds = Vec::new();
+        let ranked = !self.phrase.has_inside();
+        let from = if ranked {
+            let text: Vec<String> = collections
+                .iter()
+                .map(|c| format!("({})", fts5::words_match(&self.phrase, &c.columns())))
+                .collect();
+            binds.push(Bind::Text(text.join(" OR ")));
+            "search_words JOIN objects ON objects.rowid = search_words.rowid WHERE search_words MATCH ?".to_owned()
+        } else {
+            let mut sets = Vec::new();
+            for collection in collections {
+                let rows = Rows::of(&self.phrase, &collection.columns(), &self.backend, &collection.object_type);
+                sets.push(format!("SELECT rowid FROM ({})", rows.sql));
+                binds.extend(rows.binds.into_iter().map(Bind::Text));
+            }
+            format!("objects WHERE objects.rowid IN ({})", sets.join(" UNION "))
+        };
+        let types = vec!["?"; collections.len()].join(", ");
+        binds.push(Bind::Text(self.backend.clone()));
+        binds.extend(collections.iter().map(|c| Bind::Text(c.object_type.clone())));
+        let access = match &self.subjects {
+            None => Access::Everything,
+            Some(subjects) => Access::Subjects(subjects),
+        };
+        let (allowed, subjects) = readable(access);
+        binds.extend(subjects.into_iter().map(Bind::Text));
+        let selection =
+            format!("{from} AND objects.backend = ? AND objects.object_type IN ({types}) AND {allowed}");
+        let sql = match self.shape {
+            Shape::Count => format!("SELECT count(*) FROM {selection}"),
+            Shape::Page(Page { limit, offset }) => {
+                let order = if !self.sort.keys.is_empty() {
+                    let layout = Layout { doc: "doc", reserved: Some(document::format_ms), indexed: &[] };
+                    query_sql::order_by_in(&self.sort, &Filter { clauses: Vec::new() }, &layout, &["created_ms", "id"])
+                } else if ranked {
+                    // Relevance: bm25 over the property columns (the scope column weighs nothing); the newest first
+                    // among equals.
+                    "bm25(search_words, 0.0), objects.created_ms DESC, objects.id".to_owned()
+                } else {
+                    "objects.created_ms DESC, objects.id".to_owned()
+                };
+                format!("SELECT objects.doc FROM {selection} ORDER BY {order} LIMIT {limit} OFFSET {offset}")
+            }
+        };
+        (sql, binds)
+    }
+}
+
+impl SqliteStore {
+    async fn run_search<T: Send + 'static>(
+        &self,
+        read: SearchRead,
+        run: impl Fn(&Connection, &str, &[Bind]) -> rusqlite::Result<T> + Send + Sync + 'static,
+    ) -> Result<T, StoreError> {
+        match self.hot.bounded(move |conn| read.read(conn, &run)).await? {
+            Ok(value) => Ok(value),
+            Err(message) => Err(StoreError::Invalid { message, property: Some("properties".into()) }),
+        }
+    }
+}
+
+impl Search for SqliteStore {
+    fn search<'a>(
+        &'a self,
+        backend: &'a str,
+        query: SearchQuery<'a>,
+        page: Page,
+        access: Access<'a>,
+    ) -> BoxFuture<'a, Result<Vec<Value>, StoreError>> {
+        Box::pin(async move {
+            let read = SearchRead::new(backend, query, Shape::Page(page), access);
+            let texts = self.run_search(read, |conn, sql, binds| rows(conn, &format!("SELECT json(doc) FROM ({sql})"), binds)).await?;
+            texts.iter().map(|text| parse_doc(text).map(Value::Object)).collect()
+        })
+    }
+
+    fn search_count<'a>(
+        &'a self,
+        backend: &'a str,
+        query: SearchQuery<'a>,
+        access: Access<'a>,
+    ) -> BoxFuture<'a, Result<u64, StoreError>> {
+        Box::pin(async move {
+            let read = SearchRead::new(backend, query, Shape::Count, access);
+            let n: i64 = self
+                .run_search(read, |conn, sql, binds| {
+                    let mut statement = conn.prepare_cached(sql)?;
+                    statement.query_row(rusqlite::params_from_iter(reads::values(binds)), |row| row.get(0))
+                })
+                .await?;
+            Ok(n.max(0) as u64)
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests;
