@@ -1,4 +1,4 @@
-// SDK calls for services Updraft does not serve yet: EDS full-text search, MAR and the platform
+// SDK calls for services Updraft does not serve yet: MAR and the platform
 // API. Each test is skipped with the missing service as its reason; the bodies say what the SDK does, so
 // turning one on is removing its `skip`. Their requests go to https://<host>:443 like every EDS call
 // (MAR: node_modules/qtc/lib/mar/qtc-mar.js, platform: lib/platform/qtc-platform.js).
@@ -6,27 +6,13 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 
-import { TEST_TIMEOUT_MS, call, defineObjectType, eds, newBackend, ok, qtc, uniq } from './lib/harness.mjs';
+import { TEST_TIMEOUT_MS, call, ok, qtc, uniq } from './lib/harness.mjs';
 
-const SEARCH = 'EDS full-text search (/v1/search) is not implemented in Updraft yet';
 const MAR = 'the MAR API (/v1/apps/:id/...) is not implemented in Updraft yet';
 const PLATFORM = 'the platform API (/v1/user, /v1/accounts, ...) is not implemented in Updraft yet';
 
 const MAR_ADDRESS = 'https://mar.localtest';
 const PLATFORM_ADDRESS = 'https://api.localtest';
-
-test('search finds objects by phrase across collections', { skip: SEARCH, timeout: TEST_TIMEOUT_MS }, async () => {
-  const backend = await newBackend('search');
-  const type = uniq('articles');
-  await defineObjectType(backend, { name: type, properties: [{ name: 'body', type: 'string', indexed: true }] });
-  const client = eds(backend);
-  const articles = client.collection(type);
-  const hit = await ok((cb) => articles.insert({ body: 'the quick brown fox' }, cb), 'insert()');
-  await ok((cb) => articles.insert({ body: 'a lazy dog' }, cb), 'insert()');
-  // GET /v1/search?search={"phrase":..,"properties":"body"}&objectTypes=objects.<type>
-  const res = await ok((cb) => client.search('fox', [type], { properties: ['body'] }, cb), 'search()');
-  assert.deepEqual(res.results.map((o) => o.id), [hit.id]);
-});
 
 test('Mar: getInstanceInfo, getEnvVars, setEnvVars, getLogs', { skip: MAR, timeout: TEST_TIMEOUT_MS }, async () => {
   const mar = new qtc.Mar({ address: MAR_ADDRESS, instanceId: 'mar-eu-1-conformance', secret: 'token' });

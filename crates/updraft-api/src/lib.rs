@@ -71,6 +71,8 @@ pub struct ApiContext {
     /// The rows of EDS files, and their bytes.
     pub files: Arc<dyn updraft_store::Files>,
     pub blobs: Arc<dyn updraft_blobs::BlobStore>,
+    /// Full-text search over the objects of `store`.
+    pub search: Arc<dyn updraft_store::Search>,
     pub file_settings: eds::FileSettings,
     /// Chunked uploads with a chunk arriving.
     pub uploads: eds::Uploads,

@@ -90,6 +90,7 @@ impl Application {
             webhooks: store.clone(),
             changes: store.clone(),
             files: store.clone(),
+            search: store.clone(),
             blobs,
             file_settings: file_settings(&settings),
             uploads: Default::default(),

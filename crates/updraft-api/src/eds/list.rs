@@ -95,6 +95,11 @@ impl Params {
         self.0.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str())
     }
 
+    /// Every value of a repeated parameter.
+    pub(super) fn all<'a>(&'a self, name: &'a str) -> impl Iterator<Item = &'a str> {
+        self.0.iter().filter(move |(k, _)| k == name).map(|(_, v)| v.as_str())
+    }
+
     /// `limit` (default 100, at most 1000) and `offset`.
     pub(super) fn page(&self) -> Result<Page, EdsError> {
         let limit = number_param(self.get("limit"), "limit", DEFAULT_LIMIT)?.min(MAX_LIMIT);

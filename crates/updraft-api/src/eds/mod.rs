@@ -13,6 +13,7 @@ mod oauth;
 mod objects;
 mod request;
 mod schemas;
+mod search;
 mod sessions;
 pub mod stream;
 mod tokens;
@@ -46,6 +47,7 @@ pub fn routes() -> Router<ApiState> {
         .merge(files::routes())
         .merge(access::routes())
         .merge(schemas::routes())
+        .merge(search::routes())
         .merge(usergroups::routes())
         .merge(webhooks::routes())
         .merge(stream::routes())

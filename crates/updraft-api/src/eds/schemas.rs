@@ -112,6 +112,10 @@ fn validate(body: Option<Value>, name: Option<&str>) -> Result<(String, Value, S
         }
         if property.get("indexed").and_then(Value::as_bool) == Some(true) {
             rules.indexed.push(prop_name.to_owned());
+            if kind == "string" {
+                // Full-text search reads the indexed strings.
+                rules.searched.push(prop_name.to_owned());
+            }
             if rules.indexed.len() > MAX_INDEXED_PER_TYPE {
                 let message = format!("at most {MAX_INDEXED_PER_TYPE} indexed properties per object type");
                 return Err(ApiError::field("properties", message).into());

@@ -13,6 +13,7 @@ mod eds_members;
 mod eds_queries;
 mod eds_realtime;
 mod eds_refs;
+mod eds_search;
 mod eds_schemas;
 mod eds_stream;
 mod eds_stub;
