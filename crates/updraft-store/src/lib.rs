@@ -21,7 +21,7 @@ use updraft_core::ids::ObjectId;
 use updraft_query::{Filter, Sort};
 
 pub use files::{FileRecord, FileStatus, Files, NewFile, StoredBytes};
-pub use search::{MAX_SEARCHED_PER_TYPE, Search, SearchQuery};
+pub use search::{MAX_SEARCHED_PER_TYPE, Search, SearchQuery, searched_properties};
 pub use sqlite::{SqliteOptions, SqliteStore};
 /// The group commit's statements, per insert, for `examples/insert_floor.rs`, which measures them on their own.
 #[doc(hidden)]

@@ -10,6 +10,17 @@ use crate::{Access, BoxFuture, Page, StoreError};
 /// The most properties of one object type that are searched: one column of the search index each.
 pub const MAX_SEARCHED_PER_TYPE: usize = 16;
 
+/// The properties of a schema (as `/v1/object_types` keeps it) that full-text search reads: those of type string
+/// declared `indexed`, in the schema's order, at most [`MAX_SEARCHED_PER_TYPE`].
+pub fn searched_properties(schema: &Value) -> Vec<String> {
+    let properties = schema.get("properties").and_then(Value::as_array).into_iter().flatten();
+    properties
+        .filter(|p| p["type"] == "string" && p["indexed"] == true)
+        .filter_map(|p| p["name"].as_str().map(str::to_owned))
+        .take(MAX_SEARCHED_PER_TYPE)
+        .collect()
+}
+
 /// A search, as the API parsed it.
 #[derive(Debug, Clone, Copy)]
 pub struct SearchQuery<'a> {

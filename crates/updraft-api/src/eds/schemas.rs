@@ -112,10 +112,6 @@ fn validate(body: Option<Value>, name: Option<&str>) -> Result<(String, Value, S
         }
         if property.get("indexed").and_then(Value::as_bool) == Some(true) {
             rules.indexed.push(prop_name.to_owned());
-            if kind == "string" {
-                // Full-text search reads the indexed strings.
-                rules.searched.push(prop_name.to_owned());
-            }
             if rules.indexed.len() > MAX_INDEXED_PER_TYPE {
                 let message = format!("at most {MAX_INDEXED_PER_TYPE} indexed properties per object type");
                 return Err(ApiError::field("properties", message).into());
@@ -146,7 +142,9 @@ fn validate(body: Option<Value>, name: Option<&str>) -> Result<(String, Value, S
     acl_of(&schema, "accessControlList", false)?;
     acl_of(&schema, "accessControlListTemplate", true)?;
     schema.entry("properties").or_insert(json!([]));
-    Ok((object_type, Value::Object(schema), rules))
+    let schema = Value::Object(schema);
+    rules.searched = updraft_store::searched_properties(&schema);
+    Ok((object_type, schema, rules))
 }
 
 /// The type a ref property points at, from its `objectType` (`objects.todoLists`, or `todoLists`).

@@ -67,7 +67,8 @@ pub(crate) const MIGRATIONS: &[&str] = &[
     include_str!("../../migrations/0061_property_indexes_add_search_slot.sql"),
     include_str!("../../migrations/0062_create_table_search_words.sql"),
     include_str!("../../migrations/0063_create_table_search_grams.sql"),
-    include_str!("../../migrations/0064_create_trigger_objects_search_on_insert.sql"),
-    include_str!("../../migrations/0065_create_trigger_objects_search_on_update.sql"),
-    include_str!("../../migrations/0066_create_trigger_objects_search_on_delete.sql"),
+    include_str!("../../migrations/0064_create_table_search_batch.sql"),
+    include_str!("../../migrations/0065_create_trigger_objects_search_on_insert.sql"),
+    include_str!("../../migrations/0066_create_trigger_objects_search_on_update.sql"),
+    include_str!("../../migrations/0067_create_trigger_objects_search_on_delete.sql"),
 ];

@@ -60,11 +60,37 @@ pub(super) async fn upgrade_indexes(tx: &mut sqlx::SqliteConnection) -> Result<(
         create_key_index(tx, backend, object_type, property).await?;
         PropertyIndex { kind: "sort", backend, object_type, property }.drop(tx).await?;
     }
+    upgrade_search(tx).await?;
     let cascades: Vec<(String, String, String)> =
         sqlx::query_as("SELECT backend, object_type, property FROM ref_cascades").fetch_all(&mut *tx).await?;
     for (backend, object_type, property) in &cascades {
         if plain(backend) && plain(object_type) && plain(property) {
             create_ref_index(tx, backend, object_type, property).await?;
+        }
+    }
+    Ok(())
+}
+
+/// Indexes for search the collections of a database that predates it: those whose schema has searched
+/// properties (`crate::searched_properties`) and no slots yet.
+async fn upgrade_search(tx: &mut sqlx::SqliteConnection) -> Result<(), StoreError> {
+    let schemas: Vec<(String, String, String)> = sqlx::query_as(
+        "SELECT backend, name, schema FROM object_types AS t WHERE NOT EXISTS (SELECT 1 FROM property_indexes AS p \
+         WHERE p.backend = t.backend AND p.object_type = t.name AND p.search_slot IS NOT NULL)",
+    )
+    .fetch_all(&mut *tx)
+    .await?;
+    for (backend, object_type, schema) in schemas {
+        let Ok(schema) = serde_json::from_str::<Value>(&schema) else { continue };
+        let searched = crate::searched_properties(&schema);
+        let indexed: Vec<(String,)> =
+            sqlx::query_as("SELECT property FROM property_indexes WHERE backend = ? AND object_type = ?")
+                .bind(&backend)
+                .bind(&object_type)
+                .fetch_all(&mut *tx)
+                .await?;
+        if !searched.is_empty() && searched.iter().all(|p| indexed.iter().any(|(i,)| i == p)) {
+            super::search::reslot(tx, &backend, &object_type, &searched).await?;
         }
     }
     Ok(())

@@ -79,8 +79,10 @@ pub(super) async fn reslot(
         }
     }
     if !searched.is_empty() {
+        let collection = "o.backend = ?1 AND o.object_type = ?2";
         for table in ["search_words", "search_grams"] {
-            sqlx::query(sqlx::AssertSqlSafe(backfill(table))).bind(backend).bind(object_type).execute(&mut *tx).await?;
+            let fill = fill(table, collection);
+            sqlx::query(sqlx::AssertSqlSafe(fill)).bind(backend).bind(object_type).execute(&mut *tx).await?;
         }
     }
     Ok(())
@@ -118,8 +120,15 @@ pub(super) async fn forget(
     Ok(())
 }
 
-/// Fills `table` for the collection `?1`, `?2` as the insert trigger fills it for one object.
-fn backfill(table: &str) -> String {
+/// The statements that index the objects whose rowids are the JSON array `?1`, as the insert trigger indexes one:
+/// the group commit runs them once at the end of each batch (see migration 0064).
+pub(crate) fn batch_statements() -> [String; 2] {
+    let rows = "o.rowid IN (SELECT value FROM json_each(?1))";
+    [fill("search_words", rows), fill("search_grams", rows)]
+}
+
+/// Fills `table` for the objects `o` of `rows` (an SQL condition) as the insert trigger fills it for one object.
+fn fill(table: &str, rows: &str) -> String {
     let text = "CASE json_type(o.doc, '$.' || p.property) WHEN 'text' THEN o.doc ->> ('$.' || p.property) \
                 WHEN 'array' THEN (SELECT group_concat(e.value, ' ') FROM json_each(o.doc, '$.' || p.property) AS e \
                 WHERE e.type = 'text') END";
@@ -134,7 +143,7 @@ fn backfill(table: &str) -> String {
     format!(
         "INSERT INTO {table} (rowid, {scope_column}{}) SELECT o.rowid, {scope}{} \
          FROM objects AS o JOIN property_indexes AS p ON p.backend = o.backend AND p.object_type = o.object_type \
-         AND p.search_slot IS NOT NULL WHERE o.backend = ?1 AND o.object_type = ?2 GROUP BY o.rowid",
+         AND p.search_slot IS NOT NULL WHERE {rows} GROUP BY o.rowid",
         columns.join(", "),
         slots.join(", ")
     )

@@ -236,3 +236,21 @@ proptest! {
         })?;
     }
 }
+
+#[tokio::test]
+async fn a_database_from_before_search_is_indexed_when_opened() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(&dir).await;
+    // As a release before search kept it: the schema declares an indexed string, and no slot exists.
+    let schema = json!({"name": "notes", "properties": [{"name": "text", "type": "string", "indexed": true}]});
+    let rules = crate::SchemaRules { indexed: vec!["text".into()], ..crate::SchemaRules::default() };
+    store.put_schema(BACKEND, "objects.notes", schema, &rules).await.unwrap();
+    let id = insert(&store, "objects.notes", json!({"text": "kept from before"}), public()).await;
+    let (t, p, expr, sort) = Ask::new(&["objects.notes"], "kept").parts();
+    let query = SearchQuery { object_types: &t, phrase: &expr, properties: p.as_deref(), sort: &sort };
+    assert!(store.search(BACKEND, query, Page { limit: 10, offset: 0 }, Access::Everything).await.is_err());
+    drop(store);
+
+    let store = open(&dir).await;
+    assert_eq!(Ask::new(&["objects.notes"], "kept").ids(&store).await, [id]);
+}
