@@ -8,8 +8,8 @@ CREATE FUNCTION pg_temp.word(j bigint) RETURNS text LANGUAGE sql IMMUTABLE AS $$
 $$;
 INSERT INTO "Docs" ("objectId", "createdAt", "updatedAt", body, n)
 SELECT substr(md5(i::text), 1, 10), at, at,
-       pg_temp.word(i * 7919 % 10007) || ' ' || pg_temp.word(i * 7927 % 10007) || ' ' ||
-       pg_temp.word(i * 7933 % 10007) || ' ' || pg_temp.word(i * 7937 % 10007), i
+       pg_temp.word(i::bigint * 7919 % 10007) || ' ' || pg_temp.word(i::bigint * 7927 % 10007) || ' ' ||
+       pg_temp.word(i::bigint * 7933 % 10007) || ' ' || pg_temp.word(i::bigint * 7937 % 10007), i
 FROM generate_series(0, :objects - 1) AS i
 CROSS JOIN LATERAL (SELECT date_trunc('milliseconds', now()) - (:objects - i) * interval '1 millisecond' AS at) AS created;
 CREATE INDEX "Docs_body_text" ON "Docs" USING GIN (to_tsvector('simple', body));

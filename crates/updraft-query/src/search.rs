@@ -53,7 +53,10 @@ pub enum Expr {
     /// Every object (a lone `*`).
     Everything,
     /// These words in a row in one property; the last one only starts a word when `prefix`.
-    Words { words: Vec<String>, prefix: bool },
+    Words {
+        words: Vec<String>,
+        prefix: bool,
+    },
     /// This text anywhere in a property, inside words too.
     Inside(String),
     All(Vec<Expr>),
@@ -120,9 +123,11 @@ fn contains_words(words: &[String], wanted: &[String], prefix: bool) -> bool {
     }
     let last = wanted.len() - 1;
     words.windows(wanted.len()).any(|window| {
-        window.iter().zip(wanted).enumerate().all(|(i, (word, want))| {
-            if i == last && prefix { word.starts_with(want.as_str()) } else { word == want }
-        })
+        window
+            .iter()
+            .zip(wanted)
+            .enumerate()
+            .all(|(i, (word, want))| if i == last && prefix { word.starts_with(want.as_str()) } else { word == want })
     })
 }
 

@@ -104,7 +104,9 @@ impl Asked {
         let Ok(Value::Object(search)) = serde_json::from_str::<Value>(raw) else {
             return Err(bad("search is a JSON object: {\"phrase\": \"...\", \"properties\": [...]}"));
         };
-        if let Some(unknown) = search.keys().find(|k| !["phrase", "properties", "defaultOperator", "near"].contains(&k.as_str())) {
+        if let Some(unknown) =
+            search.keys().find(|k| !["phrase", "properties", "defaultOperator", "near"].contains(&k.as_str()))
+        {
             return Err(bad(format!("search has no member {unknown:?} (phrase, properties, defaultOperator)")));
         }
         if search.get("near").is_some_and(|near| !near.is_null()) {

@@ -108,8 +108,7 @@ impl Rows {
                     .to_owned()
             }
             Expr::All(all) => {
-                let (negated, positive): (Vec<&Expr>, Vec<&Expr>) =
-                    all.iter().partition(|e| matches!(e, Expr::Not(_)));
+                let (negated, positive): (Vec<&Expr>, Vec<&Expr>) = all.iter().partition(|e| matches!(e, Expr::Not(_)));
                 let mut sql = if positive.is_empty() {
                     part(self, &Expr::Everything)
                 } else {

@@ -31,7 +31,10 @@ fn terms_operators_and_precedence() {
     assert_eq!(parse("cat -dog"), Expr::Any(vec![words(&["cat"], false), Expr::Not(Box::new(words(&["dog"], false)))]));
     assert_eq!(parse("+cat"), words(&["cat"], false));
     // Lower case operators are words.
-    assert_eq!(parse("cats and dogs"), Expr::Any(vec![words(&["cats"], false), words(&["and"], false), words(&["dogs"], false)]));
+    assert_eq!(
+        parse("cats and dogs"),
+        Expr::Any(vec![words(&["cats"], false), words(&["and"], false), words(&["dogs"], false)])
+    );
 }
 
 #[test]
@@ -46,7 +49,10 @@ fn phrases_wildcards_and_separators() {
     assert_eq!(parse("*"), Expr::Everything);
     // A term with no words is skipped by the operators around it.
     assert_eq!(parse("cat AND &"), words(&["cat"], false));
-    assert_eq!(parse("where is it?"), Expr::Any(vec![words(&["where"], false), words(&["is"], false), words(&["it"], false)]));
+    assert_eq!(
+        parse("where is it?"),
+        Expr::Any(vec![words(&["where"], false), words(&["is"], false), words(&["it"], false)])
+    );
 }
 
 #[test]
@@ -100,7 +106,9 @@ fn fts5_text_quotes_every_user_string() {
     let columns = Columns { properties: &properties, scope: &scope };
     assert_eq!(
         words_match(&parse("cat* -\"x y\""), &columns),
-        format!("scope : \"{scope}\" AND (({{p0 p2}} : \"cat\" *) OR ((scope : \"{scope}\") NOT ({{p0 p2}} : \"x y\")))")
+        format!(
+            "scope : \"{scope}\" AND (({{p0 p2}} : \"cat\" *) OR ((scope : \"{scope}\") NOT ({{p0 p2}} : \"x y\")))"
+        )
     );
     let rows = Rows::of(&parse("*cat* AND dog"), &columns, "b1", "objects.todos");
     assert_eq!(rows.binds.len(), 4);

@@ -49,7 +49,8 @@ async fn both_request_forms_find_words_across_types() {
     let (cat, dog, toy) = pets_and_toys(&eds).await;
     let both = ["objects.pets", "objects.toys"];
 
-    let (status, body) = search(&eds, &qt(&both, json!({"phrase": "cat", "properties": ["note", "label"]})), None).await;
+    let (status, body) =
+        search(&eds, &qt(&both, json!({"phrase": "cat", "properties": ["note", "label"]})), None).await;
     assert_eq!(status, StatusCode::OK, "{body}");
     assert_eq!(ids(&body), [cat.as_str()]);
     let (_, body) = search(&eds, &qt(&both, json!({"phrase": "cat OR dog"})), None).await;
@@ -82,19 +83,22 @@ async fn both_request_forms_find_words_across_types() {
 async fn relevance_orders_unless_a_sort_is_given_and_pages_and_include_work() {
     let eds = eds().await;
     define(&eds, json!({"name": "notes", "properties": [{"name": "text", "type": "string", "indexed": true}]})).await;
-    let once = create(&eds, "/v1/objects/notes", None, json!({"text": "fox and many other words besides it", "n": 1})).await;
+    let once =
+        create(&eds, "/v1/objects/notes", None, json!({"text": "fox and many other words besides it", "n": 1})).await;
     let thrice = create(&eds, "/v1/objects/notes", None, json!({"text": "fox fox fox", "n": 2})).await;
     let types = ["objects.notes"];
     let (_, body) = search(&eds, &qt(&types, json!({"phrase": "fox"})), None).await;
     assert_eq!(ids(&body), [thrice.as_str(), once.as_str()]);
     let sort = encode(r#"[{"sortBy":"n","direction":"asc"}]"#);
-    let (_, body) = search(&eds, &format!("{}&sort={sort}&limit=1&offset=1", qt(&types, json!({"phrase": "fox"}))), None).await;
+    let (_, body) =
+        search(&eds, &format!("{}&sort={sort}&limit=1&offset=1", qt(&types, json!({"phrase": "fox"}))), None).await;
     assert_eq!(ids(&body), [thrice.as_str()]);
 
     let (token, user) = sign_up(&eds, "ann").await;
     create(&eds, "/v1/objects/notes", Some(&token), json!({"text": "ann writes"})).await;
     let include = encode(r#"{"creator":{}}"#);
-    let (_, body) = search(&eds, &format!("{}&include={include}", qt(&types, json!({"phrase": "writes"}))), Some(&token)).await;
+    let (_, body) =
+        search(&eds, &format!("{}&include={include}", qt(&types, json!({"phrase": "writes"}))), Some(&token)).await;
     assert_eq!(body["results"][0]["creator"]["id"], user.as_str());
     assert_eq!(body["results"][0]["creator"]["username"], "ann", "{body}");
 }
@@ -111,7 +115,8 @@ async fn a_type_becoming_searched_is_indexed_and_no_longer_searched_is_refused()
     assert!(body["errors"][0]["message"].as_str().unwrap().contains("indexed"), "{body}");
 
     let indexed = json!({"name": "notes", "properties": [{"name": "text", "type": "string", "indexed": true}]});
-    let (status, body) = eds.schema(Method::PUT, "/v1/object_types/notes", Some(&indexed.to_string()), Some(&eds.master_key)).await;
+    let (status, body) =
+        eds.schema(Method::PUT, "/v1/object_types/notes", Some(&indexed.to_string()), Some(&eds.master_key)).await;
     assert_eq!(status, StatusCode::OK, "{body}");
     let (_, body) = search(&eds, &qt(&types, json!({"phrase": "written"})), None).await;
     assert_eq!(ids(&body), [id.as_str()]);
@@ -139,7 +144,9 @@ async fn results_are_what_the_caller_may_read() {
     // Another backend's objects are not found by a search of this one.
     let other = eds_locked().await;
     define(&other, json!({"name": "diary", "properties": [{"name": "text", "type": "string", "indexed": true}]})).await;
-    let (_, body) = other.call(Method::GET, &format!("/v1/search?{}", qt(&types, json!({"phrase": "plan"}))), Some(&other.secret), None).await;
+    let (_, body) = other
+        .call(Method::GET, &format!("/v1/search?{}", qt(&types, json!({"phrase": "plan"}))), Some(&other.secret), None)
+        .await;
     assert_eq!(ids(&body).len(), 0, "{body}");
 
     // A collection whose ACL denies listing denies searching it.
@@ -164,7 +171,10 @@ async fn bad_searches_are_refused_with_the_eds_error_body() {
         format!("objectTypes[]=objects.pets&search={}", encode(r#"{"phrase": "cat AND"}"#)),
         format!("objectTypes[]=objects.pets&search={}", encode(r#"{"phrase": "c*t"}"#)),
         format!("objectTypes[]=objects.pets&search={}", encode(r#"{"phrase": "cat", "defaultOperator": "XOR"}"#)),
-        format!("objectTypes[]=objects.pets&search={}", encode(r#"{"phrase": "cat", "near": {"loc": {"$near": [1, 2]}}}"#)),
+        format!(
+            "objectTypes[]=objects.pets&search={}",
+            encode(r#"{"phrase": "cat", "near": {"loc": {"$near": [1, 2]}}}"#)
+        ),
         format!("objectTypes[]=objects.pets&search={}", encode(r#"{"phrase": "cat", "properties": ["no.such"]}"#)),
         format!("objectTypes[]=objects.pets&search={}", encode(r#"{"phrase": "cat", "properties": ["age"]}"#)),
         format!("objectTypes[]=todos&search={}", encode(&good)),

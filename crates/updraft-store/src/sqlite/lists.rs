@@ -322,7 +322,10 @@ fn more_than_sorted(conn: &Connection, select: &str, binds: &[Bind]) -> rusqlite
 }
 
 /// Runs `read` in one read transaction, and ends it whatever happens, so that the connection goes back clean.
-pub(super) fn snapshot<T>(conn: &Connection, read: impl FnOnce(&Connection) -> rusqlite::Result<T>) -> rusqlite::Result<T> {
+pub(super) fn snapshot<T>(
+    conn: &Connection,
+    read: impl FnOnce(&Connection) -> rusqlite::Result<T>,
+) -> rusqlite::Result<T> {
     conn.execute_batch("BEGIN")?;
     let result = read(conn);
     let end = conn.execute_batch(if result.is_ok() { "COMMIT" } else { "ROLLBACK" });

@@ -272,8 +272,8 @@ impl Schemas for SqliteStore {
                     .fetch_all(&mut *tx)
                     .await?;
             // The search rows go first if the searched properties move: their slots may go with a dropped index.
-            let reslotted = super::search::slots(&mut tx, backend, object_type).await?
-                != super::search::slots_of(&rules.searched);
+            let reslotted =
+                super::search::slots(&mut tx, backend, object_type).await? != super::search::slots_of(&rules.searched);
             if reslotted {
                 super::search::forget(&mut tx, backend, object_type).await?;
             }

@@ -225,9 +225,8 @@ impl SearchRead {
         )?;
         let mut collections = Vec::new();
         for object_type in &self.object_types {
-            let slots = statement.query_map([&self.backend, object_type], |row| {
-                Ok((row.get::<_, String>(0)?, row.get::<_, i64>(1)?))
-            })?;
+            let slots = statement
+                .query_map([&self.backend, object_type], |row| Ok((row.get::<_, String>(0)?, row.get::<_, i64>(1)?)))?;
             let mut columns = Vec::new();
             for slot in slots {
                 let (property, slot) = slot?;
@@ -247,10 +246,8 @@ impl SearchRead {
         let mut binds = Vec::new();
         let ranked = !self.phrase.has_inside();
         let from = if ranked {
-            let text: Vec<String> = collections
-                .iter()
-                .map(|c| format!("({})", fts5::words_match(&self.phrase, &c.columns())))
-                .collect();
+            let text: Vec<String> =
+                collections.iter().map(|c| format!("({})", fts5::words_match(&self.phrase, &c.columns()))).collect();
             binds.push(Bind::Text(text.join(" OR ")));
             "search_words JOIN objects ON objects.rowid = search_words.rowid WHERE search_words MATCH ?".to_owned()
         } else {
@@ -271,8 +268,7 @@ impl SearchRead {
         };
         let (allowed, subjects) = readable(access);
         binds.extend(subjects.into_iter().map(Bind::Text));
-        let selection =
-            format!("{from} AND objects.backend = ? AND objects.object_type IN ({types}) AND {allowed}");
+        let selection = format!("{from} AND objects.backend = ? AND objects.object_type IN ({types}) AND {allowed}");
         let sql = match self.shape {
             Shape::Count => format!("SELECT count(*) FROM {selection}"),
             Shape::Page(Page { limit, offset }) => {
@@ -316,7 +312,9 @@ impl Search for SqliteStore {
     ) -> BoxFuture<'a, Result<Vec<Value>, StoreError>> {
         Box::pin(async move {
             let read = SearchRead::new(backend, query, Shape::Page(page), access);
-            let texts = self.run_search(read, |conn, sql, binds| rows(conn, &format!("SELECT json(doc) FROM ({sql})"), binds)).await?;
+            let texts = self
+                .run_search(read, |conn, sql, binds| rows(conn, &format!("SELECT json(doc) FROM ({sql})"), binds))
+                .await?;
             texts.iter().map(|text| parse_doc(text).map(Value::Object)).collect()
         })
     }

@@ -23,7 +23,11 @@ async fn open(dir: &tempfile::TempDir) -> SqliteStore {
 }
 
 fn indexed(properties: &[&str]) -> crate::SchemaRules {
-    crate::SchemaRules { indexed: properties.iter().map(|p| p.to_string()).collect(), cascades: Vec::new(), searched: Vec::new() }
+    crate::SchemaRules {
+        indexed: properties.iter().map(|p| p.to_string()).collect(),
+        cascades: Vec::new(),
+        searched: Vec::new(),
+    }
 }
 
 fn props(value: Value) -> Map<String, Value> {

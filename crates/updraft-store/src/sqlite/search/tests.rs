@@ -108,7 +108,9 @@ async fn relevance_ranks_a_page_and_an_asked_sort_overrides_it() {
     let dir = tempfile::tempdir().unwrap();
     let store = open(&dir).await;
     searched(&store, "objects.notes", &["text", "n"], &["text"]).await;
-    let once = insert(&store, "objects.notes", json!({"text": "fox and a long tail of other words here", "n": 1}), public()).await;
+    let once =
+        insert(&store, "objects.notes", json!({"text": "fox and a long tail of other words here", "n": 1}), public())
+            .await;
     let thrice = insert(&store, "objects.notes", json!({"text": "fox fox fox", "n": 2}), public()).await;
     assert_eq!(Ask::new(&["objects.notes"], "fox").ids(&store).await, [thrice.clone(), once.clone()]);
 
@@ -129,7 +131,13 @@ async fn results_are_filtered_by_acl_inside_the_query() {
     searched(&store, "objects.notes", &["text"], &["text"]).await;
     let ann = vec![Subject::Everyone, Subject::user("ann")];
     let bob = vec![Subject::Everyone, Subject::user("bob")];
-    let anns = insert(&store, "objects.notes", json!({"text": "secret plan"}), Acl { read: vec![Subject::user("ann")], ..Acl::default() }).await;
+    let anns = insert(
+        &store,
+        "objects.notes",
+        json!({"text": "secret plan"}),
+        Acl { read: vec![Subject::user("ann")], ..Acl::default() },
+    )
+    .await;
     let shared = insert(&store, "objects.notes", json!({"text": "public plan"}), public()).await;
     let ask = |access| Ask { access, ..Ask::new(&["objects.notes"], "plan") };
     assert_eq!(ask(Access::Subjects(&ann)).sorted_ids(&store).await, sorted(vec![anns.clone(), shared.clone()]));
@@ -195,13 +203,25 @@ fn corpus() -> impl Strategy<Value = Vec<(String, String)>> {
 
 fn phrase() -> impl Strategy<Value = String> {
     let term = prop::sample::select(vec![
-        "cat", "cats", "cafe", "CAFÉ", "dog", "ca*", "*at*", "*ogm*", "\"cat cafe\"", "\"dog tree\"", "tree*", "*",
-        "-dog", "b2b", "*ca*",
+        "cat",
+        "cats",
+        "cafe",
+        "CAFÉ",
+        "dog",
+        "ca*",
+        "*at*",
+        "*ogm*",
+        "\"cat cafe\"",
+        "\"dog tree\"",
+        "tree*",
+        "*",
+        "-dog",
+        "b2b",
+        "*ca*",
     ]);
     let op = prop::sample::select(vec![" ", " AND ", " OR ", " AND NOT "]);
-    (term.clone(), prop::collection::vec((op, term), 0..3)).prop_map(|(first, rest)| {
-        rest.into_iter().fold(first.to_owned(), |acc, (op, term)| format!("{acc}{op}{term}"))
-    })
+    (term.clone(), prop::collection::vec((op, term), 0..3))
+        .prop_map(|(first, rest)| rest.into_iter().fold(first.to_owned(), |acc, (op, term)| format!("{acc}{op}{term}")))
 }
 
 proptest! {
