@@ -132,8 +132,9 @@ SYSTEMS=updraft
 [[ $PEER == 1 ]] && SYSTEMS="updraft parse"
 for objects in $SIZES; do
     log "### $objects objects"
-    start_updraft "$objects"
+    # Parse first: its load takes a minute, Updraft's over HTTP several.
     [[ $PEER == 1 ]] && start_parse "$objects"
+    start_updraft "$objects"
     spot_check
     settle
     for round in $(seq "$ROUNDS"); do

@@ -7,7 +7,7 @@ CREATE FUNCTION pg_temp.word(j bigint) RETURNS text LANGUAGE sql IMMUTABLE AS $$
   SELECT 'q' || chr(97 + (j / 676 % 26)::int) || chr(97 + (j / 26 % 26)::int) || chr(97 + (j % 26)::int)
 $$;
 INSERT INTO "Docs" ("objectId", "createdAt", "updatedAt", body, n)
-SELECT substr(md5(i::text), 1, 10), at, at,
+SELECT lpad(to_hex(i), 10, '0'), at, at,
        pg_temp.word(i::bigint * 7919 % 10007) || ' ' || pg_temp.word(i::bigint * 7927 % 10007) || ' ' ||
        pg_temp.word(i::bigint * 7933 % 10007) || ' ' || pg_temp.word(i::bigint * 7937 % 10007), i
 FROM generate_series(0, :objects - 1) AS i

@@ -5,7 +5,8 @@
 //!
 //! Syntax:
 //! - words: `cat`; adjacent terms are joined by the default operator (`OR` unless the request says `AND`), which
-//!   binds tighter than an explicit `AND`, which binds tighter than `OR`;
+//!   binds tighter than an explicit `AND`, which binds tighter than `OR`; a negated term among them excludes
+//!   whatever the default (`cat -dog`: cat without dog);
 //! - `AND`, `OR`, `NOT` (upper case; lower case they are words), `-term` for `NOT term`, `+term` for `term`,
 //!   parentheses;
 //! - `"a quoted phrase"`: the words in a row;
@@ -276,10 +277,14 @@ impl Parser {
             let message = format!("the search phrase needs a term before {found} (beside {after})");
             return Err(QueryError::new(message));
         }
-        Ok(match self.default {
-            Operator::And => combine(terms, Expr::All),
-            Operator::Or => combine(terms, Expr::Any),
-        })
+        // As in Lucene, a negated term excludes whatever the default operator: `cat -dog` is cat without dog.
+        let (negated, positive): (Vec<Option<Expr>>, Vec<Option<Expr>>) =
+            terms.into_iter().partition(|term| matches!(term, Some(Expr::Not(_))));
+        let positive = match self.default {
+            Operator::And => combine(positive, Expr::All),
+            Operator::Or => combine(positive, Expr::Any),
+        };
+        Ok(combine(std::iter::once(positive).chain(negated).collect(), Expr::All))
     }
 
     fn unary(&mut self) -> Parsed {

@@ -4,8 +4,8 @@ WHEN EXISTS (SELECT 1 FROM property_indexes WHERE backend = NEW.backend AND obje
 BEGIN
     DELETE FROM search_words WHERE rowid = OLD.rowid;
     DELETE FROM search_grams WHERE rowid = OLD.rowid;
-    INSERT INTO search_words (rowid, scope, p0, p1, p2, p3, p4, p5, p6, p7, p8, p9, p10, p11, p12, p13, p14, p15)
-    SELECT NEW.rowid, 's' || lower(hex(NEW.backend || '.' || NEW.object_type)),
+    INSERT INTO search_words (rowid, p0, p1, p2, p3, p4, p5, p6, p7, p8, p9, p10, p11, p12, p13, p14, p15)
+    SELECT NEW.rowid,
            max(CASE WHEN s.slot = 0 THEN s.text END),
            max(CASE WHEN s.slot = 1 THEN s.text END),
            max(CASE WHEN s.slot = 2 THEN s.text END),

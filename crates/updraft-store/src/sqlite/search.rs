@@ -12,7 +12,7 @@
 use rusqlite::Connection;
 use serde_json::Value;
 use updraft_query::search::Expr;
-use updraft_query::search::fts5::{self, Columns, Rows};
+use updraft_query::search::fts5::{self, Rows};
 use updraft_query::sqlite::{self as query_sql, Bind, Layout};
 use updraft_query::{Filter, Sort};
 
@@ -135,13 +135,8 @@ fn fill(table: &str, rows: &str) -> String {
     let slots: Vec<String> =
         (0..MAX_SEARCHED_PER_TYPE).map(|i| format!("max(CASE WHEN p.search_slot = {i} THEN {text} END)")).collect();
     let columns: Vec<String> = (0..MAX_SEARCHED_PER_TYPE).map(|i| format!("p{i}")).collect();
-    let (scope_column, scope) = if table == "search_words" {
-        ("scope, ", "'s' || lower(hex(o.backend || '.' || o.object_type)), ")
-    } else {
-        ("", "")
-    };
     format!(
-        "INSERT INTO {table} (rowid, {scope_column}{}) SELECT o.rowid, {scope}{} \
+        "INSERT INTO {table} (rowid, {}) SELECT o.rowid, {} \
          FROM objects AS o JOIN property_indexes AS p ON p.backend = o.backend AND p.object_type = o.object_type \
          AND p.search_slot IS NOT NULL WHERE {rows} GROUP BY o.rowid",
         columns.join(", "),
@@ -164,14 +159,7 @@ struct SearchRead {
 /// A collection's searched columns, as the search reads them.
 struct Collection {
     object_type: String,
-    scope: String,
     columns: Vec<String>,
-}
-
-impl Collection {
-    fn columns(&self) -> Columns<'_> {
-        Columns { properties: &self.columns, scope: &self.scope }
-    }
 }
 
 impl SearchRead {
@@ -235,8 +223,7 @@ impl SearchRead {
                 }
             }
             if !columns.is_empty() {
-                let scope = fts5::scope_token(&self.backend, object_type);
-                collections.push(Collection { object_type: object_type.clone(), scope, columns });
+                collections.push(Collection { object_type: object_type.clone(), columns });
             }
         }
         Ok(collections)
@@ -244,31 +231,43 @@ impl SearchRead {
 
     fn statement(&self, collections: &[Collection]) -> (String, Vec<Bind>) {
         let mut binds = Vec::new();
-        let ranked = !self.phrase.has_inside();
-        let from = if ranked {
-            let text: Vec<String> =
-                collections.iter().map(|c| format!("({})", fts5::words_match(&self.phrase, &c.columns()))).collect();
-            binds.push(Bind::Text(text.join(" OR ")));
-            "search_words JOIN objects ON objects.rowid = search_words.rowid WHERE search_words MATCH ?".to_owned()
-        } else {
-            let mut sets = Vec::new();
-            for collection in collections {
-                let rows = Rows::of(&self.phrase, &collection.columns(), &self.backend, &collection.object_type);
-                sets.push(format!("SELECT rowid FROM ({})", rows.sql));
-                binds.extend(rows.binds.into_iter().map(Bind::Text));
-            }
-            format!("objects WHERE objects.rowid IN ({})", sets.join(" UNION "))
+        let matches: Option<Vec<String>> =
+            collections.iter().map(|c| fts5::words_match(&self.phrase, &c.columns)).collect();
+        let ranked = matches.is_some();
+        // Each collection's rows (`wanted`: the type they must be of, as the tables do not say) with a score.
+        let found: Vec<String> = match matches {
+            Some(matches) => collections
+                .iter()
+                .zip(matches)
+                .map(|(collection, text)| {
+                    binds.extend([Bind::Text(collection.object_type.clone()), Bind::Text(text)]);
+                    "SELECT rowid, bm25(search_words) AS score, ? AS wanted FROM search_words \
+                     WHERE search_words MATCH ?"
+                        .to_owned()
+                })
+                .collect(),
+            None => collections
+                .iter()
+                .map(|collection| {
+                    let rows = Rows::of(&self.phrase, &collection.columns, &self.backend, &collection.object_type);
+                    binds.push(Bind::Text(collection.object_type.clone()));
+                    binds.extend(rows.binds.into_iter().map(Bind::Text));
+                    format!("SELECT rowid, 0 AS score, ? AS wanted FROM ({})", rows.sql)
+                })
+                .collect(),
         };
-        let types = vec!["?"; collections.len()].join(", ");
         binds.push(Bind::Text(self.backend.clone()));
-        binds.extend(collections.iter().map(|c| Bind::Text(c.object_type.clone())));
         let access = match &self.subjects {
             None => Access::Everything,
             Some(subjects) => Access::Subjects(subjects),
         };
         let (allowed, subjects) = readable(access);
         binds.extend(subjects.into_iter().map(Bind::Text));
-        let selection = format!("{from} AND objects.backend = ? AND objects.object_type IN ({types}) AND {allowed}");
+        let selection = format!(
+            "({}) AS found JOIN objects ON objects.rowid = found.rowid \
+             WHERE objects.object_type = found.wanted AND objects.backend = ? AND {allowed}",
+            found.join(" UNION ALL ")
+        );
         let sql = match self.shape {
             Shape::Count => format!("SELECT count(*) FROM {selection}"),
             Shape::Page(Page { limit, offset }) => {
@@ -276,9 +275,8 @@ impl SearchRead {
                     let layout = Layout { doc: "doc", reserved: Some(document::format_ms), indexed: &[] };
                     query_sql::order_by_in(&self.sort, &Filter { clauses: Vec::new() }, &layout, &["created_ms", "id"])
                 } else if ranked {
-                    // Relevance: bm25 over the property columns (the scope column weighs nothing); the newest first
-                    // among equals.
-                    "bm25(search_words, 0.0), objects.created_ms DESC, objects.id".to_owned()
+                    // Relevance (bm25: lower is better), the newest first among equals.
+                    "found.score, objects.created_ms DESC, objects.id".to_owned()
                 } else {
                     "objects.created_ms DESC, objects.id".to_owned()
                 };
