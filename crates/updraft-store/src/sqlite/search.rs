@@ -234,7 +234,9 @@ impl SearchRead {
         let matches: Option<Vec<String>> =
             collections.iter().map(|c| fts5::words_match(&self.phrase, &c.columns)).collect();
         let ranked = matches.is_some();
-        // Each collection's rows (`wanted`: the type they must be of, as the tables do not say) with a score.
+        // Each collection's rows (`wanted`: the type they must be of, as the tables do not say) with a score. CROSS
+        // JOIN keeps them the outer loop, each object read by rowid: the planner would otherwise walk the
+        // collection and probe the matches.
         let found: Vec<String> = match matches {
             Some(matches) => collections
                 .iter()
@@ -264,7 +266,7 @@ impl SearchRead {
         let (allowed, subjects) = readable(access);
         binds.extend(subjects.into_iter().map(Bind::Text));
         let selection = format!(
-            "({}) AS found JOIN objects ON objects.rowid = found.rowid \
+            "({}) AS found CROSS JOIN objects ON objects.rowid = found.rowid \
              WHERE objects.object_type = found.wanted AND objects.backend = ? AND {allowed}",
             found.join(" UNION ALL ")
         );
