@@ -25,7 +25,7 @@ BIN=${BIN:-$TARGET_DIR/release/updraft}
 PORT=18913
 PARSE_PORT=18914
 DATABASE=parse_queries_bench
-export UPDRAFT=http://127.0.0.1:$PORT PARSE=
+export UPDRAFT=http://127.0.0.1:$PORT PARSE= LUA_PATH="$ROOT/bench/lua/?.lua;;"
 need_wrk >&2
 [[ ${SKIP_BUILD:-} == 1 ]] || cargo_release -p updraft-server >&2
 [[ -x $BIN ]] || { log "no updraft binary at $BIN (set BIN)"; exit 1; }

@@ -2,8 +2,8 @@
 # EDS full-text search, Updraft vs Parse Server's `$text` on the local PostgreSQL (a GIN index on the words), over
 # collections of each size in $SIZES of short documents: object i is {"body": four words of a 10,007-word
 # vocabulary, "n": i} (bench/eds-search/words.lua), each word in about 400 objects a million. Steps, with random
-# words drawn per request: 1 one word, 20 results (Updraft ranks them by relevance; Parse does not rank);
-# 2 two words of one object, both required; 3 the count of one word. Each step for an anonymous and a signed-in
+# words drawn per request: 1 one word, the 20 most relevant (Updraft: bm25; Parse: `order=$score`, its
+# ts_rank_cd); 2 two words of one object, both required, ranked alike; 3 the count of one word. Each step for an anonymous and a signed-in
 # caller (the ACL check is in the query on both systems), $SECONDS_EACH seconds, $ROUNDS rounds; the servers on
 # core 0, wrk on core 1. Progress goes to stderr, the markdown table of medians to stdout.
 # Usage: bench/run-eds-search.sh > table.md
@@ -23,7 +23,7 @@ BIN=${BIN:-$TARGET_DIR/release/updraft}
 PORT=18931
 PARSE_PORT=18932
 DATABASE=parse_search_bench
-export UPDRAFT=http://127.0.0.1:$PORT PARSE= LUA_PATH="$HERE/?.lua;;"
+export UPDRAFT=http://127.0.0.1:$PORT PARSE= LUA_PATH="$HERE/?.lua;$ROOT/bench/lua/?.lua;;"
 need_wrk >&2
 [[ ${SKIP_BUILD:-} == 1 ]] || cargo_release -p updraft-server >&2
 [[ -x $BIN ]] || { log "no updraft binary at $BIN (set BIN)"; exit 1; }
@@ -152,7 +152,7 @@ echo
 python3 - "$RESULTS" <<'PY'
 import json, statistics, sys
 from collections import defaultdict
-STEPS = {1: "one word, 20 results", 2: "two words, both required", 3: "count of one word"}
+STEPS = {1: "one word, 20 most relevant", 2: "two words, both required, ranked", 3: "count of one word"}
 runs = defaultdict(list)
 for line in open(sys.argv[1]):
     r = json.loads(line)

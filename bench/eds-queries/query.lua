@@ -77,41 +77,4 @@ else
 end
 local render = (system == "updraft") and updraft_path or parse_path
 
-local threads = {}
-function setup(thread)
-  threads[#threads + 1] = thread
-end
-
-function init(args)
-  math.randomseed(tonumber(os.getenv("SEED") or "1"))
-  non2xx = 0
-  first_error = ""
-end
-
-function request()
-  return wrk.format("GET", render(query()))
-end
-
-function response(status, headers, body)
-  if status < 200 or status > 299 then
-    non2xx = non2xx + 1
-    if first_error == "" then first_error = status .. " " .. body:sub(1, 300) end
-  end
-end
-
-local function json_string(s)
-  return '"' .. s:gsub('[%c"\\]', function(c) return string.format("\\u%04x", string.byte(c)) end) .. '"'
-end
-
-function done(summary, latency, requests)
-  local bad, first = 0, ""
-  for _, thread in ipairs(threads) do
-    bad = bad + thread:get("non2xx")
-    if first == "" then first = thread:get("first_error") end
-  end
-  local seconds = summary.duration / 1e6
-  io.write(string.format(
-    'RESULT {"requests":%d,"rps":%.2f,"p50_ms":%.3f,"p99_ms":%.3f,"non2xx":%d,"timeouts":%d,"socket_errors":%d,"first_error":%s}\n',
-    summary.requests, summary.requests / seconds, latency:percentile(50) / 1000, latency:percentile(99) / 1000, bad,
-    summary.errors.timeout, summary.errors.connect + summary.errors.read + summary.errors.write, json_string(first)))
-end
+require("measure")(function() return render(query()) end)

@@ -102,7 +102,7 @@ fn prepare(path: &Path) -> Result<(), Box<dyn std::error::Error>> {
             {"name": "done", "type": "boolean"},
             {"name": "n", "type": "number", "indexed": true}
         ]});
-        let rules = SchemaRules { indexed: vec!["n".into()], cascades: Vec::new() };
+        let rules = SchemaRules { indexed: vec!["n".into()], ..SchemaRules::default() };
         store.put_schema(BACKEND, OBJECT_TYPE, schema, &rules).await?;
         store.close().await;
         Ok::<_, Box<dyn std::error::Error>>(())

@@ -85,8 +85,7 @@ impl Rows {
                 "SELECT rowid FROM search_grams WHERE search_grams MATCH ?".to_owned()
             }
             Expr::All(all) => {
-                let (negated, positive): (Vec<&Expr>, Vec<&Expr>) =
-                    all.iter().partition(|e| matches!(e, Expr::Not(_)));
+                let (negated, positive): (Vec<&Expr>, Vec<&Expr>) = all.iter().partition(|e| matches!(e, Expr::Not(_)));
                 let mut sql = if positive.is_empty() {
                     part(self, &Expr::Everything)
                 } else {
