@@ -1,3 +1,5 @@
+//! The phrase parser, the reference evaluator and the FTS5 text, on their own.
+
 use super::fts5::{Rows, words_match};
 use super::{Expr, Operator};
 
