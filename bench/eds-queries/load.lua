@@ -1,5 +1,5 @@
 -- Fills Updraft's `bench` collection with objects 0..OBJECTS-1 (the matrix's data set, see
--- bench/run-eds-queries.sh), as bench/lua/load.lua sends them.
+-- bench/run-eds-queries.sh), as bench/lua/loader.lua sends them.
 -- Environment: OBJECTS, OWNERS_FILE, BACKEND.
 local owners = {}
 for line in io.lines(os.getenv("OWNERS_FILE")) do owners[#owners + 1] = line end
@@ -13,4 +13,4 @@ local function post(i)
   return wrk.format("POST", "/v1/objects/bench", nil, body)
 end
 
-require("load")(post)
+require("loader")(post)

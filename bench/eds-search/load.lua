@@ -1,5 +1,5 @@
 -- Fills Updraft's `docs` collection with objects 0..OBJECTS-1 of the search data set: {"body": <four words>,
--- "n": i}, as bench/lua/load.lua sends them. Environment: OBJECTS, BACKEND, and LUA_PATH finding words.lua
+-- "n": i}, as bench/lua/loader.lua sends them. Environment: OBJECTS, BACKEND, and LUA_PATH finding words.lua
 -- and bench/lua.
 local words = require("words")
 wrk.headers["Enginio-Backend-Id"] = os.getenv("BACKEND")
@@ -10,4 +10,4 @@ local function post(i)
   return wrk.format("POST", "/v1/objects/docs", nil, body)
 end
 
-require("load")(post)
+require("loader")(post)

@@ -2,7 +2,7 @@
 -- POSTed in order, many in flight, each answer (the created object, whose `n` is its number) marking it stored.
 -- A request lost to a reconnect is never answered: those left unstored ten seconds after the last was sent are
 -- sent again. wrk cannot stop after a number of requests, so once every object is stored this exits the process;
--- at the first failed POST it exits with status 1. A script calls `require("load")(post)`, `post(i)` being the
+-- at the first failed POST it exits with status 1. A script calls `require("loader")(post)`, `post(i)` being the
 -- request that creates object i.
 return function(post)
   local objects = tonumber(os.getenv("OBJECTS"))
