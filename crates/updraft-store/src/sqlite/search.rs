@@ -183,15 +183,27 @@ impl SearchRead {
     fn read<T>(
         &self,
         conn: &Connection,
-        run: impl Fn(&Connection, &str, &[Bind]) -> rusqlite::Result<T>,
+        run: impl Fn(&Connection, &str, &[Bind]) -> rusqlite::Result<(T, usize)>,
     ) -> rusqlite::Result<Result<T, String>> {
         super::lists::snapshot(conn, |conn| {
             let collections = self.collections(conn)?;
             if collections.is_empty() {
                 return Ok(Err(self.nothing_searched()));
             }
-            let (sql, binds) = self.statement(&collections);
-            run(conn, &sql, &binds).map(Ok)
+            if let Shape::Page(page) = self.shape {
+                // First only the best-scored matches a page needs: most pages need no other. A short page means
+                // some were not the caller's to read (or of another collection), or there are no more: the
+                // whole read tells which.
+                let best = page.offset + page.limit;
+                if let Some((sql, binds)) = self.statement(&collections, Some(best)) {
+                    let (value, rows) = run(conn, &sql, &binds)?;
+                    if rows == page.limit as usize {
+                        return Ok(Ok(value));
+                    }
+                }
+            }
+            let (sql, binds) = self.statement(&collections, None).expect("a statement without a bound");
+            run(conn, &sql, &binds).map(|(value, _)| Ok(value))
         })
     }
 
@@ -229,11 +241,17 @@ impl SearchRead {
         Ok(collections)
     }
 
-    fn statement(&self, collections: &[Collection]) -> (String, Vec<Bind>) {
+    /// The statement and its binds; with `best`, over only the `best` best-scored matches of each collection, and
+    /// `None` when the matches have no score (the phrase has text inside words) or a sort is asked for.
+    fn statement(&self, collections: &[Collection], best: Option<u32>) -> Option<(String, Vec<Bind>)> {
         let mut binds = Vec::new();
         let matches: Option<Vec<String>> =
             collections.iter().map(|c| fts5::words_match(&self.phrase, &c.columns)).collect();
         let ranked = matches.is_some();
+        if best.is_some() && (!ranked || !self.sort.keys.is_empty()) {
+            return None;
+        }
+        let bounded = best.map_or_else(String::new, |best| format!(" ORDER BY score LIMIT {best}"));
         // Each collection's rows (`wanted`: the type they must be of, as the tables do not say) with a score. CROSS
         // JOIN keeps them the outer loop, each object read by rowid: the planner would otherwise walk the
         // collection and probe the matches.
@@ -243,9 +261,10 @@ impl SearchRead {
                 .zip(matches)
                 .map(|(collection, text)| {
                     binds.extend([Bind::Text(collection.object_type.clone()), Bind::Text(text)]);
-                    "SELECT rowid, bm25(search_words) AS score, ? AS wanted FROM search_words \
-                     WHERE search_words MATCH ?"
-                        .to_owned()
+                    format!(
+                        "SELECT * FROM (SELECT rowid, bm25(search_words) AS score, ? AS wanted FROM search_words \
+                         WHERE search_words MATCH ?{bounded})"
+                    )
                 })
                 .collect(),
             None => collections
@@ -285,7 +304,7 @@ impl SearchRead {
                 format!("SELECT objects.doc FROM {selection} ORDER BY {order} LIMIT {limit} OFFSET {offset}")
             }
         };
-        (sql, binds)
+        Some((sql, binds))
     }
 }
 
@@ -293,7 +312,7 @@ impl SqliteStore {
     async fn run_search<T: Send + 'static>(
         &self,
         read: SearchRead,
-        run: impl Fn(&Connection, &str, &[Bind]) -> rusqlite::Result<T> + Send + Sync + 'static,
+        run: impl Fn(&Connection, &str, &[Bind]) -> rusqlite::Result<(T, usize)> + Send + Sync + 'static,
     ) -> Result<T, StoreError> {
         match self.hot.bounded(move |conn| read.read(conn, &run)).await? {
             Ok(value) => Ok(value),
@@ -313,7 +332,11 @@ impl Search for SqliteStore {
         Box::pin(async move {
             let read = SearchRead::new(backend, query, Shape::Page(page), access);
             let texts = self
-                .run_search(read, |conn, sql, binds| rows(conn, &format!("SELECT json(doc) FROM ({sql})"), binds))
+                .run_search(read, |conn, sql, binds| {
+                    let texts = rows(conn, &format!("SELECT json(doc) FROM ({sql})"), binds)?;
+                    let n = texts.len();
+                    Ok((texts, n))
+                })
                 .await?;
             texts.iter().map(|text| parse_doc(text).map(Value::Object)).collect()
         })
@@ -330,7 +353,7 @@ impl Search for SqliteStore {
             let n: i64 = self
                 .run_search(read, |conn, sql, binds| {
                     let mut statement = conn.prepare_cached(sql)?;
-                    statement.query_row(rusqlite::params_from_iter(reads::values(binds)), |row| row.get(0))
+                    statement.query_row(rusqlite::params_from_iter(reads::values(binds)), |row| Ok((row.get(0)?, 1)))
                 })
                 .await?;
             Ok(n.max(0) as u64)

@@ -114,6 +114,19 @@ async fn relevance_ranks_a_page_and_an_asked_sort_overrides_it() {
             .await;
     let thrice = insert(&store, "objects.notes", json!({"text": "fox fox fox", "n": 2}), public()).await;
     assert_eq!(Ask::new(&["objects.notes"], "fox").ids(&store).await, [thrice.clone(), once.clone()]);
+    // The best match is not Bob's to read: his page of one is the next best, not an empty page.
+    let anns = Acl { read: vec![Subject::user("ann")], ..Acl::default() };
+    let best = insert(&store, "objects.notes", json!({"text": "fox fox fox fox", "n": 3}), anns).await;
+    let expr = Expr::parse("fox", Operator::Or).unwrap();
+    let (types, sort) = (vec!["objects.notes".to_owned()], Sort { keys: Vec::new() });
+    let query = SearchQuery { object_types: &types, phrase: &expr, properties: None, sort: &sort };
+    let one = Page { limit: 1, offset: 0 };
+    let bob = [Subject::Everyone, Subject::user("bob")];
+    let page = store.search(BACKEND, query, one, Access::Subjects(&bob)).await.unwrap();
+    assert_eq!(page[0]["id"], thrice.as_str());
+    let ann = [Subject::Everyone, Subject::user("ann")];
+    let page = store.search(BACKEND, query, one, Access::Subjects(&ann)).await.unwrap();
+    assert_eq!(page[0]["id"], best.as_str());
 
     let sort = Sort::parse(&json!([{"sortBy": "n", "direction": "asc"}])).unwrap();
     let expr = Expr::parse("fox", Operator::Or).unwrap();
