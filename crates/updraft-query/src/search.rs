@@ -105,16 +105,6 @@ impl Expr {
             Expr::Not(not) => !not.matches(texts),
         }
     }
-
-    /// Whether a term needs the substring (trigram) index.
-    pub fn has_inside(&self) -> bool {
-        match self {
-            Expr::Inside(_) => true,
-            Expr::Everything | Expr::Words { .. } => false,
-            Expr::All(all) | Expr::Any(all) => all.iter().any(Expr::has_inside),
-            Expr::Not(not) => not.has_inside(),
-        }
-    }
 }
 
 /// Whether `words` holds `wanted` in a row, the last one as a prefix when `prefix`.
@@ -133,13 +123,13 @@ fn contains_words(words: &[String], wanted: &[String], prefix: bool) -> bool {
 }
 
 /// The words of `text`: its runs of letters and digits.
-pub fn words_of(text: &str) -> Vec<String> {
+fn words_of(text: &str) -> Vec<String> {
     text.split(|c: char| !c.is_alphanumeric()).filter(|w| !w.is_empty()).map(str::to_owned).collect()
 }
 
 /// Lower case without accents, for the reference evaluator: the common Latin letters with diacritics map to
 /// their base letter, as FTS5's `remove_diacritics` does.
-pub fn fold(text: &str) -> String {
+fn fold(text: &str) -> String {
     text.chars().flat_map(char::to_lowercase).map(base_letter).collect()
 }
 

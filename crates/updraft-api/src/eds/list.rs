@@ -108,7 +108,7 @@ impl Params {
 }
 
 /// A JSON-encoded parameter; absent or empty is `default`.
-fn json_param(raw: Option<&str>, name: &'static str, default: Value) -> Result<Value, EdsError> {
+pub(super) fn json_param(raw: Option<&str>, name: &'static str, default: Value) -> Result<Value, EdsError> {
     match raw.map(str::trim) {
         None | Some("") => Ok(default),
         Some(text) => serde_json::from_str(text)
@@ -126,6 +126,6 @@ fn number_param(raw: Option<&str>, name: &'static str, default: u32) -> Result<u
 }
 
 /// An invalid query is a 400 naming the property when there is one.
-fn bad_query(err: QueryError) -> EdsError {
+pub(super) fn bad_query(err: QueryError) -> EdsError {
     EdsError(ApiError::with_message(Code::BadRequest, err.to_string()))
 }

@@ -18,7 +18,7 @@ use updraft_query::search::{Expr, Operator};
 use updraft_store::{SearchQuery, USERGROUPS, USERS};
 
 use super::DataRequest;
-use super::list::Params;
+use super::list::{Params, bad_query, json_param};
 use crate::ApiState;
 use crate::error::{ApiError, Code, EdsError};
 
@@ -36,13 +36,7 @@ async fn search(State(state): State<ApiState>, request: DataRequest, uri: Uri) -
     for object_type in &object_types {
         super::schemas::may_list(&state, &request, object_type).await?;
     }
-    let sort = match params.get("sort").map(str::trim) {
-        None | Some("") => Sort { keys: Vec::new() },
-        Some(text) => {
-            let value = serde_json::from_str(text).map_err(|_| bad("sort is not valid JSON"))?;
-            Sort::parse(&value).map_err(|e| bad(e.to_string()))?
-        }
-    };
+    let sort = Sort::parse(&json_param(params.get("sort"), "sort", json!([]))?).map_err(bad_query)?;
     let query = SearchQuery {
         object_types: &object_types,
         phrase: &asked.phrase,

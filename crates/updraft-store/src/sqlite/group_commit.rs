@@ -178,24 +178,23 @@ fn commit(conn: &mut Connection, batch: &[Insert]) -> Vec<Result<i64, StoreError
         return fail_all(batch, &err);
     }
     let mut results = Vec::with_capacity(batch.len());
-    // (rowids of objects to index, collections known to be searched or not)
-    let mut rowids = (Vec::new(), Vec::new());
+    let mut searched = SearchBatch::default();
     for run in batch.chunk_by(|a, b| a.object_type != USERS && b.object_type != USERS) {
         if run.len() == 1 {
             let alone = tx.savepoint().map_err(database).and_then(|savepoint| {
-                let seqs = insert_run(&savepoint, run, &mut rowids)?;
+                let seqs = insert_run(&savepoint, run, &mut searched)?;
                 savepoint.commit().map_err(database)?;
                 Ok(seqs[0])
             });
             results.push(alone);
         } else {
-            match insert_run(&tx, run, &mut rowids) {
+            match insert_run(&tx, run, &mut searched) {
                 Ok(seqs) => results.extend(seqs.into_iter().map(Ok)),
                 Err(err) => return fail_all(batch, &err),
             }
         }
     }
-    if let Err(err) = index_for_search(&tx, &rowids.0) {
+    if let Err(err) = searched.index(&tx) {
         return fail_all(batch, &err);
     }
     match tx.commit() {
@@ -204,41 +203,52 @@ fn commit(conn: &mut Connection, batch: &[Insert]) -> Vec<Result<i64, StoreError
     }
 }
 
-/// The rowids of a batch's objects to index for search, and which collections are searched.
-type Rowids = (Vec<i64>, Vec<(String, String, bool)>);
-
-/// Writes the search rows of the batch's objects (a rowid of an insert that its savepoint undid names no row, or
-/// a later one of the batch), and closes the batch for the insert trigger. `rowids` are of objects of collections
-/// with searched properties only.
-fn index_for_search(conn: &Connection, rowids: &[i64]) -> rusqlite::Result<()> {
-    if !rowids.is_empty() {
-        let rowids = serde_json::to_string(rowids).unwrap_or_else(|_| "[]".to_owned());
-        for statement in super::search::batch_statements() {
-            conn.prepare_cached(&statement)?.execute([&rowids])?;
-        }
-    }
-    conn.execute("DELETE FROM search_batch", [])?;
-    Ok(())
+/// The objects of a batch to index for search.
+#[derive(Default)]
+struct SearchBatch {
+    /// Of objects of collections with searched properties only.
+    rowids: Vec<i64>,
+    /// Whether each collection of the batch has searched properties, asked once a collection.
+    collections: Vec<(String, String, bool)>,
 }
 
-/// Whether the collection of `insert` has searched properties, asked once a collection per batch.
-fn searched(conn: &Connection, insert: &Insert, known: &mut Vec<(String, String, bool)>) -> rusqlite::Result<bool> {
-    if let Some((_, _, searched)) = known.iter().find(|(b, t, _)| *b == insert.backend && *t == insert.object_type) {
-        return Ok(*searched);
+impl SearchBatch {
+    /// Keeps the rowid of the object `insert` just inserted if its collection is searched.
+    fn note(&mut self, conn: &Connection, insert: &Insert) -> rusqlite::Result<()> {
+        let known = self.collections.iter().find(|(b, t, _)| *b == insert.backend && *t == insert.object_type);
+        let searched = match known {
+            Some((_, _, searched)) => *searched,
+            None => {
+                let searched = conn
+                    .prepare_cached(super::search::COLLECTION_SEARCHED)?
+                    .query_row([&insert.backend, &insert.object_type], |row| row.get(0))?;
+                self.collections.push((insert.backend.clone(), insert.object_type.clone(), searched));
+                searched
+            }
+        };
+        if searched {
+            self.rowids.push(conn.last_insert_rowid());
+        }
+        Ok(())
     }
-    let searched = conn
-        .prepare_cached(
-            "SELECT EXISTS (SELECT 1 FROM property_indexes WHERE backend = ? AND object_type = ? \
-             AND search_slot IS NOT NULL)",
-        )?
-        .query_row([&insert.backend, &insert.object_type], |row| row.get(0))?;
-    known.push((insert.backend.clone(), insert.object_type.clone(), searched));
-    Ok(searched)
+
+    /// Writes the search rows of the batch's objects (a rowid of an insert that its savepoint undid names no row,
+    /// or a later one of the batch), and closes the batch for the insert trigger.
+    fn index(&self, conn: &Connection) -> rusqlite::Result<()> {
+        if !self.rowids.is_empty() {
+            let rowids = serde_json::to_string(&self.rowids).unwrap_or_else(|_| "[]".to_owned());
+            for statement in super::search::batch_statements() {
+                conn.prepare_cached(&statement)?.execute([&rowids])?;
+            }
+        }
+        conn.execute("DELETE FROM search_batch", [])?;
+        Ok(())
+    }
 }
 
 /// The run's objects, then their changes, in the run's order; answers each change's `seq` and adds the rowid of
-/// each object of a searched collection to `rowids`.
-fn insert_run(conn: &Connection, run: &[Insert], rowids: &mut Rowids) -> Result<Vec<i64>, StoreError> {
+/// each object of a searched collection to `searched`.
+fn insert_run(conn: &Connection, run: &[Insert], searched: &mut SearchBatch) -> Result<Vec<i64>, StoreError> {
     let mut objects = conn.prepare_cached(INSERT_OBJECT).map_err(database)?;
     for it in run {
         let parent = it.parent.as_ref();
@@ -255,9 +265,7 @@ fn insert_run(conn: &Connection, run: &[Insert], rowids: &mut Rowids) -> Result<
                 parent.map(|parent| parent.id.to_string()),
             ])
             .map_err(unique_violation)?;
-        if searched(conn, it, &mut rowids.1).map_err(database)? {
-            rowids.0.push(conn.last_insert_rowid());
-        }
+        searched.note(conn, it).map_err(database)?;
     }
     let mut changes = conn.prepare_cached(INSERT_CHANGE).map_err(database)?;
     let mut seqs = Vec::with_capacity(run.len());

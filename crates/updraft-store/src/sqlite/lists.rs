@@ -56,8 +56,31 @@ pub(crate) struct ListRead {
     filter: Filter,
     sort: Sort,
     shape: Shape,
+    reader: Reader,
+}
+
+/// Who reads, owned, so that a read can move to the blocking pool.
+pub(super) struct Reader {
     /// None: everything (the instance secret).
     subjects: Option<Vec<Subject>>,
+}
+
+impl Reader {
+    pub(super) fn of(access: Access<'_>) -> Reader {
+        let subjects = match access {
+            Access::Everything => None,
+            Access::Subjects(subjects) => Some(subjects.to_vec()),
+        };
+        Reader { subjects }
+    }
+
+    /// The SQL condition on `objects` of what the reader may read, and its binds ([`readable`]).
+    pub(super) fn readable(&self) -> (String, Vec<String>) {
+        readable(match &self.subjects {
+            None => Access::Everything,
+            Some(subjects) => Access::Subjects(subjects),
+        })
+    }
 }
 
 impl ListRead {
@@ -75,10 +98,7 @@ impl ListRead {
             filter: filter.clone(),
             sort: sort.clone(),
             shape,
-            subjects: match access {
-                Access::Everything => None,
-                Access::Subjects(subjects) => Some(subjects.to_vec()),
-            },
+            reader: Reader::of(access),
         })
     }
 
@@ -253,11 +273,7 @@ impl ListRead {
     fn statement(&self, indexed: &[Indexed], route: Route) -> (String, Vec<Bind>) {
         let layout = layout(indexed);
         let filter = query_sql::compile_in(&self.filter, &layout);
-        let access = match &self.subjects {
-            None => Access::Everything,
-            Some(subjects) => Access::Subjects(subjects),
-        };
-        let (allowed, subjects) = readable(access);
+        let (allowed, subjects) = self.reader.readable();
         let mut binds = Vec::with_capacity(1 + filter.binds.len() + subjects.len());
         binds.push(Bind::Text(self.backend.clone()));
         let sorted = matches!(route, Route::SortedFilter);

@@ -2,12 +2,13 @@
 //!
 //! Two contentless FTS5 tables hold one row per object of a collection with searched properties, keyed by the
 //! object's rowid: `search_words` (words, folded, ranked by bm25) and `search_grams` (trigrams, for text inside
-//! words). Triggers on `objects` (migrations 0064–0066) keep them in the transaction of every write; a schema
-//! change that moves the searched properties to other columns rebuilds the collection's rows here.
+//! words). Triggers on `objects` (migrations 0065–0067) keep them in the transaction of every write, but for the
+//! group commit's inserts, which it indexes a batch at a time ([`batch_statements`]); a schema change that moves
+//! the searched properties to other columns rebuilds the collection's rows here.
 //!
-//! A phrase without text inside words is one FTS5 match of `search_words`, which drives the query and ranks it;
-//! with such text, each part is a match of its own and the parts are combined as sets of rowids. Either way the
-//! objects are joined by rowid and filtered by collection and ACL in the same statement.
+//! A phrase FTS5 can say alone is one match of `search_words` a collection, which drives the query and ranks it
+//! (bm25); one with text inside words or a lone negation is a compound of sets of rowids. Either way the objects
+//! are joined by rowid and filtered by collection and ACL in the same statement.
 
 use rusqlite::Connection;
 use serde_json::Value;
@@ -16,10 +17,10 @@ use updraft_query::search::fts5::{self, Rows};
 use updraft_query::sqlite::{self as query_sql, Bind, Layout};
 use updraft_query::{Filter, Sort};
 
-use super::lists::Shape;
-use super::{SqliteStore, parse_doc, readable, reads, rows};
+use super::lists::{Reader, Shape};
+use super::{SqliteStore, parse_doc, reads, rows};
 use crate::document;
-use crate::{Access, BoxFuture, MAX_SEARCHED_PER_TYPE, Page, Search, SearchQuery, StoreError, Subject};
+use crate::{Access, BoxFuture, MAX_SEARCHED_PER_TYPE, Page, Search, SearchQuery, StoreError};
 
 /// The searched properties of a collection and their slots.
 pub(super) async fn slots(
@@ -95,30 +96,24 @@ pub(super) async fn forget(
     backend: &str,
     object_type: &str,
 ) -> Result<(), StoreError> {
-    let searched: (bool,) = sqlx::query_as(
-        "SELECT EXISTS (SELECT 1 FROM property_indexes WHERE backend = ? AND object_type = ? \
-         AND search_slot IS NOT NULL)",
-    )
-    .bind(backend)
-    .bind(object_type)
-    .fetch_one(&mut *tx)
-    .await?;
-    if !searched.0 {
+    let (searched,): (bool,) =
+        sqlx::query_as(COLLECTION_SEARCHED).bind(backend).bind(object_type).fetch_one(&mut *tx).await?;
+    if !searched {
         return Ok(());
     }
-    // One delete by rowid each: a contentless table finds rows only by rowid.
-    let rowids: Vec<(i64,)> = sqlx::query_as("SELECT rowid FROM objects WHERE backend = ? AND object_type = ?")
-        .bind(backend)
-        .bind(object_type)
-        .fetch_all(&mut *tx)
-        .await?;
-    for (rowid,) in rowids {
-        for sql in ["DELETE FROM search_words WHERE rowid = ?", "DELETE FROM search_grams WHERE rowid = ?"] {
-            sqlx::query(sql).bind(rowid).execute(&mut *tx).await?;
-        }
+    // FTS5 looks each rowid of the list up (a contentless table finds rows only by rowid).
+    for table in ["search_words", "search_grams"] {
+        let delete = format!(
+            "DELETE FROM {table} WHERE rowid IN (SELECT rowid FROM objects WHERE backend = ? AND object_type = ?)"
+        );
+        sqlx::query(sqlx::AssertSqlSafe(delete)).bind(backend).bind(object_type).execute(&mut *tx).await?;
     }
     Ok(())
 }
+
+/// Whether the collection `?1`, `?2` has searched properties.
+pub(super) const COLLECTION_SEARCHED: &str =
+    "SELECT EXISTS (SELECT 1 FROM property_indexes WHERE backend = ? AND object_type = ? AND search_slot IS NOT NULL)";
 
 /// The statements that index the objects whose rowids are the JSON array `?1`, as the insert trigger indexes one:
 /// the group commit runs them once at the end of each batch (see migration 0064).
@@ -152,8 +147,7 @@ struct SearchRead {
     properties: Option<Vec<String>>,
     sort: Sort,
     shape: Shape,
-    /// None: everything (the instance secret).
-    subjects: Option<Vec<Subject>>,
+    reader: Reader,
 }
 
 /// A collection's searched columns, as the search reads them.
@@ -171,10 +165,7 @@ impl SearchRead {
             properties: query.properties.map(<[String]>::to_vec),
             sort: query.sort.clone(),
             shape,
-            subjects: match access {
-                Access::Everything => None,
-                Access::Subjects(subjects) => Some(subjects.to_vec()),
-            },
+            reader: Reader::of(access),
         }
     }
 
@@ -278,11 +269,7 @@ impl SearchRead {
                 .collect(),
         };
         binds.push(Bind::Text(self.backend.clone()));
-        let access = match &self.subjects {
-            None => Access::Everything,
-            Some(subjects) => Access::Subjects(subjects),
-        };
-        let (allowed, subjects) = readable(access);
+        let (allowed, subjects) = self.reader.readable();
         binds.extend(subjects.into_iter().map(Bind::Text));
         let selection = format!(
             "({}) AS found CROSS JOIN objects ON objects.rowid = found.rowid \
