@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Every test suite of Updraft: formatting and lints, Rust unit and integration tests (real server
-# on loopback), bounded fuzzing, then the interop suites (Python `websockets`, Node `ws`) against the real binary.
+# on loopback, and a real S3-compatible server for the blob store), bounded fuzzing, then the interop suites (Python `websockets`, Node `ws`) against the real binary.
 # Installs what it needs that a fresh Debian 12 machine with Rust lacks.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -27,9 +27,20 @@ if ((${#apt_missing[@]})); then
   apt-get "${apt_opts[@]}" update && apt-get "${apt_opts[@]}" install "${apt_missing[@]}"
 fi
 
+# -- S3-compatible server (s3s-fs) that the blob store's tests run against --
+# Built beside the lints (its own target directory), waited for before the tests.
+s3s_install=
+if [[ ! -x target/tools/bin/s3s-fs ]]; then
+  echo "== installing s3s-fs under target/tools (in the background)"
+  cargo install --quiet s3s-fs@0.14.1 --locked --features binary --root target/tools &
+  s3s_install=$!
+fi
+# -- end s3s-fs --
+
 echo "== rustfmt, clippy"
 cargo fmt --all --check
 cargo clippy --workspace --all-targets --quiet -- -D warnings
+[[ -z $s3s_install ]] || wait "$s3s_install"
 
 echo "== Rust tests"
 if cargo nextest --version >/dev/null 2>&1; then

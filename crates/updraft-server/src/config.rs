@@ -87,6 +87,10 @@ serve_settings! {
     max_body_bytes: usize, env "UPDRAFT_MAX_BODY_BYTES", default("1048576");
     /// Seconds a request body may take to arrive whole, from its request head; later is 408.
     body_timeout_secs: u64, env "UPDRAFT_BODY_TIMEOUT_SECS", default("30");
+    /// Where the bytes of EDS files go: `s3://bucket[/prefix]` for S3-compatible storage, configured by the usual
+    /// `AWS_*` variables (`AWS_ACCESS_KEY_ID`, `AWS_SECRET_ACCESS_KEY`, `AWS_REGION`, `AWS_ENDPOINT`,
+    /// `AWS_ALLOW_HTTP`); uploads are still staged under the data directory.
+    blob_store: String, env "UPDRAFT_BLOB_STORE", unset("the data directory");
     /// Largest EDS file, in bytes (a multipart upload, or the total of a chunked one).
     max_file_bytes: u64, env "UPDRAFT_MAX_FILE_BYTES", default("1073741824");
     /// Seconds a file upload's body may take to arrive whole.
@@ -203,6 +207,8 @@ pub struct Settings {
     pub app_domain: Option<String>,
     pub max_body_bytes: usize,
     pub body_timeout: Duration,
+    /// `--blob-store`: S3-compatible storage for EDS files, instead of the data directory.
+    pub blob_store: Option<String>,
     pub max_file_bytes: u64,
     pub file_body_timeout: Duration,
     pub file_url_lifetime: Duration,
@@ -271,6 +277,7 @@ impl ServeArgs {
             app_domain: a.app_domain.clone().filter(|t| !t.is_empty()),
             max_body_bytes: a.max_body_bytes,
             body_timeout: Duration::from_secs(a.body_timeout_secs),
+            blob_store: a.blob_store.clone().filter(|it| !it.is_empty()),
             max_file_bytes: a.max_file_bytes,
             file_body_timeout: Duration::from_secs(a.file_body_timeout_secs),
             file_url_lifetime: Duration::from_secs(a.file_url_lifetime_secs),

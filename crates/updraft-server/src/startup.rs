@@ -80,7 +80,7 @@ impl Application {
         let workers = Workers::default();
         let webhook_guard = webhook_guard(&settings, &bound);
         spawn_realtime(&workers, &settings, &store, &gateways, &bus, &webhook_guard);
-        let blobs = open_blobs(&settings, &workers, &store)?;
+        let blobs = open_blobs(&settings, &workers, &store).await?;
         let state = ApiState::new(ApiContext {
             store: store.clone(),
             tenants: store.clone(),
@@ -295,17 +295,25 @@ fn connection(settings: &Settings) -> ConnectionConfig {
     ConnectionConfig { ping_interval: settings.ping_interval, max_client_message: settings.max_client_message_bytes }
 }
 
-/// The bytes of EDS files, under the data directory, and the worker that removes those of deleted files.
-fn open_blobs(
+/// The bytes of EDS files, under the data directory or in the bucket of `--blob-store`, and the worker that
+/// removes those of deleted files.
+async fn open_blobs(
     settings: &Settings,
     workers: &Workers,
     store: &Arc<SqliteStore>,
 ) -> anyhow::Result<Arc<dyn updraft_blobs::BlobStore>> {
     let root = settings.data_dir.join("files");
-    let blobs: Arc<dyn updraft_blobs::BlobStore> = Arc::new(
-        updraft_blobs::DirBlobStore::open(&root)
-            .with_context(|| format!("opening the file store {}", root.display()))?,
-    );
+    let blobs: Arc<dyn updraft_blobs::BlobStore> = match &settings.blob_store {
+        None => Arc::new(
+            updraft_blobs::DirBlobStore::open(&root)
+                .with_context(|| format!("opening the file store {}", root.display()))?,
+        ),
+        Some(url) => {
+            let s3 = updraft_blobs::S3BlobStore::open(url, &[], &root)?;
+            s3.check().await.with_context(|| format!("reaching the blob store {url}"))?;
+            Arc::new(s3)
+        }
+    };
     let changes = updraft_store::Changes::watch_changes(store.as_ref());
     workers.spawn("file-trash", updraft_realtime::file_trash::sweep(store.clone(), blobs.clone(), changes));
     Ok(blobs)

@@ -84,7 +84,7 @@ fn object_part(object: &str, property: &str, name: Option<&str>) -> String {
 
 /// The body QHttpMultiPart writes for QtEnginio's upload: an `object` part, then the `file` part with the file's
 /// name and MIME type. Its Content-Type quotes the boundary.
-fn qt_multipart(object: &str, bytes: &[u8]) -> (String, Vec<u8>) {
+pub(crate) fn qt_multipart(object: &str, bytes: &[u8]) -> (String, Vec<u8>) {
     let boundary = "boundary_.oOo._MjQ0NTY3ODk=MTIzNDU2Nzg5MA==";
     let mut body = Vec::new();
     body.extend_from_slice(format!("--{boundary}\r\n").as_bytes());
@@ -132,7 +132,7 @@ async fn upload(files: &Files, content_type: &str, body: Vec<u8>, token: Option<
 }
 
 /// Fetches `url` as QtEnginio does: a bare request, no backend id, no credentials.
-async fn fetch(url: &str, headers: &[(&str, &str)]) -> (StatusCode, reqwest::header::HeaderMap, Vec<u8>) {
+pub(crate) async fn fetch(url: &str, headers: &[(&str, &str)]) -> (StatusCode, reqwest::header::HeaderMap, Vec<u8>) {
     let mut req = reqwest::Client::new().get(url);
     for (name, value) in headers {
         req = req.header(*name, *value);
@@ -429,7 +429,7 @@ async fn broken_and_dishonest_uploads_are_refused_and_leave_nothing() {
 }
 
 /// A PNG of `width`×`height` with a gradient.
-fn png(width: u32, height: u32) -> Vec<u8> {
+pub(crate) fn png(width: u32, height: u32) -> Vec<u8> {
     let image = image::RgbImage::from_fn(width, height, |x, y| {
         image::Rgb([(x * 255 / width) as u8, (y * 255 / height) as u8, 90])
     });

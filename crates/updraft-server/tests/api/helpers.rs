@@ -30,11 +30,22 @@ pub(crate) fn free_port() -> u16 {
 /// The real `updraft` binary, serving on `port` with its data in `dir` and the account above; `extra` goes to
 /// `serve`. Killed when dropped.
 pub(crate) async fn start_binary(dir: &std::path::Path, port: u16, extra: &[&str]) -> tokio::process::Child {
+    start_binary_with_env(dir, port, extra, &[]).await
+}
+
+/// [`start_binary`] with these environment variables too.
+pub(crate) async fn start_binary_with_env(
+    dir: &std::path::Path,
+    port: u16,
+    extra: &[&str],
+    env: &[(&str, &str)],
+) -> tokio::process::Child {
     let child = tokio::process::Command::new(env!("CARGO_BIN_EXE_updraft"))
         .args(["serve", "--listen", &format!("127.0.0.1:{port}"), "--data-dir"])
         .arg(dir)
         .args(["--admin-email", BINARY_EMAIL, "--admin-password", BINARY_PASSWORD])
         .args(extra)
+        .envs(env.iter().copied())
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::null())
         .kill_on_drop(true)

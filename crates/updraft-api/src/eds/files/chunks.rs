@@ -84,7 +84,7 @@ pub(super) async fn chunk(
         return Err(bad(format!("The next chunk starts at byte {}, not {}", file.received, range.start)));
     }
     let id_text = id.to_string();
-    let key = BlobKey { backend, file: &id_text, variant: "original" };
+    let key = BlobKey { backend, file: &id_text, variant: updraft_blobs::ORIGINAL };
     let path = state.blobs.upload_path(key).map_err(|err| internal("staging a chunk", &err))?;
     write_chunk(&path, file.received, range, body).await?;
     if range.end < range.total {

@@ -18,7 +18,7 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde_json::json;
 use tokio::io::AsyncReadExt;
-use updraft_blobs::BlobKey;
+use updraft_blobs::{BlobKey, ORIGINAL};
 use updraft_core::ids::ObjectId;
 use updraft_store::{Access, FileRecord, FileStatus};
 
@@ -27,8 +27,6 @@ use super::{file_id, not_found, plain};
 use crate::ApiState;
 use crate::eds::DataRequest;
 use crate::error::{ApiError, Code, EdsError};
-
-const ORIGINAL: &str = "original";
 
 /// `GET /v1/files/{id}/download_url`: for a caller that may read the file's object.
 pub(super) async fn url(

@@ -56,7 +56,7 @@ pub(crate) fn declared(property: &Value) -> Result<Vec<(String, Variant)>, Strin
         let declared =
             processor.get("variants").and_then(Value::as_object).ok_or("an image processor needs variants")?;
         for (name, spec) in declared {
-            if !super::plain(name) || name == "original" {
+            if !super::plain(name) || name == updraft_blobs::ORIGINAL {
                 return Err(format!("variant name {name:?}: letters, digits and _, not \"original\""));
             }
             variants.push((name.clone(), variant(spec).ok_or_else(|| format!("variant {name:?}: {{\"crop\"|\"scale\"|\"resize\": \"WxH\"}} with W and H from 1 to {MAX_VARIANT_SIDE}"))?));
@@ -151,7 +151,7 @@ pub(crate) async fn render(state: ApiState, backend: String, file: ObjectId, var
 
 async fn make(state: &ApiState, backend: &str, id: &str, variants: &[(String, Variant)]) -> std::io::Result<()> {
     // The original, copied to a local file to decode (the blob store may be remote).
-    let key = BlobKey { backend, file: id, variant: "original" };
+    let key = BlobKey { backend, file: id, variant: updraft_blobs::ORIGINAL };
     let mut opened = state.blobs.open(key, 0).await?.ok_or_else(|| std::io::Error::other("the original is gone"))?;
     let (mut copy, copy_path) = state.blobs.staging().await?;
     let copied = tokio::io::copy(&mut opened.reader, &mut copy).await;

@@ -136,7 +136,7 @@ async fn multipart(
         images::check(staged.path()).await?;
     }
     let id_text = id.to_string();
-    let key = BlobKey { backend, file: &id_text, variant: "original" };
+    let key = BlobKey { backend, file: &id_text, variant: updraft_blobs::ORIGINAL };
     let (content_type, size, sha256) = (staged.content_type.clone(), staged.size, staged.sha256.clone());
     staged.put(state, key).await?;
     let file = NewFile {
