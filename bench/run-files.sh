@@ -71,6 +71,17 @@ updraft_round() {
     stop_server
 }
 
+# The disk's own floor in the same run: the same bytes written and fsynced by dd on the server's core. An upload
+# is acknowledged only once its bytes are fsynced, so no server uploads faster than this (download reads the
+# page cache and has no such floor).
+floor_round() {
+    local up
+    up=$( { /usr/bin/time -f '%e' taskset -c 0 dd if="$BIG" of="$WORK/floor.bin" bs=1M conv=fsync status=none; } 2>&1)
+    rm -f "$WORK/floor.bin"
+    python3 -c "import json; print(json.dumps({'system': 'disk', 'up_mb_s': $SIZE_MB * 1.048576 / $up}))" >>"$RESULTS"
+    log "   disk (dd, fsync): ${up}s"
+}
+
 parse_round() {
     recreate_db parse_bench
     mkdir -p "$WORK/parse-files"
@@ -100,6 +111,8 @@ parse_round() {
 for round in $(seq "$ROUNDS"); do
     log "== round $round"
     settle 1
+    floor_round
+    settle 1
     updraft_round
     if [[ $PEER == 1 ]]; then
         settle 1
@@ -114,6 +127,7 @@ rows = [json.loads(line) for line in open(path)]
 print(f"A {size} MiB file up and down, then {concurrent} uploads of 1 MiB at once; medians of the rounds.\n")
 print("| system | upload MB/s | download MB/s | peak RSS growth MiB | failed concurrent uploads |")
 print("|---|---:|---:|---:|---:|")
+floor = [r["up_mb_s"] for r in rows if r["system"] == "disk"]
 for system in ["updraft", "parse"]:
     mine = [r for r in rows if r["system"] == system]
     if not mine:
@@ -121,4 +135,7 @@ for system in ["updraft", "parse"]:
     m = lambda k: statistics.median(r[k] for r in mine)
     print(f"| {system} | {m('up_mb_s'):,.0f} | {m('down_mb_s'):,.0f} | {m('rss_growth_mib'):,.0f} | "
           f"{sum(r['failed'] for r in mine)} |")
+if floor:
+    print(f"\nThe disk's floor in the same run (dd of the same bytes with fsync, on the server's core): "
+          f"{statistics.median(floor):,.0f} MB/s.")
 PY

@@ -14,9 +14,12 @@ use tokio::io::AsyncRead;
 
 mod dir;
 mod s3;
+mod staged;
 
 pub use dir::DirBlobStore;
 pub use s3::S3BlobStore;
+pub use staged::StagedFile;
+use staged::Staging;
 
 /// Where a blob is: the file it belongs to (backend and file id) and which of its blobs (`original`, or an
 /// image variant's name).
@@ -54,7 +57,7 @@ pub struct Opened {
 pub trait BlobStore: Send + Sync {
     /// A new local file to stage an upload in, on the store's own file system, and its path. The caller removes
     /// it when it does not [`BlobStore::put`] it.
-    fn staging(&self) -> BoxFuture<'_, io::Result<(tokio::fs::File, PathBuf)>>;
+    fn staging(&self) -> BoxFuture<'_, io::Result<(StagedFile, PathBuf)>>;
 
     /// Where a chunked upload of `key`'s file is staged between its requests.
     fn upload_path(&self, key: BlobKey<'_>) -> io::Result<PathBuf>;
@@ -68,44 +71,4 @@ pub trait BlobStore: Send + Sync {
 
     /// Removes every blob of a file (its original and variants) and its staged upload; nothing to remove is fine.
     fn remove_file<'a>(&'a self, backend: &'a str, file: &'a str) -> BoxFuture<'a, io::Result<()>>;
-}
-
-/// Upload bytes on local disk before they are handed to a store: `staging/` holds one request's body, `uploads/`
-/// a chunked upload between its requests. Both live under the store's local root.
-struct Staging {
-    root: PathBuf,
-}
-
-impl Staging {
-    /// Creates the directories, and clears what a crash left staged: no one will put those files now.
-    fn open(root: &Path) -> io::Result<Staging> {
-        for dir in ["staging", "uploads"] {
-            std::fs::create_dir_all(root.join(dir))?;
-        }
-        for entry in std::fs::read_dir(root.join("staging"))? {
-            let _ = std::fs::remove_file(entry?.path());
-        }
-        Ok(Staging { root: root.to_owned() })
-    }
-
-    async fn new_file(&self) -> io::Result<(tokio::fs::File, PathBuf)> {
-        let name = format!("{}.tmp", hex::encode(rand::random::<[u8; 16]>()));
-        let path = self.root.join("staging").join(name);
-        let file = tokio::fs::OpenOptions::new().write(true).read(true).create_new(true).open(&path).await?;
-        Ok((file, path))
-    }
-
-    fn upload_path(&self, key: BlobKey<'_>) -> io::Result<PathBuf> {
-        key.check()?;
-        Ok(self.root.join("uploads").join(format!("{}-{}.part", key.backend, key.file)))
-    }
-
-    /// Removes a file's unfinished chunked upload; none is fine.
-    async fn remove_upload(&self, backend: &str, file: &str) -> io::Result<()> {
-        let path = self.upload_path(BlobKey { backend, file, variant: ORIGINAL })?;
-        match tokio::fs::remove_file(&path).await {
-            Err(err) if err.kind() != io::ErrorKind::NotFound => Err(err),
-            _ => Ok(()),
-        }
-    }
 }

@@ -14,7 +14,7 @@ use object_store::path::Path as ObjectPath;
 use object_store::{GetOptions, GetRange, ObjectStore, ObjectStoreExt, PutPayload, WriteMultipart};
 use tokio::io::AsyncReadExt;
 
-use crate::{BlobKey, BlobStore, Opened, Staging};
+use crate::{BlobKey, BlobStore, Opened, StagedFile, Staging};
 
 /// Blobs up to this size go in one PUT; larger ones as a multipart upload of parts this size.
 const PART_BYTES: usize = 16 * 1024 * 1024;
@@ -48,7 +48,7 @@ impl S3BlobStore {
                 builder.with_config(key.parse().map_err(|err: object_store::Error| bad(err.to_string()))?, *value);
         }
         let store = builder.build().map_err(|err| bad(err.to_string()))?;
-        Ok(S3BlobStore { store: Arc::new(store), prefix, staging: Staging::open(local)? })
+        Ok(S3BlobStore { store: Arc::new(store), prefix, staging: Staging::open(local, false)? })
     }
 
     /// Lists the prefix once, so that a wrong endpoint, bucket or credential fails at start rather than at the
@@ -104,7 +104,7 @@ impl S3BlobStore {
 }
 
 impl BlobStore for S3BlobStore {
-    fn staging(&self) -> BoxFuture<'_, io::Result<(tokio::fs::File, PathBuf)>> {
+    fn staging(&self) -> BoxFuture<'_, io::Result<(StagedFile, PathBuf)>> {
         Box::pin(self.staging.new_file())
     }
 
