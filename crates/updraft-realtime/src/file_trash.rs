@@ -1,10 +1,10 @@
 //! The bytes of files whose rows went. The store moves a file's row to its trash in the transaction that
 //! removes it (its object deleted, by any path, or its property pointed elsewhere); this removes the bytes from
 //! the blob store, then the trash row, so a crash in between leaves the work to the next pass, never bytes no
-//! one owns.
+//! one owns. [`expire_uploads`] puts uploads begun and abandoned there too.
 
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use updraft_blobs::BlobStore;
 use updraft_store::Files;
@@ -24,6 +24,32 @@ pub async fn sweep(files: Arc<dyn Files>, blobs: Arc<dyn BlobStore>, mut changes
         tokio::select! {
             changed = changes.changed() => if changed.is_err() { return },
             () = tokio::time::sleep(RETRY) => {}
+        }
+    }
+}
+
+/// Expires uploads begun and not finished whose last chunk is older than `after`, and removes their staged
+/// bytes; checks every quarter of `after` (at most hourly). Runs until cancelled.
+pub async fn expire_uploads(files: Arc<dyn Files>, blobs: Arc<dyn BlobStore>, after: Duration) {
+    let every = (after / 4).clamp(Duration::from_millis(250), Duration::from_secs(3600));
+    loop {
+        tokio::time::sleep(every).await;
+        let cutoff = SystemTime::now().checked_sub(after).unwrap_or(UNIX_EPOCH);
+        let cutoff_ms = cutoff.duration_since(UNIX_EPOCH).map_or(0, |it| it.as_millis() as i64);
+        let mut expired = 0;
+        loop {
+            match files.expire_uploads(cutoff_ms, BATCH).await {
+                Ok(0) => break,
+                Ok(count) => expired += count,
+                Err(err) => {
+                    tracing::warn!(%err, "expiring abandoned uploads failed");
+                    break;
+                }
+            }
+        }
+        if expired > 0 {
+            tracing::info!(expired, "abandoned uploads expired");
+            drain(files.as_ref(), blobs.as_ref()).await;
         }
     }
 }

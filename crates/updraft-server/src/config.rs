@@ -95,6 +95,8 @@ serve_settings! {
     max_file_bytes: u64, env "UPDRAFT_MAX_FILE_BYTES", default("1073741824");
     /// Seconds a file upload's body may take to arrive whole.
     file_body_timeout_secs: u64, env "UPDRAFT_FILE_BODY_TIMEOUT_SECS", default("3600");
+    /// Seconds after its last chunk that a chunked upload not finished expires, with its staged bytes (0: never).
+    upload_expiry_secs: u64, env "UPDRAFT_UPLOAD_EXPIRY_SECS", default("86400");
     /// Seconds a file's download URL works.
     file_url_lifetime_secs: u64, env "UPDRAFT_FILE_URL_LIFETIME_SECS", default("3600");
     /// Open connections (HTTP, WebSockets, streams) served at once; beyond it only /healthz is answered.
@@ -212,6 +214,8 @@ pub struct Settings {
     pub max_file_bytes: u64,
     pub file_body_timeout: Duration,
     pub file_url_lifetime: Duration,
+    /// `--upload-expiry-secs`; `None` keeps unfinished uploads.
+    pub upload_expiry: Option<Duration>,
     /// `None`: derived from the open-file limit at start-up.
     pub max_connections: Option<usize>,
     pub metrics_listen: Option<SocketAddr>,
@@ -281,6 +285,7 @@ impl ServeArgs {
             max_file_bytes: a.max_file_bytes,
             file_body_timeout: Duration::from_secs(a.file_body_timeout_secs),
             file_url_lifetime: Duration::from_secs(a.file_url_lifetime_secs),
+            upload_expiry: (a.upload_expiry_secs > 0).then(|| Duration::from_secs(a.upload_expiry_secs)),
             max_connections: a.max_connections,
             metrics_listen: a.metrics_listen,
             metrics_token: a.metrics_token.clone().filter(|t| !t.is_empty()),

@@ -295,8 +295,8 @@ fn connection(settings: &Settings) -> ConnectionConfig {
     ConnectionConfig { ping_interval: settings.ping_interval, max_client_message: settings.max_client_message_bytes }
 }
 
-/// The bytes of EDS files, under the data directory or in the bucket of `--blob-store`, and the worker that
-/// removes those of deleted files.
+/// The bytes of EDS files, under the data directory or in the bucket of `--blob-store`, the worker that removes
+/// those of deleted files, and the one that expires abandoned uploads.
 async fn open_blobs(
     settings: &Settings,
     workers: &Workers,
@@ -316,6 +316,10 @@ async fn open_blobs(
     };
     let changes = updraft_store::Changes::watch_changes(store.as_ref());
     workers.spawn("file-trash", updraft_realtime::file_trash::sweep(store.clone(), blobs.clone(), changes));
+    if let Some(after) = settings.upload_expiry {
+        let expire = updraft_realtime::file_trash::expire_uploads(store.clone(), blobs.clone(), after);
+        workers.spawn("upload-expiry", expire);
+    }
     Ok(blobs)
 }
 

@@ -158,6 +158,11 @@ pub trait Files: Send + Sync {
     /// Files whose rows went but whose bytes may still be stored: `(backend, id)`, oldest first.
     fn trashed_files(&self, limit: u32) -> BoxFuture<'_, Result<Vec<(String, ObjectId)>, StoreError>>;
 
+    /// Moves uploads begun and not finished (`empty` or `incomplete`) whose last chunk came before
+    /// `untouched_since_ms` to the trash, at most `limit` of them; answers how many. A chunk that comes for one
+    /// afterwards finds no file.
+    fn expire_uploads(&self, untouched_since_ms: i64, limit: u32) -> BoxFuture<'_, Result<u64, StoreError>>;
+
     /// Forgets a trashed file once its bytes are gone.
     fn forget_trashed<'a>(&'a self, backend: &'a str, id: ObjectId) -> BoxFuture<'a, Result<(), StoreError>>;
 }

@@ -280,6 +280,33 @@ async fn a_chunked_upload_takes_its_chunks_in_order_and_refuses_the_rest() {
 }
 
 #[tokio::test]
+async fn an_abandoned_chunked_upload_expires_with_its_bytes_and_a_complete_file_stays() {
+    let files = files_with(ServeArgs { upload_expiry_secs: Some(1), ..open_args() }).await;
+    let object = files.object(None).await;
+    let (content_type, body) = qt_multipart(&object, &payload());
+    let (status, complete) = upload(&files, &content_type, body, None).await;
+    assert_eq!(status, StatusCode::CREATED, "{complete}");
+    let other = files.object(None).await;
+    let id = start_chunked(&files, &other, None).await;
+    let (status, answer) = chunk(&files, &id, "0-1024/7679", &payload()[..1024]).await;
+    assert_eq!(status, StatusCode::OK, "{answer}");
+    let staged = files.dir.path().join("files/uploads").join(format!("{}-{id}.part", files.eds.backend));
+    assert!(staged.exists());
+
+    assert!(gone_from_disk(&staged).await, "the abandoned upload's bytes went");
+    let (status, _) = files.eds.call(Method::GET, &format!("/v1/files/{id}"), None, None).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    let (status, _) = chunk(&files, &id, "1024-2048/7679", &payload()[1024..2048]).await;
+    assert_eq!(status, StatusCode::NOT_FOUND, "a late chunk finds no upload");
+    let complete = complete["id"].as_str().unwrap();
+    let (status, shown) = files.eds.call(Method::GET, &format!("/v1/files/{complete}"), None, None).await;
+    assert_eq!((status, &shown["status"]), (StatusCode::OK, &json!("complete")), "{shown}");
+    assert!(files.blob_dir(complete).join("original").exists());
+    let (status, _) = files.eds.call(Method::GET, &format!("/v1/objects/images/{other}"), None, None).await;
+    assert_eq!(status, StatusCode::OK, "the upload's object stays");
+}
+
+#[tokio::test]
 async fn a_file_has_the_acl_of_its_object() {
     let files = Files { eds: eds_locked().await, dir: tempfile::tempdir().unwrap() };
     let (ann, _) = sign_up(&files.eds, "ann").await;

@@ -314,6 +314,31 @@ impl Files for SqliteStore {
         })
     }
 
+    fn expire_uploads(&self, untouched_since_ms: i64, limit: u32) -> BoxFuture<'_, Result<u64, StoreError>> {
+        Box::pin(async move {
+            let mut tx = self.writer.begin().await?;
+            // The same rows twice (one order, one limit), in one transaction.
+            sqlx::query(
+                "INSERT OR IGNORE INTO file_trash (backend, id) SELECT backend, id FROM files
+                 WHERE status != 'complete' AND updated_ms < ? ORDER BY updated_ms, backend, id LIMIT ?",
+            )
+            .bind(untouched_since_ms)
+            .bind(i64::from(limit))
+            .execute(&mut *tx)
+            .await?;
+            let done = sqlx::query(
+                "DELETE FROM files WHERE (backend, id) IN (SELECT backend, id FROM files
+                 WHERE status != 'complete' AND updated_ms < ? ORDER BY updated_ms, backend, id LIMIT ?)",
+            )
+            .bind(untouched_since_ms)
+            .bind(i64::from(limit))
+            .execute(&mut *tx)
+            .await?;
+            tx.commit().await?;
+            Ok(done.rows_affected())
+        })
+    }
+
     fn forget_trashed<'a>(&'a self, backend: &'a str, id: ObjectId) -> BoxFuture<'a, Result<(), StoreError>> {
         Box::pin(async move {
             sqlx::query("DELETE FROM file_trash WHERE backend = ? AND id = ?")
@@ -428,6 +453,44 @@ mod tests {
         store.put_schema(IMAGES.backend, IMAGES.object_type, json!({}), &crate::SchemaRules::default()).await.unwrap();
         assert!(store.delete_schema(IMAGES.backend, IMAGES.object_type).await.unwrap());
         assert_eq!(trash(&store).await, vec![last]);
+    }
+
+    #[tokio::test]
+    async fn uploads_untouched_since_the_cutoff_expire_and_the_rest_stay() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = open(&dir).await;
+        let doc = store.insert(IMAGES, Map::new(), Author::default(), everyone()).await.unwrap();
+        let owner = ObjectRef {
+            object_type: IMAGES.object_type.to_owned(),
+            id: ObjectId::parse(doc["id"].as_str().unwrap()).unwrap(),
+        };
+        let complete = attach(&store, &owner, "photo").await;
+        let begin = |property: &'static str| {
+            let owner = &owner;
+            let store = &store;
+            async move {
+                let id = ObjectId::generate();
+                let file = NewFile { id, owner, property, file_name: "v", content_type: None, variants: None };
+                store.begin_file(IMAGES.backend, file, Access::Everything).await.unwrap().unwrap();
+                id
+            }
+        };
+        let (empty, incomplete) = (begin("video").await, begin("audio").await);
+        assert!(store.record_chunk(IMAGES.backend, incomplete, 0, 10, 100).await.unwrap());
+        let cutoff = now_ms() + 1;
+        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+        let recent = begin("poster").await;
+
+        assert_eq!(store.expire_uploads(cutoff, 1).await.unwrap(), 1, "at most the limit");
+        assert_eq!(store.expire_uploads(cutoff, 100).await.unwrap(), 1);
+        assert_eq!(store.expire_uploads(cutoff, 100).await.unwrap(), 0);
+        assert_eq!(trash(&store).await, sorted(vec![empty, incomplete]));
+        for (id, kept) in [(complete, true), (recent, true), (empty, false), (incomplete, false)] {
+            assert_eq!(store.file(IMAGES.backend, id, false, Access::Everything).await.unwrap().is_some(), kept);
+        }
+        assert!(!store.record_chunk(IMAGES.backend, incomplete, 10, 20, 100).await.unwrap(), "no file to add to");
+        let doc = store.get(IMAGES, owner.id, Access::Everything).await.unwrap().unwrap();
+        assert_eq!(doc["photo"]["id"], complete.to_string(), "the object is as it was");
     }
 
     #[tokio::test]

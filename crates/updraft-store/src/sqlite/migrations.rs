@@ -71,4 +71,5 @@ pub(crate) const MIGRATIONS: &[&str] = &[
     include_str!("../../migrations/0065_create_trigger_objects_search_on_insert.sql"),
     include_str!("../../migrations/0066_create_trigger_objects_search_on_update.sql"),
     include_str!("../../migrations/0067_create_trigger_objects_search_on_delete.sql"),
+    include_str!("../../migrations/0068_create_index_files_unfinished.sql"),
 ];
