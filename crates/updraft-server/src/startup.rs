@@ -110,6 +110,7 @@ impl Application {
             passwords: updraft_api::passwords::Passwords::new(settings.login_limits),
             socket_runtime: sockets.handle(),
         });
+        workers.spawn("image-renders", updraft_api::eds::resume_renders(state.clone()));
         let router = router(&settings, state.clone(), metrics);
         let metrics = metrics_listener(&settings, metrics)?;
         workers.spawn("stream", updraft_realtime::stream_hub::run(store.clone(), store, state.streams.hub.clone()));

@@ -158,6 +158,10 @@ pub trait Files: Send + Sync {
     /// Files whose rows went but whose bytes may still be stored: `(backend, id)`, oldest first.
     fn trashed_files(&self, limit: u32) -> BoxFuture<'_, Result<Vec<(String, ObjectId)>, StoreError>>;
 
+    /// Complete files with a variant still `processing`: `(backend, id)`. After a restart, those whose render
+    /// was cut off.
+    fn unrendered_files(&self, limit: u32) -> BoxFuture<'_, Result<Vec<(String, ObjectId)>, StoreError>>;
+
     /// Moves uploads begun and not finished (`empty` or `incomplete`) whose last chunk came before
     /// `untouched_since_ms` to the trash, at most `limit` of them; answers how many. A chunk that comes for one
     /// afterwards finds no file.

@@ -16,19 +16,19 @@ fn payload() -> Vec<u8> {
     (0..7679u32).map(|i| (i.wrapping_mul(2_654_435_761) >> 24) as u8).collect()
 }
 
-struct Files {
-    eds: Eds,
-    dir: tempfile::TempDir,
+pub(crate) struct Files {
+    pub(crate) eds: Eds,
+    pub(crate) dir: tempfile::TempDir,
 }
 
-async fn files_with(args: ServeArgs) -> Files {
+pub(crate) async fn files_with(args: ServeArgs) -> Files {
     let dir = tempfile::tempdir().unwrap();
     let eds = eds_with(ServeArgs { data_dir: Some(dir.path().to_owned()), ..args }).await;
     Files { eds, dir }
 }
 
 impl Files {
-    fn blob_dir(&self, file: &str) -> std::path::PathBuf {
+    pub(crate) fn blob_dir(&self, file: &str) -> std::path::PathBuf {
         self.dir.path().join("files/blobs").join(&self.eds.backend).join(file)
     }
 
@@ -65,7 +65,7 @@ impl Files {
         (status, serde_json::from_str(&text).unwrap_or(Value::String(text)))
     }
 
-    async fn object(&self, token: Option<&str>) -> String {
+    pub(crate) async fn object(&self, token: Option<&str>) -> String {
         let (status, created) =
             self.eds.call(Method::POST, "/v1/objects/images", token, Some(r#"{"title":"logo"}"#)).await;
         assert_eq!(status, StatusCode::CREATED, "{created}");
@@ -126,7 +126,12 @@ fn node_multipart(object: &str, name: &str, bytes: &[u8]) -> (String, Vec<u8>) {
     (String::new(), body)
 }
 
-async fn upload(files: &Files, content_type: &str, body: Vec<u8>, token: Option<&str>) -> (StatusCode, Value) {
+pub(crate) async fn upload(
+    files: &Files,
+    content_type: &str,
+    body: Vec<u8>,
+    token: Option<&str>,
+) -> (StatusCode, Value) {
     let headers: &[(&str, &str)] = if content_type.is_empty() { &[] } else { &[("Content-Type", content_type)] };
     files.send(Method::POST, "/v1/files", headers, body, token).await
 }

@@ -7,6 +7,7 @@ mod eds;
 mod eds_acls;
 mod eds_bad_input;
 mod eds_files;
+mod eds_files_renders;
 mod eds_files_s3;
 mod eds_legacy;
 mod eds_lists;

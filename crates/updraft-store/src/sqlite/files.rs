@@ -314,6 +314,20 @@ impl Files for SqliteStore {
         })
     }
 
+    fn unrendered_files(&self, limit: u32) -> BoxFuture<'_, Result<Vec<(String, ObjectId)>, StoreError>> {
+        Box::pin(async move {
+            let rows: Vec<(String, String)> = sqlx::query_as(
+                "SELECT backend, id FROM files WHERE status = 'complete' AND variants IS NOT NULL
+                   AND EXISTS (SELECT 1 FROM json_each(variants) WHERE value ->> '$.status' = 'processing')
+                 LIMIT ?",
+            )
+            .bind(i64::from(limit))
+            .fetch_all(&self.readers)
+            .await?;
+            Ok(rows.into_iter().filter_map(|(backend, id)| Some((backend, ObjectId::parse(&id)?))).collect())
+        })
+    }
+
     fn expire_uploads(&self, untouched_since_ms: i64, limit: u32) -> BoxFuture<'_, Result<u64, StoreError>> {
         Box::pin(async move {
             let mut tx = self.writer.begin().await?;

@@ -18,6 +18,7 @@ use serde_json::{Value, json};
 use tokio::io::AsyncWriteExt;
 use updraft_blobs::BlobKey;
 use updraft_core::ids::ObjectId;
+use updraft_store::Access;
 
 use super::bad;
 use crate::ApiState;
@@ -130,6 +131,43 @@ pub(crate) async fn check(path: &Path) -> Result<(), EdsError> {
 static RENDERS: LazyLock<tokio::sync::Semaphore> = LazyLock::new(|| {
     tokio::sync::Semaphore::new(std::thread::available_parallelism().map_or(1, std::num::NonZero::get))
 });
+
+/// Files whose variants were still being made when the server last stopped.
+const RESUMED_AT_MOST: u32 = 100_000;
+
+/// Makes again the variants whose render a stop cut off (they are still `processing`): at start, so that an
+/// acknowledged upload gets its variants. A variant its schema no longer declares is marked `failed`.
+pub(crate) async fn resume(state: ApiState) {
+    let unrendered = match state.files.unrendered_files(RESUMED_AT_MOST).await {
+        Ok(unrendered) => unrendered,
+        Err(err) => return tracing::warn!(%err, "listing image variants to make failed"),
+    };
+    for (backend, id) in unrendered {
+        let Ok(Some(file)) = state.files.file(&backend, id, false, Access::Everything).await else { continue };
+        let pending: Vec<String> = file
+            .variants
+            .iter()
+            .flat_map(|it| it.as_object())
+            .flatten()
+            .filter(|(_, it)| it.get("status").and_then(Value::as_str) == Some("processing"))
+            .map(|(name, _)| name.clone())
+            .collect();
+        let declared =
+            for_property(&state, &backend, &file.owner.object_type, &file.property).await.unwrap_or_default();
+        let (todo, undeclared): (Vec<_>, Vec<_>) =
+            pending.into_iter().partition(|name| declared.iter().any(|(it, _)| it == name));
+        for name in undeclared {
+            if let Err(err) = state.files.set_variant_status(&backend, id, &name, "failed").await {
+                tracing::warn!(%err, file = %id, "recording an image variant failed");
+            }
+        }
+        let variants: Vec<_> = declared.into_iter().filter(|(name, _)| todo.contains(name)).collect();
+        if !variants.is_empty() {
+            tracing::info!(file = %id, variants = variants.len(), "making image variants a stop cut off");
+            tokio::spawn(render(state.clone(), backend, id, variants));
+        }
+    }
+}
 
 /// Makes the variants of a stored file, then marks each `complete` (or `failed`).
 pub(crate) async fn render(state: ApiState, backend: String, file: ObjectId, variants: Vec<(String, Variant)>) {
