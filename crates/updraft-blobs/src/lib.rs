@@ -14,6 +14,8 @@ use tokio::io::AsyncRead;
 
 mod dir;
 mod s3;
+#[cfg(feature = "test-server")]
+pub mod s3s_server;
 mod staged;
 
 pub use dir::DirBlobStore;

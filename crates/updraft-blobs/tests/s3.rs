@@ -1,66 +1,26 @@
-//! [`S3BlobStore`] against a real S3-compatible server: the `s3s-fs` binary on a free loopback port, its data in a
-//! temporary directory (`scripts/test-all.sh` installs it under `target/tools`; `UPDRAFT_S3S_FS` names another).
+//! [`S3BlobStore`] against a real S3-compatible server: `s3s-fs` ([`S3sServer`]).
 
 use std::path::{Path, PathBuf};
-use std::time::Duration;
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use updraft_blobs::s3s_server::{S3sServer, SECRET_KEY};
 use updraft_blobs::{BlobKey, BlobStore, S3BlobStore};
 
 const KEY: BlobKey<'static> = BlobKey { backend: "b1", file: "f1", variant: "original" };
 
-/// A running `s3s-fs` with one bucket, `blobs`; killed when dropped.
-struct S3Server {
-    _child: tokio::process::Child,
-    port: u16,
-    root: tempfile::TempDir,
-}
-
-fn s3s_fs() -> PathBuf {
-    if let Some(path) = std::env::var_os("UPDRAFT_S3S_FS") {
-        return path.into();
-    }
-    let installed = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../target/tools/bin/s3s-fs");
-    assert!(
-        installed.exists(),
-        "no s3s-fs at {}: `cargo install s3s-fs@0.14.1 --locked --features binary --root target/tools` \
-         (scripts/test-all.sh does), or set UPDRAFT_S3S_FS",
-        installed.display()
-    );
-    installed
-}
+/// A running `s3s-fs` with one bucket, `blobs`.
+struct S3Server(S3sServer);
 
 impl S3Server {
     async fn start() -> S3Server {
-        let root = tempfile::tempdir().unwrap();
-        std::fs::create_dir(root.path().join("blobs")).unwrap();
-        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-        let child = tokio::process::Command::new(s3s_fs())
-            .args(["--host", "127.0.0.1", "--port", &port.to_string()])
-            .args(["--access-key", "AKIDUPDRAFT", "--secret-key", "updraft-secret"])
-            .arg(root.path())
-            .stdout(std::process::Stdio::null())
-            .kill_on_drop(true)
-            .spawn()
-            .expect("s3s-fs starts");
-        for _ in 0..200 {
-            if tokio::net::TcpStream::connect(("127.0.0.1", port)).await.is_ok() {
-                return S3Server { _child: child, port, root };
-            }
-            tokio::time::sleep(Duration::from_millis(25)).await;
-        }
-        panic!("s3s-fs did not start");
+        S3Server(S3sServer::start("blobs").await)
     }
 
     fn store(&self, url: &str, secret: &str, local: &Path) -> S3BlobStore {
-        let endpoint = format!("http://127.0.0.1:{}", self.port);
-        let options = [
-            ("aws_endpoint", endpoint.as_str()),
-            ("aws_allow_http", "true"),
-            ("aws_region", "us-east-1"),
-            ("aws_access_key_id", "AKIDUPDRAFT"),
-            ("aws_secret_access_key", secret),
-        ];
+        let lowercase = self.0.settings().map(|(name, value)| (name.to_ascii_lowercase(), value));
+        let mut options: Vec<(&str, &str)> = lowercase.iter().map(|(name, value)| (name.as_str(), *value)).collect();
+        options.retain(|(name, _)| *name != "aws_secret_access_key");
+        options.push(("aws_secret_access_key", secret));
         S3BlobStore::open(url, &options, local).unwrap()
     }
 
@@ -78,7 +38,7 @@ impl S3Server {
             }
         }
         let mut out = Vec::new();
-        walk(self.root.path(), self.root.path(), &mut out);
+        walk(self.0.root.path(), self.0.root.path(), &mut out);
         out.sort();
         out
     }
@@ -102,7 +62,7 @@ async fn read_all(store: &S3BlobStore, key: BlobKey<'_>, offset: u64) -> (u64, V
 async fn small_and_multipart_blobs_round_trip_read_from_offsets_and_go_with_their_file() {
     let server = S3Server::start().await;
     let local = tempfile::tempdir().unwrap();
-    let store = server.store("s3://blobs/some/prefix", "updraft-secret", local.path());
+    let store = server.store("s3://blobs/some/prefix", SECRET_KEY, local.path());
     store.check().await.unwrap();
 
     let small = b"hello, bucket".to_vec();
@@ -146,7 +106,7 @@ async fn small_and_multipart_blobs_round_trip_read_from_offsets_and_go_with_thei
 async fn a_chunked_upload_is_staged_locally_and_removed_with_its_file() {
     let server = S3Server::start().await;
     let local = tempfile::tempdir().unwrap();
-    let store = server.store("s3://blobs", "updraft-secret", local.path());
+    let store = server.store("s3://blobs", SECRET_KEY, local.path());
     let upload = store.upload_path(KEY).unwrap();
     assert!(upload.starts_with(local.path()));
     std::fs::write(&upload, b"first chunk").unwrap();
@@ -159,11 +119,11 @@ async fn wrong_credentials_a_missing_bucket_and_bad_keys_are_errors() {
     let server = S3Server::start().await;
     let local = tempfile::tempdir().unwrap();
     assert!(server.store("s3://blobs", "not-the-secret", local.path()).check().await.is_err());
-    assert!(server.store("s3://no-such-bucket", "updraft-secret", local.path()).check().await.is_err());
+    assert!(server.store("s3://no-such-bucket", SECRET_KEY, local.path()).check().await.is_err());
     for url in ["blobs", "s3://", "file:///tmp/x"] {
         assert!(S3BlobStore::open(url, &[], local.path()).is_err(), "{url}");
     }
-    let store = server.store("s3://blobs", "updraft-secret", local.path());
+    let store = server.store("s3://blobs", SECRET_KEY, local.path());
     for key in [BlobKey { file: "..", ..KEY }, BlobKey { variant: "a/b", ..KEY }, BlobKey { backend: "", ..KEY }] {
         assert!(store.open(key, 0).await.is_err(), "{key:?}");
         let path = stage(&store, b"x").await;
@@ -177,7 +137,7 @@ async fn wrong_credentials_a_missing_bucket_and_bad_keys_are_errors() {
 async fn a_missing_blob_is_none() {
     let server = S3Server::start().await;
     let local = tempfile::tempdir().unwrap();
-    let store = server.store("s3://blobs", "updraft-secret", local.path());
+    let store = server.store("s3://blobs", SECRET_KEY, local.path());
     assert!(store.open(KEY, 0).await.unwrap().is_none());
     assert!(store.open(KEY, 10).await.unwrap().is_none());
 }

@@ -493,9 +493,9 @@ fn png_header(width: u32, height: u32) -> Vec<u8> {
     bytes
 }
 
-#[tokio::test]
-async fn an_image_property_gets_its_thumbnail_and_takes_only_images() {
-    let files = files_with(open_args()).await;
+/// `images.file` declared with a 20×20 `thumbnail` variant, and a 181×54 PNG uploaded into a new object: the
+/// object's id and the file once its thumbnail is no longer `processing`.
+pub(crate) async fn thumbnailed_upload(files: &Files) -> (String, Value) {
     let schema = json!({"name": "images", "properties": [{"name": "file", "type": "ref", "objectType": "files",
         "processors": [{"type": "image", "variants": {"thumbnail": {"crop": "20x20"}}}]}]})
     .to_string();
@@ -504,7 +504,7 @@ async fn an_image_property_gets_its_thumbnail_and_takes_only_images() {
     assert_eq!(status, StatusCode::CREATED, "{body}");
     let object = files.object(None).await;
     let (content_type, body) = qt_multipart(&object, &png(181, 54));
-    let (status, file) = upload(&files, &content_type, body, None).await;
+    let (status, file) = upload(files, &content_type, body, None).await;
     assert_eq!(status, StatusCode::CREATED, "{file}");
     let id = file["id"].as_str().unwrap();
     let mut shown = Value::Null;
@@ -515,6 +515,14 @@ async fn an_image_property_gets_its_thumbnail_and_takes_only_images() {
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
+    (object, shown)
+}
+
+#[tokio::test]
+async fn an_image_property_gets_its_thumbnail_and_takes_only_images() {
+    let files = files_with(open_args()).await;
+    let (object, shown) = thumbnailed_upload(&files).await;
+    let id = shown["id"].as_str().unwrap();
     assert_eq!(shown["variants"]["thumbnail"]["status"], "complete", "{shown}");
     let (status, url) =
         files.eds.call(Method::GET, &format!("/v1/files/{id}/download_url?variant=thumbnail"), None, None).await;

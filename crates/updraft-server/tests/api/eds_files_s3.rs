@@ -1,76 +1,31 @@
 //! EDS files in S3-compatible storage, end to end: the real binary started with `--blob-store s3://…` and the
-//! `AWS_*` variables, against a real `s3s-fs` server (installed under `target/tools` by `scripts/test-all.sh`;
-//! `UPDRAFT_S3S_FS` names another). Uploads of both kinds, variants, ranged downloads, and deletion reach the
+//! `AWS_*` variables, against a real `s3s-fs` server (`updraft_blobs::s3s_server`). Uploads of both kinds, variants, ranged downloads, and deletion reach the
 //! bucket; a server whose bucket is unreachable refuses to start.
 
-use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use reqwest::StatusCode;
 use serde_json::{Value, json};
+use updraft_blobs::s3s_server::{S3sServer, SECRET_KEY};
 
 use crate::eds_files::{fetch, png, qt_multipart};
 use crate::helpers::{BINARY_EMAIL, BINARY_PASSWORD, free_port, start_binary_with_env};
 
-const ACCESS_KEY: &str = "AKIDUPDRAFTTEST";
-const SECRET_KEY: &str = "updraft-s3-secret";
-
-fn s3s_fs() -> PathBuf {
-    if let Some(path) = std::env::var_os("UPDRAFT_S3S_FS") {
-        return path.into();
-    }
-    let installed = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../target/tools/bin/s3s-fs");
-    assert!(
-        installed.exists(),
-        "no s3s-fs at {}: `cargo install s3s-fs@0.14.1 --locked --features binary --root target/tools` \
-         (scripts/test-all.sh does), or set UPDRAFT_S3S_FS",
-        installed.display()
-    );
-    installed
-}
-
-/// `s3s-fs` on a free port, serving the bucket `files` from a temporary directory; killed when dropped.
-struct Bucket {
-    _server: tokio::process::Child,
-    endpoint: String,
-    root: tempfile::TempDir,
-}
+/// `s3s-fs` serving the bucket `files`.
+struct Bucket(S3sServer);
 
 impl Bucket {
     async fn start() -> Bucket {
-        let root = tempfile::tempdir().unwrap();
-        std::fs::create_dir(root.path().join("files")).unwrap();
-        let port = free_port();
-        let server = tokio::process::Command::new(s3s_fs())
-            .args(["--host", "127.0.0.1", "--port", &port.to_string(), "--access-key", ACCESS_KEY])
-            .args(["--secret-key", SECRET_KEY])
-            .arg(root.path())
-            .stdout(std::process::Stdio::null())
-            .kill_on_drop(true)
-            .spawn()
-            .expect("s3s-fs starts");
-        for _ in 0..200 {
-            if tokio::net::TcpStream::connect(("127.0.0.1", port)).await.is_ok() {
-                return Bucket { _server: server, endpoint: format!("http://127.0.0.1:{port}"), root };
-            }
-            tokio::time::sleep(Duration::from_millis(25)).await;
-        }
-        panic!("s3s-fs did not start");
+        Bucket(S3sServer::start("files").await)
     }
 
-    fn env(&self) -> [(&str, &str); 5] {
-        [
-            ("AWS_ENDPOINT", &self.endpoint),
-            ("AWS_ALLOW_HTTP", "true"),
-            ("AWS_REGION", "us-east-1"),
-            ("AWS_ACCESS_KEY_ID", ACCESS_KEY),
-            ("AWS_SECRET_ACCESS_KEY", SECRET_KEY),
-        ]
+    fn env(&self) -> [(&'static str, &str); 5] {
+        self.0.settings()
     }
 
     /// The objects stored under `files/<prefix>/<backend>/<file>/`: their variant names.
     fn variants(&self, prefix: &str, backend: &str, file: &str) -> Vec<String> {
-        let dir = self.root.path().join("files").join(prefix).join(backend).join(file);
+        let dir = self.0.root.path().join("files").join(prefix).join(backend).join(file);
         let mut names: Vec<String> = match std::fs::read_dir(dir) {
             Ok(entries) => entries.map(|it| it.unwrap().file_name().to_string_lossy().into_owned()).collect(),
             Err(_) => Vec::new(),
@@ -101,26 +56,14 @@ impl Server {
         let base = format!("http://127.0.0.1:{port}");
         let client = reqwest::Client::new();
         let login = format!("grant_type=password&username={BINARY_EMAIL}&password={BINARY_PASSWORD}");
-        let token: Value = client
-            .post(format!("{base}/v1/account/auth/oauth2/token"))
-            .body(login)
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let post = |path: &str, body: String, token: Option<&str>| {
+            let request = client.post(format!("{base}{path}")).body(body);
+            let request = if let Some(token) = token { request.bearer_auth(token) } else { request };
+            async move { request.send().await.unwrap().json::<Value>().await.unwrap() }
+        };
+        let token = post("/v1/account/auth/oauth2/token", login, None).await;
         let access = token["access_token"].as_str().unwrap();
-        let app: Value = client
-            .post(format!("{base}/v1/account/apps"))
-            .bearer_auth(access)
-            .body(r#"{"name":"s3"}"#)
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let app = post("/v1/account/apps", r#"{"name":"s3"}"#.into(), Some(access)).await;
         let dev = app["environments"].as_array().unwrap().iter().find(|e| e["name"] == "development").unwrap();
         let server = Server {
             _process: process,
