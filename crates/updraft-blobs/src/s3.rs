@@ -21,6 +21,9 @@ const PART_BYTES: usize = 16 * 1024 * 1024;
 /// Parts in flight at once: the memory an upload holds is about this many parts.
 const PARTS_IN_FLIGHT: usize = 4;
 
+/// `object_store`'s name of the per-request timeout (`AWS_TIMEOUT` sets it; 10 minutes here by default).
+const TIMEOUT: &str = "aws_timeout";
+
 /// Blobs as `<prefix>/<backend>/<file>/<variant>` in one bucket. Credentials, region and endpoint come from the
 /// usual `AWS_*` variables (`AWS_ACCESS_KEY_ID`, `AWS_SECRET_ACCESS_KEY`, `AWS_REGION`, `AWS_ENDPOINT` and
 /// `AWS_ALLOW_HTTP` for a server that is not AWS).
@@ -43,6 +46,12 @@ impl S3BlobStore {
         }
         let prefix = ObjectPath::parse(prefix.trim_end_matches('/')).map_err(|err| bad(err.to_string()))?;
         let mut builder = AmazonS3Builder::from_env().with_bucket_name(bucket);
+        if std::env::var_os("AWS_TIMEOUT").is_none() {
+            // A download streams for as long as its client reads. object_store's default, 30 s for a whole request
+            // body included, would cut a slow client's download (after its few retries from where it stopped).
+            builder =
+                builder.with_config(TIMEOUT.parse().map_err(|err: object_store::Error| bad(err.to_string()))?, "10m");
+        }
         for (key, value) in options {
             builder =
                 builder.with_config(key.parse().map_err(|err: object_store::Error| bad(err.to_string()))?, *value);
