@@ -4,9 +4,10 @@
 //! one owns. [`expire_uploads`] puts uploads begun and abandoned there too.
 
 use std::sync::Arc;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use updraft_blobs::BlobStore;
+use updraft_core::timestamp::now_ms;
 use updraft_store::Files;
 
 /// Trashed files read at a time.
@@ -34,8 +35,7 @@ pub async fn expire_uploads(files: Arc<dyn Files>, blobs: Arc<dyn BlobStore>, af
     let every = (after / 4).clamp(Duration::from_millis(250), Duration::from_secs(3600));
     loop {
         tokio::time::sleep(every).await;
-        let cutoff = SystemTime::now().checked_sub(after).unwrap_or(UNIX_EPOCH);
-        let cutoff_ms = cutoff.duration_since(UNIX_EPOCH).map_or(0, |it| it.as_millis() as i64);
+        let cutoff_ms = now_ms().saturating_sub(i64::try_from(after.as_millis()).unwrap_or(i64::MAX));
         let mut expired = 0;
         loop {
             match files.expire_uploads(cutoff_ms, BATCH).await {

@@ -181,14 +181,14 @@ fn file_name(name: &str) -> Result<String, EdsError> {
     Ok(name.to_owned())
 }
 
-/// The answer to an upload whose bytes are stored, once the store attached them (or not): the file, with its
-/// image variants started; or the refusal, with the stored bytes removed (the owner went, or the caller lost
-/// its right, while they arrived).
 /// Makes the image variants a stop cut off (see `images::resume`); run once at start.
 pub async fn resume_renders(state: ApiState) {
     images::resume(state).await;
 }
 
+/// The answer to an upload whose bytes are stored, once the store attached them (or not): the file, with its
+/// image variants started; or the refusal, with the stored bytes removed (the owner went, or the caller lost
+/// its right, while they arrived).
 async fn finish_upload(
     state: &ApiState,
     request: &DataRequest,
