@@ -49,10 +49,18 @@ fn quoted(text: &str) -> String {
     format!("\"{}\"", text.replace('"', "\"\""))
 }
 
-/// A phrase FTS5 cannot say alone, as an SQL compound of rowids (of any collection: the caller joins `objects`
-/// for its own): each part [`words_match`] says is one match of `search_words`, each text inside words one match
-/// of `search_grams`, every row of the collection is its rows in `objects`, and the boolean operators are
-/// `INTERSECT`, `UNION` and `EXCEPT`.
+/// How the store's full-text rows name their object and collection: `object_rowid` is the SQL expression of a
+/// row's object rowid (in `objects`), `condition` the SQL condition keeping the rows of the collection searched.
+#[derive(Debug, Clone, Copy)]
+pub struct Scope<'a> {
+    pub object_rowid: &'a str,
+    pub condition: &'a str,
+}
+
+/// A phrase FTS5 cannot say alone, as an SQL compound of object rowids of the collection: each part
+/// [`words_match`] says is one match of `search_words`, each text inside words one match of `search_grams`,
+/// every row of the collection is its rows in `objects`, and the boolean operators are `INTERSECT`, `UNION` and
+/// `EXCEPT`.
 #[derive(Debug, Default)]
 pub struct Rows {
     pub sql: String,
@@ -61,20 +69,22 @@ pub struct Rows {
 }
 
 impl Rows {
-    pub fn of(expr: &Expr, columns: &[String], backend: &str, object_type: &str) -> Rows {
+    pub fn of(expr: &Expr, columns: &[String], backend: &str, object_type: &str, scope: Scope<'_>) -> Rows {
         let mut rows = Rows::default();
-        rows.sql = rows.compound(expr, columns, backend, object_type);
+        rows.sql = rows.compound(expr, columns, (backend, object_type), scope);
         rows
     }
 
-    fn compound(&mut self, expr: &Expr, columns: &[String], backend: &str, object_type: &str) -> String {
+    fn compound(&mut self, expr: &Expr, columns: &[String], at: (&str, &str), scope: Scope<'_>) -> String {
+        let (backend, object_type) = at;
+        let matched = |table: &str| {
+            format!("SELECT {} AS rowid FROM {table} WHERE {table} MATCH ? AND {}", scope.object_rowid, scope.condition)
+        };
         if let Some(text) = words_match(expr, columns) {
             self.binds.push(text);
-            return "SELECT rowid FROM search_words WHERE search_words MATCH ?".to_owned();
+            return matched("search_words");
         }
-        let part = |rows: &mut Rows, e: &Expr| {
-            format!("SELECT rowid FROM ({})", rows.compound(e, columns, backend, object_type))
-        };
+        let part = |rows: &mut Rows, e: &Expr| format!("SELECT rowid FROM ({})", rows.compound(e, columns, at, scope));
         match expr {
             Expr::Everything => {
                 self.binds.extend([backend.to_owned(), object_type.to_owned()]);
@@ -82,7 +92,7 @@ impl Rows {
             }
             Expr::Inside(inside) => {
                 self.binds.push(grams_match(inside, columns));
-                "SELECT rowid FROM search_grams WHERE search_grams MATCH ?".to_owned()
+                matched("search_grams")
             }
             Expr::All(all) => {
                 let (negated, positive): (Vec<&Expr>, Vec<&Expr>) = all.iter().partition(|e| matches!(e, Expr::Not(_)));

@@ -1,6 +1,6 @@
 //! The phrase parser, the reference evaluator and the FTS5 text, on their own.
 
-use super::fts5::{Rows, words_match};
+use super::fts5::{Rows, Scope, words_match};
 use super::{Expr, Operator};
 
 fn words(list: &[&str], prefix: bool) -> Expr {
@@ -118,10 +118,15 @@ fn fts5_text_quotes_every_user_string() {
     for phrase in ["*", "NOT cat", "cat OR -dog", "*cat* dog"] {
         assert_eq!(words_match(&parse(phrase), &columns), None, "{phrase}");
     }
-    let rows = Rows::of(&parse("*cat* AND dog"), &columns, "b1", "objects.todos");
+    let scope = Scope { object_rowid: "rowid >> 6", condition: "rowid BETWEEN 64 AND 127" };
+    let rows = Rows::of(&parse("*cat* AND dog"), &columns, "b1", "objects.todos", scope);
     assert_eq!(rows.binds, ["{p0 p2} : \"cat\"", "{p0 p2} : \"dog\""]);
     assert!(rows.sql.contains(" INTERSECT "), "{}", rows.sql);
-    let rows = Rows::of(&parse("NOT cat"), &columns, "b1", "objects.todos");
+    assert!(
+        rows.sql
+            .contains("SELECT rowid >> 6 AS rowid FROM search_grams WHERE search_grams MATCH ? AND rowid BETWEEN 64")
+    );
+    let rows = Rows::of(&parse("NOT cat"), &columns, "b1", "objects.todos", scope);
     assert_eq!(rows.binds, ["b1", "objects.todos", "{p0 p2} : \"cat\""]);
     assert!(rows.sql.contains(" EXCEPT "), "{}", rows.sql);
 }

@@ -13,7 +13,7 @@
 use rusqlite::Connection;
 use serde_json::Value;
 use updraft_query::search::Expr;
-use updraft_query::search::fts5::{self, Rows};
+use updraft_query::search::fts5::{self, Rows, Scope};
 use updraft_query::sqlite::{self as query_sql, Bind, Layout};
 use updraft_query::{Filter, Sort};
 
@@ -80,9 +80,21 @@ pub(super) async fn reslot(
         }
     }
     if !searched.is_empty() {
+        let (id,): (i64,) = sqlx::query_as(
+            "INSERT INTO search_collections (backend, object_type) VALUES (?, ?) \
+             ON CONFLICT (backend, object_type) DO UPDATE SET backend = excluded.backend RETURNING id",
+        )
+        .bind(backend)
+        .bind(object_type)
+        .fetch_one(&mut *tx)
+        .await?;
+        if id > rowids::MAX_COLLECTION {
+            let message = format!("at most {} collections with searched properties", rowids::MAX_COLLECTION);
+            return Err(StoreError::Invalid { message, property: None });
+        }
         let collection = "o.backend = ?1 AND o.object_type = ?2";
         for table in ["search_words", "search_grams"] {
-            let fill = fill(table, collection);
+            let fill = rowids::fill(table, collection, MAX_SEARCHED_PER_TYPE);
             sqlx::query(sqlx::AssertSqlSafe(fill)).bind(backend).bind(object_type).execute(&mut *tx).await?;
         }
     }
@@ -104,7 +116,8 @@ pub(super) async fn forget(
     // FTS5 looks each rowid of the list up (a contentless table finds rows only by rowid).
     for table in ["search_words", "search_grams"] {
         let delete = format!(
-            "DELETE FROM {table} WHERE rowid IN (SELECT rowid FROM objects WHERE backend = ? AND object_type = ?)"
+            "DELETE FROM {table} WHERE rowid IN (SELECT {} FROM objects AS o WHERE o.backend = ? AND o.object_type = ?)",
+            rowids::of_row("o")
         );
         sqlx::query(sqlx::AssertSqlSafe(delete)).bind(backend).bind(object_type).execute(&mut *tx).await?;
     }
@@ -119,24 +132,12 @@ pub(super) const COLLECTION_SEARCHED: &str =
 /// the group commit runs them once at the end of each batch (see migration 0064).
 pub(crate) fn batch_statements() -> [String; 2] {
     let rows = "o.rowid IN (SELECT value FROM json_each(?1))";
-    [fill("search_words", rows), fill("search_grams", rows)]
+    ["search_words", "search_grams"].map(|table| rowids::fill(table, rows, MAX_SEARCHED_PER_TYPE))
 }
 
-/// Fills `table` for the objects `o` of `rows` (an SQL condition) as the insert trigger fills it for one object.
-fn fill(table: &str, rows: &str) -> String {
-    let text = "CASE json_type(o.doc, '$.' || p.property) WHEN 'text' THEN o.doc ->> ('$.' || p.property) \
-                WHEN 'array' THEN (SELECT group_concat(e.value, ' ') FROM json_each(o.doc, '$.' || p.property) AS e \
-                WHERE e.type = 'text') END";
-    let slots: Vec<String> =
-        (0..MAX_SEARCHED_PER_TYPE).map(|i| format!("max(CASE WHEN p.search_slot = {i} THEN {text} END)")).collect();
-    let columns: Vec<String> = (0..MAX_SEARCHED_PER_TYPE).map(|i| format!("p{i}")).collect();
-    format!(
-        "INSERT INTO {table} (rowid, {}) SELECT o.rowid, {} \
-         FROM objects AS o JOIN property_indexes AS p ON p.backend = o.backend AND p.object_type = o.object_type \
-         AND p.search_slot IS NOT NULL WHERE {rows} GROUP BY o.rowid",
-        columns.join(", "),
-        slots.join(", ")
-    )
+/// Makes `updraft_rank` known to `conn`, a connection searches run on.
+pub(crate) fn register_rank(conn: &Connection) -> rusqlite::Result<()> {
+    rank::register(conn)
 }
 
 /// A search with everything it needs, owned, so that it can move to the blocking pool.
@@ -150,9 +151,10 @@ struct SearchRead {
     reader: Reader,
 }
 
-/// A collection's searched columns, as the search reads them.
+/// A collection's searched columns, as the search reads them, and its id in the tables' rowids.
 struct Collection {
     object_type: String,
+    id: i64,
     columns: Vec<String>,
 }
 
@@ -214,6 +216,7 @@ impl SearchRead {
             "SELECT property, search_slot FROM property_indexes \
              WHERE backend = ? AND object_type = ? AND search_slot IS NOT NULL ORDER BY search_slot",
         )?;
+        let mut ids = conn.prepare_cached("SELECT id FROM search_collections WHERE backend = ? AND object_type = ?")?;
         let mut collections = Vec::new();
         for object_type in &self.object_types {
             let slots = statement
@@ -225,9 +228,11 @@ impl SearchRead {
                     columns.push(format!("p{slot}"));
                 }
             }
-            if !columns.is_empty() {
-                collections.push(Collection { object_type: object_type.clone(), columns });
+            if columns.is_empty() {
+                continue;
             }
+            let id = ids.query_row([&self.backend, object_type], |row| row.get(0))?;
+            collections.push(Collection { object_type: object_type.clone(), id, columns });
         }
         Ok(collections)
     }
@@ -242,53 +247,65 @@ impl SearchRead {
         if best.is_some() && (!ranked || !self.sort.keys.is_empty()) {
             return None;
         }
-        let bounded = best.map_or_else(String::new, |best| format!(" ORDER BY score LIMIT {best}"));
-        // Each collection's rows (`wanted`: the type they must be of, as the tables do not say) with a score. CROSS
-        // JOIN keeps them the outer loop, each object read by rowid: the planner would otherwise walk the
+        let bounded = best.map_or_else(String::new, |best| format!(" ORDER BY score, rowid DESC LIMIT {best}"));
+        // Each collection's matches as `(object, public, score)`: its rowid range of the doclists, which FTS5 seeks
+        // to. CROSS JOIN keeps them the outer loop, each object read by rowid: the planner would otherwise walk the
         // collection and probe the matches.
+        let object = rowids::OBJECT_ROWID;
         let found: Vec<String> = match matches {
             Some(matches) => collections
                 .iter()
                 .zip(matches)
                 .map(|(collection, text)| {
-                    binds.extend([Bind::Text(collection.object_type.clone()), Bind::Text(text)]);
+                    binds.push(Bind::Text(text));
                     format!(
-                        "SELECT * FROM (SELECT rowid, bm25(search_words) AS score, ? AS wanted FROM search_words \
-                         WHERE search_words MATCH ?{bounded})"
+                        "SELECT * FROM (SELECT {object} AS object, rowid & 1 AS public, \
+                         updraft_rank(search_words) AS score FROM search_words \
+                         WHERE search_words MATCH ? AND {}{bounded})",
+                        rowids::collection_range(collection.id)
                     )
                 })
                 .collect(),
             None => collections
                 .iter()
                 .map(|collection| {
-                    let rows = Rows::of(&self.phrase, &collection.columns, &self.backend, &collection.object_type);
-                    binds.push(Bind::Text(collection.object_type.clone()));
+                    let range = rowids::collection_range(collection.id);
+                    let scope = Scope { object_rowid: object, condition: &range };
+                    let rows =
+                        Rows::of(&self.phrase, &collection.columns, &self.backend, &collection.object_type, scope);
                     binds.extend(rows.binds.into_iter().map(Bind::Text));
-                    format!("SELECT rowid, 0 AS score, ? AS wanted FROM ({})", rows.sql)
+                    format!("SELECT rowid AS object, 0 AS public, 0 AS score FROM ({})", rows.sql)
                 })
                 .collect(),
         };
-        binds.push(Bind::Text(self.backend.clone()));
+        let found = found.join(" UNION ALL ");
+        // A public object is everyone's to read, but for a caller who may read nothing.
         let (allowed, subjects) = self.reader.readable();
+        let allowed = match allowed.as_str() {
+            "0" | "1" => allowed,
+            _ => format!("(found.public = 1 OR {allowed})"),
+        };
         binds.extend(subjects.into_iter().map(Bind::Text));
-        let selection = format!(
-            "({}) AS found CROSS JOIN objects ON objects.rowid = found.rowid \
-             WHERE objects.object_type = found.wanted AND objects.backend = ? AND {allowed}",
-            found.join(" UNION ALL ")
-        );
         let sql = match self.shape {
-            Shape::Count => format!("SELECT count(*) FROM {selection}"),
+            Shape::Count if allowed.starts_with("(found.public") => format!(
+                "SELECT count(*) FROM ({found}) AS found WHERE found.public = 1 \
+                 OR EXISTS (SELECT 1 FROM objects WHERE objects.rowid = found.object AND {allowed})"
+            ),
+            Shape::Count => format!("SELECT count(*) FROM ({found}) AS found WHERE {allowed}"),
             Shape::Page(Page { limit, offset }) => {
                 let order = if !self.sort.keys.is_empty() {
                     let layout = Layout { doc: "doc", reserved: Some(document::format_ms), indexed: &[] };
                     query_sql::order_by_in(&self.sort, &Filter { clauses: Vec::new() }, &layout, &["created_ms", "id"])
                 } else if ranked {
-                    // Relevance (bm25: lower is better), the newest first among equals.
-                    "found.score, objects.created_ms DESC, objects.id".to_owned()
+                    // Relevance (lower is better), the newest first among equals, as the bounded read takes them.
+                    "found.score, found.object DESC".to_owned()
                 } else {
                     "objects.created_ms DESC, objects.id".to_owned()
                 };
-                format!("SELECT objects.doc FROM {selection} ORDER BY {order} LIMIT {limit} OFFSET {offset}")
+                format!(
+                    "SELECT objects.doc FROM ({found}) AS found CROSS JOIN objects ON objects.rowid = found.object \
+                     WHERE {allowed} ORDER BY {order} LIMIT {limit} OFFSET {offset}"
+                )
             }
         };
         Some((sql, binds))
@@ -348,5 +365,7 @@ impl Search for SqliteStore {
     }
 }
 
+mod rank;
+pub(crate) mod rowids;
 #[cfg(test)]
 mod tests;

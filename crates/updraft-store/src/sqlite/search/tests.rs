@@ -7,7 +7,7 @@ use updraft_query::Sort;
 use updraft_query::search::{Expr, Operator};
 
 use crate::sqlite::{SqliteOptions, SqliteStore};
-use crate::{Access, Acl, Author, Collection, Page, Schemas, Search, SearchQuery, Store, Subject};
+use crate::{Access, Acl, AclChange, Author, Collection, Page, Schemas, Search, SearchQuery, Store, Subject};
 
 const BACKEND: &str = "5376019e698b3c6ad500095a";
 
@@ -161,6 +161,57 @@ async fn results_are_filtered_by_acl_inside_the_query() {
     // The set path (text inside words) filters alike.
     let inside = Ask { access: Access::Subjects(&bob), ..Ask::new(&["objects.notes"], "*ecre*") };
     assert!(inside.ids(&store).await.is_empty());
+
+    // The rows carry the public bit, so a count checks no ACL of a public row: taking the access away moves the
+    // row, and the object is gone for everyone else at once, in counts (which `ids` checks) and pages alike.
+    let notes = Collection { backend: BACKEND, object_type: "objects.notes" };
+    let shared_id = updraft_core::ids::ObjectId::parse(&shared).unwrap();
+    let private = Acl { read: vec![Subject::user("ann")], admin: vec![Subject::user("ann")], ..Acl::default() };
+    store.change_acl(notes, shared_id, AclChange::Replace(private), Access::Everything).await.unwrap().unwrap();
+    assert!(ask(Access::Subjects(&bob)).ids(&store).await.is_empty());
+    assert!(ask(Access::Subjects(&[Subject::Everyone])).ids(&store).await.is_empty());
+    assert!(
+        Ask { access: Access::Subjects(&bob), ..Ask::new(&["objects.notes"], "*lan*") }.ids(&store).await.is_empty()
+    );
+    assert_eq!(ask(Access::Subjects(&ann)).ids(&store).await.len(), 2);
+    store.change_acl(notes, shared_id, AclChange::Add(public()), Access::Everything).await.unwrap().unwrap();
+    assert_eq!(ask(Access::Subjects(&bob)).ids(&store).await, [shared.as_str()]);
+    assert_full_text_rows(&store, 2).await;
+}
+
+/// Each table holds `objects` rows, no more: a row a write failed to move would answer for an object it no
+/// longer describes.
+async fn assert_full_text_rows(store: &SqliteStore, objects: i64) {
+    for table in ["search_words", "search_grams"] {
+        let sql = format!("SELECT count(*) FROM {table}_docsize");
+        let (n,): (i64,) = sqlx::query_as(sqlx::AssertSqlSafe(sql)).fetch_one(&store.writer).await.unwrap();
+        assert_eq!(n, objects, "{table}");
+    }
+}
+
+#[tokio::test]
+async fn better_matches_rank_first_shorter_rows_among_equals() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(&dir).await;
+    searched(&store, "objects.notes", &["text"], &["text"]).await;
+    let long = insert(
+        &store,
+        "objects.notes",
+        json!({"text": "cat one two three four five six seven eight nine ten eleven twelve"}),
+        public(),
+    )
+    .await;
+    let short = insert(&store, "objects.notes", json!({"text": "cat and dog"}), public()).await;
+    let twice = insert(&store, "objects.notes", json!({"text": "cat cat sat"}), public()).await;
+    for i in 0..20 {
+        insert(&store, "objects.notes", json!({"text": format!("filler {i}")}), public()).await;
+    }
+    // Twice beats once; among single hits, the shorter row; the bounded read and the whole read agree.
+    assert_eq!(Ask::new(&["objects.notes"], "cat").ids(&store).await, [twice.as_str(), short.as_str(), long.as_str()]);
+    let (t, p, expr, sort) = Ask::new(&["objects.notes"], "cat").parts();
+    let query = SearchQuery { object_types: &t, phrase: &expr, properties: p.as_deref(), sort: &sort };
+    let second = store.search(BACKEND, query, Page { limit: 1, offset: 1 }, Access::Everything).await.unwrap();
+    assert_eq!(second[0]["id"], short.as_str());
 }
 
 #[tokio::test]
@@ -194,6 +245,7 @@ async fn the_index_follows_updates_deletes_and_schema_changes() {
     let third = insert(&store, "objects.notes", json!({"title": "delta"}), public()).await;
     assert_eq!(Ask::new(&types, "delta").ids(&store).await, [third.as_str()]);
     assert!(Ask::new(&types, "beta OR alpha").ids(&store).await.is_empty());
+    assert_full_text_rows(&store, 2).await;
 
     // No longer searched: refused, and the rows are gone (a schema that searches again finds only what is there).
     searched(&store, "objects.notes", &["title"], &[]).await;

@@ -1,0 +1,2 @@
+-- See 0071.
+DROP TRIGGER objects_search_on_delete
