@@ -183,19 +183,7 @@ impl SearchRead {
             if collections.is_empty() {
                 return Ok(Err(self.nothing_searched()));
             }
-            if let Shape::Page(page) = self.shape {
-                // First only the best-scored matches a page needs: most pages need no other. A short page means
-                // some were not the caller's to read (or of another collection), or there are no more: the
-                // whole read tells which.
-                let best = page.offset + page.limit;
-                if let Some((sql, binds)) = self.statement(&collections, Some(best)) {
-                    let (value, rows) = run(conn, &sql, &binds)?;
-                    if rows == page.limit as usize {
-                        return Ok(Ok(value));
-                    }
-                }
-            }
-            let (sql, binds) = self.statement(&collections, None).expect("a statement without a bound");
+            let (sql, binds) = self.statement(&collections);
             run(conn, &sql, &binds).map(|(value, _)| Ok(value))
         })
     }
@@ -237,20 +225,14 @@ impl SearchRead {
         Ok(collections)
     }
 
-    /// The statement and its binds; with `best`, over only the `best` best-scored matches of each collection, and
-    /// `None` when the matches have no score (the phrase has text inside words) or a sort is asked for.
-    fn statement(&self, collections: &[Collection], best: Option<u32>) -> Option<(String, Vec<Bind>)> {
+    /// The statement and its binds.
+    fn statement(&self, collections: &[Collection]) -> (String, Vec<Bind>) {
         let mut binds = Vec::new();
         let matches: Option<Vec<String>> =
             collections.iter().map(|c| fts5::words_match(&self.phrase, &c.columns)).collect();
         let ranked = matches.is_some();
-        if best.is_some() && (!ranked || !self.sort.keys.is_empty()) {
-            return None;
-        }
-        let bounded = best.map_or_else(String::new, |best| format!(" ORDER BY score, rowid DESC LIMIT {best}"));
         // Each collection's matches as `(object, public, score)`: its rowid range of the doclists, which FTS5 seeks
-        // to. CROSS JOIN keeps them the outer loop, each object read by rowid: the planner would otherwise walk the
-        // collection and probe the matches.
+        // to.
         let object = rowids::OBJECT_ROWID;
         let found: Vec<String> = match matches {
             Some(matches) => collections
@@ -259,9 +241,8 @@ impl SearchRead {
                 .map(|(collection, text)| {
                     binds.push(Bind::Text(text));
                     format!(
-                        "SELECT * FROM (SELECT {object} AS object, rowid & 1 AS public, \
-                         updraft_rank(search_words) AS score FROM search_words \
-                         WHERE search_words MATCH ? AND {}{bounded})",
+                        "SELECT {object} AS object, rowid & 1 AS public, updraft_rank(search_words) AS score \
+                         FROM search_words WHERE search_words MATCH ? AND {}",
                         rowids::collection_range(collection.id)
                     )
                 })
@@ -279,36 +260,42 @@ impl SearchRead {
                 .collect(),
         };
         let found = found.join(" UNION ALL ");
-        // A public object is everyone's to read, but for a caller who may read nothing.
+        // A public object is everyone's to read (but for a caller who may read nothing): its match needs no object
+        // read to be counted or ranked. CROSS JOIN keeps the matches the outer loop, each object read by rowid: the
+        // planner would otherwise walk the collection and probe the matches.
         let (allowed, subjects) = self.reader.readable();
-        let allowed = match allowed.as_str() {
-            "0" | "1" => allowed,
-            _ => format!("(found.public = 1 OR {allowed})"),
+        let (visible, joined) = match allowed.as_str() {
+            "0" | "1" => (allowed.clone(), allowed),
+            _ => (
+                format!(
+                    "(found.public = 1 OR EXISTS (SELECT 1 FROM objects WHERE objects.rowid = found.object AND {allowed}))"
+                ),
+                format!("(found.public = 1 OR {allowed})"),
+            ),
         };
         binds.extend(subjects.into_iter().map(Bind::Text));
         let sql = match self.shape {
-            Shape::Count if allowed.starts_with("(found.public") => format!(
-                "SELECT count(*) FROM ({found}) AS found WHERE found.public = 1 \
-                 OR EXISTS (SELECT 1 FROM objects WHERE objects.rowid = found.object AND {allowed})"
+            Shape::Count => format!("SELECT count(*) FROM ({found}) AS found WHERE {visible}"),
+            // Relevance (lower is better), the newest first among equals; only the page's objects are read.
+            Shape::Page(Page { limit, offset }) if ranked && self.sort.keys.is_empty() => format!(
+                "SELECT objects.doc FROM (SELECT * FROM ({found}) AS found WHERE {visible} \
+                 ORDER BY found.score, found.object DESC LIMIT {limit} OFFSET {offset}) AS top \
+                 CROSS JOIN objects ON objects.rowid = top.object ORDER BY top.score, top.object DESC"
             ),
-            Shape::Count => format!("SELECT count(*) FROM ({found}) AS found WHERE {allowed}"),
             Shape::Page(Page { limit, offset }) => {
-                let order = if !self.sort.keys.is_empty() {
+                let order = if self.sort.keys.is_empty() {
+                    "objects.created_ms DESC, objects.id".to_owned()
+                } else {
                     let layout = Layout { doc: "doc", reserved: Some(document::format_ms), indexed: &[] };
                     query_sql::order_by_in(&self.sort, &Filter { clauses: Vec::new() }, &layout, &["created_ms", "id"])
-                } else if ranked {
-                    // Relevance (lower is better), the newest first among equals, as the bounded read takes them.
-                    "found.score, found.object DESC".to_owned()
-                } else {
-                    "objects.created_ms DESC, objects.id".to_owned()
                 };
                 format!(
                     "SELECT objects.doc FROM ({found}) AS found CROSS JOIN objects ON objects.rowid = found.object \
-                     WHERE {allowed} ORDER BY {order} LIMIT {limit} OFFSET {offset}"
+                     WHERE {joined} ORDER BY {order} LIMIT {limit} OFFSET {offset}"
                 )
             }
         };
-        Some((sql, binds))
+        (sql, binds)
     }
 }
 

@@ -112,7 +112,9 @@ unsafe fn stats<'a>(api: &ffi::Fts5ExtensionApi, fts: *mut ffi::Fts5Context) -> 
         }
         let phrases = phrases(fts).max(0);
         let mut idf = Vec::with_capacity(phrases as usize);
-        for phrase in 0..phrases {
+        // One phrase's weight scales every score alike, so it cannot change the order: it is not worth a walk of
+        // the phrase's whole doclist.
+        for phrase in (0..phrases).filter(|_| phrases > 1) {
             let mut hits = 0i64;
             let rc = query(fts, phrase, (&raw mut hits).cast::<c_void>(), Some(count_row));
             if rc != ffi::SQLITE_OK {
@@ -121,6 +123,9 @@ unsafe fn stats<'a>(api: &ffi::Fts5ExtensionApi, fts: *mut ffi::Fts5Context) -> 
             // As FTS5's bm25: a phrase in more than half the rows weighs almost nothing, never less.
             let x = (((total_rows - hits) as f64 + 0.5) / (hits as f64 + 0.5)).ln();
             idf.push(if x <= 0.0 { 1e-6 } else { x });
+        }
+        if phrases == 1 {
+            idf.push(1.0);
         }
         let mean_length = (total_tokens as f64 / total_rows.max(1) as f64).max(1.0);
         let made = Box::into_raw(Box::new(Stats { idf, mean_length, hits: vec![0.0; phrases as usize] }));
