@@ -111,6 +111,7 @@ impl SqliteStore {
             .execute(&writer)
             .await?;
         tokio::spawn(keep_statistics(writer.clone()));
+        tokio::spawn(search::keep_merged(writer.clone()));
         Ok(SqliteStore {
             writer,
             readers,

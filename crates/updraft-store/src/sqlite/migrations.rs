@@ -84,4 +84,6 @@ pub(crate) const MIGRATIONS: &[&str] = &[
     include_str!("../../migrations/0078_clear_search_grams.sql"),
     include_str!("../../migrations/0079_fill_search_words.sql"),
     include_str!("../../migrations/0080_fill_search_grams.sql"),
+    include_str!("../../migrations/0081_search_words_usermerge.sql"),
+    include_str!("../../migrations/0082_search_grams_usermerge.sql"),
 ];

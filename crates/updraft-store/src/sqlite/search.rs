@@ -140,6 +140,50 @@ pub(crate) fn register_rank(conn: &Connection) -> rusqlite::Result<()> {
     rank::register(conn)
 }
 
+/// Keeps each full-text table in few FTS5 segments. Every batch of inserts writes a segment, and FTS5's own
+/// merging at insert time leaves a dozen or more after a large load; a search opens every segment for every
+/// word, which was most of a two-word search at a million objects (14 segments: 1,870–2,090 searches/s; merged
+/// to 4: 2,840–3,000). Every minute, merge steps of about 200 pages each (a few milliseconds of the writer)
+/// until FTS5 finds nothing to merge or a second has passed; `usermerge` 2 (migration 0081) lets two segments
+/// of a level merge. Ends with the store (its writer pool closed).
+pub(super) async fn keep_merged(writer: sqlx::SqlitePool) {
+    const EVERY: std::time::Duration = std::time::Duration::from_secs(60);
+    loop {
+        tokio::time::sleep(EVERY).await;
+        if writer.is_closed() {
+            return;
+        }
+        if let Err(err) = merge(&writer, std::time::Duration::from_secs(1)).await {
+            if writer.is_closed() {
+                return;
+            }
+            tracing::warn!(error = %err, "merging the full-text segments failed");
+        }
+    }
+}
+
+/// Runs merge steps on both tables until FTS5 has none to do or `budget` has passed; answers the steps that
+/// merged something.
+pub(super) async fn merge(writer: &sqlx::SqlitePool, budget: std::time::Duration) -> Result<u32, StoreError> {
+    let started = std::time::Instant::now();
+    let mut merged = 0;
+    let mut conn = writer.acquire().await?;
+    for table in ["search_words", "search_grams"] {
+        let step = format!("INSERT INTO {table} ({table}, rank) VALUES ('merge', 200)");
+        while started.elapsed() < budget {
+            // FTS5's documented test: a step that did work changed two rows or more of its shadow tables.
+            let (before,): (i64,) = sqlx::query_as("SELECT total_changes()").fetch_one(&mut *conn).await?;
+            sqlx::query(sqlx::AssertSqlSafe(step.clone())).execute(&mut *conn).await?;
+            let (after,): (i64,) = sqlx::query_as("SELECT total_changes()").fetch_one(&mut *conn).await?;
+            if after - before < 2 {
+                break;
+            }
+            merged += 1;
+        }
+    }
+    Ok(merged)
+}
+
 /// A search with everything it needs, owned, so that it can move to the blocking pool.
 struct SearchRead {
     backend: String,

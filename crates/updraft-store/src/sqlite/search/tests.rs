@@ -340,3 +340,31 @@ async fn a_database_from_before_search_is_indexed_when_opened() {
     let store = open(&dir).await;
     assert_eq!(Ask::new(&["objects.notes"], "kept").ids(&store).await, [id]);
 }
+
+#[tokio::test]
+async fn the_merge_step_leaves_fewer_segments_and_the_same_answers() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(&dir).await;
+    searched(&store, "objects.notes", &["text"], &["text"]).await;
+    // One insert at a time: a batch each, a segment each, which FTS5 merges only in fours at insert time.
+    for i in 0..40 {
+        insert(&store, "objects.notes", json!({"text": format!("word{} common", i % 7)}), public()).await;
+    }
+    let segments = || async {
+        let (n,): (i64,) = sqlx::query_as("SELECT count(DISTINCT segid) FROM search_words_idx")
+            .fetch_one(&store.writer)
+            .await
+            .unwrap();
+        n
+    };
+    let before = segments().await;
+    let found = Ask::new(&["objects.notes"], "common").sorted_ids(&store).await;
+    assert_eq!(found.len(), 40);
+    let merged = super::merge(&store.writer, std::time::Duration::from_secs(5)).await.unwrap();
+    let after = segments().await;
+    assert!(merged > 0 && after < before, "{before} segments, {merged} steps, then {after}");
+    assert_eq!(Ask::new(&["objects.notes"], "common").sorted_ids(&store).await, found);
+    assert_eq!(Ask::new(&["objects.notes"], "word3").ids(&store).await.len(), 6);
+    // Nothing left to merge: the next call ends at once.
+    assert_eq!(super::merge(&store.writer, std::time::Duration::from_secs(5)).await.unwrap(), 0);
+}
