@@ -167,10 +167,12 @@ pub(super) async fn keep_merged(writer: sqlx::SqlitePool) {
 pub(super) async fn merge(writer: &sqlx::SqlitePool, budget: std::time::Duration) -> Result<u32, StoreError> {
     let started = std::time::Instant::now();
     let mut merged = 0;
-    let mut conn = writer.acquire().await?;
     for table in ["search_words", "search_grams"] {
         let step = format!("INSERT INTO {table} ({table}, rank) VALUES ('merge', 200)");
         while started.elapsed() < budget {
+            // The pool's one connection is taken for a step at a time, so the writes waiting for it go between
+            // steps rather than after the whole budget.
+            let mut conn = writer.acquire().await?;
             // FTS5's documented test: a step that did work changed two rows or more of its shadow tables.
             let (before,): (i64,) = sqlx::query_as("SELECT total_changes()").fetch_one(&mut *conn).await?;
             sqlx::query(sqlx::AssertSqlSafe(step.clone())).execute(&mut *conn).await?;
