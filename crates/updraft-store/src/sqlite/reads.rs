@@ -207,7 +207,7 @@ fn connect(path: &Path) -> Result<Connection, StoreError> {
     conn.pragma_update(None, "mmap_size", MMAP_SIZE).map_err(database)?;
     conn.set_prepared_statement_cache_capacity(128);
     register_regexp(&conn).map_err(database)?;
-    super::search::register_rank(&conn).map_err(database)?;
+    super::search::rank::register(&conn).map_err(database)?;
     Ok(conn)
 }
 

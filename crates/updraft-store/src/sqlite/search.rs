@@ -135,11 +135,6 @@ pub(crate) fn batch_statements() -> [String; 2] {
     ["search_words", "search_grams"].map(|table| rowids::fill(table, rows, MAX_SEARCHED_PER_TYPE))
 }
 
-/// Makes `updraft_rank` known to `conn`, a connection searches run on.
-pub(crate) fn register_rank(conn: &Connection) -> rusqlite::Result<()> {
-    rank::register(conn)
-}
-
 /// Keeps each full-text table in few FTS5 segments. Every batch of inserts writes a segment, and FTS5's own
 /// merging at insert time leaves a dozen or more after a large load; a search opens every segment for every
 /// word, which was most of a two-word search at a million objects (14 segments: 1,870–2,090 searches/s; merged
@@ -247,26 +242,26 @@ impl SearchRead {
 
     fn collections(&self, conn: &Connection) -> rusqlite::Result<Vec<Collection>> {
         let mut statement = conn.prepare_cached(
-            "SELECT property, search_slot FROM property_indexes \
-             WHERE backend = ? AND object_type = ? AND search_slot IS NOT NULL ORDER BY search_slot",
+            "SELECT p.property, p.search_slot, c.id FROM property_indexes AS p \
+             JOIN search_collections AS c ON c.backend = p.backend AND c.object_type = p.object_type \
+             WHERE p.backend = ? AND p.object_type = ? AND p.search_slot IS NOT NULL ORDER BY p.search_slot",
         )?;
-        let mut ids = conn.prepare_cached("SELECT id FROM search_collections WHERE backend = ? AND object_type = ?")?;
         let mut collections = Vec::new();
         for object_type in &self.object_types {
-            let slots = statement
-                .query_map([&self.backend, object_type], |row| Ok((row.get::<_, String>(0)?, row.get::<_, i64>(1)?)))?;
-            let mut columns = Vec::new();
+            let slots = statement.query_map([&self.backend, object_type], |row| {
+                Ok((row.get::<_, String>(0)?, row.get::<_, i64>(1)?, row.get::<_, i64>(2)?))
+            })?;
+            let (mut columns, mut id) = (Vec::new(), None);
             for slot in slots {
-                let (property, slot) = slot?;
+                let (property, slot, collection) = slot?;
+                id = Some(collection);
                 if self.properties.as_ref().is_none_or(|wanted| wanted.contains(&property)) {
                     columns.push(format!("p{slot}"));
                 }
             }
-            if columns.is_empty() {
-                continue;
+            if let Some(id) = id.filter(|_| !columns.is_empty()) {
+                collections.push(Collection { object_type: object_type.clone(), id, columns });
             }
-            let id = ids.query_row([&self.backend, object_type], |row| row.get(0))?;
-            collections.push(Collection { object_type: object_type.clone(), id, columns });
         }
         Ok(collections)
     }
@@ -398,7 +393,7 @@ impl Search for SqliteStore {
     }
 }
 
-mod rank;
+pub(crate) mod rank;
 pub(crate) mod rowids;
 #[cfg(test)]
 mod tests;

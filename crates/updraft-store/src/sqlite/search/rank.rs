@@ -24,7 +24,7 @@ struct Stats {
     hits: Vec<f64>,
 }
 
-/// Registers the function on `conn`.
+/// Makes `updraft_rank` known to `conn`, a connection searches run on.
 pub(crate) fn register(conn: &Connection) -> rusqlite::Result<()> {
     let api = fts5_api(conn)?;
     // SAFETY: `api` is the live FTS5 API of this connection (checked non-null), the name a NUL-terminated
