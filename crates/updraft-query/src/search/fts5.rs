@@ -14,10 +14,7 @@ use super::Expr;
 pub fn words_match(expr: &Expr, columns: &[String]) -> Option<String> {
     match expr {
         Expr::Everything | Expr::Inside(_) | Expr::Not(_) => None,
-        Expr::Words { words, prefix } => {
-            let star = if *prefix { " *" } else { "" };
-            Some(format!("{{{}}} : {}{star}", columns.join(" "), quoted(&words.join(" "))))
-        }
+        Expr::Words { words, prefix } => Some(phrase(words, *prefix, columns)),
         Expr::All(all) => {
             let (negated, positive): (Vec<&Expr>, Vec<&Expr>) = all.iter().partition(|e| matches!(e, Expr::Not(_)));
             if positive.is_empty() {
@@ -38,6 +35,35 @@ pub fn words_match(expr: &Expr, columns: &[String]) -> Option<String> {
             Some(parts?.join(" OR "))
         }
     }
+}
+
+/// Each phrase of [`words_match`]'s text on its own, in the order FTS5 numbers them (their order in the text):
+/// what a phrase's document frequency is known by (`updraft_rank` keeps them a while). `None` where
+/// `words_match` is.
+pub fn phrases(expr: &Expr, columns: &[String]) -> Option<Vec<String>> {
+    words_match(expr, columns)?;
+    let mut out = Vec::new();
+    collect_phrases(expr, columns, &mut out);
+    Some(out)
+}
+
+fn collect_phrases(expr: &Expr, columns: &[String], out: &mut Vec<String>) {
+    match expr {
+        Expr::Words { words, prefix } => out.push(phrase(words, *prefix, columns)),
+        // As `words_match` writes them: the positive parts, then the negated ones.
+        Expr::All(all) => {
+            let (negated, positive): (Vec<&Expr>, Vec<&Expr>) = all.iter().partition(|e| matches!(e, Expr::Not(_)));
+            positive.into_iter().chain(negated).for_each(|e| collect_phrases(e, columns, out));
+        }
+        Expr::Any(any) => any.iter().for_each(|e| collect_phrases(e, columns, out)),
+        Expr::Not(inner) => collect_phrases(inner, columns, out),
+        Expr::Everything | Expr::Inside(_) => {}
+    }
+}
+
+fn phrase(words: &[String], prefix: bool, columns: &[String]) -> String {
+    let star = if prefix { " *" } else { "" };
+    format!("{{{}}} : {}{star}", columns.join(" "), quoted(&words.join(" ")))
 }
 
 /// FTS5 text selecting the rows of `search_grams` whose `columns` hold `inside`.

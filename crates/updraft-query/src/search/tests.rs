@@ -1,6 +1,6 @@
 //! The phrase parser, the reference evaluator and the FTS5 text, on their own.
 
-use super::fts5::{Rows, Scope, words_match};
+use super::fts5::{Rows, Scope, phrases, words_match};
 use super::{Expr, Operator};
 
 fn words(list: &[&str], prefix: bool) -> Expr {
@@ -119,6 +119,7 @@ fn fts5_text_quotes_every_user_string() {
         assert_eq!(words_match(&parse(phrase), &columns), None, "{phrase}");
     }
     let scope = Scope { object_rowid: "rowid >> 6", condition: "rowid BETWEEN 64 AND 127" };
+    assert_eq!(phrases(&parse("*cat* AND dog"), &columns), None);
     let rows = Rows::of(&parse("*cat* AND dog"), &columns, "b1", "objects.todos", scope);
     assert_eq!(rows.binds, ["{p0 p2} : \"cat\"", "{p0 p2} : \"dog\""]);
     assert!(rows.sql.contains(" INTERSECT "), "{}", rows.sql);
@@ -129,4 +130,21 @@ fn fts5_text_quotes_every_user_string() {
     let rows = Rows::of(&parse("NOT cat"), &columns, "b1", "objects.todos", scope);
     assert_eq!(rows.binds, ["b1", "objects.todos", "{p0 p2} : \"cat\""]);
     assert!(rows.sql.contains(" EXCEPT "), "{}", rows.sql);
+}
+
+#[test]
+fn phrases_come_in_the_order_fts5_numbers_them() {
+    let columns = vec!["p1".to_owned()];
+    for phrase in ["cat", "cat dog", "a AND (b OR \"c d\"*) AND NOT e AND f", "(a -b) OR (c NOT d)", "-x y"] {
+        let Some(text) = words_match(&parse(phrase), &columns) else { continue };
+        let each = phrases(&parse(phrase), &columns).unwrap();
+        // Each phrase is in the text, after the one before it.
+        let mut at = 0;
+        for one in &each {
+            let found = text[at..].find(one.as_str()).unwrap_or_else(|| panic!("{one} after {at} in {text}"));
+            at += found + one.len();
+        }
+        assert_eq!(each.len(), text.matches(" : ").count(), "{text}");
+    }
+    assert_eq!(phrases(&parse("a AND -b AND c"), &columns).unwrap(), ["{p1} : \"a\"", "{p1} : \"c\"", "{p1} : \"b\""]);
 }

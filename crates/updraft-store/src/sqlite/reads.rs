@@ -23,6 +23,7 @@ use rusqlite::types::{Value as SqlValue, ValueRef};
 use rusqlite::{Connection, OpenFlags};
 use updraft_query::sqlite::Bind;
 
+use super::search::frequencies::DocFrequencies;
 use crate::StoreError;
 
 /// Idle connections kept; more may exist while many reads run at once.
@@ -45,6 +46,8 @@ const MAX_READ_TIME: Duration = Duration::from_secs(5);
 
 pub(crate) struct Readers {
     path: PathBuf,
+    /// What `updraft_rank` remembers, one for the store's readers.
+    frequencies: Arc<DocFrequencies>,
     idle: Mutex<Vec<Connection>>,
     /// `CHECKS_INLINE`, lowered by tests to send reads to the blocking pool.
     checks_inline: AtomicU32,
@@ -57,9 +60,11 @@ pub(crate) struct Readers {
 impl Readers {
     /// Opens one connection now, so that a wrong path fails at start-up rather than at the first read.
     pub(crate) fn open(path: &Path) -> Result<Arc<Readers>, StoreError> {
-        let first = connect(path)?;
+        let frequencies = Arc::default();
+        let first = connect(path, &frequencies)?;
         Ok(Arc::new(Readers {
             path: path.to_owned(),
+            frequencies,
             idle: Mutex::new(vec![first]),
             checks_inline: AtomicU32::new(CHECKS_INLINE),
             moved: AtomicU64::new(0),
@@ -159,6 +164,11 @@ impl Readers {
     }
 
     #[cfg(test)]
+    pub(crate) fn frequencies(&self) -> &DocFrequencies {
+        &self.frequencies
+    }
+
+    #[cfg(test)]
     fn idle_connections(&self) -> usize {
         self.idle.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).len()
     }
@@ -167,7 +177,7 @@ impl Readers {
         let idle = self.idle.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).pop();
         match idle {
             Some(conn) => Ok(conn),
-            None => connect(&self.path),
+            None => connect(&self.path, &self.frequencies),
         }
     }
 
@@ -197,7 +207,7 @@ fn interrupted(err: &rusqlite::Error) -> bool {
     matches!(err, rusqlite::Error::SqliteFailure(err, _) if err.code == rusqlite::ErrorCode::OperationInterrupted)
 }
 
-fn connect(path: &Path) -> Result<Connection, StoreError> {
+fn connect(path: &Path, frequencies: &Arc<DocFrequencies>) -> Result<Connection, StoreError> {
     let flags = OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX;
     let conn = Connection::open_with_flags(path, flags).map_err(database)?;
     conn.busy_timeout(Duration::from_secs(5)).map_err(database)?;
@@ -207,7 +217,7 @@ fn connect(path: &Path) -> Result<Connection, StoreError> {
     conn.pragma_update(None, "mmap_size", MMAP_SIZE).map_err(database)?;
     conn.set_prepared_statement_cache_capacity(128);
     register_regexp(&conn).map_err(database)?;
-    super::search::rank::register(&conn).map_err(database)?;
+    super::search::rank::register(&conn, frequencies).map_err(database)?;
     Ok(conn)
 }
 

@@ -280,9 +280,10 @@ impl SearchRead {
                 .iter()
                 .zip(matches)
                 .map(|(collection, text)| {
-                    binds.push(Bind::Text(text));
+                    let phrases = fts5::phrases(&self.phrase, &collection.columns).unwrap_or_default();
+                    binds.extend([Bind::Text(phrases.join("\n")), Bind::Text(text)]);
                     format!(
-                        "SELECT {object} AS object, rowid & 1 AS public, updraft_rank(search_words) AS score \
+                        "SELECT {object} AS object, rowid & 1 AS public, updraft_rank(search_words, ?) AS score \
                          FROM search_words WHERE search_words MATCH ? AND {}",
                         rowids::collection_range(collection.id)
                     )
@@ -393,6 +394,7 @@ impl Search for SqliteStore {
     }
 }
 
+pub(crate) mod frequencies;
 pub(crate) mod rank;
 pub(crate) mod rowids;
 #[cfg(test)]

@@ -1,5 +1,6 @@
-//! `updraft_rank(search_words)`: bm25 as FTS5 computes it, but with each row's length taken from its rowid
-//! ([`super::rowids`]) instead of FTS5's row sizes.
+//! `updraft_rank(search_words, phrases)`: bm25 as FTS5 computes it, but with each row's length taken from its
+//! rowid ([`super::rowids`]) instead of FTS5's row sizes, and each phrase's document frequency remembered a while
+//! ([`super::frequencies`]) under its text in `phrases` (the query's phrases, a line each, in FTS5's order).
 //!
 //! Why our own function: FTS5's `bm25` reads every match's size from its `_docsize` table, one B-tree lookup a
 //! match; at a million objects that was 1.5 µs a match, four fifths of a ranked search (943 µs for a word in
@@ -9,9 +10,11 @@
 #![allow(unsafe_code)]
 
 use std::ffi::{c_int, c_void};
+use std::sync::Arc;
 
 use rusqlite::{Connection, ffi};
 
+use super::frequencies::DocFrequencies;
 use super::rowids::length_of;
 
 const K1: f64 = 1.2;
@@ -24,18 +27,29 @@ struct Stats {
     hits: Vec<f64>,
 }
 
-/// Makes `updraft_rank` known to `conn`, a connection searches run on.
-pub(crate) fn register(conn: &Connection) -> rusqlite::Result<()> {
+/// Makes `updraft_rank` known to `conn`, a connection searches run on, remembering frequencies in `frequencies`.
+pub(crate) fn register(conn: &Connection, frequencies: &Arc<DocFrequencies>) -> rusqlite::Result<()> {
     let api = fts5_api(conn)?;
+    let user = Arc::into_raw(Arc::clone(frequencies)).cast_mut().cast::<c_void>();
     // SAFETY: `api` is the live FTS5 API of this connection (checked non-null), the name a NUL-terminated
-    // static string, and `rank` has the signature `fts5_extension_function` requires.
-    let rc = unsafe {
-        match (*api).xCreateFunction {
-            Some(create) => create(api, c"updraft_rank".as_ptr(), std::ptr::null_mut(), Some(rank), None),
+    // static string, and `rank` has the signature `fts5_extension_function` requires. `user` is an `Arc` given to
+    // SQLite, which hands it to `drop_frequencies` when the connection closes; when the call fails SQLite keeps
+    // nothing, and it is taken back here.
+    unsafe {
+        let rc = match (*api).xCreateFunction {
+            Some(create) => create(api, c"updraft_rank".as_ptr(), user, Some(rank), Some(drop_frequencies)),
             None => ffi::SQLITE_ERROR,
+        };
+        if rc != ffi::SQLITE_OK {
+            drop_frequencies(user);
         }
-    };
-    check(rc)
+        check(rc)
+    }
+}
+
+unsafe extern "C" fn drop_frequencies(user: *mut c_void) {
+    // SAFETY: SQLite calls this once, with the pointer `register` made by `Arc::into_raw`.
+    drop(unsafe { Arc::from_raw(user.cast_const().cast::<DocFrequencies>()) });
 }
 
 /// The connection's `fts5_api`, as SQLite's documentation says to get it: `SELECT fts5(?1)` with a pointer bound.
@@ -84,14 +98,25 @@ unsafe extern "C" fn drop_stats(stats: *mut c_void) {
     drop(unsafe { Box::from_raw(stats.cast::<Stats>()) });
 }
 
-/// The query's [`Stats`], made at its first row and kept as FTS5 auxiliary data until the query ends.
+/// The query's [`Stats`], made at its first row and kept as FTS5 auxiliary data until the query ends. `keys`
+/// names the query's phrases, or is empty.
 ///
 /// # Safety
 /// `api` and `fts` are the arguments of a call of [`rank`].
-unsafe fn stats<'a>(api: &ffi::Fts5ExtensionApi, fts: *mut ffi::Fts5Context) -> Result<&'a mut Stats, c_int> {
-    let (Some(get), Some(set), Some(rows), Some(sizes), Some(phrases), Some(query)) =
-        (api.xGetAuxdata, api.xSetAuxdata, api.xRowCount, api.xColumnTotalSize, api.xPhraseCount, api.xQueryPhrase)
-    else {
+unsafe fn stats<'a>(
+    api: &ffi::Fts5ExtensionApi,
+    fts: *mut ffi::Fts5Context,
+    keys: &[u8],
+) -> Result<&'a mut Stats, c_int> {
+    let (Some(get), Some(set), Some(rows), Some(sizes), Some(phrases), Some(query), Some(user)) = (
+        api.xGetAuxdata,
+        api.xSetAuxdata,
+        api.xRowCount,
+        api.xColumnTotalSize,
+        api.xPhraseCount,
+        api.xQueryPhrase,
+        api.xUserData,
+    ) else {
         return Err(ffi::SQLITE_ERROR);
     };
     // SAFETY: the calls are FTS5's own functions with the context of this call; auxiliary data set here is a
@@ -111,15 +136,30 @@ unsafe fn stats<'a>(api: &ffi::Fts5ExtensionApi, fts: *mut ffi::Fts5Context) -> 
             return Err(rc);
         }
         let phrases = phrases(fts).max(0);
+        // SAFETY of the cast: the user data `register` gave with the function, alive while the connection is.
+        let frequencies = &*user(fts).cast_const().cast::<DocFrequencies>();
+        let keys: Vec<&str> = std::str::from_utf8(keys).map_or_else(|_| Vec::new(), |keys| keys.split('\n').collect());
+        let keys = if keys.len() == phrases as usize { keys } else { Vec::new() };
         let mut idf = Vec::with_capacity(phrases as usize);
         // One phrase's weight scales every score alike, so it cannot change the order: it is not worth a walk of
         // the phrase's whole doclist.
         for phrase in (0..phrases).filter(|_| phrases > 1) {
-            let mut hits = 0i64;
-            let rc = query(fts, phrase, (&raw mut hits).cast::<c_void>(), Some(count_row));
-            if rc != ffi::SQLITE_OK {
-                return Err(rc);
-            }
+            let key = keys.get(phrase as usize);
+            let known = key.and_then(|key| frequencies.get(key, total_rows));
+            let hits = match known {
+                Some(hits) => hits,
+                None => {
+                    let mut hits = 0i64;
+                    let rc = query(fts, phrase, (&raw mut hits).cast::<c_void>(), Some(count_row));
+                    if rc != ffi::SQLITE_OK {
+                        return Err(rc);
+                    }
+                    if let Some(key) = key {
+                        frequencies.put(key, total_rows, hits);
+                    }
+                    hits
+                }
+            };
             // As FTS5's bm25: a phrase in more than half the rows weighs almost nothing, never less.
             let x = (((total_rows - hits) as f64 + 0.5) / (hits as f64 + 0.5)).ln();
             idf.push(if x <= 0.0 { 1e-6 } else { x });
@@ -143,17 +183,27 @@ unsafe extern "C" fn rank(
     api: *const ffi::Fts5ExtensionApi,
     fts: *mut ffi::Fts5Context,
     ctx: *mut ffi::sqlite3_context,
-    _arguments: c_int,
-    _values: *mut *mut ffi::sqlite3_value,
+    arguments: c_int,
+    values: *mut *mut ffi::sqlite3_value,
 ) {
-    // SAFETY: FTS5 calls this with its API, the query's context and the SQL function context, valid for the call.
+    // SAFETY: FTS5 calls this with its API, the query's context, the SQL function context and its `arguments`
+    // SQL values after the table's, all valid for the call.
     unsafe {
         let api = &*api;
         let (Some(instances), Some(instance), Some(rowid)) = (api.xInstCount, api.xInst, api.xRowid) else {
             ffi::sqlite3_result_error_code(ctx, ffi::SQLITE_ERROR);
             return;
         };
-        let stats = match stats(api, fts) {
+        let keys = match arguments {
+            0 => &[][..],
+            _ => {
+                let value = *values;
+                let text = ffi::sqlite3_value_text(value);
+                let length = usize::try_from(ffi::sqlite3_value_bytes(value)).unwrap_or(0);
+                if text.is_null() { &[][..] } else { std::slice::from_raw_parts(text, length) }
+            }
+        };
+        let stats = match stats(api, fts, keys) {
             Ok(stats) => stats,
             Err(rc) => {
                 ffi::sqlite3_result_error_code(ctx, rc);

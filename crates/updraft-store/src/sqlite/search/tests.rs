@@ -215,6 +215,34 @@ async fn better_matches_rank_first_shorter_rows_among_equals() {
 }
 
 #[tokio::test]
+async fn phrases_are_weighed_by_their_remembered_frequencies() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(&dir).await;
+    store.hot.frequencies().at_any_size();
+    searched(&store, "objects.notes", &["text"], &["text"]).await;
+    let common = insert(&store, "objects.notes", json!({"text": "common x"}), public()).await;
+    let rare = insert(&store, "objects.notes", json!({"text": "rare x"}), public()).await;
+    for i in 0..20 {
+        insert(&store, "objects.notes", json!({"text": format!("common {i}")}), public()).await;
+    }
+    // The rarer word weighs more; the search remembers each phrase's frequency under its own text.
+    let ask = Ask::new(&["objects.notes"], "common rare");
+    assert_eq!(ask.ids(&store).await[0], rare);
+    let rows = 22;
+    assert_eq!(store.hot.frequencies().get("{p0} : \"common\"", rows), Some(21));
+    assert_eq!(store.hot.frequencies().get("{p0} : \"rare\"", rows), Some(1));
+    // What is remembered is what weighs: told the opposite, the search ranks the other way.
+    store.hot.frequencies().put("{p0} : \"common\"", rows, 1);
+    store.hot.frequencies().put("{p0} : \"rare\"", rows, 21);
+    let ids = ask.ids(&store).await;
+    assert_eq!(ids.last(), Some(&rare));
+    assert!(ids.contains(&common));
+    // A single phrase is weighed by nothing, so its frequency is neither counted nor remembered.
+    Ask::new(&["objects.notes"], "x").ids(&store).await;
+    assert_eq!(store.hot.frequencies().get("{p0} : \"x\"", rows), None);
+}
+
+#[tokio::test]
 async fn the_index_follows_updates_deletes_and_schema_changes() {
     let dir = tempfile::tempdir().unwrap();
     let store = open(&dir).await;
