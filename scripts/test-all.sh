@@ -10,6 +10,12 @@ apt_missing=()
 have python3 || apt_missing+=(python3 python3-pip)
 have node || apt_missing+=(nodejs)
 have npm || apt_missing+=(npm)
+# -- application runtime (crates/updraft-runtime): sandboxes, git, the Python pack's venv --
+have bwrap || apt_missing+=(bubblewrap)
+have git || apt_missing+=(git)
+have tar || apt_missing+=(tar)
+[[ -x /usr/bin/python3 ]] && /usr/bin/python3 -c 'import ensurepip, venv' 2>/dev/null || apt_missing+=(python3 python3-venv)
+# -- end application runtime --
 # -- Qt Todo demo (examples/qt-todo) --
 if ! { [[ -x /usr/lib/qt5/bin/qmake ]] && have g++ && have make &&
   [[ -n "$(find /usr/include -path '*/qt5/QtWebSockets/QWebSocket' -print -quit 2>/dev/null)" ]]; }; then

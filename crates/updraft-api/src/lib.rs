@@ -9,6 +9,7 @@ mod body;
 mod cors;
 pub mod eds;
 pub mod error;
+mod mar;
 pub mod mws;
 pub mod passwords;
 
@@ -98,6 +99,8 @@ pub struct ApiContext {
     pub default_eds_uri: String,
     /// Password hashing and the limits on login and sign-up attempts.
     pub passwords: passwords::Passwords,
+    /// The application runtime (MAR): apps, their pushes and their traffic; `None` where this server runs none.
+    pub runtime: Option<Arc<updraft_runtime::Runtime>>,
     /// Where an open socket's connection loop runs: apart from HTTP requests, so that a fan-out to many sockets
     /// does not queue requests behind it (see `updraft-server`'s `runtimes.rs`).
     pub socket_runtime: tokio::runtime::Handle,
@@ -162,8 +165,10 @@ impl ApiState {
 
 /// Every route of the API, with WebSocket handshakes taken before routing and CORS around all.
 pub fn router(state: ApiState) -> Router {
+    let intercepted = state.clone();
     let routes = mws::routes()
         .merge(eds::routes())
+        .merge(mar::routes())
         .fallback(|req: axum::extract::Request| async move { not_found(&req) })
         .method_not_allowed_fallback(|req: axum::extract::Request| async move {
             let err = error::ApiError::new(error::Code::MethodNotAllowed);
@@ -181,6 +186,7 @@ pub fn router(state: ApiState) -> Router {
             std::future::ready(body::with_deadline(req, deadline))
         }))
         .layer(axum::middleware::from_fn(cors::cors))
+        .layer(axum::middleware::from_fn_with_state(intercepted, mar::intercept))
 }
 
 /// An unknown path, answered in the error form of the service it would belong to.

@@ -33,6 +33,19 @@ pub enum Command {
     Serve(Box<ServeArgs>),
     /// Make a local CA (once) and a server certificate for host names, for development and tests.
     Cert(CertArgs),
+    /// Git's pre-receive hook of an app's repository (written there by the runtime; not for people).
+    #[command(hide = true)]
+    Hook(HookArgs),
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct HookArgs {
+    /// The runtime's directory.
+    #[arg(long)]
+    pub root: PathBuf,
+    /// The app whose repository runs the hook.
+    #[arg(long)]
+    pub app: String,
 }
 
 #[derive(Debug, Clone, Args)]
@@ -129,6 +142,10 @@ serve_settings! {
     login_attempts_per_minute: u32, env "UPDRAFT_LOGIN_ATTEMPTS_PER_MINUTE", default("60");
     /// Failed logins per minute for one account (a backend's username, the account email); 0 is no limit.
     login_failures_per_minute: u32, env "UPDRAFT_LOGIN_FAILURES_PER_MINUTE", default("10");
+    /// Apps deployed by `git push` answer at `<app-id>.<apps-domain>` on this listener.
+    apps_domain: String, env "UPDRAFT_APPS_DOMAIN", default("apps.localhost");
+    /// Seconds a new release's web process has to answer HTTP on `PORT` before its push is rejected.
+    app_health_timeout_secs: u64, env "UPDRAFT_APP_HEALTH_TIMEOUT_SECS", default("30");
     /// Log format: text or json.
     #[arg(value_parser = str::parse::<LogFormat>)]
     log_format: LogFormat, env "UPDRAFT_LOG_FORMAT", default("text");
@@ -232,6 +249,8 @@ pub struct Settings {
     pub login_limits: updraft_api::passwords::AttemptLimits,
     pub json_logs: bool,
     pub webhooks: WebhookOptions,
+    pub apps_domain: String,
+    pub app_health_timeout: Duration,
 }
 
 #[derive(Debug, Clone)]
@@ -297,6 +316,8 @@ impl ServeArgs {
             ping_interval: Duration::from_secs(a.ping_interval_secs),
             max_pending_sockets: a.max_pending_sockets,
             socket_uri_ttl: Duration::from_secs(a.socket_uri_ttl_secs),
+            apps_domain: a.apps_domain.trim_matches('.').to_ascii_lowercase(),
+            app_health_timeout: Duration::from_secs(a.app_health_timeout_secs.max(1)),
             login_limits: updraft_api::passwords::AttemptLimits {
                 per_address_per_minute: a.login_attempts_per_minute,
                 failures_per_account_per_minute: a.login_failures_per_minute,

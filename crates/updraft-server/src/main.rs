@@ -16,6 +16,7 @@ fn main() -> anyhow::Result<()> {
                 app.run_until_stopped(shutdown_signal()).await
             })
         }
+        Command::Hook(args) => std::process::exit(updraft_runtime::hook::run_hook(&args.root, &args.app)),
         Command::Cert(args) => {
             let names = if args.names.is_empty() { vec!["localhost".into(), "127.0.0.1".into()] } else { args.names };
             let issued = updraft_server::cert::issue(&args.dir, &names)?;

@@ -52,6 +52,8 @@ pub struct Application {
     sockets: SocketRuntime,
     /// Background work, stopped at shutdown.
     workers: Workers,
+    /// Apps' processes, stopped gracefully at shutdown.
+    runtime: Arc<updraft_runtime::Runtime>,
 }
 
 impl Application {
@@ -81,6 +83,7 @@ impl Application {
         let webhook_guard = webhook_guard(&settings, &bound);
         spawn_realtime(&workers, &settings, &store, &gateways, &bus, &webhook_guard);
         let blobs = open_blobs(&settings, &workers, &store).await?;
+        let runtime = open_runtime(&settings, &workers)?;
         let state = ApiState::new(ApiContext {
             store: store.clone(),
             tenants: store.clone(),
@@ -109,6 +112,7 @@ impl Application {
             default_eds_uri: settings.default_gateway.eds_uri.clone(),
             passwords: updraft_api::passwords::Passwords::new(settings.login_limits),
             socket_runtime: sockets.handle(),
+            runtime: Some(runtime.clone()),
         });
         workers.spawn("image-renders", updraft_api::eds::resume_renders(state.clone()));
         let router = router(&settings, state.clone(), metrics);
@@ -134,6 +138,7 @@ impl Application {
             metrics,
             sockets,
             workers,
+            runtime,
         })
     }
 
@@ -159,9 +164,22 @@ impl Application {
             gateways.close_all(close_code::GOING_AWAY, "server shutting down");
             let _ = stop.send(true);
         });
-        let app = NormalizePathLayer::trim_trailing_slash().layer(self.router);
-        let service = axum::ServiceExt::<Request>::into_make_service(app);
-        let service = tower::ServiceExt::oneshot(service, ()).await.unwrap_or_else(|never| match never {});
+        // Paths lose a trailing slash, except in apps' own traffic, which reaches them as sent.
+        let raw = self.router.clone();
+        let normalized = NormalizePathLayer::trim_trailing_slash().layer(self.router);
+        let runtime = self.runtime.clone();
+        let app = tower::service_fn(move |request: axum::http::Request<hyper::body::Incoming>| {
+            let request = request.map(axum::body::Body::new);
+            let host = request.headers().get(axum::http::header::HOST).and_then(|h| h.to_str().ok());
+            let for_app = host.is_some_and(|host| runtime.route(host) != updraft_runtime::Target::NotAnApp);
+            let service = if for_app {
+                tower::util::Either::Left(raw.clone())
+            } else {
+                tower::util::Either::Right(normalized.clone())
+            };
+            tower::ServiceExt::oneshot(service, request)
+        });
+        let service = app;
         let mut serving = tokio::task::JoinSet::new();
         for listener in self.listeners {
             let mut stopping = stopping.clone();
@@ -188,6 +206,7 @@ impl Application {
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
         self.workers.shut_down().await;
+        self.runtime.stop_all().await;
         drop(self.sockets);
         Ok(())
     }
@@ -343,6 +362,29 @@ fn spawn_realtime(
     };
     let changes = updraft_store::Changes::watch_changes(store.as_ref());
     workers.spawn("webhooks", updraft_realtime::webhooks::run(store.clone(), changes, webhook_settings));
+}
+
+/// The application runtime under `<data>/runtime`: its hook socket served, and what ran before started again.
+fn open_runtime(settings: &Settings, workers: &Workers) -> anyhow::Result<Arc<updraft_runtime::Runtime>> {
+    let root = settings.data_dir.join("runtime");
+    let records = updraft_runtime::records::FileRecords::open(&root.join("apps"))?;
+    let runtime_settings = updraft_runtime::Settings {
+        root: std::path::absolute(&root)?,
+        apps_domain: settings.apps_domain.clone(),
+        health_timeout: settings.app_health_timeout,
+        exe: std::env::current_exe().context("finding this binary for the git hooks")?,
+    };
+    let runtime = updraft_runtime::Runtime::open(runtime_settings, Arc::new(records))?;
+    runtime.refresh_hooks()?;
+    let served = runtime.clone();
+    workers.spawn("runtime-hooks", async move {
+        if let Err(err) = updraft_runtime::hook::serve(served).await {
+            tracing::error!(%err, "the runtime's hook socket failed: pushes are refused");
+        }
+    });
+    let reconciled = runtime.clone();
+    tokio::spawn(async move { reconciled.reconcile().await });
+    Ok(runtime)
 }
 
 /// `/healthz`, `/metrics` for the holder of the metrics token, and every API route, timed.

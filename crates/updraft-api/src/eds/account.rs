@@ -124,6 +124,17 @@ pub(super) fn oauth_error(error: &str, description: &str) -> Response {
     EdsError(ApiError::with_message(Code::BadRequest, description.to_owned())).oauth(error)
 }
 
+/// Whether `token` is a live token of the account (the platform's personal access and cloud tokens are these).
+pub(crate) async fn is_account_token(state: &ApiState, token: &str) -> Result<bool, updraft_store::StoreError> {
+    let grant = state.tenants.token(&super::tokens::token_hash(token)).await?;
+    Ok(grant.is_some_and(|g| g.subject == ACCOUNT))
+}
+
+/// A new token of the account.
+pub(crate) async fn account_token(state: &ApiState) -> Result<String, EdsError> {
+    issue_token(state, ACCOUNT).await
+}
+
 async fn require_account(state: &ApiState, headers: &HeaderMap) -> Result<(), EdsError> {
     let creds = auth::credentials(headers)?;
     match token_subject(state, &creds).await? {

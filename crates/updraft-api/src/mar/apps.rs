@@ -1,0 +1,172 @@
+//! The MAR app API (`/v1/apps/:id…`) that `qtc-cli mar …` and the npm SDK call with the cloud token.
+
+use std::collections::BTreeMap;
+
+use axum::extract::{Path, Query, State};
+use axum::http::HeaderMap;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use super::{require_account, runtime, runtime_error};
+use crate::ApiState;
+use crate::body::read_json;
+use crate::error::{ApiError, Code};
+
+pub(super) fn routes() -> Router<ApiState> {
+    Router::new()
+        .route("/v1/apps/{id}", get(show))
+        .route("/v1/apps/{id}/status", get(status))
+        .route("/v1/apps/{id}/restart", post(restart))
+        .route("/v1/apps/{id}/logs", get(logs))
+        .route("/v1/apps/{id}/scale", post(scale))
+        .route("/v1/apps/{id}/env_vars", get(env_vars).put(set_env_vars))
+}
+
+fn app_of(state: &ApiState, id: &str) -> Result<updraft_runtime::records::AppRecord, ApiError> {
+    runtime(state)?.app(id).ok_or_else(|| ApiError::with_message(Code::NotFound, "no such app"))
+}
+
+async fn show(State(state): State<ApiState>, headers: HeaderMap, Path(id): Path<String>) -> Result<Response, ApiError> {
+    require_account(&state, &headers).await?;
+    let app = app_of(&state, &id)?;
+    let processes = runtime(&state)?.processes(&id).await;
+    let state_name = match (app.current(), processes.iter().any(|(_, pid, _)| pid.is_some())) {
+        (None, _) => "created",
+        (Some(_), true) => "running",
+        (Some(_), false) => "stopped",
+    };
+    let release = app.current().map(|r| json!({"version": r.version, "commit": r.commit, "buildpack": r.buildpack}));
+    Ok(Json(json!({
+        "id": app.id,
+        "name": app.name,
+        "size": app.size,
+        "state": state_name,
+        "sslCertificate": null,
+        "structure": app.structure,
+        "release": release,
+    }))
+    .into_response())
+}
+
+async fn status(
+    State(state): State<ApiState>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
+    require_account(&state, &headers).await?;
+    app_of(&state, &id)?;
+    let processes: Vec<Value> = runtime(&state)?
+        .processes(&id)
+        .await
+        .into_iter()
+        .map(|(name, pid, restarts)| {
+            json!({"id": name, "state": if pid.is_some() { "up" } else { "starting" }, "restarts": restarts})
+        })
+        .collect();
+    Ok(Json(json!({"processes": processes})).into_response())
+}
+
+async fn restart(
+    State(state): State<ApiState>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
+    require_account(&state, &headers).await?;
+    runtime(&state)?.restart(&id).await.map_err(runtime_error)?;
+    Ok(Json(json!({})).into_response())
+}
+
+#[derive(Deserialize)]
+struct Page {
+    offset: Option<usize>,
+    limit: Option<usize>,
+}
+
+/// `{"results":[{"time","log"}]}`, the oldest kept line first; `limit` at most 1,000 (100 by default).
+async fn logs(
+    State(state): State<ApiState>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    Query(page): Query<Page>,
+) -> Result<Response, ApiError> {
+    require_account(&state, &headers).await?;
+    app_of(&state, &id)?;
+    let limit = page.limit.unwrap_or(100).min(1000);
+    let lines = runtime(&state)?.logs(&id).page(page.offset.unwrap_or(0), limit);
+    let results: Vec<Value> = lines
+        .into_iter()
+        .map(|line| json!({"time": line.time, "log": format!("{}: {}", line.source, line.log), "source": line.source}))
+        .collect();
+    Ok(Json(json!({"results": results})).into_response())
+}
+
+/// `{"web":"2","worker":1}`: counts as numbers or strings.
+async fn scale(
+    State(state): State<ApiState>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    body: axum::body::Body,
+) -> Result<Response, ApiError> {
+    require_account(&state, &headers).await?;
+    let body = read_json(body, state.limits.max_body_bytes).await?;
+    let Some(Value::Object(fields)) = body else {
+        return Err(ApiError::with_message(Code::BadRequest, "a JSON object of counts"));
+    };
+    let mut counts = BTreeMap::new();
+    for (name, count) in fields {
+        let parsed = match &count {
+            Value::Number(n) => n.as_u64(),
+            Value::String(s) => s.trim().parse().ok(),
+            _ => None,
+        };
+        let count = parsed
+            .and_then(|n| u32::try_from(n).ok())
+            .ok_or_else(|| ApiError::field(name.clone(), "is not a count"))?;
+        counts.insert(name, count);
+    }
+    runtime(&state)?.scale(&id, counts).await.map_err(runtime_error)?;
+    Ok(Json(json!({})).into_response())
+}
+
+/// The app's variables, `STACK` among them.
+async fn env_vars(
+    State(state): State<ApiState>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
+    require_account(&state, &headers).await?;
+    let app = app_of(&state, &id)?;
+    let mut env: serde_json::Map<String, Value> = app.env.into_iter().map(|(k, v)| (k, Value::String(v))).collect();
+    env.entry("STACK").or_insert_with(|| Value::String("cedar-14".into()));
+    Ok(Json(Value::Object(env)).into_response())
+}
+
+/// `{"KEY":"value","OLD":null}`: null or empty unsets.
+async fn set_env_vars(
+    State(state): State<ApiState>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    body: axum::body::Body,
+) -> Result<Response, ApiError> {
+    require_account(&state, &headers).await?;
+    let body = read_json(body, state.limits.max_body_bytes).await?;
+    let Some(Value::Object(fields)) = body else {
+        return Err(ApiError::with_message(Code::BadRequest, "a JSON object of variables"));
+    };
+    let mut changes = BTreeMap::new();
+    for (name, value) in fields {
+        let value = match value {
+            Value::Null => None,
+            Value::String(s) => Some(s),
+            Value::Number(n) => Some(n.to_string()),
+            Value::Bool(b) => Some(b.to_string()),
+            _ => return Err(ApiError::field(name, "is not a string")),
+        };
+        changes.insert(name, value);
+    }
+    runtime(&state)?.set_env(&id, changes).await.map_err(runtime_error)?;
+    Ok(Json(json!({})).into_response())
+}

@@ -1,0 +1,65 @@
+//! The platform and MAR APIs (docs/runtime.md): clouds, instances and datacenters as `qtc-cli` and the npm SDK
+//! call them, the MAR app API, git over HTTP, and the Host router in front of everything.
+//!
+//! Who may do what: every call needs a token of the account (`/v1/account/auth/oauth2/token`), which serves as
+//! the personal access token and, handed out by `/v1/accounts/:id/authorizations`, as the cloud token; git
+//! takes it as the Basic password. An app's own traffic (its host under the apps domain) carries no Updraft
+//! credentials and reaches only that app's processes.
+
+mod apps;
+mod git;
+mod platform;
+mod router;
+
+use axum::Router;
+use axum::http::HeaderMap;
+use std::sync::Arc;
+use updraft_runtime::Runtime;
+
+use crate::ApiState;
+use crate::auth::{Credentials, credentials};
+use crate::error::{ApiError, Code};
+
+pub(crate) use router::intercept;
+
+pub(crate) fn routes() -> Router<ApiState> {
+    platform::routes().merge(apps::routes())
+}
+
+/// The runtime, or 404 where this server runs none.
+fn runtime(state: &ApiState) -> Result<&Arc<Runtime>, ApiError> {
+    state.runtime.as_ref().ok_or_else(|| ApiError::with_message(Code::NotFound, "this server runs no applications"))
+}
+
+/// Refuses a request without a live account token.
+async fn require_account(state: &ApiState, headers: &HeaderMap) -> Result<(), ApiError> {
+    match credentials(headers)? {
+        Credentials::Bearer(token) => account_token_ok(state, &token).await,
+        Credentials::None => Err(ApiError::new(Code::AuthorizationRequired)),
+        Credentials::Unusable => Err(ApiError::new(Code::InvalidCredentials)),
+    }
+}
+
+async fn account_token_ok(state: &ApiState, token: &str) -> Result<(), ApiError> {
+    match crate::eds::is_account_token(state, token).await {
+        Ok(true) => Ok(()),
+        Ok(false) => Err(ApiError::new(Code::InvalidCredentials)),
+        Err(err) => {
+            tracing::error!(%err, "token lookup failed");
+            Err(ApiError::new(Code::Internal))
+        }
+    }
+}
+
+fn runtime_error(err: updraft_runtime::RuntimeError) -> ApiError {
+    use updraft_runtime::RuntimeError;
+    match err {
+        RuntimeError::NotFound => ApiError::with_message(Code::NotFound, "no such app"),
+        RuntimeError::Conflict(why) => ApiError::with_message(Code::Conflict, why),
+        RuntimeError::Invalid(why) => ApiError::with_message(Code::ValidationFailed, why),
+        RuntimeError::Io(err) => {
+            tracing::error!(%err, "runtime failure");
+            ApiError::new(Code::Internal)
+        }
+    }
+}

@@ -1,0 +1,159 @@
+//! The platform API of `qtc-cli` and the npm SDK: the one cloud (account) of this server, its authorizations
+//! (cloud tokens), its instances, and the datacenter that is this server. Instances of `mar` are apps; the other
+//! providers are not made here yet.
+
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::{Json, Router};
+use serde::Deserialize;
+use serde_json::{Value, json};
+use updraft_runtime::names::DATACENTER;
+use updraft_runtime::records::AppRecord;
+
+use super::{require_account, runtime, runtime_error};
+use crate::ApiState;
+use crate::body::read_json;
+use crate::error::{ApiError, Code};
+
+/// The one cloud every server has.
+const CLOUD: &str = "default";
+
+pub(super) fn routes() -> Router<ApiState> {
+    Router::new()
+        .route("/v1/user/accounts", get(clouds))
+        .route("/v1/accounts/{cloud}", get(cloud))
+        .route("/v1/accounts/{cloud}/authorizations", get(authorizations).post(authorizations))
+        .route("/v1/accounts/{cloud}/instances", get(instances).post(create_instance))
+        .route("/v1/instances/{id}", get(instance).delete(delete_instance))
+        .route("/v1/datacenters", get(datacenters))
+}
+
+fn cloud_json() -> Value {
+    json!({"id": CLOUD, "name": "Default cloud", "datacenter": {"id": DATACENTER}})
+}
+
+fn known_cloud(cloud: &str) -> Result<(), ApiError> {
+    if cloud == CLOUD { Ok(()) } else { Err(ApiError::with_message(Code::NotFound, "no such cloud")) }
+}
+
+fn instance_json(app: &AppRecord) -> Value {
+    json!({
+        "id": app.id,
+        "name": app.name,
+        "serviceProviderId": "mar",
+        "datacenterId": DATACENTER,
+        "tags": [],
+        "config": {"runtimeSize": app.size, "runtimeType": "app"},
+    })
+}
+
+async fn clouds(State(state): State<ApiState>, headers: HeaderMap) -> Result<Response, ApiError> {
+    require_account(&state, &headers).await?;
+    Ok(Json(json!({"results": [cloud_json()]})).into_response())
+}
+
+async fn cloud(
+    State(state): State<ApiState>,
+    headers: HeaderMap,
+    Path(cloud): Path<String>,
+) -> Result<Response, ApiError> {
+    require_account(&state, &headers).await?;
+    known_cloud(&cloud)?;
+    Ok(Json(cloud_json()).into_response())
+}
+
+/// The cloud token the MAR API takes: a token of the account, a new one on each call.
+async fn authorizations(
+    State(state): State<ApiState>,
+    headers: HeaderMap,
+    Path(cloud): Path<String>,
+) -> Result<Response, ApiError> {
+    require_account(&state, &headers).await?;
+    known_cloud(&cloud)?;
+    let token = crate::eds::account_token(&state).await.map_err(|e| e.0)?;
+    Ok(Json(json!({"results": [{"access_token": token, "token_type": "bearer"}]})).into_response())
+}
+
+#[derive(Deserialize)]
+struct Provider {
+    provider: Option<String>,
+}
+
+async fn instances(
+    State(state): State<ApiState>,
+    headers: HeaderMap,
+    Path(cloud): Path<String>,
+    Query(query): Query<Provider>,
+) -> Result<Response, ApiError> {
+    require_account(&state, &headers).await?;
+    known_cloud(&cloud)?;
+    let apps = match (query.provider.as_deref(), &state.runtime) {
+        (None | Some("mar"), Some(runtime)) => runtime.apps(),
+        _ => Vec::new(),
+    };
+    Ok(Json(json!({"results": apps.iter().map(instance_json).collect::<Vec<_>>()})).into_response())
+}
+
+async fn create_instance(
+    State(state): State<ApiState>,
+    headers: HeaderMap,
+    Path(cloud): Path<String>,
+    body: axum::body::Body,
+) -> Result<Response, ApiError> {
+    require_account(&state, &headers).await?;
+    known_cloud(&cloud)?;
+    let body = read_json(body, state.limits.max_body_bytes).await?.unwrap_or(Value::Null);
+    let field = |name: &str| body.get(name).and_then(Value::as_str);
+    let Some(name) = field("name") else { return Err(ApiError::field("name", "can't be blank")) };
+    let provider = field("serviceProviderId").unwrap_or("mar");
+    let runtime_type = body["config"]["runtimeType"].as_str().unwrap_or("app");
+    if provider != "mar" || runtime_type != "app" {
+        let why = format!("instances of {provider:?} ({runtime_type}) are not made by this server yet; mar apps are");
+        return Err(ApiError::field("serviceProviderId", why));
+    }
+    let size = match &body["config"]["runtimeSize"] {
+        Value::Null => 1,
+        Value::Number(n) => n.as_u64().and_then(|n| u8::try_from(n).ok()).unwrap_or(0),
+        Value::String(s) => s.parse().unwrap_or(0),
+        _ => 0,
+    };
+    let app = runtime(&state)?.create_app(name, size).await.map_err(runtime_error)?;
+    Ok((StatusCode::CREATED, Json(instance_json(&app))).into_response())
+}
+
+async fn instance(
+    State(state): State<ApiState>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
+    require_account(&state, &headers).await?;
+    let app = runtime(&state)?.app(&id).ok_or_else(|| ApiError::with_message(Code::NotFound, "no such instance"))?;
+    Ok(Json(instance_json(&app)).into_response())
+}
+
+async fn delete_instance(
+    State(state): State<ApiState>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
+    require_account(&state, &headers).await?;
+    runtime(&state)?.delete_app(&id).await.map_err(runtime_error)?;
+    Ok(Json(json!({})).into_response())
+}
+
+/// One datacenter, this server, whose every service is on this listener.
+async fn datacenters(
+    State(state): State<ApiState>,
+    headers: HeaderMap,
+    request: axum::http::Request<axum::body::Body>,
+) -> Result<Response, ApiError> {
+    require_account(&state, &headers).await?;
+    let (parts, _) = request.into_parts();
+    let origin = state.http_origin(&parts);
+    let services: Vec<Value> =
+        ["mar", "mdb", "eds", "mws"].iter().map(|id| json!({"id": id, "url": format!("{origin}")})).collect();
+    Ok(Json(json!({"results": [{"id": DATACENTER, "description": "This Updraft server", "services": services}]}))
+        .into_response())
+}

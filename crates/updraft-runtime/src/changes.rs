@@ -1,0 +1,79 @@
+//! What the MAR API changes on a deployed app: its environment (a new release of the same build), its scale,
+//! and restarts. Each takes the app's deploy lock, so it never races a push.
+
+use std::collections::BTreeMap;
+
+use crate::build::Transcript;
+use crate::names;
+use crate::records::Release;
+use crate::runtime::{Runtime, RuntimeError, now_ms};
+
+impl Runtime {
+    async fn lock_app(&self, id: &str) -> tokio::sync::OwnedMutexGuard<()> {
+        let lock = {
+            let mut deploys = self.deploys.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+            deploys.entry(id.to_owned()).or_default().clone()
+        };
+        lock.lock_owned().await
+    }
+
+    /// Sets (`Some`) and unsets (`None`, or an empty value) variables; a deployed app restarts with them as a new
+    /// release. Names are checked before anything changes.
+    pub async fn set_env(&self, id: &str, changes: BTreeMap<String, Option<String>>) -> Result<(), RuntimeError> {
+        if let Some(bad) = changes.keys().find(|name| !names::env_name_ok(name)) {
+            return Err(RuntimeError::Invalid(format!("{bad:?} is not a variable name (letters, digits, _)")));
+        }
+        let _guard = self.lock_app(id).await;
+        let mut app = self.app(id).ok_or(RuntimeError::NotFound)?;
+        for (name, value) in changes {
+            match value.filter(|v| !v.is_empty()) {
+                Some(value) => app.env.insert(name, value),
+                None => app.env.remove(&name),
+            };
+        }
+        if let Some(current) = app.current().cloned() {
+            let release = Release {
+                version: current.version + 1,
+                env: app.env.clone(),
+                commit: current.commit.clone(),
+                created_ms: now_ms(),
+                ..current
+            };
+            let (lines, _) = tokio::sync::mpsc::unbounded_channel();
+            self.start_checked(&app, &release, &app.structure, &Transcript(lines))
+                .await
+                .map_err(RuntimeError::Conflict)?;
+            app.releases.push(release);
+        }
+        self.put(app).await
+    }
+
+    /// Sets how many processes of each type run; only the types the current release declares.
+    pub async fn scale(&self, id: &str, counts: BTreeMap<String, u32>) -> Result<(), RuntimeError> {
+        let _guard = self.lock_app(id).await;
+        let mut app = self.app(id).ok_or(RuntimeError::NotFound)?;
+        let release =
+            app.current().cloned().ok_or_else(|| RuntimeError::Invalid("the app has no release yet".into()))?;
+        if let Some((name, _)) = counts.iter().find(|(name, _)| !release.process_types.contains_key(*name)) {
+            return Err(RuntimeError::Invalid(format!("the release declares no process type {name:?}")));
+        }
+        if let Some((name, count)) = counts.iter().find(|(_, count)| **count > 16) {
+            return Err(RuntimeError::Invalid(format!("{name}: {count} is more than 16 processes of a type")));
+        }
+        app.structure.extend(counts);
+        let specs = self.specs(&app, &release, &app.structure)?;
+        self.run(id, specs).await;
+        self.put(app).await
+    }
+
+    /// Starts the current release's processes again.
+    pub async fn restart(&self, id: &str) -> Result<(), RuntimeError> {
+        let _guard = self.lock_app(id).await;
+        let app = self.app(id).ok_or(RuntimeError::NotFound)?;
+        if let Some(release) = app.current() {
+            let specs = self.specs(&app, release, &app.structure)?;
+            self.run(id, specs).await;
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,16 @@
+//! The Managed Application Runtime (docs/runtime.md): apps that `git push` deploys, built by buildpacks,
+//! run as sandboxed processes, and reached through the Host router.
+
+pub mod build;
+mod changes;
+mod deploy;
+pub mod git;
+pub mod hook;
+pub mod logs;
+pub mod names;
+pub mod processes;
+pub mod records;
+mod runtime;
+pub mod sandbox;
+
+pub use runtime::{Runtime, RuntimeError, Settings, Target};

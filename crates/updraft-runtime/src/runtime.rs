@@ -1,0 +1,359 @@
+//! The runtime as the API and the router see it: apps, their deploys, what runs and where requests go.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::net::{SocketAddr, TcpListener};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::Duration;
+
+use crate::logs::AppLogs;
+use crate::names;
+use crate::processes::{Process, Spec};
+use crate::records::{AppRecord, AppRecords};
+
+/// Apps' users: one uid each from this range, never shared.
+const FIRST_UID: u32 = 61_000;
+const LAST_UID: u32 = 64_999;
+/// Ports app processes listen on.
+const PORTS: std::ops::Range<u16> = 20_000..30_000;
+
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// Where repositories, releases, caches, logs and records live.
+    pub root: PathBuf,
+    /// `<app-id>.<apps_domain>` reaches an app.
+    pub apps_domain: String,
+    /// How long a new release's web process has to answer on `PORT`.
+    pub health_timeout: Duration,
+    /// This binary, which git runs as each repository's pre-receive hook.
+    pub exe: PathBuf,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum RuntimeError {
+    #[error("no such app")]
+    NotFound,
+    #[error("{0}")]
+    Conflict(String),
+    #[error("{0}")]
+    Invalid(String),
+    #[error(transparent)]
+    Io(#[from] std::io::Error),
+}
+
+/// Where a request for a host goes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Target {
+    /// Not an app's host: the API's.
+    NotAnApp,
+    /// Under the apps domain, but no app's.
+    Unknown,
+    /// An app with no web process up.
+    Down,
+    Backend(SocketAddr),
+}
+
+pub(crate) struct Running {
+    pub(crate) processes: Vec<Process>,
+}
+
+pub struct Runtime {
+    pub(crate) settings: Settings,
+    pub(crate) records: Arc<dyn AppRecords>,
+    pub(crate) running: tokio::sync::Mutex<HashMap<String, Running>>,
+    /// Web ports of each app's current release, read by every routed request.
+    routes: RwLock<HashMap<String, Vec<u16>>>,
+    round_robin: AtomicUsize,
+    /// One deploy of an app at a time.
+    pub(crate) deploys: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
+    logs: Mutex<HashMap<String, Arc<AppLogs>>>,
+    ports: Mutex<BTreeSet<u16>>,
+    next_port: AtomicUsize,
+}
+
+impl Runtime {
+    pub fn open(settings: Settings, records: Arc<dyn AppRecords>) -> std::io::Result<Arc<Runtime>> {
+        for dir in ["repos", "releases", "cache", "logs", "incoming"] {
+            std::fs::create_dir_all(settings.root.join(dir))?;
+        }
+        Ok(Arc::new(Runtime {
+            settings,
+            records,
+            running: tokio::sync::Mutex::default(),
+            routes: RwLock::default(),
+            round_robin: AtomicUsize::new(0),
+            deploys: Mutex::default(),
+            logs: Mutex::default(),
+            ports: Mutex::default(),
+            next_port: AtomicUsize::new(0),
+        }))
+    }
+
+    /// Points every repository's hook at this binary, which may have moved since the repository was made.
+    pub fn refresh_hooks(&self) -> std::io::Result<()> {
+        for app in self.records.all() {
+            crate::git::write_hook(&self.settings, &self.repo_dir(&app.id), &app.id)?;
+        }
+        Ok(())
+    }
+
+    pub fn settings(&self) -> &Settings {
+        &self.settings
+    }
+
+    pub fn apps(&self) -> Vec<AppRecord> {
+        self.records.all()
+    }
+
+    pub fn app(&self, id: &str) -> Option<AppRecord> {
+        self.records.get(id)
+    }
+
+    /// A new app named `name`, with its empty repository.
+    pub async fn create_app(&self, name: &str, size: u8) -> Result<AppRecord, RuntimeError> {
+        if let Some(why) = names::name_error(name) {
+            return Err(RuntimeError::Invalid(why.to_owned()));
+        }
+        if ![1, 2, 4, 8].contains(&size) {
+            return Err(RuntimeError::Invalid("runtimeSize is 1, 2, 4 or 8".to_owned()));
+        }
+        let id = names::app_id(name);
+        let all = self.records.all();
+        if all.iter().any(|a| a.id == id) {
+            return Err(RuntimeError::Conflict(format!("an app named {name} exists")));
+        }
+        let taken: BTreeSet<u32> = all.iter().map(|a| a.uid).collect();
+        let uid = (FIRST_UID..=LAST_UID)
+            .find(|uid| !taken.contains(uid))
+            .ok_or_else(|| RuntimeError::Conflict("no app user left".to_owned()))?;
+        let app = AppRecord {
+            id: id.clone(),
+            name: name.to_owned(),
+            uid,
+            size,
+            structure: BTreeMap::new(),
+            env: BTreeMap::new(),
+            releases: Vec::new(),
+            created_ms: now_ms(),
+        };
+        crate::git::create_repo(&self.settings, &id).await?;
+        self.put(app.clone()).await?;
+        Ok(app)
+    }
+
+    /// Stops the app and forgets it: its record, repository, releases, cache and logs.
+    pub async fn delete_app(&self, id: &str) -> Result<(), RuntimeError> {
+        self.records.get(id).ok_or(RuntimeError::NotFound)?;
+        self.stop_app(id).await;
+        let records = self.records.clone();
+        let owned = id.to_owned();
+        tokio::task::spawn_blocking(move || records.delete(&owned)).await.map_err(std::io::Error::other)??;
+        for dir in [self.repo_dir(id), self.releases_dir(id), self.settings.root.join("cache").join(id)] {
+            let _ = tokio::fs::remove_dir_all(dir).await;
+        }
+        let _ = tokio::fs::remove_file(self.log_file(id)).await;
+        self.lock_logs().remove(id);
+        Ok(())
+    }
+
+    pub(crate) async fn put(&self, app: AppRecord) -> Result<(), RuntimeError> {
+        let records = self.records.clone();
+        tokio::task::spawn_blocking(move || records.put(&app)).await.map_err(std::io::Error::other)??;
+        Ok(())
+    }
+
+    pub fn repo_dir(&self, id: &str) -> PathBuf {
+        self.settings.root.join("repos").join(format!("{id}.git"))
+    }
+
+    pub(crate) fn releases_dir(&self, id: &str) -> PathBuf {
+        self.settings.root.join("releases").join(id)
+    }
+
+    fn log_file(&self, id: &str) -> PathBuf {
+        self.settings.root.join("logs").join(format!("{id}.log"))
+    }
+
+    fn lock_logs(&self) -> std::sync::MutexGuard<'_, HashMap<String, Arc<AppLogs>>> {
+        self.logs.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// The app's log (its processes' lines and the runtime's notes on them).
+    pub fn logs(&self, id: &str) -> Arc<AppLogs> {
+        self.lock_logs().entry(id.to_owned()).or_insert_with(|| Arc::new(AppLogs::open(self.log_file(id)))).clone()
+    }
+
+    /// Where a request naming `host` goes. Cheap for the API's own hosts: a suffix compared, nothing allocated.
+    pub fn route(&self, host: &str) -> Target {
+        let host =
+            host.rsplit_once(':').filter(|(_, port)| port.bytes().all(|b| b.is_ascii_digit())).map_or(host, |(h, _)| h);
+        let domain = &self.settings.apps_domain;
+        let Some(label_end) = host.len().checked_sub(domain.len() + 1) else { return Target::NotAnApp };
+        let under_domain = host.is_char_boundary(label_end)
+            && host[label_end + 1..].eq_ignore_ascii_case(domain)
+            && host.as_bytes()[label_end] == b'.';
+        if !under_domain || label_end == 0 {
+            return Target::NotAnApp;
+        }
+        let label = host[..label_end].to_ascii_lowercase();
+        let routes = self.routes.read().unwrap_or_else(|poisoned| poisoned.into_inner());
+        match routes.get(&label) {
+            Some(ports) if !ports.is_empty() => {
+                let port = ports[self.round_robin.fetch_add(1, Ordering::Relaxed) % ports.len()];
+                Target::Backend(SocketAddr::from(([127, 0, 0, 1], port)))
+            }
+            _ if self.records.get(&label).is_some() => Target::Down,
+            _ => Target::Unknown,
+        }
+    }
+
+    pub(crate) fn set_route(&self, id: &str, ports: Vec<u16>) {
+        let mut routes = self.routes.write().unwrap_or_else(|poisoned| poisoned.into_inner());
+        if ports.is_empty() {
+            routes.remove(id)
+        } else {
+            routes.insert(id.to_owned(), ports)
+        };
+    }
+
+    /// A free port for a process, probed by binding it.
+    pub(crate) fn take_port(&self) -> std::io::Result<u16> {
+        let mut used = self.ports.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        let span = usize::from(PORTS.end - PORTS.start);
+        for _ in 0..span {
+            let port = PORTS.start + (self.next_port.fetch_add(1, Ordering::Relaxed) % span) as u16;
+            if !used.contains(&port) && TcpListener::bind(("127.0.0.1", port)).is_ok() {
+                used.insert(port);
+                return Ok(port);
+            }
+        }
+        Err(std::io::Error::other("no free port for an app process"))
+    }
+
+    pub(crate) fn give_ports(&self, processes: &[Process]) {
+        let mut used = self.ports.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        for process in processes {
+            used.remove(&process.spec.port);
+        }
+    }
+
+    /// Stops every process of the app.
+    pub async fn stop_app(&self, id: &str) {
+        self.set_route(id, Vec::new());
+        let running = self.running.lock().await.remove(id);
+        if let Some(running) = running {
+            self.stop_processes(running.processes).await;
+        }
+    }
+
+    pub(crate) async fn stop_processes(&self, processes: Vec<Process>) {
+        self.give_ports(&processes);
+        // All at once: each may take its grace period.
+        let stops: Vec<_> = processes.into_iter().map(|p| tokio::spawn(p.stop())).collect();
+        for stop in stops {
+            let _ = stop.await;
+        }
+    }
+
+    /// Stops every app's processes (at shutdown).
+    pub async fn stop_all(&self) {
+        let ids: Vec<String> = self.running.lock().await.keys().cloned().collect();
+        for id in ids {
+            self.stop_app(&id).await;
+        }
+    }
+
+    /// The specs of an app's processes for a release and a structure.
+    pub(crate) fn specs(
+        &self,
+        app: &AppRecord,
+        release: &crate::records::Release,
+        structure: &BTreeMap<String, u32>,
+    ) -> std::io::Result<Vec<Spec>> {
+        let release_dir = self.releases_dir(&app.id).join(format!("v{}", release.build));
+        let mut specs = Vec::new();
+        for (process_type, count) in structure {
+            let Some(command) = release.process_types.get(process_type) else { continue };
+            for index in 1..=*count {
+                let port = self.take_port()?;
+                let mut env = release.env.clone();
+                env.extend(
+                    [
+                        ("PORT", port.to_string()),
+                        ("STACK", "cedar-14".to_owned()),
+                        ("MAR_APP_ID", app.id.clone()),
+                        ("HOME", "/app".to_owned()),
+                        ("PATH", crate::sandbox::PATH.to_owned()),
+                        ("DYNO", format!("{process_type}.{index}")),
+                        ("PYTHONUNBUFFERED", "1".to_owned()),
+                        ("npm_config_cache", "/tmp/npm".to_owned()),
+                    ]
+                    .map(|(k, v)| (k.to_owned(), v)),
+                );
+                specs.push(Spec {
+                    app_id: app.id.clone(),
+                    process_type: process_type.clone(),
+                    index,
+                    command: command.clone(),
+                    release_dir: release_dir.clone(),
+                    uid: app.uid,
+                    env,
+                    port,
+                });
+            }
+        }
+        Ok(specs)
+    }
+
+    /// Starts what every app's current release should run, after a start of Updraft.
+    pub async fn reconcile(&self) {
+        for app in self.records.all() {
+            let Some(release) = app.current().cloned() else { continue };
+            match self.specs(&app, &release, &app.structure) {
+                Ok(specs) => self.run(&app.id, specs).await,
+                Err(err) => tracing::warn!(app = %app.id, %err, "app not started"),
+            }
+        }
+    }
+
+    /// Starts `specs` as the app's processes, routes its web ones and stops what ran before.
+    pub(crate) async fn run(&self, id: &str, specs: Vec<Spec>) {
+        let logs = self.logs(id);
+        let processes: Vec<Process> = specs.into_iter().map(|spec| Process::start(spec, logs.clone())).collect();
+        self.switch(id, processes).await;
+    }
+
+    /// Makes `processes` the app's, routed; the old ones are stopped after.
+    pub(crate) async fn switch(&self, id: &str, processes: Vec<Process>) {
+        let web: Vec<u16> = processes.iter().filter(|p| p.spec.process_type == "web").map(|p| p.spec.port).collect();
+        let old = self.running.lock().await.insert(id.to_owned(), Running { processes });
+        self.set_route(id, web);
+        if let Some(old) = old {
+            self.stop_processes(old.processes).await;
+        }
+    }
+
+    /// How each of the app's processes is doing: `(name, app pid, restarts)`.
+    pub async fn processes(&self, id: &str) -> Vec<(String, Option<i32>, u32)> {
+        let running = self.running.lock().await;
+        let Some(running) = running.get(id) else { return Vec::new() };
+        running.processes.iter().map(|p| (p.spec.name(), p.app_pid(), p.restarts.load(Ordering::Relaxed))).collect()
+    }
+}
+
+pub(crate) fn now_ms() -> i64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64)
+}
+
+pub(crate) fn dir_size(dir: &Path) -> u64 {
+    let Ok(entries) = std::fs::read_dir(dir) else { return 0 };
+    entries
+        .flatten()
+        .map(|entry| match entry.file_type() {
+            Ok(kind) if kind.is_dir() => dir_size(&entry.path()),
+            Ok(kind) if kind.is_file() => entry.metadata().map_or(0, |m| m.len()),
+            _ => 0,
+        })
+        .sum()
+}
