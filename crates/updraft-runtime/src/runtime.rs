@@ -184,19 +184,23 @@ impl Runtime {
         self.lock_logs().entry(id.to_owned()).or_insert_with(|| Arc::new(AppLogs::open(self.log_file(id)))).clone()
     }
 
-    /// Where a request naming `host` goes. Cheap for the API's own hosts: a suffix compared, nothing allocated.
-    pub fn route(&self, host: &str) -> Target {
+    /// The app label of a host under the apps domain (`<label>.<apps-domain>[:port]`), lower-cased. Cheap for the
+    /// API's own hosts: a suffix compared, nothing allocated.
+    pub fn app_label(&self, host: &str) -> Option<String> {
         let host =
             host.rsplit_once(':').filter(|(_, port)| port.bytes().all(|b| b.is_ascii_digit())).map_or(host, |(h, _)| h);
         let domain = &self.settings.apps_domain;
-        let Some(label_end) = host.len().checked_sub(domain.len() + 1) else { return Target::NotAnApp };
-        let under_domain = host.is_char_boundary(label_end)
-            && host[label_end + 1..].eq_ignore_ascii_case(domain)
-            && host.as_bytes()[label_end] == b'.';
-        if !under_domain || label_end == 0 {
-            return Target::NotAnApp;
-        }
-        let label = host[..label_end].to_ascii_lowercase();
+        let label_end = host.len().checked_sub(domain.len() + 1)?;
+        let under_domain = label_end > 0
+            && host.is_char_boundary(label_end)
+            && host.as_bytes()[label_end] == b'.'
+            && host[label_end + 1..].eq_ignore_ascii_case(domain);
+        under_domain.then(|| host[..label_end].to_ascii_lowercase())
+    }
+
+    /// Where a request naming `host` goes; each call takes the next web process of the app.
+    pub fn route(&self, host: &str) -> Target {
+        let Some(label) = self.app_label(host) else { return Target::NotAnApp };
         let routes = self.routes.read().unwrap_or_else(|poisoned| poisoned.into_inner());
         match routes.get(&label) {
             Some(ports) if !ports.is_empty() => {

@@ -36,15 +36,17 @@ async fn a_python_app_is_pushed_served_configured_scaled_and_restarted() {
     // Two web processes: requests reach both.
     let (status, _) = server.call(Method::POST, &format!("/v1/apps/{app}/scale"), Some(json!({"web": "2"}))).await;
     assert_eq!(status, StatusCode::OK);
-    let mut pids = std::collections::BTreeSet::new();
+    let mut dynos = std::collections::BTreeSet::new();
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(15);
-    while pids.len() < 2 && std::time::Instant::now() < deadline {
+    while dynos.len() < 2 && std::time::Instant::now() < deadline {
         let (status, body) = server.visit(&app, "/").await;
         if status == StatusCode::OK {
-            pids.insert(serde_json::from_str::<Value>(&body).unwrap()["pid"].as_i64().unwrap());
+            // Each process is pid 2 of its own PID namespace: the process name tells them apart.
+            dynos.insert(serde_json::from_str::<Value>(&body).unwrap()["dyno"].as_str().unwrap().to_owned());
         }
     }
-    assert_eq!(pids.len(), 2, "two processes answer");
+    let (_, logs) = server.call(Method::GET, &format!("/v1/apps/{app}/logs?limit=1000"), None).await;
+    assert_eq!(dynos.len(), 2, "two processes answer: {logs}");
     let (_, info) = server.call(Method::GET, &format!("/v1/apps/{app}"), None).await;
     assert_eq!(info["structure"], json!({"web": 2}));
     assert_eq!(info["state"], "running");
