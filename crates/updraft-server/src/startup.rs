@@ -118,22 +118,19 @@ impl Application {
         let router = router(&settings, state.clone(), metrics);
         let metrics = metrics_listener(&settings, metrics)?;
         workers.spawn("stream", updraft_realtime::stream_hub::run(store.clone(), store, state.streams.hub.clone()));
-        let stream = serve::RawRoute {
-            prefix: updraft_api::eds::stream::STREAM_REQUEST_PREFIX,
-            serve: Arc::new(move |tcp| Box::pin(updraft_api::eds::stream::serve_connection(state.clone(), tcp))),
-        };
+        let stream = stream_route(state);
         workers.spawn("ticket-sweeper", sweep_tickets(Arc::downgrade(&gateways)));
         workers.spawn("heartbeat", Gateways::run_heartbeat(Arc::downgrade(&gateways), settings.ping_interval));
         let local_addr = bound.local_addr;
-        tracing::info!(%local_addr, tls = settings.tls.is_some(), gateways = loaded + 1, "updraft listening");
-        tracing::info!(max_connections = cap, "connection cap");
+        let tls = settings.tls.is_some();
+        tracing::info!(%local_addr, tls, gateways = loaded + 1, max_connections = cap, "updraft listening");
         Ok(Application {
             local_addr,
             tls_addr: bound.tls_addr,
             listeners: bound.listeners,
             router,
             gateways,
-            stream: Arc::new(stream),
+            stream,
             connections,
             metrics,
             sockets,
@@ -362,6 +359,14 @@ fn spawn_realtime(
     };
     let changes = updraft_store::Changes::watch_changes(store.as_ref());
     workers.spawn("webhooks", updraft_realtime::webhooks::run(store.clone(), changes, webhook_settings));
+}
+
+/// The EDS notification stream, answered outside the HTTP stack.
+fn stream_route(state: ApiState) -> Arc<serve::RawRoute> {
+    Arc::new(serve::RawRoute {
+        prefix: updraft_api::eds::stream::STREAM_REQUEST_PREFIX,
+        serve: Arc::new(move |tcp| Box::pin(updraft_api::eds::stream::serve_connection(state.clone(), tcp))),
+    })
 }
 
 /// The application runtime under `<data>/runtime`: its hook socket served, and what ran before started again.

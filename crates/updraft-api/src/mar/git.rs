@@ -110,6 +110,11 @@ async fn answer(state: &ApiState, runtime: &Arc<Runtime>, request: Request) -> R
         }
         let _ = stdin.shutdown().await;
     });
+    cgi_response(child, stdout).await
+}
+
+/// The CGI program's answer: its header block (`Status:` and headers), then its output streamed as the body.
+async fn cgi_response(child: tokio::process::Child, stdout: tokio::process::ChildStdout) -> Result<Response, ApiError> {
     let mut reader = BufReader::new(stdout);
     let mut response = Response::builder();
     loop {
