@@ -25,6 +25,15 @@ def read():
         return {"path": path, "readable": False, "error": e.strerror}
 
 
+@app.route("/eat")
+def eat():
+    """Holds `mb` megabytes: over the app's memory limit, the kernel ends the process."""
+    hold = bytearray(int(request.query.mb) << 20)
+    for i in range(0, len(hold), 4096):
+        hold[i] = 1
+    return {"held": len(hold)}
+
+
 @app.route("/crash")
 def crash():
     os._exit(3)

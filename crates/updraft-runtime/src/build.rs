@@ -85,6 +85,8 @@ pub struct BuildJob<'a> {
     pub uid: u32,
     /// The app's variables, which builds see too.
     pub env: &'a BTreeMap<String, String>,
+    /// The control groups the build's commands join.
+    pub cgroups: &'a [std::path::PathBuf],
 }
 
 /// Builds `job.app_dir`; the error is the line the pusher reads.
@@ -194,8 +196,14 @@ async fn run_sandboxed(job: &BuildJob<'_>, argv: &[&str], transcript: &Transcrip
         [("PATH", crate::sandbox::PATH), ("HOME", "/app"), ("APP_DIR", "/app"), ("STACK", "cedar-14")]
             .map(|(k, v)| (k.to_owned(), v.to_owned())),
     );
-    let sandbox =
-        Sandbox { app_dir: job.app_dir, writable: true, cache_dir: Some(job.cache_dir), uid: job.uid, env: &env };
+    let sandbox = Sandbox {
+        app_dir: job.app_dir,
+        writable: true,
+        cache_dir: Some(job.cache_dir),
+        uid: job.uid,
+        env: &env,
+        cgroups: job.cgroups,
+    };
     let mut child = sandbox
         .command(argv)
         .stdin(Stdio::null())

@@ -77,3 +77,64 @@ impl Runtime {
         Ok(())
     }
 }
+
+impl Runtime {
+    /// Empties the app's build cache (`DELETE /apps/:id/build_cache`): the next build downloads afresh.
+    pub async fn clear_build_cache(&self, id: &str) -> Result<(), RuntimeError> {
+        let _guard = self.lock_app(id).await;
+        self.app(id).ok_or(RuntimeError::NotFound)?;
+        let cache = self.settings.root.join("cache").join(id);
+        match tokio::fs::remove_dir_all(&cache).await {
+            Err(err) if err.kind() != std::io::ErrorKind::NotFound => Err(err.into()),
+            _ => Ok(()),
+        }
+    }
+
+    /// Empties the app's repository (`DELETE /apps/:id/repository`); what runs keeps running.
+    pub async fn reset_repository(&self, id: &str) -> Result<(), RuntimeError> {
+        let _guard = self.lock_app(id).await;
+        self.app(id).ok_or(RuntimeError::NotFound)?;
+        crate::git::reset_repo(&self.settings, id).await?;
+        Ok(())
+    }
+}
+
+impl Runtime {
+    /// Lets `domain` reach the app; 409 when another app has it.
+    pub async fn add_domain(&self, id: &str, domain: &str) -> Result<(), RuntimeError> {
+        let domain = domain.trim().trim_end_matches('.').to_ascii_lowercase();
+        if let Some(why) = names::domain_error(&domain, &self.settings.apps_domain) {
+            return Err(RuntimeError::Invalid(why.to_owned()));
+        }
+        let _guard = self.lock_app(id).await;
+        let mut app = self.app(id).ok_or(RuntimeError::NotFound)?;
+        if app.domains.contains(&domain) {
+            return Ok(());
+        }
+        {
+            let mut domains = self.domains.write().unwrap_or_else(|poisoned| poisoned.into_inner());
+            match domains.get(&domain) {
+                Some(other) if other != id => return Err(RuntimeError::Conflict(format!("{domain} is another app's"))),
+                _ => domains.insert(domain.clone(), id.to_owned()),
+            };
+        }
+        app.domains.push(domain.clone());
+        let stored = self.put(app).await;
+        if stored.is_err() {
+            self.domains.write().unwrap_or_else(|poisoned| poisoned.into_inner()).remove(&domain);
+        }
+        stored
+    }
+
+    /// Stops `domain` reaching the app.
+    pub async fn remove_domain(&self, id: &str, domain: &str) -> Result<(), RuntimeError> {
+        let domain = domain.to_ascii_lowercase();
+        let _guard = self.lock_app(id).await;
+        let mut app = self.app(id).ok_or(RuntimeError::NotFound)?;
+        let Some(at) = app.domains.iter().position(|d| *d == domain) else { return Err(RuntimeError::NotFound) };
+        app.domains.remove(at);
+        self.put(app).await?;
+        self.domains.write().unwrap_or_else(|poisoned| poisoned.into_inner()).remove(&domain);
+        Ok(())
+    }
+}

@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use crate::build::{BuildJob, Transcript, build};
+use crate::cgroups::Limits;
 use crate::processes::Process;
 use crate::records::Release;
 use crate::runtime::{Runtime, dir_size, now_ms};
@@ -37,8 +38,13 @@ impl Runtime {
             tokio::fs::rename(source, &release_dir).await
         };
         moved.await.map_err(|e| format!("could not stage the release: {e}"))?;
-        let job = BuildJob { app_dir: &release_dir, cache_dir: &cache_dir, uid: app.uid, env: &app.env };
-        let built = match build(&job, transcript).await {
+        let group = format!("{}.{id}.build", self.instance);
+        let cgroups = self.cgroups.make(&group, Limits::build()).unwrap_or_default();
+        let job =
+            BuildJob { app_dir: &release_dir, cache_dir: &cache_dir, uid: app.uid, env: &app.env, cgroups: &cgroups };
+        let built = build(&job, transcript).await;
+        let _ = tokio::task::spawn_blocking(move || crate::cgroups::remove(&cgroups)).await;
+        let built = match built {
             Ok(built) => built,
             Err(err) => {
                 let _ = tokio::fs::remove_dir_all(&release_dir).await;

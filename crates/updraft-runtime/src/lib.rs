@@ -2,15 +2,18 @@
 //! run as sandboxed processes, and reached through the Host router.
 
 pub mod build;
+pub mod cgroups;
 mod changes;
 mod deploy;
 pub mod git;
 pub mod hook;
 pub mod logs;
 pub mod names;
+mod oneoff;
 pub mod processes;
 pub mod records;
 mod runtime;
 pub mod sandbox;
 
+pub use oneoff::Ran;
 pub use runtime::{Runtime, RuntimeError, Settings, Target};

@@ -26,6 +26,8 @@ pub struct LogLine {
 pub struct AppLogs {
     file: PathBuf,
     lines: Mutex<VecDeque<LogLine>>,
+    /// Lines as they come, for `logs?follow=true`; a follower that falls behind loses lines, not the app.
+    live: tokio::sync::broadcast::Sender<LogLine>,
 }
 
 impl AppLogs {
@@ -42,7 +44,7 @@ impl AppLogs {
                 }
             }
         }
-        AppLogs { file, lines: Mutex::new(lines) }
+        AppLogs { file, lines: Mutex::new(lines), live: tokio::sync::broadcast::channel(1024).0 }
     }
 
     pub fn push(&self, source: &str, text: &str) {
@@ -56,7 +58,15 @@ impl AppLogs {
         if lines.len() == KEPT {
             lines.pop_front();
         }
+        let _ = self.live.send(line.clone());
         lines.push_back(line);
+    }
+
+    /// The last `limit` lines, and every line after them as it comes.
+    pub fn follow(&self, limit: usize) -> (Vec<LogLine>, tokio::sync::broadcast::Receiver<LogLine>) {
+        let lines = self.lines.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        let receiver = self.live.subscribe();
+        (lines.iter().skip(lines.len().saturating_sub(limit)).cloned().collect(), receiver)
     }
 
     fn append(&self, line: &LogLine) -> std::io::Result<()> {
@@ -73,11 +83,5 @@ impl AppLogs {
     pub fn page(&self, offset: usize, limit: usize) -> Vec<LogLine> {
         let lines = self.lines.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
         lines.iter().skip(offset).take(limit).cloned().collect()
-    }
-
-    /// The last `limit` lines.
-    pub fn tail(&self, limit: usize) -> Vec<LogLine> {
-        let lines = self.lines.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-        lines.iter().skip(lines.len().saturating_sub(limit)).cloned().collect()
     }
 }

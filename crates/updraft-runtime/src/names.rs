@@ -41,6 +41,28 @@ pub fn env_name_ok(name: &str) -> bool {
         && name.len() <= 255
 }
 
+/// Why `name` cannot be a custom domain of an app under `apps_domain`.
+pub fn domain_error(name: &str, apps_domain: &str) -> Option<&'static str> {
+    let labels: Vec<&str> = name.split('.').collect();
+    let label_ok = |l: &&str| {
+        !l.is_empty()
+            && l.len() <= 63
+            && !l.starts_with('-')
+            && !l.ends_with('-')
+            && l.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+    };
+    if name.len() > 253 || labels.len() < 2 || !labels.iter().all(label_ok) {
+        return Some("a domain is lower-case labels of letters, digits and hyphens, separated by dots");
+    }
+    if labels.last().is_some_and(|tld| tld.bytes().all(|b| b.is_ascii_digit())) {
+        return Some("a domain is a name, not an address");
+    }
+    if name == apps_domain || name.ends_with(&format!(".{apps_domain}")) {
+        return Some("names under the apps domain are the apps' own");
+    }
+    None
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -57,6 +79,10 @@ mod tests {
         assert!(name_error(&"a".repeat(51)).is_none());
         assert!(app_id(&"a".repeat(51)).len() <= 63);
         assert!(env_name_ok("DATABASE_URL") && env_name_ok("_x1"));
+        assert_eq!(domain_error("www.example.com", "apps.test"), None);
+        for bad in ["example", "Example.com", "a..b", "-a.com", "1.2.3.4", "x.apps.test", "apps.test", "a_b.com"] {
+            assert!(domain_error(bad, "apps.test").is_some(), "{bad}");
+        }
         assert!(!env_name_ok("1X") && !env_name_ok("A-B") && !env_name_ok("") && !env_name_ok("A=B"));
     }
 }

@@ -13,6 +13,7 @@ use tokio::io::{AsyncBufReadExt, AsyncRead, BufReader};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
+use crate::cgroups::{Cgroups, Limits};
 use crate::logs::AppLogs;
 use crate::sandbox::Sandbox;
 
@@ -36,6 +37,10 @@ pub struct Spec {
     /// Its whole environment, `PORT` included.
     pub env: BTreeMap<String, String>,
     pub port: u16,
+    pub limits: Limits,
+    pub cgroups: Cgroups,
+    /// The name of its control groups, unique among the processes on the host.
+    pub group: String,
 }
 
 impl Spec {
@@ -85,10 +90,37 @@ async fn supervise(
     pid: Arc<AtomicU32>,
 ) {
     let name = spec.name();
+    // One set of groups for every attempt.
+    let cgroups = match spec.cgroups.make(&spec.group, spec.limits) {
+        Ok(dirs) => dirs,
+        Err(err) => {
+            logs.push("mar", &format!("{name}: limits not set ({err}); running without them"));
+            Vec::new()
+        }
+    };
+    supervise_in(&spec, &logs, &mut stopping, &restarts, &pid, &cgroups).await;
+    let _ = tokio::task::spawn_blocking(move || crate::cgroups::remove(&cgroups)).await;
+}
+
+async fn supervise_in(
+    spec: &Spec,
+    logs: &Arc<AppLogs>,
+    stopping: &mut watch::Receiver<bool>,
+    restarts: &AtomicU32,
+    pid: &AtomicU32,
+    cgroups: &[PathBuf],
+) {
+    let name = spec.name();
     let mut backoff = FIRST_BACKOFF;
     loop {
-        let sandbox =
-            Sandbox { app_dir: &spec.release_dir, writable: false, cache_dir: None, uid: spec.uid, env: &spec.env };
+        let sandbox = Sandbox {
+            app_dir: &spec.release_dir,
+            writable: false,
+            cache_dir: None,
+            uid: spec.uid,
+            env: &spec.env,
+            cgroups,
+        };
         let spawned = sandbox
             .command(&["/bin/bash", "-c", &spec.command])
             .stdin(Stdio::null())
@@ -100,7 +132,7 @@ async fn supervise(
             Ok(child) => child,
             Err(err) => {
                 logs.push(&name, &format!("could not start: {err}"));
-                if wait_or_stop(&mut stopping, backoff).await {
+                if wait_or_stop(stopping, backoff).await {
                     return;
                 }
                 backoff = (backoff * 2).min(MAX_BACKOFF);
@@ -132,7 +164,7 @@ async fn supervise(
         }
         logs.push("mar", &format!("{name} exited ({status}); starting again in {} s", backoff.as_secs()));
         restarts.fetch_add(1, Ordering::Relaxed);
-        if wait_or_stop(&mut stopping, backoff).await {
+        if wait_or_stop(stopping, backoff).await {
             return;
         }
         backoff = (backoff * 2).min(MAX_BACKOFF);

@@ -25,6 +25,9 @@ pub struct AppRecord {
     pub structure: BTreeMap<String, u32>,
     /// The app's own environment variables (`env_vars`).
     pub env: BTreeMap<String, String>,
+    /// Custom domains that reach the app besides `<id>.<apps-domain>`.
+    #[serde(default)]
+    pub domains: Vec<String>,
     /// Kept releases, oldest first; the last is current.
     pub releases: Vec<Release>,
     pub created_ms: i64,
@@ -139,6 +142,7 @@ mod tests {
             size: 1,
             structure: BTreeMap::from([("web".into(), 1)]),
             env: BTreeMap::new(),
+            domains: Vec::new(),
             releases: Vec::new(),
             created_ms: 1,
         };

@@ -7,6 +7,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
+use crate::cgroups::{Cgroups, Limits};
 use crate::logs::AppLogs;
 use crate::names;
 use crate::processes::{Process, Spec};
@@ -17,6 +18,8 @@ const FIRST_UID: u32 = 61_000;
 const LAST_UID: u32 = 64_999;
 /// Ports app processes listen on.
 const PORTS: std::ops::Range<u16> = 20_000..30_000;
+/// How long replaced processes keep serving the requests they have before they are stopped.
+const DRAIN: Duration = Duration::from_secs(5);
 
 #[derive(Debug, Clone)]
 pub struct Settings {
@@ -60,16 +63,22 @@ pub(crate) struct Running {
 
 pub struct Runtime {
     pub(crate) settings: Settings,
+    /// How sandboxes get their limits on this host.
+    pub(crate) cgroups: Cgroups,
     pub(crate) records: Arc<dyn AppRecords>,
     pub(crate) running: tokio::sync::Mutex<HashMap<String, Running>>,
     /// Web ports of each app's current release, read by every routed request.
     routes: RwLock<HashMap<String, Vec<u16>>>,
+    /// Custom domains and the app each reaches.
+    pub(crate) domains: RwLock<HashMap<String, String>>,
     round_robin: AtomicUsize,
     /// One deploy of an app at a time.
     pub(crate) deploys: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
     logs: Mutex<HashMap<String, Arc<AppLogs>>>,
-    ports: Mutex<BTreeSet<u16>>,
+    ports: Arc<Mutex<BTreeSet<u16>>>,
     next_port: AtomicUsize,
+    /// Names this server's control groups apart from another's on the same host.
+    pub(crate) instance: String,
 }
 
 impl Runtime {
@@ -77,16 +86,31 @@ impl Runtime {
         for dir in ["repos", "releases", "cache", "logs", "incoming"] {
             std::fs::create_dir_all(settings.root.join(dir))?;
         }
+        let domains = records
+            .all()
+            .into_iter()
+            .flat_map(|app| app.domains.into_iter().map(move |d| (d, app.id.clone())))
+            .collect();
+        let cgroups = Cgroups::detect();
+        if cgroups == Cgroups::Unavailable {
+            tracing::warn!(
+                "control groups cannot be written here: app processes run without memory, CPU and process limits"
+            );
+        }
         Ok(Arc::new(Runtime {
             settings,
+            cgroups,
             records,
             running: tokio::sync::Mutex::default(),
+            domains: RwLock::new(domains),
             routes: RwLock::default(),
             round_robin: AtomicUsize::new(0),
             deploys: Mutex::default(),
             logs: Mutex::default(),
-            ports: Mutex::default(),
-            next_port: AtomicUsize::new(0),
+            ports: Arc::default(),
+            // Servers sharing a host (several nodes, tests) start their searches apart.
+            next_port: AtomicUsize::new(usize::from(rand::random::<u16>())),
+            instance: hex::encode(rand::random::<[u8; 4]>()),
         }))
     }
 
@@ -134,6 +158,7 @@ impl Runtime {
             size,
             structure: BTreeMap::new(),
             env: BTreeMap::new(),
+            domains: Vec::new(),
             releases: Vec::new(),
             created_ms: now_ms(),
         };
@@ -146,6 +171,7 @@ impl Runtime {
     pub async fn delete_app(&self, id: &str) -> Result<(), RuntimeError> {
         self.records.get(id).ok_or(RuntimeError::NotFound)?;
         self.stop_app(id).await;
+        self.domains.write().unwrap_or_else(|poisoned| poisoned.into_inner()).retain(|_, app| app != id);
         let records = self.records.clone();
         let owned = id.to_owned();
         tokio::task::spawn_blocking(move || records.delete(&owned)).await.map_err(std::io::Error::other)??;
@@ -198,9 +224,25 @@ impl Runtime {
         under_domain.then(|| host[..label_end].to_ascii_lowercase())
     }
 
+    /// The app a custom domain (with or without a port) reaches.
+    fn domain_app(&self, host: &str) -> Option<String> {
+        let domains = self.domains.read().unwrap_or_else(|poisoned| poisoned.into_inner());
+        if domains.is_empty() {
+            return None;
+        }
+        let name =
+            host.rsplit_once(':').filter(|(_, port)| port.bytes().all(|b| b.is_ascii_digit())).map_or(host, |(h, _)| h);
+        domains.get(&name.to_ascii_lowercase()).cloned()
+    }
+
+    /// Whether requests naming `host` are an app's rather than the API's.
+    pub fn is_app_host(&self, host: &str) -> bool {
+        self.app_label(host).is_some() || self.domain_app(host).is_some()
+    }
+
     /// Where a request naming `host` goes; each call takes the next web process of the app.
     pub fn route(&self, host: &str) -> Target {
-        let Some(label) = self.app_label(host) else { return Target::NotAnApp };
+        let Some(label) = self.app_label(host).or_else(|| self.domain_app(host)) else { return Target::NotAnApp };
         let routes = self.routes.read().unwrap_or_else(|poisoned| poisoned.into_inner());
         match routes.get(&label) {
             Some(ports) if !ports.is_empty() => {
@@ -235,29 +277,17 @@ impl Runtime {
         Err(std::io::Error::other("no free port for an app process"))
     }
 
-    pub(crate) fn give_ports(&self, processes: &[Process]) {
-        let mut used = self.ports.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-        for process in processes {
-            used.remove(&process.spec.port);
-        }
-    }
-
     /// Stops every process of the app.
     pub async fn stop_app(&self, id: &str) {
         self.set_route(id, Vec::new());
         let running = self.running.lock().await.remove(id);
         if let Some(running) = running {
-            self.stop_processes(running.processes).await;
+            stop_processes(&self.ports, running.processes).await;
         }
     }
 
     pub(crate) async fn stop_processes(&self, processes: Vec<Process>) {
-        self.give_ports(&processes);
-        // All at once: each may take its grace period.
-        let stops: Vec<_> = processes.into_iter().map(|p| tokio::spawn(p.stop())).collect();
-        for stop in stops {
-            let _ = stop.await;
-        }
+        stop_processes(&self.ports, processes).await;
     }
 
     /// Stops every app's processes (at shutdown).
@@ -304,6 +334,9 @@ impl Runtime {
                     uid: app.uid,
                     env,
                     port,
+                    limits: Limits::of_size(app.size),
+                    group: format!("{}.{}.{process_type}.{index}.{port}", self.instance, app.id),
+                    cgroups: self.cgroups.clone(),
                 });
             }
         }
@@ -334,7 +367,12 @@ impl Runtime {
         let old = self.running.lock().await.insert(id.to_owned(), Running { processes });
         self.set_route(id, web);
         if let Some(old) = old {
-            self.stop_processes(old.processes).await;
+            // Requests already sent to the old processes finish first (up to `DRAIN`); new ones go to the new.
+            let ports = self.ports.clone();
+            tokio::spawn(async move {
+                tokio::time::sleep(DRAIN).await;
+                stop_processes(&ports, old.processes).await;
+            });
         }
     }
 
@@ -343,6 +381,19 @@ impl Runtime {
         let running = self.running.lock().await;
         let Some(running) = running.get(id) else { return Vec::new() };
         running.processes.iter().map(|p| (p.spec.name(), p.app_pid(), p.restarts.load(Ordering::Relaxed))).collect()
+    }
+}
+
+/// Stops `processes` at once (each may take its grace period) and gives their ports back.
+async fn stop_processes(ports: &Mutex<BTreeSet<u16>>, processes: Vec<Process>) {
+    let given: Vec<u16> = processes.iter().map(|p| p.spec.port).collect();
+    let stops: Vec<_> = processes.into_iter().map(|p| tokio::spawn(p.stop())).collect();
+    for stop in stops {
+        let _ = stop.await;
+    }
+    let mut used = ports.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+    for port in given {
+        used.remove(&port);
     }
 }
 

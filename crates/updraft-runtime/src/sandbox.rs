@@ -7,7 +7,7 @@
 //! The network is the host's: apps listen on `127.0.0.1:$PORT` for the router.
 
 use std::collections::BTreeMap;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use tokio::process::Command;
 
@@ -42,12 +42,22 @@ pub struct Sandbox<'a> {
     pub uid: u32,
     /// The whole environment: nothing of Updraft's own leaks in.
     pub env: &'a BTreeMap<String, String>,
+    /// The control groups it joins before it starts ([`crate::cgroups`]).
+    pub cgroups: &'a [PathBuf],
 }
 
 impl Sandbox<'_> {
     /// `argv` in the sandbox, as `bwrap … setpriv … argv`.
     pub fn command(&self, argv: &[&str]) -> Command {
-        let mut command = Command::new(BWRAP);
+        let mut command = if self.cgroups.is_empty() {
+            Command::new(BWRAP)
+        } else {
+            let mut join = Command::new("/bin/sh");
+            join.args(["-c", crate::cgroups::JOIN, "sh", &self.cgroups.len().to_string()])
+                .args(self.cgroups)
+                .arg(BWRAP);
+            join
+        };
         command.args(self.arguments()).arg("--").args(self.setpriv()).arg("--").args(argv);
         command.env_clear().kill_on_drop(true);
         command

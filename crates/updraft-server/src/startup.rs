@@ -168,7 +168,7 @@ impl Application {
         let app = tower::service_fn(move |request: axum::http::Request<hyper::body::Incoming>| {
             let request = request.map(axum::body::Body::new);
             let host = request.headers().get(axum::http::header::HOST).and_then(|h| h.to_str().ok());
-            let for_app = host.is_some_and(|host| runtime.app_label(host).is_some());
+            let for_app = host.is_some_and(|host| runtime.is_app_host(host));
             let service = if for_app {
                 tower::util::Either::Left(raw.clone())
             } else {

@@ -23,6 +23,9 @@ pub(super) fn routes() -> Router<ApiState> {
         .route("/v1/apps/{id}/logs", get(logs))
         .route("/v1/apps/{id}/scale", post(scale))
         .route("/v1/apps/{id}/env_vars", get(env_vars).put(set_env_vars))
+        .route("/v1/apps/{id}/exec", post(exec))
+        .route("/v1/apps/{id}/build_cache", axum::routing::delete(clear_build_cache))
+        .route("/v1/apps/{id}/repository", axum::routing::delete(reset_repository))
 }
 
 fn app_of(state: &ApiState, id: &str) -> Result<updraft_runtime::records::AppRecord, ApiError> {
@@ -83,6 +86,7 @@ async fn restart(
 struct Page {
     offset: Option<usize>,
     limit: Option<usize>,
+    follow: Option<bool>,
 }
 
 /// `{"results":[{"time","log"}]}`, the oldest kept line first; `limit` at most 1,000 (100 by default).
@@ -95,12 +99,76 @@ async fn logs(
     require_account(&state, &headers).await?;
     app_of(&state, &id)?;
     let limit = page.limit.unwrap_or(100).min(1000);
+    if page.follow == Some(true) {
+        return Ok(follow(&runtime(&state)?.logs(&id), limit));
+    }
     let lines = runtime(&state)?.logs(&id).page(page.offset.unwrap_or(0), limit);
     let results: Vec<Value> = lines
         .into_iter()
         .map(|line| json!({"time": line.time, "log": format!("{}: {}", line.source, line.log), "source": line.source}))
         .collect();
     Ok(Json(json!({"results": results})).into_response())
+}
+
+/// `?follow=true`: the last `limit` lines, then each new one as it comes, one JSON object a line, until the
+/// client goes.
+fn follow(logs: &updraft_runtime::logs::AppLogs, limit: usize) -> Response {
+    let (kept, live) = logs.follow(limit);
+    let line = |l: &updraft_runtime::logs::LogLine| {
+        let mut text =
+            json!({"time": l.time, "log": format!("{}: {}", l.source, l.log), "source": l.source}).to_string();
+        text.push('\n');
+        Ok::<_, std::convert::Infallible>(bytes::Bytes::from(text))
+    };
+    let first: Vec<_> = kept.iter().map(line).collect();
+    let rest = futures_util::stream::unfold(live, move |mut live| async move {
+        loop {
+            match live.recv().await {
+                Ok(next) => return Some((line(&next), live)),
+                Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {}
+                Err(tokio::sync::broadcast::error::RecvError::Closed) => return None,
+            }
+        }
+    });
+    let body = axum::body::Body::from_stream(futures_util::StreamExt::chain(futures_util::stream::iter(first), rest));
+    ([(axum::http::header::CONTENT_TYPE, "application/x-ndjson")], body).into_response()
+}
+
+/// `{"cmd":"<command>"}`: run once in the app's sandbox; `{"stdout","stderr","exitCode"}`.
+async fn exec(
+    State(state): State<ApiState>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    body: axum::body::Body,
+) -> Result<Response, ApiError> {
+    require_account(&state, &headers).await?;
+    let body = read_json(body, state.limits.max_body_bytes).await?;
+    let Some(cmd) = body.as_ref().and_then(|b| b.get("cmd")).and_then(Value::as_str).filter(|c| !c.trim().is_empty())
+    else {
+        return Err(ApiError::field("cmd", "can't be blank"));
+    };
+    let ran = runtime(&state)?.exec(&id, cmd).await.map_err(runtime_error)?;
+    Ok(Json(json!({"stdout": ran.stdout, "stderr": ran.stderr, "exitCode": ran.exit_code})).into_response())
+}
+
+async fn clear_build_cache(
+    State(state): State<ApiState>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
+    require_account(&state, &headers).await?;
+    runtime(&state)?.clear_build_cache(&id).await.map_err(runtime_error)?;
+    Ok(Json(json!({})).into_response())
+}
+
+async fn reset_repository(
+    State(state): State<ApiState>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
+    require_account(&state, &headers).await?;
+    runtime(&state)?.reset_repository(&id).await.map_err(runtime_error)?;
+    Ok(Json(json!({})).into_response())
 }
 
 /// `{"web":"2","worker":1}`: counts as numbers or strings.

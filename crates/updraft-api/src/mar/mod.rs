@@ -7,6 +7,7 @@
 //! credentials and reaches only that app's processes.
 
 mod apps;
+mod domains;
 mod git;
 mod platform;
 mod router;
@@ -23,7 +24,7 @@ use crate::error::{ApiError, Code};
 pub(crate) use router::intercept;
 
 pub(crate) fn routes() -> Router<ApiState> {
-    platform::routes().merge(apps::routes())
+    platform::routes().merge(apps::routes()).merge(domains::routes())
 }
 
 /// The runtime, or 404 where this server runs none.

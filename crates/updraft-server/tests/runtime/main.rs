@@ -4,4 +4,5 @@
 //! Needs root (the sandboxes switch to each app's own user), bubblewrap and git, as `.ci/run` installs.
 
 mod helpers;
+mod operations;
 mod pushes;

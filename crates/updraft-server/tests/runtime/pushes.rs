@@ -114,6 +114,19 @@ async fn refused_pushes_leave_the_running_release_serving() {
         .call(Method::POST, "/v1/accounts/default/instances", Some(json!({"name": "../x", "serviceProviderId": "mar"})))
         .await;
     assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{refused}");
+
+    // Emptying the build cache and the repository leaves the running release serving; the next push starts a
+    // new history.
+    for reset in ["build_cache", "repository"] {
+        assert_eq!(server.call(Method::DELETE, &format!("/v1/apps/{app}/{reset}"), None).await.0, StatusCode::OK);
+    }
+    eventually(&server, &app, 1, |body| body.contains("Hello")).await;
+    let fresh = Tree::of_example("mar-python").await;
+    fresh.write("Procfile", "web: GREETING=Fresh python app.py\n");
+    fresh.commit("a new history").await;
+    let (pushed, output) = fresh.push(&server.git_url(&app, &server.token)).await;
+    assert!(pushed, "{output}");
+    eventually(&server, &app, 5, |body| body.contains("Fresh from")).await;
 }
 
 #[tokio::test]

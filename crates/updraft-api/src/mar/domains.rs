@@ -1,0 +1,60 @@
+//! `/v1/apps/:id/domains`: the custom domains that reach an app besides `<app-id>.<apps-domain>`. A domain is
+//! one app's: claiming another app's is 409, and nothing changes.
+
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{delete, get};
+use axum::{Json, Router};
+use serde_json::{Value, json};
+
+use super::{require_account, runtime, runtime_error};
+use crate::ApiState;
+use crate::body::read_json;
+use crate::error::{ApiError, Code};
+
+pub(super) fn routes() -> Router<ApiState> {
+    Router::new()
+        .route("/v1/apps/{id}/domains", get(list).post(add))
+        .route("/v1/apps/{id}/domains/{name}", delete(remove))
+}
+
+async fn list(State(state): State<ApiState>, headers: HeaderMap, Path(id): Path<String>) -> Result<Response, ApiError> {
+    require_account(&state, &headers).await?;
+    let app = runtime(&state)?.app(&id).ok_or_else(|| ApiError::with_message(Code::NotFound, "no such app"))?;
+    let results: Vec<Value> = app.domains.iter().map(|name| json!({"name": name})).collect();
+    Ok(Json(json!({"results": results})).into_response())
+}
+
+async fn add(
+    State(state): State<ApiState>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    body: axum::body::Body,
+) -> Result<Response, ApiError> {
+    require_account(&state, &headers).await?;
+    let body = read_json(body, state.limits.max_body_bytes).await?;
+    let Some(name) = body.as_ref().and_then(|b| b.get("name")).and_then(Value::as_str) else {
+        return Err(ApiError::field("name", "can't be blank"));
+    };
+    runtime(&state)?.add_domain(&id, name).await.map_err(runtime_error)?;
+    let name = name.trim().trim_end_matches('.').to_ascii_lowercase();
+    Ok((StatusCode::CREATED, Json(json!({"name": name}))).into_response())
+}
+
+async fn remove(
+    State(state): State<ApiState>,
+    headers: HeaderMap,
+    Path((id, name)): Path<(String, String)>,
+) -> Result<Response, ApiError> {
+    require_account(&state, &headers).await?;
+    let runtime = runtime(&state)?;
+    runtime.app(&id).ok_or_else(|| ApiError::with_message(Code::NotFound, "no such app"))?;
+    match runtime.remove_domain(&id, &name).await {
+        Ok(()) => Ok(Json(json!({})).into_response()),
+        Err(updraft_runtime::RuntimeError::NotFound) => {
+            Err(ApiError::with_message(Code::NotFound, "the app has no such domain"))
+        }
+        Err(err) => Err(runtime_error(err)),
+    }
+}
