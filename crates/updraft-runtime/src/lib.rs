@@ -7,6 +7,7 @@ mod changes;
 mod deploy;
 pub mod git;
 pub mod hook;
+pub mod keys;
 pub mod logs;
 pub mod names;
 mod oneoff;
@@ -14,6 +15,7 @@ pub mod processes;
 pub mod records;
 mod runtime;
 pub mod sandbox;
+pub mod ssh;
 
 pub use oneoff::Ran;
 pub use runtime::{Runtime, RuntimeError, Settings, Target};

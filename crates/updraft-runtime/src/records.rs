@@ -107,12 +107,7 @@ impl AppRecords for FileRecords {
 
     fn put(&self, app: &AppRecord) -> std::io::Result<()> {
         let path = self.dir.join(format!("{}.json", app.id));
-        let staged = self.dir.join(format!(".{}.json.new", app.id));
-        let mut file = std::fs::File::create(&staged)?;
-        file.write_all(&serde_json::to_vec_pretty(app).map_err(std::io::Error::other)?)?;
-        file.sync_all()?;
-        std::fs::rename(&staged, &path)?;
-        std::fs::File::open(&self.dir)?.sync_all()?;
+        write_atomically(&path, &serde_json::to_vec_pretty(app).map_err(std::io::Error::other)?)?;
         self.apps().insert(app.id.clone(), app.clone());
         Ok(())
     }
@@ -125,6 +120,19 @@ impl AppRecords for FileRecords {
         self.apps().remove(id);
         Ok(())
     }
+}
+
+/// Writes `bytes` to `path` so that a crash leaves the old file or the new one: a staged file, fsynced, renamed
+/// into place, its directory fsynced.
+pub(crate) fn write_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    let dir = path.parent().ok_or_else(|| std::io::Error::other("no directory"))?;
+    let name = path.file_name().ok_or_else(|| std::io::Error::other("no file name"))?.to_string_lossy();
+    let staged = dir.join(format!(".{name}.new"));
+    let mut file = std::fs::File::create(&staged)?;
+    file.write_all(bytes)?;
+    file.sync_all()?;
+    std::fs::rename(&staged, path)?;
+    std::fs::File::open(dir)?.sync_all()
 }
 
 #[cfg(test)]

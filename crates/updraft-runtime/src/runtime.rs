@@ -8,6 +8,7 @@ use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
 use crate::cgroups::{Cgroups, Limits};
+use crate::keys::SshKeys;
 use crate::logs::AppLogs;
 use crate::names;
 use crate::processes::{Process, Spec};
@@ -63,6 +64,8 @@ pub(crate) struct Running {
 
 pub struct Runtime {
     pub(crate) settings: Settings,
+    /// Who may push over SSH.
+    ssh_keys: SshKeys,
     /// How sandboxes get their limits on this host.
     pub(crate) cgroups: Cgroups,
     pub(crate) records: Arc<dyn AppRecords>,
@@ -82,7 +85,7 @@ pub struct Runtime {
 }
 
 impl Runtime {
-    pub fn open(settings: Settings, records: Arc<dyn AppRecords>) -> std::io::Result<Arc<Runtime>> {
+    pub fn open(settings: Settings, records: Arc<dyn AppRecords>) -> anyhow::Result<Arc<Runtime>> {
         for dir in ["repos", "releases", "cache", "logs", "incoming"] {
             std::fs::create_dir_all(settings.root.join(dir))?;
         }
@@ -97,7 +100,9 @@ impl Runtime {
                 "control groups cannot be written here: app processes run without memory, CPU and process limits"
             );
         }
+        let ssh_keys = SshKeys::open(settings.root.join("ssh_keys.json"))?;
         Ok(Arc::new(Runtime {
+            ssh_keys,
             settings,
             cgroups,
             records,
@@ -120,6 +125,10 @@ impl Runtime {
             crate::git::write_hook(&self.settings, &self.repo_dir(&app.id), &app.id)?;
         }
         Ok(())
+    }
+
+    pub fn ssh_keys(&self) -> &SshKeys {
+        &self.ssh_keys
     }
 
     pub fn settings(&self) -> &Settings {

@@ -144,6 +144,8 @@ serve_settings! {
     login_failures_per_minute: u32, env "UPDRAFT_LOGIN_FAILURES_PER_MINUTE", default("10");
     /// Apps deployed by `git push` answer at `<app-id>.<apps-domain>` on this listener.
     apps_domain: String, env "UPDRAFT_APPS_DOMAIN", default("apps.localhost");
+    /// Address for git pushes over SSH (e.g. 0.0.0.0:2222), with keys from `/v1/user/ssh_keys`; unset, no SSH.
+    ssh_listen: SocketAddr, env "UPDRAFT_SSH_LISTEN";
     /// Seconds a new release's web process has to answer HTTP on `PORT` before its push is rejected.
     app_health_timeout_secs: u64, env "UPDRAFT_APP_HEALTH_TIMEOUT_SECS", default("30");
     /// Log format: text or json.
@@ -251,6 +253,7 @@ pub struct Settings {
     pub webhooks: WebhookOptions,
     pub apps_domain: String,
     pub app_health_timeout: Duration,
+    pub ssh_listen: Option<SocketAddr>,
 }
 
 #[derive(Debug, Clone)]
@@ -318,6 +321,7 @@ impl ServeArgs {
             socket_uri_ttl: Duration::from_secs(a.socket_uri_ttl_secs),
             apps_domain: a.apps_domain.trim_matches('.').to_ascii_lowercase(),
             app_health_timeout: Duration::from_secs(a.app_health_timeout_secs.max(1)),
+            ssh_listen: a.ssh_listen,
             login_limits: updraft_api::passwords::AttemptLimits {
                 per_address_per_minute: a.login_attempts_per_minute,
                 failures_per_account_per_minute: a.login_failures_per_minute,

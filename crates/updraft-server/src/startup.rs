@@ -387,6 +387,17 @@ fn open_runtime(settings: &Settings, workers: &Workers) -> anyhow::Result<Arc<up
             tracing::error!(%err, "the runtime's hook socket failed: pushes are refused");
         }
     });
+    if let Some(address) = settings.ssh_listen {
+        let listener = std::net::TcpListener::bind(address).with_context(|| format!("binding SSH on {address}"))?;
+        listener.set_nonblocking(true)?;
+        let listener = tokio::net::TcpListener::from_std(listener)?;
+        let served = runtime.clone();
+        workers.spawn("runtime-ssh", async move {
+            if let Err(err) = updraft_runtime::ssh::serve(served, listener).await {
+                tracing::error!(%err, "the SSH listener failed: pushes over SSH are refused");
+            }
+        });
+    }
     let reconciled = runtime.clone();
     tokio::spawn(async move { reconciled.reconcile().await });
     Ok(runtime)

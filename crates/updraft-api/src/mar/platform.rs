@@ -28,6 +28,8 @@ pub(super) fn routes() -> Router<ApiState> {
         .route("/v1/accounts/{cloud}/instances", get(instances).post(create_instance))
         .route("/v1/instances/{id}", get(instance).delete(delete_instance))
         .route("/v1/datacenters", get(datacenters))
+        .route("/v1/user/ssh_keys", get(ssh_keys).post(add_ssh_key))
+        .route("/v1/user/ssh_keys/{id}", axum::routing::delete(remove_ssh_key))
 }
 
 fn cloud_json() -> Value {
@@ -156,4 +158,43 @@ async fn datacenters(
         ["mar", "mdb", "eds", "mws"].iter().map(|id| json!({"id": id, "url": format!("{origin}")})).collect();
     Ok(Json(json!({"results": [{"id": DATACENTER, "description": "This Updraft server", "services": services}]}))
         .into_response())
+}
+
+/// `{"results":[{"id","name"}]}`: the keys that may push over SSH.
+async fn ssh_keys(State(state): State<ApiState>, headers: HeaderMap) -> Result<Response, ApiError> {
+    require_account(&state, &headers).await?;
+    let keys = runtime(&state)?.ssh_keys().all();
+    let results: Vec<Value> = keys.iter().map(|k| json!({"id": k.id, "name": k.name})).collect();
+    Ok(Json(json!({"results": results})).into_response())
+}
+
+/// `{"name","key":"ssh-ed25519 AAAA…"}` → 201 `{"id","name"}`.
+async fn add_ssh_key(
+    State(state): State<ApiState>,
+    headers: HeaderMap,
+    body: axum::body::Body,
+) -> Result<Response, ApiError> {
+    require_account(&state, &headers).await?;
+    let body = read_json(body, state.limits.max_body_bytes).await?.unwrap_or(Value::Null);
+    let (Some(name), Some(key)) = (body["name"].as_str(), body["key"].as_str()) else {
+        return Err(ApiError::field("key", "name and key are required"));
+    };
+    let added = runtime(&state)?.ssh_keys().add(name, key).map_err(|why| ApiError::field("key", why))?;
+    Ok((StatusCode::CREATED, Json(json!({"id": added.id, "name": added.name}))).into_response())
+}
+
+async fn remove_ssh_key(
+    State(state): State<ApiState>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
+    require_account(&state, &headers).await?;
+    match runtime(&state)?.ssh_keys().remove(&id) {
+        Ok(true) => Ok(Json(json!({})).into_response()),
+        Ok(false) => Err(ApiError::with_message(Code::NotFound, "no such key")),
+        Err(err) => {
+            tracing::error!(%err, "SSH keys not written");
+            Err(ApiError::new(Code::Internal))
+        }
+    }
 }

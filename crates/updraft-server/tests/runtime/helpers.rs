@@ -18,12 +18,17 @@ pub(crate) struct Server {
     _child: tokio::process::Child,
 }
 
-fn free_port() -> u16 {
+pub(crate) fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
 }
 
 impl Server {
     pub(crate) async fn start() -> Server {
+        Server::start_with(&[]).await
+    }
+
+    /// A server with these `serve` arguments too.
+    pub(crate) async fn start_with(extra: &[&str]) -> Server {
         let _ = rustls::crypto::ring::default_provider().install_default();
         let data = tempfile::tempdir().unwrap();
         let port = free_port();
@@ -32,6 +37,7 @@ impl Server {
             .arg(data.path())
             .args(["--admin-email", EMAIL, "--admin-password", PASSWORD, "--apps-domain", APPS_DOMAIN])
             .args(["--app-health-timeout-secs", "8"])
+            .args(extra)
             .stdout(std::process::Stdio::null())
             .stderr(std::process::Stdio::null())
             .kill_on_drop(true)
@@ -122,9 +128,15 @@ impl Tree {
 
     /// `git push <url> master`: whether it succeeded, and what git printed.
     pub(crate) async fn push(&self, url: &str) -> (bool, String) {
+        self.push_with(url, &[]).await
+    }
+
+    /// [`Tree::push`] with these environment variables.
+    pub(crate) async fn push_with(&self, url: &str, env: &[(&str, String)]) -> (bool, String) {
         let output = tokio::process::Command::new("git")
             .args(["push", url, "master"])
             .env("GIT_TERMINAL_PROMPT", "0")
+            .envs(env.iter().map(|(k, v)| (*k, v.as_str())))
             .current_dir(self.dir.path())
             .output()
             .await
