@@ -14,6 +14,7 @@ have npm || apt_missing+=(npm)
 have bwrap || apt_missing+=(bubblewrap)
 have git || apt_missing+=(git)
 have tar || apt_missing+=(tar)
+have ssh-keygen || apt_missing+=(openssh-client)
 [[ -x /usr/bin/python3 ]] && /usr/bin/python3 -c 'import ensurepip, venv' 2>/dev/null || apt_missing+=(python3 python3-venv)
 # -- end application runtime --
 # -- Qt Todo demo (examples/qt-todo) --
