@@ -9,12 +9,14 @@ use crate::records::Release;
 use crate::runtime::{Runtime, RuntimeError, now_ms};
 
 impl Runtime {
+    /// The app's one lock, shared by deploys and every change.
+    pub(crate) fn app_lock(&self, id: &str) -> std::sync::Arc<tokio::sync::Mutex<()>> {
+        let mut deploys = self.deploys.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        deploys.entry(id.to_owned()).or_default().clone()
+    }
+
     async fn lock_app(&self, id: &str) -> tokio::sync::OwnedMutexGuard<()> {
-        let lock = {
-            let mut deploys = self.deploys.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-            deploys.entry(id.to_owned()).or_default().clone()
-        };
-        lock.lock_owned().await
+        self.app_lock(id).lock_owned().await
     }
 
     /// Sets (`Some`) and unsets (`None`, or an empty value) variables; a deployed app restarts with them as a new

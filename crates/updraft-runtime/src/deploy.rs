@@ -20,10 +20,7 @@ const KEPT_RELEASES: usize = 5;
 impl Runtime {
     /// Builds the tree at `source` (moved into the release) for the app's new release and makes it current.
     pub async fn deploy(&self, id: &str, source: &Path, commit: &str, transcript: &Transcript) -> Result<u32, String> {
-        let lock = {
-            let mut deploys = self.deploys.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-            deploys.entry(id.to_owned()).or_default().clone()
-        };
+        let lock = self.app_lock(id);
         let Ok(_one_at_a_time) = lock.try_lock() else {
             return Err("a deploy of this app is in progress: push again once it ends".to_owned());
         };
