@@ -124,7 +124,7 @@ impl AppRecords for FileRecords {
 
 /// Writes `bytes` to `path` so that a crash leaves the old file or the new one: a staged file, fsynced, renamed
 /// into place, its directory fsynced.
-pub(crate) fn write_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+pub fn write_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     let dir = path.parent().ok_or_else(|| std::io::Error::other("no directory"))?;
     let name = path.file_name().ok_or_else(|| std::io::Error::other("no file name"))?.to_string_lossy();
     let staged = dir.join(format!(".{name}.new"));
