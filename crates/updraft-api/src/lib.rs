@@ -101,6 +101,8 @@ pub struct ApiContext {
     pub passwords: passwords::Passwords,
     /// The application runtime (MAR): apps, their pushes and their traffic; `None` where this server runs none.
     pub runtime: Option<Arc<updraft_runtime::Runtime>>,
+    /// Managed databases (MDB) on the servers the operator named.
+    pub databases: Option<Arc<updraft_databases::Databases>>,
     /// Where an open socket's connection loop runs: apart from HTTP requests, so that a fan-out to many sockets
     /// does not queue requests behind it (see `updraft-server`'s `runtimes.rs`).
     pub socket_runtime: tokio::runtime::Handle,

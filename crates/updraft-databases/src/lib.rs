@@ -156,8 +156,8 @@ impl Databases {
         let engine = Engine::of_image(image).ok_or_else(|| {
             DatabaseError::Invalid(format!("serviceImage {image:?}: this server offers postgresql and redis"))
         })?;
-        if ![1, 2, 4, 8].contains(&size) {
-            return Err(DatabaseError::Invalid("size is 1, 2, 4 or 8".into()));
+        if !(1..=8).contains(&size) {
+            return Err(DatabaseError::Invalid("size is 1 to 8 (× 256 MB in the original)".into()));
         }
         let _change = self.changes.lock().await;
         let id = format!("mdb-{}-{name}", names::DATACENTER);

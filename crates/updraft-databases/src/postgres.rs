@@ -28,10 +28,11 @@ impl Provisioner {
             .connect(url)
             .await
             .map_err(|err| anyhow::anyhow!("reaching the MDB PostgreSQL server: {err}"))?;
-        let (create_role, create_db): (bool, bool) =
-            sqlx::query_as("SELECT rolcreaterole OR rolsuper, rolcreatedb OR rolsuper FROM pg_roles WHERE rolname = current_user")
-                .fetch_one(&pool)
-                .await?;
+        let (create_role, create_db): (bool, bool) = sqlx::query_as(
+            "SELECT rolcreaterole OR rolsuper, rolcreatedb OR rolsuper FROM pg_roles WHERE rolname = current_user",
+        )
+        .fetch_one(&pool)
+        .await?;
         if !(create_role && create_db) {
             anyhow::bail!("the role of --mdb-postgres-url may not create roles and databases (CREATEROLE, CREATEDB)");
         }
@@ -56,7 +57,9 @@ impl Provisioner {
         .fetch_optional(&self.pool)
         .await?;
         if taken.is_some() {
-            return Err(DatabaseError::Conflict(format!("the PostgreSQL server already has a role or database {role}")));
+            return Err(DatabaseError::Conflict(format!(
+                "the PostgreSQL server already has a role or database {role}"
+            )));
         }
         let limit = CONNECTIONS_PER_SIZE * u32::from(service.size);
         let password = &service.password;
@@ -98,8 +101,10 @@ impl Provisioner {
     /// Drops the database (ending its sessions) and the role; what is already gone is not an error.
     pub(crate) async fn drop(&self, service: &ServiceRecord) -> Result<(), DatabaseError> {
         let role = &service.username;
-        let exists: Option<i32> =
-            sqlx::query_scalar("SELECT 1 FROM pg_roles WHERE rolname = $1").bind(role).fetch_optional(&self.pool).await?;
+        let exists: Option<i32> = sqlx::query_scalar("SELECT 1 FROM pg_roles WHERE rolname = $1")
+            .bind(role)
+            .fetch_optional(&self.pool)
+            .await?;
         if exists.is_some() {
             self.ddl(format!(r#"ALTER ROLE "{role}" NOLOGIN"#)).await?;
             self.end_sessions(role).await?;

@@ -36,7 +36,8 @@ pub struct ServiceRecord {
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct LogLine {
-    pub time_ms: i64,
+    /// RFC 3339, as apps' log lines.
+    pub time: String,
     pub line: String,
 }
 
@@ -60,7 +61,8 @@ impl ServiceRecord {
     }
 
     pub(crate) fn note(&mut self, line: &str) {
-        self.log.push(LogLine { time_ms: now_ms(), line: line.to_owned() });
+        let time = time::OffsetDateTime::now_utc().format(&time::format_description::well_known::Rfc3339);
+        self.log.push(LogLine { time: time.unwrap_or_default(), line: line.to_owned() });
         let over = self.log.len().saturating_sub(LOG_LINES);
         self.log.drain(..over);
     }

@@ -97,7 +97,8 @@ impl Provisioner {
         let users: Vec<String> = redis::cmd("ACL").arg("USERS").query_async(&mut connection).await?;
         if users.contains(&service.username) {
             // Off first, so that nothing logs in between the kill and the delete.
-            let () = redis::cmd("ACL").arg("SETUSER").arg(&service.username).arg("off").query_async(&mut connection).await?;
+            let () =
+                redis::cmd("ACL").arg("SETUSER").arg(&service.username).arg("off").query_async(&mut connection).await?;
             self.end_sessions(&service.username).await?;
             let _: i64 = redis::cmd("ACL").arg("DELUSER").arg(&service.username).query_async(&mut connection).await?;
             self.save().await;

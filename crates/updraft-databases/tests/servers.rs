@@ -14,11 +14,8 @@ fn suffix() -> String {
 }
 
 async fn open(dir: &std::path::Path) -> std::sync::Arc<Databases> {
-    let settings = Settings {
-        root: dir.to_path_buf(),
-        postgres_url: Some(POSTGRES.into()),
-        redis_url: Some(REDIS.into()),
-    };
+    let settings =
+        Settings { root: dir.to_path_buf(), postgres_url: Some(POSTGRES.into()), redis_url: Some(REDIS.into()) };
     Databases::open(settings).await.unwrap()
 }
 
@@ -57,7 +54,7 @@ async fn a_postgres_instance_reaches_its_own_database_only_and_goes_away_whole()
 
     let taken = databases.create(&format!("pa-{tag}"), "postgresql", 1).await.unwrap_err();
     assert!(matches!(taken, DatabaseError::Conflict(_)), "{taken}");
-    for (name, image, size) in [("../x", "postgresql", 1), ("ok", "qtcs/mysql:5.6", 1), ("ok", "postgresql", 3)] {
+    for (name, image, size) in [("../x", "postgresql", 1), ("ok", "qtcs/mysql:5.6", 1), ("ok", "postgresql", 9)] {
         let refused = databases.create(name, image, size).await.unwrap_err();
         assert!(matches!(refused, DatabaseError::Invalid(_)), "{name} {image} {size}: {refused}");
     }

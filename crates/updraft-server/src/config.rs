@@ -148,6 +148,11 @@ serve_settings! {
     ssh_listen: SocketAddr, env "UPDRAFT_SSH_LISTEN";
     /// Seconds a new release's web process has to answer HTTP on `PORT` before its push is rejected.
     app_health_timeout_secs: u64, env "UPDRAFT_APP_HEALTH_TIMEOUT_SECS", default("30");
+    /// PostgreSQL server on which `mdb` instances get a database and a role each (its role needs CREATEROLE and
+    /// CREATEDB), e.g. postgres://updraft@127.0.0.1/postgres.
+    mdb_postgres_url: String, env "UPDRAFT_MDB_POSTGRES_URL";
+    /// Redis server (6 or later) on which `mdb` instances get an ACL user and a key prefix each.
+    mdb_redis_url: String, env "UPDRAFT_MDB_REDIS_URL";
     /// Log format: text or json.
     #[arg(value_parser = str::parse::<LogFormat>)]
     log_format: LogFormat, env "UPDRAFT_LOG_FORMAT", default("text");
@@ -254,6 +259,8 @@ pub struct Settings {
     pub apps_domain: String,
     pub app_health_timeout: Duration,
     pub ssh_listen: Option<SocketAddr>,
+    pub mdb_postgres_url: Option<String>,
+    pub mdb_redis_url: Option<String>,
 }
 
 #[derive(Debug, Clone)]
@@ -322,6 +329,8 @@ impl ServeArgs {
             apps_domain: a.apps_domain.trim_matches('.').to_ascii_lowercase(),
             app_health_timeout: Duration::from_secs(a.app_health_timeout_secs.max(1)),
             ssh_listen: a.ssh_listen,
+            mdb_postgres_url: a.mdb_postgres_url.clone().filter(|it| !it.is_empty()),
+            mdb_redis_url: a.mdb_redis_url.clone().filter(|it| !it.is_empty()),
             login_limits: updraft_api::passwords::AttemptLimits {
                 per_address_per_minute: a.login_attempts_per_minute,
                 failures_per_account_per_minute: a.login_failures_per_minute,

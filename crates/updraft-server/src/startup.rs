@@ -113,6 +113,7 @@ impl Application {
             passwords: updraft_api::passwords::Passwords::new(settings.login_limits),
             socket_runtime: sockets.handle(),
             runtime: Some(runtime.clone()),
+            databases: Some(open_databases(&settings).await?),
         });
         workers.spawn("image-renders", updraft_api::eds::resume_renders(state.clone()));
         let router = router(&settings, state.clone(), metrics);
@@ -401,6 +402,16 @@ fn open_runtime(settings: &Settings, workers: &Workers) -> anyhow::Result<Arc<up
     let reconciled = runtime.clone();
     tokio::spawn(async move { reconciled.reconcile().await });
     Ok(runtime)
+}
+
+/// The MDB instances' records, and the database servers they live on, each reached once.
+async fn open_databases(settings: &Settings) -> anyhow::Result<Arc<updraft_databases::Databases>> {
+    let databases = updraft_databases::Settings {
+        root: settings.data_dir.join("databases"),
+        postgres_url: settings.mdb_postgres_url.clone(),
+        redis_url: settings.mdb_redis_url.clone(),
+    };
+    updraft_databases::Databases::open(databases).await.context("opening the managed databases (MDB)")
 }
 
 /// `/healthz`, `/metrics` for the holder of the metrics token, and every API route, timed.

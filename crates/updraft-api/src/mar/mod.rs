@@ -7,6 +7,7 @@
 //! credentials and reaches only that app's processes.
 
 mod apps;
+mod databases;
 mod domains;
 mod git;
 mod platform;
@@ -24,7 +25,7 @@ use crate::error::{ApiError, Code};
 pub(crate) use router::intercept;
 
 pub(crate) fn routes() -> Router<ApiState> {
-    platform::routes().merge(apps::routes()).merge(domains::routes())
+    platform::routes().merge(apps::routes()).merge(domains::routes()).merge(databases::routes())
 }
 
 /// The runtime, or 404 where this server runs none.

@@ -1,6 +1,6 @@
 //! The platform API of `qtc-cli` and the npm SDK: the one cloud (account) of this server, its authorizations
-//! (cloud tokens), its instances, and the datacenter that is this server. Instances of `mar` are apps; the other
-//! providers are not made here yet.
+//! (cloud tokens), its instances, and the datacenter that is this server. Instances of `mar` are apps, those of
+//! `mdb` (or `mar` with `runtimeType: service_container`, as the npm SDK makes them) managed databases.
 
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
@@ -12,6 +12,7 @@ use serde_json::{Value, json};
 use updraft_runtime::names::DATACENTER;
 use updraft_runtime::records::AppRecord;
 
+use super::databases::{database_error, databases, delete_service, forget_app};
 use super::{require_account, runtime, runtime_error};
 use crate::ApiState;
 use crate::body::read_json;
@@ -48,6 +49,17 @@ fn instance_json(app: &AppRecord) -> Value {
         "datacenterId": DATACENTER,
         "tags": [],
         "config": {"runtimeSize": app.size, "runtimeType": "app"},
+    })
+}
+
+fn service_instance_json(service: &updraft_databases::ServiceRecord) -> Value {
+    json!({
+        "id": service.id,
+        "name": service.name,
+        "serviceProviderId": "mdb",
+        "datacenterId": DATACENTER,
+        "tags": [],
+        "config": {"runtimeSize": service.size, "serviceImage": service.engine.image()},
     })
 }
 
@@ -91,11 +103,15 @@ async fn instances(
 ) -> Result<Response, ApiError> {
     require_account(&state, &headers).await?;
     known_cloud(&cloud)?;
-    let apps = match (query.provider.as_deref(), &state.runtime) {
-        (None | Some("mar"), Some(runtime)) => runtime.apps(),
-        _ => Vec::new(),
-    };
-    Ok(Json(json!({"results": apps.iter().map(instance_json).collect::<Vec<_>>()})).into_response())
+    let provider = query.provider.as_deref();
+    let mut results = Vec::new();
+    if let (None | Some("mar"), Some(runtime)) = (provider, &state.runtime) {
+        results.extend(runtime.apps().iter().map(instance_json));
+    }
+    if let (None | Some("mdb"), Some(databases)) = (provider, &state.databases) {
+        results.extend(databases.all().iter().map(service_instance_json));
+    }
+    Ok(Json(json!({"results": results})).into_response())
 }
 
 async fn create_instance(
@@ -110,19 +126,30 @@ async fn create_instance(
     let field = |name: &str| body.get(name).and_then(Value::as_str);
     let Some(name) = field("name") else { return Err(ApiError::field("name", "can't be blank")) };
     let provider = field("serviceProviderId").unwrap_or("mar");
-    let runtime_type = body["config"]["runtimeType"].as_str().unwrap_or("app");
-    if provider != "mar" || runtime_type != "app" {
-        let why = format!("instances of {provider:?} ({runtime_type}) are not made by this server yet; mar apps are");
-        return Err(ApiError::field("serviceProviderId", why));
-    }
-    let size = match &body["config"]["runtimeSize"] {
+    let config = &body["config"];
+    let runtime_type =
+        config["runtimeType"].as_str().unwrap_or(if provider == "mdb" { "service_container" } else { "app" });
+    let size = match &config["runtimeSize"] {
         Value::Null => 1,
         Value::Number(n) => n.as_u64().and_then(|n| u8::try_from(n).ok()).unwrap_or(0),
         Value::String(s) => s.parse().unwrap_or(0),
         _ => 0,
     };
-    let app = runtime(&state)?.create_app(name, size).await.map_err(runtime_error)?;
-    Ok((StatusCode::CREATED, Json(instance_json(&app))).into_response())
+    match (provider, runtime_type) {
+        ("mar", "app") => {
+            let app = runtime(&state)?.create_app(name, size).await.map_err(runtime_error)?;
+            Ok((StatusCode::CREATED, Json(instance_json(&app))).into_response())
+        }
+        ("mdb" | "mar", "service_container") => {
+            let image = config["serviceImage"].as_str().unwrap_or_default();
+            let service = databases(&state)?.create(name, image, size).await.map_err(database_error)?;
+            Ok((StatusCode::CREATED, Json(service_instance_json(&service))).into_response())
+        }
+        _ => {
+            let why = format!("{provider:?} ({runtime_type}): this server makes mar apps and mdb databases here");
+            Err(ApiError::field("serviceProviderId", why))
+        }
+    }
 }
 
 async fn instance(
@@ -131,6 +158,9 @@ async fn instance(
     Path(id): Path<String>,
 ) -> Result<Response, ApiError> {
     require_account(&state, &headers).await?;
+    if let Some(service) = state.databases.as_ref().and_then(|d| d.get(&id)) {
+        return Ok(Json(service_instance_json(&service)).into_response());
+    }
     let app = runtime(&state)?.app(&id).ok_or_else(|| ApiError::with_message(Code::NotFound, "no such instance"))?;
     Ok(Json(instance_json(&app)).into_response())
 }
@@ -141,7 +171,12 @@ async fn delete_instance(
     Path(id): Path<String>,
 ) -> Result<Response, ApiError> {
     require_account(&state, &headers).await?;
-    runtime(&state)?.delete_app(&id).await.map_err(runtime_error)?;
+    if state.databases.as_ref().is_some_and(|d| d.get(&id).is_some()) {
+        delete_service(&state, &id).await?;
+    } else {
+        runtime(&state)?.delete_app(&id).await.map_err(runtime_error)?;
+        forget_app(&state, &id).await;
+    }
     Ok(Json(json!({})).into_response())
 }
 
