@@ -26,6 +26,11 @@ fi
 # -- browser (chromium) --
 [[ -x /usr/bin/chromium ]] || apt_missing+=(chromium)
 # -- end browser --
+# -- qtc-cli (Ruby) --
+# interop/qtc-cli runs the vendored Ruby qtc-cli with Debian's ruby, httpclient and commander.
+have ruby && ruby -e 'require "httpclient"; require "commander"' 2>/dev/null ||
+  apt_missing+=(ruby ruby-httpclient ruby-commander)
+# -- end qtc-cli --
 if ((${#apt_missing[@]})); then
   export DEBIAN_FRONTEND=noninteractive
   # A machine whose earlier dpkg run was cut off refuses every install until it is finished.
@@ -78,6 +83,12 @@ UPDRAFT_BIN="$PWD/target/debug/updraft" bash examples/qt-todo/e2e.sh
 echo "== conformance (npm qtc SDK)"
 UPDRAFT_BIN="$PWD/target/debug/updraft" bash conformance/run.sh
 # -- end conformance --
+
+# -- qtc-cli (Ruby) --
+# The original Ruby qtc-cli (qtc-sdk 0.5.0, vendored) drives MAR and MDB on the real binary (interop/qtc-cli/run.sh).
+echo "== qtc-cli (Ruby)"
+UPDRAFT_BIN="$PWD/target/debug/updraft" bash interop/qtc-cli/run.sh
+# -- end qtc-cli --
 
 # -- browser (chromium) --
 # Headless Chromium on a second origin calls EDS and MWS cross-origin (conformance/browser/run.sh).

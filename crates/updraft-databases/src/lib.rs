@@ -146,7 +146,7 @@ impl Databases {
     }
 
     /// A new instance: its role and database, or its ACL user, made on the server before it is recorded.
-    pub async fn create(&self, name: &str, image: &str, size: u8) -> Result<ServiceRecord, DatabaseError> {
+    pub async fn create(&self, name: &str, image: &str, size: u8, cloud: &str) -> Result<ServiceRecord, DatabaseError> {
         if name.len() > MAX_NAME {
             return Err(DatabaseError::Invalid(format!("a database name has 1 to {MAX_NAME} characters")));
         }
@@ -178,6 +178,8 @@ impl Databases {
             created_ms: records::now_ms(),
             attached: BTreeMap::new(),
             log: Vec::new(),
+            cloud: cloud.to_owned(),
+            tags: Vec::new(),
         };
         match engine {
             Engine::Postgresql => self.postgres()?.create(&mut service).await?,
@@ -218,6 +220,14 @@ impl Databases {
             Engine::Redis => self.redis()?.apply(&service).await?,
         }
         service.note(if running { "started" } else { "stopped" });
+        self.records.put(&service)?;
+        Ok(service)
+    }
+
+    pub async fn set_tags(&self, id: &str, tags: Vec<String>) -> Result<ServiceRecord, DatabaseError> {
+        let _change = self.changes.lock().await;
+        let mut service = self.records.get(id).ok_or(DatabaseError::NotFound)?;
+        service.tags = tags;
         self.records.put(&service)?;
         Ok(service)
     }

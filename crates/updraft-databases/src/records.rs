@@ -32,6 +32,12 @@ pub struct ServiceRecord {
     /// Apps that have the URL, and the variable it is in.
     pub attached: BTreeMap<String, String>,
     pub log: Vec<LogLine>,
+    /// The cloud (platform account) it belongs to.
+    #[serde(default = "updraft_runtime::records::default_cloud")]
+    pub cloud: String,
+    /// Labels the platform API sets (`PUT /v1/instances/:id`).
+    #[serde(default)]
+    pub tags: Vec<String>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -150,6 +156,8 @@ mod tests {
             created_ms: 1,
             attached: BTreeMap::new(),
             log: Vec::new(),
+            cloud: "default".into(),
+            tags: Vec::new(),
         };
         for n in 0..LOG_LINES + 5 {
             service.note(&format!("line {n}"));

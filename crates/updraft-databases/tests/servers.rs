@@ -29,8 +29,8 @@ async fn a_postgres_instance_reaches_its_own_database_only_and_goes_away_whole()
     let dir = tempfile::tempdir().unwrap();
     let databases = open(dir.path()).await;
     let tag = suffix();
-    let a = databases.create(&format!("pa-{tag}"), "qtcs/postgresql:9.3", 1).await.unwrap();
-    let b = databases.create(&format!("pb-{tag}"), "postgresql", 2).await.unwrap();
+    let a = databases.create(&format!("pa-{tag}"), "qtcs/postgresql:9.3", 1, "default").await.unwrap();
+    let b = databases.create(&format!("pb-{tag}"), "postgresql", 2, "default").await.unwrap();
     assert_eq!(a.url(), format!("postgres://mdb_pa_{tag}:{}@127.0.0.1:5432/mdb_pa_{tag}", a.password));
 
     let mut own = PgConnection::connect(&a.url()).await.unwrap();
@@ -52,10 +52,10 @@ async fn a_postgres_instance_reaches_its_own_database_only_and_goes_away_whole()
     assert_eq!(kept, 1);
     drop(again);
 
-    let taken = databases.create(&format!("pa-{tag}"), "postgresql", 1).await.unwrap_err();
+    let taken = databases.create(&format!("pa-{tag}"), "postgresql", 1, "default").await.unwrap_err();
     assert!(matches!(taken, DatabaseError::Conflict(_)), "{taken}");
     for (name, image, size) in [("../x", "postgresql", 1), ("ok", "qtcs/mysql:5.6", 1), ("ok", "postgresql", 9)] {
-        let refused = databases.create(name, image, size).await.unwrap_err();
+        let refused = databases.create(name, image, size, "default").await.unwrap_err();
         assert!(matches!(refused, DatabaseError::Invalid(_)), "{name} {image} {size}: {refused}");
     }
 
@@ -92,8 +92,8 @@ async fn a_redis_instance_stays_within_its_prefix_and_its_keys_go_with_it() {
     let dir = tempfile::tempdir().unwrap();
     let databases = open(dir.path()).await;
     let tag = suffix();
-    let a = databases.create(&format!("ra-{tag}"), "qtcs/redis:2.8", 1).await.unwrap();
-    let b = databases.create(&format!("rb-{tag}"), "redis", 1).await.unwrap();
+    let a = databases.create(&format!("ra-{tag}"), "qtcs/redis:2.8", 1, "default").await.unwrap();
+    let b = databases.create(&format!("rb-{tag}"), "redis", 1, "default").await.unwrap();
     let (pa, pb) = (a.database(), b.database());
     assert_eq!(pa, format!("mdb_ra_{tag}:"));
 

@@ -2,12 +2,11 @@
 //! into place, as the app records are.
 
 use std::path::PathBuf;
-use std::sync::Mutex;
 
 use russh::keys::PublicKey;
 use serde::{Deserialize, Serialize};
 
-use crate::records::write_atomically;
+use crate::records::JsonList;
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct SshKey {
@@ -18,28 +17,15 @@ pub struct SshKey {
     pub created_ms: i64,
 }
 
-pub struct SshKeys {
-    file: PathBuf,
-    keys: Mutex<Vec<SshKey>>,
-}
+pub struct SshKeys(JsonList<SshKey>);
 
 impl SshKeys {
     pub fn open(file: PathBuf) -> anyhow::Result<SshKeys> {
-        let keys = match std::fs::read(&file) {
-            Ok(bytes) => serde_json::from_slice(&bytes)
-                .map_err(|e| anyhow::format_err!("{}: not a list of SSH keys: {e}", file.display()))?,
-            Err(err) if err.kind() == std::io::ErrorKind::NotFound => Vec::new(),
-            Err(err) => return Err(err.into()),
-        };
-        Ok(SshKeys { file, keys: Mutex::new(keys) })
-    }
-
-    fn lock(&self) -> std::sync::MutexGuard<'_, Vec<SshKey>> {
-        self.keys.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+        JsonList::open(file).map(SshKeys)
     }
 
     pub fn all(&self) -> Vec<SshKey> {
-        self.lock().clone()
+        self.0.all()
     }
 
     /// Registers a key; the error is why the line is no public key, or that it is registered already.
@@ -48,38 +34,28 @@ impl SshKeys {
         if name.trim().is_empty() || name.len() > 200 {
             return Err("a key's name has 1 to 200 characters".to_owned());
         }
-        let mut keys = self.lock();
-        if keys.iter().any(|k| PublicKey::from_openssh(&k.key).is_ok_and(|k| k.key_data() == public.key_data())) {
-            return Err("this key is registered already".to_owned());
-        }
         let key = SshKey {
             id: hex::encode(rand::random::<[u8; 12]>()),
             name: name.trim().to_owned(),
             key: line.trim().to_owned(),
             created_ms: crate::runtime::now_ms(),
         };
-        let mut next = keys.clone();
-        next.push(key.clone());
-        write_atomically(&self.file, &serde_json::to_vec_pretty(&next).map_err(|e| e.to_string())?)
-            .map_err(|e| e.to_string())?;
-        *keys = next;
-        Ok(key)
+        self.0.add(key, |keys| {
+            keys.iter().any(|k| same_key(k, &public)).then(|| "this key is registered already".to_owned())
+        })
     }
 
     /// Forgets a key; whether it was there.
     pub fn remove(&self, id: &str) -> std::io::Result<bool> {
-        let mut keys = self.lock();
-        let next: Vec<SshKey> = keys.iter().filter(|k| k.id != id).cloned().collect();
-        if next.len() == keys.len() {
-            return Ok(false);
-        }
-        write_atomically(&self.file, &serde_json::to_vec_pretty(&next).map_err(std::io::Error::other)?)?;
-        *keys = next;
-        Ok(true)
+        Ok(!self.0.remove(|k| k.id == id)?.is_empty())
     }
 
     /// Whether `key` is registered.
     pub fn knows(&self, key: &PublicKey) -> bool {
-        self.lock().iter().any(|k| PublicKey::from_openssh(&k.key).is_ok_and(|k| k.key_data() == key.key_data()))
+        self.0.all().iter().any(|k| same_key(k, key))
     }
+}
+
+fn same_key(registered: &SshKey, key: &PublicKey) -> bool {
+    PublicKey::from_openssh(&registered.key).is_ok_and(|k| k.key_data() == key.key_data())
 }

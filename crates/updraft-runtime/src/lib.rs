@@ -4,6 +4,7 @@
 pub mod build;
 pub mod cgroups;
 mod changes;
+pub mod clouds;
 mod deploy;
 pub mod git;
 pub mod hook;
@@ -16,6 +17,7 @@ pub mod records;
 mod runtime;
 pub mod sandbox;
 pub mod ssh;
+pub mod tokens;
 
 pub use oneoff::Ran;
 pub use runtime::{Runtime, RuntimeError, Settings, Target};

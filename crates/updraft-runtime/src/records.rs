@@ -31,6 +31,19 @@ pub struct AppRecord {
     /// Kept releases, oldest first; the last is current.
     pub releases: Vec<Release>,
     pub created_ms: i64,
+    /// The cloud (platform account) it belongs to.
+    #[serde(default = "default_cloud")]
+    pub cloud: String,
+    /// Labels the platform API sets (`PUT /v1/instances/:id`).
+    #[serde(default)]
+    pub tags: Vec<String>,
+}
+
+/// The cloud every server has, and that records written before clouds were kept belong to.
+pub const DEFAULT_CLOUD: &str = "default";
+
+pub fn default_cloud() -> String {
+    DEFAULT_CLOUD.to_owned()
 }
 
 impl AppRecord {
@@ -122,6 +135,58 @@ impl AppRecords for FileRecords {
     }
 }
 
+/// A short list kept in one JSON file, written whole before a change is visible (SSH keys, personal tokens).
+pub struct JsonList<T> {
+    file: PathBuf,
+    items: Mutex<Vec<T>>,
+}
+
+impl<T: Clone + Serialize + serde::de::DeserializeOwned> JsonList<T> {
+    /// Reads the file; a missing one is an empty list, an unreadable one stops the start-up.
+    pub fn open(file: PathBuf) -> anyhow::Result<JsonList<T>> {
+        let items = match std::fs::read(&file) {
+            Ok(bytes) => serde_json::from_slice(&bytes)
+                .map_err(|e| anyhow::format_err!("{}: not a list this server wrote: {e}", file.display()))?,
+            Err(err) if err.kind() == std::io::ErrorKind::NotFound => Vec::new(),
+            Err(err) => return Err(err.into()),
+        };
+        Ok(JsonList { file, items: Mutex::new(items) })
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Vec<T>> {
+        self.items.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    pub fn all(&self) -> Vec<T> {
+        self.lock().clone()
+    }
+
+    /// Adds `item` unless `refuse` finds a reason in the current list.
+    pub fn add(&self, item: T, refuse: impl FnOnce(&[T]) -> Option<String>) -> Result<T, String> {
+        let mut items = self.lock();
+        if let Some(why) = refuse(&items) {
+            return Err(why);
+        }
+        let mut next = items.clone();
+        next.push(item.clone());
+        write_atomically(&self.file, &serde_json::to_vec_pretty(&next).map_err(|e| e.to_string())?)
+            .map_err(|e| e.to_string())?;
+        *items = next;
+        Ok(item)
+    }
+
+    /// Removes the items `matches` picks; those removed.
+    pub fn remove(&self, matches: impl Fn(&T) -> bool) -> std::io::Result<Vec<T>> {
+        let mut items = self.lock();
+        let (gone, next): (Vec<T>, Vec<T>) = items.iter().cloned().partition(|item| matches(item));
+        if !gone.is_empty() {
+            write_atomically(&self.file, &serde_json::to_vec_pretty(&next).map_err(std::io::Error::other)?)?;
+            *items = next;
+        }
+        Ok(gone)
+    }
+}
+
 /// Writes `bytes` to `path` so that a crash leaves the old file or the new one: a staged file, fsynced, renamed
 /// into place, its directory fsynced.
 pub fn write_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
@@ -153,6 +218,8 @@ mod tests {
             domains: Vec::new(),
             releases: Vec::new(),
             created_ms: 1,
+            cloud: default_cloud(),
+            tags: Vec::new(),
         };
         records.put(&app).unwrap();
         app.env.insert("K".into(), "v".into());

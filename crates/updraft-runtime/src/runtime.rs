@@ -8,11 +8,13 @@ use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
 use crate::cgroups::{Cgroups, Limits};
+use crate::clouds::Clouds;
 use crate::keys::SshKeys;
 use crate::logs::AppLogs;
 use crate::names;
 use crate::processes::{Process, Spec};
 use crate::records::{AppRecord, AppRecords};
+use crate::tokens::PersonalTokens;
 
 /// Apps' users: one uid each from this range, never shared.
 const FIRST_UID: u32 = 61_000;
@@ -66,6 +68,9 @@ pub struct Runtime {
     pub(crate) settings: Settings,
     /// Who may push over SSH.
     ssh_keys: SshKeys,
+    /// The account's personal access tokens, by hash.
+    personal_tokens: PersonalTokens,
+    clouds: Clouds,
     /// How sandboxes get their limits on this host.
     pub(crate) cgroups: Cgroups,
     pub(crate) records: Arc<dyn AppRecords>,
@@ -101,8 +106,12 @@ impl Runtime {
             );
         }
         let ssh_keys = SshKeys::open(settings.root.join("ssh_keys.json"))?;
+        let personal_tokens = PersonalTokens::open(settings.root.join("personal_tokens.json"))?;
+        let clouds = Clouds::open(settings.root.join("clouds.json"))?;
         Ok(Arc::new(Runtime {
             ssh_keys,
+            personal_tokens,
+            clouds,
             settings,
             cgroups,
             records,
@@ -131,6 +140,14 @@ impl Runtime {
         &self.ssh_keys
     }
 
+    pub fn personal_tokens(&self) -> &PersonalTokens {
+        &self.personal_tokens
+    }
+
+    pub fn clouds(&self) -> &Clouds {
+        &self.clouds
+    }
+
     pub fn settings(&self) -> &Settings {
         &self.settings
     }
@@ -143,8 +160,8 @@ impl Runtime {
         self.records.get(id)
     }
 
-    /// A new app named `name`, with its empty repository.
-    pub async fn create_app(&self, name: &str, size: u8) -> Result<AppRecord, RuntimeError> {
+    /// A new app named `name` in `cloud`, with its empty repository.
+    pub async fn create_app(&self, name: &str, size: u8, cloud: &str) -> Result<AppRecord, RuntimeError> {
         if let Some(why) = names::name_error(name) {
             return Err(RuntimeError::Invalid(why.to_owned()));
         }
@@ -170,8 +187,20 @@ impl Runtime {
             domains: Vec::new(),
             releases: Vec::new(),
             created_ms: now_ms(),
+            cloud: cloud.to_owned(),
+            tags: Vec::new(),
         };
         crate::git::create_repo(&self.settings, &id).await?;
+        self.put(app.clone()).await?;
+        Ok(app)
+    }
+
+    /// Sets the app's tags.
+    pub async fn set_tags(&self, id: &str, tags: Vec<String>) -> Result<AppRecord, RuntimeError> {
+        let lock = self.app_lock(id);
+        let _guard = lock.lock().await;
+        let mut app = self.app(id).ok_or(RuntimeError::NotFound)?;
+        app.tags = tags;
         self.put(app.clone()).await?;
         Ok(app)
     }

@@ -135,6 +135,16 @@ pub(crate) async fn account_token(state: &ApiState) -> Result<String, EdsError> 
     issue_token(state, ACCOUNT).await
 }
 
+/// How long a personal access token lives: ten years, until it is revoked.
+const PERSONAL_TOKEN_LIFETIME_SECS: i64 = 10 * 365 * 86_400;
+
+/// A new personal access token of the account, and the hash that revokes it.
+pub(crate) async fn personal_token(state: &ApiState) -> Result<(String, String), EdsError> {
+    let token = super::tokens::issue_token_for(state, ACCOUNT, PERSONAL_TOKEN_LIFETIME_SECS).await?;
+    let hash = super::tokens::token_hash(&token);
+    Ok((token, hash))
+}
+
 async fn require_account(state: &ApiState, headers: &HeaderMap) -> Result<(), EdsError> {
     let creds = auth::credentials(headers)?;
     match token_subject(state, &creds).await? {

@@ -25,7 +25,19 @@ pub(super) fn routes() -> Router<ApiState> {
         .route("/v1/auth/oauth2/token", post(token))
         .route("/v1/auth/identity", post(identity))
         .route("/v1/auth/oauth2/revoke", post(revoke))
-        .route("/v1/user", get(current_user))
+        .route("/v1/user", get(user))
+}
+
+/// `GET /v1/user`: EDS's current user when a backend is named, else the platform's user (docs/runtime.md).
+async fn user(State(state): State<ApiState>, request: axum::extract::Request) -> Response {
+    if !request.headers().contains_key("enginio-backend-id") {
+        return crate::mar::platform_user(&state, request.headers()).await.into_response();
+    }
+    let (mut parts, _) = request.into_parts();
+    match <DataRequest as axum::extract::FromRequestParts<ApiState>>::from_request_parts(&mut parts, &state).await {
+        Ok(request) => current_user(State(state), request).await.into_response(),
+        Err(err) => err.into_response(),
+    }
 }
 
 /// The user whose username and password these are, if the attempt limits let the attempt through; else the

@@ -7,6 +7,7 @@
 //! credentials and reaches only that app's processes.
 
 mod apps;
+mod authorizations;
 mod databases;
 mod domains;
 mod git;
@@ -22,10 +23,15 @@ use crate::ApiState;
 use crate::auth::{Credentials, credentials};
 use crate::error::{ApiError, Code};
 
+pub(crate) use authorizations::platform_user;
 pub(crate) use router::intercept;
 
 pub(crate) fn routes() -> Router<ApiState> {
-    platform::routes().merge(apps::routes()).merge(domains::routes()).merge(databases::routes())
+    platform::routes()
+        .merge(apps::routes())
+        .merge(domains::routes())
+        .merge(databases::routes())
+        .merge(authorizations::routes())
 }
 
 /// The runtime, or 404 where this server runs none.

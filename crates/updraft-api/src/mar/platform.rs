@@ -9,8 +9,9 @@ use axum::routing::get;
 use axum::{Json, Router};
 use serde::Deserialize;
 use serde_json::{Value, json};
+use updraft_runtime::clouds::Cloud;
 use updraft_runtime::names::DATACENTER;
-use updraft_runtime::records::AppRecord;
+use updraft_runtime::records::{AppRecord, DEFAULT_CLOUD};
 
 use super::databases::{database_error, databases, delete_service, forget_app};
 use super::{require_account, runtime, runtime_error};
@@ -18,27 +19,25 @@ use crate::ApiState;
 use crate::body::read_json;
 use crate::error::{ApiError, Code};
 
-/// The one cloud every server has.
-const CLOUD: &str = "default";
-
 pub(super) fn routes() -> Router<ApiState> {
     Router::new()
         .route("/v1/user/accounts", get(clouds))
-        .route("/v1/accounts/{cloud}", get(cloud))
+        .route("/v1/accounts", axum::routing::post(create_cloud))
+        .route("/v1/accounts/{cloud}", get(cloud).delete(delete_cloud))
         .route("/v1/accounts/{cloud}/authorizations", get(authorizations).post(authorizations))
         .route("/v1/accounts/{cloud}/instances", get(instances).post(create_instance))
-        .route("/v1/instances/{id}", get(instance).delete(delete_instance))
+        .route("/v1/instances/{id}", get(instance).put(update_instance).delete(delete_instance))
         .route("/v1/datacenters", get(datacenters))
         .route("/v1/user/ssh_keys", get(ssh_keys).post(add_ssh_key))
         .route("/v1/user/ssh_keys/{id}", axum::routing::delete(remove_ssh_key))
 }
 
-fn cloud_json() -> Value {
-    json!({"id": CLOUD, "name": "Default cloud", "datacenter": {"id": DATACENTER}})
+fn cloud_json(cloud: &Cloud) -> Value {
+    json!({"id": cloud.id, "name": cloud.name, "datacenter": {"id": DATACENTER}})
 }
 
-fn known_cloud(cloud: &str) -> Result<(), ApiError> {
-    if cloud == CLOUD { Ok(()) } else { Err(ApiError::with_message(Code::NotFound, "no such cloud")) }
+fn known_cloud(state: &ApiState, cloud: &str) -> Result<Cloud, ApiError> {
+    runtime(state)?.clouds().get(cloud).ok_or_else(|| ApiError::with_message(Code::NotFound, "no such cloud"))
 }
 
 fn instance_json(app: &AppRecord) -> Value {
@@ -47,7 +46,8 @@ fn instance_json(app: &AppRecord) -> Value {
         "name": app.name,
         "serviceProviderId": "mar",
         "datacenterId": DATACENTER,
-        "tags": [],
+        "accountId": app.cloud,
+        "tags": app.tags,
         "config": {"runtimeSize": app.size, "runtimeType": "app"},
     })
 }
@@ -58,14 +58,16 @@ fn service_instance_json(service: &updraft_databases::ServiceRecord) -> Value {
         "name": service.name,
         "serviceProviderId": "mdb",
         "datacenterId": DATACENTER,
-        "tags": [],
+        "accountId": service.cloud,
+        "tags": service.tags,
         "config": {"runtimeSize": service.size, "serviceImage": service.engine.image()},
     })
 }
 
 async fn clouds(State(state): State<ApiState>, headers: HeaderMap) -> Result<Response, ApiError> {
     require_account(&state, &headers).await?;
-    Ok(Json(json!({"results": [cloud_json()]})).into_response())
+    let clouds: Vec<Value> = runtime(&state)?.clouds().all().iter().map(cloud_json).collect();
+    Ok(Json(json!({"results": clouds})).into_response())
 }
 
 async fn cloud(
@@ -74,18 +76,67 @@ async fn cloud(
     Path(cloud): Path<String>,
 ) -> Result<Response, ApiError> {
     require_account(&state, &headers).await?;
-    known_cloud(&cloud)?;
-    Ok(Json(cloud_json()).into_response())
+    Ok(Json(cloud_json(&known_cloud(&state, &cloud)?)).into_response())
 }
 
-/// The cloud token the MAR API takes: a token of the account, a new one on each call.
+/// `{"name","datacenter"?,"vpc"?}` → 201, the cloud. Every cloud is in this server's one datacenter.
+async fn create_cloud(
+    State(state): State<ApiState>,
+    headers: HeaderMap,
+    body: axum::body::Body,
+) -> Result<Response, ApiError> {
+    require_account(&state, &headers).await?;
+    let body = read_json(body, state.limits.max_body_bytes).await?.unwrap_or(Value::Null);
+    let Some(name) = body["name"].as_str() else { return Err(ApiError::field("name", "can't be blank")) };
+    if let Some(datacenter) = body["datacenter"].as_str().filter(|dc| *dc != DATACENTER) {
+        return Err(ApiError::field("datacenter", format!("{datacenter:?}: this server is datacenter {DATACENTER}")));
+    }
+    let cloud = runtime(&state)?.clouds().add(name).map_err(|why| ApiError::field("name", why))?;
+    Ok((StatusCode::CREATED, Json(cloud_json(&cloud))).into_response())
+}
+
+/// Deletes an empty cloud other than `default` (409 while it holds instances).
+async fn delete_cloud(
+    State(state): State<ApiState>,
+    headers: HeaderMap,
+    Path(cloud): Path<String>,
+) -> Result<Response, ApiError> {
+    require_account(&state, &headers).await?;
+    known_cloud(&state, &cloud)?;
+    if cloud == DEFAULT_CLOUD {
+        return Err(ApiError::with_message(Code::Conflict, "the default cloud stays"));
+    }
+    if !cloud_instances(&state, &cloud, None).is_empty() {
+        return Err(ApiError::with_message(Code::Conflict, "the cloud holds instances: delete them first"));
+    }
+    runtime(&state)?.clouds().remove(&cloud).map_err(|err| {
+        tracing::error!(%err, "clouds not written");
+        ApiError::new(Code::Internal)
+    })?;
+    Ok(Json(json!({})).into_response())
+}
+
+/// The cloud's instances of `provider` (`mar`, `mdb`; all when `None`), apps first.
+fn cloud_instances(state: &ApiState, cloud: &str, provider: Option<&str>) -> Vec<Value> {
+    let mut results = Vec::new();
+    if let (None | Some("mar"), Some(runtime)) = (provider, &state.runtime) {
+        results.extend(runtime.apps().iter().filter(|a| a.cloud == cloud).map(instance_json));
+    }
+    if let (None | Some("mdb"), Some(databases)) = (provider, &state.databases) {
+        results.extend(databases.all().iter().filter(|s| s.cloud == cloud).map(service_instance_json));
+    }
+    results
+}
+
+/// The cloud token the MAR API takes: a token of the account, a new one on each call (every cloud's is the
+/// account's: one account holds them all).
 async fn authorizations(
     State(state): State<ApiState>,
     headers: HeaderMap,
     Path(cloud): Path<String>,
 ) -> Result<Response, ApiError> {
     require_account(&state, &headers).await?;
-    known_cloud(&cloud)?;
+    known_cloud(&state, &cloud)?;
     let token = crate::eds::account_token(&state).await.map_err(|e| e.0)?;
     Ok(Json(json!({"results": [{"access_token": token, "token_type": "bearer"}]})).into_response())
 }
@@ -102,16 +153,8 @@ async fn instances(
     Query(query): Query<Provider>,
 ) -> Result<Response, ApiError> {
     require_account(&state, &headers).await?;
-    known_cloud(&cloud)?;
-    let provider = query.provider.as_deref();
-    let mut results = Vec::new();
-    if let (None | Some("mar"), Some(runtime)) = (provider, &state.runtime) {
-        results.extend(runtime.apps().iter().map(instance_json));
-    }
-    if let (None | Some("mdb"), Some(databases)) = (provider, &state.databases) {
-        results.extend(databases.all().iter().map(service_instance_json));
-    }
-    Ok(Json(json!({"results": results})).into_response())
+    known_cloud(&state, &cloud)?;
+    Ok(Json(json!({"results": cloud_instances(&state, &cloud, query.provider.as_deref())})).into_response())
 }
 
 async fn create_instance(
@@ -121,7 +164,7 @@ async fn create_instance(
     body: axum::body::Body,
 ) -> Result<Response, ApiError> {
     require_account(&state, &headers).await?;
-    known_cloud(&cloud)?;
+    known_cloud(&state, &cloud)?;
     let body = read_json(body, state.limits.max_body_bytes).await?.unwrap_or(Value::Null);
     let field = |name: &str| body.get(name).and_then(Value::as_str);
     let Some(name) = field("name") else { return Err(ApiError::field("name", "can't be blank")) };
@@ -137,12 +180,12 @@ async fn create_instance(
     };
     match (provider, runtime_type) {
         ("mar", "app") => {
-            let app = runtime(&state)?.create_app(name, size).await.map_err(runtime_error)?;
+            let app = runtime(&state)?.create_app(name, size, &cloud).await.map_err(runtime_error)?;
             Ok((StatusCode::CREATED, Json(instance_json(&app))).into_response())
         }
         ("mdb" | "mar", "service_container") => {
             let image = config["serviceImage"].as_str().unwrap_or_default();
-            let service = databases(&state)?.create(name, image, size).await.map_err(database_error)?;
+            let service = databases(&state)?.create(name, image, size, &cloud).await.map_err(database_error)?;
             Ok((StatusCode::CREATED, Json(service_instance_json(&service))).into_response())
         }
         _ => {
@@ -163,6 +206,50 @@ async fn instance(
     }
     let app = runtime(&state)?.app(&id).ok_or_else(|| ApiError::with_message(Code::NotFound, "no such instance"))?;
     Ok(Json(instance_json(&app)).into_response())
+}
+
+/// `{"name"?,"tags"?}`: tags change; the name is part of the id, so it may only be repeated.
+async fn update_instance(
+    State(state): State<ApiState>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    body: axum::body::Body,
+) -> Result<Response, ApiError> {
+    require_account(&state, &headers).await?;
+    let body = read_json(body, state.limits.max_body_bytes).await?.unwrap_or(Value::Null);
+    let tags = match &body["tags"] {
+        Value::Null => None,
+        Value::Array(tags) if tags.len() <= 50 => Some(
+            tags.iter()
+                .map(|t| t.as_str().filter(|t| !t.is_empty() && t.len() <= 100).map(str::to_owned))
+                .collect::<Option<Vec<String>>>()
+                .ok_or_else(|| ApiError::field("tags", "tags are strings of 1 to 100 characters"))?,
+        ),
+        _ => return Err(ApiError::field("tags", "tags are a list of at most 50 strings")),
+    };
+    if let Some(service) = state.databases.as_ref().and_then(|d| d.get(&id)) {
+        same_name(&body, &service.name)?;
+        let service = match tags {
+            Some(tags) => databases(&state)?.set_tags(&id, tags).await.map_err(database_error)?,
+            None => service,
+        };
+        return Ok(Json(service_instance_json(&service)).into_response());
+    }
+    let runtime = runtime(&state)?;
+    let app = runtime.app(&id).ok_or_else(|| ApiError::with_message(Code::NotFound, "no such instance"))?;
+    same_name(&body, &app.name)?;
+    let app = match tags {
+        Some(tags) => runtime.set_tags(&id, tags).await.map_err(runtime_error)?,
+        None => app,
+    };
+    Ok(Json(instance_json(&app)).into_response())
+}
+
+fn same_name(body: &Value, name: &str) -> Result<(), ApiError> {
+    match body["name"].as_str() {
+        Some(given) if given != name => Err(ApiError::field("name", "an instance keeps its name (it is in its id)")),
+        _ => Ok(()),
+    }
 }
 
 async fn delete_instance(

@@ -6,5 +6,6 @@
 mod databases;
 mod helpers;
 mod operations;
+mod platform;
 mod pushes;
 mod ssh;
