@@ -32,6 +32,11 @@ impl Transcript {
     pub fn detail(&self, text: &str) {
         let _ = self.0.send(format!("       {text}"));
     }
+
+    /// A line as an external buildpack wrote it (they write their own `-----> ` headlines and indents).
+    pub fn raw(&self, text: &str) {
+        let _ = self.0.send(text.to_owned());
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -41,6 +46,17 @@ pub enum Pack {
     Static,
     /// A Procfile and nothing to build.
     Generic,
+}
+
+/// How a sandboxed command's standard output is used (its errors always go to the transcript).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Output {
+    /// Into the transcript, indented.
+    Indented,
+    /// Into the transcript as written.
+    Raw,
+    /// Kept (its first 64 KiB) and returned.
+    Captured,
 }
 
 impl Pack {
@@ -73,7 +89,8 @@ impl Pack {
 /// What a build made of the tree.
 #[derive(Debug, Clone)]
 pub struct Built {
-    pub pack: Pack,
+    /// The buildpack's name, as the transcript and the app's release show it.
+    pub buildpack: String,
     pub process_types: BTreeMap<String, String>,
 }
 
@@ -87,32 +104,47 @@ pub struct BuildJob<'a> {
     pub env: &'a BTreeMap<String, String>,
     /// The control groups the build's commands join.
     pub cgroups: &'a [std::path::PathBuf],
+    /// The operator's buildpacks (`--buildpacks-dir`), tried before the built-in ones.
+    pub buildpacks_dir: Option<&'a Path>,
 }
 
 /// Builds `job.app_dir`; the error is the line the pusher reads.
 pub async fn build(job: &BuildJob<'_>, transcript: &Transcript) -> Result<Built, String> {
-    let pack = Pack::detect(job.app_dir).ok_or_else(|| {
-        "no buildpack recognizes this app: push a Procfile, requirements.txt, package.json or index.html".to_owned()
-    })?;
-    transcript.step(&format!("{} app detected", pack.name()));
     let owner = format!("{0}:{0}", job.uid);
     for dir in [job.app_dir, job.cache_dir] {
         run_host(&["chown", "-R", &owner, &dir.display().to_string()]).await?;
     }
+    if let Some(built) = crate::buildpacks::external(job, transcript).await? {
+        return Ok(built);
+    }
+    let pack = Pack::detect(job.app_dir).ok_or_else(|| {
+        "no buildpack recognizes this app: push a Procfile, requirements.txt, package.json or index.html".to_owned()
+    })?;
+    transcript.step(&format!("{} app detected", pack.name()));
     for argv in commands(pack, job.app_dir) {
         transcript.step(&format!("Running {}", argv.join(" ")));
         let argv: Vec<&str> = argv.iter().map(String::as_str).collect();
         run_sandboxed(job, &argv, transcript).await?;
     }
     let process_types = process_types(pack, job.app_dir)?;
+    announce_types(job.app_dir, pack.name(), &process_types, transcript);
+    Ok(Built { buildpack: pack.name().to_owned(), process_types })
+}
+
+/// `Discovering process types` and where they come from.
+pub(crate) fn announce_types(
+    app_dir: &Path,
+    pack: &str,
+    process_types: &BTreeMap<String, String>,
+    transcript: &Transcript,
+) {
     transcript.step("Discovering process types");
     let types = process_types.keys().map(String::as_str).collect::<Vec<_>>().join(", ");
-    if job.app_dir.join("Procfile").is_file() {
+    if app_dir.join("Procfile").is_file() {
         transcript.detail(&format!("Procfile declares types -> {types}"));
     } else {
-        transcript.detail(&format!("Default types for {} -> {types}", pack.name()));
+        transcript.detail(&format!("Default types for {pack} -> {types}"));
     }
-    Ok(Built { pack, process_types })
 }
 
 /// The build commands of a pack, run in order in `/app`.
@@ -179,7 +211,7 @@ pub fn parse_procfile(text: &str) -> Result<BTreeMap<String, String>, String> {
     Ok(types)
 }
 
-async fn run_host(argv: &[&str]) -> Result<(), String> {
+pub(crate) async fn run_host(argv: &[&str]) -> Result<(), String> {
     let status = tokio::process::Command::new(argv[0]).args(&argv[1..]).status().await;
     match status {
         Ok(status) if status.success() => Ok(()),
@@ -187,7 +219,21 @@ async fn run_host(argv: &[&str]) -> Result<(), String> {
     }
 }
 
-async fn run_sandboxed(job: &BuildJob<'_>, argv: &[&str], transcript: &Transcript) -> Result<(), String> {
+/// Runs `argv` in the build sandbox; an exit other than 0 is an error the pusher reads.
+pub(crate) async fn run_sandboxed(job: &BuildJob<'_>, argv: &[&str], transcript: &Transcript) -> Result<(), String> {
+    match sandboxed(job, argv, transcript, Output::Indented).await? {
+        (status, _) if status.success() => Ok(()),
+        (status, _) => Err(format!("{} failed ({status})", argv.join(" "))),
+    }
+}
+
+/// Runs `argv` in the build sandbox: how it exited, and its output if `output` keeps it.
+pub(crate) async fn sandboxed(
+    job: &BuildJob<'_>,
+    argv: &[&str],
+    transcript: &Transcript,
+    output: Output,
+) -> Result<(std::process::ExitStatus, String), String> {
     // The host's package-manager settings (proxies, certificates, mirrors) reach builds, not running apps; the
     // app's own variables win over them.
     let mut env: BTreeMap<String, String> = std::env::vars().filter(|(name, _)| host_setting(name)).collect();
@@ -200,6 +246,7 @@ async fn run_sandboxed(job: &BuildJob<'_>, argv: &[&str], transcript: &Transcrip
         app_dir: job.app_dir,
         writable: true,
         cache_dir: Some(job.cache_dir),
+        buildpacks_dir: job.buildpacks_dir,
         uid: job.uid,
         env: &env,
         cgroups: job.cgroups,
@@ -211,17 +258,16 @@ async fn run_sandboxed(job: &BuildJob<'_>, argv: &[&str], transcript: &Transcrip
         .stderr(Stdio::piped())
         .spawn()
         .map_err(|e| format!("could not start the build sandbox: {e}"))?;
-    let out = relay(child.stdout.take(), transcript.clone());
-    let err = relay(child.stderr.take(), transcript.clone());
+    let out = relay(child.stdout.take(), transcript.clone(), output);
+    let err = relay(child.stderr.take(), transcript.clone(), Output::Indented);
     let waited = tokio::time::timeout(BUILD_TIME, async {
-        let (status, (), ()) = tokio::join!(child.wait(), out, err);
-        status
+        let (status, kept, _) = tokio::join!(child.wait(), out, err);
+        (status, kept)
     })
     .await;
     match waited {
-        Ok(Ok(status)) if status.success() => Ok(()),
-        Ok(Ok(status)) => Err(format!("{} failed ({status})", argv.join(" "))),
-        Ok(Err(e)) => Err(format!("{} failed: {e}", argv.join(" "))),
+        Ok((Ok(status), kept)) => Ok((status, kept)),
+        Ok((Err(e), _)) => Err(format!("{} failed: {e}", argv.join(" "))),
         Err(_) => Err(format!("the build ran over {} minutes", BUILD_TIME.as_secs() / 60)),
     }
 }
@@ -243,13 +289,24 @@ fn host_setting(name: &str) -> bool {
         )
 }
 
-/// Copies `stream`'s lines into the transcript, indented.
-async fn relay(stream: Option<impl AsyncRead + Unpin>, transcript: Transcript) {
-    let Some(stream) = stream else { return };
+/// Copies `stream`'s lines into the transcript, or keeps them: the kept text.
+async fn relay(stream: Option<impl AsyncRead + Unpin>, transcript: Transcript, output: Output) -> String {
+    const KEPT: usize = 64 << 10;
+    let mut kept = String::new();
+    let Some(stream) = stream else { return kept };
     let mut lines = BufReader::new(stream).lines();
     while let Ok(Some(line)) = lines.next_line().await {
-        transcript.detail(&line);
+        match output {
+            Output::Indented => transcript.detail(&line),
+            Output::Raw => transcript.raw(&line),
+            Output::Captured if kept.len() + line.len() < KEPT => {
+                kept.push_str(&line);
+                kept.push('\n');
+            }
+            Output::Captured => {}
+        }
     }
+    kept
 }
 
 #[cfg(test)]

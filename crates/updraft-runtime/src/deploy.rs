@@ -37,8 +37,14 @@ impl Runtime {
         moved.await.map_err(|e| format!("could not stage the release: {e}"))?;
         let group = format!("{}.{id}.build", self.instance);
         let cgroups = self.cgroups.make(&group, Limits::build()).unwrap_or_default();
-        let job =
-            BuildJob { app_dir: &release_dir, cache_dir: &cache_dir, uid: app.uid, env: &app.env, cgroups: &cgroups };
+        let job = BuildJob {
+            app_dir: &release_dir,
+            cache_dir: &cache_dir,
+            uid: app.uid,
+            env: &app.env,
+            cgroups: &cgroups,
+            buildpacks_dir: self.settings.buildpacks_dir.as_deref(),
+        };
         let built = build(&job, transcript).await;
         let _ = tokio::task::spawn_blocking(move || crate::cgroups::remove(&cgroups)).await;
         let built = match built {
@@ -53,7 +59,7 @@ impl Runtime {
             version,
             build: version,
             commit: commit.to_owned(),
-            buildpack: built.pack.name().to_owned(),
+            buildpack: built.buildpack,
             process_types: built.process_types,
             env: app.env.clone(),
             created_ms: now_ms(),

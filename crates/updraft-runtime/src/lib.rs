@@ -2,6 +2,7 @@
 //! run as sandboxed processes, and reached through the Host router.
 
 pub mod build;
+mod buildpacks;
 pub mod cgroups;
 mod changes;
 pub mod clouds;

@@ -41,6 +41,7 @@ impl Runtime {
             app_dir: &release_dir,
             writable: false,
             cache_dir: None,
+            buildpacks_dir: None,
             uid: app.uid,
             env: &env,
             cgroups: &cgroups,

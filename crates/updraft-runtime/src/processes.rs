@@ -117,6 +117,7 @@ async fn supervise_in(
             app_dir: &spec.release_dir,
             writable: false,
             cache_dir: None,
+            buildpacks_dir: None,
             uid: spec.uid,
             env: &spec.env,
             cgroups,

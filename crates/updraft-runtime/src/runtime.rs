@@ -34,6 +34,8 @@ pub struct Settings {
     pub health_timeout: Duration,
     /// This binary, which git runs as each repository's pre-receive hook.
     pub exe: PathBuf,
+    /// The operator's Heroku-style buildpacks, one directory each, tried before the built-in ones.
+    pub buildpacks_dir: Option<PathBuf>,
 }
 
 #[derive(Debug, thiserror::Error)]

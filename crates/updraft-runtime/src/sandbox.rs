@@ -39,6 +39,8 @@ pub struct Sandbox<'a> {
     pub writable: bool,
     /// Bound writable at `/cache` (builds).
     pub cache_dir: Option<&'a Path>,
+    /// The operator's buildpacks, bound read-only at `/buildpacks` (builds).
+    pub buildpacks_dir: Option<&'a Path>,
     pub uid: u32,
     /// The whole environment: nothing of Updraft's own leaks in.
     pub env: &'a BTreeMap<String, String>,
@@ -104,6 +106,9 @@ impl Sandbox<'_> {
         args.extend([bind.into(), self.app_dir.display().to_string(), "/app".into()]);
         if let Some(cache) = self.cache_dir {
             args.extend(["--bind".into(), cache.display().to_string(), "/cache".into()]);
+        }
+        if let Some(buildpacks) = self.buildpacks_dir {
+            args.extend(["--ro-bind".into(), buildpacks.display().to_string(), "/buildpacks".into()]);
         }
         args.extend(["--chdir".into(), "/app".into(), "--clearenv".into()]);
         for (name, value) in self.env {

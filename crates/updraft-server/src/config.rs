@@ -148,6 +148,9 @@ serve_settings! {
     ssh_listen: SocketAddr, env "UPDRAFT_SSH_LISTEN";
     /// Seconds a new release's web process has to answer HTTP on `PORT` before its push is rejected.
     app_health_timeout_secs: u64, env "UPDRAFT_APP_HEALTH_TIMEOUT_SECS", default("30");
+    /// Directory of Heroku-style buildpacks (one directory each, with bin/detect, bin/compile, bin/release), tried
+    /// in name order before the built-in ones; it must be readable by every user.
+    buildpacks_dir: PathBuf, env "UPDRAFT_BUILDPACKS_DIR";
     /// PostgreSQL server on which `mdb` instances get a database and a role each (its role needs CREATEROLE and
     /// CREATEDB), e.g. postgres://updraft@127.0.0.1/postgres.
     mdb_postgres_url: String, env "UPDRAFT_MDB_POSTGRES_URL";
@@ -259,6 +262,7 @@ pub struct Settings {
     pub apps_domain: String,
     pub app_health_timeout: Duration,
     pub ssh_listen: Option<SocketAddr>,
+    pub buildpacks_dir: Option<PathBuf>,
     pub mdb_postgres_url: Option<String>,
     pub mdb_redis_url: Option<String>,
 }
@@ -329,6 +333,7 @@ impl ServeArgs {
             apps_domain: a.apps_domain.trim_matches('.').to_ascii_lowercase(),
             app_health_timeout: Duration::from_secs(a.app_health_timeout_secs.max(1)),
             ssh_listen: a.ssh_listen,
+            buildpacks_dir: a.buildpacks_dir.clone(),
             mdb_postgres_url: a.mdb_postgres_url.clone().filter(|it| !it.is_empty()),
             mdb_redis_url: a.mdb_redis_url.clone().filter(|it| !it.is_empty()),
             login_limits: updraft_api::passwords::AttemptLimits {

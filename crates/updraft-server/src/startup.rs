@@ -379,6 +379,7 @@ fn open_runtime(settings: &Settings, workers: &Workers) -> anyhow::Result<Arc<up
         apps_domain: settings.apps_domain.clone(),
         health_timeout: settings.app_health_timeout,
         exe: std::env::current_exe().context("finding this binary for the git hooks")?,
+        buildpacks_dir: settings.buildpacks_dir.as_deref().map(std::path::absolute).transpose()?,
     };
     let runtime = updraft_runtime::Runtime::open(runtime_settings, Arc::new(records))?;
     runtime.refresh_hooks()?;

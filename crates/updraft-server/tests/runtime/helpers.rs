@@ -111,16 +111,40 @@ impl Tree {
         tree
     }
 
+    /// A tree of these files (paths with `/` make their directories), committed.
+    pub(crate) async fn of_files(files: &[(&str, &str)]) -> Tree {
+        let tree = Tree { dir: tempfile::tempdir().unwrap() };
+        for (file, text) in files {
+            tree.write(file, text);
+        }
+        tree.git(&["init", "-q", "-b", "master"]).await;
+        tree.commit("app").await;
+        tree
+    }
+
     pub(crate) fn write(&self, file: &str, text: &str) {
-        std::fs::write(self.dir.path().join(file), text).unwrap();
+        let path = self.dir.path().join(file);
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(path, text).unwrap();
     }
 
     pub(crate) async fn commit(&self, message: &str) {
         self.git(&["add", "-A"]).await;
-        self.git(&["-c", "user.name=t", "-c", "user.email=t@example.com", "commit", "-q", "-m", message]).await;
+        self.git(&[
+            "-c",
+            "user.name=t",
+            "-c",
+            "user.email=t@example.com",
+            "commit",
+            "-q",
+            "--allow-empty",
+            "-m",
+            message,
+        ])
+        .await;
     }
 
-    async fn git(&self, args: &[&str]) {
+    pub(crate) async fn git(&self, args: &[&str]) {
         let status =
             tokio::process::Command::new("git").args(args).current_dir(self.dir.path()).status().await.unwrap();
         assert!(status.success(), "git {args:?}");
