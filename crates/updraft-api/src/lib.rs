@@ -182,7 +182,8 @@ pub fn router(state: ApiState) -> Router {
         .fallback_service(routes)
         .layer(axum::middleware::from_fn_with_state(state.clone(), mws::upgrade::intercept))
         .layer(axum::middleware::map_request(move |req: axum::extract::Request| {
-            let files = req.uri().path().starts_with("/v1/files");
+            let path = req.uri().path();
+            let files = path.starts_with("/v1/files") || path.starts_with("/v1/slug_uploads/");
             let timeout = if files { state.limits.file_body_timeout } else { state.limits.body_timeout };
             let deadline = tokio::time::Instant::now() + timeout;
             std::future::ready(body::with_deadline(req, deadline))

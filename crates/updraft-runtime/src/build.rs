@@ -192,6 +192,11 @@ fn has_start_script(dir: &Path) -> bool {
     package.is_some_and(|p| p["scripts"]["start"].is_string())
 }
 
+/// Whether `name` may be a process type: 1–30 letters, digits, `_` and `-`.
+pub fn process_type_ok(name: &str) -> bool {
+    !name.is_empty() && name.len() <= 30 && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+}
+
 /// `type: command` lines; blank lines and `#` comments skipped.
 pub fn parse_procfile(text: &str) -> Result<BTreeMap<String, String>, String> {
     let mut types = BTreeMap::new();
@@ -200,10 +205,7 @@ pub fn parse_procfile(text: &str) -> Result<BTreeMap<String, String>, String> {
             return Err(format!("Procfile line {line:?} is not `type: command`"));
         };
         let (name, command) = (name.trim(), command.trim());
-        let name_ok = !name.is_empty()
-            && name.len() <= 30
-            && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-');
-        if !name_ok || command.is_empty() {
+        if !process_type_ok(name) || command.is_empty() {
             return Err(format!("Procfile line {line:?} is not `type: command`"));
         }
         types.insert(name.to_owned(), command.to_owned());

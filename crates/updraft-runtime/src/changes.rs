@@ -50,6 +50,24 @@ impl Runtime {
         self.put(app).await
     }
 
+    /// Runs a kept release's build again, with its process types and the app's variables of now, as a new
+    /// release (so the history only grows); the release to return to must still be kept.
+    pub async fn rollback(&self, id: &str, version: u32) -> Result<u32, RuntimeError> {
+        let _guard = self.lock_app(id).await;
+        let app = self.app(id).ok_or(RuntimeError::NotFound)?;
+        let target = app.releases.iter().find(|r| r.version == version).cloned().ok_or_else(|| {
+            RuntimeError::Invalid(format!("release v{version} is not kept: the last {} are", app.releases.len()))
+        })?;
+        let release = Release {
+            version: app.releases.last().map_or(1, |r| r.version + 1),
+            env: app.env.clone(),
+            created_ms: now_ms(),
+            ..target
+        };
+        let (lines, _) = tokio::sync::mpsc::unbounded_channel();
+        self.go_live(app, release, &Transcript(lines)).await.map_err(RuntimeError::Conflict)
+    }
+
     /// Sets how many processes of each type run; only the types the current release declares.
     pub async fn scale(&self, id: &str, counts: BTreeMap<String, u32>) -> Result<(), RuntimeError> {
         let _guard = self.lock_app(id).await;

@@ -11,7 +11,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use crate::build::{BuildJob, Transcript, build};
 use crate::cgroups::Limits;
 use crate::processes::Process;
-use crate::records::Release;
+use crate::records::{AppRecord, Release};
 use crate::runtime::{Runtime, dir_size, now_ms};
 
 /// Releases kept for rollback.
@@ -24,7 +24,7 @@ impl Runtime {
         let Ok(_one_at_a_time) = lock.try_lock() else {
             return Err("a deploy of this app is in progress: push again once it ends".to_owned());
         };
-        let mut app = self.app(id).ok_or("no such app")?;
+        let app = self.app(id).ok_or("no such app")?;
         let version = app.releases.last().map_or(1, |r| r.version + 1);
         let release_dir = self.releases_dir(id).join(format!("v{version}"));
         let cache_dir = self.settings.root.join("cache").join(id);
@@ -64,10 +64,25 @@ impl Runtime {
             env: app.env.clone(),
             created_ms: now_ms(),
         };
+        self.go_live(app, release, transcript).await
+    }
+
+    /// Starts a built release (its build in `releases/<id>/v<build>`), health-checked, and records it as the
+    /// current one; a release that does not come up is removed and the old one keeps serving. Under the app's lock.
+    pub(crate) async fn go_live(
+        &self,
+        mut app: AppRecord,
+        release: Release,
+        transcript: &Transcript,
+    ) -> Result<u32, String> {
+        let id = app.id.clone();
+        let version = release.version;
         let structure = structure_for(&app.structure, &release);
         transcript.step("Deploying app");
         if let Err(err) = self.start_checked(&app, &release, &structure, transcript).await {
-            let _ = tokio::fs::remove_dir_all(&release_dir).await;
+            if release.build == version {
+                let _ = tokio::fs::remove_dir_all(self.releases_dir(&id).join(format!("v{version}"))).await;
+            }
             return Err(err);
         }
         app.structure = structure;
@@ -75,7 +90,7 @@ impl Runtime {
         let dropped: Vec<Release> = app.releases.drain(..app.releases.len().saturating_sub(KEPT_RELEASES)).collect();
         let kept = app.releases.clone();
         self.put(app).await.map_err(|e| format!("the release could not be recorded: {e}"))?;
-        self.remove_builds(id, &dropped, &kept).await;
+        self.remove_builds(&id, &dropped, &kept).await;
         transcript.step(&format!("{id} deployed to http://{id}.{}", self.settings.apps_domain));
         Ok(version)
     }
@@ -147,7 +162,7 @@ async fn answers(process: &Process, deadline: Instant) -> bool {
     false
 }
 
-fn human_size(bytes: u64) -> String {
+pub(crate) fn human_size(bytes: u64) -> String {
     match bytes {
         b if b >= 1 << 20 => format!("{:.1}M", b as f64 / f64::from(1 << 20)),
         b if b >= 1 << 10 => format!("{:.1}K", b as f64 / 1024.0),

@@ -17,6 +17,7 @@ pub mod processes;
 pub mod records;
 mod runtime;
 pub mod sandbox;
+pub mod slugs;
 pub mod ssh;
 pub mod tokens;
 

@@ -37,6 +37,23 @@ pub struct AppRecord {
     /// Labels the platform API sets (`PUT /v1/instances/:id`).
     #[serde(default)]
     pub tags: Vec<String>,
+    /// Prebuilt slugs uploaded for it (`/v1/apps/:id/slugs`).
+    #[serde(default)]
+    pub slugs: Vec<Slug>,
+}
+
+/// A prebuilt slug: a gzipped tar of the app's `/app`, made elsewhere, deployed as is.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Slug {
+    pub tag: String,
+    /// From the client's Procfile; the slug's own Procfile when empty.
+    pub process_types: BTreeMap<String, String>,
+    pub created_ms: i64,
+    pub uploaded_ms: Option<i64>,
+    pub deployed_ms: Option<i64>,
+    /// SHA-256 of the URL token that may upload it, until it is uploaded or the token expires.
+    pub upload: Option<String>,
+    pub upload_expires_ms: i64,
 }
 
 /// The cloud every server has, and that records written before clouds were kept belong to.
@@ -220,6 +237,7 @@ mod tests {
             created_ms: 1,
             cloud: default_cloud(),
             tags: Vec::new(),
+            slugs: Vec::new(),
         };
         records.put(&app).unwrap();
         app.env.insert("K".into(), "v".into());

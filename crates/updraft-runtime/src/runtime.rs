@@ -191,6 +191,7 @@ impl Runtime {
             created_ms: now_ms(),
             cloud: cloud.to_owned(),
             tags: Vec::new(),
+            slugs: Vec::new(),
         };
         crate::git::create_repo(&self.settings, &id).await?;
         self.put(app.clone()).await?;

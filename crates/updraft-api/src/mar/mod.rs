@@ -12,6 +12,7 @@ mod databases;
 mod domains;
 mod git;
 mod platform;
+mod releases;
 mod router;
 
 use axum::Router;
@@ -32,6 +33,7 @@ pub(crate) fn routes() -> Router<ApiState> {
         .merge(domains::routes())
         .merge(databases::routes())
         .merge(authorizations::routes())
+        .merge(releases::routes())
 }
 
 /// The runtime, or 404 where this server runs none.

@@ -9,4 +9,5 @@ mod helpers;
 mod operations;
 mod platform;
 mod pushes;
+mod slugs;
 mod ssh;
