@@ -3,6 +3,7 @@
 
 pub mod build;
 mod buildpacks;
+mod certificates;
 pub mod cgroups;
 mod changes;
 pub mod clouds;

@@ -40,6 +40,9 @@ pub struct AppRecord {
     /// Prebuilt slugs uploaded for it (`/v1/apps/:id/slugs`).
     #[serde(default)]
     pub slugs: Vec<Slug>,
+    /// The name of its own TLS certificate, if it has one (kept apart, in `certs/`).
+    #[serde(default)]
+    pub ssl_certificate: Option<String>,
 }
 
 /// A prebuilt slug: a gzipped tar of the app's `/app`, made elsewhere, deployed as is.
@@ -238,6 +241,7 @@ mod tests {
             cloud: default_cloud(),
             tags: Vec::new(),
             slugs: Vec::new(),
+            ssl_certificate: None,
         };
         records.put(&app).unwrap();
         app.env.insert("K".into(), "v".into());

@@ -7,6 +7,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
+use crate::certificates::Certificates;
 use crate::cgroups::{Cgroups, Limits};
 use crate::clouds::Clouds;
 use crate::keys::SshKeys;
@@ -73,6 +74,8 @@ pub struct Runtime {
     /// The account's personal access tokens, by hash.
     personal_tokens: PersonalTokens,
     clouds: Clouds,
+    /// Apps' own TLS certificates, by app id.
+    pub(crate) certificates: Certificates,
     /// How sandboxes get their limits on this host.
     pub(crate) cgroups: Cgroups,
     pub(crate) records: Arc<dyn AppRecords>,
@@ -110,10 +113,14 @@ impl Runtime {
         let ssh_keys = SshKeys::open(settings.root.join("ssh_keys.json"))?;
         let personal_tokens = PersonalTokens::open(settings.root.join("personal_tokens.json"))?;
         let clouds = Clouds::open(settings.root.join("clouds.json"))?;
+        let with_certificate: Vec<String> =
+            records.all().into_iter().filter(|a| a.ssl_certificate.is_some()).map(|a| a.id).collect();
+        let certificates = Certificates::open(settings.root.join("certs"), &with_certificate)?;
         Ok(Arc::new(Runtime {
             ssh_keys,
             personal_tokens,
             clouds,
+            certificates,
             settings,
             cgroups,
             records,
@@ -192,6 +199,7 @@ impl Runtime {
             cloud: cloud.to_owned(),
             tags: Vec::new(),
             slugs: Vec::new(),
+            ssl_certificate: None,
         };
         crate::git::create_repo(&self.settings, &id).await?;
         self.put(app.clone()).await?;
@@ -216,11 +224,13 @@ impl Runtime {
         let records = self.records.clone();
         let owned = id.to_owned();
         tokio::task::spawn_blocking(move || records.delete(&owned)).await.map_err(std::io::Error::other)??;
-        for dir in [self.repo_dir(id), self.releases_dir(id), self.settings.root.join("cache").join(id)] {
+        let (cache, slugs) = (self.settings.root.join("cache").join(id), self.settings.root.join("slugs").join(id));
+        for dir in [self.repo_dir(id), self.releases_dir(id), cache, slugs] {
             let _ = tokio::fs::remove_dir_all(dir).await;
         }
         let _ = tokio::fs::remove_file(self.log_file(id)).await;
         self.lock_logs().remove(id);
+        self.forget_certificate(id).await;
         Ok(())
     }
 
@@ -266,7 +276,7 @@ impl Runtime {
     }
 
     /// The app a custom domain (with or without a port) reaches.
-    fn domain_app(&self, host: &str) -> Option<String> {
+    pub(crate) fn domain_app(&self, host: &str) -> Option<String> {
         let domains = self.domains.read().unwrap_or_else(|poisoned| poisoned.into_inner());
         if domains.is_empty() {
             return None;

@@ -83,7 +83,7 @@ impl Application {
         let webhook_guard = webhook_guard(&settings, &bound);
         spawn_realtime(&workers, &settings, &store, &gateways, &bus, &webhook_guard);
         let blobs = open_blobs(&settings, &workers, &store).await?;
-        let runtime = open_runtime(&settings, &workers)?;
+        let runtime = open_runtime(&settings, &workers, &bound)?;
         let state = ApiState::new(ApiContext {
             store: store.clone(),
             tenants: store.clone(),
@@ -217,6 +217,8 @@ struct Bound {
     tls_addr: Option<SocketAddr>,
     /// Whether the main listener speaks TLS (then socket URIs are `wss`).
     main_is_tls: bool,
+    /// Where the TLS listeners find apps' certificates once the runtime is open.
+    app_certificates: tls::AppCertificates,
 }
 
 impl Bound {
@@ -225,21 +227,23 @@ impl Bound {
         let local_addr = tcp.local_addr()?;
         let mut listeners = Vec::new();
         let mut tls_addr = None;
+        let app_certificates = tls::AppCertificates::default();
         match (&settings.tls, settings.tls_listen) {
             (Some(files), None) => {
-                listeners.push(Listener::Tls(TlsListener::new(tcp, tls::server_config(files)?, connections.clone())))
+                let config = tls::server_config(files, app_certificates.clone())?;
+                listeners.push(Listener::Tls(TlsListener::new(tcp, config, connections.clone())))
             }
             (Some(files), Some(addr)) => {
                 listeners.push(Listener::Plain(tcp));
                 let tls_tcp = bind(addr).with_context(|| format!("binding {addr}"))?;
                 tls_addr = Some(tls_tcp.local_addr()?);
-                let config = tls::server_config(files)?;
+                let config = tls::server_config(files, app_certificates.clone())?;
                 listeners.push(Listener::Tls(TlsListener::new(tls_tcp, config, connections.clone())));
             }
             (None, _) => listeners.push(Listener::Plain(tcp)),
         }
         let main_is_tls = settings.tls.is_some() && settings.tls_listen.is_none();
-        Ok(Bound { listeners, local_addr, tls_addr, main_is_tls })
+        Ok(Bound { listeners, local_addr, tls_addr, main_is_tls, app_certificates })
     }
 
     fn public_address(&self, settings: &Settings) -> PublicAddress {
@@ -371,7 +375,11 @@ fn stream_route(state: ApiState) -> Arc<serve::RawRoute> {
 }
 
 /// The application runtime under `<data>/runtime`: its hook socket served, and what ran before started again.
-fn open_runtime(settings: &Settings, workers: &Workers) -> anyhow::Result<Arc<updraft_runtime::Runtime>> {
+fn open_runtime(
+    settings: &Settings,
+    workers: &Workers,
+    bound: &Bound,
+) -> anyhow::Result<Arc<updraft_runtime::Runtime>> {
     let root = settings.data_dir.join("runtime");
     let records = updraft_runtime::records::FileRecords::open(&root.join("apps"))?;
     let runtime_settings = updraft_runtime::Settings {
@@ -383,6 +391,7 @@ fn open_runtime(settings: &Settings, workers: &Workers) -> anyhow::Result<Arc<up
     };
     let runtime = updraft_runtime::Runtime::open(runtime_settings, Arc::new(records))?;
     runtime.refresh_hooks()?;
+    let _ = bound.app_certificates.set(runtime.clone());
     let served = runtime.clone();
     workers.spawn("runtime-hooks", async move {
         if let Err(err) = updraft_runtime::hook::serve(served).await {

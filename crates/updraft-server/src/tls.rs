@@ -1,10 +1,12 @@
 //! HTTPS/WSS: a listener whose accepted connections are TLS streams (rustls, ring provider).
 
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use anyhow::Context;
 use rustls::ServerConfig;
+use rustls::server::{ClientHello, ResolvesServerCert};
+use rustls::sign::CertifiedKey;
 use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::{CertificateDer, PrivateKeyDer};
 use tokio::net::{TcpListener, TcpStream};
@@ -18,16 +20,42 @@ use crate::serve::AcceptBackoff;
 
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 
-pub(crate) fn server_config(files: &TlsFiles) -> anyhow::Result<Arc<ServerConfig>> {
+/// The runtime whose apps' certificates the TLS listeners serve by SNI, set once it is open.
+pub(crate) type AppCertificates = Arc<OnceLock<Arc<updraft_runtime::Runtime>>>;
+
+pub(crate) fn server_config(files: &TlsFiles, apps: AppCertificates) -> anyhow::Result<Arc<ServerConfig>> {
     let certs = CertificateDer::pem_file_iter(&files.cert)
         .with_context(|| format!("reading {}", files.cert.display()))?
         .collect::<Result<Vec<_>, _>>()
         .with_context(|| format!("parsing {}", files.cert.display()))?;
     let key = PrivateKeyDer::from_pem_file(&files.key).with_context(|| format!("reading {}", files.key.display()))?;
-    let mut config =
-        ServerConfig::builder().with_no_client_auth().with_single_cert(certs, key).context("TLS certificate")?;
+    let signer = rustls::crypto::ring::sign::any_supported_type(&key).context("TLS key")?;
+    let server = CertifiedKey::new(certs, signer);
+    server.keys_match().context("TLS certificate: the key does not belong to it")?;
+    let resolver = BySni { server: Arc::new(server), apps };
+    let mut config = ServerConfig::builder().with_no_client_auth().with_cert_resolver(Arc::new(resolver));
     config.alpn_protocols = vec![b"http/1.1".to_vec()];
     Ok(Arc::new(config))
+}
+
+/// An app's own certificate for its hosts (docs/runtime.md), the server's for every other name and for clients
+/// that send none.
+struct BySni {
+    server: Arc<CertifiedKey>,
+    apps: AppCertificates,
+}
+
+impl std::fmt::Debug for BySni {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("BySni")
+    }
+}
+
+impl ResolvesServerCert for BySni {
+    fn resolve(&self, hello: ClientHello<'_>) -> Option<Arc<CertifiedKey>> {
+        let app = hello.server_name().and_then(|name| self.apps.get()?.certificate_for(name));
+        Some(app.unwrap_or_else(|| self.server.clone()))
+    }
 }
 
 /// Accepts TCP and completes TLS handshakes off the accept path, so one slow client does not

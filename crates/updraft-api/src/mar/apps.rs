@@ -47,7 +47,7 @@ async fn show(State(state): State<ApiState>, headers: HeaderMap, Path(id): Path<
         "name": app.name,
         "size": app.size,
         "state": state_name,
-        "sslCertificate": null,
+        "sslCertificate": app.ssl_certificate.as_ref().map(|name| json!({"name": name})),
         "structure": app.structure,
         "release": release,
     }))

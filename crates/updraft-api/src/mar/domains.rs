@@ -1,5 +1,6 @@
 //! `/v1/apps/:id/domains`: the custom domains that reach an app besides `<app-id>.<apps-domain>`. A domain is
-//! one app's: claiming another app's is 409, and nothing changes.
+//! one app's: claiming another app's is 409, and nothing changes. `/v1/apps/:id/ssl_certificate`: the app's own
+//! certificate, which the TLS listeners present to clients naming those hosts.
 
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
@@ -17,6 +18,34 @@ pub(super) fn routes() -> Router<ApiState> {
     Router::new()
         .route("/v1/apps/{id}/domains", get(list).post(add))
         .route("/v1/apps/{id}/domains/{name}", delete(remove))
+        .route("/v1/apps/{id}/ssl_certificate", axum::routing::post(set_certificate).delete(remove_certificate))
+}
+
+/// `{"name","privateKey","certificateBody","certificateChain"?}` (PEM): checked, kept, served at once.
+async fn set_certificate(
+    State(state): State<ApiState>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    body: axum::body::Body,
+) -> Result<Response, ApiError> {
+    require_account(&state, &headers).await?;
+    let body = read_json(body, state.limits.max_body_bytes).await?.unwrap_or(Value::Null);
+    let text = |field: &'static str| body[field].as_str().ok_or_else(|| ApiError::field(field, "a PEM text"));
+    let (key, certificate) = (text("privateKey")?, text("certificateBody")?);
+    let chain = body["certificateChain"].as_str();
+    let name = body["name"].as_str().unwrap_or_default();
+    runtime(&state)?.set_certificate(&id, name, key, certificate, chain).await.map_err(runtime_error)?;
+    Ok(Json(json!({"name": if name.is_empty() { &id } else { name }})).into_response())
+}
+
+async fn remove_certificate(
+    State(state): State<ApiState>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
+    require_account(&state, &headers).await?;
+    runtime(&state)?.remove_certificate(&id).await.map_err(runtime_error)?;
+    Ok(Json(json!({})).into_response())
 }
 
 async fn list(State(state): State<ApiState>, headers: HeaderMap, Path(id): Path<String>) -> Result<Response, ApiError> {

@@ -4,6 +4,7 @@
 //! Needs root (the sandboxes switch to each app's own user), bubblewrap and git, as `.ci/run` installs.
 
 mod buildpacks;
+mod certificates;
 mod databases;
 mod helpers;
 mod operations;
