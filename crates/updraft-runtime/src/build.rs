@@ -106,6 +106,8 @@ pub struct BuildJob<'a> {
     pub cgroups: &'a [std::path::PathBuf],
     /// The operator's buildpacks (`--buildpacks-dir`), tried before the built-in ones.
     pub buildpacks_dir: Option<&'a Path>,
+    /// `STACK`.
+    pub stack: &'a str,
 }
 
 /// Builds `job.app_dir`; the error is the line the pusher reads.
@@ -241,7 +243,7 @@ pub(crate) async fn sandboxed(
     let mut env: BTreeMap<String, String> = std::env::vars().filter(|(name, _)| host_setting(name)).collect();
     env.extend(job.env.clone());
     env.extend(
-        [("PATH", crate::sandbox::PATH), ("HOME", "/app"), ("APP_DIR", "/app"), ("STACK", "cedar-14")]
+        [("PATH", crate::sandbox::PATH), ("HOME", "/app"), ("APP_DIR", "/app"), ("STACK", job.stack)]
             .map(|(k, v)| (k.to_owned(), v.to_owned())),
     );
     let sandbox = Sandbox {

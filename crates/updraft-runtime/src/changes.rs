@@ -50,6 +50,17 @@ impl Runtime {
         self.put(app).await
     }
 
+    /// Sets the stack the app's next release is built for.
+    pub async fn set_stack(&self, id: &str, stack: &str) -> Result<(), RuntimeError> {
+        if !crate::records::STACKS.contains(&stack) {
+            return Err(RuntimeError::Invalid(format!("the stacks are {}", crate::records::STACKS.join(" and "))));
+        }
+        let _guard = self.lock_app(id).await;
+        let mut app = self.app(id).ok_or(RuntimeError::NotFound)?;
+        app.stack = stack.to_owned();
+        self.put(app).await
+    }
+
     /// Runs a kept release's build again, with its process types and the app's variables of now, as a new
     /// release (so the history only grows); the release to return to must still be kept.
     pub async fn rollback(&self, id: &str, version: u32) -> Result<u32, RuntimeError> {

@@ -44,6 +44,7 @@ impl Runtime {
             env: &app.env,
             cgroups: &cgroups,
             buildpacks_dir: self.settings.buildpacks_dir.as_deref(),
+            stack: &app.stack,
         };
         let built = build(&job, transcript).await;
         let _ = tokio::task::spawn_blocking(move || crate::cgroups::remove(&cgroups)).await;
@@ -63,6 +64,7 @@ impl Runtime {
             process_types: built.process_types,
             env: app.env.clone(),
             created_ms: now_ms(),
+            stack: app.stack.clone(),
         };
         self.go_live(app, release, transcript).await
     }

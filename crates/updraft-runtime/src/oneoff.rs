@@ -32,7 +32,7 @@ impl Runtime {
         let release_dir = self.releases_dir(id).join(format!("v{}", release.build));
         let mut env = release.env.clone();
         env.extend(
-            [("STACK", "cedar-14"), ("HOME", "/app"), ("PATH", crate::sandbox::PATH), ("MAR_APP_ID", id)]
+            [("STACK", release.stack.as_str()), ("HOME", "/app"), ("PATH", crate::sandbox::PATH), ("MAR_APP_ID", id)]
                 .map(|(k, v)| (k.to_owned(), v.to_owned())),
         );
         let group = format!("{}.{id}.exec.{}", self.instance, hex::encode(rand::random::<[u8; 6]>()));

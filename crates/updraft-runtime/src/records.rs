@@ -43,6 +43,9 @@ pub struct AppRecord {
     /// The name of its own TLS certificate, if it has one (kept apart, in `certs/`).
     #[serde(default)]
     pub ssl_certificate: Option<String>,
+    /// The stack its next release is built for.
+    #[serde(default = "default_stack")]
+    pub stack: String,
 }
 
 /// A prebuilt slug: a gzipped tar of the app's `/app`, made elsewhere, deployed as is.
@@ -87,6 +90,16 @@ pub struct Release {
     /// The environment it was released with: a change makes a new release of the same build.
     pub env: BTreeMap<String, String>,
     pub created_ms: i64,
+    /// The stack it was built for (`STACK`).
+    #[serde(default = "default_stack")]
+    pub stack: String,
+}
+
+/// The stacks apps may name (`PUT /v1/apps/:id`); both build and run on the host's own tools.
+pub const STACKS: [&str; 2] = ["cedar-14", "cedar"];
+
+pub fn default_stack() -> String {
+    STACKS[0].to_owned()
 }
 
 /// Where app records live.
@@ -242,6 +255,7 @@ mod tests {
             tags: Vec::new(),
             slugs: Vec::new(),
             ssl_certificate: None,
+            stack: default_stack(),
         };
         records.put(&app).unwrap();
         app.env.insert("K".into(), "v".into());

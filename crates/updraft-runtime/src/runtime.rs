@@ -200,6 +200,7 @@ impl Runtime {
             tags: Vec::new(),
             slugs: Vec::new(),
             ssl_certificate: None,
+            stack: crate::records::default_stack(),
         };
         crate::git::create_repo(&self.settings, &id).await?;
         self.put(app.clone()).await?;
@@ -366,7 +367,7 @@ impl Runtime {
                 env.extend(
                     [
                         ("PORT", port.to_string()),
-                        ("STACK", "cedar-14".to_owned()),
+                        ("STACK", release.stack.clone()),
                         ("MAR_APP_ID", app.id.clone()),
                         ("HOME", "/app".to_owned()),
                         ("PATH", crate::sandbox::PATH.to_owned()),

@@ -151,6 +151,7 @@ impl Runtime {
             process_types,
             env: app.env.clone(),
             created_ms: now_ms(),
+            stack: app.stack.clone(),
         };
         self.go_live(app, release, transcript).await.map_err(RuntimeError::Conflict)
     }
@@ -181,6 +182,7 @@ impl Runtime {
             env: &BTreeMap::new(),
             cgroups: &cgroups,
             buildpacks_dir: None,
+            stack: &app.stack,
         };
         let inside = format!("/cache/{}.tgz", slug.tag);
         let strip = format!("--strip-components={}", heroku_depth(&entries));

@@ -17,7 +17,7 @@ use crate::error::{ApiError, Code};
 
 pub(super) fn routes() -> Router<ApiState> {
     Router::new()
-        .route("/v1/apps/{id}", get(show))
+        .route("/v1/apps/{id}", get(show).put(update))
         .route("/v1/apps/{id}/status", get(status))
         .route("/v1/apps/{id}/restart", post(restart))
         .route("/v1/apps/{id}/logs", get(logs))
@@ -49,9 +49,26 @@ async fn show(State(state): State<ApiState>, headers: HeaderMap, Path(id): Path<
         "state": state_name,
         "sslCertificate": app.ssl_certificate.as_ref().map(|name| json!({"name": name})),
         "structure": app.structure,
+        "stack": app.stack,
         "release": release,
     }))
     .into_response())
+}
+
+/// `{"stack":"cedar-14"}`: the stack the next release is built for (`qtc-cli mar stack:set`).
+async fn update(
+    State(state): State<ApiState>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    body: axum::body::Body,
+) -> Result<Response, ApiError> {
+    require_account(&state, &headers).await?;
+    let body = read_json(body, state.limits.max_body_bytes).await?.unwrap_or(Value::Null);
+    if let Some(stack) = body.get("stack") {
+        let stack = stack.as_str().ok_or_else(|| ApiError::field("stack", "a stack's name"))?;
+        runtime(&state)?.set_stack(&id, stack).await.map_err(runtime_error)?;
+    }
+    show(State(state), headers, Path(id)).await
 }
 
 async fn status(
@@ -208,7 +225,7 @@ async fn env_vars(
     require_account(&state, &headers).await?;
     let app = app_of(&state, &id)?;
     let mut env: serde_json::Map<String, Value> = app.env.into_iter().map(|(k, v)| (k, Value::String(v))).collect();
-    env.entry("STACK").or_insert_with(|| Value::String("cedar-14".into()));
+    env.entry("STACK").or_insert_with(|| Value::String(app.stack.clone()));
     Ok(Json(Value::Object(env)).into_response())
 }
 

@@ -94,6 +94,16 @@ async fn clouds_hold_their_own_instances_and_instances_keep_tags() {
     }
     assert_eq!(server.call(Method::GET, &path, None).await.1["tags"], json!(["web", "eu"]));
 
+    // The stack the next release is built for: the two the original offered.
+    let app_path = format!("/v1/apps/{app}");
+    let (status, info) = server.call(Method::PUT, &app_path, Some(json!({"stack": "cedar"}))).await;
+    assert_eq!((status, &info["stack"]), (StatusCode::OK, &json!("cedar")), "{info}");
+    assert_eq!(server.call(Method::GET, &format!("{app_path}/env_vars"), None).await.1["STACK"], "cedar");
+    for bad in [json!({"stack": "heroku-22"}), json!({"stack": 14})] {
+        assert_eq!(server.call(Method::PUT, &app_path, Some(bad)).await.0, StatusCode::UNPROCESSABLE_ENTITY);
+    }
+    assert_eq!(server.call(Method::GET, &app_path, None).await.1["stack"], "cedar");
+
     let cloud = format!("/v1/accounts/{staging_id}");
     assert_eq!(server.call(Method::DELETE, &cloud, None).await.0, StatusCode::CONFLICT);
     assert_eq!(server.call(Method::DELETE, &path, None).await.0, StatusCode::OK);
