@@ -92,8 +92,15 @@ impl Runtime {
             return Err(RuntimeError::Invalid(format!("{name}: {count} is more than 16 processes of a type")));
         }
         app.structure.extend(counts);
-        let specs = self.specs(&app, &release, &app.structure)?;
-        self.run(id, specs).await;
+        // Only the difference starts or stops: `web.1` keeps serving while `web.2` is added.
+        let running = self.running_names(id).await;
+        let (unchanged, add): (Vec<_>, Vec<_>) = self
+            .specs(&app, &release, &app.structure)?
+            .into_iter()
+            .partition(|spec| running.contains(&(spec.process_type.clone(), spec.index)));
+        self.give_back(&unchanged);
+        let structure = app.structure.clone();
+        self.rescale(id, add, |spec| spec.index <= structure.get(&spec.process_type).copied().unwrap_or(0)).await;
         self.put(app).await
     }
 

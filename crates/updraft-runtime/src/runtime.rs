@@ -428,6 +428,43 @@ impl Runtime {
         }
     }
 
+    /// Starts `add` beside the app's processes that `keep` holds, routes the web ones of both, and stops the
+    /// others after the drain (a scale: processes of unchanged types keep running).
+    pub(crate) async fn rescale(&self, id: &str, add: Vec<Spec>, keep: impl Fn(&Spec) -> bool) {
+        let logs = self.logs(id);
+        let started = add.into_iter().map(|spec| Process::start(spec, logs.clone()));
+        let mut running = self.running.lock().await;
+        let old = running.remove(id).map(|r| r.processes).unwrap_or_default();
+        let (kept, gone): (Vec<Process>, Vec<Process>) = old.into_iter().partition(|p| keep(&p.spec));
+        let mut processes: Vec<Process> = kept.into_iter().chain(started).collect();
+        processes.sort_by(|a, b| (&a.spec.process_type, a.spec.index).cmp(&(&b.spec.process_type, b.spec.index)));
+        let web: Vec<u16> = processes.iter().filter(|p| p.spec.process_type == "web").map(|p| p.spec.port).collect();
+        running.insert(id.to_owned(), Running { processes });
+        drop(running);
+        self.set_route(id, web);
+        let ports = self.ports.clone();
+        tokio::spawn(async move {
+            tokio::time::sleep(DRAIN).await;
+            stop_processes(&ports, gone).await;
+        });
+    }
+
+    /// The `(type, index)` of each process the app runs.
+    pub(crate) async fn running_names(&self, id: &str) -> BTreeSet<(String, u32)> {
+        let running = self.running.lock().await;
+        running.get(id).map_or_else(BTreeSet::new, |r| {
+            r.processes.iter().map(|p| (p.spec.process_type.clone(), p.spec.index)).collect()
+        })
+    }
+
+    /// Gives back the ports of specs that will not run.
+    pub(crate) fn give_back(&self, specs: &[Spec]) {
+        let mut used = self.ports.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        for spec in specs {
+            used.remove(&spec.port);
+        }
+    }
+
     /// How each of the app's processes is doing: `(name, app pid, restarts)`.
     pub async fn processes(&self, id: &str) -> Vec<(String, Option<i32>, u32)> {
         let running = self.running.lock().await;

@@ -5,6 +5,13 @@ use serde_json::{Value, json};
 
 use crate::helpers::{Server, Tree, eventually};
 
+/// How often the app's log shows process `name` starting.
+async fn starts_of(server: &Server, app: &str, name: &str) -> usize {
+    let (_, logs) = server.call(Method::GET, &format!("/v1/apps/{app}/logs?limit=1000"), None).await;
+    let lines = logs["results"].as_array().unwrap().iter();
+    lines.filter(|l| l["source"] == name && l["log"].as_str().unwrap().contains("starting on port")).count()
+}
+
 #[tokio::test]
 async fn a_python_app_is_pushed_served_configured_scaled_and_restarted() {
     let server = Server::start().await;
@@ -33,7 +40,9 @@ async fn a_python_app_is_pushed_served_configured_scaled_and_restarted() {
         server.call(Method::PUT, &format!("/v1/apps/{app}/env_vars"), Some(json!({"NOT-OK": "x"}))).await;
     assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{refused}");
 
-    // Two web processes: requests reach both.
+    // Two web processes: requests reach both, and web.1 is not started again for it.
+    let web1_starts = starts_of(&server, &app, "web.1").await;
+    assert!(web1_starts >= 1, "the log shows web.1 starting");
     let (status, _) = server.call(Method::POST, &format!("/v1/apps/{app}/scale"), Some(json!({"web": "2"}))).await;
     assert_eq!(status, StatusCode::OK);
     let mut dynos = std::collections::BTreeSet::new();
@@ -47,6 +56,7 @@ async fn a_python_app_is_pushed_served_configured_scaled_and_restarted() {
     }
     let (_, logs) = server.call(Method::GET, &format!("/v1/apps/{app}/logs?limit=1000"), None).await;
     assert_eq!(dynos.len(), 2, "two processes answer: {logs}");
+    assert_eq!(starts_of(&server, &app, "web.1").await, web1_starts, "{logs}");
     let (_, info) = server.call(Method::GET, &format!("/v1/apps/{app}"), None).await;
     assert_eq!(info["structure"], json!({"web": 2}));
     assert_eq!(info["state"], "running");
