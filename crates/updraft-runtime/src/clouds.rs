@@ -50,3 +50,44 @@ impl Clouds {
         Ok(!self.0.remove(|c| c.id == id)?.is_empty())
     }
 }
+
+/// Which cloud an instance of another service (an EDS app, an MWS gateway) was made in, and its tags: those
+/// services keep no such thing themselves. An instance with no placement is in `default`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Placement {
+    /// The EDS app's or the gateway's id.
+    pub id: String,
+    /// `eds` or `mws`.
+    pub provider: String,
+    pub cloud: String,
+    pub tags: Vec<String>,
+}
+
+pub struct Placements(JsonList<Placement>);
+
+impl Placements {
+    pub fn open(file: PathBuf) -> anyhow::Result<Placements> {
+        JsonList::open(file).map(Placements)
+    }
+
+    /// The instance's placement, `default` and no tags when none was recorded.
+    pub fn of(&self, provider: &str, id: &str) -> Placement {
+        let found = self.0.all().into_iter().find(|p| p.provider == provider && p.id == id);
+        found.unwrap_or_else(|| Placement {
+            id: id.to_owned(),
+            provider: provider.to_owned(),
+            cloud: DEFAULT_CLOUD.to_owned(),
+            tags: Vec::new(),
+        })
+    }
+
+    /// Records (or replaces) a placement.
+    pub fn set(&self, placement: Placement) -> Result<Placement, String> {
+        self.0.remove(|p| p.provider == placement.provider && p.id == placement.id).map_err(|e| e.to_string())?;
+        self.0.add(placement, |_| None)
+    }
+
+    pub fn remove(&self, provider: &str, id: &str) -> std::io::Result<()> {
+        self.0.remove(|p| p.provider == provider && p.id == id).map(drop)
+    }
+}

@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use crate::certificates::Certificates;
 use crate::cgroups::{Cgroups, Limits};
-use crate::clouds::Clouds;
+use crate::clouds::{Clouds, Placements};
 use crate::keys::SshKeys;
 use crate::logs::AppLogs;
 use crate::names;
@@ -74,6 +74,7 @@ pub struct Runtime {
     /// The account's personal access tokens, by hash.
     personal_tokens: PersonalTokens,
     clouds: Clouds,
+    placements: Placements,
     /// Apps' own TLS certificates, by app id.
     pub(crate) certificates: Certificates,
     /// How sandboxes get their limits on this host.
@@ -113,6 +114,7 @@ impl Runtime {
         let ssh_keys = SshKeys::open(settings.root.join("ssh_keys.json"))?;
         let personal_tokens = PersonalTokens::open(settings.root.join("personal_tokens.json"))?;
         let clouds = Clouds::open(settings.root.join("clouds.json"))?;
+        let placements = Placements::open(settings.root.join("placements.json"))?;
         let with_certificate: Vec<String> =
             records.all().into_iter().filter(|a| a.ssl_certificate.is_some()).map(|a| a.id).collect();
         let certificates = Certificates::open(settings.root.join("certs"), &with_certificate)?;
@@ -120,6 +122,7 @@ impl Runtime {
             ssh_keys,
             personal_tokens,
             clouds,
+            placements,
             certificates,
             settings,
             cgroups,
@@ -155,6 +158,11 @@ impl Runtime {
 
     pub fn clouds(&self) -> &Clouds {
         &self.clouds
+    }
+
+    /// The clouds and tags of EDS apps and gateways made through the platform API.
+    pub fn placements(&self) -> &Placements {
+        &self.placements
     }
 
     pub fn settings(&self) -> &Settings {

@@ -165,7 +165,7 @@ fn environment_json(app_id: &str, b: &Backend) -> Value {
     })
 }
 
-fn app_json(app: &App) -> Value {
+pub(crate) fn app_json(app: &App) -> Value {
     let environments: Vec<Value> = app.backends.iter().map(|b| environment_json(&app.id, b)).collect();
     json!({"id": app.id, "name": app.name, "environments": environments})
 }

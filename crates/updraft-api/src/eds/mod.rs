@@ -28,7 +28,7 @@ use crate::ApiState;
 use crate::error::EdsError;
 
 pub use account::{AccountLogin, warn_open_backends};
-pub(crate) use account::{account_token, is_account_token, personal_token};
+pub(crate) use account::{account_token, app_json, is_account_token, personal_token};
 pub use files::{FileSettings, Uploads, resume_renders};
 pub(crate) use request::group_subjects;
 use request::{Caller, DataRequest, backend_of};

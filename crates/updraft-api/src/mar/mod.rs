@@ -11,6 +11,7 @@ mod authorizations;
 mod databases;
 mod domains;
 mod git;
+mod instances;
 mod platform;
 mod releases;
 mod router;

@@ -1,6 +1,7 @@
 //! The platform API of `qtc-cli` and the npm SDK: the one cloud (account) of this server, its authorizations
 //! (cloud tokens), its instances, and the datacenter that is this server. Instances of `mar` are apps, those of
-//! `mdb` (or `mar` with `runtimeType: service_container`, as the npm SDK makes them) managed databases.
+//! `mdb` (or `mar` with `runtimeType: service_container`, as the npm SDK makes them) managed databases, those of
+//! `eds` EDS apps and those of `mws` gateways (`instances.rs`).
 
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
@@ -11,9 +12,10 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 use updraft_runtime::clouds::Cloud;
 use updraft_runtime::names::DATACENTER;
-use updraft_runtime::records::{AppRecord, DEFAULT_CLOUD};
+use updraft_runtime::records::DEFAULT_CLOUD;
 
-use super::databases::{database_error, databases, delete_service, forget_app};
+use super::databases::{database_error, databases};
+use super::instances::{self, Instance};
 use super::{require_account, runtime, runtime_error};
 use crate::ApiState;
 use crate::body::read_json;
@@ -38,30 +40,6 @@ fn cloud_json(cloud: &Cloud) -> Value {
 
 fn known_cloud(state: &ApiState, cloud: &str) -> Result<Cloud, ApiError> {
     runtime(state)?.clouds().get(cloud).ok_or_else(|| ApiError::with_message(Code::NotFound, "no such cloud"))
-}
-
-fn instance_json(app: &AppRecord) -> Value {
-    json!({
-        "id": app.id,
-        "name": app.name,
-        "serviceProviderId": "mar",
-        "datacenterId": DATACENTER,
-        "accountId": app.cloud,
-        "tags": app.tags,
-        "config": {"runtimeSize": app.size, "runtimeType": "app"},
-    })
-}
-
-fn service_instance_json(service: &updraft_databases::ServiceRecord) -> Value {
-    json!({
-        "id": service.id,
-        "name": service.name,
-        "serviceProviderId": "mdb",
-        "datacenterId": DATACENTER,
-        "accountId": service.cloud,
-        "tags": service.tags,
-        "config": {"runtimeSize": service.size, "serviceImage": service.engine.image()},
-    })
 }
 
 async fn clouds(State(state): State<ApiState>, headers: HeaderMap) -> Result<Response, ApiError> {
@@ -106,7 +84,7 @@ async fn delete_cloud(
     if cloud == DEFAULT_CLOUD {
         return Err(ApiError::with_message(Code::Conflict, "the default cloud stays"));
     }
-    if !cloud_instances(&state, &cloud, None).is_empty() {
+    if !instances::in_cloud(&state, &cloud, None).await?.is_empty() {
         return Err(ApiError::with_message(Code::Conflict, "the cloud holds instances: delete them first"));
     }
     runtime(&state)?.clouds().remove(&cloud).map_err(|err| {
@@ -114,18 +92,6 @@ async fn delete_cloud(
         ApiError::new(Code::Internal)
     })?;
     Ok(Json(json!({})).into_response())
-}
-
-/// The cloud's instances of `provider` (`mar`, `mdb`; all when `None`), apps first.
-fn cloud_instances(state: &ApiState, cloud: &str, provider: Option<&str>) -> Vec<Value> {
-    let mut results = Vec::new();
-    if let (None | Some("mar"), Some(runtime)) = (provider, &state.runtime) {
-        results.extend(runtime.apps().iter().filter(|a| a.cloud == cloud).map(instance_json));
-    }
-    if let (None | Some("mdb"), Some(databases)) = (provider, &state.databases) {
-        results.extend(databases.all().iter().filter(|s| s.cloud == cloud).map(service_instance_json));
-    }
-    results
 }
 
 /// The cloud token the MAR API takes: a token of the account, a new one on each call (every cloud's is the
@@ -154,7 +120,8 @@ async fn instances(
 ) -> Result<Response, ApiError> {
     require_account(&state, &headers).await?;
     known_cloud(&state, &cloud)?;
-    Ok(Json(json!({"results": cloud_instances(&state, &cloud, query.provider.as_deref())})).into_response())
+    let results = instances::in_cloud(&state, &cloud, query.provider.as_deref()).await?;
+    Ok(Json(json!({"results": results})).into_response())
 }
 
 async fn create_instance(
@@ -178,21 +145,19 @@ async fn create_instance(
         Value::String(s) => s.parse().unwrap_or(0),
         _ => 0,
     };
-    match (provider, runtime_type) {
-        ("mar", "app") => {
-            let app = runtime(&state)?.create_app(name, size, &cloud).await.map_err(runtime_error)?;
-            Ok((StatusCode::CREATED, Json(instance_json(&app))).into_response())
-        }
+    let made = match (provider, runtime_type) {
+        ("mar", "app") => Instance::App(runtime(&state)?.create_app(name, size, &cloud).await.map_err(runtime_error)?),
         ("mdb" | "mar", "service_container") => {
             let image = config["serviceImage"].as_str().unwrap_or_default();
-            let service = databases(&state)?.create(name, image, size, &cloud).await.map_err(database_error)?;
-            Ok((StatusCode::CREATED, Json(service_instance_json(&service))).into_response())
+            Instance::Database(databases(&state)?.create(name, image, size, &cloud).await.map_err(database_error)?)
         }
+        ("eds" | "mws", _) => instances::create_other(&state, provider, name, &cloud).await?,
         _ => {
-            let why = format!("{provider:?} ({runtime_type}): this server makes mar apps and mdb databases here");
-            Err(ApiError::field("serviceProviderId", why))
+            let why = format!("{provider:?} ({runtime_type}): the providers are mar, mdb, eds and mws");
+            return Err(ApiError::field("serviceProviderId", why));
         }
-    }
+    };
+    Ok((StatusCode::CREATED, Json(made.json(&state))).into_response())
 }
 
 async fn instance(
@@ -201,11 +166,7 @@ async fn instance(
     Path(id): Path<String>,
 ) -> Result<Response, ApiError> {
     require_account(&state, &headers).await?;
-    if let Some(service) = state.databases.as_ref().and_then(|d| d.get(&id)) {
-        return Ok(Json(service_instance_json(&service)).into_response());
-    }
-    let app = runtime(&state)?.app(&id).ok_or_else(|| ApiError::with_message(Code::NotFound, "no such instance"))?;
-    Ok(Json(instance_json(&app)).into_response())
+    Ok(Json(found(&state, &id).await?.json(&state)).into_response())
 }
 
 /// `{"name"?,"tags"?}`: tags change; the name is part of the id, so it may only be repeated.
@@ -227,27 +188,24 @@ async fn update_instance(
         ),
         _ => return Err(ApiError::field("tags", "tags are a list of at most 50 strings")),
     };
-    if let Some(service) = state.databases.as_ref().and_then(|d| d.get(&id)) {
-        same_name(&body, &service.name)?;
-        let service = match tags {
-            Some(tags) => databases(&state)?.set_tags(&id, tags).await.map_err(database_error)?,
-            None => service,
-        };
-        return Ok(Json(service_instance_json(&service)).into_response());
-    }
-    let runtime = runtime(&state)?;
-    let app = runtime.app(&id).ok_or_else(|| ApiError::with_message(Code::NotFound, "no such instance"))?;
-    same_name(&body, &app.name)?;
-    let app = match tags {
-        Some(tags) => runtime.set_tags(&id, tags).await.map_err(runtime_error)?,
-        None => app,
+    let instance = found(&state, &id).await?;
+    same_name(&body, &instance.name())?;
+    let instance = match tags {
+        Some(tags) => instance.set_tags(&state, tags).await?,
+        None => instance,
     };
-    Ok(Json(instance_json(&app)).into_response())
+    Ok(Json(instance.json(&state)).into_response())
+}
+
+async fn found(state: &ApiState, id: &str) -> Result<Instance, ApiError> {
+    instances::find(state, id).await?.ok_or_else(|| ApiError::with_message(Code::NotFound, "no such instance"))
 }
 
 fn same_name(body: &Value, name: &str) -> Result<(), ApiError> {
     match body["name"].as_str() {
-        Some(given) if given != name => Err(ApiError::field("name", "an instance keeps its name (it is in its id)")),
+        Some(given) if !name.is_empty() && given != name => {
+            Err(ApiError::field("name", "an instance keeps its name (it is in its id)"))
+        }
         _ => Ok(()),
     }
 }
@@ -258,12 +216,7 @@ async fn delete_instance(
     Path(id): Path<String>,
 ) -> Result<Response, ApiError> {
     require_account(&state, &headers).await?;
-    if state.databases.as_ref().is_some_and(|d| d.get(&id).is_some()) {
-        delete_service(&state, &id).await?;
-    } else {
-        runtime(&state)?.delete_app(&id).await.map_err(runtime_error)?;
-        forget_app(&state, &id).await;
-    }
+    instances::delete(&state, found(&state, &id).await?).await?;
     Ok(Json(json!({})).into_response())
 }
 

@@ -228,6 +228,38 @@ async fn create(State(state): State<ApiState>, headers: HeaderMap, body: Body) -
     Ok((StatusCode::CREATED, Json(gateway_json(&gateway))).into_response())
 }
 
+/// A gateway made for the platform account (an `mws` instance): the blank configuration and a fresh security
+/// token, as `POST /v1/gateways` with `{}` makes; its JSON.
+pub(crate) fn create_for_platform(state: &ApiState, id: &str) -> Result<Value, ApiError> {
+    if state.gateways.get(id).is_some() {
+        return Err(ApiError::with_message(Code::Conflict, "A gateway with this id exists"));
+    }
+    let mut config = blank(&state.default_eds_uri);
+    config.security_token = Some(hex_secret());
+    let gateway = state.gateways.upsert(id, config);
+    persist(state)?;
+    Ok(gateway_json(&gateway))
+}
+
+/// The gateway's JSON (with its security token), if it exists.
+pub(crate) fn platform_json(state: &ApiState, id: &str) -> Option<Value> {
+    state.gateways.get(id).map(|gateway| gateway_json(&gateway))
+}
+
+/// The ids of every gateway.
+pub(crate) fn ids(state: &ApiState) -> Vec<String> {
+    state.gateways.list().iter().map(|g| g.id.clone()).collect()
+}
+
+/// Deletes a gateway for the platform account; the default gateway stays.
+pub(crate) fn remove_for_platform(state: &ApiState, id: &str) -> Result<(), ApiError> {
+    if id == DEFAULT_GATEWAY {
+        return Err(ApiError::with_message(Code::Conflict, "The default gateway cannot be deleted"));
+    }
+    state.gateways.remove(id).ok_or_else(|| ApiError::with_message(Code::NotFound, "Gateway not found"))?;
+    persist(state)
+}
+
 async fn list(State(state): State<ApiState>, headers: HeaderMap) -> Result<Response, ApiError> {
     require_server_admin(&state, &headers)?;
     let results: Vec<Value> = state.gateways.list().iter().map(gateway_json).collect();

@@ -113,3 +113,71 @@ async fn clouds_hold_their_own_instances_and_instances_keep_tags() {
     let unknown = server.call(Method::POST, "/v1/accounts/nope/instances", Some(json!({"name": "x"}))).await;
     assert_eq!(unknown.0, StatusCode::NOT_FOUND);
 }
+
+#[tokio::test]
+async fn eds_apps_and_gateways_are_instances_too() {
+    let server = Server::start().await;
+    let (_, staging) = server.call(Method::POST, "/v1/accounts", Some(json!({"name": "staging"}))).await;
+    let staging = staging["id"].as_str().unwrap().to_owned();
+    let instances = format!("/v1/accounts/{staging}/instances");
+
+    // An EDS app, as `qtc-cli eds create` makes it: its two backends, with their keys, for the account only.
+    let body = json!({"name": "todos", "serviceProviderId": "eds", "datacenterId": "eu-1"});
+    let (status, eds) = server.call(Method::POST, &instances, Some(body)).await;
+    assert_eq!(status, StatusCode::CREATED, "{eds}");
+    let eds_id = eds["id"].as_str().unwrap().to_owned();
+    let environments = eds["config"]["environments"].as_array().unwrap();
+    assert_eq!(environments.len(), 2, "{eds}");
+    let backend = environments[0]["id"].as_str().unwrap().to_owned();
+    // The backend serves EDS at once.
+    let objects = server.client.get(format!("{}/v1/objects/todos", server.base)).header("Enginio-Backend-Id", &backend);
+    assert_eq!(objects.send().await.unwrap().status(), StatusCode::OK);
+    let (_, account_apps) = server.call(Method::GET, "/v1/account/apps", None).await;
+    assert_eq!(account_apps["results"][0]["id"], eds_id.as_str(), "the account API sees it");
+
+    // A gateway: its id keeps the original form, its security token is the account's to see.
+    let (status, mws) =
+        server.call(Method::POST, &instances, Some(json!({"name": "chat", "serviceProviderId": "mws"}))).await;
+    assert_eq!(status, StatusCode::CREATED, "{mws}");
+    assert_eq!(mws["id"], "mws-local-1-chat");
+    assert!(mws["config"]["securityToken"].as_str().is_some_and(|t| t.len() >= 32), "{mws}");
+    let uri = server.client.get(format!("{}/v1/gateways/mws-local-1-chat/websocket_uri", server.base));
+    let uri = uri.header("Authorization", format!("Bearer {}", mws["config"]["securityToken"].as_str().unwrap()));
+    let answered = uri.send().await.unwrap();
+    assert_eq!(answered.status(), StatusCode::OK, "the gateway hands out socket URIs");
+    let taken = json!({"name": "chat", "serviceProviderId": "mws"});
+    assert_eq!(server.call(Method::POST, &instances, Some(taken)).await.0, StatusCode::CONFLICT);
+    let bad = json!({"name": "../chat", "serviceProviderId": "mws"});
+    assert_eq!(server.call(Method::POST, &instances, Some(bad)).await.0, StatusCode::UNPROCESSABLE_ENTITY);
+
+    let listed = |provider: &'static str| {
+        let path = format!("{instances}?provider={provider}");
+        let server = &server;
+        async move {
+            let (_, listed) = server.call(Method::GET, &path, None).await;
+            listed["results"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|i| i["id"].as_str().unwrap().to_owned())
+                .collect::<Vec<_>>()
+        }
+    };
+    assert_eq!(listed("eds").await, [eds_id.as_str()]);
+    assert_eq!(listed("mws").await, ["mws-local-1-chat"]);
+    let (_, in_default) = server.call(Method::GET, "/v1/accounts/default/instances?provider=mws", None).await;
+    assert_eq!(in_default["results"][0]["id"], "default", "the default gateway is the default cloud's");
+
+    let tags = json!({"tags": ["prod"]});
+    let (status, tagged) = server.call(Method::PUT, "/v1/instances/mws-local-1-chat", Some(tags)).await;
+    assert_eq!((status, &tagged["tags"]), (StatusCode::OK, &json!(["prod"])));
+    assert_eq!(server.call(Method::GET, &format!("/v1/instances/{eds_id}"), None).await.1["serviceProviderId"], "eds");
+
+    assert_eq!(server.call(Method::DELETE, "/v1/instances/default", None).await.0, StatusCode::CONFLICT);
+    assert_eq!(server.call(Method::DELETE, &format!("/v1/accounts/{staging}"), None).await.0, StatusCode::CONFLICT);
+    for id in [eds_id.as_str(), "mws-local-1-chat"] {
+        assert_eq!(server.call(Method::DELETE, &format!("/v1/instances/{id}"), None).await.0, StatusCode::OK, "{id}");
+        assert_eq!(server.call(Method::GET, &format!("/v1/instances/{id}"), None).await.0, StatusCode::NOT_FOUND);
+    }
+    assert_eq!(server.call(Method::DELETE, &format!("/v1/accounts/{staging}"), None).await.0, StatusCode::OK);
+}
