@@ -10,9 +10,9 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use crate::build::{BuildJob, Transcript, build};
 use crate::cgroups::Limits;
-use crate::processes::Process;
 use crate::records::{AppRecord, Release};
 use crate::runtime::{Runtime, dir_size, now_ms};
+use crate::scheduler::Placed;
 
 /// Releases kept for rollback.
 const KEPT_RELEASES: usize = 5;
@@ -114,11 +114,12 @@ impl Runtime {
     ) -> Result<(), String> {
         let specs = self.specs(app, release, structure).map_err(|e| e.to_string())?;
         let logs = self.logs(&app.id);
-        let processes: Vec<Process> = specs.into_iter().map(|spec| Process::start(spec, logs.clone())).collect();
+        let processes: Vec<Box<dyn Placed>> =
+            specs.into_iter().map(|spec| self.scheduler.start(spec, logs.clone())).collect();
         let deadline = Instant::now() + self.settings.health_timeout;
-        for process in processes.iter().filter(|p| p.spec.process_type == "web") {
-            if !answers(process, deadline).await {
-                let name = process.spec.name();
+        for process in processes.iter().filter(|p| p.spec().process_type == "web") {
+            if !answers(process.as_ref(), deadline).await {
+                let name = process.spec().name();
                 self.stop_processes(processes).await;
                 return Err(format!(
                     "{name} did not answer HTTP on $PORT within {} s: the old release keeps serving (see the app's logs)",
@@ -143,10 +144,10 @@ fn structure_for(current: &BTreeMap<String, u32>, release: &Release) -> BTreeMap
 }
 
 /// Whether the process answers an HTTP request on its port before `deadline`, without exiting first.
-async fn answers(process: &Process, deadline: Instant) -> bool {
-    let address = std::net::SocketAddr::from(([127, 0, 0, 1], process.spec.port));
+async fn answers(process: &dyn Placed, deadline: Instant) -> bool {
+    let address = process.address();
     while Instant::now() < deadline {
-        if process.restarts.load(std::sync::atomic::Ordering::Relaxed) > 0 {
+        if process.restarts() > 0 {
             return false;
         }
         let probe = async {

@@ -18,6 +18,7 @@ pub mod processes;
 pub mod records;
 mod runtime;
 pub mod sandbox;
+pub mod scheduler;
 pub mod slugs;
 pub mod ssh;
 pub mod tokens;

@@ -13,8 +13,9 @@ use crate::clouds::{Clouds, Placements};
 use crate::keys::SshKeys;
 use crate::logs::AppLogs;
 use crate::names;
-use crate::processes::{Process, Spec};
+use crate::processes::Spec;
 use crate::records::{AppRecord, AppRecords};
+use crate::scheduler::{LocalProcesses, Placed, Scheduler};
 use crate::tokens::PersonalTokens;
 
 /// Apps' users: one uid each from this range, never shared.
@@ -64,7 +65,7 @@ pub enum Target {
 }
 
 pub(crate) struct Running {
-    pub(crate) processes: Vec<Process>,
+    pub(crate) processes: Vec<Box<dyn Placed>>,
 }
 
 pub struct Runtime {
@@ -81,8 +82,10 @@ pub struct Runtime {
     pub(crate) cgroups: Cgroups,
     pub(crate) records: Arc<dyn AppRecords>,
     pub(crate) running: tokio::sync::Mutex<HashMap<String, Running>>,
-    /// Web ports of each app's current release, read by every routed request.
-    routes: RwLock<HashMap<String, Vec<u16>>>,
+    /// Addresses of each app's current web processes, read by every routed request.
+    routes: RwLock<HashMap<String, Vec<SocketAddr>>>,
+    /// Where processes run.
+    pub(crate) scheduler: Arc<dyn Scheduler>,
     /// Custom domains and the app each reaches.
     pub(crate) domains: RwLock<HashMap<String, String>>,
     round_robin: AtomicUsize,
@@ -130,6 +133,7 @@ impl Runtime {
             running: tokio::sync::Mutex::default(),
             domains: RwLock::new(domains),
             routes: RwLock::default(),
+            scheduler: Arc::new(LocalProcesses),
             round_robin: AtomicUsize::new(0),
             deploys: Mutex::default(),
             logs: Mutex::default(),
@@ -305,21 +309,20 @@ impl Runtime {
         let Some(label) = self.app_label(host).or_else(|| self.domain_app(host)) else { return Target::NotAnApp };
         let routes = self.routes.read().unwrap_or_else(|poisoned| poisoned.into_inner());
         match routes.get(&label) {
-            Some(ports) if !ports.is_empty() => {
-                let port = ports[self.round_robin.fetch_add(1, Ordering::Relaxed) % ports.len()];
-                Target::Backend(SocketAddr::from(([127, 0, 0, 1], port)))
+            Some(addresses) if !addresses.is_empty() => {
+                Target::Backend(addresses[self.round_robin.fetch_add(1, Ordering::Relaxed) % addresses.len()])
             }
             _ if self.records.get(&label).is_some() => Target::Down,
             _ => Target::Unknown,
         }
     }
 
-    pub(crate) fn set_route(&self, id: &str, ports: Vec<u16>) {
+    pub(crate) fn set_route(&self, id: &str, addresses: Vec<SocketAddr>) {
         let mut routes = self.routes.write().unwrap_or_else(|poisoned| poisoned.into_inner());
-        if ports.is_empty() {
+        if addresses.is_empty() {
             routes.remove(id)
         } else {
-            routes.insert(id.to_owned(), ports)
+            routes.insert(id.to_owned(), addresses)
         };
     }
 
@@ -346,7 +349,7 @@ impl Runtime {
         }
     }
 
-    pub(crate) async fn stop_processes(&self, processes: Vec<Process>) {
+    pub(crate) async fn stop_processes(&self, processes: Vec<Box<dyn Placed>>) {
         stop_processes(&self.ports, processes).await;
     }
 
@@ -417,13 +420,13 @@ impl Runtime {
     /// Starts `specs` as the app's processes, routes its web ones and stops what ran before.
     pub(crate) async fn run(&self, id: &str, specs: Vec<Spec>) {
         let logs = self.logs(id);
-        let processes: Vec<Process> = specs.into_iter().map(|spec| Process::start(spec, logs.clone())).collect();
+        let processes = specs.into_iter().map(|spec| self.scheduler.start(spec, logs.clone())).collect();
         self.switch(id, processes).await;
     }
 
     /// Makes `processes` the app's, routed; the old ones are stopped after.
-    pub(crate) async fn switch(&self, id: &str, processes: Vec<Process>) {
-        let web: Vec<u16> = processes.iter().filter(|p| p.spec.process_type == "web").map(|p| p.spec.port).collect();
+    pub(crate) async fn switch(&self, id: &str, processes: Vec<Box<dyn Placed>>) {
+        let web = web_addresses(&processes);
         let old = self.running.lock().await.insert(id.to_owned(), Running { processes });
         self.set_route(id, web);
         if let Some(old) = old {
@@ -440,13 +443,14 @@ impl Runtime {
     /// others after the drain (a scale: processes of unchanged types keep running).
     pub(crate) async fn rescale(&self, id: &str, add: Vec<Spec>, keep: impl Fn(&Spec) -> bool) {
         let logs = self.logs(id);
-        let started = add.into_iter().map(|spec| Process::start(spec, logs.clone()));
+        let started = add.into_iter().map(|spec| self.scheduler.start(spec, logs.clone()));
         let mut running = self.running.lock().await;
         let old = running.remove(id).map(|r| r.processes).unwrap_or_default();
-        let (kept, gone): (Vec<Process>, Vec<Process>) = old.into_iter().partition(|p| keep(&p.spec));
-        let mut processes: Vec<Process> = kept.into_iter().chain(started).collect();
-        processes.sort_by(|a, b| (&a.spec.process_type, a.spec.index).cmp(&(&b.spec.process_type, b.spec.index)));
-        let web: Vec<u16> = processes.iter().filter(|p| p.spec.process_type == "web").map(|p| p.spec.port).collect();
+        let (kept, gone): (Vec<_>, Vec<_>) = old.into_iter().partition(|p| keep(p.spec()));
+        let mut processes: Vec<Box<dyn Placed>> = kept.into_iter().chain(started).collect();
+        processes
+            .sort_by(|a, b| (&a.spec().process_type, a.spec().index).cmp(&(&b.spec().process_type, b.spec().index)));
+        let web = web_addresses(&processes);
         running.insert(id.to_owned(), Running { processes });
         drop(running);
         self.set_route(id, web);
@@ -461,7 +465,7 @@ impl Runtime {
     pub(crate) async fn running_names(&self, id: &str) -> BTreeSet<(String, u32)> {
         let running = self.running.lock().await;
         running.get(id).map_or_else(BTreeSet::new, |r| {
-            r.processes.iter().map(|p| (p.spec.process_type.clone(), p.spec.index)).collect()
+            r.processes.iter().map(|p| (p.spec().process_type.clone(), p.spec().index)).collect()
         })
     }
 
@@ -477,13 +481,18 @@ impl Runtime {
     pub async fn processes(&self, id: &str) -> Vec<(String, Option<i32>, u32)> {
         let running = self.running.lock().await;
         let Some(running) = running.get(id) else { return Vec::new() };
-        running.processes.iter().map(|p| (p.spec.name(), p.app_pid(), p.restarts.load(Ordering::Relaxed))).collect()
+        running.processes.iter().map(|p| (p.spec().name(), p.pid(), p.restarts())).collect()
     }
 }
 
+/// The addresses of the web processes among `processes`.
+fn web_addresses(processes: &[Box<dyn Placed>]) -> Vec<SocketAddr> {
+    processes.iter().filter(|p| p.spec().process_type == "web").map(|p| p.address()).collect()
+}
+
 /// Stops `processes` at once (each may take its grace period) and gives their ports back.
-async fn stop_processes(ports: &Mutex<BTreeSet<u16>>, processes: Vec<Process>) {
-    let given: Vec<u16> = processes.iter().map(|p| p.spec.port).collect();
+async fn stop_processes(ports: &Mutex<BTreeSet<u16>>, processes: Vec<Box<dyn Placed>>) {
+    let given: Vec<u16> = processes.iter().map(|p| p.spec().port).collect();
     let stops: Vec<_> = processes.into_iter().map(|p| tokio::spawn(p.stop())).collect();
     for stop in stops {
         let _ = stop.await;

@@ -77,7 +77,7 @@ async fn clouds_hold_their_own_instances_and_instances_keep_tags() {
     let app = app["id"].as_str().unwrap().to_owned();
     let (_, in_staging) = server.call(Method::GET, &instances, None).await;
     assert_eq!(in_staging["results"][0]["id"], app.as_str());
-    let (_, in_default) = server.call(Method::GET, "/v1/accounts/default/instances", None).await;
+    let (_, in_default) = server.call(Method::GET, "/v1/accounts/default/instances?provider=mar", None).await;
     assert_eq!(in_default["results"], json!([]));
 
     let path = format!("/v1/instances/{app}");
