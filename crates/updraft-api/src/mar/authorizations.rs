@@ -8,7 +8,7 @@ use axum::routing::{delete, get};
 use axum::{Json, Router};
 use serde_json::{Value, json};
 
-use super::{require_account, runtime};
+use super::{require_account, rfc3339, runtime};
 use crate::ApiState;
 use crate::body::read_json;
 use crate::error::{ApiError, Code};
@@ -17,18 +17,13 @@ pub(super) fn routes() -> Router<ApiState> {
     Router::new().route("/v1/authorizations", get(list).post(create)).route("/v1/authorizations/{id}", delete(revoke))
 }
 
-fn created_at(ms: i64) -> Option<String> {
-    let time = time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000).ok()?;
-    time.format(&time::format_description::well_known::Rfc3339).ok()
-}
-
 async fn list(State(state): State<ApiState>, headers: HeaderMap) -> Result<Response, ApiError> {
     require_account(&state, &headers).await?;
     let results: Vec<Value> = runtime(&state)?
         .personal_tokens()
         .all()
         .iter()
-        .map(|t| json!({"id": t.id, "name": t.name, "createdAt": created_at(t.created_ms)}))
+        .map(|t| json!({"id": t.id, "name": t.name, "createdAt": rfc3339(Some(t.created_ms))}))
         .collect();
     Ok(Json(json!({"results": results})).into_response())
 }
@@ -61,7 +56,7 @@ async fn create(
         "name": record.name,
         "access_token": token,
         "token_type": "bearer",
-        "createdAt": created_at(record.created_ms),
+        "createdAt": rfc3339(Some(record.created_ms)),
     });
     Ok((StatusCode::CREATED, Json(answer)).into_response())
 }

@@ -62,6 +62,12 @@ async fn account_token_ok(state: &ApiState, token: &str) -> Result<(), ApiError>
     }
 }
 
+/// A time the records keep in milliseconds, as the API shows times (RFC 3339).
+fn rfc3339(ms: Option<i64>) -> Option<String> {
+    let time = time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms?) * 1_000_000).ok()?;
+    time.format(&time::format_description::well_known::Rfc3339).ok()
+}
+
 fn runtime_error(err: updraft_runtime::RuntimeError) -> ApiError {
     use updraft_runtime::RuntimeError;
     match err {

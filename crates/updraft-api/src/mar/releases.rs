@@ -13,7 +13,7 @@ use http_body_util::BodyExt;
 use serde_json::{Value, json};
 use tokio::io::AsyncWriteExt;
 
-use super::{require_account, runtime, runtime_error};
+use super::{require_account, rfc3339, runtime, runtime_error};
 use crate::ApiState;
 use crate::body::read_json;
 use crate::error::{ApiError, Code};
@@ -26,11 +26,6 @@ pub(super) fn routes() -> Router<ApiState> {
         .route("/v1/apps/{id}/slugs/{tag}", delete(remove_slug))
         .route("/v1/apps/{id}/slugs/{tag}/deploy", post(deploy_slug))
         .route("/v1/slug_uploads/{token}", put(upload))
-}
-
-fn time_of(ms: Option<i64>) -> Option<String> {
-    let time = time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms?) * 1_000_000).ok()?;
-    time.format(&time::format_description::well_known::Rfc3339).ok()
 }
 
 /// `{"results":[{"version","build","commit","buildpack","createdAt","current"}]}`, oldest first.
@@ -47,7 +42,7 @@ async fn releases(
         .iter()
         .map(|r| {
             json!({"version": r.version, "build": r.build, "commit": r.commit, "buildpack": r.buildpack,
-                "processTypes": r.process_types, "createdAt": time_of(Some(r.created_ms)),
+                "processTypes": r.process_types, "createdAt": rfc3339(Some(r.created_ms)),
                 "current": Some(r.version) == current})
         })
         .collect();
@@ -78,8 +73,8 @@ async fn slugs(
         .slugs
         .iter()
         .map(|s| {
-            json!({"tag": s.tag, "createdAt": time_of(Some(s.created_ms)), "uploadedAt": time_of(s.uploaded_ms),
-                "deployedAt": time_of(s.deployed_ms), "processTypes": s.process_types})
+            json!({"tag": s.tag, "createdAt": rfc3339(Some(s.created_ms)), "uploadedAt": rfc3339(s.uploaded_ms),
+                "deployedAt": rfc3339(s.deployed_ms), "processTypes": s.process_types})
         })
         .collect();
     Ok(Json(json!({"results": results})).into_response())
@@ -121,7 +116,7 @@ async fn upload(
         return Err(err);
     }
     let slug = runtime.accept_slug(&token, &staged).await.map_err(runtime_error)?;
-    Ok(Json(json!({"tag": slug.tag, "uploadedAt": time_of(slug.uploaded_ms)})).into_response())
+    Ok(Json(json!({"tag": slug.tag, "uploadedAt": rfc3339(slug.uploaded_ms)})).into_response())
 }
 
 async fn stage(mut body: axum::body::Body, staged: &std::path::Path, limit: u64) -> Result<(), ApiError> {
