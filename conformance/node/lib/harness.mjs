@@ -146,7 +146,7 @@ async function expectStatus(what, promise, ...statuses) {
 }
 
 let accountToken;
-async function account() {
+export async function account() {
   if (!accountToken) {
     const body = await expectStatus(
       'account sign-in (POST /v1/account/auth/oauth2/token)',

@@ -28,7 +28,9 @@ pub(super) fn routes() -> Router<ApiState> {
         .route("/v1/accounts/{cloud}", get(cloud).delete(delete_cloud))
         .route("/v1/accounts/{cloud}/authorizations", get(authorizations).post(authorizations))
         .route("/v1/accounts/{cloud}/instances", get(instances).post(create_instance))
+        .route("/v1/accounts/{cloud}/log", get(cloud_log))
         .route("/v1/instances/{id}", get(instance).put(update_instance).delete(delete_instance))
+        .route("/v1/instances/{id}/authorizations", get(instance_authorizations))
         .route("/v1/datacenters", get(datacenters))
         .route("/v1/user/ssh_keys", get(ssh_keys).post(add_ssh_key))
         .route("/v1/user/ssh_keys/{id}", axum::routing::delete(remove_ssh_key))
@@ -105,6 +107,43 @@ async fn authorizations(
     known_cloud(&state, &cloud)?;
     let token = crate::eds::account_token(&state).await.map_err(|e| e.0)?;
     Ok(Json(json!({"results": [{"access_token": token, "token_type": "bearer"}]})).into_response())
+}
+
+/// The legacy CLI's way to a cloud token (`GET /v1/instances/:id/authorizations`): the same token.
+async fn instance_authorizations(
+    State(state): State<ApiState>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
+    require_account(&state, &headers).await?;
+    found(&state, &id).await?;
+    let token = crate::eds::account_token(&state).await.map_err(|e| e.0)?;
+    Ok(Json(json!({"results": [{"access_token": token, "token_type": "bearer"}]})).into_response())
+}
+
+/// `{"results":[{"time","log"}]}`, newest first: what the records say happened to the cloud's apps (made,
+/// released) and databases (their own log).
+async fn cloud_log(
+    State(state): State<ApiState>,
+    headers: HeaderMap,
+    Path(cloud): Path<String>,
+) -> Result<Response, ApiError> {
+    require_account(&state, &headers).await?;
+    known_cloud(&state, &cloud)?;
+    let mut events: Vec<(String, String)> = Vec::new();
+    for app in runtime(&state)?.apps().iter().filter(|a| a.cloud == cloud) {
+        events.push((super::rfc3339(Some(app.created_ms)).unwrap_or_default(), format!("{}: created", app.id)));
+        for r in &app.releases {
+            let line = format!("{}: release v{} of {} ({}) deployed", app.id, r.version, r.commit, r.buildpack);
+            events.push((super::rfc3339(Some(r.created_ms)).unwrap_or_default(), line));
+        }
+    }
+    for service in state.databases.iter().flat_map(|d| d.all()).filter(|s| s.cloud == cloud) {
+        events.extend(service.log.iter().map(|l| (l.time.clone(), format!("{}: {}", service.id, l.line))));
+    }
+    events.sort_by(|a, b| b.0.cmp(&a.0));
+    let results: Vec<Value> = events.into_iter().map(|(time, log)| json!({"time": time, "log": log})).collect();
+    Ok(Json(json!({"results": results})).into_response())
 }
 
 #[derive(Deserialize)]
