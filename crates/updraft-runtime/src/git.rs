@@ -12,20 +12,29 @@ pub const DEPLOY_REFS: &[&str] = &["refs/heads/master", "refs/heads/main"];
 pub async fn create_repo(settings: &Settings, id: &str) -> std::io::Result<()> {
     let dir = settings.root.join("repos").join(format!("{id}.git"));
     git(&["init", "--bare", "--quiet", &dir.display().to_string()]).await?;
-    for (key, value) in [
-        ("receive.denyNonFastForwards", "true"),
-        ("receive.denyDeletes", "true"),
-        ("http.receivepack", "true"),
-        ("core.hooksPath", "hooks"),
-    ] {
-        git(&["--git-dir", &dir.display().to_string(), "config", key, value]).await?;
-    }
     write_hook(settings, &dir, id)
 }
 
-/// (Re)writes the repository's hook to call this binary, which may have moved since the repository was made.
+/// What every repository refuses: rewritten or deleted history, and a pack over 1 GiB (over HTTP the API
+/// stops the body at that size too; over SSH this is the limit).
+const CONFIG: [(&str, &str); 5] = [
+    ("receive.denyNonFastForwards", "true"),
+    ("receive.denyDeletes", "true"),
+    ("receive.maxInputSize", "1073741824"),
+    ("http.receivepack", "true"),
+    ("core.hooksPath", "hooks"),
+];
+
+/// (Re)writes the repository's settings and its hook to call this binary, which may have moved since the
+/// repository was made.
 pub fn write_hook(settings: &Settings, dir: &Path, id: &str) -> std::io::Result<()> {
     use std::os::unix::fs::PermissionsExt;
+    for (key, value) in CONFIG {
+        let set = std::process::Command::new("git").arg("--git-dir").arg(dir).args(["config", key, value]).output()?;
+        if !set.status.success() {
+            return Err(std::io::Error::other(format!("git config {key}: {}", String::from_utf8_lossy(&set.stderr))));
+        }
+    }
     let hooks = dir.join("hooks");
     std::fs::create_dir_all(&hooks)?;
     let script = format!(
