@@ -92,6 +92,9 @@ impl Sandbox<'_> {
             "/dev",
             "--proc",
             "/proc",
+            // Sticky and writable by all, as a /tmp is: bubblewrap makes it 0755 and root's otherwise.
+            "--perms",
+            "1777",
             "--tmpfs",
             "/tmp",
         ]

@@ -86,6 +86,17 @@ async fn domains_commands_logs_and_the_memory_limit() {
     assert!(stdout.starts_with("mar-local-1-ops\n6"), "{ran}");
     assert!(!stdout.contains("root") && !stdout.contains("work"), "{ran}");
     assert_eq!(ran["exitCode"], 0);
+    // Its /tmp is its own to write, but the release at /app is not.
+    let cmd = "echo x > /tmp/scratch && cat /tmp/scratch && python3 -c 'import tempfile; print(tempfile.mkstemp()[1])'; touch /app/x";
+    let (_, ran) = server.call(Method::POST, &format!("/v1/apps/{app}/exec"), Some(json!({"cmd": cmd}))).await;
+    assert!(
+        ran["stdout"].as_str().unwrap().starts_with(
+            "x
+/tmp/"
+        ),
+        "{ran}"
+    );
+    assert!(ran["stderr"].as_str().unwrap().contains("Read-only file system"), "{ran}");
 
     // Following the log: the kept lines, then new ones as they come.
     let mut follow = server
