@@ -123,10 +123,18 @@ pub async fn build(job: &BuildJob<'_>, transcript: &Transcript) -> Result<Built,
         "no buildpack recognizes this app: push a Procfile, requirements.txt, package.json or index.html".to_owned()
     })?;
     transcript.step(&format!("{} app detected", pack.name()));
-    for argv in commands(pack, job.app_dir) {
-        transcript.step(&format!("Running {}", argv.join(" ")));
-        let argv: Vec<&str> = argv.iter().map(String::as_str).collect();
-        run_sandboxed(job, &argv, transcript).await?;
+    let venv = (pack == Pack::Python).then(|| crate::venv::CachedVenv::of(job)).flatten();
+    if let Some(cached) = venv.as_ref().filter(|v| v.fits()) {
+        cached.restore(job, transcript).await?;
+    } else {
+        for argv in commands(pack, job.app_dir) {
+            transcript.step(&format!("Running {}", argv.join(" ")));
+            let argv: Vec<&str> = argv.iter().map(String::as_str).collect();
+            run_sandboxed(job, &argv, transcript).await?;
+        }
+        if let Some(venv) = &venv {
+            venv.keep(job, transcript).await;
+        }
     }
     let process_types = process_types(pack, job.app_dir)?;
     announce_types(job.app_dir, pack.name(), &process_types, transcript);

@@ -146,6 +146,7 @@ fn structure_for(current: &BTreeMap<String, u32>, release: &Release) -> BTreeMap
 /// Whether the process answers an HTTP request on its port before `deadline`, without exiting first.
 async fn answers(process: &dyn Placed, deadline: Instant) -> bool {
     let address = process.address();
+    let mut pause = Duration::from_millis(20);
     while Instant::now() < deadline {
         if process.restarts() > 0 {
             return false;
@@ -160,7 +161,9 @@ async fn answers(process: &dyn Placed, deadline: Instant) -> bool {
         if let Ok(Ok(true)) = tokio::time::timeout(Duration::from_secs(5), probe).await {
             return true;
         }
-        tokio::time::sleep(Duration::from_millis(200)).await;
+        // Most apps listen within a few tenths of a second: probe often at first, then less.
+        tokio::time::sleep(pause).await;
+        pause = (pause * 2).min(Duration::from_millis(200));
     }
     false
 }

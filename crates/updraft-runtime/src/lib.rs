@@ -22,6 +22,7 @@ pub mod scheduler;
 pub mod slugs;
 pub mod ssh;
 pub mod tokens;
+mod venv;
 
 pub use oneoff::Ran;
 pub use runtime::{Runtime, RuntimeError, Settings, Target};

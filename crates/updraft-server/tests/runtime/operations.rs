@@ -16,6 +16,7 @@ async fn a_redeploy_under_traffic_fails_no_request() {
     let tree = Tree::of_example("mar-python").await;
     let (pushed, output) = tree.push(&server.git_url(&app, &server.token)).await;
     assert!(pushed, "{output}");
+    assert!(!output.contains("cached virtualenv") && output.contains("pip install"), "{output}");
     eventually(&server, &app, 5, |body| body.contains("Hello")).await;
 
     let (sent, failed) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
@@ -38,6 +39,9 @@ async fn a_redeploy_under_traffic_fails_no_request() {
     tree.commit("v2").await;
     let (pushed, output) = tree.push(&server.git_url(&app, &server.token)).await;
     assert!(pushed, "{output}");
+    // The requirements did not change: the venv the first push built is copied, not built again.
+    assert!(output.contains("-----> Using the cached virtualenv"), "{output}");
+    assert!(!output.contains("pip install"), "{output}");
     eventually(&server, &app, 5, |body| body.contains("Redeployed")).await;
     // Past the drain of the old processes.
     tokio::time::sleep(std::time::Duration::from_secs(6)).await;
