@@ -21,6 +21,7 @@ use updraft_bus::Bus;
 use updraft_gateway::{ConnectionConfig, Gateways, SocketId};
 use updraft_store::{Groups, Schemas, Store, Tenants, Users};
 
+pub use mar::serve_app;
 pub use mws::gateways::GatewayFile;
 
 #[derive(Debug, Clone, Copy)]

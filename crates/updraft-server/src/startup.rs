@@ -162,20 +162,18 @@ impl Application {
             gateways.close_all(close_code::GOING_AWAY, "server shutting down");
             let _ = stop.send(true);
         });
-        // Paths lose a trailing slash, except in apps' own traffic, which reaches them as sent.
-        let raw = self.router.clone();
+        // Apps' own traffic goes straight to their processes, paths as sent; the API's paths lose a trailing slash.
         let normalized = NormalizePathLayer::trim_trailing_slash().layer(self.router);
         let runtime = self.runtime.clone();
         let app = tower::service_fn(move |request: axum::http::Request<hyper::body::Incoming>| {
             let request = request.map(axum::body::Body::new);
             let host = request.headers().get(axum::http::header::HOST).and_then(|h| h.to_str().ok());
-            let for_app = host.is_some_and(|host| runtime.is_app_host(host));
-            let service = if for_app {
-                tower::util::Either::Left(raw.clone())
+            if host.is_some_and(|host| runtime.is_app_host(host)) {
+                let answer = updraft_api::serve_app(runtime.clone(), request);
+                futures_util::future::Either::Left(async move { Ok::<_, std::convert::Infallible>(answer.await) })
             } else {
-                tower::util::Either::Right(normalized.clone())
-            };
-            tower::ServiceExt::oneshot(service, request)
+                futures_util::future::Either::Right(tower::ServiceExt::oneshot(normalized.clone(), request))
+            }
         });
         let service = app;
         let mut serving = tokio::task::JoinSet::new();

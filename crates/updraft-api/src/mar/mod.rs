@@ -14,7 +14,7 @@ mod git;
 mod instances;
 mod platform;
 mod releases;
-mod router;
+pub(crate) mod router;
 
 use axum::Router;
 use axum::http::HeaderMap;
@@ -27,6 +27,7 @@ use crate::error::{ApiError, Code};
 
 pub(crate) use authorizations::platform_user;
 pub(crate) use router::intercept;
+pub use router::serve_app;
 
 pub(crate) fn routes() -> Router<ApiState> {
     platform::routes()

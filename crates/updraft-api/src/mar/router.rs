@@ -4,7 +4,7 @@
 //! visitor's cookies or headers, and the API's CORS headers never land on an app's answers.
 
 use std::net::SocketAddr;
-use std::sync::OnceLock;
+use std::sync::{Arc, OnceLock};
 
 use axum::body::Body;
 use axum::extract::{Request, State};
@@ -14,31 +14,41 @@ use axum::response::{Html, IntoResponse, Response};
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::{TokioExecutor, TokioIo};
-use updraft_runtime::Target;
+use updraft_runtime::{Runtime, Target};
 
 use crate::{ApiState, Transport};
 
 pub(crate) async fn intercept(State(state): State<ApiState>, request: Request, next: Next) -> Response {
     let Some(runtime) = state.runtime.clone() else { return next.run(request).await };
     let host = request.headers().get(header::HOST).and_then(|h| h.to_str().ok()).map(str::to_owned);
-    match host.as_deref().map(|host| runtime.route(host)) {
-        Some(Target::Backend(address)) => return proxy(address, host.unwrap_or_default(), request).await,
-        Some(Target::Down) => {
-            return page(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "This app has no process up",
-                "It is starting, stopped or failing: see its logs.",
-            );
-        }
-        Some(Target::Unknown) => {
-            return page(StatusCode::NOT_FOUND, "No such app", "No app is deployed at this address.");
-        }
-        Some(Target::NotAnApp) | None => {}
+    if let Some(host) = host.filter(|host| runtime.is_app_host(host)) {
+        return to_app(&runtime, host, request).await;
     }
     if super::git::git_app(request.uri().path()).is_some() {
         return super::git::serve(&state, &runtime, request).await;
     }
     next.run(request).await
+}
+
+/// An app's own traffic, taken by the listener before any of the API's layers (so no metrics, CORS or path
+/// normalization touch it): the answer of one of the app's web processes, or the page saying why there is none.
+pub async fn serve_app(runtime: Arc<Runtime>, request: Request) -> Response {
+    let host = request.headers().get(header::HOST).and_then(|h| h.to_str().ok()).unwrap_or_default().to_owned();
+    to_app(&runtime, host, request).await
+}
+
+async fn to_app(runtime: &Runtime, host: String, request: Request) -> Response {
+    match runtime.route(&host) {
+        Target::Backend(address) => proxy(address, host, request).await,
+        Target::Down => page(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "This app has no process up",
+            "It is starting, stopped or failing: see its logs.",
+        ),
+        Target::Unknown | Target::NotAnApp => {
+            page(StatusCode::NOT_FOUND, "No such app", "No app is deployed at this address.")
+        }
+    }
 }
 
 fn page(status: StatusCode, title: &str, text: &str) -> Response {
