@@ -105,7 +105,12 @@ async fn authorizations(
 ) -> Result<Response, ApiError> {
     require_account(&state, &headers).await?;
     known_cloud(&state, &cloud)?;
-    let token = crate::eds::account_token(&state).await.map_err(|e| e.0)?;
+    cloud_token(&state).await
+}
+
+/// `{"results":[{"access_token","token_type"}]}` with a new token of the account.
+async fn cloud_token(state: &ApiState) -> Result<Response, ApiError> {
+    let token = crate::eds::account_token(state).await.map_err(|e| e.0)?;
     Ok(Json(json!({"results": [{"access_token": token, "token_type": "bearer"}]})).into_response())
 }
 
@@ -117,8 +122,7 @@ async fn instance_authorizations(
 ) -> Result<Response, ApiError> {
     require_account(&state, &headers).await?;
     found(&state, &id).await?;
-    let token = crate::eds::account_token(&state).await.map_err(|e| e.0)?;
-    Ok(Json(json!({"results": [{"access_token": token, "token_type": "bearer"}]})).into_response())
+    cloud_token(&state).await
 }
 
 /// `{"results":[{"time","log"}]}`, newest first: what the records say happened to the cloud's apps (made,
