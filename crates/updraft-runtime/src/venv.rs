@@ -15,7 +15,7 @@ const KEY_FILE: &str = "python/key";
 pub(crate) struct CachedVenv {
     /// What the kept venv must have been built from to be used.
     key: String,
-    /// Where that is written once the venv is kept (on the host).
+    /// Where that is written once the venv is kept, as the host sees it.
     key_file: std::path::PathBuf,
 }
 
@@ -31,10 +31,15 @@ impl CachedVenv {
         Some(CachedVenv { key: hex::encode(hash.finalize()), key_file: job.cache_dir.join(KEY_FILE) })
     }
 
-    /// Whether the kept venv was built from the same requirements and Python.
+    /// Whether the kept venv was built from the same requirements and Python. The cache is the app's to write
+    /// during builds: a symlink there is read as no key at all, never followed by Updraft's user.
     pub(crate) fn fits(&self) -> bool {
-        let kept = std::fs::read_to_string(&self.key_file).unwrap_or_default();
-        kept.trim() == self.key
+        let real = |path: &std::path::Path, dir: bool| {
+            std::fs::symlink_metadata(path).is_ok_and(|m| if dir { m.is_dir() } else { m.is_file() })
+        };
+        let dir = self.key_file.parent().is_some_and(|dir| real(dir, true));
+        let kept = if dir && real(&self.key_file, false) { std::fs::read_to_string(&self.key_file).ok() } else { None };
+        kept.is_some_and(|kept| kept.trim() == self.key)
     }
 
     pub(crate) async fn restore(&self, job: &BuildJob<'_>, transcript: &Transcript) -> Result<(), String> {
@@ -43,22 +48,43 @@ impl CachedVenv {
         run_sandboxed(job, &["/usr/bin/cp", "-a", KEPT, "/app/.venv"], transcript).await
     }
 
-    /// Keeps the venv just built for the next push; a failure only costs that push the shortcut.
+    /// Keeps the venv just built for the next push; a failure only costs that push the shortcut. Every write
+    /// is the sandbox's, as the app's user: the cache is the app's, and Updraft's user writes nothing there.
     pub(crate) async fn keep(&self, job: &BuildJob<'_>, transcript: &Transcript) {
-        let key_file = &self.key_file;
-        let _ = std::fs::remove_file(key_file);
+        // The key is hex: nothing in it the shell could read as more.
+        let write_key = format!("printf %s {} > /cache/python/key", self.key);
         let copied = async {
-            run_sandboxed(job, &["/usr/bin/rm", "-rf", KEPT], transcript).await?;
+            run_sandboxed(job, &["/usr/bin/rm", "-rf", "/cache/python"], transcript).await?;
             run_sandboxed(job, &["/usr/bin/mkdir", "-p", "/cache/python"], transcript).await?;
-            run_sandboxed(job, &["/usr/bin/cp", "-a", "/app/.venv", KEPT], transcript).await
+            run_sandboxed(job, &["/usr/bin/cp", "-a", "/app/.venv", KEPT], transcript).await?;
+            run_sandboxed(job, &["/bin/sh", "-c", &write_key], transcript).await
         };
-        match copied.await {
-            Ok(()) => {
-                if let Err(err) = std::fs::write(key_file, &self.key) {
-                    tracing::warn!(%err, "the virtualenv's key was not kept");
-                }
-            }
-            Err(why) => tracing::warn!(%why, "the virtualenv was not kept for the next push"),
+        if let Err(why) = copied.await {
+            tracing::warn!(%why, "the virtualenv was not kept for the next push");
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_key_behind_a_symlink_is_no_key() {
+        let cache = tempfile::tempdir().unwrap();
+        let elsewhere = tempfile::tempdir().unwrap();
+        std::fs::write(elsewhere.path().join("key"), "abc").unwrap();
+        let venv = CachedVenv { key: "abc".into(), key_file: cache.path().join(KEY_FILE) };
+        std::os::unix::fs::symlink(elsewhere.path(), cache.path().join("python")).unwrap();
+        assert!(!venv.fits(), "the directory is a symlink");
+        std::fs::remove_file(cache.path().join("python")).unwrap();
+        std::fs::create_dir(cache.path().join("python")).unwrap();
+        std::os::unix::fs::symlink(elsewhere.path().join("key"), &venv.key_file).unwrap();
+        assert!(!venv.fits(), "the key is a symlink");
+        std::fs::remove_file(&venv.key_file).unwrap();
+        std::fs::write(&venv.key_file, "abc\n").unwrap();
+        assert!(venv.fits());
+        std::fs::write(&venv.key_file, "abd").unwrap();
+        assert!(!venv.fits());
     }
 }
