@@ -277,8 +277,7 @@ impl Runtime {
     /// The app label of a host under the apps domain (`<label>.<apps-domain>[:port]`), lower-cased. Cheap for the
     /// API's own hosts: a suffix compared, nothing allocated.
     pub fn app_label(&self, host: &str) -> Option<String> {
-        let host =
-            host.rsplit_once(':').filter(|(_, port)| port.bytes().all(|b| b.is_ascii_digit())).map_or(host, |(h, _)| h);
+        let host = without_port(host);
         let domain = &self.settings.apps_domain;
         let label_end = host.len().checked_sub(domain.len() + 1)?;
         let under_domain = label_end > 0
@@ -294,14 +293,7 @@ impl Runtime {
         if domains.is_empty() {
             return None;
         }
-        let name =
-            host.rsplit_once(':').filter(|(_, port)| port.bytes().all(|b| b.is_ascii_digit())).map_or(host, |(h, _)| h);
-        domains.get(&name.to_ascii_lowercase()).cloned()
-    }
-
-    /// Whether requests naming `host` are an app's rather than the API's.
-    pub fn is_app_host(&self, host: &str) -> bool {
-        self.app_label(host).is_some() || self.domain_app(host).is_some()
+        domains.get(&without_port(host).to_ascii_lowercase()).cloned()
     }
 
     /// Where a request naming `host` goes; each call takes the next web process of the app.
@@ -424,26 +416,22 @@ impl Runtime {
         self.switch(id, processes).await;
     }
 
-    /// Makes `processes` the app's, routed; the old ones are stopped after.
+    /// Makes `processes` the app's, routed; the old ones are stopped after the drain.
     pub(crate) async fn switch(&self, id: &str, processes: Vec<Box<dyn Placed>>) {
-        let web = web_addresses(&processes);
-        let old = self.running.lock().await.insert(id.to_owned(), Running { processes });
-        self.set_route(id, web);
-        if let Some(old) = old {
-            // Requests already sent to the old processes finish first (up to `DRAIN`); new ones go to the new.
-            let ports = self.ports.clone();
-            tokio::spawn(async move {
-                tokio::time::sleep(DRAIN).await;
-                stop_processes(&ports, old.processes).await;
-            });
-        }
+        self.install(id, processes, |_| false).await;
     }
 
     /// Starts `add` beside the app's processes that `keep` holds, routes the web ones of both, and stops the
     /// others after the drain (a scale: processes of unchanged types keep running).
     pub(crate) async fn rescale(&self, id: &str, add: Vec<Spec>, keep: impl Fn(&Spec) -> bool) {
         let logs = self.logs(id);
-        let started = add.into_iter().map(|spec| self.scheduler.start(spec, logs.clone()));
+        let started = add.into_iter().map(|spec| self.scheduler.start(spec, logs.clone())).collect();
+        self.install(id, started, keep).await;
+    }
+
+    /// Makes `started`, with the running processes `keep` holds, the app's and routes their web ones. The
+    /// others keep serving the requests already sent to them for `DRAIN`, then stop.
+    async fn install(&self, id: &str, started: Vec<Box<dyn Placed>>, keep: impl Fn(&Spec) -> bool) {
         let mut running = self.running.lock().await;
         let old = running.remove(id).map(|r| r.processes).unwrap_or_default();
         let (kept, gone): (Vec<_>, Vec<_>) = old.into_iter().partition(|p| keep(p.spec()));
@@ -454,11 +442,13 @@ impl Runtime {
         running.insert(id.to_owned(), Running { processes });
         drop(running);
         self.set_route(id, web);
-        let ports = self.ports.clone();
-        tokio::spawn(async move {
-            tokio::time::sleep(DRAIN).await;
-            stop_processes(&ports, gone).await;
-        });
+        if !gone.is_empty() {
+            let ports = self.ports.clone();
+            tokio::spawn(async move {
+                tokio::time::sleep(DRAIN).await;
+                stop_processes(&ports, gone).await;
+            });
+        }
     }
 
     /// The `(type, index)` of each process the app runs.
@@ -483,6 +473,11 @@ impl Runtime {
         let Some(running) = running.get(id) else { return Vec::new() };
         running.processes.iter().map(|p| (p.spec().name(), p.pid(), p.restarts())).collect()
     }
+}
+
+/// `host` without its `:port`, if it has one.
+fn without_port(host: &str) -> &str {
+    host.rsplit_once(':').filter(|(_, port)| port.bytes().all(|b| b.is_ascii_digit())).map_or(host, |(h, _)| h)
 }
 
 /// The addresses of the web processes among `processes`.

@@ -168,11 +168,13 @@ impl Application {
         let app = tower::service_fn(move |request: axum::http::Request<hyper::body::Incoming>| {
             let request = request.map(axum::body::Body::new);
             let host = request.headers().get(axum::http::header::HOST).and_then(|h| h.to_str().ok());
-            if host.is_some_and(|host| runtime.is_app_host(host)) {
-                let answer = updraft_api::serve_app(runtime.clone(), request);
-                futures_util::future::Either::Left(async move { Ok::<_, std::convert::Infallible>(answer.await) })
-            } else {
+            let target = host.map_or(updraft_runtime::Target::NotAnApp, |host| runtime.route(host));
+            if target == updraft_runtime::Target::NotAnApp {
                 futures_util::future::Either::Right(tower::ServiceExt::oneshot(normalized.clone(), request))
+            } else {
+                let host = host.unwrap_or_default().to_owned();
+                let answer = updraft_api::serve_app(target, host, request);
+                futures_util::future::Either::Left(async move { Ok::<_, std::convert::Infallible>(answer.await) })
             }
         });
         let service = app;

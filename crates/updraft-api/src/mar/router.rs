@@ -4,7 +4,7 @@
 //! visitor's cookies or headers, and the API's CORS headers never land on an app's answers.
 
 use std::net::SocketAddr;
-use std::sync::{Arc, OnceLock};
+use std::sync::OnceLock;
 
 use axum::body::Body;
 use axum::extract::{Request, State};
@@ -14,15 +14,18 @@ use axum::response::{Html, IntoResponse, Response};
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::{TokioExecutor, TokioIo};
-use updraft_runtime::{Runtime, Target};
+use updraft_runtime::Target;
 
 use crate::{ApiState, Transport};
 
 pub(crate) async fn intercept(State(state): State<ApiState>, request: Request, next: Next) -> Response {
     let Some(runtime) = state.runtime.clone() else { return next.run(request).await };
     let host = request.headers().get(header::HOST).and_then(|h| h.to_str().ok()).map(str::to_owned);
-    if let Some(host) = host.filter(|host| runtime.is_app_host(host)) {
-        return to_app(&runtime, host, request).await;
+    if let Some(host) = host {
+        let target = runtime.route(&host);
+        if target != Target::NotAnApp {
+            return serve_app(target, host, request).await;
+        }
     }
     if super::git::git_app(request.uri().path()).is_some() {
         return super::git::serve(&state, &runtime, request).await;
@@ -30,15 +33,11 @@ pub(crate) async fn intercept(State(state): State<ApiState>, request: Request, n
     next.run(request).await
 }
 
-/// An app's own traffic, taken by the listener before any of the API's layers (so no metrics, CORS or path
-/// normalization touch it): the answer of one of the app's web processes, or the page saying why there is none.
-pub async fn serve_app(runtime: Arc<Runtime>, request: Request) -> Response {
-    let host = request.headers().get(header::HOST).and_then(|h| h.to_str().ok()).unwrap_or_default().to_owned();
-    to_app(&runtime, host, request).await
-}
-
-async fn to_app(runtime: &Runtime, host: String, request: Request) -> Response {
-    match runtime.route(&host) {
+/// An app's own traffic, where the runtime routed `host` (`Runtime::route`, asked once per request; the
+/// listener calls this before any of the API's layers, so no metrics, CORS or path normalization touch it): the
+/// answer of one of the app's web processes, or the page saying why there is none.
+pub async fn serve_app(target: Target, host: String, request: Request) -> Response {
+    match target {
         Target::Backend(address) => proxy(address, host, request).await,
         Target::Down => page(
             StatusCode::SERVICE_UNAVAILABLE,
