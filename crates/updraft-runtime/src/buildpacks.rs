@@ -7,7 +7,9 @@
 
 use std::collections::BTreeMap;
 
-use crate::build::{BuildJob, Built, Output, Transcript, announce_types, parse_procfile, run_host, sandboxed};
+use crate::build::{
+    BuildJob, Built, Output, Transcript, announce_types, parse_procfile, run_host, run_sandboxed, sandboxed,
+};
 
 /// Where `BUILDPACK_URL` is cloned, inside the sandbox.
 const CLONE: &str = "/cache/buildpack";
@@ -17,13 +19,13 @@ pub(crate) async fn external(job: &BuildJob<'_>, transcript: &Transcript) -> Res
     let (pack, name) = if let Some(url) = job.env.get("BUILDPACK_URL").filter(|url| !url.is_empty()) {
         let (url, branch) = parse_url(url)?;
         transcript.step(&format!("Fetching custom buildpack {url}"));
-        run(job, &["/usr/bin/rm", "-rf", CLONE], transcript).await?;
+        run_sandboxed(job, &["/usr/bin/rm", "-rf", CLONE], transcript).await?;
         let mut clone = vec!["/usr/bin/git", "clone", "--quiet", "--single-branch"];
         if let Some(branch) = branch {
             clone.extend(["--branch", branch]);
         }
         clone.extend(["--", url, CLONE]);
-        run(job, &clone, transcript).await?;
+        run_sandboxed(job, &clone, transcript).await?;
         let name = detect(job, CLONE, transcript)
             .await?
             .ok_or_else(|| format!("the buildpack at {url} does not recognize this app (its bin/detect failed)"))?;
@@ -98,10 +100,6 @@ async fn detect(job: &BuildJob<'_>, pack: &str, transcript: &Transcript) -> Resu
     let (status, said) = sandboxed(job, &[&format!("{pack}/bin/detect"), "/app"], transcript, Output::Captured).await?;
     let name = said.lines().next().map(str::trim).filter(|n| !n.is_empty()).unwrap_or("Custom");
     Ok(status.success().then(|| name.chars().take(60).collect()))
-}
-
-async fn run(job: &BuildJob<'_>, argv: &[&str], transcript: &Transcript) -> Result<(), String> {
-    crate::build::run_sandboxed(job, argv, transcript).await
 }
 
 /// The URL and branch of `BUILDPACK_URL`: only git's network transports, so that it names no file of the host

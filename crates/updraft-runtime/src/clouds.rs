@@ -82,9 +82,9 @@ impl Placements {
     }
 
     /// Records (or replaces) a placement.
-    pub fn set(&self, placement: Placement) -> Result<Placement, String> {
-        self.0.remove(|p| p.provider == placement.provider && p.id == placement.id).map_err(|e| e.to_string())?;
-        self.0.add(placement, |_| None)
+    pub fn set(&self, placement: Placement) -> std::io::Result<Placement> {
+        let (provider, id) = (placement.provider.clone(), placement.id.clone());
+        self.0.replace(placement, |p| p.provider == provider && p.id == id)
     }
 
     pub fn remove(&self, provider: &str, id: &str) -> std::io::Result<()> {

@@ -208,6 +208,16 @@ impl<T: Clone + Serialize + serde::de::DeserializeOwned> JsonList<T> {
         Ok(item)
     }
 
+    /// Puts `item` in place of the items `matches` picks, or adds it, in one write.
+    pub fn replace(&self, item: T, matches: impl Fn(&T) -> bool) -> std::io::Result<T> {
+        let mut items = self.lock();
+        let mut next: Vec<T> = items.iter().filter(|kept| !matches(kept)).cloned().collect();
+        next.push(item.clone());
+        write_atomically(&self.file, &serde_json::to_vec_pretty(&next).map_err(std::io::Error::other)?)?;
+        *items = next;
+        Ok(item)
+    }
+
     /// Removes the items `matches` picks; those removed.
     pub fn remove(&self, matches: impl Fn(&T) -> bool) -> std::io::Result<Vec<T>> {
         let mut items = self.lock();

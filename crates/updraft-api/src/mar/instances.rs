@@ -80,10 +80,7 @@ impl Instance {
             }
             other => {
                 let placement = Placement { tags, ..other.placement(state) };
-                runtime(state)?.placements().set(placement).map_err(|why| {
-                    tracing::error!(%why, "placements not written");
-                    ApiError::new(Code::Internal)
-                })?;
+                place(runtime(state)?, placement)?;
                 other
             }
         })
@@ -111,6 +108,13 @@ pub(super) async fn find(state: &ApiState, id: &str) -> Result<Option<Instance>,
         return Ok(Some(Instance::Gateway(gateway)));
     }
     Ok(state.tenants.app(id).await.map_err(store_error)?.map(Instance::Backend))
+}
+
+fn place(runtime: &updraft_runtime::Runtime, placement: Placement) -> Result<(), ApiError> {
+    runtime.placements().set(placement).map(drop).map_err(|err| {
+        tracing::error!(%err, "placements not written");
+        ApiError::new(Code::Internal)
+    })
 }
 
 fn store_error(err: updraft_store::StoreError) -> ApiError {
@@ -159,10 +163,7 @@ pub(super) async fn create_other(
         }
     };
     let placement = Placement { cloud: cloud.to_owned(), tags: Vec::new(), ..instance.placement(state) };
-    runtime.placements().set(placement).map_err(|why| {
-        tracing::error!(%why, "placements not written");
-        ApiError::new(Code::Internal)
-    })?;
+    place(runtime, placement)?;
     Ok(instance)
 }
 
