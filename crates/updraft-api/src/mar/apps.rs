@@ -3,14 +3,13 @@
 use std::collections::BTreeMap;
 
 use axum::extract::{Path, Query, State};
-use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use super::{require_account, runtime, runtime_error};
+use super::{Account, runtime, runtime_error};
 use crate::ApiState;
 use crate::body::read_json;
 use crate::error::{ApiError, Code};
@@ -32,8 +31,7 @@ fn app_of(state: &ApiState, id: &str) -> Result<updraft_runtime::records::AppRec
     runtime(state)?.app(id).ok_or_else(|| ApiError::with_message(Code::NotFound, "no such app"))
 }
 
-async fn show(State(state): State<ApiState>, headers: HeaderMap, Path(id): Path<String>) -> Result<Response, ApiError> {
-    require_account(&state, &headers).await?;
+async fn show(State(state): State<ApiState>, _: Account, Path(id): Path<String>) -> Result<Response, ApiError> {
     let app = app_of(&state, &id)?;
     let processes = runtime(&state)?.processes(&id).await;
     let state_name = match (app.current(), processes.iter().any(|(_, pid, _)| pid.is_some())) {
@@ -58,25 +56,19 @@ async fn show(State(state): State<ApiState>, headers: HeaderMap, Path(id): Path<
 /// `{"stack":"cedar-14"}`: the stack the next release is built for (`qtc-cli mar stack:set`).
 async fn update(
     State(state): State<ApiState>,
-    headers: HeaderMap,
+    account: Account,
     Path(id): Path<String>,
     body: axum::body::Body,
 ) -> Result<Response, ApiError> {
-    require_account(&state, &headers).await?;
     let body = read_json(body, state.limits.max_body_bytes).await?.unwrap_or(Value::Null);
     if let Some(stack) = body.get("stack") {
         let stack = stack.as_str().ok_or_else(|| ApiError::field("stack", "a stack's name"))?;
         runtime(&state)?.set_stack(&id, stack).await.map_err(runtime_error)?;
     }
-    show(State(state), headers, Path(id)).await
+    show(State(state), account, Path(id)).await
 }
 
-async fn status(
-    State(state): State<ApiState>,
-    headers: HeaderMap,
-    Path(id): Path<String>,
-) -> Result<Response, ApiError> {
-    require_account(&state, &headers).await?;
+async fn status(State(state): State<ApiState>, _: Account, Path(id): Path<String>) -> Result<Response, ApiError> {
     app_of(&state, &id)?;
     let processes: Vec<Value> = runtime(&state)?
         .processes(&id)
@@ -89,12 +81,7 @@ async fn status(
     Ok(Json(json!({"processes": processes})).into_response())
 }
 
-async fn restart(
-    State(state): State<ApiState>,
-    headers: HeaderMap,
-    Path(id): Path<String>,
-) -> Result<Response, ApiError> {
-    require_account(&state, &headers).await?;
+async fn restart(State(state): State<ApiState>, _: Account, Path(id): Path<String>) -> Result<Response, ApiError> {
     runtime(&state)?.restart(&id).await.map_err(runtime_error)?;
     Ok(Json(json!({})).into_response())
 }
@@ -109,11 +96,10 @@ struct Page {
 /// `{"results":[{"time","log"}]}`, the oldest kept line first; `limit` at most 1,000 (100 by default).
 async fn logs(
     State(state): State<ApiState>,
-    headers: HeaderMap,
+    _: Account,
     Path(id): Path<String>,
     Query(page): Query<Page>,
 ) -> Result<Response, ApiError> {
-    require_account(&state, &headers).await?;
     app_of(&state, &id)?;
     let limit = page.limit.unwrap_or(100).min(1000);
     if page.follow == Some(true) {
@@ -154,11 +140,10 @@ fn follow(logs: &updraft_runtime::logs::AppLogs, limit: usize) -> Response {
 /// `{"cmd":"<command>"}`: run once in the app's sandbox; `{"stdout","stderr","exitCode"}`.
 async fn exec(
     State(state): State<ApiState>,
-    headers: HeaderMap,
+    _: Account,
     Path(id): Path<String>,
     body: axum::body::Body,
 ) -> Result<Response, ApiError> {
-    require_account(&state, &headers).await?;
     let body = read_json(body, state.limits.max_body_bytes).await?;
     let Some(cmd) = body.as_ref().and_then(|b| b.get("cmd")).and_then(Value::as_str).filter(|c| !c.trim().is_empty())
     else {
@@ -170,20 +155,18 @@ async fn exec(
 
 async fn clear_build_cache(
     State(state): State<ApiState>,
-    headers: HeaderMap,
+    _: Account,
     Path(id): Path<String>,
 ) -> Result<Response, ApiError> {
-    require_account(&state, &headers).await?;
     runtime(&state)?.clear_build_cache(&id).await.map_err(runtime_error)?;
     Ok(Json(json!({})).into_response())
 }
 
 async fn reset_repository(
     State(state): State<ApiState>,
-    headers: HeaderMap,
+    _: Account,
     Path(id): Path<String>,
 ) -> Result<Response, ApiError> {
-    require_account(&state, &headers).await?;
     runtime(&state)?.reset_repository(&id).await.map_err(runtime_error)?;
     Ok(Json(json!({})).into_response())
 }
@@ -191,11 +174,10 @@ async fn reset_repository(
 /// `{"web":"2","worker":1}`: counts as numbers or strings.
 async fn scale(
     State(state): State<ApiState>,
-    headers: HeaderMap,
+    _: Account,
     Path(id): Path<String>,
     body: axum::body::Body,
 ) -> Result<Response, ApiError> {
-    require_account(&state, &headers).await?;
     let body = read_json(body, state.limits.max_body_bytes).await?;
     let Some(Value::Object(fields)) = body else {
         return Err(ApiError::with_message(Code::BadRequest, "a JSON object of counts"));
@@ -217,12 +199,7 @@ async fn scale(
 }
 
 /// The app's variables, `STACK` among them.
-async fn env_vars(
-    State(state): State<ApiState>,
-    headers: HeaderMap,
-    Path(id): Path<String>,
-) -> Result<Response, ApiError> {
-    require_account(&state, &headers).await?;
+async fn env_vars(State(state): State<ApiState>, _: Account, Path(id): Path<String>) -> Result<Response, ApiError> {
     let app = app_of(&state, &id)?;
     let mut env: serde_json::Map<String, Value> = app.env.into_iter().map(|(k, v)| (k, Value::String(v))).collect();
     env.entry("STACK").or_insert_with(|| Value::String(app.stack.clone()));
@@ -232,11 +209,10 @@ async fn env_vars(
 /// `{"KEY":"value","OLD":null}`: null or empty unsets.
 async fn set_env_vars(
     State(state): State<ApiState>,
-    headers: HeaderMap,
+    _: Account,
     Path(id): Path<String>,
     body: axum::body::Body,
 ) -> Result<Response, ApiError> {
-    require_account(&state, &headers).await?;
     let body = read_json(body, state.limits.max_body_bytes).await?;
     let Some(Value::Object(fields)) = body else {
         return Err(ApiError::with_message(Code::BadRequest, "a JSON object of variables"));

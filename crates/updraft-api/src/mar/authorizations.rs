@@ -8,7 +8,7 @@ use axum::routing::{delete, get};
 use axum::{Json, Router};
 use serde_json::{Value, json};
 
-use super::{require_account, rfc3339, runtime};
+use super::{Account, rfc3339, runtime};
 use crate::ApiState;
 use crate::body::read_json;
 use crate::error::{ApiError, Code};
@@ -17,8 +17,7 @@ pub(super) fn routes() -> Router<ApiState> {
     Router::new().route("/v1/authorizations", get(list).post(create)).route("/v1/authorizations/{id}", delete(revoke))
 }
 
-async fn list(State(state): State<ApiState>, headers: HeaderMap) -> Result<Response, ApiError> {
-    require_account(&state, &headers).await?;
+async fn list(State(state): State<ApiState>, _: Account) -> Result<Response, ApiError> {
     let results: Vec<Value> = runtime(&state)?
         .personal_tokens()
         .all()
@@ -29,12 +28,7 @@ async fn list(State(state): State<ApiState>, headers: HeaderMap) -> Result<Respo
 }
 
 /// `{"name"?}` → 201 with `access_token`, shown this once.
-async fn create(
-    State(state): State<ApiState>,
-    headers: HeaderMap,
-    body: axum::body::Body,
-) -> Result<Response, ApiError> {
-    require_account(&state, &headers).await?;
+async fn create(State(state): State<ApiState>, _: Account, body: axum::body::Body) -> Result<Response, ApiError> {
     let body = read_json(body, state.limits.max_body_bytes).await?.unwrap_or(Value::Null);
     let name = match (&body["name"], &body["note"]) {
         (Value::String(name), _) | (Value::Null, Value::String(name)) => name.clone(),
@@ -61,12 +55,7 @@ async fn create(
     Ok((StatusCode::CREATED, Json(answer)).into_response())
 }
 
-async fn revoke(
-    State(state): State<ApiState>,
-    headers: HeaderMap,
-    Path(id): Path<String>,
-) -> Result<Response, ApiError> {
-    require_account(&state, &headers).await?;
+async fn revoke(State(state): State<ApiState>, _: Account, Path(id): Path<String>) -> Result<Response, ApiError> {
     let removed = runtime(&state)?.personal_tokens().remove(&id).map_err(|err| {
         tracing::error!(%err, "personal tokens not written");
         ApiError::new(Code::Internal)
@@ -81,7 +70,7 @@ async fn revoke(
 
 /// `GET /v1/user` without `Enginio-Backend-Id`: the platform's user, the account.
 pub(crate) async fn platform_user(state: &ApiState, headers: &HeaderMap) -> Result<Response, ApiError> {
-    require_account(state, headers).await?;
+    super::require_account(state, headers).await?;
     let email = state.account.as_ref().map(|a| a.email.clone());
     Ok(Json(json!({"id": "account", "email": email, "username": email, "name": "Updraft account"})).into_response())
 }

@@ -5,7 +5,7 @@
 use std::collections::BTreeMap;
 
 use axum::extract::{Path, Query, State};
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{delete, get, post};
 use axum::{Json, Router};
@@ -14,7 +14,7 @@ use serde_json::{Value, json};
 use std::sync::Arc;
 use updraft_databases::{DatabaseError, Databases, ServiceRecord};
 
-use super::{require_account, runtime, runtime_error};
+use super::{Account, runtime, runtime_error};
 use crate::ApiState;
 use crate::body::read_json;
 use crate::error::{ApiError, Code};
@@ -74,8 +74,7 @@ fn service_of(state: &ApiState, id: &str) -> Result<ServiceRecord, ApiError> {
     databases(state)?.get(id).ok_or_else(|| database_error(DatabaseError::NotFound))
 }
 
-async fn show(State(state): State<ApiState>, headers: HeaderMap, Path(id): Path<String>) -> Result<Response, ApiError> {
-    require_account(&state, &headers).await?;
+async fn show(State(state): State<ApiState>, _: Account, Path(id): Path<String>) -> Result<Response, ApiError> {
     Ok(Json(service_json(&service_of(&state, &id)?)).into_response())
 }
 
@@ -88,11 +87,10 @@ struct Page {
 /// `{"results":[{"time","log"}]}`: what Updraft did to the instance (the server's own log is the operator's).
 async fn logs(
     State(state): State<ApiState>,
-    headers: HeaderMap,
+    _: Account,
     Path(id): Path<String>,
     Query(page): Query<Page>,
 ) -> Result<Response, ApiError> {
-    require_account(&state, &headers).await?;
     let service = service_of(&state, &id)?;
     let results: Vec<Value> = service
         .log
@@ -104,31 +102,21 @@ async fn logs(
     Ok(Json(json!({"results": results})).into_response())
 }
 
-async fn start(
-    State(state): State<ApiState>,
-    headers: HeaderMap,
-    Path(id): Path<String>,
-) -> Result<Response, ApiError> {
-    set_running(state, headers, id, true).await
+async fn start(State(state): State<ApiState>, _: Account, Path(id): Path<String>) -> Result<Response, ApiError> {
+    set_running(state, id, true).await
 }
 
-async fn stop(State(state): State<ApiState>, headers: HeaderMap, Path(id): Path<String>) -> Result<Response, ApiError> {
-    set_running(state, headers, id, false).await
+async fn stop(State(state): State<ApiState>, _: Account, Path(id): Path<String>) -> Result<Response, ApiError> {
+    set_running(state, id, false).await
 }
 
-async fn set_running(state: ApiState, headers: HeaderMap, id: String, running: bool) -> Result<Response, ApiError> {
-    require_account(&state, &headers).await?;
+async fn set_running(state: ApiState, id: String, running: bool) -> Result<Response, ApiError> {
     let service = databases(&state)?.set_running(&id, running).await.map_err(database_error)?;
     Ok(Json(service_json(&service)).into_response())
 }
 
 /// `{"results":[{"id","variable"}]}`: the instances whose URL the app has.
-async fn attached(
-    State(state): State<ApiState>,
-    headers: HeaderMap,
-    Path(app): Path<String>,
-) -> Result<Response, ApiError> {
-    require_account(&state, &headers).await?;
+async fn attached(State(state): State<ApiState>, _: Account, Path(app): Path<String>) -> Result<Response, ApiError> {
     runtime(&state)?.app(&app).ok_or_else(|| runtime_error(updraft_runtime::RuntimeError::NotFound))?;
     let results: Vec<Value> = databases(&state)?
         .all()
@@ -141,11 +129,10 @@ async fn attached(
 /// `{"id":"mdb-…","variable"?:"OTHER_URL"}`: the app gets the instance's URL and restarts with it.
 async fn attach(
     State(state): State<ApiState>,
-    headers: HeaderMap,
+    _: Account,
     Path(app): Path<String>,
     body: axum::body::Body,
 ) -> Result<Response, ApiError> {
-    require_account(&state, &headers).await?;
     let body = read_json(body, state.limits.max_body_bytes).await?.unwrap_or(Value::Null);
     let Some(id) = body["id"].as_str() else { return Err(ApiError::field("id", "the instance to attach")) };
     let service = service_of(&state, id)?;
@@ -168,10 +155,9 @@ async fn attach(
 
 async fn detach(
     State(state): State<ApiState>,
-    headers: HeaderMap,
+    _: Account,
     Path((app, id)): Path<(String, String)>,
 ) -> Result<Response, ApiError> {
-    require_account(&state, &headers).await?;
     let service = service_of(&state, &id)?;
     let Some(variable) = service.attached.get(&app) else {
         return Err(ApiError::with_message(Code::NotFound, "the app is not attached to this instance"));

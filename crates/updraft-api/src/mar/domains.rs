@@ -3,13 +3,13 @@
 //! certificate, which the TLS listeners present to clients naming those hosts.
 
 use axum::extract::{Path, State};
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{delete, get};
 use axum::{Json, Router};
 use serde_json::{Value, json};
 
-use super::{require_account, runtime, runtime_error};
+use super::{Account, runtime, runtime_error};
 use crate::ApiState;
 use crate::body::read_json;
 use crate::error::{ApiError, Code};
@@ -24,11 +24,10 @@ pub(super) fn routes() -> Router<ApiState> {
 /// `{"name","privateKey","certificateBody","certificateChain"?}` (PEM): checked, kept, served at once.
 async fn set_certificate(
     State(state): State<ApiState>,
-    headers: HeaderMap,
+    _: Account,
     Path(id): Path<String>,
     body: axum::body::Body,
 ) -> Result<Response, ApiError> {
-    require_account(&state, &headers).await?;
     let body = read_json(body, state.limits.max_body_bytes).await?.unwrap_or(Value::Null);
     let text = |field: &'static str| body[field].as_str().ok_or_else(|| ApiError::field(field, "a PEM text"));
     let (key, certificate) = (text("privateKey")?, text("certificateBody")?);
@@ -40,16 +39,14 @@ async fn set_certificate(
 
 async fn remove_certificate(
     State(state): State<ApiState>,
-    headers: HeaderMap,
+    _: Account,
     Path(id): Path<String>,
 ) -> Result<Response, ApiError> {
-    require_account(&state, &headers).await?;
     runtime(&state)?.remove_certificate(&id).await.map_err(runtime_error)?;
     Ok(Json(json!({})).into_response())
 }
 
-async fn list(State(state): State<ApiState>, headers: HeaderMap, Path(id): Path<String>) -> Result<Response, ApiError> {
-    require_account(&state, &headers).await?;
+async fn list(State(state): State<ApiState>, _: Account, Path(id): Path<String>) -> Result<Response, ApiError> {
     let app = runtime(&state)?.app(&id).ok_or_else(|| ApiError::with_message(Code::NotFound, "no such app"))?;
     let results: Vec<Value> = app.domains.iter().map(|name| json!({"name": name})).collect();
     Ok(Json(json!({"results": results})).into_response())
@@ -57,11 +54,10 @@ async fn list(State(state): State<ApiState>, headers: HeaderMap, Path(id): Path<
 
 async fn add(
     State(state): State<ApiState>,
-    headers: HeaderMap,
+    _: Account,
     Path(id): Path<String>,
     body: axum::body::Body,
 ) -> Result<Response, ApiError> {
-    require_account(&state, &headers).await?;
     let body = read_json(body, state.limits.max_body_bytes).await?;
     let Some(name) = body.as_ref().and_then(|b| b.get("name")).and_then(Value::as_str) else {
         return Err(ApiError::field("name", "can't be blank"));
@@ -73,10 +69,9 @@ async fn add(
 
 async fn remove(
     State(state): State<ApiState>,
-    headers: HeaderMap,
+    _: Account,
     Path((id, name)): Path<(String, String)>,
 ) -> Result<Response, ApiError> {
-    require_account(&state, &headers).await?;
     let runtime = runtime(&state)?;
     runtime.app(&id).ok_or_else(|| ApiError::with_message(Code::NotFound, "no such app"))?;
     match runtime.remove_domain(&id, &name).await {

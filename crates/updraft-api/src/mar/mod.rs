@@ -43,6 +43,17 @@ fn runtime(state: &ApiState) -> Result<&Arc<Runtime>, ApiError> {
     state.runtime.as_ref().ok_or_else(|| ApiError::with_message(Code::NotFound, "this server runs no applications"))
 }
 
+/// A request with a live account token (or personal token): its handler runs only then, others get 401.
+pub(super) struct Account;
+
+impl axum::extract::FromRequestParts<ApiState> for Account {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut axum::http::request::Parts, state: &ApiState) -> Result<Account, ApiError> {
+        require_account(state, &parts.headers).await.map(|()| Account)
+    }
+}
+
 /// Refuses a request without a live account token.
 async fn require_account(state: &ApiState, headers: &HeaderMap) -> Result<(), ApiError> {
     match credentials(headers)? {

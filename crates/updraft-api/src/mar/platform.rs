@@ -4,7 +4,7 @@
 //! `eds` EDS apps and those of `mws` gateways (`instances.rs`).
 
 use axum::extract::{Path, Query, State};
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
@@ -16,7 +16,7 @@ use updraft_runtime::records::DEFAULT_CLOUD;
 
 use super::databases::{database_error, databases};
 use super::instances::{self, Instance};
-use super::{require_account, runtime, runtime_error};
+use super::{Account, runtime, runtime_error};
 use crate::ApiState;
 use crate::body::read_json;
 use crate::error::{ApiError, Code};
@@ -44,28 +44,17 @@ fn known_cloud(state: &ApiState, cloud: &str) -> Result<Cloud, ApiError> {
     runtime(state)?.clouds().get(cloud).ok_or_else(|| ApiError::with_message(Code::NotFound, "no such cloud"))
 }
 
-async fn clouds(State(state): State<ApiState>, headers: HeaderMap) -> Result<Response, ApiError> {
-    require_account(&state, &headers).await?;
+async fn clouds(State(state): State<ApiState>, _: Account) -> Result<Response, ApiError> {
     let clouds: Vec<Value> = runtime(&state)?.clouds().all().iter().map(cloud_json).collect();
     Ok(Json(json!({"results": clouds})).into_response())
 }
 
-async fn cloud(
-    State(state): State<ApiState>,
-    headers: HeaderMap,
-    Path(cloud): Path<String>,
-) -> Result<Response, ApiError> {
-    require_account(&state, &headers).await?;
+async fn cloud(State(state): State<ApiState>, _: Account, Path(cloud): Path<String>) -> Result<Response, ApiError> {
     Ok(Json(cloud_json(&known_cloud(&state, &cloud)?)).into_response())
 }
 
 /// `{"name","datacenter"?,"vpc"?}` → 201, the cloud. Every cloud is in this server's one datacenter.
-async fn create_cloud(
-    State(state): State<ApiState>,
-    headers: HeaderMap,
-    body: axum::body::Body,
-) -> Result<Response, ApiError> {
-    require_account(&state, &headers).await?;
+async fn create_cloud(State(state): State<ApiState>, _: Account, body: axum::body::Body) -> Result<Response, ApiError> {
     let body = read_json(body, state.limits.max_body_bytes).await?.unwrap_or(Value::Null);
     let Some(name) = body["name"].as_str() else { return Err(ApiError::field("name", "can't be blank")) };
     if let Some(datacenter) = body["datacenter"].as_str().filter(|dc| *dc != DATACENTER) {
@@ -78,10 +67,9 @@ async fn create_cloud(
 /// Deletes an empty cloud other than `default` (409 while it holds instances).
 async fn delete_cloud(
     State(state): State<ApiState>,
-    headers: HeaderMap,
+    _: Account,
     Path(cloud): Path<String>,
 ) -> Result<Response, ApiError> {
-    require_account(&state, &headers).await?;
     known_cloud(&state, &cloud)?;
     if cloud == DEFAULT_CLOUD {
         return Err(ApiError::with_message(Code::Conflict, "the default cloud stays"));
@@ -100,10 +88,9 @@ async fn delete_cloud(
 /// account's: one account holds them all).
 async fn authorizations(
     State(state): State<ApiState>,
-    headers: HeaderMap,
+    _: Account,
     Path(cloud): Path<String>,
 ) -> Result<Response, ApiError> {
-    require_account(&state, &headers).await?;
     known_cloud(&state, &cloud)?;
     cloud_token(&state).await
 }
@@ -117,22 +104,16 @@ async fn cloud_token(state: &ApiState) -> Result<Response, ApiError> {
 /// The legacy CLI's way to a cloud token (`GET /v1/instances/:id/authorizations`): the same token.
 async fn instance_authorizations(
     State(state): State<ApiState>,
-    headers: HeaderMap,
+    _: Account,
     Path(id): Path<String>,
 ) -> Result<Response, ApiError> {
-    require_account(&state, &headers).await?;
     found(&state, &id).await?;
     cloud_token(&state).await
 }
 
 /// `{"results":[{"time","log"}]}`, newest first: what the records say happened to the cloud's apps (made,
 /// released) and databases (their own log).
-async fn cloud_log(
-    State(state): State<ApiState>,
-    headers: HeaderMap,
-    Path(cloud): Path<String>,
-) -> Result<Response, ApiError> {
-    require_account(&state, &headers).await?;
+async fn cloud_log(State(state): State<ApiState>, _: Account, Path(cloud): Path<String>) -> Result<Response, ApiError> {
     known_cloud(&state, &cloud)?;
     let mut events: Vec<(String, String)> = Vec::new();
     for app in runtime(&state)?.apps().iter().filter(|a| a.cloud == cloud) {
@@ -157,11 +138,10 @@ struct Provider {
 
 async fn instances(
     State(state): State<ApiState>,
-    headers: HeaderMap,
+    _: Account,
     Path(cloud): Path<String>,
     Query(query): Query<Provider>,
 ) -> Result<Response, ApiError> {
-    require_account(&state, &headers).await?;
     known_cloud(&state, &cloud)?;
     let results = instances::in_cloud(&state, &cloud, query.provider.as_deref()).await?;
     Ok(Json(json!({"results": results})).into_response())
@@ -169,11 +149,10 @@ async fn instances(
 
 async fn create_instance(
     State(state): State<ApiState>,
-    headers: HeaderMap,
+    _: Account,
     Path(cloud): Path<String>,
     body: axum::body::Body,
 ) -> Result<Response, ApiError> {
-    require_account(&state, &headers).await?;
     known_cloud(&state, &cloud)?;
     let body = read_json(body, state.limits.max_body_bytes).await?.unwrap_or(Value::Null);
     let field = |name: &str| body.get(name).and_then(Value::as_str);
@@ -203,23 +182,17 @@ async fn create_instance(
     Ok((StatusCode::CREATED, Json(made.json(&state))).into_response())
 }
 
-async fn instance(
-    State(state): State<ApiState>,
-    headers: HeaderMap,
-    Path(id): Path<String>,
-) -> Result<Response, ApiError> {
-    require_account(&state, &headers).await?;
+async fn instance(State(state): State<ApiState>, _: Account, Path(id): Path<String>) -> Result<Response, ApiError> {
     Ok(Json(found(&state, &id).await?.json(&state)).into_response())
 }
 
 /// `{"name"?,"tags"?}`: tags change; the name is part of the id, so it may only be repeated.
 async fn update_instance(
     State(state): State<ApiState>,
-    headers: HeaderMap,
+    _: Account,
     Path(id): Path<String>,
     body: axum::body::Body,
 ) -> Result<Response, ApiError> {
-    require_account(&state, &headers).await?;
     let body = read_json(body, state.limits.max_body_bytes).await?.unwrap_or(Value::Null);
     let tags = match &body["tags"] {
         Value::Null => None,
@@ -255,10 +228,9 @@ fn same_name(body: &Value, name: &str) -> Result<(), ApiError> {
 
 async fn delete_instance(
     State(state): State<ApiState>,
-    headers: HeaderMap,
+    _: Account,
     Path(id): Path<String>,
 ) -> Result<Response, ApiError> {
-    require_account(&state, &headers).await?;
     instances::delete(&state, found(&state, &id).await?).await?;
     Ok(Json(json!({})).into_response())
 }
@@ -266,10 +238,9 @@ async fn delete_instance(
 /// One datacenter, this server, whose every service is on this listener.
 async fn datacenters(
     State(state): State<ApiState>,
-    headers: HeaderMap,
+    _: Account,
     request: axum::http::Request<axum::body::Body>,
 ) -> Result<Response, ApiError> {
-    require_account(&state, &headers).await?;
     let (parts, _) = request.into_parts();
     let origin = state.http_origin(&parts);
     let services: Vec<Value> =
@@ -279,20 +250,14 @@ async fn datacenters(
 }
 
 /// `{"results":[{"id","name"}]}`: the keys that may push over SSH.
-async fn ssh_keys(State(state): State<ApiState>, headers: HeaderMap) -> Result<Response, ApiError> {
-    require_account(&state, &headers).await?;
+async fn ssh_keys(State(state): State<ApiState>, _: Account) -> Result<Response, ApiError> {
     let keys = runtime(&state)?.ssh_keys().all();
     let results: Vec<Value> = keys.iter().map(|k| json!({"id": k.id, "name": k.name})).collect();
     Ok(Json(json!({"results": results})).into_response())
 }
 
 /// `{"name","key":"ssh-ed25519 AAAA…"}` → 201 `{"id","name"}`.
-async fn add_ssh_key(
-    State(state): State<ApiState>,
-    headers: HeaderMap,
-    body: axum::body::Body,
-) -> Result<Response, ApiError> {
-    require_account(&state, &headers).await?;
+async fn add_ssh_key(State(state): State<ApiState>, _: Account, body: axum::body::Body) -> Result<Response, ApiError> {
     let body = read_json(body, state.limits.max_body_bytes).await?.unwrap_or(Value::Null);
     let (Some(name), Some(key)) = (body["name"].as_str(), body["key"].as_str()) else {
         return Err(ApiError::field("key", "name and key are required"));
@@ -303,10 +268,9 @@ async fn add_ssh_key(
 
 async fn remove_ssh_key(
     State(state): State<ApiState>,
-    headers: HeaderMap,
+    _: Account,
     Path(id): Path<String>,
 ) -> Result<Response, ApiError> {
-    require_account(&state, &headers).await?;
     match runtime(&state)?.ssh_keys().remove(&id) {
         Ok(true) => Ok(Json(json!({})).into_response()),
         Ok(false) => Err(ApiError::with_message(Code::NotFound, "no such key")),

@@ -5,7 +5,7 @@
 use std::collections::BTreeMap;
 
 use axum::extract::{Path, State};
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{delete, get, post, put};
 use axum::{Json, Router};
@@ -13,7 +13,7 @@ use http_body_util::BodyExt;
 use serde_json::{Value, json};
 use tokio::io::AsyncWriteExt;
 
-use super::{require_account, rfc3339, runtime, runtime_error};
+use super::{Account, rfc3339, runtime, runtime_error};
 use crate::ApiState;
 use crate::body::read_json;
 use crate::error::{ApiError, Code};
@@ -29,12 +29,7 @@ pub(super) fn routes() -> Router<ApiState> {
 }
 
 /// `{"results":[{"version","build","commit","buildpack","createdAt","current"}]}`, oldest first.
-async fn releases(
-    State(state): State<ApiState>,
-    headers: HeaderMap,
-    Path(id): Path<String>,
-) -> Result<Response, ApiError> {
-    require_account(&state, &headers).await?;
+async fn releases(State(state): State<ApiState>, _: Account, Path(id): Path<String>) -> Result<Response, ApiError> {
     let app = runtime(&state)?.app(&id).ok_or_else(|| runtime_error(updraft_runtime::RuntimeError::NotFound))?;
     let current = app.current().map(|r| r.version);
     let results: Vec<Value> = app
@@ -52,22 +47,16 @@ async fn releases(
 /// Runs release `version`'s build again as a new release, health-checked like a push.
 async fn rollback(
     State(state): State<ApiState>,
-    headers: HeaderMap,
+    _: Account,
     Path((id, version)): Path<(String, String)>,
 ) -> Result<Response, ApiError> {
-    require_account(&state, &headers).await?;
     let version = version.trim_start_matches('v').parse().map_err(|_| ApiError::field("version", "a number"))?;
     let release = runtime(&state)?.rollback(&id, version).await.map_err(runtime_error)?;
     Ok(Json(json!({"version": release, "rolledBackTo": version})).into_response())
 }
 
 /// `{"results":[{"tag","createdAt","uploadedAt","deployedAt","processTypes"}]}`
-async fn slugs(
-    State(state): State<ApiState>,
-    headers: HeaderMap,
-    Path(id): Path<String>,
-) -> Result<Response, ApiError> {
-    require_account(&state, &headers).await?;
+async fn slugs(State(state): State<ApiState>, _: Account, Path(id): Path<String>) -> Result<Response, ApiError> {
     let app = runtime(&state)?.app(&id).ok_or_else(|| runtime_error(updraft_runtime::RuntimeError::NotFound))?;
     let results: Vec<Value> = app
         .slugs
@@ -83,11 +72,11 @@ async fn slugs(
 /// `{"tag","process_types":{"web":"cmd"}}` → 201 `{"tag","blob":{"url"}}`, where the slug is then `PUT`.
 async fn create_slug(
     State(state): State<ApiState>,
+    _: Account,
     Path(id): Path<String>,
     request: axum::extract::Request,
 ) -> Result<Response, ApiError> {
     let (parts, body) = request.into_parts();
-    require_account(&state, &parts.headers).await?;
     let body = read_json(body, state.limits.max_body_bytes).await?.unwrap_or(Value::Null);
     let Some(tag) = body["tag"].as_str() else { return Err(ApiError::field("tag", "can't be blank")) };
     let process_types: BTreeMap<String, String> = match &body["process_types"] {
@@ -140,10 +129,9 @@ async fn stage(mut body: axum::body::Body, staged: &std::path::Path, limit: u64)
 
 async fn deploy_slug(
     State(state): State<ApiState>,
-    headers: HeaderMap,
+    _: Account,
     Path((id, tag)): Path<(String, String)>,
 ) -> Result<Response, ApiError> {
-    require_account(&state, &headers).await?;
     let (lines, mut transcript) = tokio::sync::mpsc::unbounded_channel();
     let deployed = runtime(&state)?
         .deploy_slug(&id, &tag, &updraft_runtime::build::Transcript(lines))
@@ -159,10 +147,9 @@ async fn deploy_slug(
 
 async fn remove_slug(
     State(state): State<ApiState>,
-    headers: HeaderMap,
+    _: Account,
     Path((id, tag)): Path<(String, String)>,
 ) -> Result<Response, ApiError> {
-    require_account(&state, &headers).await?;
     runtime(&state)?.remove_slug(&id, &tag).await.map_err(runtime_error)?;
     Ok(Json(json!({})).into_response())
 }
