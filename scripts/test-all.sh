@@ -26,6 +26,10 @@ fi
 # -- browser (chromium) --
 [[ -x /usr/bin/chromium ]] || apt_missing+=(chromium)
 # -- end browser --
+# -- scale-out: the cluster tests start their own Redis and NATS servers (crates/updraft-server/tests/api/cluster.rs) --
+have redis-server && have redis-cli || apt_missing+=(redis-server redis-tools)
+{ [[ -x /usr/sbin/nats-server ]] || have nats-server; } || apt_missing+=(nats-server)
+# -- end scale-out --
 # -- qtc-cli (Ruby) --
 # interop/qtc-cli runs the vendored Ruby qtc-cli with Debian's ruby, httpclient and commander.
 have ruby && ruby -e 'require "httpclient"; require "commander"' 2>/dev/null ||
@@ -84,6 +88,10 @@ echo "== conformance (npm qtc SDK)"
 UPDRAFT_BIN="$PWD/target/debug/updraft" bash conformance/run.sh
 # -- end conformance --
 
+# -- scale-out: the cluster tests start their own Redis and NATS servers (crates/updraft-server/tests/api/cluster.rs) --
+have redis-server && have redis-cli || apt_missing+=(redis-server redis-tools)
+{ [[ -x /usr/sbin/nats-server ]] || have nats-server; } || apt_missing+=(nats-server)
+# -- end scale-out --
 # -- qtc-cli (Ruby) --
 # The original Ruby qtc-cli (qtc-sdk 0.5.0, vendored) drives MAR and MDB on the real binary (interop/qtc-cli/run.sh).
 echo "== qtc-cli (Ruby)"

@@ -4,8 +4,16 @@
 //! distributed ones (Redis, NATS) carry one copy per node, never one per socket.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use bytes::Bytes;
+
+mod nats;
+mod redis;
+pub mod wire;
+
+pub use nats::NatsBus;
+pub use redis::{CHANNEL as REDIS_CHANNEL, RedisBus, channel_of as redis_channel_of};
 
 /// A message for the sockets of one gateway. Receivers are kept as given: each node
 /// resolves them against its own sockets.
@@ -31,6 +39,16 @@ pub type Deliver = Arc<dyn Fn(Publication) -> BoxFuture<'static, ()> + Send + Sy
 pub trait Bus: Send + Sync {
     /// Resolves once the publication is accepted for delivery on every node.
     fn publish(&self, publication: Publication) -> BoxFuture<'_, Result<(), BusError>>;
+
+    /// Whether this node hears what other nodes publish right now: `/readyz` answers 503 while it does not.
+    fn ready(&self) -> bool {
+        true
+    }
+}
+
+/// The wait before reconnecting after `failures` failed attempts: 100 ms, doubling, at most 5 s.
+fn backoff(failures: u32) -> Duration {
+    Duration::from_millis(100u64.saturating_mul(1 << failures.min(6))).min(Duration::from_secs(5))
 }
 
 /// The single-node bus: publishing is delivering, with no copy.

@@ -104,6 +104,9 @@ serve_settings! {
     /// `AWS_*` variables (`AWS_ACCESS_KEY_ID`, `AWS_SECRET_ACCESS_KEY`, `AWS_REGION`, `AWS_ENDPOINT`,
     /// `AWS_ALLOW_HTTP`); uploads are still staged under the data directory.
     blob_store: String, env "UPDRAFT_BLOB_STORE", unset("the data directory");
+    /// The bus that carries messages between nodes: `redis://host:port[/db]` (the original MWS channel
+    /// `websocket_messages`) or `nats://host:port` (docs/scale-out.md).
+    bus: String, env "UPDRAFT_BUS", unset("in-process: one node");
     /// Largest EDS file, in bytes (a multipart upload, or the total of a chunked one).
     max_file_bytes: u64, env "UPDRAFT_MAX_FILE_BYTES", default("1073741824");
     /// Seconds a file upload's body may take to arrive whole.
@@ -238,6 +241,8 @@ pub struct Settings {
     pub body_timeout: Duration,
     /// `--blob-store`: S3-compatible storage for EDS files, instead of the data directory.
     pub blob_store: Option<String>,
+    /// `--bus`: Redis or NATS between nodes, instead of the in-process bus.
+    pub bus: Option<BusUrl>,
     pub max_file_bytes: u64,
     pub file_body_timeout: Duration,
     pub file_url_lifetime: Duration,
@@ -281,6 +286,23 @@ pub struct TlsFiles {
     pub key: PathBuf,
 }
 
+/// Which bus `--bus` names; the URL is passed to its client as given.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum BusUrl {
+    Redis(String),
+    Nats(String),
+}
+
+impl BusUrl {
+    fn parse(url: &str) -> anyhow::Result<BusUrl> {
+        match url.split_once("://").map(|(scheme, _)| scheme) {
+            Some("redis" | "rediss" | "redis+unix" | "unix") => Ok(BusUrl::Redis(url.to_owned())),
+            Some("nats" | "tls") => Ok(BusUrl::Nats(url.to_owned())),
+            _ => Err(format_err!("--bus {url:?}: expected redis://host:port or nats://host:port")),
+        }
+    }
+}
+
 #[derive(Debug, Clone)]
 pub struct DefaultGateway {
     pub access: AccessControl,
@@ -315,6 +337,7 @@ impl ServeArgs {
             max_body_bytes: a.max_body_bytes,
             body_timeout: Duration::from_secs(a.body_timeout_secs),
             blob_store: a.blob_store.clone().filter(|it| !it.is_empty()),
+            bus: a.bus.as_deref().filter(|it| !it.is_empty()).map(BusUrl::parse).transpose()?,
             max_file_bytes: a.max_file_bytes,
             file_body_timeout: Duration::from_secs(a.file_body_timeout_secs),
             file_url_lifetime: Duration::from_secs(a.file_url_lifetime_secs),

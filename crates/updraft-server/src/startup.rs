@@ -21,7 +21,7 @@ use updraft_gateway::{ConnectionConfig, GatewayConfig, Gateways, QueueLimits};
 use updraft_store::{SqliteOptions, SqliteStore};
 use updraft_ws::close_code;
 
-use crate::config::Settings;
+use crate::config::{BusUrl, Settings};
 use crate::conns::{self, Connections};
 use crate::runtimes::SocketRuntime;
 use crate::serve::{self, Listener};
@@ -78,7 +78,7 @@ impl Application {
         let deliver = updraft_realtime::fanout::deliver_locally(gateways.clone())
             .await
             .context("starting the fan-out threads")?;
-        let bus: Arc<dyn Bus> = Arc::new(LocalBus::new(deliver));
+        let bus = open_bus(&settings, deliver).await?;
         let workers = Workers::default();
         let webhook_guard = webhook_guard(&settings, &bound);
         spawn_realtime(&workers, &settings, &store, &gateways, &bus, &webhook_guard);
@@ -345,6 +345,20 @@ async fn open_blobs(
     Ok(blobs)
 }
 
+/// The in-process bus, or `--bus`: Redis or NATS between the nodes, each node known by a name of its own.
+async fn open_bus(settings: &Settings, deliver: updraft_bus::Deliver) -> anyhow::Result<Arc<dyn Bus>> {
+    let node = hex::encode(rand::random::<[u8; 8]>());
+    Ok(match &settings.bus {
+        None => Arc::new(LocalBus::new(deliver)),
+        Some(BusUrl::Redis(url)) => Arc::new(
+            updraft_bus::RedisBus::start(url, &node, deliver).await.with_context(|| format!("joining the bus {url}"))?,
+        ),
+        Some(BusUrl::Nats(url)) => Arc::new(
+            updraft_bus::NatsBus::start(url, &node, deliver).await.with_context(|| format!("joining the bus {url}"))?,
+        ),
+    })
+}
+
 /// What follows the change log for sockets and webhooks, and the log's pruning.
 fn spawn_realtime(
     workers: &Workers,
@@ -424,14 +438,16 @@ async fn open_databases(settings: &Settings) -> anyhow::Result<Arc<updraft_datab
     updraft_databases::Databases::open(databases).await.context("opening the managed databases (MDB)")
 }
 
-/// `/healthz`, `/metrics` for the holder of the metrics token, and every API route, timed.
+/// `/healthz`, `/readyz`, `/metrics` for the holder of the metrics token, and every API route, timed.
 fn router(
     settings: &Settings,
     state: ApiState,
     metrics: &'static metrics_exporter_prometheus::PrometheusHandle,
 ) -> Router {
+    let bus = state.bus.clone();
     let mut router = Router::new()
-        .route("/healthz", get(|| async { axum::Json(serde_json::json!({"status": "ok"})).into_response() }));
+        .route("/healthz", get(|| async { axum::Json(serde_json::json!({"status": "ok"})).into_response() }))
+        .route("/readyz", get(move || std::future::ready(readiness(bus.as_ref()))));
     // On the main listener /metrics exists only for the holder of the metrics token; without one it is
     // an unknown path (404) like any other, so it tells an anonymous caller nothing.
     if let Some(token) = settings.metrics_token.clone() {
@@ -446,6 +462,16 @@ fn router(
         );
     }
     router.fallback_service(updraft_api::router(state)).layer(axum::middleware::from_fn(telemetry::observe_request))
+}
+
+/// Ready while the node hears the other nodes: a load balancer stops sending it clients while its bus is away.
+fn readiness(bus: &dyn Bus) -> axum::response::Response {
+    if bus.ready() {
+        axum::Json(serde_json::json!({"status": "ok"})).into_response()
+    } else {
+        let body = serde_json::json!({"status": "unavailable", "bus": "disconnected"});
+        (axum::http::StatusCode::SERVICE_UNAVAILABLE, axum::Json(body)).into_response()
+    }
 }
 
 /// `--metrics-listen`: its address, listener and router.

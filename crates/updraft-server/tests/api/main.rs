@@ -2,6 +2,7 @@
 
 mod access;
 mod bad_input;
+mod cluster;
 mod crash;
 mod eds;
 mod eds_acls;

@@ -1,0 +1,211 @@
+//! Several nodes on one bus (`--bus`): a message published on any node reaches every matching socket on every
+//! node exactly once, an original MWS message published raw on Redis is delivered, and a node whose bus goes
+//! away reports not ready, refuses to publish, and comes back by itself.
+//!
+//! Each test runs its own `redis-server` or `nats-server` on a free port: pub/sub channels are global to a
+//! Redis server (not per database), so tests sharing the machine's server would hear each other, and the
+//! restart tests stop their server.
+
+use std::time::Duration;
+
+use reqwest::StatusCode;
+use updraft_server::config::ServeArgs;
+
+use crate::helpers::{ADMIN, TestApp, Ws, assert_silent, free_port, next_text, open_args, spawn_app};
+
+#[derive(Clone, Copy, Debug)]
+enum Engine {
+    Redis,
+    Nats,
+}
+
+/// A bus server of our own, killed when dropped.
+struct BusServer {
+    engine: Engine,
+    port: u16,
+    child: tokio::process::Child,
+}
+
+impl BusServer {
+    async fn start(engine: Engine) -> BusServer {
+        BusServer::start_on(engine, free_port()).await
+    }
+
+    async fn start_on(engine: Engine, port: u16) -> BusServer {
+        let port_arg = port.to_string();
+        let mut command = match engine {
+            Engine::Redis => {
+                let mut c = tokio::process::Command::new("redis-server");
+                c.args(["--port", &port_arg, "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"]);
+                c
+            }
+            Engine::Nats => {
+                let mut c = tokio::process::Command::new(nats_server());
+                c.args(["-a", "127.0.0.1", "-p", &port_arg]);
+                c
+            }
+        };
+        let child = command
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .kill_on_drop(true)
+            .spawn()
+            .expect("the bus server starts");
+        for _ in 0..200 {
+            if tokio::net::TcpStream::connect(("127.0.0.1", port)).await.is_ok() {
+                return BusServer { engine, port, child };
+            }
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        }
+        panic!("{engine:?} did not start on {port}");
+    }
+
+    fn url(&self) -> String {
+        match self.engine {
+            Engine::Redis => format!("redis://127.0.0.1:{}", self.port),
+            Engine::Nats => format!("nats://127.0.0.1:{}", self.port),
+        }
+    }
+
+    async fn stop(mut self) -> (Engine, u16) {
+        self.child.kill().await.unwrap();
+        (self.engine, self.port)
+    }
+}
+
+fn nats_server() -> &'static str {
+    if std::path::Path::new("/usr/sbin/nats-server").exists() { "/usr/sbin/nats-server" } else { "nats-server" }
+}
+
+async fn nodes(bus: &BusServer, count: usize) -> Vec<TestApp> {
+    let mut nodes = Vec::new();
+    for _ in 0..count {
+        nodes.push(spawn_app(ServeArgs { bus: Some(bus.url()), ..open_args() }).await);
+    }
+    nodes
+}
+
+/// Two sockets a node: one tagged `blue`, one with no tag.
+async fn sockets(nodes: &[TestApp]) -> Vec<[(String, Ws); 2]> {
+    let mut all = Vec::new();
+    for node in nodes {
+        all.push([node.connect(&["blue"]).await, node.connect(&[]).await]);
+    }
+    all
+}
+
+async fn publishes_reach_every_node_once(engine: Engine) {
+    let bus = BusServer::start(engine).await;
+    let nodes = nodes(&bus, 3).await;
+    let mut sockets = sockets(&nodes).await;
+    let plain_on_first = sockets[0][1].0.clone();
+
+    nodes[0].send("to everyone", &["*"], &[]).await;
+    nodes[1].send("to blue", &[], &["blue"]).await;
+    nodes[2].send("to one socket", &[plain_on_first.as_str()], &["nobody"]).await;
+
+    for (node, [(_, blue), (id, plain)]) in sockets.iter_mut().enumerate() {
+        assert_eq!(next_text(blue).await, "to everyone", "{engine:?} node {node}");
+        assert_eq!(next_text(blue).await, "to blue", "{engine:?} node {node}");
+        assert_eq!(next_text(plain).await, "to everyone", "{engine:?} node {node}");
+        if *id == plain_on_first {
+            assert_eq!(next_text(plain).await, "to one socket", "{engine:?}");
+        }
+    }
+    for [(_, blue), (_, plain)] in &mut sockets {
+        assert_silent(blue, 300).await;
+        assert_silent(plain, 50).await;
+    }
+}
+
+#[tokio::test]
+async fn publishes_reach_every_node_once_over_redis() {
+    publishes_reach_every_node_once(Engine::Redis).await;
+}
+
+#[tokio::test]
+async fn publishes_reach_every_node_once_over_nats() {
+    publishes_reach_every_node_once(Engine::Nats).await;
+}
+
+/// An original MWS node publishes `{"data","receivers"}` on `websocket_messages`; `redis-cli` stands in for it.
+#[tokio::test]
+async fn an_original_mws_message_on_redis_is_delivered_on_every_node() {
+    let bus = BusServer::start(Engine::Redis).await;
+    let nodes = nodes(&bus, 2).await;
+    let mut sockets = sockets(&nodes).await;
+    let raw = r#"{"data":"from ruby","receivers":{"sockets":null,"tags":["blue"]}}"#;
+    let published = tokio::process::Command::new("redis-cli")
+        .args(["-p", &bus.port.to_string(), "PUBLISH", "websocket_messages", raw])
+        .output()
+        .await
+        .unwrap();
+    assert!(published.status.success());
+    // Both nodes are subscribed.
+    assert_eq!(String::from_utf8_lossy(&published.stdout).trim(), "2");
+    for [(_, blue), (_, plain)] in &mut sockets {
+        assert_eq!(next_text(blue).await, "from ruby");
+        assert_silent(plain, 200).await;
+    }
+}
+
+async fn a_node_recovers_from_a_bus_restart(engine: Engine) {
+    let bus = BusServer::start(engine).await;
+    let nodes = nodes(&bus, 2).await;
+    let mut sockets = sockets(&nodes).await;
+    for node in &nodes {
+        assert_eq!(node.get("/readyz", None).await.0, StatusCode::OK);
+    }
+
+    let (engine, port) = bus.stop().await;
+    wait_for_readiness(&nodes[0], StatusCode::SERVICE_UNAVAILABLE).await;
+    let body = r#"{"data":"lost?","receivers":{"sockets":["*"],"tags":[]}}"#;
+    let (status, res) = nodes[0].post("/v1/messages", Some(ADMIN), body).await;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{engine:?}: {res}");
+    assert_eq!(nodes[0].get("/healthz", None).await.0, StatusCode::OK, "alive, only not ready");
+
+    let _bus = BusServer::start_on(engine, port).await;
+    for node in &nodes {
+        wait_for_readiness(node, StatusCode::OK).await;
+    }
+    nodes[1].send("after the restart", &["*"], &[]).await;
+    for [(_, blue), (_, plain)] in &mut sockets {
+        assert_eq!(next_text(blue).await, "after the restart", "{engine:?}");
+        assert_eq!(next_text(plain).await, "after the restart", "{engine:?}");
+        assert_silent(blue, 100).await;
+    }
+}
+
+async fn wait_for_readiness(node: &TestApp, wanted: StatusCode) {
+    for _ in 0..400 {
+        if node.get("/readyz", None).await.0 == wanted {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    panic!("/readyz never answered {wanted}");
+}
+
+#[tokio::test]
+async fn a_node_recovers_from_a_redis_restart() {
+    a_node_recovers_from_a_bus_restart(Engine::Redis).await;
+}
+
+#[tokio::test]
+async fn a_node_recovers_from_a_nats_restart() {
+    a_node_recovers_from_a_bus_restart(Engine::Nats).await;
+}
+
+#[tokio::test]
+async fn a_bus_that_cannot_be_reached_stops_the_start() {
+    let port = free_port();
+    for url in [format!("redis://127.0.0.1:{port}"), format!("nats://127.0.0.1:{port}")] {
+        let settings = ServeArgs { bus: Some(url.clone()), ..open_args() }.resolve().unwrap();
+        let data = tempfile::tempdir().unwrap();
+        let settings = updraft_server::config::Settings { data_dir: data.path().to_owned(), ..settings };
+        let failed = updraft_server::Application::build(settings).await;
+        assert!(failed.is_err(), "{url}");
+    }
+    let wrong = ServeArgs { bus: Some("kafka://x".into()), ..open_args() }.resolve();
+    assert!(wrong.unwrap_err().to_string().contains("redis://"));
+}
