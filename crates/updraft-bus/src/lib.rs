@@ -44,6 +44,47 @@ pub trait Bus: Send + Sync {
     fn ready(&self) -> bool {
         true
     }
+
+    /// Makes a socket ticket this node issued redeemable on every node, once. A single node has nothing to share.
+    fn share_ticket(&self, _id: &str, _ticket: &SharedTicket) -> BoxFuture<'_, Result<(), BusError>> {
+        Box::pin(std::future::ready(Ok(())))
+    }
+
+    /// Takes a shared ticket wherever it was issued: the first taker on any node gets it, everyone after gets
+    /// `Taken(None)`, as does anyone after it expired.
+    fn take_ticket(&self, _id: &str) -> BoxFuture<'_, Result<Redeemed, BusError>> {
+        Box::pin(std::future::ready(Ok(Redeemed::NotShared)))
+    }
+}
+
+/// A socket ticket as the nodes share it: the gateway it opens, the socket's tags and when it expires.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct SharedTicket {
+    pub gateway: String,
+    pub tags: Vec<String>,
+    /// Milliseconds since the Unix epoch.
+    pub expires_ms: u64,
+}
+
+impl SharedTicket {
+    fn expired(&self) -> bool {
+        let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
+        u128::from(self.expires_ms) <= now.as_millis()
+    }
+
+    fn time_left(&self) -> Duration {
+        let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
+        Duration::from_millis(self.expires_ms).saturating_sub(now)
+    }
+}
+
+/// What taking a ticket found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Redeemed {
+    /// Tickets are not shared (one node): the node's own tickets decide.
+    NotShared,
+    /// The shared ticket, if this caller is the first to take it and it has not expired.
+    Taken(Option<SharedTicket>),
 }
 
 /// The wait before reconnecting after `failures` failed attempts: 100 ms, doubling, at most 5 s.

@@ -12,16 +12,23 @@ use futures_util::StreamExt;
 use futures_util::future::BoxFuture;
 use tokio_util::sync::{CancellationToken, DropGuard};
 
-use crate::{Bus, BusError, Deliver, Publication, backoff, wire};
+use async_nats::jetstream::kv;
+
+use crate::{Bus, BusError, Deliver, Publication, Redeemed, SharedTicket, backoff, wire};
 
 /// Subjects of every gateway's publications: `updraft.mws.<gateway id>` (ids are `[A-Za-z0-9_-]`, valid tokens).
 const PREFIX: &str = "updraft.mws.";
 const EVERY_GATEWAY: &str = "updraft.mws.*";
+/// The JetStream key-value bucket of shared tickets. Each value says when it expires; the bucket's own age
+/// limit only clears what nobody took.
+const TICKETS: &str = "updraft_tickets";
+const TICKETS_KEPT: Duration = Duration::from_secs(3600);
 /// How long a publish may wait for the server's answer before the publisher is told the bus is unavailable.
 const PUBLISH_TIMEOUT: Duration = Duration::from_secs(5);
 
 pub struct NatsBus {
     client: async_nats::Client,
+    tickets: kv::Store,
     node: String,
     deliver: Deliver,
     _stop: DropGuard,
@@ -44,10 +51,11 @@ impl NatsBus {
             .map_err(|err| BusError(format!("nats: {err}")))?;
         let subscriber = client.subscribe(EVERY_GATEWAY).await.map_err(|err| BusError(format!("nats: {err}")))?;
         client.flush().await.map_err(|err| BusError(format!("nats: {err}")))?;
+        let tickets = ticket_bucket(&client).await?;
         metrics::gauge!("updraft_bus_connected").set(1.0);
         let stop = CancellationToken::new();
         tokio::spawn(listen(subscriber, node.to_owned(), deliver.clone(), stop.clone()));
-        Ok(NatsBus { client, node: node.to_owned(), deliver, _stop: stop.drop_guard() })
+        Ok(NatsBus { client, tickets, node: node.to_owned(), deliver, _stop: stop.drop_guard() })
     }
 }
 
@@ -77,6 +85,55 @@ impl Bus for NatsBus {
     fn ready(&self) -> bool {
         self.client.connection_state() == async_nats::connection::State::Connected
     }
+
+    fn share_ticket(&self, id: &str, ticket: &SharedTicket) -> BoxFuture<'_, Result<(), BusError>> {
+        let (key, value) = (id.to_owned(), serde_json::to_vec(ticket).expect("a ticket serializes"));
+        Box::pin(async move {
+            let created = self.tickets.create(key, value.into());
+            timed(created).await?.map(drop).map_err(|err| BusError(format!("nats: {err}")))
+        })
+    }
+
+    fn take_ticket(&self, id: &str) -> BoxFuture<'_, Result<Redeemed, BusError>> {
+        let key = id.to_owned();
+        Box::pin(async move {
+            let entry =
+                timed(self.tickets.entry(key.clone())).await?.map_err(|err| BusError(format!("nats: {err}")))?;
+            let Some(entry) = entry.filter(|entry| entry.operation == kv::Operation::Put) else {
+                return Ok(Redeemed::Taken(None));
+            };
+            // Only the taker whose delete names the revision it read succeeds: the ticket is taken once.
+            let deleted = timed(self.tickets.delete_expect_revision(&key, Some(entry.revision))).await?;
+            if deleted.is_err() {
+                return Ok(Redeemed::Taken(None));
+            }
+            let ticket = serde_json::from_slice::<SharedTicket>(&entry.value).ok();
+            Ok(Redeemed::Taken(ticket.filter(|ticket| !ticket.expired())))
+        })
+    }
+}
+
+/// The ticket bucket, made by the first node that needs it.
+async fn ticket_bucket(client: &async_nats::Client) -> Result<kv::Store, BusError> {
+    let jetstream = async_nats::jetstream::new(client.clone());
+    let config = kv::Config {
+        bucket: TICKETS.into(),
+        history: 1,
+        max_age: TICKETS_KEPT,
+        storage: async_nats::jetstream::stream::StorageType::Memory,
+        ..Default::default()
+    };
+    match jetstream.get_key_value(TICKETS).await {
+        Ok(store) => Ok(store),
+        Err(_) => jetstream
+            .create_key_value(config)
+            .await
+            .map_err(|err| BusError(format!("nats: the ticket bucket (is JetStream on?): {err}"))),
+    }
+}
+
+async fn timed<T>(work: impl std::future::Future<Output = T>) -> Result<T, BusError> {
+    tokio::time::timeout(PUBLISH_TIMEOUT, work).await.map_err(|_| BusError("nats: no answer".into()))
 }
 
 /// Delivers what the subscription hears until the bus is dropped.

@@ -16,14 +16,16 @@ use redis::aio::ConnectionManager;
 use tokio::sync::oneshot;
 use tokio_util::sync::{CancellationToken, DropGuard};
 
-use crate::{Bus, BusError, Deliver, Publication, backoff, wire};
+use crate::{Bus, BusError, Deliver, Publication, Redeemed, SharedTicket, backoff, wire};
 
 /// The original MWS's channel, which carries the default gateway's messages.
 pub const CHANNEL: &str = "websocket_messages";
 /// Every gateway's channel: `CHANNEL` and `CHANNEL:<gateway>`.
 const PATTERN: &str = "websocket_messages*";
 const DEFAULT_GATEWAY: &str = "default";
-/// How long a publish may wait for Redis before the publisher is told the bus is unavailable.
+/// Where a shared ticket is kept, with the rest of its lifetime as the key's.
+const TICKET_PREFIX: &str = "updraft:ticket:";
+/// How long a command may wait for Redis before the caller is told the bus is unavailable.
 const PUBLISH_TIMEOUT: Duration = Duration::from_secs(5);
 
 pub struct RedisBus {
@@ -72,22 +74,7 @@ impl Bus for RedisBus {
         Box::pin(async move {
             let mut command = redis::cmd("PUBLISH");
             command.arg(channel_of(&publication.gateway)).arg(wire::encode(&publication, &self.node));
-            let mut publisher = self.publisher.clone();
-            let publish = async {
-                let sent = command.query_async::<i64>(&mut publisher).await;
-                // After Redis restarts, the first command finds the old connection dead (and the manager then
-                // connects again); the message never left, so it is sent once more.
-                match sent {
-                    Err(err) if err.is_connection_dropped() || err.is_io_error() => {
-                        command.query_async::<i64>(&mut publisher).await
-                    }
-                    sent => sent,
-                }
-            };
-            match tokio::time::timeout(PUBLISH_TIMEOUT, publish).await {
-                Ok(sent) => sent.map_err(unavailable)?,
-                Err(_) => return Err(BusError("redis: no answer to PUBLISH".into())),
-            };
+            self.query::<i64>(command).await?;
             (self.deliver)(publication).await;
             Ok(())
         })
@@ -95,6 +82,48 @@ impl Bus for RedisBus {
 
     fn ready(&self) -> bool {
         self.subscribed.load(Ordering::Relaxed)
+    }
+
+    fn share_ticket(&self, id: &str, ticket: &SharedTicket) -> BoxFuture<'_, Result<(), BusError>> {
+        let key = format!("{TICKET_PREFIX}{id}");
+        let value = serde_json::to_vec(ticket).expect("a ticket serializes");
+        let lifetime = u64::try_from(ticket.time_left().as_millis()).unwrap_or(u64::MAX).max(1);
+        Box::pin(async move {
+            let mut command = redis::cmd("SET");
+            command.arg(key).arg(value).arg("PX").arg(lifetime).arg("NX");
+            self.query::<Option<String>>(command).await.map(drop)
+        })
+    }
+
+    fn take_ticket(&self, id: &str) -> BoxFuture<'_, Result<Redeemed, BusError>> {
+        let key = format!("{TICKET_PREFIX}{id}");
+        Box::pin(async move {
+            let mut command = redis::cmd("GETDEL");
+            command.arg(key);
+            let value = self.query::<Option<Vec<u8>>>(command).await?;
+            let ticket = value.and_then(|value| serde_json::from_slice::<SharedTicket>(&value).ok());
+            Ok(Redeemed::Taken(ticket.filter(|ticket| !ticket.expired())))
+        })
+    }
+}
+
+impl RedisBus {
+    /// One command. After Redis restarts, the first command finds the old connection dead (the manager then
+    /// connects again) and never left, so it is sent once more.
+    async fn query<T: redis::FromRedisValue>(&self, command: redis::Cmd) -> Result<T, BusError> {
+        let mut publisher = self.publisher.clone();
+        let query = async {
+            match command.query_async::<T>(&mut publisher).await {
+                Err(err) if err.is_connection_dropped() || err.is_io_error() => {
+                    command.query_async(&mut publisher).await
+                }
+                done => done,
+            }
+        };
+        match tokio::time::timeout(PUBLISH_TIMEOUT, query).await {
+            Ok(done) => done.map_err(unavailable),
+            Err(_) => Err(BusError("redis: no answer".into())),
+        }
     }
 }
 

@@ -45,11 +45,8 @@ struct IncomingReceivers {
 
 /// The message for `publication`, sent by node `origin`.
 pub fn encode(publication: &Publication, origin: &str) -> Vec<u8> {
-    let sockets = if publication.everyone {
-        vec![EVERYONE]
-    } else {
-        publication.sockets.iter().map(String::as_str).collect()
-    };
+    let sockets =
+        if publication.everyone { vec![EVERYONE] } else { publication.sockets.iter().map(String::as_str).collect() };
     let message = Outgoing {
         // Frames are text, so the data is UTF-8; lossy only guards a caller that broke that.
         data: String::from_utf8_lossy(&publication.data),

@@ -351,7 +351,9 @@ async fn open_bus(settings: &Settings, deliver: updraft_bus::Deliver) -> anyhow:
     Ok(match &settings.bus {
         None => Arc::new(LocalBus::new(deliver)),
         Some(BusUrl::Redis(url)) => Arc::new(
-            updraft_bus::RedisBus::start(url, &node, deliver).await.with_context(|| format!("joining the bus {url}"))?,
+            updraft_bus::RedisBus::start(url, &node, deliver)
+                .await
+                .with_context(|| format!("joining the bus {url}"))?,
         ),
         Some(BusUrl::Nats(url)) => Arc::new(
             updraft_bus::NatsBus::start(url, &node, deliver).await.with_context(|| format!("joining the bus {url}"))?,

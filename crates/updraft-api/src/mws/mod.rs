@@ -17,7 +17,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde_json::{Value, json};
-use updraft_bus::Publication;
+use updraft_bus::{Publication, Redeemed, SharedTicket};
 use updraft_core::access::{USERGROUPS, USERS};
 use updraft_core::timestamp;
 use updraft_gateway::gateway::DEFAULT_GATEWAY;
@@ -98,7 +98,7 @@ async fn websocket_uri(
         GatewayCaller::Admin => Requester::Privileged,
         _ => Requester::Public(transport.and_then(|t| t.peer).map(|peer| peer.ip())),
     };
-    let (id, expires_at) = issue(&state, &target.gateway, &tags, requester)?;
+    let (id, expires_at) = issue(&state, &target.gateway, &tags, requester).await?;
     // The socket follows its user: closed or re-tagged when the user's access changes (`eds::Sessions`).
     state.sessions.follow_socket(&state, &target.gateway, id, &caller, &target.creds).await;
     let body = json!({"uri": ApiState::socket_uri(&target.origin, &id), "expiresAt": timestamp::format(expires_at), "tags": tags});
@@ -108,7 +108,7 @@ async fn websocket_uri(
 async fn create_socket(State(state): State<ApiState>, target: Target, body: Body) -> Result<Response, ApiError> {
     target.require_admin()?;
     let tags = wire::socket_tags(read_json(body, state.limits.max_body_bytes).await?)?;
-    let (id, expires_at) = issue(&state, &target.gateway, &tags, Requester::Privileged)?;
+    let (id, expires_at) = issue(&state, &target.gateway, &tags, Requester::Privileged).await?;
     let body = json!({
         "id": id.to_string(),
         "uri": ApiState::socket_uri(&target.origin, &id),
@@ -118,21 +118,36 @@ async fn create_socket(State(state): State<ApiState>, target: Target, body: Body
     Ok((StatusCode::CREATED, Json(body)).into_response())
 }
 
-fn issue(
+/// A ticket for a socket, counted against this node's quotas and shared with the other nodes (`--bus`), so the
+/// URI opens on whichever node the client reaches.
+async fn issue(
     state: &ApiState,
     gateway: &Arc<Gateway>,
     tags: &[String],
     requester: Requester,
 ) -> Result<(SocketId, SystemTime), ApiError> {
-    let tags: Box<[Tag]> = tags.iter().map(|t| Tag::from(t.as_str())).collect();
-    state.gateways.issue_ticket(gateway, tags, requester).map_err(|refusal| {
+    let local: Box<[Tag]> = tags.iter().map(|t| Tag::from(t.as_str())).collect();
+    let (id, expires_at) = state.gateways.issue_ticket(gateway, local, requester).map_err(|refusal| {
         let message = match refusal {
             Refusal::Full => "Too many sockets waiting to connect",
             Refusal::Tenant => "Too many sockets waiting to connect to this gateway",
             Refusal::Client => "Too many sockets waiting to connect from this address",
         };
         ApiError::with_message(Code::Unavailable, message)
-    })
+    })?;
+    let shared = SharedTicket {
+        gateway: gateway.id.clone(),
+        tags: tags.to_vec(),
+        expires_ms: expires_at
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .map_or(0, |since| u64::try_from(since.as_millis()).unwrap_or(u64::MAX)),
+    };
+    if let Err(err) = state.bus.share_ticket(&id.to_string(), &shared).await {
+        state.gateways.cancel_ticket(gateway, &id);
+        tracing::error!(%err, "a ticket could not be shared");
+        return Err(ApiError::with_message(Code::Unavailable, "Message bus unavailable"));
+    }
+    Ok((id, expires_at))
 }
 
 async fn send_message(State(state): State<ApiState>, target: Target, body: Body) -> Result<Response, ApiError> {
@@ -203,8 +218,25 @@ async fn delete_socket(State(state): State<ApiState>, target: Target) -> Result<
     if let Some(socket) = target.gateway.hub.get(&id) {
         target.gateway.hub.remove(&socket);
         socket.request_close(updraft_ws::close_code::NORMAL, "socket deleted");
-    } else if !state.gateways.cancel_ticket(&target.gateway, &id) {
-        return Err(socket_not_found());
+    } else {
+        let here = state.gateways.cancel_ticket(&target.gateway, &id);
+        let shared = state.bus.take_ticket(&id.to_string()).await.map_err(|err| {
+            tracing::error!(%err, "a shared ticket could not be withdrawn");
+            ApiError::with_message(Code::Unavailable, "Message bus unavailable")
+        })?;
+        let withdrawn = match shared {
+            Redeemed::NotShared => here,
+            Redeemed::Taken(None) => false,
+            Redeemed::Taken(Some(ticket)) if ticket.gateway == target.gateway.id => true,
+            // Another gateway's ticket: its admin did not ask, so it goes back.
+            Redeemed::Taken(Some(ticket)) => {
+                let _ = state.bus.share_ticket(&id.to_string(), &ticket).await;
+                false
+            }
+        };
+        if !withdrawn {
+            return Err(socket_not_found());
+        }
     }
     Ok(Json(json!({})).into_response())
 }

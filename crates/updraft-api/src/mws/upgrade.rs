@@ -14,7 +14,9 @@ use bytes::Bytes;
 use hyper_util::rt::TokioIo;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpStream;
-use updraft_gateway::{Connection, Gateway, Socket, SocketId, connection};
+use updraft_bus::Redeemed;
+use updraft_gateway::gateway::Ticket;
+use updraft_gateway::{Connection, Gateway, Socket, SocketId, Tag, connection};
 use updraft_ws::{self as ws, close_code};
 
 use crate::ApiState;
@@ -23,7 +25,7 @@ use crate::error::{ApiError, Code};
 /// Takes WebSocket handshakes before routing; everything else goes on to the routes.
 pub async fn intercept(State(state): State<ApiState>, req: Request, next: Next) -> Response {
     if req.method() == Method::GET && wants_websocket(req.headers()) {
-        return accept(state, req);
+        return accept(state, req).await;
     }
     next.run(req).await
 }
@@ -44,7 +46,7 @@ fn has_token(headers: &HeaderMap, name: header::HeaderName, token: &str) -> bool
         .any(|p| p.trim().eq_ignore_ascii_case(token))
 }
 
-fn accept(state: ApiState, mut req: Request) -> Response {
+async fn accept(state: ApiState, mut req: Request) -> Response {
     let headers = req.headers();
     if !has_token(headers, header::CONNECTION, "upgrade") {
         return ApiError::with_message(Code::BadRequest, "Connection: Upgrade is required").into_response();
@@ -63,7 +65,10 @@ fn accept(state: ApiState, mut req: Request) -> Response {
         return ApiError::with_message(Code::BadRequest, "This connection cannot be upgraded").into_response();
     };
     // The ticket is used up by the attempt, whether or not the connection then opens.
-    let ticket = token(req.uri().query()).and_then(|id| Some((id, state.gateways.redeem(&id)?)));
+    let ticket = match token(req.uri().query()) {
+        Some(id) => redeem(&state, id).await.map(|ticket| (id, ticket)),
+        None => None,
+    };
     let since = since(req.uri().query());
     let config = state.connection;
     let sockets = state.socket_runtime.clone();
@@ -117,6 +122,24 @@ fn accept(state: ApiState, mut req: Request) -> Response {
     h.insert(header::CONNECTION, HeaderValue::from_static("Upgrade"));
     h.insert(header::SEC_WEBSOCKET_ACCEPT, HeaderValue::from_str(&accept_key).expect("base64 is a valid header"));
     res
+}
+
+/// Takes the ticket of socket `id`: this node's own, or, with `--bus`, one issued on any node, where the shared
+/// copy decides (so a URI opens once in the whole cluster). A bus that does not answer refuses the socket.
+async fn redeem(state: &ApiState, id: SocketId) -> Option<Ticket> {
+    let here = state.gateways.redeem(&id);
+    match state.bus.take_ticket(&id.to_string()).await {
+        Ok(Redeemed::NotShared) => here,
+        Ok(Redeemed::Taken(None)) => None,
+        Ok(Redeemed::Taken(Some(shared))) => here.or_else(|| {
+            let gateway = state.gateways.get(&shared.gateway)?;
+            Some(Ticket { gateway, tags: shared.tags.iter().map(|tag| Tag::from(tag.as_str())).collect() })
+        }),
+        Err(err) => {
+            tracing::error!(%err, "a shared ticket could not be taken");
+            None
+        }
+    }
 }
 
 /// Serves an open socket until it ends, then unregisters it. A plain struct rather than an

@@ -24,6 +24,8 @@ struct BusServer {
     engine: Engine,
     port: u16,
     child: tokio::process::Child,
+    /// NATS keeps its JetStream files here.
+    _store: Option<tempfile::TempDir>,
 }
 
 impl BusServer {
@@ -33,6 +35,7 @@ impl BusServer {
 
     async fn start_on(engine: Engine, port: u16) -> BusServer {
         let port_arg = port.to_string();
+        let store = matches!(engine, Engine::Nats).then(|| tempfile::tempdir().unwrap());
         let mut command = match engine {
             Engine::Redis => {
                 let mut c = tokio::process::Command::new("redis-server");
@@ -41,7 +44,8 @@ impl BusServer {
             }
             Engine::Nats => {
                 let mut c = tokio::process::Command::new(nats_server());
-                c.args(["-a", "127.0.0.1", "-p", &port_arg]);
+                c.args(["-a", "127.0.0.1", "-p", &port_arg, "-js", "-sd"]);
+                c.arg(store.as_ref().unwrap().path());
                 c
             }
         };
@@ -53,7 +57,7 @@ impl BusServer {
             .expect("the bus server starts");
         for _ in 0..200 {
             if tokio::net::TcpStream::connect(("127.0.0.1", port)).await.is_ok() {
-                return BusServer { engine, port, child };
+                return BusServer { engine, port, child, _store: store };
             }
             tokio::time::sleep(Duration::from_millis(25)).await;
         }
@@ -67,6 +71,7 @@ impl BusServer {
         }
     }
 
+    /// Stops the server; a restart on the same port starts empty (tickets in memory are gone).
     async fn stop(mut self) -> (Engine, u16) {
         self.child.kill().await.unwrap();
         (self.engine, self.port)
@@ -126,6 +131,44 @@ async fn publishes_reach_every_node_once_over_redis() {
 #[tokio::test]
 async fn publishes_reach_every_node_once_over_nats() {
     publishes_reach_every_node_once(Engine::Nats).await;
+}
+
+async fn a_uri_opens_once_on_any_node(engine: Engine) {
+    let bus = BusServer::start(engine).await;
+    let nodes = nodes(&bus, 3).await;
+    let (id, uri) = nodes[0].socket_uri(&["blue"]).await;
+    let port_of = |node: &TestApp| node.addr.port().to_string();
+    let on_second = uri.replace(&port_of(&nodes[0]), &port_of(&nodes[1]));
+    let on_third = uri.replace(&port_of(&nodes[0]), &port_of(&nodes[2]));
+
+    let (mut ws, _) = tokio_tungstenite::connect_async(on_second.as_str()).await.expect("opens on another node");
+    nodes[1].wait_connected(&id).await;
+    nodes[2].send("blue news", &[], &["blue"]).await;
+    assert_eq!(next_text(&mut ws).await, "blue news", "{engine:?}: the ticket's tags came along");
+
+    for again in [on_third.as_str(), uri.as_str()] {
+        let (mut second, _) = tokio_tungstenite::connect_async(again).await.unwrap();
+        assert_eq!(crate::helpers::close_code(&mut second).await, 1008, "{engine:?}: a URI opens once");
+    }
+
+    // A URI withdrawn on the node that issued it opens nowhere.
+    let (withdrawn, uri) = nodes[2].socket_uri(&[]).await;
+    let (status, _) =
+        nodes[2].call(reqwest::Method::DELETE, &format!("/v1/sockets/{withdrawn}"), Some(ADMIN), None).await;
+    assert_eq!(status, StatusCode::OK);
+    let elsewhere = uri.replace(&port_of(&nodes[2]), &port_of(&nodes[0]));
+    let (mut refused, _) = tokio_tungstenite::connect_async(elsewhere.as_str()).await.unwrap();
+    assert_eq!(crate::helpers::close_code(&mut refused).await, 1008, "{engine:?}");
+}
+
+#[tokio::test]
+async fn a_uri_opens_once_on_any_node_over_redis() {
+    a_uri_opens_once_on_any_node(Engine::Redis).await;
+}
+
+#[tokio::test]
+async fn a_uri_opens_once_on_any_node_over_nats() {
+    a_uri_opens_once_on_any_node(Engine::Nats).await;
 }
 
 /// An original MWS node publishes `{"data","receivers"}` on `websocket_messages`; `redis-cli` stands in for it.
