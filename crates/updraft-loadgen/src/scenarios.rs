@@ -169,6 +169,9 @@ pub(crate) struct BroadcastArgs {
     /// Give up once nothing has arrived for this long after publishing ended.
     #[arg(long, default_value_t = 5.0)]
     pub stall_seconds: f64,
+    /// Publish on this node instead of `--target` (sockets still open on `--target`): delivery across a `--bus`.
+    #[arg(long)]
+    pub publish_target: Option<String>,
 }
 
 /// Fan-out throughput: every message to every socket.
@@ -177,7 +180,10 @@ pub(crate) async fn broadcast(c: &Common, a: &BroadcastArgs) -> Result<bool> {
     let fleet = fleet::connect(&c.target, &c.connect_opts(a.sockets, UriSource::Anonymous), &stats, &c.report).await?;
     let body = message_body(&"x".repeat(a.size), json!({ "sockets": ["*"], "tags": [] }));
     let expected = (fleet.connected.len() * a.messages) as u64;
-    let phase = Phase::new(vec![body], a.messages, a.publishers, expected, a.stall_seconds);
+    let mut phase = Phase::new(vec![body], a.messages, a.publishers, expected, a.stall_seconds);
+    if let Some(url) = &a.publish_target {
+        phase.publish_to = Some(Arc::new(Target::resolve(url, c.target.admin_token.clone()).await?));
+    }
     Ok(phase.run_and_record(c, &stats, fleet.failures).await)
 }
 
@@ -300,6 +306,8 @@ struct Phase {
     publishers: usize,
     expected: u64,
     stall: Duration,
+    /// Where messages are published, when not `Common::target`.
+    publish_to: Option<Arc<Target>>,
 }
 
 impl Phase {
@@ -310,6 +318,7 @@ impl Phase {
             publishers,
             expected,
             stall: Duration::from_secs_f64(stall_seconds),
+            publish_to: None,
         }
     }
 
@@ -374,7 +383,8 @@ impl Phase {
         let next = Arc::new(AtomicUsize::new(0));
         let mut workers: Vec<JoinHandle<Option<String>>> = Vec::new();
         for _ in 0..self.publishers.clamp(1, self.messages.max(1)) {
-            let (target, next, errors, bodies) = (c.target.clone(), next.clone(), errors.clone(), self.bodies.clone());
+            let target = self.publish_to.clone().unwrap_or_else(|| c.target.clone());
+            let (next, errors, bodies) = (next.clone(), errors.clone(), self.bodies.clone());
             let messages = self.messages;
             workers.push(tokio::spawn(async move {
                 let mut conn = HttpConn::new(target);
