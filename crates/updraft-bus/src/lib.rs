@@ -9,8 +9,13 @@ use std::time::Duration;
 use bytes::Bytes;
 
 mod nats;
+mod nats_registry;
 mod redis;
+mod redis_registry;
+pub mod registry;
 pub mod wire;
+
+pub use registry::{Node, OpenSocket, SocketEvent, SocketRecord};
 
 pub use nats::NatsBus;
 pub use redis::{CHANNEL as REDIS_CHANNEL, RedisBus, channel_of as redis_channel_of};
@@ -54,6 +59,20 @@ pub trait Bus: Send + Sync {
     /// `Taken(None)`, as does anyone after it expired.
     fn take_ticket(&self, _id: &str) -> BoxFuture<'_, Result<Redeemed, BusError>> {
         Box::pin(std::future::ready(Ok(Redeemed::NotShared)))
+    }
+
+    /// Records that a socket opened or closed on this node. Never waits: the events are written in order by a
+    /// task of the bus. A single node's own gateways are the whole list.
+    fn announce(&self, _event: SocketEvent) {}
+
+    /// The open sockets of `gateway` on every live node; `None` when this node's own are all there are.
+    fn sockets(&self, _gateway: &str) -> BoxFuture<'_, Result<Option<Vec<SocketRecord>>, BusError>> {
+        Box::pin(std::future::ready(Ok(None)))
+    }
+
+    /// Asks the live node that holds socket `id` of `gateway` to close it; false when none does.
+    fn close_socket(&self, _gateway: &str, _id: &str) -> BoxFuture<'_, Result<bool, BusError>> {
+        Box::pin(std::future::ready(Ok(false)))
     }
 }
 

@@ -13,8 +13,11 @@ use futures_util::future::BoxFuture;
 use tokio_util::sync::{CancellationToken, DropGuard};
 
 use async_nats::jetstream::kv;
+use tokio::sync::mpsc;
 
-use crate::{Bus, BusError, Deliver, Publication, Redeemed, SharedTicket, backoff, wire};
+use crate::nats_registry::{CONTROL, NatsRegistry, bucket, failed};
+use crate::registry::{self, CloseRequest, Node, SocketEvent, SocketRecord};
+use crate::{Bus, BusError, Publication, Redeemed, SharedTicket, backoff, wire};
 
 /// Subjects of every gateway's publications: `updraft.mws.<gateway id>` (ids are `[A-Za-z0-9_-]`, valid tokens).
 const PREFIX: &str = "updraft.mws.";
@@ -29,15 +32,17 @@ const PUBLISH_TIMEOUT: Duration = Duration::from_secs(5);
 pub struct NatsBus {
     client: async_nats::Client,
     tickets: kv::Store,
+    registry: NatsRegistry,
     node: String,
-    deliver: Deliver,
+    local: Node,
+    events: mpsc::UnboundedSender<SocketEvent>,
     _stop: DropGuard,
 }
 
 impl NatsBus {
     /// Connects and subscribes before it returns, so a wrong URL fails at start-up and a message published on
     /// another node once this one is up reaches it.
-    pub async fn start(url: &str, node: &str, deliver: Deliver) -> Result<NatsBus, BusError> {
+    pub async fn start(url: &str, node: &str, local: Node) -> Result<NatsBus, BusError> {
         let client = async_nats::ConnectOptions::new()
             .name(format!("updraft {node}"))
             .reconnect_delay_callback(|attempts| backoff(u32::try_from(attempts).unwrap_or(u32::MAX)))
@@ -49,13 +54,18 @@ impl NatsBus {
             .connect(url)
             .await
             .map_err(|err| BusError(format!("nats: {err}")))?;
-        let subscriber = client.subscribe(EVERY_GATEWAY).await.map_err(|err| BusError(format!("nats: {err}")))?;
-        client.flush().await.map_err(|err| BusError(format!("nats: {err}")))?;
-        let tickets = ticket_bucket(&client).await?;
+        let subscriber = client.subscribe(EVERY_GATEWAY).await.map_err(failed)?;
+        let control = client.subscribe(CONTROL).await.map_err(failed)?;
+        client.flush().await.map_err(failed)?;
+        let tickets = bucket(&client, TICKETS, TICKETS_KEPT).await?;
+        let registry = NatsRegistry::open(&client).await?;
         metrics::gauge!("updraft_bus_connected").set(1.0);
         let stop = CancellationToken::new();
-        tokio::spawn(listen(subscriber, node.to_owned(), deliver.clone(), stop.clone()));
-        Ok(NatsBus { client, tickets, node: node.to_owned(), deliver, _stop: stop.drop_guard() })
+        tokio::spawn(listen(subscriber, control, node.to_owned(), local.clone(), stop.clone()));
+        let (events, queued) = mpsc::unbounded_channel();
+        tokio::spawn(registry::keep(registry.clone(), node.to_owned(), local.clone(), queued, stop.clone()));
+        let node = node.to_owned();
+        Ok(NatsBus { client, tickets, registry, node, local, events, _stop: stop.drop_guard() })
     }
 }
 
@@ -77,7 +87,7 @@ impl Bus for NatsBus {
                 Ok(Err(err)) => return Err(BusError(format!("nats: {err}"))),
                 Err(_) => return Err(BusError("nats: no answer to the flush".into())),
             }
-            (self.deliver)(publication).await;
+            (self.local.deliver)(publication).await;
             Ok(())
         })
     }
@@ -111,24 +121,30 @@ impl Bus for NatsBus {
             Ok(Redeemed::Taken(ticket.filter(|ticket| !ticket.expired())))
         })
     }
-}
 
-/// The ticket bucket, made by the first node that needs it.
-async fn ticket_bucket(client: &async_nats::Client) -> Result<kv::Store, BusError> {
-    let jetstream = async_nats::jetstream::new(client.clone());
-    let config = kv::Config {
-        bucket: TICKETS.into(),
-        history: 1,
-        max_age: TICKETS_KEPT,
-        storage: async_nats::jetstream::stream::StorageType::Memory,
-        ..Default::default()
-    };
-    match jetstream.get_key_value(TICKETS).await {
-        Ok(store) => Ok(store),
-        Err(_) => jetstream
-            .create_key_value(config)
-            .await
-            .map_err(|err| BusError(format!("nats: the ticket bucket (is JetStream on?): {err}"))),
+    fn announce(&self, event: SocketEvent) {
+        // Fails only once the registry's task has stopped with the bus.
+        let _ = self.events.send(event);
+    }
+
+    fn sockets(&self, gateway: &str) -> BoxFuture<'_, Result<Option<Vec<SocketRecord>>, BusError>> {
+        let gateway = gateway.to_owned();
+        Box::pin(async move { timed(self.registry.list(&gateway)).await?.map(Some) })
+    }
+
+    fn close_socket(&self, gateway: &str, id: &str) -> BoxFuture<'_, Result<bool, BusError>> {
+        let (gateway, id) = (gateway.to_owned(), id.to_owned());
+        Box::pin(async move {
+            let Some(node) = timed(self.registry.holder(&gateway, &id)).await?? else { return Ok(false) };
+            let request =
+                serde_json::to_vec(&CloseRequest { gateway, socket: id, node }).expect("a request serializes");
+            timed(async {
+                self.client.publish(CONTROL, request.into()).await.map_err(failed)?;
+                self.client.flush().await.map_err(failed)
+            })
+            .await??;
+            Ok(true)
+        })
     }
 }
 
@@ -136,12 +152,25 @@ async fn timed<T>(work: impl std::future::Future<Output = T>) -> Result<T, BusEr
     tokio::time::timeout(PUBLISH_TIMEOUT, work).await.map_err(|_| BusError("nats: no answer".into()))
 }
 
-/// Delivers what the subscription hears until the bus is dropped.
-async fn listen(mut subscriber: async_nats::Subscriber, node: String, deliver: Deliver, stop: CancellationToken) {
+/// Delivers what the subscriptions hear until the bus is dropped.
+async fn listen(
+    mut messages: async_nats::Subscriber,
+    mut control: async_nats::Subscriber,
+    node: String,
+    local: Node,
+    stop: CancellationToken,
+) {
     loop {
         let message = tokio::select! {
             () = stop.cancelled() => return,
-            message = subscriber.next() => match message {
+            request = control.next() => match request {
+                Some(request) => {
+                    CloseRequest::handle(&request.payload, &node, &local);
+                    continue;
+                }
+                None => return,
+            },
+            message = messages.next() => match message {
                 Some(message) => message,
                 None => return,
             },
@@ -151,7 +180,7 @@ async fn listen(mut subscriber: async_nats::Subscriber, node: String, deliver: D
             Ok((_, Some(origin))) if origin == node => {}
             Ok((publication, _)) => {
                 metrics::counter!("updraft_bus_messages_received_total").increment(1);
-                deliver(publication).await;
+                (local.deliver)(publication).await;
             }
             Err(err) => {
                 metrics::counter!("updraft_bus_messages_dropped_total").increment(1);

@@ -5,6 +5,7 @@
 //! A node delivers its own publications itself, once Redis has taken them, and skips their echo; every other
 //! node hears each message once on its one pattern subscription. Pub/sub keeps nothing: while a node's
 //! subscription is down it misses what is published, so it reports not ready until it has subscribed again.
+//! Tickets and the socket registry are keys beside the channels (`redis_registry.rs`).
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -13,10 +14,12 @@ use std::time::Duration;
 use futures_util::StreamExt;
 use futures_util::future::BoxFuture;
 use redis::aio::ConnectionManager;
-use tokio::sync::oneshot;
+use tokio::sync::{mpsc, oneshot};
 use tokio_util::sync::{CancellationToken, DropGuard};
 
-use crate::{Bus, BusError, Deliver, Publication, Redeemed, SharedTicket, backoff, wire};
+use crate::redis_registry::{self, CONTROL, RedisRegistry};
+use crate::registry::{self, CloseRequest, Node, SocketEvent, SocketRecord};
+use crate::{Bus, BusError, Publication, Redeemed, SharedTicket, backoff, wire};
 
 /// The original MWS's channel, which carries the default gateway's messages.
 pub const CHANNEL: &str = "websocket_messages";
@@ -31,8 +34,9 @@ const PUBLISH_TIMEOUT: Duration = Duration::from_secs(5);
 pub struct RedisBus {
     publisher: ConnectionManager,
     node: Arc<str>,
-    deliver: Deliver,
+    local: Node,
     subscribed: Arc<AtomicBool>,
+    events: mpsc::UnboundedSender<SocketEvent>,
     _stop: DropGuard,
 }
 
@@ -52,16 +56,19 @@ fn gateway_of(channel: &str) -> Option<&str> {
 impl RedisBus {
     /// Connects and subscribes before it returns, so a wrong URL fails at start-up and a message published on
     /// another node once this one is up reaches it.
-    pub async fn start(url: &str, node: &str, deliver: Deliver) -> Result<RedisBus, BusError> {
+    pub async fn start(url: &str, node: &str, local: Node) -> Result<RedisBus, BusError> {
         let client = redis::Client::open(url).map_err(unavailable)?;
         let publisher = ConnectionManager::new(client.clone()).await.map_err(unavailable)?;
         let stop = CancellationToken::new();
         let subscribed = Arc::new(AtomicBool::new(false));
         let (first, first_done) = oneshot::channel();
-        let listener = Listener { client, node: node.into(), deliver: deliver.clone(), subscribed: subscribed.clone() };
+        let listener = Listener { client, node: node.into(), local: local.clone(), subscribed: subscribed.clone() };
         tokio::spawn(listener.run(stop.clone(), first));
         first_done.await.map_err(|_| BusError("the Redis subscription stopped".into()))??;
-        Ok(RedisBus { publisher, node: node.into(), deliver, subscribed, _stop: stop.drop_guard() })
+        let (events, queued) = mpsc::unbounded_channel();
+        let registry = RedisRegistry::new(publisher.clone());
+        tokio::spawn(registry::keep(registry, node.to_owned(), local.clone(), queued, stop.clone()));
+        Ok(RedisBus { publisher, node: node.into(), local, subscribed, events, _stop: stop.drop_guard() })
     }
 }
 
@@ -75,7 +82,7 @@ impl Bus for RedisBus {
             let mut command = redis::cmd("PUBLISH");
             command.arg(channel_of(&publication.gateway)).arg(wire::encode(&publication, &self.node));
             self.query::<i64>(command).await?;
-            (self.deliver)(publication).await;
+            (self.local.deliver)(publication).await;
             Ok(())
         })
     }
@@ -105,6 +112,39 @@ impl Bus for RedisBus {
             Ok(Redeemed::Taken(ticket.filter(|ticket| !ticket.expired())))
         })
     }
+
+    fn announce(&self, event: SocketEvent) {
+        // Fails only once the registry's task has stopped with the bus.
+        let _ = self.events.send(event);
+    }
+
+    fn sockets(&self, gateway: &str) -> BoxFuture<'_, Result<Option<Vec<SocketRecord>>, BusError>> {
+        let gateway = gateway.to_owned();
+        Box::pin(async move {
+            let mut connection = self.publisher.clone();
+            timed(redis_registry::sockets(&mut connection, &gateway)).await?.map(Some).map_err(unavailable)
+        })
+    }
+
+    fn close_socket(&self, gateway: &str, id: &str) -> BoxFuture<'_, Result<bool, BusError>> {
+        let (gateway, id) = (gateway.to_owned(), id.to_owned());
+        Box::pin(async move {
+            let mut connection = self.publisher.clone();
+            let Some(node) =
+                timed(redis_registry::holder(&mut connection, &gateway, &id)).await?.map_err(unavailable)?
+            else {
+                return Ok(false);
+            };
+            let request = CloseRequest { gateway, socket: id, node };
+            let mut command = redis::cmd("PUBLISH");
+            command.arg(CONTROL).arg(serde_json::to_vec(&request).expect("a request serializes"));
+            self.query::<i64>(command).await.map(|_| true)
+        })
+    }
+}
+
+async fn timed<T>(work: impl std::future::Future<Output = T>) -> Result<T, BusError> {
+    tokio::time::timeout(PUBLISH_TIMEOUT, work).await.map_err(|_| BusError("redis: no answer".into()))
 }
 
 impl RedisBus {
@@ -131,7 +171,7 @@ impl RedisBus {
 struct Listener {
     client: redis::Client,
     node: Arc<str>,
-    deliver: Deliver,
+    local: Node,
     subscribed: Arc<AtomicBool>,
 }
 
@@ -170,6 +210,7 @@ impl Listener {
     async fn listen(&self, first: &mut Option<oneshot::Sender<Result<(), BusError>>>) -> redis::RedisResult<()> {
         let mut pubsub = self.client.get_async_pubsub().await?;
         pubsub.psubscribe(PATTERN).await?;
+        pubsub.subscribe(CONTROL).await?;
         self.subscribed.store(true, Ordering::Relaxed);
         metrics::gauge!("updraft_bus_connected").set(1.0);
         tracing::info!("subscribed to Redis channel {PATTERN}");
@@ -178,12 +219,16 @@ impl Listener {
         }
         let mut messages = pubsub.into_on_message();
         while let Some(message) = messages.next().await {
+            if message.get_channel_name() == CONTROL {
+                CloseRequest::handle(message.get_payload_bytes(), &self.node, &self.local);
+                continue;
+            }
             let Some(gateway) = gateway_of(message.get_channel_name()) else { continue };
             match wire::decode(gateway, message.get_payload_bytes()) {
                 Ok((_, Some(origin))) if *origin == *self.node => {}
                 Ok((publication, _)) => {
                     metrics::counter!("updraft_bus_messages_received_total").increment(1);
-                    (self.deliver)(publication).await;
+                    (self.local.deliver)(publication).await;
                 }
                 Err(err) => {
                     metrics::counter!("updraft_bus_messages_dropped_total").increment(1);

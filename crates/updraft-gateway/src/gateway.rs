@@ -2,14 +2,14 @@
 
 use std::collections::HashMap;
 use std::hash::{Hash, Hasher};
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, OnceLock, RwLock};
 use std::time::{Duration, SystemTime};
 
 use updraft_core::access::{self, Subject};
 
 use crate::hub::{Hub, N_SHARDS};
 use crate::pending::{Limits, Pending, Refusal, Requester};
-use crate::socket::{QueueLimits, SocketId, Tag};
+use crate::socket::{QueueLimits, Socket, SocketId, Tag};
 
 /// Who may get socket URIs and send messages (the original `ACCESS_CONTROL`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -60,6 +60,17 @@ pub struct Gateway {
     pub id: String,
     pub hub: Hub,
     config: RwLock<GatewayConfig>,
+    /// Shared by every gateway of the server: see [`Gateways::on_membership`].
+    membership: Arc<OnceLock<MembershipHook>>,
+}
+
+/// Told when a socket opens on this node or leaves it (the cluster's socket registry listens).
+pub type MembershipHook = Arc<dyn Fn(&Gateway, &Socket, Membership) + Send + Sync>;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Membership {
+    Opened,
+    Closed,
 }
 
 impl Gateway {
@@ -69,6 +80,13 @@ impl Gateway {
 
     pub fn set_config(&self, config: GatewayConfig) {
         *self.config.write().expect("config lock") = config;
+    }
+
+    /// Says that `socket` joined this gateway's hub on this node, or left it.
+    pub fn announce(&self, socket: &Socket, change: Membership) {
+        if let Some(hook) = self.membership.get() {
+            hook(self, socket, change);
+        }
     }
 }
 
@@ -102,6 +120,7 @@ pub struct Gateways {
     /// Bounded in total (the memory bound), per gateway and per client address: see `pending::Limits`.
     tickets: Pending<TicketTenant, Box<[Tag]>>,
     limits: QueueLimits,
+    membership: Arc<OnceLock<MembershipHook>>,
 }
 
 pub const DEFAULT_GATEWAY: &str = "default";
@@ -111,7 +130,7 @@ impl Gateways {
     /// `max_tickets` are pending on all gateways together, and a share of them per gateway and per client.
     pub fn new(limits: QueueLimits, max_tickets: usize, ticket_lifetime: Duration) -> Gateways {
         let tickets = Pending::new(Limits::shares_of(max_tickets), ticket_lifetime);
-        Gateways { gateways: RwLock::default(), tickets, limits }
+        Gateways { gateways: RwLock::default(), tickets, limits, membership: Arc::default() }
     }
 
     /// Creates or reconfigures a gateway.
@@ -121,9 +140,19 @@ impl Gateways {
             existing.set_config(config);
             return existing.clone();
         }
-        let gateway = Arc::new(Gateway { id: id.to_owned(), hub: Hub::new(self.limits), config: RwLock::new(config) });
+        let gateway = Arc::new(Gateway {
+            id: id.to_owned(),
+            hub: Hub::new(self.limits),
+            config: RwLock::new(config),
+            membership: self.membership.clone(),
+        });
         gateways.insert(id.to_owned(), gateway.clone());
         gateway
+    }
+
+    /// Sets, once, who is told of sockets opening and closing on every gateway, those made later included.
+    pub fn on_membership(&self, hook: MembershipHook) {
+        let _ = self.membership.set(hook);
     }
 
     pub fn get(&self, id: &str) -> Option<Arc<Gateway>> {

@@ -12,7 +12,7 @@ pub mod pending;
 pub mod socket;
 
 pub use connection::{Connection, ConnectionConfig, Ended};
-pub use gateway::{AccessControl, Gateway, GatewayConfig, Gateways, Permissions, Ticket};
+pub use gateway::{AccessControl, Gateway, GatewayConfig, Gateways, Membership, MembershipHook, Permissions, Ticket};
 pub use hub::{Fanout, Hub, Receivers};
 pub use journal::JournalLimits;
 pub use pending::{Refusal, Requester};

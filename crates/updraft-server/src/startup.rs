@@ -15,9 +15,9 @@ use tower::Layer;
 use tower_http::normalize_path::NormalizePathLayer;
 use updraft_api::eds::{AccountLogin, FileSettings};
 use updraft_api::{ApiContext, ApiState, GatewayFile, Limits, PublicAddress};
-use updraft_bus::{Bus, LocalBus};
+use updraft_bus::{Bus, LocalBus, OpenSocket, SocketEvent};
 use updraft_gateway::gateway::DEFAULT_GATEWAY;
-use updraft_gateway::{ConnectionConfig, GatewayConfig, Gateways, QueueLimits};
+use updraft_gateway::{ConnectionConfig, Gateway, GatewayConfig, Gateways, Membership, QueueLimits, Socket, SocketId};
 use updraft_store::{SqliteOptions, SqliteStore};
 use updraft_ws::close_code;
 
@@ -78,7 +78,7 @@ impl Application {
         let deliver = updraft_realtime::fanout::deliver_locally(gateways.clone())
             .await
             .context("starting the fan-out threads")?;
-        let bus = open_bus(&settings, deliver).await?;
+        let bus = open_bus(&settings, deliver, &gateways).await?;
         let workers = Workers::default();
         let webhook_guard = webhook_guard(&settings, &bound);
         spawn_realtime(&workers, &settings, &store, &gateways, &bus, &webhook_guard);
@@ -345,20 +345,67 @@ async fn open_blobs(
     Ok(blobs)
 }
 
-/// The in-process bus, or `--bus`: Redis or NATS between the nodes, each node known by a name of its own.
-async fn open_bus(settings: &Settings, deliver: updraft_bus::Deliver) -> anyhow::Result<Arc<dyn Bus>> {
+/// The in-process bus, or `--bus`: Redis or NATS between the nodes, each node known by a name of its own, and
+/// told of every socket that opens or closes here (the cluster's socket registry).
+async fn open_bus(
+    settings: &Settings,
+    deliver: updraft_bus::Deliver,
+    gateways: &Arc<Gateways>,
+) -> anyhow::Result<Arc<dyn Bus>> {
     let node = hex::encode(rand::random::<[u8; 8]>());
-    Ok(match &settings.bus {
-        None => Arc::new(LocalBus::new(deliver)),
+    let local = local_node(deliver, gateways);
+    let bus: Arc<dyn Bus> = match &settings.bus {
+        None => return Ok(Arc::new(LocalBus::new(local.deliver))),
         Some(BusUrl::Redis(url)) => Arc::new(
-            updraft_bus::RedisBus::start(url, &node, deliver)
-                .await
-                .with_context(|| format!("joining the bus {url}"))?,
+            updraft_bus::RedisBus::start(url, &node, local).await.with_context(|| format!("joining the bus {url}"))?,
         ),
         Some(BusUrl::Nats(url)) => Arc::new(
-            updraft_bus::NatsBus::start(url, &node, deliver).await.with_context(|| format!("joining the bus {url}"))?,
+            updraft_bus::NatsBus::start(url, &node, local).await.with_context(|| format!("joining the bus {url}"))?,
         ),
-    })
+    };
+    // Weak: the bus holds the gateways (through `deliver`), so the gateways must not hold the bus.
+    let weak = Arc::downgrade(&bus);
+    gateways.on_membership(Arc::new(move |gateway, socket, change| {
+        let Some(bus) = weak.upgrade() else { return };
+        bus.announce(match change {
+            Membership::Opened => SocketEvent::Opened(open_socket(gateway, socket)),
+            Membership::Closed => SocketEvent::Closed { gateway: gateway.id.clone(), id: socket.id.to_string() },
+        });
+    }));
+    Ok(bus)
+}
+
+/// What the bus may ask of this node's gateways: deliver, close one of its sockets, list them all.
+fn local_node(deliver: updraft_bus::Deliver, gateways: &Arc<Gateways>) -> updraft_bus::Node {
+    let (closing, listing) = (Arc::downgrade(gateways), Arc::downgrade(gateways));
+    updraft_bus::Node {
+        deliver,
+        close: Arc::new(move |gateway, id| {
+            let gateway = closing.upgrade().and_then(|gateways| gateways.get(gateway));
+            let socket = gateway.as_ref().zip(SocketId::parse(id)).and_then(|(gateway, id)| gateway.hub.get(&id));
+            let (Some(gateway), Some(socket)) = (gateway, socket) else { return false };
+            gateway.hub.remove(&socket);
+            socket.request_close(updraft_ws::close_code::NORMAL, "socket deleted");
+            true
+        }),
+        sockets: Arc::new(move || {
+            let Some(gateways) = listing.upgrade() else { return Vec::new() };
+            let each = |gateway: Arc<Gateway>| {
+                gateway.hub.list().into_iter().map(move |socket| open_socket(&gateway, &socket)).collect::<Vec<_>>()
+            };
+            gateways.list().into_iter().flat_map(each).collect()
+        }),
+    }
+}
+
+fn open_socket(gateway: &Gateway, socket: &Socket) -> OpenSocket {
+    let since_epoch = socket.connected_at.duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
+    OpenSocket {
+        gateway: gateway.id.clone(),
+        id: socket.id.to_string(),
+        tags: socket.tags().iter().map(|tag| tag.to_string()).collect(),
+        connected_ms: u64::try_from(since_epoch.as_millis()).unwrap_or(u64::MAX),
+    }
 }
 
 /// What follows the change log for sockets and webhooks, and the log's pruning.

@@ -144,8 +144,7 @@ async fn issue(
     };
     if let Err(err) = state.bus.share_ticket(&id.to_string(), &shared).await {
         state.gateways.cancel_ticket(gateway, &id);
-        tracing::error!(%err, "a ticket could not be shared");
-        return Err(ApiError::with_message(Code::Unavailable, "Message bus unavailable"));
+        return Err(bus_unavailable(err));
     }
     Ok((id, expires_at))
 }
@@ -190,25 +189,42 @@ async fn publish(state: &ApiState, gateway: &Gateway, message: wire::Message) ->
         tags: if everyone { Vec::new() } else { message.tags.clone().unwrap_or_default() },
     };
     metrics::counter!("updraft_mws_messages_published_total").increment(1);
-    state.bus.publish(publication).await.map_err(|err| {
-        tracing::error!(%err, "publish failed");
-        ApiError::with_message(Code::Unavailable, "Message bus unavailable")
-    })?;
+    state.bus.publish(publication).await.map_err(bus_unavailable)?;
     Ok((StatusCode::CREATED, Json(message.echo())).into_response())
 }
 
-async fn list_sockets(target: Target) -> Result<Response, ApiError> {
+/// Every node's open sockets (`--bus`), or this node's.
+async fn list_sockets(State(state): State<ApiState>, target: Target) -> Result<Response, ApiError> {
     target.require_admin()?;
-    let mut sockets = target.gateway.hub.list();
-    sockets.sort_by_key(|s| s.connected_at);
-    let results: Vec<Value> = sockets.iter().map(|s| wire::socket_json(s)).collect();
+    let results: Vec<Value> = match state.bus.sockets(&target.gateway.id).await.map_err(bus_unavailable)? {
+        Some(mut records) => {
+            records.sort_by_key(|record| record.connected_ms);
+            records.iter().map(wire::record_json).collect()
+        }
+        None => {
+            let mut sockets = target.gateway.hub.list();
+            sockets.sort_by_key(|s| s.connected_at);
+            sockets.iter().map(|s| wire::socket_json(s)).collect()
+        }
+    };
     Ok(Json(json!({ "results": results })).into_response())
 }
 
-async fn get_socket(target: Target) -> Result<Response, ApiError> {
+async fn get_socket(State(state): State<ApiState>, target: Target) -> Result<Response, ApiError> {
     target.require_admin()?;
-    let socket = target.socket_id().and_then(|id| target.gateway.hub.get(&id)).ok_or_else(socket_not_found)?;
-    Ok(Json(wire::socket_json(&socket)).into_response())
+    let id = target.socket_id().ok_or_else(socket_not_found)?;
+    if let Some(socket) = target.gateway.hub.get(&id) {
+        return Ok(Json(wire::socket_json(&socket)).into_response());
+    }
+    let records = state.bus.sockets(&target.gateway.id).await.map_err(bus_unavailable)?.unwrap_or_default();
+    let id = id.to_string();
+    let record = records.iter().find(|record| record.id == id).ok_or_else(socket_not_found)?;
+    Ok(Json(wire::record_json(record)).into_response())
+}
+
+fn bus_unavailable(err: updraft_bus::BusError) -> ApiError {
+    tracing::error!(%err, "the bus did not answer");
+    ApiError::with_message(Code::Unavailable, "Message bus unavailable")
 }
 
 /// Closes the live connection (the original only forgot the record) or withdraws an unused URI.
@@ -218,12 +234,11 @@ async fn delete_socket(State(state): State<ApiState>, target: Target) -> Result<
     if let Some(socket) = target.gateway.hub.get(&id) {
         target.gateway.hub.remove(&socket);
         socket.request_close(updraft_ws::close_code::NORMAL, "socket deleted");
+    } else if state.bus.close_socket(&target.gateway.id, &id.to_string()).await.map_err(bus_unavailable)? {
+        // Open on another node, which closes it.
     } else {
         let here = state.gateways.cancel_ticket(&target.gateway, &id);
-        let shared = state.bus.take_ticket(&id.to_string()).await.map_err(|err| {
-            tracing::error!(%err, "a shared ticket could not be withdrawn");
-            ApiError::with_message(Code::Unavailable, "Message bus unavailable")
-        })?;
+        let shared = state.bus.take_ticket(&id.to_string()).await.map_err(bus_unavailable)?;
         let withdrawn = match shared {
             Redeemed::NotShared => here,
             Redeemed::Taken(None) => false,

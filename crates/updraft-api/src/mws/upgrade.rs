@@ -16,7 +16,7 @@ use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpStream;
 use updraft_bus::Redeemed;
 use updraft_gateway::gateway::Ticket;
-use updraft_gateway::{Connection, Gateway, Socket, SocketId, Tag, connection};
+use updraft_gateway::{Connection, Gateway, Membership, Socket, SocketId, Tag, connection};
 use updraft_ws::{self as ws, close_code};
 
 use crate::ApiState;
@@ -95,6 +95,7 @@ async fn accept(state: ApiState, mut req: Request) -> Response {
             }
             None => ticket.gateway.hub.insert(socket.clone()),
         }
+        ticket.gateway.announce(&socket, Membership::Opened);
         // Unwrapping hyper's boxed stream saves memory on every open socket. The connection gets a task of its own, on
         // the socket runtime (entered here), so that this task's state is not carried for its lifetime. The stream stays
         // registered with the HTTP runtime's I/O driver: moving it (`into_std`, `from_std`) cost 108 bytes a socket, and
@@ -168,6 +169,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Future for Serve<S> {
         let ended = ready!(Pin::new(&mut this.conn).poll(cx));
         let socket = this.conn.socket();
         this.gateway.hub.remove(socket);
+        this.gateway.announce(socket, Membership::Closed);
         metrics::gauge!("updraft_mws_sockets_connected").decrement(1);
         tracing::debug!(socket = %socket.id, ?ended, "socket closed");
         Poll::Ready(())

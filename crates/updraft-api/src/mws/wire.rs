@@ -126,6 +126,12 @@ pub(super) fn socket_json(socket: &Socket) -> Value {
     json!({ "id": socket.id.to_string(), "connectedAt": at, "createdAt": at, "tags": socket.tags().iter().map(|t| &**t).collect::<Vec<&str>>() })
 }
 
+/// A socket open on another node, as `socket_json` shows one of this node's.
+pub(super) fn record_json(record: &updraft_bus::SocketRecord) -> Value {
+    let at = timestamp::format(std::time::UNIX_EPOCH + std::time::Duration::from_millis(record.connected_ms));
+    json!({ "id": record.id, "connectedAt": at, "createdAt": at, "tags": record.tags })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

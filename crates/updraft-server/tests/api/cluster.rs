@@ -252,3 +252,104 @@ async fn a_bus_that_cannot_be_reached_stops_the_start() {
     let wrong = ServeArgs { bus: Some("kafka://x".into()), ..open_args() }.resolve();
     assert!(wrong.unwrap_err().to_string().contains("redis://"));
 }
+
+/// The ids `GET /v1/sockets` lists on `node`, once there are `count` of them (the registry is written a moment
+/// after a socket opens or closes).
+async fn listed(node: &TestApp, count: usize) -> Vec<serde_json::Value> {
+    let mut last = Vec::new();
+    for _ in 0..200 {
+        let (status, body) = node.get("/v1/sockets", Some(ADMIN)).await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        last = body["results"].as_array().unwrap().clone();
+        if last.len() == count {
+            return last;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    panic!("expected {count} sockets, the last listing had {}: {last:?}", last.len());
+}
+
+async fn every_node_lists_and_closes_every_socket(engine: Engine) {
+    let bus = BusServer::start(engine).await;
+    let nodes = nodes(&bus, 3).await;
+    let mut sockets = sockets(&nodes).await;
+    for node in &nodes {
+        let all = listed(node, 6).await;
+        let blue = all.iter().filter(|socket| socket["tags"] == serde_json::json!(["blue"])).count();
+        assert_eq!(blue, 3, "{engine:?}");
+    }
+    let on_third = sockets[2][0].0.clone();
+    let (status, socket) = nodes[0].get(&format!("/v1/sockets/{on_third}"), Some(ADMIN)).await;
+    assert_eq!((status, socket["tags"].clone()), (StatusCode::OK, serde_json::json!(["blue"])), "{engine:?}");
+
+    // Deleted through the first node, closed by the second, which holds it.
+    let on_second = sockets[1][1].0.clone();
+    let path = format!("/v1/sockets/{on_second}");
+    assert_eq!(nodes[0].call(reqwest::Method::DELETE, &path, Some(ADMIN), None).await.0, StatusCode::OK);
+    assert_eq!(crate::helpers::close_code(&mut sockets[1][1].1).await, 1000, "{engine:?}");
+    listed(&nodes[2], 5).await;
+    assert_eq!(nodes[2].get(&path, Some(ADMIN)).await.0, StatusCode::NOT_FOUND);
+    assert_eq!(nodes[0].call(reqwest::Method::DELETE, &path, Some(ADMIN), None).await.0, StatusCode::NOT_FOUND);
+
+    // A client that leaves leaves every listing.
+    sockets[2][0].1.close(None).await.unwrap();
+    listed(&nodes[0], 4).await;
+}
+
+#[tokio::test]
+async fn every_node_lists_and_closes_every_socket_over_redis() {
+    every_node_lists_and_closes_every_socket(Engine::Redis).await;
+}
+
+#[tokio::test]
+async fn every_node_lists_and_closes_every_socket_over_nats() {
+    every_node_lists_and_closes_every_socket(Engine::Nats).await;
+}
+
+/// A node killed with SIGKILL says nothing; its lease lapses and its sockets leave the listing within 30 s.
+async fn a_killed_nodes_sockets_leave_the_listing(engine: Engine) {
+    let bus = BusServer::start(engine).await;
+    let survivor = spawn_app(ServeArgs { bus: Some(bus.url()), ..open_args() }).await;
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let url = bus.url();
+    let args = ["--bus", url.as_str(), "--security-token", ADMIN, "--access-control", "none"];
+    let mut doomed = crate::helpers::start_binary(dir.path(), port, &args).await;
+    let client = reqwest::Client::new();
+    let created: serde_json::Value = client
+        .post(format!("http://127.0.0.1:{port}/v1/sockets"))
+        .bearer_auth(ADMIN)
+        .body(r#"{"tags":["doomed"]}"#)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let (_ws, _) = tokio_tungstenite::connect_async(created["uri"].as_str().unwrap()).await.unwrap();
+    let (_own, _kept) = survivor.connect(&[]).await;
+    listed(&survivor, 2).await;
+
+    doomed.start_kill().unwrap();
+    doomed.wait().await.unwrap();
+    let killed = std::time::Instant::now();
+    for _ in 0..(35 * 4) {
+        let (_, body) = survivor.get("/v1/sockets", Some(ADMIN)).await;
+        if body["results"].as_array().unwrap().len() == 1 {
+            assert!(killed.elapsed() <= Duration::from_secs(31), "{engine:?}: took {:?}", killed.elapsed());
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    panic!("{engine:?}: the killed node's socket is still listed");
+}
+
+#[tokio::test]
+async fn a_killed_nodes_sockets_leave_the_listing_over_redis() {
+    a_killed_nodes_sockets_leave_the_listing(Engine::Redis).await;
+}
+
+#[tokio::test]
+async fn a_killed_nodes_sockets_leave_the_listing_over_nats() {
+    a_killed_nodes_sockets_leave_the_listing(Engine::Nats).await;
+}
