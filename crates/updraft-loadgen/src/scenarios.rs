@@ -172,6 +172,18 @@ pub(crate) struct BroadcastArgs {
     /// Publish on this node instead of `--target` (sockets still open on `--target`): delivery across a `--bus`.
     #[arg(long)]
     pub publish_target: Option<String>,
+    /// Publish nothing: wait for `--messages` broadcasts that another load generator publishes (several
+    /// processes, one per node, hold more sockets than one process may; `bench/run-cluster.sh`). Give it a
+    /// `--stall-seconds` long enough for the others to connect.
+    #[arg(long)]
+    pub listen_only: bool,
+}
+
+/// The wall-clock time (ms since the Unix epoch) of `now_ns()`'s reading `at`, comparable across processes.
+fn unix_ms_at(at: u64) -> u64 {
+    let now_unix = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
+    let ago = Duration::from_nanos(now_ns().saturating_sub(at));
+    u64::try_from(now_unix.saturating_sub(ago).as_millis()).unwrap_or(u64::MAX)
 }
 
 /// Fan-out throughput: every message to every socket.
@@ -184,6 +196,7 @@ pub(crate) async fn broadcast(c: &Common, a: &BroadcastArgs) -> Result<bool> {
     if let Some(url) = &a.publish_target {
         phase.publish_to = Some(Arc::new(Target::resolve(url, c.target.admin_token.clone()).await?));
     }
+    phase.listen_only = a.listen_only;
     Ok(phase.run_and_record(c, &stats, fleet.failures).await)
 }
 
@@ -308,6 +321,8 @@ struct Phase {
     stall: Duration,
     /// Where messages are published, when not `Common::target`.
     publish_to: Option<Arc<Target>>,
+    /// Another process publishes.
+    listen_only: bool,
 }
 
 impl Phase {
@@ -319,6 +334,7 @@ impl Phase {
             expected,
             stall: Duration::from_secs_f64(stall_seconds),
             publish_to: None,
+            listen_only: false,
         }
     }
 
@@ -339,6 +355,7 @@ impl Phase {
         let base = stats.messages.load(Ordering::Relaxed);
         let t0 = Instant::now();
         let t0_ns = now_ns();
+        r.set("t0_unix_ms", unix_ms_at(t0_ns));
 
         let errors = Arc::new(AtomicU64::new(0));
         let workers = self.spawn_publishers(c, &errors);
@@ -366,6 +383,9 @@ impl Phase {
             r.set("first_publish_error", e);
         }
         r.set("deliveries", deliveries);
+        if last_ns > 0 {
+            r.set("last_delivery_unix_ms", unix_ms_at(last_ns));
+        }
         r.set("missing", self.expected.saturating_sub(deliveries));
         r.set("size_mismatches", stats.size_mismatches.load(Ordering::Relaxed));
         r.set("seconds", round(seconds, 4));
@@ -380,6 +400,9 @@ impl Phase {
     /// Starts the publishers, each on a keep-alive connection of its own, taking the next message until all are
     /// sent; each answers its first error.
     fn spawn_publishers(&self, c: &Common, errors: &Arc<AtomicU64>) -> Vec<JoinHandle<Option<String>>> {
+        if self.listen_only {
+            return Vec::new();
+        }
         let next = Arc::new(AtomicUsize::new(0));
         let mut workers: Vec<JoinHandle<Option<String>>> = Vec::new();
         for _ in 0..self.publishers.clamp(1, self.messages.max(1)) {
