@@ -6,6 +6,7 @@
 //! (with backoff) and subscribes again by itself; while it is away the node reports not ready, publishing is
 //! refused, and what others publish meanwhile does not reach it (core NATS keeps nothing).
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use futures_util::StreamExt;
@@ -15,7 +16,7 @@ use tokio_util::sync::{CancellationToken, DropGuard};
 use async_nats::jetstream::kv;
 use tokio::sync::mpsc;
 
-use crate::nats_registry::{CONTROL, NatsRegistry, bucket, failed};
+use crate::nats_registry::{Bucket, CONTROL, NatsRegistry, failed};
 use crate::registry::{self, CloseRequest, Node, SocketEvent, SocketRecord};
 use crate::{Bus, BusError, Publication, Redeemed, SharedTicket, backoff, wire};
 
@@ -31,7 +32,7 @@ const PUBLISH_TIMEOUT: Duration = Duration::from_secs(5);
 
 pub struct NatsBus {
     client: async_nats::Client,
-    tickets: kv::Store,
+    tickets: Bucket,
     registry: NatsRegistry,
     node: String,
     local: Node,
@@ -43,13 +44,21 @@ impl NatsBus {
     /// Connects and subscribes before it returns, so a wrong URL fails at start-up and a message published on
     /// another node once this one is up reaches it.
     pub async fn start(url: &str, node: &str, local: Node) -> Result<NatsBus, BusError> {
+        let reconnected = Arc::new(tokio::sync::Notify::new());
+        let told = reconnected.clone();
         let client = async_nats::ConnectOptions::new()
             .name(format!("updraft {node}"))
             .reconnect_delay_callback(|attempts| backoff(u32::try_from(attempts).unwrap_or(u32::MAX)))
-            .event_callback(|event| async move {
-                let connected = matches!(event, async_nats::Event::Connected);
-                metrics::gauge!("updraft_bus_connected").set(if connected { 1.0 } else { 0.0 });
-                tracing::info!(%event, "NATS");
+            .event_callback(move |event| {
+                let told = told.clone();
+                async move {
+                    let connected = matches!(event, async_nats::Event::Connected);
+                    metrics::gauge!("updraft_bus_connected").set(if connected { 1.0 } else { 0.0 });
+                    if connected {
+                        told.notify_one();
+                    }
+                    tracing::info!(%event, "NATS");
+                }
             })
             .connect(url)
             .await
@@ -57,13 +66,20 @@ impl NatsBus {
         let subscriber = client.subscribe(EVERY_GATEWAY).await.map_err(failed)?;
         let control = client.subscribe(CONTROL).await.map_err(failed)?;
         client.flush().await.map_err(failed)?;
-        let tickets = bucket(&client, TICKETS, TICKETS_KEPT).await?;
+        let tickets = Bucket::open(&client, TICKETS, TICKETS_KEPT).await?;
         let registry = NatsRegistry::open(&client).await?;
         metrics::gauge!("updraft_bus_connected").set(1.0);
         let stop = CancellationToken::new();
         tokio::spawn(listen(subscriber, control, node.to_owned(), local.clone(), stop.clone()));
         let (events, queued) = mpsc::unbounded_channel();
-        tokio::spawn(registry::keep(registry.clone(), node.to_owned(), local.clone(), queued, stop.clone()));
+        tokio::spawn(registry::keep(
+            registry.clone(),
+            node.to_owned(),
+            local.clone(),
+            queued,
+            reconnected,
+            stop.clone(),
+        ));
         let node = node.to_owned();
         Ok(NatsBus { client, tickets, registry, node, local, events, _stop: stop.drop_guard() })
     }
@@ -97,24 +113,34 @@ impl Bus for NatsBus {
     }
 
     fn share_ticket(&self, id: &str, ticket: &SharedTicket) -> BoxFuture<'_, Result<(), BusError>> {
-        let (key, value) = (id.to_owned(), serde_json::to_vec(ticket).expect("a ticket serializes"));
+        let key = id.to_owned();
+        let value = bytes::Bytes::from(serde_json::to_vec(ticket).expect("a ticket serializes"));
         Box::pin(async move {
-            let created = self.tickets.create(key, value.into());
-            timed(created).await?.map(drop).map_err(|err| BusError(format!("nats: {err}")))
+            let create = |store: kv::Store| {
+                let (key, value) = (key.clone(), value.clone());
+                async move { store.create(key, value).await }
+            };
+            timed(self.tickets.run(create)).await?.map(drop)
         })
     }
 
     fn take_ticket(&self, id: &str) -> BoxFuture<'_, Result<Redeemed, BusError>> {
         let key = id.to_owned();
         Box::pin(async move {
-            let entry =
-                timed(self.tickets.entry(key.clone())).await?.map_err(|err| BusError(format!("nats: {err}")))?;
+            let read = |store: kv::Store| {
+                let key = key.clone();
+                async move { store.entry(key).await }
+            };
+            let entry = timed(self.tickets.run(read)).await??;
             let Some(entry) = entry.filter(|entry| entry.operation == kv::Operation::Put) else {
                 return Ok(Redeemed::Taken(None));
             };
             // Only the taker whose delete names the revision it read succeeds: the ticket is taken once.
-            let deleted = timed(self.tickets.delete_expect_revision(&key, Some(entry.revision))).await?;
-            if deleted.is_err() {
+            let claim = |store: kv::Store| {
+                let key = key.clone();
+                async move { store.delete_expect_revision(key, Some(entry.revision)).await }
+            };
+            if timed(self.tickets.run(claim)).await?.is_err() {
                 return Ok(Redeemed::Taken(None));
             }
             let ticket = serde_json::from_slice::<SharedTicket>(&entry.value).ok();

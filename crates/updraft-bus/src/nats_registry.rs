@@ -4,6 +4,7 @@
 //! is gone. All buckets are in memory: what they hold lives no longer than the sockets.
 
 use std::collections::HashMap;
+use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use async_nats::jetstream::{self, kv};
@@ -38,33 +39,73 @@ pub(crate) async fn bucket(client: &async_nats::Client, name: &str, max_age: Dur
     jetstream.create_key_value(config).await.map_err(|err| failed(format!("bucket {name} (is JetStream on?): {err}")))
 }
 
+/// A bucket that is made again when an operation on it fails: a NATS server that restarted has lost its
+/// in-memory buckets, and every node must go on without an operator's help.
+pub(crate) struct Bucket {
+    client: async_nats::Client,
+    name: &'static str,
+    max_age: Duration,
+    store: RwLock<kv::Store>,
+}
+
+impl Bucket {
+    pub(crate) async fn open(
+        client: &async_nats::Client,
+        name: &'static str,
+        max_age: Duration,
+    ) -> Result<Bucket, BusError> {
+        let store = RwLock::new(bucket(client, name, max_age).await?);
+        Ok(Bucket { client: client.clone(), name, max_age, store })
+    }
+
+    /// Runs `op`; if it fails, makes the bucket again (or finds it again) and runs it once more.
+    pub(crate) async fn run<T, E, F, Fut>(&self, op: F) -> Result<T, BusError>
+    where
+        F: Fn(kv::Store) -> Fut,
+        Fut: std::future::Future<Output = Result<T, E>>,
+        E: std::fmt::Display,
+    {
+        let current = self.store.read().expect("bucket lock").clone();
+        if let Ok(done) = op(current).await {
+            return Ok(done);
+        }
+        let again = bucket(&self.client, self.name, self.max_age).await?;
+        *self.store.write().expect("bucket lock") = again.clone();
+        op(again).await.map_err(failed)
+    }
+}
+
 #[derive(Clone)]
 pub(crate) struct NatsRegistry {
-    sockets: kv::Store,
-    nodes: kv::Store,
+    sockets: Arc<Bucket>,
+    nodes: Arc<Bucket>,
 }
 
 impl NatsRegistry {
     pub(crate) async fn open(client: &async_nats::Client) -> Result<NatsRegistry, BusError> {
-        Ok(NatsRegistry {
-            sockets: bucket(client, SOCKETS, Duration::ZERO).await?,
-            nodes: bucket(client, NODES, LEASE).await?,
-        })
+        let sockets = Arc::new(Bucket::open(client, SOCKETS, Duration::ZERO).await?);
+        Ok(NatsRegistry { sockets, nodes: Arc::new(Bucket::open(client, NODES, LEASE).await?) })
     }
 
     /// The records of `gateway`'s sockets on live nodes; those of nodes without a lease are removed.
     pub(crate) async fn list(&self, gateway: &str) -> Result<Vec<SocketRecord>, BusError> {
         let prefix = format!("{gateway}.");
-        let keys: Vec<String> = self.sockets.keys().await.map_err(failed)?.try_collect().await.map_err(failed)?;
+        let keys: Vec<String> = self
+            .sockets
+            .run(|store| async move {
+                let keys = store.keys().await.map_err(failed)?;
+                keys.try_collect::<Vec<String>>().await.map_err(failed)
+            })
+            .await?;
         let mut records = Vec::new();
         let mut live: HashMap<String, bool> = HashMap::new();
         for key in keys.into_iter().filter(|key| key.starts_with(&prefix)) {
-            let Some(value) = self.sockets.get(&key).await.map_err(failed)? else { continue };
+            let Some(value) = self.sockets.run(|store| get(store, key.clone())).await? else { continue };
             let Ok(record) = serde_json::from_slice::<SocketRecord>(&value) else { continue };
             if self.is_live(&record.node, &mut live).await? {
                 records.push(record);
             } else {
-                self.sockets.delete(&key).await.map_err(failed)?;
+                self.sockets.run(|store| delete(store, key.clone())).await?;
             }
         }
         Ok(records)
@@ -72,7 +113,8 @@ impl NatsRegistry {
 
     /// The live node that holds socket `id` of `gateway`.
     pub(crate) async fn holder(&self, gateway: &str, id: &str) -> Result<Option<String>, BusError> {
-        let Some(value) = self.sockets.get(format!("{gateway}.{id}")).await.map_err(failed)? else { return Ok(None) };
+        let key = format!("{gateway}.{id}");
+        let Some(value) = self.sockets.run(|store| get(store, key.clone())).await? else { return Ok(None) };
         let Ok(record) = serde_json::from_slice::<SocketRecord>(&value) else { return Ok(None) };
         Ok(self.is_live(&record.node, &mut HashMap::new()).await?.then_some(record.node))
     }
@@ -81,7 +123,7 @@ impl NatsRegistry {
         if let Some(live) = known.get(node) {
             return Ok(*live);
         }
-        let live = self.nodes.get(node).await.map_err(failed)?.is_some();
+        let live = self.nodes.run(|store| get(store, node.to_owned())).await?.is_some();
         known.insert(node.to_owned(), live);
         Ok(live)
     }
@@ -94,13 +136,12 @@ impl Registry for NatsRegistry {
                 match event {
                     SocketEvent::Opened(socket) => {
                         let value = serde_json::to_vec(&record(socket, node)).expect("a record serializes");
-                        self.sockets
-                            .put(format!("{}.{}", socket.gateway, socket.id), value.into())
-                            .await
-                            .map_err(failed)?;
+                        let key = format!("{}.{}", socket.gateway, socket.id);
+                        let value = bytes::Bytes::from(value);
+                        self.sockets.run(|store| put(store, key.clone(), value.clone())).await?;
                     }
                     SocketEvent::Closed { gateway, id } => {
-                        self.sockets.delete(format!("{gateway}.{id}")).await.map_err(failed)?;
+                        self.sockets.run(|store| delete(store, format!("{gateway}.{id}"))).await?;
                     }
                 }
             }
@@ -110,13 +151,25 @@ impl Registry for NatsRegistry {
 
     fn renew<'a>(&'a self, node: &'a str) -> BoxFuture<'a, Result<bool, BusError>> {
         Box::pin(async move {
-            let lapsed = self.nodes.get(node).await.map_err(failed)?.is_none();
-            self.nodes.put(node, "1".into()).await.map_err(failed)?;
+            let lapsed = self.nodes.run(|store| get(store, node.to_owned())).await?.is_none();
+            self.nodes.run(|store| async move { store.put(node, "1".into()).await }).await?;
             Ok(lapsed)
         })
     }
 
     fn leave<'a>(&'a self, node: &'a str) -> BoxFuture<'a, Result<(), BusError>> {
-        Box::pin(async move { self.nodes.purge(node).await.map_err(failed) })
+        Box::pin(async move { self.nodes.run(|store| async move { store.purge(node).await }).await })
     }
+}
+
+async fn get(store: kv::Store, key: String) -> Result<Option<bytes::Bytes>, kv::EntryError> {
+    store.get(key).await
+}
+
+async fn delete(store: kv::Store, key: String) -> Result<(), kv::DeleteError> {
+    store.delete(key).await
+}
+
+async fn put(store: kv::Store, key: String, value: bytes::Bytes) -> Result<u64, kv::PutError> {
+    store.put(key, value).await
 }

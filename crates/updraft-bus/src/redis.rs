@@ -62,12 +62,19 @@ impl RedisBus {
         let stop = CancellationToken::new();
         let subscribed = Arc::new(AtomicBool::new(false));
         let (first, first_done) = oneshot::channel();
-        let listener = Listener { client, node: node.into(), local: local.clone(), subscribed: subscribed.clone() };
+        let reconnected = Arc::new(tokio::sync::Notify::new());
+        let listener = Listener {
+            client,
+            node: node.into(),
+            local: local.clone(),
+            subscribed: subscribed.clone(),
+            reconnected: reconnected.clone(),
+        };
         tokio::spawn(listener.run(stop.clone(), first));
         first_done.await.map_err(|_| BusError("the Redis subscription stopped".into()))??;
         let (events, queued) = mpsc::unbounded_channel();
         let registry = RedisRegistry::new(publisher.clone());
-        tokio::spawn(registry::keep(registry, node.to_owned(), local.clone(), queued, stop.clone()));
+        tokio::spawn(registry::keep(registry, node.to_owned(), local.clone(), queued, reconnected, stop.clone()));
         Ok(RedisBus { publisher, node: node.into(), local, subscribed, events, _stop: stop.drop_guard() })
     }
 }
@@ -173,6 +180,8 @@ struct Listener {
     node: Arc<str>,
     local: Node,
     subscribed: Arc<AtomicBool>,
+    /// Told after every subscription but the first.
+    reconnected: Arc<tokio::sync::Notify>,
 }
 
 impl Listener {
@@ -214,8 +223,9 @@ impl Listener {
         self.subscribed.store(true, Ordering::Relaxed);
         metrics::gauge!("updraft_bus_connected").set(1.0);
         tracing::info!("subscribed to Redis channel {PATTERN}");
-        if let Some(first) = first.take() {
-            let _ = first.send(Ok(()));
+        match first.take() {
+            Some(first) => drop(first.send(Ok(()))),
+            None => self.reconnected.notify_one(),
         }
         let mut messages = pubsub.into_on_message();
         while let Some(message) = messages.next().await {

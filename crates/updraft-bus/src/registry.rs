@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use futures_util::future::BoxFuture;
 use serde::{Deserialize, Serialize};
-use tokio::sync::mpsc;
+use tokio::sync::{Notify, mpsc};
 use tokio_util::sync::CancellationToken;
 
 use crate::{BusError, Deliver, backoff};
@@ -95,11 +95,14 @@ pub(crate) trait Registry: Send + Sync + 'static {
 }
 
 /// Writes the node's events and renews its lease until `stop`, then leaves.
+/// `reconnected` is signalled when the bus connects again: the store may have restarted empty, so the lease is
+/// renewed (and the node's sockets recorded again) at once rather than at the next tick.
 pub(crate) async fn keep(
     registry: impl Registry,
     node: String,
     local: Node,
     mut events: mpsc::UnboundedReceiver<SocketEvent>,
+    reconnected: Arc<Notify>,
     stop: CancellationToken,
 ) {
     let mut renewal = tokio::time::interval(RENEW);
@@ -107,13 +110,18 @@ pub(crate) async fn keep(
     loop {
         tokio::select! {
             () = stop.cancelled() => break,
+            () = reconnected.notified() => renewal.reset_immediately(),
             _ = renewal.tick() => match registry.renew(&node).await {
                 Ok(true) => {
                     let all = (local.sockets)().into_iter().map(SocketEvent::Opened).collect::<Vec<_>>();
                     write(&registry, &node, &all, &stop).await;
                 }
                 Ok(false) => {}
-                Err(err) => tracing::warn!(%err, "the node's lease could not be renewed"),
+                Err(err) => {
+                    tracing::warn!(%err, "the node's lease could not be renewed");
+                    // The store is away: try again soon, so that the node is listed again soon after it is back.
+                    renewal.reset_after(Duration::from_secs(1));
+                }
             },
             received = events.recv_many(&mut batch, BATCH) => {
                 if received == 0 {
