@@ -155,7 +155,10 @@ impl Bus for NatsBus {
 
     fn sockets(&self, gateway: &str) -> BoxFuture<'_, Result<Option<Vec<SocketRecord>>, BusError>> {
         let gateway = gateway.to_owned();
-        Box::pin(async move { timed(self.registry.list(&gateway)).await?.map(Some) })
+        Box::pin(async move {
+            let records = timed(self.registry.list(&gateway)).await??;
+            Ok(Some(registry::merge(records, &self.node, &self.local, &gateway)))
+        })
     }
 
     fn close_socket(&self, gateway: &str, id: &str) -> BoxFuture<'_, Result<bool, BusError>> {

@@ -129,7 +129,8 @@ impl Bus for RedisBus {
         let gateway = gateway.to_owned();
         Box::pin(async move {
             let mut connection = self.publisher.clone();
-            timed(redis_registry::sockets(&mut connection, &gateway)).await?.map(Some).map_err(unavailable)
+            let records = timed(redis_registry::sockets(&mut connection, &gateway)).await?.map_err(unavailable)?;
+            Ok(Some(registry::merge(records, &self.node, &self.local, &gateway)))
         })
     }
 

@@ -166,3 +166,11 @@ pub(crate) fn record(socket: &OpenSocket, node: &str) -> SocketRecord {
         node: node.into(),
     }
 }
+
+/// A listing of `gateway`: the other nodes' records, and this node's own sockets as its hub has them now (its
+/// records may lag behind by the writes still queued).
+pub(crate) fn merge(records: Vec<SocketRecord>, node: &str, local: &Node, gateway: &str) -> Vec<SocketRecord> {
+    let mine =
+        (local.sockets)().into_iter().filter(|socket| socket.gateway == gateway).map(|socket| record(&socket, node));
+    records.into_iter().filter(|record| record.node != node).chain(mine).collect()
+}

@@ -64,12 +64,14 @@ async fn accept(state: ApiState, mut req: Request) -> Response {
     let Some(on_upgrade) = req.extensions_mut().remove::<hyper::upgrade::OnUpgrade>() else {
         return ApiError::with_message(Code::BadRequest, "This connection cannot be upgraded").into_response();
     };
+    let (id, since) = (token(req.uri().query()), since(req.uri().query()));
+    // Not held while the bus is asked: thousands of handshakes may wait at once.
+    drop(req);
     // The ticket is used up by the attempt, whether or not the connection then opens.
-    let ticket = match token(req.uri().query()) {
+    let ticket = match id {
         Some(id) => redeem(&state, id).await.map(|ticket| (id, ticket)),
         None => None,
     };
-    let since = since(req.uri().query());
     let config = state.connection;
     let sockets = state.socket_runtime.clone();
     tokio::spawn(async move {
