@@ -82,6 +82,15 @@ impl Gateway {
         *self.config.write().expect("config lock") = config;
     }
 
+    /// Takes socket `id` out of the hub and asks its connection to close with `code`; false when this node does not
+    /// hold it.
+    pub fn close_socket(&self, id: &SocketId, code: u16, reason: &'static str) -> bool {
+        let Some(socket) = self.hub.get(id) else { return false };
+        self.hub.remove(&socket);
+        socket.request_close(code, reason);
+        true
+    }
+
     /// Says that `socket` joined this gateway's hub on this node, or left it.
     pub fn announce(&self, socket: &Socket, change: Membership) {
         if let Some(hook) = self.membership.get() {

@@ -382,11 +382,9 @@ fn local_node(deliver: updraft_bus::Deliver, gateways: &Arc<Gateways>) -> updraf
         deliver,
         close: Arc::new(move |gateway, id| {
             let gateway = closing.upgrade().and_then(|gateways| gateways.get(gateway));
-            let socket = gateway.as_ref().zip(SocketId::parse(id)).and_then(|(gateway, id)| gateway.hub.get(&id));
-            let (Some(gateway), Some(socket)) = (gateway, socket) else { return false };
-            gateway.hub.remove(&socket);
-            socket.request_close(updraft_ws::close_code::NORMAL, "socket deleted");
-            true
+            gateway.zip(SocketId::parse(id)).is_some_and(|(gateway, id)| {
+                gateway.close_socket(&id, updraft_ws::close_code::NORMAL, updraft_api::mws::SOCKET_DELETED)
+            })
         }),
         sockets: Arc::new(move || {
             let Some(gateways) = listing.upgrade() else { return Vec::new() };

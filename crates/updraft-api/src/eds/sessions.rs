@@ -305,14 +305,10 @@ fn close(state: &ApiState, target: &Target) -> bool {
             state.streams.hub.revoke(*id);
             true
         }
-        Target::Socket { gateway, id, .. } => match gateway.hub.get(id) {
-            Some(socket) => {
-                gateway.hub.remove(&socket);
-                socket.request_close(close_code::POLICY_VIOLATION, "access revoked");
-                true
-            }
-            None => state.gateways.cancel_ticket(gateway, id),
-        },
+        Target::Socket { gateway, id, .. } => {
+            gateway.close_socket(id, close_code::POLICY_VIOLATION, "access revoked")
+                || state.gateways.cancel_ticket(gateway, id)
+        }
     }
 }
 

@@ -227,34 +227,37 @@ fn bus_unavailable(err: updraft_bus::BusError) -> ApiError {
     ApiError::with_message(Code::Unavailable, "Message bus unavailable")
 }
 
-/// Closes the live connection (the original only forgot the record) or withdraws an unused URI.
+/// Closes the live connection (the original only forgot the record), on this node or the one that holds it, or
+/// withdraws an unused URI.
 async fn delete_socket(State(state): State<ApiState>, target: Target) -> Result<Response, ApiError> {
     target.require_admin()?;
     let id = target.socket_id().ok_or_else(socket_not_found)?;
-    if let Some(socket) = target.gateway.hub.get(&id) {
-        target.gateway.hub.remove(&socket);
-        socket.request_close(updraft_ws::close_code::NORMAL, "socket deleted");
-    } else if state.bus.close_socket(&target.gateway.id, &id.to_string()).await.map_err(bus_unavailable)? {
-        // Open on another node, which closes it.
-    } else {
-        let here = state.gateways.cancel_ticket(&target.gateway, &id);
-        let shared = state.bus.take_ticket(&id.to_string()).await.map_err(bus_unavailable)?;
-        let withdrawn = match shared {
-            Redeemed::NotShared => here,
-            Redeemed::Taken(None) => false,
-            Redeemed::Taken(Some(ticket)) if ticket.gateway == target.gateway.id => true,
-            // Another gateway's ticket: its admin did not ask, so it goes back.
-            Redeemed::Taken(Some(ticket)) => {
-                let _ = state.bus.share_ticket(&id.to_string(), &ticket).await;
-                false
-            }
-        };
-        if !withdrawn {
-            return Err(socket_not_found());
-        }
+    let done = target.gateway.close_socket(&id, updraft_ws::close_code::NORMAL, SOCKET_DELETED)
+        || state.bus.close_socket(&target.gateway.id, &id.to_string()).await.map_err(bus_unavailable)?
+        || withdraw_uri(&state, &target.gateway, &id).await?;
+    if !done {
+        return Err(socket_not_found());
     }
     Ok(Json(json!({})).into_response())
 }
+
+/// Withdraws the unused URI of socket `id` of `gateway`, here and (`--bus`) on every node; false when there is none.
+async fn withdraw_uri(state: &ApiState, gateway: &Arc<Gateway>, id: &SocketId) -> Result<bool, ApiError> {
+    let here = state.gateways.cancel_ticket(gateway, id);
+    Ok(match state.bus.take_ticket(&id.to_string()).await.map_err(bus_unavailable)? {
+        Redeemed::NotShared => here,
+        Redeemed::Taken(None) => false,
+        Redeemed::Taken(Some(ticket)) if ticket.gateway == gateway.id => true,
+        // Another gateway's ticket: its admin did not ask, so it goes back.
+        Redeemed::Taken(Some(ticket)) => {
+            let _ = state.bus.share_ticket(&id.to_string(), &ticket).await;
+            false
+        }
+    })
+}
+
+/// The close reason of a socket deleted through the API, on whichever node holds it.
+pub const SOCKET_DELETED: &str = "socket deleted";
 
 fn socket_not_found() -> ApiError {
     ApiError::with_message(Code::NotFound, "Socket not found")
