@@ -35,6 +35,20 @@ pub struct Publication {
 #[error("bus unavailable: {0}")]
 pub struct BusError(pub String);
 
+impl BusError {
+    fn of(engine: &str, err: impl std::fmt::Display) -> BusError {
+        BusError(format!("{engine}: {err}"))
+    }
+}
+
+/// How long the bus may take to answer before the caller is told it is unavailable.
+const ANSWER_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// `work`'s outcome, or a `BusError` naming `engine` once it has taken longer than [`ANSWER_TIMEOUT`].
+async fn answered<T>(engine: &str, work: impl std::future::Future<Output = T>) -> Result<T, BusError> {
+    tokio::time::timeout(ANSWER_TIMEOUT, work).await.map_err(|_| BusError::of(engine, "no answer"))
+}
+
 pub use futures_util::future::BoxFuture;
 
 /// What a node does with a publication that reached it; resolves once the publication is queued for the node's
@@ -70,7 +84,12 @@ pub trait Bus: Send + Sync {
         Box::pin(std::future::ready(Ok(None)))
     }
 
-    /// Asks the live node that holds socket `id` of `gateway` to close it; false when none does.
+    /// Socket `id` of `gateway` open on another live node.
+    fn socket(&self, _gateway: &str, _id: &str) -> BoxFuture<'_, Result<Option<SocketRecord>, BusError>> {
+        Box::pin(std::future::ready(Ok(None)))
+    }
+
+    /// Asks the other live node that holds socket `id` of `gateway` to close it; false when none does.
     fn close_socket(&self, _gateway: &str, _id: &str) -> BoxFuture<'_, Result<bool, BusError>> {
         Box::pin(std::future::ready(Ok(false)))
     }
@@ -86,14 +105,16 @@ pub struct SharedTicket {
 }
 
 impl SharedTicket {
-    fn expired(&self) -> bool {
-        let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
-        u128::from(self.expires_ms) <= now.as_millis()
-    }
-
+    /// The rest of its lifetime; zero once expired.
     fn time_left(&self) -> Duration {
         let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
         Duration::from_millis(self.expires_ms).saturating_sub(now)
+    }
+
+    /// What a taker found stored: the ticket, unless it is unreadable or expired.
+    fn taken(stored: &[u8]) -> Redeemed {
+        let ticket = serde_json::from_slice::<SharedTicket>(stored).ok();
+        Redeemed::Taken(ticket.filter(|ticket| !ticket.time_left().is_zero()))
     }
 }
 

@@ -18,7 +18,7 @@ use tokio::sync::mpsc;
 
 use crate::nats_registry::{Bucket, CONTROL, NatsRegistry, failed};
 use crate::registry::{self, CloseRequest, Node, SocketEvent, SocketRecord};
-use crate::{Bus, BusError, Publication, Redeemed, SharedTicket, backoff, wire};
+use crate::{Bus, BusError, Publication, Redeemed, SharedTicket, answered, backoff, wire};
 
 /// Subjects of every gateway's publications: `updraft.mws.<gateway id>` (ids are `[A-Za-z0-9_-]`, valid tokens).
 const PREFIX: &str = "updraft.mws.";
@@ -27,8 +27,6 @@ const EVERY_GATEWAY: &str = "updraft.mws.*";
 /// limit only clears what nobody took.
 const TICKETS: &str = "updraft_tickets";
 const TICKETS_KEPT: Duration = Duration::from_secs(3600);
-/// How long a publish may wait for the server's answer before the publisher is told the bus is unavailable.
-const PUBLISH_TIMEOUT: Duration = Duration::from_secs(5);
 
 pub struct NatsBus {
     client: async_nats::Client,
@@ -62,7 +60,7 @@ impl NatsBus {
             })
             .connect(url)
             .await
-            .map_err(|err| BusError(format!("nats: {err}")))?;
+            .map_err(failed)?;
         let subscriber = client.subscribe(EVERY_GATEWAY).await.map_err(failed)?;
         let control = client.subscribe(CONTROL).await.map_err(failed)?;
         client.flush().await.map_err(failed)?;
@@ -90,19 +88,15 @@ impl Bus for NatsBus {
         Box::pin(async move {
             // A client that is away would buffer the message and acknowledge nothing the server holds.
             if !self.ready() {
-                return Err(BusError("nats: not connected".into()));
+                return Err(failed("not connected"));
             }
             let payload = wire::encode(&publication, &self.node);
             let subject = format!("{PREFIX}{}", publication.gateway);
-            let sent = async {
-                self.client.publish(subject, payload.into()).await.map_err(|err| err.to_string())?;
-                self.client.flush().await.map_err(|err| err.to_string())
-            };
-            match tokio::time::timeout(PUBLISH_TIMEOUT, sent).await {
-                Ok(Ok(())) => {}
-                Ok(Err(err)) => return Err(BusError(format!("nats: {err}"))),
-                Err(_) => return Err(BusError("nats: no answer to the flush".into())),
-            }
+            timed(async {
+                self.client.publish(subject, payload.into()).await.map_err(failed)?;
+                self.client.flush().await.map_err(failed)
+            })
+            .await??;
             (self.local.deliver)(publication).await;
             Ok(())
         })
@@ -143,8 +137,7 @@ impl Bus for NatsBus {
             if timed(self.tickets.run(claim)).await?.is_err() {
                 return Ok(Redeemed::Taken(None));
             }
-            let ticket = serde_json::from_slice::<SharedTicket>(&entry.value).ok();
-            Ok(Redeemed::Taken(ticket.filter(|ticket| !ticket.expired())))
+            Ok(SharedTicket::taken(&entry.value))
         })
     }
 
@@ -161,12 +154,20 @@ impl Bus for NatsBus {
         })
     }
 
+    fn socket(&self, gateway: &str, id: &str) -> BoxFuture<'_, Result<Option<SocketRecord>, BusError>> {
+        let (gateway, id) = (gateway.to_owned(), id.to_owned());
+        Box::pin(async move {
+            let record = timed(self.registry.record_of(&gateway, &id)).await??;
+            Ok(record.filter(|record| registry::elsewhere(record, &self.node)))
+        })
+    }
+
     fn close_socket(&self, gateway: &str, id: &str) -> BoxFuture<'_, Result<bool, BusError>> {
         let (gateway, id) = (gateway.to_owned(), id.to_owned());
         Box::pin(async move {
-            let Some(node) = timed(self.registry.holder(&gateway, &id)).await?? else { return Ok(false) };
-            let request =
-                serde_json::to_vec(&CloseRequest { gateway, socket: id, node }).expect("a request serializes");
+            let Some(record) = self.socket(&gateway, &id).await? else { return Ok(false) };
+            let request = CloseRequest { gateway, socket: id, node: record.node };
+            let request = serde_json::to_vec(&request).expect("a request serializes");
             timed(async {
                 self.client.publish(CONTROL, request.into()).await.map_err(failed)?;
                 self.client.flush().await.map_err(failed)
@@ -178,7 +179,7 @@ impl Bus for NatsBus {
 }
 
 async fn timed<T>(work: impl std::future::Future<Output = T>) -> Result<T, BusError> {
-    tokio::time::timeout(PUBLISH_TIMEOUT, work).await.map_err(|_| BusError("nats: no answer".into()))
+    answered("nats", work).await
 }
 
 /// Delivers what the subscriptions hear until the bus is dropped.

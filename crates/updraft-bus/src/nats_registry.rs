@@ -20,7 +20,7 @@ const SOCKETS: &str = "updraft_sockets";
 const NODES: &str = "updraft_nodes";
 
 pub(crate) fn failed(err: impl std::fmt::Display) -> BusError {
-    BusError(format!("nats: {err}"))
+    BusError::of("nats", err)
 }
 
 /// The in-memory bucket `name`, made by the first node that needs it; entries older than `max_age` go.
@@ -111,12 +111,12 @@ impl NatsRegistry {
         Ok(records)
     }
 
-    /// The live node that holds socket `id` of `gateway`.
-    pub(crate) async fn holder(&self, gateway: &str, id: &str) -> Result<Option<String>, BusError> {
+    /// The record of socket `id` of `gateway`, if the node that holds it is live.
+    pub(crate) async fn record_of(&self, gateway: &str, id: &str) -> Result<Option<SocketRecord>, BusError> {
         let key = format!("{gateway}.{id}");
         let Some(value) = self.sockets.run(|store| get(store, key.clone())).await? else { return Ok(None) };
         let Ok(record) = serde_json::from_slice::<SocketRecord>(&value) else { return Ok(None) };
-        Ok(self.is_live(&record.node, &mut HashMap::new()).await?.then_some(record.node))
+        Ok(self.is_live(&record.node, &mut HashMap::new()).await?.then_some(record))
     }
 
     async fn is_live(&self, node: &str, known: &mut HashMap<String, bool>) -> Result<bool, BusError> {

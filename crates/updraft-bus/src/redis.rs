@@ -9,7 +9,6 @@
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::Duration;
 
 use futures_util::StreamExt;
 use futures_util::future::BoxFuture;
@@ -19,7 +18,7 @@ use tokio_util::sync::{CancellationToken, DropGuard};
 
 use crate::redis_registry::{self, CONTROL, RedisRegistry};
 use crate::registry::{self, CloseRequest, Node, SocketEvent, SocketRecord};
-use crate::{Bus, BusError, Publication, Redeemed, SharedTicket, backoff, wire};
+use crate::{Bus, BusError, Publication, Redeemed, SharedTicket, answered, backoff, wire};
 
 /// The original MWS's channel, which carries the default gateway's messages.
 pub const CHANNEL: &str = "websocket_messages";
@@ -28,8 +27,6 @@ const PATTERN: &str = "websocket_messages*";
 const DEFAULT_GATEWAY: &str = "default";
 /// Where a shared ticket is kept, with the rest of its lifetime as the key's.
 const TICKET_PREFIX: &str = "updraft:ticket:";
-/// How long a command may wait for Redis before the caller is told the bus is unavailable.
-const PUBLISH_TIMEOUT: Duration = Duration::from_secs(5);
 
 pub struct RedisBus {
     publisher: ConnectionManager,
@@ -79,8 +76,8 @@ impl RedisBus {
     }
 }
 
-fn unavailable(err: redis::RedisError) -> BusError {
-    BusError(format!("redis: {err}"))
+pub(crate) fn unavailable(err: redis::RedisError) -> BusError {
+    BusError::of("redis", err)
 }
 
 impl Bus for RedisBus {
@@ -115,8 +112,7 @@ impl Bus for RedisBus {
             let mut command = redis::cmd("GETDEL");
             command.arg(key);
             let value = self.query::<Option<Vec<u8>>>(command).await?;
-            let ticket = value.and_then(|value| serde_json::from_slice::<SharedTicket>(&value).ok());
-            Ok(Redeemed::Taken(ticket.filter(|ticket| !ticket.expired())))
+            Ok(value.map_or(Redeemed::Taken(None), |value| SharedTicket::taken(&value)))
         })
     }
 
@@ -134,16 +130,21 @@ impl Bus for RedisBus {
         })
     }
 
-    fn close_socket(&self, gateway: &str, id: &str) -> BoxFuture<'_, Result<bool, BusError>> {
+    fn socket(&self, gateway: &str, id: &str) -> BoxFuture<'_, Result<Option<SocketRecord>, BusError>> {
         let (gateway, id) = (gateway.to_owned(), id.to_owned());
         Box::pin(async move {
             let mut connection = self.publisher.clone();
-            let Some(node) =
-                timed(redis_registry::holder(&mut connection, &gateway, &id)).await?.map_err(unavailable)?
-            else {
-                return Ok(false);
-            };
-            let request = CloseRequest { gateway, socket: id, node };
+            let record =
+                timed(redis_registry::record_of(&mut connection, &gateway, &id)).await?.map_err(unavailable)?;
+            Ok(record.filter(|record| registry::elsewhere(record, &self.node)))
+        })
+    }
+
+    fn close_socket(&self, gateway: &str, id: &str) -> BoxFuture<'_, Result<bool, BusError>> {
+        let (gateway, id) = (gateway.to_owned(), id.to_owned());
+        Box::pin(async move {
+            let Some(record) = self.socket(&gateway, &id).await? else { return Ok(false) };
+            let request = CloseRequest { gateway, socket: id, node: record.node };
             let mut command = redis::cmd("PUBLISH");
             command.arg(CONTROL).arg(serde_json::to_vec(&request).expect("a request serializes"));
             self.query::<i64>(command).await.map(|_| true)
@@ -152,7 +153,7 @@ impl Bus for RedisBus {
 }
 
 async fn timed<T>(work: impl std::future::Future<Output = T>) -> Result<T, BusError> {
-    tokio::time::timeout(PUBLISH_TIMEOUT, work).await.map_err(|_| BusError("redis: no answer".into()))
+    answered("redis", work).await
 }
 
 impl RedisBus {
@@ -168,10 +169,7 @@ impl RedisBus {
                 done => done,
             }
         };
-        match tokio::time::timeout(PUBLISH_TIMEOUT, query).await {
-            Ok(done) => done.map_err(unavailable),
-            Err(_) => Err(BusError("redis: no answer".into())),
-        }
+        timed(query).await?.map_err(unavailable)
     }
 }
 

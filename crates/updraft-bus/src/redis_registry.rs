@@ -8,6 +8,7 @@ use futures_util::future::BoxFuture;
 use redis::aio::ConnectionManager;
 
 use crate::BusError;
+use crate::redis::unavailable;
 use crate::registry::{LEASE, Registry, SocketEvent, SocketRecord, record};
 
 /// The channel of close requests.
@@ -31,10 +32,6 @@ impl RedisRegistry {
     }
 }
 
-fn failed(err: redis::RedisError) -> BusError {
-    BusError(format!("redis: {err}"))
-}
-
 impl Registry for RedisRegistry {
     fn apply<'a>(&'a self, node: &'a str, events: &'a [SocketEvent]) -> BoxFuture<'a, Result<(), BusError>> {
         Box::pin(async move {
@@ -51,7 +48,7 @@ impl Registry for RedisRegistry {
                 }
             }
             let mut connection = self.connection.clone();
-            pipe.query_async::<()>(&mut connection).await.map_err(failed)
+            pipe.query_async::<()>(&mut connection).await.map_err(unavailable)
         })
     }
 
@@ -61,7 +58,7 @@ impl Registry for RedisRegistry {
             let lease_ms = u64::try_from(LEASE.as_millis()).unwrap_or(u64::MAX);
             command.arg(lease_key(node)).arg(1).arg("PX").arg(lease_ms).arg("GET");
             let mut connection = self.connection.clone();
-            let before: Option<String> = command.query_async(&mut connection).await.map_err(failed)?;
+            let before: Option<String> = command.query_async(&mut connection).await.map_err(unavailable)?;
             Ok(before.is_none())
         })
     }
@@ -69,7 +66,7 @@ impl Registry for RedisRegistry {
     fn leave<'a>(&'a self, node: &'a str) -> BoxFuture<'a, Result<(), BusError>> {
         Box::pin(async move {
             let mut connection = self.connection.clone();
-            redis::cmd("DEL").arg(lease_key(node)).query_async::<()>(&mut connection).await.map_err(failed)
+            redis::cmd("DEL").arg(lease_key(node)).query_async::<()>(&mut connection).await.map_err(unavailable)
         })
     }
 }
@@ -92,18 +89,18 @@ pub(crate) async fn sockets(
     Ok(kept)
 }
 
-/// The live node that holds socket `id` of `gateway`.
-pub(crate) async fn holder(
+/// The record of socket `id` of `gateway`, if the node that holds it is live.
+pub(crate) async fn record_of(
     connection: &mut ConnectionManager,
     gateway: &str,
     id: &str,
-) -> redis::RedisResult<Option<String>> {
+) -> redis::RedisResult<Option<SocketRecord>> {
     let value: Option<Vec<u8>> = redis::cmd("HGET").arg(sockets_key(gateway)).arg(id).query_async(connection).await?;
     let Some(record) = value.and_then(|value| serde_json::from_slice::<SocketRecord>(&value).ok()) else {
         return Ok(None);
     };
     let live = live_nodes(connection, std::iter::once(record.node.as_str())).await?;
-    Ok(live.contains(&record.node).then_some(record.node))
+    Ok(live.contains(&record.node).then_some(record))
 }
 
 async fn live_nodes<'a>(

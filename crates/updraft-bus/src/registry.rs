@@ -56,9 +56,11 @@ pub struct Node {
     /// Hands a publication to this node's sockets.
     pub deliver: Deliver,
     pub close: CloseSocket,
-    /// Every socket this node holds.
-    pub sockets: Arc<dyn Fn() -> Vec<OpenSocket> + Send + Sync>,
+    pub sockets: ListSockets,
 }
+
+/// Every socket this node holds, of one gateway or (`None`) of all.
+pub type ListSockets = Arc<dyn Fn(Option<&str>) -> Vec<OpenSocket> + Send + Sync>;
 
 /// Closes socket `id` (second) of a gateway (first) if this node holds it; answers whether it did.
 pub type CloseSocket = Arc<dyn Fn(&str, &str) -> bool + Send + Sync>;
@@ -113,7 +115,7 @@ pub(crate) async fn keep(
             () = reconnected.notified() => renewal.reset_immediately(),
             _ = renewal.tick() => match registry.renew(&node).await {
                 Ok(true) => {
-                    let all = (local.sockets)().into_iter().map(SocketEvent::Opened).collect::<Vec<_>>();
+                    let all = (local.sockets)(None).into_iter().map(SocketEvent::Opened).collect::<Vec<_>>();
                     write(&registry, &node, &all, &stop).await;
                 }
                 Ok(false) => {}
@@ -167,10 +169,14 @@ pub(crate) fn record(socket: &OpenSocket, node: &str) -> SocketRecord {
     }
 }
 
-/// A listing of `gateway`: the other nodes' records, and this node's own sockets as its hub has them now (its
-/// records may lag behind by the writes still queued).
+/// Whether `record` is of a socket on another node than `node`. This node's own sockets are answered by its hub:
+/// its records may lag behind by the writes still queued.
+pub(crate) fn elsewhere(record: &SocketRecord, node: &str) -> bool {
+    record.node != node
+}
+
+/// A listing of `gateway`: the other nodes' records, and this node's own sockets as its hub has them now.
 pub(crate) fn merge(records: Vec<SocketRecord>, node: &str, local: &Node, gateway: &str) -> Vec<SocketRecord> {
-    let mine =
-        (local.sockets)().into_iter().filter(|socket| socket.gateway == gateway).map(|socket| record(&socket, node));
-    records.into_iter().filter(|record| record.node != node).chain(mine).collect()
+    let mine = (local.sockets)(Some(gateway)).into_iter().map(|socket| record(&socket, node));
+    records.into_iter().filter(|record| elsewhere(record, node)).chain(mine).collect()
 }

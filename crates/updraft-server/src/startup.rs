@@ -386,12 +386,16 @@ fn local_node(deliver: updraft_bus::Deliver, gateways: &Arc<Gateways>) -> updraf
                 gateway.close_socket(&id, updraft_ws::close_code::NORMAL, updraft_api::mws::SOCKET_DELETED)
             })
         }),
-        sockets: Arc::new(move || {
+        sockets: Arc::new(move |only: Option<&str>| {
             let Some(gateways) = listing.upgrade() else { return Vec::new() };
+            let chosen = match only {
+                Some(id) => gateways.get(id).into_iter().collect(),
+                None => gateways.list(),
+            };
             let each = |gateway: Arc<Gateway>| {
                 gateway.hub.list().into_iter().map(move |socket| open_socket(&gateway, &socket)).collect::<Vec<_>>()
             };
-            gateways.list().into_iter().flat_map(each).collect()
+            chosen.into_iter().flat_map(each).collect()
         }),
     }
 }

@@ -216,10 +216,8 @@ async fn get_socket(State(state): State<ApiState>, target: Target) -> Result<Res
     if let Some(socket) = target.gateway.hub.get(&id) {
         return Ok(Json(wire::socket_json(&socket)).into_response());
     }
-    let records = state.bus.sockets(&target.gateway.id).await.map_err(bus_unavailable)?.unwrap_or_default();
-    let id = id.to_string();
-    let record = records.iter().find(|record| record.id == id).ok_or_else(socket_not_found)?;
-    Ok(Json(wire::record_json(record)).into_response())
+    let record = state.bus.socket(&target.gateway.id, &id.to_string()).await.map_err(bus_unavailable)?;
+    Ok(Json(wire::record_json(&record.ok_or_else(socket_not_found)?)).into_response())
 }
 
 fn bus_unavailable(err: updraft_bus::BusError) -> ApiError {
