@@ -401,12 +401,11 @@ fn local_node(deliver: updraft_bus::Deliver, gateways: &Arc<Gateways>) -> updraf
 }
 
 fn open_socket(gateway: &Gateway, socket: &Socket) -> OpenSocket {
-    let since_epoch = socket.connected_at.duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
     OpenSocket {
         gateway: gateway.id.clone(),
         id: socket.id.to_string(),
         tags: socket.tags().iter().map(|tag| tag.to_string()).collect(),
-        connected_ms: u64::try_from(since_epoch.as_millis()).unwrap_or(u64::MAX),
+        connected_ms: updraft_core::timestamp::unix_ms(socket.connected_at),
     }
 }
 

@@ -135,13 +135,8 @@ async fn issue(
         };
         ApiError::with_message(Code::Unavailable, message)
     })?;
-    let shared = SharedTicket {
-        gateway: gateway.id.clone(),
-        tags: tags.to_vec(),
-        expires_ms: expires_at
-            .duration_since(SystemTime::UNIX_EPOCH)
-            .map_or(0, |since| u64::try_from(since.as_millis()).unwrap_or(u64::MAX)),
-    };
+    let shared =
+        SharedTicket { gateway: gateway.id.clone(), tags: tags.to_vec(), expires_ms: timestamp::unix_ms(expires_at) };
     if let Err(err) = state.bus.share_ticket(&id.to_string(), &shared).await {
         state.gateways.cancel_ticket(gateway, &id);
         return Err(bus_unavailable(err));
