@@ -12,13 +12,13 @@ mod nats;
 mod nats_registry;
 mod redis;
 mod redis_registry;
-pub mod registry;
-pub mod wire;
+mod registry;
+mod wire;
 
-pub use registry::{Node, OpenSocket, SocketEvent, SocketRecord};
+pub use registry::{CloseSocket, ListSockets, Node, OpenSocket, SocketEvent, SocketRecord};
 
 pub use nats::NatsBus;
-pub use redis::{CHANNEL as REDIS_CHANNEL, RedisBus, channel_of as redis_channel_of};
+pub use redis::RedisBus;
 
 /// A message for the sockets of one gateway. Receivers are kept as given: each node
 /// resolves them against its own sockets.

@@ -21,7 +21,7 @@ use crate::registry::{self, CloseRequest, Node, SocketEvent, SocketRecord};
 use crate::{Bus, BusError, Publication, Redeemed, SharedTicket, answered, backoff, wire};
 
 /// The original MWS's channel, which carries the default gateway's messages.
-pub const CHANNEL: &str = "websocket_messages";
+const CHANNEL: &str = "websocket_messages";
 /// Every gateway's channel: `CHANNEL` and `CHANNEL:<gateway>`.
 const PATTERN: &str = "websocket_messages*";
 const DEFAULT_GATEWAY: &str = "default";
@@ -38,7 +38,7 @@ pub struct RedisBus {
 }
 
 /// The channel of a gateway's messages.
-pub fn channel_of(gateway: &str) -> String {
+fn channel_of(gateway: &str) -> String {
     if gateway == DEFAULT_GATEWAY { CHANNEL.to_owned() } else { format!("{CHANNEL}:{gateway}") }
 }
 

@@ -18,7 +18,7 @@ use tokio_util::sync::CancellationToken;
 use crate::{BusError, Deliver, backoff};
 
 /// How long a node's sockets stay listed after its last renewal.
-pub const LEASE: Duration = Duration::from_secs(30);
+pub(crate) const LEASE: Duration = Duration::from_secs(30);
 /// How often a node renews its lease.
 const RENEW: Duration = Duration::from_secs(10);
 /// Events written in one round trip at most.

@@ -44,7 +44,7 @@ struct IncomingReceivers {
 }
 
 /// The message for `publication`, sent by node `origin`.
-pub fn encode(publication: &Publication, origin: &str) -> Vec<u8> {
+pub(crate) fn encode(publication: &Publication, origin: &str) -> Vec<u8> {
     let sockets =
         if publication.everyone { vec![EVERYONE] } else { publication.sockets.iter().map(String::as_str).collect() };
     let message = Outgoing {
@@ -57,7 +57,7 @@ pub fn encode(publication: &Publication, origin: &str) -> Vec<u8> {
 }
 
 /// A message read from the bus for `gateway`, with the node that sent it when it says (an original MWS does not).
-pub fn decode(gateway: &str, payload: &[u8]) -> Result<(Publication, Option<String>), serde_json::Error> {
+pub(crate) fn decode(gateway: &str, payload: &[u8]) -> Result<(Publication, Option<String>), serde_json::Error> {
     let message: Incoming = serde_json::from_slice(payload)?;
     let data = match message.data {
         Value::String(text) => Bytes::from(text),

@@ -352,14 +352,14 @@ async fn open_bus(
     deliver: updraft_bus::Deliver,
     gateways: &Arc<Gateways>,
 ) -> anyhow::Result<Arc<dyn Bus>> {
+    let Some(url) = &settings.bus else { return Ok(Arc::new(LocalBus::new(deliver))) };
     let node = hex::encode(rand::random::<[u8; 8]>());
     let local = local_node(deliver, gateways);
-    let bus: Arc<dyn Bus> = match &settings.bus {
-        None => return Ok(Arc::new(LocalBus::new(local.deliver))),
-        Some(BusUrl::Redis(url)) => Arc::new(
+    let bus: Arc<dyn Bus> = match url {
+        BusUrl::Redis(url) => Arc::new(
             updraft_bus::RedisBus::start(url, &node, local).await.with_context(|| format!("joining the bus {url}"))?,
         ),
-        Some(BusUrl::Nats(url)) => Arc::new(
+        BusUrl::Nats(url) => Arc::new(
             updraft_bus::NatsBus::start(url, &node, local).await.with_context(|| format!("joining the bus {url}"))?,
         ),
     };
