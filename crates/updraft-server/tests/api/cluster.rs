@@ -357,3 +357,30 @@ async fn a_killed_nodes_sockets_leave_the_listing_over_redis() {
 async fn a_killed_nodes_sockets_leave_the_listing_over_nats() {
     a_killed_nodes_sockets_leave_the_listing(Engine::Nats).await;
 }
+
+/// Another gateway's admin, on another node, neither sees nor closes a socket it does not own: every registry
+/// key names its gateway.
+#[tokio::test]
+async fn a_gateways_sockets_stay_its_own_across_nodes() {
+    let bus = BusServer::start(Engine::Redis).await;
+    let root = "gateway-root";
+    let args = || ServeArgs { bus: Some(bus.url()), admin_token: Some(root.into()), ..open_args() };
+    let (first, second) = (spawn_app(args()).await, spawn_app(args()).await);
+    let (status, gateway) = second.post("/v1/gateways", Some(root), r#"{"name":"private"}"#).await;
+    assert_eq!(status, StatusCode::CREATED, "{gateway}");
+    let (gid, token) = (gateway["id"].as_str().unwrap(), gateway["securityToken"].as_str().unwrap());
+    let (status, socket) = second.post(&format!("/v1/gateways/{gid}/sockets"), Some(token), "{}").await;
+    assert_eq!(status, StatusCode::CREATED, "{socket}");
+    let (mut ws, _) = tokio_tungstenite::connect_async(socket["uri"].as_str().unwrap()).await.unwrap();
+    let id = socket["id"].as_str().unwrap();
+    let (_, _mine) = first.connect(&[]).await;
+
+    // The default gateway's admin, on the other node: its listing, a read and a delete all miss it.
+    listed(&first, 1).await;
+    let path = format!("/v1/sockets/{id}");
+    assert_eq!(first.get(&path, Some(ADMIN)).await.0, StatusCode::NOT_FOUND);
+    assert_eq!(first.call(reqwest::Method::DELETE, &path, Some(ADMIN), None).await.0, StatusCode::NOT_FOUND);
+    // Still open and still its gateway's: a close would have taken it out of its hub at once.
+    assert_silent(&mut ws, 300).await;
+    assert_eq!(second.get(&format!("/v1/gateways/{gid}/sockets/{id}"), Some(token)).await.0, StatusCode::OK);
+}
