@@ -1,8 +1,9 @@
 //! The EDS query language: the MongoDB-like `q` filter and the `sort` keys of `shared/spec/qtc-api.md` §2.1–2.2.
 //!
 //! A query is parsed once into a typed AST ([`Filter`], [`Sort`]), which [`Filter::matches`] evaluates in memory
-//! and [`sqlite::compile`] turns into SQL. The evaluator is the reference: the compiled SQL must select exactly
-//! the documents it matches, in the order [`Sort::compare`] gives (a property test checks both against SQLite).
+//! and [`sqlite::compile`] / [`postgres::compile_in`] turn into SQL. The evaluator is the reference: the compiled
+//! SQL must select exactly the documents it matches, in the order [`Sort::compare`] gives (property tests check
+//! both against SQLite and PostgreSQL).
 //!
 //! Invariants:
 //! - No I/O, no HTTP, no async: inputs are `serde_json::Value`s, outputs are ASTs, booleans and SQL text.
@@ -15,6 +16,7 @@
 pub mod ast;
 mod eval;
 pub mod parse;
+pub mod postgres;
 pub mod search;
 pub mod sqlite;
 
