@@ -2,7 +2,8 @@
 # EDS throughput with wrk: point reads by id (ACL checked), durable inserts, 20-item filtered and
 # sorted lists, over a collection of $OBJECTS objects. Server on core 0, wrk on core 1.
 # Then the same three steps against Parse Server on the local PostgreSQL (bench/peers/parse-server).
-# Usage: bench/run-eds.sh   (knobs: OBJECTS, SECONDS_EACH, CONNECTIONS, SKIP_BUILD=1, PEER=0 to skip it)
+# Usage: bench/run-eds.sh   (knobs: OBJECTS, SECONDS_EACH, CONNECTIONS, SKIP_BUILD=1, PEER=0 to skip it,
+# STORE=postgres to run Updraft on the local PostgreSQL too, in a database of its own, as Parse is)
 set -euo pipefail
 # shellcheck source=bench/lib.sh
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
@@ -14,7 +15,12 @@ need_wrk
 [[ ${SKIP_BUILD:-} == 1 ]] || cargo_release -p updraft-server
 init_work
 settle
-serve_updraft "$TARGET_DIR/release/updraft" 0 $PORT "$WORK" "${BENCH_ADMIN[@]}" 2>"$WORK/server.log"
+STORE_ARGS=()
+if [[ ${STORE:-sqlite} == postgres ]]; then
+  recreate_db updraft_bench
+  STORE_ARGS=(--database-url "postgres://postgres@127.0.0.1:5432/updraft_bench")
+fi
+serve_updraft "$TARGET_DIR/release/updraft" 0 $PORT "$WORK" "${BENCH_ADMIN[@]}" "${STORE_ARGS[@]}" 2>"$WORK/server.log"
 SERVER_PID=$!
 wait_http "$SERVER_PID" 100 "http://127.0.0.1:$PORT/healthz" || true
 BASE=http://127.0.0.1:$PORT
@@ -46,9 +52,10 @@ run_wrk "$ROOT/bench/eds/read.lua" "$BASE"
 echo "== 20-item list, filtered and sorted"
 run_wrk "$ROOT/bench/eds/list.lua" "$BASE"
 
+stop_server
+[[ ${STORE:-sqlite} != postgres ]] || drop_db updraft_bench
 [[ ${PEER:-1} == 1 ]] || exit 0
 echo "### peer: Parse Server on PostgreSQL"
-stop_server
 peer_ready parse-server
 recreate_db parse_bench
 settle

@@ -59,6 +59,10 @@ cargo clippy --workspace --all-targets --quiet -- -D warnings
 [[ -z $s3s_install ]] || wait "$s3s_install"
 
 echo "== Rust tests"
+# The PostgreSQL store's tests use the machine's PostgreSQL (127.0.0.1:5432, trust auth): started if it stopped.
+if ! pg_isready -q -h 127.0.0.1 -p 5432; then
+  pg_ctlcluster --skip-systemctl-redirect "$(ls /etc/postgresql)" main start
+fi
 if cargo nextest --version >/dev/null 2>&1; then
   cargo nextest run --workspace --no-fail-fast
 else
@@ -66,6 +70,23 @@ else
 fi
 # Timing ratios (tests marked ignored for that reason) run alone, so that no other test shares the cores.
 cargo test -q -p updraft-server --test api -- --ignored --test-threads=1
+
+# -- PostgreSQL store: the integration suite again, every server on a fresh PostgreSQL database --
+# (tests/api/test_database.rs).
+echo "== Rust integration tests on PostgreSQL"
+pg_test=postgres://postgres@127.0.0.1:5432
+drop_test_databases() {
+  psql -q -h 127.0.0.1 -U postgres -d postgres -At \
+    -c "SELECT datname FROM pg_database WHERE datname LIKE 'updraft\_test\_%' OR datname LIKE 'updraft\_%test\_%'" |
+    while read -r db; do psql -q -h 127.0.0.1 -U postgres -d postgres -c "DROP DATABASE IF EXISTS $db WITH (FORCE)"; done
+}
+trap drop_test_databases EXIT
+if cargo nextest --version >/dev/null 2>&1; then
+  UPDRAFT_TEST_POSTGRES=$pg_test cargo nextest run -p updraft-server --test api --no-fail-fast
+else
+  UPDRAFT_TEST_POSTGRES=$pg_test cargo test -p updraft-server --test api --no-fail-fast
+fi
+# -- end PostgreSQL store --
 
 # Coverage-guided fuzzing of the frame reader and the query parser, bounded (scripts/fuzz.sh; FUZZ_SECONDS=0 skips).
 if [[ ${FUZZ_SECONDS:-30} != 0 ]]; then
@@ -88,10 +109,6 @@ echo "== conformance (npm qtc SDK)"
 UPDRAFT_BIN="$PWD/target/debug/updraft" bash conformance/run.sh
 # -- end conformance --
 
-# -- scale-out: the cluster tests start their own Redis and NATS servers (crates/updraft-server/tests/api/cluster.rs) --
-have redis-server && have redis-cli || apt_missing+=(redis-server redis-tools)
-{ [[ -x /usr/sbin/nats-server ]] || have nats-server; } || apt_missing+=(nats-server)
-# -- end scale-out --
 # -- qtc-cli (Ruby) --
 # The original Ruby qtc-cli (qtc-sdk 0.5.0, vendored) drives MAR and MDB on the real binary (interop/qtc-cli/run.sh).
 echo "== qtc-cli (Ruby)"

@@ -102,6 +102,18 @@ pub struct SharedTicket {
     pub tags: Vec<String>,
     /// Milliseconds since the Unix epoch.
     pub expires_ms: u64,
+    /// The EDS user an `eds`-mode socket follows (closed or re-tagged as its access changes), so that the node
+    /// that opens the socket follows it as the issuing node would.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub follows: Option<Follows>,
+}
+
+/// Whom a socket follows: a user of a backend, and the SHA-256 (hex) of the token its URI was asked with.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Follows {
+    pub backend: String,
+    pub user: String,
+    pub token_sha256: String,
 }
 
 impl SharedTicket {

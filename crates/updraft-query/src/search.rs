@@ -122,6 +122,16 @@ fn contains_words(words: &[String], wanted: &[String], prefix: bool) -> bool {
     })
 }
 
+/// `text` as the reference compares it: lower case, without accents (`Expr::Inside` looks into this).
+pub fn folded(text: &str) -> String {
+    fold(text)
+}
+
+/// The words of `text` as the reference compares them: folded, split into runs of letters and digits.
+pub fn folded_words(text: &str) -> Vec<String> {
+    words_of(&fold(text))
+}
+
 /// The words of `text`: its runs of letters and digits.
 fn words_of(text: &str) -> Vec<String> {
     text.split(|c: char| !c.is_alphanumeric()).filter(|w| !w.is_empty()).map(str::to_owned).collect()

@@ -33,6 +33,8 @@ pub enum Command {
     Serve(Box<ServeArgs>),
     /// Make a local CA (once) and a server certificate for host names, for development and tests.
     Cert(CertArgs),
+    /// Bring a PostgreSQL database's tables up to date (and copy a SQLite database into it), then exit.
+    Migrate(MigrateArgs),
     /// Git's pre-receive hook of an app's repository (written there by the runtime; not for people).
     #[command(hide = true)]
     Hook(HookArgs),
@@ -46,6 +48,17 @@ pub struct HookArgs {
     /// The app whose repository runs the hook.
     #[arg(long)]
     pub app: String,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct MigrateArgs {
+    /// `postgres://user:password@host:port/database`.
+    #[arg(long, env = "DATABASE_URL")]
+    pub database_url: String,
+    /// Also copy this node's SQLite database (`<data-dir>/eds.sqlite3`, with the node stopped) into the
+    /// PostgreSQL database, which must hold no app yet: the way from one node to several (docs/deploy.md).
+    #[arg(long)]
+    pub from_sqlite: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone, Args)]
@@ -107,6 +120,9 @@ serve_settings! {
     /// The bus that carries messages between nodes: `redis://host:port[/db]` (the original MWS channel
     /// `websocket_messages`) or `nats://host:port` (docs/scale-out.md).
     bus: String, env "UPDRAFT_BUS", unset("in-process: one node");
+    /// The EDS database: `postgres://user:password@host:port/database`, shared by every node of a cluster
+    /// (docs/scale-out.md); the database must exist, and its tables are made or upgraded at start.
+    database_url: String, env "DATABASE_URL", unset("SQLite in the data directory");
     /// Largest EDS file, in bytes (a multipart upload, or the total of a chunked one).
     max_file_bytes: u64, env "UPDRAFT_MAX_FILE_BYTES", default("1073741824");
     /// Seconds a file upload's body may take to arrive whole.
@@ -243,6 +259,8 @@ pub struct Settings {
     pub blob_store: Option<String>,
     /// `--bus`: Redis or NATS between nodes, instead of the in-process bus.
     pub bus: Option<BusUrl>,
+    /// `--database-url`: PostgreSQL instead of the embedded SQLite.
+    pub database_url: Option<String>,
     pub max_file_bytes: u64,
     pub file_body_timeout: Duration,
     pub file_url_lifetime: Duration,
@@ -303,6 +321,14 @@ impl BusUrl {
     }
 }
 
+/// `url` if it names PostgreSQL.
+pub fn database_url(url: &str) -> anyhow::Result<String> {
+    match url.split_once("://").map(|(scheme, _)| scheme) {
+        Some("postgres" | "postgresql") => Ok(url.to_owned()),
+        _ => Err(format_err!("--database-url: expected postgres://user:password@host:port/database")),
+    }
+}
+
 #[derive(Debug, Clone)]
 pub struct DefaultGateway {
     pub access: AccessControl,
@@ -338,6 +364,7 @@ impl ServeArgs {
             body_timeout: Duration::from_secs(a.body_timeout_secs),
             blob_store: a.blob_store.clone().filter(|it| !it.is_empty()),
             bus: a.bus.as_deref().filter(|it| !it.is_empty()).map(BusUrl::parse).transpose()?,
+            database_url: a.database_url.as_deref().filter(|it| !it.is_empty()).map(database_url).transpose()?,
             max_file_bytes: a.max_file_bytes,
             file_body_timeout: Duration::from_secs(a.file_body_timeout_secs),
             file_url_lifetime: Duration::from_secs(a.file_url_lifetime_secs),

@@ -4,6 +4,7 @@
 pub mod cert;
 pub mod config;
 mod conns;
+pub mod database;
 pub mod runtimes;
 mod serve;
 mod startup;

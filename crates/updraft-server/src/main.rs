@@ -1,4 +1,4 @@
-//! `updraft`: the command line (`serve`, `cert`), which starts the runtimes and runs the application until a signal.
+//! `updraft`: the command line (`serve`, `cert`, `migrate`), which starts the runtimes and runs the application until a signal.
 
 use clap::Parser;
 use updraft_server::config::{Cli, Command};
@@ -15,6 +15,12 @@ fn main() -> anyhow::Result<()> {
                 let app = Application::build(settings).await?;
                 app.run_until_stopped(shutdown_signal()).await
             })
+        }
+        Command::Migrate(args) => {
+            let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+            let report = runtime.block_on(updraft_server::database::migrate(&args))?;
+            println!("{report}");
+            Ok(())
         }
         Command::Hook(args) => std::process::exit(updraft_runtime::hook::run_hook(&args.root, &args.app)),
         Command::Cert(args) => {

@@ -18,7 +18,9 @@ use updraft_api::{ApiContext, ApiState, GatewayFile, Limits, PublicAddress};
 use updraft_bus::{Bus, LocalBus, OpenSocket, SocketEvent};
 use updraft_gateway::gateway::DEFAULT_GATEWAY;
 use updraft_gateway::{ConnectionConfig, Gateway, GatewayConfig, Gateways, Membership, QueueLimits, Socket, SocketId};
-use updraft_store::{SqliteOptions, SqliteStore};
+use updraft_store::Database;
+
+use crate::database::{OpenStore, open_store, prune_logs};
 use updraft_ws::close_code;
 
 use crate::config::{BusUrl, Settings};
@@ -71,17 +73,17 @@ impl Application {
         let connections = Connections::new(cap, move || counted.upgrade().map_or(0, |g| g.connected()));
         let bound = Bound::new(&settings, &connections)?;
         let (gateway_file, loaded) = load_gateways(&settings, &gateways)?;
-        let store = open_store(&settings).await?;
+        let OpenStore { store, shared } = open_store(&settings).await?;
         let account = account_login(&settings)?;
         let sockets = SocketRuntime::new().context("starting the socket runtime")?;
         sockets.spawn_probe();
         let deliver = updraft_realtime::fanout::deliver_locally(gateways.clone())
             .await
             .context("starting the fan-out threads")?;
-        let bus = open_bus(&settings, deliver, &gateways).await?;
+        let (bus, deliver_here) = (open_bus(&settings, deliver.clone(), &gateways).await?, shared.then_some(deliver));
         let workers = Workers::default();
         let webhook_guard = webhook_guard(&settings, &bound);
-        spawn_realtime(&workers, &settings, &store, &gateways, &bus, &webhook_guard);
+        spawn_realtime(&workers, &settings, &store, &gateways, (&bus, deliver_here), &webhook_guard);
         let blobs = open_blobs(&settings, &workers, &store).await?;
         let runtime = open_runtime(&settings, &workers, &bound)?;
         let state = ApiState::new(ApiContext {
@@ -276,18 +278,6 @@ fn load_gateways(settings: &Settings, gateways: &Gateways) -> anyhow::Result<(Ga
     Ok((gateway_file, loaded))
 }
 
-/// Opened from a worker, so that the threads it starts share the HTTP runtime's priority (see `runtimes`).
-async fn open_store(settings: &Settings) -> anyhow::Result<Arc<SqliteStore>> {
-    let options = SqliteOptions { path: settings.data_dir.join("eds.sqlite3"), readers: 4 };
-    let store = tokio::spawn(async move { SqliteStore::open(&options).await })
-        .await
-        .context("opening the EDS database")?
-        .context("opening the EDS database")?;
-    let store = Arc::new(store);
-    updraft_api::eds::warn_open_backends(store.as_ref()).await.context("listing backends")?;
-    Ok(store)
-}
-
 fn account_login(settings: &Settings) -> anyhow::Result<Option<AccountLogin>> {
     match &settings.account {
         Some((email, password)) => Ok(Some(AccountLogin::new(email, password).map_err(|e| format_err!(e))?)),
@@ -322,7 +312,7 @@ fn connection(settings: &Settings) -> ConnectionConfig {
 async fn open_blobs(
     settings: &Settings,
     workers: &Workers,
-    store: &Arc<SqliteStore>,
+    store: &Arc<dyn Database>,
 ) -> anyhow::Result<Arc<dyn updraft_blobs::BlobStore>> {
     let root = settings.data_dir.join("files");
     let blobs: Arc<dyn updraft_blobs::BlobStore> = match &settings.blob_store {
@@ -413,12 +403,17 @@ fn open_socket(gateway: &Gateway, socket: &Socket) -> OpenSocket {
 fn spawn_realtime(
     workers: &Workers,
     settings: &Settings,
-    store: &Arc<SqliteStore>,
+    store: &Arc<dyn Database>,
     gateways: &Arc<Gateways>,
-    bus: &Arc<dyn Bus>,
+    (bus, deliver_here): (&Arc<dyn Bus>, Option<updraft_bus::Deliver>),
     guard: &updraft_realtime::outbound::Guard,
 ) {
-    workers.spawn("eds-changes", updraft_realtime::sockets::deliver(store.clone(), gateways.clone(), bus.clone()));
+    // With a shared store, changes go to this node's sockets only (`database::OpenStore::shared`).
+    let eds_bus: Arc<dyn Bus> = match deliver_here {
+        Some(deliver) => Arc::new(LocalBus::new(deliver)),
+        None => bus.clone(),
+    };
+    workers.spawn("eds-changes", updraft_realtime::sockets::deliver(store.clone(), gateways.clone(), eds_bus));
     workers.spawn("pruner", prune_logs(Arc::downgrade(store)));
     let webhook_settings = updraft_realtime::webhooks::Settings {
         timeout: settings.webhooks.timeout,
@@ -494,10 +489,10 @@ fn router(
     state: ApiState,
     metrics: &'static metrics_exporter_prometheus::PrometheusHandle,
 ) -> Router {
-    let bus = state.bus.clone();
+    let (bus, changes) = (state.bus.clone(), state.changes.clone());
     let mut router = Router::new()
         .route("/healthz", get(|| async { axum::Json(serde_json::json!({"status": "ok"})).into_response() }))
-        .route("/readyz", get(move || std::future::ready(readiness(bus.as_ref()))));
+        .route("/readyz", get(move || std::future::ready(readiness(bus.as_ref(), changes.as_ref()))));
     // On the main listener /metrics exists only for the holder of the metrics token; without one it is
     // an unknown path (404) like any other, so it tells an anonymous caller nothing.
     if let Some(token) = settings.metrics_token.clone() {
@@ -514,12 +509,15 @@ fn router(
     router.fallback_service(updraft_api::router(state)).layer(axum::middleware::from_fn(telemetry::observe_request))
 }
 
-/// Ready while the node hears the other nodes: a load balancer stops sending it clients while its bus is away.
-fn readiness(bus: &dyn Bus) -> axum::response::Response {
-    if bus.ready() {
+/// Ready while the node hears the other nodes and the shared database: a load balancer stops sending it clients
+/// while either is away.
+fn readiness(bus: &dyn Bus, changes: &dyn updraft_store::Changes) -> axum::response::Response {
+    let state = |up: bool| if up { "connected" } else { "disconnected" };
+    let (bus, database) = (bus.ready(), changes.following());
+    if bus && database {
         axum::Json(serde_json::json!({"status": "ok"})).into_response()
     } else {
-        let body = serde_json::json!({"status": "unavailable", "bus": "disconnected"});
+        let body = serde_json::json!({"status": "unavailable", "bus": state(bus), "database": state(database)});
         (axum::http::StatusCode::SERVICE_UNAVAILABLE, axum::Json(body)).into_response()
     }
 }
@@ -542,29 +540,6 @@ fn bind(addr: SocketAddr) -> std::io::Result<TcpListener> {
     socket.set_reuseaddr(true)?;
     socket.bind(addr)?;
     socket.listen(4096)
-}
-
-/// How long the change log keeps what no webhook still owes (the MWS and stream resume from memory).
-const CHANGE_RETENTION: Duration = Duration::from_secs(24 * 3600);
-/// How long finished webhook deliveries stay listed.
-const DELIVERY_RETENTION: Duration = Duration::from_secs(7 * 24 * 3600);
-
-/// Forgets changes and finished deliveries past their retention, every ten minutes.
-async fn prune_logs(store: std::sync::Weak<SqliteStore>) {
-    let mut tick = tokio::time::interval(Duration::from_secs(600));
-    loop {
-        tick.tick().await;
-        let Some(store) = store.upgrade() else { return };
-        let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
-        let before_ms = now.saturating_sub(CHANGE_RETENTION).as_millis() as i64;
-        if let Err(err) = updraft_store::Changes::prune_changes(store.as_ref(), before_ms).await {
-            tracing::warn!(%err, "pruning the change log failed");
-        }
-        let before_ms = now.saturating_sub(DELIVERY_RETENTION).as_millis() as i64;
-        if let Err(err) = updraft_store::Webhooks::prune_deliveries(store.as_ref(), before_ms).await {
-            tracing::warn!(%err, "pruning webhook deliveries failed");
-        }
-    }
 }
 
 /// Forgets socket URIs that expired unused.

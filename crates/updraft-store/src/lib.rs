@@ -1,5 +1,5 @@
 //! Durable storage of EDS objects behind one trait, [`Store`], chosen once at start-up.
-//! [`SqliteStore`] is the embedded default; a PostgreSQL store will implement the same trait.
+//! [`SqliteStore`] is the embedded default; [`PostgresStore`] serves a cluster of nodes on one PostgreSQL database.
 //!
 //! A stored object is its whole JSON document, reserved properties included (`id`,
 //! `objectType`, `createdAt`, `updatedAt`, `creator`, `updater`), so that filters and sorts treat
@@ -9,6 +9,7 @@
 
 mod document;
 mod files;
+mod postgres;
 mod search;
 mod sqlite;
 mod webhooks;
@@ -21,6 +22,7 @@ use updraft_core::ids::ObjectId;
 use updraft_query::{Filter, Sort};
 
 pub use files::{FileRecord, FileStatus, Files, NewFile, StoredBytes};
+pub use postgres::{Copied, PostgresOptions, PostgresStore, import_sqlite, migrate_url as migrate_postgres};
 pub use search::{MAX_SEARCHED_PER_TYPE, Search, SearchQuery, searched_properties};
 pub use sqlite::{SqliteOptions, SqliteStore};
 /// The group commit's statements, per insert, for `examples/insert_floor.rs`, which measures them on their own.
@@ -171,6 +173,11 @@ pub trait Changes: Send + Sync {
     fn watch_changes(&self) -> tokio::sync::watch::Receiver<u64>;
     /// Forgets changes recorded before `before_ms` (Unix milliseconds); answers how many.
     fn prune_changes(&self, before_ms: i64) -> BoxFuture<'_, Result<u64, StoreError>>;
+    /// Whether this node hears of changes as they commit: false while a shared database is out of reach (the
+    /// node then reports not ready). An embedded store always does.
+    fn following(&self) -> bool {
+        true
+    }
 }
 
 /// A window of a list.
@@ -270,6 +277,18 @@ pub trait Tenants: Send + Sync {
     /// Removes the token; `true` when this call removed it, so that of concurrent uses of a single-use token
     /// (a refresh token) exactly one wins.
     fn revoke_token<'a>(&'a self, hash: &'a str) -> BoxFuture<'a, Result<bool, StoreError>>;
+}
+
+/// Everything a store engine provides. The server holds its engine as one `Arc<dyn Database>` and hands each
+/// service the part it uses.
+pub trait Database:
+    Store + Tenants + Users + Groups + Schemas + Webhooks + Changes + Files + Search + Send + Sync
+{
+}
+
+impl<T> Database for T where
+    T: Store + Tenants + Users + Groups + Schemas + Webhooks + Changes + Files + Search + Send + Sync + ?Sized
+{
 }
 
 pub use futures_util::future::BoxFuture;

@@ -133,6 +133,12 @@ pub trait Webhooks: Send + Sync {
     fn next_due(&self) -> BoxFuture<'_, Result<Option<i64>, StoreError>>;
     /// Records attempts, all in one transaction.
     fn record_outcomes<'a>(&'a self, outcomes: &'a [(i64, Outcome)]) -> BoxFuture<'a, Result<(), StoreError>>;
+    /// Gives back deliveries [`Webhooks::due_deliveries`] answered that the worker will not attempt now (over its
+    /// webhook's limit): a store shared by several workers claims what it answers.
+    fn release<'a>(&'a self, ids: &'a [i64]) -> BoxFuture<'a, Result<(), StoreError>> {
+        let _ = ids;
+        Box::pin(async { Ok(()) })
+    }
     /// Forgets finished deliveries (delivered or dead) that finished before `before_ms`.
     fn prune_deliveries(&self, before_ms: i64) -> BoxFuture<'_, Result<u64, StoreError>>;
 }

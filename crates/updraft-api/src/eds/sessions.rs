@@ -14,6 +14,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use sha2::{Digest, Sha256};
+use updraft_bus::Follows;
 use updraft_core::ids::ObjectId;
 use updraft_gateway::{Gateway, Permissions, SocketId, Tag};
 use updraft_store::{Access, ChangeEvent, Collection, StoreError, Subject, USERGROUPS, USERS};
@@ -109,26 +110,44 @@ impl Sessions {
         self.forget(backend, &owner.user, &[Target::Stream(id)]);
     }
 
-    /// Follows a socket just issued to `caller` on `gateway` in `eds` mode, when this server hosts the backend
-    /// (tokens of other backends are verified elsewhere, and expire there).
-    pub async fn follow_socket(
+    /// Whom a socket issued to `caller` on `gateway` follows: its user, in `eds` mode, when this server hosts the
+    /// backend (tokens of other backends are verified elsewhere, and expire there). Travels in the shared ticket,
+    /// so that whichever node opens the socket follows it.
+    pub async fn follows_of(
+        state: &ApiState,
+        gateway: &Gateway,
+        caller: &GatewayCaller,
+        creds: &Credentials,
+    ) -> Option<Follows> {
+        let (GatewayCaller::User(user), Credentials::Bearer(token)) = (caller, creds) else { return None };
+        let backend = gateway.config().eds_backend_id.filter(|b| !b.is_empty())?;
+        if !matches!(state.tenants.backend(&backend).await, Ok(Some(_))) {
+            return None;
+        }
+        let token_sha256 = hex::encode(Owner::new(&user.id, token).token);
+        Some(Follows { backend, user: user.id.clone(), token_sha256 })
+    }
+
+    /// Follows a socket of `gateway`, issued on this node (with its user's `groups` then) or opened here from
+    /// another node's ticket.
+    pub fn follow_socket(
         &self,
         state: &ApiState,
         gateway: &Arc<Gateway>,
         id: SocketId,
-        caller: &GatewayCaller,
-        creds: &Credentials,
+        follows: &Follows,
+        groups: Option<Vec<Subject>>,
     ) {
-        let (GatewayCaller::User(user), Credentials::Bearer(token)) = (caller, creds) else { return };
-        let Some(backend) = gateway.config().eds_backend_id.filter(|b| !b.is_empty()) else { return };
-        if !matches!(state.tenants.backend(&backend).await, Ok(Some(_))) {
+        let mut token = [0u8; 32];
+        if hex::decode_to_slice(&follows.token_sha256, &mut token).is_err() {
             return;
         }
-        let owner = Owner::new(&user.id, token);
         let target = Target::Socket { gateway: gateway.clone(), id, issued: Instant::now() };
-        self.add(state, &backend, &user.id, Session { token: owner.token, target });
-        let key = (backend, user.id.clone());
-        self.inner.lock().expect("sessions lock").groups.entry(key).or_insert_with(|| user.groups.clone());
+        self.add(state, &follows.backend, &follows.user, Session { token, target });
+        if let Some(groups) = groups {
+            let key = (follows.backend.clone(), follows.user.clone());
+            self.inner.lock().expect("sessions lock").groups.entry(key).or_insert(groups);
+        }
     }
 
     /// Closes the streams and sockets opened with `token`, which was just revoked.

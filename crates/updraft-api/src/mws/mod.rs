@@ -17,7 +17,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde_json::{Value, json};
-use updraft_bus::{Publication, Redeemed, SharedTicket};
+use updraft_bus::{Follows, Publication, Redeemed, SharedTicket};
 use updraft_core::access::{USERGROUPS, USERS};
 use updraft_core::timestamp;
 use updraft_gateway::gateway::DEFAULT_GATEWAY;
@@ -26,6 +26,7 @@ use updraft_gateway::{Gateway, Refusal, Requester, SocketId, Tag};
 use crate::ApiState;
 use crate::auth::{self, Credentials, GatewayCaller, Need};
 use crate::body::read_json;
+use crate::eds::Sessions;
 use crate::error::{ApiError, Code};
 
 pub fn routes() -> Router<ApiState> {
@@ -98,9 +99,12 @@ async fn websocket_uri(
         GatewayCaller::Admin => Requester::Privileged,
         _ => Requester::Public(transport.and_then(|t| t.peer).map(|peer| peer.ip())),
     };
-    let (id, expires_at) = issue(&state, &target.gateway, &tags, requester).await?;
     // The socket follows its user: closed or re-tagged when the user's access changes (`eds::Sessions`).
-    state.sessions.follow_socket(&state, &target.gateway, id, &caller, &target.creds).await;
+    let follows = Sessions::follows_of(&state, &target.gateway, &caller, &target.creds).await;
+    let (id, expires_at) = issue(&state, &target.gateway, &tags, requester, follows.clone()).await?;
+    if let (Some(follows), GatewayCaller::User(user)) = (&follows, &caller) {
+        state.sessions.follow_socket(&state, &target.gateway, id, follows, Some(user.groups.clone()));
+    }
     let body = json!({"uri": ApiState::socket_uri(&target.origin, &id), "expiresAt": timestamp::format(expires_at), "tags": tags});
     Ok(Json(body).into_response())
 }
@@ -108,7 +112,7 @@ async fn websocket_uri(
 async fn create_socket(State(state): State<ApiState>, target: Target, body: Body) -> Result<Response, ApiError> {
     target.require_admin()?;
     let tags = wire::socket_tags(read_json(body, state.limits.max_body_bytes).await?)?;
-    let (id, expires_at) = issue(&state, &target.gateway, &tags, Requester::Privileged).await?;
+    let (id, expires_at) = issue(&state, &target.gateway, &tags, Requester::Privileged, None).await?;
     let body = json!({
         "id": id.to_string(),
         "uri": ApiState::socket_uri(&target.origin, &id),
@@ -125,6 +129,7 @@ async fn issue(
     gateway: &Arc<Gateway>,
     tags: &[String],
     requester: Requester,
+    follows: Option<Follows>,
 ) -> Result<(SocketId, SystemTime), ApiError> {
     let local: Box<[Tag]> = tags.iter().map(|t| Tag::from(t.as_str())).collect();
     let (id, expires_at) = state.gateways.issue_ticket(gateway, local, requester).map_err(|refusal| {
@@ -135,8 +140,8 @@ async fn issue(
         };
         ApiError::with_message(Code::Unavailable, message)
     })?;
-    let shared =
-        SharedTicket { gateway: gateway.id.clone(), tags: tags.to_vec(), expires_ms: timestamp::unix_ms(expires_at) };
+    let expires_ms = timestamp::unix_ms(expires_at);
+    let shared = SharedTicket { gateway: gateway.id.clone(), tags: tags.to_vec(), expires_ms, follows };
     if let Err(err) = state.bus.share_ticket(&id.to_string(), &shared).await {
         state.gateways.cancel_ticket(gateway, &id);
         return Err(bus_unavailable(err));

@@ -136,6 +136,10 @@ async fn redeem(state: &ApiState, id: SocketId) -> Option<Ticket> {
         Ok(Redeemed::Taken(None)) => None,
         Ok(Redeemed::Taken(Some(shared))) => here.or_else(|| {
             let gateway = state.gateways.get(&shared.gateway)?;
+            // Issued on another node: this one follows the socket's user from now on.
+            if let Some(follows) = &shared.follows {
+                state.sessions.follow_socket(state, &gateway, id, follows, None);
+            }
             Some(Ticket { gateway, tags: shared.tags.iter().map(|tag| Tag::from(tag.as_str())).collect() })
         }),
         Err(err) => {

@@ -113,11 +113,13 @@ async fn start_due(
         }
     };
     let mut started = 0;
+    let mut released = Vec::new();
     for due in due {
         {
             let mut in_flight = in_flight.lock().expect("in-flight lock");
             let to_webhook = in_flight.values().filter(|webhook| **webhook == due.webhook.id).count();
             if to_webhook >= settings.per_webhook {
+                released.push(due.delivery.id);
                 continue;
             }
             in_flight.insert(due.delivery.id, due.webhook.id.clone());
@@ -128,6 +130,9 @@ async fn start_due(
             let outcome = attempt(&client, &settings, &due).await;
             let _ = outcomes.send((due.delivery.id, outcome));
         });
+    }
+    if let Err(err) = store.release(&released).await {
+        tracing::warn!(%err, "giving back webhook deliveries failed; they are due again when their claim ends");
     }
     started
 }

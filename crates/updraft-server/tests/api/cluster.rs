@@ -14,13 +14,13 @@ use updraft_server::config::ServeArgs;
 use crate::helpers::{ADMIN, TestApp, Ws, assert_silent, free_port, next_text, open_args, spawn_app};
 
 #[derive(Clone, Copy, Debug)]
-enum Engine {
+pub(crate) enum Engine {
     Redis,
     Nats,
 }
 
 /// A bus server of our own, killed when dropped.
-struct BusServer {
+pub(crate) struct BusServer {
     engine: Engine,
     port: u16,
     child: tokio::process::Child,
@@ -29,7 +29,7 @@ struct BusServer {
 }
 
 impl BusServer {
-    async fn start(engine: Engine) -> BusServer {
+    pub(crate) async fn start(engine: Engine) -> BusServer {
         BusServer::start_on(engine, free_port()).await
     }
 
@@ -64,7 +64,7 @@ impl BusServer {
         panic!("{engine:?} did not start on {port}");
     }
 
-    fn url(&self) -> String {
+    pub(crate) fn url(&self) -> String {
         match self.engine {
             Engine::Redis => format!("redis://127.0.0.1:{}", self.port),
             Engine::Nats => format!("nats://127.0.0.1:{}", self.port),

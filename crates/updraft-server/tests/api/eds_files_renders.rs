@@ -38,10 +38,20 @@ async fn variants_a_stop_cut_off_are_made_at_the_next_start() {
     let backend = eds.backend.clone();
     eds.app.stop().await;
     std::fs::remove_file(&thumbnail).unwrap();
-    let db = rusqlite::Connection::open(dir.path().join("eds.sqlite3")).unwrap();
     let cut_off = json!({"thumbnail": {"status": "processing"}, "poster": {"status": "processing"}}).to_string();
-    assert_eq!(db.execute("UPDATE files SET variants = ?1 WHERE id = ?2", (cut_off, &id)).unwrap(), 1);
-    drop(db);
+    if let Some(database) = crate::test_database::for_data_dir(dir.path()).await {
+        let mut db = <sqlx::PgConnection as sqlx::Connection>::connect(&database.url()).await.unwrap();
+        let done = sqlx::query("UPDATE files SET variants = $1::jsonb WHERE id = $2")
+            .bind(&cut_off)
+            .bind(&id)
+            .execute(&mut db)
+            .await
+            .unwrap();
+        assert_eq!(done.rows_affected(), 1);
+    } else {
+        let db = rusqlite::Connection::open(dir.path().join("eds.sqlite3")).unwrap();
+        assert_eq!(db.execute("UPDATE files SET variants = ?1 WHERE id = ?2", (cut_off, &id)).unwrap(), 1);
+    }
 
     let app = spawn_in(ServeArgs {
         data_dir: Some(dir.path().to_owned()),

@@ -1,6 +1,7 @@
 //! EDS lists served by indexes: the answers of the indexed shapes, the order of a list without a sort, and
 //! `explain`, which only the instance secret may ask for.
 
+use futures_util::StreamExt;
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 
@@ -89,17 +90,42 @@ async fn indexed_shapes_answer_like_the_query_language_says() {
 #[tokio::test]
 async fn explain_shows_the_plan_to_the_instance_secret_only() {
     let eds = eds().await;
+    let postgres = crate::test_database::server_url().is_some();
+    if postgres {
+        // PostgreSQL keeps every collection in one table and weighs the whole of it: with a dozen rows in all, a
+        // scan is the right plan. Other collections' rows make the collection's partial index the cheaper read.
+        let eds = &eds;
+        let fill = (0..1500).map(|n| async move {
+            let body = json!({"n": n}).to_string();
+            eds.call(Method::POST, "/v1/objects/filler", None, Some(&body)).await.0
+        });
+        let created = futures_util::stream::iter(fill).buffer_unordered(16).collect::<Vec<_>>().await;
+        assert!(created.iter().all(|status| *status == StatusCode::CREATED));
+    }
     items(&eds).await;
     let path = url(json!({"n": {"$gte": 5}}), json!([{"sortBy": "n", "direction": "asc"}]), "&explain=1");
     let (status, body) = eds.call(Method::GET, &path, Some(&eds.secret), None).await;
     assert_eq!(status, StatusCode::OK, "{body}");
     let plan: Vec<&str> = body["plan"].as_array().unwrap().iter().map(|it| it.as_str().unwrap()).collect();
-    assert!(plan[0].starts_with("SEARCH objects USING INDEX") && plan[0].contains(":objects.items:n "), "{body}");
-    assert!(!plan.iter().any(|it| it.contains("TEMP B-TREE") || it.starts_with("SCAN objects")), "{body}");
+    if postgres {
+        // PostgreSQL's EXPLAIN: the collection read through an index, never a scan of the table. (Which index
+        // is the planner's call by cost: for a dozen rows, a sort of the collection's rows is as good as a walk of
+        // the key index; crates/updraft-query/tests/pg checks the key index's use at 20,000 rows.)
+        assert!(plan.iter().any(|it| it.contains("Index Scan using")), "{body}");
+        assert!(!plan.iter().any(|it| it.contains("Seq Scan")), "{body}");
+    } else {
+        assert!(plan[0].starts_with("SEARCH objects USING INDEX") && plan[0].contains(":objects.items:n "), "{body}");
+        assert!(!plan.iter().any(|it| it.contains("TEMP B-TREE") || it.starts_with("SCAN objects")), "{body}");
+    }
     assert_eq!(body["indexed"], json!([{"property": "n", "holdsArrays": false}]));
     let (status, body) = eds.call(Method::GET, &format!("{path}&count=1"), Some(&eds.secret), None).await;
     assert_eq!(status, StatusCode::OK);
-    assert!(body["plan"][0].as_str().unwrap().contains("COVERING INDEX"), "{body}");
+    if postgres {
+        assert!(body["plan"].as_array().unwrap().iter().any(|it| it.as_str().unwrap().contains("Index")), "{body}");
+        assert!(!body["plan"].to_string().contains("Seq Scan"), "{body}");
+    } else {
+        assert!(body["plan"][0].as_str().unwrap().contains("COVERING INDEX"), "{body}");
+    }
 
     // The plan names the backend's indexes: not for users, nor for anonymous callers.
     let (token, _) = sign_up(&eds, "alice").await;

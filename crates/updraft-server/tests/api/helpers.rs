@@ -40,9 +40,26 @@ pub(crate) async fn start_binary_with_env(
     extra: &[&str],
     env: &[(&str, &str)],
 ) -> tokio::process::Child {
+    let database = crate::test_database::for_data_dir(dir).await;
+    let database_url = database.as_ref().map(|it| it.url());
+    if let Some(database) = database {
+        crate::test_database::keep(database);
+    }
+    launch(dir, port, extra, env, database_url.as_deref()).await
+}
+
+/// The real binary on `dir`, with its EDS data on `database_url` or, without one, in SQLite in `dir`.
+pub(crate) async fn launch(
+    dir: &std::path::Path,
+    port: u16,
+    extra: &[&str],
+    env: &[(&str, &str)],
+    database_url: Option<&str>,
+) -> tokio::process::Child {
     let child = tokio::process::Command::new(env!("CARGO_BIN_EXE_updraft"))
         .args(["serve", "--listen", &format!("127.0.0.1:{port}"), "--data-dir"])
         .arg(dir)
+        .args(database_url.iter().flat_map(|url| ["--database-url", url]))
         .args(["--admin-email", BINARY_EMAIL, "--admin-password", BINARY_PASSWORD])
         .args(extra)
         .envs(env.iter().copied())
@@ -71,6 +88,8 @@ pub(crate) struct TestApp {
     pub client: reqwest::Client,
     stop: Option<oneshot::Sender<()>>,
     task: Option<JoinHandle<anyhow::Result<()>>>,
+    /// Declared after `task`'s server and before the data dir: dropped once the server has been told to stop.
+    database: Option<std::sync::Arc<crate::test_database::TestDatabase>>,
     _data_dir: Option<tempfile::TempDir>,
 }
 
@@ -107,6 +126,11 @@ pub(crate) async fn spawn_app(args: ServeArgs) -> TestApp {
 
 /// Starts an application on exactly these settings (the caller owns the data dir).
 pub(crate) async fn spawn_in(args: ServeArgs) -> TestApp {
+    let database = match (&args.database_url, &args.data_dir) {
+        (None, Some(dir)) => crate::test_database::for_data_dir(dir).await,
+        _ => None,
+    };
+    let args = ServeArgs { database_url: database.as_ref().map(|it| it.url()).or(args.database_url), ..args };
     let settings = args.resolve().expect("valid test settings");
     let app = Application::build(settings).await.expect("application starts");
     let (addr, tls_addr) = (app.local_addr(), app.tls_addr());
@@ -121,6 +145,7 @@ pub(crate) async fn spawn_in(args: ServeArgs) -> TestApp {
         client: reqwest::Client::new(),
         stop: Some(stop),
         task: Some(task),
+        database,
         _data_dir: None,
     }
 }
@@ -203,6 +228,10 @@ impl TestApp {
         let _ = self.stop.take().unwrap().send(());
         let task = self.task.take().unwrap();
         tokio::time::timeout(Duration::from_secs(10), task).await.expect("stops in time").unwrap().unwrap();
+        // Stopped on purpose: it may start again on its data.
+        if let Some(database) = self.database.take() {
+            crate::test_database::keep(database);
+        }
     }
 }
 

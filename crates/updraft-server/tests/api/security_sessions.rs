@@ -36,18 +36,18 @@ async fn team_todo(eds: &Eds, group: &str, title: &str) {
     assert_eq!(status, StatusCode::CREATED, "{todo}");
 }
 
-async fn public_todo(eds: &Eds, title: &str) {
+pub(crate) async fn public_todo(eds: &Eds, title: &str) {
     let body = json!({"title": title}).to_string();
     let (status, todo) = eds.call(Method::POST, "/v1/objects/todos", Some(&eds.secret), Some(&body)).await;
     assert_eq!(status, StatusCode::CREATED, "{todo}");
 }
 
-async fn revoke(eds: &Eds, token: &str) {
+pub(crate) async fn revoke(eds: &Eds, token: &str) {
     let (status, body) = eds.form("/v1/auth/oauth2/revoke", &format!("token={token}"), None).await;
     assert_eq!(status, StatusCode::OK, "{body}");
 }
 
-async fn delete_user(eds: &Eds, user: &str) {
+pub(crate) async fn delete_user(eds: &Eds, user: &str) {
     let (status, body) = eds.call(Method::DELETE, &format!("/v1/users/{user}"), Some(&eds.secret), None).await;
     assert_eq!(status, StatusCode::OK, "{body}");
 }
@@ -97,7 +97,7 @@ async fn finding_5_a_stream_url_issued_before_a_revocation_opens_no_stream() {
 }
 
 /// The default gateway in `eds` mode, bound to the app's backend.
-async fn bind_eds_gateway(eds: &Eds) {
+pub(crate) async fn bind_eds_gateway(eds: &Eds) {
     let bind =
         json!({"identityProvider": {"type": "enginio", "backendId": eds.backend, "uri": "http://127.0.0.1:9/v1/user"}});
     let res = (eds.app.client.put(format!("{}/v1/gateways/default/configuration", eds.app.base)))
@@ -117,7 +117,7 @@ async fn user_socket(eds: &Eds, token: &str) -> Ws {
     ws
 }
 
-fn object_title(text: &str) -> Value {
+pub(crate) fn object_title(text: &str) -> Value {
     serde_json::from_str::<Value>(text).unwrap()["object"]["title"].clone()
 }
 
