@@ -10,6 +10,7 @@ use crate::StoreError;
 pub(crate) const MIGRATIONS: &[&str] = &[
     include_str!("../../migrations-postgres/0001_initial.sql"),
     include_str!("../../migrations-postgres/0002_search.sql"),
+    include_str!("../../migrations-postgres/0003_webhook_claims.sql"),
 ];
 
 /// The advisory lock key of migrations.

@@ -4,10 +4,12 @@
 //!
 //! The queue is shared by the workers of every node. [`Webhooks::due_deliveries`] claims what it answers: it
 //! locks the due rows it can (`FOR UPDATE SKIP LOCKED`, so workers never wait on each other) and moves their
-//! `next_ms` a lease ahead, so that no other worker takes them until the lease runs out, which only happens when the
-//! claiming node died mid-attempt: attempts end well within it (`LEASE_MS`). The outcome then sets the delivery's
-//! real state. A delivery still waits while an earlier one of its object to its webhook is pending, claimed or not,
-//! so order per object holds across nodes.
+//! `next_ms` a lease ahead (`claimed_until` too, migration 0003), so that no other worker takes them until the
+//! lease runs out, which only happens when the claiming node died mid-attempt: attempts end well within it
+//! ([`LEASE_MS`]); then any worker retries them. The outcome, or a release, ends the claim and sets the delivery's
+//! real state. A delivery still waits while an earlier one of its object to its webhook is pending, claimed or
+//! not, so order per object holds across nodes. A redelivery asked for during a claim leaves the lease: the
+//! attempt out then answers for it, as the embedded store's worker does with a delivery in flight.
 
 use std::sync::atomic::Ordering;
 
@@ -21,9 +23,10 @@ use crate::{
     BoxFuture, ChangeEvent, Delivery, DeliveryStatus, DueDelivery, Outcome, StoreError, Webhook, WebhookSpec, Webhooks,
 };
 
-/// How long a claimed delivery is another worker's to leave alone: longer than any attempt (the attempt timeout
-/// is at most a few minutes) and the batch it was claimed with.
-const LEASE_MS: i64 = 10 * 60 * 1000;
+/// How long a claimed delivery is another worker's to leave alone: well over an attempt (its timeout is 10 s by
+/// default, `UPDRAFT_WEBHOOK_TIMEOUT_SECS`) and the recording of its outcome. A node that dies mid-attempt holds
+/// its deliveries, and those behind them of the same objects, this long.
+pub(crate) const LEASE_MS: i64 = 5 * 60 * 1000;
 
 const WEBHOOK_COLUMNS: &str = "id, backend, url, object_types, events, headers, secret, created_ms, updated_ms";
 const DELIVERY_COLUMNS: &str =
@@ -282,7 +285,7 @@ impl Webhooks for PostgresStore {
                 sqlx::query(
                     "UPDATE webhook_deliveries
                      SET status = $1, attempts = attempts + 1, next_ms = coalesce($2, next_ms), finished_ms = $3,
-                         last_status = $4, last_error = $5
+                         last_status = $4, last_error = $5, claimed_until = NULL
                      WHERE id = $6 AND status = 'pending'",
                 )
                 .bind(status)
@@ -307,11 +310,14 @@ impl Webhooks for PostgresStore {
                 return Ok(());
             }
             // Claimed but not attempted: due again now, for any worker.
-            sqlx::query("UPDATE webhook_deliveries SET next_ms = $1 WHERE id = ANY($2) AND status = 'pending'")
-                .bind(now_ms())
-                .bind(ids)
-                .execute(&self.pool)
-                .await?;
+            sqlx::query(
+                "UPDATE webhook_deliveries SET next_ms = $1, claimed_until = NULL
+                 WHERE id = ANY($2) AND status = 'pending' AND claimed_until IS NOT NULL",
+            )
+            .bind(now_ms())
+            .bind(ids)
+            .execute(&self.pool)
+            .await?;
             Ok(())
         })
     }
@@ -362,7 +368,7 @@ async fn claim_due(store: &PostgresStore, now: i64, limit: u32, busy: &[i64]) ->
         })
         .collect::<Result<Vec<_>, StoreError>>()?;
     let ids: Vec<i64> = due.iter().map(|it| it.delivery.id).collect();
-    sqlx::query("UPDATE webhook_deliveries SET next_ms = $1 WHERE id = ANY($2)")
+    sqlx::query("UPDATE webhook_deliveries SET next_ms = $1, claimed_until = $1 WHERE id = ANY($2)")
         .bind(now + LEASE_MS)
         .bind(&ids)
         .execute(&mut *tx)
@@ -397,20 +403,26 @@ async fn redeliver(
             property: None,
         });
     }
-    let now = now_ms();
-    sqlx::query(
+    // A delivery claimed by a worker keeps its lease: a second worker must not attempt it meanwhile.
+    let updated = sqlx::query(sqlx::AssertSqlSafe(format!(
         "UPDATE webhook_deliveries
-         SET status = 'pending', attempts = 0, next_ms = $1, created_ms = $1, finished_ms = NULL WHERE id = $2",
-    )
-    .bind(now)
+         SET status = 'pending', attempts = 0, created_ms = $1, finished_ms = NULL,
+             next_ms = CASE WHEN claimed_until > $1 THEN next_ms ELSE $1 END
+         WHERE id = $2 RETURNING {DELIVERY_COLUMNS}"
+    )))
+    .bind(now_ms())
     .bind(delivery)
-    .execute(&mut *tx)
+    .fetch_one(&mut *tx)
     .await?;
     tx.commit().await?;
     // Wakes the workers, which wait for commits.
     announce(&store.committed, 0);
-    let mut redelivered = delivery_from(&row, 0)?;
-    redelivered.status = DeliveryStatus::Pending;
-    (redelivered.attempts, redelivered.next_ms, redelivered.created_ms, redelivered.finished_ms) = (0, now, now, None);
-    Ok(Some(redelivered))
+    delivery_from(&updated, 0).map(Some)
 }
+
+#[cfg(test)]
+#[path = "test_database.rs"]
+pub(super) mod test_database;
+#[cfg(test)]
+#[path = "webhooks_tests.rs"]
+mod tests;
