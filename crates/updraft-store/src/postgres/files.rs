@@ -49,28 +49,63 @@ fn record(row: Row) -> Result<FileRecord, StoreError> {
     })
 }
 
-async fn row_of(conn: &mut sqlx::PgConnection, backend: &str, id: ObjectId) -> Result<Option<FileRecord>, StoreError> {
-    let sql = format!("SELECT {COLUMNS} FROM files WHERE backend = $1 AND id = $2");
+/// The file's row; locked (`FOR UPDATE`) when `lock`, so that two nodes completing one upload take turns, the
+/// second one reading what the first wrote.
+async fn row_of(
+    conn: &mut sqlx::PgConnection,
+    backend: &str,
+    id: ObjectId,
+    lock: bool,
+) -> Result<Option<FileRecord>, StoreError> {
+    let lock = if lock { " FOR UPDATE" } else { "" };
+    let sql = format!("SELECT {COLUMNS} FROM files WHERE backend = $1 AND id = $2{lock}");
     let row: Option<Row> =
         sqlx::query_as(sqlx::AssertSqlSafe(sql)).bind(backend).bind(id.to_string()).fetch_optional(&mut *conn).await?;
     row.map(record).transpose()
 }
 
-/// The file, if the caller may read its owner (and update it, for `upload`).
+/// The file, if the caller may read its owner (and update it, for `upload`: `Forbidden` when it may only read
+/// it). With `lock` (in a writing transaction), the owner's row and then the file's are locked, in the order of
+/// the owner's deletion (whose trigger deletes its files), so that the two cannot deadlock; the file is read again
+/// under its lock, as another node may have completed or expired it meanwhile.
 async fn visible(
     conn: &mut sqlx::PgConnection,
     backend: &str,
     id: ObjectId,
     upload: bool,
+    lock: bool,
     access: Access<'_>,
 ) -> Result<Option<FileRecord>, StoreError> {
-    let Some(file) = row_of(conn, backend, id).await? else { return Ok(None) };
+    let Some(file) = row_of(conn, backend, id, false).await? else { return Ok(None) };
     let at = Collection { backend, object_type: &file.owner.object_type };
-    if upload {
-        return Ok(changeable(conn, at, file.owner.id, Permission::Update, access).await?.map(|_| file));
+    let permission = if upload { Permission::Update } else { Permission::Read };
+    if allowed(conn, at, file.owner.id, permission, lock, access).await?.is_none() {
+        return Ok(None);
     }
-    let owner = current(conn, at, file.owner.id, false).await?;
-    Ok(owner.filter(|owner| owner.allows(Permission::Read, access)).map(|_| file))
+    if lock { row_of(conn, backend, id, true).await } else { Ok(Some(file)) }
+}
+
+/// Whether the caller may do `permission` on the object: `None` when it cannot see it, `Forbidden` when it sees
+/// it without `permission`. Locks the object's row when `lock`.
+async fn allowed(
+    conn: &mut sqlx::PgConnection,
+    at: Collection<'_>,
+    id: ObjectId,
+    permission: Permission,
+    lock: bool,
+    access: Access<'_>,
+) -> Result<Option<()>, StoreError> {
+    if lock {
+        return Ok(changeable(conn, at, id, permission, access).await?.map(|_| ()));
+    }
+    let Some(owner) = current(conn, at, id, false).await? else { return Ok(None) };
+    if !owner.allows(Permission::Read, access) {
+        return Ok(None);
+    }
+    if !owner.allows(permission, access) {
+        return Err(StoreError::Forbidden);
+    }
+    Ok(Some(()))
 }
 
 /// Inserts the file's row if the caller may update its owner; false (nothing written) when it cannot see it.
@@ -135,7 +170,7 @@ impl PostgresStore {
         author: Author<'_>,
         access: Access<'_>,
     ) -> Result<Option<(FileRecord, Value)>, StoreError> {
-        let record = row_of(&mut tx, backend, id).await?.ok_or_else(vanished)?;
+        let record = row_of(&mut tx, backend, id, false).await?.ok_or_else(vanished)?;
         let Some((owner, seq)) = refer(&mut tx, backend, &record, author, access).await? else { return Ok(None) };
         tx.commit().await?;
         announce(&self.committed, seq);
@@ -153,7 +188,7 @@ impl Files for PostgresStore {
         Box::pin(async move {
             let mut conn = self.pool.acquire().await?;
             let at = Collection { backend, object_type: &owner.object_type };
-            Ok(changeable(&mut conn, at, owner.id, Permission::Update, access).await?.map(|_| ()))
+            allowed(&mut conn, at, owner.id, Permission::Update, false, access).await
         })
     }
 
@@ -185,7 +220,7 @@ impl Files for PostgresStore {
             if !insert_owned(&mut tx, backend, &file, FileStatus::Empty, None, access).await? {
                 return Ok(None);
             }
-            let record = row_of(&mut tx, backend, file.id).await?.ok_or_else(vanished)?;
+            let record = row_of(&mut tx, backend, file.id, false).await?.ok_or_else(vanished)?;
             tx.commit().await?;
             Ok(Some(record))
         })
@@ -226,7 +261,7 @@ impl Files for PostgresStore {
     ) -> BoxFuture<'a, Result<Option<(FileRecord, Value)>, StoreError>> {
         Box::pin(async move {
             let mut tx = self.pool.begin().await?;
-            let Some(file) = visible(&mut tx, backend, id, true, access).await? else { return Ok(None) };
+            let Some(file) = visible(&mut tx, backend, id, true, true, access).await? else { return Ok(None) };
             if file.status == FileStatus::Complete {
                 return Err(StoreError::Invalid { message: "The file is already complete".into(), property: None });
             }
@@ -254,7 +289,7 @@ impl Files for PostgresStore {
     ) -> BoxFuture<'a, Result<Option<FileRecord>, StoreError>> {
         Box::pin(async move {
             let mut conn = self.pool.acquire().await?;
-            visible(&mut conn, backend, id, upload, access).await
+            visible(&mut conn, backend, id, upload, false, access).await
         })
     }
 
@@ -268,7 +303,7 @@ impl Files for PostgresStore {
             let mut conn = self.pool.acquire().await?;
             let mut found = Vec::new();
             for id in ids {
-                if let Some(file) = visible(&mut conn, backend, *id, false, access).await?
+                if let Some(file) = visible(&mut conn, backend, *id, false, false, access).await?
                     && file.status == FileStatus::Complete
                 {
                     found.push(file);
@@ -287,8 +322,13 @@ impl Files for PostgresStore {
     ) -> BoxFuture<'a, Result<(), StoreError>> {
         Box::pin(async move {
             sqlx::query(
-                "UPDATE files SET variants = jsonb_set(coalesce(variants, '{}'::jsonb), ARRAY[$1, 'status'], to_jsonb($2::text)),
-                                  updated_ms = $3
+                // As SQLite's json_set: the variant's object is made when missing (jsonb_set makes the last key
+                // of a path only).
+                "UPDATE files
+                 SET variants = jsonb_set(coalesce(variants, '{}'::jsonb), ARRAY[$1::text],
+                                          CASE WHEN jsonb_typeof(variants -> $1::text) = 'object' THEN variants -> $1::text
+                                               ELSE '{}'::jsonb END || jsonb_build_object('status', $2::text)),
+                     updated_ms = $3
                  WHERE backend = $4 AND id = $5",
             )
             .bind(variant)
@@ -361,3 +401,7 @@ impl Files for PostgresStore {
 fn vanished() -> StoreError {
     StoreError::Database("a file row written in this transaction is gone".into())
 }
+
+#[cfg(test)]
+#[path = "files_tests.rs"]
+mod tests;
