@@ -7,13 +7,21 @@
 //! of the slot's `raw` text. Every object of a searched collection has a row, so `NOT` and `*` find objects whose
 //! properties are empty too, as the evaluator does.
 //!
-//! Relevance is a BM25-like score without the rarity of words (term frequency, saturated, against the object's
-//! length), the newest first among equals; phrases the SQLite store cannot rank (text inside words, a lone `*` or
-//! negation) come newest first here too.
+//! A writer reads its collection's searched properties `FOR SHARE`, and a schema change updates that row in
+//! place: a write concurrent with a change of the searched properties either commits before the change reads the
+//! objects, or waits for the change and indexes with the new properties. (The row is made with the collection's
+//! first schema; a write racing that very first schema may go unindexed until its next update.)
+//!
+//! Relevance is BM25 as the embedded store computes it (`sqlite/search/rank.rs`: k1 1.2, b 0.75, each phrase
+//! weighed by its rarity when there are several), with these differences: the rows counted for rarity and mean
+//! length are those of the collections searched (SQLite counts its whole index, every backend's), a row's length
+//! is its exact count of words (SQLite: of space-separated words, in buckets), and a phrase's occurrences are
+//! counted without overlaps. As there, the newest come first among equals, and a phrase FTS5 cannot say alone
+//! (text inside words, `*`, a negation without a positive term beside it) has no relevance: newest first.
 
 use serde_json::{Map, Value};
 use updraft_query::Filter;
-use updraft_query::search::{Expr, folded, folded_words};
+use updraft_query::search::{Expr, folded, folded_words, fts5};
 
 use super::params::{Param, Params};
 use super::{PostgresStore, parse_doc, plain, readable};
@@ -23,19 +31,20 @@ use crate::{Access, BoxFuture, MAX_SEARCHED_PER_TYPE, Page, Search, SearchQuery,
 /// How long a search may run before it is refused, as a list.
 const MAX_READ_MS: u32 = 5_000;
 
-/// The searched properties of a collection, in slot order; `None` when it has none.
+/// The searched properties of a collection, in slot order; `None` when it has none. `lock`: the row is held
+/// (`FOR SHARE`) until the transaction ends, so that a change of them waits for the writer, or the writer for it.
 async fn searched(
     conn: &mut sqlx::PgConnection,
     backend: &str,
     object_type: &str,
+    lock: bool,
 ) -> Result<Option<Vec<String>>, StoreError> {
+    let lock = if lock { " FOR SHARE" } else { "" };
+    let sql = format!("SELECT properties FROM search_collections WHERE backend = $1 AND object_type = $2{lock}");
     let row: Option<(Value,)> =
-        sqlx::query_as("SELECT properties FROM search_collections WHERE backend = $1 AND object_type = $2")
-            .bind(backend)
-            .bind(object_type)
-            .fetch_optional(&mut *conn)
-            .await?;
-    Ok(row.map(|(properties,)| serde_json::from_value(properties).unwrap_or_default()))
+        sqlx::query_as(sqlx::AssertSqlSafe(sql)).bind(backend).bind(object_type).fetch_optional(&mut *conn).await?;
+    let properties: Vec<String> = row.and_then(|(it,)| serde_json::from_value(it).ok()).unwrap_or_default();
+    Ok((!properties.is_empty()).then_some(properties))
 }
 
 /// A slot's text: a string, or the strings of an array joined by spaces; nothing else is searched.
@@ -55,7 +64,7 @@ pub(super) async fn index(
     id: &str,
     doc: &Map<String, Value>,
 ) -> Result<(), StoreError> {
-    let Some(properties) = searched(tx, backend, object_type).await? else { return Ok(()) };
+    let Some(properties) = searched(tx, backend, object_type, true).await? else { return Ok(()) };
     write_row(tx, backend, object_type, id, doc, &properties).await
 }
 
@@ -100,20 +109,31 @@ pub(super) async fn reindex(
         let message = format!("at most {MAX_SEARCHED_PER_TYPE} searched properties per object type");
         return Err(StoreError::Invalid { message, property: None });
     }
-    let had = searched(tx, backend, object_type).await?;
-    if had.as_deref().unwrap_or_default() == searched_now {
+    // Updated in place (an empty list when not searched), never deleted and made again: a writer waiting on the
+    // row then reads the new properties.
+    let (had,): (Option<Value>,) = sqlx::query_as(
+        "WITH had AS (SELECT properties FROM search_collections WHERE backend = $1 AND object_type = $2 FOR UPDATE),
+              put AS (INSERT INTO search_collections (backend, object_type, properties) VALUES ($1, $2, $3)
+                      ON CONFLICT (backend, object_type) DO UPDATE SET properties = EXCLUDED.properties)
+         SELECT (SELECT properties FROM had)",
+    )
+    .bind(backend)
+    .bind(object_type)
+    .bind(Value::from(searched_now.to_vec()))
+    .fetch_one(&mut *tx)
+    .await?;
+    let had: Vec<String> = had.and_then(|it| serde_json::from_value(it).ok()).unwrap_or_default();
+    if had == searched_now {
         return Ok(());
     }
-    forget(tx, backend, object_type).await?;
+    sqlx::query("DELETE FROM search_texts WHERE backend = $1 AND object_type = $2")
+        .bind(backend)
+        .bind(object_type)
+        .execute(&mut *tx)
+        .await?;
     if searched_now.is_empty() {
         return Ok(());
     }
-    sqlx::query("INSERT INTO search_collections (backend, object_type, properties) VALUES ($1, $2, $3)")
-        .bind(backend)
-        .bind(object_type)
-        .bind(Value::from(searched_now.to_vec()))
-        .execute(&mut *tx)
-        .await?;
     // A page of objects at a time, by id, so that a large collection is never in memory at once.
     let mut after = String::new();
     loop {
@@ -157,84 +177,128 @@ struct Searched {
     slots: Vec<usize>,
 }
 
+/// `OR` over `slots` of `pattern` being in the slot's `column` (`words` or `raw`) of the row `s`.
+fn in_slots(column: &str, slots: &[usize], pattern: &str) -> String {
+    if slots.is_empty() {
+        return "false".to_owned();
+    }
+    let each: Vec<String> =
+        slots.iter().map(|i| format!("coalesce(strpos(s.{column}[{i}], {pattern}::text), 0) > 0")).collect();
+    format!("({})", each.join(" OR "))
+}
+
 /// The SQL condition, over the row `s` of `search_texts`, that `expr` holds in one of `slots`.
 fn condition(expr: &Expr, slots: &[usize], params: &mut Params) -> String {
-    let any_slot = |column: &str, pattern: String, params: &mut Params| {
-        if slots.is_empty() {
-            return "false".to_owned();
-        }
-        let p = params.push(Param::Text(pattern));
-        let each: Vec<String> =
-            slots.iter().map(|i| format!("coalesce(strpos(s.{column}[{i}], {p}::text), 0) > 0")).collect();
-        format!("({})", each.join(" OR "))
+    let joined = |list: &[Expr], op: &str, params: &mut Params| {
+        let parts: Vec<String> = list.iter().map(|e| condition(e, slots, params)).collect();
+        format!("({})", parts.join(op))
     };
     match expr {
         Expr::Everything => "true".to_owned(),
-        Expr::Words { words, prefix } => any_slot("words", words_pattern(words, *prefix), params),
-        Expr::Inside(text) => any_slot("raw", folded(text), params),
-        Expr::All(all) => {
-            format!("({})", all.iter().map(|e| condition(e, slots, params)).collect::<Vec<_>>().join(" AND "))
-        }
-        Expr::Any(any) => {
-            format!("({})", any.iter().map(|e| condition(e, slots, params)).collect::<Vec<_>>().join(" OR "))
-        }
+        Expr::Words { words, prefix } => match words_pattern(words, *prefix) {
+            Some(pattern) => in_slots("words", slots, &params.push(Param::Text(pattern))),
+            None => "false".to_owned(),
+        },
+        Expr::Inside(text) => in_slots("raw", slots, &params.push(Param::Text(folded(text)))),
+        Expr::All(all) => joined(all, " AND ", params),
+        Expr::Any(any) => joined(any, " OR ", params),
         Expr::Not(not) => format!("(NOT {})", condition(not, slots, params)),
     }
 }
 
-/// Words in a row as they stand in a `words` slot; without the last space for a prefix.
-fn words_pattern(words: &[String], prefix: bool) -> String {
-    let mut pattern: String = words.iter().flat_map(|w| folded_words(w)).map(|w| format!(" {w} ")).collect();
+/// Words in a row as they stand in a `words` slot; without the last space for a prefix. `None` when a word
+/// folds to something that is not one word (a lower case with a combining mark, such as `İ`'s): the reference
+/// compares the folded word whole, so it is in no text.
+fn words_pattern(words: &[String], prefix: bool) -> Option<String> {
+    let mut pattern = String::new();
+    for word in words {
+        let word = folded(word);
+        if word.is_empty() || !word.chars().all(char::is_alphanumeric) {
+            return None;
+        }
+        pattern.push_str(&format!(" {word} "));
+    }
     if prefix {
         pattern.pop();
     }
-    pattern
+    Some(pattern)
 }
 
-/// The patterns of the words `expr` asks for (not under a negation), which relevance counts; `None` when the
-/// phrase has no relevance (text inside words, or nothing but `*` and negations).
+/// The patterns of the phrases relevance weighs, in FTS5's order, when the phrase has a relevance: when FTS5 can
+/// say it alone, as the embedded store ranks (negated phrases, which no match holds, left out).
 fn ranked_patterns(expr: &Expr) -> Option<Vec<String>> {
-    fn walk(expr: &Expr, patterns: &mut Vec<String>) -> bool {
+    fn walk(expr: &Expr, patterns: &mut Vec<String>) {
         match expr {
-            Expr::Everything | Expr::Not(_) => true,
-            Expr::Inside(_) => false,
-            Expr::Words { words, prefix } => {
-                patterns.push(words_pattern(words, *prefix));
-                true
-            }
-            Expr::All(list) | Expr::Any(list) => list.iter().all(|e| walk(e, patterns)),
+            Expr::Words { words, prefix } => patterns.extend(words_pattern(words, *prefix)),
+            Expr::All(list) | Expr::Any(list) => list.iter().for_each(|e| walk(e, patterns)),
+            Expr::Everything | Expr::Inside(_) | Expr::Not(_) => {}
         }
     }
+    fts5::words_match(expr, &["p0".to_owned()])?;
     let mut patterns = Vec::new();
-    (walk(expr, &mut patterns) && !patterns.is_empty()).then_some(patterns)
+    walk(expr, &mut patterns);
+    Some(patterns)
 }
 
-/// Relevance: per word pattern, its occurrences in the slots searched, saturated and weighed against length.
-fn score(patterns: &[String], searched: &[Searched], params: &mut Params) -> String {
-    let slots: Vec<usize> = searched
+/// Per type, `each` of its slots, as a `CASE` on the row's type (`$t` placeholders in `types`).
+fn per_type(searched: &[Searched], types: &[String], each: impl Fn(&[usize]) -> String) -> String {
+    let arms: Vec<String> = searched
         .iter()
-        .flat_map(|it| it.slots.iter().copied())
-        .collect::<std::collections::BTreeSet<_>>()
-        .into_iter()
+        .zip(types)
+        .map(|(it, t)| format!("WHEN s.object_type = {t} THEN {}", each(&it.slots)))
         .collect();
-    let terms: Vec<String> = patterns
+    format!("(CASE {} END)", arms.join(" "))
+}
+
+/// The statistics BM25 weighs with, over the rows of the types searched: `n` rows, their mean length `avgdl`,
+/// and per pattern (when there are several) `df<i>`, the rows holding it.
+fn stats(patterns: &[String], searched: &[Searched], types: &[String], placeholders: &[String]) -> String {
+    let frequencies: String = placeholders
         .iter()
-        .map(|pattern| {
-            let p = params.push(Param::Text(pattern.clone()));
-            let counts: Vec<String> = slots
-                .iter()
-                .map(|i| {
-                    format!(
-                        "coalesce((length(s.words[{i}]) - length(replace(s.words[{i}], {p}::text, ''))) \
-                         / greatest(length({p}::text), 1), 0)"
-                    )
-                })
-                .collect();
-            let tf = format!("({})::float8", counts.join(" + "));
-            format!("({tf} / ({tf} + 1.2 * (0.25 + 0.75 * s.length / 8.0)))")
+        .enumerate()
+        .filter(|_| patterns.len() > 1)
+        .map(|(i, p)| {
+            let holds = per_type(searched, types, |slots| in_slots("words", slots, p));
+            format!(", count(*) FILTER (WHERE {holds})::float8 AS df{i}")
         })
         .collect();
-    terms.join(" + ")
+    let types = types.join(", ");
+    format!(
+        "stats AS (SELECT count(*)::float8 AS n, greatest(avg(s.length), 1)::float8 AS avgdl{frequencies} \
+         FROM search_texts AS s WHERE s.backend = $1 AND s.object_type IN ({types}))"
+    )
+}
+
+/// BM25 of the row `s` (higher is better), with `stats`.
+fn score(patterns: &[String], searched: &[Searched], types: &[String], placeholders: &[String]) -> String {
+    let terms: Vec<String> = placeholders
+        .iter()
+        .enumerate()
+        .map(|(i, p)| {
+            let occurrences = |slots: &[usize]| {
+                let counts: Vec<String> = slots
+                    .iter()
+                    .map(|k| {
+                        format!(
+                            "coalesce((length(s.words[{k}]) - length(replace(s.words[{k}], {p}::text, ''))) \
+                             / length({p}::text), 0)"
+                        )
+                    })
+                    .collect();
+                format!("({})", counts.join(" + "))
+            };
+            let tf = format!("{}::float8", per_type(searched, types, occurrences));
+            // As FTS5's bm25: a phrase in more than half the rows weighs almost nothing, never less.
+            let idf = if patterns.len() > 1 {
+                format!("greatest(ln((stats.n - stats.df{i} + 0.5) / (stats.df{i} + 0.5)), 1e-6)")
+            } else {
+                "1".to_owned()
+            };
+            let norm = "1.2 * (0.25 + 0.75 * greatest(s.length, 1) / stats.avgdl)";
+            format!("({idf} * {tf} * 2.2 / ({tf} + {norm}))")
+        })
+        .collect();
+    if terms.is_empty() { "0".to_owned() } else { terms.join(" + ") }
 }
 
 #[derive(Clone, Copy)]
@@ -253,7 +317,7 @@ impl PostgresStore {
     ) -> Result<Vec<Searched>, StoreError> {
         let mut found = Vec::new();
         for object_type in query.object_types {
-            let Some(properties) = searched(conn, backend, object_type).await? else { continue };
+            let Some(properties) = searched(conn, backend, object_type, false).await? else { continue };
             let slots: Vec<usize> = properties
                 .iter()
                 .enumerate()
@@ -310,20 +374,20 @@ fn statement(
     access: Access<'_>,
 ) -> (String, Params) {
     let mut params = Params::new(vec![Param::Text(backend.to_owned())]);
+    let types: Vec<String> = searched.iter().map(|it| params.push(Param::Text(it.object_type.clone()))).collect();
     let per_type: Vec<String> = searched
         .iter()
-        .map(|it| {
-            let t = params.push(Param::Text(it.object_type.clone()));
-            format!("(s.object_type = {t} AND {})", condition(query.phrase, &it.slots, &mut params))
-        })
+        .zip(&types)
+        .map(|(it, t)| format!("(s.object_type = {t} AND {})", condition(query.phrase, &it.slots, &mut params)))
         .collect();
     let allowed = readable(access, &mut params);
-    let from = format!(
+    let mut from = format!(
         "FROM search_texts AS s JOIN objects ON objects.backend = s.backend AND objects.object_type = s.object_type \
          AND objects.id = s.id WHERE s.backend = $1 AND ({}) AND {allowed}",
         per_type.join(" OR ")
     );
     let Shape::Page(Page { limit, offset }) = shape else { return (format!("SELECT count(*) {from}"), params) };
+    let mut with = String::new();
     let order = match ranked_patterns(query.phrase) {
         _ if !query.sort.keys.is_empty() => {
             let layout =
@@ -331,12 +395,15 @@ fn statement(
             let no_filter = Filter { clauses: Vec::new() };
             updraft_query::postgres::order_by_in(query.sort, &no_filter, &layout, &["objects.created_ms", "objects.id"])
         }
-        Some(patterns) => {
-            format!("{} DESC, objects.created_ms DESC, objects.id", score(&patterns, searched, &mut params))
+        Some(patterns) if !patterns.is_empty() => {
+            let placeholders: Vec<String> = patterns.iter().map(|p| params.push(Param::Text(p.clone()))).collect();
+            with = format!("WITH {} ", stats(&patterns, searched, &types, &placeholders));
+            from = from.replacen("JOIN objects", "CROSS JOIN stats JOIN objects", 1);
+            format!("{} DESC, objects.created_ms DESC, objects.id", score(&patterns, searched, &types, &placeholders))
         }
-        None => "objects.created_ms DESC, objects.id".to_owned(),
+        _ => "objects.created_ms DESC, objects.id".to_owned(),
     };
-    (format!("SELECT objects.doc {from} ORDER BY {order} LIMIT {limit} OFFSET {offset}"), params)
+    (format!("{with}SELECT objects.doc {from} ORDER BY {order} LIMIT {limit} OFFSET {offset}"), params)
 }
 
 impl Search for PostgresStore {
@@ -373,3 +440,7 @@ impl Search for PostgresStore {
         })
     }
 }
+
+#[cfg(test)]
+#[path = "search_tests.rs"]
+mod tests;
