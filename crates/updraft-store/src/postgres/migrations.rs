@@ -11,6 +11,7 @@ pub(crate) const MIGRATIONS: &[&str] = &[
     include_str!("../../migrations-postgres/0001_initial.sql"),
     include_str!("../../migrations-postgres/0002_search.sql"),
     include_str!("../../migrations-postgres/0003_webhook_claims.sql"),
+    include_str!("../../migrations-postgres/0004_search_terms.sql"),
 ];
 
 /// The advisory lock key of migrations.

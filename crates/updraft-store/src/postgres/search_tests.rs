@@ -122,6 +122,18 @@ async fn words_phrases_wildcards_and_accents_across_two_types() {
     assert!(!Expr::parse("İx", Operator::Or).unwrap().matches(&["İx"]));
     assert!(Ask::new(&["objects.toys"], "İx").ids(&store).await.is_empty());
     assert_eq!(Ask::new(&["objects.toys"], "x").ids(&store).await, [dotted.as_str()]);
+    // A word too long for the GIN index's lexemes: the row is checked exactly by every search.
+    let long = format!("{} catalogue", "z".repeat(300));
+    let long = insert(&store, "objects.toys", json!({ "label": long }), public()).await;
+    assert_eq!(Ask::new(&["objects.toys"], "catalogue").ids(&store).await, [long.as_str()]);
+    assert_eq!(Ask::new(&["objects.toys"], "zz*").ids(&store).await, [long.as_str()]);
+    assert!(Ask::new(&["objects.toys"], "\"catalogue zz\"").ids(&store).await.is_empty());
+    let terms: (String,) = sqlx::query_as("SELECT terms::text FROM search_texts WHERE id = $1")
+        .bind(&long)
+        .fetch_one(&store.pool)
+        .await
+        .unwrap();
+    assert_eq!(terms.0, "'!'");
 }
 
 /// A write and a change of the searched properties on two nodes at once: whichever locks the collection's row
