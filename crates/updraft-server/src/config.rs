@@ -180,7 +180,7 @@ serve_settings! {
     log_format: LogFormat, env "UPDRAFT_LOG_FORMAT", default("text");
     /// Let webhooks target link-local addresses and this server's own admin API.
     webhooks_allow_unsafe_targets: bool, env "UPDRAFT_WEBHOOKS_ALLOW_UNSAFE_TARGETS", default("false");
-    /// Seconds a webhook attempt may take.
+    /// Seconds a webhook attempt may take (at most 240).
     webhook_timeout_secs: u64, env "UPDRAFT_WEBHOOK_TIMEOUT_SECS", default("10");
     /// Milliseconds before the first retry of a failed webhook delivery; it doubles with each.
     webhook_retry_base_ms: u64, env "UPDRAFT_WEBHOOK_RETRY_BASE_MS", default("5000");
@@ -321,6 +321,9 @@ impl BusUrl {
     }
 }
 
+/// The longest webhook attempt; see `check_ranges`.
+const MAX_WEBHOOK_TIMEOUT_SECS: u64 = 240;
+
 /// `url` if it names PostgreSQL.
 pub fn database_url(url: &str) -> anyhow::Result<String> {
     match url.split_once("://").map(|(scheme, _)| scheme) {
@@ -418,6 +421,11 @@ impl Layered {
         }
         if !(0..=19).contains(&self.api_nice) {
             return Err(format_err!("--api-nice is from 0 to 19, not {}", self.api_nice));
+        }
+        // A shared store leases a claimed delivery to its worker for 5 minutes (`postgres/webhooks.rs`): an attempt
+        // must end well within it, or another node would attempt the same delivery.
+        if self.webhook_timeout_secs > MAX_WEBHOOK_TIMEOUT_SECS {
+            return Err(format_err!("--webhook-timeout-secs is at most {MAX_WEBHOOK_TIMEOUT_SECS}"));
         }
         Ok(())
     }

@@ -29,6 +29,8 @@ mod params;
 mod schemas;
 mod search;
 mod tenants;
+#[cfg(test)]
+mod test_database;
 mod users;
 mod webhooks;
 

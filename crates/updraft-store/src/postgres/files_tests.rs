@@ -6,7 +6,7 @@ use std::sync::Arc;
 use serde_json::{Map, json};
 use updraft_core::ids::ObjectId;
 
-use super::super::webhooks::test_database::TestDatabase;
+use super::super::test_database::TestDatabase;
 use crate::files::{FileStatus, Files, NewFile, StoredBytes};
 use crate::postgres::{PostgresStore, now_ms};
 use crate::{Access, Acl, Author, Collection, ObjectRef, Patch, Schemas, Store, StoreError, Subject};

@@ -151,7 +151,6 @@ pub(super) async fn forget_backend(tx: &mut sqlx::PgConnection, backend: &str) -
         drop_key_indexes(tx, backend, object_type, &[]).await?;
         drop_cascades(tx, backend, object_type).await?;
     }
-    super::search::forget_backend(tx, backend).await?;
     sqlx::query("DELETE FROM webhook_deliveries WHERE webhook_id IN (SELECT id FROM webhooks WHERE backend = $1)")
         .bind(backend)
         .execute(&mut *tx)
@@ -160,7 +159,8 @@ pub(super) async fn forget_backend(tx: &mut sqlx::PgConnection, backend: &str) -
         let sql = format!("DELETE FROM {table} WHERE backend = $1");
         sqlx::query(sqlx::AssertSqlSafe(sql)).bind(backend).execute(&mut *tx).await?;
     }
-    Ok(())
+    // Last, as in `put_schema`.
+    super::search::forget_backend(tx, backend).await
 }
 
 /// Schema DDL of one collection, made by any node, takes turns with the others'.
@@ -213,11 +213,13 @@ impl Schemas for PostgresStore {
             for property in &added {
                 create_key_index(&mut tx, backend, object_type, property).await?;
             }
-            super::search::reindex(&mut tx, backend, object_type, &rules.searched).await?;
             drop_cascades(&mut tx, backend, object_type).await?;
             for cascade in &rules.cascades {
                 create_cascade(&mut tx, backend, object_type, cascade).await?;
             }
+            // After every index DDL: DDL on `objects` waits for the writers in flight, which may be waiting on the
+            // row of searched properties this takes (`search::index`).
+            super::search::reindex(&mut tx, backend, object_type, &rules.searched).await?;
             tx.commit().await?;
             if !added.is_empty() {
                 // Statistics for the new indexes' expressions, so that the planner weighs them from the first query.
@@ -264,7 +266,6 @@ impl Schemas for PostgresStore {
                 .execute(&mut *tx)
                 .await?;
             if deleted.rows_affected() == 1 {
-                super::search::forget(&mut tx, backend, object_type).await?;
                 drop_key_indexes(&mut tx, backend, object_type, &[]).await?;
                 drop_cascades(&mut tx, backend, object_type).await?;
                 sqlx::query("DELETE FROM objects WHERE backend = $1 AND object_type = $2")
@@ -272,6 +273,8 @@ impl Schemas for PostgresStore {
                     .bind(object_type)
                     .execute(&mut *tx)
                     .await?;
+                // Last, as in `put_schema`: after the DDL and the rows, which wait for writers in flight.
+                super::search::forget(&mut tx, backend, object_type).await?;
                 if object_type == crate::USERS {
                     // The users went with their schema, and so do their tokens.
                     super::tenants::revoke_backend_tokens(&mut tx, backend).await?;

@@ -8,7 +8,7 @@ use serde_json::{Value, json};
 use updraft_query::Sort;
 use updraft_query::search::{Expr, Operator};
 
-use super::super::webhooks::test_database::TestDatabase;
+use super::super::test_database::TestDatabase;
 use crate::postgres::PostgresStore;
 use crate::{Access, Acl, AclChange, Author, Collection, Page, Schemas, Search, SearchQuery, Store, Subject};
 

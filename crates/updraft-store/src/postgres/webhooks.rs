@@ -421,8 +421,5 @@ async fn redeliver(
 }
 
 #[cfg(test)]
-#[path = "test_database.rs"]
-pub(super) mod test_database;
-#[cfg(test)]
 #[path = "webhooks_tests.rs"]
 mod tests;

@@ -9,8 +9,8 @@ use std::time::Duration;
 use serde_json::{Map, json};
 use updraft_core::ids::ObjectId;
 
+use super::super::test_database::TestDatabase;
 use super::LEASE_MS;
-use super::test_database::TestDatabase;
 use crate::postgres::{PostgresStore, now_ms};
 use crate::{Access, Acl, Author, Collection, DeliveryStatus, Outcome, Patch, Store, WebhookSpec, Webhooks};
 
