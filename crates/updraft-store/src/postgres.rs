@@ -28,6 +28,7 @@ mod migrations;
 mod params;
 mod schemas;
 mod search;
+mod statistics;
 mod tenants;
 #[cfg(test)]
 mod test_database;
@@ -55,8 +56,8 @@ pub struct PostgresStore {
     pub(crate) following: std::sync::Arc<std::sync::atomic::AtomicBool>,
     /// How many webhooks exist (on any node's last count), so that the worker need not poll an empty queue.
     pub(crate) webhook_count: std::sync::Arc<std::sync::atomic::AtomicU64>,
-    /// The change follower and the webhook counter, which end with the store.
-    tasks: [tokio::task::JoinHandle<()>; 2],
+    /// The change follower, the webhook counter and the statistics keeper, which end with the store.
+    tasks: [tokio::task::JoinHandle<()>; 3],
 }
 
 impl PostgresStore {
@@ -77,6 +78,7 @@ impl PostgresStore {
         let tasks = [
             tokio::spawn(changes::follow(pool.clone(), committed.clone(), following.clone())),
             tokio::spawn(webhooks::count_webhooks_now_and_then(pool.clone(), webhook_count.clone(), committed.clone())),
+            tokio::spawn(statistics::keep_statistics(pool.clone())),
         ];
         let store = PostgresStore { pool, committed, following, webhook_count, tasks };
         store.count_webhooks().await?;
