@@ -7,11 +7,13 @@
 //!
 //! This crate knows SQL and JSON documents, and nothing of HTTP.
 
+mod backends;
 mod document;
 mod files;
 mod postgres;
 mod search;
 mod sqlite;
+mod stored_acl;
 mod webhooks;
 
 use serde_json::{Map, Value};

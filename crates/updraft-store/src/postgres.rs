@@ -15,7 +15,7 @@ pub(crate) use updraft_core::timestamp::now_ms;
 use crate::document::{self, new_document};
 use crate::{
     Access, Acl, AclChange, Author, BoxFuture, ChangeEvent, Collection, ListQuery, ObjectRef, Patch, Permission, Store,
-    StoreError, Subject,
+    StoreError,
 };
 
 mod changes;
@@ -102,20 +102,7 @@ pub(crate) fn plain(text: &str) -> bool {
     crate::sqlite::plain(text)
 }
 
-/// The stored form of an ACL: a JSON object of four arrays.
-pub(crate) fn acl_json(acl: &Acl) -> Value {
-    let list = |subjects: &[Subject]| subjects.iter().map(ToString::to_string).collect::<Vec<_>>();
-    serde_json::json!({
-        "read": list(&acl.read), "update": list(&acl.update), "delete": list(&acl.delete), "admin": list(&acl.admin)
-    })
-}
-
-pub(crate) fn parse_acl(value: &Value) -> Acl {
-    let list = |key: &str| -> Vec<Subject> {
-        value[key].as_array().into_iter().flatten().filter_map(|s| s.as_str()?.parse().ok()).collect()
-    };
-    Acl { read: list("read"), update: list("update"), delete: list("delete"), admin: list("admin") }
-}
+pub(crate) use crate::stored_acl::{from_value as parse_acl, to_value as acl_json};
 
 fn parse_doc(value: Value) -> Result<Map<String, Value>, StoreError> {
     match value {
@@ -166,16 +153,18 @@ fn storable(text: &str) -> Result<(), StoreError> {
     Ok(())
 }
 
+/// Stores a new object's document, with its search row; answers the JSON text stored, for its change.
 async fn insert_doc(
     tx: &mut sqlx::PgConnection,
     at: Collection<'_>,
     id: ObjectId,
-    text: &str,
+    doc: &Map<String, Value>,
     now: i64,
     acl: &Acl,
     parent: Option<&ObjectRef>,
-) -> Result<(), StoreError> {
-    storable(text)?;
+) -> Result<String, StoreError> {
+    let text = serde_json::to_string(doc).map_err(|err| StoreError::Database(err.to_string()))?;
+    storable(&text)?;
     sqlx::query(
         "INSERT INTO objects (backend, object_type, id, doc, created_ms, updated_ms, acl, public_read, parent_type,
                               parent_id)
@@ -184,7 +173,7 @@ async fn insert_doc(
     .bind(at.backend)
     .bind(at.object_type)
     .bind(id.to_string())
-    .bind(text)
+    .bind(&text)
     .bind(now)
     .bind(acl_json(acl))
     .bind(acl.is_public_read())
@@ -193,10 +182,8 @@ async fn insert_doc(
     .execute(&mut *tx)
     .await
     .map_err(unique_violation)?;
-    if let Ok(Value::Object(doc)) = serde_json::from_str::<Value>(text) {
-        search::index(tx, at.backend, at.object_type, &id.to_string(), &doc).await?;
-    }
-    Ok(())
+    search::index(tx, at.backend, at.object_type, &id.to_string(), doc).await?;
+    Ok(text)
 }
 
 /// Applies `patch` to the object within `tx`; `None` when the caller cannot see it. Answers the object and the
@@ -334,11 +321,10 @@ impl Store for PostgresStore {
         Box::pin(async move {
             let id = ObjectId::generate();
             let now = now_ms();
-            let doc = Value::Object(new_document(at, id, properties, author, now));
-            let text = doc.to_string();
+            let doc = new_document(at, id, properties, author, now);
             let acl = acl.resolve_creator(author.user);
             let mut tx = self.pool.begin().await?;
-            insert_doc(&mut tx, at, id, &text, now, &acl, parent.as_ref()).await?;
+            let text = insert_doc(&mut tx, at, id, &doc, now, &acl, parent.as_ref()).await?;
             let inherited = match &parent {
                 Some(parent) => {
                     let at = Collection { backend: at.backend, object_type: &parent.object_type };
@@ -360,7 +346,7 @@ impl Store for PostgresStore {
             let seq = changes::record(&mut tx, change).await?;
             tx.commit().await?;
             announce(&self.committed, seq);
-            Ok(doc)
+            Ok(Value::Object(doc))
         })
     }
 

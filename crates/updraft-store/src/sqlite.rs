@@ -17,7 +17,7 @@ use updraft_query::sqlite::Bind;
 use crate::document::{self, new_document};
 use crate::{
     Access, Acl, AclChange, Author, BoxFuture, ChangeEvent, Collection, ListQuery, ObjectRef, Patch, Permission, Store,
-    StoreError, Subject, USERGROUPS, USERS,
+    StoreError, USERGROUPS, USERS,
 };
 use lists::{ListRead, Shape};
 
@@ -235,21 +235,13 @@ fn collection_literal(object_type: &str) -> Result<String, StoreError> {
     Ok(format!("object_type = '{object_type}'"))
 }
 
-/// The stored form of an ACL: a JSON object of four arrays.
+/// The stored form of an ACL (`stored_acl`), as text.
 pub(crate) fn acl_json(acl: &Acl) -> String {
-    let list = |subjects: &[Subject]| subjects.iter().map(ToString::to_string).collect::<Vec<_>>();
-    serde_json::json!({
-        "read": list(&acl.read), "update": list(&acl.update), "delete": list(&acl.delete), "admin": list(&acl.admin)
-    })
-    .to_string()
+    crate::stored_acl::to_value(acl).to_string()
 }
 
 pub(crate) fn parse_acl(text: &str) -> Acl {
-    let value: Value = serde_json::from_str(text).unwrap_or(Value::Null);
-    let list = |key: &str| -> Vec<Subject> {
-        value[key].as_array().into_iter().flatten().filter_map(|s| s.as_str()?.parse().ok()).collect()
-    };
-    Acl { read: list("read"), update: list("update"), delete: list("delete"), admin: list("admin") }
+    crate::stored_acl::from_value(&serde_json::from_str(text).unwrap_or(Value::Null))
 }
 
 /// A SQL condition, over a row of `objects`, that the caller may read it; with its binds. `admin` implies

@@ -149,8 +149,8 @@ async fn a_write_racing_a_change_of_the_searched_properties_is_indexed_with_the_
     // The writer first: the change waits for it, then reads its object.
     let mut writer = store.pool.begin().await.unwrap();
     let id = updraft_core::ids::ObjectId::generate();
-    let doc = json!({"id": id.to_string(), "objectType": "objects.notes", "a": "old", "b": "first"}).to_string();
-    super::super::insert_doc(&mut writer, notes, id, &doc, 1, &public(), None).await.unwrap();
+    let doc = json!({"id": id.to_string(), "objectType": "objects.notes", "a": "old", "b": "first"});
+    super::super::insert_doc(&mut writer, notes, id, doc.as_object().unwrap(), 1, &public(), None).await.unwrap();
     let change = tokio::spawn({
         let store = store.clone();
         async move {

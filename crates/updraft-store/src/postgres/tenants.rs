@@ -3,24 +3,8 @@
 use updraft_core::ids::ObjectId;
 
 use super::{PostgresStore, now_ms};
+use crate::backends::{BACKEND_COLUMNS, BackendRow, ENVIRONMENTS, backend_from, new_backend};
 use crate::{AccessDefaults, App, Backend, BoxFuture, StoreError, Tenants, TokenGrant};
-
-const ENVIRONMENTS: [&str; 2] = ["development", "production"];
-
-fn secret() -> String {
-    hex::encode(rand::random::<[u8; 32]>())
-}
-
-type BackendRow = (String, String, String, String, String, String, String);
-
-fn backend_from(row: BackendRow) -> Backend {
-    let (id, app_id, environment, master_key, api_key, secret, access) = row;
-    // The column is written only from `AccessDefaults::as_str`; anything else is read as the safer one.
-    let access = AccessDefaults::parse(&access).unwrap_or(AccessDefaults::Locked);
-    Backend { id, app_id, environment, master_key, api_key, secret, access }
-}
-
-const BACKEND_COLUMNS: &str = "id, app_id, environment, master_key, api_key, secret, access_defaults";
 
 impl PostgresStore {
     async fn load_app(&self, id: &str, name: String) -> Result<App, StoreError> {
@@ -51,15 +35,7 @@ impl Tenants for PostgresStore {
                 .await?;
             let mut backends = Vec::new();
             for environment in ENVIRONMENTS {
-                let backend = Backend {
-                    id: ObjectId::generate().to_string(),
-                    app_id: app.id.clone(),
-                    environment: environment.to_owned(),
-                    master_key: secret(),
-                    api_key: secret(),
-                    secret: secret(),
-                    access: access(environment),
-                };
+                let backend = new_backend(&app.id, environment, access(environment));
                 sqlx::query(sqlx::AssertSqlSafe(format!(
                     "INSERT INTO backends ({BACKEND_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7)"
                 )))

@@ -22,11 +22,11 @@ impl Users for PostgresStore {
             let at = Collection { backend, object_type: USERS };
             let id = ObjectId::generate();
             let now = now_ms();
-            let text = Value::Object(new_document(at, id, properties, author, now)).to_string();
+            let doc = new_document(at, id, properties, author, now);
             // A user is the creator of itself, whoever signed it up.
             let acl = acl.resolve_creator(Some(&id.to_string()));
             let mut tx = self.pool.begin().await?;
-            insert_doc(&mut tx, at, id, &text, now, &acl, None).await?;
+            let text = insert_doc(&mut tx, at, id, &doc, now, &acl, None).await?;
             let id = id.to_string();
             sqlx::query("INSERT INTO passwords (backend, user_id, hash) VALUES ($1, $2, $3)")
                 .bind(backend)
@@ -47,7 +47,7 @@ impl Users for PostgresStore {
             let seq = changes::record(&mut tx, change).await?;
             tx.commit().await?;
             announce(&self.committed, seq);
-            Ok(serde_json::from_str(&text).expect("we just serialized it"))
+            Ok(Value::Object(doc))
         })
     }
 

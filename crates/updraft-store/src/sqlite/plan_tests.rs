@@ -4,7 +4,7 @@
 use serde_json::json;
 
 use super::*;
-use crate::Schemas;
+use crate::{Schemas, Subject};
 
 const ALL: Access<'static> = Access::Everything;
 
