@@ -18,6 +18,7 @@ use crate::{
     StoreError,
 };
 
+mod catalog;
 mod changes;
 mod deletes;
 mod files;
@@ -54,6 +55,8 @@ pub struct PostgresStore {
     pub(crate) committed: std::sync::Arc<tokio::sync::watch::Sender<u64>>,
     /// Whether the follower is listening now; see `Changes::following`.
     pub(crate) following: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    /// Backends, schemas and key indexes, kept while the follower listens (`catalog.rs`).
+    pub(crate) catalog: std::sync::Arc<catalog::Catalog>,
     /// How many webhooks exist (on any node's last count), so that the worker need not poll an empty queue.
     pub(crate) webhook_count: std::sync::Arc<std::sync::atomic::AtomicU64>,
     /// The change follower, the webhook counter and the statistics keeper, which end with the store.
@@ -75,12 +78,13 @@ impl PostgresStore {
         let committed = std::sync::Arc::new(tokio::sync::watch::Sender::new(latest.max(0) as u64));
         let following = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
         let webhook_count = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
+        let catalog = std::sync::Arc::new(catalog::Catalog::default());
         let tasks = [
-            tokio::spawn(changes::follow(pool.clone(), committed.clone(), following.clone())),
+            tokio::spawn(changes::follow(pool.clone(), committed.clone(), following.clone(), catalog.clone())),
             tokio::spawn(webhooks::count_webhooks_now_and_then(pool.clone(), webhook_count.clone(), committed.clone())),
             tokio::spawn(statistics::keep_statistics(pool.clone())),
         ];
-        let store = PostgresStore { pool, committed, following, webhook_count, tasks };
+        let store = PostgresStore { pool, committed, following, webhook_count, catalog, tasks };
         store.count_webhooks().await?;
         Ok(store)
     }

@@ -18,6 +18,7 @@ use serde_json::Value;
 use sqlx::postgres::{PgListener, PgPool};
 use tokio::sync::watch;
 
+use super::catalog::Catalog;
 use super::{PostgresStore, acl_json, announce, now_ms, parse_acl};
 use crate::{Acl, Author, BoxFuture, Change, ChangeEvent, Changes, StoreError};
 
@@ -25,6 +26,8 @@ use crate::{Acl, Author, BoxFuture, Change, ChangeEvent, Changes, StoreError};
 const CHANGE_LOCK: i64 = 0x0075_7064_7261_6674;
 /// The notification channel of committed changes; the payload is the `seq`.
 const CHANNEL: &str = "updraft_changes";
+/// The notification channel of catalog changes (`catalog.rs`).
+const CATALOG: &str = "updraft_catalog";
 
 /// One change as the writer knows it.
 pub(crate) struct Recorded<'a> {
@@ -66,11 +69,17 @@ pub(crate) async fn record(tx: &mut sqlx::PgConnection, change: Recorded<'_>) ->
 
 /// Wakes this node's watchers as changes of any node commit; reconnects with backoff, and on each (re)connect
 /// reads the latest `seq`, so that what committed while it was away is announced too. Ends when the pool closes.
-pub(crate) async fn follow(pool: PgPool, committed: Arc<watch::Sender<u64>>, following: Arc<AtomicBool>) {
+pub(crate) async fn follow(
+    pool: PgPool,
+    committed: Arc<watch::Sender<u64>>,
+    following: Arc<AtomicBool>,
+    catalog: Arc<Catalog>,
+) {
     let mut pause = Duration::from_millis(100);
     while !pool.is_closed() {
-        let err = listen(&pool, &committed, &following, &mut pause).await;
+        let err = listen(&pool, &committed, &following, &catalog, &mut pause).await;
         following.store(false, Ordering::Release);
+        catalog.set_listening(false);
         if pool.is_closed() {
             return;
         }
@@ -85,6 +94,7 @@ async fn listen(
     pool: &PgPool,
     committed: &watch::Sender<u64>,
     following: &AtomicBool,
+    catalog: &Catalog,
     pause: &mut Duration,
 ) -> sqlx::Error {
     let mut listener = match PgListener::connect_with(pool).await {
@@ -93,9 +103,10 @@ async fn listen(
     };
     // Without this, a lost connection would be re-established silently, and what was notified meanwhile lost.
     listener.ignore_pool_close_event(false);
-    if let Err(err) = listener.listen(CHANNEL).await {
+    if let Err(err) = listener.listen_all([CHANNEL, CATALOG]).await {
         return err;
     }
+    catalog.set_listening(true);
     match sqlx::query_as::<_, (i64,)>("SELECT coalesce(max(seq), 0) FROM changes").fetch_one(pool).await {
         Ok((latest,)) => announce(committed, latest),
         Err(err) => return err,
@@ -104,6 +115,7 @@ async fn listen(
     *pause = Duration::from_millis(100);
     loop {
         match listener.try_recv().await {
+            Ok(Some(notification)) if notification.channel() == CATALOG => catalog.forget(),
             Ok(Some(notification)) => {
                 if let Ok(seq) = notification.payload().parse::<i64>() {
                     announce(committed, seq);

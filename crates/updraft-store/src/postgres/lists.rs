@@ -1,10 +1,15 @@
 //! Lists, counts and their plans in PostgreSQL: one statement each, compiled by `updraft_query::postgres`.
 //!
 //! Filter, sort and permissions all run in the database. The collection is named literally so that the planner
-//! may use the partial key indexes of `schemas.rs`; which properties have one, and whether any row holds an
-//! array in them, is read in the same snapshot (a `REPEATABLE READ` transaction) as the query itself, so a
-//! schema change or a write landing between the two cannot make the answer wrong. A read runs under a statement
+//! may use the partial key indexes of `schemas.rs`. Which properties have one comes from the node's catalog
+//! (`catalog.rs`), and may be a notification's latency old; that only decides whether the statement is written in
+//! index terms, which mean the same with or without the index. Whether any row holds an array in them, which
+//! changes what those terms mean, is read in the same snapshot (a `REPEATABLE READ` transaction) as the query
+//! itself, so a write landing between the two cannot make the answer wrong. A read runs under a statement
 //! timeout and is refused past it, as the SQLite store refuses an over-budget read.
+
+use std::collections::HashSet;
+use std::sync::Arc;
 
 use serde_json::Value;
 use updraft_query::postgres::{self as query_sql, Indexed, Layout};
@@ -61,24 +66,20 @@ impl ListRead<'_> {
         Ok((sql, params))
     }
 
-    /// The filtered properties with a key index, and whether any object of the collection holds an array there.
-    async fn indexed(&self, tx: &mut sqlx::PgConnection) -> Result<Vec<Indexed>, StoreError> {
-        let filtered: Vec<String> =
-            self.filter.properties().into_iter().filter(|p| !RESERVED.contains(p)).map(str::to_owned).collect();
-        if filtered.is_empty() {
+    /// The filtered properties among `keyed` (those with a key index), and whether any object of the collection
+    /// holds an array there.
+    async fn indexed(&self, tx: &mut sqlx::PgConnection, keyed: &HashSet<String>) -> Result<Vec<Indexed>, StoreError> {
+        let mut have: Vec<&str> =
+            self.filter.properties().into_iter().filter(|p| !RESERVED.contains(p) && keyed.contains(*p)).collect();
+        have.sort_unstable();
+        have.dedup();
+        if have.is_empty() {
             return Ok(Vec::new());
         }
-        let have: Vec<(String,)> = sqlx::query_as(
-            "SELECT property FROM property_indexes WHERE backend = $1 AND object_type = $2 AND property = ANY($3)",
-        )
-        .bind(self.at.backend)
-        .bind(self.at.object_type)
-        .bind(&filtered)
-        .fetch_all(&mut *tx)
-        .await?;
         let collection = collection_literal("objects", self.at.backend, self.at.object_type)?;
         let mut indexed = Vec::with_capacity(have.len());
-        for (property,) in have {
+        for property in have {
+            let property = property.to_owned();
             // One probe of the key index: arrays rank apart from every other type (`key_index_terms`).
             let probe = format!(
                 "SELECT EXISTS (SELECT 1 FROM objects WHERE {collection} AND {})",
@@ -123,18 +124,38 @@ pub(super) fn refused(err: sqlx::Error) -> StoreError {
 }
 
 impl PostgresStore {
+    /// The properties of the collection with a key index, from the catalog.
+    pub(super) async fn keyed(&self, at: Collection<'_>) -> Result<Arc<HashSet<String>>, StoreError> {
+        let miss = match self.catalog.indexed(at.backend, at.object_type) {
+            Ok(keyed) => return Ok(keyed),
+            Err(miss) => miss,
+        };
+        let rows: Vec<(String,)> =
+            sqlx::query_as("SELECT property FROM property_indexes WHERE backend = $1 AND object_type = $2")
+                .bind(at.backend)
+                .bind(at.object_type)
+                .fetch_all(&self.pool)
+                .await?;
+        let keyed = Arc::new(rows.into_iter().map(|(property,)| property).collect());
+        self.catalog.keep_indexed(miss, at.backend, at.object_type, &keyed);
+        Ok(keyed)
+    }
+
     /// Runs `read` in one snapshot under the read time limit: `run` gets the statement and its parameters.
     async fn read<T>(
         &self,
         read: &ListRead<'_>,
         run: impl AsyncFnOnce(&mut sqlx::PgConnection, &str, &Params) -> Result<T, sqlx::Error>,
     ) -> Result<T, StoreError> {
-        let mut tx = self.pool.begin().await?;
-        sqlx::query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY").execute(&mut *tx).await?;
-        sqlx::query(sqlx::AssertSqlSafe(format!("SET LOCAL statement_timeout = {MAX_READ_MS}")))
-            .execute(&mut *tx)
+        let keyed = self.keyed(read.at).await?;
+        // One round trip for both: a custom BEGIN goes as a simple query, which may hold several statements.
+        let mut tx = self
+            .pool
+            .begin_with(sqlx::AssertSqlSafe(format!(
+                "BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY; SET LOCAL statement_timeout = {MAX_READ_MS}"
+            )))
             .await?;
-        let indexed = read.indexed(&mut tx).await?;
+        let indexed = read.indexed(&mut tx, &keyed).await?;
         let (sql, params) = read.statement(&indexed)?;
         let answer = run(&mut tx, &sql, &params).await.map_err(refused)?;
         tx.commit().await?;
@@ -175,9 +196,9 @@ impl PostgresStore {
     ) -> Result<QueryPlan, StoreError> {
         let shape = if count { Shape::Count } else { Shape::Page(query.page) };
         let read = ListRead { at, filter: query.filter, sort: query.sort, shape, access };
-        let mut tx = self.pool.begin().await?;
-        sqlx::query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY").execute(&mut *tx).await?;
-        let indexed = read.indexed(&mut tx).await?;
+        let keyed = self.keyed(at).await?;
+        let mut tx = self.pool.begin_with("BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY").await?;
+        let indexed = read.indexed(&mut tx, &keyed).await?;
         let (sql, params) = read.statement(&indexed)?;
         let rows: Vec<(String,)> = params.query_as(&format!("EXPLAIN {sql}")).fetch_all(&mut *tx).await?;
         // Index names are made up (`schemas.rs`): the plan names each key index by what it indexes instead.

@@ -221,6 +221,7 @@ impl Schemas for PostgresStore {
             // row of searched properties this takes (`search::index`).
             super::search::reindex(&mut tx, backend, object_type, &rules.searched).await?;
             tx.commit().await?;
+            self.catalog.forget();
             if !added.is_empty() {
                 // Statistics for the new indexes' expressions, so that the planner weighs them from the first query.
                 sqlx::query("ANALYZE objects").execute(&self.pool).await?;
@@ -235,13 +236,19 @@ impl Schemas for PostgresStore {
         object_type: &'a str,
     ) -> BoxFuture<'a, Result<Option<Value>, StoreError>> {
         Box::pin(async move {
+            let miss = match self.catalog.schema(backend, object_type) {
+                Ok(schema) => return Ok(schema),
+                Err(miss) => miss,
+            };
             let row: Option<(Value,)> =
                 sqlx::query_as("SELECT schema FROM object_types WHERE backend = $1 AND name = $2")
                     .bind(backend)
                     .bind(object_type)
                     .fetch_optional(&self.pool)
                     .await?;
-            Ok(row.map(|(schema,)| schema))
+            let schema = row.map(|(schema,)| schema);
+            self.catalog.keep_schema(miss, backend, object_type, schema.as_ref());
+            Ok(schema)
         })
     }
 
@@ -286,6 +293,7 @@ impl Schemas for PostgresStore {
                 }
             }
             tx.commit().await?;
+            self.catalog.forget();
             Ok(deleted.rows_affected() == 1)
         })
     }

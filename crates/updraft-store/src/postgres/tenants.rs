@@ -90,18 +90,27 @@ impl Tenants for PostgresStore {
             sqlx::query("DELETE FROM backends WHERE app_id = $1").bind(id).execute(&mut *tx).await?;
             let deleted = sqlx::query("DELETE FROM apps WHERE id = $1").bind(id).execute(&mut *tx).await?;
             tx.commit().await?;
+            self.catalog.forget();
             Ok(deleted.rows_affected() == 1)
         })
     }
 
     fn backend<'a>(&'a self, id: &'a str) -> BoxFuture<'a, Result<Option<Backend>, StoreError>> {
         Box::pin(async move {
+            let miss = match self.catalog.backend(id) {
+                Ok(backend) => return Ok(Some(backend)),
+                Err(miss) => miss,
+            };
             let row: Option<BackendRow> =
                 sqlx::query_as(sqlx::AssertSqlSafe(format!("SELECT {BACKEND_COLUMNS} FROM backends WHERE id = $1")))
                     .bind(id)
                     .fetch_optional(&self.pool)
                     .await?;
-            Ok(row.map(backend_from))
+            let backend = row.map(backend_from);
+            if let Some(backend) = &backend {
+                self.catalog.keep_backend(miss, backend);
+            }
+            Ok(backend)
         })
     }
 
@@ -116,6 +125,7 @@ impl Tenants for PostgresStore {
                 .bind(backend)
                 .execute(&self.pool)
                 .await?;
+            self.catalog.forget();
             Ok(changed.rows_affected() == 1)
         })
     }
