@@ -22,6 +22,7 @@ mod catalog;
 mod changes;
 mod deletes;
 mod files;
+mod group_commit;
 mod groups;
 mod import;
 mod lists;
@@ -55,6 +56,8 @@ pub struct PostgresStore {
     pub(crate) committed: std::sync::Arc<tokio::sync::watch::Sender<u64>>,
     /// Whether the follower is listening now; see `Changes::following`.
     pub(crate) following: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    /// Where inserts of objects with no parent queue for their batch.
+    inserts: group_commit::Inserts,
     /// Backends, schemas and key indexes, kept while the follower listens (`catalog.rs`).
     pub(crate) catalog: std::sync::Arc<catalog::Catalog>,
     /// How many webhooks exist (on any node's last count), so that the worker need not poll an empty queue.
@@ -84,7 +87,8 @@ impl PostgresStore {
             tokio::spawn(webhooks::count_webhooks_now_and_then(pool.clone(), webhook_count.clone(), committed.clone())),
             tokio::spawn(statistics::keep_statistics(pool.clone())),
         ];
-        let store = PostgresStore { pool, committed, following, webhook_count, catalog, tasks };
+        let inserts = group_commit::Inserts::start(pool.clone(), committed.clone());
+        let store = PostgresStore { pool, committed, following, webhook_count, inserts, catalog, tasks };
         store.count_webhooks().await?;
         Ok(store)
     }
@@ -327,6 +331,15 @@ impl Store for PostgresStore {
             let now = now_ms();
             let doc = new_document(at, id, properties, author, now);
             let acl = acl.resolve_creator(author.user);
+            if parent.is_none() {
+                let text = serde_json::to_string(&doc).map_err(|err| StoreError::Database(err.to_string()))?;
+                storable(&text)?;
+                let (pending, answer) = group_commit::pending(at, id.to_string(), doc, text, now, acl, author);
+                // The document comes back from the queue only as the caller's answer: keep a copy to answer with.
+                let doc = pending.doc.clone();
+                self.inserts.insert(pending, answer).await?;
+                return Ok(Value::Object(doc));
+            }
             let mut tx = self.pool.begin().await?;
             let text = insert_doc(&mut tx, at, id, &doc, now, &acl, parent.as_ref()).await?;
             let inherited = match &parent {

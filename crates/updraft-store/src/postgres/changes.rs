@@ -67,6 +67,51 @@ pub(crate) async fn record(tx: &mut sqlx::PgConnection, change: Recorded<'_>) ->
     Ok(seq)
 }
 
+/// The creations of a batch (`group_commit.rs`), column by column; documents and ACLs as JSON text.
+pub(crate) struct Creates<'a> {
+    pub backends: &'a [String],
+    pub object_types: &'a [String],
+    pub ids: &'a [String],
+    pub docs: &'a [String],
+    pub acls: &'a [String],
+    pub users: &'a [Option<String>],
+    pub request_ids: &'a [Option<String>],
+}
+
+/// Records a batch's creations in its order, under `CHANGE_LOCK` as `record` does; answers their `seq`s.
+pub(crate) async fn record_creates(tx: &mut sqlx::PgConnection, creates: Creates<'_>) -> Result<Vec<i64>, StoreError> {
+    sqlx::query("SELECT pg_advisory_xact_lock($1)").bind(CHANGE_LOCK).execute(&mut *tx).await?;
+    let rows: Vec<(i64, String)> = sqlx::query_as(
+        "INSERT INTO changes (backend, object_type, object_id, event, doc, acl, user_id, created_ms, request_id)
+         SELECT b, t, i, 'create', d, a::jsonb, usr, $8, req
+         FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[])
+              WITH ORDINALITY AS u(b, t, i, d, a, usr, req, n)
+         ORDER BY n
+         RETURNING seq, object_id",
+    )
+    .bind(creates.backends)
+    .bind(creates.object_types)
+    .bind(creates.ids)
+    .bind(creates.docs)
+    .bind(creates.acls)
+    .bind(creates.users)
+    .bind(creates.request_ids)
+    .bind(now_ms())
+    .fetch_all(&mut *tx)
+    .await?;
+    // RETURNING's order is not promised: each id finds its own `seq` (ids are unique within a batch).
+    let by_id: std::collections::HashMap<&str, i64> = rows.iter().map(|(seq, id)| (id.as_str(), *seq)).collect();
+    let seqs: Vec<i64> = creates
+        .ids
+        .iter()
+        .map(|id| by_id.get(id.as_str()).copied())
+        .collect::<Option<_>>()
+        .ok_or_else(|| StoreError::Database("a created object's change was not recorded".into()))?;
+    let latest = seqs.iter().max().copied().unwrap_or(0);
+    sqlx::query("SELECT pg_notify($1, $2)").bind(CHANNEL).bind(latest.to_string()).execute(&mut *tx).await?;
+    Ok(seqs)
+}
+
 /// Wakes this node's watchers as changes of any node commit; reconnects with backoff, and on each (re)connect
 /// reads the latest `seq`, so that what committed while it was away is announced too. Ends when the pool closes.
 pub(crate) async fn follow(

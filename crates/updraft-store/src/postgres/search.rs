@@ -72,6 +72,19 @@ pub(super) async fn index(
     write_row(tx, backend, object_type, id, doc, &properties).await
 }
 
+/// `index` for several new objects of one collection (`group_commit.rs`), reading its properties once.
+pub(super) async fn index_many<'d>(
+    tx: &mut sqlx::PgConnection,
+    at: crate::Collection<'_>,
+    rows: impl Iterator<Item = (&'d str, &'d Map<String, Value>)>,
+) -> Result<(), StoreError> {
+    let Some(properties) = searched(tx, at.backend, at.object_type, true).await? else { return Ok(()) };
+    for (id, doc) in rows {
+        write_row(tx, at.backend, at.object_type, id, doc, &properties).await?;
+    }
+    Ok(())
+}
+
 async fn write_row(
     tx: &mut sqlx::PgConnection,
     backend: &str,
