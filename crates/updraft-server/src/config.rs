@@ -123,6 +123,9 @@ serve_settings! {
     /// The EDS database: `postgres://user:password@host:port/database`, shared by every node of a cluster
     /// (docs/scale-out.md); the database must exist, and its tables are made or upgraded at start.
     database_url: String, env "DATABASE_URL", unset("SQLite in the data directory");
+    /// Connections this node keeps open to the `--database-url` database at most. Few is faster: each is a
+    /// PostgreSQL process, and more of them than the database's cores only take turns.
+    database_connections: u32, env "UPDRAFT_DATABASE_CONNECTIONS", default("8");
     /// Largest EDS file, in bytes (a multipart upload, or the total of a chunked one).
     max_file_bytes: u64, env "UPDRAFT_MAX_FILE_BYTES", default("1073741824");
     /// Seconds a file upload's body may take to arrive whole.
@@ -261,6 +264,7 @@ pub struct Settings {
     pub bus: Option<BusUrl>,
     /// `--database-url`: PostgreSQL instead of the embedded SQLite.
     pub database_url: Option<String>,
+    pub database_connections: u32,
     pub max_file_bytes: u64,
     pub file_body_timeout: Duration,
     pub file_url_lifetime: Duration,
@@ -368,6 +372,7 @@ impl ServeArgs {
             blob_store: a.blob_store.clone().filter(|it| !it.is_empty()),
             bus: a.bus.as_deref().filter(|it| !it.is_empty()).map(BusUrl::parse).transpose()?,
             database_url: a.database_url.as_deref().filter(|it| !it.is_empty()).map(database_url).transpose()?,
+            database_connections: a.database_connections,
             max_file_bytes: a.max_file_bytes,
             file_body_timeout: Duration::from_secs(a.file_body_timeout_secs),
             file_url_lifetime: Duration::from_secs(a.file_url_lifetime_secs),
@@ -412,6 +417,9 @@ impl Layered {
         }
         if self.file_url_lifetime_secs == 0 {
             return Err(format_err!("a file's download URL must work for at least one second"));
+        }
+        if !(2..=1000).contains(&self.database_connections) {
+            return Err(format_err!("--database-connections is from 2 to 1000, not {}", self.database_connections));
         }
         if self.max_connections == Some(0) {
             return Err(format_err!("--max-connections must be at least 1"));

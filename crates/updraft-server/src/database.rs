@@ -16,14 +16,11 @@ pub(crate) struct OpenStore {
     pub shared: bool,
 }
 
-/// Connections each node keeps to PostgreSQL at most.
-const POSTGRES_CONNECTIONS: u32 = 32;
-
 /// Opened from a worker, so that the threads it starts share the HTTP runtime's priority (see `runtimes`).
 pub(crate) async fn open_store(settings: &Settings) -> anyhow::Result<OpenStore> {
     let (store, shared): (Arc<dyn Database>, bool) = match &settings.database_url {
         Some(url) => {
-            let options = PostgresOptions { url: url.clone(), max_connections: POSTGRES_CONNECTIONS };
+            let options = PostgresOptions { url: url.clone(), max_connections: settings.database_connections };
             let store = tokio::spawn(async move { PostgresStore::open(&options).await })
                 .await
                 .context("opening the EDS database (PostgreSQL)")?
