@@ -180,6 +180,21 @@ pub trait Changes: Send + Sync {
     fn following(&self) -> bool {
         true
     }
+    /// Users whose standing (tokens, group memberships) changed on any node, as those changes commit, for the
+    /// node's sessions to look at them again. `None` for an embedded store: its one node made every change and
+    /// told its sessions itself.
+    fn standing_changes(&self) -> Option<tokio::sync::broadcast::Receiver<StandingChange>> {
+        None
+    }
+}
+
+/// A change of a user's standing, made by any node of a cluster ([`Changes::standing_changes`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StandingChange {
+    /// A token of the user was revoked, or it joined or left a group.
+    User { backend: String, user: String },
+    /// Changes may have been missed (the node stopped hearing of them for a while): anyone's may have changed.
+    Anyone,
 }
 
 /// A window of a list.

@@ -50,6 +50,9 @@ pub struct PostgresOptions {
     pub max_connections: u32,
 }
 
+/// Standing changes a slow session task may fall behind by before it re-checks everyone instead.
+const STANDING_BACKLOG: usize = 1024;
+
 pub struct PostgresStore {
     pub(crate) pool: PgPool,
     /// Grows as changes commit, on this node or another; see `Changes::watch_changes`.
@@ -60,6 +63,8 @@ pub struct PostgresStore {
     inserts: group_commit::Inserts,
     /// Backends, schemas and key indexes, kept while the follower listens (`catalog.rs`).
     pub(crate) catalog: std::sync::Arc<catalog::Catalog>,
+    /// Users' standing changed by any node, as the follower hears of it (`Changes::standing_changes`).
+    pub(crate) standing: tokio::sync::broadcast::Sender<crate::StandingChange>,
     /// How many webhooks exist (on any node's last count), so that the worker need not poll an empty queue.
     pub(crate) webhook_count: std::sync::Arc<std::sync::atomic::AtomicU64>,
     /// The change follower, the webhook counter and the statistics keeper, which end with the store.
@@ -82,13 +87,20 @@ impl PostgresStore {
         let following = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
         let webhook_count = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
         let catalog = std::sync::Arc::new(catalog::Catalog::default());
+        let standing = tokio::sync::broadcast::Sender::new(STANDING_BACKLOG);
+        let heard = changes::Heard {
+            committed: committed.clone(),
+            following: following.clone(),
+            catalog: catalog.clone(),
+            standing: standing.clone(),
+        };
         let tasks = [
-            tokio::spawn(changes::follow(pool.clone(), committed.clone(), following.clone(), catalog.clone())),
+            tokio::spawn(changes::follow(pool.clone(), heard)),
             tokio::spawn(webhooks::count_webhooks_now_and_then(pool.clone(), webhook_count.clone(), committed.clone())),
             tokio::spawn(statistics::keep_statistics(pool.clone())),
         ];
         let inserts = group_commit::Inserts::start(pool.clone(), committed.clone());
-        let store = PostgresStore { pool, committed, following, webhook_count, inserts, catalog, tasks };
+        let store = PostgresStore { pool, committed, following, webhook_count, inserts, catalog, standing, tasks };
         store.count_webhooks().await?;
         Ok(store)
     }

@@ -5,8 +5,9 @@
 //! Each stream or socket opened by a user of a backend this server hosts is remembered under (backend, user)
 //! with the hash of its token. Whatever changes a user's standing (a token revoked, the user deleted or its
 //! password changed, a group joined or left) calls [`Sessions::user_changed`], which looks the user up again
-//! and applies the answer to each of its streams and sockets. A periodic re-check does the same for every
-//! followed user, as a safety net for changes made by other paths (cascading deletes, token expiry).
+//! and applies the answer to each of its streams and sockets. On a shared store, the same changes made through
+//! other nodes are heard of from the store (`Changes::standing_changes`). A periodic re-check does the same for
+//! every followed user, as a safety net for changes made by other paths (token expiry).
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -14,10 +15,11 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use sha2::{Digest, Sha256};
+use tokio::sync::broadcast::error::RecvError;
 use updraft_bus::Follows;
 use updraft_core::ids::ObjectId;
 use updraft_gateway::{Gateway, Permissions, SocketId, Tag};
-use updraft_store::{Access, ChangeEvent, Collection, StoreError, Subject, USERGROUPS, USERS};
+use updraft_store::{Access, ChangeEvent, Collection, StandingChange, StoreError, Subject, USERGROUPS, USERS};
 use updraft_ws::close_code;
 
 use super::{group_subjects, user_subject};
@@ -289,6 +291,25 @@ fn spawn_recheck(state: &ApiState) {
         })
         .await;
     });
+    if let Some(mut standing) = state.changes.standing_changes() {
+        // Revocations and memberships changed through other nodes of a cluster (this node's own come twice: the
+        // second look finds nothing new).
+        let app = Arc::downgrade(&state.0);
+        tokio::spawn(async move {
+            loop {
+                let heard = standing.recv().await;
+                let Some(app) = app.upgrade() else { return };
+                let state = ApiState(app);
+                match heard {
+                    Ok(StandingChange::User { backend, user }) => {
+                        state.sessions.user_changed(&state, &backend, &user).await;
+                    }
+                    Ok(StandingChange::Anyone) | Err(RecvError::Lagged(_)) => state.sessions.recheck(&state).await,
+                    Err(RecvError::Closed) => return,
+                }
+            }
+        });
+    }
     let app = Arc::downgrade(&state.0);
     tokio::spawn(async move {
         let mut tick = tokio::time::interval(RECHECK);

@@ -1,6 +1,7 @@
 //! Three nodes on one PostgreSQL database (`--database-url`) and one bus, Redis or NATS: a change made through
 //! any node reaches the sockets of every node exactly once, and a webhook exactly once, whichever node's worker
-//! takes it; an `eds`-mode socket opened on another node than the one that issued its URI follows its user.
+//! takes it; an `eds`-mode socket opened on another node than the one that issued its URI follows its user, and
+//! hears at once of a sign-out or a group left through another node.
 
 use std::time::Duration;
 
@@ -13,7 +14,9 @@ use crate::eds::sign_up;
 use crate::eds::{EMAIL, Eds, PASSWORD, eds_in};
 use crate::helpers::{assert_silent, close_code, next_text, open_args, spawn_app};
 use crate::security_gateways::bind_default;
-use crate::security_sessions::{bind_eds_gateway, delete_user, object_title, public_todo, revoke};
+use crate::security_sessions::{
+    bind_eds_gateway, delete_user, leave, object_title, public_todo, revoke, team_todo, team_with,
+};
 use crate::test_database;
 use crate::webhooks::Receiver;
 
@@ -157,6 +160,51 @@ async fn an_eds_socket_opened_on_another_node_follows_its_user() {
     public_todo(&b, "hello bob").await;
     assert_eq!(object_title(&next_text(&mut ws).await), "hello bob");
     delete_user(&a, &bob_id).await;
+    assert_eq!(close_code(&mut ws).await, 1008);
+}
+
+#[tokio::test]
+async fn a_sign_out_or_a_group_left_through_one_node_reaches_the_users_socket_on_another() {
+    let bus = BusServer::start(Engine::Redis).await;
+    let ([a, b, _], _database) = three_nodes(&bus).await;
+    bind_eds_gateway(&a).await;
+    bind_eds_gateway(&b).await;
+    let (carol, carol_id) = sign_up(&a, "carol").await;
+    let team = team_with(&a, &carol_id).await;
+    let mut ws = socket_elsewhere(&a, &b, &carol).await;
+    team_todo(&a, &team, "for the team").await;
+    assert_eq!(object_title(&next_text(&mut ws).await), "for the team");
+
+    // Carol leaves the team through node A; node B, which holds her socket, hears of it from the database and
+    // re-scopes the socket long before its periodic re-check (a minute).
+    leave(&a, &team, &carol_id).await;
+    let started = std::time::Instant::now();
+    let mut n = 0;
+    loop {
+        n += 1;
+        team_todo(&a, &team, &format!("team {n}")).await;
+        public_todo(&a, &format!("public {n}")).await;
+        let mut team_frame = false;
+        loop {
+            let title = object_title(&next_text(&mut ws).await);
+            let title = title.as_str().unwrap_or_default();
+            if title == format!("public {n}") {
+                break;
+            }
+            team_frame |= title.starts_with("team ");
+        }
+        if !team_frame {
+            break;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(5),
+            "still in the team {:?} after leaving it",
+            started.elapsed()
+        );
+    }
+
+    // Signed out through node A: node B closes her socket (within `close_code`'s 3 s).
+    revoke(&a, &carol).await;
     assert_eq!(close_code(&mut ws).await, 1008);
 }
 

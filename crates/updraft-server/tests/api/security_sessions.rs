@@ -9,7 +9,7 @@ use crate::eds_stream::{assert_silent_raw, next_event, open_as_qt, schemas, stre
 use crate::helpers::*;
 
 /// A group with `user` in it; answers the group's id.
-async fn team_with(eds: &Eds, user: &str) -> String {
+pub(crate) async fn team_with(eds: &Eds, user: &str) -> String {
     let (status, group) = eds.call(Method::POST, "/v1/usergroups", Some(&eds.secret), Some(r#"{"name":"team"}"#)).await;
     assert_eq!(status, StatusCode::CREATED, "{group}");
     let id = group["id"].as_str().unwrap().to_owned();
@@ -23,14 +23,14 @@ fn members(group: &str) -> String {
     format!("/v1/usergroups/{group}/members")
 }
 
-async fn leave(eds: &Eds, group: &str, user: &str) {
+pub(crate) async fn leave(eds: &Eds, group: &str, user: &str) {
     let member = json!({"id": user, "objectType": "users"}).to_string();
     let (status, body) = eds.call(Method::DELETE, &members(group), Some(&eds.secret), Some(&member)).await;
     assert!(status.is_success(), "{body}");
 }
 
 /// A todo only `group` may read, made with the instance secret.
-async fn team_todo(eds: &Eds, group: &str, title: &str) {
+pub(crate) async fn team_todo(eds: &Eds, group: &str, title: &str) {
     let body = json!({"title": title, "accessControlList": {"read": [{"id": group, "objectType": "usergroups"}]}});
     let (status, todo) = eds.call(Method::POST, "/v1/objects/todos", Some(&eds.secret), Some(&body.to_string())).await;
     assert_eq!(status, StatusCode::CREATED, "{todo}");

@@ -16,11 +16,11 @@ use std::time::Duration;
 
 use serde_json::Value;
 use sqlx::postgres::{PgListener, PgPool};
-use tokio::sync::watch;
+use tokio::sync::{broadcast, watch};
 
 use super::catalog::Catalog;
 use super::{PostgresStore, acl_json, announce, now_ms, parse_acl};
-use crate::{Acl, Author, BoxFuture, Change, ChangeEvent, Changes, StoreError};
+use crate::{Acl, Author, BoxFuture, Change, ChangeEvent, Changes, StandingChange, StoreError};
 
 /// The advisory lock key of change recording (any constant; "updraft" in ASCII).
 const CHANGE_LOCK: i64 = 0x0075_7064_7261_6674;
@@ -28,6 +28,16 @@ const CHANGE_LOCK: i64 = 0x0075_7064_7261_6674;
 const CHANNEL: &str = "updraft_changes";
 /// The notification channel of catalog changes (`catalog.rs`).
 const CATALOG: &str = "updraft_catalog";
+/// The notification channel of users' standing (`migrations-postgres/0006_standing_notify.sql`): `<backend> <user>`.
+const STANDING: &str = "updraft_standing";
+
+/// What the follower tells as it hears it.
+pub(crate) struct Heard {
+    pub committed: Arc<watch::Sender<u64>>,
+    pub following: Arc<AtomicBool>,
+    pub catalog: Arc<Catalog>,
+    pub standing: broadcast::Sender<StandingChange>,
+}
 
 /// One change as the writer knows it.
 pub(crate) struct Recorded<'a> {
@@ -114,17 +124,12 @@ pub(crate) async fn record_creates(tx: &mut sqlx::PgConnection, creates: Creates
 
 /// Wakes this node's watchers as changes of any node commit; reconnects with backoff, and on each (re)connect
 /// reads the latest `seq`, so that what committed while it was away is announced too. Ends when the pool closes.
-pub(crate) async fn follow(
-    pool: PgPool,
-    committed: Arc<watch::Sender<u64>>,
-    following: Arc<AtomicBool>,
-    catalog: Arc<Catalog>,
-) {
+pub(crate) async fn follow(pool: PgPool, heard: Heard) {
     let mut pause = Duration::from_millis(100);
     while !pool.is_closed() {
-        let err = listen(&pool, &committed, &following, &catalog, &mut pause).await;
-        following.store(false, Ordering::Release);
-        catalog.set_listening(false);
+        let err = listen(&pool, &heard, &mut pause).await;
+        heard.following.store(false, Ordering::Release);
+        heard.catalog.set_listening(false);
         if pool.is_closed() {
             return;
         }
@@ -135,37 +140,41 @@ pub(crate) async fn follow(
 }
 
 /// Listens until the connection fails; answers why.
-async fn listen(
-    pool: &PgPool,
-    committed: &watch::Sender<u64>,
-    following: &AtomicBool,
-    catalog: &Catalog,
-    pause: &mut Duration,
-) -> sqlx::Error {
+async fn listen(pool: &PgPool, heard: &Heard, pause: &mut Duration) -> sqlx::Error {
     let mut listener = match PgListener::connect_with(pool).await {
         Ok(listener) => listener,
         Err(err) => return err,
     };
     // Without this, a lost connection would be re-established silently, and what was notified meanwhile lost.
     listener.ignore_pool_close_event(false);
-    if let Err(err) = listener.listen_all([CHANNEL, CATALOG]).await {
+    if let Err(err) = listener.listen_all([CHANNEL, CATALOG, STANDING]).await {
         return err;
     }
-    catalog.set_listening(true);
+    heard.catalog.set_listening(true);
     match sqlx::query_as::<_, (i64,)>("SELECT coalesce(max(seq), 0) FROM changes").fetch_one(pool).await {
-        Ok((latest,)) => announce(committed, latest),
+        Ok((latest,)) => announce(&heard.committed, latest),
         Err(err) => return err,
     }
-    following.store(true, Ordering::Release);
+    // What changed while nobody listened is unknown.
+    let _ = heard.standing.send(StandingChange::Anyone);
+    heard.following.store(true, Ordering::Release);
     *pause = Duration::from_millis(100);
     loop {
         match listener.try_recv().await {
-            Ok(Some(notification)) if notification.channel() == CATALOG => catalog.forget(),
-            Ok(Some(notification)) => {
-                if let Ok(seq) = notification.payload().parse::<i64>() {
-                    announce(committed, seq);
+            Ok(Some(notification)) => match notification.channel() {
+                CATALOG => heard.catalog.forget(),
+                STANDING => {
+                    if let Some((backend, user)) = notification.payload().split_once(' ') {
+                        let change = StandingChange::User { backend: backend.to_owned(), user: user.to_owned() };
+                        let _ = heard.standing.send(change);
+                    }
                 }
-            }
+                _ => {
+                    if let Ok(seq) = notification.payload().parse::<i64>() {
+                        announce(&heard.committed, seq);
+                    }
+                }
+            },
             Ok(None) => return sqlx::Error::Protocol("the notification connection was lost".into()),
             Err(err) => return err,
         }
@@ -241,6 +250,10 @@ impl Changes for PostgresStore {
 
     fn following(&self) -> bool {
         self.following.load(Ordering::Acquire)
+    }
+
+    fn standing_changes(&self) -> Option<broadcast::Receiver<StandingChange>> {
+        Some(self.standing.subscribe())
     }
 
     fn prune_changes(&self, before_ms: i64) -> BoxFuture<'_, Result<u64, StoreError>> {
