@@ -174,7 +174,7 @@ settle() {
 
 # pg ARG...: psql as postgres on the local PostgreSQL, quiet.
 pg() { psql -q -h 127.0.0.1 -U postgres "$@"; }
-drop_db() { pg -c "DROP DATABASE IF EXISTS $1" postgres; }
+drop_db() { pg -c "DROP DATABASE IF EXISTS $1 WITH (FORCE)" postgres; }
 recreate_db() { pg -c "DROP DATABASE IF EXISTS $1" -c "CREATE DATABASE $1" postgres; }
 
 # peer_ready NAME [PACKAGE]: `npm ci` in bench/peers/NAME unless its node_modules (or node_modules/PACKAGE) is there.
