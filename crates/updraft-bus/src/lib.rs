@@ -9,6 +9,7 @@ use std::time::Duration;
 use bytes::Bytes;
 
 mod nats;
+mod nats_interest;
 mod nats_registry;
 mod redis;
 mod redis_registry;

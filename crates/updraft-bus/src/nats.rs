@@ -1,5 +1,6 @@
 //! The bus over NATS: a gateway's publications go on subject `updraft.mws.<gateway id>` in the same JSON as
-//! over Redis ([`crate::wire`]), and every node subscribes to `updraft.mws.>`.
+//! over Redis ([`crate::wire`]), and a node subscribes to the subjects of the gateways it holds sockets of
+//! (`nats_interest.rs`).
 //!
 //! A publish is acknowledged once the server has answered a flush after it, so an accepted message is on the
 //! server, not in a client buffer; the node then delivers it itself and skips its echo. The client reconnects
@@ -16,13 +17,11 @@ use tokio_util::sync::{CancellationToken, DropGuard};
 use async_nats::jetstream::kv;
 use tokio::sync::mpsc;
 
+use crate::nats_interest::{Interest, PREFIX};
 use crate::nats_registry::{Bucket, CONTROL, NatsRegistry, failed};
 use crate::registry::{self, CloseRequest, Node, SocketEvent, SocketRecord};
 use crate::{Bus, BusError, Publication, Redeemed, SharedTicket, answered, backoff, wire};
 
-/// Subjects of every gateway's publications: `updraft.mws.<gateway id>` (ids are `[A-Za-z0-9_-]`, valid tokens).
-const PREFIX: &str = "updraft.mws.";
-const EVERY_GATEWAY: &str = "updraft.mws.*";
 /// The JetStream key-value bucket of shared tickets. Each value says when it expires; the bucket's own age
 /// limit only clears what nobody took.
 const TICKETS: &str = "updraft_tickets";
@@ -32,6 +31,7 @@ pub struct NatsBus {
     client: async_nats::Client,
     tickets: Bucket,
     registry: NatsRegistry,
+    pub(crate) interest: Interest,
     node: String,
     local: Node,
     events: mpsc::UnboundedSender<SocketEvent>,
@@ -61,14 +61,14 @@ impl NatsBus {
             .connect(url)
             .await
             .map_err(failed)?;
-        let subscriber = client.subscribe(EVERY_GATEWAY).await.map_err(failed)?;
         let control = client.subscribe(CONTROL).await.map_err(failed)?;
         client.flush().await.map_err(failed)?;
         let tickets = Bucket::open(&client, TICKETS, TICKETS_KEPT).await?;
         let registry = NatsRegistry::open(&client).await?;
         metrics::gauge!("updraft_bus_connected").set(1.0);
         let stop = CancellationToken::new();
-        tokio::spawn(listen(subscriber, control, node.to_owned(), local.clone(), stop.clone()));
+        tokio::spawn(listen(control, node.to_owned(), local.clone(), stop.clone()));
+        let interest = Interest::start(client.clone(), node, local.clone(), stop.clone());
         let (events, queued) = mpsc::unbounded_channel();
         tokio::spawn(registry::keep(
             registry.clone(),
@@ -79,7 +79,7 @@ impl NatsBus {
             stop.clone(),
         ));
         let node = node.to_owned();
-        Ok(NatsBus { client, tickets, registry, node, local, events, _stop: stop.drop_guard() })
+        Ok(NatsBus { client, tickets, registry, interest, node, local, events, _stop: stop.drop_guard() })
     }
 }
 
@@ -129,6 +129,11 @@ impl Bus for NatsBus {
             let Some(entry) = entry.filter(|entry| entry.operation == kv::Operation::Put) else {
                 return Ok(Redeemed::Taken(None));
             };
+            // Subscribed to its gateway before the socket opens (and before the ticket is spent, so that a failure
+            // here leaves it to be taken again).
+            if let Ok(ticket) = serde_json::from_slice::<SharedTicket>(&entry.value) {
+                timed(self.interest.want(&ticket.gateway)).await??;
+            }
             // Only the taker whose delete names the revision it read succeeds: the ticket is taken once.
             let claim = |store: kv::Store| {
                 let key = key.clone();
@@ -142,6 +147,10 @@ impl Bus for NatsBus {
     }
 
     fn announce(&self, event: SocketEvent) {
+        match &event {
+            SocketEvent::Opened(socket) => self.interest.counted(&socket.gateway, true),
+            SocketEvent::Closed { gateway, .. } => self.interest.counted(gateway, false),
+        }
         // Fails only once the registry's task has stopped with the bus.
         let _ = self.events.send(event);
     }
@@ -182,40 +191,15 @@ async fn timed<T>(work: impl std::future::Future<Output = T>) -> Result<T, BusEr
     answered("nats", work).await
 }
 
-/// Delivers what the subscriptions hear until the bus is dropped.
-async fn listen(
-    mut messages: async_nats::Subscriber,
-    mut control: async_nats::Subscriber,
-    node: String,
-    local: Node,
-    stop: CancellationToken,
-) {
+/// Carries out the close requests of other nodes until the bus is dropped.
+async fn listen(mut control: async_nats::Subscriber, node: String, local: Node, stop: CancellationToken) {
     loop {
-        let message = tokio::select! {
+        tokio::select! {
             () = stop.cancelled() => return,
             request = control.next() => match request {
-                Some(request) => {
-                    CloseRequest::handle(&request.payload, &node, &local);
-                    continue;
-                }
+                Some(request) => CloseRequest::handle(&request.payload, &node, &local),
                 None => return,
             },
-            message = messages.next() => match message {
-                Some(message) => message,
-                None => return,
-            },
-        };
-        let Some(gateway) = message.subject.strip_prefix(PREFIX) else { continue };
-        match wire::decode(gateway, &message.payload) {
-            Ok((_, Some(origin))) if origin == node => {}
-            Ok((publication, _)) => {
-                metrics::counter!("updraft_bus_messages_received_total").increment(1);
-                (local.deliver)(publication).await;
-            }
-            Err(err) => {
-                metrics::counter!("updraft_bus_messages_dropped_total").increment(1);
-                tracing::warn!(%err, subject = %message.subject, "a bus message is not a publication");
-            }
         }
     }
 }
