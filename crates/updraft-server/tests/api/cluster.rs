@@ -33,7 +33,7 @@ impl BusServer {
         BusServer::start_on(engine, free_port()).await
     }
 
-    async fn start_on(engine: Engine, port: u16) -> BusServer {
+    pub(crate) async fn start_on(engine: Engine, port: u16) -> BusServer {
         let port_arg = port.to_string();
         let store = matches!(engine, Engine::Nats).then(|| tempfile::tempdir().unwrap());
         let mut command = match engine {
@@ -72,7 +72,7 @@ impl BusServer {
     }
 
     /// Stops the server; a restart on the same port starts empty (tickets in memory are gone).
-    async fn stop(mut self) -> (Engine, u16) {
+    pub(crate) async fn stop(mut self) -> (Engine, u16) {
         self.child.kill().await.unwrap();
         (self.engine, self.port)
     }
@@ -121,6 +121,24 @@ async fn publishes_reach_every_node_once(engine: Engine) {
         assert_silent(blue, 300).await;
         assert_silent(plain, 50).await;
     }
+}
+
+/// Interest routing itself (a node without sockets of a gateway hears none of its messages) is tested in
+/// `updraft-bus` (`nats_interest.rs`), where each node has a recorder of its own: these nodes share one process's
+/// metrics.
+#[tokio::test]
+async fn over_nats_a_socket_opened_on_a_node_with_no_interest_yet_hears_the_next_message() {
+    let bus = BusServer::start(Engine::Nats).await;
+    let nodes = nodes(&bus, 3).await;
+    let (_, mut on_1) = nodes[1].connect(&[]).await;
+    nodes[0].send("for node 1", &["*"], &[]).await;
+    assert_eq!(next_text(&mut on_1).await, "for node 1");
+    // Node 2 subscribes when the socket's ticket is taken, before the socket opens.
+    let (_, mut on_2) = nodes[2].connect(&[]).await;
+    nodes[0].send("for both", &["*"], &[]).await;
+    assert_eq!(next_text(&mut on_2).await, "for both");
+    assert_eq!(next_text(&mut on_1).await, "for both");
+    assert_silent(&mut on_2, 200).await;
 }
 
 #[tokio::test]

@@ -14,6 +14,7 @@ pub(crate) const MIGRATIONS: &[&str] = &[
     include_str!("../../migrations-postgres/0004_search_terms.sql"),
     include_str!("../../migrations-postgres/0005_catalog_notify.sql"),
     include_str!("../../migrations-postgres/0006_standing_notify.sql"),
+    include_str!("../../migrations-postgres/0007_webhook_outbox_per_statement.sql"),
 ];
 
 /// The advisory lock key of migrations.
