@@ -131,16 +131,8 @@ async fn listen(mut messages: async_nats::Subscriber, node: String, local: Node,
             },
         };
         let Some(gateway) = message.subject.strip_prefix(PREFIX) else { continue };
-        match wire::decode(gateway, &message.payload) {
-            Ok((_, Some(origin))) if origin == node => {}
-            Ok((publication, _)) => {
-                metrics::counter!("updraft_bus_messages_received_total").increment(1);
-                (local.deliver)(publication).await;
-            }
-            Err(err) => {
-                metrics::counter!("updraft_bus_messages_dropped_total").increment(1);
-                tracing::warn!(%err, subject = %message.subject, "a bus message is not a publication");
-            }
+        if let Err(err) = wire::receive(&local, &node, gateway, &message.payload).await {
+            tracing::warn!(%err, subject = %message.subject, "a bus message is not a publication");
         }
     }
     let _ = messages.unsubscribe().await;

@@ -233,16 +233,8 @@ impl Listener {
                 continue;
             }
             let Some(gateway) = gateway_of(message.get_channel_name()) else { continue };
-            match wire::decode(gateway, message.get_payload_bytes()) {
-                Ok((_, Some(origin))) if *origin == *self.node => {}
-                Ok((publication, _)) => {
-                    metrics::counter!("updraft_bus_messages_received_total").increment(1);
-                    (self.local.deliver)(publication).await;
-                }
-                Err(err) => {
-                    metrics::counter!("updraft_bus_messages_dropped_total").increment(1);
-                    tracing::warn!(%err, channel = message.get_channel_name(), "a bus message is not a publication");
-                }
+            if let Err(err) = wire::receive(&self.local, &self.node, gateway, message.get_payload_bytes()).await {
+                tracing::warn!(%err, channel = message.get_channel_name(), "a bus message is not a publication");
             }
         }
         Ok(())

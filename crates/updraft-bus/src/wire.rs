@@ -43,6 +43,28 @@ struct IncomingReceivers {
     tags: Option<Vec<String>>,
 }
 
+/// Hands a message heard on the bus for `gateway` to node `node`'s sockets, unless `node` published it (it
+/// delivered it then); counts it. Answers why a message that is not a publication was dropped.
+pub(crate) async fn receive(
+    local: &crate::Node,
+    node: &str,
+    gateway: &str,
+    payload: &[u8],
+) -> Result<(), serde_json::Error> {
+    match decode(gateway, payload) {
+        Ok((_, Some(origin))) if origin == node => Ok(()),
+        Ok((publication, _)) => {
+            metrics::counter!("updraft_bus_messages_received_total").increment(1);
+            (local.deliver)(publication).await;
+            Ok(())
+        }
+        Err(err) => {
+            metrics::counter!("updraft_bus_messages_dropped_total").increment(1);
+            Err(err)
+        }
+    }
+}
+
 /// The message for `publication`, sent by node `origin`.
 pub(crate) fn encode(publication: &Publication, origin: &str) -> Vec<u8> {
     let sockets =
