@@ -79,13 +79,13 @@ pub(crate) async fn record(tx: &mut sqlx::PgConnection, change: Recorded<'_>) ->
 
 /// The creations of a batch (`group_commit.rs`), column by column; documents and ACLs as JSON text.
 pub(crate) struct Creates<'a> {
-    pub backends: &'a [String],
-    pub object_types: &'a [String],
-    pub ids: &'a [String],
-    pub docs: &'a [String],
+    pub backends: &'a [&'a str],
+    pub object_types: &'a [&'a str],
+    pub ids: &'a [&'a str],
+    pub docs: &'a [&'a str],
     pub acls: &'a [String],
-    pub users: &'a [Option<String>],
-    pub request_ids: &'a [Option<String>],
+    pub users: &'a [Option<&'a str>],
+    pub request_ids: &'a [Option<&'a str>],
 }
 
 /// Records a batch's creations in its order, under `CHANGE_LOCK` as `record` does; answers their `seq`s.
@@ -114,7 +114,7 @@ pub(crate) async fn record_creates(tx: &mut sqlx::PgConnection, creates: Creates
     let seqs: Vec<i64> = creates
         .ids
         .iter()
-        .map(|id| by_id.get(id.as_str()).copied())
+        .map(|id| by_id.get(id).copied())
         .collect::<Option<_>>()
         .ok_or_else(|| StoreError::Database("a created object's change was not recorded".into()))?;
     let latest = seqs.iter().max().copied().unwrap_or(0);

@@ -114,16 +114,17 @@ async fn commit_batches(
 
 /// Writes `batch` in one transaction; answers each insert's `seq`, in order.
 async fn write_batch(pool: &PgPool, batch: &[Pending]) -> Result<Vec<i64>, StoreError> {
-    let column = |get: fn(&Pending) -> String| batch.iter().map(get).collect::<Vec<String>>();
-    let backends = column(|it| it.backend.clone());
-    let types = column(|it| it.object_type.clone());
-    let ids = column(|it| it.id.clone());
-    let docs = column(|it| it.text.clone());
-    let acls = column(|it| acl_json(&it.acl).to_string());
+    // Columns borrow the pending inserts: a batch's documents are not copied again to be bound.
+    let column = |get: fn(&Pending) -> &str| batch.iter().map(get).collect::<Vec<&str>>();
+    let backends = column(|it| &it.backend);
+    let types = column(|it| &it.object_type);
+    let ids = column(|it| &it.id);
+    let docs = column(|it| &it.text);
+    let acls: Vec<String> = batch.iter().map(|it| acl_json(&it.acl).to_string()).collect();
     let times: Vec<i64> = batch.iter().map(|it| it.now_ms).collect();
     let public: Vec<bool> = batch.iter().map(|it| it.acl.is_public_read()).collect();
-    let users: Vec<Option<String>> = batch.iter().map(|it| it.user.clone()).collect();
-    let requests: Vec<Option<String>> = batch.iter().map(|it| it.request_id.clone()).collect();
+    let users: Vec<Option<&str>> = batch.iter().map(|it| it.user.as_deref()).collect();
+    let requests: Vec<Option<&str>> = batch.iter().map(|it| it.request_id.as_deref()).collect();
 
     let mut tx = pool.begin().await?;
     sqlx::query(

@@ -68,8 +68,7 @@ pub(super) async fn index(
     id: &str,
     doc: &Map<String, Value>,
 ) -> Result<(), StoreError> {
-    let Some(properties) = searched(tx, backend, object_type, true).await? else { return Ok(()) };
-    write_row(tx, backend, object_type, id, doc, &properties).await
+    index_many(tx, crate::Collection { backend, object_type }, std::iter::once((id, doc))).await
 }
 
 /// `index` for several new objects of one collection (`group_commit.rs`), reading its properties once.
