@@ -628,7 +628,8 @@ impl Store for SqliteStore {
         access: Access<'a>,
     ) -> BoxFuture<'a, Result<Vec<Value>, StoreError>> {
         Box::pin(async move {
-            let read = ListRead::new(at, query.filter, query.sort, Shape::Page(query.page), access)?;
+            let read =
+                ListRead::new(at, query.filter, query.sort, Shape::Page(query.page), access, self.hot.key_indexes())?;
             // Each document parsed on its own: parsing the page as one array would add a level of nesting, and
             // fail on a document as deep as the parser allows.
             let texts = self
@@ -649,7 +650,8 @@ impl Store for SqliteStore {
         access: Access<'a>,
     ) -> BoxFuture<'a, Result<String, StoreError>> {
         Box::pin(async move {
-            let read = ListRead::new(at, query.filter, query.sort, Shape::Page(query.page), access)?;
+            let read =
+                ListRead::new(at, query.filter, query.sort, Shape::Page(query.page), access, self.hot.key_indexes())?;
             // One row holding the page as a JSON array, so that the documents come out as one string.
             self.run_list(read, |conn, sql, binds| {
                 let mut statement =
@@ -670,7 +672,7 @@ impl Store for SqliteStore {
     ) -> BoxFuture<'a, Result<u64, StoreError>> {
         Box::pin(async move {
             let sort = updraft_query::Sort { keys: Vec::new() };
-            let read = ListRead::new(at, filter, &sort, Shape::Count, access)?;
+            let read = ListRead::new(at, filter, &sort, Shape::Count, access, self.hot.key_indexes())?;
             let n: i64 = self
                 .run_list(read, |conn, sql, binds| {
                     let mut statement = conn.prepare_cached(sql)?;
@@ -690,7 +692,7 @@ impl Store for SqliteStore {
     ) -> BoxFuture<'a, Result<crate::QueryPlan, StoreError>> {
         Box::pin(async move {
             let shape = if count { Shape::Count } else { Shape::Page(query.page) };
-            let read = ListRead::new(at, query.filter, query.sort, shape, access)?;
+            let read = ListRead::new(at, query.filter, query.sort, shape, access, self.hot.key_indexes())?;
             let (steps, indexed) = self.hot.inline(|conn| read.explain(conn))?;
             let indexed = indexed.into_iter().map(|it| (it.property, it.arrays)).collect();
             Ok(crate::QueryPlan { steps, indexed })
@@ -752,6 +754,7 @@ mod group_commit;
 pub use group_commit::{INSERT_CHANGE, INSERT_OBJECT};
 mod files;
 mod groups;
+mod key_indexes;
 mod lists;
 mod migrations;
 pub(crate) use migrations::MIGRATIONS;

@@ -4,12 +4,16 @@
 //! of MongoDB's rule ("or an element matches", which no index range serves) only for a property that holds
 //! arrays. Whether it does is one probe of the index, in the same read transaction as the query, so a write
 //! landing between the two cannot make the answer wrong. Which properties have an index is read in that
-//! transaction too, so a schema change between them cannot either.
+//! transaction too (remembered per schema cookie, `key_indexes.rs`), so a schema change between them cannot
+//! either.
+
+use std::sync::Arc;
 
 use rusqlite::Connection;
 use updraft_query::sqlite::{self as query_sql, Bind, Branch, Indexed, Layout};
 use updraft_query::{Filter, Sort};
 
+use super::key_indexes::KeyIndexes;
 use super::{collection_literal, readable};
 use crate::document::{self, RESERVED};
 use crate::{Access, Collection, Page, StoreError, Subject};
@@ -57,6 +61,7 @@ pub(crate) struct ListRead {
     sort: Sort,
     shape: Shape,
     reader: Reader,
+    key_indexes: Arc<KeyIndexes>,
 }
 
 /// Who reads, owned, so that a read can move to the blocking pool.
@@ -90,6 +95,7 @@ impl ListRead {
         sort: &Sort,
         shape: Shape,
         access: Access<'_>,
+        key_indexes: &Arc<KeyIndexes>,
     ) -> Result<ListRead, StoreError> {
         Ok(ListRead {
             backend: at.backend.to_owned(),
@@ -99,6 +105,7 @@ impl ListRead {
             sort: sort.clone(),
             shape,
             reader: Reader::of(access),
+            key_indexes: Arc::clone(key_indexes),
         })
     }
 
@@ -246,11 +253,8 @@ impl ListRead {
         self.filter.properties().into_iter().filter(|property| !RESERVED.contains(property))
     }
 
-    fn key_indexes(&self, conn: &Connection) -> rusqlite::Result<Vec<String>> {
-        let mut statement =
-            conn.prepare_cached("SELECT property FROM property_indexes WHERE backend = ? AND object_type = ?")?;
-        let rows = statement.query_map([&self.backend, &self.object_type], |row| row.get(0))?;
-        rows.collect()
+    fn key_indexes(&self, conn: &Connection) -> rusqlite::Result<Arc<[String]>> {
+        self.key_indexes.of(conn, &self.backend, &self.object_type)
     }
 
     /// The filtered properties with a key index (of those in `have`), and whether each holds an array anywhere
@@ -342,9 +346,10 @@ pub(super) fn snapshot<T>(
     conn: &Connection,
     read: impl FnOnce(&Connection) -> rusqlite::Result<T>,
 ) -> rusqlite::Result<T> {
-    conn.execute_batch("BEGIN")?;
+    // Prepared once per connection: parsing these was a few per cent of a cheap page.
+    conn.prepare_cached("BEGIN")?.execute([])?;
     let result = read(conn);
-    let end = conn.execute_batch(if result.is_ok() { "COMMIT" } else { "ROLLBACK" });
+    let end = conn.prepare_cached(if result.is_ok() { "COMMIT" } else { "ROLLBACK" }).and_then(|mut it| it.execute([]));
     let value = result?;
     end?;
     Ok(value)

@@ -149,7 +149,7 @@ fn vm_steps(
     let filter = updraft_query::Filter::parse(q).unwrap();
     let sort = updraft_query::Sort::parse(sort).unwrap();
     let shape = if count { lists::Shape::Count } else { lists::Shape::Page(crate::Page { limit: 20, offset }) };
-    let read = ListRead::new(BENCH, &filter, &sort, shape, access).unwrap();
+    let read = ListRead::new(BENCH, &filter, &sort, shape, access, store.hot.key_indexes()).unwrap();
     // Over every statement the read runs (a walk of the sort's index may be followed by the filter's rows).
     let steps = std::cell::Cell::new(0);
     let rows = store
@@ -343,5 +343,48 @@ async fn a_walk_of_the_sorts_index_is_bounded_when_the_rows_sit_at_its_end() {
                 "{access:?}"
             );
         }
+    }
+}
+
+/// Which properties have a key index is remembered per schema version (`key_indexes.rs`): a property that stops
+/// or starts being indexed is planned as the schema now says at the next read, on every reader connection, and
+/// a walk of a sort's index never names an index that is gone.
+#[tokio::test]
+async fn a_property_indexed_or_no_longer_indexed_is_planned_as_the_schema_now_says() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = bench_store(&dir, 5_000).await;
+    let rules = |indexed: &[&str]| crate::SchemaRules {
+        indexed: indexed.iter().map(|it| it.to_string()).collect(),
+        cascades: Vec::new(),
+        searched: Vec::new(),
+    };
+    let sorted_by_k = || async {
+        let filter = updraft_query::Filter::parse(&json!({"n": {"$gte": 100}})).unwrap();
+        let sort = updraft_query::Sort::parse(&json!([{"sortBy": "k", "direction": "asc"}])).unwrap();
+        let query = ListQuery { filter: &filter, sort: &sort, page: crate::Page { limit: 20, offset: 0 } };
+        let page = store.list(BENCH, query, ALL).await.unwrap();
+        page.iter().map(|doc| doc["k"].as_i64().unwrap()).collect::<Vec<_>>()
+    };
+    // k = i % 1000 over 5,000 objects, n = i >= 100: four rows of each k.
+    let expected: Vec<i64> = (0..20).map(|i| i / 4).collect();
+    let k_index = "USING COVERING INDEX key:5376019e698b3c6ad500095a:objects.bench:k";
+    for _ in 0..2 {
+        assert!(plan(&store, json!({"k": 7}), json!([]), 0, true, ALL).await.contains(k_index));
+        assert!(
+            plan(&store, json!({"n": {"$gte": 100}}), json!([{"sortBy": "k"}]), 0, false, ALL)
+                .await
+                .contains("key:5376019e698b3c6ad500095a:objects.bench:k")
+        );
+        assert_eq!(sorted_by_k().await, expected);
+
+        store.put_schema(BENCH.backend, BENCH.object_type, json!({}), &rules(&["n", "title"])).await.unwrap();
+        for _ in 0..3 {
+            // Several reads, so that each reader connection has read the new schema.
+            let counted = plan(&store, json!({"k": 7}), json!([]), 0, true, ALL).await;
+            assert!(!counted.contains(":objects.bench:k"), "{counted}");
+            assert_eq!(sorted_by_k().await, expected);
+        }
+        let rules = rules(&["n", "k", "title", "owner", "tags"]);
+        store.put_schema(BENCH.backend, BENCH.object_type, json!({}), &rules).await.unwrap();
     }
 }

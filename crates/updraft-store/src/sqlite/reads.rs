@@ -23,6 +23,7 @@ use rusqlite::types::{Value as SqlValue, ValueRef};
 use rusqlite::{Connection, OpenFlags};
 use updraft_query::sqlite::Bind;
 
+use super::key_indexes::KeyIndexes;
 use super::search::frequencies::DocFrequencies;
 use crate::StoreError;
 
@@ -55,6 +56,7 @@ pub(crate) struct Readers {
     moved: AtomicU64,
     /// `MAX_READ_TIME` in milliseconds, changed by tests.
     max_read_ms: AtomicU64,
+    key_indexes: Arc<KeyIndexes>,
 }
 
 impl Readers {
@@ -69,7 +71,13 @@ impl Readers {
             checks_inline: AtomicU32::new(CHECKS_INLINE),
             moved: AtomicU64::new(0),
             max_read_ms: AtomicU64::new(MAX_READ_TIME.as_millis() as u64),
+            key_indexes: Arc::default(),
         }))
+    }
+
+    /// Which properties of a collection have a key index, shared by the readers.
+    pub(crate) fn key_indexes(&self) -> &Arc<KeyIndexes> {
+        &self.key_indexes
     }
 
     /// Runs `read` on this task. Only for reads whose cost is bounded, such as a primary key lookup.
