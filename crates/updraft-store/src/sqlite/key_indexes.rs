@@ -17,10 +17,13 @@ const MAX_COLLECTIONS: usize = 10_000;
 #[derive(Default)]
 pub(crate) struct KeyIndexes(Mutex<Known>);
 
+/// The indexed properties of a collection, and the schema cookie they were read at.
+type Remembered = (i64, Arc<[String]>);
+
 #[derive(Default)]
 struct Known {
-    /// backend → object type → (schema cookie, indexed properties).
-    sets: HashMap<String, HashMap<String, (i64, Arc<[String]>)>>,
+    /// backend → object type → what was read.
+    sets: HashMap<String, HashMap<String, Remembered>>,
     collections: usize,
 }
 
