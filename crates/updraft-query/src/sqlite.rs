@@ -79,10 +79,28 @@ impl<'a> Layout<'a> {
 
 /// Compiles `filter` into a predicate over the rows of `layout`.
 pub fn compile_in(filter: &Filter, layout: &Layout<'_>) -> Sql {
+    compile_with(filter, layout, None)
+}
+
+/// [`compile_in`] for rows that a walk of another index yields: its co-routine `walk` computed each indexed
+/// property's key terms once a row ([`walked_key_columns`]), and the conditions read them there rather than
+/// look the property up in the document again for each of them.
+pub fn compile_walked(filter: &Filter, layout: &Layout<'_>, walk: &str) -> Sql {
+    assert_identifier(walk);
+    compile_with(filter, layout, Some(walk))
+}
+
+fn compile_with(filter: &Filter, layout: &Layout<'_>, walk: Option<&str>) -> Sql {
     assert_identifier(layout.doc);
-    let mut compiler = Compiler { binds: Vec::new(), n_aliases: 0, layout: *layout };
+    let mut compiler = Compiler { binds: Vec::new(), n_aliases: 0, layout: *layout, walk };
     let where_clause = compiler.filter(filter, &Target::root(layout.doc));
     Sql { where_clause, binds: compiler.binds }
+}
+
+/// The columns a walk's co-routine selects for the indexed `property` (see [`compile_walked`]).
+pub fn walked_key_columns(property: &str, column: &str) -> String {
+    let [rank, value] = key_terms(&property_path(property), column);
+    format!("{rank} AS \"rank:{property}\", {value} AS \"value:{property}\"")
 }
 
 /// The ORDER BY terms for `sort` over `column`, then `tiebreak`, comma-separated, without the keywords.
@@ -232,6 +250,8 @@ struct Compiler<'a> {
     binds: Vec<Bind>,
     n_aliases: usize,
     layout: Layout<'a>,
+    /// The co-routine whose columns hold the key terms, for [`compile_walked`].
+    walk: Option<&'a str>,
 }
 
 /// Builds an SQL condition on a target. Binds must be pushed in the order their `?` appear in the text.
@@ -252,7 +272,11 @@ impl Compiler<'_> {
                         return sql;
                     }
                     if let Some(arrays) = self.key_indexed(path) {
-                        return self.key_ops(ops, &key_terms(&json_path(path), self.layout.doc), arrays, &target);
+                        let key = match self.walk {
+                            Some(walk) => [format!("{walk}.\"rank:{path}\""), format!("{walk}.\"value:{path}\"")],
+                            None => key_terms(&json_path(path), self.layout.doc),
+                        };
+                        return self.key_ops(ops, &key, arrays, &target);
                     }
                 }
                 self.ops(ops, &target)

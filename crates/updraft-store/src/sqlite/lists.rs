@@ -276,7 +276,10 @@ impl ListRead {
     /// The statement and its binds, compiled against `indexed`, taking `route` to the rows.
     fn statement(&self, indexed: &[Indexed], route: Route) -> (String, Vec<Bind>) {
         let layout = layout(indexed);
-        let filter = query_sql::compile_in(&self.filter, &layout);
+        let filter = match route {
+            Route::SortIndex(_) => query_sql::compile_walked(&self.filter, &layout, "walk"),
+            _ => query_sql::compile_in(&self.filter, &layout),
+        };
         let (allowed, subjects) = self.reader.readable();
         let mut binds = Vec::with_capacity(1 + filter.binds.len() + subjects.len());
         binds.push(Bind::Text(self.backend.clone()));
@@ -292,10 +295,15 @@ impl ListRead {
         let (table, ids, page_order) = match route {
             Route::SortIndex(index) => {
                 let Shape::Page(page) = self.shape else { unreachable!("only a page walks its sort's index") };
-                // Spelled `objects`, so that the filter's and the ACL's column names read the walk's rows.
+                // The walk yields each entry's row id and the key terms of the filter's indexed properties,
+                // computed once a row; only the rows that pass the filter are read again, for the ACL and the page.
+                let keys: String = indexed
+                    .iter()
+                    .map(|it| format!(", {}", query_sql::walked_key_columns(&it.property, "doc")))
+                    .collect();
                 let table = format!(
-                    "(SELECT * FROM objects INDEXED BY {index} WHERE backend = ? AND {} ORDER BY {} LIMIT {}) \
-                     AS objects",
+                    "(SELECT rowid AS walked{keys} FROM objects INDEXED BY {index} WHERE backend = ? AND {} \
+                     ORDER BY {} LIMIT {}) AS walk CROSS JOIN objects ON objects.rowid = walk.walked",
                     self.collection,
                     order(),
                     walk_bound(page)
