@@ -109,7 +109,15 @@ pub enum Scalar {
 pub struct Pattern {
     /// The pattern with `$options` prepended as inline flags, e.g. `(?i)^todo`.
     source: String,
-    regex: regex::Regex,
+    matcher: Matcher,
+}
+
+#[derive(Debug, Clone)]
+enum Matcher {
+    /// `^` and literal characters alone ([`whole_prefix`]): the strings starting with this. Compiling it as a
+    /// regex was a third of a prefix search's request, and an index range answers it in SQL.
+    Prefix(String),
+    Regex(regex::Regex),
 }
 
 /// A parsed `sort`: keys in priority order.
@@ -183,8 +191,13 @@ impl Key {
 }
 
 impl Pattern {
-    pub(crate) fn new(source: String, regex: regex::Regex) -> Pattern {
-        Pattern { source, regex }
+    /// Validates and compiles `source` (a literal prefix needs no compiling).
+    pub(crate) fn new(source: String) -> Result<Pattern, regex::Error> {
+        let matcher = match whole_prefix(&source) {
+            Some(prefix) => Matcher::Prefix(prefix),
+            None => Matcher::Regex(regex::Regex::new(&source)?),
+        };
+        Ok(Pattern { source, matcher })
     }
 
     pub fn source(&self) -> &str {
@@ -192,8 +205,35 @@ impl Pattern {
     }
 
     pub fn is_match(&self, text: &str) -> bool {
-        self.regex.is_match(text)
+        match &self.matcher {
+            Matcher::Prefix(prefix) => text.starts_with(prefix.as_str()),
+            Matcher::Regex(regex) => regex.is_match(text),
+        }
     }
+}
+
+/// The literal a pattern of `^` and literal characters alone (escaped punctuation included) stands for: such a
+/// pattern matches exactly the strings starting with it, which an index range holds
+/// ([`crate::sqlite::literal_prefix`]). `None` for anything else, flags included.
+pub fn whole_prefix(pattern: &str) -> Option<String> {
+    let rest = pattern.strip_prefix('^')?;
+    if rest.is_empty() || pattern.contains('|') {
+        return None;
+    }
+    let mut literal = String::with_capacity(rest.len());
+    let mut chars = rest.chars();
+    while let Some(c) = chars.next() {
+        match c {
+            '\\' => match chars.next() {
+                Some(escaped) if escaped.is_ascii_punctuation() => literal.push(escaped),
+                _ => return None,
+            },
+            '.' | '*' | '+' | '?' | '(' | ')' | '[' | ']' | '{' | '}' | '^' | '$' => return None,
+            c if c.is_whitespace() && c != ' ' => return None,
+            c => literal.push(c),
+        }
+    }
+    Some(literal)
 }
 
 impl PartialEq for Pattern {

@@ -259,10 +259,7 @@ fn pattern(regex: &Value, options: Option<&Value>) -> Result<Pattern, QueryError
     };
     // Inline flags make the pattern self-contained, so a SQL REGEXP function sees the same options.
     let source = if flags.is_empty() { regex.clone() } else { format!("(?{flags}){regex}") };
-    match regex::Regex::new(&source) {
-        Ok(compiled) => Ok(Pattern::new(source, compiled)),
-        Err(e) => Err(QueryError::new(format!("invalid $regex: {e}"))),
-    }
+    Pattern::new(source).map_err(|e| QueryError::new(format!("invalid $regex: {e}")))
 }
 
 fn check_depth(depth: usize) -> Result<(), QueryError> {

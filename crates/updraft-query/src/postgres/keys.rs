@@ -340,28 +340,6 @@ impl Compiler<'_> {
         if let Some(high) = high {
             parts.push(format!("{value} < {}", self.bind(Bind::Text(high))));
         }
-        whole_prefix(pattern)
+        crate::ast::whole_prefix(pattern).is_some()
     }
-}
-
-/// Whether `pattern` is `^` and literal characters alone: it matches exactly the strings in the range of
-/// `literal_prefix` (which holds just the strings starting with it).
-fn whole_prefix(pattern: &str) -> bool {
-    let Some(rest) = pattern.strip_prefix('^') else { return false };
-    if rest.is_empty() || pattern.contains('|') {
-        return false;
-    }
-    let mut chars = rest.chars();
-    while let Some(c) = chars.next() {
-        match c {
-            '\\' => match chars.next() {
-                Some(escaped) if escaped.is_ascii_punctuation() => {}
-                _ => return false,
-            },
-            '.' | '*' | '+' | '?' | '(' | ')' | '[' | ']' | '{' | '}' | '^' | '$' => return false,
-            c if c.is_whitespace() && c != ' ' => return false,
-            _ => {}
-        }
-    }
-    true
 }

@@ -508,30 +508,8 @@ impl Compiler<'_> {
             self.binds.push(Bind::Text(high));
             parts.push(format!("{value} < ?"));
         }
-        whole_prefix(pattern)
+        crate::ast::whole_prefix(pattern).is_some()
     }
-}
-
-/// Whether `pattern` is `^` and literal characters alone: it matches exactly the strings in the range of
-/// [`literal_prefix`] (which holds just the strings starting with it).
-fn whole_prefix(pattern: &str) -> bool {
-    let Some(rest) = pattern.strip_prefix('^') else { return false };
-    if rest.is_empty() || pattern.contains('|') {
-        return false;
-    }
-    let mut chars = rest.chars();
-    while let Some(c) = chars.next() {
-        match c {
-            '\\' => match chars.next() {
-                Some(escaped) if escaped.is_ascii_punctuation() => {}
-                _ => return false,
-            },
-            '.' | '*' | '+' | '?' | '(' | ')' | '[' | ']' | '{' | '}' | '^' | '$' => return false,
-            c if c.is_whitespace() && c != ' ' => return false,
-            _ => {}
-        }
-    }
-    true
 }
 
 /// The string literals among `literals`, as binds.
@@ -571,11 +549,17 @@ mod tests {
 
     #[test]
     fn a_pattern_of_literals_alone_is_its_range() {
-        for whole in ["^abc", "^item 12", "^a\\.b", "^é"] {
-            assert!(super::whole_prefix(whole), "{whole}");
+        for (whole, literal) in [("^abc", "abc"), ("^item 12", "item 12"), ("^a\\.b", "a.b"), ("^é", "é")] {
+            assert_eq!(crate::ast::whole_prefix(whole).as_deref(), Some(literal), "{whole}");
+            // Matched without a regex, it matches what the regex does.
+            let (pattern, regex) =
+                (crate::ast::Pattern::new(whole.to_owned()).unwrap(), regex::Regex::new(whole).unwrap());
+            for text in [literal, &format!("{literal}\nx"), &format!("x{literal}"), "", "a", "item 1", "a\\.b", "É"] {
+                assert_eq!(pattern.is_match(text), regex.is_match(text), "{whole} on {text:?}");
+            }
         }
         for partial in ["^", "abc", "^abc$", "^ab*", "^a.b", "^a\\d", "^a|b", "(?i)^a", "^a\tb"] {
-            assert!(!super::whole_prefix(partial), "{partial}");
+            assert_eq!(crate::ast::whole_prefix(partial), None, "{partial}");
         }
     }
 
