@@ -466,11 +466,18 @@ impl Compiler<'_> {
         for literal in literals {
             if let Literal::Object(fields) = literal {
                 let mut object = vec![format!("{rank} = 3")];
-                if let Some(id) = literal_ref_id(fields) {
+                let id = literal_ref_id(fields);
+                if let Some(id) = id {
                     self.binds.push(Bind::Text(id.to_owned()));
                     object.push(format!("{value} = ?"));
                 }
-                object.push(self.strict_eq(literal, target));
+                // The rank says the value is an object, and the value that its `id` is that text: only the other
+                // fields are looked up in the document (a ref's `objectType`).
+                for (key, field) in fields {
+                    if !(id.is_some() && key.as_str() == "id") {
+                        object.push(self.strict_eq(field, &target.child(&format!(".{}", key.as_str()))));
+                    }
+                }
                 parts.push(format!("({})", object.join(" AND ")));
             }
         }
