@@ -204,6 +204,15 @@ impl Pattern {
         &self.source
     }
 
+    /// The literal when the pattern is `^` and literal characters alone: it matches exactly the strings starting
+    /// with it, which an index range holds ([`crate::sqlite::literal_prefix`]).
+    pub fn whole_prefix(&self) -> Option<&str> {
+        match &self.matcher {
+            Matcher::Prefix(prefix) => Some(prefix),
+            Matcher::Regex(_) => None,
+        }
+    }
+
     pub fn is_match(&self, text: &str) -> bool {
         match &self.matcher {
             Matcher::Prefix(prefix) => text.starts_with(prefix.as_str()),
@@ -212,10 +221,9 @@ impl Pattern {
     }
 }
 
-/// The literal a pattern of `^` and literal characters alone (escaped punctuation included) stands for: such a
-/// pattern matches exactly the strings starting with it, which an index range holds
-/// ([`crate::sqlite::literal_prefix`]). `None` for anything else, flags included.
-pub fn whole_prefix(pattern: &str) -> Option<String> {
+/// The literal a pattern of `^` and literal characters alone (escaped punctuation included) stands for; `None`
+/// for anything else, flags included.
+fn whole_prefix(pattern: &str) -> Option<String> {
     let rest = pattern.strip_prefix('^')?;
     if rest.is_empty() || pattern.contains('|') {
         return None;

@@ -7,7 +7,7 @@
 //! that is FALSE then (`NULL AND FALSE` is FALSE).
 
 use super::{Bind, Compiler, Pred, join, literal_ref_id};
-use crate::ast::{CmpOp, Literal, Op, Path, Scalar};
+use crate::ast::{CmpOp, Literal, Op, Path, Pattern, Scalar};
 use crate::sqlite::literal_prefix;
 
 /// The latest time a document can spell in the fixed-width format, 9999-12-31T23:59:59.999Z.
@@ -125,7 +125,7 @@ impl Compiler<'_> {
             Op::Exists(exists) => if *exists { "TRUE" } else { "FALSE" }.to_owned(),
             Op::Regex(pattern) => {
                 let mut parts = Vec::new();
-                if !self.prefix_range(pattern.source(), &ordered, &mut parts) {
+                if !self.prefix_range(pattern, &ordered, &mut parts) {
                     parts.push(self.regex_on(pattern, &ordered));
                 }
                 if optional {
@@ -229,7 +229,7 @@ impl Compiler<'_> {
             Op::Exists(false) => format!("({rank} = 0 AND {x} IS NULL)"),
             Op::Regex(pattern) => {
                 let mut parts = vec![format!("{rank} = 2")];
-                if !self.prefix_range(pattern.source(), text, &mut parts) {
+                if !self.prefix_range(pattern, text, &mut parts) {
                     parts.push(self.regex_on(pattern, text));
                 }
                 let itself = format!("({})", parts.join(" AND "));
@@ -330,8 +330,8 @@ impl Compiler<'_> {
 
     /// Narrows `value` (text `COLLATE "C"`) to the strings starting with the pattern's literal prefix, if it has
     /// one; true when the pattern is that prefix alone, so that the range is the whole condition.
-    fn prefix_range(&mut self, pattern: &str, value: &str, parts: &mut Vec<String>) -> bool {
-        let Some((low, high)) = literal_prefix(pattern) else { return false };
+    fn prefix_range(&mut self, pattern: &Pattern, value: &str, parts: &mut Vec<String>) -> bool {
+        let Some((low, high)) = literal_prefix(pattern.source()) else { return false };
         // No stored string holds U+0000; the regex itself then decides (it matches none of them).
         if low.contains('\0') {
             return false;
@@ -340,6 +340,6 @@ impl Compiler<'_> {
         if let Some(high) = high {
             parts.push(format!("{value} < {}", self.bind(Bind::Text(high))));
         }
-        crate::ast::whole_prefix(pattern).is_some()
+        pattern.whole_prefix().is_some()
     }
 }

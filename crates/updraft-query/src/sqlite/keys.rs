@@ -7,7 +7,7 @@
 //! may be NULL is joined with a test that is false then (`NULL AND 0` is 0).
 
 use super::{Bind, Compiler, Layout, Pred, Target, join, literal_ref_id, number_bind, sql_op};
-use crate::ast::{Clause, CmpOp, Direction, Filter, Literal, Op, Path, Scalar, Sort, SortKey};
+use crate::ast::{Clause, CmpOp, Direction, Filter, Literal, Op, Path, Pattern, Scalar, Sort, SortKey};
 
 /// The latest time a document can spell in the fixed-width format, 9999-12-31T23:59:59.999Z.
 const MAX_MS: i64 = 253_402_300_799_999;
@@ -299,7 +299,7 @@ impl Compiler<'_> {
             Op::Exists(exists) => if *exists { "1" } else { "0" }.to_owned(),
             Op::Regex(pattern) => {
                 let mut parts = Vec::new();
-                if self.prefix_range(pattern.source(), column, &mut parts) {
+                if self.prefix_range(pattern, column, &mut parts) {
                     if optional {
                         parts.push(format!("{column} IS NOT NULL"));
                     }
@@ -416,7 +416,7 @@ impl Compiler<'_> {
             Op::Exists(false) => format!("({rank} = 0 AND {} IS NULL)", self.ty(target)),
             Op::Regex(pattern) => {
                 let mut parts = vec![format!("{rank} = 2")];
-                if !self.prefix_range(pattern.source(), value, &mut parts) {
+                if !self.prefix_range(pattern, value, &mut parts) {
                     self.binds.push(Bind::Text(pattern.source().to_owned()));
                     parts.push(format!("{value} REGEXP ?"));
                 }
@@ -507,15 +507,15 @@ impl Compiler<'_> {
 
     /// Narrows `value` to the strings starting with the pattern's literal prefix, if it has one; true when the
     /// pattern is that prefix alone, so that the range is the whole condition (no regex to run on each row).
-    fn prefix_range(&mut self, pattern: &str, value: &str, parts: &mut Vec<String>) -> bool {
-        let Some((low, high)) = literal_prefix(pattern) else { return false };
+    fn prefix_range(&mut self, pattern: &Pattern, value: &str, parts: &mut Vec<String>) -> bool {
+        let Some((low, high)) = literal_prefix(pattern.source()) else { return false };
         self.binds.push(Bind::Text(low));
         parts.push(format!("{value} >= ?"));
         if let Some(high) = high {
             self.binds.push(Bind::Text(high));
             parts.push(format!("{value} < ?"));
         }
-        crate::ast::whole_prefix(pattern).is_some()
+        pattern.whole_prefix().is_some()
     }
 }
 
@@ -557,16 +557,16 @@ mod tests {
     #[test]
     fn a_pattern_of_literals_alone_is_its_range() {
         for (whole, literal) in [("^abc", "abc"), ("^item 12", "item 12"), ("^a\\.b", "a.b"), ("^é", "é")] {
-            assert_eq!(crate::ast::whole_prefix(whole).as_deref(), Some(literal), "{whole}");
+            let pattern = crate::ast::Pattern::new(whole.to_owned()).unwrap();
+            assert_eq!(pattern.whole_prefix(), Some(literal), "{whole}");
             // Matched without a regex, it matches what the regex does.
-            let (pattern, regex) =
-                (crate::ast::Pattern::new(whole.to_owned()).unwrap(), regex::Regex::new(whole).unwrap());
+            let regex = regex::Regex::new(whole).unwrap();
             for text in [literal, &format!("{literal}\nx"), &format!("x{literal}"), "", "a", "item 1", "a\\.b", "É"] {
                 assert_eq!(pattern.is_match(text), regex.is_match(text), "{whole} on {text:?}");
             }
         }
         for partial in ["^", "abc", "^abc$", "^ab*", "^a.b", "^a\\d", "^a|b", "(?i)^a", "^a\tb"] {
-            assert_eq!(crate::ast::whole_prefix(partial), None, "{partial}");
+            assert_eq!(crate::ast::Pattern::new(partial.to_owned()).unwrap().whole_prefix(), None, "{partial}");
         }
     }
 
