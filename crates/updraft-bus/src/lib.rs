@@ -125,9 +125,8 @@ impl SharedTicket {
     }
 
     /// What a taker found stored: the ticket, unless it is unreadable or expired.
-    fn taken(stored: &[u8]) -> Redeemed {
-        let ticket = serde_json::from_slice::<SharedTicket>(stored).ok();
-        Redeemed::Taken(ticket.filter(|ticket| !ticket.time_left().is_zero()))
+    fn usable(stored: &[u8]) -> Option<SharedTicket> {
+        serde_json::from_slice::<SharedTicket>(stored).ok().filter(|ticket| !ticket.time_left().is_zero())
     }
 }
 

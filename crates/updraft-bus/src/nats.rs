@@ -129,9 +129,10 @@ impl Bus for NatsBus {
             let Some(entry) = entry.filter(|entry| entry.operation == kv::Operation::Put) else {
                 return Ok(Redeemed::Taken(None));
             };
+            let ticket = SharedTicket::usable(&entry.value);
             // Subscribed to its gateway before the socket opens (and before the ticket is spent, so that a failure
             // here leaves it to be taken again).
-            if let Ok(ticket) = serde_json::from_slice::<SharedTicket>(&entry.value) {
+            if let Some(ticket) = &ticket {
                 timed(self.interest.want(&ticket.gateway)).await??;
             }
             // Only the taker whose delete names the revision it read succeeds: the ticket is taken once.
@@ -142,7 +143,7 @@ impl Bus for NatsBus {
             if timed(self.tickets.run(claim)).await?.is_err() {
                 return Ok(Redeemed::Taken(None));
             }
-            Ok(SharedTicket::taken(&entry.value))
+            Ok(Redeemed::Taken(ticket))
         })
     }
 

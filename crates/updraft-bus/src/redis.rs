@@ -112,7 +112,7 @@ impl Bus for RedisBus {
             let mut command = redis::cmd("GETDEL");
             command.arg(key);
             let value = self.query::<Option<Vec<u8>>>(command).await?;
-            Ok(value.map_or(Redeemed::Taken(None), |value| SharedTicket::taken(&value)))
+            Ok(Redeemed::Taken(value.and_then(|value| SharedTicket::usable(&value))))
         })
     }
 
