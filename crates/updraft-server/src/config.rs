@@ -150,6 +150,12 @@ serve_settings! {
     /// that a burst of EDS writes does not delay frames to sockets (while the API is the lighter work, the fan-out
     /// runs at this niceness too); 0 is the same priority.
     api_nice: i32, env "UPDRAFT_API_NICE", default(default_api_nice(), "10 when the server may use one CPU, else 0");
+    /// Niceness (-20-0) of the fan-out's threads writing frames to sockets, added to the server's own: below 0, a burst of
+    /// EDS writes, or another process, does not delay frames (while the API is the lighter work, the fan-out runs
+    /// at the API's niceness instead). Raising a priority needs CAP_SYS_NICE; without it the threads keep the
+    /// server's own.
+    #[arg(allow_negative_numbers = true)]
+    frames_nice: i32, env "UPDRAFT_FRAMES_NICE", default(default_frames_nice(), "-10 when the server may use more than one CPU, else 0");
     /// Scheduler time slice, in microseconds, of the threads serving HTTP requests and the database (100-100000;
     /// 0 keeps the kernel's): a short slice lets a request that wakes run sooner, at the cost of more preemptions.
     /// Linux 6.12 and later; older kernels ignore it.
@@ -278,6 +284,7 @@ pub struct Settings {
     pub socket_queue_bytes: usize,
     pub socket_queue_frames: usize,
     pub api_nice: i32,
+    pub frames_nice: i32,
     /// `None`: the kernel's slice.
     pub api_slice: Option<Duration>,
     pub ping_interval: Duration,
@@ -384,6 +391,7 @@ impl ServeArgs {
             socket_queue_bytes: a.socket_queue_bytes,
             socket_queue_frames: a.socket_queue_frames,
             api_nice: a.api_nice,
+            frames_nice: a.frames_nice,
             api_slice: a.api_slice()?,
             ping_interval: Duration::from_secs(a.ping_interval_secs),
             max_pending_sockets: a.max_pending_sockets,
@@ -429,6 +437,9 @@ impl Layered {
         }
         if !(0..=19).contains(&self.api_nice) {
             return Err(format_err!("--api-nice is from 0 to 19, not {}", self.api_nice));
+        }
+        if !(-20..=0).contains(&self.frames_nice) {
+            return Err(format_err!("--frames-nice is from -20 to 0, not {}", self.frames_nice));
         }
         // A shared store leases a claimed delivery to its worker for 5 minutes (`postgres/webhooks.rs`): an attempt
         // must end well within it, or another node would attempt the same delivery.
@@ -499,6 +510,12 @@ impl Layered {
 /// (BENCHMARKS.md). `available_parallelism` counts the CPUs this process may use (affinity, cgroup quota).
 fn default_api_nice() -> i32 {
     if std::thread::available_parallelism().is_ok_and(|n| n.get() == 1) { 10 } else { 0 }
+}
+
+/// One CPU: the API's niceness (10) already puts frames first when both are busy, and a wider gap made creates
+/// wait for a whole fan-out (docs/realtime.md, BENCHMARKS.md).
+fn default_frames_nice() -> i32 {
+    if std::thread::available_parallelism().is_ok_and(|n| n.get() == 1) { 0 } else { -10 }
 }
 
 fn parse_permissions(text: &str) -> anyhow::Result<Permissions> {

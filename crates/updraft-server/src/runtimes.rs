@@ -11,17 +11,24 @@
 //! socket.
 //!
 //! The reverse, a burst of EDS writes, used to share the cores evenly with the fan-out, and frames waited (p99
-//! 142 → 312 ms beside 4,000 creates/s on one core). So the HTTP runtime's threads run less favoured
-//! (`--api-nice`, default 10 when the server has one CPU): a long burst of requests yields to frames. With more
-//! CPUs the default is 0: both kinds of work run at once, and a niced API would only lose to other processes. A fixed niceness alone cannot serve both
-//! ways (at 10, creates waited 44–71 ms beside 100k deliveries/s), so the fan-out has a second thread, started from
-//! an HTTP worker and so at the API's niceness, which writes while the API is the lighter work
-//! (`updraft_realtime::fanout`): the lighter kind of work is the favoured one. `--api-slice-us` (default: the
-//! kernel's) shortens those threads' time slice; measured, it gave no gain beside a fan-out. Linux keeps a
-//! niceness per thread and a new thread inherits it, so everything those threads start (SQLite's connection
-//! threads, the insert thread, blocking tasks) is niced too, while the socket runtime and the first fan-out
-//! thread, started from the main thread, keep its priority. `Application::build` opens the store from a worker
-//! for that reason.
+//! 142 → 312 ms beside 4,000 creates/s on one core). So the threads writing frames run more favoured than the
+//! HTTP runtime's, by two means:
+//! - `--api-nice` (default 10 when the server has one CPU, else 0) raises the HTTP runtime's niceness above the
+//!   server's own. It needs no privilege, but a niced API also loses to every other process on the machine: on two
+//!   cores, beside a load generator at niceness 0, creates waited 40 ms at p99 at nice 10.
+//! - `--frames-nice` (default -10 with more than one CPU, else 0) lowers the niceness of the fan-out's writing
+//!   threads below the server's own, so frames go first without handing the API's share to other processes; it
+//!   needs CAP_SYS_NICE, and without it they keep the server's own (logged once). The socket runtime keeps the
+//!   server's own: its tasks would run ahead of requests however light the API is.
+//!
+//! A fixed gap alone cannot serve both ways (at api-nice 10 on one core, creates waited 44–71 ms beside 100k
+//! deliveries/s), so the fan-out has a second thread, started from an HTTP worker and so at the API's niceness,
+//! which writes while the API is the lighter work (`updraft_realtime::fanout`): the lighter kind of work is the
+//! favoured one. `--api-slice-us` (default: the kernel's) shortens the HTTP threads' time slice; measured, it gave
+//! no gain beside a fan-out. Linux keeps a niceness per thread and a new thread inherits it, so everything the HTTP
+//! threads start (SQLite's connection threads, the insert thread, blocking tasks) is niced too;
+//! `Application::build` opens the store from a worker for that reason. The main thread keeps the server's own
+//! niceness: the frames' threads take theirs when they start.
 //!
 //! The handshake stays an HTTP request; only the connection loop that follows runs on the socket runtime.
 
@@ -29,19 +36,51 @@ use std::time::{Duration, Instant};
 
 use tokio::runtime::{Builder, Handle, Runtime};
 
-/// The runtime `main` serves HTTP on: tokio's default shape, with every thread at niceness `nice` and, where the
-/// kernel allows it, time slice `slice` (see the module comment). Lowering one's own priority needs no privilege;
-/// should the kernel refuse, the thread runs as it is.
-pub fn http_runtime(nice: i32, slice: Option<Duration>) -> std::io::Result<Runtime> {
+/// The runtime `main` serves HTTP on: tokio's default shape, with every thread `api_nice` above the caller's
+/// niceness and, where the kernel allows it, time slice `slice` (see the module comment). Lowering one's own
+/// priority needs no privilege; should the kernel refuse, the thread runs as it is.
+pub fn http_runtime(api_nice: i32, slice: Option<Duration>) -> std::io::Result<Runtime> {
+    let nice = (own_niceness() + api_nice).min(19);
     Builder::new_multi_thread()
         .enable_all()
         .on_thread_start(move || {
-            if !slice.is_some_and(|slice| set_this_thread_slice(nice, slice)) && nice != 0 {
-                // `None`: on Linux, the calling thread only.
-                let _ = rustix::process::setpriority_process(None, nice);
+            if !slice.is_some_and(|slice| set_this_thread_slice(nice, slice)) && api_nice != 0 {
+                set_this_thread_niceness(nice);
             }
         })
         .build()
+}
+
+/// The niceness the fan-out's threads take while frames are the lighter work: the caller's own plus
+/// `frames_nice` (`--frames-nice`, 0 or below), if the kernel lets a thread take it. `None`: they keep the
+/// caller's, because `frames_nice` is 0 or because raising a priority needs CAP_SYS_NICE, which the server lacks
+/// (said once in the log). Call it from the main thread, whose niceness is the server's own.
+pub fn frames_niceness(frames_nice: i32) -> Option<i32> {
+    if frames_nice == 0 {
+        return None;
+    }
+    let nice = (own_niceness() + frames_nice).max(-20);
+    // Tried on a thread of its own: a raised priority could not be given back without the same privilege.
+    let allowed = std::thread::spawn(move || set_this_thread_niceness(nice)).join().unwrap_or(false);
+    if !allowed {
+        tracing::warn!(
+            frames_nice,
+            "the kernel refused a higher priority for the threads writing frames (it needs CAP_SYS_NICE); they keep \
+             the server's own, and a burst of requests can delay frames"
+        );
+    }
+    allowed.then_some(nice)
+}
+
+/// The calling thread's niceness (on Linux, `getpriority` of "this process" is of this thread).
+fn own_niceness() -> i32 {
+    rustix::process::getpriority_process(None).unwrap_or(0)
+}
+
+/// Sets the calling thread's niceness; false when the kernel refuses.
+fn set_this_thread_niceness(nice: i32) -> bool {
+    // `None`: on Linux, the calling thread only.
+    rustix::process::setpriority_process(None, nice).is_ok()
 }
 
 /// Sets the calling thread's niceness and EEVDF time slice (Linux 6.12+: `sched_attr.sched_runtime` of a

@@ -25,7 +25,7 @@ use updraft_ws::close_code;
 
 use crate::config::{BusUrl, Settings};
 use crate::conns::{self, Connections};
-use crate::runtimes::SocketRuntime;
+use crate::runtimes::{self, SocketRuntime};
 use crate::serve::{self, Listener};
 use crate::telemetry;
 use crate::tls::{self, TlsListener};
@@ -75,9 +75,10 @@ impl Application {
         let (gateway_file, loaded) = load_gateways(&settings, &gateways)?;
         let OpenStore { store, shared } = open_store(&settings).await?;
         let account = account_login(&settings)?;
+        let frames_nice = runtimes::frames_niceness(settings.frames_nice);
         let sockets = SocketRuntime::new().context("starting the socket runtime")?;
         sockets.spawn_probe();
-        let deliver = updraft_realtime::fanout::deliver_locally(gateways.clone())
+        let deliver = updraft_realtime::fanout::deliver_locally(gateways.clone(), frames_nice, sockets.handle())
             .await
             .context("starting the fan-out threads")?;
         let (bus, deliver_here) = (open_bus(&settings, deliver.clone(), &gateways).await?, shared.then_some(deliver));

@@ -42,6 +42,11 @@ fn bad_values_are_refused_with_a_reason() {
     assert!(err.contains("0 to 19"), "{err}");
     assert!(parse(&["--api-nice", "-1"]).is_err());
     assert_eq!(parse(&[]).unwrap().api_nice, default_api_nice());
+    assert_eq!(parse(&["--frames-nice", "-5"]).unwrap().frames_nice, -5, "a negative number is a value, not a flag");
+    let err = parse(&["--frames-nice", "1"]).unwrap_err().to_string();
+    assert!(err.contains("-20 to 0"), "{err}");
+    assert!(parse(&["--frames-nice", "-21"]).is_err());
+    assert_eq!(parse(&[]).unwrap().frames_nice, default_frames_nice());
     let err = parse(&["--api-slice-us", "50"]).unwrap_err().to_string();
     assert!(err.contains("100 to 100000"), "{err}");
     assert_eq!(parse(&["--api-slice-us", "100"]).unwrap().api_slice, Some(Duration::from_micros(100)));
