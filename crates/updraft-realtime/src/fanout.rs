@@ -14,9 +14,11 @@
 //! priority gives both. The lighter of the two is the one to favour: it needs the core for short turns only, and
 //! the heavier one loses little by letting it go first. So the fan-out's work is done by one of two threads, one at
 //! the frames' priority (`--frames-nice`, the server's own by default on one CPU) and one at the API's (started
-//! from an HTTP worker, it shares that runtime's niceness and slice, see `updraft_server::runtimes`), and every [`DECIDE_EVERY`] the one writing measures the CPU time the rest
-//! of the process used: below a quarter of a core, the API is the lighter work and the thread at its priority
-//! writes; above, the other one. Only one writes at a time; they hand over the queue under a lock.
+//! from an HTTP worker, it shares that runtime's niceness and slice, see `updraft_server::runtimes`), and every
+//! [`DECIDE_EVERY`] the one writing measures the CPU time the rest of the process used (the API's work: the
+//! helper's and the socket tasks' are the frames'): below a quarter of a core, the API is the lighter work and the
+//! thread at its priority writes; above, the other one. Only one writes at a time; they hand over the queue under a
+//! lock.
 //!
 //! **More than one CPU.** The writing thread then hands the chunk of sockets after its own to a helper thread
 //! (`Helper`) whenever that one is idle, so a broadcast's walk is written on two cores, at the writing thread's
@@ -276,8 +278,9 @@ impl Work {
 /// A second writer for long fan-outs when the process may use more than one CPU: the writing thread hands it the
 /// chunk after its own while it is idle, so a broadcast's walk is written on two cores (and takes two threads'
 /// share of a core the API keeps busy). A socket's writes are serialized by its outbox lock, so its frames still
-/// leave in order whichever thread writes them; order across sockets was never promised. It writes at the niceness of
-/// the thread that handed it the chunk, so that it favours frames exactly when that thread does.
+/// leave in order whichever thread writes them; order across sockets was never promised. With a raised priority
+/// for frames, it writes at the niceness of the thread that handed it the chunk, so that it favours frames exactly
+/// when that thread does.
 struct Helper {
     chunks: SyncSender<(Vec<Arc<Socket>>, i32)>,
     busy: Arc<AtomicBool>,
@@ -296,11 +299,12 @@ impl Helper {
         let (idle, spent) = (busy.clone(), cpu_ns.clone());
         std::thread::Builder::new().name("updraft-fan-help".into()).spawn(move || {
             take_niceness(frames_nice);
+            // Without the privilege a raised priority took, a niced helper could not come back: it keeps its own.
+            let follows = frames_nice.is_some();
             let mut current = niceness();
             // Ends when the fan-out's state, and with it the sender, is dropped.
             for (chunk, nice) in incoming {
-                // Raising it again is allowed: the writer at `frames_nice` got there with the same privilege.
-                if nice != current && rustix::process::setpriority_process(None, nice).is_ok() {
+                if follows && nice != current && rustix::process::setpriority_process(None, nice).is_ok() {
                     current = nice;
                 }
                 for socket in chunk {

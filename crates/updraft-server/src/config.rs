@@ -150,10 +150,10 @@ serve_settings! {
     /// that a burst of EDS writes does not delay frames to sockets (while the API is the lighter work, the fan-out
     /// runs at this niceness too); 0 is the same priority.
     api_nice: i32, env "UPDRAFT_API_NICE", default(default_api_nice(), "10 when the server may use one CPU, else 0");
-    /// Niceness (-20-0) of the fan-out's threads writing frames to sockets, added to the server's own: below 0, a burst of
-    /// EDS writes, or another process, does not delay frames (while the API is the lighter work, the fan-out runs
-    /// at the API's niceness instead). Raising a priority needs CAP_SYS_NICE; without it the threads keep the
-    /// server's own.
+    /// Niceness (-20-0) of the fan-out's threads writing frames to sockets, added to the server's own: below 0, a
+    /// burst of EDS writes, or another process, does not delay frames (while the API is the lighter work, the
+    /// fan-out runs at the API's niceness instead). Raising a priority needs CAP_SYS_NICE; without it the threads
+    /// keep the server's own.
     #[arg(allow_negative_numbers = true)]
     frames_nice: i32, env "UPDRAFT_FRAMES_NICE", default(default_frames_nice(), "-10 when the server may use more than one CPU, else 0");
     /// Scheduler time slice, in microseconds, of the threads serving HTTP requests and the database (100-100000;
