@@ -75,12 +75,7 @@ impl Application {
         let (gateway_file, loaded) = load_gateways(&settings, &gateways)?;
         let OpenStore { store, shared } = open_store(&settings).await?;
         let account = account_login(&settings)?;
-        let frames_nice = runtimes::frames_niceness(settings.frames_nice);
-        let sockets = SocketRuntime::new().context("starting the socket runtime")?;
-        sockets.spawn_probe();
-        let deliver = updraft_realtime::fanout::deliver_locally(gateways.clone(), frames_nice, sockets.handle())
-            .await
-            .context("starting the fan-out threads")?;
+        let (sockets, deliver) = start_frames(&settings, &gateways).await?;
         let (bus, deliver_here) = (open_bus(&settings, deliver.clone(), &gateways).await?, shared.then_some(deliver));
         let workers = Workers::default();
         let webhook_guard = webhook_guard(&settings, &bound);
@@ -261,6 +256,20 @@ impl Bound {
 
 /// The default gateway from the settings, then the gateways saved in `gateways.json`; answers the file and how
 /// many it held.
+/// The socket runtime and the fan-out threads, which write frames (see `runtimes`). Call it from the main thread.
+async fn start_frames(
+    settings: &Settings,
+    gateways: &Arc<Gateways>,
+) -> anyhow::Result<(SocketRuntime, updraft_bus::Deliver)> {
+    let frames_nice = runtimes::frames_niceness(settings.frames_nice);
+    let sockets = SocketRuntime::new().context("starting the socket runtime")?;
+    sockets.spawn_probe();
+    let deliver = updraft_realtime::fanout::deliver_locally(gateways.clone(), frames_nice, sockets.handle())
+        .await
+        .context("starting the fan-out threads")?;
+    Ok((sockets, deliver))
+}
+
 fn load_gateways(settings: &Settings, gateways: &Gateways) -> anyhow::Result<(GatewayFile, usize)> {
     let d = &settings.default_gateway;
     gateways.upsert(
