@@ -24,9 +24,11 @@ use crate::ast::{Clause, CmpOp, Direction, ElemMatch, Filter, Key, Literal, Op, 
 
 mod branches;
 mod keys;
+mod ranges;
 
 pub use branches::{Branch, branches};
 pub use keys::{creation_ordered, index_order, literal_prefix, ordering_column};
+pub use ranges::{OneRange, key_index_columns, key_terms_named, one_range};
 
 /// A WHERE fragment with anonymous `?` placeholders, and their values in order.
 #[derive(Debug, Clone, PartialEq)]
@@ -189,9 +191,11 @@ fn property_path(property: &str) -> String {
 /// object's `id` when it is a string (so that ref equality is an index lookup), else NULL. Keep in sync with
 /// `eval::type_rank` and `eval::ref_id`.
 fn key_terms(path: &str, column: &str) -> [String; 2] {
+    key_terms_at(&format!("'{path}'"), &format!("'{path}.id'"), column)
+}
+/// [`key_terms`] with the paths given as SQL: `quoted` to the value, `id` to its `id`.
+fn key_terms_at(quoted: &str, id: &str, column: &str) -> [String; 2] {
     assert_identifier(column);
-    let quoted = format!("'{path}'");
-    let id = format!("'{path}.id'");
     [
         format!(
             "CASE json_type({column}, {quoted}) WHEN 'integer' THEN 1 WHEN 'real' THEN 1 WHEN 'text' THEN 2 \

@@ -112,6 +112,7 @@ impl SqliteStore {
             .await?;
         tokio::spawn(keep_statistics(writer.clone()));
         tokio::spawn(search::keep_merged(writer.clone()));
+        tokio::spawn(tallies::keep_split(writer.clone(), options.path.clone()));
         Ok(SqliteStore {
             writer,
             readers,
@@ -633,10 +634,12 @@ impl Store for SqliteStore {
             // Each document parsed on its own: parsing the page as one array would add a level of nesting, and
             // fail on a document as deep as the parser allows.
             let texts = self
-                .run_list(read, |conn, sql, binds| {
-                    let texts = rows(conn, &format!("SELECT json(doc) FROM ({sql})"), binds)?;
-                    let n = texts.len();
-                    Ok((texts, n))
+                .run_list(read, |read, conn| {
+                    read.read(conn, |conn, sql, binds| {
+                        let texts = rows(conn, &format!("SELECT json(doc) FROM ({sql})"), binds)?;
+                        let n = texts.len();
+                        Ok((texts, n))
+                    })
                 })
                 .await?;
             texts.iter().map(|text| parse_doc(text).map(Value::Object)).collect()
@@ -653,11 +656,13 @@ impl Store for SqliteStore {
             let read =
                 ListRead::new(at, query.filter, query.sort, Shape::Page(query.page), access, self.hot.key_indexes())?;
             // One row holding the page as a JSON array, so that the documents come out as one string.
-            self.run_list(read, |conn, sql, binds| {
-                let mut statement =
-                    conn.prepare_cached(&format!("SELECT json_group_array(json(doc)), count(*) FROM ({sql})"))?;
-                statement.query_row(rusqlite::params_from_iter(reads::values(binds)), |row| {
-                    Ok((row.get(0)?, row.get::<_, u32>(1)? as usize))
+            self.run_list(read, |read, conn| {
+                read.read(conn, |conn, sql, binds| {
+                    let mut statement =
+                        conn.prepare_cached(&format!("SELECT json_group_array(json(doc)), count(*) FROM ({sql})"))?;
+                    statement.query_row(rusqlite::params_from_iter(reads::values(binds)), |row| {
+                        Ok((row.get(0)?, row.get::<_, u32>(1)? as usize))
+                    })
                 })
             })
             .await
@@ -673,12 +678,7 @@ impl Store for SqliteStore {
         Box::pin(async move {
             let sort = updraft_query::Sort { keys: Vec::new() };
             let read = ListRead::new(at, filter, &sort, Shape::Count, access, self.hot.key_indexes())?;
-            let n: i64 = self
-                .run_list(read, |conn, sql, binds| {
-                    let mut statement = conn.prepare_cached(sql)?;
-                    statement.query_row(rusqlite::params_from_iter(reads::values(binds)), |row| Ok((row.get(0)?, 1)))
-                })
-                .await?;
+            let n = self.run_list(read, |read, conn| read.count(conn)).await?;
             Ok(n.max(0) as u64)
         })
     }
@@ -706,11 +706,11 @@ impl SqliteStore {
     async fn run_list<T: Send + 'static>(
         &self,
         read: ListRead,
-        run: impl Fn(&rusqlite::Connection, &str, &[Bind]) -> rusqlite::Result<(T, usize)> + Send + Sync + 'static,
+        run: impl Fn(&ListRead, &rusqlite::Connection) -> rusqlite::Result<T> + Send + Sync + 'static,
     ) -> Result<T, StoreError> {
         let read = std::sync::Arc::new(read);
         let reading = std::sync::Arc::clone(&read);
-        match self.hot.bounded(move |conn| reading.read(conn, &run)).await {
+        match self.hot.bounded(move |conn| run(&reading, conn)).await {
             Err(StoreError::Invalid { message, property: None }) if message.starts_with(reads::TOO_EXPENSIVE) => {
                 let unindexed = self.hot.inline(|conn| read.unindexed(conn)).unwrap_or_default();
                 let Some(first) = unindexed.first() else {
@@ -765,6 +765,9 @@ mod plan_tests;
 mod reads;
 mod schemas;
 mod search;
+mod tallies;
+#[cfg(test)]
+mod tally_tests;
 mod tenants;
 #[cfg(test)]
 mod tests;

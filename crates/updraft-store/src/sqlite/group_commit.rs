@@ -148,16 +148,21 @@ fn write_batches(path: &Path, jobs: std::sync::mpsc::Receiver<Job>, committed: &
 /// The connection, opened on first use (and again after a failure to open): settings as the sqlx writer's.
 fn open<'a>(conn: &'a mut Option<Connection>, path: &Path) -> rusqlite::Result<&'a mut Connection> {
     if conn.is_none() {
-        let opened =
-            Connection::open_with_flags(path, OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX)?;
-        // A commit returns once its WAL frames are on disk.
-        opened.pragma_update(None, "journal_mode", "WAL")?;
-        opened.pragma_update(None, "synchronous", "FULL")?;
-        opened.pragma_update(None, "foreign_keys", "ON")?;
-        opened.busy_timeout(Duration::from_secs(5))?;
-        *conn = Some(opened);
+        *conn = Some(open_writer(path)?);
     }
     Ok(conn.as_mut().expect("opened above"))
+}
+
+/// A rusqlite connection that writes with the sqlx writer's settings.
+pub(super) fn open_writer(path: &Path) -> rusqlite::Result<Connection> {
+    let opened =
+        Connection::open_with_flags(path, OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX)?;
+    // A commit returns once its WAL frames are on disk.
+    opened.pragma_update(None, "journal_mode", "WAL")?;
+    opened.pragma_update(None, "synchronous", "FULL")?;
+    opened.pragma_update(None, "foreign_keys", "ON")?;
+    opened.busy_timeout(Duration::from_secs(5))?;
+    Ok(opened)
 }
 
 fn fail_all(batch: &[Insert], err: &impl ToString) -> Vec<Result<i64, StoreError>> {

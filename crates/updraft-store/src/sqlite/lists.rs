@@ -14,6 +14,7 @@ use updraft_query::sqlite::{self as query_sql, Bind, Branch, Indexed, Layout};
 use updraft_query::{Filter, Sort};
 
 use super::key_indexes::KeyIndexes;
+use super::tallies;
 use super::{collection_literal, readable};
 use crate::document::{self, RESERVED};
 use crate::{Access, Collection, Page, StoreError, Subject};
@@ -122,33 +123,93 @@ impl ListRead {
             return Ok(run(conn, &sql, &binds)?.0);
         }
         snapshot(conn, |conn| {
-            let (indexed, route) = self.route(conn)?;
-            let walks = matches!(route, Route::SortIndex(_));
-            let (sql, binds) = self.statement(&indexed, route);
-            let (value, rows) = run(conn, &sql, &binds)?;
-            match self.shape {
-                Shape::Page(page) if walks && rows < page.limit as usize => {
-                    // The walk may have stopped at its bound: the filter's rows, sorted, are the answer.
-                    let (sql, binds) = self.statement(&indexed, Route::SortedFilter);
-                    Ok(run(conn, &sql, &binds)?.0)
-                }
-                _ => Ok(value),
-            }
+            let (have, indexed) = self.indexed_now(conn)?;
+            let route = self.route(conn, &have, &indexed)?;
+            self.read_routed(conn, &indexed, route, &run)
         })
     }
 
-    /// What the filter's properties hold in this snapshot, and how to reach the rows.
-    fn route(&self, conn: &Connection) -> rusqlite::Result<(Vec<Indexed>, Route)> {
+    /// The count: from the tallies of a key index when the filter is one range of it (`tallies.rs`), else as
+    /// [`ListRead::read`] counts.
+    pub(crate) fn count(&self, conn: &Connection) -> rusqlite::Result<i64> {
+        let run = |conn: &Connection, sql: &str, binds: &[Bind]| {
+            let mut statement = conn.prepare_cached(sql)?;
+            statement.query_row(rusqlite::params_from_iter(super::reads::values(binds)), |row| Ok((row.get(0)?, 1)))
+        };
+        if self.unreserved_properties().next().is_none() {
+            return self.read(conn, run);
+        }
+        snapshot(conn, |conn| {
+            let (have, indexed) = self.indexed_now(conn)?;
+            if let Some(n) = self.tallied(conn, &indexed)? {
+                return Ok(n);
+            }
+            let route = self.route(conn, &have, &indexed)?;
+            self.read_routed(conn, &indexed, route, run)
+        })
+    }
+
+    /// [`ListRead::tallied`] in a snapshot of its own.
+    #[cfg(test)]
+    pub(crate) fn tallied_count(&self, conn: &Connection) -> rusqlite::Result<Option<i64>> {
+        snapshot(conn, |conn| {
+            let (_, indexed) = self.indexed_now(conn)?;
+            self.tallied(conn, &indexed)
+        })
+    }
+
+    /// The count of a filter that is one range of a key index, summed from the index's tallies; None when they
+    /// cannot answer it.
+    fn tallied(&self, conn: &Connection, indexed: &[Indexed]) -> rusqlite::Result<Option<i64>> {
+        let layout = layout(indexed);
+        let Some(range) = query_sql::one_range(&self.filter, &layout) else { return Ok(None) };
+        let (allowed, subjects) = self.reader.readable();
+        let reader = match &self.reader.subjects {
+            None => None,
+            // A reader with no subject reads nothing, not even what is public.
+            Some(none) if none.is_empty() => return Ok(None),
+            Some(_) => Some((allowed.as_str(), subjects.as_slice())),
+        };
+        let index = tallies::KeyIndex::new(&self.backend, &self.object_type, &self.collection, range.property);
+        tallies::count(conn, &tallies::RangeCount { index, filter: &self.filter, range, layout, reader })
+    }
+
+    fn read_routed<T>(
+        &self,
+        conn: &Connection,
+        indexed: &[Indexed],
+        route: Route,
+        run: impl Fn(&Connection, &str, &[Bind]) -> rusqlite::Result<(T, usize)>,
+    ) -> rusqlite::Result<T> {
+        let walks = matches!(route, Route::SortIndex(_));
+        let (sql, binds) = self.statement(indexed, route);
+        let (value, rows) = run(conn, &sql, &binds)?;
+        match self.shape {
+            Shape::Page(page) if walks && rows < page.limit as usize => {
+                // The walk may have stopped at its bound: the filter's rows, sorted, are the answer.
+                let (sql, binds) = self.statement(indexed, Route::SortedFilter);
+                Ok(run(conn, &sql, &binds)?.0)
+            }
+            _ => Ok(value),
+        }
+    }
+
+    /// Which filtered properties have a key index in this snapshot, and what they hold.
+    fn indexed_now(&self, conn: &Connection) -> rusqlite::Result<(Arc<[String]>, Vec<Indexed>)> {
         let have = self.key_indexes(conn)?;
         let indexed = self.indexed(conn, &have)?;
-        if let Some((union, binds)) = self.union(conn, &indexed)? {
-            return Ok((indexed, Route::Union(union, binds)));
+        Ok((have, indexed))
+    }
+
+    /// How to reach the rows.
+    fn route(&self, conn: &Connection, have: &[String], indexed: &[Indexed]) -> rusqlite::Result<Route> {
+        if let Some((union, binds)) = self.union(conn, indexed)? {
+            return Ok(Route::Union(union, binds));
         }
-        let route = match self.walks_sort_index(conn, &have, &indexed)? {
+        Ok(match self.walks_sort_index(conn, have, indexed)? {
             Some(index) => Route::SortIndex(index),
             None => Route::Filter,
-        };
-        Ok((indexed, route))
+        })
     }
 
     /// Whether the page should walk the index of its sort and check the filter on each row, rather than read the
@@ -221,7 +282,8 @@ impl ListRead {
     /// walk of the sort's index is run, to tell whether the filter's rows follow it.
     pub(crate) fn explain(&self, conn: &Connection) -> rusqlite::Result<(Vec<String>, Vec<Indexed>)> {
         snapshot(conn, |conn| {
-            let (indexed, route) = self.route(conn)?;
+            let (have, indexed) = self.indexed_now(conn)?;
+            let route = self.route(conn, &have, &indexed)?;
             let walks = matches!(route, Route::SortIndex(_));
             let (sql, binds) = self.statement(&indexed, route);
             let mut steps = plan_of(conn, &sql, &binds)?;

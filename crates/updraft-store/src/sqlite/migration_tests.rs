@@ -16,6 +16,34 @@ fn migrations_are_the_files_of_the_directory() {
     }
 }
 
+/// Migrations whose statements the code generates (`generated`: file name, statement) match their files, comments
+/// aside; `UPDRAFT_WRITE_MIGRATIONS=1` rewrites a file that differs, keeping its comments.
+fn check_generated(generated: Vec<(&str, String)>) {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("migrations");
+    for (name, expected) in generated {
+        let text = std::fs::read_to_string(dir.join(name)).unwrap_or_default();
+        let statement: String =
+            text.lines().filter(|line| !line.starts_with("--")).map(|line| format!("{line}\n")).collect();
+        if std::env::var_os("UPDRAFT_WRITE_MIGRATIONS").is_some() && statement != expected {
+            let comments: String =
+                text.lines().filter(|line| line.starts_with("--")).map(|line| format!("{line}\n")).collect();
+            std::fs::write(dir.join(name), format!("{comments}{expected}")).unwrap();
+            continue;
+        }
+        assert_eq!(statement, expected, "{name} (UPDRAFT_WRITE_MIGRATIONS=1 rewrites it)");
+    }
+}
+
+#[test]
+fn the_search_migrations_lay_rows_out_as_the_code_does() {
+    check_generated(search::rowids::migrations());
+}
+
+#[test]
+fn the_tally_migrations_keep_tallies_as_the_code_reads_them() {
+    check_generated(tallies::migrations());
+}
+
 #[test]
 fn array_key_triggers_key_elements_as_the_backfill_does() {
     let squash = |sql: &str| sql.split_whitespace().collect::<Vec<_>>().join(" ");

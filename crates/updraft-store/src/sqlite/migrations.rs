@@ -86,4 +86,10 @@ pub(crate) const MIGRATIONS: &[&str] = &[
     include_str!("../../migrations/0080_fill_search_grams.sql"),
     include_str!("../../migrations/0081_search_words_usermerge.sql"),
     include_str!("../../migrations/0082_search_grams_usermerge.sql"),
+    include_str!("../../migrations/0083_create_table_key_tallies.sql"),
+    include_str!("../../migrations/0084_create_index_key_tallies_oversized.sql"),
+    include_str!("../../migrations/0085_create_trigger_objects_tallies_on_insert.sql"),
+    include_str!("../../migrations/0086_create_trigger_objects_tallies_on_update.sql"),
+    include_str!("../../migrations/0087_create_trigger_objects_tallies_on_delete.sql"),
+    include_str!("../../migrations/0088_fill_key_tallies.sql"),
 ];

@@ -123,7 +123,17 @@ async fn create_index(
         "INSERT OR IGNORE INTO property_indexes (backend, object_type, property) VALUES (?, ?, ?)",
         property_of,
     )
-    .await
+    .await?;
+    // The index's first cut, holding all its entries until the next split (`tallies.rs`); kept as it is when the
+    // index was there already.
+    let first_cut = super::tallies::first_cuts("p.backend = ? AND p.object_type = ? AND p.property = ?");
+    sqlx::query(sqlx::AssertSqlSafe(first_cut))
+        .bind(backend)
+        .bind(object_type)
+        .bind(property)
+        .execute(&mut *tx)
+        .await?;
+    Ok(())
 }
 
 /// Deletes the `array_keys` rows of one indexed property.
@@ -148,6 +158,8 @@ pub(super) async fn drop_index(
     key_index(backend, object_type, property).drop(tx).await?;
     let property_of = [backend, object_type, property];
     on_property(tx, FORGET_ELEMENTS, property_of).await?;
+    on_property(tx, "DELETE FROM key_tallies WHERE backend = ? AND object_type = ? AND property = ?", property_of)
+        .await?;
     on_property(tx, "DELETE FROM property_indexes WHERE backend = ? AND object_type = ? AND property = ?", property_of)
         .await
 }

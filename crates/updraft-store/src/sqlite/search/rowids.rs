@@ -97,29 +97,6 @@ pub(crate) fn fill(table: &str, rows: &str, slots: usize) -> String {
     )
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn buckets_rise_with_length_and_decode_to_their_shortest() {
-        assert_eq!(
-            OBJECT_ROWID,
-            format!("((rowid >> {OBJECT_SHIFT}) & {})", (1i64 << (COLLECTION_SHIFT - OBJECT_SHIFT)) - 1)
-        );
-        assert!(LENGTHS.windows(2).all(|w| w[0] < w[1]));
-        let conn = rusqlite::Connection::open_in_memory().unwrap();
-        for n in [0u32, 1, 4, 15, 16, 19, 20, 24, 25, 100, 454, 455, 10_000] {
-            let bucket: i64 = conn.query_row(&format!("SELECT {}", bucket(&n.to_string())), [], |r| r.get(0)).unwrap();
-            let shortest = length_of(bucket << 1);
-            assert!(shortest <= n, "{n} → {bucket}");
-            assert!(bucket == 31 || LENGTHS[bucket as usize + 1] > n, "{n} → {bucket}");
-        }
-        let words: i64 = conn.query_row(&format!("SELECT {}", words("'a b  c'")), [], |r| r.get(0)).unwrap();
-        assert_eq!(words, 4, "spaces separate words, empty ones included");
-    }
-}
-
 /// The statements of the migrations that lay the tables out so (0072, 0074, 0076, 0079, 0080), which tests check
 /// the migration files against, comments aside: the triggers and the group commit must agree on every rowid.
 #[cfg(test)]
@@ -166,23 +143,24 @@ pub(crate) fn migrations() -> Vec<(&'static str, String)> {
 }
 
 #[cfg(test)]
-mod migration_tests {
-    use std::path::Path;
+mod tests {
+    use super::*;
 
     #[test]
-    fn the_migrations_lay_rows_out_as_the_code_does() {
-        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("migrations");
-        for (name, expected) in super::migrations() {
-            let text = std::fs::read_to_string(dir.join(name)).unwrap_or_default();
-            let statement: String =
-                text.lines().filter(|line| !line.starts_with("--")).map(|line| format!("{line}\n")).collect();
-            if std::env::var_os("UPDRAFT_WRITE_MIGRATIONS").is_some() && statement != expected {
-                let comments: String =
-                    text.lines().filter(|line| line.starts_with("--")).map(|line| format!("{line}\n")).collect();
-                std::fs::write(dir.join(name), format!("{comments}{expected}")).unwrap();
-                continue;
-            }
-            assert_eq!(statement, expected, "{name} (UPDRAFT_WRITE_MIGRATIONS=1 rewrites it)");
+    fn buckets_rise_with_length_and_decode_to_their_shortest() {
+        assert_eq!(
+            OBJECT_ROWID,
+            format!("((rowid >> {OBJECT_SHIFT}) & {})", (1i64 << (COLLECTION_SHIFT - OBJECT_SHIFT)) - 1)
+        );
+        assert!(LENGTHS.windows(2).all(|w| w[0] < w[1]));
+        let conn = rusqlite::Connection::open_in_memory().unwrap();
+        for n in [0u32, 1, 4, 15, 16, 19, 20, 24, 25, 100, 454, 455, 10_000] {
+            let bucket: i64 = conn.query_row(&format!("SELECT {}", bucket(&n.to_string())), [], |r| r.get(0)).unwrap();
+            let shortest = length_of(bucket << 1);
+            assert!(shortest <= n, "{n} → {bucket}");
+            assert!(bucket == 31 || LENGTHS[bucket as usize + 1] > n, "{n} → {bucket}");
         }
+        let words: i64 = conn.query_row(&format!("SELECT {}", words("'a b  c'")), [], |r| r.get(0)).unwrap();
+        assert_eq!(words, 4, "spaces separate words, empty ones included");
     }
 }

@@ -1,0 +1,230 @@
+//! The tallies of key indexes against counting every row: random writes through the store (inserts, updates,
+//! ACL changes, deletes), splits between them, and counts of random ranges for the secret, anonymous callers and a
+//! user with private objects of her own.
+
+use serde_json::json;
+
+use super::*;
+use crate::{AclChange, Author, Patch, Schemas, Subject};
+
+const ALL: Access<'static> = Access::Everything;
+
+fn props(value: Value) -> Map<String, Value> {
+    value.as_object().unwrap().clone()
+}
+
+const ITEMS: Collection<'static> = Collection { backend: "5376019e698b3c6ad500095a", object_type: "objects.items" };
+
+/// xorshift64*: reproducible draws without a dependency.
+struct Draw(u64);
+
+impl Draw {
+    fn below(&mut self, n: u64) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d) % n
+    }
+
+    /// A value of `n`: mostly numbers (few distinct ones, so that equal values share buckets), some strings,
+    /// booleans, nulls, refs, or nothing.
+    fn value(&mut self) -> Option<Value> {
+        Some(match self.below(20) {
+            0 => return None,
+            1 => Value::Null,
+            2 => json!(self.below(2) == 0),
+            3 => json!({"id": format!("u{}", self.below(5)), "objectType": "users"}),
+            4..=6 => json!(format!("s{:02}", self.below(40))),
+            7 => json!(self.below(300) as f64 + 0.5),
+            _ => json!(self.below(300)),
+        })
+    }
+
+    fn bound(&mut self) -> Value {
+        if self.below(4) == 0 { json!(format!("s{:02}", self.below(45))) } else { json!(self.below(320) as i64 - 10) }
+    }
+
+    /// A filter that is one range of `n`'s key index.
+    fn range(&mut self) -> Value {
+        let ops = ["$gt", "$gte", "$lt", "$lte"];
+        match self.below(5) {
+            0 => json!({"n": self.bound()}),
+            1 => json!({"n": self.below(2) == 0}),
+            2 => json!({"n": {ops[self.below(4) as usize]: self.bound()}}),
+            _ => {
+                let (lo, hi) = (self.bound(), self.bound());
+                json!({"n": {ops[self.below(2) as usize]: lo, ops[2 + self.below(2) as usize]: hi}})
+            }
+        }
+    }
+
+    fn acl(&mut self) -> Acl {
+        let read = match self.below(6) {
+            0 => vec![Subject::user("alice")],
+            1 => vec![Subject::user("bob")],
+            _ => vec![Subject::Everyone],
+        };
+        Acl { read, update: vec![Subject::Everyone], delete: vec![Subject::Everyone], admin: Vec::new() }
+    }
+}
+
+fn rules() -> crate::SchemaRules {
+    crate::SchemaRules { indexed: vec!["n".into(), "tags".into()], cascades: Vec::new(), searched: Vec::new() }
+}
+
+/// Splits every bucket that is due, as the store's background task does.
+fn split_all(path: &std::path::Path) {
+    let conn = super::group_commit::open_writer(path).unwrap();
+    loop {
+        let tx = conn.unchecked_transaction().unwrap();
+        let looked = tallies::split_oversized(&tx).unwrap();
+        tx.commit().unwrap();
+        if looked == 0 {
+            return;
+        }
+    }
+}
+
+/// The count from the tallies (None when they cannot answer), and the count of every row, for one reader.
+async fn both_counts(store: &SqliteStore, q: &Value, access: Access<'_>) -> (Option<i64>, u64) {
+    let filter = updraft_query::Filter::parse(q).unwrap();
+    let read = ListRead::new(ITEMS, &filter, &updraft_query::Sort { keys: Vec::new() }, lists::Shape::Count, access, {
+        store.hot.key_indexes()
+    })
+    .unwrap();
+    let tallied = store.hot.inline(|conn| read.tallied_count(conn)).unwrap();
+    // `$and` of the one filter is the same filter, which the tallies do not take: every row is counted.
+    let counted =
+        store.count(ITEMS, &updraft_query::Filter::parse(&json!({"$and": [q]})).unwrap(), access).await.unwrap();
+    (tallied, counted)
+}
+
+/// One random write: an insert (most often), an update of `n`, an ACL change or a delete.
+async fn write_one(store: &SqliteStore, draw: &mut Draw, ids: &mut Vec<ObjectId>) {
+    match draw.below(10) {
+        0..=5 => ids.push(insert(store, draw).await),
+        6 | 7 => {
+            let id = ids[draw.below(ids.len() as u64) as usize];
+            let patch = Patch::Merge(props(json!({"n": draw.value().unwrap_or(Value::Null)})));
+            store.update(ITEMS, id, patch, Author::default(), ALL).await.unwrap();
+        }
+        8 => {
+            let id = ids[draw.below(ids.len() as u64) as usize];
+            store.change_acl(ITEMS, id, AclChange::Replace(draw.acl()), ALL).await.unwrap();
+        }
+        _ => {
+            let id = ids.swap_remove(draw.below(ids.len() as u64) as usize);
+            store.delete(ITEMS, id, Author::default(), ALL).await.unwrap();
+        }
+    }
+}
+
+async fn insert(store: &SqliteStore, draw: &mut Draw) -> ObjectId {
+    let mut doc = json!({"tags": ["a", "b"]});
+    if let Some(value) = draw.value() {
+        doc["n"] = value;
+    }
+    let acl = draw.acl();
+    let created = store.insert(ITEMS, props(doc), Author::default(), acl).await.unwrap();
+    ObjectId::parse(created["id"].as_str().unwrap()).unwrap()
+}
+
+/// Every key index's tallies hold every row of the collection, and its public ones.
+async fn check_totals(store: &SqliteStore, round: usize) {
+    let count = async |sql: &'static str| -> i64 {
+        let (n,): (i64,) = sqlx::query_as(sql).bind(ITEMS.object_type).fetch_one(&store.writer).await.unwrap();
+        n
+    };
+    let whole = count("SELECT count(*) FROM objects WHERE object_type = ?").await;
+    let publicly = count("SELECT count(*) FROM objects WHERE object_type = ? AND public_read = 1").await;
+    for property in ["n", "tags"] {
+        let (all, public): (i64, i64) =
+            sqlx::query_as("SELECT sum(n_all), sum(n_public) FROM key_tallies WHERE property = ?")
+                .bind(property)
+                .fetch_one(&store.writer)
+                .await
+                .unwrap();
+        assert_eq!((all, public), (whole, publicly), "round {round}: the tallies of {property} hold every row");
+    }
+}
+
+#[tokio::test]
+async fn tallied_counts_equal_counted_ones_through_writes_and_splits() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("eds.sqlite3");
+    let store = SqliteStore::open(&SqliteOptions { path: path.clone(), readers: 2 }).await.unwrap();
+    let mut draw = Draw(0x9e37_79b9_7f4a_7c15);
+    let mut ids = Vec::new();
+    // Objects before the index, which its first cut counts, then the schema.
+    for _ in 0..150 {
+        ids.push(insert(&store, &mut draw).await);
+    }
+    store.put_schema(ITEMS.backend, ITEMS.object_type, json!({}), &rules()).await.unwrap();
+    let (anyone, alice) = ([Subject::Everyone], [Subject::Everyone, Subject::user("alice")]);
+    let readers = [Access::Everything, Access::Subjects(&anyone), Access::Subjects(&alice)];
+    let mut answered = [0; 3];
+    for round in 0..8 {
+        for _ in 0..250 {
+            write_one(&store, &mut draw, &mut ids).await;
+        }
+        // Half the rounds count before splitting: buckets that are due hold more than their share.
+        if round % 2 == 0 {
+            split_all(&path);
+        }
+        for _ in 0..60 {
+            let q = draw.range();
+            for (reader, access) in readers.into_iter().enumerate() {
+                let (tallied, counted) = both_counts(&store, &q, access).await;
+                if let Some(tallied) = tallied {
+                    answered[reader] += 1;
+                    assert_eq!(tallied as u64, counted, "round {round}, {q}, {access:?}");
+                }
+            }
+        }
+        check_totals(&store, round).await;
+    }
+    // Of 480 ranges, some empty and many within one bucket, which the tallies leave to counting.
+    assert!(answered.iter().all(|it| *it > 150), "the tallies answered {answered:?} counts of each reader");
+    let (oversized,): (i64,) = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "SELECT count(*) FROM key_tallies WHERE n_all > {} AND settled = 0",
+        tallies::SPLIT_ABOVE
+    )))
+    .fetch_one(&store.writer)
+    .await
+    .unwrap();
+    split_all(&path);
+    let (after,): (i64,) = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "SELECT count(*) FROM key_tallies WHERE n_all > {} AND n_all > 2 * settled",
+        tallies::SPLIT_ABOVE
+    )))
+    .fetch_one(&store.writer)
+    .await
+    .unwrap();
+    assert_eq!(after, 0, "every bucket split or settled ({oversized} were due before the last split)");
+}
+
+#[tokio::test]
+async fn dropping_an_index_forgets_its_tallies_and_indexing_again_counts_every_row() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = SqliteStore::open(&SqliteOptions { path: dir.path().join("eds.sqlite3"), readers: 2 }).await.unwrap();
+    store.put_schema(ITEMS.backend, ITEMS.object_type, json!({}), &rules()).await.unwrap();
+    for n in 0..400 {
+        store.insert(ITEMS, props(json!({"n": n})), Author::default(), Acl::default()).await.unwrap();
+    }
+    let tallied = async |store: &SqliteStore| -> Option<(i64,)> {
+        sqlx::query_as("SELECT sum(n_all) FROM key_tallies WHERE property = 'n'").fetch_one(&store.writer).await.ok()
+    };
+    assert_eq!(tallied(&store).await, Some((400,)));
+    let unindexed = crate::SchemaRules { indexed: Vec::new(), cascades: Vec::new(), searched: Vec::new() };
+    store.put_schema(ITEMS.backend, ITEMS.object_type, json!({}), &unindexed).await.unwrap();
+    let (rows,): (i64,) = sqlx::query_as("SELECT count(*) FROM key_tallies").fetch_one(&store.writer).await.unwrap();
+    assert_eq!(rows, 0);
+    for n in 400..500 {
+        store.insert(ITEMS, props(json!({"n": n})), Author::default(), Acl::default()).await.unwrap();
+    }
+    store.put_schema(ITEMS.backend, ITEMS.object_type, json!({}), &rules()).await.unwrap();
+    assert_eq!(tallied(&store).await, Some((500,)));
+    split_all(&dir.path().join("eds.sqlite3"));
+    let (found, counted) = both_counts(&store, &json!({"n": {"$gte": 10, "$lt": 450}}), ALL).await;
+    assert_eq!((found, counted), (Some(440), 440));
+}
