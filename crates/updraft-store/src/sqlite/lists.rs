@@ -50,6 +50,8 @@ enum Route {
     SortIndex(String),
     /// The filter's index ranges, then a sort, whatever SQLite's statistics say of walking the sort's index.
     SortedFilter,
+    /// The sort's index from where the page starts, past the buckets before it that its tallies skip.
+    Skip(tallies::Skip),
 }
 
 /// A list or count request with everything it needs, owned, so that it can move to the blocking pool.
@@ -117,13 +119,16 @@ impl ListRead {
         conn: &Connection,
         run: impl Fn(&Connection, &str, &[Bind]) -> rusqlite::Result<(T, usize)>,
     ) -> rusqlite::Result<T> {
-        if self.unreserved_properties().next().is_none() {
+        if self.unreserved_properties().next().is_none() && self.deep_sort().is_none() {
             // Nothing to learn first: the statement is its own snapshot.
             let (sql, binds) = self.statement(&[], Route::Filter);
             return Ok(run(conn, &sql, &binds)?.0);
         }
         snapshot(conn, |conn| {
             let (have, indexed) = self.indexed_now(conn)?;
+            if let Some(skip) = self.skip(conn, &have, &indexed)? {
+                return self.read_routed(conn, &indexed, Route::Skip(skip), run);
+            }
             let route = self.route(conn, &have, &indexed)?;
             self.read_routed(conn, &indexed, route, &run)
         })
@@ -158,20 +163,69 @@ impl ListRead {
         })
     }
 
+    /// Whether the page skips buckets by their tallies ([`ListRead::skip`]), in a snapshot of its own.
+    #[cfg(test)]
+    pub(crate) fn skips(&self, conn: &Connection) -> rusqlite::Result<bool> {
+        snapshot(conn, |conn| {
+            let (have, indexed) = self.indexed_now(conn)?;
+            Ok(self.skip(conn, &have, &indexed)?.is_some())
+        })
+    }
+
     /// The count of a filter that is one range of a key index, summed from the index's tallies; None when they
     /// cannot answer it.
     fn tallied(&self, conn: &Connection, indexed: &[Indexed]) -> rusqlite::Result<Option<i64>> {
         let layout = layout(indexed);
         let Some(range) = query_sql::one_range(&self.filter, &layout) else { return Ok(None) };
+        self.with_tallies(range, layout, |read| tallies::count(conn, read)).map(Option::flatten)
+    }
+
+    /// The property of a one-key sort, unreserved, for a page deep enough that skipping buckets may pay.
+    fn deep_sort(&self) -> Option<&str> {
+        let Shape::Page(page) = self.shape else { return None };
+        let [key] = self.sort.keys.as_slice() else { return None };
+        let [property] = key.path.segments() else { return None };
+        (page.offset >= tallies::SKIP_FROM && !RESERVED.contains(&property.as_str())).then_some(property)
+    }
+
+    /// Where a deep page sorted on an indexed property starts, past the buckets of its index that the tallies
+    /// skip: for no filter, or a filter that is one range of the same index.
+    fn skip(&self, conn: &Connection, have: &[String], indexed: &[Indexed]) -> rusqlite::Result<Option<tallies::Skip>> {
+        let (Some(property), Shape::Page(page)) = (self.deep_sort(), self.shape) else { return Ok(None) };
+        if !have.iter().any(|it| it == property) {
+            return Ok(None);
+        }
+        let layout = layout(indexed);
+        let whole = self.filter.clauses.is_empty();
+        let range = if whole {
+            query_sql::OneRange { property, lower: Vec::new(), upper: Vec::new(), upper_exclusive: false }
+        } else {
+            match query_sql::one_range(&self.filter, &layout) {
+                Some(range) if range.property == property => range,
+                _ => return Ok(None),
+            }
+        };
+        let descending = matches!(self.sort.keys[0].direction, updraft_query::Direction::Desc);
+        self.with_tallies(range, layout, |read| tallies::skip(conn, read, whole, descending, page.offset))
+            .map(Option::flatten)
+    }
+
+    /// Runs `use_tallies` with what the tallies of `range`'s index need; None for a reader with no subject, who
+    /// reads nothing, not even what is public.
+    fn with_tallies<T>(
+        &self,
+        range: query_sql::OneRange<'_>,
+        layout: Layout<'_>,
+        use_tallies: impl FnOnce(&tallies::RangeCount<'_>) -> rusqlite::Result<T>,
+    ) -> rusqlite::Result<Option<T>> {
         let (allowed, subjects) = self.reader.readable();
         let reader = match &self.reader.subjects {
             None => None,
-            // A reader with no subject reads nothing, not even what is public.
             Some(none) if none.is_empty() => return Ok(None),
             Some(_) => Some((allowed.as_str(), subjects.as_slice())),
         };
         let index = tallies::KeyIndex::new(&self.backend, &self.object_type, &self.collection, range.property);
-        tallies::count(conn, &tallies::RangeCount { index, filter: &self.filter, range, layout, reader })
+        use_tallies(&tallies::RangeCount { index, filter: &self.filter, range, layout, reader }).map(Some)
     }
 
     fn read_routed<T>(
@@ -203,6 +257,10 @@ impl ListRead {
 
     /// How to reach the rows.
     fn route(&self, conn: &Connection, have: &[String], indexed: &[Indexed]) -> rusqlite::Result<Route> {
+        if self.unreserved_properties().next().is_none() {
+            // Reserved columns only: SQLite's plan of the statement is the route.
+            return Ok(Route::Filter);
+        }
         if let Some((union, binds)) = self.union(conn, indexed)? {
             return Ok(Route::Union(union, binds));
         }
@@ -283,6 +341,18 @@ impl ListRead {
     pub(crate) fn explain(&self, conn: &Connection) -> rusqlite::Result<(Vec<String>, Vec<Indexed>)> {
         snapshot(conn, |conn| {
             let (have, indexed) = self.indexed_now(conn)?;
+            if let (Shape::Count, Some(_)) = (self.shape, self.tallied(conn, &indexed)?) {
+                let range = query_sql::one_range(&self.filter, &layout(&indexed)).expect("tallied, so one range");
+                let index = super::schemas::key_index_name(&self.backend, &self.object_type, range.property);
+                let step = format!("SUM key_tallies OF {index} INSIDE THE RANGE, THEN COUNT ITS TWO ENDS IN {index}");
+                return Ok((vec![step], indexed));
+            }
+            if let Some(skip) = self.skip(conn, &have, &indexed)? {
+                let mut steps = vec![format!("SKIP WHOLE BUCKETS BY key_tallies, THEN OFFSET {}:", skip.offset)];
+                let (sql, binds) = self.statement(&indexed, Route::Skip(skip));
+                steps.extend(plan_of(conn, &sql, &binds)?);
+                return Ok((steps, indexed));
+            }
             let route = self.route(conn, &have, &indexed)?;
             let walks = matches!(route, Route::SortIndex(_));
             let (sql, binds) = self.statement(&indexed, route);
@@ -338,10 +408,11 @@ impl ListRead {
     /// The statement and its binds, compiled against `indexed`, taking `route` to the rows.
     fn statement(&self, indexed: &[Indexed], route: Route) -> (String, Vec<Bind>) {
         let layout = layout(indexed);
-        let filter = match route {
+        let mut filter = match route {
             Route::SortIndex(_) => query_sql::compile_walked(&self.filter, &layout, "walk"),
             _ => query_sql::compile_in(&self.filter, &layout),
         };
+        let mut offset_left = None;
         let (allowed, subjects) = self.reader.readable();
         let mut binds = Vec::with_capacity(1 + filter.binds.len() + subjects.len());
         binds.push(Bind::Text(self.backend.clone()));
@@ -381,6 +452,20 @@ impl ListRead {
             Route::Filter | Route::SortedFilter => {
                 ("objects".to_owned(), String::new(), format!(" ORDER BY {}", order()))
             }
+            Route::Skip(skip) => {
+                binds.extend(skip.binds);
+                offset_left = Some(skip.offset);
+                // `+` keeps the filter's bounds from competing with the start's for the index range.
+                filter.where_clause = format!("+({})", filter.where_clause);
+                let [key] = self.sort.keys.as_slice() else { unreachable!("a skip sorts on one key") };
+                let property = key.path.to_string();
+                let index = super::schemas::key_index_name(&self.backend, &self.object_type, &property);
+                // The start pins the rank: ordering by it too would have SQLite sort what the index orders.
+                let [_, value] = query_sql::key_index_columns(&property, "doc");
+                let dir = if matches!(key.direction, updraft_query::Direction::Desc) { "DESC" } else { "ASC" };
+                let order = format!(" ORDER BY {value} {dir}, created_ms {dir}, id {dir}");
+                (format!("objects INDEXED BY {index}"), format!("{} AND ", skip.piece), order)
+            }
         };
         let selection = format!("backend = ? AND {} AND {ids}({}) AND {allowed}", self.collection, filter.where_clause);
         binds.extend(filter.binds);
@@ -390,6 +475,7 @@ impl ListRead {
             // The page is spelled out, not bound: SQLite re-prepares a statement whose LIMIT is bound anew, which
             // was a fifth of a list request's time.
             Shape::Page(Page { limit, offset }) => {
+                let offset = offset_left.unwrap_or(i64::from(offset));
                 format!("SELECT doc FROM {table} WHERE {selection}{page_order} LIMIT {limit} OFFSET {offset}")
             }
         };

@@ -14,12 +14,17 @@
 //! late split makes counts slower, never wrong. A bucket is read as known only when all its entries are public
 //! (or the reader is the instance secret); otherwise its entries are counted with the reader's ACL.
 
+mod counts;
+mod offsets;
+
 use std::time::Duration;
 
 use rusqlite::types::Value;
 use rusqlite::{Connection, OptionalExtension, params_from_iter};
-use updraft_query::Filter;
-use updraft_query::sqlite::{self as query_sql, Layout};
+use updraft_query::sqlite as query_sql;
+
+pub(super) use counts::{RangeCount, count};
+pub(super) use offsets::{SKIP_FROM, Skip, skip};
 
 /// A bucket with more entries than this is split by [`split_oversized`].
 pub(super) const SPLIT_ABOVE: i64 = 128;
@@ -29,10 +34,27 @@ const PIECE: i64 = 64;
 const START: &str = "-9e999";
 
 /// A cut: a bucket's first key.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone)]
 pub(super) struct Cut {
     rank: i64,
     value: Value,
+}
+
+/// Keys are equal as SQLite compares them, where an integer equals the real of the same value (`5 = 5.0`): the
+/// index orders them as one value, so a cut between them would split it.
+impl PartialEq for Cut {
+    fn eq(&self, other: &Cut) -> bool {
+        let exact = |int: i64, real: f64| {
+            real.fract() == 0.0 && real >= -(2f64.powi(63)) && real < 2f64.powi(63) && real as i64 == int
+        };
+        self.rank == other.rank
+            && match (&self.value, &other.value) {
+                (Value::Integer(int), Value::Real(real)) | (Value::Real(real), Value::Integer(int)) => {
+                    exact(*int, *real)
+                }
+                (a, b) => a == b,
+            }
+    }
 }
 
 impl Cut {
@@ -239,6 +261,18 @@ impl Pieces {
     }
 }
 
+/// Splits until no bucket is due, a few buckets a transaction.
+pub(super) fn split_all(conn: &Connection) -> rusqlite::Result<()> {
+    loop {
+        let tx = conn.unchecked_transaction()?;
+        let looked = split_oversized(&tx)?;
+        tx.commit()?;
+        if looked == 0 {
+            return Ok(());
+        }
+    }
+}
+
 /// Keeps the buckets of every key index split as writes grow them, each second; ends with the store.
 pub(super) async fn keep_split(writer: sqlx::SqlitePool, path: std::path::PathBuf) {
     let mut conn: Option<Connection> = None;
@@ -257,14 +291,8 @@ pub(super) async fn keep_split(writer: sqlx::SqlitePool, path: std::path::PathBu
                 Some(conn) => conn,
                 None => super::group_commit::open_writer(&path)?,
             };
-            loop {
-                let tx = conn.unchecked_transaction()?;
-                let looked = split_oversized(&tx)?;
-                tx.commit()?;
-                if looked == 0 {
-                    return Ok(conn);
-                }
-            }
+            split_all(&conn)?;
+            Ok(conn)
         })
         .await;
         drop(held);
@@ -274,154 +302,6 @@ pub(super) async fn keep_split(writer: sqlx::SqlitePool, path: std::path::PathBu
             Err(err) => tracing::warn!(%err, "splitting key tallies"),
         }
     }
-}
-
-/// What a tallied count needs of its read.
-pub(super) struct RangeCount<'a> {
-    pub index: KeyIndex<'a>,
-    pub filter: &'a Filter,
-    pub range: query_sql::OneRange<'a>,
-    pub layout: Layout<'a>,
-    /// The reader's condition on `objects` and its binds; None for the instance secret, which reads everything.
-    pub reader: Option<(&'a str, &'a [String])>,
-}
-
-/// The count of the rows of a filter that is one range of `index` ([`query_sql::one_range`]), from its tallies:
-/// the buckets inside the range by their tallies (or, where some entries are not public, by counting them), and
-/// the entries at its two ends, each within one bucket. None when no cut lies inside the range, which then lies
-/// within one bucket, and the caller counts it. Runs in the caller's snapshot.
-pub(super) fn count(conn: &Connection, read: &RangeCount<'_>) -> rusqlite::Result<Option<i64>> {
-    let index = &read.index;
-    let p = index.property;
-    let inside = query_sql::compile_walked(read.filter, &read.layout, "walk");
-    let tallies = format!(
-        "(SELECT rank AS \"rank:{p}\", value AS \"value:{p}\", n_all, n_public FROM key_tallies \
-         WHERE backend = ? AND object_type = ? AND property = ?) AS walk WHERE {}",
-        inside.where_clause
-    );
-    let binds = || index.own().into_iter().chain(super::reads::values(&inside.binds));
-    let columns = format!("\"rank:{p}\", \"value:{p}\", n_all, n_public");
-    let end = |dir: &str| -> rusqlite::Result<Option<Tally>> {
-        let sql = format!("SELECT {columns} FROM {tallies} ORDER BY 1 {dir}, 2 {dir} LIMIT 1");
-        conn.prepare_cached(&sql)?.query_row(params_from_iter(binds()), Tally::read).optional()
-    };
-    let Some(first) = end("ASC")? else { return Ok(None) };
-    let last = end("DESC")?.expect("a first cut, so a last");
-    let (all, public): (f64, f64) = conn
-        .prepare_cached(&format!("SELECT total(n_all), total(n_public) FROM {tallies}"))?
-        .query_row(params_from_iter(binds()), |row| Ok((row.get(0)?, row.get(1)?)))?;
-    // The buckets from `first` up to `last` lie inside the range; `last`'s own may reach beyond it.
-    let (inner_all, inner_public) = (all as i64 - last.all, public as i64 - last.public);
-    let mut n = if read.reader.is_none() || inner_public == inner_all {
-        inner_all
-    } else {
-        let sql = format!("SELECT {columns} FROM {tallies} ORDER BY 1, 2");
-        let cuts: Vec<Tally> =
-            conn.prepare_cached(&sql)?.query_map(params_from_iter(binds()), Tally::read)?.collect::<Result<_, _>>()?;
-        count_mixed(conn, read, &cuts)?
-    };
-    let rank = first.cut.rank;
-    let (value, r) = (&index.value, &index.rank);
-    // Below `first`: from the range's lowest value (or the start of its rank, when it has none).
-    if !first.cut.starts_rank() {
-        let (lowest, mut binds) = extreme("max", &read.range.lower);
-        let from = if binds.is_empty() { String::new() } else { format!(" AND {value} >= {lowest}") };
-        binds.push(first.cut.value.clone());
-        n += count_where(conn, read, &format!("{r} = {rank}{from} AND {value} < ?"), binds)?;
-    }
-    // From `last`: its whole bucket, when the next cut is in the range's rank and nothing between lies beyond the
-    // range's highest value; else up to that value (or the end of the rank).
-    let next = index.neighbour(conn, &last.cut, true)?.filter(|it| it.rank == rank);
-    let from = if last.cut.starts_rank() { String::new() } else { format!(" AND {value} >= ?") };
-    let from_binds = || if last.cut.starts_rank() { Vec::new() } else { vec![last.cut.value.clone()] };
-    if read.range.upper.is_empty() {
-        return Ok(Some(n + count_where(conn, read, &format!("{r} = {rank}{from}"), from_binds())?));
-    }
-    let (highest, highest_binds) = extreme("min", &read.range.upper);
-    let known = read.reader.is_none() || last.public == last.all;
-    if let (Some(next), true) = (&next, known) {
-        let beyond = if read.range.upper_exclusive { ">=" } else { ">" };
-        let sql = index.over(
-            "EXISTS (SELECT 1",
-            &format!("{r} = {rank} AND {value} {beyond} {highest} AND {value} < ?"),
-            " LIMIT 1)",
-        );
-        let binds = std::iter::once(Value::Text(index.backend.to_owned()))
-            .chain(highest_binds.iter().cloned())
-            .chain([next.value.clone()]);
-        let spills: bool = conn.prepare_cached(&sql)?.query_row(params_from_iter(binds), |row| row.get(0))?;
-        if !spills {
-            return Ok(Some(n + last.all));
-        }
-    }
-    let mut binds = from_binds();
-    binds.extend(highest_binds);
-    Ok(Some(n + count_where(conn, read, &format!("{r} = {rank}{from} AND {value} <= {highest}"), binds)?))
-}
-
-/// A cut inside a range, with its bucket's counts.
-struct Tally {
-    cut: Cut,
-    all: i64,
-    public: i64,
-}
-
-impl Tally {
-    fn read(row: &rusqlite::Row<'_>) -> rusqlite::Result<Tally> {
-        Ok(Tally { cut: Cut::read(row, 0)?, all: row.get(2)?, public: row.get(3)? })
-    }
-}
-
-/// The rows the reader may read in the buckets of `cuts` but the last: by the tallies of the buckets whose entries
-/// are all public, and by counting the others, each run of them in one statement.
-fn count_mixed(conn: &Connection, read: &RangeCount<'_>, cuts: &[Tally]) -> rusqlite::Result<i64> {
-    let mut n = 0;
-    let mut counting: Option<&Cut> = None;
-    for (at, next) in cuts.iter().zip(cuts.iter().skip(1)) {
-        if at.public == at.all {
-            n += at.all;
-            if let Some(from) = counting.take() {
-                n += count_between(conn, read, from, &at.cut)?;
-            }
-        } else {
-            counting.get_or_insert(&at.cut);
-        }
-        if let (Some(from), true) = (counting, std::ptr::eq(next, cuts.last().expect("two cuts or more"))) {
-            n += count_between(conn, read, from, &next.cut)?;
-        }
-    }
-    Ok(n)
-}
-
-/// The rows the reader may read with keys from cut `lo` up to cut `hi`, both in the range's rank.
-fn count_between(conn: &Connection, read: &RangeCount<'_>, lo: &Cut, hi: &Cut) -> rusqlite::Result<i64> {
-    let [(piece, binds)]: [_; 1] = read.index.span(lo, Some(hi)).try_into().expect("one rank, one range");
-    count_where(conn, read, &piece, binds)
-}
-
-/// The rows of the filter the reader may read within `piece`, a range of the index (with its binds).
-fn count_where(
-    conn: &Connection,
-    read: &RangeCount<'_>,
-    piece: &str,
-    piece_binds: Vec<Value>,
-) -> rusqlite::Result<i64> {
-    let filter = query_sql::compile_in(read.filter, &read.layout);
-    let (allowed, subjects) = read.reader.unwrap_or(("1", &[]));
-    // `+` keeps the filter's own bounds from competing with the piece's for the index range.
-    let sql = read.index.over("count(*)", piece, &format!(" AND +({}) AND {allowed}", filter.where_clause));
-    let binds = std::iter::once(Value::Text(read.index.backend.to_owned()))
-        .chain(piece_binds)
-        .chain(super::reads::values(&filter.binds))
-        .chain(subjects.iter().map(|it| Value::Text(it.clone())));
-    conn.prepare_cached(&sql)?.query_row(params_from_iter(binds), |row| row.get(0))
-}
-
-/// The greatest (`max`) or least (`min`) of `binds` as SQL, and its binds; nothing for no binds.
-fn extreme(function: &str, binds: &[query_sql::Bind]) -> (String, Vec<Value>) {
-    let marks = vec!["?"; binds.len()].join(", ");
-    let sql = if binds.len() > 1 { format!("{function}({marks})") } else { marks };
-    (sql, super::reads::values(binds))
 }
 
 /// The condition on `key_tallies` of the buckets that hold the row `row` (NEW or OLD) in each key index of its
