@@ -141,12 +141,13 @@ impl ListRead {
             let mut statement = conn.prepare_cached(sql)?;
             statement.query_row(rusqlite::params_from_iter(super::reads::values(binds)), |row| Ok((row.get(0)?, 1)))
         };
-        if self.unreserved_properties().next().is_none() {
+        // A count of the whole collection reads the tallies of a key index, if it has one.
+        if self.unreserved_properties().next().is_none() && !self.filter.clauses.is_empty() {
             return self.read(conn, run);
         }
         snapshot(conn, |conn| {
             let (have, indexed) = self.indexed_now(conn)?;
-            if let Some(n) = self.tallied(conn, &indexed)? {
+            if let Some(n) = self.tallied(conn, &have, &indexed)? {
                 return Ok(n);
             }
             let route = self.route(conn, &have, &indexed)?;
@@ -158,8 +159,8 @@ impl ListRead {
     #[cfg(test)]
     pub(crate) fn tallied_count(&self, conn: &Connection) -> rusqlite::Result<Option<i64>> {
         snapshot(conn, |conn| {
-            let (_, indexed) = self.indexed_now(conn)?;
-            self.tallied(conn, &indexed)
+            let (have, indexed) = self.indexed_now(conn)?;
+            self.tallied(conn, &have, &indexed)
         })
     }
 
@@ -172,12 +173,25 @@ impl ListRead {
         })
     }
 
-    /// The count of a filter that is one range of a key index, summed from the index's tallies; None when they
-    /// cannot answer it.
-    fn tallied(&self, conn: &Connection, indexed: &[Indexed]) -> rusqlite::Result<Option<i64>> {
+    /// The count of a filter that is one range of a key index, or of no filter (by the first key index, which
+    /// holds every row), from the index's tallies; None when they cannot answer it.
+    fn tallied(&self, conn: &Connection, have: &[String], indexed: &[Indexed]) -> rusqlite::Result<Option<i64>> {
         let layout = layout(indexed);
-        let Some(range) = query_sql::one_range(&self.filter, &layout) else { return Ok(None) };
-        self.with_tallies(range, layout, |read| tallies::count(conn, read)).map(Option::flatten)
+        if let Some(range) = query_sql::one_range(&self.filter, &layout) {
+            return self.with_tallies(range, layout, |read| tallies::count(conn, read)).map(Option::flatten);
+        }
+        let (true, Some(property)) = (self.filter.clauses.is_empty(), have.first()) else { return Ok(None) };
+        let range = query_sql::OneRange { property, lower: Vec::new(), upper: Vec::new(), upper_exclusive: false };
+        self.with_tallies(range, layout, |read| tallies::count_all(conn, read))
+    }
+
+    /// The key index whose tallies [`ListRead::tallied`] reads.
+    fn tallied_index(&self, have: &[String], indexed: &[Indexed]) -> Option<String> {
+        let property = match query_sql::one_range(&self.filter, &layout(indexed)) {
+            Some(range) => range.property,
+            None => have.first()?,
+        };
+        Some(super::schemas::key_index_name(&self.backend, &self.object_type, property))
     }
 
     /// The property of a one-key sort, unreserved, for a page deep enough that skipping buckets may pay.
@@ -341,10 +355,13 @@ impl ListRead {
     pub(crate) fn explain(&self, conn: &Connection) -> rusqlite::Result<(Vec<String>, Vec<Indexed>)> {
         snapshot(conn, |conn| {
             let (have, indexed) = self.indexed_now(conn)?;
-            if let (Shape::Count, Some(_)) = (self.shape, self.tallied(conn, &indexed)?) {
-                let range = query_sql::one_range(&self.filter, &layout(&indexed)).expect("tallied, so one range");
-                let index = super::schemas::key_index_name(&self.backend, &self.object_type, range.property);
-                let step = format!("SUM key_tallies OF {index} INSIDE THE RANGE, THEN COUNT ITS TWO ENDS IN {index}");
+            if let (Shape::Count, Some(_)) = (self.shape, self.tallied(conn, &have, &indexed)?) {
+                let index = self.tallied_index(&have, &indexed).expect("tallied, so an index");
+                let step = if self.filter.clauses.is_empty() {
+                    format!("SUM key_tallies OF {index}, COUNTING THE BUCKETS NOT ALL PUBLIC IN {index}")
+                } else {
+                    format!("SUM key_tallies OF {index} INSIDE THE RANGE, THEN COUNT ITS TWO ENDS IN {index}")
+                };
                 return Ok((vec![step], indexed));
             }
             if let Some(skip) = self.skip(conn, &have, &indexed)? {

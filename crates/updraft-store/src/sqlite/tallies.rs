@@ -23,7 +23,7 @@ use rusqlite::types::Value;
 use rusqlite::{Connection, OptionalExtension, params_from_iter};
 use updraft_query::sqlite as query_sql;
 
-pub(super) use counts::{RangeCount, count};
+pub(super) use counts::{RangeCount, count, count_all};
 pub(super) use offsets::{SKIP_FROM, Skip, skip};
 
 /// A bucket with more entries than this is split by [`split_oversized`].

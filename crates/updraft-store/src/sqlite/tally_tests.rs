@@ -174,6 +174,13 @@ async fn tallied_counts_equal_counted_ones_through_writes_and_splits() {
             }
         }
         check_totals(&store, round).await;
+        // The whole collection, from the tallies of its first key index.
+        let every = json!({"$or": [{"n": {"$exists": true}}, {"n": {"$exists": false}}]});
+        for access in readers {
+            let (tallied, _) = both_counts(&store, &json!({}), access).await;
+            let (_, counted) = both_counts(&store, &every, access).await;
+            assert_eq!(tallied.map(|it| it as u64), Some(counted), "round {round}, the whole collection, {access:?}");
+        }
     }
     // Of 480 ranges, some empty and many within one bucket, which the tallies leave to counting.
     assert!(answered.iter().all(|it| *it > 150), "the tallies answered {answered:?} counts of each reader");

@@ -43,6 +43,49 @@ pub(in crate::sqlite) fn count(conn: &Connection, read: &RangeCount<'_>) -> rusq
     Ok(Some(below(conn, read, &first.cut)? + inner + from_last(conn, read, &last)?))
 }
 
+/// The count of every row of the collection the reader may read, from the tallies of one of its key indexes (each
+/// holds every row, a row without the property at rank 0): every bucket lies inside, so nothing is counted but
+/// the buckets that are not all public.
+pub(in crate::sqlite) fn count_all(conn: &Connection, read: &RangeCount<'_>) -> rusqlite::Result<i64> {
+    let index = &read.index;
+    let tallies = "FROM key_tallies WHERE backend = ? AND object_type = ? AND property = ?";
+    let (all, public): (f64, f64) = conn
+        .prepare_cached(&format!("SELECT total(n_all), total(n_public) {tallies}"))?
+        .query_row(params_from_iter(index.own()), |row| Ok((row.get(0)?, row.get(1)?)))?;
+    if read.reader.is_none() || all == public {
+        return Ok(all as i64);
+    }
+    let cuts: Vec<Tally> = conn
+        .prepare_cached(&format!("SELECT rank, value, n_all, n_public {tallies} ORDER BY rank, value"))?
+        .query_map(params_from_iter(index.own()), Tally::read)?
+        .collect::<Result<_, _>>()?;
+    let mut n = 0;
+    let mut counting: Option<&Cut> = None;
+    for at in &cuts {
+        if at.public == at.all {
+            n += at.all;
+            if let Some(from) = counting.take() {
+                n += count_span(conn, read, from, Some(&at.cut))?;
+            }
+        } else {
+            counting.get_or_insert(&at.cut);
+        }
+    }
+    if let Some(from) = counting {
+        n += count_span(conn, read, from, None)?;
+    }
+    Ok(n)
+}
+
+/// The rows the reader may read with keys from cut `lo` up to cut `hi` (the index's end for None), in any rank.
+fn count_span(conn: &Connection, read: &RangeCount<'_>, lo: &Cut, hi: Option<&Cut>) -> rusqlite::Result<i64> {
+    let mut n = 0;
+    for (piece, binds) in read.index.span(lo, hi) {
+        n += count_where(conn, read, &piece, binds)?;
+    }
+    Ok(n)
+}
+
 /// The cuts inside a range, as SQL over `key_tallies` with their binds.
 pub(super) struct Inside {
     /// `(SELECT ... FROM key_tallies ...) AS walk WHERE <the filter on the cut>`.
