@@ -23,7 +23,7 @@ use rusqlite::types::Value;
 use rusqlite::{Connection, OptionalExtension, params_from_iter};
 use updraft_query::sqlite as query_sql;
 
-pub(super) use counts::{RangeCount, count, count_all};
+pub(super) use counts::{RangeCount, count, count_all, holds_more_than};
 pub(super) use offsets::{SKIP_FROM, Skip, skip};
 
 /// A bucket with more entries than this is split by [`split_oversized`].
@@ -370,7 +370,8 @@ pub(crate) fn migrations() -> Vec<(&'static str, String)> {
         (
             "0087_create_trigger_objects_tallies_on_delete.sql",
             format!(
-                "CREATE TRIGGER objects_tallies_on_delete AFTER DELETE ON objects\nWHEN {}\nBEGIN\n{}{forget_empty}END\n",
+                "CREATE TRIGGER objects_tallies_on_delete AFTER DELETE ON objects\nWHEN {}\n\
+                 BEGIN\n{}{forget_empty}END\n",
                 indexed("OLD"),
                 add("OLD", "-")
             ),

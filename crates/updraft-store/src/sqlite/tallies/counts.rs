@@ -86,6 +86,17 @@ fn count_span(conn: &Connection, read: &RangeCount<'_>, lo: &Cut, hi: Option<&Cu
     Ok(n)
 }
 
+/// Whether the range holds more than `n` entries, readable or not, by the buckets inside it; false when they do
+/// not tell (the last bucket inside, which may reach beyond the range, is not counted).
+pub(in crate::sqlite) fn holds_more_than(conn: &Connection, read: &RangeCount<'_>, n: i64) -> rusqlite::Result<bool> {
+    let (mut held, mut pending) = (0, None);
+    Inside::of(read, None).walk(conn, "ASC", |tally| {
+        held += pending.replace(tally.all).unwrap_or(0);
+        held <= n
+    })?;
+    Ok(held > n)
+}
+
 /// The cuts inside a range, as SQL over `key_tallies` with their binds.
 pub(super) struct Inside {
     /// `(SELECT ... FROM key_tallies ...) AS walk WHERE <the filter on the cut>`.

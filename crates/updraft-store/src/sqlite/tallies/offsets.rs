@@ -22,8 +22,8 @@ pub(in crate::sqlite) struct Skip {
 }
 
 /// The start of the page at `offset` of the rows of `read` (a range of its index, or the whole index when every
-/// entry is in one rank) in the index's order, or its reverse for `descending`. None when there are no buckets to
-/// skip whole. Buckets are skipped only whole and all public (or for the instance secret), so the offset left is exact.
+/// entry is in one rank) in the index's order, or its reverse for `descending`. None when no bucket can be skipped
+/// whole. Buckets are skipped only whole and all public (or for the instance secret), so the offset left is exact.
 pub(in crate::sqlite) fn skip(
     conn: &Connection,
     read: &RangeCount<'_>,
@@ -32,13 +32,9 @@ pub(in crate::sqlite) fn skip(
     offset: u32,
 ) -> rusqlite::Result<Option<Skip>> {
     let (index, offset) = (&read.index, i64::from(offset));
-    let rank = if whole_index {
-        match one_rank(conn, read)? {
-            Some(rank) => Some(rank),
-            None => return Ok(None),
-        }
-    } else {
-        None
+    let rank = match (whole_index, whole_index.then(|| one_rank(conn, read)).transpose()?.flatten()) {
+        (true, None) => return Ok(None),
+        (_, rank) => rank,
     };
     let inside = Inside::of(read, rank);
     let known = |tally: &Tally| read.reader.is_none() || tally.public == tally.all;
