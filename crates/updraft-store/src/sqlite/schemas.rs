@@ -127,13 +127,7 @@ async fn create_index(
     // The index's first cut, holding all its entries until the next split (`tallies.rs`); kept as it is when the
     // index was there already.
     let first_cut = super::tallies::first_cuts("p.backend = ? AND p.object_type = ? AND p.property = ?");
-    sqlx::query(sqlx::AssertSqlSafe(first_cut))
-        .bind(backend)
-        .bind(object_type)
-        .bind(property)
-        .execute(&mut *tx)
-        .await?;
-    Ok(())
+    on_property(tx, &first_cut, property_of).await
 }
 
 /// Deletes the `array_keys` rows of one indexed property.
@@ -142,10 +136,11 @@ const FORGET_ELEMENTS: &str = "DELETE FROM array_keys WHERE backend = ? AND obje
 /// Runs `sql`, whose parameters are a backend, an object type and a property, in that order.
 async fn on_property(
     tx: &mut sqlx::SqliteConnection,
-    sql: &'static str,
+    sql: &str,
     [backend, object_type, property]: [&str; 3],
 ) -> Result<(), StoreError> {
-    sqlx::query(sql).bind(backend).bind(object_type).bind(property).execute(&mut *tx).await?;
+    // Every caller's SQL is a constant, or the first cuts of `tallies.rs` for one `property_indexes` row.
+    sqlx::query(sqlx::AssertSqlSafe(sql)).bind(backend).bind(object_type).bind(property).execute(&mut *tx).await?;
     Ok(())
 }
 

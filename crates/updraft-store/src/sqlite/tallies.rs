@@ -1,7 +1,8 @@
 //! Tallies of the key indexes: each key index is cut into buckets of about a hundred entries, and `key_tallies`
 //! holds, per bucket, how many entries it has and how many of them are public. A count of a range then sums the
 //! buckets inside the range and counts entries only in the two at its ends, instead of counting every entry
-//! (SQLite's B-trees keep no counts; a count read about 100 ns an entry, 1 ms for 10,000).
+//! (SQLite's B-trees keep no counts; a count read about 100 ns an entry, 1 ms for 10,000) (`counts.rs`); a page
+//! deep in an index starts past the whole buckets before it (`offsets.rs`).
 //!
 //! A cut is a (type rank, value) key: a bucket holds the entries from its cut up to the next cut, so equal values
 //! stay in one bucket. Within ranks 1, 2 and 5 (numbers, strings, booleans) a cut may fall at any value; ranks 0,

@@ -184,21 +184,14 @@ async fn tallied_counts_equal_counted_ones_through_writes_and_splits() {
     }
     // Of 480 ranges, some empty and many within one bucket, which the tallies leave to counting.
     assert!(answered.iter().all(|it| *it > 150), "the tallies answered {answered:?} counts of each reader");
-    let (oversized,): (i64,) = sqlx::query_as(sqlx::AssertSqlSafe(format!(
-        "SELECT count(*) FROM key_tallies WHERE n_all > {} AND settled = 0",
-        tallies::SPLIT_ABOVE
-    )))
-    .fetch_one(&store.writer)
-    .await
-    .unwrap();
+    let buckets = async |condition: &str| -> i64 {
+        let sql = format!("SELECT count(*) FROM key_tallies WHERE n_all > {} AND {condition}", tallies::SPLIT_ABOVE);
+        let (n,): (i64,) = sqlx::query_as(sqlx::AssertSqlSafe(sql)).fetch_one(&store.writer).await.unwrap();
+        n
+    };
+    let oversized = buckets("settled = 0").await;
     split_all(&path);
-    let (after,): (i64,) = sqlx::query_as(sqlx::AssertSqlSafe(format!(
-        "SELECT count(*) FROM key_tallies WHERE n_all > {} AND n_all > 2 * settled",
-        tallies::SPLIT_ABOVE
-    )))
-    .fetch_one(&store.writer)
-    .await
-    .unwrap();
+    let after = buckets("n_all > 2 * settled").await;
     assert_eq!(after, 0, "every bucket split or settled ({oversized} were due before the last split)");
 }
 
