@@ -5,11 +5,12 @@
 # Steps (20-item pages): 1 equality on k; 2 the same matching nothing; 3 range on n sorted by n; 4 range on n
 # sorted by k; 5 k $in 10 values; 6 owner ref, newest first (the Todo list); 7 prefix $regex on title; 8 count of
 # a range on n; 9 sort by n at offset 5000; 10 equality on the unindexed note (Updraft may refuse it with 400
-# "Query too expensive", which is accepted and counted). Each step for an anonymous and a signed-in caller, on
-# both systems, for $SECONDS_EACH seconds, $ROUNDS rounds; the servers on core 0, wrk on core 1.
+# "Query too expensive", which is accepted and counted); 11 count of the whole collection. Each step for an
+# anonymous and a signed-in caller, on both systems, for $SECONDS_EACH seconds, $ROUNDS rounds; the servers on
+# core 0, wrk on core 1.
 # Progress goes to stderr, the markdown table of medians to stdout.
 # Usage: bench/run-eds-queries.sh > table.md
-#   knobs: SIZES ("100000 1000000"), ROUNDS (3), SECONDS_EACH (5), CONNECTIONS (32), STEPS ("1 … 10"),
+#   knobs: SIZES ("100000 1000000"), ROUNDS (3), SECONDS_EACH (5), CONNECTIONS (32), STEPS ("1 … 11"),
 #          PEER=0 (Updraft alone), BIN (the updraft binary), SKIP_BUILD=1
 set -euo pipefail
 # shellcheck source=bench/lib.sh
@@ -19,7 +20,7 @@ SIZES=${SIZES:-100000 1000000}
 ROUNDS=${ROUNDS:-3}
 SECONDS_EACH=${SECONDS_EACH:-5}
 CONNECTIONS=${CONNECTIONS:-32}
-STEPS=${STEPS:-1 2 3 4 5 6 7 8 9 10}
+STEPS=${STEPS:-1 2 3 4 5 6 7 8 9 10 11}
 PEER=${PEER:-1}
 BIN=${BIN:-$TARGET_DIR/release/updraft}
 PORT=18913

@@ -78,6 +78,8 @@ def query(step):
     if step == 10:
         i = r(0, OBJECTS - 1)
         return {"filter": {"note": f"note {i}"}}, {"matches": [i]}
+    if step == 11:
+        return {"filter": {}, "count": True}, {"count": OBJECTS}
     raise ValueError(step)
 
 

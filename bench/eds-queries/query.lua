@@ -1,6 +1,6 @@
 -- One step of the EDS list-query matrix (bench/run-eds-queries.sh) against Updraft or Parse Server, with fresh
 -- random parameters for every request so no single answer can be cached.
--- Environment: SYSTEM=updraft|parse, STEP=1..10, OBJECTS, OWNERS_FILE (one owner id a line), SEED,
+-- Environment: SYSTEM=updraft|parse, STEP=1..11, OBJECTS, OWNERS_FILE (one owner id a line), SEED,
 -- BACKEND (Updraft), SESSION (a session token; empty for an anonymous caller).
 -- Prints one line `RESULT {json}` with requests/s, latency percentiles, non-2xx count and the first non-2xx body.
 local system = os.getenv("SYSTEM")
@@ -41,6 +41,8 @@ local function query()
   end
   if step == 9 then return { filter = '{}', sort = "n", dir = (r(0, 1) == 0) and "asc" or "desc", offset = 5000 } end
   if step == 10 then return { filter = '{"note":"note ' .. r(0, objects - 1) .. '"}' } end
+  -- The one shape with nothing to draw: how many objects there are.
+  if step == 11 then return { filter = '{}', count = true } end
   error("unknown STEP " .. tostring(step))
 end
 

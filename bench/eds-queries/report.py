@@ -21,6 +21,7 @@ STEPS = {
     8: "count, range `n`",
     9: "sort `n`, offset 5000",
     10: "unindexed equality `note`",
+    11: "count, whole collection",
 }
 # Fewer answers a run than this, and the table says its latencies rest on few.
 FEW_ANSWERS = 100
