@@ -20,16 +20,20 @@ pub struct OneRange<'f> {
     pub upper_exclusive: bool,
 }
 
+impl<'f> OneRange<'f> {
+    /// The whole index of `property`: no bound.
+    pub fn whole(property: &'f str) -> OneRange<'f> {
+        OneRange { property, lower: Vec::new(), upper: Vec::new(), upper_exclusive: false }
+    }
+}
+
 /// The range of [`OneRange`] that `filter` selects, if it is one.
 pub fn one_range<'f>(filter: &'f Filter, layout: &Layout<'_>) -> Option<OneRange<'f>> {
     let mut range: Option<(OneRange<'f>, &Path)> = None;
     for clause in &filter.clauses {
         let Clause::Field { path, ops } = clause else { return None };
         let [name] = path.segments() else { return None };
-        let (range, _) = range.get_or_insert_with(|| {
-            let empty = OneRange { property: name, lower: Vec::new(), upper: Vec::new(), upper_exclusive: false };
-            (empty, path)
-        });
+        let (range, _) = range.get_or_insert_with(|| (OneRange::whole(name), path));
         if range.property != name || ops.is_empty() {
             return None;
         }

@@ -177,21 +177,26 @@ impl ListRead {
     /// holds every row), from the index's tallies; None when they cannot answer it.
     fn tallied(&self, conn: &Connection, have: &[String], indexed: &[Indexed]) -> rusqlite::Result<Option<i64>> {
         let layout = layout(indexed);
-        if let Some(range) = query_sql::one_range(&self.filter, &layout) {
-            return self.with_tallies(range, layout, |read| tallies::count(conn, read)).map(Option::flatten);
+        let Some((range, whole)) = self.tallied_range(have, &layout) else { return Ok(None) };
+        self.with_tallies(range, layout, |read| {
+            if whole { tallies::count_all(conn, read).map(Some) } else { tallies::count(conn, read) }
+        })
+        .map(Option::flatten)
+    }
+
+    /// The range whose tallies [`ListRead::tallied`] reads, and whether it is the whole index.
+    fn tallied_range<'s>(&'s self, have: &'s [String], layout: &Layout<'_>) -> Option<(query_sql::OneRange<'s>, bool)> {
+        match query_sql::one_range(&self.filter, layout) {
+            Some(range) => Some((range, false)),
+            None if self.filter.clauses.is_empty() => Some((query_sql::OneRange::whole(have.first()?), true)),
+            None => None,
         }
-        let (true, Some(property)) = (self.filter.clauses.is_empty(), have.first()) else { return Ok(None) };
-        let range = query_sql::OneRange { property, lower: Vec::new(), upper: Vec::new(), upper_exclusive: false };
-        self.with_tallies(range, layout, |read| tallies::count_all(conn, read))
     }
 
     /// The key index whose tallies [`ListRead::tallied`] reads.
     fn tallied_index(&self, have: &[String], indexed: &[Indexed]) -> Option<String> {
-        let property = match query_sql::one_range(&self.filter, &layout(indexed)) {
-            Some(range) => range.property,
-            None => have.first()?,
-        };
-        Some(super::schemas::key_index_name(&self.backend, &self.object_type, property))
+        let (range, _) = self.tallied_range(have, &layout(indexed))?;
+        Some(super::schemas::key_index_name(&self.backend, &self.object_type, range.property))
     }
 
     /// The property of a one-key sort, unreserved, for a page deep enough that skipping buckets may pay.
@@ -212,7 +217,7 @@ impl ListRead {
         let layout = layout(indexed);
         let whole = self.filter.clauses.is_empty();
         let range = if whole {
-            query_sql::OneRange { property, lower: Vec::new(), upper: Vec::new(), upper_exclusive: false }
+            query_sql::OneRange::whole(property)
         } else {
             match query_sql::one_range(&self.filter, &layout) {
                 Some(range) if range.property == property => range,

@@ -17,6 +17,14 @@ pub(in crate::sqlite) struct RangeCount<'a> {
     pub reader: Option<(&'a str, &'a [String])>,
 }
 
+impl RangeCount<'_> {
+    /// Whether `all` entries of which `public` are public count as they are for the reader: all of them for the
+    /// instance secret, and for anyone else only when all are public.
+    pub(super) fn known(&self, all: i64, public: i64) -> bool {
+        self.reader.is_none() || public == all
+    }
+}
+
 /// The count of the rows of a filter that is one range of `index` ([`query_sql::one_range`]), from its tallies:
 /// the buckets inside the range by their tallies (or, where some entries are not public, by counting them), and
 /// the entries at its two ends, each within one bucket. None when no cut lies inside the range, which then lies
@@ -30,7 +38,7 @@ pub(in crate::sqlite) fn count(conn: &Connection, read: &RangeCount<'_>) -> rusq
         .query_row(params_from_iter(inside.binds()), |row| Ok((row.get(0)?, row.get(1)?)))?;
     // The buckets from `first` up to `last` lie inside the range; `last`'s own may reach beyond it.
     let (inner_all, inner_public) = (all as i64 - last.all, public as i64 - last.public);
-    let inner = if read.reader.is_none() || inner_public == inner_all {
+    let inner = if read.known(inner_all, inner_public) {
         inner_all
     } else {
         let sql = format!("SELECT {} FROM {} ORDER BY 1, 2", inside.columns, inside.tallies);
@@ -52,7 +60,7 @@ pub(in crate::sqlite) fn count_all(conn: &Connection, read: &RangeCount<'_>) -> 
     let (all, public): (f64, f64) = conn
         .prepare_cached(&format!("SELECT total(n_all), total(n_public) {tallies}"))?
         .query_row(params_from_iter(index.own()), |row| Ok((row.get(0)?, row.get(1)?)))?;
-    if read.reader.is_none() || all == public {
+    if read.known(all as i64, public as i64) {
         return Ok(all as i64);
     }
     let cuts: Vec<Tally> = conn
@@ -62,7 +70,7 @@ pub(in crate::sqlite) fn count_all(conn: &Connection, read: &RangeCount<'_>) -> 
     let mut n = 0;
     let mut counting: Option<&Cut> = None;
     for at in &cuts {
-        if at.public == at.all {
+        if read.known(at.all, at.public) {
             n += at.all;
             if let Some(from) = counting.take() {
                 n += count_span(conn, read, from, Some(&at.cut))?;
@@ -176,7 +184,7 @@ pub(super) fn from_last(conn: &Connection, read: &RangeCount<'_>, last: &Tally) 
     }
     let (highest, highest_binds) = extreme("min", &read.range.upper);
     let next = index.neighbour(conn, &last.cut, true)?.filter(|it| it.rank == rank);
-    if let (Some(next), true) = (&next, read.reader.is_none() || last.public == last.all) {
+    if let (Some(next), true) = (&next, read.known(last.all, last.public)) {
         let beyond = if read.range.upper_exclusive { ">=" } else { ">" };
         let sql = index.over(
             "EXISTS (SELECT 1",
@@ -214,7 +222,7 @@ fn count_mixed(conn: &Connection, read: &RangeCount<'_>, cuts: &[Tally]) -> rusq
     let mut n = 0;
     let mut counting: Option<&Cut> = None;
     for (at, next) in cuts.iter().zip(cuts.iter().skip(1)) {
-        if at.public == at.all {
+        if read.known(at.all, at.public) {
             n += at.all;
             if let Some(from) = counting.take() {
                 n += count_between(conn, read, from, &at.cut)?;

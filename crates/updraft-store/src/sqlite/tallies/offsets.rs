@@ -37,7 +37,7 @@ pub(in crate::sqlite) fn skip(
         (_, rank) => rank,
     };
     let inside = Inside::of(read, rank);
-    let known = |tally: &Tally| read.reader.is_none() || tally.public == tally.all;
+    let known = |tally: &Tally| read.known(tally.all, tally.public);
     let (value, r) = (&index.value, &index.rank);
     if !descending {
         let Some(first) = inside.end(conn, "ASC")? else { return Ok(None) };
