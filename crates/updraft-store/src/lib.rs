@@ -111,8 +111,12 @@ pub trait Schemas: Send + Sync {
         schema: Value,
         rules: &'a SchemaRules,
     ) -> BoxFuture<'a, Result<(), StoreError>>;
-    fn schema<'a>(&'a self, backend: &'a str, object_type: &'a str)
-    -> BoxFuture<'a, Result<Option<Value>, StoreError>>;
+    /// A type's schema, shared: every list and write reads it, and a copy of a large schema each time would cost.
+    fn schema<'a>(
+        &'a self,
+        backend: &'a str,
+        object_type: &'a str,
+    ) -> BoxFuture<'a, Result<Option<std::sync::Arc<Value>>, StoreError>>;
     fn schemas<'a>(&'a self, backend: &'a str) -> BoxFuture<'a, Result<Vec<Value>, StoreError>>;
     /// Deletes the schema and the type's objects; false when there was no schema.
     fn delete_schema<'a>(&'a self, backend: &'a str, object_type: &'a str) -> BoxFuture<'a, Result<bool, StoreError>>;

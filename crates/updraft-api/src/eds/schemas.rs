@@ -203,7 +203,8 @@ async fn show(
 ) -> Result<Response, EdsError> {
     let backend = managed_backend(&state, &headers).await?;
     let schema = state.schemas.schema(&backend.id, &object_type_of(&name)?).await?;
-    Ok(Json(schema.ok_or_else(|| ApiError::with_message(Code::NotFound, "Object type not found"))?).into_response())
+    let schema = schema.ok_or_else(|| ApiError::with_message(Code::NotFound, "Object type not found"))?;
+    Ok(Json(&*schema).into_response())
 }
 
 async fn replace(
@@ -241,11 +242,12 @@ pub(super) async fn admit(
     properties: &Map<String, Value>,
 ) -> Result<(Acl, Option<ObjectRef>), EdsError> {
     let defaults = request.backend.access;
-    let Some(Value::Object(schema)) = state.schemas.schema(&request.backend.id, object_type).await? else {
+    let schema = state.schemas.schema(&request.backend.id, object_type).await?;
+    let Some(Value::Object(schema)) = schema.as_deref() else {
         may_create_by_default(request, object_type)?;
         return Ok((template(defaults), None));
     };
-    match acl_of(&schema, "accessControlList", false)? {
+    match acl_of(schema, "accessControlList", false)? {
         Some(collection) => collection_allows(request, &collection, Permission::Update)?,
         None => may_create_by_default(request, object_type)?,
     }
@@ -257,8 +259,8 @@ pub(super) async fn admit(
             return Err(required(property, message));
         }
     }
-    let acl = acl_of(&schema, "accessControlListTemplate", true)?.unwrap_or_else(|| template(defaults));
-    Ok((acl, parent(state, request, &schema, properties).await?))
+    let acl = acl_of(schema, "accessControlListTemplate", true)?.unwrap_or_else(|| template(defaults));
+    Ok((acl, parent(state, request, schema, properties).await?))
 }
 
 /// The object a new one extends the ACL of: the first extending ref property it sets. The caller must be able
@@ -311,7 +313,7 @@ pub(super) async fn admit_edit(
         USERGROUPS => vec![("name".into(), "can't be blank".into())],
         _ => Vec::new(),
     };
-    if let Some(Value::Object(schema)) = state.schemas.schema(&request.backend.id, object_type).await? {
+    if let Some(Value::Object(schema)) = state.schemas.schema(&request.backend.id, object_type).await?.as_deref() {
         for validator in schema.get("validators").and_then(Value::as_array).into_iter().flatten() {
             let property = validator["property"].as_str().unwrap_or_default().to_owned();
             let message = validator["options"]["message"].as_str().unwrap_or("is required").to_owned();
@@ -347,10 +349,11 @@ fn may_create_by_default(request: &DataRequest, object_type: &str) -> Result<(),
 
 /// Listing needs the collection's `read` permission when its schema sets one.
 pub(super) async fn may_list(state: &ApiState, request: &DataRequest, object_type: &str) -> Result<(), EdsError> {
-    let Some(Value::Object(schema)) = state.schemas.schema(&request.backend.id, object_type).await? else {
+    let schema = state.schemas.schema(&request.backend.id, object_type).await?;
+    let Some(Value::Object(schema)) = schema.as_deref() else {
         return Ok(());
     };
-    match acl_of(&schema, "accessControlList", false)? {
+    match acl_of(schema, "accessControlList", false)? {
         Some(collection) => collection_allows(request, &collection, Permission::Read),
         None => Ok(()),
     }

@@ -29,7 +29,7 @@ type CollectionKey = (String, String);
 struct Entries {
     generation: u64,
     backends: HashMap<String, Backend>,
-    schemas: HashMap<CollectionKey, Option<Value>>,
+    schemas: HashMap<CollectionKey, Option<Arc<Value>>>,
     indexed: HashMap<CollectionKey, Arc<HashSet<String>>>,
 }
 
@@ -103,12 +103,12 @@ impl Catalog {
         });
     }
 
-    pub(crate) fn schema(&self, backend: &str, object_type: &str) -> Result<Option<Value>, Miss> {
+    pub(crate) fn schema(&self, backend: &str, object_type: &str) -> Result<Option<Arc<Value>>, Miss> {
         self.find(|entries| entries.schemas.get(&key(backend, object_type)).cloned())
     }
 
     /// Absent schemas too (a collection used without one is common), but only of backends that exist.
-    pub(crate) fn keep_schema(&self, miss: Miss, backend: &str, object_type: &str, schema: Option<&Value>) {
+    pub(crate) fn keep_schema(&self, miss: Miss, backend: &str, object_type: &str, schema: Option<&Arc<Value>>) {
         self.store(miss, |entries| {
             if entries.backends.contains_key(backend) {
                 bounded(&mut entries.schemas).insert(key(backend, object_type), schema.cloned());

@@ -234,7 +234,7 @@ impl Schemas for PostgresStore {
         &'a self,
         backend: &'a str,
         object_type: &'a str,
-    ) -> BoxFuture<'a, Result<Option<Value>, StoreError>> {
+    ) -> BoxFuture<'a, Result<Option<std::sync::Arc<Value>>, StoreError>> {
         Box::pin(async move {
             let miss = match self.catalog.schema(backend, object_type) {
                 Ok(schema) => return Ok(schema),
@@ -246,7 +246,7 @@ impl Schemas for PostgresStore {
                     .bind(object_type)
                     .fetch_optional(&self.pool)
                     .await?;
-            let schema = row.map(|(schema,)| schema);
+            let schema = row.map(|(schema,)| std::sync::Arc::new(schema));
             self.catalog.keep_schema(miss, backend, object_type, schema.as_ref());
             Ok(schema)
         })

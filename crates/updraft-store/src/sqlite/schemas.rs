@@ -233,7 +233,7 @@ const TYPE_CASCADES: [(&str, &str); 4] = [
 /// Schemas by (backend, object type), `None` for a type without one.
 #[derive(Default)]
 pub(crate) struct SchemaCache {
-    schemas: std::collections::HashMap<(String, String), Option<Value>>,
+    schemas: std::collections::HashMap<(String, String), Option<std::sync::Arc<Value>>>,
     /// Bumped by every committed change, so that a read that began before it does not cache what it read.
     generation: u64,
 }
@@ -319,7 +319,7 @@ impl Schemas for SqliteStore {
         &'a self,
         backend: &'a str,
         object_type: &'a str,
-    ) -> BoxFuture<'a, Result<Option<Value>, StoreError>> {
+    ) -> BoxFuture<'a, Result<Option<std::sync::Arc<Value>>, StoreError>> {
         Box::pin(async move {
             let key = (backend.to_owned(), object_type.to_owned());
             let generation = {
@@ -335,7 +335,7 @@ impl Schemas for SqliteStore {
                     .bind(object_type)
                     .fetch_optional(&self.readers)
                     .await?;
-            let schema = row.and_then(|(text,)| serde_json::from_str(&text).ok());
+            let schema = row.and_then(|(text,)| serde_json::from_str(&text).ok()).map(std::sync::Arc::new);
             let mut cache = self.schema_cache.write().unwrap_or_else(|p| p.into_inner());
             // A change committed since our read would make what we read stale.
             if cache.generation == generation {

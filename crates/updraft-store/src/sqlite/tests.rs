@@ -141,7 +141,7 @@ async fn apps_have_two_backends_and_take_their_data_when_deleted() {
     let doc = store.insert(at, Map::new(), Author::default(), template()).await.unwrap();
     let id = ObjectId::parse(doc["id"].as_str().unwrap()).unwrap();
     store.put_schema(&dev.id, "objects.todos", json!({"name": "todos"}), &indexed(&["n"])).await.unwrap();
-    assert_eq!(store.schema(&dev.id, "objects.todos").await.unwrap(), Some(json!({"name": "todos"})));
+    assert_eq!(store.schema(&dev.id, "objects.todos").await.unwrap().as_deref(), Some(&json!({"name": "todos"})));
     assert!(store.delete_app(&app.id).await.unwrap());
     assert!(!store.delete_app(&app.id).await.unwrap());
     assert_eq!(store.backend(&dev.id).await.unwrap(), None);
