@@ -5,8 +5,8 @@ use updraft_server::config::{Cli, Command};
 use updraft_server::{Application, runtimes, telemetry};
 
 /// mimalloc for the whole process, SQLite's allocations included (the `override` feature): against glibc's malloc,
-/// list requests took about 10 % less CPU and an idle socket 15 % less memory (BENCHMARKS.md, "The allocator").
-/// Its arenas are committed as they are used (.cargo/config.toml).
+/// three of four list shapes took 16–33 % less CPU and an idle socket 15 % less memory (BENCHMARKS.md, "The
+/// allocator"). Its arenas are committed as they are used (.cargo/config.toml).
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
