@@ -57,8 +57,10 @@ build_release_bins() {
     [[ -x $LOADGEN ]] || { echo "error: $LOADGEN missing" >&2; exit 1; }
 }
 
-# cargo_release ARG...: a quiet release build of this workspace (the callers skip it when SKIP_BUILD=1).
-cargo_release() { cargo build --release -q --manifest-path "$ROOT/Cargo.toml" "$@"; }
+# cargo_release ARG...: a quiet release build of this workspace (the callers skip it when SKIP_BUILD=1). From the
+# workspace's directory, as cargo reads .cargo/config.toml (how mimalloc is built) from where it runs, not from
+# --manifest-path.
+cargo_release() { (cd "$ROOT" && cargo build --release -q "$@"); }
 
 # --- setup -----------------------------------------------------------------------------------------------------
 # raise_open_files [SOCKETS]: the full open-file allowance; warns when it is too low for SOCKETS sockets.
