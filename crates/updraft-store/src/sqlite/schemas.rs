@@ -19,12 +19,20 @@ impl PropertyIndex<'_> {
         format!("\"{}:{}:{}:{}\"", self.kind, self.backend, self.object_type, self.property)
     }
 
-    /// DDL takes no parameters; every name in it passed `plain`. Queries that should use the index name their
-    /// collection literally, since SQLite uses a partial index only when it sees the query implies its WHERE.
+    /// The name as `sqlite_schema` holds it.
+    fn bare_name(&self) -> String {
+        format!("{}:{}:{}:{}", self.kind, self.backend, self.object_type, self.property)
+    }
+
+    /// The DDL of the index over `columns`, as `sqlite_schema` holds it. DDL takes no parameters; every name in it
+    /// passed `plain`. Queries that should use the index name their collection literally, since SQLite uses a
+    /// partial index only when it sees the query implies its WHERE.
+    fn ddl(&self, columns: &str) -> String {
+        format!("CREATE INDEX {} ON objects ({columns}) WHERE object_type = '{}'", self.name(), self.object_type)
+    }
+
     async fn create(&self, tx: &mut sqlx::SqliteConnection, columns: &str) -> Result<(), StoreError> {
-        let (name, object_type) = (self.name(), self.object_type);
-        let ddl =
-            format!("CREATE INDEX IF NOT EXISTS {name} ON objects ({columns}) WHERE object_type = '{object_type}'");
+        let ddl = self.ddl(columns).replacen("CREATE INDEX", "CREATE INDEX IF NOT EXISTS", 1);
         sqlx::query(sqlx::AssertSqlSafe(ddl)).execute(&mut *tx).await?;
         Ok(())
     }
@@ -36,8 +44,9 @@ impl PropertyIndex<'_> {
 }
 
 /// The key index of an `indexed` property: its type rank and value (see `updraft_query::sqlite::key_index_terms`),
-/// then the creation order. A sorted page walks it; an equality, a range or a prefix on the property is a range
-/// of it, already in creation order for a sort on `createdAt`.
+/// then the creation order, then (see [`MAX_COVERING`]) the type ranks and values of the collection's other
+/// indexed properties. A sorted page walks it; an equality, a range or a prefix on the property is a range of it,
+/// already in creation order for a sort on `createdAt`.
 fn key_index<'a>(backend: &'a str, object_type: &'a str, property: &'a str) -> PropertyIndex<'a> {
     PropertyIndex { kind: "key", backend, object_type, property }
 }
@@ -47,18 +56,84 @@ pub(super) fn key_index_name(backend: &str, object_type: &str, property: &str) -
     key_index(backend, object_type, property).name()
 }
 
-/// Makes the key index of every `indexed` property and the index of every cascading ref that are missing (after
-/// a migration that rebuilt `objects`, all of them), and drops the `sort` indexes that preceded key indexes (their
-/// value column did not hold a ref's id). Runs at every start; it does nothing once done.
+/// A collection with at most this many indexed properties gets key indexes that also hold the key terms of all
+/// its other indexed properties. A page that walks its sort's index then checks a filter on the others in the
+/// index: a range on `n` sorted by `k` at 1M objects walks about 500 entries, and reading each one's row (a
+/// random seek, about 1.3 µs) was most of its time. Beyond this count the entries would grow with its square,
+/// and every write with them; the walk then reads rows.
+const MAX_COVERING: usize = 8;
+
+/// The columns of the key index of `property` in a collection whose indexed properties are `indexed`, sorted.
+fn key_index_columns(property: &str, indexed: &[String]) -> String {
+    let key_terms = updraft_query::sqlite::key_index_terms(property, "doc");
+    let mut columns = format!("backend, object_type, {key_terms}, created_ms, id, public_read");
+    if indexed.len() <= MAX_COVERING {
+        for other in indexed.iter().filter(|other| *other != property) {
+            columns.push_str(", ");
+            columns.push_str(&updraft_query::sqlite::key_index_terms(other, "doc"));
+        }
+    }
+    columns
+}
+
+/// Makes the key index of every indexed property of the collection hold [`key_index_columns`] of the properties
+/// indexed now: builds those that are missing and rebuilds those that hold other columns (the set changed, or the
+/// database predates covering). Answers whether it built any, as their statistics are then missing.
+async fn fit_key_indexes(
+    tx: &mut sqlx::SqliteConnection,
+    backend: &str,
+    object_type: &str,
+) -> Result<bool, StoreError> {
+    let mut indexed: Vec<String> = sqlx::query_scalar(
+        "SELECT property FROM property_indexes WHERE backend = ? AND object_type = ? ORDER BY property",
+    )
+    .bind(backend)
+    .bind(object_type)
+    .fetch_all(&mut *tx)
+    .await?;
+    indexed.retain(|property| plain(property));
+    let mut built = false;
+    for property in &indexed {
+        let index = key_index(backend, object_type, property);
+        let columns = key_index_columns(property, &indexed);
+        let held: Option<String> =
+            sqlx::query_scalar("SELECT sql FROM sqlite_schema WHERE type = 'index' AND name = ?")
+                .bind(index.bare_name())
+                .fetch_optional(&mut *tx)
+                .await?;
+        if held.as_deref() != Some(index.ddl(&columns).as_str()) {
+            index.drop(tx).await?;
+            index.create(tx, &columns).await?;
+            built = true;
+        }
+    }
+    Ok(built)
+}
+
+/// Fits the key indexes of every collection (see [`fit_key_indexes`]) and makes the index of every cascading ref
+/// that is missing (after a migration that rebuilt `objects`, all of them), and drops the `sort` indexes that
+/// preceded key indexes (their value column did not hold a ref's id). Runs at every start; it does nothing once
+/// done.
 pub(super) async fn upgrade_indexes(tx: &mut sqlx::SqliteConnection) -> Result<(), StoreError> {
     let rows: Vec<(String, String, String)> =
         sqlx::query_as("SELECT backend, object_type, property FROM property_indexes").fetch_all(&mut *tx).await?;
     for (backend, object_type, property) in &rows {
-        if !(plain(backend) && plain(object_type) && plain(property)) {
-            continue;
+        if plain(backend) && plain(object_type) && plain(property) {
+            PropertyIndex { kind: "sort", backend, object_type, property }.drop(tx).await?;
         }
-        create_key_index(tx, backend, object_type, property).await?;
-        PropertyIndex { kind: "sort", backend, object_type, property }.drop(tx).await?;
+    }
+    let collections: Vec<(String, String)> =
+        sqlx::query_as("SELECT DISTINCT backend, object_type FROM property_indexes").fetch_all(&mut *tx).await?;
+    let mut built = false;
+    for (backend, object_type) in &collections {
+        if plain(backend) && plain(object_type) {
+            built |= fit_key_indexes(tx, backend, object_type).await?;
+        }
+    }
+    if built {
+        sqlx::raw_sql(sqlx::AssertSqlSafe(format!("{}; ANALYZE objects", super::ANALYSIS_LIMIT)))
+            .execute(&mut *tx)
+            .await?;
     }
     upgrade_search(tx).await?;
     let cascades: Vec<(String, String, String)> =
@@ -96,39 +171,25 @@ async fn upgrade_search(tx: &mut sqlx::SqliteConnection) -> Result<(), StoreErro
     Ok(())
 }
 
-async fn create_key_index(
+/// Fills what goes with the key index of a newly indexed property (its row of `property_indexes` is written and
+/// its key index built already): the elements of its arrays and its first cut.
+async fn fill_index(
     tx: &mut sqlx::SqliteConnection,
     backend: &str,
     object_type: &str,
     property: &str,
 ) -> Result<(), StoreError> {
-    let key_terms = updraft_query::sqlite::key_index_terms(property, "doc");
-    key_index(backend, object_type, property)
-        .create(tx, &format!("backend, object_type, {key_terms}, created_ms, id, public_read"))
-        .await
-}
-
-async fn create_index(
-    tx: &mut sqlx::SqliteConnection,
-    backend: &str,
-    object_type: &str,
-    property: &str,
-) -> Result<(), StoreError> {
-    create_key_index(tx, backend, object_type, property).await?;
     let property_of = [backend, object_type, property];
     on_property(tx, FORGET_ELEMENTS, property_of).await?;
     on_property(tx, super::ARRAY_KEYS_BACKFILL, property_of).await?;
-    on_property(
-        tx,
-        "INSERT OR IGNORE INTO property_indexes (backend, object_type, property) VALUES (?, ?, ?)",
-        property_of,
-    )
-    .await?;
     // The index's first cut, holding all its entries until the next split (`tallies.rs`); kept as it is when the
     // index was there already.
     let first_cut = super::tallies::first_cuts("p.backend = ? AND p.object_type = ? AND p.property = ?");
     on_property(tx, &first_cut, property_of).await
 }
+
+const ADD_PROPERTY_INDEX: &str =
+    "INSERT OR IGNORE INTO property_indexes (backend, object_type, property) VALUES (?, ?, ?)";
 
 /// Deletes the `array_keys` rows of one indexed property.
 const FORGET_ELEMENTS: &str = "DELETE FROM array_keys WHERE backend = ? AND object_type = ? AND property = ?";
@@ -287,8 +348,13 @@ impl Schemas for SqliteStore {
             for (property,) in had.iter().filter(|(p,)| !indexed.contains(p)) {
                 drop_index(&mut tx, backend, object_type, property).await?;
             }
-            for property in indexed.iter().filter(|p| !had.iter().any(|(h,)| h == *p)) {
-                create_index(&mut tx, backend, object_type, property).await?;
+            let added: Vec<&String> = indexed.iter().filter(|p| !had.iter().any(|(h,)| h == *p)).collect();
+            for property in &added {
+                on_property(&mut tx, ADD_PROPERTY_INDEX, [backend, object_type, property]).await?;
+            }
+            let built = fit_key_indexes(&mut tx, backend, object_type).await?;
+            for property in &added {
+                fill_index(&mut tx, backend, object_type, property).await?;
             }
             if reslotted {
                 super::search::reslot(&mut tx, backend, object_type, &rules.searched).await?;
@@ -305,7 +371,7 @@ impl Schemas for SqliteStore {
                     .bind(object_type)
                     .fetch_one(&self.writer)
                     .await?;
-            if populated && indexed.iter().any(|p| !had.iter().any(|(h,)| h == p)) {
+            if populated && built {
                 // Statistics for the new indexes of a collection that has objects, so that the planner weighs
                 // them from the first query on (`keep_statistics` follows its growth).
                 let analyze = format!("{}; ANALYZE objects", super::ANALYSIS_LIMIT);
