@@ -44,14 +44,21 @@ async fn fill(store: &SqliteStore, n: u64) {
         .unwrap();
 }
 
-async fn bench_store(dir: &tempfile::TempDir, n: u64) -> SqliteStore {
-    let store = SqliteStore::open(&SqliteOptions { path: dir.path().join("eds.sqlite3"), readers: 2 }).await.unwrap();
-    let rules = crate::SchemaRules {
-        indexed: ["n", "k", "title", "owner", "tags"].iter().map(|it| it.to_string()).collect(),
+/// A schema's rules with `indexed` indexed, and nothing else.
+fn rules(indexed: &[&str]) -> crate::SchemaRules {
+    crate::SchemaRules {
+        indexed: indexed.iter().map(|it| it.to_string()).collect(),
         cascades: Vec::new(),
         searched: Vec::new(),
-    };
-    store.put_schema(BENCH.backend, BENCH.object_type, json!({}), &rules).await.unwrap();
+    }
+}
+
+async fn bench_store(dir: &tempfile::TempDir, n: u64) -> SqliteStore {
+    let store = SqliteStore::open(&SqliteOptions { path: dir.path().join("eds.sqlite3"), readers: 2 }).await.unwrap();
+    store
+        .put_schema(BENCH.backend, BENCH.object_type, json!({}), &rules(&["n", "k", "title", "owner", "tags"]))
+        .await
+        .unwrap();
     fill(&store, n).await;
     sqlx::query("PRAGMA analysis_limit = 1000; ANALYZE").execute(&store.writer).await.unwrap();
     split_tallies(&store);
@@ -379,11 +386,6 @@ async fn a_walk_of_the_sorts_index_is_bounded_when_the_rows_sit_at_its_end() {
 async fn a_property_indexed_or_no_longer_indexed_is_planned_as_the_schema_now_says() {
     let dir = tempfile::tempdir().unwrap();
     let store = bench_store(&dir, 5_000).await;
-    let rules = |indexed: &[&str]| crate::SchemaRules {
-        indexed: indexed.iter().map(|it| it.to_string()).collect(),
-        cascades: Vec::new(),
-        searched: Vec::new(),
-    };
     let sorted_by_k = || async {
         let filter = updraft_query::Filter::parse(&json!({"n": {"$gte": 100}})).unwrap();
         let sort = updraft_query::Sort::parse(&json!([{"sortBy": "k", "direction": "asc"}])).unwrap();
@@ -410,8 +412,8 @@ async fn a_property_indexed_or_no_longer_indexed_is_planned_as_the_schema_now_sa
             assert!(!counted.contains(":objects.bench:k"), "{counted}");
             assert_eq!(sorted_by_k().await, expected);
         }
-        let rules = rules(&["n", "k", "title", "owner", "tags"]);
-        store.put_schema(BENCH.backend, BENCH.object_type, json!({}), &rules).await.unwrap();
+        let all = rules(&["n", "k", "title", "owner", "tags"]);
+        store.put_schema(BENCH.backend, BENCH.object_type, json!({}), &all).await.unwrap();
     }
 }
 
@@ -432,11 +434,6 @@ async fn key_index_ddl(store: &SqliteStore, property: &str) -> Option<String> {
 async fn key_indexes_cover_the_other_indexed_properties_as_the_schema_says() {
     let dir = tempfile::tempdir().unwrap();
     let store = bench_store(&dir, 2_000).await;
-    let rules = |indexed: &[&str]| crate::SchemaRules {
-        indexed: indexed.iter().map(|it| it.to_string()).collect(),
-        cascades: Vec::new(),
-        searched: Vec::new(),
-    };
     let n_index = key_index_ddl(&store, "n").await.unwrap();
     assert!(["'$.k'", "'$.title'", "'$.owner.id'", "'$.tags'"].iter().all(|it| n_index.contains(it)), "{n_index}");
 
