@@ -3,6 +3,7 @@
 
 use serde_json::json;
 
+use super::tests::indexed;
 use super::*;
 use crate::{Schemas, Subject};
 
@@ -44,19 +45,10 @@ async fn fill(store: &SqliteStore, n: u64) {
         .unwrap();
 }
 
-/// A schema's rules with `indexed` indexed, and nothing else.
-fn rules(indexed: &[&str]) -> crate::SchemaRules {
-    crate::SchemaRules {
-        indexed: indexed.iter().map(|it| it.to_string()).collect(),
-        cascades: Vec::new(),
-        searched: Vec::new(),
-    }
-}
-
 async fn bench_store(dir: &tempfile::TempDir, n: u64) -> SqliteStore {
     let store = SqliteStore::open(&SqliteOptions { path: dir.path().join("eds.sqlite3"), readers: 2 }).await.unwrap();
     store
-        .put_schema(BENCH.backend, BENCH.object_type, json!({}), &rules(&["n", "k", "title", "owner", "tags"]))
+        .put_schema(BENCH.backend, BENCH.object_type, json!({}), &indexed(&["n", "k", "title", "owner", "tags"]))
         .await
         .unwrap();
     fill(&store, n).await;
@@ -285,8 +277,7 @@ async fn array_elements_of_indexed_properties_are_kept_and_read() {
         rows
     };
     assert!(elements().await.is_empty(), "no index, no elements");
-    let indexed = crate::SchemaRules { indexed: vec!["tags".to_owned()], cascades: Vec::new(), searched: Vec::new() };
-    store.put_schema(BENCH.backend, BENCH.object_type, json!({}), &indexed).await.unwrap();
+    store.put_schema(BENCH.backend, BENCH.object_type, json!({}), &indexed(&["tags"])).await.unwrap();
     assert_eq!(elements().await, [("tags".into(), 2, "green".into()), ("tags".into(), 2, "red".into())]);
 
     let after = insert(json!(["blue", {"id": "u1", "objectType": "users"}])).await;
@@ -405,14 +396,14 @@ async fn a_property_indexed_or_no_longer_indexed_is_planned_as_the_schema_now_sa
         );
         assert_eq!(sorted_by_k().await, expected);
 
-        store.put_schema(BENCH.backend, BENCH.object_type, json!({}), &rules(&["n", "title"])).await.unwrap();
+        store.put_schema(BENCH.backend, BENCH.object_type, json!({}), &indexed(&["n", "title"])).await.unwrap();
         for _ in 0..3 {
             // Several reads, so that each reader connection has read the new schema.
             let counted = plan(&store, json!({"k": 7}), json!([]), 0, true, ALL).await;
             assert!(!counted.contains(":objects.bench:k"), "{counted}");
             assert_eq!(sorted_by_k().await, expected);
         }
-        let all = rules(&["n", "k", "title", "owner", "tags"]);
+        let all = indexed(&["n", "k", "title", "owner", "tags"]);
         store.put_schema(BENCH.backend, BENCH.object_type, json!({}), &all).await.unwrap();
     }
 }
@@ -437,7 +428,7 @@ async fn key_indexes_cover_the_other_indexed_properties_as_the_schema_says() {
     let n_index = key_index_ddl(&store, "n").await.unwrap();
     assert!(["'$.k'", "'$.title'", "'$.owner.id'", "'$.tags'"].iter().all(|it| n_index.contains(it)), "{n_index}");
 
-    store.put_schema(BENCH.backend, BENCH.object_type, json!({}), &rules(&["n", "title"])).await.unwrap();
+    store.put_schema(BENCH.backend, BENCH.object_type, json!({}), &indexed(&["n", "title"])).await.unwrap();
     let n_index = key_index_ddl(&store, "n").await.unwrap();
     assert!(n_index.contains("'$.title'") && !n_index.contains("'$.k'"), "{n_index}");
     assert!(key_index_ddl(&store, "k").await.is_none());
@@ -463,7 +454,7 @@ async fn key_indexes_cover_the_other_indexed_properties_as_the_schema_says() {
 
     let many: Vec<String> = (0..9).map(|i| format!("p{i}")).collect();
     let many: Vec<&str> = many.iter().map(String::as_str).chain(["n"]).collect();
-    store.put_schema(BENCH.backend, BENCH.object_type, json!({}), &rules(&many)).await.unwrap();
+    store.put_schema(BENCH.backend, BENCH.object_type, json!({}), &indexed(&many)).await.unwrap();
     let n_index = key_index_ddl(&store, "n").await.unwrap();
     assert!(!n_index.contains("'$.p0'"), "{n_index}");
     assert!(!key_index_ddl(&store, "p0").await.unwrap().contains("'$.n'"));

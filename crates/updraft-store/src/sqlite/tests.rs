@@ -22,7 +22,8 @@ async fn open(dir: &tempfile::TempDir) -> SqliteStore {
     SqliteStore::open(&SqliteOptions { path: dir.path().join("eds.sqlite3"), readers: 2 }).await.unwrap()
 }
 
-fn indexed(properties: &[&str]) -> crate::SchemaRules {
+/// A schema's rules with `properties` indexed, and nothing else.
+pub(super) fn indexed(properties: &[&str]) -> crate::SchemaRules {
     crate::SchemaRules {
         indexed: properties.iter().map(|p| p.to_string()).collect(),
         cascades: Vec::new(),
