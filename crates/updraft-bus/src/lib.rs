@@ -10,6 +10,7 @@ use bytes::Bytes;
 
 mod nats;
 mod nats_interest;
+mod nats_journal;
 mod nats_registry;
 mod redis;
 mod redis_registry;
@@ -23,13 +24,28 @@ pub use redis::RedisBus;
 
 /// A message for the sockets of one gateway. Receivers are kept as given: each node
 /// resolves them against its own sockets.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Publication {
     pub gateway: String,
     pub data: Bytes,
     pub everyone: bool,
     pub sockets: Vec<String>,
     pub tags: Vec<String>,
+    /// Its number across the cluster, given by a bus that numbers ([`Bus::history`]) as it carries it; `None`
+    /// when each node numbers what it delivers.
+    pub seq: Option<u64>,
+    /// Names the message for a numbering bus, which keeps one of those published under the same name by several
+    /// nodes (each node follows a shared change log and publishes each change): numbered and delivered once.
+    pub once: Option<String>,
+}
+
+/// What a numbering bus kept of a gateway's messages after the number a socket resumes from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum History {
+    /// Every message after it, oldest first (each with its `seq`); `latest` is the bus's latest number.
+    Kept { latest: u64, missed: Vec<Publication> },
+    /// Some of them are gone (or the number is not one the bus gave): the socket should refetch its state.
+    Gap { latest: u64 },
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -59,6 +75,18 @@ pub type Deliver = Arc<dyn Fn(Publication) -> BoxFuture<'static, ()> + Send + Sy
 pub trait Bus: Send + Sync {
     /// Resolves once the publication is accepted for delivery on every node.
     fn publish(&self, publication: Publication) -> BoxFuture<'_, Result<(), BusError>>;
+
+    /// What the bus kept of `gateway`'s messages after number `since` (0: a first connect, nothing missed), when it
+    /// numbers messages across the cluster; `None` when each node numbers its own (its gateway journal answers).
+    fn history(&self, _gateway: &str, _since: u64) -> BoxFuture<'_, Result<Option<History>, BusError>> {
+        Box::pin(std::future::ready(Ok(None)))
+    }
+
+    /// Whether messages must go through the bus to be numbered: then EDS changes are published on it (named
+    /// `once`) even when every node follows a shared change log.
+    fn numbers(&self) -> bool {
+        false
+    }
 
     /// Whether this node hears what other nodes publish right now: `/readyz` answers 503 while it does not.
     fn ready(&self) -> bool {
@@ -183,8 +211,7 @@ mod tests {
             gateway: "default".into(),
             data: Bytes::from_static(b"hi"),
             everyone: true,
-            sockets: vec![],
-            tags: vec![],
+            ..Publication::default()
         };
         bus.publish(publication.clone()).await.unwrap();
         assert_eq!(*seen.lock().unwrap(), vec![publication]);

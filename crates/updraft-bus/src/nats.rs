@@ -1,11 +1,12 @@
-//! The bus over NATS: a gateway's publications go on subject `updraft.mws.<gateway id>` in the same JSON as
-//! over Redis ([`crate::wire`]), and a node subscribes to the subjects of the gateways it holds sockets of
-//! (`nats_interest.rs`).
+//! The bus over NATS: a gateway's publications go through a JetStream stream that numbers them and puts them on
+//! subject `updraft.mws.<gateway id>` (`nats_journal.rs`), in the same JSON as over Redis ([`crate::wire`]); a
+//! node subscribes to the subjects of the gateways it holds sockets of (`nats_interest.rs`).
 //!
-//! A publish is acknowledged once the server has answered a flush after it, so an accepted message is on the
-//! server, not in a client buffer; the node then delivers it itself and skips its echo. The client reconnects
-//! (with backoff) and subscribes again by itself; while it is away the node reports not ready, publishing is
-//! refused, and what others publish meanwhile does not reach it (core NATS keeps nothing).
+//! A publish is acknowledged once the stream holds the message. Every node, the publisher included, delivers it
+//! when it hears it back, so each node's sockets get a gateway's messages in the stream's order and numbering.
+//! The client reconnects (with backoff) and subscribes again by itself; while it is away the node reports not
+//! ready, publishing is refused, and what others publish meanwhile does not reach its sockets live (a socket that
+//! resumes with `since` gets it from the stream).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -17,10 +18,11 @@ use tokio_util::sync::{CancellationToken, DropGuard};
 use async_nats::jetstream::kv;
 use tokio::sync::mpsc;
 
-use crate::nats_interest::{Interest, PREFIX};
+use crate::nats_interest::Interest;
+use crate::nats_journal::Journal;
 use crate::nats_registry::{Bucket, CONTROL, NatsRegistry, failed};
 use crate::registry::{self, CloseRequest, Node, SocketEvent, SocketRecord};
-use crate::{Bus, BusError, Publication, Redeemed, SharedTicket, answered, backoff, wire};
+use crate::{Bus, BusError, History, Publication, Redeemed, SharedTicket, answered, backoff, wire};
 
 /// The JetStream key-value bucket of shared tickets. Each value says when it expires; the bucket's own age
 /// limit only clears what nobody took.
@@ -29,6 +31,7 @@ const TICKETS_KEPT: Duration = Duration::from_secs(3600);
 
 pub struct NatsBus {
     client: async_nats::Client,
+    journal: Journal,
     tickets: Bucket,
     registry: NatsRegistry,
     pub(crate) interest: Interest,
@@ -63,6 +66,7 @@ impl NatsBus {
             .map_err(failed)?;
         let control = client.subscribe(CONTROL).await.map_err(failed)?;
         client.flush().await.map_err(failed)?;
+        let journal = Journal::open(&client).await?;
         let tickets = Bucket::open(&client, TICKETS, TICKETS_KEPT).await?;
         let registry = NatsRegistry::open(&client).await?;
         metrics::gauge!("updraft_bus_connected").set(1.0);
@@ -79,7 +83,7 @@ impl NatsBus {
             stop.clone(),
         ));
         let node = node.to_owned();
-        Ok(NatsBus { client, tickets, registry, interest, node, local, events, _stop: stop.drop_guard() })
+        Ok(NatsBus { client, journal, tickets, registry, interest, node, local, events, _stop: stop.drop_guard() })
     }
 }
 
@@ -91,15 +95,17 @@ impl Bus for NatsBus {
                 return Err(failed("not connected"));
             }
             let payload = wire::encode(&publication, &self.node);
-            let subject = format!("{PREFIX}{}", publication.gateway);
-            timed(async {
-                self.client.publish(subject, payload.into()).await.map_err(failed)?;
-                self.client.flush().await.map_err(failed)
-            })
-            .await??;
-            (self.local.deliver)(publication).await;
-            Ok(())
+            timed(self.journal.publish(&publication.gateway, publication.once.as_deref(), payload)).await?
         })
+    }
+
+    fn history(&self, gateway: &str, since: u64) -> BoxFuture<'_, Result<Option<History>, BusError>> {
+        let gateway = gateway.to_owned();
+        Box::pin(async move { timed(self.journal.history(&gateway, since)).await?.map(Some) })
+    }
+
+    fn numbers(&self) -> bool {
+        true
     }
 
     fn ready(&self) -> bool {

@@ -131,7 +131,8 @@ async fn listen(mut messages: async_nats::Subscriber, node: String, local: Node,
             },
         };
         let Some(gateway) = message.subject.strip_prefix(PREFIX) else { continue };
-        if let Err(err) = wire::receive(&local, &node, gateway, &message.payload).await {
+        let seq = crate::nats_journal::number(&message);
+        if let Err(err) = wire::receive(&local, &node, gateway, &message.payload, seq).await {
             tracing::warn!(%err, subject = %message.subject, "a bus message is not a publication");
         }
     }
@@ -192,8 +193,7 @@ mod tests {
             gateway: gateway.clone(),
             data: Bytes::from_static(text.as_bytes()),
             everyone: true,
-            sockets: Vec::new(),
-            tags: Vec::new(),
+            ..Publication::default()
         };
         a.publish(publication("before")).await.unwrap();
         tokio::time::sleep(Duration::from_millis(200)).await;

@@ -233,7 +233,7 @@ impl Listener {
                 continue;
             }
             let Some(gateway) = gateway_of(message.get_channel_name()) else { continue };
-            if let Err(err) = wire::receive(&self.local, &self.node, gateway, message.get_payload_bytes()).await {
+            if let Err(err) = wire::receive(&self.local, &self.node, gateway, message.get_payload_bytes(), None).await {
                 tracing::warn!(%err, channel = message.get_channel_name(), "a bus message is not a publication");
             }
         }

@@ -43,17 +43,20 @@ struct IncomingReceivers {
     tags: Option<Vec<String>>,
 }
 
-/// Hands a message heard on the bus for `gateway` to node `node`'s sockets, unless `node` published it (it
-/// delivered it then); counts it. Answers why a message that is not a publication was dropped.
+/// Hands a message heard on the bus for `gateway` to node `node`'s sockets, unless `node` published it and
+/// delivered it then (a message the bus numbered, `seq`, is delivered by every node as it hears it, its publisher
+/// included); counts it. Answers why a message that is not a publication was dropped.
 pub(crate) async fn receive(
     local: &crate::Node,
     node: &str,
     gateway: &str,
     payload: &[u8],
+    seq: Option<u64>,
 ) -> Result<(), serde_json::Error> {
     match decode(gateway, payload) {
-        Ok((_, Some(origin))) if origin == node => Ok(()),
-        Ok((publication, _)) => {
+        Ok((_, Some(origin))) if origin == node && seq.is_none() => Ok(()),
+        Ok((mut publication, _)) => {
+            publication.seq = seq;
             metrics::counter!("updraft_bus_messages_received_total").increment(1);
             (local.deliver)(publication).await;
             Ok(())
@@ -94,6 +97,7 @@ pub(crate) fn decode(gateway: &str, payload: &[u8]) -> Result<(Publication, Opti
         everyone,
         sockets: if everyone { Vec::new() } else { sockets },
         tags: if everyone { Vec::new() } else { receivers.tags.unwrap_or_default() },
+        ..Publication::default()
     };
     Ok((publication, message.origin))
 }
@@ -109,6 +113,7 @@ mod tests {
             everyone,
             sockets: if everyone { vec![] } else { vec!["abc".into()] },
             tags: if everyone { vec![] } else { vec!["users.1".into()] },
+            ..Publication::default()
         }
     }
 

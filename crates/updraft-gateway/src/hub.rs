@@ -7,7 +7,7 @@ use std::sync::{Arc, Mutex, RwLock};
 
 use bytes::Bytes;
 
-use crate::journal::{self, Journal, JournalLimits};
+use crate::journal::{self, Journal, JournalLimits, Kept};
 use crate::socket::{Enqueued, IdBuildHasher, QueueLimits, Socket, SocketId, Tag};
 use updraft_ws as ws;
 
@@ -103,12 +103,23 @@ impl Hub {
 
     /// Registers a socket opened with `since` (its `resumable` set): it first gets what it missed, then live frames.
     pub fn insert_resuming(&self, socket: Arc<Socket>, since: u64) -> Fanout {
+        self.insert_replaying(socket, |journal, socket| journal.replay(since, socket))
+    }
+
+    /// [`Hub::insert_resuming`] on a bus that numbers messages across the cluster: the socket gets what the bus
+    /// `kept` after `since`, then what this node heard since, then live frames.
+    pub fn insert_resumed(&self, socket: Arc<Socket>, since: u64, kept: Kept) -> Fanout {
+        self.insert_replaying(socket, move |journal, socket| journal.resume(since, kept, socket))
+    }
+
+    /// Registers `socket` with the journal held, so that no message falls between its replay and its live frames.
+    fn insert_replaying(&self, socket: Arc<Socket>, replay: impl FnOnce(&Journal, &Socket) -> Vec<Bytes>) -> Fanout {
         let journal = self.journal.lock().expect("journal lock");
         self.insert(socket.clone());
         let mut res = Fanout::default();
         let mut flush = VecDeque::new();
         let mut outlet = Outlet { flush: &mut flush, behind: None };
-        for frame in journal.replay(since, &socket) {
+        for frame in replay(&journal, &socket) {
             self.deliver(&socket, &frame, &mut res, &mut outlet);
         }
         flush.iter().for_each(|s| s.flush_direct());
@@ -185,7 +196,7 @@ impl Hub {
     /// The frame is encoded once and the same bytes are queued for every receiver.
     pub fn publish(&self, data: &[u8], receivers: &Receivers) -> Fanout {
         let mut flush = VecDeque::new();
-        let res = self.publish_deferred(data, receivers, &mut flush, None);
+        let res = self.publish_deferred(data, receivers, None, &mut flush, None);
         flush.iter().for_each(|s| s.flush_direct());
         res
     }
@@ -193,16 +204,18 @@ impl Hub {
     /// [`Hub::publish`], leaving in `flush` the sockets whose frames the caller writes ([`Socket::flush_direct`])
     /// once it has published the rest of its batch: a socket then gets the whole batch in one write. `behind`, when
     /// given, gets the receivers that were in `flush` already (an earlier frame of theirs is still to be written),
-    /// so that a caller may write a small fan-out at once without waiting for their turn.
+    /// so that a caller may write a small fan-out at once without waiting for their turn. `seq` is the message's
+    /// number when the bus gave it one.
     pub fn publish_deferred(
         &self,
         data: &[u8],
         receivers: &Receivers,
+        seq: Option<u64>,
         flush: &mut VecDeque<Arc<Socket>>,
         behind: Option<&mut Vec<Arc<Socket>>>,
     ) -> Fanout {
         let mut journal = self.journal.lock().expect("journal lock");
-        let seq = journal.record(data, receivers);
+        let seq = journal.record(data, receivers, seq);
         let frame = Frames { bare: ws::encode_frame(ws::OP_TEXT, data), seq, data, numbered: Default::default() };
         let mut outlet = Outlet { flush, behind };
         let res = self.fan_out(&frame, receivers, &mut outlet);
@@ -382,10 +395,10 @@ mod tests {
         }
         let (mut flush, mut behind) = (VecDeque::new(), Vec::new());
         let all = Receivers { everyone: true, ..Receivers::default() };
-        hub.publish_deferred(b"1", &all, &mut flush, Some(&mut behind));
+        hub.publish_deferred(b"1", &all, None, &mut flush, Some(&mut behind));
         assert_eq!((flush.len(), behind.len()), (2, 0));
         let to_t = Receivers { tags: vec!["t".into()], ..Receivers::default() };
-        assert_eq!(hub.publish_deferred(b"2", &to_t, &mut flush, Some(&mut behind)).delivered, 1);
+        assert_eq!(hub.publish_deferred(b"2", &to_t, None, &mut flush, Some(&mut behind)).delivered, 1);
         assert_eq!(flush.len(), 2, "a socket with frames queued is not queued twice");
         assert!(behind.len() == 1 && Arc::ptr_eq(&behind[0], &tagged));
 

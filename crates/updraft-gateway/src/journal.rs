@@ -9,6 +9,9 @@
 //!
 //! Numbers start at the gateway's creation time in microseconds, so they keep growing across restarts and a
 //! number from before one is recognised as too old rather than confused with a new one.
+//!
+//! On a bus that numbers messages across the cluster (NATS), the bus's numbers are used instead, and a resuming
+//! socket gets what the bus kept ([`Kept`]) together with what this node heard since.
 
 use std::collections::VecDeque;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -40,10 +43,21 @@ struct Entry {
     receivers: Receivers,
 }
 
+/// What a cluster-wide numbering kept after a resuming socket's number, for [`Journal::resume`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Kept {
+    /// Every message after it (number, data, receivers), oldest first; `latest` is the latest number given.
+    Missed { latest: u64, missed: Vec<(u64, Bytes, Receivers)> },
+    /// Some are gone: the socket should refetch its state.
+    Gap { latest: u64 },
+}
+
 pub(crate) struct Journal {
     limits: JournalLimits,
     /// The number of the latest message (none yet: one below the first).
     latest: u64,
+    /// Whether `latest` is a number the bus gave (then its own numbering is not used).
+    numbered_by_bus: bool,
     entries: VecDeque<Entry>,
     bytes: usize,
 }
@@ -51,12 +65,23 @@ pub(crate) struct Journal {
 impl Journal {
     pub(crate) fn new(limits: JournalLimits) -> Journal {
         let now = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_micros() as u64);
-        Journal { limits, latest: now, entries: VecDeque::new(), bytes: 0 }
+        Journal { limits, latest: now, numbered_by_bus: false, entries: VecDeque::new(), bytes: 0 }
     }
 
-    /// Records a message; answers its number.
-    pub(crate) fn record(&mut self, data: &[u8], receivers: &Receivers) -> u64 {
-        self.latest += 1;
+    /// Records a message, numbered by the bus (`seq`) or else by the journal; answers its number.
+    pub(crate) fn record(&mut self, data: &[u8], receivers: &Receivers, seq: Option<u64>) -> u64 {
+        match seq {
+            Some(seq) => {
+                if seq <= self.latest {
+                    // The bus's numbers started over (its server lost its stream), or this is the first number
+                    // it gave: what is kept is in another numbering.
+                    self.entries.clear();
+                    self.bytes = 0;
+                }
+                (self.latest, self.numbered_by_bus) = (seq, true);
+            }
+            None => self.latest += 1,
+        }
         let now = Instant::now();
         if self.limits.messages > 0 && data.len() <= self.limits.bytes {
             self.bytes += data.len();
@@ -98,6 +123,26 @@ impl Journal {
         frames.push(marker(self.latest, "resumed"));
         frames
     }
+
+    /// Frames for a socket resuming after `since` on a bus that numbers: what the bus `kept`, then what this node
+    /// heard after it (heard before the socket was registered, so not delivered to it live), then `resumed`; or
+    /// `gap`.
+    pub(crate) fn resume(&self, since: u64, kept: Kept, socket: &Socket) -> Vec<Bytes> {
+        let heard = if self.numbered_by_bus { self.latest } else { 0 };
+        let (latest, missed) = match kept {
+            Kept::Gap { latest } => return vec![marker(latest.max(heard), "gap")],
+            Kept::Missed { latest, missed } => (latest, missed),
+        };
+        let mut frames: Vec<Bytes> = Vec::new();
+        if since != 0 {
+            let missed = missed.iter().filter(|(seq, _, to)| *seq > since && reaches(to, socket));
+            frames.extend(missed.map(|(seq, data, _)| numbered(*seq, data)));
+            let after = self.entries.iter().filter(|entry| entry.seq > since.max(latest) && self.numbered_by_bus);
+            frames.extend(after.filter(|entry| reaches(&entry.receivers, socket)).map(|e| numbered(e.seq, &e.data)));
+        }
+        frames.push(marker(latest.max(heard), "resumed"));
+        frames
+    }
 }
 
 fn reaches(receivers: &Receivers, socket: &Socket) -> bool {
@@ -127,6 +172,12 @@ mod tests {
         serde_json::from_slice(&frame[2..2 + len]).unwrap()
     }
 
+    impl Journal {
+        fn record_here(&mut self, data: &[u8], receivers: &Receivers) -> u64 {
+            self.record(data, receivers, None)
+        }
+    }
+
     fn tagged(tag: &str) -> Receivers {
         Receivers { tags: vec![tag.into()], ..Receivers::default() }
     }
@@ -135,9 +186,9 @@ mod tests {
     fn a_resuming_socket_gets_what_it_missed_and_may_see() {
         let mut journal = Journal::new(JournalLimits::default());
         let socket = Socket::new(SocketId::random(), vec![Tag::from("red")].into_boxed_slice());
-        let first = journal.record(b"one", &tagged("red"));
-        journal.record(b"blue only", &tagged("blue"));
-        let third = journal.record(b"three \"quoted\"", &Receivers { everyone: true, ..Receivers::default() });
+        let first = journal.record_here(b"one", &tagged("red"));
+        journal.record_here(b"blue only", &tagged("blue"));
+        let third = journal.record_here(b"three \"quoted\"", &Receivers { everyone: true, ..Receivers::default() });
         let frames: Vec<_> = journal.replay(first, &socket).iter().map(text).collect();
         assert_eq!(
             frames,
@@ -160,9 +211,9 @@ mod tests {
         let mut journal = Journal::new(limits);
         let socket = Socket::new(SocketId::random(), Box::new([]));
         let everyone = Receivers { everyone: true, ..Receivers::default() };
-        let first = journal.record(b"1", &everyone);
+        let first = journal.record_here(b"1", &everyone);
         for _ in 0..3 {
-            journal.record(b"n", &everyone);
+            journal.record_here(b"n", &everyone);
         }
         let frames = journal.replay(first, &socket);
         assert_eq!(frames.len(), 1);

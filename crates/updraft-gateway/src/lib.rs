@@ -14,6 +14,6 @@ pub mod socket;
 pub use connection::{Connection, ConnectionConfig, Ended};
 pub use gateway::{AccessControl, Gateway, GatewayConfig, Gateways, Membership, MembershipHook, Permissions, Ticket};
 pub use hub::{Fanout, Hub, Receivers};
-pub use journal::JournalLimits;
+pub use journal::{JournalLimits, Kept};
 pub use pending::{Refusal, Requester};
 pub use socket::{QueueLimits, Socket, SocketId, Tag};

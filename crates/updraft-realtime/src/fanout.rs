@@ -86,6 +86,16 @@ pub async fn deliver_locally(
     }))
 }
 
+/// Whom `publication` is for, among a gateway's sockets.
+pub fn receivers(publication: &Publication) -> Receivers {
+    Receivers {
+        everyone: publication.everyone,
+        // Ids that are not 64 hex characters name no socket.
+        sockets: publication.sockets.iter().filter_map(|s| SocketId::parse(s)).collect(),
+        tags: publication.tags.clone(),
+    }
+}
+
 /// A publication, when it was queued, and whom to tell once it is in every outbox.
 type Queued = (Publication, Instant, oneshot::Sender<()>);
 
@@ -229,16 +239,17 @@ impl Work {
             taken += 1;
             self.meters.waited.record(queued_at.elapsed().as_secs_f64());
             if let Some(gateway) = gateways.get(&publication.gateway) {
-                let receivers = Receivers {
-                    everyone: publication.everyone,
-                    // Ids that are not 64 hex characters name no socket.
-                    sockets: publication.sockets.iter().filter_map(|s| SocketId::parse(s)).collect(),
-                    tags: publication.tags.clone(),
-                };
+                let receivers = receivers(&publication);
                 let queued = self.flush.len();
                 // A broadcast reaches every socket: it is never small, so its receivers are not collected.
                 let collect = (!receivers.everyone).then_some(&mut self.behind);
-                let fanout = gateway.hub.publish_deferred(&publication.data, &receivers, &mut self.flush, collect);
+                let fanout = gateway.hub.publish_deferred(
+                    &publication.data,
+                    &receivers,
+                    publication.seq,
+                    &mut self.flush,
+                    collect,
+                );
                 // Writing a receiver early writes its earlier frames too, in order; one that was queued already
                 // stays in the queue and finds nothing (or only newer frames) to write when its turn comes.
                 if self.flush.len() - queued + self.behind.len() <= SMALL_FANOUT {

@@ -41,11 +41,14 @@ async fn publish(change: &Change, gateways: &Gateways, bus: &dyn Bus) {
     let everyone = change.is_public();
     for gateway in bound {
         let publication = Publication {
-            gateway,
+            gateway: gateway.clone(),
             data: data.clone(),
             everyone,
             sockets: Vec::new(),
             tags: if everyone { Vec::new() } else { change.readers.iter().map(ToString::to_string).collect() },
+            // With a shared change log every node publishes each change; a bus that numbers keeps one.
+            once: Some(format!("{}:{}:{}", change.backend, change.seq, gateway)),
+            ..Publication::default()
         };
         metrics::counter!("updraft_eds_changes_delivered_total").increment(1);
         if let Err(err) = bus.publish(publication).await {

@@ -418,10 +418,11 @@ fn spawn_realtime(
     (bus, deliver_here): (&Arc<dyn Bus>, Option<updraft_bus::Deliver>),
     guard: &updraft_realtime::outbound::Guard,
 ) {
-    // With a shared store, changes go to this node's sockets only (`database::OpenStore::shared`).
+    // With a shared store, changes go to this node's sockets only (`database::OpenStore::shared`), unless the bus
+    // numbers messages: then each node publishes each change on it, and the bus keeps one (`Publication::once`).
     let eds_bus: Arc<dyn Bus> = match deliver_here {
-        Some(deliver) => Arc::new(LocalBus::new(deliver)),
-        None => bus.clone(),
+        Some(deliver) if !bus.numbers() => Arc::new(LocalBus::new(deliver)),
+        _ => bus.clone(),
     };
     workers.spawn("eds-changes", updraft_realtime::sockets::deliver(store.clone(), gateways.clone(), eds_bus));
     workers.spawn("pruner", prune_logs(Arc::downgrade(store)));

@@ -187,6 +187,7 @@ async fn publish(state: &ApiState, gateway: &Gateway, message: wire::Message) ->
         everyone,
         sockets: if everyone { Vec::new() } else { sockets },
         tags: if everyone { Vec::new() } else { message.tags.clone().unwrap_or_default() },
+        ..Publication::default()
     };
     metrics::counter!("updraft_mws_messages_published_total").increment(1);
     state.bus.publish(publication).await.map_err(bus_unavailable)?;

@@ -14,9 +14,9 @@ use bytes::Bytes;
 use hyper_util::rt::TokioIo;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpStream;
-use updraft_bus::Redeemed;
+use updraft_bus::{Bus, History, Redeemed};
 use updraft_gateway::gateway::Ticket;
-use updraft_gateway::{Connection, Gateway, Membership, Socket, SocketId, Tag, connection};
+use updraft_gateway::{Connection, Gateway, Kept, Membership, Socket, SocketId, Tag, connection};
 use updraft_ws::{self as ws, close_code};
 
 use crate::ApiState;
@@ -74,6 +74,7 @@ async fn accept(state: ApiState, mut req: Request) -> Response {
     };
     let config = state.connection;
     let sockets = state.socket_runtime.clone();
+    let bus = state.bus.clone();
     tokio::spawn(async move {
         let upgraded = match on_upgrade.await {
             Ok(upgraded) => upgraded,
@@ -92,9 +93,7 @@ async fn accept(state: ApiState, mut req: Request) -> Response {
         socket.resumable = since.is_some();
         let socket = Arc::new(socket);
         match since {
-            Some(since) => {
-                let _ = ticket.gateway.hub.insert_resuming(socket.clone(), since);
-            }
+            Some(since) => insert_resuming(bus.as_ref(), &ticket.gateway, socket.clone(), since).await,
             None => ticket.gateway.hub.insert(socket.clone()),
         }
         ticket.gateway.announce(&socket, Membership::Opened);
@@ -125,6 +124,30 @@ async fn accept(state: ApiState, mut req: Request) -> Response {
     h.insert(header::CONNECTION, HeaderValue::from_static("Upgrade"));
     h.insert(header::SEC_WEBSOCKET_ACCEPT, HeaderValue::from_str(&accept_key).expect("base64 is a valid header"));
     res
+}
+
+/// Registers a socket opened with `since`: it gets what it missed from its gateway's journal, or, on a bus that
+/// numbers messages across the cluster, from what the bus kept (a bus that does not answer costs it a gap: it
+/// refetches its state).
+async fn insert_resuming(bus: &dyn Bus, gateway: &Gateway, socket: Arc<Socket>, since: u64) {
+    let kept = match bus.history(&gateway.id, since).await {
+        Ok(None) => {
+            gateway.hub.insert_resuming(socket, since);
+            return;
+        }
+        Ok(Some(History::Gap { latest })) => Kept::Gap { latest },
+        Ok(Some(History::Kept { latest, missed })) => {
+            let each = |p: updraft_bus::Publication| {
+                (p.seq.unwrap_or_default(), p.data.clone(), updraft_realtime::fanout::receivers(&p))
+            };
+            Kept::Missed { latest, missed: missed.into_iter().map(each).collect() }
+        }
+        Err(err) => {
+            tracing::warn!(%err, "what a resuming socket missed could not be read from the bus");
+            Kept::Gap { latest: since }
+        }
+    };
+    gateway.hub.insert_resumed(socket, since, kept);
 }
 
 /// Takes the ticket of socket `id`: this node's own, or, with `--bus`, one issued on any node, where the shared

@@ -82,7 +82,7 @@ fn nats_server() -> &'static str {
     if std::path::Path::new("/usr/sbin/nats-server").exists() { "/usr/sbin/nats-server" } else { "nats-server" }
 }
 
-async fn nodes(bus: &BusServer, count: usize) -> Vec<TestApp> {
+pub(crate) async fn nodes(bus: &BusServer, count: usize) -> Vec<TestApp> {
     let mut nodes = Vec::new();
     for _ in 0..count {
         nodes.push(spawn_app(ServeArgs { bus: Some(bus.url()), ..open_args() }).await);

@@ -3,6 +3,7 @@
 mod access;
 mod bad_input;
 mod cluster;
+mod cluster_resume;
 mod cluster_store;
 mod crash;
 mod eds;

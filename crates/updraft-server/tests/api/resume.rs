@@ -6,14 +6,14 @@ use serde_json::{Value, json};
 use crate::helpers::*;
 
 /// Opens a socket with these tags, asking for what came after `since`.
-async fn connect_since(app: &TestApp, tags: &[&str], since: u64) -> Ws {
+pub(crate) async fn connect_since(app: &TestApp, tags: &[&str], since: u64) -> Ws {
     let (id, uri) = app.socket_uri(tags).await;
     let (ws, _) = tokio_tungstenite::connect_async(format!("{uri}&since={since}")).await.expect("socket opens");
     app.wait_connected(&id).await;
     ws
 }
 
-async fn next_json(ws: &mut Ws) -> Value {
+pub(crate) async fn next_json(ws: &mut Ws) -> Value {
     serde_json::from_str(&next_text(ws).await).unwrap()
 }
 

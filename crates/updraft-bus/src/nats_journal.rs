@@ -1,0 +1,252 @@
+//! Numbered delivery over NATS: every publication goes into the JetStream stream `UPDRAFT_MWS` (subjects
+//! `updraft.mwsj.<gateway id>`), which gives it its number (the stream sequence) and republishes it, with that
+//! number in the `Nats-Sequence` header, on `updraft.mws.<gateway id>`, the subject nodes subscribe to
+//! (`nats_interest.rs`). Every node thus hears a gateway's messages in one order under one numbering, its own
+//! included, and a socket that reconnects to any node with `since` gets what it missed from the stream
+//! ([`Journal::history`]).
+//!
+//! The stream keeps what a gateway's journal keeps on one node: messages of the last two minutes, and at most
+//! [`MAX_BYTES`] in all, oldest first out. As the stream drops its oldest first, a `since` at or after its first
+//! number has lost nothing. It lives in the server's memory, like the ticket and socket buckets; a NATS server
+//! that restarted has lost it, and it is made again (numbers start over, so an older `since` is a gap).
+
+use std::time::Duration;
+
+use async_nats::HeaderMap;
+use async_nats::jetstream::{self, consumer, stream};
+use futures_util::StreamExt;
+
+use crate::nats_registry::failed;
+use crate::{BusError, History, Publication, wire};
+
+const STREAM: &str = "UPDRAFT_MWS";
+/// Subjects publications are written to; the stream republishes them under [`crate::nats_interest::PREFIX`].
+const WRITTEN: &str = "updraft.mwsj.";
+/// What the stream keeps, as a gateway's journal does on one node (`updraft_gateway::JournalLimits`).
+const MAX_AGE: Duration = Duration::from_secs(120);
+const MAX_BYTES: i64 = 256 << 20;
+/// Messages read from the stream at a time while a socket resumes.
+const BATCH: usize = 256;
+
+pub(crate) struct Journal {
+    jetstream: jetstream::Context,
+}
+
+impl Journal {
+    /// Makes the stream unless it is there, so that a server without JetStream fails at start-up.
+    pub(crate) async fn open(client: &async_nats::Client) -> Result<Journal, BusError> {
+        let journal = Journal { jetstream: jetstream::new(client.clone()) };
+        journal.stream().await?;
+        Ok(journal)
+    }
+
+    async fn stream(&self) -> Result<stream::Stream, BusError> {
+        let config = stream::Config {
+            name: STREAM.into(),
+            subjects: vec![format!("{WRITTEN}>")],
+            max_age: MAX_AGE,
+            max_bytes: MAX_BYTES,
+            discard: stream::DiscardPolicy::Old,
+            storage: stream::StorageType::Memory,
+            // Nodes that follow a shared change log publish each change within moments of each other.
+            duplicate_window: MAX_AGE,
+            republish: Some(stream::Republish {
+                source: format!("{WRITTEN}>"),
+                destination: format!("{}>", crate::nats_interest::PREFIX),
+                headers_only: false,
+            }),
+            ..Default::default()
+        };
+        self.jetstream
+            .get_or_create_stream(config)
+            .await
+            .map_err(|err| failed(format!("stream {STREAM} (is JetStream on?): {err}")))
+    }
+
+    /// Writes `payload` for `gateway` into the stream (named `once`, if given); answers once the server has it.
+    pub(crate) async fn publish(&self, gateway: &str, once: Option<&str>, payload: Vec<u8>) -> Result<(), BusError> {
+        let payload = bytes::Bytes::from(payload);
+        let write = || async {
+            let mut headers = HeaderMap::new();
+            if let Some(name) = once {
+                headers.insert(async_nats::header::NATS_MESSAGE_ID, name);
+            }
+            let ack = self
+                .jetstream
+                .publish_with_headers(format!("{WRITTEN}{gateway}"), headers, payload.clone())
+                .await
+                .map_err(failed)?;
+            ack.await.map_err(failed)
+        };
+        if write().await.is_ok() {
+            return Ok(());
+        }
+        // The server may have restarted without the stream: make it again, then try once more.
+        self.stream().await?;
+        write().await.map(drop)
+    }
+
+    /// `gateway`'s messages after `since` that the stream still holds, or a gap.
+    pub(crate) async fn history(&self, gateway: &str, since: u64) -> Result<History, BusError> {
+        let stream = self.stream().await?;
+        let info = stream.get_info().await.map_err(failed)?;
+        let (first, latest) = (info.state.first_sequence, info.state.last_sequence);
+        if since == 0 || since == latest {
+            return Ok(History::Kept { latest, missed: Vec::new() });
+        }
+        if since > latest || since + 1 < first {
+            return Ok(History::Gap { latest });
+        }
+        let config = consumer::pull::Config {
+            filter_subject: format!("{WRITTEN}{gateway}"),
+            deliver_policy: consumer::DeliverPolicy::ByStartSequence { start_sequence: since + 1 },
+            ack_policy: consumer::AckPolicy::None,
+            inactive_threshold: Duration::from_secs(10),
+            memory_storage: true,
+            ..Default::default()
+        };
+        let consumer: consumer::PullConsumer = stream.create_consumer(config).await.map_err(failed)?;
+        let name = consumer.cached_info().name.clone();
+        let read = read_until(&consumer, gateway, latest).await;
+        // Ephemeral: the server removes it after `inactive_threshold` if this fails.
+        let _ = stream.delete_consumer(&name).await;
+        Ok(History::Kept { latest, missed: read? })
+    }
+}
+
+/// The consumer's messages numbered up to `latest`, as publications of `gateway` carrying their numbers.
+async fn read_until(consumer: &consumer::PullConsumer, gateway: &str, latest: u64) -> Result<Vec<Publication>, BusError> {
+    let mut missed = Vec::new();
+    // Matching messages from the start to the stream's end when the consumer was made.
+    let mut pending = consumer.cached_info().num_pending;
+    while pending > 0 {
+        let wanted = usize::try_from(pending).unwrap_or(BATCH).min(BATCH);
+        let mut batch =
+            consumer.batch().max_messages(wanted).expires(Duration::from_secs(1)).messages().await.map_err(failed)?;
+        let mut got = 0;
+        while let Some(message) = batch.next().await {
+            let message = message.map_err(failed)?;
+            got += 1;
+            let seq = message.info().map_err(failed)?.stream_sequence;
+            if seq > latest {
+                return Ok(missed);
+            }
+            match wire::decode(gateway, &message.payload) {
+                Ok((mut publication, _)) => {
+                    publication.seq = Some(seq);
+                    missed.push(publication);
+                }
+                Err(err) => tracing::warn!(%err, seq, "a stream message is not a publication"),
+            }
+        }
+        if got == 0 {
+            return Err(failed("the stream did not answer a resuming socket's read"));
+        }
+        pending = pending.saturating_sub(got);
+    }
+    Ok(missed)
+}
+
+/// The number the stream gave a message heard on a gateway's subject, from its `Nats-Sequence` header.
+pub(crate) fn number(message: &async_nats::Message) -> Option<u64> {
+    message.headers.as_ref()?.get(async_nats::header::NATS_SEQUENCE)?.as_str().parse().ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::{Arc, Mutex};
+    use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+    use bytes::Bytes;
+
+    use crate::registry::Node;
+    use crate::{Bus, History, NatsBus, Publication, Redeemed, SharedTicket};
+
+    /// A node that records what reaches its sockets, with the numbers the bus gave.
+    fn recorder() -> (Node, Arc<Mutex<Vec<(String, Option<u64>)>>>) {
+        let heard = Arc::new(Mutex::new(Vec::new()));
+        let sink = heard.clone();
+        let node = Node {
+            deliver: Arc::new(move |publication: Publication| {
+                let text = String::from_utf8_lossy(&publication.data).into_owned();
+                sink.lock().unwrap().push((text, publication.seq));
+                Box::pin(std::future::ready(()))
+            }),
+            close: Arc::new(|_, _| false),
+            sockets: Arc::new(|_| Vec::new()),
+        };
+        (node, heard)
+    }
+
+    fn unique(what: &str) -> String {
+        let nanos = SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_nanos();
+        format!("{what}-{nanos}")
+    }
+
+    async fn heard_within(heard: &Mutex<Vec<(String, Option<u64>)>>, count: usize) -> Vec<(String, Option<u64>)> {
+        for _ in 0..200 {
+            if heard.lock().unwrap().len() >= count {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        heard.lock().unwrap().clone()
+    }
+
+    /// Subscribes `bus` to `gateway`, as taking a socket's ticket does.
+    async fn hold(issuer: &NatsBus, bus: &NatsBus, gateway: &str) {
+        let expires_ms = u64::try_from(SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_millis()).unwrap();
+        let ticket = SharedTicket { gateway: gateway.into(), tags: Vec::new(), expires_ms: expires_ms + 60_000, follows: None };
+        let id = unique("ticket");
+        issuer.share_ticket(&id, &ticket).await.unwrap();
+        assert_eq!(bus.take_ticket(&id).await.unwrap(), Redeemed::Taken(Some(ticket)));
+    }
+
+    /// On the machine's NATS server with JetStream (`UPDRAFT_TEST_NATS`, else 127.0.0.1:4222).
+    #[tokio::test]
+    async fn the_stream_numbers_each_message_once_for_every_node_and_keeps_what_a_socket_missed() {
+        let url = std::env::var("UPDRAFT_TEST_NATS").unwrap_or_else(|_| "nats://127.0.0.1:4222".into());
+        let gateway = unique("journal");
+        let (a_node, a_heard) = recorder();
+        let (b_node, b_heard) = recorder();
+        let a = NatsBus::start(&url, &unique("a"), a_node).await.unwrap();
+        let b = NatsBus::start(&url, &unique("b"), b_node).await.unwrap();
+        hold(&a, &a, &gateway).await;
+        hold(&a, &b, &gateway).await;
+        let publication = |text: &'static str, once: Option<&str>| Publication {
+            gateway: gateway.clone(),
+            data: Bytes::from_static(text.as_bytes()),
+            tags: vec!["red".into()],
+            once: once.map(str::to_owned),
+            ..Publication::default()
+        };
+        a.publish(publication("one", None)).await.unwrap();
+        // Two nodes publishing one change under one name: kept and delivered once.
+        b.publish(publication("change", Some(&gateway))).await.unwrap();
+        a.publish(publication("change", Some(&gateway))).await.unwrap();
+        b.publish(publication("three", None)).await.unwrap();
+
+        let heard = heard_within(&a_heard, 3).await;
+        let texts: Vec<&str> = heard.iter().map(|(text, _)| text.as_str()).collect();
+        assert_eq!(texts, ["one", "change", "three"], "the publisher hears its own, numbered");
+        let seqs: Vec<u64> = heard.iter().map(|(_, seq)| seq.unwrap()).collect();
+        assert!(seqs.windows(2).all(|w| w[0] < w[1]), "{seqs:?}");
+        assert_eq!(heard_within(&b_heard, 3).await, heard, "every node hears the same numbers");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        assert_eq!(a_heard.lock().unwrap().len(), 3, "the named message once");
+
+        let Some(History::Kept { latest, missed }) = b.history(&gateway, seqs[0]).await.unwrap() else {
+            panic!("kept")
+        };
+        assert!(latest >= seqs[2]);
+        let missed: Vec<(&[u8], Option<u64>, &[String])> =
+            missed.iter().map(|p| (&p.data[..], p.seq, &p.tags[..])).collect();
+        let red = ["red".to_string()];
+        assert_eq!(missed, [(&b"change"[..], Some(seqs[1]), &red[..]), (&b"three"[..], Some(seqs[2]), &red[..])]);
+        assert_eq!(b.history(&gateway, 0).await.unwrap(), Some(History::Kept { latest, missed: Vec::new() }));
+        let future = b.history(&gateway, latest + 10).await.unwrap();
+        assert!(matches!(future, Some(History::Gap { latest: gap }) if gap >= latest), "{future:?}");
+        let other = b.history(&unique("other"), seqs[0]).await.unwrap();
+        assert!(matches!(other, Some(History::Kept { missed, .. }) if missed.is_empty()));
+    }
+}

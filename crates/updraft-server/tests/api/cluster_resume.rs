@@ -1,0 +1,62 @@
+//! Resumable delivery across nodes on NATS: the bus's stream numbers each message once for the whole cluster, so a
+//! socket that reconnects to another node with the last number it saw gets what it missed there, once each, and
+//! every node's sockets see the same numbers.
+
+use serde_json::json;
+
+use crate::cluster::{BusServer, Engine, nodes};
+use crate::helpers::{assert_silent, next_text};
+use crate::resume::{connect_since, next_json};
+
+#[tokio::test]
+async fn over_nats_a_socket_resumes_on_another_node_with_what_it_missed() {
+    let bus = BusServer::start(Engine::Nats).await;
+    let nodes = nodes(&bus, 3).await;
+    let mut on_first = connect_since(&nodes[0], &["red"], 0).await;
+    let mut on_third = connect_since(&nodes[2], &["red"], 0).await;
+    let start = next_json(&mut on_first).await;
+    assert_eq!(start["resumed"], true);
+    assert_eq!(next_json(&mut on_third).await["resumed"], true);
+
+    nodes[1].send("one", &[], &["red"]).await;
+    let one = next_json(&mut on_first).await;
+    assert_eq!(one["data"], "one");
+    let seq = one["seq"].as_u64().unwrap();
+    assert_eq!(next_json(&mut on_third).await, one, "every node numbers a message the same way");
+    drop(on_first);
+
+    // Missed while away: two for it, one for others; the socket comes back on the second node, which holds no
+    // socket of the gateway and so heard none of them.
+    nodes[2].send("two", &[], &["red"]).await;
+    nodes[2].send("not for red", &[], &["blue"]).await;
+    nodes[0].send("three", &["*"], &[]).await;
+    for wanted in ["two", "three"] {
+        assert_eq!(next_json(&mut on_third).await["data"], wanted);
+    }
+    let mut on_second = connect_since(&nodes[1], &["red"], seq).await;
+    assert_eq!(next_json(&mut on_second).await, json!({"seq": seq + 1, "data": "two"}));
+    assert_eq!(next_json(&mut on_second).await, json!({"seq": seq + 3, "data": "three"}));
+    assert_eq!(next_json(&mut on_second).await, json!({"seq": seq + 3, "resumed": true}));
+    nodes[0].send("live", &[], &["red"]).await;
+    assert_eq!(next_json(&mut on_second).await, json!({"seq": seq + 4, "data": "live"}));
+    assert_silent(&mut on_second, 200).await;
+
+    // On the third node, which heard all of it too, what the stream kept and what the node heard make one replay.
+    let mut again_on_third = connect_since(&nodes[2], &["red"], seq).await;
+    for (n, data) in [(1, "two"), (3, "three"), (4, "live")] {
+        assert_eq!(next_json(&mut again_on_third).await, json!({"seq": seq + n, "data": data}));
+    }
+    assert_eq!(next_json(&mut again_on_third).await, json!({"seq": seq + 4, "resumed": true}));
+    assert_silent(&mut again_on_third, 200).await;
+
+    // A number the stream never gave is a gap, on any node; the socket then gets live frames.
+    let mut from_the_future = connect_since(&nodes[1], &["red"], seq + 100).await;
+    assert_eq!(next_json(&mut from_the_future).await, json!({"seq": seq + 4, "gap": true}));
+    nodes[1].send("after the gap", &[], &["red"]).await;
+    assert_eq!(next_json(&mut from_the_future).await, json!({"seq": seq + 5, "data": "after the gap"}));
+
+    // Sockets that did not ask for numbers get bare frames, as on one node.
+    let (_, mut bare) = nodes[0].connect(&["red"]).await;
+    nodes[2].send("bare", &[], &["red"]).await;
+    assert_eq!(next_text(&mut bare).await, "bare");
+}
