@@ -1,10 +1,13 @@
 //! Resumable delivery across nodes on NATS: the bus's stream numbers each message once for the whole cluster, so a
 //! socket that reconnects to another node with the last number it saw gets what it missed there, once each, and
-//! every node's sockets see the same numbers.
+//! every node's sockets see the same numbers. On a shared store every node publishes each EDS change, and the
+//! stream keeps it once.
 
-use serde_json::json;
+use reqwest::{Method, StatusCode};
+use serde_json::{Value, json};
 
 use crate::cluster::{BusServer, Engine, nodes};
+use crate::cluster_store::three_nodes;
 use crate::helpers::{assert_silent, next_text};
 use crate::resume::{connect_since, next_json};
 
@@ -59,4 +62,34 @@ async fn over_nats_a_socket_resumes_on_another_node_with_what_it_missed() {
     let (_, mut bare) = nodes[0].connect(&["red"]).await;
     nodes[2].send("bare", &[], &["red"]).await;
     assert_eq!(next_text(&mut bare).await, "bare");
+}
+
+#[tokio::test]
+async fn over_nats_on_a_shared_store_a_socket_resumes_on_another_node_with_the_changes_it_missed_once() {
+    let bus = BusServer::start(Engine::Nats).await;
+    let ([a, b, c], _database) = three_nodes(&bus).await;
+    let mut on_a = connect_since(&a.app, &[], 0).await;
+    let mut on_c = connect_since(&c.app, &[], 0).await;
+    assert_eq!(next_json(&mut on_a).await["resumed"], true);
+    assert_eq!(next_json(&mut on_c).await["resumed"], true);
+    let (status, todo) = b.call(Method::POST, "/v1/objects/todos", None, Some(r#"{"title":"milk"}"#)).await;
+    assert_eq!(status, StatusCode::CREATED, "{todo}");
+    let created = next_json(&mut on_a).await;
+    let seq = created["seq"].as_u64().unwrap();
+    let frame: Value = serde_json::from_str(created["data"].as_str().unwrap()).unwrap();
+    assert_eq!((&frame["object"], &frame["meta"]["eventName"]), (&todo, &json!("create")));
+    assert_eq!(next_json(&mut on_c).await, created, "one number for the change on every node");
+    drop(on_a);
+
+    let path = format!("/v1/objects/todos/{}", todo["id"].as_str().unwrap());
+    let (status, _) = c.call(Method::PUT, &path, None, Some(r#"{"title":"oat milk"}"#)).await;
+    assert_eq!(status, StatusCode::OK);
+    let updated = next_json(&mut on_c).await;
+    assert_eq!(updated["seq"], seq + 1, "three nodes published the change, the stream kept it once");
+    let mut on_b = connect_since(&b.app, &[], seq).await;
+    assert_eq!(next_json(&mut on_b).await, updated);
+    assert_eq!(next_json(&mut on_b).await, json!({"seq": seq + 1, "resumed": true}));
+    for ws in [&mut on_b, &mut on_c] {
+        assert_silent(ws, 300).await;
+    }
 }

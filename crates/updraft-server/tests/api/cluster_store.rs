@@ -22,7 +22,7 @@ use crate::webhooks::Receiver;
 
 /// Three nodes on one fresh database and `bus`; the first made the account's app. The database is dropped with
 /// the last reference to it.
-async fn three_nodes(bus: &BusServer) -> ([Eds; 3], std::sync::Arc<test_database::TestDatabase>) {
+pub(crate) async fn three_nodes(bus: &BusServer) -> ([Eds; 3], std::sync::Arc<test_database::TestDatabase>) {
     let database = test_database::fresh().await;
     let args = || ServeArgs {
         bus: Some(bus.url()),
