@@ -10,7 +10,7 @@
 set -euo pipefail
 # shellcheck source=bench/lib.sh
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
-UPDRAFT=$TARGET_DIR/release/updraft
+UPDRAFT=${BIN:-$TARGET_DIR/release/updraft}
 
 SOCKETS=${SOCKETS:-10000}
 MESSAGES=${MESSAGES:-100}

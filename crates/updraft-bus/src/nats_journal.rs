@@ -7,8 +7,8 @@
 //!
 //! The stream keeps what a gateway's journal keeps on one node: messages of the last two minutes, and at most
 //! [`MAX_BYTES`] in all, oldest first out. As the stream drops its oldest first, a `since` at or after its first
-//! number has lost nothing. It lives in the server's memory, like the ticket and socket buckets; a NATS server
-//! that restarted has lost it, and it is made again (numbers start over, so an older `since` is a gap).
+//! number has lost nothing. It is kept in the server's files, so it outlives a NATS restart; a server that lost
+//! it has it made again by the next publish (numbers start over, so an older `since` is a gap).
 
 use std::time::Duration;
 
@@ -47,7 +47,10 @@ impl Journal {
             max_age: MAX_AGE,
             max_bytes: MAX_BYTES,
             discard: stream::DiscardPolicy::Old,
-            storage: stream::StorageType::Memory,
+            // In files: NATS 2.9's memory store finds a subject's last number (which republishing sends) by a
+            // walk of the whole stream, so a publish there slowed to a millisecond at 40,000 messages kept; the
+            // file store indexes subjects and stays at about 150 µs.
+            storage: stream::StorageType::File,
             // Nodes that follow a shared change log publish each change within moments of each other.
             duplicate_window: MAX_AGE,
             republish: Some(stream::Republish {
