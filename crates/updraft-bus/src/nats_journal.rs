@@ -118,7 +118,11 @@ impl Journal {
 }
 
 /// The consumer's messages numbered up to `latest`, as publications of `gateway` carrying their numbers.
-async fn read_until(consumer: &consumer::PullConsumer, gateway: &str, latest: u64) -> Result<Vec<Publication>, BusError> {
+async fn read_until(
+    consumer: &consumer::PullConsumer,
+    gateway: &str,
+    latest: u64,
+) -> Result<Vec<Publication>, BusError> {
     let mut missed = Vec::new();
     // Matching messages from the start to the stream's end when the consumer was made.
     let mut pending = consumer.cached_info().num_pending;
@@ -165,8 +169,11 @@ mod tests {
     use crate::registry::Node;
     use crate::{Bus, History, NatsBus, Publication, Redeemed, SharedTicket};
 
-    /// A node that records what reaches its sockets, with the numbers the bus gave.
-    fn recorder() -> (Node, Arc<Mutex<Vec<(String, Option<u64>)>>>) {
+    /// What reached a node's sockets, with the numbers the bus gave.
+    type Heard = Arc<Mutex<Vec<(String, Option<u64>)>>>;
+
+    /// A node that records what reaches its sockets.
+    fn recorder() -> (Node, Heard) {
         let heard = Arc::new(Mutex::new(Vec::new()));
         let sink = heard.clone();
         let node = Node {
@@ -186,7 +193,7 @@ mod tests {
         format!("{what}-{nanos}")
     }
 
-    async fn heard_within(heard: &Mutex<Vec<(String, Option<u64>)>>, count: usize) -> Vec<(String, Option<u64>)> {
+    async fn heard_within(heard: &Heard, count: usize) -> Vec<(String, Option<u64>)> {
         for _ in 0..200 {
             if heard.lock().unwrap().len() >= count {
                 break;
@@ -199,7 +206,8 @@ mod tests {
     /// Subscribes `bus` to `gateway`, as taking a socket's ticket does.
     async fn hold(issuer: &NatsBus, bus: &NatsBus, gateway: &str) {
         let expires_ms = u64::try_from(SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_millis()).unwrap();
-        let ticket = SharedTicket { gateway: gateway.into(), tags: Vec::new(), expires_ms: expires_ms + 60_000, follows: None };
+        let ticket =
+            SharedTicket { gateway: gateway.into(), tags: Vec::new(), expires_ms: expires_ms + 60_000, follows: None };
         let id = unique("ticket");
         issuer.share_ticket(&id, &ticket).await.unwrap();
         assert_eq!(bus.take_ticket(&id).await.unwrap(), Redeemed::Taken(Some(ticket)));

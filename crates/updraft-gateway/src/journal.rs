@@ -220,4 +220,54 @@ mod tests {
         assert_eq!(text(&frames[0]), serde_json::json!({"seq": first + 3, "gap": true}));
         assert_eq!(journal.replay(first + 1, &socket).len(), 3, "the two kept, then resumed");
     }
+
+    #[test]
+    fn a_socket_resuming_on_a_numbering_bus_gets_what_it_kept_then_what_this_node_heard_once_each() {
+        let mut journal = Journal::new(JournalLimits::default());
+        let socket = Socket::new(SocketId::random(), vec![Tag::from("red")].into_boxed_slice());
+        // This node heard 11 and 12 (its journal had its own numbers before: they give way).
+        journal.record_here(b"own numbering", &tagged("red"));
+        journal.record(b"eleven", &tagged("red"), Some(11));
+        journal.record(b"twelve", &tagged("red"), Some(12));
+        // The bus kept 10 and 11 after 9, up to 11 when asked.
+        let kept = Kept::Missed {
+            latest: 11,
+            missed: vec![
+                (10, Bytes::from_static(b"ten"), tagged("red")),
+                (11, Bytes::from_static(b"eleven"), tagged("red")),
+            ],
+        };
+        let frames: Vec<_> = journal.resume(9, kept.clone(), &socket).iter().map(text).collect();
+        assert_eq!(
+            frames,
+            [
+                serde_json::json!({"seq": 10, "data": "ten"}),
+                serde_json::json!({"seq": 11, "data": "eleven"}),
+                serde_json::json!({"seq": 12, "data": "twelve"}),
+                serde_json::json!({"seq": 12, "resumed": true}),
+            ]
+        );
+        let blue = Socket::new(SocketId::random(), vec![Tag::from("blue")].into_boxed_slice());
+        assert_eq!(
+            journal.resume(9, kept.clone(), &blue).iter().map(text).collect::<Vec<_>>(),
+            [serde_json::json!({"seq": 12, "resumed": true})]
+        );
+        assert_eq!(
+            journal.resume(0, kept, &socket).iter().map(text).collect::<Vec<_>>(),
+            [serde_json::json!({"seq": 12, "resumed": true})],
+            "a first connect gets no replay"
+        );
+        assert_eq!(
+            journal.resume(3, Kept::Gap { latest: 11 }, &socket).iter().map(text).collect::<Vec<_>>(),
+            [serde_json::json!({"seq": 12, "gap": true})]
+        );
+        // The bus's numbers started over: what the journal kept is dropped.
+        journal.record(b"one", &tagged("red"), Some(1));
+        let kept = Kept::Missed { latest: 1, missed: vec![(1, Bytes::from_static(b"one"), tagged("red"))] };
+        assert_eq!(
+            journal.resume(0, kept.clone(), &socket).iter().map(text).collect::<Vec<_>>(),
+            [serde_json::json!({"seq": 1, "resumed": true})]
+        );
+        assert_eq!(journal.entries.len(), 1);
+    }
 }
