@@ -31,7 +31,7 @@ const TICKETS_KEPT: Duration = Duration::from_secs(3600);
 
 pub struct NatsBus {
     client: async_nats::Client,
-    journal: Journal,
+    journal: Arc<Journal>,
     tickets: Bucket,
     registry: NatsRegistry,
     pub(crate) interest: Interest,
@@ -47,16 +47,20 @@ impl NatsBus {
     pub async fn start(url: &str, node: &str, local: Node) -> Result<NatsBus, BusError> {
         let reconnected = Arc::new(tokio::sync::Notify::new());
         let told = reconnected.clone();
+        // Counts connections, so that each gateway's listener catches up after a reconnect (`nats_journal.rs`).
+        let (counted, connections) = tokio::sync::watch::channel(0u64);
+        let counted = Arc::new(counted);
         let client = async_nats::ConnectOptions::new()
             .name(format!("updraft {node}"))
             .reconnect_delay_callback(|attempts| backoff(u32::try_from(attempts).unwrap_or(u32::MAX)))
             .event_callback(move |event| {
-                let told = told.clone();
+                let (told, counted) = (told.clone(), counted.clone());
                 async move {
                     let connected = matches!(event, async_nats::Event::Connected);
                     metrics::gauge!("updraft_bus_connected").set(if connected { 1.0 } else { 0.0 });
                     if connected {
                         told.notify_one();
+                        counted.send_modify(|count| *count += 1);
                     }
                     tracing::info!(%event, "NATS");
                 }
@@ -66,13 +70,14 @@ impl NatsBus {
             .map_err(failed)?;
         let control = client.subscribe(CONTROL).await.map_err(failed)?;
         client.flush().await.map_err(failed)?;
-        let journal = Journal::open(&client).await?;
+        let journal = Arc::new(Journal::open(&client).await?);
         let tickets = Bucket::open(&client, TICKETS, TICKETS_KEPT).await?;
         let registry = NatsRegistry::open(&client).await?;
         metrics::gauge!("updraft_bus_connected").set(1.0);
         let stop = CancellationToken::new();
         tokio::spawn(listen(control, node.to_owned(), local.clone(), stop.clone()));
-        let interest = Interest::start(client.clone(), node, local.clone(), stop.clone());
+        let interest =
+            Interest::start(client.clone(), (node, local.clone()), (journal.clone(), connections), stop.clone());
         let (events, queued) = mpsc::unbounded_channel();
         tokio::spawn(registry::keep(
             registry.clone(),

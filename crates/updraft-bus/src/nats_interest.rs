@@ -15,6 +15,7 @@ use std::time::{Duration, Instant};
 use futures_util::StreamExt;
 use tokio_util::sync::CancellationToken;
 
+use crate::nats_journal::{CatchUp, Journal};
 use crate::nats_registry::failed;
 use crate::registry::Node;
 use crate::{BusError, wire};
@@ -40,14 +41,23 @@ pub(crate) struct Interest {
     client: async_nats::Client,
     node: String,
     local: Node,
+    journal: Arc<Journal>,
+    /// Counts the client's connections, for each gateway's catch-up after a reconnect.
+    connections: tokio::sync::watch::Receiver<u64>,
     gateways: Arc<Mutex<HashMap<String, Gateway>>>,
     stop: CancellationToken,
 }
 
 impl Interest {
     /// Starts the sweep; everything stops with `stop`.
-    pub(crate) fn start(client: async_nats::Client, node: &str, local: Node, stop: CancellationToken) -> Interest {
-        let interest = Interest { client, node: node.to_owned(), local, gateways: Arc::default(), stop: stop.clone() };
+    pub(crate) fn start(
+        client: async_nats::Client,
+        (node, local): (&str, Node),
+        (journal, connections): (Arc<Journal>, tokio::sync::watch::Receiver<u64>),
+        stop: CancellationToken,
+    ) -> Interest {
+        let (node, gateways) = (node.to_owned(), Arc::default());
+        let interest = Interest { client, node, local, journal, connections, gateways, stop: stop.clone() };
         let sweeping = interest.clone();
         tokio::spawn(async move {
             let mut tick = tokio::time::interval(SWEEP);
@@ -85,7 +95,9 @@ impl Interest {
             gateways.insert(gateway.to_owned(), entry);
         }
         metrics::gauge!("updraft_bus_gateways_subscribed").increment(1);
-        tokio::spawn(listen(subscriber, self.node.clone(), self.local.clone(), stop));
+        let catch_up = CatchUp::new(self.journal.clone(), self.connections.clone());
+        let hearing = (gateway.to_owned(), self.node.clone(), self.local.clone());
+        tokio::spawn(listen(subscriber, hearing, catch_up, stop));
         Ok(())
     }
 
@@ -120,19 +132,34 @@ impl Interest {
     }
 }
 
-/// Delivers what one gateway's subscription hears until it is stopped, then unsubscribes.
-async fn listen(mut messages: async_nats::Subscriber, node: String, local: Node, stop: CancellationToken) {
+/// Delivers what one gateway's subscription hears until it is stopped, then unsubscribes; after a reconnect, what
+/// it missed first.
+async fn listen(
+    mut messages: async_nats::Subscriber,
+    (gateway, node, local): (String, String, Node),
+    mut catch_up: CatchUp,
+    stop: CancellationToken,
+) {
     loop {
         let message = tokio::select! {
+            biased;
             () = stop.cancelled() => break,
+            () = catch_up.reconnected() => {
+                catch_up.catch_up(&gateway, &local).await;
+                continue;
+            }
             message = messages.next() => match message {
                 Some(message) => message,
                 None => return,
             },
         };
-        let Some(gateway) = message.subject.strip_prefix(PREFIX) else { continue };
+        // A message heard after a reconnect that was not seen yet comes after what was missed.
+        catch_up.catch_up(&gateway, &local).await;
         let seq = crate::nats_journal::number(&message);
-        if let Err(err) = wire::receive(&local, &node, gateway, &message.payload, seq).await {
+        if !catch_up.fresh(seq) {
+            continue;
+        }
+        if let Err(err) = wire::receive(&local, &node, &gateway, &message.payload, seq).await {
             tracing::warn!(%err, subject = %message.subject, "a bus message is not a publication");
         }
     }

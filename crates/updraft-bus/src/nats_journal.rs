@@ -5,11 +5,16 @@
 //! included, and a socket that reconnects to any node with `since` gets what it missed from the stream
 //! ([`Journal::history`]).
 //!
+//! A node whose connection dropped hears nothing meanwhile; once it is back, each gateway it listens to first gets
+//! what the stream numbered after the last message it heard ([`CatchUp`]), so nothing the stream acknowledged is
+//! lost to its sockets.
+//!
 //! The stream keeps what a gateway's journal keeps on one node: messages of the last two minutes, and at most
 //! [`MAX_BYTES`] in all, oldest first out. As the stream drops its oldest first, a `since` at or after its first
 //! number has lost nothing. It is kept in the server's files, so it outlives a NATS restart; a server that lost
 //! it has it made again by the next publish (numbers start over, so an older `since` is a gap).
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use async_nats::HeaderMap;
@@ -17,7 +22,8 @@ use async_nats::jetstream::{self, consumer, stream};
 use futures_util::StreamExt;
 
 use crate::nats_registry::failed;
-use crate::{BusError, History, Publication, wire};
+use crate::registry::Node;
+use crate::{BusError, History, Publication, backoff, wire};
 
 const STREAM: &str = "UPDRAFT_MWS";
 /// Subjects publications are written to; the stream republishes them under [`crate::nats_interest::PREFIX`].
@@ -154,6 +160,82 @@ async fn read_until(
     Ok(missed)
 }
 
+/// What one gateway's listener heard last, so that after a reconnect it delivers what it missed first and then
+/// nothing twice.
+pub(crate) struct CatchUp {
+    journal: Arc<Journal>,
+    /// Counts the client's connections: a change is a reconnect.
+    connections: tokio::sync::watch::Receiver<u64>,
+    /// A reconnect was seen and not caught up on yet.
+    behind: bool,
+    /// The number of the last message delivered.
+    last: Option<u64>,
+}
+
+impl CatchUp {
+    pub(crate) fn new(journal: Arc<Journal>, mut connections: tokio::sync::watch::Receiver<u64>) -> CatchUp {
+        connections.borrow_and_update();
+        CatchUp { journal, connections, behind: false, last: None }
+    }
+
+    /// Resolves at the next reconnect; never once the client is gone.
+    pub(crate) async fn reconnected(&mut self) {
+        if self.connections.changed().await.is_err() {
+            std::future::pending::<()>().await;
+        }
+        self.behind = true;
+    }
+
+    /// After a reconnect (seen now or before), delivers to `local` what the stream numbered for `gateway` since
+    /// the last message delivered.
+    pub(crate) async fn catch_up(&mut self, gateway: &str, local: &Node) {
+        if self.connections.has_changed().unwrap_or(false) {
+            self.connections.borrow_and_update();
+            self.behind = true;
+        }
+        if !std::mem::take(&mut self.behind) {
+            return;
+        }
+        let Some(after) = self.last else { return };
+        for attempt in 0..6 {
+            match self.journal.history(gateway, after).await {
+                Ok(History::Kept { missed, .. }) => {
+                    metrics::counter!("updraft_bus_messages_caught_up_total").increment(missed.len() as u64);
+                    for publication in missed {
+                        self.last = publication.seq.max(self.last);
+                        (local.deliver)(publication).await;
+                    }
+                    return;
+                }
+                Ok(History::Gap { latest }) => {
+                    tracing::warn!(gateway, after, latest, "messages published while NATS was away are gone");
+                    // A number past the stream's latest: the stream was made anew and numbers started over.
+                    if after > latest {
+                        self.last = None;
+                    }
+                    return;
+                }
+                Err(err) => {
+                    tracing::warn!(%err, gateway, "what was published while NATS was away could not be read yet");
+                    tokio::time::sleep(backoff(attempt)).await;
+                }
+            }
+        }
+    }
+
+    /// Whether a message numbered `seq` is new (a catch-up may have delivered it already); remembers it.
+    pub(crate) fn fresh(&mut self, seq: Option<u64>) -> bool {
+        match (seq, self.last) {
+            (Some(seq), Some(last)) if seq <= last => false,
+            (Some(_), _) => {
+                self.last = seq;
+                true
+            }
+            (None, _) => true,
+        }
+    }
+}
+
 /// The number the stream gave a message heard on a gateway's subject, from its `Nats-Sequence` header.
 pub(crate) fn number(message: &async_nats::Message) -> Option<u64> {
     message.headers.as_ref()?.get(async_nats::header::NATS_SEQUENCE)?.as_str().parse().ok()
@@ -259,5 +341,90 @@ mod tests {
         assert!(matches!(future, Some(History::Gap { latest: gap }) if gap >= latest), "{future:?}");
         let other = b.history(&unique("other"), seqs[0]).await.unwrap();
         assert!(matches!(other, Some(History::Kept { missed, .. }) if missed.is_empty()));
+    }
+
+    /// A TCP relay to the NATS server that can be cut: while cut, it has dropped its connections and drops new ones.
+    struct Relay {
+        port: u16,
+        cut: Arc<std::sync::atomic::AtomicBool>,
+        links: Arc<Mutex<Vec<tokio::task::AbortHandle>>>,
+    }
+
+    impl Relay {
+        async fn start(upstream: String) -> Relay {
+            let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+            let port = listener.local_addr().unwrap().port();
+            let (cut, links) = (Arc::new(std::sync::atomic::AtomicBool::new(false)), Arc::new(Mutex::new(Vec::new())));
+            let (is_cut, linked) = (cut.clone(), links.clone());
+            tokio::spawn(async move {
+                while let Ok((mut client, _)) = listener.accept().await {
+                    if is_cut.load(std::sync::atomic::Ordering::SeqCst) {
+                        continue;
+                    }
+                    let upstream = upstream.clone();
+                    let link = tokio::spawn(async move {
+                        let mut server = tokio::net::TcpStream::connect(upstream).await.unwrap();
+                        let _ = tokio::io::copy_bidirectional(&mut client, &mut server).await;
+                    });
+                    linked.lock().unwrap().push(link.abort_handle());
+                }
+            });
+            Relay { port, cut, links }
+        }
+
+        fn cut(&self) {
+            self.cut.store(true, std::sync::atomic::Ordering::SeqCst);
+            self.links.lock().unwrap().drain(..).for_each(|link| link.abort());
+        }
+
+        fn mend(&self) {
+            self.cut.store(false, std::sync::atomic::Ordering::SeqCst);
+        }
+    }
+
+    async fn until(what: &str, done: impl Fn() -> bool) {
+        for _ in 0..1000 {
+            if done() {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        panic!("{what} within 10 s");
+    }
+
+    #[tokio::test]
+    async fn a_node_cut_off_from_nats_gets_what_was_published_meanwhile_once_it_is_back() {
+        let url = std::env::var("UPDRAFT_TEST_NATS").unwrap_or_else(|_| "nats://127.0.0.1:4222".into());
+        let relay = Relay::start(url.trim_start_matches("nats://").to_owned()).await;
+        let gateway = unique("away");
+        let (a_node, _) = recorder();
+        let (b_node, b_heard) = recorder();
+        let a = NatsBus::start(&url, &unique("a"), a_node).await.unwrap();
+        let b = NatsBus::start(&format!("nats://127.0.0.1:{}", relay.port), &unique("b"), b_node).await.unwrap();
+        hold(&a, &b, &gateway).await;
+        let publication = |text: &'static str| Publication {
+            gateway: gateway.clone(),
+            data: Bytes::from_static(text.as_bytes()),
+            everyone: true,
+            ..Publication::default()
+        };
+        a.publish(publication("before")).await.unwrap();
+        assert_eq!(heard_within(&b_heard, 1).await.len(), 1);
+
+        relay.cut();
+        until("b notices", || !b.ready()).await;
+        a.publish(publication("while away 1")).await.unwrap();
+        a.publish(publication("while away 2")).await.unwrap();
+        relay.mend();
+        until("b is back", || b.ready()).await;
+        // Caught up at the reconnect, with no new message to wake it.
+        let texts = |heard: &[(String, Option<u64>)]| heard.iter().map(|(text, _)| text.clone()).collect::<Vec<_>>();
+        assert_eq!(texts(&heard_within(&b_heard, 3).await), ["before", "while away 1", "while away 2"]);
+        a.publish(publication("after")).await.unwrap();
+        let heard = heard_within(&b_heard, 4).await;
+        assert_eq!(texts(&heard), ["before", "while away 1", "while away 2", "after"]);
+        assert!(heard.windows(2).all(|w| w[0].1 < w[1].1), "{heard:?}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        assert_eq!(b_heard.lock().unwrap().len(), 4, "nothing twice");
     }
 }
