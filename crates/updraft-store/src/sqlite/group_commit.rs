@@ -160,6 +160,7 @@ pub(super) fn open_writer(path: &Path) -> rusqlite::Result<Connection> {
     // A commit returns once its WAL frames are on disk.
     opened.pragma_update(None, "journal_mode", "WAL")?;
     opened.pragma_update(None, "synchronous", "FULL")?;
+    opened.pragma_update(None, "journal_size_limit", super::WAL_SIZE_LIMIT)?;
     opened.pragma_update(None, "foreign_keys", "ON")?;
     opened.busy_timeout(Duration::from_secs(5))?;
     Ok(opened)
