@@ -6,14 +6,19 @@
 #
 # Nothing is pinned: 2 cores carry every node, every load generator and the bus server.
 #
+# PEER=node-ws runs the same load on the peer instead: NODES processes of bench/peers/node-ws (the `ws` package)
+# sharing Redis as the original MWS did (BUS=redis).
+#
 # Usage: bench/run-cluster-fleet.sh
-# Knobs (environment): BUS (redis|nats|local) NODES PER_NODE MESSAGES SIZE SKIP_BUILD=1 RESULTS_DIR
+# Knobs (environment): BUS (redis|nats|local) PEER (updraft|node-ws) NODES PER_NODE MESSAGES SIZE SKIP_BUILD=1
+#                      RESULTS_DIR
 set -euo pipefail
 # shellcheck source=bench/lib.sh
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
-UPDRAFT=$TARGET_DIR/release/updraft
+UPDRAFT=${BIN:-$TARGET_DIR/release/updraft}
 
 BUS=${BUS:-redis}
+PEER=${PEER:-updraft}
 NODES=${NODES:-8}
 PER_NODE=${PER_NODE:-19000}
 MESSAGES=${MESSAGES:-10}
@@ -35,6 +40,15 @@ case $BUS in
 esac
 BUS_ARGS=()
 [[ -z $BUS_URL ]] || BUS_ARGS=(--bus "$BUS_URL")
+case $PEER in
+    updraft) READY_PATH=/readyz ;;
+    node-ws)
+        [[ $BUS == redis ]] || { echo "the node-ws peer scales over Redis only (BUS=redis)" >&2; exit 2; }
+        peer_ready node-ws redis
+        READY_PATH=/v1/websocket_uri
+        ;;
+    *) echo "PEER must be updraft or node-ws" >&2; exit 2 ;;
+esac
 
 PIDS=()
 DIRS=()
@@ -53,18 +67,30 @@ log "== $NODES nodes on ${BUS_URL:-the in-process bus}"
 for i in $(seq 0 $((NODES - 1))); do
     dir=$(mktemp -d -t updraft-node.XXXXXX)
     DIRS+=("$dir")
-    ACCESS_CONTROL=none SECURITY_TOKEN=$ADMIN_TOKEN "$UPDRAFT" serve --listen "127.0.0.1:$(port_of "$i")" \
-        --data-dir "$dir" "${BUS_ARGS[@]}" --metrics-token "$METRICS_TOKEN" >"$RESULTS_DIR/node.$i.log" 2>&1 &
+    if [[ $PEER == node-ws ]]; then
+        PORT=$(port_of "$i") REDIS_URL=$BUS_URL node "$ROOT/bench/peers/node-ws/server.js" >"$RESULTS_DIR/node.$i.log" 2>&1 &
+    else
+        ACCESS_CONTROL=none SECURITY_TOKEN=$ADMIN_TOKEN "$UPDRAFT" serve --listen "127.0.0.1:$(port_of "$i")" \
+            --data-dir "$dir" "${BUS_ARGS[@]}" --metrics-token "$METRICS_TOKEN" >"$RESULTS_DIR/node.$i.log" 2>&1 &
+    fi
     PIDS+=($!)
 done
 for i in $(seq 0 $((NODES - 1))); do
-    wait_http "${PIDS[$i]}" 300 "http://127.0.0.1:$(port_of "$i")/readyz" || not_up "node $i" "$RESULTS_DIR/node.$i.log"
+    wait_http "${PIDS[$i]}" 300 "http://127.0.0.1:$(port_of "$i")$READY_PATH" || not_up "node $i" "$RESULTS_DIR/node.$i.log"
 done
 BASE_RSS=()
 for i in $(seq 0 $((NODES - 1))); do BASE_RSS+=("$(rss_kb "${PIDS[$i]}")"); done
 
 connected() {
     local total=0 i n
+    if [[ $PEER == node-ws ]]; then
+        # The peer has no metrics: its established connections (sockets, and a few of the URI fetches).
+        for i in $(seq 0 $((NODES - 1))); do
+            total=$((total + $(ss -Htn state established "sport = :$(port_of "$i")" | wc -l)))
+        done
+        echo "$total"
+        return
+    fi
     for i in $(seq 0 $((NODES - 1))); do
         n=$(curl -sf -H "Authorization: Bearer $METRICS_TOKEN" "http://127.0.0.1:$(port_of "$i")/metrics" |
             awk '/^updraft_mws_sockets_connected / {print $2}')
@@ -118,7 +144,7 @@ IFS=, read -r -a NODE_RSS <<<"$peak_rss"
 for pid in "${LOADGENS[@]}"; do wait "$pid" 2>/dev/null || true; done
 LOADGENS=()
 
-python3 - "$RESULTS_DIR" "$NODES" "$PER_NODE" "$MESSAGES" "$TOTAL_SOCKETS" "${BASE_RSS[*]}" "${NODE_RSS[*]}" "$BUS" <<'PY'
+python3 - "$RESULTS_DIR" "$NODES" "$PER_NODE" "$MESSAGES" "$TOTAL_SOCKETS" "${BASE_RSS[*]}" "${NODE_RSS[*]}" "$PEER on $BUS" <<'PY'
 import json, statistics, sys
 d, nodes, per_node, messages, total, base, after, bus = sys.argv[1:9]
 nodes, per_node, messages, total = int(nodes), int(per_node), int(messages), int(total)

@@ -8,6 +8,10 @@
 //   POST /v1/sockets        -> 201 {id, uri, expiresAt, tags}
 //   POST /v1/messages       -> 201 {data, receivers}
 //   upgrade on any path with ?token=<id>; unknown token -> close 1008
+//
+// With REDIS_URL set, several processes make one gateway the way the original
+// MWS scaled: a message is published on Redis (channel `websocket_messages`,
+// `{data, receivers}`), and every process delivers it to its own sockets.
 
 const http = require('node:http');
 const crypto = require('node:crypto');
@@ -18,6 +22,8 @@ const HOST = process.env.HOST || '127.0.0.1';
 const TOKEN_TTL_MS = 5 * 60 * 1000;
 const PING_INTERVAL_MS = Number(process.env.PING_INTERVAL_MS || 30000);
 const MAX_BODY = 1024 * 1024;
+const REDIS_URL = process.env.REDIS_URL;
+const CHANNEL = 'websocket_messages';
 
 /** token -> { tags, expiresAt } for URIs not yet used. */
 const pending = new Map();
@@ -72,12 +78,7 @@ function validTags(tags) {
   return tags === undefined || (Array.isArray(tags) && tags.every((t) => typeof t === 'string'));
 }
 
-function handleMessage(body, res) {
-  const { data, receivers } = body;
-  if (typeof data !== 'string' || typeof receivers !== 'object' || receivers === null) {
-    sendJson(res, 400, { error: 'expected {data: string, receivers: {sockets, tags}}' });
-    return;
-  }
+function deliver(data, receivers) {
   const ids = Array.isArray(receivers.sockets) ? receivers.sockets : [];
   const tags = Array.isArray(receivers.tags) ? receivers.tags : [];
 
@@ -85,22 +86,42 @@ function handleMessage(body, res) {
     for (const ws of sockets.values()) {
       if (ws.readyState === WebSocket.OPEN) ws.send(data);
     }
-  } else {
-    // Each socket at most once, however many selectors match it.
-    const targets = new Set();
-    for (const id of ids) {
-      const ws = sockets.get(id);
-      if (ws) targets.add(ws);
-    }
-    for (const tag of tags) {
-      const members = tagIndex.get(tag);
-      if (members) for (const ws of members) targets.add(ws);
-    }
-    for (const ws of targets) {
-      if (ws.readyState === WebSocket.OPEN) ws.send(data);
-    }
+    return;
   }
-  sendJson(res, 201, { data, receivers });
+  // Each socket at most once, however many selectors match it.
+  const targets = new Set();
+  for (const id of ids) {
+    const ws = sockets.get(id);
+    if (ws) targets.add(ws);
+  }
+  for (const tag of tags) {
+    const members = tagIndex.get(tag);
+    if (members) for (const ws of members) targets.add(ws);
+  }
+  for (const ws of targets) {
+    if (ws.readyState === WebSocket.OPEN) ws.send(data);
+  }
+}
+
+/** The Redis client that publishes, when REDIS_URL is set. */
+let publisher = null;
+
+function handleMessage(body, res) {
+  const { data, receivers } = body;
+  if (typeof data !== 'string' || typeof receivers !== 'object' || receivers === null) {
+    sendJson(res, 400, { error: 'expected {data: string, receivers: {sockets, tags}}' });
+    return;
+  }
+  if (!publisher) {
+    deliver(data, receivers);
+    sendJson(res, 201, { data, receivers });
+    return;
+  }
+  // Every process, this one included, delivers it when its subscriber hears it.
+  publisher
+    .publish(CHANNEL, JSON.stringify({ data, receivers }))
+    .then(() => sendJson(res, 201, { data, receivers }))
+    .catch(() => sendJson(res, 503, { error: 'redis unavailable' }));
 }
 
 const server = http.createServer((req, res) => {
@@ -187,8 +208,29 @@ const heartbeat = setInterval(() => {
   }
 }, PING_INTERVAL_MS);
 
-server.listen(PORT, HOST, () => {
-  console.log(`node-ws MWS peer listening on http://${HOST}:${PORT}`);
+async function start() {
+  if (REDIS_URL) {
+    const { createClient } = require('redis');
+    publisher = createClient({ url: REDIS_URL });
+    const subscriber = publisher.duplicate();
+    await Promise.all([publisher.connect(), subscriber.connect()]);
+    await subscriber.subscribe(CHANNEL, (message) => {
+      try {
+        const { data, receivers } = JSON.parse(message);
+        if (typeof data === 'string' && receivers) deliver(data, receivers);
+      } catch {
+        // Not a message of ours.
+      }
+    });
+  }
+  server.listen(PORT, HOST, () => {
+    console.log(`node-ws MWS peer listening on http://${HOST}:${PORT}${REDIS_URL ? ` on ${REDIS_URL}` : ''}`);
+  });
+}
+
+start().catch((err) => {
+  console.error(err);
+  process.exit(1);
 });
 
 function shutdown() {
