@@ -80,19 +80,19 @@ impl Journal {
             if let Some(name) = once {
                 headers.insert(async_nats::header::NATS_MESSAGE_ID, name);
             }
-            let ack = self
-                .jetstream
-                .publish_with_headers(format!("{WRITTEN}{gateway}"), headers, payload.clone())
-                .await
-                .map_err(failed)?;
-            ack.await.map_err(failed)
+            let subject = format!("{WRITTEN}{gateway}");
+            self.jetstream.publish_with_headers(subject, headers, payload.clone()).await?.await
         };
-        if write().await.is_ok() {
-            return Ok(());
+        match write().await {
+            Ok(_) => Ok(()),
+            // A server that lost the stream (its files gone): make it again, then try once more. Only then: after
+            // any other failure the message may be stored, and a second copy would reach every socket twice.
+            Err(err) if err.kind() == jetstream::context::PublishErrorKind::StreamNotFound => {
+                self.stream().await?;
+                write().await.map(drop).map_err(failed)
+            }
+            Err(err) => Err(failed(err)),
         }
-        // The server may have restarted without the stream: make it again, then try once more.
-        self.stream().await?;
-        write().await.map(drop)
     }
 
     /// `gateway`'s messages after `since` that the stream still holds, or a gap.
