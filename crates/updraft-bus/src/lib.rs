@@ -12,6 +12,8 @@ mod nats;
 mod nats_interest;
 mod nats_journal;
 mod nats_registry;
+#[cfg(test)]
+mod nats_tests;
 mod redis;
 mod redis_registry;
 mod registry;

@@ -168,78 +168,31 @@ async fn listen(
 
 #[cfg(test)]
 mod tests {
-    use std::sync::{Arc, Mutex};
-    use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
-
-    use bytes::Bytes;
+    use std::time::{Duration, Instant};
 
     use super::LINGER;
-    use crate::registry::{Node, OpenSocket, SocketEvent};
-    use crate::{Bus, NatsBus, Publication, Redeemed, SharedTicket};
+    use crate::Bus;
+    use crate::nats_tests::{heard_within, hold, nats_url, node, texts, to_everyone, unique};
+    use crate::registry::{OpenSocket, SocketEvent};
 
-    /// A node that records what reaches its sockets.
-    fn recorder() -> (Node, Arc<Mutex<Vec<String>>>) {
-        let heard = Arc::new(Mutex::new(Vec::new()));
-        let sink = heard.clone();
-        let node = Node {
-            deliver: Arc::new(move |publication: Publication| {
-                sink.lock().unwrap().push(String::from_utf8_lossy(&publication.data).into_owned());
-                Box::pin(std::future::ready(()))
-            }),
-            close: Arc::new(|_, _| false),
-            sockets: Arc::new(|_| Vec::new()),
-        };
-        (node, heard)
-    }
-
-    fn unique(what: &str) -> String {
-        let nanos = SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_nanos();
-        format!("{what}-{nanos}")
-    }
-
-    async fn heard_within(heard: &Mutex<Vec<String>>, wanted: &[&str]) {
-        for _ in 0..200 {
-            if *heard.lock().unwrap() == wanted {
-                return;
-            }
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
-        assert_eq!(*heard.lock().unwrap(), wanted);
-    }
-
-    /// On the machine's NATS server with JetStream (`UPDRAFT_TEST_NATS`, else 127.0.0.1:4222).
     #[tokio::test]
     async fn a_node_hears_a_gateway_only_from_its_first_ticket_until_a_minute_after_its_last_socket() {
-        let url = std::env::var("UPDRAFT_TEST_NATS").unwrap_or_else(|_| "nats://127.0.0.1:4222".into());
+        let url = nats_url();
         let gateway = unique("interest");
-        let (publishing, _) = recorder();
-        let (holding, heard) = recorder();
-        let a = NatsBus::start(&url, &unique("a"), publishing).await.unwrap();
-        let b = NatsBus::start(&url, &unique("b"), holding).await.unwrap();
-        let publication = |text: &'static str| Publication {
-            gateway: gateway.clone(),
-            data: Bytes::from_static(text.as_bytes()),
-            everyone: true,
-            ..Publication::default()
-        };
+        let ((a, _), (b, heard)) = (node(&url, "a").await, node(&url, "b").await);
+        let publication = |text: &'static str| to_everyone(&gateway, text);
         a.publish(publication("before")).await.unwrap();
         tokio::time::sleep(Duration::from_millis(200)).await;
         assert!(heard.lock().unwrap().is_empty(), "b holds no socket of the gateway: it is not subscribed");
 
         // A socket about to open on b takes its ticket: b is subscribed once that answers.
-        let expires_ms = u64::try_from(SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_millis()).unwrap();
-        let ticket =
-            SharedTicket { gateway: gateway.clone(), tags: Vec::new(), expires_ms: expires_ms + 60_000, follows: None };
-        let id = unique("ticket");
-        a.share_ticket(&id, &ticket).await.unwrap();
-        assert_eq!(b.take_ticket(&id).await.unwrap(), Redeemed::Taken(Some(ticket)));
+        let id = hold(&a, &b, &gateway).await;
         assert!(b.interest.subscribed(&gateway));
         a.publish(publication("after")).await.unwrap();
-        heard_within(&heard, &["after"]).await;
+        assert_eq!(texts(&heard_within(&heard, 1).await), ["after"]);
 
         // The socket opens and closes: the subscription outlives it by a minute, then a sweep drops it.
-        let socket =
-            OpenSocket { gateway: gateway.clone(), id: id.clone(), tags: Vec::new(), connected_ms: expires_ms };
+        let socket = OpenSocket { gateway: gateway.clone(), id: id.clone(), tags: Vec::new(), connected_ms: 0 };
         b.announce(SocketEvent::Opened(socket));
         b.interest.sweep(Instant::now() + LINGER * 2);
         assert!(b.interest.subscribed(&gateway), "a gateway with a socket stays");
@@ -251,6 +204,6 @@ mod tests {
         tokio::time::sleep(Duration::from_millis(100)).await;
         a.publish(publication("gone")).await.unwrap();
         tokio::time::sleep(Duration::from_millis(200)).await;
-        assert_eq!(*heard.lock().unwrap(), ["after"], "unsubscribed");
+        assert_eq!(texts(&heard.lock().unwrap()), ["after"], "unsubscribed");
     }
 }

@@ -1,0 +1,200 @@
+//! Tests of the NATS bus against the machine's NATS server, and what they share: nodes that record what reaches
+//! their sockets, tickets that subscribe a node to a gateway, and a relay that cuts a node off.
+
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use bytes::Bytes;
+
+use crate::registry::Node;
+use crate::{Bus, History, NatsBus, Publication, Redeemed, SharedTicket};
+
+/// What reached a node's sockets, with the numbers the bus gave.
+pub(crate) type Heard = Arc<Mutex<Vec<(String, Option<u64>)>>>;
+
+/// A node that records what reaches its sockets.
+pub(crate) fn recorder() -> (Node, Heard) {
+    let heard = Arc::new(Mutex::new(Vec::new()));
+    let sink = heard.clone();
+    let node = Node {
+        deliver: Arc::new(move |publication: Publication| {
+            let text = String::from_utf8_lossy(&publication.data).into_owned();
+            sink.lock().unwrap().push((text, publication.seq));
+            Box::pin(std::future::ready(()))
+        }),
+        close: Arc::new(|_, _| false),
+        sockets: Arc::new(|_| Vec::new()),
+    };
+    (node, heard)
+}
+
+pub(crate) fn unique(what: &str) -> String {
+    let nanos = SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_nanos();
+    format!("{what}-{nanos}")
+}
+
+pub(crate) async fn heard_within(heard: &Heard, count: usize) -> Vec<(String, Option<u64>)> {
+    for _ in 0..200 {
+        if heard.lock().unwrap().len() >= count {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    heard.lock().unwrap().clone()
+}
+
+/// Subscribes `bus` to `gateway`, as taking a socket's ticket does; answers the ticket's id.
+pub(crate) async fn hold(issuer: &NatsBus, bus: &NatsBus, gateway: &str) -> String {
+    let expires_ms = u64::try_from(SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_millis()).unwrap();
+    let ticket =
+        SharedTicket { gateway: gateway.into(), tags: Vec::new(), expires_ms: expires_ms + 60_000, follows: None };
+    let id = unique("ticket");
+    issuer.share_ticket(&id, &ticket).await.unwrap();
+    assert_eq!(bus.take_ticket(&id).await.unwrap(), Redeemed::Taken(Some(ticket)));
+    id
+}
+
+/// The machine's NATS server with JetStream (`UPDRAFT_TEST_NATS`, else 127.0.0.1:4222).
+pub(crate) fn nats_url() -> String {
+    std::env::var("UPDRAFT_TEST_NATS").unwrap_or_else(|_| "nats://127.0.0.1:4222".into())
+}
+
+/// A node on the bus at `url`, and what reaches its sockets.
+pub(crate) async fn node(url: &str, name: &str) -> (NatsBus, Heard) {
+    let (recording, heard) = recorder();
+    (NatsBus::start(url, &unique(name), recording).await.unwrap(), heard)
+}
+
+/// `text` for every socket of `gateway`.
+pub(crate) fn to_everyone(gateway: &str, text: &'static str) -> Publication {
+    Publication {
+        gateway: gateway.to_owned(),
+        data: Bytes::from_static(text.as_bytes()),
+        everyone: true,
+        ..Publication::default()
+    }
+}
+
+/// The texts heard, in order.
+pub(crate) fn texts(heard: &[(String, Option<u64>)]) -> Vec<String> {
+    heard.iter().map(|(text, _)| text.clone()).collect()
+}
+
+#[tokio::test]
+async fn the_stream_numbers_each_message_once_for_every_node_and_keeps_what_a_socket_missed() {
+    let url = nats_url();
+    let gateway = unique("journal");
+    let ((a, a_heard), (b, b_heard)) = (node(&url, "a").await, node(&url, "b").await);
+    hold(&a, &a, &gateway).await;
+    hold(&a, &b, &gateway).await;
+    let publication = |text: &'static str, once: Option<&str>| Publication {
+        gateway: gateway.clone(),
+        data: Bytes::from_static(text.as_bytes()),
+        tags: vec!["red".into()],
+        once: once.map(str::to_owned),
+        ..Publication::default()
+    };
+    a.publish(publication("one", None)).await.unwrap();
+    // Two nodes publishing one change under one name: kept and delivered once.
+    b.publish(publication("change", Some(&gateway))).await.unwrap();
+    a.publish(publication("change", Some(&gateway))).await.unwrap();
+    b.publish(publication("three", None)).await.unwrap();
+
+    let heard = heard_within(&a_heard, 3).await;
+    let texts: Vec<&str> = heard.iter().map(|(text, _)| text.as_str()).collect();
+    assert_eq!(texts, ["one", "change", "three"], "the publisher hears its own, numbered");
+    let seqs: Vec<u64> = heard.iter().map(|(_, seq)| seq.unwrap()).collect();
+    assert!(seqs.windows(2).all(|w| w[0] < w[1]), "{seqs:?}");
+    assert_eq!(heard_within(&b_heard, 3).await, heard, "every node hears the same numbers");
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    assert_eq!(a_heard.lock().unwrap().len(), 3, "the named message once");
+
+    let Some(History::Kept { latest, missed }) = b.history(&gateway, seqs[0]).await.unwrap() else { panic!("kept") };
+    assert!(latest >= seqs[2]);
+    let missed: Vec<(&[u8], Option<u64>, &[String])> =
+        missed.iter().map(|p| (&p.data[..], p.seq, &p.tags[..])).collect();
+    let red = ["red".to_string()];
+    assert_eq!(missed, [(&b"change"[..], Some(seqs[1]), &red[..]), (&b"three"[..], Some(seqs[2]), &red[..])]);
+    assert_eq!(b.history(&gateway, 0).await.unwrap(), Some(History::Kept { latest, missed: Vec::new() }));
+    let future = b.history(&gateway, latest + 10).await.unwrap();
+    assert!(matches!(future, Some(History::Gap { latest: gap }) if gap >= latest), "{future:?}");
+    let other = b.history(&unique("other"), seqs[0]).await.unwrap();
+    assert!(matches!(other, Some(History::Kept { missed, .. }) if missed.is_empty()));
+}
+
+/// A TCP relay to the NATS server that can be cut: while cut, it has dropped its connections and drops new ones.
+struct Relay {
+    port: u16,
+    cut: Arc<std::sync::atomic::AtomicBool>,
+    links: Arc<Mutex<Vec<tokio::task::AbortHandle>>>,
+}
+
+impl Relay {
+    async fn start(upstream: String) -> Relay {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let (cut, links) = (Arc::new(std::sync::atomic::AtomicBool::new(false)), Arc::new(Mutex::new(Vec::new())));
+        let (is_cut, linked) = (cut.clone(), links.clone());
+        tokio::spawn(async move {
+            while let Ok((mut client, _)) = listener.accept().await {
+                if is_cut.load(std::sync::atomic::Ordering::SeqCst) {
+                    continue;
+                }
+                let upstream = upstream.clone();
+                let link = tokio::spawn(async move {
+                    let mut server = tokio::net::TcpStream::connect(upstream).await.unwrap();
+                    let _ = tokio::io::copy_bidirectional(&mut client, &mut server).await;
+                });
+                linked.lock().unwrap().push(link.abort_handle());
+            }
+        });
+        Relay { port, cut, links }
+    }
+
+    fn cut(&self) {
+        self.cut.store(true, std::sync::atomic::Ordering::SeqCst);
+        self.links.lock().unwrap().drain(..).for_each(|link| link.abort());
+    }
+
+    fn mend(&self) {
+        self.cut.store(false, std::sync::atomic::Ordering::SeqCst);
+    }
+}
+
+async fn until(what: &str, done: impl Fn() -> bool) {
+    for _ in 0..1000 {
+        if done() {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    panic!("{what} within 10 s");
+}
+
+#[tokio::test]
+async fn a_node_cut_off_from_nats_gets_what_was_published_meanwhile_once_it_is_back() {
+    let url = nats_url();
+    let relay = Relay::start(url.trim_start_matches("nats://").to_owned()).await;
+    let gateway = unique("away");
+    let (a, _) = node(&url, "a").await;
+    let (b, b_heard) = node(&format!("nats://127.0.0.1:{}", relay.port), "b").await;
+    hold(&a, &b, &gateway).await;
+    let publication = |text: &'static str| to_everyone(&gateway, text);
+    a.publish(publication("before")).await.unwrap();
+    assert_eq!(heard_within(&b_heard, 1).await.len(), 1);
+
+    relay.cut();
+    until("b notices", || !b.ready()).await;
+    a.publish(publication("while away 1")).await.unwrap();
+    a.publish(publication("while away 2")).await.unwrap();
+    relay.mend();
+    until("b is back", || b.ready()).await;
+    // Caught up at the reconnect, with no new message to wake it.
+    assert_eq!(texts(&heard_within(&b_heard, 3).await), ["before", "while away 1", "while away 2"]);
+    a.publish(publication("after")).await.unwrap();
+    let heard = heard_within(&b_heard, 4).await;
+    assert_eq!(texts(&heard), ["before", "while away 1", "while away 2", "after"]);
+    assert!(heard.windows(2).all(|w| w[0].1 < w[1].1), "{heard:?}");
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    assert_eq!(b_heard.lock().unwrap().len(), 4, "nothing twice");
+}
