@@ -81,6 +81,8 @@ impl Interest {
             known.last_wanted = Instant::now();
             return Ok(());
         }
+        // Read before subscribing: what comes after it is heard, or caught up on after a reconnect.
+        let latest = self.journal.latest().await?;
         let subscriber = self.client.subscribe(format!("{PREFIX}{gateway}")).await.map_err(failed)?;
         self.client.flush().await.map_err(failed)?;
         let stop = self.stop.child_token();
@@ -95,7 +97,7 @@ impl Interest {
             gateways.insert(gateway.to_owned(), entry);
         }
         metrics::gauge!("updraft_bus_gateways_subscribed").increment(1);
-        let catch_up = CatchUp::new(self.journal.clone(), self.connections.clone());
+        let catch_up = CatchUp::new(self.journal.clone(), self.connections.clone(), Some(latest));
         let hearing = (gateway.to_owned(), self.node.clone(), self.local.clone());
         tokio::spawn(listen(subscriber, hearing, catch_up, stop));
         Ok(())

@@ -95,6 +95,11 @@ impl Journal {
         }
     }
 
+    /// The stream's latest number.
+    pub(crate) async fn latest(&self) -> Result<u64, BusError> {
+        Ok(self.stream().await?.get_info().await.map_err(failed)?.state.last_sequence)
+    }
+
     /// `gateway`'s messages after `since` that the stream still holds, or a gap.
     pub(crate) async fn history(&self, gateway: &str, since: u64) -> Result<History, BusError> {
         let stream = self.stream().await?;
@@ -173,9 +178,15 @@ pub(crate) struct CatchUp {
 }
 
 impl CatchUp {
-    pub(crate) fn new(journal: Arc<Journal>, mut connections: tokio::sync::watch::Receiver<u64>) -> CatchUp {
+    /// `last`: the stream's latest number before the listener subscribed, so that a reconnect before its first
+    /// message still catches up.
+    pub(crate) fn new(
+        journal: Arc<Journal>,
+        mut connections: tokio::sync::watch::Receiver<u64>,
+        last: Option<u64>,
+    ) -> CatchUp {
         connections.borrow_and_update();
-        CatchUp { journal, connections, behind: false, last: None }
+        CatchUp { journal, connections, behind: false, last }
     }
 
     /// Resolves at the next reconnect; never once the client is gone.
