@@ -8,13 +8,14 @@ use std::time::Duration;
 
 use bytes::Bytes;
 
+#[cfg(test)]
+mod bus_tests;
 mod nats;
 mod nats_interest;
 mod nats_journal;
 mod nats_registry;
-#[cfg(test)]
-mod nats_tests;
 mod redis;
+mod redis_journal;
 mod redis_registry;
 mod registry;
 mod wire;

@@ -174,14 +174,14 @@ mod tests {
 
     use super::LINGER;
     use crate::Bus;
-    use crate::nats_tests::{heard_within, hold, nats_url, node, texts, to_everyone, unique};
+    use crate::bus_tests::{heard_within, hold, nats_node, nats_url, texts, to_everyone, unique};
     use crate::registry::{OpenSocket, SocketEvent};
 
     #[tokio::test]
     async fn a_node_hears_a_gateway_only_from_its_first_ticket_until_a_minute_after_its_last_socket() {
         let url = nats_url();
         let gateway = unique("interest");
-        let ((a, _), (b, heard)) = (node(&url, "a").await, node(&url, "b").await);
+        let ((a, _), (b, heard)) = (nats_node(&url, "a").await, nats_node(&url, "b").await);
         let publication = |text: &'static str| to_everyone(&gateway, text);
         a.publish(publication("before")).await.unwrap();
         tokio::time::sleep(Duration::from_millis(200)).await;

@@ -232,6 +232,8 @@ impl CatchUp {
                 }
             }
         }
+        // Unreadable: numbers may have started over, so hear whatever comes rather than skip it as heard.
+        self.last = None;
     }
 
     /// Whether a message numbered `seq` is new (a catch-up may have delivered it already); remembers it.

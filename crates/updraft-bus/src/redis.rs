@@ -2,11 +2,14 @@
 //! `websocket_messages` as `{"data","receivers"}` JSON, so Updraft nodes and original Ruby MWS nodes can share
 //! one Redis. Other gateways use `websocket_messages:<gateway id>`, which an original node never hears.
 //!
-//! A node delivers its own publications itself, once Redis has taken them, and skips their echo; every other
-//! node hears each message once on its one pattern subscription. Pub/sub keeps nothing: while a node's
-//! subscription is down it misses what is published, so it reports not ready until it has subscribed again.
-//! Tickets and the socket registry are keys beside the channels (`redis_registry.rs`).
+//! A message is numbered, logged and published by one script (`redis_journal.rs`); every node, the publisher
+//! included, hears it once on its one pattern subscription and delivers it then. While a node's subscription is
+//! down it hears nothing, so it reports not ready until it has subscribed again, and then first delivers, for each
+//! gateway it had heard, what the log kept after the last number it heard. Messages an original node publishes
+//! carry no number and are delivered as they come. Tickets and the socket registry are keys beside the channels
+//! (`redis_registry.rs`).
 
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
@@ -18,7 +21,7 @@ use tokio_util::sync::{CancellationToken, DropGuard};
 
 use crate::redis_registry::{self, CONTROL, RedisRegistry};
 use crate::registry::{self, CloseRequest, Node, SocketEvent, SocketRecord};
-use crate::{Bus, BusError, Publication, Redeemed, SharedTicket, answered, backoff, wire};
+use crate::{Bus, BusError, History, Publication, Redeemed, SharedTicket, answered, backoff, redis_journal, wire};
 
 /// The original MWS's channel, which carries the default gateway's messages.
 const CHANNEL: &str = "websocket_messages";
@@ -62,6 +65,7 @@ impl RedisBus {
         let reconnected = Arc::new(tokio::sync::Notify::new());
         let listener = Listener {
             client,
+            log: publisher.clone(),
             node: node.into(),
             local: local.clone(),
             subscribed: subscribed.clone(),
@@ -83,12 +87,23 @@ pub(crate) fn unavailable(err: redis::RedisError) -> BusError {
 impl Bus for RedisBus {
     fn publish(&self, publication: Publication) -> BoxFuture<'_, Result<(), BusError>> {
         Box::pin(async move {
-            let mut command = redis::cmd("PUBLISH");
-            command.arg(channel_of(&publication.gateway)).arg(wire::encode(&publication, &self.node));
-            self.query::<i64>(command).await?;
-            (self.local.deliver)(publication).await;
-            Ok(())
+            let message = wire::encode(&publication, &self.node);
+            let command = redis_journal::publish(&channel_of(&publication.gateway), &publication, &message);
+            self.query::<i64>(command).await.map(drop)
         })
+    }
+
+    fn history(&self, gateway: &str, since: u64) -> BoxFuture<'_, Result<Option<History>, BusError>> {
+        let gateway = gateway.to_owned();
+        Box::pin(async move {
+            let mut connection = self.publisher.clone();
+            let history = timed(redis_journal::history(&mut connection, &gateway, since)).await?;
+            history.map(Some).map_err(unavailable)
+        })
+    }
+
+    fn numbers(&self) -> bool {
+        true
     }
 
     fn ready(&self) -> bool {
@@ -176,6 +191,8 @@ impl RedisBus {
 /// The node's one subscription, made again with backoff whenever it drops, until the bus is dropped.
 struct Listener {
     client: redis::Client,
+    /// Reads the gateways' logs to catch up after a reconnect.
+    log: ConnectionManager,
     node: Arc<str>,
     local: Node,
     subscribed: Arc<AtomicBool>,
@@ -187,10 +204,12 @@ impl Listener {
     async fn run(self, stop: CancellationToken, first: oneshot::Sender<Result<(), BusError>>) {
         let mut first = Some(first);
         let mut failures = 0u32;
+        // The last number heard of each gateway.
+        let mut heard = HashMap::new();
         loop {
             let listened = tokio::select! {
                 () = stop.cancelled() => return,
-                listened = self.listen(&mut first) => listened,
+                listened = self.listen(&mut first, &mut heard) => listened,
             };
             self.subscribed.store(false, Ordering::Relaxed);
             metrics::gauge!("updraft_bus_connected").set(0.0);
@@ -214,8 +233,12 @@ impl Listener {
         }
     }
 
-    /// Subscribes, then delivers what it hears until the connection ends.
-    async fn listen(&self, first: &mut Option<oneshot::Sender<Result<(), BusError>>>) -> redis::RedisResult<()> {
+    /// Subscribes, catches up after a reconnect, then delivers what it hears until the connection ends.
+    async fn listen(
+        &self,
+        first: &mut Option<oneshot::Sender<Result<(), BusError>>>,
+        heard: &mut HashMap<String, u64>,
+    ) -> redis::RedisResult<()> {
         let mut pubsub = self.client.get_async_pubsub().await?;
         pubsub.psubscribe(PATTERN).await?;
         pubsub.subscribe(CONTROL).await?;
@@ -224,7 +247,11 @@ impl Listener {
         tracing::info!("subscribed to Redis channel {PATTERN}");
         match first.take() {
             Some(first) => drop(first.send(Ok(()))),
-            None => self.reconnected.notify_one(),
+            None => {
+                self.reconnected.notify_one();
+                // What is published from now on is heard: first what was missed, then that.
+                self.catch_up(heard).await;
+            }
         }
         let mut messages = pubsub.into_on_message();
         while let Some(message) = messages.next().await {
@@ -233,11 +260,58 @@ impl Listener {
                 continue;
             }
             let Some(gateway) = gateway_of(message.get_channel_name()) else { continue };
-            if let Err(err) = wire::receive(&self.local, &self.node, gateway, message.get_payload_bytes(), None).await {
-                tracing::warn!(%err, channel = message.get_channel_name(), "a bus message is not a publication");
+            let (publication, origin) = match wire::decode_counted(gateway, message.get_payload_bytes()) {
+                Ok(decoded) => decoded,
+                Err(err) => {
+                    tracing::warn!(%err, channel = message.get_channel_name(), "a bus message is not a publication");
+                    continue;
+                }
+            };
+            if let Some(seq) = publication.seq {
+                let last = heard.entry(gateway.to_owned()).or_default();
+                if seq <= *last {
+                    continue;
+                }
+                *last = seq;
             }
+            wire::hand_over(&self.local, &self.node, publication, origin.as_deref()).await;
         }
         Ok(())
+    }
+
+    /// Delivers, for each gateway heard before, what its log kept after the last number heard.
+    async fn catch_up(&self, heard: &mut HashMap<String, u64>) {
+        let mut log = self.log.clone();
+        for (gateway, last) in heard.iter_mut() {
+            // The log's connection may still be the one Redis dropped: it connects again on the second try.
+            let history = match redis_journal::history(&mut log, gateway, *last).await {
+                Err(err) if err.is_connection_dropped() || err.is_io_error() => {
+                    redis_journal::history(&mut log, gateway, *last).await
+                }
+                done => done,
+            };
+            match history {
+                Ok(History::Kept { missed, .. }) => {
+                    metrics::counter!("updraft_bus_messages_caught_up_total").increment(missed.len() as u64);
+                    for publication in missed {
+                        *last = publication.seq.unwrap_or_default().max(*last);
+                        (self.local.deliver)(publication).await;
+                    }
+                }
+                Ok(History::Gap { latest }) => {
+                    tracing::warn!(gateway, last, latest, "messages published while Redis was away are gone");
+                    // A number past the latest: the counter was lost with Redis's data, and numbers start over.
+                    if *last > latest {
+                        *last = 0;
+                    }
+                }
+                Err(err) => {
+                    tracing::warn!(%err, gateway, "what was published while Redis was away is not readable");
+                    // Numbers may have started over: hear whatever comes rather than skip it as heard.
+                    *last = 0;
+                }
+            }
+        }
     }
 }
 

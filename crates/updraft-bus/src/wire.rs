@@ -28,6 +28,9 @@ struct OutgoingReceivers<'a> {
 
 #[derive(Deserialize)]
 struct Incoming {
+    /// The message's number, when the bus numbers them (Redis: `redis_journal.rs`).
+    #[serde(default)]
+    seq: Option<u64>,
     data: Value,
     #[serde(default)]
     receivers: Option<IncomingReceivers>,
@@ -43,9 +46,8 @@ struct IncomingReceivers {
     tags: Option<Vec<String>>,
 }
 
-/// Hands a message heard on the bus for `gateway` to node `node`'s sockets, unless `node` published it and
-/// delivered it then (a message the bus numbered, `seq`, is delivered by every node as it hears it, its publisher
-/// included); counts it. Answers why a message that is not a publication was dropped.
+/// Hands a message heard on the bus for `gateway` to node `node`'s sockets ([`hand_over`]), numbered `seq` when
+/// the bus gave it a number beside its payload. Answers why a message that is not a publication was dropped.
 pub(crate) async fn receive(
     local: &crate::Node,
     node: &str,
@@ -53,19 +55,28 @@ pub(crate) async fn receive(
     payload: &[u8],
     seq: Option<u64>,
 ) -> Result<(), serde_json::Error> {
-    match decode(gateway, payload) {
-        Ok((_, Some(origin))) if origin == node && seq.is_none() => Ok(()),
-        Ok((mut publication, _)) => {
-            publication.seq = seq;
-            metrics::counter!("updraft_bus_messages_received_total").increment(1);
-            (local.deliver)(publication).await;
-            Ok(())
-        }
-        Err(err) => {
-            metrics::counter!("updraft_bus_messages_dropped_total").increment(1);
-            Err(err)
-        }
+    let (mut publication, origin) = decode_counted(gateway, payload)?;
+    publication.seq = seq.or(publication.seq);
+    hand_over(local, node, publication, origin.as_deref()).await;
+    Ok(())
+}
+
+/// Hands a publication heard on the bus to node `node`'s sockets, unless `node` published it and delivered it then
+/// (a message the bus numbered is delivered by every node as it hears it, its publisher included); counts it.
+pub(crate) async fn hand_over(local: &crate::Node, node: &str, publication: Publication, origin: Option<&str>) {
+    if origin == Some(node) && publication.seq.is_none() {
+        return;
     }
+    metrics::counter!("updraft_bus_messages_received_total").increment(1);
+    (local.deliver)(publication).await;
+}
+
+/// [`decode`], counting what is dropped.
+pub(crate) fn decode_counted(
+    gateway: &str,
+    payload: &[u8],
+) -> Result<(Publication, Option<String>), serde_json::Error> {
+    decode(gateway, payload).inspect_err(|_| metrics::counter!("updraft_bus_messages_dropped_total").increment(1))
 }
 
 /// The message for `publication`, sent by node `origin`.
@@ -97,6 +108,7 @@ pub(crate) fn decode(gateway: &str, payload: &[u8]) -> Result<(Publication, Opti
         everyone,
         sockets: if everyone { Vec::new() } else { sockets },
         tags: if everyone { Vec::new() } else { receivers.tags.unwrap_or_default() },
+        seq: message.seq,
         ..Publication::default()
     };
     Ok((publication, message.origin))

@@ -80,6 +80,9 @@ impl Journal {
                 }
                 (self.latest, self.numbered_by_bus) = (seq, true);
             }
+            // A message the bus did not number (an original MWS node published it on Redis) among numbered ones:
+            // delivered under the latest number, and not kept, since no number names it.
+            None if self.numbered_by_bus => return self.latest,
             None => self.latest += 1,
         }
         let now = Instant::now();

@@ -1,7 +1,7 @@
-//! Resumable delivery across nodes on NATS: the bus's stream numbers each message once for the whole cluster, so a
-//! socket that reconnects to another node with the last number it saw gets what it missed there, once each, and
-//! every node's sockets see the same numbers. On a shared store every node publishes each EDS change, and the
-//! stream keeps it once.
+//! Resumable delivery across nodes, on Redis and on NATS: the bus numbers each message once for the whole cluster
+//! and keeps the recent ones, so a socket that reconnects to another node with the last number it saw gets what it
+//! missed there, once each, and every node's sockets see the same numbers. On a shared store every node publishes
+//! each EDS change, and the bus keeps it once.
 
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
@@ -13,7 +13,16 @@ use crate::resume::{connect_since, next_json};
 
 #[tokio::test]
 async fn over_nats_a_socket_resumes_on_another_node_with_what_it_missed() {
-    let bus = BusServer::start(Engine::Nats).await;
+    a_socket_resumes_on_another_node_with_what_it_missed(Engine::Nats).await;
+}
+
+#[tokio::test]
+async fn over_redis_a_socket_resumes_on_another_node_with_what_it_missed() {
+    a_socket_resumes_on_another_node_with_what_it_missed(Engine::Redis).await;
+}
+
+async fn a_socket_resumes_on_another_node_with_what_it_missed(engine: Engine) {
+    let bus = BusServer::start(engine).await;
     let nodes = nodes(&bus, 3).await;
     let mut on_first = connect_since(&nodes[0], &["red"], 0).await;
     let mut on_third = connect_since(&nodes[2], &["red"], 0).await;
@@ -29,7 +38,7 @@ async fn over_nats_a_socket_resumes_on_another_node_with_what_it_missed() {
     drop(on_first);
 
     // Missed while away: two for it, one for others; the socket comes back on the second node, which holds no
-    // socket of the gateway and so heard none of them.
+    // socket of the gateway (on NATS it heard none of them).
     nodes[2].send("two", &[], &["red"]).await;
     nodes[2].send("not for red", &[], &["blue"]).await;
     nodes[0].send("three", &["*"], &[]).await;
@@ -66,7 +75,16 @@ async fn over_nats_a_socket_resumes_on_another_node_with_what_it_missed() {
 
 #[tokio::test]
 async fn over_nats_on_a_shared_store_a_socket_resumes_on_another_node_with_the_changes_it_missed_once() {
-    let bus = BusServer::start(Engine::Nats).await;
+    on_a_shared_store_a_socket_resumes_on_another_node_with_the_changes_it_missed_once(Engine::Nats).await;
+}
+
+#[tokio::test]
+async fn over_redis_on_a_shared_store_a_socket_resumes_on_another_node_with_the_changes_it_missed_once() {
+    on_a_shared_store_a_socket_resumes_on_another_node_with_the_changes_it_missed_once(Engine::Redis).await;
+}
+
+async fn on_a_shared_store_a_socket_resumes_on_another_node_with_the_changes_it_missed_once(engine: Engine) {
+    let bus = BusServer::start(engine).await;
     let ([a, b, c], _database) = three_nodes(&bus).await;
     let mut on_a = connect_since(&a.app, &[], 0).await;
     let mut on_c = connect_since(&c.app, &[], 0).await;
@@ -85,7 +103,7 @@ async fn over_nats_on_a_shared_store_a_socket_resumes_on_another_node_with_the_c
     let (status, _) = c.call(Method::PUT, &path, None, Some(r#"{"title":"oat milk"}"#)).await;
     assert_eq!(status, StatusCode::OK);
     let updated = next_json(&mut on_c).await;
-    assert_eq!(updated["seq"], seq + 1, "three nodes published the change, the stream kept it once");
+    assert_eq!(updated["seq"], seq + 1, "three nodes published the change, the bus kept it once");
     let mut on_b = connect_since(&b.app, &[], seq).await;
     assert_eq!(next_json(&mut on_b).await, updated);
     assert_eq!(next_json(&mut on_b).await, json!({"seq": seq + 1, "resumed": true}));
