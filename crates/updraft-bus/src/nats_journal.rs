@@ -97,14 +97,15 @@ impl Journal {
 
     /// The stream's latest number.
     pub(crate) async fn latest(&self) -> Result<u64, BusError> {
-        Ok(self.stream().await?.get_info().await.map_err(failed)?.state.last_sequence)
+        // `stream` answers with the state `STREAM.INFO` just read: no second request.
+        Ok(self.stream().await?.cached_info().state.last_sequence)
     }
 
     /// `gateway`'s messages after `since` that the stream still holds, or a gap.
     pub(crate) async fn history(&self, gateway: &str, since: u64) -> Result<History, BusError> {
         let stream = self.stream().await?;
-        let info = stream.get_info().await.map_err(failed)?;
-        let (first, latest) = (info.state.first_sequence, info.state.last_sequence);
+        let state = &stream.cached_info().state;
+        let (first, latest) = (state.first_sequence, state.last_sequence);
         if since == 0 || since == latest {
             return Ok(History::Kept { latest, missed: Vec::new() });
         }
