@@ -10,6 +10,7 @@ use bytes::Bytes;
 
 #[cfg(test)]
 mod bus_tests;
+mod last_heard;
 mod nats;
 mod nats_interest;
 mod nats_journal;

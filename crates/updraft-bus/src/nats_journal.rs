@@ -21,6 +21,7 @@ use async_nats::HeaderMap;
 use async_nats::jetstream::{self, consumer, stream};
 use futures_util::StreamExt;
 
+use crate::last_heard::LastHeard;
 use crate::nats_registry::failed;
 use crate::registry::Node;
 use crate::{BusError, History, Publication, backoff, wire};
@@ -166,16 +167,14 @@ async fn read_until(
     Ok(missed)
 }
 
-/// What one gateway's listener heard last, so that after a reconnect it delivers what it missed first and then
-/// nothing twice.
+/// After a reconnect, what one gateway's listener missed first ([`LastHeard`]), read from the stream.
 pub(crate) struct CatchUp {
     journal: Arc<Journal>,
     /// Counts the client's connections: a change is a reconnect.
     connections: tokio::sync::watch::Receiver<u64>,
     /// A reconnect was seen and not caught up on yet.
     behind: bool,
-    /// The number of the last message delivered.
-    last: Option<u64>,
+    heard: LastHeard,
 }
 
 impl CatchUp {
@@ -187,7 +186,7 @@ impl CatchUp {
         last: Option<u64>,
     ) -> CatchUp {
         connections.borrow_and_update();
-        CatchUp { journal, connections, behind: false, last }
+        CatchUp { journal, connections, behind: false, heard: LastHeard::new(last) }
     }
 
     /// Resolves at the next reconnect; never once the client is gone.
@@ -208,45 +207,20 @@ impl CatchUp {
         if !std::mem::take(&mut self.behind) {
             return;
         }
-        let Some(after) = self.last else { return };
-        for attempt in 0..6 {
-            match self.journal.history(gateway, after).await {
-                Ok(History::Kept { missed, .. }) => {
-                    metrics::counter!("updraft_bus_messages_caught_up_total").increment(missed.len() as u64);
-                    for publication in missed {
-                        self.last = publication.seq.max(self.last);
-                        (local.deliver)(publication).await;
-                    }
-                    return;
-                }
-                Ok(History::Gap { latest }) => {
-                    tracing::warn!(gateway, after, latest, "messages published while NATS was away are gone");
-                    // A number past the stream's latest: the stream was made anew and numbers started over.
-                    if after > latest {
-                        self.last = None;
-                    }
-                    return;
-                }
-                Err(err) => {
-                    tracing::warn!(%err, gateway, "what was published while NATS was away could not be read yet");
-                    tokio::time::sleep(backoff(attempt)).await;
-                }
-            }
+        let Some(after) = self.heard.get() else { return };
+        let mut read = self.journal.history(gateway, after).await;
+        for attempt in 0..5 {
+            let Err(err) = &read else { break };
+            tracing::warn!(%err, gateway, "what was published while NATS was away could not be read yet");
+            tokio::time::sleep(backoff(attempt)).await;
+            read = self.journal.history(gateway, after).await;
         }
-        // Unreadable: numbers may have started over, so hear whatever comes rather than skip it as heard.
-        self.last = None;
+        self.heard.catch_up(read, "nats", gateway, local).await;
     }
 
-    /// Whether a message numbered `seq` is new (a catch-up may have delivered it already); remembers it.
+    /// Whether a message numbered `seq` is new; see [`LastHeard::fresh`].
     pub(crate) fn fresh(&mut self, seq: Option<u64>) -> bool {
-        match (seq, self.last) {
-            (Some(seq), Some(last)) if seq <= last => false,
-            (Some(_), _) => {
-                self.last = seq;
-                true
-            }
-            (None, _) => true,
-        }
+        self.heard.fresh(seq)
     }
 }
 

@@ -19,6 +19,7 @@ use redis::aio::ConnectionManager;
 use tokio::sync::{mpsc, oneshot};
 use tokio_util::sync::{CancellationToken, DropGuard};
 
+use crate::last_heard::LastHeard;
 use crate::redis_registry::{self, CONTROL, RedisRegistry};
 use crate::registry::{self, CloseRequest, Node, SocketEvent, SocketRecord};
 use crate::{Bus, BusError, History, Publication, Redeemed, SharedTicket, answered, backoff, redis_journal, wire};
@@ -237,7 +238,7 @@ impl Listener {
     async fn listen(
         &self,
         first: &mut Option<oneshot::Sender<Result<(), BusError>>>,
-        heard: &mut HashMap<String, u64>,
+        heard: &mut HashMap<String, LastHeard>,
     ) -> redis::RedisResult<()> {
         let mut pubsub = self.client.get_async_pubsub().await?;
         pubsub.psubscribe(PATTERN).await?;
@@ -267,12 +268,8 @@ impl Listener {
                     continue;
                 }
             };
-            if let Some(seq) = publication.seq {
-                let last = heard.entry(gateway.to_owned()).or_default();
-                if seq <= *last {
-                    continue;
-                }
-                *last = seq;
+            if publication.seq.is_some() && !heard.entry(gateway.to_owned()).or_default().fresh(publication.seq) {
+                continue;
             }
             wire::hand_over(&self.local, &self.node, publication, origin.as_deref()).await;
         }
@@ -280,37 +277,18 @@ impl Listener {
     }
 
     /// Delivers, for each gateway heard before, what its log kept after the last number heard.
-    async fn catch_up(&self, heard: &mut HashMap<String, u64>) {
+    async fn catch_up(&self, heard: &mut HashMap<String, LastHeard>) {
         let mut log = self.log.clone();
         for (gateway, last) in heard.iter_mut() {
+            let Some(after) = last.get() else { continue };
             // The log's connection may still be the one Redis dropped: it connects again on the second try.
-            let history = match redis_journal::history(&mut log, gateway, *last).await {
+            let read = match redis_journal::history(&mut log, gateway, after).await {
                 Err(err) if err.is_connection_dropped() || err.is_io_error() => {
-                    redis_journal::history(&mut log, gateway, *last).await
+                    redis_journal::history(&mut log, gateway, after).await
                 }
                 done => done,
             };
-            match history {
-                Ok(History::Kept { missed, .. }) => {
-                    metrics::counter!("updraft_bus_messages_caught_up_total").increment(missed.len() as u64);
-                    for publication in missed {
-                        *last = publication.seq.unwrap_or_default().max(*last);
-                        (self.local.deliver)(publication).await;
-                    }
-                }
-                Ok(History::Gap { latest }) => {
-                    tracing::warn!(gateway, last, latest, "messages published while Redis was away are gone");
-                    // A number past the latest: the counter was lost with Redis's data, and numbers start over.
-                    if *last > latest {
-                        *last = 0;
-                    }
-                }
-                Err(err) => {
-                    tracing::warn!(%err, gateway, "what was published while Redis was away is not readable");
-                    // Numbers may have started over: hear whatever comes rather than skip it as heard.
-                    *last = 0;
-                }
-            }
+            last.catch_up(read.map_err(unavailable), "redis", gateway, &self.local).await;
         }
     }
 }
