@@ -86,12 +86,6 @@ pub trait Bus: Send + Sync {
         Box::pin(std::future::ready(Ok(None)))
     }
 
-    /// Whether messages must go through the bus to be numbered: then EDS changes are published on it (named
-    /// `once`) even when every node follows a shared change log.
-    fn numbers(&self) -> bool {
-        false
-    }
-
     /// Whether this node hears what other nodes publish right now: `/readyz` answers 503 while it does not.
     fn ready(&self) -> bool {
         true

@@ -76,8 +76,7 @@ impl NatsBus {
         metrics::gauge!("updraft_bus_connected").set(1.0);
         let stop = CancellationToken::new();
         tokio::spawn(listen(control, node.to_owned(), local.clone(), stop.clone()));
-        let interest =
-            Interest::start(client.clone(), (node, local.clone()), (journal.clone(), connections), stop.clone());
+        let interest = Interest::start(client.clone(), local.clone(), (journal.clone(), connections), stop.clone());
         let (events, queued) = mpsc::unbounded_channel();
         tokio::spawn(registry::keep(
             registry.clone(),
@@ -107,10 +106,6 @@ impl Bus for NatsBus {
     fn history(&self, gateway: &str, since: u64) -> BoxFuture<'_, Result<Option<History>, BusError>> {
         let gateway = gateway.to_owned();
         Box::pin(async move { timed(self.journal.history(&gateway, since)).await?.map(Some) })
-    }
-
-    fn numbers(&self) -> bool {
-        true
     }
 
     fn ready(&self) -> bool {

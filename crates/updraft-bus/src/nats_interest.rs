@@ -39,7 +39,6 @@ struct Gateway {
 #[derive(Clone)]
 pub(crate) struct Interest {
     client: async_nats::Client,
-    node: String,
     local: Node,
     journal: Arc<Journal>,
     /// Counts the client's connections, for each gateway's catch-up after a reconnect.
@@ -52,12 +51,11 @@ impl Interest {
     /// Starts the sweep; everything stops with `stop`.
     pub(crate) fn start(
         client: async_nats::Client,
-        (node, local): (&str, Node),
+        local: Node,
         (journal, connections): (Arc<Journal>, tokio::sync::watch::Receiver<u64>),
         stop: CancellationToken,
     ) -> Interest {
-        let (node, gateways) = (node.to_owned(), Arc::default());
-        let interest = Interest { client, node, local, journal, connections, gateways, stop: stop.clone() };
+        let interest = Interest { client, local, journal, connections, gateways: Arc::default(), stop: stop.clone() };
         let sweeping = interest.clone();
         tokio::spawn(async move {
             let mut tick = tokio::time::interval(SWEEP);
@@ -98,7 +96,7 @@ impl Interest {
         }
         metrics::gauge!("updraft_bus_gateways_subscribed").increment(1);
         let catch_up = CatchUp::new(self.journal.clone(), self.connections.clone(), Some(latest));
-        let hearing = (gateway.to_owned(), self.node.clone(), self.local.clone());
+        let hearing = (gateway.to_owned(), self.local.clone());
         tokio::spawn(listen(subscriber, hearing, catch_up, stop));
         Ok(())
     }
@@ -138,7 +136,7 @@ impl Interest {
 /// it missed first.
 async fn listen(
     mut messages: async_nats::Subscriber,
-    (gateway, node, local): (String, String, Node),
+    (gateway, local): (String, Node),
     mut catch_up: CatchUp,
     stop: CancellationToken,
 ) {
@@ -161,7 +159,7 @@ async fn listen(
         if !catch_up.fresh(seq) {
             continue;
         }
-        if let Err(err) = wire::receive(&local, &node, &gateway, &message.payload, seq).await {
+        if let Err(err) = wire::receive(&local, &gateway, &message.payload, seq).await {
             tracing::warn!(%err, subject = %message.subject, "a bus message is not a publication");
         }
     }

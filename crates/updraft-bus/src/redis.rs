@@ -103,10 +103,6 @@ impl Bus for RedisBus {
         })
     }
 
-    fn numbers(&self) -> bool {
-        true
-    }
-
     fn ready(&self) -> bool {
         self.subscribed.load(Ordering::Relaxed)
     }
@@ -261,7 +257,7 @@ impl Listener {
                 continue;
             }
             let Some(gateway) = gateway_of(message.get_channel_name()) else { continue };
-            let (publication, origin) = match wire::decode_counted(gateway, message.get_payload_bytes()) {
+            let (publication, _) = match wire::decode_counted(gateway, message.get_payload_bytes()) {
                 Ok(decoded) => decoded,
                 Err(err) => {
                     tracing::warn!(%err, channel = message.get_channel_name(), "a bus message is not a publication");
@@ -271,7 +267,7 @@ impl Listener {
             if publication.seq.is_some() && !heard.entry(gateway.to_owned()).or_default().fresh(publication.seq) {
                 continue;
             }
-            wire::hand_over(&self.local, &self.node, publication, origin.as_deref()).await;
+            wire::hand_over(&self.local, publication).await;
         }
         Ok(())
     }

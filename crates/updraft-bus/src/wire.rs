@@ -1,6 +1,6 @@
 //! A publication as it crosses the bus: the original MWS's message, `{"data","receivers":{"sockets","tags"}}`
 //! in JSON (docs/scale-out.md), which an Updraft node and an original Ruby MWS node both read. Updraft adds
-//! `origin`, the publishing node, so that a node skips its own messages: it delivered them when it published.
+//! `origin`, the publishing node, for whoever reads the bus, and (on Redis) `seq`, the message's number.
 //! Decoding follows the original's leniency: a missing or `null` list matches nothing, and a `data` that is not
 //! a string is delivered as its JSON text.
 
@@ -46,27 +46,23 @@ struct IncomingReceivers {
     tags: Option<Vec<String>>,
 }
 
-/// Hands a message heard on the bus for `gateway` to node `node`'s sockets ([`hand_over`]), numbered `seq` when
-/// the bus gave it a number beside its payload. Answers why a message that is not a publication was dropped.
+/// Hands a message heard on the bus for `gateway` to the node's sockets ([`hand_over`]), numbered `seq` when the
+/// bus gave it a number beside its payload. Answers why a message that is not a publication was dropped.
 pub(crate) async fn receive(
     local: &crate::Node,
-    node: &str,
     gateway: &str,
     payload: &[u8],
     seq: Option<u64>,
 ) -> Result<(), serde_json::Error> {
-    let (mut publication, origin) = decode_counted(gateway, payload)?;
+    let (mut publication, _) = decode_counted(gateway, payload)?;
     publication.seq = seq.or(publication.seq);
-    hand_over(local, node, publication, origin.as_deref()).await;
+    hand_over(local, publication).await;
     Ok(())
 }
 
-/// Hands a publication heard on the bus to node `node`'s sockets, unless `node` published it and delivered it then
-/// (a message the bus numbered is delivered by every node as it hears it, its publisher included); counts it.
-pub(crate) async fn hand_over(local: &crate::Node, node: &str, publication: Publication, origin: Option<&str>) {
-    if origin == Some(node) && publication.seq.is_none() {
-        return;
-    }
+/// Hands a publication heard on the bus to the node's sockets, and counts it. Every node, the publisher included,
+/// delivers what it hears: the bus numbers each message on its way, and only what comes back carries the number.
+pub(crate) async fn hand_over(local: &crate::Node, publication: Publication) {
     metrics::counter!("updraft_bus_messages_received_total").increment(1);
     (local.deliver)(publication).await;
 }

@@ -9,23 +9,16 @@ use updraft_store::{Database, PostgresOptions, PostgresStore, SqliteOptions, Sql
 
 use crate::config::Settings;
 
-/// The opened store, and whether other nodes share it: each node then follows the shared change log itself,
-/// so changes reach its own sockets only (publishing them on the bus too would deliver each once per node).
-pub(crate) struct OpenStore {
-    pub store: Arc<dyn Database>,
-    pub shared: bool,
-}
-
 /// Opened from a worker, so that the threads it starts share the HTTP runtime's priority (see `runtimes`).
-pub(crate) async fn open_store(settings: &Settings) -> anyhow::Result<OpenStore> {
-    let (store, shared): (Arc<dyn Database>, bool) = match &settings.database_url {
+pub(crate) async fn open_store(settings: &Settings) -> anyhow::Result<Arc<dyn Database>> {
+    let store: Arc<dyn Database> = match &settings.database_url {
         Some(url) => {
             let options = PostgresOptions { url: url.clone(), max_connections: settings.database_connections };
             let store = tokio::spawn(async move { PostgresStore::open(&options).await })
                 .await
                 .context("opening the EDS database (PostgreSQL)")?
                 .context("opening the EDS database (PostgreSQL)")?;
-            (Arc::new(store), true)
+            Arc::new(store)
         }
         None => {
             let options = SqliteOptions { path: settings.data_dir.join("eds.sqlite3"), readers: 4 };
@@ -33,11 +26,11 @@ pub(crate) async fn open_store(settings: &Settings) -> anyhow::Result<OpenStore>
                 .await
                 .context("opening the EDS database")?
                 .context("opening the EDS database")?;
-            (Arc::new(store), false)
+            Arc::new(store)
         }
     };
     updraft_api::eds::warn_open_backends(store.as_ref()).await.context("listing backends")?;
-    Ok(OpenStore { store, shared })
+    Ok(store)
 }
 
 /// `updraft migrate`: brings the PostgreSQL database up to date and, with `--from-sqlite`, copies a SQLite

@@ -20,7 +20,7 @@ use updraft_gateway::gateway::DEFAULT_GATEWAY;
 use updraft_gateway::{ConnectionConfig, Gateway, GatewayConfig, Gateways, Membership, QueueLimits, Socket, SocketId};
 use updraft_store::Database;
 
-use crate::database::{OpenStore, open_store, prune_logs};
+use crate::database::{open_store, prune_logs};
 use updraft_ws::close_code;
 
 use crate::config::{BusUrl, Settings};
@@ -73,13 +73,13 @@ impl Application {
         let connections = Connections::new(cap, move || counted.upgrade().map_or(0, |g| g.connected()));
         let bound = Bound::new(&settings, &connections)?;
         let (gateway_file, loaded) = load_gateways(&settings, &gateways)?;
-        let OpenStore { store, shared } = open_store(&settings).await?;
+        let store = open_store(&settings).await?;
         let account = account_login(&settings)?;
         let (sockets, deliver) = start_frames(&settings, &gateways).await?;
-        let (bus, deliver_here) = (open_bus(&settings, deliver.clone(), &gateways).await?, shared.then_some(deliver));
+        let bus = open_bus(&settings, deliver, &gateways).await?;
         let workers = Workers::default();
         let webhook_guard = webhook_guard(&settings, &bound);
-        spawn_realtime(&workers, &settings, &store, &gateways, (&bus, deliver_here), &webhook_guard);
+        spawn_realtime(&workers, &settings, &store, &gateways, &bus, &webhook_guard);
         let blobs = open_blobs(&settings, &workers, &store).await?;
         let runtime = open_runtime(&settings, &workers, &bound)?;
         let state = ApiState::new(ApiContext {
@@ -415,16 +415,12 @@ fn spawn_realtime(
     settings: &Settings,
     store: &Arc<dyn Database>,
     gateways: &Arc<Gateways>,
-    (bus, deliver_here): (&Arc<dyn Bus>, Option<updraft_bus::Deliver>),
+    bus: &Arc<dyn Bus>,
     guard: &updraft_realtime::outbound::Guard,
 ) {
-    // With a shared store, changes go to this node's sockets only (`database::OpenStore::shared`), unless the bus
-    // numbers messages: then each node publishes each change on it, and the bus keeps one (`Publication::once`).
-    let eds_bus: Arc<dyn Bus> = match deliver_here {
-        Some(deliver) if !bus.numbers() => Arc::new(LocalBus::new(deliver)),
-        _ => bus.clone(),
-    };
-    workers.spawn("eds-changes", updraft_realtime::sockets::deliver(store.clone(), gateways.clone(), eds_bus));
+    // With a shared store every node follows the change log and publishes each change; the bus, which numbers
+    // every message, keeps one (`Publication::once`).
+    workers.spawn("eds-changes", updraft_realtime::sockets::deliver(store.clone(), gateways.clone(), bus.clone()));
     workers.spawn("pruner", prune_logs(Arc::downgrade(store)));
     let webhook_settings = updraft_realtime::webhooks::Settings {
         timeout: settings.webhooks.timeout,
