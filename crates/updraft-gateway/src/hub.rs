@@ -113,13 +113,17 @@ impl Hub {
     }
 
     /// Registers `socket` with the journal held, so that no message falls between its replay and its live frames.
-    fn insert_replaying(&self, socket: Arc<Socket>, replay: impl FnOnce(&Journal, &Socket) -> Vec<Bytes>) -> Fanout {
-        let journal = self.journal.lock().expect("journal lock");
+    fn insert_replaying(
+        &self,
+        socket: Arc<Socket>,
+        replay: impl FnOnce(&mut Journal, &Socket) -> Vec<Bytes>,
+    ) -> Fanout {
+        let mut journal = self.journal.lock().expect("journal lock");
         self.insert(socket.clone());
         let mut res = Fanout::default();
         let mut flush = VecDeque::new();
         let mut outlet = Outlet { flush: &mut flush, behind: None };
-        for frame in replay(&journal, &socket) {
+        for frame in replay(&mut journal, &socket) {
             self.deliver(&socket, &frame, &mut res, &mut outlet);
         }
         flush.iter().for_each(|s| s.flush_direct());
@@ -216,7 +220,8 @@ impl Hub {
     ) -> Fanout {
         let mut journal = self.journal.lock().expect("journal lock");
         let seq = journal.record(data, receivers, seq);
-        let frame = Frames { bare: ws::encode_frame(ws::OP_TEXT, data), seq, data, numbered: Default::default() };
+        let bare = ws::encode_frame(ws::OP_TEXT, data);
+        let frame = Frames { bare, seq, data, numbered: Default::default(), replayed: &journal.replayed };
         let mut outlet = Outlet { flush, behind };
         let res = self.fan_out(&frame, receivers, &mut outlet);
         drop(journal);
@@ -229,7 +234,7 @@ impl Hub {
             for shard in self.shards.iter() {
                 let shard = shard.read().expect("hub lock");
                 for socket in shard.sockets.iter() {
-                    self.deliver(&socket.0, frame.for_socket(&socket.0), &mut res, outlet);
+                    self.deliver_frame(&socket.0, frame, &mut res, outlet);
                 }
             }
             return res;
@@ -239,14 +244,14 @@ impl Hub {
             // One receiver cannot match a socket twice: deliver without collecting.
             if let Some(id) = receivers.sockets.first() {
                 if let Some(socket) = self.get(id) {
-                    self.deliver(&socket, frame.for_socket(&socket), &mut res, outlet);
+                    self.deliver_frame(&socket, frame, &mut res, outlet);
                 }
             } else {
                 let tag = receivers.tags[0].as_str();
                 for shard in self.shards.iter() {
                     let shard = shard.read().expect("hub lock");
                     for socket in shard.by_tag.get(tag).into_iter().flatten() {
-                        self.deliver(&socket.0, frame.for_socket(&socket.0), &mut res, outlet);
+                        self.deliver_frame(&socket.0, frame, &mut res, outlet);
                     }
                 }
             }
@@ -265,9 +270,15 @@ impl Hub {
         targets.sort_unstable_by_key(|s| s.id);
         targets.dedup_by_key(|s| s.id);
         for socket in &targets {
-            self.deliver(socket, frame.for_socket(socket), &mut res, outlet);
+            self.deliver_frame(socket, frame, &mut res, outlet);
         }
         res
+    }
+
+    fn deliver_frame(&self, socket: &Arc<Socket>, frame: &Frames<'_>, res: &mut Fanout, outlet: &mut Outlet<'_>) {
+        if let Some(bytes) = frame.for_socket(socket) {
+            self.deliver(socket, bytes, res, outlet);
+        }
     }
 
     fn deliver(&self, socket: &Arc<Socket>, frame: &Bytes, res: &mut Fanout, outlet: &mut Outlet<'_>) {
@@ -305,11 +316,21 @@ struct Frames<'a> {
     seq: u64,
     data: &'a [u8],
     numbered: std::cell::OnceCell<Bytes>,
+    /// Resuming sockets that have this message already ([`Journal::replayed`]).
+    replayed: &'a std::collections::HashMap<SocketId, u64>,
 }
 
 impl Frames<'_> {
-    fn for_socket(&self, socket: &Socket) -> &Bytes {
-        if socket.resumable { self.numbered.get_or_init(|| journal::numbered(self.seq, self.data)) } else { &self.bare }
+    /// The frame for `socket`, or none when its resume replayed the message already.
+    fn for_socket(&self, socket: &Socket) -> Option<&Bytes> {
+        if !socket.resumable {
+            return Some(&self.bare);
+        }
+        // Almost always empty: no hash of the id then.
+        if !self.replayed.is_empty() && self.replayed.get(&socket.id).is_some_and(|through| *through >= self.seq) {
+            return None;
+        }
+        Some(self.numbered.get_or_init(|| journal::numbered(self.seq, self.data)))
     }
 }
 
@@ -431,5 +452,33 @@ mod tests {
         assert_eq!(close.code, ws::close_code::TRY_AGAIN_LATER);
         assert!(buf.is_empty());
         assert_eq!(hub.publish(b"m", &all).delivered, 1);
+    }
+
+    #[test]
+    fn a_resumed_socket_does_not_get_again_what_its_replay_gave_before_this_node_heard_it() {
+        let hub = Hub::new(QueueLimits { max_bytes: 1 << 20, max_frames: 16 });
+        let everyone = Receivers { everyone: true, ..Receivers::default() };
+        let publish = |data: &[u8], seq: u64| {
+            let mut flush = VecDeque::new();
+            hub.publish_deferred(data, &everyone, Some(seq), &mut flush, None).delivered
+        };
+        assert_eq!(publish(b"twelve", 12), 0);
+        // The bus kept 13 already; this node has heard up to 12.
+        let mut resumed = Socket::new(SocketId::random(), Box::new([]));
+        resumed.resumable = true;
+        let resumed = Arc::new(resumed);
+        let kept = Kept::Missed {
+            latest: 13,
+            missed: vec![
+                (12, Bytes::from_static(b"twelve"), everyone.clone()),
+                (13, Bytes::from_static(b"13"), everyone.clone()),
+            ],
+        };
+        assert_eq!(hub.insert_resumed(resumed.clone(), 11, kept).delivered, 3, "12, 13, then resumed");
+        let other = socket(&[]);
+        hub.insert(other.clone());
+        assert_eq!(publish(b"13", 13), 1, "heard now: only the other socket gets it");
+        assert_eq!(publish(b"14", 14), 2);
+        assert_eq!(publish(b"15", 15), 2);
     }
 }

@@ -13,13 +13,13 @@
 //! On a bus that numbers messages across the cluster (NATS), the bus's numbers are used instead, and a resuming
 //! socket gets what the bus kept ([`Kept`]) together with what this node heard since.
 
-use std::collections::VecDeque;
+use std::collections::{HashMap, VecDeque};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
 
 use crate::hub::Receivers;
-use crate::socket::Socket;
+use crate::socket::{Socket, SocketId};
 use updraft_ws as ws;
 
 /// How much a gateway keeps: messages younger than `age`, at most `messages` of them and `bytes` of data.
@@ -60,12 +60,16 @@ pub(crate) struct Journal {
     numbered_by_bus: bool,
     entries: VecDeque<Entry>,
     bytes: usize,
+    /// Sockets whose resume replayed, from what the bus kept, messages this node had not heard yet, and the last
+    /// of them: when the node hears those, the socket has them already.
+    pub(crate) replayed: HashMap<SocketId, u64>,
 }
 
 impl Journal {
     pub(crate) fn new(limits: JournalLimits) -> Journal {
         let now = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_micros() as u64);
-        Journal { limits, latest: now, numbered_by_bus: false, entries: VecDeque::new(), bytes: 0 }
+        let (entries, replayed) = (VecDeque::new(), HashMap::new());
+        Journal { limits, latest: now, numbered_by_bus: false, entries, bytes: 0, replayed }
     }
 
     /// Records a message, numbered by the bus (`seq`) or else by the journal; answers its number.
@@ -77,7 +81,10 @@ impl Journal {
                     // it gave: what is kept is in another numbering.
                     self.entries.clear();
                     self.bytes = 0;
+                    self.replayed.clear();
                 }
+                // A socket replayed through an earlier number has had everything up to it.
+                self.replayed.retain(|_, through| *through >= seq);
                 (self.latest, self.numbered_by_bus) = (seq, true);
             }
             // A message the bus did not number (an original MWS node published it on Redis) among numbered ones:
@@ -130,7 +137,7 @@ impl Journal {
     /// Frames for a socket resuming after `since` on a bus that numbers: what the bus `kept`, then what this node
     /// heard after it (heard before the socket was registered, so not delivered to it live), then `resumed`; or
     /// `gap`.
-    pub(crate) fn resume(&self, since: u64, kept: Kept, socket: &Socket) -> Vec<Bytes> {
+    pub(crate) fn resume(&mut self, since: u64, kept: Kept, socket: &Socket) -> Vec<Bytes> {
         let heard = if self.numbered_by_bus { self.latest } else { 0 };
         let (latest, missed) = match kept {
             Kept::Gap { latest } => return vec![marker(latest.max(heard), "gap")],
@@ -139,7 +146,11 @@ impl Journal {
         let mut frames: Vec<Bytes> = Vec::new();
         if since != 0 {
             let missed = missed.iter().filter(|(seq, _, to)| *seq > since && reaches(to, socket));
-            frames.extend(missed.map(|(seq, data, _)| numbered(*seq, data)));
+            frames.extend(missed.clone().map(|(seq, data, _)| numbered(*seq, data)));
+            // Kept by the bus but not heard here yet: heard later, they are not the socket's again.
+            if let Some(through) = missed.map(|(seq, _, _)| *seq).filter(|seq| *seq > heard).max() {
+                self.replayed.insert(socket.id, through);
+            }
             let after = self.entries.iter().filter(|entry| entry.seq > since.max(latest) && self.numbered_by_bus);
             frames.extend(after.filter(|entry| reaches(&entry.receivers, socket)).map(|e| numbered(e.seq, &e.data)));
         }
