@@ -10,6 +10,7 @@
 mod backends;
 mod document;
 mod files;
+mod gateways;
 mod postgres;
 mod search;
 mod sqlite;
@@ -24,6 +25,7 @@ use updraft_core::ids::ObjectId;
 use updraft_query::{Filter, Sort};
 
 pub use files::{FileRecord, FileStatus, Files, NewFile, StoredBytes};
+pub use gateways::{GatewayChange, SavedGateway, SavedGateways};
 pub use postgres::{Copied, PostgresOptions, PostgresStore, import_sqlite, migrate_url as migrate_postgres};
 pub use search::{MAX_SEARCHED_PER_TYPE, Search, SearchQuery, searched_properties};
 pub use sqlite::{SqliteOptions, SqliteStore};
@@ -303,12 +305,24 @@ pub trait Tenants: Send + Sync {
 /// Everything a store engine provides. The server holds its engine as one `Arc<dyn Database>` and hands each
 /// service the part it uses.
 pub trait Database:
-    Store + Tenants + Users + Groups + Schemas + Webhooks + Changes + Files + Search + Send + Sync
+    Store + Tenants + Users + Groups + Schemas + Webhooks + Changes + Files + Search + SavedGateways + Send + Sync
 {
 }
 
 impl<T> Database for T where
-    T: Store + Tenants + Users + Groups + Schemas + Webhooks + Changes + Files + Search + Send + Sync + ?Sized
+    T: Store
+        + Tenants
+        + Users
+        + Groups
+        + Schemas
+        + Webhooks
+        + Changes
+        + Files
+        + Search
+        + SavedGateways
+        + Send
+        + Sync
+        + ?Sized
 {
 }
 

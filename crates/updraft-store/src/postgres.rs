@@ -22,6 +22,7 @@ mod catalog;
 mod changes;
 mod deletes;
 mod files;
+mod gateways;
 mod group_commit;
 mod groups;
 mod import;
@@ -65,6 +66,8 @@ pub struct PostgresStore {
     pub(crate) catalog: std::sync::Arc<catalog::Catalog>,
     /// Users' standing changed by any node, as the follower hears of it (`Changes::standing_changes`).
     pub(crate) standing: tokio::sync::broadcast::Sender<crate::StandingChange>,
+    /// Saved gateways changed by any node, as the follower hears of it (`SavedGateways::gateway_changes`).
+    pub(crate) gateway_changes: tokio::sync::broadcast::Sender<crate::GatewayChange>,
     /// How many webhooks exist (on any node's last count), so that the worker need not poll an empty queue.
     pub(crate) webhook_count: std::sync::Arc<std::sync::atomic::AtomicU64>,
     /// The change follower, the webhook counter and the statistics keeper, which end with the store.
@@ -88,11 +91,13 @@ impl PostgresStore {
         let webhook_count = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
         let catalog = std::sync::Arc::new(catalog::Catalog::default());
         let standing = tokio::sync::broadcast::Sender::new(STANDING_BACKLOG);
+        let gateway_changes = tokio::sync::broadcast::Sender::new(STANDING_BACKLOG);
         let heard = changes::Heard {
             committed: committed.clone(),
             following: following.clone(),
             catalog: catalog.clone(),
             standing: standing.clone(),
+            gateways: gateway_changes.clone(),
         };
         let tasks = [
             tokio::spawn(changes::follow(pool.clone(), heard)),
@@ -100,7 +105,17 @@ impl PostgresStore {
             tokio::spawn(statistics::keep_statistics(pool.clone())),
         ];
         let inserts = group_commit::Inserts::start(pool.clone(), committed.clone());
-        let store = PostgresStore { pool, committed, following, webhook_count, inserts, catalog, standing, tasks };
+        let store = PostgresStore {
+            pool,
+            committed,
+            following,
+            webhook_count,
+            inserts,
+            catalog,
+            standing,
+            gateway_changes,
+            tasks,
+        };
         store.count_webhooks().await?;
         Ok(store)
     }

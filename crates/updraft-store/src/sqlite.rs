@@ -758,6 +758,7 @@ mod changes;
 mod group_commit;
 pub use group_commit::{INSERT_CHANGE, INSERT_OBJECT};
 mod files;
+mod gateways;
 mod groups;
 mod key_indexes;
 mod lists;

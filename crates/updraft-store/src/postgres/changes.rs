@@ -20,7 +20,7 @@ use tokio::sync::{broadcast, watch};
 
 use super::catalog::Catalog;
 use super::{PostgresStore, acl_json, announce, now_ms, parse_acl};
-use crate::{Acl, Author, BoxFuture, Change, ChangeEvent, Changes, StandingChange, StoreError};
+use crate::{Acl, Author, BoxFuture, Change, ChangeEvent, Changes, GatewayChange, StandingChange, StoreError};
 
 /// The advisory lock key of change recording (any constant; "updraft" in ASCII).
 const CHANGE_LOCK: i64 = 0x0075_7064_7261_6674;
@@ -30,6 +30,8 @@ const CHANNEL: &str = "updraft_changes";
 const CATALOG: &str = "updraft_catalog";
 /// The notification channel of users' standing (`migrations-postgres/0006_standing_notify.sql`): `<backend> <user>`.
 const STANDING: &str = "updraft_standing";
+/// The notification channel of saved gateways (`migrations-postgres/0008_gateways.sql`): the gateway's id.
+const GATEWAYS: &str = "updraft_gateways";
 
 /// What the follower tells as it hears it.
 pub(crate) struct Heard {
@@ -37,6 +39,7 @@ pub(crate) struct Heard {
     pub following: Arc<AtomicBool>,
     pub catalog: Arc<Catalog>,
     pub standing: broadcast::Sender<StandingChange>,
+    pub gateways: broadcast::Sender<GatewayChange>,
 }
 
 /// One change as the writer knows it.
@@ -147,7 +150,7 @@ async fn listen(pool: &PgPool, heard: &Heard, pause: &mut Duration) -> sqlx::Err
     };
     // Without this, a lost connection would be re-established silently, and what was notified meanwhile lost.
     listener.ignore_pool_close_event(false);
-    if let Err(err) = listener.listen_all([CHANNEL, CATALOG, STANDING]).await {
+    if let Err(err) = listener.listen_all([CHANNEL, CATALOG, STANDING, GATEWAYS]).await {
         return err;
     }
     heard.catalog.set_listening(true);
@@ -157,12 +160,16 @@ async fn listen(pool: &PgPool, heard: &Heard, pause: &mut Duration) -> sqlx::Err
     }
     // What changed while nobody listened is unknown.
     let _ = heard.standing.send(StandingChange::Anyone);
+    let _ = heard.gateways.send(GatewayChange::Any);
     heard.following.store(true, Ordering::Release);
     *pause = Duration::from_millis(100);
     loop {
         match listener.try_recv().await {
             Ok(Some(notification)) => match notification.channel() {
                 CATALOG => heard.catalog.forget(),
+                GATEWAYS => {
+                    let _ = heard.gateways.send(GatewayChange::One(notification.payload().to_owned()));
+                }
                 STANDING => {
                     if let Some((backend, user)) = notification.payload().split_once(' ') {
                         let change = StandingChange::User { backend: backend.to_owned(), user: user.to_owned() };

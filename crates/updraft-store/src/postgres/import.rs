@@ -194,6 +194,13 @@ const TABLES: &[Table] = &[
         ],
     },
     Table {
+        name: "gateways",
+        select: "SELECT id, security_token, configuration, created_ms, updated_ms FROM gateways",
+        insert: "INSERT INTO gateways (id, security_token, configuration, created_ms, updated_ms)
+                 VALUES ($1, $2, $3, $4, $5)",
+        columns: &[Column::Text, Column::OptionalText, Column::Json, Column::Int, Column::Int],
+    },
+    Table {
         name: "file_trash",
         select: "SELECT backend, id FROM file_trash",
         insert: "INSERT INTO file_trash (backend, id) VALUES ($1, $2)",

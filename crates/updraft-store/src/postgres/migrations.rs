@@ -15,6 +15,7 @@ pub(crate) const MIGRATIONS: &[&str] = &[
     include_str!("../../migrations-postgres/0005_catalog_notify.sql"),
     include_str!("../../migrations-postgres/0006_standing_notify.sql"),
     include_str!("../../migrations-postgres/0007_webhook_outbox_per_statement.sql"),
+    include_str!("../../migrations-postgres/0008_gateways.sql"),
 ];
 
 /// The advisory lock key of migrations.

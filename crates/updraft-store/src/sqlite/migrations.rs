@@ -92,4 +92,5 @@ pub(crate) const MIGRATIONS: &[&str] = &[
     include_str!("../../migrations/0086_create_trigger_objects_tallies_on_update.sql"),
     include_str!("../../migrations/0087_create_trigger_objects_tallies_on_delete.sql"),
     include_str!("../../migrations/0088_fill_key_tallies.sql"),
+    include_str!("../../migrations/0089_create_table_gateways.sql"),
 ];

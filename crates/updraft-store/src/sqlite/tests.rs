@@ -18,7 +18,7 @@ fn template() -> Acl {
 
 const TODOS: Collection<'static> = Collection { backend: "5376019e698b3c6ad500095a", object_type: "objects.todos" };
 
-async fn open(dir: &tempfile::TempDir) -> SqliteStore {
+pub(super) async fn open(dir: &tempfile::TempDir) -> SqliteStore {
     SqliteStore::open(&SqliteOptions { path: dir.path().join("eds.sqlite3"), readers: 2 }).await.unwrap()
 }
 
