@@ -22,7 +22,6 @@ use updraft_gateway::{ConnectionConfig, Gateways, SocketId};
 use updraft_store::{Groups, Schemas, Store, Tenants, Users};
 
 pub use mar::serve_app;
-pub use mws::gateways::GatewayFile;
 
 #[derive(Debug, Clone, Copy)]
 pub struct Limits {
@@ -95,7 +94,8 @@ pub struct ApiContext {
     pub admin_token: Option<String>,
     pub limits: Limits,
     pub connection: ConnectionConfig,
-    pub gateway_file: Option<GatewayFile>,
+    /// The gateways made through the API (`mws/saved_gateways.rs`).
+    pub saved_gateways: Arc<dyn updraft_store::SavedGateways>,
     /// `EDS_URI` of gateways created without one.
     pub default_eds_uri: String,
     /// Password hashing and the limits on login and sign-up attempts.

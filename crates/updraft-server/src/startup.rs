@@ -14,7 +14,8 @@ use tokio::net::TcpListener;
 use tower::Layer;
 use tower_http::normalize_path::NormalizePathLayer;
 use updraft_api::eds::{AccountLogin, FileSettings};
-use updraft_api::{ApiContext, ApiState, GatewayFile, Limits, PublicAddress};
+use updraft_api::mws::saved_gateways;
+use updraft_api::{ApiContext, ApiState, Limits, PublicAddress};
 use updraft_bus::{Bus, LocalBus, OpenSocket, SocketEvent};
 use updraft_gateway::gateway::DEFAULT_GATEWAY;
 use updraft_gateway::{ConnectionConfig, Gateway, GatewayConfig, Gateways, Membership, QueueLimits, Socket, SocketId};
@@ -72,8 +73,8 @@ impl Application {
         let counted = Arc::downgrade(&gateways);
         let connections = Connections::new(cap, move || counted.upgrade().map_or(0, |g| g.connected()));
         let bound = Bound::new(&settings, &connections)?;
-        let (gateway_file, loaded) = load_gateways(&settings, &gateways)?;
         let store = open_store(&settings).await?;
+        let loaded = load_gateways(&settings, &gateways, &*store).await?;
         let account = account_login(&settings)?;
         let (sockets, deliver) = start_frames(&settings, &gateways).await?;
         let bus = open_bus(&settings, deliver, &gateways).await?;
@@ -106,7 +107,7 @@ impl Application {
             admin_token: settings.admin_token.clone(),
             limits: limits(&settings),
             connection: connection(&settings),
-            gateway_file: Some(gateway_file),
+            saved_gateways: store.clone(),
             default_eds_uri: settings.default_gateway.eds_uri.clone(),
             passwords: updraft_api::passwords::Passwords::new(settings.login_limits),
             socket_runtime: sockets.handle(),
@@ -114,6 +115,8 @@ impl Application {
             databases: Some(open_databases(&settings).await?),
         });
         workers.spawn("image-renders", updraft_api::eds::resume_renders(state.clone()));
+        let followed = saved_gateways::follow(store.clone(), gateways.clone(), state.default_eds_uri.clone());
+        workers.spawn("gateway-follower", followed);
         let router = router(&settings, state.clone(), metrics);
         let metrics = metrics_listener(&settings, metrics)?;
         workers.spawn("stream", updraft_realtime::stream_hub::run(store.clone(), store, state.streams.hub.clone()));
@@ -254,8 +257,6 @@ impl Bound {
     }
 }
 
-/// The default gateway from the settings, then the gateways saved in `gateways.json`; answers the file and how
-/// many it held.
 /// The socket runtime and the fan-out threads, which write frames (see `runtimes`). Call it from the main thread.
 async fn start_frames(
     settings: &Settings,
@@ -270,7 +271,12 @@ async fn start_frames(
     Ok((sockets, deliver))
 }
 
-fn load_gateways(settings: &Settings, gateways: &Gateways) -> anyhow::Result<(GatewayFile, usize)> {
+/// The default gateway from the settings, then the gateways the store keeps; answers how many it keeps.
+async fn load_gateways(
+    settings: &Settings,
+    gateways: &Gateways,
+    store: &dyn updraft_store::SavedGateways,
+) -> anyhow::Result<usize> {
     let d = &settings.default_gateway;
     gateways.upsert(
         DEFAULT_GATEWAY,
@@ -283,9 +289,8 @@ fn load_gateways(settings: &Settings, gateways: &Gateways) -> anyhow::Result<(Ga
             eds_uri: d.eds_uri.clone(),
         },
     );
-    let gateway_file = GatewayFile::new(settings.data_dir.join("gateways.json"));
-    let loaded = gateway_file.load(gateways, &d.eds_uri).context("loading gateways.json")?;
-    Ok((gateway_file, loaded))
+    let former_file = settings.data_dir.join("gateways.json");
+    saved_gateways::load(store, gateways, &d.eds_uri, &former_file).await.context("loading the saved gateways")
 }
 
 fn account_login(settings: &Settings) -> anyhow::Result<Option<AccountLogin>> {

@@ -159,7 +159,7 @@ pub(super) async fn create_other(
             if let Some(why) = names::name_error(name) {
                 return Err(ApiError::field("name", why.replace("an app", "a gateway")));
             }
-            Instance::Gateway(gateways::create_for_platform(state, &format!("mws-{DATACENTER}-{name}"))?)
+            Instance::Gateway(gateways::create_for_platform(state, &format!("mws-{DATACENTER}-{name}")).await?)
         }
     };
     let placement = Placement { cloud: cloud.to_owned(), tags: Vec::new(), ..instance.placement(state) };
@@ -182,7 +182,7 @@ pub(super) async fn delete(state: &ApiState, instance: Instance) -> Result<(), A
         }
         Instance::Gateway(gateway) => {
             let id = gateway["id"].as_str().unwrap_or_default().to_owned();
-            gateways::remove_for_platform(state, &id)?;
+            gateways::remove_for_platform(state, &id).await?;
             ("mws", id)
         }
     };

@@ -1,8 +1,5 @@
-//! Gateways as tenants: the admin API that creates, lists and deletes them, each gateway's
-//! configuration endpoint, and the file that keeps them across restarts.
-
-use std::path::PathBuf;
-use std::sync::Mutex;
+//! Gateways as tenants: the admin API that creates, lists and deletes them, and each gateway's configuration
+//! endpoint. The store keeps them (`saved_gateways.rs`): each change is saved before it takes effect here.
 
 use axum::body::Body;
 use axum::extract::{Path, State};
@@ -12,9 +9,10 @@ use axum::routing::get;
 use axum::{Json, Router};
 use serde_json::{Value, json};
 use updraft_gateway::gateway::DEFAULT_GATEWAY;
-use updraft_gateway::{AccessControl, Gateway, GatewayConfig, Gateways, Permissions};
+use updraft_gateway::{Gateway, GatewayConfig};
 
 use super::config_wire;
+use super::saved_gateways::{blank, saved};
 use crate::ApiState;
 use crate::auth;
 use crate::body::read_json;
@@ -25,77 +23,6 @@ pub fn routes() -> Router<ApiState> {
         .route("/v1/gateways", get(list).post(create))
         .route("/v1/gateways/{gateway_id}", get(show).delete(remove))
         .route("/v1/gateways/{gateway_id}/configuration", get(show_configuration).put(set_configuration))
-}
-
-/// What `EDS_URI` defaulted to until the default became unset.
-const FORMER_DEFAULT_EDS_URI: &str = "https://api.engin.io/v1/user";
-
-/// Created gateways live in one JSON file, rewritten whole (temp file + rename) on each change.
-pub struct GatewayFile {
-    path: PathBuf,
-    write_lock: Mutex<()>,
-}
-
-impl GatewayFile {
-    pub fn new(path: PathBuf) -> GatewayFile {
-        GatewayFile { path, write_lock: Mutex::new(()) }
-    }
-
-    /// Loads saved gateways into `gateways`.
-    pub fn load(&self, gateways: &Gateways, default_eds_uri: &str) -> std::io::Result<usize> {
-        let text = match std::fs::read_to_string(&self.path) {
-            Ok(text) => text,
-            Err(err) if err.kind() == std::io::ErrorKind::NotFound => return Ok(0),
-            Err(err) => return Err(err),
-        };
-        let saved: Vec<Value> = serde_json::from_str(&text).map_err(std::io::Error::other)?;
-        for entry in &saved {
-            let id = entry["id"].as_str().ok_or_else(|| std::io::Error::other("gateway without id"))?;
-            let mut config = config_wire::apply(&blank(default_eds_uri), Some(entry["configuration"].clone()))
-                .map_err(|e| std::io::Error::other(e.message))?;
-            // Files written while EDS_URI defaulted to the long-gone hosted service carry that default; it is read as
-            // the default it was, so no token goes there unless the operator names it.
-            if config.eds_uri == FORMER_DEFAULT_EDS_URI {
-                config.eds_uri = default_eds_uri.to_owned();
-            }
-            let config = GatewayConfig { security_token: entry["securityToken"].as_str().map(str::to_owned), ..config };
-            gateways.upsert(id, config);
-        }
-        Ok(saved.len())
-    }
-
-    fn save(&self, gateways: &Gateways) -> std::io::Result<()> {
-        let _guard = self.write_lock.lock().expect("gateway file lock");
-        let saved: Vec<Value> = gateways
-            .list()
-            .iter()
-            .filter(|g| g.id != DEFAULT_GATEWAY)
-            .map(|g| {
-                let config = g.config();
-                json!({"id": g.id, "securityToken": config.security_token, "configuration": config_wire::to_json(&config)})
-            })
-            .collect();
-        let tmp = self.path.with_extension("json.tmp");
-        let text = serde_json::to_vec_pretty(&saved).map_err(std::io::Error::other)?;
-        {
-            use std::io::Write;
-            let mut file = std::fs::File::create(&tmp)?;
-            file.write_all(&text)?;
-            file.sync_all()?;
-        }
-        std::fs::rename(&tmp, &self.path)
-    }
-}
-
-fn blank(eds_uri: &str) -> GatewayConfig {
-    GatewayConfig {
-        name: String::new(),
-        access: AccessControl::None,
-        security_token: None,
-        eds_backend_id: None,
-        eds_permissions: Permissions::default(),
-        eds_uri: eds_uri.to_owned(),
-    }
 }
 
 fn require_server_admin(state: &ApiState, headers: &HeaderMap) -> Result<(), ApiError> {
@@ -198,12 +125,30 @@ fn gateway_json(gateway: &std::sync::Arc<Gateway>) -> Value {
     body
 }
 
-fn persist(state: &ApiState) -> Result<(), ApiError> {
-    let Some(file) = &state.gateway_file else { return Ok(()) };
-    file.save(&state.gateways).map_err(|err| {
-        tracing::error!(%err, "could not save gateways");
-        ApiError::with_message(Code::Internal, "Could not save the gateway configuration")
-    })
+fn storage_failure(err: updraft_store::StoreError) -> ApiError {
+    tracing::error!(%err, "saving a gateway failed");
+    ApiError::with_message(Code::Unavailable, "Storage failure")
+}
+
+/// Saves a new gateway, then serves it here; 409 when one with this id exists, here or on any node.
+async fn insert(state: &ApiState, id: &str, config: GatewayConfig) -> Result<std::sync::Arc<Gateway>, ApiError> {
+    let conflict = || ApiError::with_message(Code::Conflict, "A gateway with this id exists");
+    if state.gateways.get(id).is_some() {
+        return Err(conflict());
+    }
+    if !state.saved_gateways.insert_gateway(&saved(id, &config)).await.map_err(storage_failure)? {
+        return Err(conflict());
+    }
+    Ok(state.gateways.upsert(id, config))
+}
+
+/// Deletes a saved gateway, then here (which closes its sockets on this node; other nodes follow).
+async fn delete(state: &ApiState, id: &str) -> Result<(), ApiError> {
+    let deleted = state.saved_gateways.delete_gateway(id).await.map_err(storage_failure)?;
+    if state.gateways.remove(id).is_none() && !deleted {
+        return Err(ApiError::with_message(Code::NotFound, "Gateway not found"));
+    }
+    Ok(())
 }
 
 async fn create(State(state): State<ApiState>, headers: HeaderMap, body: Body) -> Result<Response, ApiError> {
@@ -223,22 +168,16 @@ async fn create(State(state): State<ApiState>, headers: HeaderMap, body: Body) -
     let mut config = config_wire::apply(&blank, body)?;
     bind(&state, &headers, &blank, &mut config, given).await?;
     config.security_token = Some(hex_secret());
-    let gateway = state.gateways.upsert(&id, config);
-    persist(&state)?;
+    let gateway = insert(&state, &id, config).await?;
     Ok((StatusCode::CREATED, Json(gateway_json(&gateway))).into_response())
 }
 
 /// A gateway made for the platform account (an `mws` instance): the blank configuration and a fresh security
 /// token, as `POST /v1/gateways` with `{}` makes; its JSON.
-pub(crate) fn create_for_platform(state: &ApiState, id: &str) -> Result<Value, ApiError> {
-    if state.gateways.get(id).is_some() {
-        return Err(ApiError::with_message(Code::Conflict, "A gateway with this id exists"));
-    }
+pub(crate) async fn create_for_platform(state: &ApiState, id: &str) -> Result<Value, ApiError> {
     let mut config = blank(&state.default_eds_uri);
     config.security_token = Some(hex_secret());
-    let gateway = state.gateways.upsert(id, config);
-    persist(state)?;
-    Ok(gateway_json(&gateway))
+    Ok(gateway_json(&insert(state, id, config).await?))
 }
 
 /// The gateway's JSON (with its security token), if it exists.
@@ -252,12 +191,11 @@ pub(crate) fn ids(state: &ApiState) -> Vec<String> {
 }
 
 /// Deletes a gateway for the platform account; the default gateway stays.
-pub(crate) fn remove_for_platform(state: &ApiState, id: &str) -> Result<(), ApiError> {
+pub(crate) async fn remove_for_platform(state: &ApiState, id: &str) -> Result<(), ApiError> {
     if id == DEFAULT_GATEWAY {
         return Err(ApiError::with_message(Code::Conflict, "The default gateway cannot be deleted"));
     }
-    state.gateways.remove(id).ok_or_else(|| ApiError::with_message(Code::NotFound, "Gateway not found"))?;
-    persist(state)
+    delete(state, id).await
 }
 
 async fn list(State(state): State<ApiState>, headers: HeaderMap) -> Result<Response, ApiError> {
@@ -280,8 +218,7 @@ async fn remove(
     if id == DEFAULT_GATEWAY {
         return Err(ApiError::with_message(Code::BadRequest, "The default gateway cannot be deleted"));
     }
-    state.gateways.remove(&id).ok_or_else(|| ApiError::with_message(Code::NotFound, "Gateway not found"))?;
-    persist(&state)?;
+    delete(&state, &id).await?;
     Ok(Json(json!({})).into_response())
 }
 
@@ -308,10 +245,13 @@ async fn set_configuration(
     let given = uri_given(&body);
     let mut config = config_wire::apply(&current, body)?;
     bind(&state, &headers, &current, &mut config, given).await?;
-    gateway.set_config(config);
-    if gateway.id != DEFAULT_GATEWAY {
-        persist(&state)?;
+    // The default gateway's configuration comes from each node's settings; a change lasts until this node stops.
+    if gateway.id != DEFAULT_GATEWAY
+        && !state.saved_gateways.update_gateway(&saved(&gateway.id, &config)).await.map_err(storage_failure)?
+    {
+        return Err(ApiError::with_message(Code::NotFound, "Gateway not found"));
     }
+    gateway.set_config(config);
     Ok(Json(config_wire::to_json(&gateway.config())).into_response())
 }
 

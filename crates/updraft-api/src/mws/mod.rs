@@ -2,6 +2,7 @@
 
 mod config_wire;
 pub mod gateways;
+pub mod saved_gateways;
 pub mod upgrade;
 mod wire;
 

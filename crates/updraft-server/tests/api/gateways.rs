@@ -130,3 +130,83 @@ async fn created_gateways_survive_a_restart() {
     let (status, _) = app.post("/v1/gateways", Some(ROOT), r#"{"id":"no spaces"}"#).await;
     assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
 }
+
+/// A gateway file of an earlier release is imported once: what was deleted after the import stays deleted.
+#[tokio::test]
+async fn a_former_gateways_file_is_imported_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let saved = json!([{"id": "old", "securityToken": "old-token", "configuration": {"name": "old"}}]);
+    std::fs::write(dir.path().join("gateways.json"), saved.to_string()).unwrap();
+    let args = || ServeArgs { data_dir: Some(dir.path().to_owned()), ..admin_args() };
+    let app = spawn_in(args()).await;
+    let (status, old) = app.get("/v1/gateways/old/configuration", Some("old-token")).await;
+    assert_eq!((status, old["name"].clone()), (StatusCode::OK, json!("old")));
+    assert!(!dir.path().join("gateways.json").exists());
+    assert!(dir.path().join("gateways.json.imported").exists());
+    assert_eq!(app.call(Method::DELETE, "/v1/gateways/old", Some(ROOT), None).await.0, StatusCode::OK);
+    app.stop().await;
+
+    let app = spawn_in(args()).await;
+    assert_eq!(app.get("/v1/gateways/old", Some(ROOT)).await.0, StatusCode::NOT_FOUND);
+}
+
+/// A file that cannot be read stops the start, and nothing of it is imported.
+#[tokio::test]
+async fn a_broken_former_gateways_file_stops_the_start() {
+    let dir = tempfile::tempdir().unwrap();
+    let saved =
+        json!([{"id": "good", "configuration": {}}, {"id": "bad", "configuration": {"identityProvider": "ldap"}}]);
+    std::fs::write(dir.path().join("gateways.json"), saved.to_string()).unwrap();
+    let args = ServeArgs { data_dir: Some(dir.path().to_owned()), ..admin_args() };
+    let err = updraft_server::Application::build(args.resolve().unwrap()).await.err().expect("the start fails");
+    assert!(format!("{err:#}").contains("ldap") || format!("{err:#}").contains("bad"), "{err:#}");
+    assert!(dir.path().join("gateways.json").exists(), "the file stays for the operator to mend");
+}
+
+/// With a shared store (`--database-url`), a gateway made, changed or deleted through one node is so on every
+/// node: its socket URIs open anywhere, and deleting it closes its sockets on every node.
+#[tokio::test]
+async fn gateways_made_through_one_node_are_served_by_every_node() {
+    use crate::cluster::{BusServer, Engine};
+    let bus = BusServer::start(Engine::Redis).await;
+    let database = crate::test_database::fresh().await;
+    let args = || ServeArgs { bus: Some(bus.url()), database_url: Some(database.url()), ..admin_args() };
+    let (a, b, c) = (spawn_app(args()).await, spawn_app(args()).await, spawn_app(args()).await);
+
+    let gateway = create(&a, json!({"id": "shared", "name": "shared"})).await;
+    let token = gateway["securityToken"].as_str().unwrap();
+    let (status, _) = b.post("/v1/gateways", Some(ROOT), r#"{"id":"shared"}"#).await;
+    assert_eq!(status, StatusCode::CONFLICT, "one id in the cluster");
+    let config = "/v1/gateways/shared/configuration";
+    let name_on = async |node: &TestApp| node.get(config, Some(token)).await.1["name"].clone();
+    eventually(|| async { name_on(&c).await == "shared" }).await;
+
+    let (status, body) = b.call(Method::PUT, config, Some(token), Some(r#"{"name":"renamed"}"#)).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    eventually(|| async { name_on(&a).await == "renamed" && name_on(&c).await == "renamed" }).await;
+
+    let (status, uri) = a.get("/v1/gateways/shared/websocket_uri", None).await;
+    assert_eq!(status, StatusCode::OK, "{uri}");
+    let (mut ws, _) = tokio_tungstenite::connect_async(uri["uri"].as_str().unwrap()).await.unwrap();
+    let (status, _) =
+        b.post("/v1/gateways/shared/messages", None, r#"{"data":"hi","receivers":{"sockets":["*"]}}"#).await;
+    assert_eq!(status, StatusCode::CREATED);
+    assert_eq!(next_text(&mut ws).await, "hi");
+
+    assert_eq!(c.call(Method::DELETE, "/v1/gateways/shared", Some(ROOT), None).await.0, StatusCode::OK);
+    assert_eq!(close_code(&mut ws).await, 1001, "deleted on another node, the socket closes here");
+    for node in [&a, &b, &c] {
+        assert_eq!(node.get("/v1/gateways/shared", Some(ROOT)).await.0, StatusCode::NOT_FOUND);
+    }
+    let (status, _) = a.call(Method::DELETE, "/v1/gateways/shared", Some(ROOT), None).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+}
+
+/// Polls `check` for up to 5 s.
+async fn eventually<F: std::future::Future<Output = bool>>(check: impl Fn() -> F) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    while !check().await {
+        assert!(std::time::Instant::now() < deadline, "not within 5 s");
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+}

@@ -49,13 +49,16 @@ async fn account_token(client: &reqwest::Client, base: &str) -> String {
     token["access_token"].as_str().unwrap().to_owned()
 }
 
-/// A SQLite node in `dir` with an app, a schema with indexed properties, 30 todos and a user; stopped again.
-/// Answers the backend.
+/// The gateway admin token of the nodes of these tests.
+const ROOT: &str = "root-admin";
+
+/// A SQLite node in `dir` with an app, a schema with indexed properties, 30 todos, a user and a gateway;
+/// stopped again. Answers the backend.
 async fn fill_a_sqlite_node(dir: &std::path::Path, client: &reqwest::Client) -> String {
     use reqwest::Method;
     let port = free_port();
     let base = format!("http://127.0.0.1:{port}");
-    let mut sqlite_node = launch(dir, port, &[], &[], None).await;
+    let mut sqlite_node = launch(dir, port, &["--admin-token", ROOT], &[], None).await;
     let account = account_token(client, &base).await;
     let app: Value = (client.post(format!("{base}/v1/account/apps")).bearer_auth(&account))
         .body(r#"{"name":"moving"}"#)
@@ -86,6 +89,8 @@ async fn fill_a_sqlite_node(dir: &std::path::Path, client: &reqwest::Client) -> 
     }
     let ann = json!({"username": "ann", "password": "pw-ann"});
     assert_eq!(node.call(Method::POST, "/v1/users", None, Some(ann)).await.0, StatusCode::CREATED);
+    let gateway = json!({"id": "moved", "name": "moved"});
+    assert_eq!(node.call(Method::POST, "/v1/gateways", Some(ROOT), Some(gateway)).await.0, StatusCode::CREATED);
     sqlite_node.start_kill().unwrap();
     sqlite_node.wait().await.unwrap();
     backend
@@ -121,7 +126,7 @@ async fn a_sqlite_node_moves_to_postgresql_whole() {
     let port = free_port();
     let base = format!("http://127.0.0.1:{port}");
     let empty_dir = tempfile::tempdir().unwrap();
-    let _pg_node = launch(empty_dir.path(), port, &[], &[], Some(&database.url())).await;
+    let _pg_node = launch(empty_dir.path(), port, &["--admin-token", ROOT], &[], Some(&database.url())).await;
     let node = Node { base: base.clone(), client: client.clone(), backend };
     let login = (client.post(format!("{base}/v1/auth/oauth2/token")).header("Enginio-Backend-Id", &node.backend))
         .header("Content-Type", "application/x-www-form-urlencoded")
@@ -141,4 +146,6 @@ async fn a_sqlite_node_moves_to_postgresql_whole() {
     assert_eq!(found["results"][0]["n"], 17, "{found}");
     let (status, _) = node.call(Method::POST, "/v1/objects/todos", None, Some(json!({"n": 30}))).await;
     assert_eq!(status, StatusCode::CREATED, "a new change follows the copied log");
+    let (status, gateway) = node.call(Method::GET, "/v1/gateways/moved", Some(ROOT), None).await;
+    assert_eq!((status, gateway["name"].clone()), (StatusCode::OK, json!("moved")), "{gateway}");
 }
