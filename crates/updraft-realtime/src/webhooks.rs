@@ -19,4 +19,4 @@ mod signature;
 mod worker;
 
 pub use signature::signature;
-pub use worker::{Settings, run};
+pub use worker::{Settings, claim_lease, run};

@@ -441,8 +441,8 @@ impl Layered {
         if !(-20..=0).contains(&self.frames_nice) {
             return Err(format_err!("--frames-nice is from -20 to 0, not {}", self.frames_nice));
         }
-        // A shared store leases a claimed delivery to its worker for 5 minutes (`postgres/webhooks.rs`): an attempt
-        // must end well within it, or another node would attempt the same delivery.
+        // A shared store leases a claimed delivery to its worker for about the attempt's timeout
+        // (`updraft_realtime::webhooks::claim_lease`), and a node killed mid-attempt holds its deliveries that long.
         if self.webhook_timeout_secs > MAX_WEBHOOK_TIMEOUT_SECS {
             return Err(format_err!("--webhook-timeout-secs is at most {MAX_WEBHOOK_TIMEOUT_SECS}"));
         }

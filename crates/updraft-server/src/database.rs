@@ -13,7 +13,11 @@ use crate::config::Settings;
 pub(crate) async fn open_store(settings: &Settings) -> anyhow::Result<Arc<dyn Database>> {
     let store: Arc<dyn Database> = match &settings.database_url {
         Some(url) => {
-            let options = PostgresOptions { url: url.clone(), max_connections: settings.database_connections };
+            let options = PostgresOptions {
+                url: url.clone(),
+                max_connections: settings.database_connections,
+                webhook_lease: updraft_realtime::webhooks::claim_lease(settings.webhooks.timeout),
+            };
             let store = tokio::spawn(async move { PostgresStore::open(&options).await })
                 .await
                 .context("opening the EDS database (PostgreSQL)")?

@@ -49,6 +49,9 @@ pub struct PostgresOptions {
     pub url: String,
     /// Connections this node keeps open at most.
     pub max_connections: u32,
+    /// How long a claimed webhook delivery is its worker's alone (`postgres/webhooks.rs`): longer than any attempt
+    /// takes, and as short as that allows, since a node that dies mid-attempt holds its deliveries this long.
+    pub webhook_lease: Duration,
 }
 
 /// Standing changes a slow session task may fall behind by before it re-checks everyone instead.
@@ -70,6 +73,8 @@ pub struct PostgresStore {
     pub(crate) gateway_changes: tokio::sync::broadcast::Sender<crate::GatewayChange>,
     /// How many webhooks exist (on any node's last count), so that the worker need not poll an empty queue.
     pub(crate) webhook_count: std::sync::Arc<std::sync::atomic::AtomicU64>,
+    /// [`PostgresOptions::webhook_lease`], in milliseconds.
+    pub(crate) webhook_lease_ms: i64,
     /// The change follower, the webhook counter and the statistics keeper, which end with the store.
     tasks: [tokio::task::JoinHandle<()>; 3],
 }
@@ -114,6 +119,7 @@ impl PostgresStore {
             catalog,
             standing,
             gateway_changes,
+            webhook_lease_ms: i64::try_from(options.webhook_lease.as_millis()).unwrap_or(i64::MAX),
             tasks,
         };
         store.count_webhooks().await?;

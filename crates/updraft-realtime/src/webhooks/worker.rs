@@ -44,6 +44,18 @@ impl Settings {
     }
 }
 
+/// What an attempt may take beyond its request's timeout (checking the target's addresses), at most: past
+/// `timeout + ATTEMPT_SLACK` it is given up.
+const ATTEMPT_SLACK: Duration = Duration::from_secs(5);
+
+/// How long a store shared by several nodes should leave a delivery to the worker that claimed it: its whole
+/// attempt, bounded to `timeout + ATTEMPT_SLACK`, plus a margin for the time between claim and start, for
+/// recording the outcome and for nodes' clocks apart. A node killed mid-attempt holds its deliveries this long,
+/// 30 s with the default 10 s timeout.
+pub fn claim_lease(timeout: Duration) -> Duration {
+    timeout + ATTEMPT_SLACK + Duration::from_secs(15)
+}
+
 /// Outcomes recorded per transaction, at most.
 const RECORD_BATCH: usize = 512;
 /// Response bodies are read (so the connection can be reused) up to this much, then dropped.
@@ -127,7 +139,14 @@ async fn start_due(
         started += 1;
         let (client, settings, outcomes) = (client.clone(), settings.clone(), outcomes.clone());
         tokio::spawn(async move {
-            let outcome = attempt(&client, &settings, &due).await;
+            let bounded = tokio::time::timeout(settings.timeout + ATTEMPT_SLACK, attempt(&client, &settings, &due));
+            let outcome = match bounded.await {
+                Ok(outcome) => outcome,
+                Err(_) => {
+                    metrics::counter!("updraft_webhook_attempts_total", "outcome" => "failed").increment(1);
+                    after_failure(&settings, &due, None, "timed out".to_owned())
+                }
+            };
             let _ = outcomes.send((due.delivery.id, outcome));
         });
     }

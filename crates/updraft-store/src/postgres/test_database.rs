@@ -28,7 +28,8 @@ impl TestDatabase {
 
     /// A store on this database: one node of a cluster.
     pub(crate) async fn open(&self) -> PostgresStore {
-        PostgresStore::open(&PostgresOptions { url: self.url(), max_connections: 4 }).await.unwrap()
+        let webhook_lease = std::time::Duration::from_secs(30);
+        PostgresStore::open(&PostgresOptions { url: self.url(), max_connections: 4, webhook_lease }).await.unwrap()
     }
 }
 

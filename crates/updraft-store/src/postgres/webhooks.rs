@@ -5,8 +5,8 @@
 //! The queue is shared by the workers of every node. [`Webhooks::due_deliveries`] claims what it answers: it
 //! locks the due rows it can (`FOR UPDATE SKIP LOCKED`, so workers never wait on each other) and moves their
 //! `next_ms` a lease ahead (`claimed_until` too, migration 0003), so that no other worker takes them until the
-//! lease runs out, which only happens when the claiming node died mid-attempt: attempts end well within it
-//! ([`LEASE_MS`]); then any worker retries them. The outcome, or a release, ends the claim and sets the delivery's
+//! lease runs out, which only happens when the claiming node died mid-attempt: attempts end within it
+//! ([`crate::PostgresOptions::webhook_lease`]); then any worker retries them. The outcome, or a release, ends the claim and sets the delivery's
 //! real state. A delivery still waits while an earlier one of its object to its webhook is pending, claimed or
 //! not, so order per object holds across nodes. A redelivery asked for during a claim leaves the lease: the
 //! attempt out then answers for it, as the embedded store's worker does with a delivery in flight.
@@ -22,11 +22,6 @@ use super::{PostgresStore, announce, now_ms};
 use crate::{
     BoxFuture, ChangeEvent, Delivery, DeliveryStatus, DueDelivery, Outcome, StoreError, Webhook, WebhookSpec, Webhooks,
 };
-
-/// How long a claimed delivery is another worker's to leave alone: well over an attempt (its timeout is 10 s by
-/// default, `UPDRAFT_WEBHOOK_TIMEOUT_SECS`) and the recording of its outcome. A node that dies mid-attempt holds
-/// its deliveries, and those behind them of the same objects, this long.
-pub(crate) const LEASE_MS: i64 = 5 * 60 * 1000;
 
 const WEBHOOK_COLUMNS: &str = "id, backend, url, object_types, events, headers, secret, created_ms, updated_ms";
 const DELIVERY_COLUMNS: &str =
@@ -369,7 +364,7 @@ async fn claim_due(store: &PostgresStore, now: i64, limit: u32, busy: &[i64]) ->
         .collect::<Result<Vec<_>, StoreError>>()?;
     let ids: Vec<i64> = due.iter().map(|it| it.delivery.id).collect();
     sqlx::query("UPDATE webhook_deliveries SET next_ms = $1, claimed_until = $1 WHERE id = ANY($2)")
-        .bind(now + LEASE_MS)
+        .bind(now.saturating_add(store.webhook_lease_ms))
         .bind(&ids)
         .execute(&mut *tx)
         .await?;

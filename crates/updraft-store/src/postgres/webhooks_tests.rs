@@ -10,7 +10,6 @@ use serde_json::{Map, json};
 use updraft_core::ids::ObjectId;
 
 use super::super::test_database::TestDatabase;
-use super::LEASE_MS;
 use crate::postgres::{PostgresStore, now_ms};
 use crate::{Access, Acl, Author, Collection, DeliveryStatus, Outcome, Patch, Store, WebhookSpec, Webhooks};
 
@@ -136,9 +135,10 @@ async fn an_expired_claim_is_taken_over_and_a_release_gives_a_delivery_back_at_o
     assert_eq!(claimed[0].webhook.id, webhook.id);
     assert!(b.due_deliveries(now + 1000, 10, &[]).await.unwrap().is_empty(), "claimed, and the next waits");
     let leased = a.deliveries(BACKEND, &webhook.id, 10, 0).await.unwrap();
-    assert!(leased.iter().find(|d| d.id == first).unwrap().next_ms >= now + LEASE_MS, "due when the lease ends");
+    let lease = a.webhook_lease_ms;
+    assert!(leased.iter().find(|d| d.id == first).unwrap().next_ms >= now + lease, "due when the lease ends");
     // The claiming node died: after the lease, another takes the same delivery, and still not the next.
-    let later = now + LEASE_MS + 1;
+    let later = now + lease + 1;
     let taken = b.due_deliveries(later, 10, &[]).await.unwrap();
     assert_eq!(taken.iter().map(|d| d.delivery.id).collect::<Vec<_>>(), [first]);
     assert!(a.due_deliveries(later, 10, &[]).await.unwrap().is_empty());
