@@ -5,11 +5,12 @@
 //! A message is numbered, logged and published by one script (`redis_journal.rs`); every node, the publisher
 //! included, hears it once on its one pattern subscription and delivers it then. While a node's subscription is
 //! down it hears nothing, so it reports not ready until it has subscribed again, and then first delivers, for each
-//! gateway it had heard, what the log kept after the last number it heard. Messages an original node publishes
+//! gateway it has sockets of, what the log kept after the last number it heard (or, for a gateway whose numbering
+//! began after the node subscribed, the whole log). Messages an original node publishes
 //! carry no number and are delivered as they come. Tickets and the socket registry are keys beside the channels
 //! (`redis_registry.rs`).
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
@@ -236,6 +237,9 @@ impl Listener {
         first: &mut Option<oneshot::Sender<Result<(), BusError>>>,
         heard: &mut HashMap<String, LastHeard>,
     ) -> redis::RedisResult<()> {
+        if first.is_some() {
+            self.remember_numbers(heard).await;
+        }
         let mut pubsub = self.client.get_async_pubsub().await?;
         pubsub.psubscribe(PATTERN).await?;
         pubsub.subscribe(CONTROL).await?;
@@ -272,19 +276,51 @@ impl Listener {
         Ok(())
     }
 
-    /// Delivers, for each gateway heard before, what its log kept after the last number heard.
+    /// Before the first subscription: what each gateway has published so far came before this node, which a
+    /// catch-up must not deliver.
+    async fn remember_numbers(&self, heard: &mut HashMap<String, LastHeard>) {
+        match redis_journal::latest_numbers(&mut self.log.clone()).await {
+            Ok(numbers) => {
+                for (gateway, latest) in numbers {
+                    heard.entry(gateway).or_insert_with(|| LastHeard::new(Some(latest)));
+                }
+            }
+            Err(err) => tracing::warn!(%err, "reading the gateways' numbers failed; a catch-up may repeat messages"),
+        }
+    }
+
+    /// After a reconnect: delivers, for each gateway this node has sockets of, what its log kept after the last
+    /// number heard; a gateway never heard had no number when the node first subscribed (`remember_numbers`),
+    /// so all it published was missed. Of the other gateways it only notes the latest number: they have no one
+    /// here to deliver to.
     async fn catch_up(&self, heard: &mut HashMap<String, LastHeard>) {
         let mut log = self.log.clone();
-        for (gateway, last) in heard.iter_mut() {
-            let Some(after) = last.get() else { continue };
-            // The log's connection may still be the one Redis dropped: it connects again on the second try.
-            let read = match redis_journal::history(&mut log, gateway, after).await {
-                Err(err) if err.is_connection_dropped() || err.is_io_error() => {
-                    redis_journal::history(&mut log, gateway, after).await
-                }
-                done => done,
+        // The log's connection may still be the one Redis dropped: it connects again on the second try.
+        let numbers = match redis_journal::latest_numbers(&mut log).await {
+            Err(err) if err.is_connection_dropped() || err.is_io_error() => {
+                redis_journal::latest_numbers(&mut log).await
+            }
+            done => done,
+        };
+        let numbers = match numbers {
+            Ok(numbers) => numbers,
+            Err(err) => {
+                tracing::warn!(%err, "reading the gateways' numbers failed: nothing is caught up");
+                return;
+            }
+        };
+        let served: HashSet<String> = (self.local.sockets)(None).into_iter().map(|socket| socket.gateway).collect();
+        for (gateway, latest) in numbers {
+            let last = heard.entry(gateway.clone()).or_default();
+            if !served.contains(&gateway) {
+                *last = LastHeard::new(Some(latest));
+                continue;
+            }
+            let read = match last.get() {
+                Some(after) => redis_journal::history(&mut log, &gateway, after).await,
+                None => redis_journal::whole_log(&mut log, &gateway, latest).await,
             };
-            last.catch_up(read.map_err(unavailable), "redis", gateway, &self.local).await;
+            last.catch_up(read.map_err(unavailable), "redis", &gateway, &self.local).await;
         }
     }
 }

@@ -8,6 +8,7 @@
 //! are contiguous per gateway, so a log that no longer starts right after `since` has lost something: a gap. The
 //! message stays the original MWS's JSON with `seq` added, which an original node ignores.
 
+use std::collections::HashMap;
 use std::time::Duration;
 
 use redis::aio::ConnectionManager;
@@ -61,7 +62,20 @@ pub(crate) async fn history(
 ) -> redis::RedisResult<History> {
     let latest: Option<u64> = redis::cmd("GET").arg(format!("{SEQ_PREFIX}{gateway}")).query_async(connection).await?;
     let latest = latest.unwrap_or(0);
-    if since == 0 || since == latest {
+    if since == 0 {
+        return Ok(History::Kept { latest, missed: Vec::new() });
+    }
+    read_log(connection, gateway, since, latest).await
+}
+
+/// `gateway`'s messages after `since` (0: all of them) that its log still holds, up to `latest`, or a gap.
+async fn read_log(
+    connection: &mut ConnectionManager,
+    gateway: &str,
+    since: u64,
+    latest: u64,
+) -> redis::RedisResult<History> {
+    if since == latest {
         return Ok(History::Kept { latest, missed: Vec::new() });
     }
     if since > latest {
@@ -89,4 +103,45 @@ pub(crate) async fn history(
         }
     }
     Ok(History::Kept { latest, missed })
+}
+
+/// Every gateway's latest number, for the gateways that have published on this Redis.
+pub(crate) async fn latest_numbers(connection: &mut ConnectionManager) -> redis::RedisResult<HashMap<String, u64>> {
+    let mut keys = Vec::new();
+    let mut cursor = 0u64;
+    loop {
+        let (next, batch): (u64, Vec<String>) = redis::cmd("SCAN")
+            .arg(cursor)
+            .arg("MATCH")
+            .arg(format!("{SEQ_PREFIX}*"))
+            .arg("COUNT")
+            .arg(1000)
+            .query_async(connection)
+            .await?;
+        keys.extend(batch);
+        if next == 0 {
+            break;
+        }
+        cursor = next;
+    }
+    let mut numbers = HashMap::with_capacity(keys.len());
+    for chunk in keys.chunks(1000) {
+        let values: Vec<Option<u64>> = redis::cmd("MGET").arg(chunk).query_async(connection).await?;
+        for (key, value) in chunk.iter().zip(values) {
+            if let (Some(gateway), Some(value)) = (key.strip_prefix(SEQ_PREFIX), value) {
+                numbers.insert(gateway.to_owned(), value);
+            }
+        }
+    }
+    Ok(numbers)
+}
+
+/// What a node that had heard nothing of `gateway` (its numbering began after the node last subscribed) missed:
+/// everything its log holds, up to `latest`.
+pub(crate) async fn whole_log(
+    connection: &mut ConnectionManager,
+    gateway: &str,
+    latest: u64,
+) -> redis::RedisResult<History> {
+    read_log(connection, gateway, 0, latest).await
 }
