@@ -48,6 +48,7 @@ pub fn http_runtime(api_nice: i32, slice: Option<Duration>) -> std::io::Result<R
                 set_this_thread_niceness(nice);
             }
         })
+        .on_thread_park(collect_freed_memory)
         .build()
 }
 
@@ -118,6 +119,27 @@ fn set_this_thread_slice(nice: i32, slice: Duration) -> bool {
     unsafe { libc::syscall(libc::SYS_sched_setattr, 0, &attr as *const SchedAttr, 0) == 0 }
 }
 
+/// How often a worker thread hands the allocator's freed memory back at most (`collect_freed_memory`).
+const COLLECT_EVERY: Duration = Duration::from_secs(1);
+
+/// As a worker thread goes idle, at most every [`COLLECT_EVERY`]: lets mimalloc give the system what this thread's
+/// heap freed. It returns freed pages only a few milliseconds after they are freed, and only when the thread that
+/// freed them calls into it again, so a burst (a storm of handshakes waiting on the bus, each holding its request's
+/// buffers) would otherwise stay in the process's memory while its threads sit idle.
+#[allow(unsafe_code)]
+fn collect_freed_memory() {
+    thread_local! {
+        static LAST: std::cell::Cell<Option<Instant>> = const { std::cell::Cell::new(None) };
+    }
+    let now = Instant::now();
+    if LAST.get().is_some_and(|last| now.duration_since(last) < COLLECT_EVERY) {
+        return;
+    }
+    LAST.set(Some(now));
+    // SAFETY: `mi_collect` only walks and trims the calling thread's own heap; it takes no pointer.
+    unsafe { libmimalloc_sys::mi_collect(false) };
+}
+
 /// How often the scheduling delay of the socket runtime is sampled.
 const PROBE_EVERY: Duration = Duration::from_millis(250);
 
@@ -129,8 +151,12 @@ pub struct SocketRuntime {
 impl SocketRuntime {
     pub fn new() -> std::io::Result<SocketRuntime> {
         let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
-        let runtime =
-            Builder::new_multi_thread().worker_threads(cores).thread_name("updraft-sockets").enable_all().build()?;
+        let runtime = Builder::new_multi_thread()
+            .worker_threads(cores)
+            .thread_name("updraft-sockets")
+            .on_thread_park(collect_freed_memory)
+            .enable_all()
+            .build()?;
         Ok(SocketRuntime { runtime: Some(runtime) })
     }
 
