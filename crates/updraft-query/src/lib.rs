@@ -1,4 +1,4 @@
-//! The EDS query language: the MongoDB-like `q` filter and the `sort` keys of `shared/spec/qtc-api.md` §2.1–2.2.
+//! The EDS query language: the MongoDB-like `q` filter and the `sort` keys (`docs/queries.md`).
 //!
 //! A query is parsed once into a typed AST ([`Filter`], [`Sort`]), which [`Filter::matches`] evaluates in memory
 //! and [`sqlite::compile`] / [`postgres::compile_in`] turn into SQL. The evaluator is the reference: the compiled

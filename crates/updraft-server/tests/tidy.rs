@@ -85,6 +85,31 @@ fn error_bodies_are_built_only_in_the_error_module() {
     assert!(found.is_empty(), "error bodies built by hand, not from crates/updraft-api/src/error.rs: {found:?}");
 }
 
+/// The repository stands alone: no file cites the design notes or API description it was first written from,
+/// which are not part of it (`docs/` restates what the code relies on).
+#[test]
+fn nothing_cites_files_outside_the_repository() {
+    let outside = ["shared/spec/", "shared/design/", "shared/reviews/", "../shared"];
+    let mut found = Vec::new();
+    for dir in ["crates", "docs", "bench", "scripts", ".ci"] {
+        if !root().join(dir).exists() {
+            continue;
+        }
+        // This file names them to look for them.
+        for path in files(dir, "").into_iter().filter(|path| !path.ends_with("tests/tidy.rs")) {
+            let Ok(text) = std::fs::read_to_string(&path) else { continue };
+            found.extend(
+                outside.iter().filter(|cited| text.contains(*cited)).map(|c| format!("{}: {c}", relative(&path))),
+            );
+        }
+    }
+    for file in ["README.md", "ARCHITECTURE.md", "BENCHMARKS.md", "SECURITY.md", "CONTRIBUTING.md"] {
+        let Ok(text) = std::fs::read_to_string(root().join(file)) else { continue };
+        found.extend(outside.iter().filter(|cited| text.contains(*cited)).map(|c| format!("{file}: {c}")));
+    }
+    assert!(found.is_empty(), "files cite paths outside the repository: {found:?}");
+}
+
 #[test]
 fn paths_cited_in_architecture_md_exist() {
     let text = std::fs::read_to_string(root().join("ARCHITECTURE.md")).unwrap();

@@ -1,4 +1,4 @@
-//! Listing a collection: `q`, `sort`, `limit`, `offset`, `count` (shared/spec/qtc-api.md §2.1).
+//! Listing a collection: `q`, `sort`, `limit`, `offset`, `count` (`docs/queries.md`).
 //! Every list answer echoes the query, which QtEnginio's test helpers read back.
 
 use axum::Json;

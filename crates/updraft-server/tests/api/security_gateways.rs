@@ -1,4 +1,4 @@
-//! Security review findings 1, 7, 8, 9 and 21 (shared/reviews/security-2026-12.md): who may bind a gateway to a
+//! Security review 2026-12, findings 1, 7, 8, 9 and 21 (SECURITY.md): who may bind a gateway to a
 //! backend, who may send to the tags of its change frames, where a gateway may verify tokens and where webhooks
 //! may point, and how admin tokens are read.
 
