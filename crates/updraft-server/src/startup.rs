@@ -74,11 +74,11 @@ impl Application {
         let connections = Connections::new(cap, move || counted.upgrade().map_or(0, |g| g.connected()));
         let bound = Bound::new(&settings, &connections)?;
         let store = open_store(&settings).await?;
-        let loaded = load_gateways(&settings, &gateways, &*store).await?;
         let account = account_login(&settings)?;
         let (sockets, deliver) = start_frames(&settings, &gateways).await?;
         let bus = open_bus(&settings, deliver, &gateways).await?;
         let workers = Workers::default();
+        let loaded = load_gateways(&settings, &gateways, &store, &workers).await?;
         let webhook_guard = webhook_guard(&settings, &bound);
         spawn_realtime(&workers, &settings, &store, &gateways, &bus, &webhook_guard);
         let blobs = open_blobs(&settings, &workers, &store).await?;
@@ -115,8 +115,6 @@ impl Application {
             databases: Some(open_databases(&settings).await?),
         });
         workers.spawn("image-renders", updraft_api::eds::resume_renders(state.clone()));
-        let followed = saved_gateways::follow(store.clone(), gateways.clone(), state.default_eds_uri.clone());
-        workers.spawn("gateway-follower", followed);
         let router = router(&settings, state.clone(), metrics);
         let metrics = metrics_listener(&settings, metrics)?;
         workers.spawn("stream", updraft_realtime::stream_hub::run(store.clone(), store, state.streams.hub.clone()));
@@ -271,11 +269,13 @@ async fn start_frames(
     Ok((sockets, deliver))
 }
 
-/// The default gateway from the settings, then the gateways the store keeps; answers how many it keeps.
+/// The default gateway from the settings, then the gateways the store keeps, followed from then on as other nodes
+/// change them; answers how many it keeps.
 async fn load_gateways(
     settings: &Settings,
-    gateways: &Gateways,
-    store: &dyn updraft_store::SavedGateways,
+    gateways: &Arc<Gateways>,
+    store: &Arc<dyn updraft_store::Database>,
+    workers: &Workers,
 ) -> anyhow::Result<usize> {
     let d = &settings.default_gateway;
     gateways.upsert(
@@ -289,8 +289,17 @@ async fn load_gateways(
             eds_uri: d.eds_uri.clone(),
         },
     );
+    // Taken before loading, so that no change made meanwhile is missed.
+    let changes = store.gateway_changes();
     let former_file = settings.data_dir.join("gateways.json");
-    saved_gateways::load(store, gateways, &d.eds_uri, &former_file).await.context("loading the saved gateways")
+    let loaded = saved_gateways::load(&**store, gateways, &d.eds_uri, &former_file).await;
+    let loaded = loaded.context("loading the saved gateways")?;
+    if let Some(changes) = changes {
+        let store: Arc<dyn updraft_store::SavedGateways> = store.clone();
+        let followed = saved_gateways::follow(changes, store, gateways.clone(), d.eds_uri.clone());
+        workers.spawn("gateway-follower", followed);
+    }
+    Ok(loaded)
 }
 
 fn account_login(settings: &Settings) -> anyhow::Result<Option<AccountLogin>> {

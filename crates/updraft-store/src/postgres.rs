@@ -90,6 +90,7 @@ impl PostgresStore {
             .connect_with(connect)
             .await?;
         migrate(&pool).await?;
+        schemas::drop_abandoned_builds(&pool).await?;
         let (latest,): (i64,) = sqlx::query_as("SELECT coalesce(max(seq), 0) FROM changes").fetch_one(&pool).await?;
         let committed = std::sync::Arc::new(tokio::sync::watch::Sender::new(latest.max(0) as u64));
         let following = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));

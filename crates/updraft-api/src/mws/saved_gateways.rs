@@ -93,12 +93,17 @@ async fn import_file(store: &dyn SavedGateways, file: &Path) -> anyhow::Result<(
     Ok(())
 }
 
-/// Follows the changes other nodes make to saved gateways, until the store stops telling them. A gateway
+/// Follows the changes other nodes make to saved gateways (`changes`, taken from the store before [`load`], so
+/// that none made between the two is missed), until the store stops telling them. A gateway
 /// deleted elsewhere is deleted here too, which closes its sockets on this node. Each reload reads what is
 /// stored after the commit that notified it, so whatever the interleaving with this node's own requests, the
 /// node ends up serving what the last change stored.
-pub async fn follow(store: Arc<dyn SavedGateways>, gateways: Arc<Gateways>, default_eds_uri: String) {
-    let Some(mut changes) = store.gateway_changes() else { return };
+pub async fn follow(
+    mut changes: tokio::sync::broadcast::Receiver<GatewayChange>,
+    store: Arc<dyn SavedGateways>,
+    gateways: Arc<Gateways>,
+    default_eds_uri: String,
+) {
     loop {
         let result = match changes.recv().await {
             Ok(GatewayChange::One(id)) => reload_one(&*store, &gateways, &default_eds_uri, &id).await,

@@ -4,6 +4,13 @@
 //! collections' rows stay out of it; PostgreSQL uses a partial index when the query's WHERE implies the index's,
 //! which a bound parameter cannot show, so list queries name their collection literally (`lists.rs`). DDL takes
 //! no parameters: every name spliced into it passed [`plain`].
+//!
+//! A schema change builds its new indexes with `CREATE INDEX CONCURRENTLY`, after the transaction that changes the
+//! schema, so that writers of the collection go on while a large one is indexed (a plain `CREATE INDEX` holds
+//! them for the whole build). A property's index counts (`property_indexes`) only once it is built; until then
+//! filters on it run without it, as on an unindexed property. The collection's schema lock is held, by the
+//! connection that changes it, from the schema's change to the end of its builds. A build a crashed node left
+//! half done (an invalid index) is dropped by the next node that opens the store ([`drop_abandoned_builds`]).
 
 use serde_json::Value;
 
@@ -59,6 +66,80 @@ async fn drop_named(tx: &mut sqlx::PgConnection, name: &str) -> Result<(), Store
         return Err(StoreError::Database(format!("invalid index name {name:?}")));
     }
     sqlx::query(sqlx::AssertSqlSafe(format!("DROP INDEX IF EXISTS {name}"))).execute(&mut *tx).await?;
+    Ok(())
+}
+
+/// An index a schema change builds once its transaction committed.
+pub(super) struct Build {
+    name: String,
+    ddl: String,
+    /// The key index of this property (recorded once built); `None` for a cascade's (recorded already).
+    property: Option<String>,
+}
+
+/// Builds `builds` on `conn`, outside any transaction, recording each key index once built; a property whose
+/// collection went meanwhile (its app deleted) has its index dropped again.
+async fn build_indexes(
+    conn: &mut sqlx::PgConnection,
+    backend: &str,
+    object_type: &str,
+    builds: &[Build],
+) -> Result<(), StoreError> {
+    for build in builds {
+        let concurrently = build.ddl.replacen("CREATE INDEX", "CREATE INDEX CONCURRENTLY", 1);
+        if let Err(err) = sqlx::query(sqlx::AssertSqlSafe(concurrently)).execute(&mut *conn).await {
+            // A failed concurrent build leaves an invalid index, which writes would still keep up.
+            drop_concurrently(conn, &build.name).await;
+            return Err(err.into());
+        }
+        let Some(property) = &build.property else { continue };
+        let recorded = sqlx::query(
+            "INSERT INTO property_indexes (backend, object_type, property, index_name)
+             SELECT $1, $2, $3, $4 WHERE EXISTS (SELECT 1 FROM object_types WHERE backend = $1 AND name = $2)",
+        )
+        .bind(backend)
+        .bind(object_type)
+        .bind(property)
+        .bind(&build.name)
+        .execute(&mut *conn)
+        .await;
+        if !matches!(recorded, Ok(ref done) if done.rows_affected() == 1) {
+            drop_concurrently(conn, &build.name).await;
+            recorded?;
+        }
+    }
+    Ok(())
+}
+
+/// Drops index `name` without holding writers; a failure is only logged (the next start sweeps what is left).
+async fn drop_concurrently(conn: &mut sqlx::PgConnection, name: &str) {
+    if !plain(name) {
+        return;
+    }
+    let ddl = format!("DROP INDEX CONCURRENTLY IF EXISTS {name}");
+    if let Err(err) = sqlx::query(sqlx::AssertSqlSafe(ddl)).execute(&mut *conn).await {
+        tracing::warn!(%err, index = name, "dropping an index failed");
+    }
+}
+
+/// Drops the indexes of schema changes whose node died mid-build: invalid, ours, and not being built now.
+pub(super) async fn drop_abandoned_builds(pool: &sqlx::PgPool) -> Result<(), StoreError> {
+    let abandoned: Vec<(String,)> = sqlx::query_as(
+        r"SELECT c.relname::text FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid
+          WHERE NOT i.indisvalid AND c.relname LIKE 'updraft\_%'
+            AND i.indexrelid NOT IN (SELECT index_relid FROM pg_stat_progress_create_index
+                                     WHERE datid = (SELECT oid FROM pg_database WHERE datname = current_database()))",
+    )
+    .fetch_all(pool)
+    .await?;
+    if abandoned.is_empty() {
+        return Ok(());
+    }
+    let mut conn = pool.acquire().await?;
+    for (name,) in &abandoned {
+        tracing::warn!(index = name, "dropping an index whose build was abandoned");
+        drop_concurrently(&mut conn, name).await;
+    }
     Ok(())
 }
 
@@ -173,6 +254,114 @@ async fn lock_collection(tx: &mut sqlx::PgConnection, backend: &str, object_type
     Ok(())
 }
 
+/// The transaction of a schema change: the schema, the key indexes and cascades that go, the cascades' rules
+/// and the search rows. Answers the indexes to build once it committed.
+async fn change_schema(
+    conn: &mut sqlx::PgConnection,
+    backend: &str,
+    object_type: &str,
+    schema: &Value,
+    rules: &SchemaRules,
+) -> Result<Vec<Build>, StoreError> {
+    let indexed = &rules.indexed;
+    let mut tx = sqlx::Connection::begin(&mut *conn).await?;
+    sqlx::query(
+        "INSERT INTO object_types (backend, name, schema) VALUES ($1, $2, $3)
+         ON CONFLICT (backend, name) DO UPDATE SET schema = EXCLUDED.schema",
+    )
+    .bind(backend)
+    .bind(object_type)
+    .bind(schema)
+    .execute(&mut *tx)
+    .await?;
+    let had: Vec<(String,)> =
+        sqlx::query_as("SELECT property FROM property_indexes WHERE backend = $1 AND object_type = $2")
+            .bind(backend)
+            .bind(object_type)
+            .fetch_all(&mut *tx)
+            .await?;
+    drop_key_indexes(&mut tx, backend, object_type, indexed).await?;
+    let collection = collection_literal("", backend, object_type)?;
+    let mut builds = Vec::new();
+    for property in indexed.iter().filter(|p| !had.iter().any(|(h,)| h == *p)) {
+        let terms = updraft_query::postgres::key_index_terms(property, "doc");
+        let name = index_name("key");
+        let ddl = format!("CREATE INDEX {name} ON objects ({terms}, created_ms, id) WHERE {collection}");
+        builds.push(Build { name, ddl, property: Some(property.clone()) });
+    }
+    builds.extend(change_cascades(&mut tx, backend, object_type, &rules.cascades).await?);
+    // After every index DDL: DDL on `objects` waits for the writers in flight, which may be waiting on the row of
+    // searched properties this takes (`search::index`).
+    super::search::reindex(&mut tx, backend, object_type, &rules.searched).await?;
+    tx.commit().await?;
+    Ok(builds)
+}
+
+/// Makes a collection's cascades `wanted`: a cascade's rule applies from the commit, its index (on the ref's id,
+/// so that deleting a target finds what refers to it without scanning the collection) is answered to build. A
+/// property that stays keeps its index.
+async fn change_cascades(
+    tx: &mut sqlx::PgConnection,
+    backend: &str,
+    object_type: &str,
+    wanted: &[Cascade],
+) -> Result<Vec<Build>, StoreError> {
+    let had: Vec<(String, String, String)> = sqlx::query_as(
+        "SELECT property, target_type, index_name FROM ref_cascades WHERE backend = $1 AND object_type = $2",
+    )
+    .bind(backend)
+    .bind(object_type)
+    .fetch_all(&mut *tx)
+    .await?;
+    for (property, _, name) in had.iter().filter(|(p, _, _)| !wanted.iter().any(|c| &c.property == p)) {
+        drop_named(tx, name).await?;
+        sqlx::query("DELETE FROM ref_cascades WHERE backend = $1 AND object_type = $2 AND property = $3")
+            .bind(backend)
+            .bind(object_type)
+            .bind(property)
+            .execute(&mut *tx)
+            .await?;
+    }
+    let collection = collection_literal("", backend, object_type)?;
+    let mut builds = Vec::new();
+    for cascade in wanted {
+        match had.iter().find(|(p, _, _)| *p == cascade.property) {
+            Some((_, target, _)) if *target == cascade.target_type => {}
+            Some(_) => {
+                sqlx::query(
+                    "UPDATE ref_cascades SET target_type = $4 WHERE backend = $1 AND object_type = $2 AND property = $3",
+                )
+                .bind(backend)
+                .bind(object_type)
+                .bind(&cascade.property)
+                .bind(&cascade.target_type)
+                .execute(&mut *tx)
+                .await?;
+            }
+            None => {
+                let name = index_name("ref");
+                let ddl = format!(
+                    "CREATE INDEX {name} ON objects ({}) WHERE {collection}",
+                    ref_id("doc", &cascade.property)?
+                );
+                sqlx::query(
+                    "INSERT INTO ref_cascades (backend, object_type, property, target_type, index_name)
+                     VALUES ($1, $2, $3, $4, $5)",
+                )
+                .bind(backend)
+                .bind(object_type)
+                .bind(&cascade.property)
+                .bind(&cascade.target_type)
+                .bind(&name)
+                .execute(&mut *tx)
+                .await?;
+                builds.push(Build { name, ddl, property: None });
+            }
+        }
+    }
+    Ok(builds)
+}
+
 impl Schemas for PostgresStore {
     fn put_schema<'a>(
         &'a self,
@@ -191,38 +380,31 @@ impl Schemas for PostgresStore {
             {
                 return Err(StoreError::Invalid { message: "invalid name in schema".into(), property: None });
             }
-            let mut tx = self.pool.begin().await?;
-            lock_collection(&mut tx, backend, object_type).await?;
-            sqlx::query(
-                "INSERT INTO object_types (backend, name, schema) VALUES ($1, $2, $3)
-                 ON CONFLICT (backend, name) DO UPDATE SET schema = EXCLUDED.schema",
-            )
-            .bind(backend)
-            .bind(object_type)
-            .bind(&schema)
-            .execute(&mut *tx)
-            .await?;
-            let had: Vec<(String,)> =
-                sqlx::query_as("SELECT property FROM property_indexes WHERE backend = $1 AND object_type = $2")
-                    .bind(backend)
-                    .bind(object_type)
-                    .fetch_all(&mut *tx)
-                    .await?;
-            drop_key_indexes(&mut tx, backend, object_type, indexed).await?;
-            let added: Vec<&String> = indexed.iter().filter(|p| !had.iter().any(|(h,)| h == *p)).collect();
-            for property in &added {
-                create_key_index(&mut tx, backend, object_type, property).await?;
-            }
-            drop_cascades(&mut tx, backend, object_type).await?;
-            for cascade in &rules.cascades {
-                create_cascade(&mut tx, backend, object_type, cascade).await?;
-            }
-            // After every index DDL: DDL on `objects` waits for the writers in flight, which may be waiting on the
-            // row of searched properties this takes (`search::index`).
-            super::search::reindex(&mut tx, backend, object_type, &rules.searched).await?;
-            tx.commit().await?;
+            let mut conn = self.pool.acquire().await?;
+            let key = "hashtextextended('schema:' || $1 || ':' || $2, 0)";
+            let lock = format!("SELECT pg_advisory_lock({key})");
+            sqlx::query(sqlx::AssertSqlSafe(lock)).bind(backend).bind(object_type).execute(&mut *conn).await?;
+            let changed = change_schema(&mut conn, backend, object_type, &schema, rules).await;
             self.catalog.forget();
-            if !added.is_empty() {
+            let built = match &changed {
+                Ok(builds) => build_indexes(&mut conn, backend, object_type, builds).await,
+                Err(_) => Ok(()),
+            };
+            let unlock = format!("SELECT pg_advisory_unlock({key})");
+            if sqlx::query(sqlx::AssertSqlSafe(unlock))
+                .bind(backend)
+                .bind(object_type)
+                .execute(&mut *conn)
+                .await
+                .is_err()
+            {
+                // The lock is the session's: the session must end rather than go back to the pool holding it.
+                conn.close_on_drop();
+            }
+            let builds = changed?;
+            built?;
+            self.catalog.forget();
+            if builds.iter().any(|build| build.property.is_some()) {
                 // Statistics for the new indexes' expressions, so that the planner weighs them from the first query.
                 sqlx::query("ANALYZE objects").execute(&self.pool).await?;
             }
@@ -298,3 +480,7 @@ impl Schemas for PostgresStore {
         })
     }
 }
+
+#[cfg(test)]
+#[path = "schemas_tests.rs"]
+mod tests;
