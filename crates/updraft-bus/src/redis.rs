@@ -16,7 +16,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use futures_util::StreamExt;
 use futures_util::future::BoxFuture;
-use redis::aio::ConnectionManager;
+use redis::aio::{ConnectionManager, MultiplexedConnection};
 use tokio::sync::{mpsc, oneshot};
 use tokio_util::sync::{CancellationToken, DropGuard};
 
@@ -67,7 +67,6 @@ impl RedisBus {
         let reconnected = Arc::new(tokio::sync::Notify::new());
         let listener = Listener {
             client,
-            log: publisher.clone(),
             node: node.into(),
             local: local.clone(),
             subscribed: subscribed.clone(),
@@ -189,8 +188,6 @@ impl RedisBus {
 /// The node's one subscription, made again with backoff whenever it drops, until the bus is dropped.
 struct Listener {
     client: redis::Client,
-    /// Reads the gateways' logs to catch up after a reconnect.
-    log: ConnectionManager,
     node: Arc<str>,
     local: Node,
     subscribed: Arc<AtomicBool>,
@@ -276,10 +273,25 @@ impl Listener {
         Ok(())
     }
 
+    /// A connection of its own for reading the gateways' numbers and logs around a subscription: the shared
+    /// one may still be the one Redis dropped, and a command on it can wait for its reconnection.
+    async fn reader(&self) -> Result<MultiplexedConnection, BusError> {
+        timed(self.client.get_multiplexed_async_connection()).await?.map_err(unavailable)
+    }
+
+    /// Every gateway's latest number, within the bus's time bound.
+    async fn latest_numbers(&self, reader: &mut MultiplexedConnection) -> Result<HashMap<String, u64>, BusError> {
+        timed(redis_journal::latest_numbers(reader)).await?.map_err(unavailable)
+    }
+
     /// Before the first subscription: what each gateway has published so far came before this node, which a
     /// catch-up must not deliver.
     async fn remember_numbers(&self, heard: &mut HashMap<String, LastHeard>) {
-        match redis_journal::latest_numbers(&mut self.log.clone()).await {
+        let numbers = match self.reader().await {
+            Ok(mut reader) => self.latest_numbers(&mut reader).await,
+            Err(err) => Err(err),
+        };
+        match numbers {
             Ok(numbers) => {
                 for (gateway, latest) in numbers {
                     heard.entry(gateway).or_insert_with(|| LastHeard::new(Some(latest)));
@@ -294,33 +306,32 @@ impl Listener {
     /// so all it published was missed. Of the other gateways it only notes the latest number: they have no one
     /// here to deliver to.
     async fn catch_up(&self, heard: &mut HashMap<String, LastHeard>) {
-        let mut log = self.log.clone();
-        // The log's connection may still be the one Redis dropped: it connects again on the second try.
-        let numbers = match redis_journal::latest_numbers(&mut log).await {
-            Err(err) if err.is_connection_dropped() || err.is_io_error() => {
-                redis_journal::latest_numbers(&mut log).await
-            }
-            done => done,
+        let read = match self.reader().await {
+            Ok(mut reader) => self.latest_numbers(&mut reader).await.map(|numbers| (reader, numbers)),
+            Err(err) => Err(err),
         };
-        let numbers = match numbers {
-            Ok(numbers) => numbers,
+        let (mut reader, numbers) = match read {
+            Ok(read) => read,
             Err(err) => {
                 tracing::warn!(%err, "reading the gateways' numbers failed: nothing is caught up");
                 return;
             }
         };
         let served: HashSet<String> = (self.local.sockets)(None).into_iter().map(|socket| socket.gateway).collect();
-        for (gateway, latest) in numbers {
+        // A gateway heard but numbered no more: Redis lost its numbers (a restart without persistence), which
+        // start over.
+        let gone: Vec<String> = heard.keys().filter(|gateway| !numbers.contains_key(*gateway)).cloned().collect();
+        for (gateway, latest) in numbers.into_iter().chain(gone.into_iter().map(|gateway| (gateway, 0))) {
             let last = heard.entry(gateway.clone()).or_default();
             if !served.contains(&gateway) {
                 *last = LastHeard::new(Some(latest));
                 continue;
             }
             let read = match last.get() {
-                Some(after) => redis_journal::history(&mut log, &gateway, after).await,
-                None => redis_journal::whole_log(&mut log, &gateway, latest).await,
+                Some(after) => timed(redis_journal::history(&mut reader, &gateway, after)).await,
+                None => timed(redis_journal::whole_log(&mut reader, &gateway, latest)).await,
             };
-            last.catch_up(read.map_err(unavailable), "redis", &gateway, &self.local).await;
+            last.catch_up(read.and_then(|read| read.map_err(unavailable)), "redis", &gateway, &self.local).await;
         }
     }
 }

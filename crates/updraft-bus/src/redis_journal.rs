@@ -11,7 +11,7 @@
 use std::collections::HashMap;
 use std::time::Duration;
 
-use redis::aio::ConnectionManager;
+use redis::aio::ConnectionLike;
 
 use crate::{History, Publication, wire};
 
@@ -56,7 +56,7 @@ pub(crate) fn publish(channel: &str, publication: &Publication, message: &[u8]) 
 
 /// `gateway`'s messages after `since` that its log still holds, up to the latest number, or a gap.
 pub(crate) async fn history(
-    connection: &mut ConnectionManager,
+    connection: &mut (impl ConnectionLike + Send),
     gateway: &str,
     since: u64,
 ) -> redis::RedisResult<History> {
@@ -70,7 +70,7 @@ pub(crate) async fn history(
 
 /// `gateway`'s messages after `since` (0: all of them) that its log still holds, up to `latest`, or a gap.
 async fn read_log(
-    connection: &mut ConnectionManager,
+    connection: &mut (impl ConnectionLike + Send),
     gateway: &str,
     since: u64,
     latest: u64,
@@ -106,7 +106,9 @@ async fn read_log(
 }
 
 /// Every gateway's latest number, for the gateways that have published on this Redis.
-pub(crate) async fn latest_numbers(connection: &mut ConnectionManager) -> redis::RedisResult<HashMap<String, u64>> {
+pub(crate) async fn latest_numbers(
+    connection: &mut (impl ConnectionLike + Send),
+) -> redis::RedisResult<HashMap<String, u64>> {
     let mut keys = Vec::new();
     let mut cursor = 0u64;
     loop {
@@ -139,7 +141,7 @@ pub(crate) async fn latest_numbers(connection: &mut ConnectionManager) -> redis:
 /// What a node that had heard nothing of `gateway` (its numbering began after the node last subscribed) missed:
 /// everything its log holds, up to `latest`.
 pub(crate) async fn whole_log(
-    connection: &mut ConnectionManager,
+    connection: &mut (impl ConnectionLike + Send),
     gateway: &str,
     latest: u64,
 ) -> redis::RedisResult<History> {
