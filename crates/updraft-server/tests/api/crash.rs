@@ -79,6 +79,27 @@ async fn acknowledged_writes_survive_a_kill() {
     assert!(lost.is_empty(), "{} of {} acknowledged writes lost: {lost:?}", lost.len(), acknowledged.len());
 }
 
+/// An app made through the account API of the binary at `base`, with a webhook to `receiver_port` on its
+/// development backend; answers that backend.
+async fn app_with_webhook(client: &reqwest::Client, base: &str, receiver_port: u16) -> String {
+    let login = format!("grant_type=password&username={BINARY_EMAIL}&password={BINARY_PASSWORD}");
+    let token = json_of(client.post(format!("{base}/v1/account/auth/oauth2/token")).body(login)).await;
+    let access = token["access_token"].as_str().unwrap();
+    let app =
+        json_of(client.post(format!("{base}/v1/account/apps")).bearer_auth(access).body(r#"{"name":"hooks"}"#)).await;
+    let (backend, key) = (&app["environments"][0]["id"], &app["environments"][0]["masterKeys"][0]["key"]);
+    let (backend, key) = (backend.as_str().unwrap().to_owned(), key.as_str().unwrap());
+    let hook = json!({"url": format!("http://127.0.0.1:{receiver_port}/hook")}).to_string();
+    let res = (client.post(format!("{base}/v1/webhooks")).header("Enginio-Backend-Id", &backend))
+        .header("Enginio-Backend-MasterKey", key)
+        .body(hook)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::CREATED);
+    backend
+}
+
 /// Webhook deliveries of acknowledged writes survive a receiver outage and a kill: the receiver, down while
 /// the writes happen and the server is killed, gets every one once both are back. On PostgreSQL the killed
 /// node's claims hold their deliveries for the lease (`claim_lease`: the 1 s timeout plus 20 s), then the new
@@ -92,23 +113,7 @@ async fn webhook_deliveries_survive_an_outage_and_a_kill() {
     let fast_retries = ["--webhook-retry-base-ms", "100", "--webhook-timeout-secs", "1"];
     let mut server = start_binary(dir.path(), port, &fast_retries).await;
     let client = reqwest::Client::new();
-    let login = format!("grant_type=password&username={BINARY_EMAIL}&password={BINARY_PASSWORD}");
-    let token = json_of(client.post(format!("{base}/v1/account/auth/oauth2/token")).body(login)).await;
-    let access = token["access_token"].as_str().unwrap();
-    let app =
-        json_of(client.post(format!("{base}/v1/account/apps")).bearer_auth(access).body(r#"{"name":"hooks"}"#)).await;
-    let (backend, key) = (&app["environments"][0]["id"], &app["environments"][0]["masterKeys"][0]["key"]);
-    let (backend, key) = (backend.as_str().unwrap().to_owned(), key.as_str().unwrap().to_owned());
-    let hook = json!({"url": format!("http://127.0.0.1:{receiver_port}/hook")}).to_string();
-    let res = client
-        .post(format!("{base}/v1/webhooks"))
-        .header("Enginio-Backend-Id", &backend)
-        .header("Enginio-Backend-MasterKey", &key)
-        .body(hook)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(res.status(), StatusCode::CREATED);
+    let backend = app_with_webhook(&client, &base, receiver_port).await;
 
     let mut acknowledged = HashSet::new();
     for n in 0..60 {
@@ -160,21 +165,7 @@ async fn a_delivery_in_flight_at_a_kill_is_attempted_again() {
     let settings = ["--webhook-timeout-secs", "5", "--webhook-retry-base-ms", "100"];
     let mut server = start_binary(dir.path(), port, &settings).await;
     let client = reqwest::Client::new();
-    let login = format!("grant_type=password&username={BINARY_EMAIL}&password={BINARY_PASSWORD}");
-    let token = json_of(client.post(format!("{base}/v1/account/auth/oauth2/token")).body(login)).await;
-    let access = token["access_token"].as_str().unwrap();
-    let app =
-        json_of(client.post(format!("{base}/v1/account/apps")).bearer_auth(access).body(r#"{"name":"hooks"}"#)).await;
-    let (backend, key) = (&app["environments"][0]["id"], &app["environments"][0]["masterKeys"][0]["key"]);
-    let (backend, key) = (backend.as_str().unwrap().to_owned(), key.as_str().unwrap().to_owned());
-    let hook = json!({"url": format!("http://127.0.0.1:{receiver_port}/hook")}).to_string();
-    let res = (client.post(format!("{base}/v1/webhooks")).header("Enginio-Backend-Id", &backend))
-        .header("Enginio-Backend-MasterKey", &key)
-        .body(hook)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(res.status(), StatusCode::CREATED);
+    let backend = app_with_webhook(&client, &base, receiver_port).await;
     let res = (client.post(format!("{base}/v1/objects/todos")).header("Enginio-Backend-Id", &backend))
         .body(r#"{"title":"in flight"}"#)
         .send()

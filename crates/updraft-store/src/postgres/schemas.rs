@@ -46,10 +46,7 @@ pub(super) async fn create_key_index(
     object_type: &str,
     property: &str,
 ) -> Result<(), StoreError> {
-    let name = index_name("key");
-    let collection = collection_literal("", backend, object_type)?;
-    let terms = updraft_query::postgres::key_index_terms(property, "doc");
-    let ddl = format!("CREATE INDEX {name} ON objects ({terms}, created_ms, id) WHERE {collection}");
+    let Build { name, ddl, .. } = key_index(backend, object_type, property)?;
     sqlx::query(sqlx::AssertSqlSafe(ddl)).execute(&mut *tx).await?;
     sqlx::query("INSERT INTO property_indexes (backend, object_type, property, index_name) VALUES ($1, $2, $3, $4)")
         .bind(backend)
@@ -75,6 +72,15 @@ pub(super) struct Build {
     ddl: String,
     /// The key index of this property (recorded once built); `None` for a cascade's (recorded already).
     property: Option<String>,
+}
+
+/// The key index of `property` in a collection.
+fn key_index(backend: &str, object_type: &str, property: &str) -> Result<Build, StoreError> {
+    let name = index_name("key");
+    let collection = collection_literal("", backend, object_type)?;
+    let terms = updraft_query::postgres::key_index_terms(property, "doc");
+    let ddl = format!("CREATE INDEX {name} ON objects ({terms}, created_ms, id) WHERE {collection}");
+    Ok(Build { name, ddl, property: Some(property.to_owned()) })
 }
 
 /// Builds `builds` on `conn`, outside any transaction, recording each key index once built; a property whose
@@ -176,10 +182,21 @@ pub(super) async fn create_cascade(
     object_type: &str,
     cascade: &Cascade,
 ) -> Result<(), StoreError> {
+    let build = record_cascade(tx, backend, object_type, cascade).await?;
+    sqlx::query(sqlx::AssertSqlSafe(build.ddl)).execute(&mut *tx).await?;
+    Ok(())
+}
+
+/// Records a cascade (its rule applies from the commit); answers its index, to build.
+async fn record_cascade(
+    tx: &mut sqlx::PgConnection,
+    backend: &str,
+    object_type: &str,
+    cascade: &Cascade,
+) -> Result<Build, StoreError> {
     let name = index_name("ref");
     let collection = collection_literal("", backend, object_type)?;
     let ddl = format!("CREATE INDEX {name} ON objects ({}) WHERE {collection}", ref_id("doc", &cascade.property)?);
-    sqlx::query(sqlx::AssertSqlSafe(ddl)).execute(&mut *tx).await?;
     sqlx::query(
         "INSERT INTO ref_cascades (backend, object_type, property, target_type, index_name) VALUES ($1, $2, $3, $4, $5)",
     )
@@ -190,7 +207,7 @@ pub(super) async fn create_cascade(
     .bind(&name)
     .execute(&mut *tx)
     .await?;
-    Ok(())
+    Ok(Build { name, ddl, property: None })
 }
 
 async fn drop_cascades(tx: &mut sqlx::PgConnection, backend: &str, object_type: &str) -> Result<(), StoreError> {
@@ -281,13 +298,9 @@ async fn change_schema(
             .fetch_all(&mut *tx)
             .await?;
     drop_key_indexes(&mut tx, backend, object_type, indexed).await?;
-    let collection = collection_literal("", backend, object_type)?;
     let mut builds = Vec::new();
     for property in indexed.iter().filter(|p| !had.iter().any(|(h,)| h == *p)) {
-        let terms = updraft_query::postgres::key_index_terms(property, "doc");
-        let name = index_name("key");
-        let ddl = format!("CREATE INDEX {name} ON objects ({terms}, created_ms, id) WHERE {collection}");
-        builds.push(Build { name, ddl, property: Some(property.clone()) });
+        builds.push(key_index(backend, object_type, property)?);
     }
     builds.extend(change_cascades(&mut tx, backend, object_type, &rules.cascades).await?);
     // After every index DDL: DDL on `objects` waits for the writers in flight, which may be waiting on the row of
@@ -322,7 +335,6 @@ async fn change_cascades(
             .execute(&mut *tx)
             .await?;
     }
-    let collection = collection_literal("", backend, object_type)?;
     let mut builds = Vec::new();
     for cascade in wanted {
         match had.iter().find(|(p, _, _)| *p == cascade.property) {
@@ -338,25 +350,7 @@ async fn change_cascades(
                 .execute(&mut *tx)
                 .await?;
             }
-            None => {
-                let name = index_name("ref");
-                let ddl = format!(
-                    "CREATE INDEX {name} ON objects ({}) WHERE {collection}",
-                    ref_id("doc", &cascade.property)?
-                );
-                sqlx::query(
-                    "INSERT INTO ref_cascades (backend, object_type, property, target_type, index_name)
-                     VALUES ($1, $2, $3, $4, $5)",
-                )
-                .bind(backend)
-                .bind(object_type)
-                .bind(&cascade.property)
-                .bind(&cascade.target_type)
-                .bind(&name)
-                .execute(&mut *tx)
-                .await?;
-                builds.push(Build { name, ddl, property: None });
-            }
+            None => builds.push(record_cascade(tx, backend, object_type, cascade).await?),
         }
     }
     Ok(builds)
