@@ -289,3 +289,35 @@ async fn gets_what_was_published_meanwhile_once_it_is_back(engine: Engine) {
     tokio::time::sleep(Duration::from_millis(100)).await;
     assert_eq!(b_heard.lock().unwrap().len(), caught_up + 1, "nothing twice");
 }
+
+#[tokio::test]
+async fn a_ticket_is_taken_once_on_nats_whichever_node_takes_it() {
+    a_ticket_is_taken_once_whichever_node_takes_it(Engine::Nats).await;
+}
+
+#[tokio::test]
+async fn a_ticket_is_taken_once_on_redis_whichever_node_takes_it() {
+    a_ticket_is_taken_once_whichever_node_takes_it(Engine::Redis).await;
+}
+
+/// The issuing node may take its own ticket without reading it back (NATS); it still races the others fairly.
+async fn a_ticket_is_taken_once_whichever_node_takes_it(engine: Engine) {
+    let url = engine.url();
+    let ((a, _), (b, _)) = (node(engine, &url, "a").await, node(engine, &url, "b").await);
+    let expires_ms = u64::try_from(SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_millis()).unwrap();
+    for _ in 0..20 {
+        let ticket = SharedTicket {
+            gateway: unique("raced"),
+            tags: vec!["t".into()],
+            expires_ms: expires_ms + 60_000,
+            follows: None,
+        };
+        let id = unique("ticket");
+        a.share_ticket(&id, &ticket).await.unwrap();
+        let (here, there) = tokio::join!(a.take_ticket(&id), b.take_ticket(&id));
+        let mut taken = [here.unwrap(), there.unwrap()];
+        taken.sort_by_key(|taken| *taken == Redeemed::Taken(None));
+        assert_eq!(taken, [Redeemed::Taken(Some(ticket)), Redeemed::Taken(None)]);
+        assert_eq!(a.take_ticket(&id).await.unwrap(), Redeemed::Taken(None), "once");
+    }
+}

@@ -33,6 +33,9 @@ pub struct NatsBus {
     client: async_nats::Client,
     journal: Arc<Journal>,
     tickets: Bucket,
+    /// The tickets this node shared, with the revision their creation got, until taken or expired: taking one of
+    /// them here (the common case behind a load balancer that keeps a client on one node) needs no read.
+    issued: std::sync::Mutex<std::collections::HashMap<String, (u64, SharedTicket)>>,
     registry: NatsRegistry,
     pub(crate) interest: Interest,
     node: String,
@@ -87,7 +90,18 @@ impl NatsBus {
             stop.clone(),
         ));
         let node = node.to_owned();
-        Ok(NatsBus { client, journal, tickets, registry, interest, node, local, events, _stop: stop.drop_guard() })
+        Ok(NatsBus {
+            client,
+            journal,
+            tickets,
+            issued: std::sync::Mutex::default(),
+            registry,
+            interest,
+            node,
+            local,
+            events,
+            _stop: stop.drop_guard(),
+        })
     }
 }
 
@@ -115,18 +129,31 @@ impl Bus for NatsBus {
     fn share_ticket(&self, id: &str, ticket: &SharedTicket) -> BoxFuture<'_, Result<(), BusError>> {
         let key = id.to_owned();
         let value = bytes::Bytes::from(serde_json::to_vec(ticket).expect("a ticket serializes"));
+        let ticket = ticket.clone();
         Box::pin(async move {
             let create = |store: kv::Store| {
                 let (key, value) = (key.clone(), value.clone());
                 async move { store.create(key, value).await }
             };
-            timed(self.tickets.run(create)).await?.map(drop)
+            let revision = timed(self.tickets.run(create)).await??;
+            let mut issued = self.issued.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+            // Those nobody took go now and then (at most one pass per 256 tickets).
+            if issued.len() % 256 == 255 {
+                issued.retain(|_, (_, ticket)| !ticket.time_left().is_zero());
+            }
+            issued.insert(key, (revision, ticket));
+            Ok(())
         })
     }
 
     fn take_ticket(&self, id: &str) -> BoxFuture<'_, Result<Redeemed, BusError>> {
         let key = id.to_owned();
         Box::pin(async move {
+            let mine = self.issued.lock().unwrap_or_else(std::sync::PoisonError::into_inner).remove(&key);
+            if let Some((revision, ticket)) = mine {
+                let ticket = Some(ticket).filter(|ticket| !ticket.time_left().is_zero());
+                return self.claim(&key, revision, ticket).await;
+            }
             let read = |store: kv::Store| {
                 let key = key.clone();
                 async move { store.entry(key).await }
@@ -135,21 +162,7 @@ impl Bus for NatsBus {
             let Some(entry) = entry.filter(|entry| entry.operation == kv::Operation::Put) else {
                 return Ok(Redeemed::Taken(None));
             };
-            let ticket = SharedTicket::usable(&entry.value);
-            // Subscribed to its gateway before the socket opens (and before the ticket is spent, so that a failure
-            // here leaves it to be taken again).
-            if let Some(ticket) = &ticket {
-                timed(self.interest.want(&ticket.gateway)).await??;
-            }
-            // Only the taker whose delete names the revision it read succeeds: the ticket is taken once.
-            let claim = |store: kv::Store| {
-                let key = key.clone();
-                async move { store.delete_expect_revision(key, Some(entry.revision)).await }
-            };
-            if timed(self.tickets.run(claim)).await?.is_err() {
-                return Ok(Redeemed::Taken(None));
-            }
-            Ok(Redeemed::Taken(ticket))
+            self.claim(&key, entry.revision, SharedTicket::usable(&entry.value)).await
         })
     }
 
@@ -191,6 +204,25 @@ impl Bus for NatsBus {
             .await??;
             Ok(true)
         })
+    }
+}
+
+impl NatsBus {
+    /// Spends ticket `key` at `revision` (`ticket` is what it holds, if still usable), subscribed to its gateway
+    /// first: before the socket opens, and before the ticket is spent, so that a failure there leaves it to be
+    /// taken again. Only the taker whose delete names the revision succeeds: a ticket is taken once.
+    async fn claim(&self, key: &str, revision: u64, ticket: Option<SharedTicket>) -> Result<Redeemed, BusError> {
+        if let Some(ticket) = &ticket {
+            timed(self.interest.want(&ticket.gateway)).await??;
+        }
+        let claim = |store: kv::Store| {
+            let key = key.to_owned();
+            async move { store.delete_expect_revision(key, Some(revision)).await }
+        };
+        if timed(self.tickets.run(claim)).await?.is_err() {
+            return Ok(Redeemed::Taken(None));
+        }
+        Ok(Redeemed::Taken(ticket))
     }
 }
 
