@@ -35,7 +35,9 @@ pub struct NatsBus {
     tickets: Bucket,
     /// The tickets this node shared, with the revision their creation got, until taken or expired: taking one of
     /// them here (the common case behind a load balancer that keeps a client on one node) needs no read.
-    issued: std::sync::Mutex<std::collections::HashMap<String, (u64, SharedTicket)>>,
+    /// Each holds the bytes the bucket got (no copy), and the map shrinks as it empties, so a burst of tickets
+    /// leaves no table behind.
+    issued: std::sync::Mutex<std::collections::HashMap<String, (u64, bytes::Bytes)>>,
     registry: NatsRegistry,
     pub(crate) interest: Interest,
     node: String,
@@ -129,7 +131,6 @@ impl Bus for NatsBus {
     fn share_ticket(&self, id: &str, ticket: &SharedTicket) -> BoxFuture<'_, Result<(), BusError>> {
         let key = id.to_owned();
         let value = bytes::Bytes::from(serde_json::to_vec(ticket).expect("a ticket serializes"));
-        let ticket = ticket.clone();
         Box::pin(async move {
             let create = |store: kv::Store| {
                 let (key, value) = (key.clone(), value.clone());
@@ -139,9 +140,9 @@ impl Bus for NatsBus {
             let mut issued = self.issued.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
             // Those nobody took go now and then (at most one pass per 256 tickets).
             if issued.len() % 256 == 255 {
-                issued.retain(|_, (_, ticket)| !ticket.time_left().is_zero());
+                issued.retain(|_, (_, value)| SharedTicket::usable(value).is_some());
             }
-            issued.insert(key, (revision, ticket));
+            issued.insert(key, (revision, value));
             Ok(())
         })
     }
@@ -149,10 +150,17 @@ impl Bus for NatsBus {
     fn take_ticket(&self, id: &str) -> BoxFuture<'_, Result<Redeemed, BusError>> {
         let key = id.to_owned();
         Box::pin(async move {
-            let mine = self.issued.lock().unwrap_or_else(std::sync::PoisonError::into_inner).remove(&key);
-            if let Some((revision, ticket)) = mine {
-                let ticket = Some(ticket).filter(|ticket| !ticket.time_left().is_zero());
-                return self.claim(&key, revision, ticket).await;
+            let mine = {
+                let mut issued = self.issued.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+                let mine = issued.remove(&key);
+                let left = issued.len();
+                if issued.capacity() > 64 && left < issued.capacity() / 4 {
+                    issued.shrink_to(left * 2);
+                }
+                mine
+            };
+            if let Some((revision, value)) = mine {
+                return self.claim(&key, revision, SharedTicket::usable(&value)).await;
             }
             let read = |store: kv::Store| {
                 let key = key.clone();
