@@ -271,6 +271,40 @@ async fn lock_collection(tx: &mut sqlx::PgConnection, backend: &str, object_type
     Ok(())
 }
 
+/// A schema change whole: its transaction, then its index builds, under the collection's schema lock.
+async fn change_and_build(
+    pool: &sqlx::PgPool,
+    catalog: &super::catalog::Catalog,
+    backend: &str,
+    object_type: &str,
+    schema: &Value,
+    rules: &SchemaRules,
+) -> Result<(), StoreError> {
+    let mut conn = pool.acquire().await?;
+    let key = "hashtextextended('schema:' || $1 || ':' || $2, 0)";
+    let lock = format!("SELECT pg_advisory_lock({key})");
+    sqlx::query(sqlx::AssertSqlSafe(lock)).bind(backend).bind(object_type).execute(&mut *conn).await?;
+    let changed = change_schema(&mut conn, backend, object_type, schema, rules).await;
+    catalog.forget();
+    let built = match &changed {
+        Ok(builds) => build_indexes(&mut conn, backend, object_type, builds).await,
+        Err(_) => Ok(()),
+    };
+    let unlock = format!("SELECT pg_advisory_unlock({key})");
+    if sqlx::query(sqlx::AssertSqlSafe(unlock)).bind(backend).bind(object_type).execute(&mut *conn).await.is_err() {
+        // The lock is the session's: the session must end rather than go back to the pool holding it.
+        conn.close_on_drop();
+    }
+    let builds = changed?;
+    built?;
+    catalog.forget();
+    if builds.iter().any(|build| build.property.is_some()) {
+        // Statistics for the new indexes' expressions, so that the planner weighs them from the first query.
+        sqlx::query("ANALYZE objects").execute(pool).await?;
+    }
+    Ok(())
+}
+
 /// The transaction of a schema change: the schema, the key indexes and cascades that go, the cascades' rules
 /// and the search rows. Answers the indexes to build once it committed.
 async fn change_schema(
@@ -374,35 +408,14 @@ impl Schemas for PostgresStore {
             {
                 return Err(StoreError::Invalid { message: "invalid name in schema".into(), property: None });
             }
-            let mut conn = self.pool.acquire().await?;
-            let key = "hashtextextended('schema:' || $1 || ':' || $2, 0)";
-            let lock = format!("SELECT pg_advisory_lock({key})");
-            sqlx::query(sqlx::AssertSqlSafe(lock)).bind(backend).bind(object_type).execute(&mut *conn).await?;
-            let changed = change_schema(&mut conn, backend, object_type, &schema, rules).await;
-            self.catalog.forget();
-            let built = match &changed {
-                Ok(builds) => build_indexes(&mut conn, backend, object_type, builds).await,
-                Err(_) => Ok(()),
-            };
-            let unlock = format!("SELECT pg_advisory_unlock({key})");
-            if sqlx::query(sqlx::AssertSqlSafe(unlock))
-                .bind(backend)
-                .bind(object_type)
-                .execute(&mut *conn)
-                .await
-                .is_err()
-            {
-                // The lock is the session's: the session must end rather than go back to the pool holding it.
-                conn.close_on_drop();
-            }
-            let builds = changed?;
-            built?;
-            self.catalog.forget();
-            if builds.iter().any(|build| build.property.is_some()) {
-                // Statistics for the new indexes' expressions, so that the planner weighs them from the first query.
-                sqlx::query("ANALYZE objects").execute(&self.pool).await?;
-            }
-            Ok(())
+            // Its own task: a caller that goes away (a client that hangs up) must not leave the session's lock held
+            // by a pooled connection, nor a build half done.
+            let (pool, catalog) = (self.pool.clone(), self.catalog.clone());
+            let (backend, object_type, rules) = (backend.to_owned(), object_type.to_owned(), rules.clone());
+            let changing = tokio::spawn(async move {
+                change_and_build(&pool, &catalog, &backend, &object_type, &schema, &rules).await
+            });
+            changing.await.map_err(|err| StoreError::Database(format!("a schema change failed: {err}")))?
         })
     }
 
