@@ -79,11 +79,15 @@ pub(crate) async fn heard_within(heard: &Heard, count: usize) -> Vec<(String, Op
     heard.lock().unwrap().clone()
 }
 
+/// A ticket for a socket of `gateway` with `tags`, good for a minute.
+fn ticket(gateway: &str, tags: Vec<String>) -> SharedTicket {
+    let now_ms = u64::try_from(SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_millis()).unwrap();
+    SharedTicket { gateway: gateway.into(), tags, expires_ms: now_ms + 60_000, follows: None }
+}
+
 /// Subscribes `bus` to `gateway`, as taking a socket's ticket does; answers the ticket's id.
 pub(crate) async fn hold(issuer: &dyn Bus, bus: &dyn Bus, gateway: &str) -> String {
-    let expires_ms = u64::try_from(SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_millis()).unwrap();
-    let ticket =
-        SharedTicket { gateway: gateway.into(), tags: Vec::new(), expires_ms: expires_ms + 60_000, follows: None };
+    let ticket = ticket(gateway, Vec::new());
     let id = unique("ticket");
     issuer.share_ticket(&id, &ticket).await.unwrap();
     assert_eq!(bus.take_ticket(&id).await.unwrap(), Redeemed::Taken(Some(ticket)));
@@ -304,14 +308,8 @@ async fn a_ticket_is_taken_once_on_redis_whichever_node_takes_it() {
 async fn a_ticket_is_taken_once_whichever_node_takes_it(engine: Engine) {
     let url = engine.url();
     let ((a, _), (b, _)) = (node(engine, &url, "a").await, node(engine, &url, "b").await);
-    let expires_ms = u64::try_from(SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_millis()).unwrap();
     for _ in 0..20 {
-        let ticket = SharedTicket {
-            gateway: unique("raced"),
-            tags: vec!["t".into()],
-            expires_ms: expires_ms + 60_000,
-            follows: None,
-        };
+        let ticket = ticket(&unique("raced"), vec!["t".into()]);
         let id = unique("ticket");
         a.share_ticket(&id, &ticket).await.unwrap();
         let (here, there) = tokio::join!(a.take_ticket(&id), b.take_ticket(&id));

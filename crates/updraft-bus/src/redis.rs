@@ -279,20 +279,19 @@ impl Listener {
         timed(self.client.get_multiplexed_async_connection()).await?.map_err(unavailable)
     }
 
-    /// Every gateway's latest number, within the bus's time bound.
-    async fn latest_numbers(&self, reader: &mut MultiplexedConnection) -> Result<HashMap<String, u64>, BusError> {
-        timed(redis_journal::latest_numbers(reader)).await?.map_err(unavailable)
+    /// Every gateway's latest number, within the bus's time bound, read on a new [`Listener::reader`], which is
+    /// answered too for the reads that follow.
+    async fn latest_numbers(&self) -> Result<(MultiplexedConnection, HashMap<String, u64>), BusError> {
+        let mut reader = self.reader().await?;
+        let numbers = timed(redis_journal::latest_numbers(&mut reader)).await?.map_err(unavailable)?;
+        Ok((reader, numbers))
     }
 
     /// Before the first subscription: what each gateway has published so far came before this node, which a
     /// catch-up must not deliver.
     async fn remember_numbers(&self, heard: &mut HashMap<String, LastHeard>) {
-        let numbers = match self.reader().await {
-            Ok(mut reader) => self.latest_numbers(&mut reader).await,
-            Err(err) => Err(err),
-        };
-        match numbers {
-            Ok(numbers) => {
+        match self.latest_numbers().await {
+            Ok((_, numbers)) => {
                 for (gateway, latest) in numbers {
                     heard.entry(gateway).or_insert_with(|| LastHeard::new(Some(latest)));
                 }
@@ -306,11 +305,7 @@ impl Listener {
     /// so all it published was missed. Of the other gateways it only notes the latest number: they have no one
     /// here to deliver to.
     async fn catch_up(&self, heard: &mut HashMap<String, LastHeard>) {
-        let read = match self.reader().await {
-            Ok(mut reader) => self.latest_numbers(&mut reader).await.map(|numbers| (reader, numbers)),
-            Err(err) => Err(err),
-        };
-        let (mut reader, numbers) = match read {
+        let (mut reader, numbers) = match self.latest_numbers().await {
             Ok(read) => read,
             Err(err) => {
                 tracing::warn!(%err, "reading the gateways' numbers failed: nothing is caught up");

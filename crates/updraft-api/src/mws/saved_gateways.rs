@@ -60,7 +60,7 @@ pub async fn load(
     import_file(store, former_file).await?;
     let saved = store.saved_gateways().await?;
     for gateway in saved.iter().filter(|g| g.id != DEFAULT_GATEWAY) {
-        gateways.upsert(&gateway.id, config_of(gateway, default_eds_uri).map_err(anyhow::Error::msg)?);
+        apply(gateways, gateway, default_eds_uri)?;
     }
     Ok(saved.len())
 }

@@ -261,9 +261,13 @@ pub(super) async fn forget_backend(tx: &mut sqlx::PgConnection, backend: &str) -
     super::search::forget_backend(tx, backend).await
 }
 
+/// The advisory lock key of one collection's schema ($1 backend, $2 object type): schema DDL made by any node
+/// takes turns with the others', whether it holds the lock for a transaction or for a session.
+const SCHEMA_LOCK: &str = "hashtextextended('schema:' || $1 || ':' || $2, 0)";
+
 /// Schema DDL of one collection, made by any node, takes turns with the others'.
 async fn lock_collection(tx: &mut sqlx::PgConnection, backend: &str, object_type: &str) -> Result<(), StoreError> {
-    sqlx::query("SELECT pg_advisory_xact_lock(hashtextextended('schema:' || $1 || ':' || $2, 0))")
+    sqlx::query(sqlx::AssertSqlSafe(format!("SELECT pg_advisory_xact_lock({SCHEMA_LOCK})")))
         .bind(backend)
         .bind(object_type)
         .execute(&mut *tx)
@@ -281,8 +285,7 @@ async fn change_and_build(
     rules: &SchemaRules,
 ) -> Result<(), StoreError> {
     let mut conn = pool.acquire().await?;
-    let key = "hashtextextended('schema:' || $1 || ':' || $2, 0)";
-    let lock = format!("SELECT pg_advisory_lock({key})");
+    let lock = format!("SELECT pg_advisory_lock({SCHEMA_LOCK})");
     sqlx::query(sqlx::AssertSqlSafe(lock)).bind(backend).bind(object_type).execute(&mut *conn).await?;
     let changed = change_schema(&mut conn, backend, object_type, schema, rules).await;
     catalog.forget();
@@ -290,7 +293,7 @@ async fn change_and_build(
         Ok(builds) => build_indexes(&mut conn, backend, object_type, builds).await,
         Err(_) => Ok(()),
     };
-    let unlock = format!("SELECT pg_advisory_unlock({key})");
+    let unlock = format!("SELECT pg_advisory_unlock({SCHEMA_LOCK})");
     if sqlx::query(sqlx::AssertSqlSafe(unlock)).bind(backend).bind(object_type).execute(&mut *conn).await.is_err() {
         // The lock is the session's: the session must end rather than go back to the pool holding it.
         conn.close_on_drop();
