@@ -21,31 +21,34 @@ macro_rules! make_error_codes {
         }
 
         impl Code {
-            fn status(self) -> StatusCode {
+            /// Every code, in the table's order: the API reference lists them.
+            pub const ALL: &[Code] = &[$(Code::$code,)*];
+
+            pub fn status(self) -> StatusCode {
                 match self {
                     $(Code::$code => StatusCode::$status,)*
                 }
             }
 
-            fn reason(self) -> &'static str {
+            pub fn reason(self) -> &'static str {
                 match self {
                     $(Code::$code => $reason,)*
                 }
             }
 
-            fn eds_status(self) -> StatusCode {
+            pub fn eds_status(self) -> StatusCode {
                 match self {
                     $(Code::$code => StatusCode::$eds_status,)*
                 }
             }
 
-            fn eds_reason(self) -> &'static str {
+            pub fn eds_reason(self) -> &'static str {
                 match self {
                     $(Code::$code => $eds_reason,)*
                 }
             }
 
-            fn default_message(self) -> &'static str {
+            pub fn default_message(self) -> &'static str {
                 match self {
                     $(Code::$code => $message,)*
                 }

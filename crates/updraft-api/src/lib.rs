@@ -11,6 +11,7 @@ pub mod eds;
 pub mod error;
 mod mar;
 pub mod mws;
+pub mod openapi;
 pub mod passwords;
 
 use std::ops::Deref;
@@ -22,6 +23,7 @@ use updraft_gateway::{ConnectionConfig, Gateways, SocketId};
 use updraft_store::{Groups, Schemas, Store, Tenants, Users};
 
 pub use mar::serve_app;
+pub use openapi::ApiRouter;
 
 #[derive(Debug, Clone, Copy)]
 pub struct Limits {
@@ -166,12 +168,16 @@ impl ApiState {
     }
 }
 
-/// Every route of the API, with WebSocket handshakes taken before routing and CORS around all.
-pub fn router(state: ApiState) -> Router {
+/// Every route of the API, with WebSocket handshakes taken before routing and CORS around all, behind the
+/// server's own routes (`server`: health and metrics, matched first whatever the host); `/openapi.json` documents
+/// them all.
+pub fn router(state: ApiState, server: ApiRouter) -> Router {
     let intercepted = state.clone();
-    let routes = mws::routes()
-        .merge(eds::routes())
-        .merge(mar::routes())
+    let (server, server_reference) = server.split_for_parts();
+    let (routes, mut reference) = mws::routes().merge(eds::routes()).merge(mar::routes()).split_for_parts();
+    reference.merge(server_reference);
+    let routes = routes
+        .merge(openapi::routes(openapi::document(reference)))
         .fallback(|req: axum::extract::Request| async move { not_found(&req) })
         .method_not_allowed_fallback(|req: axum::extract::Request| async move {
             let err = error::ApiError::new(error::Code::MethodNotAllowed);
@@ -179,7 +185,7 @@ pub fn router(state: ApiState) -> Router {
         })
         .with_state(state.clone());
     // Layers on a router with only a fallback see every request, before any route matches.
-    Router::new()
+    let api = Router::new()
         .fallback_service(routes)
         .layer(axum::middleware::from_fn_with_state(state.clone(), mws::upgrade::intercept))
         .layer(axum::middleware::map_request(move |req: axum::extract::Request| {
@@ -190,7 +196,8 @@ pub fn router(state: ApiState) -> Router {
             std::future::ready(body::with_deadline(req, deadline))
         }))
         .layer(axum::middleware::from_fn(cors::cors))
-        .layer(axum::middleware::from_fn_with_state(intercepted, mar::intercept))
+        .layer(axum::middleware::from_fn_with_state(intercepted.clone(), mar::intercept));
+    server.with_state(intercepted).fallback_service(api)
 }
 
 /// An unknown path, answered in the error form of the service it would belong to.

@@ -8,7 +8,6 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, format_err};
 use axum::Router;
 use axum::extract::Request;
-use axum::response::IntoResponse;
 use axum::routing::get;
 use tokio::net::TcpListener;
 use tower::Layer;
@@ -510,37 +509,8 @@ fn router(
     state: ApiState,
     metrics: &'static metrics_exporter_prometheus::PrometheusHandle,
 ) -> Router {
-    let (bus, changes) = (state.bus.clone(), state.changes.clone());
-    let mut router = Router::new()
-        .route("/healthz", get(|| async { axum::Json(serde_json::json!({"status": "ok"})).into_response() }))
-        .route("/readyz", get(move || std::future::ready(readiness(bus.as_ref(), changes.as_ref()))));
-    // On the main listener /metrics exists only for the holder of the metrics token; without one it is
-    // an unknown path (404) like any other, so it tells an anonymous caller nothing.
-    if let Some(token) = settings.metrics_token.clone() {
-        router = router.route(
-            "/metrics",
-            get(move |headers: axum::http::HeaderMap| async move {
-                match telemetry::metrics_token_error(&headers, &token) {
-                    Some(err) => err.into_response(),
-                    None => telemetry::render(metrics).into_response(),
-                }
-            }),
-        );
-    }
-    router.fallback_service(updraft_api::router(state)).layer(axum::middleware::from_fn(telemetry::observe_request))
-}
-
-/// Ready while the node hears the other nodes and the shared database: a load balancer stops sending it clients
-/// while either is away.
-fn readiness(bus: &dyn Bus, changes: &dyn updraft_store::Changes) -> axum::response::Response {
-    let state = |up: bool| if up { "connected" } else { "disconnected" };
-    let (bus, database) = (bus.ready(), changes.following());
-    if bus && database {
-        axum::Json(serde_json::json!({"status": "ok"})).into_response()
-    } else {
-        let body = serde_json::json!({"status": "unavailable", "bus": state(bus), "database": state(database)});
-        (axum::http::StatusCode::SERVICE_UNAVAILABLE, axum::Json(body)).into_response()
-    }
+    let server = crate::health::routes(settings.metrics_token.clone(), metrics);
+    updraft_api::router(state, server).layer(axum::middleware::from_fn(telemetry::observe_request))
 }
 
 /// `--metrics-listen`: its address, listener and router.

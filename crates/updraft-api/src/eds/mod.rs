@@ -21,11 +21,11 @@ mod usergroups;
 mod users;
 mod webhooks;
 
-use axum::Router;
 use updraft_store::{AccessDefaults, Acl, Subject};
 
 use crate::ApiState;
 use crate::error::EdsError;
+use crate::openapi::ApiRouter;
 
 pub use account::{AccountLogin, warn_open_backends};
 pub(crate) use account::{account_token, app_json, is_account_token, personal_token};
@@ -40,18 +40,18 @@ use tokens::{
     token_subject, user_subject,
 };
 
-pub fn routes() -> Router<ApiState> {
-    Router::new()
-        .merge(account::routes())
-        .merge(oauth::routes())
-        .merge(objects::routes())
-        .merge(files::routes())
-        .merge(access::routes())
-        .merge(schemas::routes())
-        .merge(search::routes())
-        .merge(usergroups::routes())
+pub(crate) fn routes() -> ApiRouter {
+    ApiRouter::new()
+        .merge(account::routes().into())
+        .merge(oauth::routes().into())
+        .merge(objects::routes().into())
+        .merge(files::routes().into())
+        .merge(access::routes().into())
+        .merge(schemas::routes().into())
+        .merge(search::routes().into())
+        .merge(usergroups::routes().into())
         .merge(webhooks::routes())
-        .merge(stream::routes())
+        .merge(stream::routes().into())
 }
 
 /// The ACL template of new objects, users and usergroups of a type without a schema template: in an `open`

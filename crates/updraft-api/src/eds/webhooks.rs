@@ -4,29 +4,95 @@
 
 use std::time::{Duration, UNIX_EPOCH};
 
+use axum::Json;
 use axum::body::Body;
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
-use axum::{Json, Router};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
 use updraft_core::timestamp;
 use updraft_store::{Backend, ChangeEvent, Delivery, USERGROUPS, USERS, Webhook, WebhookSpec};
+use utoipa::{IntoParams, ToSchema};
+use utoipa_axum::routes;
 
 use super::{backend_of, token_subject};
 use crate::ApiState;
 use crate::auth::{self, Credentials};
 use crate::body::read_json;
 use crate::error::{ApiError, Code, EdsError};
+use crate::openapi::{ApiRouter, tag};
 
-pub(super) fn routes() -> Router<ApiState> {
-    Router::new()
-        .route("/v1/webhooks", get(list).post(create))
-        .route("/v1/webhooks/{id}", get(show).put(replace).delete(remove))
-        .route("/v1/webhooks/{id}/deliveries", get(deliveries))
-        .route("/v1/webhooks/{id}/deliveries/{delivery}/redeliver", post(redeliver))
+pub(super) fn routes() -> ApiRouter {
+    ApiRouter::new()
+        .routes(routes!(list, create))
+        .routes(routes!(show, replace, remove))
+        .routes(routes!(deliveries))
+        .routes(routes!(redeliver))
+}
+
+/// A webhook as sent: `url` and what it fires on.
+#[derive(Deserialize, ToSchema)]
+#[allow(dead_code, reason = "read by hand in `spec_from`, for its errors; this is its schema")]
+struct WebhookSpecWire {
+    /// Where deliveries are POSTed: `http` or `https`, checked against the outbound rules (no private
+    /// addresses unless allowed).
+    #[schema(max_length = 2048)]
+    url: String,
+    /// Object types it fires on (`todos` or `objects.todos`, `users`, `usergroups`); none or empty is all.
+    #[serde(rename = "objectTypes")]
+    object_types: Option<Vec<String>>,
+    /// Of `create`, `update`, `delete`; none or empty is all.
+    events: Option<Vec<String>>,
+    /// Extra headers each delivery carries, at most 32; not `X-Updraft-*` nor the framing headers.
+    headers: Option<std::collections::BTreeMap<String, String>>,
+}
+
+/// A webhook: its spec, and the secret that signs its deliveries (`X-Updraft-Signature`).
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+struct WebhookWire {
+    id: String,
+    url: String,
+    object_types: Vec<String>,
+    events: Vec<&'static str>,
+    headers: Map<String, Value>,
+    /// The HMAC-SHA256 key of the `X-Updraft-Signature` header of each delivery.
+    secret: String,
+    created_at: String,
+    updated_at: String,
+}
+
+/// One delivery of one change to one webhook.
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+struct DeliveryWire {
+    id: String,
+    webhook_id: String,
+    /// The change's number in the backend's change log.
+    event_id: String,
+    object_id: String,
+    /// `pending`, `delivered` or `failed` (given up after the last retry).
+    status: &'static str,
+    attempts: u32,
+    /// When a pending delivery is tried next.
+    next_attempt_at: Option<String>,
+    created_at: String,
+    finished_at: Option<String>,
+    /// The HTTP status of the last attempt.
+    last_status: Option<u16>,
+    /// Why the last attempt failed, when it did without a status.
+    last_error: Option<String>,
+}
+
+#[derive(Serialize, ToSchema)]
+struct Webhooks {
+    results: Vec<WebhookWire>,
+}
+
+#[derive(Serialize, ToSchema)]
+struct Deliveries {
+    results: Vec<DeliveryWire>,
 }
 
 /// Headers a webhook may not set: they frame or sign the delivery.
@@ -140,47 +206,56 @@ fn time(ms: i64) -> String {
     timestamp::format(UNIX_EPOCH + Duration::from_millis(ms.max(0) as u64))
 }
 
-fn webhook_json(webhook: &Webhook) -> Value {
-    let headers: Map<String, Value> =
-        webhook.spec.headers.iter().map(|(name, value)| (name.clone(), Value::String(value.clone()))).collect();
-    json!({
-        "id": webhook.id,
-        "url": webhook.spec.url,
-        "objectTypes": webhook.spec.object_types,
-        "events": webhook.spec.events.iter().map(|event| event.name()).collect::<Vec<_>>(),
-        "headers": headers,
-        "secret": webhook.secret,
-        "createdAt": time(webhook.created_ms),
-        "updatedAt": time(webhook.updated_ms),
-    })
+fn webhook_json(webhook: &Webhook) -> WebhookWire {
+    WebhookWire {
+        id: webhook.id.clone(),
+        url: webhook.spec.url.clone(),
+        object_types: webhook.spec.object_types.clone(),
+        events: webhook.spec.events.iter().map(|event| event.name()).collect(),
+        headers: webhook
+            .spec
+            .headers
+            .iter()
+            .map(|(name, value)| (name.clone(), Value::String(value.clone())))
+            .collect(),
+        secret: webhook.secret.clone(),
+        created_at: time(webhook.created_ms),
+        updated_at: time(webhook.updated_ms),
+    }
 }
 
-fn delivery_json(delivery: &Delivery) -> Value {
-    json!({
-        "id": delivery.id.to_string(),
-        "webhookId": delivery.webhook_id,
-        "eventId": delivery.seq.to_string(),
-        "objectId": delivery.object_id,
-        "status": delivery.status.name(),
-        "attempts": delivery.attempts,
-        "nextAttemptAt": (delivery.status == updraft_store::DeliveryStatus::Pending).then(|| time(delivery.next_ms)),
-        "createdAt": time(delivery.created_ms),
-        "finishedAt": delivery.finished_ms.map(time),
-        "lastStatus": delivery.last_status,
-        "lastError": delivery.last_error,
-    })
+fn delivery_json(delivery: &Delivery) -> DeliveryWire {
+    DeliveryWire {
+        id: delivery.id.to_string(),
+        webhook_id: delivery.webhook_id.clone(),
+        event_id: delivery.seq.to_string(),
+        object_id: delivery.object_id.clone(),
+        status: delivery.status.name(),
+        attempts: delivery.attempts,
+        next_attempt_at: (delivery.status == updraft_store::DeliveryStatus::Pending).then(|| time(delivery.next_ms)),
+        created_at: time(delivery.created_ms),
+        finished_at: delivery.finished_ms.map(time),
+        last_status: delivery.last_status,
+        last_error: delivery.last_error.clone(),
+    }
 }
 
 fn not_found() -> EdsError {
     ApiError::with_message(Code::NotFound, "Webhook not found").into()
 }
 
+/// The backend's webhooks.
+#[utoipa::path(get, path = "/v1/webhooks", tag = tag::WEBHOOKS, security(("backendId" = [], "masterKey" = []), ("backendId" = [], "instanceSecret" = []), ("backendId" = [], "accountToken" = [])),
+    responses((status = 200, body = Webhooks)))]
 async fn list(State(state): State<ApiState>, headers: HeaderMap) -> Result<Response, EdsError> {
     let backend = managed_backend(&state, &headers).await?;
     let webhooks = state.webhooks.webhooks(&backend.id).await?;
-    Ok(Json(json!({ "results": webhooks.iter().map(webhook_json).collect::<Vec<_>>() })).into_response())
+    Ok(Json(Webhooks { results: webhooks.iter().map(webhook_json).collect() }).into_response())
 }
 
+/// Creates a webhook; its answer holds the secret that signs its deliveries.
+#[utoipa::path(post, path = "/v1/webhooks", tag = tag::WEBHOOKS, security(("backendId" = [], "masterKey" = []), ("backendId" = [], "instanceSecret" = []), ("backendId" = [], "accountToken" = [])),
+    request_body = WebhookSpecWire, responses((status = 201, body = WebhookWire)))]
 async fn create(State(state): State<ApiState>, headers: HeaderMap, body: Body) -> Result<Response, EdsError> {
     let backend = managed_backend(&state, &headers).await?;
     let spec = spec_from(&state, read_json(body, state.limits.max_body_bytes).await?).await?;
@@ -189,12 +264,18 @@ async fn create(State(state): State<ApiState>, headers: HeaderMap, body: Body) -
     Ok((StatusCode::CREATED, Json(webhook_json(&webhook))).into_response())
 }
 
+/// One webhook.
+#[utoipa::path(get, path = "/v1/webhooks/{id}", tag = tag::WEBHOOKS, security(("backendId" = [], "masterKey" = []), ("backendId" = [], "instanceSecret" = []), ("backendId" = [], "accountToken" = [])),
+    responses((status = 200, body = WebhookWire)))]
 async fn show(State(state): State<ApiState>, headers: HeaderMap, Path(id): Path<String>) -> Result<Response, EdsError> {
     let backend = managed_backend(&state, &headers).await?;
     let webhook = state.webhooks.webhook(&backend.id, &id).await?.ok_or_else(not_found)?;
     Ok(Json(webhook_json(&webhook)).into_response())
 }
 
+/// Replaces a webhook's spec (its secret stays).
+#[utoipa::path(put, path = "/v1/webhooks/{id}", tag = tag::WEBHOOKS, security(("backendId" = [], "masterKey" = []), ("backendId" = [], "instanceSecret" = []), ("backendId" = [], "accountToken" = [])),
+    request_body = WebhookSpecWire, responses((status = 200, body = WebhookWire)))]
 async fn replace(
     State(state): State<ApiState>,
     headers: HeaderMap,
@@ -207,6 +288,9 @@ async fn replace(
     Ok(Json(webhook_json(&webhook)).into_response())
 }
 
+/// Deletes a webhook and its pending deliveries.
+#[utoipa::path(delete, path = "/v1/webhooks/{id}", tag = tag::WEBHOOKS, security(("backendId" = [], "masterKey" = []), ("backendId" = [], "instanceSecret" = []), ("backendId" = [], "accountToken" = [])),
+    responses((status = 200, description = "Deleted: `{}`", body = Object)))]
 async fn remove(
     State(state): State<ApiState>,
     headers: HeaderMap,
@@ -219,12 +303,17 @@ async fn remove(
     Ok(Json(json!({})).into_response())
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 struct Window {
+    /// At most this many, newest first: 1 to 1000, 100 if not given.
     limit: Option<u32>,
     offset: Option<u32>,
 }
 
+/// A webhook's deliveries, newest first, with their attempts and when the next one is due.
+#[utoipa::path(get, path = "/v1/webhooks/{id}/deliveries", tag = tag::WEBHOOKS, security(("backendId" = [], "masterKey" = []), ("backendId" = [], "instanceSecret" = []), ("backendId" = [], "accountToken" = [])),
+    params(Window), responses((status = 200, body = Deliveries)))]
 async fn deliveries(
     State(state): State<ApiState>,
     headers: HeaderMap,
@@ -235,9 +324,12 @@ async fn deliveries(
     state.webhooks.webhook(&backend.id, &id).await?.ok_or_else(not_found)?;
     let limit = window.limit.unwrap_or(100).clamp(1, 1000);
     let found = state.webhooks.deliveries(&backend.id, &id, limit, window.offset.unwrap_or(0)).await?;
-    Ok(Json(json!({ "results": found.iter().map(delivery_json).collect::<Vec<_>>() })).into_response())
+    Ok(Json(Deliveries { results: found.iter().map(delivery_json).collect() }).into_response())
 }
 
+/// Delivers a change to a webhook again, as a new delivery.
+#[utoipa::path(post, path = "/v1/webhooks/{id}/deliveries/{delivery}/redeliver", tag = tag::WEBHOOKS,
+    security(("backendId" = [], "masterKey" = []), ("backendId" = [], "instanceSecret" = []), ("backendId" = [], "accountToken" = [])), responses((status = 200, body = DeliveryWire)))]
 async fn redeliver(
     State(state): State<ApiState>,
     headers: HeaderMap,

@@ -16,7 +16,6 @@ mod platform;
 mod releases;
 pub(crate) mod router;
 
-use axum::Router;
 use axum::http::HeaderMap;
 use std::sync::Arc;
 use updraft_runtime::Runtime;
@@ -29,13 +28,14 @@ pub(crate) use authorizations::platform_user;
 pub(crate) use router::intercept;
 pub use router::serve_app;
 
-pub(crate) fn routes() -> Router<ApiState> {
+pub(crate) fn routes() -> crate::openapi::ApiRouter {
     platform::routes()
         .merge(apps::routes())
         .merge(domains::routes())
         .merge(databases::routes())
         .merge(authorizations::routes())
         .merge(releases::routes())
+        .into()
 }
 
 /// The runtime, or 404 where this server runs none.

@@ -30,7 +30,7 @@ use crate::body::read_json;
 use crate::eds::Sessions;
 use crate::error::{ApiError, Code};
 
-pub fn routes() -> Router<ApiState> {
+pub(crate) fn routes() -> crate::openapi::ApiRouter {
     let per_gateway = Router::new()
         .route("/websocket_uri", get(websocket_uri))
         .route("/messages", post(send_message))
@@ -42,6 +42,7 @@ pub fn routes() -> Router<ApiState> {
         .merge(gateways::routes())
         .nest("/v1", per_gateway.clone())
         .nest("/v1/gateways/{gateway_id}", per_gateway)
+        .into()
 }
 
 /// What every gateway call starts from: the gateway the path names (or the default one) and the
