@@ -26,6 +26,9 @@ fi
 # -- browser (chromium) --
 [[ -x /usr/bin/chromium ]] || apt_missing+=(chromium)
 # -- end browser --
+# -- the user guide's snippets (docs/tests/run.sh) read answers with jq --
+have jq || apt_missing+=(jq)
+# -- end guide --
 # -- scale-out: the cluster tests start their own Redis and NATS servers (crates/updraft-server/tests/api/cluster.rs) --
 have redis-server && have redis-cli || apt_missing+=(redis-server redis-tools)
 { [[ -x /usr/sbin/nats-server ]] || have nats-server; } || apt_missing+=(nats-server)
@@ -52,11 +55,20 @@ if [[ ! -x target/tools/bin/s3s-fs ]]; then
   s3s_install=$!
 fi
 # -- end s3s-fs --
+# -- mdBook, which builds the user guide (docs/), installed the same way --
+mdbook_install=
+if [[ ! -x target/tools/bin/mdbook ]]; then
+  echo "== installing mdbook under target/tools (in the background)"
+  cargo install --quiet mdbook@0.5.4 --locked --no-default-features --features search --root target/tools &
+  mdbook_install=$!
+fi
+# -- end mdBook --
 
 echo "== rustfmt, clippy"
 cargo fmt --all --check
 cargo clippy --workspace --all-targets --quiet -- -D warnings
 [[ -z $s3s_install ]] || wait "$s3s_install"
+[[ -z $mdbook_install ]] || wait "$mdbook_install"
 
 echo "== Rust tests"
 # The PostgreSQL store's tests use the machine's PostgreSQL (127.0.0.1:5432, trust auth): started if it stopped.
@@ -121,4 +133,9 @@ echo "== browser (chromium)"
 UPDRAFT_BIN="$PWD/target/debug/updraft" bash conformance/browser/run.sh
 # -- end browser --
 
-echo "== all suites passed: Rust, fuzz, interop, Qt demo, npm SDK conformance, browser"
+# -- the user guide: its snippets against the real binary, and the book built --
+echo "== user guide (docs/)"
+UPDRAFT_BIN="$PWD/target/debug/updraft" bash docs/tests/run.sh
+# -- end guide --
+
+echo "== all suites passed: Rust, fuzz, interop, Qt demo, npm SDK conformance, browser, user guide"

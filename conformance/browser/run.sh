@@ -61,4 +61,4 @@ export BROWSER_CHROMIUM="$chromium_bin"
 # ---- run -------------------------------------------------------------------------------------------------------
 echo "== browser page test (headless Chromium, node --test)"
 cd "$here"
-run_node_tests 120000 "$@" browser.test.mjs
+run_node_tests 120000 "$@" browser.test.mjs reference.test.mjs

@@ -38,13 +38,13 @@ pub(crate) fn routes(metrics_token: Option<String>, handle: &'static PrometheusH
 
 #[derive(Serialize, ToSchema)]
 struct Health {
-    /// `ok`, or `unavailable` while the bus or the shared database is away.
-    status: &'static str,
     /// `connected` or `disconnected`, when not ready.
     #[serde(skip_serializing_if = "Option::is_none")]
     bus: Option<&'static str>,
     #[serde(skip_serializing_if = "Option::is_none")]
     database: Option<&'static str>,
+    /// `ok`, or `unavailable` while the bus or the shared database is away.
+    status: &'static str,
 }
 
 /// The process answers: for a liveness probe.

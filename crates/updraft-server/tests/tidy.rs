@@ -110,27 +110,127 @@ fn nothing_cites_files_outside_the_repository() {
     assert!(found.is_empty(), "files cite paths outside the repository: {found:?}");
 }
 
+/// Routes are registered through `utoipa_axum`'s `routes!`, which documents what it routes (`/openapi.json`); a
+/// plain `.route("…", …)` would serve a path the API reference does not show. Only the reference's own pages and
+/// the metrics-only listener are routed plainly.
 #[test]
-fn paths_cited_in_architecture_md_exist() {
-    let text = std::fs::read_to_string(root().join("ARCHITECTURE.md")).unwrap();
-    let every_file: Vec<String> = ["crates", "docs", "bench", "examples", "conformance", "interop", "scripts"]
+fn every_route_is_registered_with_its_documentation() {
+    let plain = ["crates/updraft-api/src/openapi/mod.rs", "crates/updraft-api/src/openapi/viewer.rs"];
+    let mut found = Vec::new();
+    for dir in ["crates/updraft-api/src", "crates/updraft-server/src"] {
+        for path in files(dir, "rs") {
+            let text = std::fs::read_to_string(&path).unwrap();
+            let name = relative(&path);
+            for (number, line) in text.lines().enumerate() {
+                let routed = line.contains(".route(\"") || line.contains(".route(&format!");
+                let metrics_listener = name.ends_with("startup.rs") && line.contains("\"/metrics\"");
+                if routed && !plain.contains(&name.as_str()) && !metrics_listener {
+                    found.push(format!("{name}:{}: {}", number + 1, line.trim()));
+                }
+            }
+        }
+    }
+    assert!(found.is_empty(), "routes registered without documentation (use `routes!`):\n{}", found.join("\n"));
+}
+
+/// Every file of the repository, relative to its root.
+fn every_file() -> Vec<String> {
+    ["crates", "docs", "bench", "examples", "conformance", "interop", "scripts", ".ci"]
         .iter()
         .filter(|dir| root().join(dir).exists())
         .flat_map(|dir| files(dir, ""))
         .map(|path| relative(&path))
-        .collect();
+        .filter(|path| !path.contains("/node_modules/"))
+        .collect()
+}
+
+/// The Markdown a reader of the repository follows: the top-level documents and the user guide.
+fn markdown_files() -> Vec<PathBuf> {
+    let top = ["README.md", "ARCHITECTURE.md", "BENCHMARKS.md", "SECURITY.md", "CONTRIBUTING.md"];
+    let mut found: Vec<PathBuf> = top.iter().map(|file| root().join(file)).filter(|path| path.exists()).collect();
+    found.extend(files("docs", "md"));
+    found
+}
+
+/// Paths cited in backticks (`crates/updraft-api/src/lib.rs`, `docs/files.md`) name files that exist: cited from
+/// the repository's root, or from a crate's `src/` onwards where a section is about that crate.
+#[test]
+fn paths_cited_in_the_documents_exist() {
+    let every_file = every_file();
     let mut missing = Vec::new();
-    for cited in text.split('`').skip(1).step_by(2) {
-        let looks_like_a_path = !cited.contains(' ')
-            && [".rs", ".md", ".sh", ".sql", ".toml", ".js"].iter().any(|ext| cited.ends_with(ext))
-            && !cited.contains('*');
-        if !looks_like_a_path || root().join(cited).exists() {
-            continue;
-        }
-        // Paths inside a crate's section are cited from its `src/` (or the crate) onwards.
-        if !every_file.iter().any(|file| file.ends_with(&format!("/{cited}"))) {
-            missing.push(cited.to_owned());
+    for path in markdown_files() {
+        let text = std::fs::read_to_string(&path).unwrap();
+        for cited in text.split('`').skip(1).step_by(2) {
+            let looks_like_a_path = !cited.contains(' ')
+                && cited.contains('/')
+                && !cited.starts_with('/')
+                && !cited.contains("://")
+                && [".rs", ".md", ".sh", ".sql", ".toml", ".js", ".mjs"].iter().any(|ext| cited.ends_with(ext))
+                && !cited.contains('*')
+                && !cited.contains('<');
+            if !looks_like_a_path || root().join(cited).exists() {
+                continue;
+            }
+            if !every_file.iter().any(|file| file.ends_with(&format!("/{cited}"))) {
+                missing.push(format!("{}: {cited}", relative(&path)));
+            }
         }
     }
-    assert!(missing.is_empty(), "ARCHITECTURE.md cites files that do not exist: {missing:?}");
+    assert!(missing.is_empty(), "documents cite files that do not exist: {missing:?}");
+}
+
+/// Relative Markdown links (`[text](other.md)`, `[text](../SECURITY.md#section)`) lead to files that exist, and
+/// every page of the guide is in its table of contents (`docs/SUMMARY.md`), which mdBook builds from.
+#[test]
+fn links_of_the_documents_lead_somewhere() {
+    let link = regex_lite_links;
+    let mut broken = Vec::new();
+    for path in markdown_files() {
+        let text = std::fs::read_to_string(&path).unwrap();
+        for target in link(&text) {
+            let file = target.split('#').next().unwrap_or_default();
+            if file.is_empty() || target.contains("://") || target.starts_with("mailto:") {
+                continue;
+            }
+            let resolved = path.parent().unwrap().join(file);
+            if !resolved.exists() {
+                broken.push(format!("{} -> {target}", relative(&path)));
+            }
+        }
+    }
+    assert!(broken.is_empty(), "links to nothing: {broken:?}");
+
+    let summary = std::fs::read_to_string(root().join("docs/SUMMARY.md")).unwrap();
+    let listed = link(&summary);
+    let unlisted: Vec<String> = files("docs", "md")
+        .iter()
+        .map(|path| relative(path).trim_start_matches("docs/").to_owned())
+        .filter(|page| page != "SUMMARY.md" && !listed.contains(page))
+        .collect();
+    assert!(unlisted.is_empty(), "guide pages missing from docs/SUMMARY.md: {unlisted:?}");
+}
+
+/// The targets of the inline links `[text](target)` of a Markdown text, outside code.
+fn regex_lite_links(text: &str) -> Vec<String> {
+    let mut targets = Vec::new();
+    let mut in_fence = false;
+    for line in text.lines() {
+        if line.trim_start().starts_with("```") {
+            in_fence = !in_fence;
+            continue;
+        }
+        if in_fence {
+            continue;
+        }
+        // Inline code may hold `](` too: drop it first.
+        let prose: String = line.split('`').step_by(2).collect::<Vec<_>>().join(" ");
+        let mut rest = prose.as_str();
+        while let Some(at) = rest.find("](") {
+            let after = &rest[at + 2..];
+            let Some(end) = after.find(')') else { break };
+            targets.push(after[..end].trim().to_owned());
+            rest = &after[end..];
+        }
+    }
+    targets
 }

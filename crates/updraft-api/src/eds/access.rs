@@ -1,12 +1,11 @@
 //! `/access` of objects, users and usergroups: read an object's ACL, add to it (PUT), replace it
 //! (POST), remove from it (DELETE with a body). Answers always carry all four lists.
 
+use axum::Json;
 use axum::body::Body;
 use axum::extract::{Path, State};
 use axum::http::Method;
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
-use axum::{Json, Router};
 use serde_json::{Map, Value};
 use updraft_store::{Acl, AclChange, Collection, Permission, Subject, USERGROUPS, USERS};
 
@@ -15,16 +14,25 @@ use super::objects::object_id;
 use crate::ApiState;
 use crate::body::read_json;
 use crate::error::{ApiError, Code, EdsError};
+use crate::openapi::{ApiRouter, tag};
 
-pub(super) fn routes() -> Router<ApiState> {
-    let any = || get(object_access).put(object_access).post(object_access).delete(object_access);
-    Router::new()
-        .route("/v1/objects/{object_type}/{id}/access", any())
-        .route("/v1/users/{id}/access", get(user_access).put(user_access).post(user_access).delete(user_access))
-        .route(
-            "/v1/usergroups/{id}/access",
-            get(group_access).put(group_access).post(group_access).delete(group_access),
-        )
+pub(super) fn routes() -> ApiRouter {
+    ApiRouter::new()
+        .routes(utoipa_axum::routes!(object_access))
+        .routes(utoipa_axum::routes!(user_access))
+        .routes(utoipa_axum::routes!(group_access))
+}
+
+/// An ACL: for each permission, the subjects that hold it. A subject is a user (`{"id", "objectType": "users"}`),
+/// a group (`usergroups`), everyone (`{"id": "*", "objectType": "aclSubject"}`) or, in templates, the creator
+/// (`{"id": "creator", "objectType": "aclSubject"}`). A list left out of a body is empty.
+#[derive(serde::Deserialize, utoipa::ToSchema)]
+#[allow(dead_code, reason = "written and read by hand (`acl_json`, `acl_from`); this is its schema")]
+pub(super) struct AclWire {
+    read: Option<Vec<super::objects_doc::Ref>>,
+    update: Option<Vec<super::objects_doc::Ref>>,
+    delete: Option<Vec<super::objects_doc::Ref>>,
+    admin: Option<Vec<super::objects_doc::Ref>>,
 }
 
 pub(super) const PERMISSIONS: [(&str, Permission); 4] = [
@@ -34,6 +42,14 @@ pub(super) const PERMISSIONS: [(&str, Permission); 4] = [
     ("admin", Permission::Admin),
 ];
 
+/// An object's access control list.
+///
+/// `GET` reads it; `PUT` adds the subjects sent, `POST` replaces the lists sent, `DELETE` removes the subjects
+/// sent (a body on DELETE). Reading and changing need the `admin` permission on the object; the answer is always
+/// the whole ACL.
+#[utoipa::path(method(get, put, post, delete), path = "/v1/objects/{object_type}/{id}/access", tag = tag::ACCESS,
+    security(("backendId" = []), ("backendId" = [], "userToken" = []), ("backendId" = [], "instanceSecret" = [])), request_body(content = AclWire, description = "With PUT, POST and DELETE."),
+    responses((status = 200, body = AclWire)))]
 async fn object_access(
     State(state): State<ApiState>,
     request: DataRequest,
@@ -45,6 +61,14 @@ async fn object_access(
     access(&state, &request, &object_type, &id, method, body).await
 }
 
+/// A user's access control list.
+///
+/// `GET` reads it; `PUT` adds the subjects sent, `POST` replaces the lists sent, `DELETE` removes the subjects
+/// sent (a body on DELETE). Reading and changing need the `admin` permission on the object; the answer is always
+/// the whole ACL.
+#[utoipa::path(method(get, put, post, delete), path = "/v1/users/{id}/access", tag = tag::ACCESS, security(("backendId" = []), ("backendId" = [], "userToken" = []), ("backendId" = [], "instanceSecret" = [])),
+    request_body(content = AclWire, description = "With PUT, POST and DELETE."),
+    responses((status = 200, body = AclWire)))]
 async fn user_access(
     State(state): State<ApiState>,
     request: DataRequest,
@@ -55,6 +79,14 @@ async fn user_access(
     access(&state, &request, USERS, &id, method, body).await
 }
 
+/// A usergroup's access control list.
+///
+/// `GET` reads it; `PUT` adds the subjects sent, `POST` replaces the lists sent, `DELETE` removes the subjects
+/// sent (a body on DELETE). Reading and changing need the `admin` permission on the object; the answer is always
+/// the whole ACL.
+#[utoipa::path(method(get, put, post, delete), path = "/v1/usergroups/{id}/access", tag = tag::ACCESS, security(("backendId" = []), ("backendId" = [], "userToken" = []), ("backendId" = [], "instanceSecret" = [])),
+    request_body(content = AclWire, description = "With PUT, POST and DELETE."),
+    responses((status = 200, body = AclWire)))]
 async fn group_access(
     State(state): State<ApiState>,
     request: DataRequest,

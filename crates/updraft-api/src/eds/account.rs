@@ -1,19 +1,22 @@
 //! The account API the QtEnginio test harness drives: a token for the account, then apps.
 
+use axum::Json;
 use axum::body::Body;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
-use axum::{Json, Router};
+use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use updraft_store::{AccessDefaults, App, Backend};
+use utoipa::ToSchema;
+use utoipa_axum::routes;
 
 use super::{Form, TOKEN_LIFETIME_SECS, issue_token, token_subject};
 use crate::ApiState;
 use crate::auth;
 use crate::body::{read_bytes, read_json};
 use crate::error::{ApiError, Code, EdsError};
+use crate::openapi::{ApiRouter, OAuthError, tag};
 use crate::passwords::{ClientAddress, Passwords};
 
 /// The account's login: its email and an argon2 hash (PHC string) of its password.
@@ -32,16 +35,142 @@ impl AccountLogin {
 
 const ACCOUNT: &str = "account";
 
-pub(super) fn routes() -> Router<ApiState> {
-    Router::new()
-        .route("/v1/account/auth/oauth2/token", post(token))
-        .route("/v1/account/auth/identity", post(identity))
-        .route("/v1/account/apps", get(list_apps).post(create_app))
-        .route("/v1/account/apps/{app_id}", get(show_app).delete(delete_app))
-        .route("/v1/account/apps/{app_id}/environments/{backend_id}", axum::routing::put(update_environment))
+pub(super) fn routes() -> ApiRouter {
+    ApiRouter::new()
+        .routes(routes!(token))
+        .routes(routes!(identity))
+        .routes(routes!(list_apps, create_app))
+        .routes(routes!(show_app, delete_app))
+        .routes(routes!(update_environment))
 }
 
-/// OAuth2 password grant for the account: `grant_type=password&username=<email>&password=<pw>`.
+/// An OAuth2 password grant for the account, as a form (`application/x-www-form-urlencoded`).
+#[derive(Deserialize, ToSchema)]
+#[allow(dead_code, reason = "read by hand from the form in `token`; this is its schema")]
+struct AccountGrant {
+    /// `password`.
+    grant_type: String,
+    /// The account's email (any case).
+    username: String,
+    password: String,
+}
+
+/// The account's token, in RFC 6749's form.
+#[derive(Serialize, ToSchema)]
+struct AccountTokenWire {
+    /// Sent as `Authorization: Bearer <access_token>` to the account API, and with the master key to object
+    /// types.
+    access_token: String,
+    /// Seconds the token lives.
+    expires_in: i64,
+    /// `bearer`.
+    token_type: &'static str,
+}
+
+/// The older harness's login.
+#[derive(Deserialize, ToSchema)]
+#[allow(dead_code, reason = "read by hand in `identity`; this is its schema")]
+struct AccountIdentity {
+    email: String,
+    password: String,
+}
+
+/// A session of the account: the token, sent as `Enginio-Backend-Session` (or as a bearer token).
+#[derive(Serialize, ToSchema)]
+struct AccountSession {
+    #[serde(rename = "sessionToken")]
+    session_token: String,
+}
+
+/// An app and its backends, one per environment.
+#[derive(Serialize, ToSchema)]
+struct AppWire {
+    /// `development` and `production`.
+    environments: Vec<EnvironmentWire>,
+    id: String,
+    name: String,
+}
+
+/// One environment of an app: a backend, named in data calls by its `id`, with its keys.
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+struct EnvironmentWire {
+    /// `open` or `locked`: what the backend allows before schemas and ACLs say more (`docs/access.md`).
+    access_defaults: &'static str,
+    api_keys: Vec<KeyWire>,
+    app_id: String,
+    /// The backend's id, sent as `Enginio-Backend-Id`.
+    id: String,
+    /// The backend's master key (`Enginio-Backend-MasterKey`): with the account token, it manages object types.
+    master_keys: Vec<KeyWire>,
+    /// `development` or `production`.
+    name: String,
+    /// The instance secret: as a bearer token, full access to the backend's data, ACLs bypassed.
+    secret: String,
+}
+
+#[derive(Serialize, ToSchema)]
+struct KeyWire {
+    key: String,
+}
+
+#[derive(Serialize, ToSchema)]
+struct AppsWire {
+    results: Vec<AppWire>,
+}
+
+/// What a backend allows before a schema or an ACL says more.
+#[derive(Deserialize, ToSchema)]
+#[allow(dead_code, reason = "parsed by hand (`AccessDefaults::parse`); this is its schema")]
+#[serde(rename_all = "lowercase")]
+enum AccessMode {
+    /// Anyone may create, read, change and delete; for development only.
+    Open,
+    /// Anonymous callers may only sign up and sign in; what a user creates is that user's alone.
+    Locked,
+}
+
+/// One mode for both environments, or one per environment (either may be left to its default).
+#[derive(Deserialize, ToSchema)]
+#[allow(dead_code, reason = "read by hand in `requested_access`; this is its schema")]
+#[serde(untagged)]
+enum AccessChoice {
+    Both(AccessMode),
+    PerEnvironment { development: Option<AccessMode>, production: Option<AccessMode> },
+}
+
+/// A new app.
+#[derive(Deserialize, ToSchema)]
+#[allow(dead_code, reason = "read by hand in `create_app`, for its errors; this is its schema")]
+#[serde(rename_all = "camelCase")]
+struct NewApp {
+    /// Not blank; leading and trailing spaces are dropped.
+    name: String,
+    /// Left out, `development` is `open` and `production` `locked`.
+    access_defaults: Option<AccessChoice>,
+}
+
+/// A change to an environment.
+#[derive(Deserialize, ToSchema)]
+#[allow(dead_code, reason = "read by hand in `update_environment`; this is its schema")]
+#[serde(rename_all = "camelCase")]
+struct EnvironmentChange {
+    /// Applies to objects created afterwards, and to member management at once.
+    access_defaults: AccessMode,
+}
+
+/// Signs the account in: its token for the account API.
+///
+/// An OAuth2 password grant: `grant_type=password&username=<email>&password=<password>`. Failed attempts are
+/// limited per email and per client address (429 with `Retry-After`).
+#[utoipa::path(post, path = "/v1/account/auth/oauth2/token", tag = tag::ACCOUNT, security(()),
+    request_body(content = AccountGrant, content_type = "application/x-www-form-urlencoded"),
+    responses(
+        (status = 200, body = AccountTokenWire),
+        (status = 400, description = "`unsupported_grant_type`, `invalid_request`, or `invalid_grant` for a wrong \
+            email or password.", body = OAuthError),
+        (status = 429, description = "Too many failed attempts; `Retry-After` says when to try again.",
+            body = OAuthError)))]
 async fn token(State(state): State<ApiState>, client: ClientAddress, body: Body) -> Response {
     let bytes = match read_bytes(body, state.limits.max_body_bytes).await {
         Ok(bytes) => bytes,
@@ -61,14 +190,26 @@ async fn token(State(state): State<ApiState>, client: ClientAddress, body: Body)
         Err(refused) => return refused,
     }
     match issue_token(&state, ACCOUNT).await {
-        Ok(token) => Json(json!({"access_token": token, "token_type": "bearer", "expires_in": TOKEN_LIFETIME_SECS}))
-            .into_response(),
+        Ok(token) => {
+            Json(AccountTokenWire { access_token: token, expires_in: TOKEN_LIFETIME_SECS, token_type: "bearer" })
+                .into_response()
+        }
         Err(err) => err.into_response(),
     }
 }
 
+/// Signs the account in the older way: a session token.
+///
 /// The older QtEnginio harness's login: JSON `{"email", "password"}` for `{"sessionToken"}`, which it then sends
-/// as `Enginio-Backend-Session`.
+/// as `Enginio-Backend-Session`. Failed attempts are limited as for the token.
+#[utoipa::path(post, path = "/v1/account/auth/identity", tag = tag::ACCOUNT, security(()),
+    request_body = AccountIdentity,
+    responses(
+        (status = 200, body = AccountSession),
+        (status = 400, description = "`invalid_request`, or `invalid_grant` for a wrong email or password (a body \
+            that is not JSON gets the EDS form).", body = OAuthError),
+        (status = 429, description = "Too many failed attempts; `Retry-After` says when to try again.",
+            body = OAuthError)))]
 async fn identity(State(state): State<ApiState>, client: ClientAddress, body: Body) -> Result<Response, EdsError> {
     let body = read_json(body, state.limits.max_body_bytes).await?;
     let field = |name: &str| body.as_ref().and_then(|b| b.get(name)).and_then(Value::as_str);
@@ -80,7 +221,7 @@ async fn identity(State(state): State<ApiState>, client: ClientAddress, body: Bo
         Ok(false) => return Ok(oauth_error("invalid_grant", "invalid email or password")),
         Err(refused) => return Ok(refused),
     }
-    Ok(Json(json!({"sessionToken": issue_token(&state, ACCOUNT).await?})).into_response())
+    Ok(Json(AccountSession { session_token: issue_token(&state, ACCOUNT).await? }).into_response())
 }
 
 /// Whether these are the account's email and password, if the attempt limits let the attempt through; else the
@@ -153,30 +294,42 @@ async fn require_account(state: &ApiState, headers: &HeaderMap) -> Result<(), Ed
     }
 }
 
-fn environment_json(app_id: &str, b: &Backend) -> Value {
-    json!({
-        "id": b.id,
-        "name": b.environment,
-        "appId": app_id,
-        "masterKeys": [{"key": b.master_key}],
-        "apiKeys": [{"key": b.api_key}],
-        "secret": b.secret,
-        "accessDefaults": b.access.as_str(),
-    })
+fn environment_json(app_id: &str, b: &Backend) -> EnvironmentWire {
+    EnvironmentWire {
+        access_defaults: b.access.as_str(),
+        api_keys: vec![KeyWire { key: b.api_key.clone() }],
+        app_id: app_id.to_owned(),
+        id: b.id.clone(),
+        master_keys: vec![KeyWire { key: b.master_key.clone() }],
+        name: b.environment.clone(),
+        secret: b.secret.clone(),
+    }
+}
+
+fn app_wire(app: &App) -> AppWire {
+    let environments = app.backends.iter().map(|b| environment_json(&app.id, b)).collect();
+    AppWire { environments, id: app.id.clone(), name: app.name.clone() }
 }
 
 pub(crate) fn app_json(app: &App) -> Value {
-    let environments: Vec<Value> = app.backends.iter().map(|b| environment_json(&app.id, b)).collect();
-    json!({"id": app.id, "name": app.name, "environments": environments})
+    serde_json::to_value(app_wire(app)).expect("an app is JSON")
 }
 
+/// The account's apps, each with its backends and their keys.
+#[utoipa::path(get, path = "/v1/account/apps", tag = tag::ACCOUNT, security(("accountToken" = [])),
+    responses((status = 200, body = AppsWire)))]
 async fn list_apps(State(state): State<ApiState>, headers: HeaderMap) -> Result<Response, EdsError> {
     require_account(&state, &headers).await?;
     let apps = state.tenants.apps().await?;
-    let results: Vec<Value> = apps.iter().map(app_json).collect();
-    Ok(Json(json!({ "results": results })).into_response())
+    Ok(Json(AppsWire { results: apps.iter().map(app_wire).collect() }).into_response())
 }
 
+/// Creates an app with its two backends, `development` and `production`.
+///
+/// Each backend gets its id, master key, API key and instance secret. `accessDefaults` chooses what they allow
+/// (by default `development` is `open`, `production` `locked`).
+#[utoipa::path(post, path = "/v1/account/apps", tag = tag::ACCOUNT, security(("accountToken" = [])),
+    request_body = NewApp, responses((status = 201, body = AppWire)))]
 async fn create_app(State(state): State<ApiState>, headers: HeaderMap, body: Body) -> Result<Response, EdsError> {
     require_account(&state, &headers).await?;
     let body = read_json(body, state.limits.max_body_bytes).await?;
@@ -186,7 +339,7 @@ async fn create_app(State(state): State<ApiState>, headers: HeaderMap, body: Bod
     };
     let access = requested_access(body.as_ref().and_then(|b| b.get("accessDefaults")))?;
     let app = state.tenants.create_app(&name, &access).await?;
-    Ok((StatusCode::CREATED, Json(app_json(&app))).into_response())
+    Ok((StatusCode::CREATED, Json(app_wire(&app))).into_response())
 }
 
 /// `accessDefaults` of a new app: absent (development `open`, production `locked`), one mode for both, or
@@ -217,7 +370,15 @@ fn requested_access(value: Option<&Value>) -> Result<impl Fn(&str) -> AccessDefa
     })
 }
 
-/// `PUT …/environments/<backend id>` with `{"accessDefaults": "open" | "locked"}`.
+/// Changes what an environment's backend allows: `{"accessDefaults": "open" | "locked"}`.
+///
+/// The change applies to objects created afterwards (objects keep the ACL they were created with) and to member
+/// management at once.
+#[utoipa::path(put, path = "/v1/account/apps/{app_id}/environments/{backend_id}", tag = tag::ACCOUNT,
+    security(("accountToken" = [])),
+    params(("app_id" = String, Path, description = "The app's id."),
+        ("backend_id" = String, Path, description = "The environment's backend id.")),
+    request_body = EnvironmentChange, responses((status = 200, body = EnvironmentWire)))]
 async fn update_environment(
     State(state): State<ApiState>,
     headers: HeaderMap,
@@ -243,6 +404,9 @@ async fn update_environment(
     Ok(Json(environment_json(&app_id, &Backend { access, ..backend })).into_response())
 }
 
+/// One app, with its backends and their keys.
+#[utoipa::path(get, path = "/v1/account/apps/{app_id}", tag = tag::ACCOUNT, security(("accountToken" = [])),
+    params(("app_id" = String, Path, description = "The app's id.")), responses((status = 200, body = AppWire)))]
 async fn show_app(
     State(state): State<ApiState>,
     headers: HeaderMap,
@@ -254,6 +418,10 @@ async fn show_app(
     Ok(Json(app_json(&app)).into_response())
 }
 
+/// Deletes an app with its backends and all their data.
+#[utoipa::path(delete, path = "/v1/account/apps/{app_id}", tag = tag::ACCOUNT, security(("accountToken" = [])),
+    params(("app_id" = String, Path, description = "The app's id.")),
+    responses((status = 200, description = "Deleted: `{}`", body = Object)))]
 async fn delete_app(
     State(state): State<ApiState>,
     headers: HeaderMap,

@@ -11,6 +11,7 @@ mod include;
 mod list;
 mod oauth;
 mod objects;
+mod objects_doc;
 mod request;
 mod schemas;
 mod search;
@@ -42,16 +43,16 @@ use tokens::{
 
 pub(crate) fn routes() -> ApiRouter {
     ApiRouter::new()
-        .merge(account::routes().into())
-        .merge(oauth::routes().into())
-        .merge(objects::routes().into())
-        .merge(files::routes().into())
-        .merge(access::routes().into())
-        .merge(schemas::routes().into())
-        .merge(search::routes().into())
-        .merge(usergroups::routes().into())
+        .merge(account::routes())
+        .merge(oauth::routes())
+        .merge(objects::routes())
+        .merge(files::routes())
+        .merge(access::routes())
+        .merge(schemas::routes())
+        .merge(search::routes())
+        .merge(usergroups::routes())
         .merge(webhooks::routes())
-        .merge(stream::routes().into())
+        .merge(stream::routes())
 }
 
 /// The ACL template of new objects, users and usergroups of a type without a schema template: in an `open`

@@ -1,16 +1,19 @@
 //! OAuth2 for a backend's users: password and refresh grants, revocation, the current user.
 
+use axum::Json;
 use axum::body::Body;
 use axum::extract::State;
 use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
-use axum::{Json, Router};
+use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use updraft_core::ids::ObjectId;
 use updraft_store::{Access, Collection, StoreError, USERS, Users};
+use utoipa::ToSchema;
+use utoipa_axum::routes;
 
 use super::account::oauth_error;
+use super::objects_doc::{EdsObject, Ref};
 use super::{
     Caller, DataRequest, Form, REFRESH_LIFETIME_SECS, TOKEN_LIFETIME_SECS, backend_of, group_refs, issue_token,
     issue_token_for, refresh_subject, token_hash, user_subject,
@@ -18,17 +21,117 @@ use super::{
 use crate::ApiState;
 use crate::body::{read_bytes, read_json};
 use crate::error::{ApiError, Code, EdsError};
+use crate::openapi::{ApiRouter, OAuthError, tag};
 use crate::passwords::{ClientAddress, Passwords};
 
-pub(super) fn routes() -> Router<ApiState> {
-    Router::new()
-        .route("/v1/auth/oauth2/token", post(token))
-        .route("/v1/auth/identity", post(identity))
-        .route("/v1/auth/oauth2/revoke", post(revoke))
-        .route("/v1/user", get(user))
+pub(super) fn routes() -> ApiRouter {
+    ApiRouter::new().routes(routes!(token)).routes(routes!(identity)).routes(routes!(revoke)).routes(routes!(user))
 }
 
-/// `GET /v1/user`: EDS's current user when a backend is named, else the platform's user (docs/runtime.md).
+/// A grant for a user of the backend, as a form (`application/x-www-form-urlencoded`).
+#[derive(Deserialize, ToSchema)]
+#[allow(dead_code, reason = "read by hand from the form in `token`; this is its schema")]
+struct UserGrant {
+    /// `password` (with `username` and `password`) or `refresh_token` (with `refresh_token`).
+    grant_type: String,
+    username: Option<String>,
+    password: Option<String>,
+    /// A refresh token of an earlier answer: it is used up, and the answer carries its successor.
+    refresh_token: Option<String>,
+}
+
+/// A user's tokens, in RFC 6749's form, with the user and its groups.
+#[derive(Serialize, ToSchema)]
+struct UserTokens {
+    /// Sent as `Authorization: Bearer <access_token>`, with `Enginio-Backend-Id`.
+    access_token: String,
+    enginio_data: SignedIn,
+    /// Seconds the access token lives.
+    expires_in: i64,
+    /// For the `refresh_token` grant: lives 30 days, and is used once.
+    refresh_token: String,
+    /// `bearer`.
+    token_type: &'static str,
+}
+
+/// Who signed in.
+#[derive(Serialize, ToSchema)]
+struct SignedIn {
+    #[schema(value_type = EdsObject)]
+    user: Value,
+    /// The groups the user belongs to.
+    #[schema(value_type = Vec<Ref>)]
+    usergroups: Value,
+}
+
+/// Pre-1.0 QtEnginio's login.
+#[derive(Deserialize, ToSchema)]
+#[allow(dead_code, reason = "read by hand in `identity`; this is its schema")]
+struct UserIdentity {
+    username: String,
+    password: String,
+}
+
+/// A user's session, with the user and its groups.
+#[derive(Serialize, ToSchema)]
+struct UserSession {
+    /// Sent as `Enginio-Backend-Session` (or as a bearer token), with `Enginio-Backend-Id`.
+    #[serde(rename = "sessionToken")]
+    session_token: String,
+    #[schema(value_type = EdsObject)]
+    user: Value,
+    /// The groups the user belongs to.
+    #[schema(value_type = Vec<Ref>)]
+    usergroups: Value,
+}
+
+/// A token to revoke, as a form (`application/x-www-form-urlencoded`).
+#[derive(Deserialize, ToSchema)]
+#[allow(dead_code, reason = "read by hand from the form in `revoke`; this is its schema")]
+struct Revocation {
+    /// An access token or a refresh token.
+    token: String,
+}
+
+/// The signed-in user, or without `Enginio-Backend-Id` the account.
+#[derive(Deserialize, ToSchema)]
+#[allow(dead_code, reason = "the answers of `current_user` and `mar::platform_user`; this is their schema")]
+#[serde(untagged)]
+enum CurrentUser {
+    User(UserWithGroups),
+    Account(PlatformUser),
+}
+
+/// A user of the backend with its groups.
+#[derive(Deserialize, ToSchema)]
+#[allow(dead_code, reason = "written by `current_user`; this is its schema")]
+struct UserWithGroups {
+    #[serde(flatten)]
+    user: EdsObject,
+    usergroups: Vec<Ref>,
+}
+
+/// The account, as the platform API (`qtc-cli`) knows its user.
+#[derive(Deserialize, ToSchema)]
+#[allow(dead_code, reason = "written by `mar::platform_user`; this is its schema")]
+#[serde(deny_unknown_fields)]
+struct PlatformUser {
+    /// `account`.
+    id: String,
+    email: Option<String>,
+    /// The email.
+    username: Option<String>,
+    name: String,
+}
+
+/// The signed-in user, with its groups.
+///
+/// With `Enginio-Backend-Id`, the user whose access token this is, with `usergroups` as `{id, objectType}` refs
+/// (the instance secret and anonymous callers get 401). Without it, this is the platform API's call: the
+/// account, for the account token (errors then in the `{"error": {...}}` form).
+#[utoipa::path(get, path = "/v1/user", tag = tag::AUTH,
+    security(("backendId" = [], "userToken" = []), ("accountToken" = [])),
+    responses((status = 200, body = CurrentUser)))]
 async fn user(State(state): State<ApiState>, request: axum::extract::Request) -> Response {
     if !request.headers().contains_key("enginio-backend-id") {
         return crate::mar::platform_user(&state, request.headers()).await.into_response();
@@ -74,8 +177,19 @@ async fn password_check(
     Ok(user.filter(|_| matches))
 }
 
+/// Signs a user in the pre-1.0 way: a session token.
+///
 /// Pre-1.0 QtEnginio's login: JSON `{"username", "password"}` for `{"sessionToken", "user", "usergroups"}`; the
-/// session then travels as `Enginio-Backend-Session`.
+/// session then travels as `Enginio-Backend-Session`. Failed attempts are limited per username and per client
+/// address (429 with `Retry-After`).
+#[utoipa::path(post, path = "/v1/auth/identity", tag = tag::AUTH, security(("backendId" = [])),
+    request_body = UserIdentity,
+    responses(
+        (status = 200, body = UserSession),
+        (status = 400, description = "`invalid_request`, or `invalid_grant` for a wrong username or password (no \
+            `Enginio-Backend-Id`, or a body that is not JSON, gets the EDS form).", body = OAuthError),
+        (status = 429, description = "Too many failed attempts; `Retry-After` says when to try again.",
+            body = OAuthError)))]
 async fn identity(
     State(state): State<ApiState>,
     client: ClientAddress,
@@ -96,9 +210,24 @@ async fn identity(
     let id = user["id"].as_str().unwrap_or_default().to_owned();
     let usergroups = group_refs(&state, &backend.id, &id).await?;
     let session = issue_token(&state, &user_subject(&backend.id, &id)).await?;
-    Ok(Json(json!({ "sessionToken": session, "user": user, "usergroups": usergroups })).into_response())
+    Ok(Json(UserSession { session_token: session, user, usergroups }).into_response())
 }
 
+/// Signs a user in: an access token and a refresh token.
+///
+/// An OAuth2 grant of the backend named by `Enginio-Backend-Id`: `grant_type=password&username=…&password=…`,
+/// or `grant_type=refresh_token&refresh_token=…` (the refresh token is used up: the answer carries its
+/// successor). `enginio_data` holds the user and its groups. Failed password attempts are limited per username
+/// and per client address (429 with `Retry-After`).
+#[utoipa::path(post, path = "/v1/auth/oauth2/token", tag = tag::AUTH, security(("backendId" = [])),
+    request_body(content = UserGrant, content_type = "application/x-www-form-urlencoded"),
+    responses(
+        (status = 200, body = UserTokens),
+        (status = 400, description = "`unsupported_grant_type`, `invalid_request`, or `invalid_grant` for a wrong \
+            username or password or an unknown, expired or used refresh token (no `Enginio-Backend-Id` gets the \
+            EDS form).", body = OAuthError),
+        (status = 429, description = "Too many failed attempts; `Retry-After` says when to try again.",
+            body = OAuthError)))]
 async fn token(
     State(state): State<ApiState>,
     client: ClientAddress,
@@ -151,17 +280,26 @@ async fn token(
     let usergroups = group_refs(&state, &backend.id, &id).await?;
     let access = issue_token(&state, &user_subject(&backend.id, &id)).await?;
     let refresh = issue_token_for(&state, &refresh_subject(&backend.id, &id), REFRESH_LIFETIME_SECS).await?;
-    Ok(Json(json!({
-        "access_token": access,
-        "refresh_token": refresh,
-        "token_type": "bearer",
-        "expires_in": TOKEN_LIFETIME_SECS,
-        "enginio_data": { "user": user, "usergroups": usergroups },
-    }))
+    Ok(Json(UserTokens {
+        access_token: access,
+        enginio_data: SignedIn { user, usergroups },
+        expires_in: TOKEN_LIFETIME_SECS,
+        refresh_token: refresh,
+        token_type: "bearer",
+    })
     .into_response())
 }
 
-/// `token=<access or refresh token>`; answers 200 `{}` whether or not the token was known.
+/// Revokes an access or refresh token: signs out.
+///
+/// `token=<access or refresh token>`; answers `{}` whether or not the token was known. Notification streams
+/// and sockets opened with the token are closed.
+#[utoipa::path(post, path = "/v1/auth/oauth2/revoke", tag = tag::AUTH, security(("backendId" = [])),
+    request_body(content = Revocation, content_type = "application/x-www-form-urlencoded"),
+    responses(
+        (status = 200, description = "`{}`", body = Object),
+        (status = 400, description = "`invalid_request`: no `token` (no `Enginio-Backend-Id` gets the EDS form).",
+            body = OAuthError)))]
 async fn revoke(State(state): State<ApiState>, headers: HeaderMap, body: Body) -> Result<Response, EdsError> {
     backend_of(&state, &headers).await?;
     let form = Form::parse(&read_bytes(body, state.limits.max_body_bytes).await?);

@@ -3,12 +3,11 @@
 //! particular to it (`collection.rs`); what only users have (passwords, sign-up limits) is in `users.rs`.
 //! Here too the checks on the bodies: typed values made plain, no ACL as data, `required` properties kept.
 
+use axum::Json;
 use axum::body::Body;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, put};
-use axum::{Json, Router};
 use serde_json::{Map, Value, json};
 use updraft_core::ids::ObjectId;
 use updraft_core::{atomic, nesting, typed};
@@ -16,19 +15,20 @@ use updraft_store::{Collection, NewPassword, Patch};
 
 use super::DataRequest;
 use super::collection::{CollectionPath, Kind};
+use super::objects_doc::{AtomicOps, EdsObject, Empty, ListAnswer, ListParams, ObjectBody, ShowParams};
 use crate::ApiState;
 use crate::body::read_json;
 use crate::error::{ApiError, Code, EdsError};
+use crate::openapi::{ApiRouter, tag};
 use crate::passwords::ClientAddress;
 
 /// `<base>`, `<base>/{id}` and `<base>/{id}/atomic` of every kind of collection, to the same handlers.
-pub(super) fn routes() -> Router<ApiState> {
-    Kind::ALL.into_iter().fold(Router::new(), |router, kind| {
-        let base = kind.base();
+pub(super) fn routes() -> ApiRouter {
+    Kind::ALL.into_iter().fold(ApiRouter::new(), |router, kind| {
         router
-            .route(base, get(list).post(create))
-            .route(&format!("{base}/{{id}}"), get(show).put(update).delete(remove))
-            .route(&format!("{base}/{{id}}/atomic"), put(atomic))
+            .routes(kind.document(utoipa_axum::routes!(list, create)))
+            .routes(kind.document(utoipa_axum::routes!(show, update, remove)))
+            .routes(kind.document(utoipa_axum::routes!(atomic)))
     })
 }
 
@@ -45,6 +45,13 @@ pub(super) fn object_id(id: &str) -> Result<ObjectId, EdsError> {
     ObjectId::parse(id).ok_or_else(|| Kind::Objects.not_found().into())
 }
 
+/// Lists objects: a page of those the caller may read, filtered and sorted (`docs/queries.md`).
+///
+/// Filters and sorts on `indexed` properties run on indexes; a filter on other properties that would read too much
+/// of a large collection is refused (400, naming the property to index).
+#[utoipa::path(get, path = "/v1/objects/{object_type}", tag = tag::OBJECTS, security(("backendId" = []), ("backendId" = [], "userToken" = []), ("backendId" = [], "instanceSecret" = [])),
+    params(("object_type" = String, Path, description = "The object type: letters, digits and `_`."), ListParams),
+    responses((status = 200, description = "A page, or `{\"count\"}` with `count`.", body = ListAnswer)))]
 async fn list(
     State(state): State<ApiState>,
     request: DataRequest,
@@ -54,8 +61,14 @@ async fn list(
     super::list::list(&state, &request, &path.object_type, &uri).await
 }
 
-/// A new document, with the `accessControlList` it was sent with or else its type's template. A user is signed
-/// up: its password hashed, the attempt counted against the client's address like a login.
+/// Creates an object.
+///
+/// It gets the `accessControlList` it was sent with, or else its type's ACL template. A user is signed up: its
+/// password hashed, the attempt counted against the client's address like a login (429 past the limit).
+#[utoipa::path(post, path = "/v1/objects/{object_type}", tag = tag::OBJECTS, security(("backendId" = []), ("backendId" = [], "userToken" = []), ("backendId" = [], "instanceSecret" = [])),
+    params(("object_type" = String, Path, description = "The object type.")),
+    request_body = ObjectBody,
+    responses((status = 201, body = EdsObject), (status = 429, body = crate::openapi::EdsErrors)))]
 async fn create(
     State(state): State<ApiState>,
     client: ClientAddress,
@@ -86,6 +99,11 @@ async fn create(
     Ok((StatusCode::CREATED, Json(doc)).into_response())
 }
 
+/// Reads one object.
+#[utoipa::path(get, path = "/v1/objects/{object_type}/{id}", tag = tag::OBJECTS, security(("backendId" = []), ("backendId" = [], "userToken" = []), ("backendId" = [], "instanceSecret" = [])),
+    params(("object_type" = String, Path, description = "The object type."),
+        ("id" = String, Path, description = "24 lowercase hex characters."), ShowParams),
+    responses((status = 200, body = EdsObject)))]
 async fn show(
     State(state): State<ApiState>,
     request: DataRequest,
@@ -101,8 +119,14 @@ async fn show(
     Ok(Json(doc).into_response())
 }
 
-/// Merges the patch into the document and answers the whole merged document. A user's password is hashed and
-/// changes with the document or not at all.
+/// Updates an object: merges the members sent and answers the whole object.
+///
+/// `null` removes a member. A user's password is hashed and changes with the document or not at all; an
+/// `accessControlList` is refused (ACLs change through `/access`).
+#[utoipa::path(put, path = "/v1/objects/{object_type}/{id}", tag = tag::OBJECTS, security(("backendId" = []), ("backendId" = [], "userToken" = []), ("backendId" = [], "instanceSecret" = [])),
+    params(("object_type" = String, Path, description = "The object type."),
+        ("id" = String, Path, description = "The object's id.")),
+    request_body = ObjectBody, responses((status = 200, body = EdsObject)))]
 async fn update(
     State(state): State<ApiState>,
     request: DataRequest,
@@ -126,7 +150,11 @@ async fn update(
     Ok(Json(doc).into_response())
 }
 
-/// MongoDB-style operators (`$inc $set $unset $push $pull $addToSet $pop`), all or none.
+/// Updates an object with operators: `$inc $set $unset $push $pull $addToSet $pop`, all or none.
+#[utoipa::path(put, path = "/v1/objects/{object_type}/{id}/atomic", tag = tag::OBJECTS, security(("backendId" = []), ("backendId" = [], "userToken" = []), ("backendId" = [], "instanceSecret" = [])),
+    params(("object_type" = String, Path, description = "The object type."),
+        ("id" = String, Path, description = "The object's id.")),
+    request_body = AtomicOps, responses((status = 200, body = EdsObject)))]
 async fn atomic(
     State(state): State<ApiState>,
     request: DataRequest,
@@ -142,7 +170,13 @@ async fn atomic(
     Ok(Json(doc).into_response())
 }
 
+/// Deletes an object (and the files it owns).
+///
 /// Answers 200 `{}`: some clients treat anything but 200 on DELETE as an error.
+#[utoipa::path(delete, path = "/v1/objects/{object_type}/{id}", tag = tag::OBJECTS, security(("backendId" = []), ("backendId" = [], "userToken" = []), ("backendId" = [], "instanceSecret" = [])),
+    params(("object_type" = String, Path, description = "The object type."),
+        ("id" = String, Path, description = "The object's id.")),
+    responses((status = 200, body = Empty)))]
 async fn remove(
     State(state): State<ApiState>,
     request: DataRequest,

@@ -3,30 +3,177 @@
 //! `accessControlListTemplate` of new objects. Managed with the account token and the backend's
 //! master key, as QtEnginio's test harness does.
 
+use std::collections::BTreeMap;
+
+use axum::Json;
 use axum::body::Body;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
-use axum::{Json, Router};
+use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
 use updraft_core::atomic::AtomicOp;
 use updraft_core::ids::ObjectId;
 use updraft_store::{
     AccessDefaults, Acl, Backend, Cascade, Collection, ObjectRef, Permission, SchemaRules, USERGROUPS, USERS,
 };
+use utoipa::ToSchema;
+use utoipa_axum::routes;
 
-use super::access::{PERMISSIONS, subject_from};
+use super::access::{AclWire, PERMISSIONS, subject_from};
+use super::objects_doc::Ref;
 use super::{Caller, DataRequest, backend_of, template, token_subject};
 use crate::ApiState;
 use crate::auth;
 use crate::body::read_json;
 use crate::error::{ApiError, Code, EdsError};
+use crate::openapi::{ApiRouter, tag};
 
-pub(super) fn routes() -> Router<ApiState> {
-    Router::new()
-        .route("/v1/object_types", get(list).post(create))
-        .route("/v1/object_types/{name}", get(show).put(replace).delete(remove))
+pub(super) fn routes() -> ApiRouter {
+    ApiRouter::new().routes(routes!(list, create)).routes(routes!(show, replace, remove))
+}
+
+/// An object type's schema. Members other than these are kept as sent.
+#[derive(Deserialize, ToSchema)]
+#[allow(dead_code, reason = "checked by hand in `validate`, for its errors; this is its schema")]
+#[serde(rename_all = "camelCase")]
+struct ObjectTypeSpec {
+    /// `todos` for the objects of `objects.todos`, or `users` or `usergroups` for the built-in types. A `PUT` may
+    /// leave it out; given, it must be the path's.
+    name: String,
+    /// Answered as `[]` when left out.
+    properties: Option<Vec<PropertySpec>>,
+    validators: Option<Vec<ValidatorSpec>>,
+    /// Who may list the type's objects (`read`) and create them (`create`). Left out, the backend's access
+    /// defaults say.
+    access_control_list: Option<CollectionAcl>,
+    /// The ACL each new object gets; it may name the creator. Left out, the backend's access defaults say.
+    access_control_list_template: Option<AclWire>,
+    settings: Option<TypeSettings>,
+}
+
+/// A property of an object type.
+#[derive(Deserialize, ToSchema)]
+#[allow(dead_code, reason = "checked by hand in `validate`; this is its schema")]
+#[serde(rename_all = "camelCase")]
+struct PropertySpec {
+    /// Letters, digits and `_`, at most 64 characters.
+    name: String,
+    #[serde(rename = "type")]
+    kind: PropertyType,
+    /// Queries on it use an index, and a `string` one is searched by `/v1/search`. At most 16 a type and 64 a
+    /// backend: each is an index on storage all tenants share.
+    indexed: Option<bool>,
+    /// For a `ref`: the type it refers to (`objects.todoLists` or `todoLists`, `users`, `usergroups`).
+    object_type: Option<String>,
+    /// For a `ref`: `{"onDelete": {"dependency": "deleteObject"}}` deletes an object when the one it refers to is
+    /// deleted (its `objectType` is then required).
+    target: Option<RefTarget>,
+    /// For a `ref`: `{"accessControlList": "extend"}` gives a new object the ACL of the object it refers to,
+    /// which the creator must be able to read.
+    on_create: Option<OnCreate>,
+    /// For a `ref` to files: the image variants made of each upload (`docs/files.md`).
+    processors: Option<Vec<ImageProcessor>>,
+}
+
+#[derive(Deserialize, ToSchema)]
+#[allow(dead_code, reason = "checked by hand in `validate`; this is its schema")]
+#[serde(rename_all = "lowercase")]
+enum PropertyType {
+    String,
+    Boolean,
+    Number,
+    Hash,
+    Ref,
+    Time,
+    Objectid,
+    Array,
+    Geoloc,
+    File,
+}
+
+#[derive(Deserialize, ToSchema)]
+#[allow(dead_code, reason = "read by hand in `validate`; this is its schema")]
+#[serde(rename_all = "camelCase")]
+struct RefTarget {
+    on_delete: Option<OnDelete>,
+}
+
+#[derive(Deserialize, ToSchema)]
+#[allow(dead_code, reason = "read by hand in `validate`; this is its schema")]
+struct OnDelete {
+    /// `deleteObject`: the referring object goes with the one it refers to.
+    dependency: String,
+}
+
+#[derive(Deserialize, ToSchema)]
+#[allow(dead_code, reason = "read by hand in `extends`; this is its schema")]
+#[serde(rename_all = "camelCase")]
+struct OnCreate {
+    /// `extend`.
+    access_control_list: String,
+}
+
+/// `{"type": "image", "variants": {"thumbnail": {"crop": "20x20"}}}`.
+#[derive(Deserialize, ToSchema)]
+#[allow(dead_code, reason = "read by hand in `images::declared`; this is its schema")]
+struct ImageProcessor {
+    /// `image`.
+    #[serde(rename = "type")]
+    kind: String,
+    /// By name: letters, digits and `_`, not `original`.
+    variants: BTreeMap<String, VariantSpec>,
+}
+
+/// Exactly one of `crop`, `scale` and `resize`, as `WxH` with W and H from 1 to 4096. Variants are PNG.
+#[derive(Deserialize, ToSchema)]
+#[allow(dead_code, reason = "read by hand in `images::declared`; this is its schema")]
+struct VariantSpec {
+    /// Scaled to cover W×H, then the middle W×H of it.
+    crop: Option<String>,
+    /// Scaled to fit within W×H, proportions kept.
+    scale: Option<String>,
+    /// Scaled to exactly W×H.
+    resize: Option<String>,
+}
+
+/// A `required` property: a new object must set it, and no change may blank it (`null`, `""`, `$unset`).
+#[derive(Deserialize, ToSchema)]
+#[allow(dead_code, reason = "read by hand in `validate` and `admit`; this is its schema")]
+struct ValidatorSpec {
+    property: String,
+    /// `required`.
+    #[serde(rename = "type")]
+    kind: String,
+    options: Option<ValidatorOptions>,
+}
+
+#[derive(Deserialize, ToSchema)]
+#[allow(dead_code, reason = "read by hand in `admit`; this is its schema")]
+struct ValidatorOptions {
+    /// The error's message when the property is missing (`is required` by default).
+    message: Option<String>,
+}
+
+/// Who may list and create a type's objects: subjects as in ACLs.
+#[derive(Deserialize, ToSchema)]
+#[allow(dead_code, reason = "read by hand in `acl_of`; this is its schema")]
+struct CollectionAcl {
+    read: Option<Vec<Ref>>,
+    create: Option<Vec<Ref>>,
+}
+
+#[derive(Deserialize, ToSchema)]
+#[allow(dead_code, reason = "read by the notification streams (`stream_hub`); this is its schema")]
+struct TypeSettings {
+    /// The type's changes reach notification streams (`/v1/stream_url`).
+    websocket: Option<bool>,
+}
+
+#[derive(Serialize, ToSchema)]
+struct ObjectTypes {
+    #[schema(value_type = Vec<ObjectTypeSpec>)]
+    results: Vec<Value>,
 }
 
 const TYPES: [&str; 10] = ["string", "boolean", "number", "hash", "ref", "time", "objectid", "array", "geoloc", "file"];
@@ -182,12 +329,23 @@ fn acl_of(schema: &Map<String, Value>, key: &'static str, template: bool) -> Res
     Ok(Some(acl))
 }
 
+/// The backend's object types.
+#[utoipa::path(get, path = "/v1/object_types", tag = tag::SCHEMAS,
+    security(("backendId" = [], "accountToken" = [], "masterKey" = [])),
+    responses((status = 200, body = ObjectTypes)))]
 async fn list(State(state): State<ApiState>, headers: HeaderMap) -> Result<Response, EdsError> {
     let backend = managed_backend(&state, &headers).await?;
     let results = state.schemas.schemas(&backend.id).await?;
-    Ok(Json(json!({ "results": results })).into_response())
+    Ok(Json(ObjectTypes { results }).into_response())
 }
 
+/// Creates an object type's schema (or replaces the one of that name).
+///
+/// Indexed properties get an index; `required` validators, the collection ACL and the ACL template apply to
+/// objects created from now on.
+#[utoipa::path(post, path = "/v1/object_types", tag = tag::SCHEMAS,
+    security(("backendId" = [], "accountToken" = [], "masterKey" = [])),
+    request_body = ObjectTypeSpec, responses((status = 201, body = ObjectTypeSpec)))]
 async fn create(State(state): State<ApiState>, headers: HeaderMap, body: Body) -> Result<Response, EdsError> {
     let backend = managed_backend(&state, &headers).await?;
     let (object_type, schema, rules) = validate(read_json(body, state.limits.max_body_bytes).await?, None)?;
@@ -196,6 +354,11 @@ async fn create(State(state): State<ApiState>, headers: HeaderMap, body: Body) -
     Ok((StatusCode::CREATED, Json(schema)).into_response())
 }
 
+/// One object type's schema.
+#[utoipa::path(get, path = "/v1/object_types/{name}", tag = tag::SCHEMAS,
+    security(("backendId" = [], "accountToken" = [], "masterKey" = [])),
+    params(("name" = String, Path, description = "`todos` (for `objects.todos`), `users` or `usergroups`.")),
+    responses((status = 200, body = ObjectTypeSpec)))]
 async fn show(
     State(state): State<ApiState>,
     headers: HeaderMap,
@@ -207,6 +370,11 @@ async fn show(
     Ok(Json(&*schema).into_response())
 }
 
+/// Replaces an object type's schema.
+#[utoipa::path(put, path = "/v1/object_types/{name}", tag = tag::SCHEMAS,
+    security(("backendId" = [], "accountToken" = [], "masterKey" = [])),
+    params(("name" = String, Path, description = "`todos` (for `objects.todos`), `users` or `usergroups`.")),
+    request_body = ObjectTypeSpec, responses((status = 200, body = ObjectTypeSpec)))]
 async fn replace(
     State(state): State<ApiState>,
     headers: HeaderMap,
@@ -220,6 +388,11 @@ async fn replace(
     Ok(Json(schema).into_response())
 }
 
+/// Deletes an object type: its schema and all its objects.
+#[utoipa::path(delete, path = "/v1/object_types/{name}", tag = tag::SCHEMAS,
+    security(("backendId" = [], "accountToken" = [], "masterKey" = [])),
+    params(("name" = String, Path, description = "`todos` (for `objects.todos`), `users` or `usergroups`.")),
+    responses((status = 200, description = "Deleted: `{}`", body = Object)))]
 async fn remove(
     State(state): State<ApiState>,
     headers: HeaderMap,

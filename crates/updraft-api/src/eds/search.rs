@@ -7,28 +7,73 @@
 //! the query. A caller needs the collection's read permission on each type, as for listing it.
 
 use axum::Json;
-use axum::Router;
 use axum::extract::State;
 use axum::http::Uri;
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
+use serde::Serialize;
 use serde_json::{Value, json};
 use updraft_query::Sort;
 use updraft_query::search::{Expr, Operator};
 use updraft_store::{SearchQuery, USERGROUPS, USERS};
+use utoipa::ToSchema;
+use utoipa_axum::routes;
 
 use super::DataRequest;
 use super::list::{Params, bad_query, json_param};
+use super::objects_doc::EdsObject;
 use crate::ApiState;
 use crate::error::{ApiError, Code, EdsError};
+use crate::openapi::{ApiRouter, tag};
 
 /// The most object types one search names.
 const MAX_TYPES: usize = 16;
 
-pub(super) fn routes() -> Router<ApiState> {
-    Router::new().route("/v1/search", get(search))
+pub(super) fn routes() -> ApiRouter {
+    ApiRouter::new().routes(routes!(search))
 }
 
+/// The objects found, or with `count` their number.
+#[derive(Serialize, ToSchema)]
+#[serde(untagged)]
+enum SearchAnswer {
+    /// With `count`: how many objects the search finds that the caller may read.
+    Count { count: u64 },
+    /// A page of the objects found that the caller may read, by relevance unless `sort` says otherwise.
+    Results {
+        #[schema(value_type = Vec<EdsObject>)]
+        results: Vec<Value>,
+    },
+}
+
+/// Full-text search over the `indexed` string properties of one or more object types.
+///
+/// Both forms the original clients send are taken: QtEnginio's
+/// `objectTypes[]=objects.a&objectTypes[]=objects.b&search={"phrase":"cat OR dog","properties":["title"]}`, and
+/// the npm SDK's `objectTypes=objects.a,objects.b&search={"phrase":"cat","properties":"title,body",
+/// "defaultOperator":"AND"}`. The phrase syntax (`AND`, `OR`, `NOT`/`-`, parentheses, `"…"`, `cat*`, `*cat*`)
+/// is in `docs/search.md`.
+///
+/// The caller needs the collection's `read` permission on each type, as for listing it; each object is found
+/// only if the caller may read it.
+#[utoipa::path(get, path = "/v1/search", tag = tag::SEARCH,
+    security(("backendId" = []), ("backendId" = [], "userToken" = []), ("backendId" = [], "instanceSecret" = [])),
+    params(
+        ("objectTypes[]" = Option<Vec<String>>, Query, description = "A type to search, repeated (QtEnginio): \
+            `objects.<name>`, `users` or `usergroups`. At most 16 in all."),
+        ("objectTypes" = Option<String>, Query, description = "The types to search as a comma list (npm SDK). \
+            One of the two forms is required."),
+        ("search" = String, Query, description = "JSON: `{\"phrase\", \"properties\", \"defaultOperator\"}`. \
+            `phrase` is required (at most 1,000 bytes and 64 terms); `properties` (a list or a comma string) \
+            narrows the searched properties; `defaultOperator` (`OR` by default, or `AND`) joins adjacent terms."),
+        ("limit" = Option<u32>, Query, description = "At most this many: 100 if not given, at most 1,000."),
+        ("offset" = Option<u32>, Query, description = "Skips this many."),
+        ("sort" = Option<String>, Query, description = "JSON, as on lists: `[{\"sortBy\": \"title\", \
+            \"direction\": \"asc\"}]`; without it, by relevance."),
+        ("count" = Option<String>, Query, description = "Present (any value): answers `{\"count\"}` instead."),
+        ("include" = Option<String>, Query, description = "JSON, as on lists: the ref properties to expand \
+            (`{\"creator\": {}}`)."),
+    ),
+    responses((status = 200, body = SearchAnswer)))]
 async fn search(State(state): State<ApiState>, request: DataRequest, uri: Uri) -> Result<Response, EdsError> {
     let params = Params::of(&uri);
     let object_types = object_types(&params)?;
@@ -46,12 +91,12 @@ async fn search(State(state): State<ApiState>, request: DataRequest, uri: Uri) -
     let backend = &request.backend.id;
     if params.get("count").is_some() {
         let count = state.search.search_count(backend, query, request.access()).await?;
-        return Ok(Json(json!({ "count": count })).into_response());
+        return Ok(Json(SearchAnswer::Count { count }).into_response());
     }
     let include = super::include::requested(&uri)?;
     let mut results = state.search.search(backend, query, params.page()?, request.access()).await?;
     super::include::expand_all(&state, &request, &mut results, &include).await?;
-    Ok(Json(json!({ "results": results })).into_response())
+    Ok(Json(SearchAnswer::Results { results }).into_response())
 }
 
 /// `objectTypes[]` repeated (Qt) or `objectTypes` as a comma list (Node), as the store names them.

@@ -18,25 +18,27 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use axum::Extension;
 use axum::extract::{Query, State};
 use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
-use axum::{Extension, Router};
 use bytes::BytesMut;
-use serde::Deserialize;
-use serde_json::{Map, Value, json};
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use updraft_gateway::SocketId;
 use updraft_gateway::pending::{self, Limits, Pending, Requester};
 use updraft_realtime::stream_hub::{Interest, Replay, StreamHub, Subscription};
 use updraft_ws::{self as ws, Event, FrameReader, close_code};
+use utoipa::{IntoParams, ToSchema};
+use utoipa_axum::routes;
 
 use super::sessions::Owner;
 use super::{Caller, DataRequest};
 use crate::auth::{self, Credentials};
 use crate::error::{ApiError, Code, EdsError};
+use crate::openapi::{ApiRouter, EdsErrors, tag};
 use crate::{ApiState, Transport};
 
 /// Connections starting with this are the stream's, not HTTP requests for the router.
@@ -51,8 +53,8 @@ const HEAD_TIMEOUT: Duration = Duration::from_secs(30);
 /// Client frames carry pings and closes only.
 const MAX_CLIENT_MESSAGE: u64 = 64 * 1024;
 
-pub fn routes() -> Router<ApiState> {
-    Router::new().route("/v1/stream_url", get(stream_url))
+pub(crate) fn routes() -> ApiRouter {
+    ApiRouter::new().routes(routes!(stream_url))
 }
 
 struct StreamTicket {
@@ -74,10 +76,23 @@ impl Default for Streams {
     }
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 struct StreamUrlQuery {
+    /// JSON: the events to send, as a subset of each (`{"event": "create"}`,
+    /// `{"data": {"objectType": "objects.todos"}}`). Absent or empty, every event.
     filter: Option<String>,
+    /// The `seq` of the last event seen: the stream first replays the events after it from the change log (or
+    /// starts with `{"event": "gap"}` when the log no longer reaches back that far).
     since: Option<i64>,
+}
+
+/// Where to open the stream.
+#[derive(Serialize, ToSchema)]
+struct StreamUrl {
+    /// `ws://<host>/v1/stream?token=…`: single use, valid five minutes.
+    #[serde(rename = "expiringUrl")]
+    expiring_url: String,
 }
 
 /// Where the stream is reached, as the request came in.
@@ -94,6 +109,21 @@ impl axum::extract::FromRequestParts<ApiState> for StreamHost {
     }
 }
 
+/// A URL to open a notification stream at: one WebSocket text frame per change the caller may read.
+///
+/// The URL is single use, valid five minutes, and bound to the caller's read permissions at the time it is
+/// opened (a user's stream follows the user: it is re-scoped or closed when the user's access changes). Opened
+/// with a WebSocket handshake over plain TCP, it sends
+/// `{"event": "create"|"update"|"delete", "data": {…}, "origin": {"apiRequestId"}, "seq"}` for each change of a
+/// type whose schema sets `"settings": {"websocket": true}` that the filter matches. Pings are answered; a
+/// client that falls too far behind is closed with 1013 and resumes with `since`.
+#[utoipa::path(get, path = "/v1/stream_url", tag = tag::STREAM,
+    security(("backendId" = []), ("backendId" = [], "userToken" = []), ("backendId" = [], "instanceSecret" = [])),
+    params(StreamUrlQuery),
+    responses(
+        (status = 200, body = StreamUrl),
+        (status = 503, description = "Too many pending stream URLs on the server, for the backend or from the \
+            client's address.", body = EdsErrors)))]
 async fn stream_url(
     State(state): State<ApiState>,
     StreamHost(host): StreamHost,
@@ -136,7 +166,7 @@ async fn stream_url(
         })?;
     // The stream is plain TCP, as QtEnginio opens it.
     let url = format!("ws://{host}/v1/stream?token={token}");
-    Ok(axum::Json(json!({ "expiringUrl": url })).into_response())
+    Ok(axum::Json(StreamUrl { expiring_url: url }).into_response())
 }
 
 /// Serves a connection whose request line starts with [`STREAM_REQUEST_PREFIX`].

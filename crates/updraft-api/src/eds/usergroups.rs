@@ -2,12 +2,11 @@
 //! themselves (objects of type `usergroups` with a required `name`) are served with every collection
 //! (`objects.rs`, `collection.rs`).
 
+use axum::Json;
 use axum::body::Body;
 use axum::extract::{Path, State};
 use axum::http::{Method, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
-use axum::{Json, Router};
 use serde_json::{Value, json};
 use updraft_core::ids::ObjectId;
 use updraft_store::{Access, AccessDefaults, Acl, AclChange, Collection, Permission, Subject, USERGROUPS, USERS};
@@ -19,12 +18,56 @@ use super::objects::object_id;
 use crate::ApiState;
 use crate::body::read_json;
 use crate::error::{ApiError, Code, EdsError};
+use crate::openapi::{ApiRouter, tag};
 
-pub(super) fn routes() -> Router<ApiState> {
-    Router::new().route("/v1/usergroups/{id}/members", get(members).post(add_member).delete(remove_member)).route(
-        "/v1/usergroups/{id}/members/access",
-        get(member_access).put(member_access).post(member_access).delete(member_access),
-    )
+pub(super) fn routes() -> ApiRouter {
+    ApiRouter::new()
+        .routes(utoipa_axum::routes!(members, add_member, remove_member))
+        .routes(utoipa_axum::routes!(member_access))
+}
+
+/// Who may manage a group's members: `create` adds, `read` lists, `delete` removes; subjects as in an ACL.
+#[derive(serde::Deserialize, utoipa::ToSchema)]
+#[allow(dead_code, reason = "written and read by hand (`acl_json`, `acl_from`); this is its schema")]
+struct MemberAcl {
+    create: Option<Vec<super::objects_doc::Ref>>,
+    read: Option<Vec<super::objects_doc::Ref>>,
+    delete: Option<Vec<super::objects_doc::Ref>>,
+}
+
+/// A page of members, each the user as the caller may see it (a ref where it may not read the user).
+#[derive(serde::Deserialize, utoipa::ToSchema)]
+#[allow(dead_code, reason = "the schema of `members`' answer")]
+struct Members {
+    results: Vec<super::objects_doc::EdsObject>,
+    query: MembersWindow,
+}
+
+/// A page of members, or with `count` their number.
+#[derive(serde::Deserialize, utoipa::ToSchema)]
+#[serde(untagged)]
+#[allow(dead_code, reason = "the schema of `members`' answer")]
+enum MembersAnswer {
+    Page(Members),
+    Count(super::objects_doc::Count),
+}
+
+#[derive(serde::Deserialize, utoipa::ToSchema)]
+#[allow(dead_code, reason = "the schema of `members`' answer")]
+struct MembersWindow {
+    limit: u32,
+    offset: u32,
+}
+
+#[derive(serde::Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+#[allow(dead_code, reason = "read by hand through `Params`")]
+struct MembersParams {
+    /// At most this many, 100 if not given.
+    limit: Option<u32>,
+    offset: Option<u32>,
+    /// Present (any value): answer `{"count"}` instead of a page.
+    count: Option<String>,
 }
 
 /// The member-management permissions on the wire, and the slots of `Acl` that hold them.
@@ -76,8 +119,14 @@ async fn group(
     Err(request.denied(EdsError(ApiError::new(Code::AccessDenied))))
 }
 
-/// `/members/access`: GET shows who may manage the members; PUT adds, POST replaces, DELETE removes, for
-/// admins of the group.
+/// Who may manage a group's members.
+///
+/// GET shows it; PUT adds, POST replaces, DELETE removes the subjects sent, for admins of the group. Without a
+/// rule of its own a group's members are managed by everyone in an `open` backend and by its admins in a `locked`
+/// one.
+#[utoipa::path(method(get, put, post, delete), path = "/v1/usergroups/{id}/members/access", tag = tag::USERGROUPS,
+    security(("backendId" = []), ("backendId" = [], "userToken" = []), ("backendId" = [], "instanceSecret" = [])), request_body(content = MemberAcl, description = "With PUT, POST and DELETE."),
+    responses((status = 200, body = MemberAcl)))]
 async fn member_access(
     State(state): State<ApiState>,
     request: DataRequest,
@@ -128,7 +177,13 @@ async fn member(state: &ApiState, request: &DataRequest, body: Body) -> Result<(
     Ok((user, json!({"id": user.to_string(), "objectType": USERS})))
 }
 
-/// Answers the user object, as QtEnginio expects (`data.id == userId`).
+/// Adds a user to a group.
+///
+/// Answers the user object, as QtEnginio expects (`data.id == userId`): 201 when added, 200 when it was a member
+/// already.
+#[utoipa::path(post, path = "/v1/usergroups/{id}/members", tag = tag::USERGROUPS, security(("backendId" = []), ("backendId" = [], "userToken" = []), ("backendId" = [], "instanceSecret" = [])),
+    request_body = super::objects_doc::Ref,
+    responses((status = 201, body = super::objects_doc::EdsObject), (status = 200, body = super::objects_doc::EdsObject)))]
 async fn add_member(
     State(state): State<ApiState>,
     request: DataRequest,
@@ -143,6 +198,9 @@ async fn add_member(
     Ok((status, Json(doc)).into_response())
 }
 
+/// Removes a user from a group (the user as a body on DELETE).
+#[utoipa::path(delete, path = "/v1/usergroups/{id}/members", tag = tag::USERGROUPS, security(("backendId" = []), ("backendId" = [], "userToken" = []), ("backendId" = [], "instanceSecret" = [])),
+    request_body = super::objects_doc::Ref, responses((status = 200, body = super::objects_doc::Empty)))]
 async fn remove_member(
     State(state): State<ApiState>,
     request: DataRequest,
@@ -158,6 +216,9 @@ async fn remove_member(
     Ok(Json(json!({})).into_response())
 }
 
+/// A group's members, each as the caller may see that user.
+#[utoipa::path(get, path = "/v1/usergroups/{id}/members", tag = tag::USERGROUPS, security(("backendId" = []), ("backendId" = [], "userToken" = []), ("backendId" = [], "instanceSecret" = [])), params(MembersParams),
+    responses((status = 200, description = "A page, or `{\"count\"}` with `count`.", body = MembersAnswer)))]
 async fn members(
     State(state): State<ApiState>,
     request: DataRequest,

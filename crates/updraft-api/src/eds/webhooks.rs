@@ -52,37 +52,39 @@ struct WebhookSpecWire {
 #[derive(Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 struct WebhookWire {
-    id: String,
-    url: String,
-    object_types: Vec<String>,
+    // Members in alphabetical order, the order the answer had when built as a `json!` map.
+    created_at: String,
     events: Vec<&'static str>,
     headers: Map<String, Value>,
+    id: String,
+    object_types: Vec<String>,
     /// The HMAC-SHA256 key of the `X-Updraft-Signature` header of each delivery.
     secret: String,
-    created_at: String,
     updated_at: String,
+    url: String,
 }
 
 /// One delivery of one change to one webhook.
 #[derive(Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 struct DeliveryWire {
-    id: String,
-    webhook_id: String,
+    // Members in alphabetical order, as for `WebhookWire`.
+    attempts: u32,
+    created_at: String,
     /// The change's number in the backend's change log.
     event_id: String,
+    finished_at: Option<String>,
+    id: String,
+    /// Why the last attempt failed, when it did without a status.
+    last_error: Option<String>,
+    /// The HTTP status of the last attempt.
+    last_status: Option<u16>,
+    /// When a pending delivery is tried next.
+    next_attempt_at: Option<String>,
     object_id: String,
     /// `pending`, `delivered` or `failed` (given up after the last retry).
     status: &'static str,
-    attempts: u32,
-    /// When a pending delivery is tried next.
-    next_attempt_at: Option<String>,
-    created_at: String,
-    finished_at: Option<String>,
-    /// The HTTP status of the last attempt.
-    last_status: Option<u16>,
-    /// Why the last attempt failed, when it did without a status.
-    last_error: Option<String>,
+    webhook_id: String,
 }
 
 #[derive(Serialize, ToSchema)]

@@ -4,29 +4,31 @@
 
 use std::collections::BTreeMap;
 
+use axum::Json;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use axum::routing::{delete, get, post};
-use axum::{Json, Router};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use std::sync::Arc;
 use updraft_databases::{DatabaseError, Databases, ServiceRecord};
+use utoipa::{IntoParams, ToSchema};
+use utoipa_axum::routes;
 
-use super::{Account, runtime, runtime_error};
+use super::{Account, LogEntries, LogEntryWire, runtime, runtime_error};
 use crate::ApiState;
 use crate::body::read_json;
 use crate::error::{ApiError, Code};
+use crate::openapi::{ApiRouter, ServiceError, tag};
 
-pub(super) fn routes() -> Router<ApiState> {
-    Router::new()
-        .route("/v1/services/{id}", get(show))
-        .route("/v1/services/{id}/logs", get(logs))
-        .route("/v1/services/{id}/start", post(start))
-        .route("/v1/services/{id}/stop", post(stop))
-        .route("/v1/apps/{id}/services", get(attached).post(attach))
-        .route("/v1/apps/{id}/services/{service}", delete(detach))
+pub(super) fn routes() -> ApiRouter {
+    ApiRouter::new()
+        .routes(routes!(show))
+        .routes(routes!(logs))
+        .routes(routes!(start))
+        .routes(routes!(stop))
+        .routes(routes!(attached, attach))
+        .routes(routes!(detach))
 }
 
 pub(super) fn databases(state: &ApiState) -> Result<&Arc<Databases>, ApiError> {
@@ -52,39 +54,108 @@ pub(super) fn database_error(err: DatabaseError) -> ApiError {
     }
 }
 
-/// The §1.3.3 fields, plus `database` and a ready `url`.
-pub(super) fn service_json(service: &ServiceRecord) -> Value {
-    json!({
-        "id": service.id,
-        "name": service.name,
-        "image": {"name": service.engine.image()},
-        "size": service.size,
-        "state": if service.running { "running" } else { "stopped" },
-        "ip_address": service.host,
-        "port": service.port,
-        "username": service.username,
-        "password": service.password,
-        "database": service.database(),
-        "url": service.url(),
-        "attachedTo": service.attached,
-    })
+// Members sorted by name, as `json!` wrote them (see `mar/mod.rs`).
+
+/// A managed database instance, with what its clients need to connect: its database, credentials and URL.
+#[derive(Serialize, ToSchema)]
+struct ServiceWire {
+    /// The apps that have its URL, each with the variable it is in (`{"<app-id>": "DATABASE_URL"}`).
+    #[serde(rename = "attachedTo")]
+    attached_to: BTreeMap<String, String>,
+    /// The database's name (PostgreSQL), or the prefix every key must have (Redis).
+    database: String,
+    /// `mdb-local-1-<name>`.
+    id: String,
+    image: ServiceImage,
+    /// The database server's host, as apps reach it.
+    ip_address: String,
+    name: String,
+    password: String,
+    port: u16,
+    /// 1, 2, 4 or 8: the role's connection limit is 10 a unit.
+    size: u8,
+    /// `running`, or `stopped` (its clients may not log in).
+    state: &'static str,
+    /// `postgres://<user>:<password>@<host>:<port>/<database>` or `redis://<user>:<password>@<host>:<port>/0`.
+    url: String,
+    /// The role (PostgreSQL) or ACL user (Redis).
+    username: String,
+}
+
+#[derive(Serialize, ToSchema)]
+struct ServiceImage {
+    /// The engine's image: `qtcs/postgresql:15` or `qtcs/redis:7`.
+    name: &'static str,
+}
+
+/// An attachment: the instance whose URL an app has, and the variable it is in.
+#[derive(Serialize, ToSchema)]
+struct AttachmentWire {
+    /// The database instance's id.
+    id: String,
+    variable: String,
+}
+
+#[derive(Serialize, ToSchema)]
+struct Attachments {
+    results: Vec<AttachmentWire>,
+}
+
+/// An instance to attach.
+#[derive(Deserialize, ToSchema)]
+#[allow(dead_code, reason = "read by hand in `attach`, for its errors; this is its schema")]
+struct NewAttachmentWire {
+    /// The database instance's id, `mdb-local-1-<name>`.
+    id: String,
+    /// The variable the URL goes in: `DATABASE_URL` (PostgreSQL) or `REDIS_URL` (Redis) if not given. Letters,
+    /// digits and `_`, not starting with a digit.
+    variable: Option<String>,
+}
+
+fn service_json(service: &ServiceRecord) -> ServiceWire {
+    ServiceWire {
+        attached_to: service.attached.clone(),
+        database: service.database(),
+        id: service.id.clone(),
+        image: ServiceImage { name: service.engine.image() },
+        ip_address: service.host.clone(),
+        name: service.name.clone(),
+        password: service.password.clone(),
+        port: service.port,
+        size: service.size,
+        state: if service.running { "running" } else { "stopped" },
+        url: service.url(),
+        username: service.username.clone(),
+    }
 }
 
 fn service_of(state: &ApiState, id: &str) -> Result<ServiceRecord, ApiError> {
     databases(state)?.get(id).ok_or_else(|| database_error(DatabaseError::NotFound))
 }
 
+/// One database instance, with its credentials and URL.
+#[utoipa::path(get, path = "/v1/services/{id}", tag = tag::DATABASES, security(("accountToken" = [])),
+    params(("id" = String, Path, description = "The instance's id, `mdb-local-1-<name>`.")),
+    responses((status = 200, body = ServiceWire)))]
 async fn show(State(state): State<ApiState>, _: Account, Path(id): Path<String>) -> Result<Response, ApiError> {
     Ok(Json(service_json(&service_of(&state, &id)?)).into_response())
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 struct Page {
+    /// Skips this many lines, oldest first.
     offset: Option<usize>,
+    /// At most this many lines: up to 1000, 100 if not given.
     limit: Option<usize>,
 }
 
-/// `{"results":[{"time","log"}]}`: what Updraft did to the instance (the server's own log is the operator's).
+/// What Updraft did to the instance (created, attached, stopped…), oldest first.
+///
+/// The database server's own log is the operator's.
+#[utoipa::path(get, path = "/v1/services/{id}/logs", tag = tag::DATABASES, security(("accountToken" = [])),
+    params(("id" = String, Path, description = "The instance's id."), Page),
+    responses((status = 200, body = LogEntries)))]
 async fn logs(
     State(state): State<ApiState>,
     _: Account,
@@ -92,20 +163,31 @@ async fn logs(
     Query(page): Query<Page>,
 ) -> Result<Response, ApiError> {
     let service = service_of(&state, &id)?;
-    let results: Vec<Value> = service
+    let results = service
         .log
         .iter()
         .skip(page.offset.unwrap_or(0))
         .take(page.limit.unwrap_or(100).min(1000))
-        .map(|line| json!({"time": line.time, "log": line.line}))
+        .map(|line| LogEntryWire { log: line.line.clone(), time: line.time.clone() })
         .collect();
-    Ok(Json(json!({"results": results})).into_response())
+    Ok(Json(LogEntries { results }).into_response())
 }
 
+/// Lets the instance's clients log in again.
+#[utoipa::path(post, path = "/v1/services/{id}/start", tag = tag::DATABASES, security(("accountToken" = [])),
+    params(("id" = String, Path, description = "The instance's id.")), responses((status = 200, body = ServiceWire),
+    (status = 503, description = "The database server did not do it.", body = ServiceError)))]
 async fn start(State(state): State<ApiState>, _: Account, Path(id): Path<String>) -> Result<Response, ApiError> {
     set_running(state, id, true).await
 }
 
+/// Stops the instance: its clients may not log in, and their sessions are ended.
+///
+/// The PostgreSQL role may not log in and its sessions are ended; the Redis user is off and its connections
+/// killed.
+#[utoipa::path(post, path = "/v1/services/{id}/stop", tag = tag::DATABASES, security(("accountToken" = [])),
+    params(("id" = String, Path, description = "The instance's id.")), responses((status = 200, body = ServiceWire),
+    (status = 503, description = "The database server did not do it.", body = ServiceError)))]
 async fn stop(State(state): State<ApiState>, _: Account, Path(id): Path<String>) -> Result<Response, ApiError> {
     set_running(state, id, false).await
 }
@@ -115,18 +197,29 @@ async fn set_running(state: ApiState, id: String, running: bool) -> Result<Respo
     Ok(Json(service_json(&service)).into_response())
 }
 
-/// `{"results":[{"id","variable"}]}`: the instances whose URL the app has.
+/// The database instances attached to the app: those whose URL it has.
+#[utoipa::path(get, path = "/v1/apps/{id}/services", tag = tag::DATABASES, security(("accountToken" = [])),
+    params(("id" = String, Path, description = "The app's id.")), responses((status = 200, body = Attachments)))]
 async fn attached(State(state): State<ApiState>, _: Account, Path(app): Path<String>) -> Result<Response, ApiError> {
     runtime(&state)?.app(&app).ok_or_else(|| runtime_error(updraft_runtime::RuntimeError::NotFound))?;
-    let results: Vec<Value> = databases(&state)?
+    let results = databases(&state)?
         .all()
         .iter()
-        .filter_map(|s| s.attached.get(&app).map(|variable| json!({"id": s.id, "variable": variable})))
+        .filter_map(|s| {
+            s.attached.get(&app).map(|variable| AttachmentWire { id: s.id.clone(), variable: variable.clone() })
+        })
         .collect();
-    Ok(Json(json!({"results": results})).into_response())
+    Ok(Json(Attachments { results }).into_response())
 }
 
-/// `{"id":"mdb-…","variable"?:"OTHER_URL"}`: the app gets the instance's URL and restarts with it.
+/// Attaches a database instance to the app: the app gets its URL in a variable and restarts with it.
+///
+/// The restart is health-checked like any change of variables; if it fails, nothing is attached.
+#[utoipa::path(post, path = "/v1/apps/{id}/services", tag = tag::DATABASES, security(("accountToken" = [])),
+    params(("id" = String, Path, description = "The app's id.")), request_body = NewAttachmentWire,
+    responses((status = 201, body = AttachmentWire),
+    (status = 409, description = "The app did not come up with the URL; nothing attached.", body = ServiceError),
+    (status = 422, description = "No instance, or a bad variable name.", body = ServiceError)))]
 async fn attach(
     State(state): State<ApiState>,
     _: Account,
@@ -150,9 +243,14 @@ async fn attach(
         let _ = databases.set_attached(id, &app, None).await;
         return Err(runtime_error(err));
     }
-    Ok((StatusCode::CREATED, Json(json!({"id": id, "variable": variable}))).into_response())
+    Ok((StatusCode::CREATED, Json(AttachmentWire { id: id.to_owned(), variable })).into_response())
 }
 
+/// Detaches a database instance from the app: the variable is unset and the app restarts without it.
+#[utoipa::path(delete, path = "/v1/apps/{id}/services/{service}", tag = tag::DATABASES,
+    security(("accountToken" = [])), params(("id" = String, Path, description = "The app's id."),
+        ("service" = String, Path, description = "The database instance's id.")),
+    responses((status = 200, description = "Detached: `{}`.", body = Object)))]
 async fn detach(
     State(state): State<ApiState>,
     _: Account,

@@ -2,10 +2,12 @@
 //! and tags), `eds` apps (the account API's, with their two backends) and `mws` gateways (whose cloud and tags the
 //! runtime's placements keep). Every id is found in one place, so `/v1/instances/:id` needs no provider.
 
+use serde::Serialize;
 use serde_json::{Value, json};
 use updraft_runtime::clouds::Placement;
 use updraft_runtime::names::{self, DATACENTER};
 use updraft_runtime::records::AppRecord;
+use utoipa::ToSchema;
 
 use super::databases::{database_error, databases, delete_service, forget_app};
 use super::{runtime, runtime_error};
@@ -20,9 +22,40 @@ pub(super) enum Instance {
     Gateway(Value),
 }
 
-fn shape(id: &str, name: &str, provider: &str, cloud: &str, tags: &[String], config: Value) -> Value {
-    json!({"id": id, "name": name, "serviceProviderId": provider, "datacenterId": DATACENTER,
-        "accountId": cloud, "tags": tags, "config": config})
+// Members sorted by name, as `json!` wrote them (see `mar/mod.rs`).
+
+/// An instance of any service, as the platform API shows it.
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub(super) struct InstanceWire {
+    /// The cloud it belongs to.
+    account_id: String,
+    /// By provider: `mar` `{"runtimeSize", "runtimeType": "app"}`; `mdb` `{"runtimeSize", "serviceImage"}`;
+    /// `eds` `{"environments"}`, the EDS app's development and production backends with their keys (as
+    /// `/v1/account/apps` shows them); `mws` the gateway's configuration with its `securityToken` (as
+    /// `/v1/gateways/{id}` shows it).
+    config: Value,
+    /// This server: `local-1`.
+    datacenter_id: &'static str,
+    /// `mar-local-1-<name>` for apps, `mdb-local-1-<name>` for databases, `mws-local-1-<name>` for gateways, the
+    /// EDS app's id for `eds`.
+    id: String,
+    name: String,
+    /// `mar`, `mdb`, `eds` or `mws`.
+    service_provider_id: &'static str,
+    tags: Vec<String>,
+}
+
+fn shape(id: &str, name: &str, provider: &'static str, cloud: &str, tags: &[String], config: Value) -> InstanceWire {
+    InstanceWire {
+        account_id: cloud.to_owned(),
+        config,
+        datacenter_id: DATACENTER,
+        id: id.to_owned(),
+        name: name.to_owned(),
+        service_provider_id: provider,
+        tags: tags.to_vec(),
+    }
 }
 
 impl Instance {
@@ -47,7 +80,7 @@ impl Instance {
         }
     }
 
-    pub(super) fn json(&self, state: &ApiState) -> Value {
+    pub(super) fn json(&self, state: &ApiState) -> InstanceWire {
         match self {
             Instance::App(app) => {
                 let config = json!({"runtimeSize": app.size, "runtimeType": "app"});
@@ -123,7 +156,11 @@ fn store_error(err: updraft_store::StoreError) -> ApiError {
 }
 
 /// The cloud's instances of `provider` (all when `None`): apps, databases, EDS apps, gateways.
-pub(super) async fn in_cloud(state: &ApiState, cloud: &str, provider: Option<&str>) -> Result<Vec<Value>, ApiError> {
+pub(super) async fn in_cloud(
+    state: &ApiState,
+    cloud: &str,
+    provider: Option<&str>,
+) -> Result<Vec<InstanceWire>, ApiError> {
     let mut all = Vec::new();
     if let (None | Some("mar"), Some(runtime)) = (provider, &state.runtime) {
         all.extend(runtime.apps().into_iter().map(Instance::App));

@@ -17,8 +17,10 @@ mod releases;
 pub(crate) mod router;
 
 use axum::http::HeaderMap;
+use serde::{Deserialize, Serialize};
 use std::sync::Arc;
 use updraft_runtime::Runtime;
+use utoipa::ToSchema;
 
 use crate::ApiState;
 use crate::auth::{Credentials, credentials};
@@ -35,7 +37,31 @@ pub(crate) fn routes() -> crate::openapi::ApiRouter {
         .merge(databases::routes())
         .merge(authorizations::routes())
         .merge(releases::routes())
-        .into()
+}
+
+// The wire structs of this module write their members in the order `json!` wrote them before: sorted by name
+// (serde_json keeps no insertion order here), so the answers stay byte for byte the same.
+
+/// A line of a log the records keep: a cloud's or a database instance's.
+#[derive(Serialize, ToSchema)]
+struct LogEntryWire {
+    log: String,
+    /// RFC 3339.
+    time: String,
+}
+
+#[derive(Serialize, ToSchema)]
+struct LogEntries {
+    results: Vec<LogEntryWire>,
+}
+
+/// A count or a size, as a number or as a string of digits (`2` or `"2"`).
+#[derive(Deserialize, ToSchema)]
+#[serde(untagged)]
+#[allow(dead_code, reason = "read by hand, as numbers or strings; this is its schema")]
+enum NumberOrString {
+    Number(u32),
+    String(String),
 }
 
 /// The runtime, or 404 where this server runs none.

@@ -4,47 +4,163 @@
 
 use std::collections::BTreeMap;
 
+use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use axum::routing::{delete, get, post, put};
-use axum::{Json, Router};
 use http_body_util::BodyExt;
+use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use tokio::io::AsyncWriteExt;
+use utoipa::ToSchema;
+use utoipa_axum::routes;
 
 use super::{Account, rfc3339, runtime, runtime_error};
 use crate::ApiState;
 use crate::body::read_json;
 use crate::error::{ApiError, Code};
+use crate::openapi::{ApiRouter, ServiceError, tag};
 
-pub(super) fn routes() -> Router<ApiState> {
-    Router::new()
-        .route("/v1/apps/{id}/releases", get(releases))
-        .route("/v1/apps/{id}/releases/{version}/rollback", post(rollback))
-        .route("/v1/apps/{id}/slugs", get(slugs).post(create_slug))
-        .route("/v1/apps/{id}/slugs/{tag}", delete(remove_slug))
-        .route("/v1/apps/{id}/slugs/{tag}/deploy", post(deploy_slug))
-        .route("/v1/slug_uploads/{token}", put(upload))
+pub(super) fn routes() -> ApiRouter {
+    ApiRouter::new()
+        .routes(routes!(releases))
+        .routes(routes!(rollback))
+        .routes(routes!(slugs, create_slug))
+        .routes(routes!(remove_slug))
+        .routes(routes!(deploy_slug))
+        .routes(routes!(upload))
 }
 
-/// `{"results":[{"version","build","commit","buildpack","createdAt","current"}]}`, oldest first.
+// Members sorted by name, as `json!` wrote them (see `mar/mod.rs`).
+
+/// A release: one immutable build of the app, numbered from 1.
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+struct ReleaseWire {
+    /// The release whose build this one runs: itself, or an earlier one when only the variables changed.
+    build: u32,
+    /// The buildpack that built it.
+    buildpack: String,
+    /// The git commit built, or the slug's tag.
+    commit: String,
+    created_at: Option<String>,
+    /// Whether it is the one running.
+    current: bool,
+    /// Procfile types and their commands.
+    process_types: BTreeMap<String, String>,
+    version: u32,
+}
+
+#[derive(Serialize, ToSchema)]
+struct Releases {
+    /// The kept five, oldest first.
+    results: Vec<ReleaseWire>,
+}
+
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+struct RollbackWire {
+    /// The release asked for.
+    rolled_back_to: u32,
+    /// The new release, which runs its build.
+    version: u32,
+}
+
+/// A prebuilt slug of the app.
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+struct SlugWire {
+    created_at: Option<String>,
+    /// When it was last deployed; null if never.
+    deployed_at: Option<String>,
+    /// From the announcement; the slug's own Procfile's when empty.
+    process_types: BTreeMap<String, String>,
+    tag: String,
+    /// Null until its bytes are uploaded.
+    uploaded_at: Option<String>,
+}
+
+#[derive(Serialize, ToSchema)]
+struct Slugs {
+    results: Vec<SlugWire>,
+}
+
+/// A slug announced, before its bytes are uploaded.
+#[derive(Deserialize, ToSchema)]
+#[allow(dead_code, reason = "read by hand in `create_slug`, for its errors; this is its schema")]
+struct NewSlugWire {
+    /// 1 to 64 letters, digits, `.`, `_` and `-`.
+    tag: String,
+    /// Process types and their commands (`{"web": "python app.py"}`); without them, the slug's Procfile.
+    process_types: Option<BTreeMap<String, String>>,
+}
+
+#[derive(Serialize, ToSchema)]
+struct NewSlugAnswer {
+    blob: SlugBlob,
+    tag: String,
+}
+
+#[derive(Serialize, ToSchema)]
+struct SlugBlob {
+    /// Where to `PUT` the slug's bytes, with no other credential: once, within the hour.
+    url: String,
+}
+
+/// The slug's bytes: a gzipped tar of the app's files (or of `./app/…`).
+#[derive(ToSchema)]
+#[schema(value_type = String, format = Binary)]
+#[allow(dead_code, reason = "streamed by hand in `upload`; this is its schema")]
+struct SlugBytes(Vec<u8>);
+
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+struct UploadedSlug {
+    tag: String,
+    uploaded_at: Option<String>,
+}
+
+#[derive(Serialize, ToSchema)]
+struct DeployedSlug {
+    /// The transcript of the deploy, a line each.
+    output: Vec<String>,
+    /// The new release's version.
+    release: u32,
+    tag: String,
+}
+
+/// The app's releases, oldest first: the last five are kept.
+#[utoipa::path(get, path = "/v1/apps/{id}/releases", tag = tag::RELEASES, security(("accountToken" = [])),
+    params(("id" = String, Path, description = "The app's id.")), responses((status = 200, body = Releases)))]
 async fn releases(State(state): State<ApiState>, _: Account, Path(id): Path<String>) -> Result<Response, ApiError> {
     let app = runtime(&state)?.app(&id).ok_or_else(|| runtime_error(updraft_runtime::RuntimeError::NotFound))?;
     let current = app.current().map(|r| r.version);
-    let results: Vec<Value> = app
+    let results = app
         .releases
         .iter()
-        .map(|r| {
-            json!({"version": r.version, "build": r.build, "commit": r.commit, "buildpack": r.buildpack,
-                "processTypes": r.process_types, "createdAt": rfc3339(Some(r.created_ms)),
-                "current": Some(r.version) == current})
+        .map(|r| ReleaseWire {
+            build: r.build,
+            buildpack: r.buildpack.clone(),
+            commit: r.commit.clone(),
+            created_at: rfc3339(Some(r.created_ms)),
+            current: Some(r.version) == current,
+            process_types: r.process_types.clone(),
+            version: r.version,
         })
         .collect();
-    Ok(Json(json!({"results": results})).into_response())
+    Ok(Json(Releases { results }).into_response())
 }
 
-/// Runs release `version`'s build again as a new release, health-checked like a push.
+/// Runs a kept release's build again as a new release, health-checked like a push.
+///
+/// The new release has that release's process types and the app's variables of now.
+#[utoipa::path(post, path = "/v1/apps/{id}/releases/{version}/rollback", tag = tag::RELEASES,
+    security(("accountToken" = [])), params(("id" = String, Path, description = "The app's id."),
+        ("version" = String, Path, description = "The release to return to: `3` or `v3`.")),
+    responses((status = 200, body = RollbackWire),
+    (status = 409, description = "The new release failed its health check; the old one keeps serving.",
+        body = ServiceError),
+    (status = 422, description = "Not a version, or a release no longer kept.", body = ServiceError)))]
 async fn rollback(
     State(state): State<ApiState>,
     _: Account,
@@ -52,24 +168,36 @@ async fn rollback(
 ) -> Result<Response, ApiError> {
     let version = version.trim_start_matches('v').parse().map_err(|_| ApiError::field("version", "a number"))?;
     let release = runtime(&state)?.rollback(&id, version).await.map_err(runtime_error)?;
-    Ok(Json(json!({"version": release, "rolledBackTo": version})).into_response())
+    Ok(Json(RollbackWire { rolled_back_to: version, version: release }).into_response())
 }
 
-/// `{"results":[{"tag","createdAt","uploadedAt","deployedAt","processTypes"}]}`
+/// The app's prebuilt slugs.
+#[utoipa::path(get, path = "/v1/apps/{id}/slugs", tag = tag::RELEASES, security(("accountToken" = [])),
+    params(("id" = String, Path, description = "The app's id.")), responses((status = 200, body = Slugs)))]
 async fn slugs(State(state): State<ApiState>, _: Account, Path(id): Path<String>) -> Result<Response, ApiError> {
     let app = runtime(&state)?.app(&id).ok_or_else(|| runtime_error(updraft_runtime::RuntimeError::NotFound))?;
-    let results: Vec<Value> = app
+    let results = app
         .slugs
         .iter()
-        .map(|s| {
-            json!({"tag": s.tag, "createdAt": rfc3339(Some(s.created_ms)), "uploadedAt": rfc3339(s.uploaded_ms),
-                "deployedAt": rfc3339(s.deployed_ms), "processTypes": s.process_types})
+        .map(|s| SlugWire {
+            created_at: rfc3339(Some(s.created_ms)),
+            deployed_at: rfc3339(s.deployed_ms),
+            process_types: s.process_types.clone(),
+            tag: s.tag.clone(),
+            uploaded_at: rfc3339(s.uploaded_ms),
         })
         .collect();
-    Ok(Json(json!({"results": results})).into_response())
+    Ok(Json(Slugs { results }).into_response())
 }
 
-/// `{"tag","process_types":{"web":"cmd"}}` → 201 `{"tag","blob":{"url"}}`, where the slug is then `PUT`.
+/// Announces a prebuilt slug; answers the URL its bytes are then `PUT` to.
+///
+/// A slug is a gzipped tar of the app's files (or of `./app/…`, as Heroku makes them). An app keeps 20 slugs.
+#[utoipa::path(post, path = "/v1/apps/{id}/slugs", tag = tag::RELEASES, security(("accountToken" = [])),
+    params(("id" = String, Path, description = "The app's id.")), request_body = NewSlugWire,
+    responses((status = 201, body = NewSlugAnswer),
+    (status = 409, description = "An uploaded slug has this tag, or the app keeps 20 slugs.", body = ServiceError),
+    (status = 422, description = "No tag, a bad one, or bad process types.", body = ServiceError)))]
 async fn create_slug(
     State(state): State<ApiState>,
     _: Account,
@@ -86,10 +214,18 @@ async fn create_slug(
     };
     let token = runtime(&state)?.create_slug(&id, tag, process_types).await.map_err(runtime_error)?;
     let url = format!("{}/v1/slug_uploads/{token}", state.http_origin(&parts));
-    Ok((StatusCode::CREATED, Json(json!({"tag": tag, "blob": {"url": url}}))).into_response())
+    Ok((StatusCode::CREATED, Json(NewSlugAnswer { blob: SlugBlob { url }, tag: tag.to_owned() })).into_response())
 }
 
-/// The slug's bytes, streamed to a staged file (at most the largest file size) and checked before they are kept.
+/// Uploads a slug's bytes, to the URL its announcement answered.
+///
+/// The token in the path is the only credential: it takes one upload, within the hour, of at most the largest
+/// file size (`--max-file-bytes`). The slug is checked before it is kept.
+#[utoipa::path(put, path = "/v1/slug_uploads/{token}", tag = tag::RELEASES, security(()),
+    params(("token" = String, Path, description = "The upload's token, from the slug's `blob.url`.")),
+    request_body(content = SlugBytes, content_type = "application/octet-stream"),
+    responses((status = 200, body = UploadedSlug),
+    (status = 422, description = "Not a gzipped tar, or members outside the app.", body = ServiceError)))]
 async fn upload(
     State(state): State<ApiState>,
     Path(token): Path<String>,
@@ -105,7 +241,7 @@ async fn upload(
         return Err(err);
     }
     let slug = runtime.accept_slug(&token, &staged).await.map_err(runtime_error)?;
-    Ok(Json(json!({"tag": slug.tag, "uploadedAt": rfc3339(slug.uploaded_ms)})).into_response())
+    Ok(Json(UploadedSlug { tag: slug.tag, uploaded_at: rfc3339(slug.uploaded_ms) }).into_response())
 }
 
 async fn stage(mut body: axum::body::Body, staged: &std::path::Path, limit: u64) -> Result<(), ApiError> {
@@ -127,6 +263,16 @@ async fn stage(mut body: axum::body::Body, staged: &std::path::Path, limit: u64)
     file.sync_all().await.map_err(io)
 }
 
+/// Deploys an uploaded slug as a new release, like a push.
+///
+/// The slug is unpacked as the app's user; its process types are the announcement's, else its Procfile's.
+#[utoipa::path(post, path = "/v1/apps/{id}/slugs/{tag}/deploy", tag = tag::RELEASES, security(("accountToken" = [])),
+    params(("id" = String, Path, description = "The app's id."), ("tag" = String, Path, description = "The slug's tag.")),
+    responses((status = 200, body = DeployedSlug),
+    (status = 409, description = "The new release failed its health check; the old one keeps serving.",
+        body = ServiceError),
+    (status = 422, description = "Not uploaded, not a gzipped tar, members outside the app, or no process type; \
+        nothing changed.", body = ServiceError)))]
 async fn deploy_slug(
     State(state): State<ApiState>,
     _: Account,
@@ -142,9 +288,13 @@ async fn deploy_slug(
         output.push(line);
     }
     let version = deployed?;
-    Ok(Json(json!({"tag": tag, "release": version, "output": output})).into_response())
+    Ok(Json(DeployedSlug { output, release: version, tag }).into_response())
 }
 
+/// Forgets a slug and its file; releases made from it keep running.
+#[utoipa::path(delete, path = "/v1/apps/{id}/slugs/{tag}", tag = tag::RELEASES, security(("accountToken" = [])),
+    params(("id" = String, Path, description = "The app's id."), ("tag" = String, Path, description = "The slug's tag.")),
+    responses((status = 200, description = "Removed: `{}`.", body = Object)))]
 async fn remove_slug(
     State(state): State<ApiState>,
     _: Account,

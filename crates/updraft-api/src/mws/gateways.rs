@@ -1,12 +1,11 @@
 //! Gateways as tenants: the admin API that creates, lists and deletes them, and each gateway's configuration
 //! endpoint. The store keeps them (`saved_gateways.rs`): each change is saved before it takes effect here.
 
+use axum::Json;
 use axum::body::Body;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
-use axum::{Json, Router};
 use serde_json::{Value, json};
 use updraft_gateway::gateway::DEFAULT_GATEWAY;
 use updraft_gateway::{Gateway, GatewayConfig};
@@ -18,11 +17,11 @@ use crate::auth;
 use crate::body::read_json;
 use crate::error::{ApiError, Code};
 
-pub fn routes() -> Router<ApiState> {
-    Router::new()
-        .route("/v1/gateways", get(list).post(create))
-        .route("/v1/gateways/{gateway_id}", get(show).delete(remove))
-        .route("/v1/gateways/{gateway_id}/configuration", get(show_configuration).put(set_configuration))
+pub(crate) fn routes() -> crate::openapi::ApiRouter {
+    crate::openapi::ApiRouter::new()
+        .routes(utoipa_axum::routes!(list, create))
+        .routes(utoipa_axum::routes!(show, remove))
+        .routes(utoipa_axum::routes!(show_configuration, set_configuration))
 }
 
 fn require_server_admin(state: &ApiState, headers: &HeaderMap) -> Result<(), ApiError> {
@@ -151,6 +150,14 @@ async fn delete(state: &ApiState, id: &str) -> Result<(), ApiError> {
     Ok(())
 }
 
+/// Creates a gateway (admin token); the answer holds its security token.
+///
+/// Binding it to a backend (`identityProvider.backendId`) needs proof of owning that backend: its master key
+/// (`Enginio-Backend-MasterKey`) or instance secret (`Enginio-Backend-Secret`), or the admin token. The gateway
+/// is saved in the store and served by every node.
+#[utoipa::path(post, path = "/v1/gateways", tag = crate::openapi::tag::GATEWAYS, security(("adminToken" = [])),
+    request_body = super::doc::NewGateway, responses((status = 201, body = super::doc::GatewayWire),
+        (status = 409, description = "A gateway with this id exists.", body = crate::openapi::ServiceError)))]
 async fn create(State(state): State<ApiState>, headers: HeaderMap, body: Body) -> Result<Response, ApiError> {
     require_server_admin(&state, &headers)?;
     let body = read_json(body, state.limits.max_body_bytes).await?.unwrap_or_else(|| json!({}));
@@ -198,17 +205,26 @@ pub(crate) async fn remove_for_platform(state: &ApiState, id: &str) -> Result<()
     delete(state, id).await
 }
 
+/// Lists every gateway, with its security token (admin token).
+#[utoipa::path(get, path = "/v1/gateways", tag = crate::openapi::tag::GATEWAYS, security(("adminToken" = [])),
+    responses((status = 200, body = super::doc::Gateways)))]
 async fn list(State(state): State<ApiState>, headers: HeaderMap) -> Result<Response, ApiError> {
     require_server_admin(&state, &headers)?;
     let results: Vec<Value> = state.gateways.list().iter().map(gateway_json).collect();
     Ok(Json(json!({ "results": results })).into_response())
 }
 
+/// One gateway, with its security token (admin token).
+#[utoipa::path(get, path = "/v1/gateways/{gateway_id}", tag = crate::openapi::tag::GATEWAYS, security(("adminToken" = [])),
+    responses((status = 200, body = super::doc::GatewayWire)))]
 async fn show(State(state): State<ApiState>, Path(id): Path<String>, headers: HeaderMap) -> Result<Response, ApiError> {
     require_server_admin(&state, &headers)?;
     Ok(Json(gateway_json(&find(&state, &id)?)).into_response())
 }
 
+/// Deletes a gateway (admin token): its sockets close on every node (1001). The default gateway stays.
+#[utoipa::path(delete, path = "/v1/gateways/{gateway_id}", tag = crate::openapi::tag::GATEWAYS, security(("adminToken" = [])),
+    responses((status = 200, body = super::doc::Empty)))]
 async fn remove(
     State(state): State<ApiState>,
     Path(id): Path<String>,
@@ -222,6 +238,9 @@ async fn remove(
     Ok(Json(json!({})).into_response())
 }
 
+/// A gateway's configuration (its security token or the admin token).
+#[utoipa::path(get, path = "/v1/gateways/{gateway_id}/configuration", tag = crate::openapi::tag::GATEWAYS,
+    security(("gatewayToken" = []), ("adminToken" = [])), responses((status = 200, body = super::doc::Configuration)))]
 async fn show_configuration(
     State(state): State<ApiState>,
     Path(id): Path<String>,
@@ -232,6 +251,13 @@ async fn show_configuration(
     Ok(Json(config_wire::to_json(&gateway.config())).into_response())
 }
 
+/// Changes a gateway's configuration: the members sent change, the others stay.
+///
+/// (Re)binding a backend needs proof of owning it, as at creation. The default gateway's configuration comes from
+/// each node's settings: a change there lasts on the answering node until it restarts.
+#[utoipa::path(put, path = "/v1/gateways/{gateway_id}/configuration", tag = crate::openapi::tag::GATEWAYS,
+    security(("gatewayToken" = []), ("adminToken" = [])), request_body = super::doc::ConfigurationChange,
+    responses((status = 200, body = super::doc::Configuration)))]
 async fn set_configuration(
     State(state): State<ApiState>,
     Path(id): Path<String>,

@@ -1,6 +1,7 @@
 //! Managed WebSocket: both URL layouts (the single-gateway OSS paths and `/v1/gateways/:gid/...`).
 
 mod config_wire;
+mod doc;
 pub mod gateways;
 pub mod saved_gateways;
 pub mod upgrade;
@@ -10,13 +11,12 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::SystemTime;
 
+use axum::Json;
 use axum::body::Body;
 use axum::extract::{FromRequestParts, Path, State};
 use axum::http::StatusCode;
 use axum::http::request::Parts;
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
-use axum::{Json, Router};
 use serde_json::{Value, json};
 use updraft_bus::{Follows, Publication, Redeemed, SharedTicket};
 use updraft_core::access::{USERGROUPS, USERS};
@@ -29,20 +29,30 @@ use crate::auth::{self, Credentials, GatewayCaller, Need};
 use crate::body::read_json;
 use crate::eds::Sessions;
 use crate::error::{ApiError, Code};
+use crate::openapi::{ApiRouter, tag};
 
-pub(crate) fn routes() -> crate::openapi::ApiRouter {
-    let per_gateway = Router::new()
-        .route("/websocket_uri", get(websocket_uri))
-        .route("/messages", post(send_message))
-        .route("/sockets", post(create_socket).get(list_sockets))
-        .route("/sockets/{socket_id}", get(get_socket).delete(delete_socket))
-        .route("/webhook_receivers/enginio", post(enginio_webhook));
-    Router::new()
-        .route("/", get(|| async { Json(json!({"name": "MWS", "deployedAt": timestamp::format(SystemTime::now())})) }))
+/// Each gateway's routes twice: under `/v1` for the default gateway (the single-gateway paths of the original),
+/// and under `/v1/gateways/{gateway_id}`.
+pub(crate) fn routes() -> ApiRouter {
+    let per_gateway = || {
+        ApiRouter::new()
+            .routes(utoipa_axum::routes!(websocket_uri))
+            .routes(utoipa_axum::routes!(send_message))
+            .routes(utoipa_axum::routes!(create_socket, list_sockets))
+            .routes(utoipa_axum::routes!(get_socket, delete_socket))
+            .routes(utoipa_axum::routes!(enginio_webhook))
+    };
+    ApiRouter::new()
+        .routes(utoipa_axum::routes!(service_info))
         .merge(gateways::routes())
-        .nest("/v1", per_gateway.clone())
-        .nest("/v1/gateways/{gateway_id}", per_gateway)
-        .into()
+        .nest("/v1", per_gateway())
+        .nest("/v1/gateways/{gateway_id}", per_gateway())
+}
+
+/// Names the service (MWS) and when it started answering here.
+#[utoipa::path(get, path = "/", tag = tag::SOCKETS, security(()), responses((status = 200, body = doc::ServiceInfo)))]
+async fn service_info() -> Json<Value> {
+    Json(json!({"name": "MWS", "deployedAt": timestamp::format(SystemTime::now())}))
 }
 
 /// What every gateway call starts from: the gateway the path names (or the default one) and the
@@ -90,6 +100,15 @@ impl Target {
     }
 }
 
+/// Gets a socket URI to open a WebSocket at.
+///
+/// Who may is the gateway's configuration: anyone (`none`), the gateway token (`custom`), or users of the bound
+/// EDS backend whom its `permissions.read` names (`enginio`), whose socket then holds their tags and follows their
+/// access. The URI is single use, opens on any node, and expires unused.
+#[utoipa::path(get, path = "/websocket_uri", tag = tag::SOCKETS,
+    security((), ("gatewayToken" = []), ("backendId" = [], "userToken" = [])),
+    responses((status = 200, body = doc::SocketUri),
+        (status = 503, description = "Too many URIs outstanding; try again.", body = crate::openapi::ServiceError)))]
 async fn websocket_uri(
     State(state): State<ApiState>,
     target: Target,
@@ -111,6 +130,9 @@ async fn websocket_uri(
     Ok(Json(body).into_response())
 }
 
+/// Makes a socket URI with the tags given (gateway token).
+#[utoipa::path(post, path = "/sockets", tag = tag::SOCKETS, security(("gatewayToken" = [])),
+    request_body = doc::SocketTags, responses((status = 201, body = doc::CreatedSocket)))]
 async fn create_socket(State(state): State<ApiState>, target: Target, body: Body) -> Result<Response, ApiError> {
     target.require_admin()?;
     let tags = wire::socket_tags(read_json(body, state.limits.max_body_bytes).await?)?;
@@ -151,6 +173,13 @@ async fn issue(
     Ok((id, expires_at))
 }
 
+/// Sends a message to sockets and tags, on every node.
+///
+/// Who may is the gateway's configuration, as for socket URIs (`permissions.write` for users). Answers the
+/// message as accepted; the tags an EDS-bound gateway uses for its backend's changes are refused to others.
+#[utoipa::path(post, path = "/messages", tag = tag::SOCKETS,
+    security((), ("gatewayToken" = []), ("backendId" = [], "userToken" = [])),
+    request_body = doc::MessageWire, responses((status = 201, body = doc::MessageWire)))]
 async fn send_message(State(state): State<ApiState>, target: Target, body: Body) -> Result<Response, ApiError> {
     let caller = target.authorize(&state, Need::Write).await?;
     let message = wire::Message::parse(read_json(body, state.limits.max_body_bytes).await?)?;
@@ -173,6 +202,9 @@ fn reserved_tag(tag: &str) -> bool {
     tag.split_once('.').is_some_and(|(kind, _)| kind == USERS || kind == USERGROUPS)
 }
 
+/// Receives an EDS webhook of type `enginio` and sends its payload to the sockets its receivers name.
+#[utoipa::path(post, path = "/webhook_receivers/enginio", tag = tag::SOCKETS, security(("gatewayToken" = [])),
+    request_body = doc::EnginioDelivery, responses((status = 201, body = doc::MessageWire)))]
 async fn enginio_webhook(State(state): State<ApiState>, target: Target, body: Body) -> Result<Response, ApiError> {
     target.require_admin()?;
     let message = wire::enginio_message(read_json(body, state.limits.max_body_bytes).await?)?;
@@ -196,7 +228,9 @@ async fn publish(state: &ApiState, gateway: &Gateway, message: wire::Message) ->
     Ok((StatusCode::CREATED, Json(message.echo())).into_response())
 }
 
-/// Every node's open sockets (`--bus`), or this node's.
+/// Lists the open sockets, of every node (`--bus`) or of this one.
+#[utoipa::path(get, path = "/sockets", tag = tag::SOCKETS, security(("gatewayToken" = [])),
+    responses((status = 200, body = doc::Sockets)))]
 async fn list_sockets(State(state): State<ApiState>, target: Target) -> Result<Response, ApiError> {
     target.require_admin()?;
     let results: Vec<Value> = match state.bus.sockets(&target.gateway.id).await.map_err(bus_unavailable)? {
@@ -213,6 +247,9 @@ async fn list_sockets(State(state): State<ApiState>, target: Target) -> Result<R
     Ok(Json(json!({ "results": results })).into_response())
 }
 
+/// One open socket, wherever it lives.
+#[utoipa::path(get, path = "/sockets/{socket_id}", tag = tag::SOCKETS, security(("gatewayToken" = [])),
+    responses((status = 200, body = doc::SocketWire)))]
 async fn get_socket(State(state): State<ApiState>, target: Target) -> Result<Response, ApiError> {
     target.require_admin()?;
     let id = target.socket_id().ok_or_else(socket_not_found)?;
@@ -228,8 +265,11 @@ fn bus_unavailable(err: updraft_bus::BusError) -> ApiError {
     ApiError::with_message(Code::Unavailable, "Message bus unavailable")
 }
 
-/// Closes the live connection (the original only forgot the record), on this node or the one that holds it, or
-/// withdraws an unused URI.
+/// Closes a socket, on whichever node holds it, or withdraws an unused URI.
+///
+/// The original only forgot the record; here the connection closes.
+#[utoipa::path(delete, path = "/sockets/{socket_id}", tag = tag::SOCKETS, security(("gatewayToken" = [])),
+    responses((status = 200, body = doc::Empty)))]
 async fn delete_socket(State(state): State<ApiState>, target: Target) -> Result<Response, ApiError> {
     target.require_admin()?;
     let id = target.socket_id().ok_or_else(socket_not_found)?;

@@ -59,6 +59,10 @@ pub(super) fn finish(doc: &mut Value, error_table: &str) {
     for (path, item) in paths.iter_mut() {
         for method in METHODS {
             let Some(operation) = item.get_mut(method) else { continue };
+            if method == "get" {
+                // A handler of several methods declares the body of its writes on its read too.
+                operation.as_object_mut().expect("an operation").remove("requestBody");
+            }
             declare_path_parameters(path, operation);
             operation_id(method, path, operation);
             describe_responses(operation);
@@ -117,6 +121,10 @@ fn add_errors(path: &str, operation: &mut Value) {
     }
     if has_body {
         statuses.extend(["408", "413"]);
+        if !eds {
+            // Outside EDS, a body that is not JSON or lacks a field is 422.
+            statuses.push("422");
+        }
     }
     let responses = operation["responses"].as_object_mut().expect("an operation has responses");
     for status in statuses {

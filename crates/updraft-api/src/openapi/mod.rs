@@ -35,8 +35,10 @@ pub mod scheme {
     pub const SECRET: &str = "instanceSecret";
     /// The account's token from `/v1/account/auth/oauth2/token` (also the personal access token of MAR).
     pub const ACCOUNT: &str = "accountToken";
-    /// A gateway's security token, or the server's admin token (`UPDRAFT_ADMIN_TOKEN`).
+    /// A gateway's security token.
     pub const GATEWAY: &str = "gatewayToken";
+    /// The server's admin token (`UPDRAFT_ADMIN_TOKEN`).
+    pub const ADMIN: &str = "adminToken";
     /// The metrics token (`--metrics-token`).
     pub const METRICS: &str = "metricsToken";
 }
@@ -92,7 +94,8 @@ impl utoipa::Modify for Schemes {
             (scheme::MASTER_KEY, header("Enginio-Backend-MasterKey", "The backend's master key.")),
             (scheme::SECRET, bearer("The backend's instance secret.")),
             (scheme::ACCOUNT, bearer("The account's token, from `POST /v1/account/auth/oauth2/token`.")),
-            (scheme::GATEWAY, bearer("A gateway's security token, or the server's admin token.")),
+            (scheme::GATEWAY, bearer("A gateway's security token, exactly `Bearer <token>`.")),
+            (scheme::ADMIN, bearer("The server's admin token (`UPDRAFT_ADMIN_TOKEN`), exactly `Bearer <token>`.")),
             (scheme::METRICS, bearer("The metrics token (`--metrics-token`).")),
         ] {
             components.add_security_scheme(name, security);

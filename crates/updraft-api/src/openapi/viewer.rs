@@ -12,7 +12,7 @@ const SCRIPT: &str = include_str!("viewer/viewer.js");
 const STYLE: &str = include_str!("viewer/viewer.css");
 
 const POLICY: &str = "default-src 'none'; script-src 'self'; style-src 'self'; connect-src 'self'; \
-                      img-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'";
+                      img-src 'self' data:; base-uri 'none'; form-action 'none'; frame-ancestors 'none'";
 
 fn asset(kind: &'static str, body: &'static str) -> Response {
     let headers = [

@@ -1,6 +1,8 @@
 //! Integration tests: a real server on loopback, driven over HTTP and WebSocket like a client.
 
 mod access;
+mod api_reference;
+mod api_reference_scenario;
 mod bad_input;
 mod cluster;
 mod cluster_resume;

@@ -18,10 +18,11 @@ use updraft_blobs::BlobKey;
 use updraft_store::{FileStatus, StoredBytes};
 
 use super::upload::internal;
-use super::{bad, file_id, finish_upload, images, not_found, wire};
+use super::{FileWire, bad, file_id, file_wire, finish_upload, images, not_found};
 use crate::ApiState;
 use crate::eds::DataRequest;
 use crate::error::{ApiError, Code, EdsError};
+use crate::openapi::{EdsErrors, tag};
 
 /// `start-end/total`, end exclusive.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -52,6 +53,23 @@ fn parse_range(headers: &HeaderMap) -> Result<ChunkRange, EdsError> {
     Ok(range)
 }
 
+/// Uploads the next chunk of a file.
+///
+/// The body is the chunk's bytes; `Content-Range: <start>-<end>/<total>` says where they go, with `<end>`
+/// exclusive and no unit (`0-1024/7679`, then `1024-2048/7679`, …), as QtEnginio sends it. Chunks come in order,
+/// each starting where the received bytes end; one already received is answered again and changes nothing. The
+/// answer is the file: `incomplete` until the last chunk makes it `complete` and points the object's property at
+/// it. The caller needs `update` on the object.
+#[utoipa::path(put, path = "/v1/files/{id}/chunk", tag = tag::FILES,
+    security(("backendId" = []), ("backendId" = [], "userToken" = []), ("backendId" = [], "instanceSecret" = [])),
+    params(("id" = String, Path, description = "The file's id, from the answer that started the upload."),
+        ("Content-Range" = String, Header, description = "`<start>-<end>/<total>`: end exclusive, no unit.")),
+    request_body(content = inline(super::Bytes), content_type = "application/octet-stream",
+        description = "Exactly the range's bytes."),
+    responses(
+        (status = 200, body = FileWire),
+        (status = 409, description = "Another chunk of the file is arriving or arrived first, or the upload's \
+            earlier chunks are gone.", body = EdsErrors)))]
 pub(super) async fn chunk(
     State(state): State<ApiState>,
     request: DataRequest,
@@ -78,7 +96,7 @@ pub(super) async fn chunk(
     }
     if range.end <= file.received {
         // Received before: the same answer again.
-        return Ok(Json(wire(&file)).into_response());
+        return Ok(Json(file_wire(&file)).into_response());
     }
     if range.start != file.received {
         return Err(bad(format!("The next chunk starts at byte {}, not {}", file.received, range.start)));
@@ -97,7 +115,7 @@ pub(super) async fn chunk(
             return Err(ApiError::with_message(Code::Conflict, "Another chunk of this file arrived first").into());
         }
         let file = state.files.file(backend, id, false, updraft_store::Access::Everything).await?;
-        return Ok(Json(wire(&file.ok_or_else(not_found)?)).into_response());
+        return Ok(Json(file_wire(&file.ok_or_else(not_found)?)).into_response());
     }
     let variants = images::for_property(&state, backend, &file.owner.object_type, &file.property).await?;
     if !variants.is_empty()

@@ -16,19 +16,41 @@ use axum::extract::{Path, Query, State};
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use serde_json::json;
+use serde::Serialize;
 use tokio::io::AsyncReadExt;
 use updraft_blobs::{BlobKey, ORIGINAL};
 use updraft_core::ids::ObjectId;
 use updraft_store::{Access, FileRecord, FileStatus};
+use utoipa::ToSchema;
 
 use super::upload::internal;
 use super::{file_id, not_found, plain};
 use crate::ApiState;
 use crate::eds::DataRequest;
 use crate::error::{ApiError, Code, EdsError};
+use crate::openapi::{EdsErrors, tag};
 
-/// `GET /v1/files/{id}/download_url`: for a caller that may read the file's object.
+/// A download URL.
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+struct DownloadUrl {
+    /// When the URL stops working (then 410).
+    expires_at: String,
+    /// The absolute URL, naming this server as the client reached it; it needs no credentials.
+    expiring_url: String,
+}
+
+/// A URL that downloads a complete file (or one of its image variants) without credentials, until it expires.
+///
+/// For a caller that may read the object that owns the file. The URL is signed with the backend's instance
+/// secret (rotating the secret revokes every URL), works for an hour unless the server is set otherwise, and is
+/// 403 with any part changed.
+#[utoipa::path(get, path = "/v1/files/{id}/download_url", tag = tag::FILES,
+    security(("backendId" = []), ("backendId" = [], "userToken" = []), ("backendId" = [], "instanceSecret" = [])),
+    params(("id" = String, Path, description = "The file's id."),
+        ("variant" = Option<String>, Query, description = "An image variant, once `complete`; the original if not \
+            given.")),
+    responses((status = 200, body = DownloadUrl)))]
 pub(super) async fn url(
     State(state): State<ApiState>,
     request: DataRequest,
@@ -53,10 +75,35 @@ pub(super) async fn url(
         backend.id
     );
     let expires_at = updraft_core::timestamp::format(UNIX_EPOCH + Duration::from_secs(expires_secs));
-    Ok(Json(json!({"expiringUrl": url, "expiresAt": expires_at})).into_response())
+    Ok(Json(DownloadUrl { expires_at, expiring_url: url }).into_response())
 }
 
-/// The signed URL: the bytes, whole or one range.
+/// Downloads a file's bytes, whole or one range: the URL `download_url` answers, with no credentials.
+///
+/// Served with the file's `Content-Type` (a variant is PNG), its SHA-256 as `ETag`, and, since the bytes are
+/// someone's upload, `Content-Security-Policy: default-src 'none'; sandbox`, `X-Content-Type-Options: nosniff`
+/// and `Content-Disposition: attachment` unless it is an image (not SVG) or plain text. One `Range`
+/// (`bytes=a-b`, `bytes=a-`, `bytes=-n`) is served as 206; several ranges get the whole file.
+#[utoipa::path(get, path = "/v1/files/{id}/download", tag = tag::FILES, security(()),
+    params(("id" = String, Path, description = "The file's id."),
+        ("backend" = String, Query, description = "The backend's id."),
+        ("variant" = String, Query, description = "`original`, or an image variant."),
+        ("expires" = u64, Query, description = "When the URL expires, in Unix seconds."),
+        ("signature" = String, Query, description = "HMAC-SHA256 of the rest, keyed with the instance secret."),
+        ("Range" = Option<String>, Header, description = "One range of bytes: `bytes=a-b`, `bytes=a-` or \
+            `bytes=-n`."),
+        ("If-Range" = Option<String>, Header, description = "An `ETag`: the range only if the file is still that \
+            one, else the whole file.")),
+    responses(
+        (status = 200, description = "The bytes, with the file's own `Content-Type`.",
+            content_type = "application/octet-stream", body = inline(super::Bytes),
+            headers(("ETag" = String, description = "The SHA-256 of the file, quoted."),
+                ("Content-Disposition" = String, description = "`inline` or `attachment`, with the file's name."))),
+        (status = 206, description = "The range asked for.", content_type = "application/octet-stream",
+            body = inline(super::Bytes),
+            headers(("Content-Range" = String, description = "`bytes <first>-<last>/<size>`."))),
+        (status = 410, description = "The URL has expired.", body = EdsErrors),
+        (status = 416, description = "The range starts past the end of the file.", body = EdsErrors)))]
 pub(super) async fn download(
     State(state): State<ApiState>,
     Path(id): Path<String>,

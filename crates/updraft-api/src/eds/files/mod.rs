@@ -18,24 +18,100 @@ use std::time::Duration;
 use axum::Json;
 use axum::extract::{Path, State};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post, put};
-use serde_json::{Value, json};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
 use updraft_core::ids::ObjectId;
 use updraft_store::{FileRecord, FileStatus, ObjectRef};
+use utoipa::ToSchema;
+use utoipa_axum::routes;
 
 use super::DataRequest;
 // Names of letters, digits and `_`, as properties are named: type names, properties, variants, backend ids.
 use super::schemas::valid_property as plain;
 use crate::ApiState;
 use crate::error::{ApiError, Code, EdsError};
+use crate::openapi::{ApiRouter, tag};
 
-pub(super) fn routes() -> axum::Router<ApiState> {
-    axum::Router::new()
-        .route("/v1/files", post(upload::create))
-        .route("/v1/files/{id}", get(show))
-        .route("/v1/files/{id}/chunk", put(chunks::chunk))
-        .route("/v1/files/{id}/download_url", get(download::url))
-        .route("/v1/files/{id}/download", get(download::download))
+pub(super) fn routes() -> ApiRouter {
+    ApiRouter::new()
+        .routes(routes!(upload::create))
+        .routes(routes!(show))
+        .routes(routes!(chunks::chunk))
+        .routes(routes!(download::url))
+        .routes(routes!(download::download))
+}
+
+/// A file: its name, size and type, whether its bytes are all there, and its image variants.
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+struct FileWire {
+    /// The type the client sent with the bytes, served with the download.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false)]
+    content_type: Option<String>,
+    created_at: String,
+    file_name: String,
+    /// The bytes, once the file is complete.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false)]
+    file_size: Option<u64>,
+    id: String,
+    /// `files`.
+    object_type: &'static str,
+    /// `empty` (a chunked upload begun), `incomplete` (chunks arriving) or `complete`.
+    status: &'static str,
+    updated_at: String,
+    /// For a property with image processors, each variant by name.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = std::collections::BTreeMap<String, VariantStatus>)]
+    variants: Option<Value>,
+}
+
+/// Bytes, as uploaded.
+#[derive(ToSchema)]
+#[schema(value_type = String, format = Binary)]
+#[allow(dead_code, reason = "the schema of a body of raw bytes; never built")]
+struct Bytes(Vec<u8>);
+
+/// An image variant of a file.
+#[derive(Deserialize, ToSchema)]
+#[allow(dead_code, reason = "written by `images`; this is its schema")]
+struct VariantStatus {
+    /// `processing`, `complete` (it can be downloaded) or `failed` (the image did not decode).
+    status: String,
+}
+
+/// Where an upload goes and what the file is called: the body that starts a chunked upload, or the `object` part
+/// of a multipart one.
+#[derive(Deserialize, ToSchema)]
+#[allow(dead_code, reason = "read by hand in `Target::parse`, for its errors; this is its schema")]
+#[serde(rename_all = "camelCase")]
+struct UploadTarget {
+    target_file_property: TargetFileProperty,
+    /// Required to start a chunked upload; a multipart upload may name the file by its `file` part's filename or
+    /// by a `filename` part instead.
+    file: Option<FileNaming>,
+}
+
+/// The object and property a file is uploaded into: once complete, the property refers to the file.
+#[derive(Deserialize, ToSchema)]
+#[allow(dead_code, reason = "read by hand in `Target::parse`; this is its schema")]
+#[serde(rename_all = "camelCase")]
+struct TargetFileProperty {
+    /// `objects.<type>`, `users` or `usergroups`.
+    object_type: String,
+    /// The object's id: the caller needs `update` on it.
+    id: String,
+    /// Letters, digits and `_`; not a reserved property, `username` or `password`.
+    property_name: String,
+}
+
+#[derive(Deserialize, ToSchema)]
+#[allow(dead_code, reason = "read by hand in `Target::parse`; this is its schema")]
+#[serde(rename_all = "camelCase")]
+struct FileNaming {
+    /// One name of at most 255 bytes, without a path or control characters.
+    file_name: Option<String>,
 }
 
 /// What the operator sets for files.
@@ -73,7 +149,12 @@ impl Drop for Writing<'_> {
     }
 }
 
-/// `GET /v1/files/{id}`: the file, for a caller that may read its object.
+/// A file: its name, size, type, status and image variants.
+///
+/// For a caller that may read the object that owns it; to others the file does not exist (404).
+#[utoipa::path(get, path = "/v1/files/{id}", tag = tag::FILES,
+    security(("backendId" = []), ("backendId" = [], "userToken" = []), ("backendId" = [], "instanceSecret" = [])),
+    params(("id" = String, Path, description = "The file's id.")), responses((status = 200, body = FileWire)))]
 async fn show(
     State(state): State<ApiState>,
     request: DataRequest,
@@ -81,31 +162,28 @@ async fn show(
 ) -> Result<Response, EdsError> {
     let id = file_id(&id)?;
     let file = state.files.file(&request.backend.id, id, false, request.access()).await?;
-    Ok(Json(wire(&file.ok_or_else(not_found)?)).into_response())
+    Ok(Json(file_wire(&file.ok_or_else(not_found)?)).into_response())
 }
 
-/// A file as the wire shows it: `{"id","objectType":"files","fileName","fileSize","contentType","status",
-/// "createdAt","updatedAt","variants"}`, without what is not known yet.
-pub(crate) fn wire(file: &FileRecord) -> Value {
+/// A file as the wire shows it, without what is not known yet.
+fn file_wire(file: &FileRecord) -> FileWire {
     let at = |ms: i64| updraft_core::timestamp::format(std::time::UNIX_EPOCH + Duration::from_millis(ms.max(0) as u64));
-    let mut out = json!({
-        "id": file.id.to_string(),
-        "objectType": "files",
-        "fileName": file.file_name,
-        "status": file.status.as_str(),
-        "createdAt": at(file.created_ms),
-        "updatedAt": at(file.updated_ms),
-    });
-    if let (Some(size), FileStatus::Complete) = (file.size, file.status) {
-        out["fileSize"] = size.into();
+    FileWire {
+        content_type: file.content_type.clone(),
+        created_at: at(file.created_ms),
+        file_name: file.file_name.clone(),
+        file_size: file.size.filter(|_| file.status == FileStatus::Complete),
+        id: file.id.to_string(),
+        object_type: "files",
+        status: file.status.as_str(),
+        updated_at: at(file.updated_ms),
+        variants: file.variants.clone(),
     }
-    if let Some(content_type) = &file.content_type {
-        out["contentType"] = content_type.as_str().into();
-    }
-    if let Some(variants) = &file.variants {
-        out["variants"] = variants.clone();
-    }
-    out
+}
+
+/// A file as `include` shows it in the object that refers to it.
+pub(crate) fn wire(file: &FileRecord) -> Value {
+    serde_json::to_value(file_wire(file)).expect("a file is JSON")
 }
 
 fn file_id(id: &str) -> Result<ObjectId, EdsError> {
@@ -203,7 +281,7 @@ async fn finish_upload(
             if !variants.is_empty() {
                 tokio::spawn(images::render(state.clone(), backend.clone(), id, variants));
             }
-            Ok((status, Json(wire(&file))).into_response())
+            Ok((status, Json(file_wire(&file))).into_response())
         }
         other => {
             if let Err(err) = state.blobs.remove_file(backend, &id.to_string()).await {

@@ -13,21 +13,51 @@ use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use futures_util::StreamExt;
+use serde::Deserialize;
 use sha2::{Digest, Sha256};
 use tokio::io::AsyncWriteExt;
 use updraft_blobs::BlobKey;
 use updraft_core::ids::ObjectId;
 use updraft_store::{NewFile, StoredBytes};
+use utoipa::ToSchema;
 
-use super::{Target, bad, file_name, finish_upload, images, wire};
+use super::{FileWire, Target, UploadTarget, bad, file_name, file_wire, finish_upload, images};
 use crate::ApiState;
 use crate::body::read_json;
 use crate::eds::DataRequest;
 use crate::error::{ApiError, Code, EdsError};
+use crate::openapi::{EdsErrors, tag};
 
 /// The largest `object` or `filename` part.
 const MAX_TEXT_PART: u64 = 64 * 1024;
 
+/// A whole file in one request; the parts may come in any order, but `object` before `file` has the caller's
+/// rights checked before the bytes are taken.
+#[derive(Deserialize, ToSchema)]
+#[allow(dead_code, reason = "read by hand, part by part, in `multipart`; this is its schema")]
+struct UploadForm {
+    /// Where the file goes (JSON).
+    object: UploadTarget,
+    /// The bytes, with a filename and a `Content-Type` (kept, and served with the download).
+    #[schema(value_type = String, format = Binary)]
+    file: Vec<u8>,
+    /// The file's name when `object` has no `file.fileName` and the `file` part no filename (the npm SDK).
+    filename: Option<String>,
+}
+
+/// Uploads a file into an object's property, whole, or starts a chunked upload.
+///
+/// `multipart/form-data` (parts `object`, `file` and optionally `filename`) uploads the whole file: the answer is
+/// the complete file, and the object's property now refers to it (`{"id", "objectType": "files"}`). A JSON body
+/// (what the `object` part holds) starts a chunked upload: the answer is the `empty` file, whose chunks then go
+/// to `PUT /v1/files/{id}/chunk`. A multipart body without a `Content-Type` is recognised by its opening
+/// boundary. The caller needs `update` on the object; a property with image processors takes images only.
+#[utoipa::path(post, path = "/v1/files", tag = tag::FILES,
+    security(("backendId" = []), ("backendId" = [], "userToken" = []), ("backendId" = [], "instanceSecret" = [])),
+    request_body(content((UploadForm = "multipart/form-data"), (UploadTarget = "application/json"))),
+    responses(
+        (status = 201, body = FileWire),
+        (status = 404, description = "No such object, or one the caller may not read.", body = EdsErrors)))]
 pub(super) async fn create(
     State(state): State<ApiState>,
     request: DataRequest,
@@ -60,7 +90,7 @@ pub(super) async fn create(
     };
     let begun = state.files.begin_file(&request.backend.id, file, request.access()).await;
     let begun = begun.map_err(|err| request.refused(err))?.ok_or_else(owner_not_found)?;
-    Ok((StatusCode::CREATED, Json(wire(&begun))).into_response())
+    Ok((StatusCode::CREATED, Json(file_wire(&begun))).into_response())
 }
 
 /// A body without a Content-Type that starts with `--<boundary>\r\n` is multipart, with that boundary: the npm
