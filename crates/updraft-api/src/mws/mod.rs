@@ -49,8 +49,16 @@ pub(crate) fn routes() -> ApiRouter {
         .nest("/v1/gateways/{gateway_id}", per_gateway())
 }
 
-/// Names the service (MWS) and when it started answering here.
-#[utoipa::path(get, path = "/", tag = tag::SOCKETS, security(()), responses((status = 200, body = doc::ServiceInfo)))]
+/// Names the service (MWS) and when it started answering here; also where sockets open.
+///
+/// A socket URI (`ws[s]://<host>/?token=<socket id>`, from `websocket_uri` or `POST /sockets`) is opened here
+/// with a WebSocket handshake (`Upgrade: websocket`): 101 and the socket, or 1008 right after the handshake for
+/// a token that is invalid, expired or used. `&since=<number>` resumes a socket (`docs/realtime.md`).
+#[utoipa::path(get, path = "/", tag = tag::SOCKETS, security(()),
+    params(("token" = Option<String>, Query, description = "With a WebSocket handshake: the socket URI's token."),
+        ("since" = Option<String>, Query, description = "With `token`: resume after this message number.")),
+    responses((status = 200, body = doc::ServiceInfo),
+        (status = 101, description = "With `Upgrade: websocket` and a valid `token`: the socket.")))]
 async fn service_info() -> Json<Value> {
     Json(json!({"name": "MWS", "deployedAt": timestamp::format(SystemTime::now())}))
 }

@@ -22,11 +22,20 @@ const TAGS: [(&str, &str); 19] = [
     (tag::FILES, "Files owned by an object's property: uploads, chunks, download URLs, image variants."),
     (tag::SEARCH, "Full-text search over `indexed` string properties."),
     (tag::WEBHOOKS, "Webhooks of a backend and their deliveries."),
-    (tag::STREAM, "The notification stream QtEnginio follows for changes."),
+    (
+        tag::STREAM,
+        "The notification stream QtEnginio follows for changes: `GET /v1/stream_url` gives a single-use URL, opened \
+         with a WebSocket handshake on a plain-HTTP listener (`/v1/stream?...`); see `docs/realtime.md`.",
+    ),
     (tag::GATEWAYS, "Managed WebSocket gateways and their configuration (admin token)."),
     (tag::SOCKETS, "Socket URIs, messages to sockets and tags, the socket registry, the `enginio` receiver."),
     (tag::PLATFORM, "The platform API of `qtc-cli`: accounts (clouds), instances, SSH keys, data centers."),
-    (tag::APPS, "Managed Application Runtime apps: status, environment, scale, logs, exec."),
+    (
+        tag::APPS,
+        "Managed Application Runtime apps: status, environment, scale, logs, exec. An app is deployed by `git push` \
+         to `http(s)://x:<account token>@<server>/<app id>.git` (git's smart HTTP protocol, served before every \
+         other route) or over SSH (`--ssh-listen`); see `docs/runtime.md`.",
+    ),
     (tag::RELEASES, "Releases and slugs of an app, rollback."),
     (tag::DOMAINS, "Custom domains of an app and its TLS certificate."),
     (tag::DATABASES, "Managed databases (MDB) and the apps they are attached to."),
