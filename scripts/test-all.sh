@@ -55,11 +55,12 @@ if [[ ! -x target/tools/bin/s3s-fs ]]; then
   s3s_install=$!
 fi
 # -- end s3s-fs --
-# -- mdBook, which builds the user guide (docs/), installed the same way --
+# -- mdBook, which builds the user guide (docs/), installed the same way but at the lowest priority: it is needed
+# only at the end, so it takes the cycles the lints and tests leave --
 mdbook_install=
 if [[ ! -x target/tools/bin/mdbook ]]; then
   echo "== installing mdbook under target/tools (in the background)"
-  cargo install --quiet mdbook@0.5.4 --locked --no-default-features --features search --root target/tools &
+  nice -n 19 cargo install --quiet mdbook@0.5.4 --locked --no-default-features --features search --root target/tools &
   mdbook_install=$!
 fi
 # -- end mdBook --
@@ -68,7 +69,6 @@ echo "== rustfmt, clippy"
 cargo fmt --all --check
 cargo clippy --workspace --all-targets --quiet -- -D warnings
 [[ -z $s3s_install ]] || wait "$s3s_install"
-[[ -z $mdbook_install ]] || wait "$mdbook_install"
 
 echo "== Rust tests"
 # The PostgreSQL store's tests use the machine's PostgreSQL (127.0.0.1:5432, trust auth): started if it stopped.
@@ -135,6 +135,7 @@ UPDRAFT_BIN="$PWD/target/debug/updraft" bash conformance/browser/run.sh
 
 # -- the user guide: its snippets against the real binary, and the book built --
 echo "== user guide (docs/)"
+[[ -z $mdbook_install ]] || wait "$mdbook_install"
 UPDRAFT_BIN="$PWD/target/debug/updraft" bash docs/tests/run.sh
 # -- end guide --
 

@@ -42,7 +42,7 @@ impl Scenario<'_> {
     async fn call(&mut self, method: Method, template: &str, path: &str, who: As<'_>, body: Body) -> Value {
         let eds = self.eds;
         let mut req = eds.app.client.request(method.clone(), format!("{}{path}", eds.app.base));
-        if path.starts_with("/v1/") && !path.starts_with("/v1/account") {
+        if names_a_backend(path) {
             req = req.header("Enginio-Backend-Id", &eds.backend);
         }
         req = match who {
@@ -72,6 +72,13 @@ impl Scenario<'_> {
     }
 }
 
+/// EDS calls name their backend; the account's, MWS's and the platform's do not.
+fn names_a_backend(path: &str) -> bool {
+    let first = path.strip_prefix("/v1/").map(|rest| rest.split(['/', '?']).next().unwrap_or_default());
+    let eds = ["objects", "users", "usergroups", "object_types", "auth", "webhooks", "files", "search", "stream_url"];
+    first.is_some_and(|first| eds.contains(&first) || (first == "user" && path.split('?').next() == Some("/v1/user")))
+}
+
 pub(crate) async fn run(eds: &Eds, recorder: &mut Recorder) {
     let mut s = Scenario { eds, recorder };
     server(&mut s).await;
@@ -82,6 +89,7 @@ pub(crate) async fn run(eds: &Eds, recorder: &mut Recorder) {
     objects(&mut s, &token, &user).await;
     webhook_log(&mut s, &webhook).await;
     gateways(&mut s).await;
+    platform(&mut s).await;
 }
 
 async fn server(s: &mut Scenario<'_>) {
@@ -153,7 +161,7 @@ async fn users(s: &mut Scenario<'_>) -> (String, String) {
     s.call(Method::GET, "/v1/users/{id}", &one, As::User(&token), Body::None).await;
     s.call(Method::PUT, "/v1/users/{id}", &one, As::User(&token), Body::Json(json!({"email": "ann@example.org"})))
         .await;
-    s.call(Method::GET, "/v1/users/{id}/access", &format!("{one}/access"), As::User(&token), Body::None).await;
+    user_access(s, &token, &id).await;
     // A second session, revoked.
     let other = s
         .call(
@@ -191,9 +199,68 @@ async fn users(s: &mut Scenario<'_>) -> (String, String) {
     )
     .await;
     s.call(Method::DELETE, "/v1/usergroups/{id}/members", &members, As::User(&token), Body::Json(member)).await;
-    s.call(Method::GET, "/v1/usergroups/{id}", &format!("/v1/usergroups/{group}"), As::User(&token), Body::None).await;
+    let one_group = format!("/v1/usergroups/{group}");
+    s.call(Method::GET, "/v1/usergroups/{id}", &one_group, As::User(&token), Body::None).await;
     s.call(Method::GET, "/v1/usergroups", "/v1/usergroups", As::User(&token), Body::None).await;
+    groups_access(s, &token, &one_group).await;
     (token, id)
+}
+
+/// A user's atomic update, and its ACL read and changed every way.
+async fn user_access(s: &mut Scenario<'_>, token: &str, id: &str) {
+    let one = format!("/v1/users/{id}");
+    let user = As::User(token);
+    s.call(Method::GET, "/v1/users/{id}/access", &format!("{one}/access"), user, Body::None).await;
+    let atomic = json!({"$set": {"nickname": "annie"}});
+    s.call(Method::PUT, "/v1/users/{id}/atomic", &format!("{one}/atomic"), user, Body::Json(atomic)).await;
+    let everyone = json!({"read": [{"id": "*", "objectType": "aclSubject"}]});
+    let access = format!("{one}/access");
+    s.call(Method::PUT, "/v1/users/{id}/access", &access, user, Body::Json(everyone.clone())).await;
+    s.call(Method::DELETE, "/v1/users/{id}/access", &access, user, Body::Json(everyone)).await;
+    let own = json!({"read": [{"id": id, "objectType": "users"}], "admin": [{"id": id, "objectType": "users"}]});
+    s.call(Method::POST, "/v1/users/{id}/access", &access, user, Body::Json(own)).await;
+}
+
+/// A group renamed, its ACL and its member rules changed, and the group deleted.
+async fn groups_access(s: &mut Scenario<'_>, token: &str, group: &str) {
+    let user = As::User(token);
+    s.call(Method::PUT, "/v1/usergroups/{id}", group, user, Body::Json(json!({"name": "authors"}))).await;
+    let atomic = json!({"$set": {"description": "people who write"}});
+    s.call(Method::PUT, "/v1/usergroups/{id}/atomic", &format!("{group}/atomic"), user, Body::Json(atomic)).await;
+    let everyone = json!({"read": [{"id": "*", "objectType": "aclSubject"}]});
+    let access = format!("{group}/access");
+    s.call(Method::GET, "/v1/usergroups/{id}/access", &access, user, Body::None).await;
+    s.call(Method::PUT, "/v1/usergroups/{id}/access", &access, user, Body::Json(everyone.clone())).await;
+    s.call(Method::DELETE, "/v1/usergroups/{id}/access", &access, user, Body::Json(everyone.clone())).await;
+    let acl = s.call(Method::GET, "/v1/usergroups/{id}/access", &access, user, Body::None).await;
+    s.call(Method::POST, "/v1/usergroups/{id}/access", &access, user, Body::Json(acl)).await;
+    let rules = format!("{group}/members/access");
+    let template = "/v1/usergroups/{id}/members/access";
+    s.call(
+        Method::PUT,
+        template,
+        &rules,
+        user,
+        Body::Json(json!({"create": [{"id": "*", "objectType": "aclSubject"}]})),
+    )
+    .await;
+    s.call(
+        Method::DELETE,
+        template,
+        &rules,
+        user,
+        Body::Json(json!({"create": [{"id": "*", "objectType": "aclSubject"}]})),
+    )
+    .await;
+    s.call(
+        Method::POST,
+        template,
+        &rules,
+        user,
+        Body::Json(json!({"read": [{"id": "*", "objectType": "aclSubject"}]})),
+    )
+    .await;
+    s.call(Method::DELETE, "/v1/usergroups/{id}", group, user, Body::None).await;
 }
 
 async fn schemas(s: &mut Scenario<'_>) {
@@ -241,7 +308,10 @@ async fn objects(s: &mut Scenario<'_>, token: &str, user: &str) {
     let access = format!("{doc}/access");
     s.call(Method::GET, &access, &format!("{one}/access"), As::User(token), Body::None).await;
     let reader = json!({"read": [{"id": user, "objectType": "users"}]});
-    s.call(Method::PUT, &access, &format!("{one}/access"), As::User(token), Body::Json(reader)).await;
+    s.call(Method::PUT, &access, &format!("{one}/access"), As::User(token), Body::Json(reader.clone())).await;
+    s.call(Method::DELETE, &access, &format!("{one}/access"), As::User(token), Body::Json(reader)).await;
+    let acl = s.call(Method::GET, &access, &format!("{one}/access"), As::User(token), Body::None).await;
+    s.call(Method::POST, &access, &format!("{one}/access"), As::User(token), Body::Json(acl)).await;
     s.call(Method::GET, "/v1/stream_url", "/v1/stream_url", As::User(token), Body::None).await;
     let search = format!(
         "/v1/search?objectTypes[]=objects.todos&search={}",
@@ -315,6 +385,7 @@ async fn gateways(s: &mut Scenario<'_>) {
     let socket = id_of(&socket);
     s.call(Method::GET, "/v1/sockets", "/v1/sockets", As::Gateway, Body::None).await;
     s.call(Method::GET, "/v1/sockets", "/v1/sockets", As::Anonymous, Body::None).await;
+    s.call(Method::GET, "/v1/sockets/{socket_id}", &format!("/v1/sockets/{socket}"), As::Gateway, Body::None).await;
     s.call(Method::DELETE, "/v1/sockets/{socket_id}", &format!("/v1/sockets/{socket}"), As::Gateway, Body::None).await;
     let hook = json!({"payload": "{\"id\":\"1\"}", "receivers": [{"id": "*", "objectType": "aclSubject"}]});
     let path = "/v1/webhook_receivers/enginio";
@@ -339,9 +410,83 @@ async fn gateways(s: &mut Scenario<'_>) {
     s.call(Method::PUT, config, "/v1/gateways/chat/configuration", As::Bearer(&token), Body::Json(change)).await;
     let uri = "/v1/gateways/{gateway_id}/websocket_uri";
     s.call(Method::GET, uri, "/v1/gateways/chat/websocket_uri", As::Anonymous, Body::None).await;
+    let sockets = "/v1/gateways/{gateway_id}/sockets";
+    let made = s
+        .call(
+            Method::POST,
+            sockets,
+            "/v1/gateways/chat/sockets",
+            As::Bearer(&token),
+            Body::Json(json!({"tags": ["ops"]})),
+        )
+        .await;
+    s.call(Method::GET, sockets, "/v1/gateways/chat/sockets", As::Bearer(&token), Body::None).await;
+    let one = format!("/v1/gateways/chat/sockets/{}", id_of(&made));
+    s.call(Method::GET, "/v1/gateways/{gateway_id}/sockets/{socket_id}", &one, As::Bearer(&token), Body::None).await;
+    s.call(Method::DELETE, "/v1/gateways/{gateway_id}/sockets/{socket_id}", &one, As::Bearer(&token), Body::None).await;
+    let receiver = "/v1/gateways/{gateway_id}/webhook_receivers/enginio";
+    let hook = json!({"payload": "{\"id\":\"2\"}", "receivers": [{"id": "ann", "objectType": "users"}]});
+    s.call(Method::POST, receiver, "/v1/gateways/chat/webhook_receivers/enginio", As::Bearer(&token), Body::Json(hook))
+        .await;
     let messages = "/v1/gateways/{gateway_id}/messages";
     s.call(Method::POST, messages, "/v1/gateways/chat/messages", As::Bearer(&token), Body::Json(message)).await;
     s.call(Method::DELETE, "/v1/gateways/{gateway_id}", "/v1/gateways/chat", As::Admin, Body::None).await;
+}
+
+/// The platform API of `qtc-cli` and the npm SDK: a personal token, a cloud, an app instance and its MAR calls
+/// short of a push (the runtime's own tests push), a domain; then all of it removed.
+async fn platform(s: &mut Scenario<'_>) {
+    let token = s
+        .call(
+            Method::POST,
+            "/v1/authorizations",
+            "/v1/authorizations",
+            As::Account,
+            Body::Json(json!({"note": "deploys"})),
+        )
+        .await;
+    s.call(Method::GET, "/v1/authorizations", "/v1/authorizations", As::Account, Body::None).await;
+    s.call(Method::GET, "/v1/datacenters", "/v1/datacenters", As::Account, Body::None).await;
+    s.call(Method::GET, "/v1/user/accounts", "/v1/user/accounts", As::Account, Body::None).await;
+    s.call(Method::GET, "/v1/user/ssh_keys", "/v1/user/ssh_keys", As::Account, Body::None).await;
+    let cloud = s
+        .call(Method::POST, "/v1/accounts", "/v1/accounts", As::Account, Body::Json(json!({"name": "reference"})))
+        .await;
+    let cloud = format!("/v1/accounts/{}", id_of(&cloud));
+    s.call(Method::GET, "/v1/accounts/{cloud}", &cloud, As::Account, Body::None).await;
+    let app = json!({"name": "web", "serviceProviderId": "mar", "config": {"runtimeType": "app", "runtimeSize": 1}});
+    let instances = format!("{cloud}/instances");
+    let app = s.call(Method::POST, "/v1/accounts/{cloud}/instances", &instances, As::Account, Body::Json(app)).await;
+    let id = id_of(&app);
+    s.call(Method::GET, "/v1/accounts/{cloud}/instances", &instances, As::Account, Body::None).await;
+    let instance = format!("/v1/instances/{id}");
+    s.call(Method::GET, "/v1/instances/{id}", &instance, As::Account, Body::None).await;
+    let tags = json!({"name": "web", "tags": ["frontend"]});
+    s.call(Method::PUT, "/v1/instances/{id}", &instance, As::Account, Body::Json(tags)).await;
+    let template = "/v1/instances/{id}/authorizations";
+    s.call(Method::GET, template, &format!("{instance}/authorizations"), As::Account, Body::None).await;
+    s.call(Method::GET, "/v1/accounts/{cloud}/log", &format!("{cloud}/log"), As::Account, Body::None).await;
+
+    let app = format!("/v1/apps/{id}");
+    s.call(Method::GET, "/v1/apps/{id}", &app, As::Account, Body::None).await;
+    s.call(Method::GET, "/v1/apps/{id}/status", &format!("{app}/status"), As::Account, Body::None).await;
+    let vars = json!({"GREETING": "hello"});
+    s.call(Method::PUT, "/v1/apps/{id}/env_vars", &format!("{app}/env_vars"), As::Account, Body::Json(vars)).await;
+    s.call(Method::GET, "/v1/apps/{id}/env_vars", &format!("{app}/env_vars"), As::Account, Body::None).await;
+    s.call(Method::GET, "/v1/apps/{id}/logs", &format!("{app}/logs"), As::Account, Body::None).await;
+    s.call(Method::GET, "/v1/apps/{id}/releases", &format!("{app}/releases"), As::Account, Body::None).await;
+    s.call(Method::GET, "/v1/apps/{id}/slugs", &format!("{app}/slugs"), As::Account, Body::None).await;
+    let domains = format!("{app}/domains");
+    let domain = json!({"name": "www.example.com"});
+    s.call(Method::POST, "/v1/apps/{id}/domains", &domains, As::Account, Body::Json(domain)).await;
+    s.call(Method::GET, "/v1/apps/{id}/domains", &domains, As::Account, Body::None).await;
+    let one = format!("{domains}/www.example.com");
+    s.call(Method::DELETE, "/v1/apps/{id}/domains/{name}", &one, As::Account, Body::None).await;
+
+    s.call(Method::DELETE, "/v1/instances/{id}", &instance, As::Account, Body::None).await;
+    s.call(Method::DELETE, "/v1/accounts/{cloud}", &cloud, As::Account, Body::None).await;
+    let personal = format!("/v1/authorizations/{}", id_of(&token));
+    s.call(Method::DELETE, "/v1/authorizations/{id}", &personal, As::Account, Body::None).await;
 }
 
 /// The body QtEnginio's upload sends: an `object` part, then the `file` part.
