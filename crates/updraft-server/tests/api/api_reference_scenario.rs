@@ -236,30 +236,12 @@ async fn groups_access(s: &mut Scenario<'_>, token: &str, group: &str) {
     s.call(Method::POST, "/v1/usergroups/{id}/access", &access, user, Body::Json(acl)).await;
     let rules = format!("{group}/members/access");
     let template = "/v1/usergroups/{id}/members/access";
-    s.call(
-        Method::PUT,
-        template,
-        &rules,
-        user,
-        Body::Json(json!({"create": [{"id": "*", "objectType": "aclSubject"}]})),
-    )
-    .await;
-    s.call(
-        Method::DELETE,
-        template,
-        &rules,
-        user,
-        Body::Json(json!({"create": [{"id": "*", "objectType": "aclSubject"}]})),
-    )
-    .await;
-    s.call(
-        Method::POST,
-        template,
-        &rules,
-        user,
-        Body::Json(json!({"read": [{"id": "*", "objectType": "aclSubject"}]})),
-    )
-    .await;
+    let anyone = |permission: &str| json!({permission: [{"id": "*", "objectType": "aclSubject"}]});
+    for (method, rule) in
+        [(Method::PUT, anyone("create")), (Method::DELETE, anyone("create")), (Method::POST, anyone("read"))]
+    {
+        s.call(method, template, &rules, user, Body::Json(rule)).await;
+    }
     s.call(Method::DELETE, "/v1/usergroups/{id}", group, user, Body::None).await;
 }
 
