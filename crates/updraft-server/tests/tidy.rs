@@ -183,11 +183,10 @@ fn paths_cited_in_the_documents_exist() {
 /// every page of the guide is in its table of contents (`docs/SUMMARY.md`), which mdBook builds from.
 #[test]
 fn links_of_the_documents_lead_somewhere() {
-    let link = regex_lite_links;
     let mut broken = Vec::new();
     for path in markdown_files() {
         let text = std::fs::read_to_string(&path).unwrap();
-        for target in link(&text) {
+        for target in markdown_links(&text) {
             let file = target.split('#').next().unwrap_or_default();
             if file.is_empty() || target.contains("://") || target.starts_with("mailto:") {
                 continue;
@@ -201,7 +200,7 @@ fn links_of_the_documents_lead_somewhere() {
     assert!(broken.is_empty(), "links to nothing: {broken:?}");
 
     let summary = std::fs::read_to_string(root().join("docs/SUMMARY.md")).unwrap();
-    let listed = link(&summary);
+    let listed = markdown_links(&summary);
     let unlisted: Vec<String> = files("docs", "md")
         .iter()
         .map(|path| relative(path).trim_start_matches("docs/").to_owned())
@@ -211,7 +210,7 @@ fn links_of_the_documents_lead_somewhere() {
 }
 
 /// The targets of the inline links `[text](target)` of a Markdown text, outside code.
-fn regex_lite_links(text: &str) -> Vec<String> {
+fn markdown_links(text: &str) -> Vec<String> {
     let mut targets = Vec::new();
     let mut in_fence = false;
     for line in text.lines() {

@@ -49,20 +49,9 @@ pub(super) fn finish(doc: &mut Value, error_table: &str) {
         *description = Value::String(text);
     }
     doc["tags"] = TAGS.iter().map(|(name, description)| json!({"name": name, "description": description})).collect();
+    let shared = shared_responses();
     let components = doc["components"].as_object_mut().expect("the base has components");
-    components.insert(
-        "responses".into(),
-        json!({
-            "EdsError": {
-                "description": "An EDS error (see the table of reasons).",
-                "content": {"application/json": {"schema": {"$ref": "#/components/schemas/EdsErrors"}}},
-            },
-            "ServiceError": {
-                "description": "An error (see the table of reasons).",
-                "content": {"application/json": {"schema": {"$ref": "#/components/schemas/ServiceError"}}},
-            },
-        }),
-    );
+    components.insert("responses".into(), shared.clone());
     let examples: Map<String, Value> = serde_json::from_str(EXAMPLES).expect("docs/api/examples.json is JSON");
     let Some(Value::Object(paths)) = doc.get_mut("paths") else { return };
     for (path, item) in paths.iter_mut() {
@@ -77,10 +66,24 @@ pub(super) fn finish(doc: &mut Value, error_table: &str) {
             describe_responses(operation);
             add_errors(path, operation);
             if let Some(recorded) = examples.get(&format!("{} {path}", method.to_uppercase())) {
-                add_examples(operation, recorded);
+                add_examples(operation, recorded, &shared);
             }
         }
     }
+}
+
+/// The error answers operations share by reference (`add_errors`).
+fn shared_responses() -> Value {
+    let answer = |description: &str, schema: &str| {
+        json!({
+            "description": description,
+            "content": {"application/json": {"schema": {"$ref": format!("#/components/schemas/{schema}")}}},
+        })
+    };
+    json!({
+        "EdsError": answer("An EDS error (see the table of reasons).", "EdsErrors"),
+        "ServiceError": answer("An error (see the table of reasons).", "ServiceError"),
+    })
 }
 
 /// Nested routers (a gateway's routes under `/v1/gateways/{gateway_id}`) name parameters their handlers do not.
@@ -143,26 +146,17 @@ fn add_errors(path: &str, operation: &mut Value) {
 
 /// Recorded answers as the examples of the responses they answer; a status the operation does not declare is
 /// left out (the reference test fails on it).
-fn add_examples(operation: &mut Value, recorded: &Value) {
+fn add_examples(operation: &mut Value, recorded: &Value, shared: &Value) {
     let Some(recorded) = recorded.as_object() else { return };
     let responses = operation["responses"].as_object_mut().expect("an operation has responses");
     for (status, body) in recorded {
         let Some(response) = responses.get_mut(status) else { continue };
-        if response.get("$ref").is_some() {
-            // A shared error answer: this operation's own copy, with its example.
-            let name = if response["$ref"].as_str().is_some_and(|r| r.ends_with("EdsError")) {
-                "EdsErrors"
-            } else {
-                "ServiceError"
-            };
-            *response = json!({
-                "description": "An error (see the table of reasons).",
-                "content": {"application/json": {"schema": {"$ref": format!("#/components/schemas/{name}")}}},
-            });
+        // A shared error answer: this operation gets its own copy, to hold its example.
+        let shared_name = response["$ref"].as_str().and_then(|r| r.strip_prefix("#/components/responses/"));
+        if let Some(copy) = shared_name.and_then(|name| shared.get(name)) {
+            *response = copy.clone();
         }
-        if let Some(Value::Object(content)) = response.get_mut("content")
-            && let Some(json) = content.get_mut("application/json")
-        {
+        if let Some(json) = response.pointer_mut("/content/application~1json") {
             json["example"] = body.clone();
         }
     }
