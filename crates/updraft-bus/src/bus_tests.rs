@@ -87,7 +87,12 @@ fn ticket(gateway: &str, tags: Vec<String>) -> SharedTicket {
 
 /// Subscribes `bus` to `gateway`, as taking a socket's ticket does; answers the ticket's id.
 pub(crate) async fn hold(issuer: &dyn Bus, bus: &dyn Bus, gateway: &str) -> String {
-    let ticket = ticket(gateway, Vec::new());
+    hold_tagged(issuer, bus, gateway, &[]).await
+}
+
+/// [`hold`] for a socket with `tags`.
+pub(crate) async fn hold_tagged(issuer: &dyn Bus, bus: &dyn Bus, gateway: &str, tags: &[&str]) -> String {
+    let ticket = ticket(gateway, tags.iter().map(|tag| (*tag).to_owned()).collect());
     let id = unique("ticket");
     issuer.share_ticket(&id, &ticket).await.unwrap();
     assert_eq!(bus.take_ticket(&id).await.unwrap(), Redeemed::Taken(Some(ticket)));
@@ -149,8 +154,8 @@ async fn numbers_each_message_once_for_every_node_and_keeps_what_a_socket_missed
     let url = engine.url();
     let gateway = unique("journal");
     let ((a, a_heard), (b, b_heard)) = (node(engine, &url, "a").await, node(engine, &url, "b").await);
-    hold(a.as_ref(), a.as_ref(), &gateway).await;
-    hold(a.as_ref(), b.as_ref(), &gateway).await;
+    hold_tagged(a.as_ref(), a.as_ref(), &gateway, &["red"]).await;
+    hold_tagged(a.as_ref(), b.as_ref(), &gateway, &["red"]).await;
     let publication = |text: &'static str, once: Option<&str>| Publication {
         gateway: gateway.clone(),
         data: Bytes::from_static(text.as_bytes()),

@@ -115,7 +115,7 @@ impl Bus for NatsBus {
                 return Err(failed("not connected"));
             }
             let payload = wire::encode(&publication, &self.node);
-            timed(self.journal.publish(&publication.gateway, publication.once.as_deref(), payload)).await?
+            timed(self.journal.publish(&publication, payload)).await?
         })
     }
 
@@ -178,6 +178,15 @@ impl Bus for NatsBus {
         match &event {
             SocketEvent::Opened(socket) => self.interest.counted(&socket.gateway, true),
             SocketEvent::Closed { gateway, .. } => self.interest.counted(gateway, false),
+            // Its new tags' messages reach this node once the server confirms their routes.
+            SocketEvent::Retagged(socket) => {
+                let (interest, socket) = (self.interest.clone(), socket.clone());
+                tokio::spawn(async move {
+                    if let Err(err) = timed(interest.want(&socket.gateway, &socket.tags)).await.and_then(|r| r) {
+                        tracing::warn!(%err, gateway = socket.gateway, "a re-tagged socket's routes are not subscribed");
+                    }
+                });
+            }
         }
         // Fails only once the registry's task has stopped with the bus.
         let _ = self.events.send(event);
@@ -221,7 +230,7 @@ impl NatsBus {
     /// taken again. Only the taker whose delete names the revision succeeds: a ticket is taken once.
     async fn claim(&self, key: &str, revision: u64, ticket: Option<SharedTicket>) -> Result<Redeemed, BusError> {
         if let Some(ticket) = &ticket {
-            timed(self.interest.want(&ticket.gateway)).await??;
+            timed(self.interest.want(&ticket.gateway, &ticket.tags)).await??;
         }
         let claim = |store: kv::Store| {
             let key = key.to_owned();

@@ -1,7 +1,7 @@
 //! Numbered delivery over NATS: every publication goes into the JetStream stream `UPDRAFT_MWS` (subjects
-//! `updraft.mwsj.<gateway id>`), which gives it its number (the stream sequence) and republishes it, with that
-//! number in the `Nats-Sequence` header, on `updraft.mws.<gateway id>`, the subject nodes subscribe to
-//! (`nats_interest.rs`). Every node thus hears a gateway's messages in one order under one numbering, its own
+//! `updraft.mwsj.<gateway id>.<route>`, `nats_routes.rs`), which gives it its number (the stream sequence) and
+//! republishes it, with that number in the `Nats-Sequence` header, on `updraft.mws.<gateway id>.<route>`, the
+//! subjects nodes subscribe to (`nats_interest.rs`). Every node thus hears a gateway's messages in one order under one numbering, its own
 //! included, and a socket that reconnects to any node with `since` gets what it missed from the stream
 //! ([`Journal::history`]).
 //!
@@ -23,12 +23,11 @@ use futures_util::StreamExt;
 
 use crate::last_heard::LastHeard;
 use crate::nats_registry::failed;
+use crate::nats_routes::{self, HEARD, WRITTEN};
 use crate::registry::Node;
 use crate::{BusError, History, Publication, backoff, wire};
 
 const STREAM: &str = "UPDRAFT_MWS";
-/// Subjects publications are written to; the stream republishes them under [`crate::nats_interest::PREFIX`].
-const WRITTEN: &str = "updraft.mwsj.";
 /// What the stream keeps, as a gateway's journal does on one node (`updraft_gateway::JournalLimits`).
 const MAX_AGE: Duration = Duration::from_secs(120);
 const MAX_BYTES: i64 = 256 << 20;
@@ -62,7 +61,7 @@ impl Journal {
             duplicate_window: MAX_AGE,
             republish: Some(stream::Republish {
                 source: format!("{WRITTEN}>"),
-                destination: format!("{}>", crate::nats_interest::PREFIX),
+                destination: format!("{HEARD}>"),
                 headers_only: false,
             }),
             ..Default::default()
@@ -73,16 +72,17 @@ impl Journal {
             .map_err(|err| failed(format!("stream {STREAM} (is JetStream on?): {err}")))
     }
 
-    /// Writes `payload` for `gateway` into the stream (named `once`, if given); answers once the server has it.
-    pub(crate) async fn publish(&self, gateway: &str, once: Option<&str>, payload: Vec<u8>) -> Result<(), BusError> {
+    /// Writes `payload`, the wire form of `publication`, into the stream on its route's subject (named as the
+    /// publication's `once` says, if it does); answers once the server has it.
+    pub(crate) async fn publish(&self, publication: &Publication, payload: Vec<u8>) -> Result<(), BusError> {
+        let (subject, once) = (nats_routes::written(publication), publication.once.as_deref());
         let payload = bytes::Bytes::from(payload);
         let write = || async {
             let mut headers = HeaderMap::new();
             if let Some(name) = once {
                 headers.insert(async_nats::header::NATS_MESSAGE_ID, name);
             }
-            let subject = format!("{WRITTEN}{gateway}");
-            self.jetstream.publish_with_headers(subject, headers, payload.clone()).await?.await
+            self.jetstream.publish_with_headers(subject.clone(), headers, payload.clone()).await?.await
         };
         match write().await {
             Ok(_) => Ok(()),
@@ -114,7 +114,7 @@ impl Journal {
             return Ok(History::Gap { latest });
         }
         let config = consumer::pull::Config {
-            filter_subject: format!("{WRITTEN}{gateway}"),
+            filter_subject: nats_routes::written_in(gateway),
             deliver_policy: consumer::DeliverPolicy::ByStartSequence { start_sequence: since + 1 },
             ack_policy: consumer::AckPolicy::None,
             inactive_threshold: Duration::from_secs(10),

@@ -134,7 +134,7 @@ impl Registry for NatsRegistry {
         Box::pin(async move {
             for event in events {
                 match event {
-                    SocketEvent::Opened(socket) => {
+                    SocketEvent::Opened(socket) | SocketEvent::Retagged(socket) => {
                         let value = serde_json::to_vec(&record(socket, node)).expect("a record serializes");
                         let key = format!("{}.{}", socket.gateway, socket.id);
                         let value = bytes::Bytes::from(value);

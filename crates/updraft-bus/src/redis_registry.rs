@@ -38,7 +38,7 @@ impl Registry for RedisRegistry {
             let mut pipe = redis::pipe();
             for event in events {
                 match event {
-                    SocketEvent::Opened(socket) => {
+                    SocketEvent::Opened(socket) | SocketEvent::Retagged(socket) => {
                         let value = serde_json::to_vec(&record(socket, node)).expect("a record serializes");
                         pipe.hset(sockets_key(&socket.gateway), &socket.id, value).ignore();
                     }

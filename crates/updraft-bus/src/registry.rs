@@ -47,7 +47,12 @@ pub struct SocketRecord {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum SocketEvent {
     Opened(OpenSocket),
-    Closed { gateway: String, id: String },
+    Closed {
+        gateway: String,
+        id: String,
+    },
+    /// An open socket was given new tags (its user's groups changed).
+    Retagged(OpenSocket),
 }
 
 /// What the bus may ask of this node's own gateways.

@@ -71,6 +71,8 @@ pub type MembershipHook = Arc<dyn Fn(&Gateway, &Socket, Membership) + Send + Syn
 pub enum Membership {
     Opened,
     Closed,
+    /// Its tags changed.
+    Retagged,
 }
 
 impl Gateway {
@@ -96,6 +98,18 @@ impl Gateway {
         if let Some(hook) = self.membership.get() {
             hook(self, socket, change);
         }
+    }
+
+    /// Gives an open socket new tags (its user's groups changed) and tells the cluster; false when it is not
+    /// here.
+    pub fn retag(&self, id: &SocketId, tags: Box<[Tag]>) -> bool {
+        if !self.hub.retag(id, tags) {
+            return false;
+        }
+        if let Some(socket) = self.hub.get(id) {
+            self.announce(&socket, Membership::Retagged);
+        }
+        true
     }
 }
 

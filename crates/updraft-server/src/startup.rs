@@ -383,6 +383,7 @@ async fn open_bus(
         bus.announce(match change {
             Membership::Opened => SocketEvent::Opened(open_socket(gateway, socket)),
             Membership::Closed => SocketEvent::Closed { gateway: gateway.id.clone(), id: socket.id.to_string() },
+            Membership::Retagged => SocketEvent::Retagged(open_socket(gateway, socket)),
         });
     }));
     Ok(bus)

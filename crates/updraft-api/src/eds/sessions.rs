@@ -367,7 +367,7 @@ fn rescope(state: &ApiState, target: &Target, user: &str, groups: &[Subject]) ->
                 return false;
             }
             let tags: Box<[Tag]> = mine.iter().map(|subject| Tag::from(subject.to_string().as_str())).collect();
-            gateway.hub.retag(id, tags.clone()) || state.gateways.retag_ticket(id, tags) || target.opening()
+            gateway.retag(id, tags.clone()) || state.gateways.retag_ticket(id, tags) || target.opening()
         }
     }
 }

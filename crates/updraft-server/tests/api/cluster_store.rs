@@ -15,7 +15,7 @@ use crate::eds::{EMAIL, Eds, PASSWORD, eds_in};
 use crate::helpers::{ADMIN, assert_silent, close_code, next_text, open_args, spawn_app};
 use crate::security_gateways::bind_default;
 use crate::security_sessions::{
-    bind_eds_gateway, delete_user, leave, object_title, public_todo, revoke, team_todo, team_with,
+    bind_eds_gateway, delete_user, join, leave, object_title, public_todo, revoke, team_todo, team_with,
 };
 use crate::test_database;
 use crate::webhooks::Receiver;
@@ -206,6 +206,36 @@ async fn a_sign_out_or_a_group_left_through_one_node_reaches_the_users_socket_on
     // Signed out through node A: node B closes her socket (within `close_code`'s 3 s).
     revoke(&a, &carol).await;
     assert_eq!(close_code(&mut ws).await, 1008);
+}
+
+/// Over NATS a node hears a tag only while one of its sockets has it (`nats_routes.rs`): a socket given a group's
+/// tag must have the node subscribe to it, or the group's messages published elsewhere never reach the node.
+#[tokio::test]
+async fn over_nats_a_group_joined_through_one_node_reaches_the_users_socket_on_another() {
+    let bus = BusServer::start(Engine::Nats).await;
+    let ([a, b, _], _database) = three_nodes(&bus).await;
+    bind_eds_gateway(&a).await;
+    bind_eds_gateway(&b).await;
+    let ((dave, dave_id), (_, erin_id)) = (sign_up(&a, "dave").await, sign_up(&a, "erin").await);
+    let team = team_with(&a, &erin_id).await;
+    let mut ws = socket_elsewhere(&a, &b, &dave).await;
+    team_todo(&a, &team, "not yet").await;
+    public_todo(&a, "public 0").await;
+    assert_eq!(object_title(&next_text(&mut ws).await), "public 0", "not in the team yet");
+
+    join(&a, &team, &dave_id).await;
+    let started = std::time::Instant::now();
+    for n in 1.. {
+        team_todo(&a, &team, &format!("team {n}")).await;
+        public_todo(&a, &format!("public {n}")).await;
+        let first = object_title(&next_text(&mut ws).await);
+        if first == format!("team {n}").as_str() {
+            assert_eq!(object_title(&next_text(&mut ws).await), format!("public {n}").as_str());
+            break;
+        }
+        assert_eq!(first, format!("public {n}").as_str());
+        assert!(started.elapsed() < Duration::from_secs(5), "not in the team {:?} after joining", started.elapsed());
+    }
 }
 
 /// A PostgreSQL server of our own (the machine's binaries, run as `postgres`), for the tests that stop it.

@@ -13,10 +13,14 @@ pub(crate) async fn team_with(eds: &Eds, user: &str) -> String {
     let (status, group) = eds.call(Method::POST, "/v1/usergroups", Some(&eds.secret), Some(r#"{"name":"team"}"#)).await;
     assert_eq!(status, StatusCode::CREATED, "{group}");
     let id = group["id"].as_str().unwrap().to_owned();
-    let member = json!({"id": user, "objectType": "users"}).to_string();
-    let (status, body) = eds.call(Method::POST, &members(&id), Some(&eds.secret), Some(&member)).await;
-    assert!(status.is_success(), "{body}");
+    join(eds, &id, user).await;
     id
+}
+
+pub(crate) async fn join(eds: &Eds, group: &str, user: &str) {
+    let member = json!({"id": user, "objectType": "users"}).to_string();
+    let (status, body) = eds.call(Method::POST, &members(group), Some(&eds.secret), Some(&member)).await;
+    assert!(status.is_success(), "{body}");
 }
 
 fn members(group: &str) -> String {
