@@ -121,7 +121,12 @@ impl Interest {
                 match (&route, &mut known.tags) {
                     // The whole gateway already (another taker): this subscription ends unused.
                     (_, None) => continue,
-                    (None, tags) => *tags = None,
+                    (None, tags) => {
+                        // The listener drops the routes the whole gateway replaces.
+                        let replaced = tags.as_ref().map_or(0, |tags| tags.len() + 2);
+                        metrics::gauge!("updraft_bus_routes_subscribed").decrement(replaced as f64);
+                        *tags = None;
+                    }
                     (Some(tag), Some(tags)) => {
                         if tags.insert(tag.clone(), now).is_some() {
                             continue;
@@ -169,8 +174,7 @@ impl Interest {
         metrics::gauge!("updraft_bus_routes_subscribed").increment(subscribed.len() as f64);
         let catch_up = CatchUp::new(self.journal.clone(), self.connections.clone(), Some(latest));
         let hearing = (gateway.to_owned(), self.local.clone());
-        let listener = listen(Subscriptions::new(subscribed), changes, hearing, catch_up, stop);
-        tokio::spawn(tokio::task::unconstrained(listener));
+        tokio::spawn(listen(Subscriptions::new(subscribed), changes, hearing, catch_up, stop));
         Ok(true)
     }
 

@@ -55,7 +55,7 @@ impl Subscriptions {
     fn drain(&mut self, batch: &mut Vec<Message>) {
         for (_, subscriber) in &mut self.0 {
             // The client's channels count against tokio's cooperative budget, which could answer "nothing" while
-            // messages wait: the listener runs unconstrained (see `listen`).
+            // messages wait: callers run this unconstrained (`tokio::task::unconstrained`).
             while let Some(Some(message)) = subscriber.next().now_or_never() {
                 batch.push(message);
             }
@@ -101,7 +101,7 @@ impl Subscriptions {
 }
 
 /// Delivers what `gateway`'s subscriptions hear until `stop`, then unsubscribes; after a reconnect, what was
-/// missed first. Spawn it unconstrained (`tokio::task::unconstrained`): see [`Subscriptions::drain`].
+/// missed first.
 pub(crate) async fn listen(
     mut subscriptions: Subscriptions,
     mut control: mpsc::UnboundedReceiver<Change>,
@@ -115,7 +115,7 @@ pub(crate) async fn listen(
             biased;
             () = stop.cancelled() => return,
             change = control.recv() => match change {
-                Some(change) => subscriptions.apply(change, &mut batch),
+                Some(change) => tokio::task::unconstrained(async { subscriptions.apply(change, &mut batch) }).await,
                 None => return,
             },
             () = catch_up.reconnected() => {
@@ -129,12 +129,16 @@ pub(crate) async fn listen(
         }
         // A subscription the interest confirmed before a message in the batch was sent holds whatever it heard
         // before that message: take the waiting changes in until none is left after a drain.
-        loop {
-            subscriptions.drain(&mut batch);
-            if !subscriptions.apply_waiting(&mut control, &mut batch) {
-                break;
+        // Unconstrained: see [`Subscriptions::drain`]. Only the drain: delivering yields as any task does.
+        tokio::task::unconstrained(async {
+            loop {
+                subscriptions.drain(&mut batch);
+                if !subscriptions.apply_waiting(&mut control, &mut batch) {
+                    break;
+                }
             }
-        }
+        })
+        .await;
         // A message heard after a reconnect that was not seen yet comes after what was missed.
         catch_up.catch_up(&gateway, &local).await;
         batch.sort_by_key(number);

@@ -215,6 +215,9 @@ pub(crate) struct TaggedArgs {
     pub publishers: usize,
     #[arg(long, default_value_t = 5.0)]
     pub stall_seconds: f64,
+    /// Publish on this node instead of `--target` (sockets still open on `--target`): delivery across a `--bus`.
+    #[arg(long)]
+    pub publish_target: Option<String>,
 }
 
 /// Tag-routed fan-out: each message to one random tag's sockets.
@@ -239,7 +242,10 @@ pub(crate) async fn tagged(c: &Common, a: &TaggedArgs) -> Result<bool> {
         })
         .collect();
     c.report.set("tags", a.tags);
-    let phase = Phase::new(bodies, a.messages, a.publishers, expected, a.stall_seconds);
+    let mut phase = Phase::new(bodies, a.messages, a.publishers, expected, a.stall_seconds);
+    if let Some(url) = &a.publish_target {
+        phase.publish_to = Some(Arc::new(Target::resolve(url, c.target.admin_token.clone()).await?));
+    }
     Ok(phase.run_and_record(c, &stats, fleet.failures).await)
 }
 
