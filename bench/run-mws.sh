@@ -11,11 +11,14 @@
 #        SCENARIOS="idle latency" bench/run-mws.sh
 # Knobs (environment): SOCKETS LAT_SOCKETS LAT_RATE LAT_SECONDS SIZE
 #   BCAST_MESSAGES TAGS TAG_MESSAGES REPEAT SKIP_BUILD=1 RESULTS_DIR
+#   BIN (the updraft binary) BUS (a `--bus` URL for updraft: one node on Redis or NATS)
 # Each figure is the median over REPEAT rounds (default 3).
 set -euo pipefail
 # shellcheck source=bench/lib.sh
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
-UPDRAFT=$TARGET_DIR/release/updraft
+UPDRAFT=${BIN:-$TARGET_DIR/release/updraft}
+BUS_ARGS=()
+[[ -z ${BUS:-} ]] || BUS_ARGS=(--bus "$BUS")
 NODE_PEER=$ROOT/bench/peers/node-ws
 
 PEERS=${PEERS:-"updraft node-ws"}
@@ -52,7 +55,7 @@ start_server() {
         updraft)
             SERVER_DIR=$(mktemp -d -t updraft-data.XXXXXX)
             ACCESS_CONTROL=none SECURITY_TOKEN=$ADMIN_TOKEN \
-                serve_updraft "$UPDRAFT" 0 $UPDRAFT_PORT "$SERVER_DIR" >"$log" 2>&1
+                serve_updraft "$UPDRAFT" 0 $UPDRAFT_PORT "$SERVER_DIR" "${BUS_ARGS[@]}" >"$log" 2>&1
             ;;
         node-ws)
             PORT=$NODE_PORT taskset -c 0 node "$NODE_PEER/server.js" >"$log" 2>&1 &

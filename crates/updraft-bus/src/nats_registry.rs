@@ -132,19 +132,27 @@ impl NatsRegistry {
 impl Registry for NatsRegistry {
     fn apply<'a>(&'a self, node: &'a str, events: &'a [SocketEvent]) -> BoxFuture<'a, Result<(), BusError>> {
         Box::pin(async move {
+            // Only each socket's last event of the batch counts. Those are written all at once (one round trip
+            // for the batch, as Redis pipelines them), each key once, so their order does not matter.
+            let mut last: HashMap<String, Option<bytes::Bytes>> = HashMap::with_capacity(events.len());
             for event in events {
                 match event {
                     SocketEvent::Opened(socket) | SocketEvent::Retagged(socket) => {
                         let value = serde_json::to_vec(&record(socket, node)).expect("a record serializes");
-                        let key = format!("{}.{}", socket.gateway, socket.id);
-                        let value = bytes::Bytes::from(value);
-                        self.sockets.run(|store| put(store, key.clone(), value.clone())).await?;
+                        last.insert(format!("{}.{}", socket.gateway, socket.id), Some(value.into()));
                     }
                     SocketEvent::Closed { gateway, id } => {
-                        self.sockets.run(|store| delete(store, format!("{gateway}.{id}"))).await?;
+                        last.insert(format!("{gateway}.{id}"), None);
                     }
                 }
             }
+            let writes = last.into_iter().map(|(key, value)| async move {
+                match value {
+                    Some(value) => self.sockets.run(|store| put(store, key.clone(), value.clone())).await.map(drop),
+                    None => self.sockets.run(|store| delete(store, key.clone())).await,
+                }
+            });
+            futures_util::future::try_join_all(writes).await?;
             Ok(())
         })
     }
