@@ -63,6 +63,8 @@ start_server() {
     esac
     SERVER_PID=$!
     wait_port "$(peer_port "$peer")" || not_up "$peer" "$log"
+    # Updraft listens before it has joined a bus: the memory it takes to join is not the sockets'.
+    [[ $peer != updraft ]] || wait_http "$SERVER_PID" 300 "http://127.0.0.1:$UPDRAFT_PORT/readyz" || not_up "$peer" "$log"
 }
 
 # Waits up to 30 s until the port accepts connections.
