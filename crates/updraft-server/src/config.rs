@@ -168,6 +168,9 @@ serve_settings! {
     socket_uri_ttl_secs: u64, env "UPDRAFT_SOCKET_URI_TTL_SECS", default("300");
     /// Login and sign-up attempts per minute from one client address (IPv6: its /64); 0 is no limit.
     login_attempts_per_minute: u32, env "UPDRAFT_LOGIN_ATTEMPTS_PER_MINUTE", default("60");
+    /// Reverse proxies and load balancers (addresses and networks, comma-separated: `10.0.0.0/8,127.0.0.1`) whose
+    /// `X-Forwarded-For` and `X-Forwarded-Proto` name the client and its scheme (docs/operations.md).
+    trusted_proxies: String, env "UPDRAFT_TRUSTED_PROXIES", unset("none: the TCP peer is the client");
     /// Failed logins per minute for one account (a backend's username, the account email); 0 is no limit.
     login_failures_per_minute: u32, env "UPDRAFT_LOGIN_FAILURES_PER_MINUTE", default("10");
     /// Apps deployed by `git push` answer at `<app-id>.<apps-domain>` on this listener.
@@ -291,6 +294,7 @@ pub struct Settings {
     pub max_pending_sockets: usize,
     pub socket_uri_ttl: Duration,
     pub login_limits: updraft_api::passwords::AttemptLimits,
+    pub trusted_proxies: crate::forwarded::TrustedProxies,
     pub json_logs: bool,
     pub webhooks: WebhookOptions,
     pub apps_domain: String,
@@ -406,6 +410,7 @@ impl ServeArgs {
                 per_address_per_minute: a.login_attempts_per_minute,
                 failures_per_account_per_minute: a.login_failures_per_minute,
             },
+            trusted_proxies: crate::forwarded::TrustedProxies::parse(a.trusted_proxies.as_deref().unwrap_or_default())?,
             json_logs: a.log_format == LogFormat::Json,
             webhooks: WebhookOptions {
                 allow_unsafe_targets: a.webhooks_allow_unsafe_targets,

@@ -5,6 +5,7 @@ pub mod cert;
 pub mod config;
 mod conns;
 pub mod database;
+pub mod forwarded;
 mod health;
 pub mod runtimes;
 mod serve;

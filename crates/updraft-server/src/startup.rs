@@ -56,6 +56,8 @@ pub struct Application {
     workers: Workers,
     /// Apps' processes, stopped gracefully at shutdown.
     runtime: Arc<updraft_runtime::Runtime>,
+    /// Whose `X-Forwarded-*` headers name the client.
+    trusted_proxies: Arc<crate::forwarded::TrustedProxies>,
 }
 
 impl Application {
@@ -135,6 +137,7 @@ impl Application {
             sockets,
             workers,
             runtime,
+            trusted_proxies: Arc::new(settings.trusted_proxies.clone()),
         })
     }
 
@@ -162,8 +165,9 @@ impl Application {
         });
         // Apps' own traffic goes straight to their processes, paths as sent; the API's paths lose a trailing slash.
         let normalized = NormalizePathLayer::trim_trailing_slash().layer(self.router);
-        let runtime = self.runtime.clone();
-        let app = tower::service_fn(move |request: axum::http::Request<hyper::body::Incoming>| {
+        let (runtime, trusted_proxies) = (self.runtime.clone(), self.trusted_proxies.clone());
+        let app = tower::service_fn(move |mut request: axum::http::Request<hyper::body::Incoming>| {
+            trusted_proxies.apply(&mut request);
             let request = request.map(axum::body::Body::new);
             let host = request.headers().get(axum::http::header::HOST).and_then(|h| h.to_str().ok());
             let target = host.map_or(updraft_runtime::Target::NotAnApp, |host| runtime.route(host));

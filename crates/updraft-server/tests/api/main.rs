@@ -37,6 +37,7 @@ mod security_access;
 mod security_edge;
 mod security_gateways;
 mod security_logins;
+mod security_proxies;
 mod security_reads;
 mod security_sessions;
 mod security_tickets;

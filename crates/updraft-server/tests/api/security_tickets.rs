@@ -13,7 +13,7 @@ use crate::helpers::*;
 const ROOT: &str = "root-admin";
 
 /// A client whose requests come from `127.0.0.<last>` (all of 127/8 is loopback on Linux).
-fn client_from(last: u8) -> reqwest::Client {
+pub(crate) fn client_from(last: u8) -> reqwest::Client {
     let addr = IpAddr::V4(Ipv4Addr::new(127, 0, 0, last));
     reqwest::Client::builder().local_address(addr).build().unwrap()
 }
@@ -23,7 +23,12 @@ async fn status_of(req: reqwest::RequestBuilder) -> StatusCode {
 }
 
 /// Asks `url` for tickets until refused (503); answers how many were handed out.
-async fn take_until_refused(client: &reqwest::Client, url: &str, headers: &[(&str, &str)], max: usize) -> usize {
+pub(crate) async fn take_until_refused(
+    client: &reqwest::Client,
+    url: &str,
+    headers: &[(&str, &str)],
+    max: usize,
+) -> usize {
     for n in 0..max {
         let mut req = client.get(url);
         for (name, value) in headers {
