@@ -26,6 +26,7 @@
 #   loadgen_run loadgen_figures interleave node_table  the updraft-loadgen rounds and median tables of run-mws.sh
 #                                                      and run-realtime.sh
 #   layout_setup start_fresh_server                    the laid-out single server of run-mixed.sh, run-reverse.sh
+#   NODES DIRS start_node stop_nodes                   several servers at once: the nodes of run-cluster*.sh
 #
 # shellcheck shell=bash
 # Its variables and optional arguments are for the scripts that source it:
@@ -311,4 +312,29 @@ start_fresh_server() {
         log "the server did not start"; cat "$WORK/server.log" >&2; exit 1
     fi
     [[ -z ${AFTER_START:-} ]] || $AFTER_START "$SERVER_PID"
+}
+
+# --- nodes of a cluster ------------------------------------------------------------------------------------------
+# start_node BIN PORT LOG [ARG...]: `BIN serve` (and ARG...) on CPU 0 at 127.0.0.1:PORT with a fresh data dir, the
+# admin token as gateway and metrics token and no access control, output to LOG; waits for its /readyz. Its pid
+# and dir join NODES and DIRS. stop_nodes: stops every node and removes their dirs.
+NODES=()
+DIRS=()
+start_node() {
+    local bin=$1 port=$2 log=$3 dir
+    shift 3
+    dir=$(mktemp -d -t updraft-node.XXXXXX)
+    DIRS+=("$dir")
+    ACCESS_CONTROL=none SECURITY_TOKEN=$ADMIN_TOKEN UPDRAFT_METRICS_TOKEN=$ADMIN_TOKEN \
+        serve_updraft "$bin" 0 "$port" "$dir" "$@" >"$log" 2>&1
+    NODES+=($!)
+    wait_http "$!" 300 "http://127.0.0.1:$port/readyz" || not_up "node $port" "$log"
+}
+
+stop_nodes() {
+    local pid dir
+    for pid in "${NODES[@]}"; do stop_pid "$pid"; done
+    for dir in "${DIRS[@]}"; do rm -rf "$dir"; done
+    NODES=()
+    DIRS=()
 }

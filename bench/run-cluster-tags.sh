@@ -26,20 +26,10 @@ init_results_dir updraft-cluster-tags
 bench_traps
 build_release_bins
 
-NODES=()
-DIRS=()
 HOLDER=""
 cleanup_more() {
     stop_pid "$HOLDER"
     stop_nodes
-}
-
-stop_nodes() {
-    local pid dir
-    for pid in "${NODES[@]}"; do stop_pid "$pid"; done
-    for dir in "${DIRS[@]}"; do rm -rf "$dir"; done
-    NODES=()
-    DIRS=()
 }
 
 # received PORT: the messages that node heard from the bus so far.
@@ -49,15 +39,9 @@ received() {
 }
 
 run_one() {
-    local bin=$1 label=$2 round=$3 out=$RESULTS_DIR/$2.$3 port dir i
+    local bin=$1 label=$2 round=$3 out=$RESULTS_DIR/$2.$3 i
     for i in 0 1 2; do
-        port=${PORTS[$i]}
-        dir=$(mktemp -d -t updraft-node.XXXXXX)
-        DIRS+=("$dir")
-        ACCESS_CONTROL=none SECURITY_TOKEN=$ADMIN_TOKEN UPDRAFT_METRICS_TOKEN=$ADMIN_TOKEN \
-            serve_updraft "$bin" 0 "$port" "$dir" --bus nats://127.0.0.1:4222 >"$out.node$i.log" 2>&1
-        NODES+=($!)
-        wait_http "$!" 300 "http://127.0.0.1:$port/readyz" || not_up "node $port" "$out.node$i.log"
+        start_node "$bin" "${PORTS[$i]}" "$out.node$i.log" --bus nats://127.0.0.1:4222
     done
     log "== $label, round $round: $SOCKETS sockets with $TAGS tags on B, $SOCKETS untagged on C, $MESSAGES tagged messages through A"
     taskset -c 1 "$LOADGEN" --target "http://127.0.0.1:${PORTS[2]}" --admin-token "$ADMIN_TOKEN" --json \

@@ -25,26 +25,7 @@ init_results_dir updraft-cluster
 bench_traps
 build_release_bins
 
-NODES=()
-DIRS=()
-start_node() {
-    local port=$1 bus=$2 log=$3 dir
-    dir=$(mktemp -d -t updraft-node.XXXXXX)
-    DIRS+=("$dir")
-    local args=()
-    [[ $bus == local ]] || args=(--bus "$bus")
-    ACCESS_CONTROL=none SECURITY_TOKEN=$ADMIN_TOKEN serve_updraft "$UPDRAFT" 0 "$port" "$dir" "${args[@]}" >"$log" 2>&1
-    NODES+=($!)
-    wait_http "$!" 300 "http://127.0.0.1:$port/readyz" || not_up "node $port" "$log"
-}
-
-stop_nodes() {
-    local pid dir
-    for pid in "${NODES[@]}"; do stop_pid "$pid"; done
-    for dir in "${DIRS[@]}"; do rm -rf "$dir"; done
-    NODES=()
-    DIRS=()
-}
+cleanup_more() { stop_nodes; }
 
 bus_url() {
     case $1 in
@@ -57,9 +38,11 @@ bus_url() {
 run_one() {
     local bus=$1 round=$2 out=$RESULTS_DIR/$1.$2 url publish=()
     url=$(bus_url "$bus")
-    start_node $PORT_B "$url" "$out.b.log"
+    local args=()
+    [[ $bus == local ]] || args=(--bus "$url")
+    start_node "$UPDRAFT" $PORT_B "$out.b.log" "${args[@]}"
     if [[ $bus != local ]]; then
-        start_node $PORT_A "$url" "$out.a.log"
+        start_node "$UPDRAFT" $PORT_A "$out.a.log" "${args[@]}"
         publish=(--publish-target "http://127.0.0.1:$PORT_A")
     fi
     log "== $bus, round $round: $SOCKETS sockets on one node, $MESSAGES broadcasts of $SIZE bytes"
