@@ -79,19 +79,17 @@ serve_settings! {
     listen: SocketAddr, env "UPDRAFT_LISTEN", default("127.0.0.1:8080");
     /// Where Updraft keeps its data.
     data_dir: PathBuf, env "UPDRAFT_DATA_DIR", default("./updraft-data");
+    // Pairs (--tls-cert and --tls-key, --admin-email and --admin-password) are checked once flags, env and the
+    // file are merged (`tls`, `account`), not by clap: each half may come from a different one.
     /// PEM certificate chain: serve HTTPS and WSS.
-    #[arg(requires = "tls_key")]
     tls_cert: PathBuf, env "UPDRAFT_TLS_CERT";
     /// PEM private key for --tls-cert.
-    #[arg(requires = "tls_cert")]
     tls_key: PathBuf, env "UPDRAFT_TLS_KEY";
     /// A second listener for HTTPS and WSS (e.g. 0.0.0.0:443), leaving --listen plain; needs --tls-cert.
     tls_listen: SocketAddr, env "UPDRAFT_TLS_LISTEN";
     /// Email of the account that manages EDS apps (`/v1/account/*`).
-    #[arg(requires = "admin_password")]
     admin_email: String, env "UPDRAFT_ADMIN_EMAIL";
     /// Password of that account.
-    #[arg(requires = "admin_email")]
     admin_password: String, env "UPDRAFT_ADMIN_PASSWORD";
     /// Bearer token of the server admin API (`/v1/gateways`); unset disables that API.
     admin_token: String, env "UPDRAFT_ADMIN_TOKEN";

@@ -9,6 +9,11 @@
 //!   full node as healthy but busy, rather than as dead.
 //! - past that, a connection is accepted and closed at once, so it costs no descriptor and the listener's
 //!   backlog never fills with clients waiting for nothing.
+//!
+//! Metrics, labelled by `listeners` (`main`, `metrics`): the gauges `updraft_connections_max` and
+//! `updraft_connections_open` (held by the HTTP stack and the notification stream; open WebSockets are
+//! `updraft_mws_sockets_connected`), and the counter `updraft_connections_past_cap_total{outcome}`, `overflow` for a
+//! connection served only `/healthz`, `closed` for one closed at once.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -21,6 +26,8 @@ pub(crate) const OVERFLOW_LIFETIME: Duration = Duration::from_secs(2);
 
 /// Counts open connections against the cap. Shared by every listener of the main service.
 pub(crate) struct Connections {
+    /// The `listeners` label of its metrics.
+    listeners: &'static str,
     cap: usize,
     /// Connections held by the HTTP stack or the notification stream.
     open: AtomicUsize,
@@ -46,12 +53,21 @@ impl Drop for Slot {
     fn drop(&mut self) {
         let counter = if self.overflow { &self.connections.overflow } else { &self.connections.open };
         counter.fetch_sub(1, Ordering::AcqRel);
+        if !self.overflow {
+            metrics::gauge!("updraft_connections_open", "listeners" => self.connections.listeners).decrement(1);
+        }
     }
 }
 
 impl Connections {
-    pub(crate) fn new(cap: usize, sockets: impl Fn() -> usize + Send + Sync + 'static) -> Arc<Connections> {
+    pub(crate) fn new(
+        listeners: &'static str,
+        cap: usize,
+        sockets: impl Fn() -> usize + Send + Sync + 'static,
+    ) -> Arc<Connections> {
+        metrics::gauge!("updraft_connections_max", "listeners" => listeners).set(cap as f64);
         Arc::new(Connections {
+            listeners,
             cap,
             open: AtomicUsize::new(0),
             overflow: AtomicUsize::new(0),
@@ -63,13 +79,20 @@ impl Connections {
     pub(crate) fn admit(self: &Arc<Connections>) -> Option<Slot> {
         let open = self.open.fetch_add(1, Ordering::AcqRel) + 1;
         if open + (self.sockets)() <= self.cap {
+            metrics::gauge!("updraft_connections_open", "listeners" => self.listeners).increment(1);
             return Some(Slot { connections: self.clone(), overflow: false });
         }
         self.open.fetch_sub(1, Ordering::AcqRel);
+        let past = |outcome: &'static str| {
+            let labels = [("listeners", self.listeners), ("outcome", outcome)];
+            metrics::counter!("updraft_connections_past_cap_total", &labels).increment(1);
+        };
         if self.overflow.fetch_add(1, Ordering::AcqRel) < OVERFLOW_SLOTS {
+            past("overflow");
             return Some(Slot { connections: self.clone(), overflow: true });
         }
         self.overflow.fetch_sub(1, Ordering::AcqRel);
+        past("closed");
         None
     }
 }
@@ -106,7 +129,7 @@ mod tests {
     fn the_cap_counts_sockets_and_keeps_overflow_slots() {
         let sockets = Arc::new(AtomicUsize::new(0));
         let seen = sockets.clone();
-        let conns = Connections::new(3, move || seen.load(Ordering::Relaxed));
+        let conns = Connections::new("main", 3, move || seen.load(Ordering::Relaxed));
         let a = conns.admit().unwrap();
         let _b = conns.admit().unwrap();
         sockets.store(1, Ordering::Relaxed);

@@ -72,7 +72,7 @@ impl Application {
         let gateways = Arc::new(Gateways::new(queue, settings.max_pending_sockets, settings.socket_uri_ttl));
         let cap = settings.max_connections.unwrap_or_else(conns::default_cap);
         let counted = Arc::downgrade(&gateways);
-        let connections = Connections::new(cap, move || counted.upgrade().map_or(0, |g| g.connected()));
+        let connections = Connections::new("main", cap, move || counted.upgrade().map_or(0, |g| g.connected()));
         let bound = Bound::new(&settings, &connections)?;
         let store = open_store(&settings).await?;
         let account = account_login(&settings)?;
@@ -197,7 +197,7 @@ impl Application {
             let service = axum::ServiceExt::<Request>::into_make_service(router);
             let service = tower::ServiceExt::oneshot(service, ()).await.unwrap_or_else(|never| match never {});
             // Scrapers are few: a small cap of its own, apart from the main listeners'.
-            let connections = Connections::new(METRICS_CONNECTIONS, || 0);
+            let connections = Connections::new("metrics", METRICS_CONNECTIONS, || 0);
             serving.spawn(serve::serve(Listener::Plain(tcp), service, None, connections, graceful));
         }
         serving.join_all().await;

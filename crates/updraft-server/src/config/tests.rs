@@ -30,6 +30,22 @@ fn flags_win_over_the_file_and_the_file_over_defaults() {
 }
 
 #[test]
+fn the_halves_of_a_pair_may_come_from_the_file_and_a_flag() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("updraft.toml");
+    std::fs::write(&file, "admin_password = \"from the file\"\ntls_key = \"/etc/updraft/key.pem\"\n").unwrap();
+    let config = file.to_str().unwrap();
+    let s = parse(&["--config", config, "--admin-email", "a@example.com", "--tls-cert", "/etc/cert.pem"]).unwrap();
+    assert_eq!(s.account.as_ref().map(|(email, _)| email.as_str()), Some("a@example.com"));
+    assert_eq!(s.tls.as_ref().map(|files| files.key.as_path()), Some(Path::new("/etc/updraft/key.pem")));
+    // A half with no other half anywhere is still refused, with the reason.
+    let err = parse(&["--tls-cert", "/etc/cert.pem"]).unwrap_err().to_string();
+    assert!(err.contains("--tls-cert and --tls-key go together"), "{err}");
+    let err = parse(&["--admin-email", "a@example.com"]).unwrap_err().to_string();
+    assert!(err.contains("go together"), "{err}");
+}
+
+#[test]
 fn bad_values_are_refused_with_a_reason() {
     let err = parse(&["--access-control", "open"]).unwrap_err().to_string();
     assert!(err.contains("none, eds or custom"), "{err}");

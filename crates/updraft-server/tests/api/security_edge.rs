@@ -141,6 +141,10 @@ async fn finding_12_health_stays_200_at_the_connection_cap_and_the_rest_is_bound
         assert!(Instant::now() < deadline, "still refused: {answer:?}");
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
+    // An operator sees the cap and what came past it.
+    assert_eq!(app.metric("updraft_connections_max").await, CAP as f64);
+    let past = app.metric("updraft_connections_past_cap_total").await;
+    assert!(past >= 300.0 - CAP as f64, "{past} connections counted past the cap");
 }
 
 #[tokio::test]
