@@ -1,7 +1,7 @@
 //! HTTPS/WSS: a listener whose accepted connections are TLS streams (rustls, ring provider).
 
-use std::sync::{Arc, OnceLock};
-use std::time::Duration;
+use std::sync::{Arc, OnceLock, RwLock};
+use std::time::{Duration, Instant, SystemTime};
 
 use anyhow::Context;
 use rustls::ServerConfig;
@@ -24,6 +24,73 @@ const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 pub(crate) type AppCertificates = Arc<OnceLock<Arc<updraft_runtime::Runtime>>>;
 
 pub(crate) fn server_config(files: &TlsFiles, apps: AppCertificates) -> anyhow::Result<Arc<ServerConfig>> {
+    let server = ServerCertificate::load(files)?;
+    let resolver = BySni { server, apps };
+    let mut config = ServerConfig::builder().with_no_client_auth().with_cert_resolver(Arc::new(resolver));
+    config.alpn_protocols = vec![b"http/1.1".to_vec()];
+    Ok(Arc::new(config))
+}
+
+/// How often a handshake may look whether the certificate files changed.
+const RECHECK: Duration = Duration::from_secs(1);
+
+/// The server's certificate, read again when its files change: certbot and cert-manager renew them in place, and
+/// a renewal must not need a restart. A handshake looks at the files' times at most once per [`RECHECK`]; a pair
+/// that does not load (half written, or a key of another certificate) leaves the last good one served until the
+/// files change again.
+struct ServerCertificate {
+    files: TlsFiles,
+    current: RwLock<Loaded>,
+}
+
+struct Loaded {
+    key: Arc<CertifiedKey>,
+    /// The files' modification times when last read.
+    stamp: Option<[SystemTime; 2]>,
+    checked: Instant,
+}
+
+impl ServerCertificate {
+    fn load(files: &TlsFiles) -> anyhow::Result<ServerCertificate> {
+        let stamp = stamp(files);
+        let key = Arc::new(certified_key(files)?);
+        let current = RwLock::new(Loaded { key, stamp, checked: Instant::now() });
+        Ok(ServerCertificate { files: files.clone(), current })
+    }
+
+    fn get(&self) -> Arc<CertifiedKey> {
+        {
+            let loaded = self.current.read().unwrap_or_else(std::sync::PoisonError::into_inner);
+            if loaded.checked.elapsed() < RECHECK {
+                return loaded.key.clone();
+            }
+        }
+        let mut loaded = self.current.write().unwrap_or_else(std::sync::PoisonError::into_inner);
+        if loaded.checked.elapsed() >= RECHECK {
+            loaded.checked = Instant::now();
+            let stamp = stamp(&self.files);
+            if stamp != loaded.stamp {
+                loaded.stamp = stamp;
+                match certified_key(&self.files) {
+                    Ok(key) => {
+                        loaded.key = Arc::new(key);
+                        tracing::info!(cert = %self.files.cert.display(), "TLS certificate read again");
+                    }
+                    Err(err) => tracing::warn!(%err, "the changed TLS certificate does not load; the last one stays"),
+                }
+            }
+        }
+        loaded.key.clone()
+    }
+}
+
+/// When the certificate and key files were last modified; `None` when either cannot be read.
+fn stamp(files: &TlsFiles) -> Option<[SystemTime; 2]> {
+    let modified = |path: &std::path::Path| std::fs::metadata(path).and_then(|meta| meta.modified()).ok();
+    Some([modified(&files.cert)?, modified(&files.key)?])
+}
+
+fn certified_key(files: &TlsFiles) -> anyhow::Result<CertifiedKey> {
     let certs = CertificateDer::pem_file_iter(&files.cert)
         .with_context(|| format!("reading {}", files.cert.display()))?
         .collect::<Result<Vec<_>, _>>()
@@ -32,16 +99,13 @@ pub(crate) fn server_config(files: &TlsFiles, apps: AppCertificates) -> anyhow::
     let signer = rustls::crypto::ring::sign::any_supported_type(&key).context("TLS key")?;
     let server = CertifiedKey::new(certs, signer);
     server.keys_match().context("TLS certificate: the key does not belong to it")?;
-    let resolver = BySni { server: Arc::new(server), apps };
-    let mut config = ServerConfig::builder().with_no_client_auth().with_cert_resolver(Arc::new(resolver));
-    config.alpn_protocols = vec![b"http/1.1".to_vec()];
-    Ok(Arc::new(config))
+    Ok(server)
 }
 
 /// An app's own certificate for its hosts (docs/runtime.md), the server's for every other name and for clients
 /// that send none.
 struct BySni {
-    server: Arc<CertifiedKey>,
+    server: ServerCertificate,
     apps: AppCertificates,
 }
 
@@ -54,7 +118,7 @@ impl std::fmt::Debug for BySni {
 impl ResolvesServerCert for BySni {
     fn resolve(&self, hello: ClientHello<'_>) -> Option<Arc<CertifiedKey>> {
         let app = hello.server_name().and_then(|name| self.apps.get()?.certificate_for(name));
-        Some(app.unwrap_or_else(|| self.server.clone()))
+        Some(app.unwrap_or_else(|| self.server.get()))
     }
 }
 

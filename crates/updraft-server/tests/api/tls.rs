@@ -58,6 +58,50 @@ async fn certificates_from_updraft_cert_are_trusted_through_their_ca() {
     assert!(wrong.is_err(), "the last certificate does not name mws.localtest");
 }
 
+/// A renewed certificate (certbot and cert-manager rewrite the files in place) is served without a restart, and a
+/// broken one leaves the last good one served.
+#[tokio::test]
+async fn a_renewed_certificate_is_served_without_a_restart() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let (dir, served) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let (cert, key) = (served.path().join("cert.pem"), served.path().join("key.pem"));
+    let install = |names: &[&str]| {
+        let names: Vec<String> = names.iter().map(|name| (*name).to_owned()).collect();
+        let issued = updraft_server::cert::issue(dir.path(), &names).unwrap();
+        std::fs::copy(&issued.key, &key).unwrap();
+        std::fs::copy(&issued.cert, &cert).unwrap();
+        issued.ca
+    };
+    let ca = install(&["eds.localtest"]);
+    let app = spawn_app(ServeArgs { tls_cert: Some(cert.clone()), tls_key: Some(key.clone()), ..open_args() }).await;
+    let ca = reqwest::Certificate::from_pem(&std::fs::read(ca).unwrap()).unwrap();
+    // A new client each time: a pooled connection keeps the certificate of its handshake.
+    let reaches = |name: &'static str| {
+        let client = reqwest::Client::builder().tls_certs_only([ca.clone()]).resolve(name, app.addr).build().unwrap();
+        let url = format!("https://{name}:{}/healthz", app.addr.port());
+        async move { client.get(url).send().await.is_ok_and(|res| res.status() == StatusCode::OK) }
+    };
+    let within = |name: &'static str| async move {
+        for _ in 0..60 {
+            if reaches(name).await {
+                return true;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        }
+        false
+    };
+    assert!(reaches("eds.localtest").await && !reaches("api.localtest").await);
+
+    install(&["api.localtest"]);
+    assert!(within("api.localtest").await, "the renewed certificate is served within seconds");
+    assert!(!reaches("eds.localtest").await);
+
+    // A half-written renewal: the last good certificate stays.
+    std::fs::write(&cert, "-----BEGIN CERTIFICATE-----\nbroken\n").unwrap();
+    tokio::time::sleep(std::time::Duration::from_millis(1500)).await;
+    assert!(reaches("api.localtest").await, "a broken file does not take the server's certificate away");
+}
+
 /// `--tls-listen` adds an HTTPS listener beside the plain one; socket URIs follow the listener and host name the
 /// client used, so an SDK pointed at `https://mws.localtest` gets `wss://mws.localtest/...`.
 #[tokio::test]
