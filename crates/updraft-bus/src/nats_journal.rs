@@ -1,9 +1,9 @@
 //! Numbered delivery over NATS: every publication goes into the JetStream stream `UPDRAFT_MWS` (subjects
 //! `updraft.mwsj.<gateway id>.<route>`, `nats_routes.rs`), which gives it its number (the stream sequence) and
 //! republishes it, with that number in the `Nats-Sequence` header, on `updraft.mws.<gateway id>.<route>`, the
-//! subjects nodes subscribe to (`nats_interest.rs`). Every node thus hears a gateway's messages in one order under one numbering, its own
-//! included, and a socket that reconnects to any node with `since` gets what it missed from the stream
-//! ([`Journal::history`]).
+//! subjects nodes subscribe to (`nats_interest.rs`). Every node thus hears a gateway's messages in one order under
+//! one numbering, its own included, and a socket that reconnects to any node with `since` gets what it missed from
+//! the stream ([`Journal::history`]).
 //!
 //! A node whose connection dropped hears nothing meanwhile; once it is back, each gateway it listens to first gets
 //! what the stream numbered after the last message it heard ([`CatchUp`]), so nothing the stream acknowledged is
