@@ -42,7 +42,8 @@ struct Gateway {
 }
 
 impl Gateway {
-    /// The subscriptions `tags` need that the gateway lacks (`None`: the whole gateway); notes them wanted now.
+    /// The subscriptions `tags` (distinct) need that the gateway lacks (`None`: the whole gateway); notes them
+    /// wanted now.
     fn lacks(&mut self, tags: &[Route], now: Instant) -> Vec<Option<Route>> {
         self.last_wanted = now;
         let Some(subscribed) = &mut self.tags else { return Vec::new() };
@@ -50,11 +51,15 @@ impl Gateway {
         for tag in tags {
             match subscribed.get_mut(tag) {
                 Some(wanted) => *wanted = now,
-                None if !lacking.contains(&Some(tag.clone())) => lacking.push(Some(tag.clone())),
-                None => {}
+                None => lacking.push(Some(tag.clone())),
             }
         }
         if subscribed.len() + lacking.len() > MAX_TAG_ROUTES { vec![None] } else { lacking }
+    }
+
+    /// How many subscriptions it holds: the whole gateway's, or `all`, `m` and one a tag.
+    fn routes(&self) -> usize {
+        self.tags.as_ref().map_or(1, |tags| tags.len() + 2)
     }
 }
 
@@ -99,7 +104,9 @@ impl Interest {
     /// Subscribes to what a socket of `gateway` with `tags` may receive, unless subscribed already; answers once
     /// the server has the subscriptions.
     pub(crate) async fn want(&self, gateway: &str, tags: &[String]) -> Result<(), BusError> {
-        let tags: Vec<Route> = tags.iter().map(|tag| Route::tag(tag)).collect();
+        let mut tags: Vec<Route> = tags.iter().map(|tag| Route::tag(tag)).collect();
+        tags.sort_unstable();
+        tags.dedup();
         loop {
             let lacking = self.gateways().get_mut(gateway).map(|known| known.lacks(&tags, Instant::now()));
             let Some(lacking) = lacking else {
@@ -118,12 +125,12 @@ impl Interest {
             let Some(known) = gateways.get_mut(gateway) else { continue };
             for (route, subscriber) in subscribed {
                 let now = Instant::now();
+                let replaced = known.routes();
                 match (&route, &mut known.tags) {
                     // The whole gateway already (another taker): this subscription ends unused.
                     (_, None) => continue,
                     (None, tags) => {
                         // The listener drops the routes the whole gateway replaces.
-                        let replaced = tags.as_ref().map_or(0, |tags| tags.len() + 2);
                         metrics::gauge!("updraft_bus_routes_subscribed").decrement(replaced as f64);
                         *tags = None;
                     }
@@ -140,23 +147,13 @@ impl Interest {
         }
     }
 
-    /// Subscribes to `gateway`'s broadcasts, mixed messages and `tags`, then starts its listener; false when
-    /// another taker started it first (these subscriptions then end unused).
+    /// Subscribes to `gateway`'s broadcasts, mixed messages and `tags` (distinct), then starts its listener; false
+    /// when another taker started it first (these subscriptions then end unused).
     async fn start_listening(&self, gateway: &str, tags: &[Route]) -> Result<bool, BusError> {
         // Read before subscribing: what comes after it is heard, or caught up on after a reconnect.
         let latest = self.journal.latest().await?;
-        let mut distinct: Vec<Route> = Vec::new();
-        for tag in tags {
-            if !distinct.contains(tag) {
-                distinct.push(tag.clone());
-            }
-        }
-        let whole = distinct.len() > MAX_TAG_ROUTES;
-        let routes: Vec<Option<Route>> = if whole {
-            vec![None]
-        } else {
-            Route::wanted(std::iter::empty()).chain(distinct.iter().cloned()).map(Some).collect()
-        };
+        let whole = tags.len() > MAX_TAG_ROUTES;
+        let routes: Vec<Option<Route>> = if whole { vec![None] } else { Route::wanted(tags).map(Some).collect() };
         let subscribed = self.subscribe(gateway, routes).await?;
         let (control, changes) = mpsc::unbounded_channel();
         let stop = self.stop.child_token();
@@ -166,7 +163,7 @@ impl Interest {
                 return Ok(false);
             }
             let now = Instant::now();
-            let tags = (!whole).then(|| distinct.into_iter().map(|tag| (tag, now)).collect());
+            let tags = (!whole).then(|| tags.iter().map(|tag| (tag.clone(), now)).collect());
             let entry = Gateway { sockets: 0, last_wanted: now, tags, control, stop: stop.clone() };
             gateways.insert(gateway.to_owned(), entry);
         }
@@ -213,8 +210,7 @@ impl Interest {
             if !keep {
                 known.stop.cancel();
                 metrics::gauge!("updraft_bus_gateways_subscribed").decrement(1);
-                let routes = known.tags.as_ref().map_or(1, |tags| tags.len() + 2);
-                metrics::gauge!("updraft_bus_routes_subscribed").decrement(routes as f64);
+                metrics::gauge!("updraft_bus_routes_subscribed").decrement(known.routes() as f64);
             } else if known.tags.as_ref().is_some_and(|tags| tags.values().any(|at| now.duration_since(*at) >= LINGER))
             {
                 tagged.push(gateway.clone());

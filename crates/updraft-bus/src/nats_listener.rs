@@ -54,11 +54,7 @@ impl Subscriptions {
     /// Adds what every subscription has buffered to `batch`.
     fn drain(&mut self, batch: &mut Vec<Message>) {
         for (_, subscriber) in &mut self.0 {
-            // The client's channels count against tokio's cooperative budget, which could answer "nothing" while
-            // messages wait: callers run this unconstrained (`tokio::task::unconstrained`).
-            while let Some(Some(message)) = subscriber.next().now_or_never() {
-                batch.push(message);
-            }
+            take_buffered(subscriber, batch);
         }
     }
 
@@ -76,15 +72,13 @@ impl Subscriptions {
             }
             Change::Drop(route) => {
                 let (dropped, kept) =
-                    std::mem::take(&mut self.0).into_iter().partition(|(r, _)| *r == Some(route.clone()));
+                    std::mem::take(&mut self.0).into_iter().partition(|(r, _)| r.as_ref() == Some(&route));
                 self.0 = kept;
                 dropped
             }
         };
         for (_, mut subscriber) in dropped {
-            while let Some(Some(message)) = subscriber.next().now_or_never() {
-                batch.push(message);
-            }
+            take_buffered(&mut subscriber, batch);
             // Dropping a subscriber unsubscribes it.
         }
     }
@@ -97,6 +91,14 @@ impl Subscriptions {
             any = true;
         }
         any
+    }
+}
+
+/// Adds what `subscriber` has buffered to `batch`. The client's channels count against tokio's cooperative budget,
+/// which could answer "nothing" while messages wait: callers run this unconstrained (`tokio::task::unconstrained`).
+fn take_buffered(subscriber: &mut Subscriber, batch: &mut Vec<Message>) {
+    while let Some(Some(message)) = subscriber.next().now_or_never() {
+        batch.push(message);
     }
 }
 

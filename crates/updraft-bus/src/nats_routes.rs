@@ -55,9 +55,10 @@ impl Route {
         }
     }
 
-    /// The routes a node holding sockets with `tags` hears: every message that may be for one of them.
-    pub(crate) fn wanted<'a>(tags: impl IntoIterator<Item = &'a String>) -> impl Iterator<Item = Route> {
-        [Route::Everyone, Route::Mixed].into_iter().chain(tags.into_iter().map(|tag| Route::tag(tag)))
+    /// The routes a node holding sockets with the tag routes `tags` hears: every message that may be for one of
+    /// them.
+    pub(crate) fn wanted(tags: &[Route]) -> impl Iterator<Item = Route> + '_ {
+        [Route::Everyone, Route::Mixed].into_iter().chain(tags.iter().cloned())
     }
 }
 
@@ -107,8 +108,8 @@ mod tests {
 
     #[test]
     fn a_node_with_a_tag_hears_each_route_a_message_to_it_can_take() {
-        let tags = ["users.a".to_owned()];
-        let wanted: Vec<String> = Route::wanted(&tags).map(|route| heard("g-1", Some(&route))).collect();
+        let wanted: Vec<String> =
+            Route::wanted(&[Route::tag("users.a")]).map(|route| heard("g-1", Some(&route))).collect();
         for publication in [to(true, &[], &[]), to(false, &[], &["users.a"]), to(false, &["s"], &["users.a"])] {
             let subject = written(&publication).replacen(WRITTEN, HEARD, 1);
             assert!(wanted.contains(&subject), "{subject} is not among {wanted:?}");
