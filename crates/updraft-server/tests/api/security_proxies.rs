@@ -7,15 +7,11 @@ use serde_json::Value;
 use updraft_server::config::ServeArgs;
 
 use crate::helpers::*;
-use crate::security_tickets::{client_from, take_until_refused};
+use crate::security_tickets::{client_from, get_with, take_until_refused};
 
 /// The socket URI `client` is handed with `headers`.
 async fn socket_uri(client: &reqwest::Client, app: &TestApp, headers: &[(&str, &str)]) -> String {
-    let mut request = client.get(format!("{}/v1/websocket_uri", app.base));
-    for (name, value) in headers {
-        request = request.header(*name, *value);
-    }
-    let response = request.send().await.unwrap();
+    let response = get_with(client, &format!("{}/v1/websocket_uri", app.base), headers).send().await.unwrap();
     assert_eq!(response.status(), StatusCode::OK);
     response.json::<Value>().await.unwrap()["uri"].as_str().unwrap().to_owned()
 }

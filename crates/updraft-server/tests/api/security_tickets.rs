@@ -22,6 +22,11 @@ async fn status_of(req: reqwest::RequestBuilder) -> StatusCode {
     req.send().await.unwrap().status()
 }
 
+/// A GET of `url` by `client` with `headers`.
+pub(crate) fn get_with(client: &reqwest::Client, url: &str, headers: &[(&str, &str)]) -> reqwest::RequestBuilder {
+    headers.iter().fold(client.get(url), |req, (name, value)| req.header(*name, *value))
+}
+
 /// Asks `url` for tickets until refused (503); answers how many were handed out.
 pub(crate) async fn take_until_refused(
     client: &reqwest::Client,
@@ -30,11 +35,7 @@ pub(crate) async fn take_until_refused(
     max: usize,
 ) -> usize {
     for n in 0..max {
-        let mut req = client.get(url);
-        for (name, value) in headers {
-            req = req.header(*name, *value);
-        }
-        let res = req.send().await.unwrap();
+        let res = get_with(client, url, headers).send().await.unwrap();
         match res.status() {
             StatusCode::OK => continue,
             StatusCode::SERVICE_UNAVAILABLE => return n,
