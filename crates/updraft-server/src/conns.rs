@@ -26,9 +26,10 @@ pub(crate) const OVERFLOW_LIFETIME: Duration = Duration::from_secs(2);
 
 /// Counts open connections against the cap. Shared by every listener of the main service.
 pub(crate) struct Connections {
-    /// The `listeners` label of its metrics.
-    listeners: &'static str,
     cap: usize,
+    /// Its metrics, registered once rather than looked up at every accept.
+    open_gauge: metrics::Gauge,
+    past_cap: [metrics::Counter; 2],
     /// Connections held by the HTTP stack or the notification stream.
     open: AtomicUsize,
     overflow: AtomicUsize,
@@ -54,7 +55,7 @@ impl Drop for Slot {
         let counter = if self.overflow { &self.connections.overflow } else { &self.connections.open };
         counter.fetch_sub(1, Ordering::AcqRel);
         if !self.overflow {
-            metrics::gauge!("updraft_connections_open", "listeners" => self.connections.listeners).decrement(1);
+            self.connections.open_gauge.decrement(1);
         }
     }
 }
@@ -66,9 +67,11 @@ impl Connections {
         sockets: impl Fn() -> usize + Send + Sync + 'static,
     ) -> Arc<Connections> {
         metrics::gauge!("updraft_connections_max", "listeners" => listeners).set(cap as f64);
+        let past_cap = |outcome: &'static str| metrics::counter!("updraft_connections_past_cap_total", "listeners" => listeners, "outcome" => outcome);
         Arc::new(Connections {
-            listeners,
             cap,
+            open_gauge: metrics::gauge!("updraft_connections_open", "listeners" => listeners),
+            past_cap: [past_cap("overflow"), past_cap("closed")],
             open: AtomicUsize::new(0),
             overflow: AtomicUsize::new(0),
             sockets: Box::new(sockets),
@@ -79,20 +82,17 @@ impl Connections {
     pub(crate) fn admit(self: &Arc<Connections>) -> Option<Slot> {
         let open = self.open.fetch_add(1, Ordering::AcqRel) + 1;
         if open + (self.sockets)() <= self.cap {
-            metrics::gauge!("updraft_connections_open", "listeners" => self.listeners).increment(1);
+            self.open_gauge.increment(1);
             return Some(Slot { connections: self.clone(), overflow: false });
         }
         self.open.fetch_sub(1, Ordering::AcqRel);
-        let past = |outcome: &'static str| {
-            let labels = [("listeners", self.listeners), ("outcome", outcome)];
-            metrics::counter!("updraft_connections_past_cap_total", &labels).increment(1);
-        };
+        let [overflowed, closed] = &self.past_cap;
         if self.overflow.fetch_add(1, Ordering::AcqRel) < OVERFLOW_SLOTS {
-            past("overflow");
+            overflowed.increment(1);
             return Some(Slot { connections: self.clone(), overflow: true });
         }
         self.overflow.fetch_sub(1, Ordering::AcqRel);
-        past("closed");
+        closed.increment(1);
         None
     }
 }
