@@ -193,9 +193,7 @@ pub(crate) async fn broadcast(c: &Common, a: &BroadcastArgs) -> Result<bool> {
     let body = message_body(&"x".repeat(a.size), json!({ "sockets": ["*"], "tags": [] }));
     let expected = (fleet.connected.len() * a.messages) as u64;
     let mut phase = Phase::new(vec![body], a.messages, a.publishers, expected, a.stall_seconds);
-    if let Some(url) = &a.publish_target {
-        phase.publish_to = Some(Arc::new(Target::resolve(url, c.target.admin_token.clone()).await?));
-    }
+    phase.publish_on(c, a.publish_target.as_deref()).await?;
     phase.listen_only = a.listen_only;
     Ok(phase.run_and_record(c, &stats, fleet.failures).await)
 }
@@ -243,9 +241,7 @@ pub(crate) async fn tagged(c: &Common, a: &TaggedArgs) -> Result<bool> {
         .collect();
     c.report.set("tags", a.tags);
     let mut phase = Phase::new(bodies, a.messages, a.publishers, expected, a.stall_seconds);
-    if let Some(url) = &a.publish_target {
-        phase.publish_to = Some(Arc::new(Target::resolve(url, c.target.admin_token.clone()).await?));
-    }
+    phase.publish_on(c, a.publish_target.as_deref()).await?;
     Ok(phase.run_and_record(c, &stats, fleet.failures).await)
 }
 
@@ -342,6 +338,14 @@ impl Phase {
             publish_to: None,
             listen_only: false,
         }
+    }
+
+    /// Publishes on the node at `url` (`--publish-target`), if given, rather than on `--target`.
+    async fn publish_on(&mut self, c: &Common, url: Option<&str>) -> Result<()> {
+        if let Some(url) = url {
+            self.publish_to = Some(Arc::new(Target::resolve(url, c.target.admin_token.clone()).await?));
+        }
+        Ok(())
     }
 
     /// Runs the phase and records the load generator's own figures; true when the whole run
