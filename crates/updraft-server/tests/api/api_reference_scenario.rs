@@ -210,15 +210,19 @@ async fn users(s: &mut Scenario<'_>) -> (String, String) {
 async fn user_access(s: &mut Scenario<'_>, token: &str, id: &str) {
     let one = format!("/v1/users/{id}");
     let user = As::User(token);
-    s.call(Method::GET, "/v1/users/{id}/access", &format!("{one}/access"), user, Body::None).await;
     let atomic = json!({"$set": {"nickname": "annie"}});
     s.call(Method::PUT, "/v1/users/{id}/atomic", &format!("{one}/atomic"), user, Body::Json(atomic)).await;
     let everyone = json!({"read": [{"id": "*", "objectType": "aclSubject"}]});
-    let access = format!("{one}/access");
-    s.call(Method::PUT, "/v1/users/{id}/access", &access, user, Body::Json(everyone.clone())).await;
-    s.call(Method::DELETE, "/v1/users/{id}/access", &access, user, Body::Json(everyone)).await;
-    let own = json!({"read": [{"id": id, "objectType": "users"}], "admin": [{"id": id, "objectType": "users"}]});
-    s.call(Method::POST, "/v1/users/{id}/access", &access, user, Body::Json(own)).await;
+    acl_every_way(s, "/v1/users/{id}/access", &format!("{one}/access"), user, everyone).await;
+}
+
+/// An ACL read, granted `grant` and had it withdrawn, then read again and set whole (GET, PUT, DELETE, GET, POST).
+async fn acl_every_way(s: &mut Scenario<'_>, template: &str, path: &str, who: As<'_>, grant: Value) {
+    s.call(Method::GET, template, path, who, Body::None).await;
+    s.call(Method::PUT, template, path, who, Body::Json(grant.clone())).await;
+    s.call(Method::DELETE, template, path, who, Body::Json(grant)).await;
+    let acl = s.call(Method::GET, template, path, who, Body::None).await;
+    s.call(Method::POST, template, path, who, Body::Json(acl)).await;
 }
 
 /// A group renamed, its ACL and its member rules changed, and the group deleted.
@@ -228,12 +232,7 @@ async fn groups_access(s: &mut Scenario<'_>, token: &str, group: &str) {
     let atomic = json!({"$set": {"description": "people who write"}});
     s.call(Method::PUT, "/v1/usergroups/{id}/atomic", &format!("{group}/atomic"), user, Body::Json(atomic)).await;
     let everyone = json!({"read": [{"id": "*", "objectType": "aclSubject"}]});
-    let access = format!("{group}/access");
-    s.call(Method::GET, "/v1/usergroups/{id}/access", &access, user, Body::None).await;
-    s.call(Method::PUT, "/v1/usergroups/{id}/access", &access, user, Body::Json(everyone.clone())).await;
-    s.call(Method::DELETE, "/v1/usergroups/{id}/access", &access, user, Body::Json(everyone.clone())).await;
-    let acl = s.call(Method::GET, "/v1/usergroups/{id}/access", &access, user, Body::None).await;
-    s.call(Method::POST, "/v1/usergroups/{id}/access", &access, user, Body::Json(acl)).await;
+    acl_every_way(s, "/v1/usergroups/{id}/access", &format!("{group}/access"), user, everyone).await;
     let rules = format!("{group}/members/access");
     let template = "/v1/usergroups/{id}/members/access";
     let anyone = |permission: &str| json!({permission: [{"id": "*", "objectType": "aclSubject"}]});
@@ -287,13 +286,8 @@ async fn objects(s: &mut Scenario<'_>, token: &str, user: &str) {
     s.call(Method::PUT, &doc, &one, As::User(token), Body::Json(json!({"done": true}))).await;
     let atomic = json!({"$set": {"title": "buy oat milk"}});
     s.call(Method::PUT, &format!("{doc}/atomic"), &format!("{one}/atomic"), As::User(token), Body::Json(atomic)).await;
-    let access = format!("{doc}/access");
-    s.call(Method::GET, &access, &format!("{one}/access"), As::User(token), Body::None).await;
     let reader = json!({"read": [{"id": user, "objectType": "users"}]});
-    s.call(Method::PUT, &access, &format!("{one}/access"), As::User(token), Body::Json(reader.clone())).await;
-    s.call(Method::DELETE, &access, &format!("{one}/access"), As::User(token), Body::Json(reader)).await;
-    let acl = s.call(Method::GET, &access, &format!("{one}/access"), As::User(token), Body::None).await;
-    s.call(Method::POST, &access, &format!("{one}/access"), As::User(token), Body::Json(acl)).await;
+    acl_every_way(s, &format!("{doc}/access"), &format!("{one}/access"), As::User(token), reader).await;
     s.call(Method::GET, "/v1/stream_url", "/v1/stream_url", As::User(token), Body::None).await;
     let search = format!(
         "/v1/search?objectTypes[]=objects.todos&search={}",
